@@ -1,0 +1,237 @@
+//! drift-pipeline: image datasets with controlled, synthetic drift.
+//!
+//! A [`DriftGenerator`] is built from a seed, a class-folder dataset and [`GeneratorOptions`]. Each
+//! [`DriftGenerator::sample`] call takes the next `n` images of one seeded permutation (never
+//! repeating an image across calls), and writes an output folder in the layout drift-monitoring
+//! platforms ingest: `sampled_images.zip`, `input_mapping.parquet` and `target.parquet`. Sample
+//! ids and timestamps continue across calls, as in the Python tool this crate replaces.
+//!
+//! ```
+//! use drift_pipeline::{DriftGenerator, GeneratorOptions};
+//! # let scratch = tempfile::tempdir().unwrap();
+//! # let input = scratch.path().join("data");
+//! # drift_pipeline::demo::write_dataset(&input, 4, 7).unwrap();
+//! // `input` holds one folder per class.
+//! let mut generator = DriftGenerator::new(42, &input, GeneratorOptions::default()).unwrap();
+//! let reference = generator.sample(5, &scratch.path().join("reference")).unwrap();
+//! let production = generator.sample(7, &scratch.path().join("production")).unwrap();
+//! assert_eq!(reference.first_sample_id, 0);
+//! assert_eq!(production.first_sample_id, 5);
+//! assert_eq!(production.samples, 7);
+//! ```
+//!
+//! The stages live in their own crates (`drift-reader`, `drift-sampler`, `drift-transformer`,
+//! `drift-embedder`, `drift-writer`); this crate wires them as threads linked by bounded channels
+//! and owns the command line.
+
+mod class_mapping;
+pub mod demo;
+mod pipeline;
+
+pub use class_mapping::{ClassMapping, ClassMappingError};
+pub use drift_core::{ClassTable, ImageSize};
+pub use drift_reader::{Dataset, DecodeLimits};
+pub use drift_sampler::StreamClock;
+pub use drift_writer::PngCompression;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use drift_reader::{Decoder, ReaderError};
+use drift_sampler::{Sampler, SamplerError};
+use drift_transformer::TransformChain;
+use drift_writer::WriterError;
+
+/// Everything that can stop a generator. Each variant carries the file, flag or sample involved.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Listing or decoding the dataset failed.
+    #[error(transparent)]
+    Reader(#[from] ReaderError),
+    /// A sample request the sampler refused.
+    #[error(transparent)]
+    Sampler(#[from] SamplerError),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+    /// The class mapping file was refused.
+    #[error(transparent)]
+    ClassMapping(#[from] ClassMappingError),
+    /// With `skip_bad_images`, too many images were unreadable to make the samples asked for.
+    #[error(
+        "asked for {requested} samples but only {produced} could be made: the remaining images \
+         ran out after skipping {skipped} unreadable ones"
+    )]
+    RanOut {
+        /// Asked for.
+        requested: u64,
+        /// Made before the images ran out.
+        produced: u64,
+        /// Unreadable images skipped.
+        skipped: usize,
+    },
+    /// PNG encoding of one sample failed.
+    #[error("sample {sample_id} ({source_path}): {source}")]
+    Encode {
+        /// The sample.
+        sample_id: u64,
+        /// The image it came from.
+        source_path: PathBuf,
+        /// What failed.
+        source: WriterError,
+    },
+    /// The run was interrupted (Ctrl-C); nothing that looks complete was left behind.
+    #[error("interrupted: no output was written")]
+    Cancelled,
+}
+
+/// How samples are made and written. `Default` gives SPEC's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct GeneratorOptions {
+    /// Output image size (default 224x224).
+    pub size: ImageSize,
+    /// Timestamps: start and step.
+    pub clock: StreamClock,
+    /// Zip entries under `<class_name>/`.
+    pub organize_by_class: bool,
+    /// A JSON or TOML class mapping applied to published labels.
+    pub class_mapping: Option<PathBuf>,
+    /// Skip unreadable images (counted and reported) instead of failing.
+    pub skip_bad_images: bool,
+    /// Replace existing outputs.
+    pub overwrite: bool,
+    /// Worker threads per parallel stage; 0 means one per core.
+    pub threads: usize,
+    /// PNG effort.
+    pub png_compression: PngCompression,
+    /// Decompression-bomb guards.
+    pub decode_limits: DecodeLimits,
+    /// Set to true (from a Ctrl-C handler, say) to stop a running `sample` call cleanly.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Told about progress while a `sample` call runs (from the writer thread).
+pub trait Progress: Sync {
+    /// `written` of `total` samples are in the output.
+    fn samples_written(&self, written: u64, total: u64);
+}
+
+/// No progress reporting.
+impl Progress for () {
+    fn samples_written(&self, _written: u64, _total: u64) {}
+}
+
+/// What one `sample` call produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSummary {
+    /// The output folder.
+    pub output: PathBuf,
+    /// Samples written.
+    pub samples: u64,
+    /// Id of the first sample written.
+    pub first_sample_id: u64,
+    /// Timestamps of the first and last sample.
+    pub timestamps: (f64, f64),
+    /// Unreadable images skipped (only with `skip_bad_images`).
+    pub skipped: Vec<SkippedImage>,
+    /// Bytes of `sampled_images.zip`.
+    pub zip_bytes: u64,
+    /// Wall time of the call.
+    pub elapsed: Duration,
+}
+
+impl SampleSummary {
+    /// Samples per second of wall time.
+    pub fn images_per_second(&self) -> f64 {
+        self.samples as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// An image left out with `skip_bad_images`, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedImage {
+    /// The file.
+    pub path: PathBuf,
+    /// The decoder's words.
+    pub reason: String,
+}
+
+/// A seeded sample stream over one dataset. See the crate docs for an example.
+pub struct DriftGenerator {
+    dataset: Dataset,
+    sampler: Sampler,
+    decoder: Decoder,
+    class_mapping: ClassMapping,
+    transforms: TransformChain,
+    options: GeneratorOptions,
+}
+
+impl DriftGenerator {
+    /// Scans `input` (nothing is decoded yet) and draws the permutation from `seed`.
+    pub fn new(seed: u64, input: &Path, options: GeneratorOptions) -> Result<Self, PipelineError> {
+        let dataset = Dataset::scan(input)?;
+        let class_mapping = match &options.class_mapping {
+            Some(path) => ClassMapping::load(path, dataset.classes())?,
+            None => ClassMapping::identity(dataset.classes()),
+        };
+        Ok(Self {
+            sampler: Sampler::new(dataset.images().len(), seed, options.clock),
+            decoder: Decoder::new(options.size).with_limits(options.decode_limits),
+            dataset,
+            class_mapping,
+            transforms: TransformChain::identity(),
+            options,
+        })
+    }
+
+    /// The scanned dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// Images not yet sampled.
+    pub fn remaining(&self) -> usize {
+        self.sampler.remaining()
+    }
+
+    /// The id the next sample will get.
+    pub fn next_sample_id(&self) -> u64 {
+        self.sampler.next_sample_id()
+    }
+
+    /// Writes the next `n` samples to `output`.
+    pub fn sample(&mut self, n: u64, output: &Path) -> Result<SampleSummary, PipelineError> {
+        self.sample_with_progress(n, output, &())
+    }
+
+    /// As [`DriftGenerator::sample`], reporting progress. On error the generator is unchanged:
+    /// the same call can be retried.
+    pub fn sample_with_progress(
+        &mut self,
+        n: u64,
+        output: &Path,
+        progress: &dyn Progress,
+    ) -> Result<SampleSummary, PipelineError> {
+        self.sampler.check(n)?;
+        let threads = match self.options.threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let job = pipeline::Job {
+            dataset: &self.dataset,
+            sampler: &self.sampler,
+            decoder: &self.decoder,
+            transforms: &self.transforms,
+            class_mapping: &self.class_mapping,
+            options: &self.options,
+            threads,
+            requested: n,
+            output,
+        };
+        let outcome = pipeline::run(job, progress)?;
+        self.sampler.advance(outcome.positions_used, n);
+        Ok(outcome.summary)
+    }
+}

@@ -1,0 +1,294 @@
+//! The `drift-pipeline` command line: flags, progress bars, messages and exit codes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use drift_pipeline::{
+    Dataset, DriftGenerator, GeneratorOptions, ImageSize, PipelineError, PngCompression, Progress,
+    SampleSummary, StreamClock, demo,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "drift-pipeline",
+    version,
+    about = "Generate image datasets with controlled, synthetic drift."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sample a class-folder dataset into a timestamped stream (zip + Parquet tables).
+    Generate(GenerateArgs),
+    /// Show a dataset's classes, labels, image counts and ignored files.
+    Inspect {
+        /// The dataset root: one sub-folder per class.
+        dir: PathBuf,
+    },
+    /// Generate a small synthetic dataset and sample it: a first run with no input of your own.
+    Demo {
+        /// Where to put the demo dataset (DIR/dataset) and its samples (DIR/reference, DIR/production).
+        dir: PathBuf,
+        /// Replace outputs of an earlier demo run.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// The dataset root: one sub-folder per class, images found recursively.
+    #[arg(long, value_name = "DIR")]
+    input: PathBuf,
+    /// The output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// How many samples to draw (each image at most once).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    num_samples: u64,
+    /// Seed of the permutation, file names and every random draw.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Put zip entries under <class_name>/ instead of the zip root.
+    #[arg(long)]
+    organize_by_class: bool,
+    /// Output image size, WIDTHxHEIGHT or one number for a square.
+    #[arg(long, value_name = "WxH", default_value = "224x224")]
+    size: ImageSize,
+    /// Timestamp of sample 0, in seconds since the Unix epoch (default 2024-06-01 09:00 UTC).
+    #[arg(long, value_name = "SECONDS", default_value_t = StreamClock::DEFAULT_START, value_parser = finite_f64, allow_hyphen_values = true)]
+    start_timestamp: f64,
+    /// Seconds between consecutive samples.
+    #[arg(long, value_name = "SECONDS", default_value_t = StreamClock::DEFAULT_DELTA, value_parser = positive_f64, allow_hyphen_values = true)]
+    delta_timestamp: f64,
+    /// JSON or TOML table: class name or original label -> published label.
+    #[arg(long, value_name = "FILE")]
+    class_mapping: Option<PathBuf>,
+    /// Skip unreadable images (counted and reported) instead of failing.
+    #[arg(long)]
+    skip_bad_images: bool,
+    /// Replace an existing output in the output folder.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Worker threads per parallel stage (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    threads: usize,
+    /// PNG compression effort: fast, balanced or high.
+    #[arg(long, value_name = "LEVEL", default_value = "fast")]
+    png_compression: PngCompression,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn finite_f64(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        _ => Err(format!("'{text}' is not a finite number")),
+    }
+}
+
+fn positive_f64(text: &str) -> Result<f64, String> {
+    match finite_f64(text)? {
+        value if value > 0.0 => Ok(value),
+        _ => Err(format!("'{text}' must be greater than 0")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let handler_flag = cancel.clone();
+    // Without the handler, Ctrl-C kills the process mid-write; with it, the writer stops and
+    // removes its temporary files. Failing to install it only loses that nicety.
+    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed));
+    match run(cli, cancel) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let interrupted = error
+                .downcast_ref::<PipelineError>()
+                .is_some_and(|e| matches!(e, PipelineError::Cancelled));
+            ExitCode::from(if interrupted { 130 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate(args, cancel),
+        Command::Inspect { dir } => inspect(&dir),
+        Command::Demo {
+            dir,
+            overwrite,
+            run,
+        } => run_demo(&dir, overwrite, run, cancel),
+    }
+}
+
+fn options(run: &RunArgs, cancel: Arc<AtomicBool>) -> GeneratorOptions {
+    GeneratorOptions {
+        threads: run.threads,
+        png_compression: run.png_compression,
+        cancel: Some(cancel),
+        ..GeneratorOptions::default()
+    }
+}
+
+fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+    let options = GeneratorOptions {
+        size: args.size,
+        clock: StreamClock {
+            start: args.start_timestamp,
+            delta: args.delta_timestamp,
+        },
+        organize_by_class: args.organize_by_class,
+        class_mapping: args.class_mapping,
+        skip_bad_images: args.skip_bad_images,
+        overwrite: args.overwrite,
+        ..options(&args.run, cancel)
+    };
+    let mut generator = DriftGenerator::new(args.seed, &args.input, options)
+        .with_context(|| format!("cannot use input {}", args.input.display()))?;
+    let summary = sample(
+        &mut generator,
+        args.num_samples,
+        &args.output,
+        args.run.quiet,
+    )?;
+    report(
+        &summary,
+        generator.dataset().classes().len(),
+        args.run.quiet,
+    );
+    Ok(())
+}
+
+fn sample(
+    generator: &mut DriftGenerator,
+    n: u64,
+    output: &Path,
+    quiet: bool,
+) -> Result<SampleSummary> {
+    let bar = ProgressReport::new(n, quiet);
+    let result = generator.sample_with_progress(n, output, &bar);
+    bar.0.finish_and_clear();
+    result.with_context(|| format!("cannot write {n} samples to {}", output.display()))
+}
+
+fn report(summary: &SampleSummary, classes: usize, quiet: bool) {
+    let skipped = match summary.skipped.len() {
+        0 => String::new(),
+        n => format!("; skipped {n} unreadable images"),
+    };
+    println!(
+        "wrote {} samples ({} classes, sample_id {}..={}) to {} in {:.2} s, {:.0} images/s{skipped}",
+        summary.samples,
+        classes,
+        summary.first_sample_id,
+        summary.first_sample_id + summary.samples - 1,
+        summary.output.display(),
+        summary.elapsed.as_secs_f64(),
+        summary.images_per_second(),
+    );
+    if !quiet {
+        for image in &summary.skipped {
+            eprintln!("skipped {}: {}", image.path.display(), image.reason);
+        }
+    }
+}
+
+/// An indicatif bar on a terminal; hidden when stderr is not a terminal or with --quiet.
+struct ProgressReport(ProgressBar);
+
+impl ProgressReport {
+    fn new(total: u64, quiet: bool) -> Self {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Self(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} samples, {per_sec}, eta {eta}")
+                .expect("the template is valid"),
+        );
+        Self(bar)
+    }
+}
+
+impl Progress for ProgressReport {
+    fn samples_written(&self, written: u64, _total: u64) {
+        self.0.set_position(written);
+    }
+}
+
+fn inspect(dir: &Path) -> Result<()> {
+    let dataset =
+        Dataset::scan(dir).with_context(|| format!("cannot inspect {}", dir.display()))?;
+    let counts = dataset.counts_per_class();
+    let width = dataset
+        .classes()
+        .names()
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("dataset {}", dir.display());
+    println!("{:>5}  {:<width$}  {:>8}", "label", "class", "images");
+    for (label, name) in dataset.classes().names().iter().enumerate() {
+        println!("{label:>5}  {name:<width$}  {:>8}", counts[label]);
+    }
+    println!(
+        "{} classes, {} images, {} files or folders ignored",
+        dataset.classes().len(),
+        dataset.images().len(),
+        dataset.ignored_count()
+    );
+    for path in dataset.ignored_examples() {
+        println!("  ignored {}", path.display());
+    }
+    if dataset.ignored_count() > dataset.ignored_examples().len() {
+        println!(
+            "  ... and {} more",
+            dataset.ignored_count() - dataset.ignored_examples().len()
+        );
+    }
+    Ok(())
+}
+
+fn run_demo(dir: &Path, overwrite: bool, run: RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+    let input = dir.join("dataset");
+    demo::write_dataset(&input, 50, 7)
+        .with_context(|| format!("cannot write the demo dataset to {}", input.display()))?;
+    println!(
+        "demo dataset: {} (4 generated classes, 50 images each)",
+        input.display()
+    );
+    let options = GeneratorOptions {
+        overwrite,
+        ..options(&run, cancel)
+    };
+    let mut generator = DriftGenerator::new(42, &input, options)?;
+    for (name, n) in [("reference", 100), ("production", 100)] {
+        let summary = sample(&mut generator, n, &dir.join(name), run.quiet)?;
+        report(&summary, generator.dataset().classes().len(), run.quiet);
+    }
+    Ok(())
+}

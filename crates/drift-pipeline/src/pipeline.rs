@@ -1,0 +1,355 @@
+//! One `sample` call as a pipeline of threads linked by bounded channels:
+//!
+//! ```text
+//! feeder -> decoders (N) -> sequencer -> transformers (N) -> encoders (N) -> writer
+//!   ^                          |                                              |
+//!   +------ credits <----------+---- (skipped) ------------- (written) <------+
+//! ```
+//!
+//! The feeder sends candidate images in permutation order, one credit each; a credit comes back
+//! when its candidate is skipped or written, so at most `window` candidates are in flight and
+//! every reorder buffer stays bounded. The sequencer restores permutation order, drops unreadable
+//! images (or stops on them) and hands out sample ids, so ids never depend on scheduling; the
+//! writer restores sample_id order. Errors travel as data to the writer, which owns the outcome.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+use drift_core::{RgbImage8, Sample, SampleMeta};
+use drift_reader::{Dataset, Decoder, ReaderError};
+use drift_sampler::Sampler;
+use drift_transformer::TransformChain;
+use drift_writer::{OutputWriter, WriterOptions, encode_png};
+
+use crate::{ClassMapping, GeneratorOptions, PipelineError, Progress, SampleSummary, SkippedImage};
+
+/// Everything one `sample` call needs, borrowed from the generator.
+#[derive(Clone, Copy)]
+pub(crate) struct Job<'a> {
+    pub dataset: &'a Dataset,
+    pub sampler: &'a Sampler,
+    pub decoder: &'a Decoder,
+    pub transforms: &'a TransformChain,
+    pub class_mapping: &'a ClassMapping,
+    pub options: &'a GeneratorOptions,
+    pub threads: usize,
+    pub requested: u64,
+    pub output: &'a Path,
+}
+
+/// A finished call: the summary, and how far the permutation cursor moved.
+pub(crate) struct Outcome {
+    pub summary: SampleSummary,
+    pub positions_used: usize,
+}
+
+struct Candidate {
+    position: usize,
+    dataset_index: usize,
+}
+
+struct Decoded {
+    position: usize,
+    dataset_index: usize,
+    image: Result<RgbImage8, ReaderError>,
+}
+
+struct Encoded {
+    meta: SampleMeta,
+    png: Vec<u8>,
+}
+
+#[derive(Default)]
+struct SequencerReport {
+    produced: u64,
+    positions_used: usize,
+    skipped: Vec<SkippedImage>,
+    fatal: Option<PipelineError>,
+}
+
+pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, PipelineError> {
+    let started = Instant::now();
+    let writer = OutputWriter::create(
+        job.output,
+        WriterOptions {
+            organize_by_class: job.options.organize_by_class,
+            overwrite: job.options.overwrite,
+        },
+        job.dataset.classes().clone(),
+    )?;
+    let threads = job.threads.max(1);
+    let capacity = 2 * threads;
+    let window = (8 * threads).max(16);
+
+    let (credit_tx, credit_rx) = bounded::<()>(window);
+    for _ in 0..window {
+        credit_tx
+            .send(())
+            .expect("the channel holds exactly `window` credits");
+    }
+    // Never sent on: dropping the sender (the writer finishing, for any reason) stops the feeder.
+    let (writer_done_tx, writer_done_rx) = bounded::<()>(0);
+    let (candidate_tx, candidate_rx) = bounded::<Candidate>(capacity);
+    let (decoded_tx, decoded_rx) = bounded::<Decoded>(capacity);
+    let (sample_tx, sample_rx) = bounded::<Sample>(capacity);
+    let (transformed_tx, transformed_rx) = bounded::<Sample>(capacity);
+    let (encoded_tx, encoded_rx) = bounded::<Result<Encoded, PipelineError>>(capacity);
+    // Set once the sequencer has all it needs: decoders skip what is still queued.
+    let enough = AtomicBool::new(false);
+
+    let (written, report) = thread::scope(|scope| {
+        let feeder_credits = credit_tx.clone();
+        scope.spawn(move || {
+            feed(
+                job.sampler,
+                credit_rx,
+                writer_done_rx,
+                candidate_tx,
+                job.options,
+            );
+            drop(feeder_credits);
+        });
+        for _ in 0..threads {
+            let (rx, tx, enough) = (candidate_rx.clone(), decoded_tx.clone(), &enough);
+            scope.spawn(move || decode_stage(job.dataset, job.decoder, rx, tx, enough));
+        }
+        drop((candidate_rx, decoded_tx));
+
+        let sequencer_credits = credit_tx.clone();
+        let enough = &enough;
+        let sequencer =
+            scope.spawn(move || sequence(&job, decoded_rx, sample_tx, sequencer_credits, enough));
+
+        for _ in 0..threads {
+            let (rx, tx) = (sample_rx.clone(), transformed_tx.clone());
+            scope.spawn(move || {
+                for sample in rx {
+                    let image = job.transforms.apply(sample.image);
+                    if tx
+                        .send(Sample {
+                            meta: sample.meta,
+                            image,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        drop((sample_rx, transformed_tx));
+
+        for _ in 0..threads {
+            let (rx, tx) = (transformed_rx.clone(), encoded_tx.clone());
+            let compression = job.options.png_compression;
+            scope.spawn(move || {
+                for sample in rx {
+                    let encoded = encode_png(&sample.image, compression)
+                        .map(|png| Encoded {
+                            meta: sample.meta.clone(),
+                            png,
+                        })
+                        .map_err(|source| PipelineError::Encode {
+                            sample_id: sample.meta.sample_id,
+                            source_path: sample.meta.source_path,
+                            source,
+                        });
+                    if tx.send(encoded).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop((transformed_rx, encoded_tx));
+
+        let written = write(&job, writer, encoded_rx, credit_tx, progress);
+        drop(writer_done_tx);
+        let report = sequencer
+            .join()
+            .expect("the sequencer thread does not panic");
+        (written, report)
+    });
+
+    let summary = match written {
+        Ok(summary) => summary,
+        Err(Some(error)) => return Err(error),
+        Err(None) => {
+            return Err(report.fatal.unwrap_or(PipelineError::RanOut {
+                requested: job.requested,
+                produced: report.produced,
+                skipped: report.skipped.len(),
+            }));
+        }
+    };
+    let clock = job.sampler.clock();
+    let first_sample_id = job.sampler.next_sample_id();
+    Ok(Outcome {
+        summary: SampleSummary {
+            output: job.output.to_owned(),
+            samples: summary.samples,
+            first_sample_id,
+            timestamps: (
+                clock.timestamp(first_sample_id),
+                clock.timestamp(first_sample_id + summary.samples - 1),
+            ),
+            skipped: report.skipped,
+            zip_bytes: summary.zip_bytes,
+            elapsed: started.elapsed(),
+        },
+        positions_used: report.positions_used,
+    })
+}
+
+fn cancelled(options: &GeneratorOptions) -> bool {
+    options
+        .cancel
+        .as_ref()
+        .is_some_and(|flag| flag.load(Ordering::Relaxed))
+}
+
+/// Sends candidates in permutation order, one credit each, until the permutation ends or the
+/// writer is done.
+fn feed(
+    sampler: &Sampler,
+    credits: Receiver<()>,
+    writer_done: Receiver<()>,
+    candidates: Sender<Candidate>,
+    options: &GeneratorOptions,
+) {
+    for (position, dataset_index) in sampler.pending().enumerate() {
+        select! {
+            recv(credits) -> credit => if credit.is_err() { return },
+            recv(writer_done) -> _ => return,
+        }
+        if cancelled(options)
+            || candidates
+                .send(Candidate {
+                    position,
+                    dataset_index,
+                })
+                .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn decode_stage(
+    dataset: &Dataset,
+    decoder: &Decoder,
+    candidates: Receiver<Candidate>,
+    decoded: Sender<Decoded>,
+    enough: &AtomicBool,
+) {
+    for candidate in candidates {
+        if enough.load(Ordering::Relaxed) {
+            return;
+        }
+        let image = decoder.decode(&dataset.images()[candidate.dataset_index].path);
+        let message = Decoded {
+            position: candidate.position,
+            dataset_index: candidate.dataset_index,
+            image,
+        };
+        if decoded.send(message).is_err() {
+            return;
+        }
+    }
+}
+
+/// Restores permutation order, skips or stops on unreadable images, and gives sample ids.
+fn sequence(
+    job: &Job<'_>,
+    decoded: Receiver<Decoded>,
+    samples: Sender<Sample>,
+    credits: Sender<()>,
+    enough: &AtomicBool,
+) -> SequencerReport {
+    let seed = job.sampler.seed();
+    let clock = job.sampler.clock();
+    let first_sample_id = job.sampler.next_sample_id();
+    let mut report = SequencerReport::default();
+    let mut waiting: BTreeMap<usize, Decoded> = BTreeMap::new();
+    for message in decoded {
+        waiting.insert(message.position, message);
+        while let Some(message) = waiting.remove(&report.positions_used) {
+            report.positions_used += 1;
+            let source_path = job.dataset.images()[message.dataset_index].path.clone();
+            match message.image {
+                Ok(image) => {
+                    let sample_id = first_sample_id + report.produced;
+                    let meta = SampleMeta {
+                        sample_id,
+                        timestamp: clock.timestamp(sample_id),
+                        label: job.dataset.images()[message.dataset_index].label,
+                        source_path,
+                        file_name: drift_sampler::file_name(seed, sample_id),
+                    };
+                    report.produced += 1;
+                    if samples.send(Sample { meta, image }).is_err() {
+                        return report;
+                    }
+                    if report.produced == job.requested {
+                        enough.store(true, Ordering::Relaxed);
+                        return report;
+                    }
+                }
+                Err(error) if job.options.skip_bad_images => {
+                    report.skipped.push(SkippedImage {
+                        path: source_path,
+                        reason: error.to_string(),
+                    });
+                    // The writer may be gone already; then nobody needs the credit.
+                    let _ = credits.send(());
+                }
+                Err(error) => {
+                    report.fatal = Some(error.into());
+                    enough.store(true, Ordering::Relaxed);
+                    return report;
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Writes samples in sample_id order. `Err(None)` means the stream ended early: the sequencer's
+/// report says why.
+fn write(
+    job: &Job<'_>,
+    mut writer: OutputWriter,
+    encoded: Receiver<Result<Encoded, PipelineError>>,
+    credits: Sender<()>,
+    progress: &dyn Progress,
+) -> Result<drift_writer::OutputSummary, Option<PipelineError>> {
+    let first_sample_id = job.sampler.next_sample_id();
+    let mut waiting: BTreeMap<u64, Encoded> = BTreeMap::new();
+    let mut written = 0u64;
+    for message in encoded {
+        if cancelled(job.options) {
+            return Err(Some(PipelineError::Cancelled));
+        }
+        let message = message.map_err(Some)?;
+        waiting.insert(message.meta.sample_id, message);
+        while let Some(sample) = waiting.remove(&(first_sample_id + written)) {
+            let label = job.class_mapping.map(sample.meta.label);
+            writer
+                .write(&sample.meta, label, &sample.png)
+                .map_err(|e| Some(e.into()))?;
+            written += 1;
+            let _ = credits.send(());
+            progress.samples_written(written, job.requested);
+        }
+        if written == job.requested {
+            return writer.finish().map_err(|e| Some(e.into()));
+        }
+    }
+    if cancelled(job.options) {
+        return Err(Some(PipelineError::Cancelled));
+    }
+    Err(None)
+}

@@ -1,0 +1,245 @@
+use std::io::Cursor;
+use std::path::Path;
+
+use drift_core::{ImageSize, RgbImage8};
+use fast_image_resize::images::Image as ResizeImage;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{ImageDecoder, ImageReader};
+
+use crate::ReaderError;
+
+/// Decompression-bomb guards applied before any pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted `width * height` as declared by the file header.
+    pub max_pixels: u64,
+    /// Largest accepted width or height.
+    pub max_side: u32,
+}
+
+impl Default for DecodeLimits {
+    /// PIL's hard limit (twice `Image.MAX_IMAGE_PIXELS`, about 179 megapixels) and 65,535 px a side.
+    fn default() -> Self {
+        Self {
+            max_pixels: 2 * 89_478_485,
+            max_side: 65_535,
+        }
+    }
+}
+
+/// Decodes image files to 8-bit RGB at one output size.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    size: ImageSize,
+    limits: DecodeLimits,
+}
+
+impl Decoder {
+    /// A decoder producing images of `size` with the default [`DecodeLimits`].
+    pub fn new(size: ImageSize) -> Self {
+        Self {
+            size,
+            limits: DecodeLimits::default(),
+        }
+    }
+
+    /// Replaces the decompression-bomb limits.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The output size.
+    pub fn size(&self) -> ImageSize {
+        self.size
+    }
+
+    /// Reads, decodes and resizes one image file. Formats are recognised by content, not name.
+    pub fn decode(&self, path: &Path) -> Result<RgbImage8, ReaderError> {
+        let bytes = std::fs::read(path).map_err(|source| ReaderError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.decode_bytes(&bytes, path)
+    }
+
+    /// As [`Decoder::decode`], from bytes already in memory; `path` is only used in errors.
+    pub fn decode_bytes(&self, bytes: &[u8], path: &Path) -> Result<RgbImage8, ReaderError> {
+        let decode_error = |reason: String| ReaderError::Decode {
+            path: path.to_owned(),
+            reason,
+        };
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| decode_error(e.to_string()))?;
+        match reader.format() {
+            None => return Err(decode_error("not a recognised image format".to_owned())),
+            Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+                return Err(decode_error(
+                    "JPEG is truncated: no end-of-image marker after the last scan".to_owned(),
+                ));
+            }
+            Some(_) => {}
+        }
+        let mut decoder = reader
+            .into_decoder()
+            .map_err(|e| decode_error(e.to_string()))?;
+        let (width, height) = decoder.dimensions();
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.limits.max_pixels
+            || width > self.limits.max_side
+            || height > self.limits.max_side
+        {
+            return Err(ReaderError::TooLarge {
+                path: path.to_owned(),
+                width,
+                height,
+                max_pixels: self.limits.max_pixels,
+            });
+        }
+        let mut limits = image::Limits::default();
+        // Room for the largest accepted image at 16 bits x 4 channels, and not a byte more.
+        limits.max_alloc = Some(pixels.saturating_mul(8).max(1 << 20));
+        decoder
+            .set_limits(limits)
+            .map_err(|e| decode_error(e.to_string()))?;
+        let decoded =
+            image::DynamicImage::from_decoder(decoder).map_err(|e| decode_error(e.to_string()))?;
+        if decoded.width() == 0 || decoded.height() == 0 {
+            return Err(decode_error("image has no pixels".to_owned()));
+        }
+        // Drops alpha without compositing, replicates grey, scales 16-bit, as PIL's convert("RGB").
+        let rgb = decoded.into_rgb8();
+        self.resize(rgb.width(), rgb.height(), rgb.into_raw())
+            .map_err(decode_error)
+    }
+
+    fn resize(&self, width: u32, height: u32, pixels: Vec<u8>) -> Result<RgbImage8, String> {
+        let out = self.size;
+        if (width, height) == (out.width, out.height) {
+            return Ok(RgbImage8::from_pixels(out, pixels).expect("decoder returned a full buffer"));
+        }
+        let src = ResizeImage::from_vec_u8(width, height, pixels, PixelType::U8x3)
+            .map_err(|e| e.to_string())?;
+        let mut dst = ResizeImage::new(out.width, out.height, PixelType::U8x3);
+        // Convolution with the bilinear (triangle) filter widened by the scale factor: PIL's
+        // antialiased BILINEAR, which torchvision's Resize uses on PIL images.
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| e.to_string())?;
+        Ok(RgbImage8::from_pixels(out, dst.into_vec()).expect("resizer returned a full buffer"))
+    }
+}
+
+/// The JPEG decoder fills a truncated scan with grey instead of failing; PIL refuses such files
+/// ("image file is truncated"), and so do we. Inside entropy-coded data 0xFF is always stuffed
+/// (followed by 0x00) or a restart marker, so an `FF D9` after the last start-of-scan `FF DA` is
+/// the real end-of-image marker. Embedded EXIF thumbnails end before the main scan starts.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_marker = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last_marker(0xDA), last_marker(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, codecs::png::PngEncoder};
+
+    fn encode_png(
+        width: u32,
+        height: u32,
+        color: image::ExtendedColorType,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        PngEncoder::new(&mut out)
+            .write_image(data, width, height, color)
+            .unwrap();
+        out
+    }
+
+    fn decoder(w: u32, h: u32) -> Decoder {
+        Decoder::new(ImageSize::new(w, h).unwrap())
+    }
+
+    #[test]
+    fn drops_alpha_and_replicates_grey() {
+        let rgba = encode_png(1, 1, image::ExtendedColorType::Rgba8, &[10, 20, 30, 0]);
+        let image = decoder(1, 1)
+            .decode_bytes(&rgba, Path::new("a.png"))
+            .unwrap();
+        assert_eq!(image.pixels(), [10, 20, 30]);
+
+        let grey = encode_png(1, 1, image::ExtendedColorType::L8, &[77]);
+        let image = decoder(1, 1)
+            .decode_bytes(&grey, Path::new("g.png"))
+            .unwrap();
+        assert_eq!(image.pixels(), [77, 77, 77]);
+
+        let grey16 = encode_png(1, 1, image::ExtendedColorType::L16, &65535u16.to_ne_bytes());
+        let image = decoder(1, 1)
+            .decode_bytes(&grey16, Path::new("g16.png"))
+            .unwrap();
+        assert_eq!(image.pixels(), [255, 255, 255]);
+    }
+
+    #[test]
+    fn resizes_a_constant_image_to_the_same_constant() {
+        let data = [200u8, 100, 50].repeat(37 * 23);
+        let png = encode_png(37, 23, image::ExtendedColorType::Rgb8, &data);
+        let image = decoder(8, 5)
+            .decode_bytes(&png, Path::new("c.png"))
+            .unwrap();
+        assert!(image.pixels().chunks(3).all(|p| p == [200, 100, 50]));
+    }
+
+    #[test]
+    fn refuses_garbage_truncation_and_bombs_naming_the_file() {
+        let err = decoder(4, 4)
+            .decode_bytes(b"hello, I am text", Path::new("x/fake.png"))
+            .unwrap_err();
+        assert!(err.to_string().contains("x/fake.png"), "{err}");
+
+        let data = [9u8; 64 * 64 * 3];
+        let png = encode_png(64, 64, image::ExtendedColorType::Rgb8, &data);
+        let err = decoder(4, 4)
+            .decode_bytes(&png[..png.len() / 2], Path::new("cut.png"))
+            .unwrap_err();
+        assert!(matches!(err, ReaderError::Decode { .. }), "{err}");
+
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .write_image(&data, 64, 64, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        assert!(
+            decoder(4, 4)
+                .decode_bytes(&jpeg, Path::new("whole.jpg"))
+                .is_ok()
+        );
+        let err = decoder(4, 4)
+            .decode_bytes(&jpeg[..jpeg.len() - 40], Path::new("cut.jpg"))
+            .unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+
+        let bomb = decoder(4, 4).with_limits(DecodeLimits {
+            max_pixels: 1000,
+            max_side: 65_535,
+        });
+        let err = bomb.decode_bytes(&png, Path::new("bomb.png")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReaderError::TooLarge {
+                    width: 64,
+                    height: 64,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,311 @@
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use drift_core::ClassTable;
+
+use crate::ReaderError;
+
+/// torchvision's `IMG_EXTENSIONS`, compared case-insensitively.
+const IMAGE_EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "ppm", "pgm", "bmp", "tif", "tiff", "webp",
+];
+
+/// How many ignored paths a [`Dataset`] keeps as examples (the count is always exact).
+pub const IGNORED_EXAMPLES: usize = 20;
+
+/// True when `path` has one of the recognised image extensions.
+pub fn is_image_extension(path: &Path) -> bool {
+    path.extension().and_then(OsStr::to_str).is_some_and(|ext| {
+        IMAGE_EXTENSIONS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(ext))
+    })
+}
+
+fn is_hidden(name: &OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
+
+/// One image of the dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// Where the file is.
+    pub path: PathBuf,
+    /// Its class's label.
+    pub label: usize,
+}
+
+/// A scanned class-folder dataset: classes, images and what was ignored.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    root: PathBuf,
+    classes: ClassTable,
+    images: Vec<ImageEntry>,
+    ignored_count: usize,
+    ignored_examples: Vec<PathBuf>,
+}
+
+impl Dataset {
+    /// Lists `root` with `ImageFolder` semantics. Nothing is decoded.
+    ///
+    /// Hidden files and folders (names starting with `.`) are ignored, as are files without a
+    /// recognised extension; symbolic links are followed (loops are an error).
+    pub fn scan(root: &Path) -> Result<Self, ReaderError> {
+        let metadata = std::fs::metadata(root).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ReaderError::MissingRoot {
+                path: root.to_owned(),
+            },
+            _ => ReaderError::Io {
+                path: root.to_owned(),
+                source,
+            },
+        })?;
+        if !metadata.is_dir() {
+            return Err(ReaderError::RootNotADirectory {
+                path: root.to_owned(),
+            });
+        }
+        let mut dataset = Dataset {
+            root: root.to_owned(),
+            classes: ClassTable::default(),
+            images: Vec::new(),
+            ignored_count: 0,
+            ignored_examples: Vec::new(),
+        };
+
+        let mut class_dirs = Vec::new();
+        for entry in read_dir(root)? {
+            let entry = entry.map_err(|source| io_error(root, source))?;
+            let path = entry.path();
+            let is_dir = std::fs::metadata(&path)
+                .map_err(|source| io_error(&path, source))?
+                .is_dir();
+            if !is_dir || is_hidden(&entry.file_name()) {
+                dataset.ignore(path);
+                continue;
+            }
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|_| ReaderError::NonUtf8Name { path: path.clone() })?;
+            class_dirs.push((name, path));
+        }
+        if class_dirs.is_empty() {
+            return Err(ReaderError::NoClasses {
+                path: root.to_owned(),
+            });
+        }
+        // Rust orders Strings by bytes, which for UTF-8 is Python's code-point order.
+        class_dirs.sort();
+
+        let mut empty_classes = Vec::new();
+        for (label, (_, class_dir)) in class_dirs.iter().enumerate() {
+            let before = dataset.images.len();
+            dataset.list_class(class_dir, label)?;
+            if dataset.images.len() == before {
+                empty_classes.push(class_dir.clone());
+            }
+        }
+        if let Some(first) = empty_classes.first() {
+            return Err(ReaderError::EmptyClass {
+                path: first.clone(),
+                others: empty_classes.len() - 1,
+            });
+        }
+        dataset.classes = ClassTable::new(class_dirs.into_iter().map(|(name, _)| name).collect());
+        Ok(dataset)
+    }
+
+    /// Appends the images of one class: folders in sorted path order, files sorted within each
+    /// folder, as `sorted(os.walk(...))` in torchvision's `make_dataset` does.
+    fn list_class(&mut self, class_dir: &Path, label: usize) -> Result<(), ReaderError> {
+        let mut by_folder: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
+        let mut walker = walkdir::WalkDir::new(class_dir)
+            .follow_links(true)
+            .min_depth(1)
+            .into_iter();
+        while let Some(entry) = walker.next() {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(class_dir).to_owned();
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("symbolic link loop"));
+                io_error(&path, source)
+            })?;
+            if is_hidden(entry.file_name()) {
+                if entry.file_type().is_dir() {
+                    walker.skip_current_dir();
+                }
+                self.ignore(entry.into_path());
+                continue;
+            }
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            let path = entry.into_path();
+            if !is_image_extension(&path) {
+                self.ignore(path);
+                continue;
+            }
+            let folder = path
+                .parent()
+                .unwrap_or(class_dir)
+                .to_string_lossy()
+                .into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            by_folder.entry(folder).or_default().push((name, path));
+        }
+        for (_, mut files) in by_folder {
+            files.sort();
+            self.images.extend(
+                files
+                    .into_iter()
+                    .map(|(_, path)| ImageEntry { path, label }),
+            );
+        }
+        Ok(())
+    }
+
+    fn ignore(&mut self, path: PathBuf) {
+        self.ignored_count += 1;
+        if self.ignored_examples.len() < IGNORED_EXAMPLES {
+            self.ignored_examples.push(path);
+        }
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Classes in label order.
+    pub fn classes(&self) -> &ClassTable {
+        &self.classes
+    }
+
+    /// All images, class by class, in `ImageFolder` order.
+    pub fn images(&self) -> &[ImageEntry] {
+        &self.images
+    }
+
+    /// Number of images per label.
+    pub fn counts_per_class(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for image in &self.images {
+            counts[image.label] += 1;
+        }
+        counts
+    }
+
+    /// How many files and folders were ignored (not images, hidden, or loose files in the root).
+    pub fn ignored_count(&self) -> usize {
+        self.ignored_count
+    }
+
+    /// The first [`IGNORED_EXAMPLES`] ignored paths.
+    pub fn ignored_examples(&self) -> &[PathBuf] {
+        &self.ignored_examples
+    }
+}
+
+fn read_dir(path: &Path) -> Result<std::fs::ReadDir, ReaderError> {
+    std::fs::read_dir(path).map_err(|source| io_error(path, source))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ReaderError {
+    ReaderError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn touch(path: &Path) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"not decoded by scan").unwrap();
+    }
+
+    #[test]
+    fn follows_image_folder_order_and_ignores_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for rel in [
+            "dogs/b.JPG",
+            "dogs/a.png",
+            "dogs/sub/z.webp",
+            "dogs/sub.x/c.bmp",
+            "cats/x.tiff",
+            "cats/notes.txt",
+            "cats/.hidden.png",
+            "cats/.cache/y.png",
+            "cats/sound.wav",
+            "Zebras/q.ppm",
+            "readme.md",
+        ] {
+            touch(&root.join(rel));
+        }
+        let dataset = Dataset::scan(root).unwrap();
+        assert_eq!(dataset.classes().names(), ["Zebras", "cats", "dogs"]);
+        let listed: Vec<(String, usize)> = dataset
+            .images()
+            .iter()
+            .map(|e| {
+                (
+                    e.path
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    e.label,
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("Zebras/q.ppm".to_owned(), 0),
+                ("cats/x.tiff".to_owned(), 1),
+                ("dogs/a.png".to_owned(), 2),
+                ("dogs/b.JPG".to_owned(), 2),
+                ("dogs/sub/z.webp".to_owned(), 2),
+                ("dogs/sub.x/c.bmp".to_owned(), 2),
+            ]
+        );
+        // notes.txt, .hidden.png, .cache (folder, not entered), sound.wav, readme.md
+        assert_eq!(dataset.ignored_count(), 5);
+        assert!(
+            dataset
+                .ignored_examples()
+                .iter()
+                .any(|p| p.ends_with("cats/.cache"))
+        );
+        assert_eq!(dataset.counts_per_class(), [1, 1, 4]);
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = Dataset::scan(&missing).unwrap_err();
+        assert!(matches!(err, ReaderError::MissingRoot { .. }), "{err}");
+        assert!(err.to_string().contains("nope"));
+
+        let err = Dataset::scan(dir.path()).unwrap_err();
+        assert!(matches!(err, ReaderError::NoClasses { .. }), "{err}");
+
+        touch(&dir.path().join("a/1.png"));
+        touch(&dir.path().join("b/readme.txt"));
+        let err = Dataset::scan(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("has no images"), "{err}");
+        assert!(err.to_string().contains('b'), "{err}");
+    }
+}

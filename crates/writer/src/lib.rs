@@ -1,0 +1,306 @@
+//! Writer stage: the output folder of SPEC, complete or absent.
+//!
+//! [`encode_png`] turns one image into PNG bytes (a pure function, called from several threads by
+//! the pipeline). An [`OutputWriter`] takes encoded samples in `sample_id` order and streams them
+//! into `sampled_images.zip` (stored, not deflated again) and the Parquet tables
+//! `input_mapping.parquet` and `target.parquet`. Every file is written under a hidden temporary
+//! name and renamed only by [`OutputWriter::finish`]; dropping an unfinished writer deletes them.
+//! Arrow and Parquet types never leave this crate.
+//!
+//! ```
+//! use drift_core::{ClassTable, ImageSize, RgbImage8, SampleMeta};
+//! use drift_writer::{OutputWriter, PngCompression, WriterOptions, encode_png};
+//! let dir = tempfile::tempdir().unwrap();
+//! let classes = ClassTable::new(vec!["cats".into()]);
+//! let mut writer = OutputWriter::create(dir.path(), WriterOptions::default(), classes).unwrap();
+//! let meta = SampleMeta {
+//!     sample_id: 0,
+//!     timestamp: 1717232400.0,
+//!     label: 0,
+//!     source_path: "cats/1.jpg".into(),
+//!     file_name: "0b3b6a4e-3f0c-4b8e-9a53-2f1e7c1d9a10.png".into(),
+//! };
+//! let png = encode_png(&RgbImage8::black(ImageSize::new(4, 4).unwrap()), PngCompression::Fast).unwrap();
+//! writer.write(&meta, 0, &png).unwrap();
+//! let summary = writer.finish().unwrap();
+//! assert_eq!(summary.samples, 1);
+//! assert!(dir.path().join("target.parquet").exists());
+//! ```
+
+mod png_encode;
+mod tables;
+
+pub use png_encode::{PngCompression, encode_png};
+pub use tables::{input_mapping_schema, target_schema};
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use drift_core::{ClassTable, SampleMeta};
+use zip::write::SimpleFileOptions;
+
+use crate::tables::TableWriter;
+
+/// Name of the image archive in an output folder.
+pub const SAMPLED_IMAGES: &str = "sampled_images.zip";
+/// Name of the sample -> file table.
+pub const INPUT_MAPPING: &str = "input_mapping.parquet";
+/// Name of the sample -> label table.
+pub const TARGET: &str = "target.parquet";
+/// Name of the sample -> embedding table (written only with embeddings on).
+pub const EMBEDDINGS: &str = "embeddings.parquet";
+/// Every file an output folder may hold; an existing one means the folder holds an output.
+pub const OUTPUT_FILES: [&str; 4] = [SAMPLED_IMAGES, INPUT_MAPPING, TARGET, EMBEDDINGS];
+
+/// What went wrong writing an output. Every variant names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// The output folder already holds an output and overwriting was not asked for.
+    #[error("output {path} already exists (use --overwrite to replace it)")]
+    OutputExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// A file-system operation failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The zip library failed.
+    #[error("cannot write {path}: {source}")]
+    Zip {
+        /// The archive.
+        path: PathBuf,
+        /// The zip library's error.
+        source: zip::result::ZipError,
+    },
+    /// The Parquet library failed.
+    #[error("cannot write {path}: {source}")]
+    Parquet {
+        /// The table.
+        path: PathBuf,
+        /// The parquet library's error.
+        source: parquet::errors::ParquetError,
+    },
+    /// PNG encoding failed.
+    #[error("cannot encode PNG: {reason}")]
+    Png {
+        /// The encoder's words.
+        reason: String,
+    },
+    /// Samples must arrive in increasing sample_id order.
+    #[error("sample {got} arrived after sample {previous}: the writer needs sample_id order")]
+    OutOfOrder {
+        /// The last sample written.
+        previous: u64,
+        /// The sample that came next.
+        got: u64,
+    },
+    /// A label outside the class table (with `organize_by_class`).
+    #[error("sample {sample_id} has label {label}, which is not a class")]
+    UnknownLabel {
+        /// The sample.
+        sample_id: u64,
+        /// Its original label.
+        label: usize,
+    },
+}
+
+/// How an output folder is laid out and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriterOptions {
+    /// Zip entries as `<class_name>/<file_name>` instead of at the root.
+    pub organize_by_class: bool,
+    /// Replace an existing output instead of refusing.
+    pub overwrite: bool,
+}
+
+/// What a finished output holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSummary {
+    /// The output folder.
+    pub folder: PathBuf,
+    /// Rows in each table, entries in the zip.
+    pub samples: u64,
+    /// Bytes of `sampled_images.zip`.
+    pub zip_bytes: u64,
+}
+
+/// A file under its temporary name, renamed to its final name at the end.
+#[derive(Debug)]
+struct PendingFile {
+    temporary: PathBuf,
+    target: PathBuf,
+}
+
+impl PendingFile {
+    fn new(folder: &Path, name: &str) -> Self {
+        Self {
+            temporary: folder.join(format!(".{name}.{}.partial", std::process::id())),
+            target: folder.join(name),
+        }
+    }
+
+    fn create(&self) -> Result<File, WriterError> {
+        File::create(&self.temporary).map_err(|source| io_error(&self.temporary, source))
+    }
+}
+
+/// Streams one output folder. Feed it samples in `sample_id` order, then call
+/// [`OutputWriter::finish`].
+pub struct OutputWriter {
+    folder: PathBuf,
+    options: WriterOptions,
+    classes: ClassTable,
+    files: Vec<PendingFile>,
+    zip: Option<zip::ZipWriter<BufWriter<File>>>,
+    input_mapping: TableWriter,
+    target: TableWriter,
+    last_sample_id: Option<u64>,
+    samples: u64,
+    finished: bool,
+}
+
+impl OutputWriter {
+    /// Prepares `folder` (created if missing). Refuses an existing output unless
+    /// `options.overwrite`, in which case the old output files are removed first, so that a
+    /// failure later cannot leave an old output that looks like the new one.
+    pub fn create(
+        folder: &Path,
+        options: WriterOptions,
+        classes: ClassTable,
+    ) -> Result<Self, WriterError> {
+        std::fs::create_dir_all(folder).map_err(|source| io_error(folder, source))?;
+        for name in OUTPUT_FILES {
+            let path = folder.join(name);
+            if path.exists() {
+                if !options.overwrite {
+                    return Err(WriterError::OutputExists { path });
+                }
+                std::fs::remove_file(&path).map_err(|source| io_error(&path, source))?;
+            }
+        }
+        let files: Vec<PendingFile> = [SAMPLED_IMAGES, INPUT_MAPPING, TARGET]
+            .iter()
+            .map(|name| PendingFile::new(folder, name))
+            .collect();
+        let zip_file = files[0].create()?;
+        Ok(Self {
+            folder: folder.to_owned(),
+            options,
+            classes,
+            zip: Some(zip::ZipWriter::new(BufWriter::with_capacity(
+                1 << 20,
+                zip_file,
+            ))),
+            input_mapping: TableWriter::input_mapping(files[1].create()?, &files[1].temporary)?,
+            target: TableWriter::target(files[2].create()?, &files[2].temporary)?,
+            files,
+            last_sample_id: None,
+            samples: 0,
+            finished: false,
+        })
+    }
+
+    /// Appends one sample: its PNG to the zip, its rows to the tables. `label` is the label to
+    /// publish (after any class mapping); `meta.label` (the original) chooses the class folder.
+    pub fn write(&mut self, meta: &SampleMeta, label: i64, png: &[u8]) -> Result<(), WriterError> {
+        if let Some(previous) = self.last_sample_id
+            && meta.sample_id <= previous
+        {
+            return Err(WriterError::OutOfOrder {
+                previous,
+                got: meta.sample_id,
+            });
+        }
+        let entry_name = if self.options.organize_by_class {
+            let class = self
+                .classes
+                .name(meta.label)
+                .ok_or(WriterError::UnknownLabel {
+                    sample_id: meta.sample_id,
+                    label: meta.label,
+                })?;
+            format!("{class}/{}", meta.file_name)
+        } else {
+            meta.file_name.clone()
+        };
+        let zip_path = &self.files[0].temporary;
+        let zip = self.zip.as_mut().expect("zip is open until finish");
+        // PNG data is already deflated: store it. A fixed entry time keeps the archive
+        // byte-identical between runs.
+        let entry_options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(0o644);
+        zip.start_file(entry_name, entry_options)
+            .map_err(|source| zip_error(zip_path, source))?;
+        zip.write_all(png)
+            .map_err(|source| io_error(zip_path, source))?;
+        let sample_id = i64::try_from(meta.sample_id).expect("sample ids stay below 2^63");
+        self.input_mapping
+            .push_file_name(sample_id, meta.timestamp, &meta.file_name)?;
+        self.target.push_label(sample_id, meta.timestamp, label)?;
+        self.last_sample_id = Some(meta.sample_id);
+        self.samples += 1;
+        Ok(())
+    }
+
+    /// Closes every file, flushes it to disk, and renames it to its final name.
+    pub fn finish(mut self) -> Result<OutputSummary, WriterError> {
+        let zip_path = self.files[0].temporary.clone();
+        let zip = self.zip.take().expect("zip is open until finish");
+        let buffered = zip
+            .finish()
+            .map_err(|source| zip_error(&zip_path, source))?;
+        let file = buffered
+            .into_inner()
+            .map_err(|e| io_error(&zip_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|source| io_error(&zip_path, source))?;
+        let zip_bytes = file
+            .metadata()
+            .map_err(|source| io_error(&zip_path, source))?
+            .len();
+        self.input_mapping.finish()?;
+        self.target.finish()?;
+        for file in &self.files {
+            std::fs::rename(&file.temporary, &file.target)
+                .map_err(|source| io_error(&file.target, source))?;
+        }
+        self.finished = true;
+        Ok(OutputSummary {
+            folder: self.folder.clone(),
+            samples: self.samples,
+            zip_bytes,
+        })
+    }
+}
+
+impl Drop for OutputWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            for file in &self.files {
+                let _ = std::fs::remove_file(&file.temporary);
+            }
+        }
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> WriterError {
+    WriterError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn zip_error(path: &Path, source: zip::result::ZipError) -> WriterError {
+    WriterError::Zip {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,244 @@
+//! Helpers shared by the integration tests: real image files on disk, and readers for outputs.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use arrow::array::{Array, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::DataType;
+use image::{ImageEncoder, codecs::jpeg::JpegEncoder, codecs::png::PngEncoder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// A smooth but non-trivial test pattern, different for every `variant`.
+pub fn pattern(width: u32, height: u32, variant: u32) -> Vec<u8> {
+    let mut pixels = Vec::with_capacity((width * height * 3) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            pixels.push(((x * 255 / width.max(1)) ^ (variant * 37)) as u8);
+            pixels.push(((y * 255 / height.max(1)) + variant * 11) as u8);
+            pixels.push((((x + y) * 3 + variant * 53) % 256) as u8);
+        }
+    }
+    pixels
+}
+
+pub fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+    data: &[u8],
+) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = File::create(path).unwrap();
+    PngEncoder::new(file)
+        .write_image(data, width, height, color)
+        .unwrap();
+}
+
+pub fn write_jpeg(path: &Path, width: u32, height: u32, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = File::create(path).unwrap();
+    JpegEncoder::new_with_quality(file, 92)
+        .write_image(data, width, height, image::ExtendedColorType::Rgb8)
+        .unwrap();
+}
+
+/// An indexed-colour (palette) PNG, written with the png crate since `image` only writes RGB(A)/L.
+pub fn write_palette_png(path: &Path, width: u32, height: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(file, width, height);
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_palette(vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 250, 250, 250]);
+    let mut writer = encoder.write_header().unwrap();
+    let indices: Vec<u8> = (0..width * height).map(|i| ((i / 7) % 4) as u8).collect();
+    writer.write_image_data(&indices).unwrap();
+}
+
+/// A dataset with every kind of input SPEC names: PNG and JPEG, RGBA, grey, 16-bit, palette, BMP,
+/// TIFF, WebP, nested folders, and files that must be ignored. Three classes (4, 7 and 5 images),
+/// 4 ignored paths.
+pub fn mixed_dataset(root: &Path) {
+    use image::ExtendedColorType as C;
+    let rgb = |w, h, v| pattern(w, h, v);
+    write_png(
+        &root.join("cats/a.png"),
+        300,
+        200,
+        C::Rgb8,
+        &rgb(300, 200, 1),
+    );
+    write_jpeg(&root.join("cats/b.jpg"), 250, 250, &rgb(250, 250, 2));
+    write_jpeg(
+        &root.join("cats/deep/nested/c.JPEG"),
+        180,
+        320,
+        &rgb(180, 320, 3),
+    );
+    let rgba: Vec<u8> = rgb(64, 48, 4)
+        .chunks(3)
+        .flat_map(|p| [p[0], p[1], p[2], 17])
+        .collect();
+    write_png(&root.join("cats/d_rgba.png"), 64, 48, C::Rgba8, &rgba);
+    let grey: Vec<u8> = (0..100 * 80).map(|i| (i % 251) as u8).collect();
+    write_png(&root.join("dogs/grey.png"), 100, 80, C::L8, &grey);
+    let grey16: Vec<u8> = (0..50u32 * 40)
+        .flat_map(|i| ((i * 31) as u16).to_ne_bytes())
+        .collect();
+    write_png(&root.join("dogs/grey16.png"), 50, 40, C::L16, &grey16);
+    write_palette_png(&root.join("dogs/palette.png"), 90, 60);
+    image::save_buffer(root.join("dogs/e.bmp"), &rgb(120, 90, 5), 120, 90, C::Rgb8).unwrap();
+    std::fs::create_dir_all(root.join("dogs/sub")).unwrap();
+    image::save_buffer(
+        root.join("dogs/sub/f.tiff"),
+        &rgb(77, 99, 6),
+        77,
+        99,
+        C::Rgb8,
+    )
+    .unwrap();
+    write_png(&root.join("dogs/H.PNG"), 40, 300, C::Rgb8, &rgb(40, 300, 8));
+    image::save_buffer(root.join("dogs/g.webp"), &rgb(130, 70, 7), 130, 70, C::Rgb8).unwrap();
+    for i in 0..5 {
+        write_jpeg(
+            &root.join(format!("zebras/z{i}.jpg")),
+            224,
+            224,
+            &rgb(224, 224, 10 + i),
+        );
+    }
+    std::fs::write(root.join("cats/notes.txt"), "not an image").unwrap();
+    std::fs::write(root.join("dogs/vector.svg"), "<svg/>").unwrap();
+    std::fs::write(root.join("dogs/.hidden.png"), "hidden and corrupt").unwrap();
+    std::fs::write(root.join("README.md"), "loose file in the root").unwrap();
+}
+
+/// The rows of input_mapping.parquet (sample_id, timestamp, file_name), checking the schema.
+pub fn read_input_mapping(folder: &Path) -> Vec<(i64, f64, String)> {
+    let batches = read_parquet(
+        &folder.join("input_mapping.parquet"),
+        &[
+            ("sample_id", DataType::Int64),
+            ("timestamp", DataType::Float64),
+            ("file_name", DataType::Utf8),
+        ],
+    );
+    let mut rows = Vec::new();
+    for batch in batches {
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let ts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let names = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            rows.push((ids.value(i), ts.value(i), names.value(i).to_owned()));
+        }
+    }
+    rows
+}
+
+/// The rows of target.parquet (sample_id, timestamp, label), checking the schema.
+pub fn read_target(folder: &Path) -> Vec<(i64, f64, i64)> {
+    let batches = read_parquet(
+        &folder.join("target.parquet"),
+        &[
+            ("sample_id", DataType::Int64),
+            ("timestamp", DataType::Float64),
+            ("label", DataType::Int64),
+        ],
+    );
+    let mut rows = Vec::new();
+    for batch in batches {
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let ts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let labels = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            rows.push((ids.value(i), ts.value(i), labels.value(i)));
+        }
+    }
+    rows
+}
+
+fn read_parquet(
+    path: &Path,
+    expected: &[(&str, DataType)],
+) -> Vec<arrow::record_batch::RecordBatch> {
+    let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = builder.schema().clone();
+    let fields: Vec<(&str, DataType)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type().clone()))
+        .collect();
+    assert_eq!(fields, expected, "schema of {}", path.display());
+    builder.build().unwrap().map(Result::unwrap).collect()
+}
+
+/// Every zip entry: name -> bytes, checking that entries are stored, not deflated.
+pub fn read_zip(folder: &Path) -> BTreeMap<String, Vec<u8>> {
+    let file = File::open(folder.join("sampled_images.zip")).unwrap();
+    let mut archive = zip::ZipArchive::new(file).unwrap();
+    let mut entries = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        assert_eq!(
+            entry.compression(),
+            zip::CompressionMethod::Stored,
+            "{name}"
+        );
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        entries.insert(name, bytes);
+    }
+    entries
+}
+
+/// The files of an output folder, including hidden ones.
+pub fn listing(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(folder) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+pub fn bytes_of(folder: &Path) -> Vec<(String, Vec<u8>)> {
+    listing(folder)
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(folder.join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}

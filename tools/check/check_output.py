@@ -1,0 +1,89 @@
+"""Check a drift-pipeline output folder with readers that share no code with it.
+
+Usage: check_output.py OUTPUT_DIR [--samples N] [--organize-by-class]
+
+Asserts SPEC's exact file names, column names and types as polars, pyarrow and DuckDB see them,
+row order, and that every zip entry is a stored 8-bit RGB PNG named as input_mapping says.
+Exits non-zero with a message on the first mismatch.
+"""
+
+import argparse
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+EXPECTED_ARROW = {
+    "input_mapping.parquet": [("sample_id", pa.int64()), ("timestamp", pa.float64()), ("file_name", pa.string())],
+    "target.parquet": [("sample_id", pa.int64()), ("timestamp", pa.float64()), ("label", pa.int64())],
+}
+EXPECTED_POLARS = {
+    "input_mapping.parquet": {"sample_id": pl.Int64, "timestamp": pl.Float64, "file_name": pl.String},
+    "target.parquet": {"sample_id": pl.Int64, "timestamp": pl.Float64, "label": pl.Int64},
+}
+EXPECTED_DUCKDB = {
+    "input_mapping.parquet": [("sample_id", "BIGINT"), ("timestamp", "DOUBLE"), ("file_name", "VARCHAR")],
+    "target.parquet": [("sample_id", "BIGINT"), ("timestamp", "DOUBLE"), ("label", "BIGINT")],
+}
+
+
+def png_header(data: bytes) -> tuple[int, int, int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    return width, height, depth, colour
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--samples", type=int, required=True)
+    parser.add_argument("--organize-by-class", action="store_true")
+    args = parser.parse_args()
+    out: Path = args.output
+
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["input_mapping.parquet", "sampled_images.zip", "target.parquet"], files
+
+    for name, expected in EXPECTED_ARROW.items():
+        schema = pq.read_schema(out / name)
+        got = [(f.name, f.type) for f in schema]
+        assert got == expected, f"{name}: pyarrow sees {got}"
+        frame = pl.read_parquet(out / name)
+        assert dict(frame.schema) == EXPECTED_POLARS[name], f"{name}: polars sees {frame.schema}"
+        assert frame.height == args.samples, f"{name}: {frame.height} rows"
+        assert frame["sample_id"].to_list() == list(range(args.samples)), f"{name}: sample_id order"
+        assert frame["timestamp"].is_sorted(), f"{name}: timestamps not increasing"
+        described = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{out / name}')").fetchall()
+        got = [(row[0], row[1]) for row in described]
+        assert got == EXPECTED_DUCKDB[name], f"{name}: DuckDB sees {got}"
+
+    mapping = pl.read_parquet(out / "input_mapping.parquet")
+    target = pl.read_parquet(out / "target.parquet")
+    assert mapping["timestamp"].to_list() == target["timestamp"].to_list()
+    with zipfile.ZipFile(out / "sampled_images.zip") as archive:
+        assert archive.testzip() is None, "zip CRC mismatch"
+        entries = archive.infolist()
+        assert len(entries) == args.samples, f"{len(entries)} zip entries"
+        by_file = {}
+        for entry in entries:
+            assert entry.compress_type == zipfile.ZIP_STORED, f"{entry.filename} is deflated"
+            parts = entry.filename.split("/")
+            assert len(parts) == (2 if args.organize_by_class else 1), entry.filename
+            by_file[parts[-1]] = archive.read(entry)
+        assert sorted(by_file) == sorted(mapping["file_name"].to_list()), "zip names != file_name"
+        for name, data in by_file.items():
+            assert name.endswith(".png") and len(name) == 40, name
+            width, height, depth, colour = png_header(data)
+            assert (depth, colour) == (8, 2), f"{name}: bit depth {depth}, colour type {colour}"
+    print(f"ok: {out} ({args.samples} samples) read by polars {pl.__version__}, "
+          f"pyarrow {pa.__version__}, duckdb {duckdb.__version__}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
