@@ -118,7 +118,7 @@ fn scene(class_index: usize, width: u32, height: u32, rng: &mut ChaCha8Rng) -> R
         .collect();
     RgbImage::from_fn(width, height, |x, y| {
         let (u, v) = (x as f32 / width as f32, y as f32 / height as f32);
-        let n = noise.at(x as f32 * scale * 8.0, y as f32 * scale * 8.0);
+        let n = noise.at(x as f32 * scale * 1.5, y as f32 * scale * 1.5);
         let rgb = match class_index {
             // city at night: dark sky, blocky buildings with lit windows
             0 => {

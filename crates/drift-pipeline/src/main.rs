@@ -41,6 +41,10 @@ enum Command {
         /// Replace outputs of an earlier demo run.
         #[arg(long)]
         overwrite: bool,
+        /// Generated images per class (4 classes); each of the two sample calls takes half of
+        /// all images.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        images_per_class: u64,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -138,8 +142,9 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
         Command::Demo {
             dir,
             overwrite,
+            images_per_class,
             run,
-        } => run_demo(&dir, overwrite, run, cancel),
+        } => run_demo(&dir, overwrite, images_per_class as usize, run, cancel),
     }
 }
 
@@ -273,12 +278,18 @@ fn inspect(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run_demo(dir: &Path, overwrite: bool, run: RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+fn run_demo(
+    dir: &Path,
+    overwrite: bool,
+    images_per_class: usize,
+    run: RunArgs,
+    cancel: Arc<AtomicBool>,
+) -> Result<()> {
     let input = dir.join("dataset");
-    demo::write_dataset(&input, 50, 7)
+    demo::write_dataset(&input, images_per_class, 7)
         .with_context(|| format!("cannot write the demo dataset to {}", input.display()))?;
     println!(
-        "demo dataset: {} (4 generated classes, 50 images each)",
+        "demo dataset: {} (4 generated classes, {images_per_class} images each)",
         input.display()
     );
     let options = GeneratorOptions {
@@ -286,7 +297,8 @@ fn run_demo(dir: &Path, overwrite: bool, run: RunArgs, cancel: Arc<AtomicBool>) 
         ..options(&run, cancel)
     };
     let mut generator = DriftGenerator::new(42, &input, options)?;
-    for (name, n) in [("reference", 100), ("production", 100)] {
+    let total = 4 * images_per_class as u64;
+    for (name, n) in [("reference", total / 2), ("production", total - total / 2)] {
         let summary = sample(&mut generator, n, &dir.join(name), run.quiet)?;
         report(&summary, generator.dataset().classes().len(), run.quiet);
     }
