@@ -110,3 +110,57 @@ fn a_failed_call_leaves_the_generator_and_the_output_untouched() {
         "{err}"
     );
 }
+
+#[test]
+fn drift_parameters_are_drawn_per_image() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    // Two byte-identical images: under a random transform they must still come out different.
+    let pixels = pattern(90, 70, 3);
+    write_png(
+        &input.join("only/a.png"),
+        90,
+        70,
+        image::ExtendedColorType::Rgb8,
+        &pixels,
+    );
+    write_png(
+        &input.join("only/b.png"),
+        90,
+        70,
+        image::ExtendedColorType::Rgb8,
+        &pixels,
+    );
+    let mut generator = DriftGenerator::new(1, &input, GeneratorOptions::default()).unwrap();
+    assert!(generator.add_abrupt_drift(vec![]).is_err());
+    generator
+        .add_abrupt_drift(vec![
+            "rotate=1".parse().unwrap(),
+            "brightness=0.3".parse().unwrap(),
+        ])
+        .unwrap();
+    let out = scratch.path().join("out");
+    generator.sample(2, &out).unwrap();
+    let zip = read_zip(&out);
+    let images: Vec<&Vec<u8>> = zip.values().collect();
+    assert_ne!(images[0], images[1]);
+
+    // reset: a fresh generator with the same seed, clean, gives the two images unchanged.
+    let mut clean = DriftGenerator::new(1, &input, GeneratorOptions::default()).unwrap();
+    clean
+        .add_abrupt_drift(vec!["hue=0.5".parse().unwrap()])
+        .unwrap();
+    clean.reset();
+    assert!(clean.drift().specs().is_empty());
+    let clean_out = scratch.path().join("clean");
+    clean.sample(2, &clean_out).unwrap();
+    for png in read_zip(&clean_out).values() {
+        let decoded = image::load_from_memory(png).unwrap().into_rgb8();
+        assert_eq!(decoded.dimensions(), (224, 224));
+    }
+    let clean_pngs: Vec<Vec<u8>> = read_zip(&clean_out).into_values().collect();
+    assert_eq!(
+        clean_pngs[0], clean_pngs[1],
+        "identical sources, no drift: identical samples"
+    );
+}

@@ -62,6 +62,7 @@ fn generate_writes_spec_outputs_that_match_the_decoded_sources() {
     assert_eq!(
         listing(&output),
         [
+            "drift.json",
             "input_mapping.parquet",
             "sampled_images.zip",
             "target.parquet"
@@ -128,7 +129,7 @@ fn same_seed_gives_identical_bytes_at_any_thread_count() {
         bytes_of(&output)
     };
     let first = run("a", "0");
-    assert_eq!(first.len(), 3);
+    assert_eq!(first.len(), 4);
     assert_eq!(first, run("b", "0"), "rerun");
     assert_eq!(first, run("c", "1"), "--threads 1");
     assert_eq!(first, run("d", "5"), "--threads 5");
@@ -214,7 +215,7 @@ fn overwrite_is_refused_then_allowed() {
     assert_eq!(bytes_of(&output), before, "a refused run changes nothing");
     ok(&[&args[..], &["--overwrite", "--seed", "9"]].concat());
     assert_ne!(bytes_of(&output), before);
-    assert_eq!(listing(&output).len(), 3);
+    assert_eq!(listing(&output).len(), 4);
 }
 
 #[test]
@@ -473,9 +474,10 @@ fn demo_runs_with_no_input() {
     let scratch = tempfile::tempdir().unwrap();
     let stdout = ok(&["demo", s(scratch.path()), "--quiet"]);
     assert!(
-        stdout.contains("wrote 100 samples (4 classes, sample_id 0..=99)"),
+        stdout.contains("wrote 100 samples (4 classes, sample_id 0..=99, no drift)"),
         "{stdout}"
     );
+    assert!(stdout.contains("drift default=0.3"), "{stdout}");
     assert!(stdout.contains("sample_id 100..=199"), "{stdout}");
     assert_eq!(read_target(&scratch.path().join("production")).len(), 100);
 }
@@ -520,4 +522,144 @@ fn python_readers_agree_on_the_schema() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Sum of squared differences between horizontal and vertical neighbours: high-frequency energy.
+fn high_frequency_energy(png: &[u8]) -> f64 {
+    let image = image::load_from_memory(png).unwrap().into_rgb8();
+    let (w, h) = image.dimensions();
+    let mut energy = 0.0;
+    for y in 0..h - 1 {
+        for x in 0..w - 1 {
+            for c in 0..3 {
+                let p = f64::from(image.get_pixel(x, y)[c]);
+                energy += (p - f64::from(image.get_pixel(x + 1, y)[c])).powi(2);
+                energy += (p - f64::from(image.get_pixel(x, y + 1)[c])).powi(2);
+            }
+        }
+    }
+    energy
+}
+
+#[test]
+fn a_drifted_run_pairs_with_the_clean_run_by_sample_id() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset(&input, 4, 2).unwrap();
+    let (clean, blurred) = (scratch.path().join("clean"), scratch.path().join("blurred"));
+    let base = [
+        "generate",
+        "--input",
+        s(&input),
+        "--num-samples",
+        "12",
+        "--size",
+        "96x64",
+    ];
+    ok(&[&base[..], &["--output", s(&clean)]].concat());
+    let stdout = ok(&[
+        &base[..],
+        &["--output", s(&blurred), "--transform", "gaussian_blur=0.5"],
+    ]
+    .concat());
+    assert!(stdout.contains("drift gaussian_blur=0.5"), "{stdout}");
+    assert_eq!(read_input_mapping(&clean), read_input_mapping(&blurred));
+    assert_eq!(read_target(&clean), read_target(&blurred));
+    let (clean_zip, blurred_zip) = (read_zip(&clean), read_zip(&blurred));
+    let (mut total_before, mut total_after) = (0.0, 0.0);
+    for (name, clean_png) in &clean_zip {
+        let (before, after) = (
+            high_frequency_energy(clean_png),
+            high_frequency_energy(&blurred_zip[name]),
+        );
+        assert!(
+            after < 0.9 * before,
+            "{name}: blur kept {after} of {before}"
+        );
+        total_before += before;
+        total_after += after;
+    }
+    assert!(
+        total_after < 0.75 * total_before,
+        "blur kept {total_after} of {total_before}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(blurred.join("drift.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["transforms"][0]["name"], "gaussian_blur");
+    assert_eq!(record["transforms"][0]["drift_level"], 0.5);
+    assert_eq!(record["seed"], 42);
+    assert_eq!(record["sample_id"]["last"], 11);
+    assert_eq!(record["timestamp"]["first"], 1_717_232_400.0);
+    let clean_record = std::fs::read_to_string(clean.join("drift.json")).unwrap();
+    assert!(
+        clean_record.contains("\"drift\": \"none\""),
+        "{clean_record}"
+    );
+}
+
+#[test]
+fn transforms_are_deterministic_at_any_thread_count() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset(&input, 6, 4).unwrap();
+    let run = |name: &str, threads: &str| {
+        let output = scratch.path().join(name);
+        ok(&[
+            "generate",
+            "--input",
+            s(&input),
+            "--output",
+            s(&output),
+            "--num-samples",
+            "24",
+            "--size",
+            "80x60",
+            "--threads",
+            threads,
+            "--transform",
+            "rotate=0.7",
+            "--transform",
+            "hue=0.4",
+            "--transform",
+            "gaussian_noise=0.3",
+        ]);
+        bytes_of(&output)
+    };
+    let first = run("a", "0");
+    assert_eq!(first, run("b", "1"));
+    assert_eq!(first, run("c", "3"));
+}
+
+#[test]
+fn bad_transforms_get_clear_errors() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    mixed_dataset(&input);
+    let out = scratch.path().join("out");
+    let base = [
+        "generate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+        "--num-samples",
+        "2",
+        "--transform",
+    ];
+    let stderr = fails(
+        &[&base[..], &["blurr=0.3"]].concat(),
+        "unknown transform 'blurr'",
+    );
+    assert!(
+        stderr.contains("gaussian_blur") && stderr.contains("saturation"),
+        "{stderr}"
+    );
+    fails(
+        &[&base[..], &["rotate=1.5"]].concat(),
+        "drift_level of rotate must be a number in [0, 1]",
+    );
+    fails(&[&base[..], &["rotate=lots"]].concat(), "'lots'");
+    fails(&[&base[..], &["rotate"]].concat(), "expected NAME=LEVEL");
+    assert!(listing(&out).is_empty());
 }

@@ -8,6 +8,7 @@ Exits non-zero with a message on the first mismatch.
 """
 
 import argparse
+import json
 import struct
 import sys
 import zipfile
@@ -47,7 +48,9 @@ def main() -> int:
     out: Path = args.output
 
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["input_mapping.parquet", "sampled_images.zip", "target.parquet"], files
+    assert files == ["drift.json", "input_mapping.parquet", "sampled_images.zip", "target.parquet"], files
+    record = json.loads((out / "drift.json").read_text())
+    assert record["samples"] == args.samples, record
 
     for name, expected in EXPECTED_ARROW.items():
         schema = pq.read_schema(out / name)

@@ -3,6 +3,8 @@
 //! Every stage crate (reader, sampler, transformer, embedder, writer) depends on this crate and on
 //! no other stage. What one stage hands to the next is defined here: [`SampleMeta`] (who a sample
 //! is), [`RgbImage8`] (its pixels), [`Sample`] (both), and [`ClassTable`] (label <-> class name).
+//! [`sample_rng`] derives the generator for every random draw about a sample from
+//! (seed, sample_id, purpose), so that stages on any thread draw the same values.
 //!
 //! ```
 //! use drift_core::{ImageSize, RgbImage8};
@@ -10,6 +12,10 @@
 //! let image = RgbImage8::black(size);
 //! assert_eq!(image.pixels().len(), 224 * 224 * 3);
 //! ```
+
+mod rng;
+
+pub use rng::{Purpose, SampleRng, sample_rng};
 
 use std::fmt;
 use std::path::PathBuf;

@@ -10,7 +10,7 @@
 //! use drift_pipeline::{DriftGenerator, GeneratorOptions};
 //! # let scratch = tempfile::tempdir().unwrap();
 //! # let input = scratch.path().join("data");
-//! # drift_pipeline::demo::write_dataset(&input, 4, 7).unwrap();
+//! # drift_pipeline::demo::write_dataset(&input, 5, 7).unwrap();
 //! // `input` holds one folder per class.
 //! let mut generator = DriftGenerator::new(42, &input, GeneratorOptions::default()).unwrap();
 //! let reference = generator.sample(5, &scratch.path().join("reference")).unwrap();
@@ -18,6 +18,11 @@
 //! assert_eq!(reference.first_sample_id, 0);
 //! assert_eq!(production.first_sample_id, 5);
 //! assert_eq!(production.samples, 7);
+//!
+//! // More production data, blurred: each image gets its own drawn parameters.
+//! generator.add_abrupt_drift(vec!["gaussian_blur=0.4".parse().unwrap()]).unwrap();
+//! generator.sample(4, &scratch.path().join("drifted")).unwrap();
+//! generator.reset();
 //! ```
 //!
 //! The stages live in their own crates (`drift-reader`, `drift-sampler`, `drift-transformer`,
@@ -32,6 +37,7 @@ pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, ImageSize};
 pub use drift_reader::{Dataset, DecodeLimits};
 pub use drift_sampler::StreamClock;
+pub use drift_transformer::{TransformChain, TransformError, TransformKind, TransformSpec};
 pub use drift_writer::PngCompression;
 
 use std::path::{Path, PathBuf};
@@ -41,7 +47,6 @@ use std::time::Duration;
 
 use drift_reader::{Decoder, ReaderError};
 use drift_sampler::{Sampler, SamplerError};
-use drift_transformer::TransformChain;
 use drift_writer::WriterError;
 
 /// Everything that can stop a generator. Each variant carries the file, flag or sample involved.
@@ -82,6 +87,9 @@ pub enum PipelineError {
         /// What failed.
         source: WriterError,
     },
+    /// A drift that was refused (empty, unknown name, level outside [0, 1]).
+    #[error(transparent)]
+    Transform(#[from] TransformError),
     /// The run was interrupted (Ctrl-C); nothing that looks complete was left behind.
     #[error("interrupted: no output was written")]
     Cancelled,
@@ -184,6 +192,29 @@ impl DriftGenerator {
             transforms: TransformChain::identity(),
             options,
         })
+    }
+
+    /// Applies `transforms`, in order, to every sample of later `sample` calls (until
+    /// [`DriftGenerator::reset`] or the next `add_abrupt_drift`, which replaces it).
+    pub fn add_abrupt_drift(
+        &mut self,
+        transforms: Vec<TransformSpec>,
+    ) -> Result<(), PipelineError> {
+        if transforms.is_empty() {
+            return Err(TransformError::Empty.into());
+        }
+        self.transforms = TransformChain::new(transforms);
+        Ok(())
+    }
+
+    /// Removes any drift: later samples are clean.
+    pub fn reset(&mut self) {
+        self.transforms = TransformChain::identity();
+    }
+
+    /// The drift applied to later samples (empty when clean).
+    pub fn drift(&self) -> &TransformChain {
+        &self.transforms
     }
 
     /// The scanned dataset.

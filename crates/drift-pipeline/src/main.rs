@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
     Dataset, DriftGenerator, GeneratorOptions, ImageSize, PipelineError, PngCompression, Progress,
-    SampleSummary, StreamClock, demo,
+    SampleSummary, StreamClock, TransformSpec, demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -36,7 +36,8 @@ enum Command {
     },
     /// Generate a small synthetic dataset and sample it: a first run with no input of your own.
     Demo {
-        /// Where to put the demo dataset (DIR/dataset) and its samples (DIR/reference, DIR/production).
+        /// Where to put the demo dataset (DIR/dataset) and its samples: DIR/reference (clean) and
+        /// DIR/production (drifted with default=0.3).
         dir: PathBuf,
         /// Replace outputs of an earlier demo run.
         #[arg(long)]
@@ -82,6 +83,10 @@ struct GenerateArgs {
     /// Skip unreadable images (counted and reported) instead of failing.
     #[arg(long)]
     skip_bad_images: bool,
+    /// Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order.
+    /// Names: rotate, brightness, contrast, saturation, hue, gaussian_blur, gaussian_noise, default.
+    #[arg(long = "transform", value_name = "NAME=LEVEL")]
+    transforms: Vec<TransformSpec>,
     /// Replace an existing output in the output folder.
     #[arg(long)]
     overwrite: bool,
@@ -172,17 +177,16 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     };
     let mut generator = DriftGenerator::new(args.seed, &args.input, options)
         .with_context(|| format!("cannot use input {}", args.input.display()))?;
+    if !args.transforms.is_empty() {
+        generator.add_abrupt_drift(args.transforms)?;
+    }
     let summary = sample(
         &mut generator,
         args.num_samples,
         &args.output,
         args.run.quiet,
     )?;
-    report(
-        &summary,
-        generator.dataset().classes().len(),
-        args.run.quiet,
-    );
+    report(&summary, &generator, args.run.quiet);
     Ok(())
 }
 
@@ -198,13 +202,21 @@ fn sample(
     result.with_context(|| format!("cannot write {n} samples to {}", output.display()))
 }
 
-fn report(summary: &SampleSummary, classes: usize, quiet: bool) {
+fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
+    let classes = generator.dataset().classes().len();
+    let drift = match generator.drift().specs() {
+        [] => "no drift".to_owned(),
+        specs => {
+            let list: Vec<String> = specs.iter().map(ToString::to_string).collect();
+            format!("drift {}", list.join(", "))
+        }
+    };
     let skipped = match summary.skipped.len() {
         0 => String::new(),
         n => format!("; skipped {n} unreadable images"),
     };
     println!(
-        "wrote {} samples ({} classes, sample_id {}..={}) to {} in {:.2} s, {:.0} images/s{skipped}",
+        "wrote {} samples ({} classes, sample_id {}..={}, {drift}) to {} in {:.2} s, {:.0} images/s{skipped}",
         summary.samples,
         classes,
         summary.first_sample_id,
@@ -298,9 +310,16 @@ fn run_demo(
     };
     let mut generator = DriftGenerator::new(42, &input, options)?;
     let total = 4 * images_per_class as u64;
-    for (name, n) in [("reference", total / 2), ("production", total - total / 2)] {
-        let summary = sample(&mut generator, n, &dir.join(name), run.quiet)?;
-        report(&summary, generator.dataset().classes().len(), run.quiet);
-    }
+    let reference = sample(&mut generator, total / 2, &dir.join("reference"), run.quiet)?;
+    report(&reference, &generator, run.quiet);
+    // Production data drifted by the one-knob `default` transform (blur at this level).
+    generator.add_abrupt_drift(vec!["default=0.3".parse()?])?;
+    let production = sample(
+        &mut generator,
+        total - total / 2,
+        &dir.join("production"),
+        run.quiet,
+    )?;
+    report(&production, &generator, run.quiet);
     Ok(())
 }

@@ -127,15 +127,15 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         for _ in 0..threads {
             let (rx, tx) = (sample_rx.clone(), transformed_tx.clone());
             scope.spawn(move || {
-                for sample in rx {
-                    let image = job.transforms.apply(sample.image);
-                    if tx
-                        .send(Sample {
-                            meta: sample.meta,
-                            image,
-                        })
-                        .is_err()
-                    {
+                let seed = job.sampler.seed();
+                for mut sample in rx {
+                    if !job.transforms.is_identity() {
+                        let (image, _params) =
+                            job.transforms
+                                .apply(&sample.image, seed, sample.meta.sample_id);
+                        sample.image = image;
+                    }
+                    if tx.send(sample).is_err() {
                         return;
                     }
                 }
@@ -345,11 +345,39 @@ fn write(
             progress.samples_written(written, job.requested);
         }
         if written == job.requested {
-            return writer.finish().map_err(|e| Some(e.into()));
+            return writer
+                .finish(&drift_record(job))
+                .map_err(|e| Some(e.into()));
         }
     }
     if cancelled(job.options) {
         return Err(Some(PipelineError::Cancelled));
     }
     Err(None)
+}
+
+/// `drift.json`: what was applied to this output, and the ranges it covers.
+fn drift_record(job: &Job<'_>) -> String {
+    let clock = job.sampler.clock();
+    let first = job.sampler.next_sample_id();
+    let last = first + job.requested - 1;
+    let transforms: Vec<serde_json::Value> = job
+        .transforms
+        .specs()
+        .iter()
+        .map(|spec| serde_json::json!({ "name": spec.kind().name(), "drift_level": spec.drift_level() }))
+        .collect();
+    let record = serde_json::json!({
+        "tool": "drift-pipeline",
+        "version": env!("CARGO_PKG_VERSION"),
+        "seed": job.sampler.seed(),
+        "drift": if transforms.is_empty() { "none" } else { "abrupt" },
+        "transforms": transforms,
+        "parameters_drawn": "per image, from (seed, sample_id, transform index)",
+        "samples": job.requested,
+        "sample_id": { "first": first, "last": last },
+        "timestamp": { "first": clock.timestamp(first), "last": clock.timestamp(last) },
+        "image_size": job.decoder.size().to_string(),
+    });
+    serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n"
 }

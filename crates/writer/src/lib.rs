@@ -3,7 +3,7 @@
 //! [`encode_png`] turns one image into PNG bytes (a pure function, called from several threads by
 //! the pipeline). An [`OutputWriter`] takes encoded samples in `sample_id` order and streams them
 //! into `sampled_images.zip` (stored, not deflated again) and the Parquet tables
-//! `input_mapping.parquet` and `target.parquet`. Every file is written under a hidden temporary
+//! `input_mapping.parquet` and `target.parquet`, plus the caller's `drift.json` record. Every file is written under a hidden temporary
 //! name and renamed only by [`OutputWriter::finish`]; dropping an unfinished writer deletes them.
 //! Arrow and Parquet types never leave this crate.
 //!
@@ -22,7 +22,7 @@
 //! };
 //! let png = encode_png(&RgbImage8::black(ImageSize::new(4, 4).unwrap()), PngCompression::Fast).unwrap();
 //! writer.write(&meta, 0, &png).unwrap();
-//! let summary = writer.finish().unwrap();
+//! let summary = writer.finish("{}").unwrap();
 //! assert_eq!(summary.samples, 1);
 //! assert!(dir.path().join("target.parquet").exists());
 //! ```
@@ -50,8 +50,16 @@ pub const INPUT_MAPPING: &str = "input_mapping.parquet";
 pub const TARGET: &str = "target.parquet";
 /// Name of the sample -> embedding table (written only with embeddings on).
 pub const EMBEDDINGS: &str = "embeddings.parquet";
+/// Name of the record of what drift was applied (transforms, levels, seed, ranges).
+pub const DRIFT_JSON: &str = "drift.json";
 /// Every file an output folder may hold; an existing one means the folder holds an output.
-pub const OUTPUT_FILES: [&str; 4] = [SAMPLED_IMAGES, INPUT_MAPPING, TARGET, EMBEDDINGS];
+pub const OUTPUT_FILES: [&str; 5] = [
+    SAMPLED_IMAGES,
+    INPUT_MAPPING,
+    TARGET,
+    EMBEDDINGS,
+    DRIFT_JSON,
+];
 
 /// What went wrong writing an output. Every variant names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -250,8 +258,17 @@ impl OutputWriter {
         Ok(())
     }
 
-    /// Closes every file, flushes it to disk, and renames it to its final name.
-    pub fn finish(mut self) -> Result<OutputSummary, WriterError> {
+    /// Closes every file, writes `drift_json` (the caller's record of the run) as `drift.json`,
+    /// flushes everything to disk, and renames it all to the final names.
+    pub fn finish(mut self, drift_json: &str) -> Result<OutputSummary, WriterError> {
+        let record = PendingFile::new(&self.folder, DRIFT_JSON);
+        let mut record_file = record.create()?;
+        self.files.push(record);
+        let record_path = &self.files[self.files.len() - 1].temporary;
+        record_file
+            .write_all(drift_json.as_bytes())
+            .and_then(|()| record_file.sync_all())
+            .map_err(|source| io_error(record_path, source))?;
         let zip_path = self.files[0].temporary.clone();
         let zip = self.zip.take().expect("zip is open until finish");
         let buffered = zip

@@ -1,0 +1,307 @@
+//! The transforms as pure functions with explicit parameters, following
+//! `torchvision.transforms.v2.functional` on float32 tensors operation by operation.
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::PlanarImage;
+
+/// torchvision's greyscale weights.
+const GREY: [f32; 3] = [0.2989, 0.587, 0.114];
+
+/// `clamp(f * x + (1 - f) * other)`, torchvision's `_blend`.
+#[inline]
+fn blend(x: f32, other: f32, factor: f32) -> f32 {
+    (x * factor + other * (1.0 - factor)).clamp(0.0, 1.0)
+}
+
+/// `clamp(factor * x)`.
+pub fn brightness(image: &mut PlanarImage, factor: f32) {
+    for x in image.data_mut() {
+        *x = blend(*x, 0.0, factor);
+    }
+}
+
+/// Blend with the mean of the image's greyscale.
+pub fn contrast(image: &mut PlanarImage, factor: f32) {
+    let [r, g, b] = image.planes_mut();
+    let sum: f64 = (0..r.len())
+        .map(|i| f64::from(r[i] * GREY[0] + g[i] * GREY[1] + b[i] * GREY[2]))
+        .sum();
+    let mean = (sum / r.len() as f64) as f32;
+    for plane in [r, g, b] {
+        for x in plane.iter_mut() {
+            *x = blend(*x, mean, factor);
+        }
+    }
+}
+
+/// Blend every pixel with its own greyscale.
+pub fn saturation(image: &mut PlanarImage, factor: f32) {
+    let [r, g, b] = image.planes_mut();
+    for i in 0..r.len() {
+        let grey = r[i] * GREY[0] + g[i] * GREY[1] + b[i] * GREY[2];
+        r[i] = blend(r[i], grey, factor);
+        g[i] = blend(g[i], grey, factor);
+        b[i] = blend(b[i], grey, factor);
+    }
+}
+
+/// Shift the hue by `shift` turns (in [-0.5, 0.5]) in HSV, as torchvision's `adjust_hue`.
+pub fn hue(image: &mut PlanarImage, shift: f32) {
+    if shift == 0.0 {
+        return;
+    }
+    let [r, g, b] = image.planes_mut();
+    for i in 0..r.len() {
+        let (h, s, v) = rgb_to_hsv(r[i], g[i], b[i]);
+        let h = (h + shift).rem_euclid(1.0);
+        let [nr, ng, nb] = hsv_to_rgb(h, s, v);
+        (r[i], g[i], b[i]) = (nr, ng, nb);
+    }
+}
+
+fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
+    let maxc = r.max(g).max(b);
+    let minc = r.min(g).min(b);
+    let equal = maxc == minc;
+    let range = maxc - minc;
+    let s = range / if equal { 1.0 } else { maxc };
+    let divisor = if equal { 1.0 } else { range };
+    let (rc, gc, bc) = (
+        (maxc - r) / divisor,
+        (maxc - g) / divisor,
+        (maxc - b) / divisor,
+    );
+    let h = if maxc == r {
+        bc - gc
+    } else if maxc == g {
+        2.0 + rc - bc
+    } else {
+        4.0 + gc - rc
+    };
+    // torch's fmod: the sign follows the dividend, which is positive here.
+    let h = (h * (1.0 / 6.0) + 1.0) % 1.0;
+    (h, s, maxc)
+}
+
+fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
+    let h6 = h * 6.0;
+    let i = h6.floor();
+    let f = h6 - i;
+    let sxf = s * f;
+    let one_minus_s = 1.0 - s;
+    let q = ((1.0 - sxf) * v).clamp(0.0, 1.0);
+    let t = ((sxf + one_minus_s) * v).clamp(0.0, 1.0);
+    let p = (one_minus_s * v).clamp(0.0, 1.0);
+    match (i as i32).rem_euclid(6) {
+        0 => [v, t, p],
+        1 => [q, v, p],
+        2 => [p, v, t],
+        3 => [p, q, v],
+        4 => [t, p, v],
+        _ => [v, p, q],
+    }
+}
+
+/// Rotate by `angle_degrees` counter-clockwise about the centre, same size, nearest neighbour,
+/// black where nothing maps, as torchvision's `rotate(interpolation=NEAREST, fill=0)`.
+pub fn rotate(image: &mut PlanarImage, angle_degrees: f64) {
+    let size = image.size();
+    let (w, h) = (size.width as usize, size.height as usize);
+    let angle = angle_degrees.rem_euclid(360.0);
+    let n = w * h;
+    // torchvision's exact shortcuts: identity, and rot90 where it is exact.
+    let quarter_turns = match angle {
+        0.0 => return,
+        180.0 => Some(2),
+        a if a == 90.0 && w == h => Some(1),
+        a if a == 270.0 && w == h => Some(3),
+        _ => None,
+    };
+    let source = image.data().to_vec();
+    let data = image.data_mut();
+    if let Some(k) = quarter_turns {
+        for y in 0..h {
+            for x in 0..w {
+                // torch.rot90(k=1, dims=(H, W)) turns counter-clockwise.
+                let (sx, sy) = match k {
+                    1 => (w - 1 - y, x),
+                    2 => (w - 1 - x, h - 1 - y),
+                    _ => (y, h - 1 - x),
+                };
+                for c in 0..3 {
+                    data[c * n + y * w + x] = source[c * n + sy * w + sx];
+                }
+            }
+        }
+        return;
+    }
+    // The inverse affine matrix of torchvision's _get_inverse_affine_matrix(center 0, -angle),
+    // in f64 then cast to f32, rescaled by (0.5 w, 0.5 h) as _affine_grid does.
+    let rot = (-angle).to_radians();
+    let matrix = [rot.cos(), rot.sin(), 0.0, -rot.sin(), rot.cos(), 0.0].map(|m| m as f32);
+    let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
+    let theta_x = [matrix[0] / half_w, matrix[1] / half_w, matrix[2] / half_w];
+    let theta_y = [matrix[3] / half_h, matrix[4] / half_h, matrix[5] / half_h];
+    for y in 0..h {
+        let base_y = (1.0 - h as f32) * 0.5 + y as f32;
+        for x in 0..w {
+            let base_x = (1.0 - w as f32) * 0.5 + x as f32;
+            let grid_x = base_x * theta_x[0] + base_y * theta_x[1] + theta_x[2];
+            let grid_y = base_x * theta_y[0] + base_y * theta_y[1] + theta_y[2];
+            // grid_sample, align_corners=False, nearest: round half to even.
+            let ix = (((grid_x + 1.0) * w as f32 - 1.0) / 2.0).round_ties_even();
+            let iy = (((grid_y + 1.0) * h as f32 - 1.0) / 2.0).round_ties_even();
+            let inside = ix >= 0.0 && iy >= 0.0 && ix < w as f32 && iy < h as f32;
+            for c in 0..3 {
+                data[c * n + y * w + x] = if inside {
+                    source[c * n + iy as usize * w + ix as usize]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+/// The normalised 5-tap Gaussian of torchvision (`softmax(-(x / sigma)^2)` on
+/// `linspace(-2/sqrt 2, 2/sqrt 2, 5)`).
+fn gaussian_kernel(sigma: f32) -> [f32; 5] {
+    let lim = 4.0f32 / (2.0 * 2.0f32.sqrt());
+    let step = lim / 2.0;
+    let logits = [-2.0f32, -1.0, 0.0, 1.0, 2.0].map(|i| -(i * step / sigma).powi(2));
+    let weights = logits.map(f32::exp);
+    let total: f32 = weights.iter().sum();
+    weights.map(|w| w / total)
+}
+
+/// Mirror an index into 0..len without repeating the edge (`reflect` padding).
+#[inline]
+fn reflect(i: isize, len: usize) -> usize {
+    let len = len as isize;
+    if len == 1 {
+        return 0;
+    }
+    let period = 2 * (len - 1);
+    let m = i.rem_euclid(period);
+    (if m >= len { period - m } else { m }) as usize
+}
+
+/// 5x5 Gaussian blur with reflect padding; `sigma` 0 is the identity.
+pub fn gaussian_blur(image: &mut PlanarImage, sigma: f32) {
+    if sigma <= 0.0 {
+        return;
+    }
+    let kernel = gaussian_kernel(sigma);
+    let size = image.size();
+    let (w, h) = (size.width as usize, size.height as usize);
+    let mut row_pass = vec![0.0f32; w * h];
+    for plane in image.planes_mut() {
+        // The 2-D kernel is the outer product of the 1-D one: blur rows, then columns.
+        for y in 0..h {
+            let row = &plane[y * w..(y + 1) * w];
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (k, weight) in kernel.iter().enumerate() {
+                    acc += weight * row[reflect(x as isize + k as isize - 2, w)];
+                }
+                row_pass[y * w + x] = acc;
+            }
+        }
+        for y in 0..h {
+            let rows = [-2isize, -1, 0, 1, 2].map(|d| reflect(y as isize + d, h) * w);
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (weight, row) in kernel.iter().zip(rows) {
+                    acc += weight * row_pass[row + x];
+                }
+                plane[y * w + x] = acc;
+            }
+        }
+    }
+}
+
+/// `clamp(x + mean + sigma * z)`, z standard normal per pixel and channel, drawn from `rng` in
+/// plane order.
+pub fn gaussian_noise(image: &mut PlanarImage, mean: f32, sigma: f32, rng: &mut impl Rng) {
+    for x in image.data_mut() {
+        let z: f32 = StandardNormal.sample(rng);
+        *x = (*x + (mean + z * sigma)).clamp(0.0, 1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drift_core::ImageSize;
+
+    fn image(w: u32, h: u32) -> PlanarImage {
+        let size = ImageSize::new(w, h).unwrap();
+        let data = (0..3 * w * h)
+            .map(|i| ((i * 37) % 101) as f32 / 100.0)
+            .collect();
+        PlanarImage::from_planes(size, data).unwrap()
+    }
+
+    #[test]
+    fn identities_at_neutral_parameters() {
+        let original = image(9, 7);
+        for op in [
+            (|i: &mut PlanarImage| brightness(i, 1.0)) as fn(&mut PlanarImage),
+            |i| contrast(i, 1.0),
+            |i| saturation(i, 1.0),
+            |i| hue(i, 0.0),
+            |i| rotate(i, 0.0),
+            |i| rotate(i, 360.0),
+            |i| gaussian_blur(i, 0.0),
+        ] {
+            let mut copy = original.clone();
+            op(&mut copy);
+            for (a, b) in copy.data().iter().zip(original.data()) {
+                assert!((a - b).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn hsv_round_trips() {
+        for (r, g, b) in [
+            (0.2, 0.4, 0.6),
+            (1.0, 0.0, 0.0),
+            (0.5, 0.5, 0.5),
+            (0.1, 0.9, 0.3),
+            (0.7, 0.2, 0.9),
+        ] {
+            let (h, s, v) = rgb_to_hsv(r, g, b);
+            let back = hsv_to_rgb(h, s, v);
+            for (x, y) in back.iter().zip([r, g, b]) {
+                assert!((x - y).abs() < 1e-6, "{r} {g} {b} -> {back:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn blur_keeps_a_constant_image_and_reflect_mirrors() {
+        let size = ImageSize::new(6, 5).unwrap();
+        let mut constant = PlanarImage::from_planes(size, vec![0.25; 90]).unwrap();
+        gaussian_blur(&mut constant, 1.7);
+        assert!(constant.data().iter().all(|x| (x - 0.25).abs() < 1e-6));
+        assert_eq!(
+            [-2, -1, 0, 5, 6, 7].map(|i| reflect(i, 6)),
+            [2, 1, 0, 5, 4, 3]
+        );
+        let kernel = gaussian_kernel(1.0);
+        assert!((kernel.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn quarter_turns_are_exact_and_counter_clockwise() {
+        // 2x2 planes: [a b; c d] turned a quarter counter-clockwise is [b d; a c].
+        let size = ImageSize::new(2, 2).unwrap();
+        let data: Vec<f32> = (0..12).map(|i| i as f32 / 11.0).collect();
+        let mut img = PlanarImage::from_planes(size, data.clone()).unwrap();
+        rotate(&mut img, 90.0);
+        assert_eq!(&img.data()[..4], &[data[1], data[3], data[0], data[2]]);
+    }
+}
