@@ -663,3 +663,108 @@ fn bad_transforms_get_clear_errors() {
     fails(&[&base[..], &["rotate"]].concat(), "expected NAME=LEVEL");
     assert!(listing(&out).is_empty());
 }
+
+#[test]
+fn the_documented_scenario_runs_as_one_stream() {
+    let scratch = tempfile::tempdir().unwrap();
+    drift_pipeline::demo::write_dataset(&scratch.path().join("out/dataset"), 40, 7).unwrap();
+    let docs = scratch.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenario.toml");
+    std::fs::copy(example, docs.join("scenario.toml")).unwrap();
+    let stdout = ok(&["run", s(&docs.join("scenario.toml")), "--quiet"]);
+    assert!(stdout.contains("drift default=0.8, hue=0.3"), "{stdout}");
+
+    let out = scratch.path().join("out/scenario");
+    let mut next_id = 0;
+    let mut names = std::collections::BTreeSet::new();
+    for (segment, count, transforms) in [
+        ("reference", 80, vec![]),
+        ("production-1", 40, vec!["default"]),
+        ("production-2", 40, vec!["default", "hue"]),
+    ] {
+        let folder = out.join(segment);
+        let rows = read_input_mapping(&folder);
+        assert_eq!(rows.len(), count);
+        for (id, ts, name) in rows {
+            assert_eq!(id, next_id);
+            assert_eq!(ts, 1_717_232_400.0 + 1800.0 * id as f64);
+            assert!(names.insert(name), "file names are unique across segments");
+            next_id += 1;
+        }
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("drift.json")).unwrap())
+                .unwrap();
+        let applied: Vec<&str> = record["transforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(applied, transforms, "{segment}");
+    }
+}
+
+#[test]
+fn scenario_errors_point_to_the_segment_and_key_and_write_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    mixed_dataset(&input);
+    let write = |name: &str, body: &str| {
+        let path = scratch.path().join(name);
+        std::fs::write(&path, format!("input = \"in\"\n{body}")).unwrap();
+        path
+    };
+    let segment = |name: &str, samples: u32, transforms: &str| {
+        format!(
+            "[[segment]]\nname = \"{name}\"\nsamples = {samples}\noutput = \"out/{name}\"\ntransforms = [{transforms}]\n"
+        )
+    };
+    let cases = [
+        (
+            write(
+                "a.toml",
+                &(segment("clean", 4, "") + &segment("drifted", 4, "\"blurr=0.3\"")),
+            ),
+            "segment 2 (drifted), key 'transforms': unknown transform 'blurr'",
+        ),
+        (
+            write(
+                "b.toml",
+                &(segment("clean", 4, "") + &segment("drifted", 4, "\"rotate=2\"")),
+            ),
+            "drift_level of rotate must be a number in [0, 1]",
+        ),
+        (
+            write(
+                "c.toml",
+                &(segment("clean", 10, "") + &segment("more", 10, "")),
+            ),
+            "ask for 20 samples",
+        ),
+        (
+            write("d.toml", &format!("sed = 3\n{}", segment("x", 1, ""))),
+            "sed",
+        ),
+        (write("e.toml", ""), "at least one segment"),
+        (
+            write(
+                "f.toml",
+                &format!("size = \"0x3\"\n{}", segment("x", 1, "")),
+            ),
+            "key 'size'",
+        ),
+        (
+            write("g.toml", &(segment("x", 1, "") + &segment("x", 1, ""))),
+            "is also the output of",
+        ),
+    ];
+    for (path, needle) in cases {
+        fails(&["run", s(&path)], needle);
+        assert!(
+            !scratch.path().join("out").exists(),
+            "{}: nothing is written",
+            path.display()
+        );
+    }
+}

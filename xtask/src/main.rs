@@ -3,6 +3,9 @@
 //! - `test`: prepares the Python readers used by the output check (a venv with the pinned
 //!   packages of `tools/check/requirements.txt`), then runs the whole test suite with them.
 //!   This is the README's test command and what CI runs.
+//! - `bench [--images N] [--input DIR]`: images/s of each stage, built in release.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +16,26 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        // Re-run this binary in release so that the timed code is optimised.
+        Some("bench") => run(Command::new(
+            std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        )
+        .current_dir(workspace_root())
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "xtask",
+            "--",
+            "bench-release",
+        ])
+        .args(&args[1..])),
+        Some("bench-release") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test [extra cargo test arguments]");
+            eprintln!(
+                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR]"
+            );
             std::process::exit(2);
         }
     }

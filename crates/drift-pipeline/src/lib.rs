@@ -32,6 +32,7 @@
 mod class_mapping;
 pub mod demo;
 mod pipeline;
+mod scenario;
 
 pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, ImageSize};
@@ -39,6 +40,7 @@ pub use drift_reader::{Dataset, DecodeLimits};
 pub use drift_sampler::StreamClock;
 pub use drift_transformer::{TransformChain, TransformError, TransformKind, TransformSpec};
 pub use drift_writer::PngCompression;
+pub use scenario::{Scenario, ScenarioError, Segment};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

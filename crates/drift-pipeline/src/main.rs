@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
     Dataset, DriftGenerator, GeneratorOptions, ImageSize, PipelineError, PngCompression, Progress,
-    SampleSummary, StreamClock, TransformSpec, demo,
+    SampleSummary, Scenario, StreamClock, TransformSpec, demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -29,6 +29,17 @@ struct Cli {
 enum Command {
     /// Sample a class-folder dataset into a timestamped stream (zip + Parquet tables).
     Generate(GenerateArgs),
+    /// Run a scenario file: segments of clean and drifted samples from one seeded stream.
+    Run {
+        /// The scenario (TOML); see docs/scenario.toml.
+        scenario: PathBuf,
+        /// Worker threads per parallel stage (default: one per core).
+        #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+        threads: usize,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Show a dataset's classes, labels, image counts and ignored files.
     Inspect {
         /// The dataset root: one sub-folder per class.
@@ -144,6 +155,11 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
     match cli.command {
         Command::Generate(args) => generate(args, cancel),
         Command::Inspect { dir } => inspect(&dir),
+        Command::Run {
+            scenario,
+            threads,
+            quiet,
+        } => run_scenario(&scenario, threads, quiet, cancel),
         Command::Demo {
             dir,
             overwrite,
@@ -253,6 +269,16 @@ impl Progress for ProgressReport {
     fn samples_written(&self, written: u64, _total: u64) {
         self.0.set_position(written);
     }
+}
+
+fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool>) -> Result<()> {
+    let mut scenario = Scenario::load(path)?;
+    scenario.set_run_options(threads, Some(cancel));
+    scenario.run(
+        |segment| Box::new(ProgressReport::new(segment.samples, quiet)),
+        |_, summary, generator| report(summary, generator, quiet),
+    )?;
+    Ok(())
 }
 
 fn inspect(dir: &Path) -> Result<()> {

@@ -1,0 +1,288 @@
+//! `drift-pipeline run SCENARIO.toml`: one seed and input, then an ordered list of segments, each
+//! with a sample count, an output folder and its drift. Ids, timestamps and the image cursor
+//! continue across segments. The whole file is validated before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{
+    DriftGenerator, GeneratorOptions, ImageSize, PipelineError, PngCompression, Progress,
+    SampleSummary, StreamClock, TransformSpec,
+};
+
+/// Why a scenario was refused; every variant names the file and, where it applies, the segment.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file cannot be read.
+    #[error("cannot read scenario {path}: {source}")]
+    Io {
+        /// The scenario file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or keys/types that do not fit.
+    #[error("scenario {path}: {reason}")]
+    Syntax {
+        /// The scenario file.
+        path: PathBuf,
+        /// The parser's words, with line and key.
+        reason: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("scenario {path}: {place}: {reason}")]
+    Invalid {
+        /// The scenario file.
+        path: PathBuf,
+        /// `segment 2 (production), key 'transforms'` or `key 'size'`.
+        place: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The dataset or a segment failed.
+    #[error("scenario {path}: {place}: {source}")]
+    Run {
+        /// The scenario file.
+        path: PathBuf,
+        /// Where it failed.
+        place: String,
+        /// Why.
+        source: Box<PipelineError>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    input: PathBuf,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    size: Option<String>,
+    start_timestamp: Option<f64>,
+    delta_timestamp: Option<f64>,
+    #[serde(default)]
+    organize_by_class: bool,
+    class_mapping: Option<PathBuf>,
+    #[serde(default)]
+    skip_bad_images: bool,
+    #[serde(default)]
+    overwrite: bool,
+    png_compression: Option<String>,
+    #[serde(rename = "segment", default)]
+    segments: Vec<SegmentFile>,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentFile {
+    name: Option<String>,
+    samples: u64,
+    output: PathBuf,
+    #[serde(default)]
+    transforms: Vec<String>,
+}
+
+/// One validated segment.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Its name (or `segment N`).
+    pub name: String,
+    /// Samples to write.
+    pub samples: u64,
+    /// Output folder, resolved against the scenario's folder.
+    pub output: PathBuf,
+    /// Its drift (empty: clean).
+    pub transforms: Vec<TransformSpec>,
+}
+
+/// A validated scenario, ready to run.
+#[derive(Debug)]
+pub struct Scenario {
+    path: PathBuf,
+    seed: u64,
+    input: PathBuf,
+    options: GeneratorOptions,
+    segments: Vec<Segment>,
+}
+
+impl Scenario {
+    /// Reads and validates `path`. Relative paths inside are relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: ScenarioFile = toml::from_str(&text).map_err(|e| ScenarioError::Syntax {
+            path: path.to_owned(),
+            reason: e.to_string().trim_end().to_owned(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |place: String, reason: String| ScenarioError::Invalid {
+            path: path.to_owned(),
+            place,
+            reason,
+        };
+        let mut options = GeneratorOptions {
+            organize_by_class: file.organize_by_class,
+            class_mapping: file.class_mapping.map(|p| base.join(p)),
+            skip_bad_images: file.skip_bad_images,
+            overwrite: file.overwrite,
+            ..GeneratorOptions::default()
+        };
+        if let Some(size) = &file.size {
+            options.size = size
+                .parse::<ImageSize>()
+                .map_err(|e| invalid("key 'size'".into(), e.to_string()))?;
+        }
+        if let Some(compression) = &file.png_compression {
+            options.png_compression = compression
+                .parse::<PngCompression>()
+                .map_err(|e| invalid("key 'png_compression'".into(), e))?;
+        }
+        let mut clock = StreamClock::default();
+        if let Some(start) = file.start_timestamp {
+            if !start.is_finite() {
+                return Err(invalid(
+                    "key 'start_timestamp'".into(),
+                    "must be a finite number".into(),
+                ));
+            }
+            clock.start = start;
+        }
+        if let Some(delta) = file.delta_timestamp {
+            if !(delta.is_finite() && delta > 0.0) {
+                return Err(invalid(
+                    "key 'delta_timestamp'".into(),
+                    "must be greater than 0".into(),
+                ));
+            }
+            clock.delta = delta;
+        }
+        options.clock = clock;
+        if file.segments.is_empty() {
+            return Err(invalid(
+                "[[segment]]".into(),
+                "a scenario needs at least one segment".into(),
+            ));
+        }
+        let mut segments = Vec::with_capacity(file.segments.len());
+        for (index, segment) in file.segments.into_iter().enumerate() {
+            let name = segment
+                .name
+                .unwrap_or_else(|| format!("segment {}", index + 1));
+            let place = |key: &str| format!("segment {} ({name}), key '{key}'", index + 1);
+            if segment.samples == 0 {
+                return Err(invalid(place("samples"), "must be at least 1".into()));
+            }
+            let transforms = segment
+                .transforms
+                .iter()
+                .map(|t| t.parse::<TransformSpec>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(place("transforms"), e.to_string()))?;
+            let output = base.join(&segment.output);
+            if let Some(earlier) = segments.iter().find(|s: &&Segment| s.output == output) {
+                return Err(invalid(
+                    place("output"),
+                    format!(
+                        "{} is also the output of {}",
+                        output.display(),
+                        earlier.name
+                    ),
+                ));
+            }
+            if !options.overwrite
+                && let Some(existing) = drift_writer::OUTPUT_FILES
+                    .iter()
+                    .map(|f| output.join(f))
+                    .find(|p| p.exists())
+            {
+                return Err(invalid(
+                    place("output"),
+                    format!(
+                        "{} already exists (set overwrite = true to replace it)",
+                        existing.display()
+                    ),
+                ));
+            }
+            segments.push(Segment {
+                name,
+                samples: segment.samples,
+                output,
+                transforms,
+            });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            seed: file.seed,
+            input: base.join(file.input),
+            options,
+            segments,
+        })
+    }
+
+    /// The segments, in order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Replaces the worker-thread count and the cancel flag (command-line settings).
+    pub fn set_run_options(
+        &mut self,
+        threads: usize,
+        cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ) {
+        self.options.threads = threads;
+        self.options.cancel = cancel;
+    }
+
+    /// Scans the input, checks that the segments fit in the dataset, then runs them in order.
+    /// `progress` is asked for a reporter per segment.
+    pub fn run(
+        &self,
+        mut progress: impl FnMut(&Segment) -> Box<dyn Progress>,
+        mut finished: impl FnMut(&Segment, &SampleSummary, &DriftGenerator),
+    ) -> Result<Vec<SampleSummary>, ScenarioError> {
+        let run_error = |place: String, source: PipelineError| ScenarioError::Run {
+            path: self.path.clone(),
+            place,
+            source: Box::new(source),
+        };
+        let mut generator = DriftGenerator::new(self.seed, &self.input, self.options.clone())
+            .map_err(|e| run_error(format!("key 'input' ({})", self.input.display()), e))?;
+        let total: u64 = self.segments.iter().map(|s| s.samples).sum();
+        if total > generator.remaining() as u64 {
+            return Err(ScenarioError::Invalid {
+                path: self.path.clone(),
+                place: "segments".into(),
+                reason: format!(
+                    "the segments ask for {total} samples in all but the dataset has {} images",
+                    generator.remaining()
+                ),
+            });
+        }
+        let mut summaries = Vec::with_capacity(self.segments.len());
+        for (index, segment) in self.segments.iter().enumerate() {
+            let place = format!("segment {} ({})", index + 1, segment.name);
+            if segment.transforms.is_empty() {
+                generator.reset();
+            } else {
+                generator
+                    .add_abrupt_drift(segment.transforms.clone())
+                    .map_err(|e| run_error(place.clone(), e))?;
+            }
+            let reporter = progress(segment);
+            let summary = generator
+                .sample_with_progress(segment.samples, &segment.output, reporter.as_ref())
+                .map_err(|e| run_error(place, e))?;
+            finished(segment, &summary, &generator);
+            summaries.push(summary);
+        }
+        Ok(summaries)
+    }
+}

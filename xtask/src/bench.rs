@@ -1,0 +1,137 @@
+//! `cargo xtask bench`: images/s of each stage on this machine, in a release build.
+//!
+//! Generates a deterministic demo dataset (or uses `--input DIR`), then times each stage alone
+//! on the same images: decode + resize, every transform and the full chain, PNG encode at each
+//! compression setting, and end-to-end `sample` calls without and with transforms. Ratios within
+//! one run are meaningful; absolute numbers on a shared machine are noisy.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use drift_core::{ImageSize, RgbImage8};
+use drift_pipeline::{DriftGenerator, GeneratorOptions, TransformChain};
+use drift_reader::{Dataset, Decoder};
+use drift_transformer::TransformKind;
+use drift_writer::{PngCompression, encode_png};
+
+struct Options {
+    images: usize,
+    input: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        images: 1024,
+        input: None,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--images" => options.images = value.parse().context("--images takes a number")?,
+            "--input" => options.input = Some(PathBuf::from(value)),
+            other => anyhow::bail!("unknown flag {other}: use --images N or --input DIR"),
+        }
+    }
+    Ok(options)
+}
+
+fn rate(count: usize, seconds: f64) -> String {
+    format!("{:>9.1}", count as f64 / seconds.max(1e-9))
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let options = parse(args)?;
+    let scratch = tempfile::tempdir()?;
+    let input = match &options.input {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = scratch.path().join("dataset");
+            let per_class = options.images.div_ceil(4);
+            eprintln!(
+                "bench: generating {} demo images (150-1200 px, JPEG and PNG)",
+                4 * per_class
+            );
+            drift_pipeline::demo::write_dataset_sized(&dir, per_class, 11, (150, 1200))?;
+            dir
+        }
+    };
+    let dataset = Dataset::scan(&input)?;
+    let count = options.images.min(dataset.images().len());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("| stage | images/s |");
+    println!("|---|---:|");
+
+    let decoder = Decoder::new(ImageSize::default());
+    let started = Instant::now();
+    let images: Vec<RgbImage8> = dataset.images()[..count]
+        .iter()
+        .map(|entry| decoder.decode(&entry.path))
+        .collect::<Result<_, _>>()?;
+    println!(
+        "| decode + resize to 224x224 (1 thread) | {} |",
+        rate(count, started.elapsed().as_secs_f64())
+    );
+
+    let sample = &images[..count.min(256)];
+    let mut chains: Vec<(String, TransformChain)> = TransformKind::ALL
+        .iter()
+        .map(|kind| {
+            (
+                kind.name().to_owned(),
+                format!("{kind}=0.5").parse().expect("valid"),
+            )
+        })
+        .collect();
+    chains.push((
+        "all seven transforms".to_owned(),
+        "rotate=0.5,brightness=0.5,contrast=0.5,saturation=0.5,hue=0.5,gaussian_blur=0.5,gaussian_noise=0.5"
+            .parse()
+            .expect("valid"),
+    ));
+    for (name, chain) in &chains {
+        let started = Instant::now();
+        for (i, image) in sample.iter().enumerate() {
+            std::hint::black_box(chain.apply(image, 1, i as u64));
+        }
+        println!(
+            "| transform {name}=0.5 (1 thread) | {} |",
+            rate(sample.len(), started.elapsed().as_secs_f64())
+        );
+    }
+    for compression in PngCompression::ALL {
+        let started = Instant::now();
+        let mut bytes = 0;
+        for image in sample {
+            bytes += encode_png(image, compression)?.len();
+        }
+        println!(
+            "| PNG encode {} (1 thread, {:.0} KiB/image) | {} |",
+            compression.name(),
+            bytes as f64 / sample.len() as f64 / 1024.0,
+            rate(sample.len(), started.elapsed().as_secs_f64())
+        );
+    }
+
+    for (name, drift) in [
+        ("no transform", None),
+        ("7 transforms", Some(&chains[chains.len() - 1].1)),
+    ] {
+        let mut generator = DriftGenerator::new(42, &input, GeneratorOptions::default())?;
+        if let Some(chain) = drift {
+            generator.add_abrupt_drift(chain.specs().to_vec())?;
+        }
+        let output = scratch
+            .path()
+            .join(format!("out-{}", name.replace(' ', "-")));
+        let summary = generator.sample(count as u64, &output)?;
+        println!(
+            "| generate end to end, {name} ({threads} threads, {count} images) | {} |",
+            rate(count, summary.elapsed.as_secs_f64())
+        );
+    }
+    Ok(())
+}
