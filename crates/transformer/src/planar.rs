@@ -12,11 +12,16 @@ impl PlanarImage {
     pub fn from_rgb8(image: &RgbImage8) -> Self {
         let size = image.size();
         let n = size.pixel_count();
+        let scale: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
         let mut data = vec![0.0f32; 3 * n];
-        for (i, px) in image.pixels().chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                data[c * n + i] = f32::from(px[c]) / 255.0;
-            }
+        let (r, rest) = data.split_at_mut(n);
+        let (g, b) = rest.split_at_mut(n);
+        for (((px, r), g), b) in image.pixels().chunks_exact(3).zip(r).zip(g).zip(b) {
+            (*r, *g, *b) = (
+                scale[px[0] as usize],
+                scale[px[1] as usize],
+                scale[px[2] as usize],
+            );
         }
         Self { size, data }
     }
@@ -29,11 +34,14 @@ impl PlanarImage {
     /// `round(255 * x)` clamped to 0..=255, interleaved.
     pub fn to_rgb8(&self) -> RgbImage8 {
         let n = self.size.pixel_count();
+        // Clamped to [0, 255] first, so adding 0.5 and truncating is rounding half up, and the
+        // loop vectorises (f32::round is a library call).
+        let to_byte = |x: f32| ((x * 255.0).clamp(0.0, 255.0) + 0.5) as u8;
+        let (r, rest) = self.data.split_at(n);
+        let (g, b) = rest.split_at(n);
         let mut pixels = vec![0u8; 3 * n];
-        for i in 0..n {
-            for c in 0..3 {
-                pixels[3 * i + c] = (self.data[c * n + i] * 255.0).round().clamp(0.0, 255.0) as u8;
-            }
+        for (((px, r), g), b) in pixels.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+            px.copy_from_slice(&[to_byte(*r), to_byte(*g), to_byte(*b)]);
         }
         RgbImage8::from_pixels(self.size, pixels).expect("3 bytes per pixel")
     }
@@ -58,5 +66,30 @@ impl PlanarImage {
         let (r, rest) = self.data.split_at_mut(n);
         let (g, b) = rest.split_at_mut(n);
         [r, g, b]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_and_rounding_is_to_nearest() {
+        let size = ImageSize::new(16, 16).unwrap();
+        let bytes: Vec<u8> = (0..=255).flat_map(|v| [v, 255 - v, v / 2]).collect();
+        let image = RgbImage8::from_pixels(size, bytes).unwrap();
+        assert_eq!(PlanarImage::from_rgb8(&image).to_rgb8(), image);
+        let mut planar = PlanarImage::from_planes(size, vec![0.0; 768]).unwrap();
+        planar.data_mut()[..5].copy_from_slice(&[
+            -0.5,
+            0.4 / 255.0,
+            0.6 / 255.0,
+            1.7,
+            200.4 / 255.0,
+        ]);
+        assert_eq!(
+            &planar.to_rgb8().pixels()[..13],
+            &[0, 0, 0, 0, 0, 0, 1, 0, 0, 255, 0, 0, 200]
+        );
     }
 }
