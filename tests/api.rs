@@ -117,20 +117,10 @@ fn drift_parameters_are_drawn_per_image() {
     let input = scratch.path().join("in");
     // Two byte-identical images: under a random transform they must still come out different.
     let pixels = pattern(90, 70, 3);
-    write_png(
-        &input.join("only/a.png"),
-        90,
-        70,
-        image::ExtendedColorType::Rgb8,
-        &pixels,
-    );
-    write_png(
-        &input.join("only/b.png"),
-        90,
-        70,
-        image::ExtendedColorType::Rgb8,
-        &pixels,
-    );
+    for name in ["a", "b"] {
+        let path = input.join(format!("only/{name}.png"));
+        write_png(&path, 90, 70, image::ExtendedColorType::Rgb8, &pixels);
+    }
     let mut generator = DriftGenerator::new(1, &input, GeneratorOptions::default()).unwrap();
     assert!(generator.add_abrupt_drift(vec![]).is_err());
     generator
@@ -163,4 +153,24 @@ fn drift_parameters_are_drawn_per_image() {
         clean_pngs[0], clean_pngs[1],
         "identical sources, no drift: identical samples"
     );
+}
+
+#[test]
+fn a_cancelled_call_leaves_no_output() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset(&input, 3, 1).unwrap();
+    let options = GeneratorOptions {
+        // As the binary's Ctrl-C handler would have set it.
+        cancel: Some(Arc::new(AtomicBool::new(true))),
+        ..GeneratorOptions::default()
+    };
+    let mut generator = DriftGenerator::new(1, &input, options).unwrap();
+    let out = scratch.path().join("out");
+    let err = generator.sample(10, &out).unwrap_err();
+    assert!(matches!(err, PipelineError::Cancelled), "{err}");
+    assert!(listing(&out).is_empty(), "{:?}", listing(&out));
+    assert_eq!(generator.next_sample_id(), 0);
 }

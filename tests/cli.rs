@@ -108,24 +108,16 @@ fn generate_writes_spec_outputs_that_match_the_decoded_sources() {
     assert_eq!(labels, [[0; 4].as_slice(), &[1; 7], &[2; 5]].concat());
 }
 
-#[test]
-fn same_seed_gives_identical_bytes_at_any_thread_count() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, 12, 1).unwrap();
+/// Runs `generate` with `args` at several thread counts (and twice at the default) and asserts
+/// byte-identical output folders; returns them.
+fn assert_identical_at_any_thread_count(scratch: &Path, args: &[&str]) -> Vec<(String, Vec<u8>)> {
     let run = |name: &str, threads: &str| {
-        let output = scratch.path().join(name);
+        let output = scratch.join(name);
         ok(&[
-            "generate",
-            "--input",
-            s(&input),
-            "--output",
-            s(&output),
-            "--num-samples",
-            "40",
-            "--threads",
-            threads,
-        ]);
+            &["generate", "--output", s(&output), "--threads", threads],
+            args,
+        ]
+        .concat());
         bytes_of(&output)
     };
     let first = run("a", "0");
@@ -133,19 +125,22 @@ fn same_seed_gives_identical_bytes_at_any_thread_count() {
     assert_eq!(first, run("b", "0"), "rerun");
     assert_eq!(first, run("c", "1"), "--threads 1");
     assert_eq!(first, run("d", "5"), "--threads 5");
+    first
+}
 
+#[test]
+fn same_seed_gives_identical_bytes_at_any_thread_count() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset(&input, 12, 1).unwrap();
+    let args = ["--input", s(&input), "--num-samples", "40"];
+    let first = assert_identical_at_any_thread_count(scratch.path(), &args);
     let other_seed = scratch.path().join("e");
     ok(&[
-        "generate",
-        "--input",
-        s(&input),
-        "--output",
-        s(&other_seed),
-        "--num-samples",
-        "40",
-        "--seed",
-        "43",
-    ]);
+        &["generate", "--output", s(&other_seed), "--seed", "43"],
+        &args[..],
+    ]
+    .concat());
     assert_ne!(first, bytes_of(&other_seed));
 }
 
@@ -603,32 +598,12 @@ fn transforms_are_deterministic_at_any_thread_count() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
     drift_pipeline::demo::write_dataset(&input, 6, 4).unwrap();
-    let run = |name: &str, threads: &str| {
-        let output = scratch.path().join(name);
-        ok(&[
-            "generate",
-            "--input",
-            s(&input),
-            "--output",
-            s(&output),
-            "--num-samples",
-            "24",
-            "--size",
-            "80x60",
-            "--threads",
-            threads,
-            "--transform",
-            "rotate=0.7",
-            "--transform",
-            "hue=0.4",
-            "--transform",
-            "gaussian_noise=0.3",
-        ]);
-        bytes_of(&output)
-    };
-    let first = run("a", "0");
-    assert_eq!(first, run("b", "1"));
-    assert_eq!(first, run("c", "3"));
+    #[rustfmt::skip]
+    let args = [
+        "--input", s(&input), "--num-samples", "24", "--size", "80x60",
+        "--transform", "rotate=0.7", "--transform", "hue=0.4", "--transform", "gaussian_noise=0.3",
+    ];
+    assert_identical_at_any_thread_count(scratch.path(), &args);
 }
 
 #[test]

@@ -102,7 +102,6 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
     let enough = AtomicBool::new(false);
 
     let (written, report) = thread::scope(|scope| {
-        let feeder_credits = credit_tx.clone();
         scope.spawn(move || {
             feed(
                 job.sampler,
@@ -111,7 +110,6 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
                 candidate_tx,
                 job.options,
             );
-            drop(feeder_credits);
         });
         for _ in 0..threads {
             let (rx, tx, enough) = (candidate_rx.clone(), decoded_tx.clone(), &enough);
