@@ -98,8 +98,9 @@ impl Decoder {
             });
         }
         let mut limits = image::Limits::default();
-        // Room for the largest accepted image at 16 bits x 4 channels, and not a byte more.
-        limits.max_alloc = Some(pixels.saturating_mul(8).max(1 << 20));
+        // Room for this image at 16 bits x 4 channels twice over (decoders keep scratch buffers,
+        // e.g. for interlaced PNG) plus a fixed margin: a guard, not an allocation.
+        limits.max_alloc = Some(pixels.saturating_mul(16).saturating_add(16 << 20));
         decoder
             .set_limits(limits)
             .map_err(|e| decode_error(e.to_string()))?;
