@@ -204,21 +204,25 @@ pub fn gaussian_blur(image: &mut PlanarImage, sigma: f32) {
         // The 2-D kernel is the outer product of the 1-D one: blur rows, then columns.
         for y in 0..h {
             let row = &plane[y * w..(y + 1) * w];
-            for (i, value) in padded.iter_mut().enumerate() {
-                *value = row[reflect(i as isize - 2, w)];
+            padded[2..w + 2].copy_from_slice(row);
+            for i in [0, 1, w + 2, w + 3] {
+                padded[i] = row[reflect(i as isize - 2, w)];
             }
             let out = &mut row_pass[y * w..(y + 1) * w];
+            let taps = (&padded[..w], &padded[1..w + 1], &padded[2..w + 2]);
+            let taps = (taps, &padded[3..w + 3], &padded[4..w + 4]);
             for (x, out) in out.iter_mut().enumerate() {
-                let p = &padded[x..x + 5];
-                *out = k0 * p[0] + k1 * p[1] + k2 * p[2] + k3 * p[3] + k4 * p[4];
+                let ((p0, p1, p2), p3, p4) = taps;
+                *out = k0 * p0[x] + k1 * p1[x] + k2 * p2[x] + k3 * p3[x] + k4 * p4[x];
             }
         }
         for y in 0..h {
             let rows = [-2isize, -1, 0, 1, 2].map(|d| reflect(y as isize + d, h) * w);
             let [r0, r1, r2, r3, r4] = rows.map(|start| &row_pass[start..start + w]);
             let out = &mut plane[y * w..(y + 1) * w];
-            for x in 0..w {
-                out[x] = k0 * r0[x] + k1 * r1[x] + k2 * r2[x] + k3 * r3[x] + k4 * r4[x];
+            let columns = r0.iter().zip(r1).zip(r2).zip(r3).zip(r4);
+            for (out, ((((a, b), c), d), e)) in out.iter_mut().zip(columns) {
+                *out = k0 * a + k1 * b + k2 * c + k3 * d + k4 * e;
             }
         }
     }
