@@ -9,6 +9,35 @@ use crate::PlanarImage;
 /// torchvision's greyscale weights.
 const GREY: [f32; 3] = [0.2989, 0.587, 0.114];
 
+// Baseline x86-64 has no rounding instruction, so f32::floor, round_ties_even and `%` are library
+// calls. The helpers below give bit-identical results with plain arithmetic on the ranges used.
+
+/// `x - trunc(x)` with the sign of `x` (as fmod gives it, also for zero): `x % 1.0` exactly for
+/// |x| < 2^31.
+#[inline]
+fn fract_toward_zero(x: f32) -> f32 {
+    (x - (x as i32 as f32)).copysign(x)
+}
+
+/// `x.rem_euclid(1.0)` for |x| < 2^31.
+#[inline]
+fn wrap_unit(x: f32) -> f32 {
+    let r = fract_toward_zero(x);
+    if r < 0.0 { r + 1.0 } else { r }
+}
+
+/// `x.round_ties_even()` for |x| < 2^23: adding and removing 2^23 rounds in the FPU's default
+/// round-to-nearest-even mode.
+#[inline]
+fn round_half_even(x: f32) -> f32 {
+    const SHIFT: f32 = 8_388_608.0;
+    if x >= 0.0 {
+        (x + SHIFT) - SHIFT
+    } else {
+        -((-x + SHIFT) - SHIFT)
+    }
+}
+
 /// `clamp(f * x + (1 - f) * other)`, torchvision's `_blend`.
 #[inline]
 fn blend(x: f32, other: f32, factor: f32) -> f32 {
@@ -55,7 +84,7 @@ pub fn hue(image: &mut PlanarImage, shift: f32) {
     let [r, g, b] = image.planes_mut();
     for i in 0..r.len() {
         let (h, s, v) = rgb_to_hsv(r[i], g[i], b[i]);
-        let h = (h + shift).rem_euclid(1.0);
+        let h = wrap_unit(h + shift);
         let [nr, ng, nb] = hsv_to_rgb(h, s, v);
         (r[i], g[i], b[i]) = (nr, ng, nb);
     }
@@ -81,13 +110,14 @@ fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
         4.0 + gc - rc
     };
     // torch's fmod: the sign follows the dividend, which is positive here.
-    let h = (h * (1.0 / 6.0) + 1.0) % 1.0;
+    let h = fract_toward_zero(h * (1.0 / 6.0) + 1.0);
     (h, s, maxc)
 }
 
 fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
     let h6 = h * 6.0;
-    let i = h6.floor();
+    // h6 >= 0, so truncation is floor.
+    let i = h6 as i32 as f32;
     let f = h6 - i;
     let sxf = s * f;
     let one_minus_s = 1.0 - s;
@@ -151,8 +181,8 @@ pub fn rotate(image: &mut PlanarImage, angle_degrees: f64) {
             let grid_x = base_x * theta_x[0] + base_y * theta_x[1] + theta_x[2];
             let grid_y = base_x * theta_y[0] + base_y * theta_y[1] + theta_y[2];
             // grid_sample, align_corners=False, nearest: round half to even.
-            let ix = (((grid_x + 1.0) * w as f32 - 1.0) / 2.0).round_ties_even();
-            let iy = (((grid_y + 1.0) * h as f32 - 1.0) / 2.0).round_ties_even();
+            let ix = round_half_even(((grid_x + 1.0) * w as f32 - 1.0) / 2.0);
+            let iy = round_half_even(((grid_y + 1.0) * h as f32 - 1.0) / 2.0);
             let inside = ix >= 0.0 && iy >= 0.0 && ix < w as f32 && iy < h as f32;
             for c in 0..3 {
                 data[c * n + y * w + x] = if inside {
@@ -267,6 +297,38 @@ mod tests {
             for (a, b) in copy.data().iter().zip(original.data()) {
                 assert!((a - b).abs() < 1e-6);
             }
+        }
+    }
+
+    #[test]
+    fn arithmetic_helpers_match_the_library_functions_bit_for_bit() {
+        let mut x = -300.0f32;
+        while x < 300.0 {
+            assert_eq!(
+                round_half_even(x).to_bits(),
+                x.round_ties_even().to_bits(),
+                "{x}"
+            );
+            assert_eq!(wrap_unit(x).to_bits(), x.rem_euclid(1.0).to_bits(), "{x}");
+            assert_eq!(fract_toward_zero(x).to_bits(), (x % 1.0).to_bits(), "{x}");
+            x += 0.013_671_875; // 7/512: hits exact halves and integers
+        }
+        for x in [
+            0.5f32,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            0.499_999_97,
+            1e-8,
+            0.999_999_94,
+        ] {
+            assert_eq!(
+                round_half_even(x).to_bits(),
+                x.round_ties_even().to_bits(),
+                "{x}"
+            );
+            assert_eq!(wrap_unit(x).to_bits(), x.rem_euclid(1.0).to_bits(), "{x}");
         }
     }
 
