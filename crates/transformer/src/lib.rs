@@ -27,7 +27,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use drift_core::{Purpose, RgbImage8, sample_rng};
-use rand::RngExt;
+use rand::{RngExt, SeedableRng};
 
 /// The transforms of SPEC, by their command-line names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -345,7 +345,11 @@ impl TransformChain {
             let index = index as u32;
             let mut params_rng = sample_rng(seed, sample_id, Purpose::TransformParams(index));
             let params = spec.kind.draw(spec.drift_level, &mut params_rng);
-            let mut noise_rng = sample_rng(seed, sample_id, Purpose::TransformNoise(index));
+            // Per-pixel noise needs about a megabyte of random bits per image: ChaCha8, keyed from
+            // the sample's own ChaCha20 noise stream, makes them several times faster.
+            let noise_key: [u8; 32] =
+                sample_rng(seed, sample_id, Purpose::TransformNoise(index)).random();
+            let mut noise_rng = rand_chacha::ChaCha8Rng::from_seed(noise_key);
             params.apply(&mut planar, &mut noise_rng);
             applied.push(AppliedTransform {
                 spec: *spec,
