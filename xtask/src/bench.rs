@@ -95,7 +95,7 @@ pub fn run(args: &[String]) -> Result<()> {
     for (name, chain) in &chains {
         let started = Instant::now();
         for (i, image) in sample.iter().enumerate() {
-            std::hint::black_box(chain.apply(image, 1, i as u64));
+            std::hint::black_box(chain.apply(image.clone(), 1, i as u64));
         }
         println!(
             "| transform {name}=0.5 (1 thread) | {} |",

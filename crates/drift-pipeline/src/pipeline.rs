@@ -127,12 +127,10 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
             scope.spawn(move || {
                 let seed = job.sampler.seed();
                 for mut sample in rx {
-                    if !job.transforms.is_identity() {
-                        let (image, _params) =
-                            job.transforms
-                                .apply(&sample.image, seed, sample.meta.sample_id);
-                        sample.image = image;
-                    }
+                    let (image, _params) =
+                        job.transforms
+                            .apply(sample.image, seed, sample.meta.sample_id);
+                    sample.image = image;
                     if tx.send(sample).is_err() {
                         return;
                     }

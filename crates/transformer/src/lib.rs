@@ -12,7 +12,7 @@
 //! use drift_transformer::TransformChain;
 //! let chain: TransformChain = "rotate=0.5,gaussian_noise=0.2".parse().unwrap();
 //! let image = RgbImage8::black(ImageSize::new(8, 8).unwrap());
-//! let (drifted, applied) = chain.apply(&image, 42, 0);
+//! let (drifted, applied) = chain.apply(image.clone(), 42, 0);
 //! assert_eq!(applied.len(), 2);
 //! assert_ne!(drifted, image); // the noise has a mean of 0.1
 //! ```
@@ -329,17 +329,18 @@ impl TransformChain {
 
     /// Applies the chain to sample `sample_id`: transform `i` draws its parameters from
     /// (seed, sample_id, TransformParams(i)) and its noise from (seed, sample_id,
-    /// TransformNoise(i)), so the result does not depend on threads or batches.
+    /// TransformNoise(i)), so the result does not depend on threads or batches. An identity
+    /// chain hands the image back untouched, without a float round trip or a copy.
     pub fn apply(
         &self,
-        image: &RgbImage8,
+        image: RgbImage8,
         seed: u64,
         sample_id: u64,
     ) -> (RgbImage8, Vec<AppliedTransform>) {
         if self.is_identity() {
-            return (image.clone(), Vec::new());
+            return (image, Vec::new());
         }
-        let mut planar = PlanarImage::from_rgb8(image);
+        let mut planar = PlanarImage::from_rgb8(&image);
         let mut applied = Vec::with_capacity(self.specs.len());
         for (index, spec) in self.specs.iter().enumerate() {
             let index = index as u32;
@@ -449,9 +450,9 @@ mod tests {
         let pixels: Vec<u8> = (0..16 * 12 * 3).map(|i| (i * 13 % 256) as u8).collect();
         let image = RgbImage8::from_pixels(size, pixels).unwrap();
         let chain: TransformChain = "rotate=0.8,hue=0.5,gaussian_noise=0.3".parse().unwrap();
-        let (a, pa) = chain.apply(&image, 7, 3);
-        let (b, pb) = chain.apply(&image, 7, 3);
-        let (c, pc) = chain.apply(&image, 7, 4);
+        let (a, pa) = chain.apply(image.clone(), 7, 3);
+        let (b, pb) = chain.apply(image.clone(), 7, 3);
+        let (c, pc) = chain.apply(image.clone(), 7, 4);
         assert_eq!((a.clone(), pa.clone()), (b, pb));
         assert_ne!(a, c);
         assert_ne!(pa, pc);
