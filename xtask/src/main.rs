@@ -4,6 +4,8 @@
 //!   packages of `tools/check/requirements.txt`), then runs the whole test suite with them.
 //!   This is the README's test command and what CI runs.
 //! - `bench [--images N] [--input DIR]`: images/s of each stage, built in release.
+//! - `test-weights FILE [--seed N]`: writes seeded random ResNet18 weights (safetensors, with
+//!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
 
 mod bench;
 
@@ -32,13 +34,39 @@ fn main() -> Result<()> {
         ])
         .args(&args[1..])),
         Some("bench-release") => bench::run(&args[1..]),
+        Some("test-weights") => test_weights(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR]"
+                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] | cargo xtask test-weights FILE [--seed N]"
             );
             std::process::exit(2);
         }
     }
+}
+
+/// The seed of the weights the embedding golden fixtures were made with.
+const GOLDEN_WEIGHTS_SEED: u64 = 18;
+
+fn test_weights(args: &[String]) -> Result<()> {
+    let (mut path, mut seed) = (None, GOLDEN_WEIGHTS_SEED);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seed" => {
+                let value = args.next().context("--seed needs a value")?;
+                seed = value
+                    .parse()
+                    .with_context(|| format!("--seed: '{value}' is not an integer"))?;
+            }
+            other if path.is_none() => path = Some(PathBuf::from(other)),
+            other => bail!("unexpected argument '{other}'"),
+        }
+    }
+    let path = path.context("usage: cargo xtask test-weights FILE [--seed N]")?;
+    drift_embedder::write_synthetic_weights(seed, &path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote seeded ResNet18 weights (seed {seed}) to {}", path.display());
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {

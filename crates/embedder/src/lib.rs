@@ -1,9 +1,360 @@
-//! Embedder stage: 512-d ResNet18 features of sampled images.
+//! Embedder stage: 512-d ResNet18 features of sampled images, on burn.
 //!
-//! A shell until the embedder issue lands (ResNet18 on burn, torchvision weights,
-//! `embeddings.parquet`). It exists now so that the workspace has its final shape and the
-//! pipeline crate can grow an embedder thread without moving code around. Nothing here is
-//! called by the pipeline yet.
+//! [`StateDict::load`] reads torchvision weights (`.pth` or safetensors) and checks every
+//! tensor; [`Embedder::new`] folds them into an inference network on the chosen device;
+//! [`Embedder::embed`] turns a batch of 8-bit RGB images into one 512-d vector each. The CPU
+//! backend is burn's `flex` (pure Rust, SIMD, rayon), the fastest CPU backend of burn 0.22
+//! measured here; `ndarray` and `wgpu` are behind cargo features of the same names.
+
+mod resnet;
+mod synthetic;
+pub mod weights;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use drift_core::{ImageSize, RgbImage8};
+
+pub use synthetic::{synthetic_state_dict, write_synthetic_weights};
+pub use weights::{Provenance, StateDict, WeightsSource};
 
 /// The length of one embedding: ResNet18's global-average-pooled features.
 pub const EMBEDDING_DIM: usize = 512;
+
+/// ImageNet channel means, as torchvision's `IMAGENET1K_V1` transforms use them.
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations.
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// What the network sees of a pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Normalize {
+    /// Raw [0, 1] values, as the Python tool fed them: embeddings and KL values stay
+    /// comparable with that tool's.
+    #[default]
+    None,
+    /// (x - mean) / std with ImageNet's statistics, which the pretrained weights expect.
+    ImageNet,
+}
+
+impl Normalize {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Normalize::None => "none",
+            Normalize::ImageNet => "imagenet",
+        }
+    }
+}
+
+impl FromStr for Normalize {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "none" => Ok(Normalize::None),
+            "imagenet" => Ok(Normalize::ImageNet),
+            other => Err(format!("unknown normalization '{other}' (valid: none, imagenet)")),
+        }
+    }
+}
+
+/// Which kind of device to embed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// A GPU when this build has a GPU backend and an adapter answers, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// A GPU, or an error.
+    Gpu,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "gpu" => Ok(DeviceChoice::Gpu),
+            other => Err(format!("unknown device '{other}' (valid: auto, cpu, gpu)")),
+        }
+    }
+}
+
+/// Which burn backend runs on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuBackend {
+    /// burn's pure-Rust `flex` backend (SIMD, rayon): the fastest measured here.
+    #[default]
+    Flex,
+    /// burn's deprecated `ndarray` backend (cargo feature `ndarray`).
+    NdArray,
+}
+
+impl FromStr for CpuBackend {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "flex" => Ok(CpuBackend::Flex),
+            "ndarray" => Ok(CpuBackend::NdArray),
+            other => Err(format!("unknown CPU backend '{other}' (valid: flex, ndarray)")),
+        }
+    }
+}
+
+/// How to build an [`Embedder`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbedderOptions {
+    /// CPU, GPU, or whichever is there.
+    pub device: DeviceChoice,
+    /// The CPU backend, when the CPU is used.
+    pub cpu_backend: CpuBackend,
+    /// Input normalization.
+    pub normalize: Normalize,
+    /// CPU threads for the network; 0 means one per core.
+    pub threads: usize,
+}
+
+/// What can go wrong loading weights or embedding.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedderError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is neither a PyTorch checkpoint nor safetensors, or is damaged.
+    #[error("{}: {reason}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor ResNet18 needs is not in the file.
+    #[error("{}: missing tensor '{tensor}': not a complete ResNet18 state dict", path.display())]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The torchvision name of the tensor.
+        tensor: String,
+    },
+    /// The file holds a tensor ResNet18 does not have.
+    #[error(
+        "{}: unexpected tensor '{tensor}': not a ResNet18 state dict (ResNet34/50 and other \
+         models are not supported)",
+        path.display()
+    )]
+    UnexpectedTensor {
+        /// The file.
+        path: PathBuf,
+        /// The name of the tensor.
+        tensor: String,
+    },
+    /// A tensor has the wrong shape.
+    #[error("{}: tensor '{tensor}' has shape {found:?}, ResNet18 needs {expected:?}", path.display())]
+    TensorShape {
+        /// The file.
+        path: PathBuf,
+        /// The torchvision name of the tensor.
+        tensor: String,
+        /// What ResNet18 needs.
+        expected: Vec<usize>,
+        /// What the file holds.
+        found: Vec<usize>,
+    },
+    /// A tensor is not floating point.
+    #[error("{}: tensor '{tensor}' has element type {dtype}, expected a float type", path.display())]
+    TensorType {
+        /// The file.
+        path: PathBuf,
+        /// The name of the tensor.
+        tensor: String,
+        /// Its element type.
+        dtype: String,
+    },
+    /// A file carries a known name but not its hash.
+    #[error(
+        "{}: sha256 is {found}, but a file of this name must have {expected}: the file is \
+         damaged or not what its name says; delete it and fetch it again",
+        path.display()
+    )]
+    HashMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The known hash.
+        expected: String,
+        /// The file's hash.
+        found: String,
+    },
+    /// The requested device is not available.
+    #[error("{0}")]
+    Device(String),
+    /// A batch mixed image sizes.
+    #[error("a batch mixes image sizes {first} and {other}")]
+    MixedSizes {
+        /// The first image's size.
+        first: ImageSize,
+        /// A different size in the same batch.
+        other: ImageSize,
+    },
+}
+
+/// ResNet18 features on one device, with the weights loaded once.
+pub struct Embedder {
+    model: resnet::ResNet18Features,
+    device: Device,
+    description: String,
+    normalize: Normalize,
+    /// CPU backends run their kernels on this pool, so `threads` is honoured without touching
+    /// rayon's global pool (which other stages may use).
+    pool: rayon::ThreadPool,
+}
+
+impl fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Embedder")
+            .field("device", &self.description)
+            .field("normalize", &self.normalize)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Embedder {
+    /// Builds the network from checked weights on the device `options` asks for.
+    pub fn new(weights: &StateDict, options: EmbedderOptions) -> Result<Self, EmbedderError> {
+        let threads = if options.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            options.threads
+        };
+        let (device, description) = select_device(options, threads)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("embedder-{i}"))
+            .build()
+            .map_err(|error| EmbedderError::Device(format!("cannot start threads: {error}")))?;
+        let model = pool.install(|| resnet::ResNet18Features::new(weights, &device));
+        Ok(Self {
+            model,
+            device,
+            description,
+            normalize: options.normalize,
+            pool,
+        })
+    }
+
+    /// Which device and backend embed, in words (e.g. "cpu (burn flex, 2 threads)").
+    pub fn device_description(&self) -> &str {
+        &self.description
+    }
+
+    /// The input normalization.
+    pub fn normalize(&self) -> Normalize {
+        self.normalize
+    }
+
+    /// One 512-d embedding per image, in order. All images must have the same size.
+    pub fn embed(&self, images: &[&RgbImage8]) -> Result<Vec<Vec<f32>>, EmbedderError> {
+        let Some(first) = images.first() else {
+            return Ok(Vec::new());
+        };
+        let size = first.size();
+        if let Some(other) = images.iter().find(|image| image.size() != size) {
+            return Err(EmbedderError::MixedSizes {
+                first: size,
+                other: other.size(),
+            });
+        }
+        let input = self.input_tensor(images, size);
+        let features = self.pool.install(|| self.model.forward(input).into_data());
+        let values = features
+            .as_slice::<f32>()
+            .expect("the network computes in f32");
+        Ok(values
+            .chunks_exact(EMBEDDING_DIM)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    /// `[batch, 3, height, width]` from interleaved RGB bytes: x / 255, then normalized.
+    fn input_tensor(&self, images: &[&RgbImage8], size: ImageSize) -> Tensor<4> {
+        let plane = size.pixel_count();
+        let mut input = vec![0f32; images.len() * 3 * plane];
+        let (scale, shift) = match self.normalize {
+            Normalize::None => ([1.0; 3], [0.0; 3]),
+            Normalize::ImageNet => (IMAGENET_STD, IMAGENET_MEAN),
+        };
+        for (image, chunk) in images.iter().zip(input.chunks_exact_mut(3 * plane)) {
+            let (red, rest) = chunk.split_at_mut(plane);
+            let (green, blue) = rest.split_at_mut(plane);
+            for (i, rgb) in image.pixels().chunks_exact(3).enumerate() {
+                // Divide, as torchvision's to_tensor does, so [0, 1] inputs are bit-identical.
+                red[i] = (f32::from(rgb[0]) / 255.0 - shift[0]) / scale[0];
+                green[i] = (f32::from(rgb[1]) / 255.0 - shift[1]) / scale[1];
+                blue[i] = (f32::from(rgb[2]) / 255.0 - shift[2]) / scale[2];
+            }
+        }
+        let shape = [
+            images.len(),
+            3,
+            size.height as usize,
+            size.width as usize,
+        ];
+        Tensor::from_data(TensorData::new(input, shape), &self.device)
+    }
+}
+
+fn select_device(
+    options: EmbedderOptions,
+    threads: usize,
+) -> Result<(Device, String), EmbedderError> {
+    let cpu = || match options.cpu_backend {
+        CpuBackend::Flex => Ok((
+            Device::flex(),
+            format!("cpu (burn flex, {threads} threads)"),
+        )),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // kept selectable while burn ships it, as SPEC asks
+        CpuBackend::NdArray => Ok((
+            Device::ndarray(),
+            format!("cpu (burn ndarray, {threads} threads)"),
+        )),
+        #[cfg(not(feature = "ndarray"))]
+        CpuBackend::NdArray => Err(EmbedderError::Device(
+            "the ndarray backend is not in this build (cargo feature `ndarray`)".to_owned(),
+        )),
+    };
+    match options.device {
+        DeviceChoice::Cpu => cpu(),
+        DeviceChoice::Gpu => gpu().map_err(EmbedderError::Device),
+        DeviceChoice::Auto => gpu().or_else(|_| cpu()),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn gpu() -> Result<(Device, String), String> {
+    use burn::tensor::DeviceKind;
+    // burn opens the adapter lazily and panics if there is none; probe with a tiny tensor.
+    let device = Device::wgpu(DeviceKind::DefaultDevice);
+    let probe = device.clone();
+    let answered = std::panic::catch_unwind(move || {
+        Tensor::<1>::zeros([1], &probe).into_data();
+    });
+    match answered {
+        Ok(()) => Ok((device, "gpu (burn wgpu)".to_owned())),
+        Err(_) => Err("no GPU adapter answered (wgpu)".to_owned()),
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn gpu() -> Result<(Device, String), String> {
+    Err("this build has no GPU backend: rebuild with `--features wgpu`".to_owned())
+}

@@ -1,0 +1,181 @@
+//! torchvision's ResNet18 without its fc layer, for inference, with every BatchNorm folded into
+//! the convolution before it.
+//!
+//! Folding: BN(conv(x)) = gamma * (w*x - mean) / sqrt(var + eps) + beta, which is one
+//! convolution with weights w * s and bias beta - mean * s, where s = gamma / sqrt(var + eps).
+//! The scale is computed in f64 and rounded once, so the folded network differs from
+//! torchvision's only in float rounding (about 1e-6 relative), and it saves a full pass over
+//! every activation.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::relu;
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+
+use crate::weights::StateDict;
+
+/// PyTorch's BatchNorm2d default epsilon, which torchvision's ResNet uses.
+const BN_EPS: f64 = 1e-5;
+
+/// A convolution with its BatchNorm folded in.
+#[derive(Debug, Clone)]
+struct FoldedConv {
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+}
+
+impl FoldedConv {
+    fn new(
+        dict: &StateDict,
+        conv: &str,
+        bn: &str,
+        stride: usize,
+        padding: usize,
+        device: &Device,
+    ) -> Self {
+        let tensor = |name: String| {
+            dict.get(&name)
+                .unwrap_or_else(|| panic!("StateDict checked that {name} exists"))
+        };
+        let weight = tensor(format!("{conv}.weight"));
+        let gamma = &tensor(format!("{bn}.weight")).values;
+        let beta = &tensor(format!("{bn}.bias")).values;
+        let mean = &tensor(format!("{bn}.running_mean")).values;
+        let var = &tensor(format!("{bn}.running_var")).values;
+        let out_channels = weight.shape[0];
+        let per_output = weight.values.len() / out_channels;
+        let mut folded = Vec::with_capacity(weight.values.len());
+        let mut bias = Vec::with_capacity(out_channels);
+        for channel in 0..out_channels {
+            let scale = f64::from(gamma[channel]) / (f64::from(var[channel]) + BN_EPS).sqrt();
+            let row = &weight.values[channel * per_output..(channel + 1) * per_output];
+            folded.extend(row.iter().map(|&w| (f64::from(w) * scale) as f32));
+            bias.push((f64::from(beta[channel]) - f64::from(mean[channel]) * scale) as f32);
+        }
+        let shape: [usize; 4] = weight
+            .shape
+            .clone()
+            .try_into()
+            .expect("StateDict checked conv weights are 4-d");
+        Self {
+            weight: Tensor::from_data(TensorData::new(folded, shape), device),
+            bias: Tensor::from_data(TensorData::new(bias, [out_channels]), device),
+            stride,
+            padding,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(
+            x,
+            self.weight.clone(),
+            Some(self.bias.clone()),
+            ConvOptions::new(
+                [self.stride, self.stride],
+                [self.padding, self.padding],
+                [1, 1],
+                1,
+            ),
+        )
+    }
+}
+
+/// torchvision's BasicBlock: two 3x3 convolutions and a shortcut.
+#[derive(Debug, Clone)]
+struct BasicBlock {
+    conv1: FoldedConv,
+    conv2: FoldedConv,
+    downsample: Option<FoldedConv>,
+}
+
+impl BasicBlock {
+    fn new(dict: &StateDict, prefix: &str, stride: usize, device: &Device) -> Self {
+        let downsample = dict
+            .get(&format!("{prefix}.downsample.0.weight"))
+            .map(|_| {
+                FoldedConv::new(
+                    dict,
+                    &format!("{prefix}.downsample.0"),
+                    &format!("{prefix}.downsample.1"),
+                    stride,
+                    0,
+                    device,
+                )
+            });
+        Self {
+            conv1: FoldedConv::new(
+                dict,
+                &format!("{prefix}.conv1"),
+                &format!("{prefix}.bn1"),
+                stride,
+                1,
+                device,
+            ),
+            conv2: FoldedConv::new(
+                dict,
+                &format!("{prefix}.conv2"),
+                &format!("{prefix}.bn2"),
+                1,
+                1,
+                device,
+            ),
+            downsample,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(downsample) => downsample.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = relu(self.conv1.forward(x));
+        relu(self.conv2.forward(out) + identity)
+    }
+}
+
+/// ResNet18 up to and including the global average pool.
+#[derive(Debug, Clone)]
+pub(crate) struct ResNet18Features {
+    stem: FoldedConv,
+    blocks: Vec<BasicBlock>,
+}
+
+impl ResNet18Features {
+    pub(crate) fn new(dict: &StateDict, device: &Device) -> Self {
+        let mut blocks = Vec::with_capacity(8);
+        for stage in 1..=4 {
+            for block in 0..2 {
+                let stride = if stage > 1 && block == 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(
+                    dict,
+                    &format!("layer{stage}.{block}"),
+                    stride,
+                    device,
+                ));
+            }
+        }
+        Self {
+            stem: FoldedConv::new(dict, "conv1", "bn1", 2, 3, device),
+            blocks,
+        }
+    }
+
+    /// `[batch, 3, height, width]` -> `[batch, 512]`.
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.stem.forward(x));
+        let mut x = max_pool2d(
+            x,
+            MaxPoolOptions::new([3, 3])
+                .with_stride([2, 2])
+                .with_padding([1, 1]),
+        );
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let [batch, channels, _, _] = x.dims();
+        x.mean_dim(3).mean_dim(2).reshape([batch, channels])
+    }
+}
