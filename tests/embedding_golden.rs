@@ -24,7 +24,9 @@ fn manifest() -> serde_json::Value {
 }
 
 fn load_image(name: &str) -> RgbImage8 {
-    let path = Path::new(ROOT).join("tests/fixtures/golden/resize").join(name);
+    let path = Path::new(ROOT)
+        .join("tests/fixtures/golden/resize")
+        .join(name);
     let image = image::open(path).unwrap().into_rgb8();
     let size = ImageSize::new(image.width(), image.height()).unwrap();
     RgbImage8::from_pixels(size, image.into_raw()).unwrap()
@@ -104,10 +106,14 @@ fn features_match_torchvision_within_1e4() {
 
 #[test]
 fn embeddings_do_not_depend_on_batch_composition_or_threads() {
-    let images: Vec<RgbImage8> = ["city_224x224.png", "forest_224x224.png", "sunset_224x224.png"]
-        .iter()
-        .map(|name| load_image(name))
-        .collect();
+    let images: Vec<RgbImage8> = [
+        "city_224x224.png",
+        "forest_224x224.png",
+        "sunset_224x224.png",
+    ]
+    .iter()
+    .map(|name| load_image(name))
+    .collect();
     let refs: Vec<&RgbImage8> = images.iter().collect();
     let two_threads = embedder(Normalize::None, 2);
     let batch = two_threads.embed(&refs).unwrap();
@@ -194,7 +200,10 @@ fn bad_weight_files_get_errors_that_name_the_tensor_or_the_file() {
     let message = StateDict::from_tensors(Path::new("x.pth"), tensors)
         .unwrap_err()
         .to_string();
-    assert!(message.contains("unexpected tensor 'layer1.2.conv1.weight'"), "{message}");
+    assert!(
+        message.contains("unexpected tensor 'layer1.2.conv1.weight'"),
+        "{message}"
+    );
 
     // A known file name with the wrong content.
     let fake = dir.path().join("resnet18-f37072fd.pth");
@@ -209,7 +218,10 @@ fn bad_weight_files_get_errors_that_name_the_tensor_or_the_file() {
     let junk = dir.path().join("weights.bin");
     std::fs::write(&junk, b"definitely not weights").unwrap();
     let message = StateDict::load(&junk).unwrap_err().to_string();
-    assert!(message.contains("weights.bin") && message.contains("safetensors"), "{message}");
+    assert!(
+        message.contains("weights.bin") && message.contains("safetensors"),
+        "{message}"
+    );
 
     // DataParallel's `module.` prefix is accepted.
     let prefixed: Vec<_> = synthetic

@@ -1,6 +1,6 @@
 """Check a drift-pipeline output folder with readers that share no code with it.
 
-Usage: check_output.py OUTPUT_DIR [--samples N] [--organize-by-class]
+Usage: check_output.py OUTPUT_DIR [--samples N] [--organize-by-class] [--embeddings]
 
 Asserts SPEC's exact file names, column names and types as polars, pyarrow and DuckDB see them,
 row order, and that every zip entry is a stored 8-bit RGB PNG named as input_mapping says.
@@ -23,6 +23,13 @@ EXPECTED_ARROW = {
     "input_mapping.parquet": [("sample_id", pa.int64()), ("timestamp", pa.float64()), ("file_name", pa.string())],
     "target.parquet": [("sample_id", pa.int64()), ("timestamp", pa.float64()), ("label", pa.int64())],
 }
+EMBEDDINGS_ARROW = [("sample_id", pa.int64()), ("timestamp", pa.float64()),
+                    ("embedding", pa.list_(pa.float64(), 512))]
+EMBEDDINGS_POLARS = {"sample_id": pl.Int64, "timestamp": pl.Float64, "embedding": pl.Array(pl.Float64, 512)}
+# Parquet has no fixed-size list: DuckDB reads the column as a list (its length is checked below);
+# pyarrow and polars restore FixedSizeList / Array from the Arrow schema stored in the file.
+EMBEDDINGS_DUCKDB = [("sample_id", "BIGINT"), ("timestamp", "DOUBLE"), ("embedding", "DOUBLE[]")]
+
 EXPECTED_POLARS = {
     "input_mapping.parquet": {"sample_id": pl.Int64, "timestamp": pl.Float64, "file_name": pl.String},
     "target.parquet": {"sample_id": pl.Int64, "timestamp": pl.Float64, "label": pl.Int64},
@@ -44,11 +51,19 @@ def main() -> int:
     parser.add_argument("output", type=Path)
     parser.add_argument("--samples", type=int, required=True)
     parser.add_argument("--organize-by-class", action="store_true")
+    parser.add_argument("--embeddings", action="store_true")
     args = parser.parse_args()
     out: Path = args.output
 
+    if args.embeddings:
+        EXPECTED_ARROW["embeddings.parquet"] = EMBEDDINGS_ARROW
+        EXPECTED_POLARS["embeddings.parquet"] = EMBEDDINGS_POLARS
+        EXPECTED_DUCKDB["embeddings.parquet"] = EMBEDDINGS_DUCKDB
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["drift.json", "input_mapping.parquet", "sampled_images.zip", "target.parquet"], files
+    expected_files = ["drift.json", "input_mapping.parquet", "sampled_images.zip", "target.parquet"]
+    if args.embeddings:
+        expected_files.insert(1, "embeddings.parquet")
+    assert files == expected_files, files
     record = json.loads((out / "drift.json").read_text())
     assert record["samples"] == args.samples, record
 
@@ -64,6 +79,24 @@ def main() -> int:
         described = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{out / name}')").fetchall()
         got = [(row[0], row[1]) for row in described]
         assert got == EXPECTED_DUCKDB[name], f"{name}: DuckDB sees {got}"
+
+    if args.embeddings:
+        embeddings = pl.read_parquet(out / "embeddings.parquet")
+        assert embeddings["timestamp"].to_list() == pl.read_parquet(out / "target.parquet")["timestamp"].to_list()
+        assert embeddings.height == args.samples, f"embeddings: {embeddings.height} rows"
+        stats = embeddings.select(
+            nan=pl.col("embedding").arr.explode().is_nan().any(),
+            lowest=pl.col("embedding").arr.min().min(),
+            zero_rows=(pl.col("embedding").arr.max() == 0).sum(),
+        ).row(0, named=True)
+        assert not stats["nan"], "NaN in embeddings"
+        assert stats["lowest"] >= 0, "ResNet18 features follow a ReLU: none can be negative"
+        assert stats["zero_rows"] == 0, "an all-zero embedding"
+        lengths = duckdb.sql(f"SELECT min(len(embedding)), max(len(embedding)) "
+                             f"FROM read_parquet('{out / 'embeddings.parquet'}')").fetchall()[0]
+        assert lengths == (512, 512), f"DuckDB sees embedding lengths {lengths}"
+        first = pq.read_table(out / "embeddings.parquet").column("embedding")[0].as_py()
+        assert first == embeddings["embedding"][0].to_list(), "pyarrow and polars disagree"
 
     mapping = pl.read_parquet(out / "input_mapping.parquet")
     target = pl.read_parquet(out / "target.parquet")

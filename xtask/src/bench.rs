@@ -39,6 +39,70 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(options)
 }
 
+/// The embedder alone on 224x224 images at batch 32, and PyTorch's ResNet18 on the same
+/// machine in the same run when `DRIFT_BENCH_TORCH_PYTHON` names a Python with torch.
+fn embedding_rows(images: &[RgbImage8], threads: usize) -> Result<()> {
+    const BATCH: usize = 32;
+    let weights = drift_embedder::synthetic_state_dict(18);
+    let embedder = drift_embedder::Embedder::new(
+        &weights,
+        drift_embedder::EmbedderOptions {
+            threads,
+            ..Default::default()
+        },
+    )?;
+    let batches: Vec<Vec<&RgbImage8>> = images
+        .chunks_exact(BATCH)
+        .take(4)
+        .map(|chunk| chunk.iter().collect())
+        .collect();
+    anyhow::ensure!(
+        !batches.is_empty(),
+        "the embedding bench needs {BATCH} images"
+    );
+    embedder.embed(&batches[0])?; // warm-up
+    let started = Instant::now();
+    for batch in &batches {
+        std::hint::black_box(embedder.embed(batch)?);
+    }
+    println!(
+        "| embed ResNet18, {} (batch {BATCH}) | {} |",
+        embedder.device_description(),
+        rate(batches.len() * BATCH, started.elapsed().as_secs_f64())
+    );
+    match std::env::var_os("DRIFT_BENCH_TORCH_PYTHON") {
+        Some(python) => {
+            let script = crate::workspace_root().join("tools/bench/torch_resnet18.py");
+            let output = std::process::Command::new(python)
+                .arg(script)
+                .args([
+                    "--threads",
+                    &threads.to_string(),
+                    "--batch",
+                    &BATCH.to_string(),
+                ])
+                .output()
+                .context("cannot run the PyTorch benchmark")?;
+            anyhow::ensure!(
+                output.status.success(),
+                "the PyTorch benchmark failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let line: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+            println!(
+                "| PyTorch {} ResNet18 ({threads} threads, batch {BATCH}), for comparison | {:>9.1} |",
+                line["torch"].as_str().unwrap_or("?"),
+                line["images_per_s"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        None => eprintln!(
+            "bench: set DRIFT_BENCH_TORCH_PYTHON to a Python with torch and torchvision to \
+             compare with PyTorch's ResNet18"
+        ),
+    }
+    Ok(())
+}
+
 fn rate(count: usize, seconds: f64) -> String {
     format!("{:>9.1}", count as f64 / seconds.max(1e-9))
 }
@@ -115,6 +179,8 @@ pub fn run(args: &[String]) -> Result<()> {
             rate(sample.len(), started.elapsed().as_secs_f64())
         );
     }
+
+    embedding_rows(&images, threads)?;
 
     for (name, drift) in [
         ("no transform", None),

@@ -65,7 +65,10 @@ fn test_weights(args: &[String]) -> Result<()> {
     let path = path.context("usage: cargo xtask test-weights FILE [--seed N]")?;
     drift_embedder::write_synthetic_weights(seed, &path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote seeded ResNet18 weights (seed {seed}) to {}", path.display());
+    println!(
+        "wrote seeded ResNet18 weights (seed {seed}) to {}",
+        path.display()
+    );
     Ok(())
 }
 

@@ -84,6 +84,9 @@ impl fmt::Debug for RgbImage8 {
     }
 }
 
+/// The length of one embedding: ResNet18's global-average-pooled features.
+pub const EMBEDDING_DIM: usize = 512;
+
 /// A sample on its way through the pipeline.
 #[derive(Debug, Clone)]
 pub struct Sample {

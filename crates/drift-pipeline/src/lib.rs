@@ -35,7 +35,8 @@ mod pipeline;
 mod scenario;
 
 pub use class_mapping::{ClassMapping, ClassMappingError};
-pub use drift_core::{ClassTable, ImageSize};
+pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};
+pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
 pub use drift_reader::{Dataset, DecodeLimits};
 pub use drift_sampler::StreamClock;
 pub use drift_transformer::{TransformChain, TransformError, TransformKind, TransformSpec};
@@ -47,6 +48,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use drift_embedder::{Embedder, EmbedderOptions, StateDict};
 use drift_reader::{Decoder, ReaderError};
 use drift_sampler::{Sampler, SamplerError};
 use drift_writer::WriterError;
@@ -92,6 +94,15 @@ pub enum PipelineError {
     /// A drift that was refused (empty, unknown name, level outside [0, 1]).
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// Loading the weights or embedding failed.
+    #[error(transparent)]
+    Embedder(#[from] EmbedderError),
+    /// Embeddings were asked for but no weights were given or cached.
+    #[error("{0}")]
+    NoWeights(String),
+    /// An embedding batch size of 0.
+    #[error("the embedding batch size must be at least 1")]
+    ZeroBatchSize,
     /// The run was interrupted (Ctrl-C); nothing that looks complete was left behind.
     #[error("interrupted: no output was written")]
     Cancelled,
@@ -120,6 +131,42 @@ pub struct GeneratorOptions {
     pub decode_limits: DecodeLimits,
     /// Set to true (from a Ctrl-C handler, say) to stop a running `sample` call cleanly.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Write `embeddings.parquet` too (ResNet18 features of every sample).
+    pub embeddings: Option<EmbeddingOptions>,
+}
+
+/// How embeddings are computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingOptions {
+    /// A torchvision `.pth` or safetensors file; `None` looks in the cache directory.
+    pub weights: Option<PathBuf>,
+    /// CPU, GPU or whichever is there.
+    pub device: DeviceChoice,
+    /// The CPU backend.
+    pub cpu_backend: CpuBackend,
+    /// Input normalization.
+    pub normalize: Normalize,
+    /// Images per forward pass (the last batch of a call may be smaller).
+    pub batch_size: usize,
+}
+
+impl Default for EmbeddingOptions {
+    fn default() -> Self {
+        Self {
+            weights: None,
+            device: DeviceChoice::default(),
+            cpu_backend: CpuBackend::default(),
+            normalize: Normalize::default(),
+            batch_size: 32,
+        }
+    }
+}
+
+/// The loaded network and what it was loaded from.
+pub(crate) struct EmbeddingStage {
+    pub embedder: Embedder,
+    pub source: WeightsSource,
+    pub batch_size: usize,
 }
 
 /// Told about progress while a `sample` call runs (from the writer thread).
@@ -175,18 +222,25 @@ pub struct DriftGenerator {
     decoder: Decoder,
     class_mapping: ClassMapping,
     transforms: TransformChain,
+    embedding: Option<EmbeddingStage>,
     options: GeneratorOptions,
 }
 
 impl DriftGenerator {
-    /// Scans `input` (nothing is decoded yet) and draws the permutation from `seed`.
+    /// Scans `input` (nothing is decoded yet) and draws the permutation from `seed`. With
+    /// embeddings on, loads and checks the weights once, here.
     pub fn new(seed: u64, input: &Path, options: GeneratorOptions) -> Result<Self, PipelineError> {
         let dataset = Dataset::scan(input)?;
         let class_mapping = match &options.class_mapping {
             Some(path) => ClassMapping::load(path, dataset.classes())?,
             None => ClassMapping::identity(dataset.classes()),
         };
+        let embedding = match &options.embeddings {
+            Some(embedding) => Some(load_embedder(embedding, options.threads)?),
+            None => None,
+        };
         Ok(Self {
+            embedding,
             sampler: Sampler::new(dataset.images().len(), seed, options.clock),
             decoder: Decoder::new(options.size).with_limits(options.decode_limits),
             dataset,
@@ -217,6 +271,24 @@ impl DriftGenerator {
     /// The drift applied to later samples (empty when clean).
     pub fn drift(&self) -> &TransformChain {
         &self.transforms
+    }
+
+    /// With embeddings on: the device that embeds and the weights file, in words.
+    pub fn embedding_description(&self) -> Option<String> {
+        self.embedding.as_ref().map(|stage| {
+            format!(
+                "{}, normalize {}, batch {}, weights {}",
+                stage.embedder.device_description(),
+                stage.embedder.normalize().name(),
+                stage.batch_size,
+                stage.source.describe()
+            )
+        })
+    }
+
+    /// With embeddings on: the weights file used.
+    pub fn weights_source(&self) -> Option<&WeightsSource> {
+        self.embedding.as_ref().map(|stage| &stage.source)
     }
 
     /// The scanned dataset.
@@ -257,6 +329,7 @@ impl DriftGenerator {
             sampler: &self.sampler,
             decoder: &self.decoder,
             transforms: &self.transforms,
+            embedding: self.embedding.as_ref(),
             class_mapping: &self.class_mapping,
             options: &self.options,
             threads,
@@ -267,4 +340,34 @@ impl DriftGenerator {
         self.sampler.advance(outcome.positions_used, n);
         Ok(outcome.summary)
     }
+}
+
+fn load_embedder(
+    options: &EmbeddingOptions,
+    threads: usize,
+) -> Result<EmbeddingStage, PipelineError> {
+    if options.batch_size == 0 {
+        return Err(PipelineError::ZeroBatchSize);
+    }
+    let path = match &options.weights {
+        Some(path) => path.clone(),
+        None => drift_embedder::weights::find_cached().ok_or_else(|| {
+            PipelineError::NoWeights(drift_embedder::weights::how_to_get_weights())
+        })?,
+    };
+    let (weights, source) = StateDict::load(&path)?;
+    let embedder = Embedder::new(
+        &weights,
+        EmbedderOptions {
+            device: options.device,
+            cpu_backend: options.cpu_backend,
+            normalize: options.normalize,
+            threads,
+        },
+    )?;
+    Ok(EmbeddingStage {
+        embedder,
+        source,
+        batch_size: options.batch_size,
+    })
 }

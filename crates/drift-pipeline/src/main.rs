@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
-    Dataset, DriftGenerator, GeneratorOptions, ImageSize, PipelineError, PngCompression, Progress,
-    SampleSummary, Scenario, StreamClock, TransformSpec, demo,
+    CpuBackend, Dataset, DeviceChoice, DriftGenerator, EmbeddingOptions, GeneratorOptions,
+    ImageSize, Normalize, PipelineError, PngCompression, Progress, SampleSummary, Scenario,
+    StreamClock, TransformSpec, demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -102,7 +103,43 @@ struct GenerateArgs {
     #[arg(long)]
     overwrite: bool,
     #[command(flatten)]
+    embedding: EmbeddingArgs,
+    #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Args)]
+struct EmbeddingArgs {
+    /// Also write embeddings.parquet: 512-d ResNet18 features of every sample.
+    #[arg(long)]
+    embeddings: bool,
+    /// ResNet18 weights: torchvision .pth or safetensors (default: the cache, see `weights`).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Where to embed: auto (a GPU if this build has one and it answers, else CPU), cpu, gpu.
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    device: DeviceChoice,
+    /// CPU backend: flex (fastest) or ndarray (builds with the `ndarray` feature).
+    #[arg(long, value_name = "BACKEND", default_value = "flex")]
+    cpu_backend: CpuBackend,
+    /// Network input: none ([0, 1] pixels, as the Python tool) or imagenet (mean/std).
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    normalize: Normalize,
+    /// Images per forward pass.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    batch_size: u64,
+}
+
+impl EmbeddingArgs {
+    fn options(&self) -> Option<EmbeddingOptions> {
+        self.embeddings.then(|| EmbeddingOptions {
+            weights: self.weights.clone(),
+            device: self.device,
+            cpu_backend: self.cpu_backend,
+            normalize: self.normalize,
+            batch_size: self.batch_size as usize,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -189,10 +226,25 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         class_mapping: args.class_mapping,
         skip_bad_images: args.skip_bad_images,
         overwrite: args.overwrite,
+        embeddings: args.embedding.options(),
         ..options(&args.run, cancel)
     };
-    let mut generator = DriftGenerator::new(args.seed, &args.input, options)
-        .with_context(|| format!("cannot use input {}", args.input.display()))?;
+    if !args.embedding.embeddings
+        && (args.embedding.weights.is_some() || args.embedding.batch_size != 32)
+    {
+        anyhow::bail!("--weights and --batch-size need --embeddings");
+    }
+    let mut generator =
+        DriftGenerator::new(args.seed, &args.input, options).map_err(|error| match error {
+            PipelineError::Reader(_) => anyhow::Error::new(error)
+                .context(format!("cannot use input {}", args.input.display())),
+            other => other.into(),
+        })?;
+    if let Some(description) = generator.embedding_description()
+        && !args.run.quiet
+    {
+        eprintln!("embeddings: {description}");
+    }
     if !args.transforms.is_empty() {
         generator.add_abrupt_drift(args.transforms)?;
     }

@@ -2,9 +2,13 @@
 //!
 //! ```text
 //! feeder -> decoders (N) -> sequencer -> transformers (N) -> encoders (N) -> writer
-//!   ^                          |                                              |
-//!   +------ credits <----------+---- (skipped) ------------- (written) <------+
+//!   ^                          |                    |                         ^   |
+//!   |                          |                    +--> embedder (batches) --+   |
+//!   +------ credits <----------+---- (skipped) ------------- (written) <----------+
 //! ```
+//!
+//! With embeddings on, transformers also hand each image to the embedder, which runs batches
+//! of consecutive sample ids (so batches never depend on scheduling) on its own thread pool.
 //!
 //! The feeder sends candidate images in permutation order, one credit each; a credit comes back
 //! when its candidate is skipped or written, so at most `window` candidates are in flight and
@@ -25,7 +29,10 @@ use drift_sampler::Sampler;
 use drift_transformer::TransformChain;
 use drift_writer::{OutputWriter, WriterOptions, encode_png};
 
-use crate::{ClassMapping, GeneratorOptions, PipelineError, Progress, SampleSummary, SkippedImage};
+use crate::{
+    ClassMapping, EmbeddingStage, GeneratorOptions, PipelineError, Progress, SampleSummary,
+    SkippedImage,
+};
 
 /// Everything one `sample` call needs, borrowed from the generator.
 #[derive(Clone, Copy)]
@@ -34,6 +41,7 @@ pub(crate) struct Job<'a> {
     pub sampler: &'a Sampler,
     pub decoder: &'a Decoder,
     pub transforms: &'a TransformChain,
+    pub embedding: Option<&'a EmbeddingStage>,
     pub class_mapping: &'a ClassMapping,
     pub options: &'a GeneratorOptions,
     pub threads: usize,
@@ -63,6 +71,12 @@ struct Encoded {
     png: Vec<u8>,
 }
 
+/// What reaches the writer: PNGs one by one, embeddings a batch at a time.
+enum ToWriter {
+    Encoded(Result<Encoded, PipelineError>),
+    Embedded(Result<Vec<(u64, Vec<f32>)>, PipelineError>),
+}
+
 #[derive(Default)]
 struct SequencerReport {
     produced: u64,
@@ -78,12 +92,16 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         WriterOptions {
             organize_by_class: job.options.organize_by_class,
             overwrite: job.options.overwrite,
+            embeddings: job.embedding.is_some(),
         },
         job.dataset.classes().clone(),
     )?;
     let threads = job.threads.max(1);
     let capacity = 2 * threads;
-    let window = (8 * threads).max(16);
+    // An embedding batch needs all its samples in flight at once; twice that lets the next
+    // batch be decoded while one is embedded.
+    let batch = job.embedding.map_or(0, |stage| stage.batch_size);
+    let window = (8 * threads).max(16).max(2 * batch);
 
     let (credit_tx, credit_rx) = bounded::<()>(window);
     for _ in 0..window {
@@ -97,7 +115,8 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
     let (decoded_tx, decoded_rx) = bounded::<Decoded>(capacity);
     let (sample_tx, sample_rx) = bounded::<Sample>(capacity);
     let (transformed_tx, transformed_rx) = bounded::<Sample>(capacity);
-    let (encoded_tx, encoded_rx) = bounded::<Result<Encoded, PipelineError>>(capacity);
+    let (encoded_tx, encoded_rx) = bounded::<ToWriter>(capacity);
+    let (embed_tx, embed_rx) = bounded::<(u64, RgbImage8)>(window);
     // Set once the sequencer has all it needs: decoders skip what is still queued.
     let enough = AtomicBool::new(false);
 
@@ -122,14 +141,22 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         let sequencer =
             scope.spawn(move || sequence(&job, decoded_rx, sample_tx, sequencer_credits, enough));
 
+        let embed_tx = job.embedding.map(|_| embed_tx);
         for _ in 0..threads {
-            let (rx, tx) = (sample_rx.clone(), transformed_tx.clone());
+            let (rx, tx, embed_tx) = (sample_rx.clone(), transformed_tx.clone(), embed_tx.clone());
             scope.spawn(move || {
                 let seed = job.sampler.seed();
                 for mut sample in rx {
                     let (image, _params) =
                         job.transforms
                             .apply(sample.image, seed, sample.meta.sample_id);
+                    if let Some(embed_tx) = &embed_tx
+                        && embed_tx
+                            .send((sample.meta.sample_id, image.clone()))
+                            .is_err()
+                    {
+                        return;
+                    }
                     sample.image = image;
                     if tx.send(sample).is_err() {
                         return;
@@ -137,7 +164,13 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
                 }
             });
         }
-        drop((sample_rx, transformed_tx));
+        drop((sample_rx, transformed_tx, embed_tx));
+        if let Some(stage) = job.embedding {
+            let tx = encoded_tx.clone();
+            scope.spawn(move || embed_stage(&job, stage, embed_rx, tx));
+        } else {
+            drop(embed_rx);
+        }
 
         for _ in 0..threads {
             let (rx, tx) = (transformed_rx.clone(), encoded_tx.clone());
@@ -154,7 +187,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
                             source_path: sample.meta.source_path,
                             source,
                         });
-                    if tx.send(encoded).is_err() {
+                    if tx.send(ToWriter::Encoded(encoded)).is_err() {
                         return;
                     }
                 }
@@ -313,28 +346,82 @@ fn sequence(
     report
 }
 
-/// Writes samples in sample_id order. `Err(None)` means the stream ended early: the sequencer's
-/// report says why.
+/// Embeds images in batches of consecutive sample ids: batch k holds ids
+/// `first + k * batch_size ..`, whatever order the images arrive in.
+fn embed_stage(
+    job: &Job<'_>,
+    stage: &EmbeddingStage,
+    images: Receiver<(u64, RgbImage8)>,
+    to_writer: Sender<ToWriter>,
+) {
+    let end = job.sampler.next_sample_id() + job.requested;
+    let mut next = job.sampler.next_sample_id();
+    let mut waiting: BTreeMap<u64, RgbImage8> = BTreeMap::new();
+    for (sample_id, image) in images {
+        waiting.insert(sample_id, image);
+        loop {
+            let batch_end = (next + stage.batch_size as u64).min(end);
+            if !(next..batch_end).all(|id| waiting.contains_key(&id)) {
+                break;
+            }
+            let batch: Vec<RgbImage8> = (next..batch_end)
+                .map(|id| waiting.remove(&id).expect("checked above"))
+                .collect();
+            let refs: Vec<&RgbImage8> = batch.iter().collect();
+            let result = stage
+                .embedder
+                .embed(&refs)
+                .map(|features| (next..batch_end).zip(features).collect())
+                .map_err(PipelineError::from);
+            let failed = result.is_err();
+            if to_writer.send(ToWriter::Embedded(result)).is_err() || failed {
+                return;
+            }
+            next = batch_end;
+            if next == end {
+                return;
+            }
+        }
+    }
+}
+
+/// Writes samples in sample_id order, each once its PNG (and embedding, when on) is there.
+/// `Err(None)` means the stream ended early: the sequencer's report says why.
 fn write(
     job: &Job<'_>,
     mut writer: OutputWriter,
-    encoded: Receiver<Result<Encoded, PipelineError>>,
+    incoming: Receiver<ToWriter>,
     credits: Sender<()>,
     progress: &dyn Progress,
 ) -> Result<drift_writer::OutputSummary, Option<PipelineError>> {
     let first_sample_id = job.sampler.next_sample_id();
+    let embeddings_on = job.embedding.is_some();
     let mut waiting: BTreeMap<u64, Encoded> = BTreeMap::new();
+    let mut embeddings: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
     let mut written = 0u64;
-    for message in encoded {
+    for message in incoming {
         if cancelled(job.options) {
             return Err(Some(PipelineError::Cancelled));
         }
-        let message = message.map_err(Some)?;
-        waiting.insert(message.meta.sample_id, message);
-        while let Some(sample) = waiting.remove(&(first_sample_id + written)) {
+        match message {
+            ToWriter::Encoded(encoded) => {
+                let encoded = encoded.map_err(Some)?;
+                waiting.insert(encoded.meta.sample_id, encoded);
+            }
+            ToWriter::Embedded(batch) => embeddings.extend(batch.map_err(Some)?),
+        }
+        loop {
+            let sample_id = first_sample_id + written;
+            if !waiting.contains_key(&sample_id)
+                || embeddings_on && !embeddings.contains_key(&sample_id)
+            {
+                break;
+            }
+            let sample = waiting.remove(&sample_id).expect("checked above");
+            let embedding = embeddings.remove(&sample_id);
             let label = job.class_mapping.map(sample.meta.label);
             writer
-                .write(&sample.meta, label, &sample.png)
+                .write(&sample.meta, label, &sample.png, embedding.as_deref())
                 .map_err(|e| Some(e.into()))?;
             written += 1;
             let _ = credits.send(());
@@ -374,6 +461,15 @@ fn drift_record(job: &Job<'_>) -> String {
         "sample_id": { "first": first, "last": last },
         "timestamp": { "first": clock.timestamp(first), "last": clock.timestamp(last) },
         "image_size": job.decoder.size().to_string(),
+        "embeddings": job.embedding.map(|stage| serde_json::json!({
+            "model": "resnet18 (torchvision architecture, fc removed)",
+            "weights_file": stage.source.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "weights_sha256": stage.source.sha256,
+            "reference_weights": matches!(stage.source.provenance, drift_embedder::Provenance::Reference(_)),
+            "normalize": stage.embedder.normalize().name(),
+            "batch_size": stage.batch_size,
+            "device": stage.embedder.device_description(),
+        })),
     });
     serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n"
 }

@@ -16,13 +16,11 @@ use std::str::FromStr;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
+pub use drift_core::EMBEDDING_DIM;
 use drift_core::{ImageSize, RgbImage8};
 
 pub use synthetic::{synthetic_state_dict, write_synthetic_weights};
 pub use weights::{Provenance, StateDict, WeightsSource};
-
-/// The length of one embedding: ResNet18's global-average-pooled features.
-pub const EMBEDDING_DIM: usize = 512;
 
 /// ImageNet channel means, as torchvision's `IMAGENET1K_V1` transforms use them.
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -56,7 +54,9 @@ impl FromStr for Normalize {
         match text {
             "none" => Ok(Normalize::None),
             "imagenet" => Ok(Normalize::ImageNet),
-            other => Err(format!("unknown normalization '{other}' (valid: none, imagenet)")),
+            other => Err(format!(
+                "unknown normalization '{other}' (valid: none, imagenet)"
+            )),
         }
     }
 }
@@ -101,7 +101,9 @@ impl FromStr for CpuBackend {
         match text {
             "flex" => Ok(CpuBackend::Flex),
             "ndarray" => Ok(CpuBackend::NdArray),
-            other => Err(format!("unknown CPU backend '{other}' (valid: flex, ndarray)")),
+            other => Err(format!(
+                "unknown CPU backend '{other}' (valid: flex, ndarray)"
+            )),
         }
     }
 }
@@ -302,12 +304,7 @@ impl Embedder {
                 blue[i] = (f32::from(rgb[2]) / 255.0 - shift[2]) / scale[2];
             }
         }
-        let shape = [
-            images.len(),
-            3,
-            size.height as usize,
-            size.width as usize,
-        ];
+        let shape = [images.len(), 3, size.height as usize, size.width as usize];
         Tensor::from_data(TensorData::new(input, shape), &self.device)
     }
 }

@@ -93,18 +93,16 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn new(dict: &StateDict, prefix: &str, stride: usize, device: &Device) -> Self {
-        let downsample = dict
-            .get(&format!("{prefix}.downsample.0.weight"))
-            .map(|_| {
-                FoldedConv::new(
-                    dict,
-                    &format!("{prefix}.downsample.0"),
-                    &format!("{prefix}.downsample.1"),
-                    stride,
-                    0,
-                    device,
-                )
-            });
+        let downsample = dict.get(&format!("{prefix}.downsample.0.weight")).map(|_| {
+            FoldedConv::new(
+                dict,
+                &format!("{prefix}.downsample.0"),
+                &format!("{prefix}.downsample.1"),
+                stride,
+                0,
+                device,
+            )
+        });
         Self {
             conv1: FoldedConv::new(
                 dict,

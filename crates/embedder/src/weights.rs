@@ -303,11 +303,9 @@ impl StateDict {
                 (name.clone(), view)
             })
             .collect();
-        safetensors::serialize_to_file(views, None, path).map_err(|error| {
-            EmbedderError::Format {
-                path: path.to_owned(),
-                reason: error.to_string(),
-            }
+        safetensors::serialize_to_file(views, None, path).map_err(|error| EmbedderError::Format {
+            path: path.to_owned(),
+            reason: error.to_string(),
         })
     }
 }
@@ -319,12 +317,7 @@ fn bytemuck_f32(values: &[f32]) -> &[u8] {
     bytemuck::cast_slice(values)
 }
 
-fn to_f32(
-    path: &Path,
-    name: &str,
-    dtype: &str,
-    bytes: &[u8],
-) -> Result<Vec<f32>, EmbedderError> {
+fn to_f32(path: &Path, name: &str, dtype: &str, bytes: &[u8]) -> Result<Vec<f32>, EmbedderError> {
     match dtype {
         "F32" => Ok(bytes
             .chunks_exact(4)
@@ -409,12 +402,11 @@ fn read_safetensors(path: &Path) -> Result<Vec<(String, WeightTensor)>, Embedder
         path: path.to_owned(),
         source,
     })?;
-    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|error| {
-        EmbedderError::Format {
+    let file =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|error| EmbedderError::Format {
             path: path.to_owned(),
             reason: format!("neither a PyTorch checkpoint nor a safetensors file: {error}"),
-        }
-    })?;
+        })?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
         let shape = view.shape().to_vec();

@@ -3,7 +3,7 @@
 //! [`encode_png`] turns one image into PNG bytes (a pure function, called from several threads by
 //! the pipeline). An [`OutputWriter`] takes encoded samples in `sample_id` order and streams them
 //! into `sampled_images.zip` (stored, not deflated again) and the Parquet tables
-//! `input_mapping.parquet` and `target.parquet`, plus the caller's `drift.json` record. Every file is written under a hidden temporary
+//! `input_mapping.parquet`, `target.parquet` and, with embeddings on, `embeddings.parquet`, plus the caller's `drift.json` record. Every file is written under a hidden temporary
 //! name and renamed only by [`OutputWriter::finish`]; dropping an unfinished writer deletes them.
 //! Arrow and Parquet types never leave this crate.
 //!
@@ -21,7 +21,7 @@
 //!     file_name: "0b3b6a4e-3f0c-4b8e-9a53-2f1e7c1d9a10.png".into(),
 //! };
 //! let png = encode_png(&RgbImage8::black(ImageSize::new(4, 4).unwrap()), PngCompression::Fast).unwrap();
-//! writer.write(&meta, 0, &png).unwrap();
+//! writer.write(&meta, 0, &png, None).unwrap();
 //! let summary = writer.finish("{}").unwrap();
 //! assert_eq!(summary.samples, 1);
 //! assert!(dir.path().join("target.parquet").exists());
@@ -31,7 +31,7 @@ mod png_encode;
 mod tables;
 
 pub use png_encode::{PngCompression, encode_png};
-pub use tables::{input_mapping_schema, target_schema};
+pub use tables::{EMBEDDING_DIM, embeddings_schema, input_mapping_schema, target_schema};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -108,6 +108,14 @@ pub enum WriterError {
         /// The sample that came next.
         got: u64,
     },
+    /// An embedding is missing, unexpected or of the wrong length.
+    #[error("sample {sample_id}: embedding {reason}")]
+    Embedding {
+        /// The sample.
+        sample_id: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A label outside the class table (with `organize_by_class`).
     #[error("sample {sample_id} has label {label}, which is not a class")]
     UnknownLabel {
@@ -125,6 +133,8 @@ pub struct WriterOptions {
     pub organize_by_class: bool,
     /// Replace an existing output instead of refusing.
     pub overwrite: bool,
+    /// Write `embeddings.parquet`: every sample must then come with its embedding.
+    pub embeddings: bool,
 }
 
 /// What a finished output holds.
@@ -168,6 +178,7 @@ pub struct OutputWriter {
     zip: Option<zip::ZipWriter<BufWriter<File>>>,
     input_mapping: TableWriter,
     target: TableWriter,
+    embeddings: Option<TableWriter>,
     last_sample_id: Option<u64>,
     samples: u64,
     finished: bool,
@@ -192,11 +203,19 @@ impl OutputWriter {
                 std::fs::remove_file(&path).map_err(|source| io_error(&path, source))?;
             }
         }
-        let files: Vec<PendingFile> = [SAMPLED_IMAGES, INPUT_MAPPING, TARGET]
+        let mut files: Vec<PendingFile> = [SAMPLED_IMAGES, INPUT_MAPPING, TARGET]
             .iter()
             .map(|name| PendingFile::new(folder, name))
             .collect();
         let zip_file = files[0].create()?;
+        let embeddings = if options.embeddings {
+            let file = PendingFile::new(folder, EMBEDDINGS);
+            let table = TableWriter::embeddings(file.create()?, &file.temporary)?;
+            files.push(file);
+            Some(table)
+        } else {
+            None
+        };
         Ok(Self {
             folder: folder.to_owned(),
             options,
@@ -207,6 +226,7 @@ impl OutputWriter {
             ))),
             input_mapping: TableWriter::input_mapping(files[1].create()?, &files[1].temporary)?,
             target: TableWriter::target(files[2].create()?, &files[2].temporary)?,
+            embeddings,
             files,
             last_sample_id: None,
             samples: 0,
@@ -216,7 +236,15 @@ impl OutputWriter {
 
     /// Appends one sample: its PNG to the zip, its rows to the tables. `label` is the label to
     /// publish (after any class mapping); `meta.label` (the original) chooses the class folder.
-    pub fn write(&mut self, meta: &SampleMeta, label: i64, png: &[u8]) -> Result<(), WriterError> {
+    /// `embedding` ([`EMBEDDING_DIM`] values) is required when the writer was created with
+    /// embeddings on, and refused otherwise.
+    pub fn write(
+        &mut self,
+        meta: &SampleMeta,
+        label: i64,
+        png: &[u8],
+        embedding: Option<&[f32]>,
+    ) -> Result<(), WriterError> {
         if let Some(previous) = self.last_sample_id
             && meta.sample_id <= previous
         {
@@ -224,6 +252,28 @@ impl OutputWriter {
                 previous,
                 got: meta.sample_id,
             });
+        }
+        match (self.embeddings.is_some(), embedding) {
+            (true, Some(values)) if values.len() == EMBEDDING_DIM => {}
+            (true, Some(values)) => {
+                return Err(WriterError::Embedding {
+                    sample_id: meta.sample_id,
+                    reason: format!("{} values, expected {EMBEDDING_DIM}", values.len()),
+                });
+            }
+            (true, None) => {
+                return Err(WriterError::Embedding {
+                    sample_id: meta.sample_id,
+                    reason: "missing, but the writer was created with embeddings on".into(),
+                });
+            }
+            (false, Some(_)) => {
+                return Err(WriterError::Embedding {
+                    sample_id: meta.sample_id,
+                    reason: "given, but the writer was created with embeddings off".into(),
+                });
+            }
+            (false, None) => {}
         }
         let entry_name = if self.options.organize_by_class {
             let class = self
@@ -253,6 +303,9 @@ impl OutputWriter {
         self.input_mapping
             .push_file_name(sample_id, meta.timestamp, &meta.file_name)?;
         self.target.push_label(sample_id, meta.timestamp, label)?;
+        if let (Some(table), Some(values)) = (self.embeddings.as_mut(), embedding) {
+            table.push_embedding(sample_id, meta.timestamp, values)?;
+        }
         self.last_sample_id = Some(meta.sample_id);
         self.samples += 1;
         Ok(())
@@ -285,6 +338,9 @@ impl OutputWriter {
             .len();
         self.input_mapping.finish()?;
         self.target.finish()?;
+        if let Some(table) = self.embeddings.as_mut() {
+            table.finish()?;
+        }
         for file in &self.files {
             std::fs::rename(&file.temporary, &file.target)
                 .map_err(|source| io_error(&file.target, source))?;

@@ -2,7 +2,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow::array::{ArrayRef, FixedSizeListArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -33,10 +33,36 @@ pub fn target_schema() -> SchemaRef {
     ]))
 }
 
+pub use drift_core::EMBEDDING_DIM;
+
+/// Rows of `embeddings.parquet` buffered per batch: 4 MiB of f64 values.
+const EMBEDDING_ROWS_PER_BATCH: usize = 1024;
+
+/// `embeddings.parquet`: `sample_id` Int64, `timestamp` Float64, `embedding`
+/// FixedSizeList(Float64, 512), which polars reads as `Array(Float64, 512)`. The item field is
+/// nullable (arrow's and polars' default) though no value is ever null, so that the type equals
+/// what other tools write for the same column.
+pub fn embeddings_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("sample_id", DataType::Int64, false),
+        Field::new("timestamp", DataType::Float64, false),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(
+                Arc::new(Field::new_list_field(DataType::Float64, true)),
+                EMBEDDING_DIM as i32,
+            ),
+            false,
+        ),
+    ]))
+}
+
 /// The third column of a table.
 enum Payload {
     FileName(Vec<String>),
     Label(Vec<i64>),
+    /// `EMBEDDING_DIM` values per row, flat.
+    Embedding(Vec<f64>),
 }
 
 /// One Parquet table written in batches of [`ROWS_PER_BATCH`] rows.
@@ -44,6 +70,7 @@ pub(crate) struct TableWriter {
     path: PathBuf,
     schema: SchemaRef,
     writer: Option<ArrowWriter<File>>,
+    rows_per_batch: usize,
     sample_ids: Vec<i64>,
     timestamps: Vec<f64>,
     payload: Payload,
@@ -63,12 +90,25 @@ impl TableWriter {
         Self::new(file, path, target_schema(), Payload::Label(Vec::new()))
     }
 
+    pub(crate) fn embeddings(file: File, path: &Path) -> Result<Self, WriterError> {
+        Self::new(
+            file,
+            path,
+            embeddings_schema(),
+            Payload::Embedding(Vec::with_capacity(EMBEDDING_ROWS_PER_BATCH * EMBEDDING_DIM)),
+        )
+    }
+
     fn new(
         file: File,
         path: &Path,
         schema: SchemaRef,
         payload: Payload,
     ) -> Result<Self, WriterError> {
+        let rows_per_batch = match payload {
+            Payload::Embedding(_) => EMBEDDING_ROWS_PER_BATCH,
+            _ => ROWS_PER_BATCH,
+        };
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
@@ -78,8 +118,9 @@ impl TableWriter {
             path: path.to_owned(),
             schema,
             writer: Some(writer),
-            sample_ids: Vec::with_capacity(ROWS_PER_BATCH),
-            timestamps: Vec::with_capacity(ROWS_PER_BATCH),
+            rows_per_batch,
+            sample_ids: Vec::with_capacity(rows_per_batch),
+            timestamps: Vec::with_capacity(rows_per_batch),
             payload,
         })
     }
@@ -110,10 +151,24 @@ impl TableWriter {
         self.push_key(sample_id, timestamp)
     }
 
+    /// `embedding` must hold [`EMBEDDING_DIM`] values (the caller checks).
+    pub(crate) fn push_embedding(
+        &mut self,
+        sample_id: i64,
+        timestamp: f64,
+        embedding: &[f32],
+    ) -> Result<(), WriterError> {
+        let Payload::Embedding(values) = &mut self.payload else {
+            unreachable!("embeddings is the only table with embeddings");
+        };
+        values.extend(embedding.iter().map(|&v| f64::from(v)));
+        self.push_key(sample_id, timestamp)
+    }
+
     fn push_key(&mut self, sample_id: i64, timestamp: f64) -> Result<(), WriterError> {
         self.sample_ids.push(sample_id);
         self.timestamps.push(timestamp);
-        if self.sample_ids.len() >= ROWS_PER_BATCH {
+        if self.sample_ids.len() >= self.rows_per_batch {
             self.flush()?;
         }
         Ok(())
@@ -126,6 +181,18 @@ impl TableWriter {
         let payload: ArrayRef = match &mut self.payload {
             Payload::FileName(names) => Arc::new(StringArray::from(std::mem::take(names))),
             Payload::Label(labels) => Arc::new(Int64Array::from(std::mem::take(labels))),
+            Payload::Embedding(values) => {
+                let values = Float64Array::from(std::mem::take(values));
+                Arc::new(
+                    FixedSizeListArray::try_new(
+                        Arc::new(Field::new_list_field(DataType::Float64, true)),
+                        EMBEDDING_DIM as i32,
+                        Arc::new(values),
+                        None,
+                    )
+                    .map_err(|e| parquet_error(&self.path, e.into()))?,
+                )
+            }
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(std::mem::take(&mut self.sample_ids))),
