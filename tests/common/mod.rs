@@ -242,3 +242,46 @@ pub fn bytes_of(folder: &Path) -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+/// `embeddings.parquet`: (sample_id, timestamp, embedding) rows, checking SPEC's schema.
+#[allow(dead_code)] // not every test binary reads embeddings
+pub fn read_embeddings(folder: &Path) -> Vec<(i64, f64, Vec<f64>)> {
+    use arrow::array::FixedSizeListArray;
+    let item = std::sync::Arc::new(arrow::datatypes::Field::new_list_field(
+        DataType::Float64,
+        true,
+    ));
+    let batches = read_parquet(
+        &folder.join("embeddings.parquet"),
+        &[
+            ("sample_id", DataType::Int64),
+            ("timestamp", DataType::Float64),
+            ("embedding", DataType::FixedSizeList(item, 512)),
+        ],
+    );
+    let mut rows = Vec::new();
+    for batch in batches {
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let ts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let lists = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .unwrap();
+        assert_eq!(lists.null_count(), 0);
+        for i in 0..batch.num_rows() {
+            let values = lists.value(i);
+            let values = values.as_any().downcast_ref::<Float64Array>().unwrap();
+            rows.push((ids.value(i), ts.value(i), values.values().to_vec()));
+        }
+    }
+    rows
+}

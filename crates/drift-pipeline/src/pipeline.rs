@@ -467,7 +467,6 @@ fn drift_record(job: &Job<'_>) -> String {
             "weights_sha256": stage.source.sha256,
             "reference_weights": matches!(stage.source.provenance, drift_embedder::Provenance::Reference(_)),
             "normalize": stage.embedder.normalize().name(),
-            "batch_size": stage.batch_size,
             "device": stage.embedder.device_description(),
         })),
     });

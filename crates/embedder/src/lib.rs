@@ -237,7 +237,7 @@ impl Embedder {
         } else {
             options.threads
         };
-        let (device, description) = select_device(options, threads)?;
+        let (device, description) = select_device(options)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("embedder-{i}"))
@@ -253,7 +253,8 @@ impl Embedder {
         })
     }
 
-    /// Which device and backend embed, in words (e.g. "cpu (burn flex, 2 threads)").
+    /// Which device and backend embed, in words (e.g. "cpu (burn flex)"). Thread counts are
+    /// left out: they do not change a single bit of the output.
     pub fn device_description(&self) -> &str {
         &self.description
     }
@@ -309,21 +310,12 @@ impl Embedder {
     }
 }
 
-fn select_device(
-    options: EmbedderOptions,
-    threads: usize,
-) -> Result<(Device, String), EmbedderError> {
+fn select_device(options: EmbedderOptions) -> Result<(Device, String), EmbedderError> {
     let cpu = || match options.cpu_backend {
-        CpuBackend::Flex => Ok((
-            Device::flex(),
-            format!("cpu (burn flex, {threads} threads)"),
-        )),
+        CpuBackend::Flex => Ok((Device::flex(), "cpu (burn flex)".to_owned())),
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)] // kept selectable while burn ships it, as SPEC asks
-        CpuBackend::NdArray => Ok((
-            Device::ndarray(),
-            format!("cpu (burn ndarray, {threads} threads)"),
-        )),
+        CpuBackend::NdArray => Ok((Device::ndarray(), "cpu (burn ndarray)".to_owned())),
         #[cfg(not(feature = "ndarray"))]
         CpuBackend::NdArray => Err(EmbedderError::Device(
             "the ndarray backend is not in this build (cargo feature `ndarray`)".to_owned(),

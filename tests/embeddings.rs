@@ -1,0 +1,249 @@
+//! `generate --embeddings` on real files: embeddings.parquet read back and checked against the
+//! embedder run on the PNGs in the zip, determinism across threads and batch sizes, and every
+//! way of getting the weights wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use drift_core::{ImageSize, RgbImage8};
+use drift_embedder::{Embedder, EmbedderOptions, StateDict, write_synthetic_weights};
+
+fn drift_pipeline(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_drift-pipeline"))
+        .args(args)
+        // Never look at the real cache of whoever runs the tests.
+        .env("DRIFT_PIPELINE_CACHE", cache)
+        .output()
+        .expect("the binary runs")
+}
+
+struct Setup {
+    scratch: tempfile::TempDir,
+    input: PathBuf,
+    weights: PathBuf,
+    cache: PathBuf,
+}
+
+fn setup(images_per_class: usize) -> Setup {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset(&input, images_per_class, 3).unwrap();
+    let weights = scratch.path().join("test-weights.safetensors");
+    write_synthetic_weights(7, &weights).unwrap();
+    let cache = scratch.path().join("empty-cache");
+    Setup {
+        scratch,
+        input,
+        weights,
+        cache,
+    }
+}
+
+impl Setup {
+    fn generate(&self, name: &str, extra: &[&str]) -> PathBuf {
+        let output = self.scratch.path().join(name);
+        let args = [
+            &[
+                "generate",
+                "--input",
+                self.input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--num-samples",
+                "11",
+                "--embeddings",
+                "--weights",
+                self.weights.to_str().unwrap(),
+                "--quiet",
+            ],
+            extra,
+        ]
+        .concat();
+        let out = drift_pipeline(&args, &self.cache);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        output
+    }
+
+    fn fails(&self, args: &[&str], needle: &str) -> String {
+        let out = drift_pipeline(args, &self.cache);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected '{needle}' in: {stderr}"
+        );
+        stderr
+    }
+}
+
+fn decode_png(bytes: &[u8]) -> RgbImage8 {
+    let image = image::load_from_memory(bytes).unwrap().into_rgb8();
+    let size = ImageSize::new(image.width(), image.height()).unwrap();
+    RgbImage8::from_pixels(size, image.into_raw()).unwrap()
+}
+
+#[test]
+fn embeddings_are_the_features_of_the_stored_images() {
+    let setup = setup(4);
+    let output = setup.generate("out", &["--transform", "default=0.7"]);
+    let rows = read_embeddings(&output);
+    let mapping = read_input_mapping(&output);
+    assert_eq!(rows.len(), 11);
+    let zip = read_zip(&output);
+    let (weights, _) = StateDict::load(&setup.weights).unwrap();
+    let embedder = Embedder::new(&weights, EmbedderOptions::default()).unwrap();
+    for ((sample_id, timestamp, embedding), (id, ts, file_name)) in rows.iter().zip(&mapping) {
+        assert_eq!((sample_id, timestamp), (id, ts));
+        // The embedding is of exactly the pixels in the zip, so anyone can recompute it.
+        let image = decode_png(&zip[file_name]);
+        let expected = &embedder.embed(&[&image]).unwrap()[0];
+        let expected: Vec<f64> = expected.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(embedding, &expected, "sample {sample_id}");
+    }
+    assert_ne!(rows[0].2, rows[1].2);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(output.join("drift.json")).unwrap()).unwrap();
+    assert_eq!(record["embeddings"]["normalize"], "none");
+    assert_eq!(record["embeddings"]["reference_weights"], false);
+    assert_eq!(
+        record["embeddings"]["weights_file"],
+        "test-weights.safetensors"
+    );
+}
+
+#[test]
+fn embeddings_are_identical_at_any_thread_count_and_batch_size() {
+    let setup = setup(4);
+    let first = bytes_of(&setup.generate("a", &[]));
+    assert_eq!(first.len(), 5, "four SPEC files and drift.json");
+    for (name, extra) in [
+        ("b", &["--threads", "1"][..]),
+        ("c", &["--threads", "3", "--batch-size", "4"]),
+        ("d", &["--batch-size", "1"]),
+    ] {
+        let other = bytes_of(&setup.generate(name, extra));
+        for ((file, bytes), (other_file, other_bytes)) in first.iter().zip(&other) {
+            assert_eq!(file, other_file);
+            assert!(bytes == other_bytes, "{file} differs with {extra:?}");
+        }
+    }
+    // Normalization changes what the network sees, so it changes every embedding.
+    let imagenet = read_embeddings(&setup.generate("e", &["--normalize", "imagenet"]));
+    let plain = read_embeddings(&setup.scratch.path().join("a"));
+    for (a, b) in imagenet.iter().zip(&plain) {
+        assert_ne!(a.2, b.2);
+    }
+}
+
+#[test]
+fn missing_or_bad_weights_get_clear_errors_and_no_output() {
+    let setup = setup(2);
+    let input = setup.input.to_str().unwrap();
+    let output = setup.scratch.path().join("out");
+    let base = [
+        "generate",
+        "--input",
+        input,
+        "--output",
+        output.to_str().unwrap(),
+        "--num-samples",
+        "3",
+    ];
+    // No --weights and nothing cached: say how to get them.
+    let message = setup.fails(&[&base[..], &["--embeddings"]].concat(), "weights fetch");
+    assert!(message.contains("--weights"), "{message}");
+    // A missing file, named.
+    setup.fails(
+        &[
+            &base[..],
+            &["--embeddings", "--weights", "/nonexistent/r18.pth"],
+        ]
+        .concat(),
+        "/nonexistent/r18.pth",
+    );
+    // A file that is not weights.
+    let junk = setup.scratch.path().join("junk.safetensors");
+    std::fs::write(&junk, b"no tensors here").unwrap();
+    setup.fails(
+        &[
+            &base[..],
+            &["--embeddings", "--weights", junk.to_str().unwrap()],
+        ]
+        .concat(),
+        "junk.safetensors",
+    );
+    // Weights without embeddings, and a zero batch.
+    setup.fails(
+        &[&base[..], &["--weights", setup.weights.to_str().unwrap()]].concat(),
+        "--embeddings",
+    );
+    setup.fails(
+        &[&base[..], &["--embeddings", "--batch-size", "0"]].concat(),
+        "batch-size",
+    );
+    setup.fails(
+        &[&base[..], &["--embeddings", "--normalize", "zscore"]].concat(),
+        "imagenet",
+    );
+    assert!(listing(&output).is_empty(), "{:?}", listing(&output));
+}
+
+#[test]
+fn weights_in_the_cache_are_found_without_a_flag() {
+    let setup = setup(2);
+    std::fs::create_dir_all(&setup.cache).unwrap();
+    // Only known file names are looked for; a known name with the wrong hash is refused.
+    let cached = setup.cache.join("resnet18-f37072fd.pth");
+    std::fs::copy(&setup.weights, &cached).unwrap();
+    let output = setup.scratch.path().join("out");
+    let args = [
+        "generate",
+        "--input",
+        setup.input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--num-samples",
+        "3",
+        "--embeddings",
+    ];
+    setup.fails(
+        &args,
+        "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
+    );
+    assert!(listing(&output).is_empty());
+}
+
+#[test]
+fn python_readers_agree_on_the_embeddings_schema() {
+    let Some(python) = std::env::var_os("DRIFT_PIPELINE_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the Python check: use `cargo xtask test`"
+        );
+        eprintln!("DRIFT_PIPELINE_PYTHON is not set: Python reader check not run");
+        return;
+    };
+    let setup = setup(4);
+    let output = setup.generate("out", &["--batch-size", "5"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/check/check_output.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&output)
+        .args(["--samples", "11", "--embeddings"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Python check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
