@@ -247,3 +247,106 @@ fn python_readers_agree_on_the_embeddings_schema() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Serves `body` at every path but `/missing` (404) on 127.0.0.1, for `connections` requests.
+fn serve(body: Vec<u8>, connections: usize) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header == "\r\n" || header.is_empty() {
+                    break;
+                }
+            }
+            if request_line.contains("/missing") {
+                stream
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+            } else {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(&body).unwrap();
+            }
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn weights_fetch_verifies_the_hash_and_deletes_a_mismatch() {
+    let setup = setup(1);
+    let body = std::fs::read(&setup.weights).unwrap();
+    let url = serve(body.clone(), 4);
+    let official = format!("{url}/models/resnet18-f37072fd.pth");
+
+    // Not torchvision's file: refused, deleted, and said so.
+    let message = setup.fails(
+        &["weights", "fetch", "--url", &official, "--quiet"],
+        "the download was deleted",
+    );
+    assert!(message.contains("f37072fd47e89c5e"), "{message}");
+    assert!(
+        listing(&setup.cache).is_empty(),
+        "{:?}",
+        listing(&setup.cache)
+    );
+
+    // A 404 names the address and the status.
+    setup.fails(
+        &[
+            "weights",
+            "fetch",
+            "--url",
+            &format!("{url}/missing"),
+            "--quiet",
+        ],
+        "404",
+    );
+
+    // With the file's own hash it is saved, then found already present.
+    let hash = drift_embedder::weights::sha256_file(&setup.weights).unwrap();
+    let target = setup.scratch.path().join("fetched/my-weights.safetensors");
+    let args = [
+        "weights",
+        "fetch",
+        "--url",
+        &official,
+        "--sha256",
+        &hash,
+        "--output",
+        target.to_str().unwrap(),
+        "--quiet",
+    ];
+    let out = drift_pipeline(&args, &setup.cache);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), body);
+    assert_eq!(
+        listing(target.parent().unwrap()),
+        ["my-weights.safetensors"]
+    );
+    let out = drift_pipeline(&args, &setup.cache);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already there"));
+
+    // A malformed hash is refused before anything is downloaded.
+    setup.fails(
+        &["weights", "fetch", "--sha256", "xyz", "--quiet"],
+        "64 hexadecimal digits",
+    );
+}

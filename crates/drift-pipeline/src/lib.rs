@@ -33,9 +33,11 @@ mod class_mapping;
 pub mod demo;
 mod pipeline;
 mod scenario;
+pub mod weights_fetch;
 
 pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};
+pub use drift_embedder::weights;
 pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
 pub use drift_reader::{Dataset, DecodeLimits};
 pub use drift_sampler::StreamClock;

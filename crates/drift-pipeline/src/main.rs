@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// ResNet18 weights for --embeddings: download them, or show what is cached.
+    Weights {
+        #[command(subcommand)]
+        command: WeightsCommand,
+    },
     /// Show a dataset's classes, labels, image counts and ignored files.
     Inspect {
         /// The dataset root: one sub-folder per class.
@@ -61,6 +66,28 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum WeightsCommand {
+    /// Download torchvision's resnet18-f37072fd.pth (IMAGENET1K_V1) into the cache directory,
+    /// verifying its SHA-256; a mismatch deletes the download.
+    Fetch {
+        /// Download from here instead (a mirror).
+        #[arg(long)]
+        url: Option<String>,
+        /// Expect this SHA-256 instead of torchvision's (for other files).
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// Save here instead of the cache directory.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Show the cache directory and which known weights files it holds, verified.
+    List,
 }
 
 #[derive(Args)]
@@ -192,6 +219,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
     match cli.command {
         Command::Generate(args) => generate(args, cancel),
         Command::Inspect { dir } => inspect(&dir),
+        Command::Weights { command } => weights(command),
         Command::Run {
             scenario,
             threads,
@@ -331,6 +359,81 @@ fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool
         |_, summary, generator| report(summary, generator, quiet),
     )?;
     Ok(())
+}
+
+fn weights(command: WeightsCommand) -> Result<()> {
+    use drift_pipeline::weights_fetch::{FetchRequest, Fetched, fetch};
+    match command {
+        WeightsCommand::Fetch {
+            url,
+            sha256,
+            output,
+            quiet,
+        } => {
+            let request = FetchRequest::new(url, sha256, output)?;
+            let bar = if quiet || !std::io::stderr().is_terminal() {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(0).with_style(
+                    ProgressStyle::with_template(
+                        "{bar:40} {bytes}/{total_bytes}, {bytes_per_sec}, eta {eta}",
+                    )
+                    .expect("the template is valid"),
+                )
+            };
+            if !quiet {
+                eprintln!(
+                    "downloading {} to {}",
+                    request.url,
+                    request.destination.display()
+                );
+            }
+            let result = fetch(&request, &|received, total| {
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(received);
+            });
+            bar.finish_and_clear();
+            match result? {
+                Fetched::Downloaded(bytes) => println!(
+                    "saved {} ({bytes} bytes, sha256 {} verified)",
+                    request.destination.display(),
+                    request.sha256
+                ),
+                Fetched::AlreadyPresent => println!(
+                    "{} is already there (sha256 {} verified)",
+                    request.destination.display(),
+                    request.sha256
+                ),
+            }
+            Ok(())
+        }
+        WeightsCommand::List => {
+            use drift_pipeline::weights::{CACHE_ENV, KNOWN_WEIGHTS, cache_dir, sha256_file};
+            let Some(dir) = cache_dir() else {
+                anyhow::bail!("no cache directory: set {CACHE_ENV} or HOME");
+            };
+            println!(
+                "cache directory {} (override with {CACHE_ENV})",
+                dir.display()
+            );
+            for known in KNOWN_WEIGHTS {
+                let path = dir.join(known.file_name);
+                let state = if !path.is_file() {
+                    "absent".to_owned()
+                } else {
+                    match sha256_file(&path) {
+                        Ok(hash) if hash == known.sha256 => "present, sha256 verified".to_owned(),
+                        Ok(hash) => format!("present but WRONG sha256 {hash}: delete it"),
+                        Err(error) => format!("unreadable: {error}"),
+                    }
+                };
+                println!("  {:<32} {state}  ({})", known.file_name, known.description);
+            }
+            Ok(())
+        }
+    }
 }
 
 fn inspect(dir: &Path) -> Result<()> {
