@@ -733,6 +733,33 @@ fn scenario_errors_point_to_the_segment_and_key_and_write_nothing() {
             write("g.toml", &(segment("x", 1, "") + &segment("x", 1, ""))),
             "is also the output of",
         ),
+        (
+            write(
+                "h.toml",
+                &format!(
+                    "embeddings = true\nnormalize = \"zscore\"\n{}",
+                    segment("x", 1, "")
+                ),
+            ),
+            "key 'normalize': unknown normalization 'zscore'",
+        ),
+        (
+            write(
+                "i.toml",
+                &format!("normalize = \"imagenet\"\n{}", segment("x", 1, "")),
+            ),
+            "key 'normalize': only applies with embeddings = true",
+        ),
+        (
+            write(
+                "j.toml",
+                &format!(
+                    "embeddings = true\nweights = \"missing.pth\"\n{}",
+                    segment("x", 1, "")
+                ),
+            ),
+            "missing.pth",
+        ),
     ];
     for (path, needle) in cases {
         fails(&["run", s(&path)], needle);

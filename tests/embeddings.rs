@@ -350,3 +350,53 @@ fn weights_fetch_verifies_the_hash_and_deletes_a_mismatch() {
         "64 hexadecimal digits",
     );
 }
+
+#[test]
+fn a_scenario_embeds_every_segment_with_weights_loaded_once() {
+    let setup = setup(3);
+    let scenario = setup.scratch.path().join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "input = \"in\"\nembeddings = true\nweights = \"{}\"\nbatch_size = 4\n\
+             [[segment]]\nname = \"reference\"\nsamples = 5\noutput = \"out/reference\"\n\
+             [[segment]]\nname = \"drifted\"\nsamples = 6\noutput = \"out/drifted\"\n\
+             transforms = [\"gaussian_noise=0.8\"]\n",
+            setup.weights.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = drift_pipeline(
+        &["run", scenario.to_str().unwrap(), "--quiet"],
+        &setup.cache,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = read_embeddings(&setup.scratch.path().join("out/reference"));
+    let drifted = read_embeddings(&setup.scratch.path().join("out/drifted"));
+    let ids: Vec<i64> = reference.iter().chain(&drifted).map(|row| row.0).collect();
+    assert_eq!(ids, (0..11).collect::<Vec<i64>>());
+    // The same run as one `generate` of 5 clean samples gives the same reference embeddings.
+    let single = setup.scratch.path().join("single");
+    let out = drift_pipeline(
+        &[
+            "generate",
+            "--input",
+            setup.input.to_str().unwrap(),
+            "--output",
+            single.to_str().unwrap(),
+            "--num-samples",
+            "5",
+            "--embeddings",
+            "--weights",
+            setup.weights.to_str().unwrap(),
+            "--quiet",
+        ],
+        &setup.cache,
+    );
+    assert!(out.status.success());
+    assert_eq!(read_embeddings(&single), reference);
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::{
-    DriftGenerator, GeneratorOptions, ImageSize, PipelineError, PngCompression, Progress,
-    SampleSummary, StreamClock, TransformSpec,
+    DeviceChoice, DriftGenerator, EmbeddingOptions, GeneratorOptions, ImageSize, Normalize,
+    PipelineError, PngCompression, Progress, SampleSummary, StreamClock, TransformSpec,
 };
 
 /// Why a scenario was refused; every variant names the file and, where it applies, the segment.
@@ -69,6 +69,12 @@ struct ScenarioFile {
     #[serde(default)]
     overwrite: bool,
     png_compression: Option<String>,
+    #[serde(default)]
+    embeddings: bool,
+    weights: Option<PathBuf>,
+    normalize: Option<String>,
+    device: Option<String>,
+    batch_size: Option<usize>,
     #[serde(rename = "segment", default)]
     segments: Vec<SegmentFile>,
 }
@@ -143,6 +149,45 @@ impl Scenario {
             options.png_compression = compression
                 .parse::<PngCompression>()
                 .map_err(|e| invalid("key 'png_compression'".into(), e))?;
+        }
+        if file.embeddings {
+            let mut embedding = EmbeddingOptions {
+                weights: file.weights.map(|p| base.join(p)),
+                ..EmbeddingOptions::default()
+            };
+            if let Some(normalize) = &file.normalize {
+                embedding.normalize = normalize
+                    .parse::<Normalize>()
+                    .map_err(|e| invalid("key 'normalize'".into(), e))?;
+            }
+            if let Some(device) = &file.device {
+                embedding.device = device
+                    .parse::<DeviceChoice>()
+                    .map_err(|e| invalid("key 'device'".into(), e))?;
+            }
+            if let Some(batch_size) = file.batch_size {
+                if batch_size == 0 {
+                    return Err(invalid(
+                        "key 'batch_size'".into(),
+                        "must be at least 1".into(),
+                    ));
+                }
+                embedding.batch_size = batch_size;
+            }
+            options.embeddings = Some(embedding);
+        } else if let Some(key) = [
+            ("weights", file.weights.is_some()),
+            ("normalize", file.normalize.is_some()),
+            ("device", file.device.is_some()),
+            ("batch_size", file.batch_size.is_some()),
+        ]
+        .iter()
+        .find_map(|(key, set)| set.then_some(key))
+        {
+            return Err(invalid(
+                format!("key '{key}'"),
+                "only applies with embeddings = true".into(),
+            ));
         }
         let mut clock = StreamClock::default();
         if let Some(start) = file.start_timestamp {
