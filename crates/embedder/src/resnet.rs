@@ -8,10 +8,10 @@
 //! every activation.
 
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use burn::tensor::activation::relu;
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{TensorData, s};
 
 use crate::weights::StateDict;
 
@@ -69,6 +69,20 @@ impl FoldedConv {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, kernel_h, kernel_w] = self.weight.dims();
+        if kernel_h == 1 && kernel_w == 1 && self.stride > 1 && self.padding == 0 {
+            // A strided 1x1 convolution reads every stride-th pixel: take those first, then run
+            // the stride-1 1x1 convolution, which burn flex does as one GEMM without im2col
+            // (about 4x faster for ResNet's downsample shortcuts, and the same sums).
+            let step = self.stride as isize;
+            let x = x.slice(s![.., .., 0..;step, 0..;step]);
+            return conv2d(
+                x,
+                self.weight.clone(),
+                Some(self.bias.clone()),
+                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+            );
+        }
         conv2d(
             x,
             self.weight.clone(),
