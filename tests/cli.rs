@@ -481,14 +481,7 @@ fn demo_runs_with_no_input() {
 fn python_readers_agree_on_the_schema() {
     // polars, pyarrow, DuckDB and zipfile read a real output; `cargo xtask test` (and so CI)
     // provides the interpreter with pinned packages.
-    let Some(python) = std::env::var_os("DRIFT_PIPELINE_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the Python check: use `cargo xtask test`"
-        );
-        eprintln!(
-            "DRIFT_PIPELINE_PYTHON is not set: Python reader check not run (use `cargo xtask test`)"
-        );
+    let Some(python) = check_python() else {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -504,18 +497,10 @@ fn python_readers_agree_on_the_schema() {
         "16",
         "--organize-by-class",
     ]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/check/check_output.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&output)
-        .args(["--samples", "16", "--organize-by-class"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "Python check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_python_check(
+        &python,
+        &output,
+        &["--samples", "16", "--organize-by-class"],
     );
 }
 

@@ -223,29 +223,12 @@ fn weights_in_the_cache_are_found_without_a_flag() {
 
 #[test]
 fn python_readers_agree_on_the_embeddings_schema() {
-    let Some(python) = std::env::var_os("DRIFT_PIPELINE_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the Python check: use `cargo xtask test`"
-        );
-        eprintln!("DRIFT_PIPELINE_PYTHON is not set: Python reader check not run");
+    let Some(python) = check_python() else {
         return;
     };
     let setup = setup(4);
     let output = setup.generate("out", &["--batch-size", "5"]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/check/check_output.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&output)
-        .args(["--samples", "11", "--embeddings"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "Python check failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python_check(&python, &output, &["--samples", "11", "--embeddings"]);
 }
 
 /// Serves `body` at every path but `/missing` (404) on 127.0.0.1, for `connections` requests.

@@ -285,3 +285,36 @@ pub fn read_embeddings(folder: &Path) -> Vec<(i64, f64, Vec<f64>)> {
     }
     rows
 }
+
+/// The interpreter for tools/check/check_output.py (`cargo xtask test` sets
+/// DRIFT_PIPELINE_PYTHON); `None`, with a note, outside CI. CI must run the check.
+#[allow(dead_code)] // not every test binary runs the Python check
+pub fn check_python() -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("DRIFT_PIPELINE_PYTHON");
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the Python check: use `cargo xtask test`"
+        );
+        eprintln!("DRIFT_PIPELINE_PYTHON is not set: Python reader check not run");
+    }
+    python
+}
+
+/// Runs tools/check/check_output.py on `output`: polars, pyarrow, DuckDB and zipfile read it.
+#[allow(dead_code)] // not every test binary runs the Python check
+pub fn run_python_check(python: &std::ffi::OsStr, output: &Path, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/check/check_output.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(output)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Python check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
