@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use drift_core::{ImageSize, RgbImage8};
 use drift_embedder::weights::{StateDict, read_tensors};
 use drift_embedder::{
-    EMBEDDING_DIM, Embedder, EmbedderError, EmbedderOptions, Normalize, Provenance,
+    DeviceChoice, EMBEDDING_DIM, Embedder, EmbedderError, EmbedderOptions, Normalize, Provenance,
     synthetic_state_dict, write_synthetic_weights,
 };
 
@@ -62,45 +62,77 @@ fn synthetic_weights_are_the_ones_the_fixtures_were_made_with() {
     assert_eq!(dict.tensors(), synthetic_state_dict(GOLDEN_SEED).tensors());
 }
 
-#[test]
-fn features_match_torchvision_within_1e4() {
+/// Embeds the golden images of `normalize` (the three 224x224 ones as one batch, the 500x300
+/// one alone; only the first image with `first_only`) and compares with torchvision.
+fn assert_matches_torchvision(embedder: &Embedder, normalize: Normalize, first_only: bool) {
     let manifest = manifest();
     let tolerance = manifest["tolerance_abs"].as_f64().unwrap() as f32;
-    for normalize in [Normalize::None, Normalize::ImageNet] {
-        let embedder = embedder(normalize, 2);
-        let cases: Vec<&serde_json::Value> = manifest["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|case| case["normalize"] == normalize.name())
-            .collect();
-        assert_eq!(cases.len(), 4);
-        let images: Vec<RgbImage8> = cases
-            .iter()
-            .map(|case| load_image(case["image"].as_str().unwrap()))
-            .collect();
-        // The three 224x224 images as one batch, the 500x300 one alone.
+    let mut cases: Vec<&serde_json::Value> = manifest["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|case| case["normalize"] == normalize.name())
+        .collect();
+    assert_eq!(cases.len(), 4);
+    let images: Vec<RgbImage8> = cases
+        .iter()
+        .map(|case| load_image(case["image"].as_str().unwrap()))
+        .collect();
+    let ours = if first_only {
+        cases.truncate(1);
+        embedder.embed(&[&images[0]]).unwrap()
+    } else {
         let mut ours = embedder
             .embed(&[&images[0], &images[1], &images[2]])
             .unwrap();
         ours.extend(embedder.embed(&[&images[3]]).unwrap());
-        for (case, features) in cases.iter().zip(&ours) {
-            let reference = read_f32(&golden_dir().join(case["file"].as_str().unwrap()));
-            assert_eq!(features.len(), EMBEDDING_DIM);
-            assert_eq!(reference.len(), EMBEDDING_DIM);
-            let max = features
-                .iter()
-                .zip(&reference)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                max <= tolerance,
-                "{case}: max abs difference {max} > {tolerance}"
-            );
-            // Not a vacuous match: the features are far from zero and differ between images.
-            assert!(reference.iter().map(|v| v.abs()).fold(0f32, f32::max) > 0.1);
-        }
         assert_ne!(ours[0], ours[1]);
+        ours
+    };
+    for (case, features) in cases.iter().zip(&ours) {
+        let reference = read_f32(&golden_dir().join(case["file"].as_str().unwrap()));
+        assert_eq!(features.len(), EMBEDDING_DIM);
+        assert_eq!(reference.len(), EMBEDDING_DIM);
+        let max = features
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max <= tolerance,
+            "{case} on {}: max abs difference {max} > {tolerance}",
+            embedder.device_description()
+        );
+        // Not a vacuous match: the features are far from zero.
+        assert!(reference.iter().map(|v| v.abs()).fold(0f32, f32::max) > 0.1);
+    }
+}
+
+#[test]
+fn features_match_torchvision_within_1e4() {
+    for normalize in [Normalize::None, Normalize::ImageNet] {
+        assert_matches_torchvision(&embedder(normalize, 2), normalize, false);
+    }
+}
+
+/// The GPU path (wgpu), where one exists: a build with `--features wgpu` and
+/// DRIFT_TEST_GPU=1. Mesa's software Vulkan ("llvmpipe") counts, which is how it runs on
+/// machines without a GPU (slowly: one image per normalization).
+#[test]
+fn features_match_torchvision_on_the_gpu_when_asked() {
+    if std::env::var_os("DRIFT_TEST_GPU").is_none() {
+        eprintln!("DRIFT_TEST_GPU is not set: the GPU parity test did not run");
+        return;
+    }
+    for normalize in [Normalize::None, Normalize::ImageNet] {
+        let options = EmbedderOptions {
+            device: DeviceChoice::Gpu,
+            normalize,
+            ..EmbedderOptions::default()
+        };
+        let embedder = Embedder::new(&synthetic_state_dict(GOLDEN_SEED), options).unwrap();
+        assert!(embedder.device_description().starts_with("gpu"));
+        assert_matches_torchvision(&embedder, normalize, true);
     }
 }
 

@@ -64,12 +64,12 @@ impl FromStr for Normalize {
 /// Which kind of device to embed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
-    /// A GPU when this build has a GPU backend and an adapter answers, else the CPU.
+    /// A hardware GPU when this build has a GPU backend and one answers, else the CPU.
     #[default]
     Auto,
     /// The CPU.
     Cpu,
-    /// A GPU, or an error.
+    /// Any wgpu adapter (software ones included), or an error.
     Gpu,
 }
 
@@ -323,27 +323,44 @@ fn select_device(options: EmbedderOptions) -> Result<(Device, String), EmbedderE
     };
     match options.device {
         DeviceChoice::Cpu => cpu(),
-        DeviceChoice::Gpu => gpu().map_err(EmbedderError::Device),
-        DeviceChoice::Auto => gpu().or_else(|_| cpu()),
+        DeviceChoice::Gpu => gpu(false).map_err(EmbedderError::Device),
+        DeviceChoice::Auto => gpu(true).or_else(|_| cpu()),
     }
 }
 
+/// A wgpu device. `--device gpu` takes whatever adapter wgpu offers (Mesa's software
+/// "llvmpipe" included, which is how the GPU path is tested without a GPU); `auto` only takes a
+/// discrete or integrated GPU, since a software adapter is far slower than the CPU backend.
 #[cfg(feature = "wgpu")]
-fn gpu() -> Result<(Device, String), String> {
+fn gpu(hardware_only: bool) -> Result<(Device, String), String> {
     use burn::tensor::DeviceKind;
-    // burn opens the adapter lazily and panics if there is none; probe with a tiny tensor.
-    let device = Device::wgpu(DeviceKind::DefaultDevice);
-    let probe = device.clone();
-    let answered = std::panic::catch_unwind(move || {
-        Tensor::<1>::zeros([1], &probe).into_data();
-    });
-    match answered {
-        Ok(()) => Ok((device, "gpu (burn wgpu)".to_owned())),
-        Err(_) => Err("no GPU adapter answered (wgpu)".to_owned()),
+    let kinds: &[(DeviceKind, &str)] = if hardware_only {
+        &[
+            (DeviceKind::DiscreteGpu(0), "discrete GPU"),
+            (DeviceKind::IntegratedGpu(0), "integrated GPU"),
+        ]
+    } else {
+        &[(DeviceKind::DefaultDevice, "default adapter")]
+    };
+    for (kind, name) in kinds {
+        let device = Device::wgpu(kind.clone());
+        let probe = device.clone();
+        // burn opens the adapter lazily and panics when there is none: probe with a tiny
+        // tensor, without printing the panic.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            Tensor::<1>::zeros([1], &probe).into_data();
+        }));
+        std::panic::set_hook(hook);
+        if answered.is_ok() {
+            return Ok((device, format!("gpu (burn wgpu, {name})")));
+        }
     }
+    Err("no GPU adapter answered (wgpu)".to_owned())
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn gpu() -> Result<(Device, String), String> {
+fn gpu(_hardware_only: bool) -> Result<(Device, String), String> {
     Err("this build has no GPU backend: rebuild with `--features wgpu`".to_owned())
 }
