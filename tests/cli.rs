@@ -27,15 +27,7 @@ fn ok(args: &[&str]) -> String {
 
 /// Runs a command that must fail cleanly: non-zero exit, no panic, a message containing `needle`.
 fn fails(args: &[&str], needle: &str) -> String {
-    let out = drift_pipeline(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: expected '{needle}' in: {stderr}"
-    );
-    stderr
+    assert_fails_cleanly(args, &drift_pipeline(args), needle)
 }
 
 fn s(path: &Path) -> &str {

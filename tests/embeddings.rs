@@ -72,15 +72,7 @@ impl Setup {
     }
 
     fn fails(&self, args: &[&str], needle: &str) -> String {
-        let out = drift_pipeline(args, &self.cache);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: expected '{needle}' in: {stderr}"
-        );
-        stderr
+        assert_fails_cleanly(args, &drift_pipeline(args, &self.cache), needle)
     }
 }
 

@@ -318,3 +318,17 @@ pub fn run_python_check(python: &std::ffi::OsStr, output: &Path, args: &[&str]) 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Checks that a command failed cleanly: non-zero exit, no panic, a message containing `needle`.
+/// Returns its stderr.
+#[allow(dead_code)] // not every test binary runs the binary
+pub fn assert_fails_cleanly(args: &[&str], out: &std::process::Output, needle: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected '{needle}' in: {stderr}"
+    );
+    stderr
+}
