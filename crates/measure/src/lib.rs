@@ -1,0 +1,50 @@
+//! How strong is a drift? SPEC's measure: the KL divergence between the softmax of drifted and
+//! clean ResNet18 embeddings, averaged over a batch ([`batch_kl`]); per-level statistics of the
+//! batch KLs ([`LevelSummary`], `summary.csv`); and the two plots of a sweep ([`line_plot`],
+//! [`box_plot`]) as RGB pixels and SVG.
+//!
+//! Pure computation: no files, no threads. The sweep itself (decode, transform, embed) is
+//! `drift-pipeline`'s `evaluate`.
+
+mod kl;
+mod plot;
+mod stats;
+
+pub use kl::{batch_kl, kl_divergence};
+pub use plot::{LevelSeries, PLOT_SIZE, Plot, PlotLabels, box_plot, line_plot};
+pub use stats::{LevelSummary, quantile_sorted, summary_csv};
+
+/// Why a KL or a plot could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// The two sides of a batch hold different numbers of embeddings.
+    #[error("a batch has {drifted} drifted but {clean} clean embeddings")]
+    BatchMismatch {
+        /// Drifted rows.
+        drifted: usize,
+        /// Clean rows.
+        clean: usize,
+    },
+    /// A batch without embeddings.
+    #[error("a batch holds no embeddings")]
+    EmptyBatch,
+    /// Two embeddings of one image differ in length, or are empty.
+    #[error("row {row}: the drifted embedding has {drifted} values, the clean one {clean}")]
+    RowMismatch {
+        /// The row in its batch.
+        row: usize,
+        /// Values in the drifted embedding.
+        drifted: usize,
+        /// Values in the clean embedding.
+        clean: usize,
+    },
+    /// An embedding holds NaN or infinity.
+    #[error("row {row}: an embedding holds NaN or infinity")]
+    NotFinite {
+        /// The row in its batch.
+        row: usize,
+    },
+    /// plotters failed.
+    #[error("cannot draw the plot: {0}")]
+    Plot(String),
+}
