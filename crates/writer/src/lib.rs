@@ -5,7 +5,8 @@
 //! into `sampled_images.zip` (stored, not deflated again) and the Parquet tables
 //! `input_mapping.parquet`, `target.parquet` and, with embeddings on, `embeddings.parquet`, plus the caller's `drift.json` record. Every file is written under a hidden temporary
 //! name and renamed only by [`OutputWriter::finish`]; dropping an unfinished writer deletes them.
-//! Arrow and Parquet types never leave this crate.
+//! A [`ReportWriter`] stages the files of an `evaluate` report (`kl.parquet` from [`kl_table`],
+//! `summary.csv`, plots) the same way. Arrow and Parquet types never leave this crate.
 //!
 //! ```
 //! use drift_core::{ClassTable, ImageSize, RgbImage8, SampleMeta};
@@ -28,9 +29,11 @@
 //! ```
 
 mod png_encode;
+mod report;
 mod tables;
 
 pub use png_encode::{PngCompression, encode_png};
+pub use report::{KlRow, ReportWriter, kl_schema, kl_table};
 pub use tables::{EMBEDDING_DIM, embeddings_schema, input_mapping_schema, target_schema};
 
 use std::fs::File;
