@@ -31,6 +31,7 @@
 
 mod class_mapping;
 pub mod demo;
+pub mod evaluate;
 mod pipeline;
 mod scenario;
 pub mod weights_fetch;
@@ -105,6 +106,17 @@ pub enum PipelineError {
     /// An embedding batch size of 0.
     #[error("the embedding batch size must be at least 1")]
     ZeroBatchSize,
+    /// An `evaluate` sweep that cannot run as asked (no transform, a level outside [0, 1]).
+    #[error("invalid sweep: {0}")]
+    InvalidSweep(String),
+    /// A KL or a plot of `evaluate` could not be computed.
+    #[error("batch {batch}: {source}")]
+    Measure {
+        /// The batch.
+        batch: usize,
+        /// What failed.
+        source: drift_measure::MeasureError,
+    },
     /// The run was interrupted (Ctrl-C); nothing that looks complete was left behind.
     #[error("interrupted: no output was written")]
     Cancelled,
@@ -344,7 +356,20 @@ impl DriftGenerator {
     }
 }
 
-fn load_embedder(
+/// The `embeddings` record of `drift.json` and `evaluation.json`: the network, the weights and
+/// how they were run.
+pub(crate) fn embedding_record(stage: &EmbeddingStage) -> serde_json::Value {
+    serde_json::json!({
+        "model": "resnet18 (torchvision architecture, fc removed)",
+        "weights_file": stage.source.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "weights_sha256": stage.source.sha256,
+        "reference_weights": matches!(stage.source.provenance, drift_embedder::Provenance::Reference(_)),
+        "normalize": stage.embedder.normalize().name(),
+        "device": stage.embedder.device_description(),
+    })
+}
+
+pub(crate) fn load_embedder(
     options: &EmbeddingOptions,
     threads: usize,
 ) -> Result<EmbeddingStage, PipelineError> {

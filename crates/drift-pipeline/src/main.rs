@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
     CpuBackend, Dataset, DeviceChoice, DriftGenerator, EmbeddingOptions, GeneratorOptions,
     ImageSize, Normalize, PipelineError, PngCompression, Progress, SampleSummary, Scenario,
-    StreamClock, TransformSpec, demo,
+    StreamClock, TransformKind, TransformSpec, demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -41,6 +41,9 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Measure how strong a drift is: the KL between drifted and clean embeddings, per batch,
+    /// at each drift level; writes kl.parquet, summary.csv and two plots (PNG and SVG).
+    Evaluate(EvaluateArgs),
     /// ResNet18 weights for --embeddings: download them, or show what is cached.
     Weights {
         #[command(subcommand)]
@@ -136,10 +139,54 @@ struct GenerateArgs {
 }
 
 #[derive(Args)]
+struct EvaluateArgs {
+    /// The dataset root: one sub-folder per class, images found recursively.
+    #[arg(long, value_name = "DIR")]
+    input: PathBuf,
+    /// The report folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// The transform to sweep; repeat for a combined list, applied in order, all at each level.
+    /// Names: rotate, brightness, contrast, saturation, hue, gaussian_blur, gaussian_noise, default.
+    #[arg(long = "transform", value_name = "NAME", required = true)]
+    transforms: Vec<TransformKind>,
+    /// Drift levels to measure, comma-separated, each in [0, 1].
+    #[arg(long, value_name = "L,L,...", value_delimiter = ',', value_parser = unit_f64,
+          default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0")]
+    levels: Vec<f64>,
+    /// Evaluate only the first N images of the seeded order (default: the whole dataset).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    num_samples: Option<u64>,
+    /// Seed of the image order and of every transform draw.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Image size the network sees, WIDTHxHEIGHT or one number for a square.
+    #[arg(long, value_name = "WxH", default_value = "224x224")]
+    size: ImageSize,
+    /// Replace an earlier report in the output folder.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// Threads for the embedder (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    threads: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
 struct EmbeddingArgs {
     /// Also write embeddings.parquet: 512-d ResNet18 features of every sample.
     #[arg(long)]
     embeddings: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
+}
+
+#[derive(Args)]
+struct NetworkArgs {
     /// ResNet18 weights: torchvision .pth or safetensors (default: the cache, see `weights`).
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
@@ -152,20 +199,26 @@ struct EmbeddingArgs {
     /// Network input: none ([0, 1] pixels, as the Python tool) or imagenet (mean/std).
     #[arg(long, value_name = "MODE", default_value = "none")]
     normalize: Normalize,
-    /// Images per forward pass.
+    /// Images per forward pass (in evaluate, also the images per KL: SPEC's batch B).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     batch_size: u64,
 }
 
-impl EmbeddingArgs {
-    fn options(&self) -> Option<EmbeddingOptions> {
-        self.embeddings.then(|| EmbeddingOptions {
+impl NetworkArgs {
+    fn options(&self) -> EmbeddingOptions {
+        EmbeddingOptions {
             weights: self.weights.clone(),
             device: self.device,
             cpu_backend: self.cpu_backend,
             normalize: self.normalize,
             batch_size: self.batch_size as usize,
-        })
+        }
+    }
+}
+
+impl EmbeddingArgs {
+    fn options(&self) -> Option<EmbeddingOptions> {
+        self.embeddings.then(|| self.network.options())
     }
 }
 
@@ -186,6 +239,13 @@ fn finite_f64(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(value) if value.is_finite() => Ok(value),
         _ => Err(format!("'{text}' is not a finite number")),
+    }
+}
+
+fn unit_f64(text: &str) -> Result<f64, String> {
+    match finite_f64(text.trim())? {
+        value if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("drift level '{text}' is outside [0, 1]")),
     }
 }
 
@@ -219,6 +279,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
     match cli.command {
         Command::Generate(args) => generate(args, cancel),
         Command::Inspect { dir } => inspect(&dir),
+        Command::Evaluate(args) => evaluate(args, cancel),
         Command::Weights { command } => weights(command),
         Command::Run {
             scenario,
@@ -258,7 +319,7 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         ..options(&args.run, cancel)
     };
     if !args.embedding.embeddings
-        && (args.embedding.weights.is_some() || args.embedding.batch_size != 32)
+        && (args.embedding.network.weights.is_some() || args.embedding.network.batch_size != 32)
     {
         anyhow::bail!("--weights and --batch-size need --embeddings");
     }
@@ -286,13 +347,80 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+    use drift_pipeline::evaluate::{EvaluateOptions, evaluate};
+    let options = EvaluateOptions {
+        transforms: args.transforms,
+        levels: args.levels,
+        num_samples: args.num_samples,
+        seed: args.seed,
+        size: args.size,
+        embedding: args.network.options(),
+        threads: args.threads,
+        overwrite: args.overwrite,
+        cancel: Some(cancel),
+        ..EvaluateOptions::default()
+    };
+    let bar = ProgressReport::new(0, args.quiet, "embeddings");
+    let result = evaluate(&args.input, &args.output, &options, &bar);
+    bar.0.finish_and_clear();
+    let evaluation = result.map_err(|error| match error {
+        PipelineError::Reader(_) => {
+            anyhow::Error::new(error).context(format!("cannot use input {}", args.input.display()))
+        }
+        other => anyhow::Error::new(other)
+            .context(format!("cannot evaluate into {}", args.output.display())),
+    })?;
+    println!(
+        "{}: {} levels x {} batches of up to {} images ({} images); {}",
+        evaluation.transforms,
+        evaluation.summaries.len(),
+        evaluation.batches,
+        options.embedding.batch_size,
+        evaluation.images,
+        evaluation.embedding_description
+    );
+    println!(
+        "{:>6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "level", "batches", "median", "p25", "p75", "mean", "sd"
+    );
+    // Four decimals for KLs of pretrained weights (0.01..1); small ones keep their digits.
+    let kl = |value: f64| {
+        if value == 0.0 || value >= 0.01 {
+            format!("{value:.4}")
+        } else {
+            format!("{value:.3e}")
+        }
+    };
+    for s in &evaluation.summaries {
+        println!(
+            "{:>6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            format!("{:?}", s.drift_level),
+            s.batches,
+            kl(s.median),
+            kl(s.p25),
+            kl(s.p75),
+            kl(s.mean),
+            s.sd.map_or("-".to_owned(), kl)
+        );
+    }
+    println!(
+        "wrote kl.parquet, summary.csv, kl_by_batch.png/.svg, kl_by_level.png/.svg and \
+         evaluation.json to {} in {:.1} s, {:.1} images/s (each image at each level)",
+        evaluation.output.display(),
+        evaluation.elapsed.as_secs_f64(),
+        evaluation.images_per_second()
+    );
+    Ok(())
+}
+
 fn sample(
     generator: &mut DriftGenerator,
     n: u64,
     output: &Path,
     quiet: bool,
 ) -> Result<SampleSummary> {
-    let bar = ProgressReport::new(n, quiet);
+    let bar = ProgressReport::new(n, quiet, "samples");
     let result = generator.sample_with_progress(n, output, &bar);
     bar.0.finish_and_clear();
     result.with_context(|| format!("cannot write {n} samples to {}", output.display()))
@@ -332,21 +460,24 @@ fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
 struct ProgressReport(ProgressBar);
 
 impl ProgressReport {
-    fn new(total: u64, quiet: bool) -> Self {
+    fn new(total: u64, quiet: bool, unit: &str) -> Self {
         if quiet || !std::io::stderr().is_terminal() {
             return Self(ProgressBar::hidden());
         }
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} samples, {per_sec}, eta {eta}")
-                .expect("the template is valid"),
+            ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}}"
+            ))
+            .expect("the template is valid"),
         );
         Self(bar)
     }
 }
 
 impl Progress for ProgressReport {
-    fn samples_written(&self, written: u64, _total: u64) {
+    fn samples_written(&self, written: u64, total: u64) {
+        self.0.set_length(total);
         self.0.set_position(written);
     }
 }
@@ -355,7 +486,7 @@ fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool
     let mut scenario = Scenario::load(path)?;
     scenario.set_run_options(threads, Some(cancel));
     scenario.run(
-        |segment| Box::new(ProgressReport::new(segment.samples, quiet)),
+        |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
         |_, summary, generator| report(summary, generator, quiet),
     )?;
     Ok(())

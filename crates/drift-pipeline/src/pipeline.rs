@@ -461,14 +461,7 @@ fn drift_record(job: &Job<'_>) -> String {
         "sample_id": { "first": first, "last": last },
         "timestamp": { "first": clock.timestamp(first), "last": clock.timestamp(last) },
         "image_size": job.decoder.size().to_string(),
-        "embeddings": job.embedding.map(|stage| serde_json::json!({
-            "model": "resnet18 (torchvision architecture, fc removed)",
-            "weights_file": stage.source.path.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "weights_sha256": stage.source.sha256,
-            "reference_weights": matches!(stage.source.provenance, drift_embedder::Provenance::Reference(_)),
-            "normalize": stage.embedder.normalize().name(),
-            "device": stage.embedder.device_description(),
-        })),
+        "embeddings": job.embedding.map(crate::embedding_record),
     });
     serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n"
 }

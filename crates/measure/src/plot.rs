@@ -130,9 +130,13 @@ fn level_color(index: usize, count: usize) -> RGBColor {
     ViridisRGB::get_color_normalized(0.85 * t, 0.0, 1.0)
 }
 
-fn level_label(level: f64) -> String {
-    format!("level {level}")
+/// A level as written in `--levels` (`0.1`, `1.0`).
+fn level_text(level: f64) -> String {
+    format!("{level:?}")
 }
+
+/// Width of the legend column right of the line plot.
+const LEGEND_WIDTH: u32 = 130;
 
 /// 0..top with a little room above the highest value; a flat zero series still gets an axis.
 fn y_range(values: impl Iterator<Item = f64>) -> Range<f64> {
@@ -146,6 +150,8 @@ fn draw_lines<DB: DrawingBackend>(
     series: &[LevelSeries],
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
+    // The legend gets its own column: inside the chart it would hide the lines.
+    let (chart_area, legend_area) = root.split_horizontally(PLOT_SIZE.0 - LEGEND_WIDTH);
     let summaries: Vec<Option<LevelSummary>> = series
         .iter()
         .map(|s| LevelSummary::new(s.drift_level, &s.kls))
@@ -162,7 +168,7 @@ fn draw_lines<DB: DrawingBackend>(
             .flat_map(|s| s.kls.iter().copied())
             .chain(summaries.iter().flatten().map(|s| band(s).1)),
     );
-    let mut chart = ChartBuilder::on(root)
+    let mut chart = ChartBuilder::on(&chart_area)
         .caption(
             format!(
                 "KL divergence per batch: {} (batch {})",
@@ -173,13 +179,20 @@ fn draw_lines<DB: DrawingBackend>(
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .right_y_label_area_size(10)
         .build_cartesian_2d(0.0..x_end, y)?;
     chart
         .configure_mesh()
         .x_desc("batch index")
         .y_desc("KL(drifted || clean)")
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_labels((x_end as usize + 1).min(11))
+        .x_label_formatter(&|x| {
+            // Batches are whole numbers; skip any in-between tick plotters picks.
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 18))
         .light_line_style(WHITE.mix(0.0))
@@ -194,20 +207,33 @@ fn draw_lines<DB: DrawingBackend>(
             )))?;
         }
         let points = level.kls.iter().enumerate().map(|(b, &k)| (b as f64, k));
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(level_label(level.drift_level))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
+        chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font((FONT, 15))
-        .draw()?;
+    // Highest level on top, as the lines usually lie.
+    legend_area.draw(&Text::new("drift level", (10, 60), (FONT, 16).into_font()))?;
+    for (row, (index, level)) in series.iter().enumerate().rev().enumerate() {
+        let y = 90 + 24 * row as i32;
+        let color = level_color(index, series.len());
+        legend_area.draw(&PathElement::new(
+            vec![(10, y), (38, y)],
+            color.stroke_width(3),
+        ))?;
+        legend_area.draw(&Text::new(
+            level_text(level.drift_level),
+            (46, y - 8),
+            (FONT, 15).into_font(),
+        ))?;
+    }
+    legend_area.draw(&Text::new(
+        "band: mean",
+        (10, 100 + 24 * series.len() as i32),
+        (FONT, 13).into_font(),
+    ))?;
+    legend_area.draw(&Text::new(
+        "± 1.96 sd",
+        (10, 118 + 24 * series.len() as i32),
+        (FONT, 13).into_font(),
+    ))?;
     Ok(())
 }
 
@@ -219,7 +245,7 @@ fn draw_boxes<DB: DrawingBackend>(
     root.fill(&WHITE)?;
     let count = series.len();
     let y = y_range(series.iter().flat_map(|s| s.kls.iter().copied()));
-    let level_names: Vec<String> = series.iter().map(|s| s.drift_level.to_string()).collect();
+    let level_names: Vec<String> = series.iter().map(|s| level_text(s.drift_level)).collect();
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!(
@@ -231,7 +257,6 @@ fn draw_boxes<DB: DrawingBackend>(
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .right_y_label_area_size(10)
         .build_cartesian_2d(-0.5..count as f64 - 0.5, y)?;
     chart
         .configure_mesh()

@@ -62,8 +62,8 @@ pub fn kl_table(rows: &[KlRow], path_for_errors: &Path) -> Result<Vec<u8>, Write
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut writer = ArrowWriter::try_new(Vec::new(), kl_schema(), Some(properties))
-        .map_err(parquet_error)?;
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), kl_schema(), Some(properties)).map_err(parquet_error)?;
     writer.write(&batch).map_err(parquet_error)?;
     writer.into_inner().map_err(parquet_error)
 }
@@ -177,7 +177,10 @@ mod tests {
         let err = ReportWriter::create(dir.path(), &["b.txt"], false).unwrap_err();
         assert!(err.to_string().contains("b.txt") && err.to_string().contains("--overwrite"));
         let report = ReportWriter::create(dir.path(), &["b.txt"], true).unwrap();
-        assert!(!dir.path().join("b.txt").exists(), "overwrite removes the old file first");
+        assert!(
+            !dir.path().join("b.txt").exists(),
+            "overwrite removes the old file first"
+        );
         assert!(report.finish().is_err(), "b.txt was never written");
     }
 }

@@ -1,0 +1,373 @@
+//! `evaluate`: how strong is a drift? A sweep of one transform list over drift levels, measured
+//! as SPEC's per-batch KL between drifted and clean embeddings.
+//!
+//! The first N images of the seeded permutation are cut into batches of B. For each batch, one
+//! thread decodes the images and applies the transform list at every level; the calling thread
+//! embeds the clean batch once and each drifted version, and computes the KL against the clean
+//! embeddings, which are never recomputed. Image i of the order is sample_id i, so its drifted
+//! version at a level is exactly what `generate --transform` would write as sample i with the
+//! same seed and size.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use drift_core::{ImageSize, RgbImage8};
+use drift_measure::{LevelSeries, LevelSummary, PlotLabels, batch_kl};
+use drift_reader::{Dataset, DecodeLimits, Decoder};
+use drift_sampler::Sampler;
+use drift_transformer::{TransformChain, TransformKind, TransformSpec};
+use drift_writer::{KlRow, PngCompression, ReportWriter, encode_png, kl_table};
+
+use crate::{EmbeddingOptions, EmbeddingStage, PipelineError, Progress, StreamClock};
+
+/// `kl.parquet`: one row per drift level and batch.
+pub const KL_TABLE: &str = "kl.parquet";
+/// `summary.csv`: one row per drift level.
+pub const SUMMARY_CSV: &str = "summary.csv";
+/// The line plot (batch KL over batch index).
+pub const LINE_PLOT: [&str; 2] = ["kl_by_batch.png", "kl_by_batch.svg"];
+/// The box plot (one box per drift level).
+pub const BOX_PLOT: [&str; 2] = ["kl_by_level.png", "kl_by_level.svg"];
+/// `evaluation.json`: what was measured, how, and with which weights.
+pub const EVALUATION_JSON: &str = "evaluation.json";
+
+const REPORT_FILES: [&str; 7] = [
+    KL_TABLE,
+    SUMMARY_CSV,
+    LINE_PLOT[0],
+    LINE_PLOT[1],
+    BOX_PLOT[0],
+    BOX_PLOT[1],
+    EVALUATION_JSON,
+];
+
+/// SPEC's sweep: 0.1, 0.2, ..., 1.0.
+pub fn default_levels() -> Vec<f64> {
+    (1..=10).map(|i| f64::from(i) / 10.0).collect()
+}
+
+/// What to sweep and how.
+#[derive(Debug, Clone)]
+pub struct EvaluateOptions {
+    /// The transform list, applied in order, every transform at the sweep's level.
+    pub transforms: Vec<TransformKind>,
+    /// Drift levels, each in [0, 1]; measured in ascending order.
+    pub levels: Vec<f64>,
+    /// Evaluate the first N images of the seeded permutation (default: all).
+    pub num_samples: Option<u64>,
+    /// Seed of the permutation and of every transform draw.
+    pub seed: u64,
+    /// Image size the network sees (as `generate --size`).
+    pub size: ImageSize,
+    /// Weights, device and normalization; `batch_size` is SPEC's B, the images per KL.
+    pub embedding: EmbeddingOptions,
+    /// Threads for the embedder's kernels; 0 means one per core.
+    pub threads: usize,
+    /// Replace an earlier report in the output folder.
+    pub overwrite: bool,
+    /// Decompression-bomb guards.
+    pub decode_limits: DecodeLimits,
+    /// Set to true (from a Ctrl-C handler, say) to stop cleanly; nothing is written.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for EvaluateOptions {
+    fn default() -> Self {
+        Self {
+            transforms: vec![TransformKind::Default],
+            levels: default_levels(),
+            num_samples: None,
+            seed: 42,
+            size: ImageSize::default(),
+            embedding: EmbeddingOptions::default(),
+            threads: 0,
+            overwrite: false,
+            decode_limits: DecodeLimits::default(),
+            cancel: None,
+        }
+    }
+}
+
+/// What a sweep measured.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The report folder.
+    pub output: PathBuf,
+    /// The transform list as text (`default`, `rotate+hue`).
+    pub transforms: String,
+    /// Every batch at every level, by level then batch.
+    pub rows: Vec<KlRow>,
+    /// Per-level statistics, in level order.
+    pub summaries: Vec<LevelSummary>,
+    /// Images evaluated (each at every level).
+    pub images: u64,
+    /// Batches per level.
+    pub batches: usize,
+    /// Device, normalization and weights, in words.
+    pub embedding_description: String,
+    /// Wall time of the sweep, loading the weights included.
+    pub elapsed: Duration,
+}
+
+impl Evaluation {
+    /// Images evaluated per second, counting each image once per level (as the Python tool did).
+    pub fn images_per_second(&self) -> f64 {
+        (self.images as f64 * self.summaries.len() as f64) / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// One unit of work for the embedder: a batch, clean (`level` None) or at level `level`.
+struct Unit {
+    batch: usize,
+    level: Option<usize>,
+    images: Vec<RgbImage8>,
+}
+
+/// Runs the sweep over the dataset at `input` and writes the report to `output`. `progress` is
+/// told about embeddings done out of the total (images x (levels + 1)).
+pub fn evaluate(
+    input: &Path,
+    output: &Path,
+    options: &EvaluateOptions,
+    progress: &dyn Progress,
+) -> Result<Evaluation, PipelineError> {
+    let started = Instant::now();
+    let levels = checked_levels(options)?;
+    let transforms = options
+        .transforms
+        .iter()
+        .map(|kind| kind.name())
+        .collect::<Vec<_>>()
+        .join("+");
+    let dataset = Dataset::scan(input)?;
+    let sampler = Sampler::new(dataset.images().len(), options.seed, StreamClock::default());
+    let images = options.num_samples.unwrap_or(dataset.images().len() as u64);
+    sampler.check(images)?;
+    // Refuse an existing report before the (long) sweep, not after it.
+    let mut report = ReportWriter::create(output, &REPORT_FILES, options.overwrite)?;
+    let threads = match options.threads {
+        0 => thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let stage = crate::load_embedder(&options.embedding, threads)?;
+    let batch_size = stage.batch_size;
+    let order: Vec<usize> = sampler.pending().take(images as usize).collect();
+    let batches = order.len().div_ceil(batch_size);
+    let chains: Vec<TransformChain> = levels
+        .iter()
+        .map(|&level| {
+            let specs = options
+                .transforms
+                .iter()
+                .map(|&kind| TransformSpec::new(kind, level))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(TransformChain::new(specs))
+        })
+        .collect::<Result<_, PipelineError>>()?;
+    let decoder = Decoder::new(options.size).with_limits(options.decode_limits);
+    let cancelled = || {
+        options
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    };
+
+    let total_embeddings = images * (levels.len() as u64 + 1);
+    let mut kls: Vec<Vec<KlRow>> = vec![Vec::with_capacity(batches); levels.len()];
+    thread::scope(|scope| -> Result<(), PipelineError> {
+        // Two units in flight: the next one is being prepared while this one is embedded.
+        let (unit_tx, unit_rx) = bounded::<Result<Unit, PipelineError>>(1);
+        scope.spawn(|| {
+            let unit_tx = unit_tx;
+            for (batch, indices) in order.chunks(batch_size).enumerate() {
+                let first_id = (batch * batch_size) as u64;
+                let clean: Result<Vec<RgbImage8>, PipelineError> = indices
+                    .iter()
+                    .map(|&i| Ok(decoder.decode(&dataset.images()[i].path)?))
+                    .collect();
+                let clean = match clean {
+                    Ok(clean) => clean,
+                    Err(error) => {
+                        let _ = unit_tx.send(Err(error));
+                        return;
+                    }
+                };
+                for (level, chain) in chains.iter().enumerate() {
+                    let drifted = clean
+                        .iter()
+                        .enumerate()
+                        .map(|(k, image)| {
+                            chain
+                                .apply(image.clone(), options.seed, first_id + k as u64)
+                                .0
+                        })
+                        .collect();
+                    let unit = Unit {
+                        batch,
+                        level: Some(level),
+                        images: drifted,
+                    };
+                    // The clean batch goes first: the KLs need its embeddings.
+                    if level == 0
+                        && unit_tx
+                            .send(Ok(Unit {
+                                batch,
+                                level: None,
+                                images: clean.clone(),
+                            }))
+                            .is_err()
+                    {
+                        return;
+                    }
+                    if unit_tx.send(Ok(unit)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+
+        let mut clean_embeddings: Vec<Vec<f32>> = Vec::new();
+        let mut done = 0u64;
+        for unit in unit_rx {
+            if cancelled() {
+                return Err(PipelineError::Cancelled);
+            }
+            let unit = unit?;
+            let refs: Vec<&RgbImage8> = unit.images.iter().collect();
+            let embeddings = stage.embedder.embed(&refs)?;
+            done += embeddings.len() as u64;
+            match unit.level {
+                None => clean_embeddings = embeddings,
+                Some(level) => {
+                    let kl = batch_kl(&embeddings, &clean_embeddings).map_err(|error| {
+                        PipelineError::Measure {
+                            batch: unit.batch,
+                            source: error,
+                        }
+                    })?;
+                    kls[level].push(KlRow {
+                        transforms: transforms.clone(),
+                        drift_level: levels[level],
+                        batch: unit.batch as i64,
+                        images: embeddings.len() as i64,
+                        kl,
+                    });
+                }
+            }
+            progress.samples_written(done, total_embeddings);
+        }
+        Ok(())
+    })?;
+    if cancelled() {
+        return Err(PipelineError::Cancelled);
+    }
+
+    let series: Vec<LevelSeries> = kls
+        .iter()
+        .zip(&levels)
+        .map(|(rows, &drift_level)| LevelSeries {
+            drift_level,
+            kls: rows.iter().map(|row| row.kl).collect(),
+        })
+        .collect();
+    let summaries: Vec<LevelSummary> = series
+        .iter()
+        .filter_map(|s| LevelSummary::new(s.drift_level, &s.kls))
+        .collect();
+    let rows: Vec<KlRow> = kls.into_iter().flatten().collect();
+    let evaluation = Evaluation {
+        output: output.to_owned(),
+        transforms,
+        rows,
+        summaries,
+        images,
+        batches,
+        embedding_description: format!(
+            "{}, normalize {}, weights {}",
+            stage.embedder.device_description(),
+            stage.embedder.normalize().name(),
+            stage.source.describe()
+        ),
+        elapsed: Duration::ZERO,
+    };
+    write_report(&mut report, &evaluation, &series, &stage, options)?;
+    report.finish()?;
+    Ok(Evaluation {
+        elapsed: started.elapsed(),
+        ..evaluation
+    })
+}
+
+/// The levels, validated and in ascending order.
+fn checked_levels(options: &EvaluateOptions) -> Result<Vec<f64>, PipelineError> {
+    if options.transforms.is_empty() {
+        return Err(PipelineError::InvalidSweep(
+            "no transform to evaluate".to_owned(),
+        ));
+    }
+    if options.levels.is_empty() {
+        return Err(PipelineError::InvalidSweep("no drift level".to_owned()));
+    }
+    let mut levels = options.levels.clone();
+    if let Some(bad) = levels.iter().find(|l| !(0.0..=1.0).contains(*l)) {
+        return Err(PipelineError::InvalidSweep(format!(
+            "drift level {bad} is outside [0, 1]"
+        )));
+    }
+    levels.sort_by(f64::total_cmp);
+    if let Some(pair) = levels.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(PipelineError::InvalidSweep(format!(
+            "drift level {} is given twice",
+            pair[0]
+        )));
+    }
+    Ok(levels)
+}
+
+fn write_report(
+    report: &mut ReportWriter,
+    evaluation: &Evaluation,
+    series: &[LevelSeries],
+    stage: &EmbeddingStage,
+    options: &EvaluateOptions,
+) -> Result<(), PipelineError> {
+    let table_path = report.path(KL_TABLE).expect("kl.parquet is a report file");
+    report.add(KL_TABLE, &kl_table(&evaluation.rows, &table_path)?)?;
+    report.add(
+        SUMMARY_CSV,
+        drift_measure::summary_csv(&evaluation.summaries).as_bytes(),
+    )?;
+    let labels = PlotLabels {
+        transforms: &evaluation.transforms,
+        batch_size: stage.batch_size,
+    };
+    for (names, plot) in [
+        (LINE_PLOT, drift_measure::line_plot(labels, series)),
+        (BOX_PLOT, drift_measure::box_plot(labels, series)),
+    ] {
+        let plot = plot.map_err(|source| PipelineError::Measure { batch: 0, source })?;
+        report.add(names[0], &encode_png(&plot.rgb, PngCompression::High)?)?;
+        report.add(names[1], plot.svg.as_bytes())?;
+    }
+    let record = serde_json::json!({
+        "tool": "drift-pipeline",
+        "version": env!("CARGO_PKG_VERSION"),
+        "measure": "KL(softmax(drifted) || softmax(clean)) per batch, averaged over the batch",
+        "transforms": options.transforms.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "levels": series.iter().map(|s| s.drift_level).collect::<Vec<_>>(),
+        "seed": options.seed,
+        "images": evaluation.images,
+        "batch_size": stage.batch_size,
+        "batches_per_level": evaluation.batches,
+        "image_size": options.size.to_string(),
+        "parameters_drawn": "per image, from (seed, sample_id = position in the seeded order, transform index)",
+        "embeddings": crate::embedding_record(stage),
+    });
+    let json = serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n";
+    report.add(EVALUATION_JSON, json.as_bytes())?;
+    Ok(())
+}
