@@ -332,3 +332,46 @@ pub fn assert_fails_cleanly(args: &[&str], out: &std::process::Output, needle: &
     );
     stderr
 }
+
+/// One row of `kl.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KlRecord {
+    pub transforms: String,
+    pub drift_level: f64,
+    pub batch: i64,
+    pub images: i64,
+    pub kl: f64,
+}
+
+/// `kl.parquet` of an `evaluate` report, checking its schema.
+pub fn read_kl(folder: &Path) -> Vec<KlRecord> {
+    let batches = read_parquet(
+        &folder.join("kl.parquet"),
+        &[
+            ("transforms", DataType::Utf8),
+            ("drift_level", DataType::Float64),
+            ("batch", DataType::Int64),
+            ("images", DataType::Int64),
+            ("kl", DataType::Float64),
+        ],
+    );
+    let mut rows = Vec::new();
+    for batch in batches {
+        let column = |i: usize| batch.column(i).as_any();
+        let transforms = column(0).downcast_ref::<StringArray>().unwrap();
+        let levels = column(1).downcast_ref::<Float64Array>().unwrap();
+        let batch_ids = column(2).downcast_ref::<Int64Array>().unwrap();
+        let images = column(3).downcast_ref::<Int64Array>().unwrap();
+        let kls = column(4).downcast_ref::<Float64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            rows.push(KlRecord {
+                transforms: transforms.value(i).to_owned(),
+                drift_level: levels.value(i),
+                batch: batch_ids.value(i),
+                images: images.value(i),
+                kl: kls.value(i),
+            });
+        }
+    }
+    rows
+}

@@ -1,0 +1,351 @@
+//! `evaluate` on real files: the report's tables and plots read back, KL equal to what the
+//! embeddings of two `generate` runs give, determinism across threads, `default`'s KL rising
+//! with the level on both of its sides, and bad input refused before anything is written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use drift_embedder::write_synthetic_weights;
+use drift_measure::{LevelSummary, batch_kl};
+
+const SIZE: &str = "48";
+const BATCH: usize = 8;
+const IMAGES: usize = 32;
+
+fn drift_pipeline(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_drift-pipeline"))
+        .args(args)
+        .env("DRIFT_PIPELINE_CACHE", cache)
+        .output()
+        .expect("the binary runs")
+}
+
+struct Setup {
+    scratch: tempfile::TempDir,
+    input: PathBuf,
+    weights: PathBuf,
+    cache: PathBuf,
+}
+
+fn setup() -> Setup {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset(&input, 10, 5).unwrap();
+    let weights = scratch.path().join("test-weights.safetensors");
+    write_synthetic_weights(18, &weights).unwrap();
+    let cache = scratch.path().join("empty-cache");
+    Setup {
+        scratch,
+        input,
+        weights,
+        cache,
+    }
+}
+
+impl Setup {
+    fn path(&self, name: &str) -> PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        drift_pipeline(args, &self.cache)
+    }
+
+    /// `evaluate` of IMAGES images in batches of BATCH at SIZE px, plus `extra`.
+    fn evaluate(&self, name: &str, extra: &[&str]) -> (PathBuf, String) {
+        let output = self.path(name);
+        let images = IMAGES.to_string();
+        let batch = BATCH.to_string();
+        let args = [
+            &[
+                "evaluate",
+                "--input",
+                self.input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--weights",
+                self.weights.to_str().unwrap(),
+                "--size",
+                SIZE,
+                "--batch-size",
+                &batch,
+                "--num-samples",
+                &images,
+                "--seed",
+                "11",
+                "--quiet",
+            ],
+            extra,
+        ]
+        .concat();
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (output, String::from_utf8(out.stdout).unwrap())
+    }
+
+    fn fails(&self, args: &[&str], needle: &str) -> String {
+        assert_fails_cleanly(args, &self.run(args), needle)
+    }
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let reader = decoder.read_info().unwrap();
+    let info = reader.info();
+    (info.width, info.height)
+}
+
+#[test]
+fn sweep_writes_a_complete_report_and_default_rises_on_both_sides() {
+    let setup = setup();
+    let (report, stdout) = setup.evaluate("report", &["--transform", "default"]);
+    let mut files = listing(&report);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "evaluation.json",
+            "kl.parquet",
+            "kl_by_batch.png",
+            "kl_by_batch.svg",
+            "kl_by_level.png",
+            "kl_by_level.svg",
+            "summary.csv"
+        ]
+    );
+
+    // kl.parquet: one row per level and batch, by level then batch.
+    let rows = read_kl(&report);
+    let batches = IMAGES / BATCH;
+    assert_eq!(rows.len(), 10 * batches);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.transforms, "default");
+        assert_eq!(row.drift_level, ((i / batches) + 1) as f64 / 10.0);
+        assert_eq!(row.batch, (i % batches) as i64);
+        assert_eq!(row.images, BATCH as i64);
+        assert!(row.kl.is_finite() && row.kl >= 0.0, "{row:?}");
+    }
+
+    // summary.csv agrees with the table, and the printed table lists every level.
+    let csv = std::fs::read_to_string(report.join("summary.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "drift_level,batches,median,p25,p75,mean,sd");
+    assert_eq!(lines.len(), 11);
+    let mut medians = Vec::new();
+    for (level_index, line) in lines[1..].iter().enumerate() {
+        let level_rows = &rows[level_index * batches..(level_index + 1) * batches];
+        let kls: Vec<f64> = level_rows.iter().map(|r| r.kl).collect();
+        let expected = LevelSummary::new(level_rows[0].drift_level, &kls).unwrap();
+        let fields: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
+        assert_eq!(fields[0], expected.drift_level);
+        assert_eq!(fields[1], batches as f64);
+        assert_eq!(
+            &fields[2..6],
+            &[expected.median, expected.p25, expected.p75, expected.mean]
+        );
+        assert_eq!(fields[6], expected.sd.unwrap());
+        medians.push(expected.median);
+        assert!(
+            stdout.contains(&format!("{:?}", expected.drift_level)),
+            "{stdout}"
+        );
+    }
+    // default blurs up to 0.5 and adds noise above: KL rises with the level on each side.
+    for side in [&medians[..5], &medians[5..]] {
+        assert!(
+            side.windows(2).all(|pair| pair[0] <= pair[1]),
+            "medians not rising: {medians:?}"
+        );
+    }
+    assert!(
+        medians[0] < medians[4] && medians[5] < medians[9],
+        "{medians:?}"
+    );
+
+    // The plots: decodable PNGs of the documented size and well-formed SVGs with their titles.
+    for stem in ["kl_by_batch", "kl_by_level"] {
+        assert_eq!(
+            png_size(&report.join(format!("{stem}.png"))),
+            drift_measure::PLOT_SIZE
+        );
+        let svg = std::fs::read_to_string(report.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("KL divergence") && svg.contains("default"));
+    }
+
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("evaluation.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["transforms"], serde_json::json!(["default"]));
+    assert_eq!(record["images"], IMAGES);
+    assert_eq!(record["batch_size"], BATCH);
+    assert_eq!(record["seed"], 11);
+    assert_eq!(record["embeddings"]["reference_weights"], false);
+
+    // Same seed and settings on one thread: byte-identical report.
+    let (again, _) = setup.evaluate("again", &["--transform", "default", "--threads", "1"]);
+    assert_eq!(bytes_of(&report), bytes_of(&again));
+
+    if let Some(python) = check_python() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/check/check_report.py");
+        let out = Command::new(python)
+            .arg(script)
+            .arg(&report)
+            .args(["--levels", "10", "--batches", &batches.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "Python report check failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn kl_equals_the_kl_of_generated_embeddings() {
+    // Image i of evaluate's order is sample i of `generate` with the same seed: the KL of the
+    // clean and drifted runs' embeddings.parquet must be exactly evaluate's.
+    let setup = setup();
+    let (report, _) = setup.evaluate(
+        "report",
+        &[
+            "--transform",
+            "rotate",
+            "--transform",
+            "hue",
+            "--levels",
+            "0.7,0",
+        ],
+    );
+    let rows = read_kl(&report);
+    assert_eq!(rows.len(), 2 * IMAGES / BATCH);
+    assert!(rows.iter().all(|r| r.transforms == "rotate+hue"));
+    let (zero, seven) = rows.split_at(IMAGES / BATCH);
+    assert!(
+        zero.iter().all(|r| r.drift_level == 0.0 && r.kl == 0.0),
+        "{zero:?}"
+    );
+
+    let generate = |name: &str, extra: &[&str]| {
+        let output = setup.path(name);
+        let images = IMAGES.to_string();
+        let args = [
+            &[
+                "generate",
+                "--input",
+                setup.input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--num-samples",
+                &images,
+                "--seed",
+                "11",
+                "--size",
+                SIZE,
+                "--embeddings",
+                "--weights",
+                setup.weights.to_str().unwrap(),
+                "--quiet",
+            ],
+            extra,
+        ]
+        .concat();
+        let out = setup.run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        read_embeddings(&output)
+            .into_iter()
+            .map(|(_, _, e)| e.iter().map(|&v| v as f32).collect::<Vec<f32>>())
+            .collect::<Vec<_>>()
+    };
+    let clean = generate("clean", &[]);
+    let drifted = generate(
+        "drifted",
+        &["--transform", "rotate=0.7", "--transform", "hue=0.7"],
+    );
+    for (batch, row) in seven.iter().enumerate() {
+        let range = batch * BATCH..(batch + 1) * BATCH;
+        let expected = batch_kl(&drifted[range.clone()], &clean[range]).unwrap();
+        assert_eq!(row.drift_level, 0.7);
+        assert_eq!(row.kl, expected, "batch {batch}");
+        assert!(row.kl > 0.0);
+    }
+}
+
+#[test]
+fn bad_sweeps_are_refused_before_anything_is_written() {
+    let setup = setup();
+    let output = setup.path("report");
+    let out = output.to_str().unwrap();
+    let input = setup.input.to_str().unwrap();
+    let weights = setup.weights.to_str().unwrap();
+    let base = [
+        "evaluate",
+        "--input",
+        input,
+        "--output",
+        out,
+        "--weights",
+        weights,
+    ];
+    fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [base, extra].concat()
+    }
+
+    setup.fails(&with(&base, &["--transform", "blurr"]), "gaussian_blur");
+    setup.fails(&with(&base, &[]), "--transform");
+    setup.fails(
+        &with(&base, &["--transform", "rotate", "--levels", "0.2,1.5"]),
+        "outside [0, 1]",
+    );
+    setup.fails(
+        &with(&base, &["--transform", "rotate", "--levels", "0.2,x"]),
+        "'x' is not a finite number",
+    );
+    setup.fails(
+        &with(&base, &["--transform", "rotate", "--levels", "0.2,0.2"]),
+        "0.2 is given twice",
+    );
+    setup.fails(
+        &with(&base, &["--transform", "rotate", "--num-samples", "41"]),
+        "41",
+    );
+    setup.fails(
+        &[
+            "evaluate",
+            "--input",
+            input,
+            "--output",
+            out,
+            "--transform",
+            "rotate",
+        ],
+        "weights fetch",
+    );
+    assert!(
+        !output.exists() || listing(&output).is_empty(),
+        "nothing written"
+    );
+
+    // An existing report is kept unless --overwrite, and named in the error.
+    let (report, _) = setup.evaluate("report", &["--transform", "rotate", "--levels", "0.5"]);
+    let before = bytes_of(&report);
+    setup.fails(
+        &with(&base, &["--transform", "rotate", "--levels", "0.5"]),
+        "kl.parquet already exists",
+    );
+    assert_eq!(bytes_of(&report), before);
+}
