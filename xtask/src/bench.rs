@@ -2,7 +2,8 @@
 //!
 //! Generates a deterministic demo dataset (or uses `--input DIR`), then times each stage alone
 //! on the same images: decode + resize, every transform and the full chain, PNG encode at each
-//! compression setting, and end-to-end `sample` calls without and with transforms. Ratios within
+//! compression setting, end-to-end `sample` calls without and with transforms and embeddings,
+//! and an `evaluate` sweep (image-levels/s, the Python tool's unit). Ratios within
 //! one run are meaningful; absolute numbers on a shared machine are noisy.
 
 use std::path::PathBuf;
@@ -211,5 +212,29 @@ pub fn run(args: &[String]) -> Result<()> {
             rate(n, summary.elapsed.as_secs_f64())
         );
     }
+
+    // evaluate: each image once clean and once per level; images/s counts image-levels, as the
+    // Python tool's figure did (it embedded clean and drifted every time: 2 passes per image).
+    let n = count.min(64);
+    let levels = vec![0.2, 0.4, 0.6, 0.8, 1.0];
+    let evaluation = drift_pipeline::evaluate::evaluate(
+        &input,
+        &scratch.path().join("evaluate"),
+        &drift_pipeline::evaluate::EvaluateOptions {
+            levels: levels.clone(),
+            num_samples: Some(n as u64),
+            embedding: drift_pipeline::EmbeddingOptions {
+                weights: Some(weights.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        &(),
+    )?;
+    println!(
+        "| evaluate default, {} levels ({threads} threads, {n} images, batch 32) | {:>9.1} |",
+        levels.len(),
+        evaluation.images_per_second()
+    );
     Ok(())
 }

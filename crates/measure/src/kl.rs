@@ -120,7 +120,7 @@ mod tests {
     fn refuses_bad_batches() {
         let row = vec![0.0f32; 4];
         assert!(matches!(
-            batch_kl(&[row.clone()], &[row.clone(), row.clone()]),
+            batch_kl(std::slice::from_ref(&row), &[row.clone(), row.clone()]),
             Err(MeasureError::BatchMismatch { .. })
         ));
         assert!(matches!(
