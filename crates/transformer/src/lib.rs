@@ -7,6 +7,10 @@
 //! fixed parameters the functions follow `torchvision.transforms.v2.functional` on float32
 //! tensors, operation by operation. Level 0 is the identity for every transform.
 //!
+//! A [`Drift`] is a chain and the [`DriftShape`] it arrives in over a segment (abrupt, gradual,
+//! incremental, recurring): per sample it decides whether and how strongly the chain applies,
+//! and reports a [`DriftOutcome`], the ground truth of `drift_log.parquet`.
+//!
 //! ```
 //! use drift_core::{ImageSize, RgbImage8};
 //! use drift_transformer::TransformChain;
@@ -19,9 +23,11 @@
 
 mod ops;
 mod planar;
+mod shape;
 
 pub use ops::{brightness, contrast, gaussian_blur, gaussian_noise, hue, rotate, saturation};
 pub use planar::PlanarImage;
+pub use shape::{Drift, DriftOutcome, DriftShape, LOG_COLUMNS, Ramp, SegmentPosition};
 
 use std::fmt;
 use std::str::FromStr;
@@ -152,6 +158,20 @@ pub enum TransformError {
     /// A chain with no transform where one is required.
     #[error("a drift needs at least one transform")]
     Empty,
+    /// A drift shape that does not parse or is out of range.
+    #[error("{reason}")]
+    Shape {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A transform given twice in one list.
+    #[error(
+        "transform {name} appears twice in one drift (the drift log has one column per transform)"
+    )]
+    Repeated {
+        /// The transform.
+        name: String,
+    },
 }
 
 fn valid_names() -> String {
