@@ -141,7 +141,7 @@ fn drift_parameters_are_drawn_per_image() {
         .add_abrupt_drift(vec!["hue=0.5".parse().unwrap()])
         .unwrap();
     clean.reset();
-    assert!(clean.drift().specs().is_empty());
+    assert!(clean.drift().chain().specs().is_empty());
     let clean_out = scratch.path().join("clean");
     clean.sample(2, &clean_out).unwrap();
     for png in read_zip(&clean_out).values() {

@@ -55,6 +55,7 @@ fn generate_writes_spec_outputs_that_match_the_decoded_sources() {
         listing(&output),
         [
             "drift.json",
+            "drift_log.parquet",
             "input_mapping.parquet",
             "sampled_images.zip",
             "target.parquet"
@@ -113,7 +114,7 @@ fn assert_identical_at_any_thread_count(scratch: &Path, args: &[&str]) -> Vec<(S
         bytes_of(&output)
     };
     let first = run("a", "0");
-    assert_eq!(first.len(), 4);
+    assert_eq!(first.len(), 5);
     assert_eq!(first, run("b", "0"), "rerun");
     assert_eq!(first, run("c", "1"), "--threads 1");
     assert_eq!(first, run("d", "5"), "--threads 5");
@@ -202,7 +203,7 @@ fn overwrite_is_refused_then_allowed() {
     assert_eq!(bytes_of(&output), before, "a refused run changes nothing");
     ok(&[&args[..], &["--overwrite", "--seed", "9"]].concat());
     assert_ne!(bytes_of(&output), before);
-    assert_eq!(listing(&output).len(), 4);
+    assert_eq!(listing(&output).len(), 5);
 }
 
 #[test]

@@ -115,7 +115,11 @@ fn embeddings_are_the_features_of_the_stored_images() {
 fn embeddings_are_identical_at_any_thread_count_and_batch_size() {
     let setup = setup(4);
     let first = bytes_of(&setup.generate("a", &[]));
-    assert_eq!(first.len(), 5, "four SPEC files and drift.json");
+    assert_eq!(
+        first.len(),
+        6,
+        "four SPEC files, drift.json and drift_log.parquet"
+    );
     for (name, extra) in [
         ("b", &["--threads", "1"][..]),
         ("c", &["--threads", "3", "--batch-size", "4"]),

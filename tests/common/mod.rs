@@ -375,3 +375,84 @@ pub fn read_kl(folder: &Path) -> Vec<KlRecord> {
     }
     rows
 }
+
+/// One row of `drift_log.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftLogRecord {
+    pub sample_id: i64,
+    pub timestamp: f64,
+    pub segment: String,
+    pub drifted: bool,
+    pub probability: f64,
+    /// Column name -> value (None = null), in the file's order.
+    pub parameters: Vec<(String, Option<f64>)>,
+}
+
+impl DriftLogRecord {
+    pub fn parameter(&self, name: &str) -> Option<f64> {
+        self.parameters
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+            .1
+    }
+}
+
+/// `drift_log.parquet`, checking its fixed columns and that the rest are nullable Float64.
+pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
+    use arrow::array::BooleanArray;
+    let path = folder.join("drift_log.parquet");
+    let file = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = builder.schema().clone();
+    let fixed: Vec<(&str, DataType)> = schema.fields()[..5]
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type().clone()))
+        .collect();
+    assert_eq!(
+        fixed,
+        [
+            ("sample_id", DataType::Int64),
+            ("timestamp", DataType::Float64),
+            ("segment", DataType::Utf8),
+            ("drifted", DataType::Boolean),
+            ("drift_probability", DataType::Float64),
+        ]
+    );
+    let names: Vec<String> = schema.fields()[5..]
+        .iter()
+        .map(|f| {
+            assert_eq!(f.data_type(), &DataType::Float64, "{}", f.name());
+            assert!(f.is_nullable());
+            f.name().clone()
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for batch in builder.build().unwrap().map(Result::unwrap) {
+        let column = |i: usize| batch.column(i).as_any();
+        let ids = column(0).downcast_ref::<Int64Array>().unwrap();
+        let ts = column(1).downcast_ref::<Float64Array>().unwrap();
+        let segments = column(2).downcast_ref::<StringArray>().unwrap();
+        let drifted = column(3).downcast_ref::<BooleanArray>().unwrap();
+        let probabilities = column(4).downcast_ref::<Float64Array>().unwrap();
+        for i in 0..batch.num_rows() {
+            let parameters = names
+                .iter()
+                .enumerate()
+                .map(|(c, name)| {
+                    let values = column(5 + c).downcast_ref::<Float64Array>().unwrap();
+                    (name.clone(), values.is_valid(i).then(|| values.value(i)))
+                })
+                .collect();
+            rows.push(DriftLogRecord {
+                sample_id: ids.value(i),
+                timestamp: ts.value(i),
+                segment: segments.value(i).to_owned(),
+                drifted: drifted.value(i),
+                probability: probabilities.value(i),
+                parameters,
+            });
+        }
+    }
+    rows
+}

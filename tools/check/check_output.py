@@ -46,6 +46,32 @@ def png_header(data: bytes) -> tuple[int, int, int, int]:
     return width, height, depth, colour
 
 
+DRIFT_LOG_FIXED = [("sample_id", pa.int64()), ("timestamp", pa.float64()), ("segment", pa.string()),
+                   ("drifted", pa.bool_()), ("drift_probability", pa.float64())]
+
+
+def check_drift_log(path: Path, samples: int) -> None:
+    """drift_log.parquet: fixed columns, then nullable float64 parameters, one row per sample."""
+    schema = pq.read_schema(path)
+    fields = [(f.name, f.type) for f in schema]
+    assert fields[:5] == DRIFT_LOG_FIXED, f"drift_log: pyarrow sees {fields[:5]}"
+    assert all(t == pa.float64() for _, t in fields[5:]), fields[5:]
+    assert all(f.nullable for f in list(schema)[5:]), "parameter columns must be nullable"
+    log = pl.read_parquet(path)
+    assert log.height == samples, log.height
+    assert log["drift_probability"].is_between(0.0, 1.0).all()
+    # A sample not drifted has no parameters; a drifted one has at least one level.
+    levels = [name for name, _ in fields[5:] if name.endswith("_level")]
+    clean = log.filter(~pl.col("drifted"))
+    if clean.height:
+        assert all(clean.select(pl.col(name).is_null().all() for name, _ in fields[5:]).row(0))
+    drifted = log.filter(pl.col("drifted"))
+    if drifted.height:
+        assert drifted.select(pl.any_horizontal(pl.col(levels).is_not_null()).all()).item()
+    duck = duckdb.sql(f"SELECT count(*), count(DISTINCT sample_id) FROM '{path}'").fetchall()[0]
+    assert duck == (samples, samples), duck
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("output", type=Path)
@@ -60,12 +86,15 @@ def main() -> int:
         EXPECTED_POLARS["embeddings.parquet"] = EMBEDDINGS_POLARS
         EXPECTED_DUCKDB["embeddings.parquet"] = EMBEDDINGS_DUCKDB
     files = sorted(p.name for p in out.iterdir())
-    expected_files = ["drift.json", "input_mapping.parquet", "sampled_images.zip", "target.parquet"]
+    expected_files = ["drift.json", "drift_log.parquet", "input_mapping.parquet", "sampled_images.zip",
+                      "target.parquet"]
     if args.embeddings:
-        expected_files.insert(1, "embeddings.parquet")
+        expected_files.insert(2, "embeddings.parquet")
     assert files == expected_files, files
     record = json.loads((out / "drift.json").read_text())
     assert record["samples"] == args.samples, record
+
+    check_drift_log(out / "drift_log.parquet", args.samples)
 
     for name, expected in EXPECTED_ARROW.items():
         schema = pq.read_schema(out / name)

@@ -42,7 +42,10 @@ pub use drift_embedder::weights;
 pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
 pub use drift_reader::{Dataset, DecodeLimits};
 pub use drift_sampler::StreamClock;
-pub use drift_transformer::{TransformChain, TransformError, TransformKind, TransformSpec};
+pub use drift_transformer::{
+    Drift, DriftShape, LOG_COLUMNS, Ramp, TransformChain, TransformError, TransformKind,
+    TransformSpec,
+};
 pub use drift_writer::PngCompression;
 pub use scenario::{Scenario, ScenarioError, Segment};
 
@@ -235,7 +238,10 @@ pub struct DriftGenerator {
     sampler: Sampler,
     decoder: Decoder,
     class_mapping: ClassMapping,
-    transforms: TransformChain,
+    drift: Drift,
+    segment: Option<String>,
+    /// Successful `sample` calls so far.
+    calls: u64,
     embedding: Option<EmbeddingStage>,
     options: GeneratorOptions,
 }
@@ -259,32 +265,50 @@ impl DriftGenerator {
             decoder: Decoder::new(options.size).with_limits(options.decode_limits),
             dataset,
             class_mapping,
-            transforms: TransformChain::identity(),
+            drift: Drift::none(),
+            segment: None,
+            calls: 0,
             options,
         })
     }
 
     /// Applies `transforms`, in order, to every sample of later `sample` calls (until
-    /// [`DriftGenerator::reset`] or the next `add_abrupt_drift`, which replaces it).
+    /// [`DriftGenerator::reset`] or the next drift, which replaces it).
     pub fn add_abrupt_drift(
         &mut self,
         transforms: Vec<TransformSpec>,
     ) -> Result<(), PipelineError> {
+        self.add_drift(transforms, DriftShape::Abrupt)
+    }
+
+    /// Applies `transforms`, in order, in the given shape over each later `sample` call: the
+    /// call's samples are the segment the shape runs across (see [`DriftShape`]).
+    pub fn add_drift(
+        &mut self,
+        transforms: Vec<TransformSpec>,
+        shape: DriftShape,
+    ) -> Result<(), PipelineError> {
         if transforms.is_empty() {
             return Err(TransformError::Empty.into());
         }
-        self.transforms = TransformChain::new(transforms);
+        self.drift = Drift::new(TransformChain::new(transforms), shape)?;
         Ok(())
     }
 
     /// Removes any drift: later samples are clean.
     pub fn reset(&mut self) {
-        self.transforms = TransformChain::identity();
+        self.drift = Drift::none();
     }
 
-    /// The drift applied to later samples (empty when clean).
-    pub fn drift(&self) -> &TransformChain {
-        &self.transforms
+    /// The drift applied to later samples.
+    pub fn drift(&self) -> &Drift {
+        &self.drift
+    }
+
+    /// Names the segment of later `sample` calls in `drift_log.parquet` and `drift.json`
+    /// (default: `segment N` for the Nth successful call).
+    pub fn set_segment_name(&mut self, name: Option<String>) {
+        self.segment = name;
     }
 
     /// With embeddings on: the device that embeds and the weights file, in words.
@@ -338,11 +362,16 @@ impl DriftGenerator {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
+        let segment = self
+            .segment
+            .clone()
+            .unwrap_or_else(|| format!("segment {}", self.calls + 1));
         let job = pipeline::Job {
             dataset: &self.dataset,
             sampler: &self.sampler,
             decoder: &self.decoder,
-            transforms: &self.transforms,
+            drift: &self.drift,
+            segment: &segment,
             embedding: self.embedding.as_ref(),
             class_mapping: &self.class_mapping,
             options: &self.options,
@@ -352,6 +381,7 @@ impl DriftGenerator {
         };
         let outcome = pipeline::run(job, progress)?;
         self.sampler.advance(outcome.positions_used, n);
+        self.calls += 1;
         Ok(outcome.summary)
     }
 }

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
-    CpuBackend, Dataset, DeviceChoice, DriftGenerator, EmbeddingOptions, GeneratorOptions,
-    ImageSize, Normalize, PipelineError, PngCompression, Progress, SampleSummary, Scenario,
-    StreamClock, TransformKind, TransformSpec, demo,
+    CpuBackend, Dataset, DeviceChoice, DriftGenerator, DriftShape, EmbeddingOptions,
+    GeneratorOptions, ImageSize, Normalize, PipelineError, PngCompression, Progress, SampleSummary,
+    Scenario, StreamClock, TransformKind, TransformSpec, demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -129,6 +129,14 @@ struct GenerateArgs {
     /// Names: rotate, brightness, contrast, saturation, hue, gaussian_blur, gaussian_noise, default.
     #[arg(long = "transform", value_name = "NAME=LEVEL")]
     transforms: Vec<TransformSpec>,
+    /// How the drift arrives over the samples: abrupt (all), gradual:width=N[,center=K]
+    /// [,ramp=linear], incremental:from=A,to=B (levels scaled from A to B), or
+    /// recurring:period=N,duty=F. Needs --transform.
+    #[arg(long, value_name = "SHAPE", default_value = "abrupt")]
+    drift: DriftShape,
+    /// The segment name in drift_log.parquet and drift.json.
+    #[arg(long, value_name = "NAME", default_value = "segment 1")]
+    segment: String,
     /// Replace an existing output in the output folder.
     #[arg(long)]
     overwrite: bool,
@@ -334,8 +342,11 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     {
         eprintln!("embeddings: {description}");
     }
+    generator.set_segment_name(Some(args.segment));
     if !args.transforms.is_empty() {
-        generator.add_abrupt_drift(args.transforms)?;
+        generator.add_drift(args.transforms, args.drift)?;
+    } else if args.drift != DriftShape::Abrupt {
+        anyhow::bail!("--drift {} needs --transform", args.drift);
     }
     let summary = sample(
         &mut generator,
@@ -428,11 +439,11 @@ fn sample(
 
 fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
     let classes = generator.dataset().classes().len();
-    let drift = match generator.drift().specs() {
+    let drift = match generator.drift().chain().specs() {
         [] => "no drift".to_owned(),
         specs => {
             let list: Vec<String> = specs.iter().map(ToString::to_string).collect();
-            format!("drift {}", list.join(", "))
+            format!("drift {} ({})", list.join(", "), generator.drift().shape())
         }
     };
     let skipped = match summary.skipped.len() {

@@ -26,8 +26,8 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 use drift_core::{RgbImage8, Sample, SampleMeta};
 use drift_reader::{Dataset, Decoder, ReaderError};
 use drift_sampler::Sampler;
-use drift_transformer::TransformChain;
-use drift_writer::{OutputWriter, WriterOptions, encode_png};
+use drift_transformer::{Drift, DriftOutcome, LOG_COLUMNS, SegmentPosition};
+use drift_writer::{DriftLogRow, OutputWriter, WriterOptions, encode_png};
 
 use crate::{
     ClassMapping, EmbeddingStage, GeneratorOptions, PipelineError, Progress, SampleSummary,
@@ -40,7 +40,9 @@ pub(crate) struct Job<'a> {
     pub dataset: &'a Dataset,
     pub sampler: &'a Sampler,
     pub decoder: &'a Decoder,
-    pub transforms: &'a TransformChain,
+    pub drift: &'a Drift,
+    /// The `segment` column of `drift_log.parquet`.
+    pub segment: &'a str,
     pub embedding: Option<&'a EmbeddingStage>,
     pub class_mapping: &'a ClassMapping,
     pub options: &'a GeneratorOptions,
@@ -69,6 +71,25 @@ struct Decoded {
 struct Encoded {
     meta: SampleMeta,
     png: Vec<u8>,
+    log: LoggedDrift,
+}
+
+/// A sample's row of `drift_log.parquet`, minus the segment.
+struct LoggedDrift {
+    drifted: bool,
+    probability: f64,
+    /// One per `LOG_COLUMNS` entry (on the heap: it would triple the size of every message).
+    values: Vec<Option<f64>>,
+}
+
+impl From<&DriftOutcome> for LoggedDrift {
+    fn from(outcome: &DriftOutcome) -> Self {
+        Self {
+            drifted: outcome.drifted,
+            probability: outcome.probability,
+            values: outcome.log_values().to_vec(),
+        }
+    }
 }
 
 /// What reaches the writer: PNGs one by one, embeddings a batch at a time.
@@ -93,6 +114,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
             organize_by_class: job.options.organize_by_class,
             overwrite: job.options.overwrite,
             embeddings: job.embedding.is_some(),
+            drift_log_columns: &LOG_COLUMNS,
         },
         job.dataset.classes().clone(),
     )?;
@@ -114,7 +136,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
     let (candidate_tx, candidate_rx) = bounded::<Candidate>(capacity);
     let (decoded_tx, decoded_rx) = bounded::<Decoded>(capacity);
     let (sample_tx, sample_rx) = bounded::<Sample>(capacity);
-    let (transformed_tx, transformed_rx) = bounded::<Sample>(capacity);
+    let (transformed_tx, transformed_rx) = bounded::<(Sample, LoggedDrift)>(capacity);
     let (encoded_tx, encoded_rx) = bounded::<ToWriter>(capacity);
     let (embed_tx, embed_rx) = bounded::<(u64, RgbImage8)>(window);
     // Set once the sequencer has all it needs: decoders skip what is still queued.
@@ -146,10 +168,15 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
             let (rx, tx, embed_tx) = (sample_rx.clone(), transformed_tx.clone(), embed_tx.clone());
             scope.spawn(move || {
                 let seed = job.sampler.seed();
+                let first = job.sampler.next_sample_id();
                 for mut sample in rx {
-                    let (image, _params) =
-                        job.transforms
-                            .apply(sample.image, seed, sample.meta.sample_id);
+                    let position = SegmentPosition {
+                        index: sample.meta.sample_id - first,
+                        len: job.requested,
+                    };
+                    let (image, outcome) =
+                        job.drift
+                            .apply(sample.image, seed, sample.meta.sample_id, position);
                     if let Some(embed_tx) = &embed_tx
                         && embed_tx
                             .send((sample.meta.sample_id, image.clone()))
@@ -158,7 +185,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
                         return;
                     }
                     sample.image = image;
-                    if tx.send(sample).is_err() {
+                    if tx.send((sample, LoggedDrift::from(&outcome))).is_err() {
                         return;
                     }
                 }
@@ -176,11 +203,12 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
             let (rx, tx) = (transformed_rx.clone(), encoded_tx.clone());
             let compression = job.options.png_compression;
             scope.spawn(move || {
-                for sample in rx {
+                for (sample, log) in rx {
                     let encoded = encode_png(&sample.image, compression)
                         .map(|png| Encoded {
                             meta: sample.meta.clone(),
                             png,
+                            log,
                         })
                         .map_err(|source| PipelineError::Encode {
                             sample_id: sample.meta.sample_id,
@@ -420,8 +448,14 @@ fn write(
             let sample = waiting.remove(&sample_id).expect("checked above");
             let embedding = embeddings.remove(&sample_id);
             let label = job.class_mapping.map(sample.meta.label);
+            let log = DriftLogRow {
+                segment: job.segment,
+                drifted: sample.log.drifted,
+                drift_probability: sample.log.probability,
+                values: &sample.log.values,
+            };
             writer
-                .write(&sample.meta, label, &sample.png, embedding.as_deref())
+                .write(&sample.meta, label, &sample.png, embedding.as_deref(), &log)
                 .map_err(|e| Some(e.into()))?;
             written += 1;
             let _ = credits.send(());
@@ -445,7 +479,8 @@ fn drift_record(job: &Job<'_>) -> String {
     let first = job.sampler.next_sample_id();
     let last = first + job.requested - 1;
     let transforms: Vec<serde_json::Value> = job
-        .transforms
+        .drift
+        .chain()
         .specs()
         .iter()
         .map(|spec| serde_json::json!({ "name": spec.kind().name(), "drift_level": spec.drift_level() }))
@@ -454,9 +489,11 @@ fn drift_record(job: &Job<'_>) -> String {
         "tool": "drift-pipeline",
         "version": env!("CARGO_PKG_VERSION"),
         "seed": job.sampler.seed(),
-        "drift": if transforms.is_empty() { "none" } else { "abrupt" },
+        "segment": job.segment,
+        "drift": if transforms.is_empty() { "none".to_owned() } else { job.drift.shape().to_string() },
         "transforms": transforms,
         "parameters_drawn": "per image, from (seed, sample_id, transform index)",
+        "ground_truth": "drift_log.parquet: per sample, drifted or not, its probability, levels and parameters",
         "samples": job.requested,
         "sample_id": { "first": first, "last": last },
         "timestamp": { "first": clock.timestamp(first), "last": clock.timestamp(last) },

@@ -10,6 +10,7 @@ use crate::{
     DeviceChoice, DriftGenerator, EmbeddingOptions, GeneratorOptions, ImageSize, Normalize,
     PipelineError, PngCompression, Progress, SampleSummary, StreamClock, TransformSpec,
 };
+use drift_transformer::{Drift, DriftShape, TransformChain};
 
 /// Why a scenario was refused; every variant names the file and, where it applies, the segment.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,7 @@ struct SegmentFile {
     output: PathBuf,
     #[serde(default)]
     transforms: Vec<String>,
+    drift: Option<String>,
 }
 
 /// One validated segment.
@@ -104,6 +106,8 @@ pub struct Segment {
     pub output: PathBuf,
     /// Its drift (empty: clean).
     pub transforms: Vec<TransformSpec>,
+    /// How the drift arrives over the segment's samples.
+    pub shape: DriftShape,
 }
 
 /// A validated scenario, ready to run.
@@ -230,6 +234,20 @@ impl Scenario {
                 .map(|t| t.parse::<TransformSpec>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| invalid(place("transforms"), e.to_string()))?;
+            let shape = match &segment.drift {
+                None => DriftShape::Abrupt,
+                Some(_) if transforms.is_empty() => {
+                    return Err(invalid(
+                        place("drift"),
+                        "a drift shape needs transforms to apply".into(),
+                    ));
+                }
+                Some(text) => text
+                    .parse::<DriftShape>()
+                    .map_err(|e| invalid(place("drift"), e.to_string()))?,
+            };
+            Drift::new(TransformChain::new(transforms.clone()), shape)
+                .map_err(|e| invalid(place("transforms"), e.to_string()))?;
             let output = base.join(&segment.output);
             if let Some(earlier) = segments.iter().find(|s: &&Segment| s.output == output) {
                 return Err(invalid(
@@ -260,6 +278,7 @@ impl Scenario {
                 samples: segment.samples,
                 output,
                 transforms,
+                shape,
             });
         }
         Ok(Self {
@@ -318,9 +337,10 @@ impl Scenario {
                 generator.reset();
             } else {
                 generator
-                    .add_abrupt_drift(segment.transforms.clone())
+                    .add_drift(segment.transforms.clone(), segment.shape)
                     .map_err(|e| run_error(place.clone(), e))?;
             }
+            generator.set_segment_name(Some(segment.name.clone()));
             let reporter = progress(segment);
             let summary = generator
                 .sample_with_progress(segment.samples, &segment.output, reporter.as_ref())

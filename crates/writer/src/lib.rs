@@ -3,14 +3,16 @@
 //! [`encode_png`] turns one image into PNG bytes (a pure function, called from several threads by
 //! the pipeline). An [`OutputWriter`] takes encoded samples in `sample_id` order and streams them
 //! into `sampled_images.zip` (stored, not deflated again) and the Parquet tables
-//! `input_mapping.parquet`, `target.parquet` and, with embeddings on, `embeddings.parquet`, plus the caller's `drift.json` record. Every file is written under a hidden temporary
-//! name and renamed only by [`OutputWriter::finish`]; dropping an unfinished writer deletes them.
+//! `input_mapping.parquet`, `target.parquet`, `drift_log.parquet` (what the drift did to each
+//! sample) and, with embeddings on, `embeddings.parquet`, plus the caller's `drift.json` record.
+//! Every file is written under a hidden temporary name and renamed only by
+//! [`OutputWriter::finish`]; dropping an unfinished writer deletes them.
 //! A [`ReportWriter`] stages the files of an `evaluate` report (`kl.parquet` from [`kl_table`],
 //! `summary.csv`, plots) the same way. Arrow and Parquet types never leave this crate.
 //!
 //! ```
 //! use drift_core::{ClassTable, ImageSize, RgbImage8, SampleMeta};
-//! use drift_writer::{OutputWriter, PngCompression, WriterOptions, encode_png};
+//! use drift_writer::{DriftLogRow, OutputWriter, PngCompression, WriterOptions, encode_png};
 //! let dir = tempfile::tempdir().unwrap();
 //! let classes = ClassTable::new(vec!["cats".into()]);
 //! let mut writer = OutputWriter::create(dir.path(), WriterOptions::default(), classes).unwrap();
@@ -22,7 +24,7 @@
 //!     file_name: "0b3b6a4e-3f0c-4b8e-9a53-2f1e7c1d9a10.png".into(),
 //! };
 //! let png = encode_png(&RgbImage8::black(ImageSize::new(4, 4).unwrap()), PngCompression::Fast).unwrap();
-//! writer.write(&meta, 0, &png, None).unwrap();
+//! writer.write(&meta, 0, &png, None, &DriftLogRow::clean("reference")).unwrap();
 //! let summary = writer.finish("{}").unwrap();
 //! assert_eq!(summary.samples, 1);
 //! assert!(dir.path().join("target.parquet").exists());
@@ -34,7 +36,9 @@ mod tables;
 
 pub use png_encode::{PngCompression, encode_png};
 pub use report::{KlRow, ReportWriter, kl_schema, kl_table};
-pub use tables::{EMBEDDING_DIM, embeddings_schema, input_mapping_schema, target_schema};
+pub use tables::{
+    EMBEDDING_DIM, drift_log_schema, embeddings_schema, input_mapping_schema, target_schema,
+};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -55,13 +59,16 @@ pub const TARGET: &str = "target.parquet";
 pub const EMBEDDINGS: &str = "embeddings.parquet";
 /// Name of the record of what drift was applied (transforms, levels, seed, ranges).
 pub const DRIFT_JSON: &str = "drift.json";
+/// The per-sample ground truth of what the drift did.
+pub const DRIFT_LOG: &str = "drift_log.parquet";
 /// Every file an output folder may hold; an existing one means the folder holds an output.
-pub const OUTPUT_FILES: [&str; 5] = [
+pub const OUTPUT_FILES: [&str; 6] = [
     SAMPLED_IMAGES,
     INPUT_MAPPING,
     TARGET,
     EMBEDDINGS,
     DRIFT_JSON,
+    DRIFT_LOG,
 ];
 
 /// What went wrong writing an output. Every variant names the path involved.
@@ -119,6 +126,14 @@ pub enum WriterError {
         /// What is wrong.
         reason: String,
     },
+    /// A drift log row that does not fit the writer's columns.
+    #[error("sample {sample_id}: drift log {reason}")]
+    DriftLog {
+        /// The sample.
+        sample_id: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A label outside the class table (with `organize_by_class`).
     #[error("sample {sample_id} has label {label}, which is not a class")]
     UnknownLabel {
@@ -138,6 +153,34 @@ pub struct WriterOptions {
     pub overwrite: bool,
     /// Write `embeddings.parquet`: every sample must then come with its embedding.
     pub embeddings: bool,
+    /// The parameter columns of `drift_log.parquet` (the transformer's `LOG_COLUMNS`); every
+    /// sample's [`DriftLogRow`] carries one value per name.
+    pub drift_log_columns: &'static [&'static str],
+}
+
+/// What the drift did to one sample: a row of `drift_log.parquet`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftLogRow<'a> {
+    /// The segment (scenario segment name, or the output folder's name).
+    pub segment: &'a str,
+    /// Whether the sample got the drift's transforms.
+    pub drifted: bool,
+    /// The probability it had of getting them.
+    pub drift_probability: f64,
+    /// One value per [`WriterOptions::drift_log_columns`] entry; `None` when not applied.
+    pub values: &'a [Option<f64>],
+}
+
+impl DriftLogRow<'_> {
+    /// A clean sample with no drift in its segment.
+    pub fn clean(segment: &str) -> DriftLogRow<'_> {
+        DriftLogRow {
+            segment,
+            drifted: false,
+            drift_probability: 0.0,
+            values: &[],
+        }
+    }
 }
 
 /// What a finished output holds.
@@ -181,6 +224,9 @@ pub struct OutputWriter {
     zip: Option<zip::ZipWriter<BufWriter<File>>>,
     input_mapping: TableWriter,
     target: TableWriter,
+    drift_log: TableWriter,
+    /// A clean sample's parameter values: all null.
+    no_values: Vec<Option<f64>>,
     embeddings: Option<TableWriter>,
     last_sample_id: Option<u64>,
     samples: u64,
@@ -211,6 +257,13 @@ impl OutputWriter {
             .map(|name| PendingFile::new(folder, name))
             .collect();
         let zip_file = files[0].create()?;
+        let log_file = PendingFile::new(folder, DRIFT_LOG);
+        let drift_log = TableWriter::drift_log(
+            log_file.create()?,
+            &log_file.temporary,
+            options.drift_log_columns,
+        )?;
+        files.push(log_file);
         let embeddings = if options.embeddings {
             let file = PendingFile::new(folder, EMBEDDINGS);
             let table = TableWriter::embeddings(file.create()?, &file.temporary)?;
@@ -229,6 +282,8 @@ impl OutputWriter {
             ))),
             input_mapping: TableWriter::input_mapping(files[1].create()?, &files[1].temporary)?,
             target: TableWriter::target(files[2].create()?, &files[2].temporary)?,
+            drift_log,
+            no_values: vec![None; options.drift_log_columns.len()],
             embeddings,
             files,
             last_sample_id: None,
@@ -240,13 +295,15 @@ impl OutputWriter {
     /// Appends one sample: its PNG to the zip, its rows to the tables. `label` is the label to
     /// publish (after any class mapping); `meta.label` (the original) chooses the class folder.
     /// `embedding` ([`EMBEDDING_DIM`] values) is required when the writer was created with
-    /// embeddings on, and refused otherwise.
+    /// embeddings on, and refused otherwise. `log` is the sample's row of `drift_log.parquet`:
+    /// its values match the writer's `drift_log_columns`, or are empty for a clean sample.
     pub fn write(
         &mut self,
         meta: &SampleMeta,
         label: i64,
         png: &[u8],
         embedding: Option<&[f32]>,
+        log: &DriftLogRow<'_>,
     ) -> Result<(), WriterError> {
         if let Some(previous) = self.last_sample_id
             && meta.sample_id <= previous
@@ -256,6 +313,20 @@ impl OutputWriter {
                 got: meta.sample_id,
             });
         }
+        let columns = self.options.drift_log_columns.len();
+        let log = match log.values.len() {
+            n if n == columns => *log,
+            0 => DriftLogRow {
+                values: &self.no_values,
+                ..*log
+            },
+            n => {
+                return Err(WriterError::DriftLog {
+                    sample_id: meta.sample_id,
+                    reason: format!("{n} parameter values for {columns} columns"),
+                });
+            }
+        };
         match (self.embeddings.is_some(), embedding) {
             (true, Some(values)) if values.len() == EMBEDDING_DIM => {}
             (true, Some(values)) => {
@@ -306,6 +377,8 @@ impl OutputWriter {
         self.input_mapping
             .push_file_name(sample_id, meta.timestamp, &meta.file_name)?;
         self.target.push_label(sample_id, meta.timestamp, label)?;
+        self.drift_log
+            .push_drift_log(sample_id, meta.timestamp, &log)?;
         if let (Some(table), Some(values)) = (self.embeddings.as_mut(), embedding) {
             table.push_embedding(sample_id, meta.timestamp, values)?;
         }
@@ -341,6 +414,7 @@ impl OutputWriter {
             .len();
         self.input_mapping.finish()?;
         self.target.finish()?;
+        self.drift_log.finish()?;
         if let Some(table) = self.embeddings.as_mut() {
             table.finish()?;
         }

@@ -2,7 +2,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeListArray, Float64Array, Int64Array, StringArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -57,12 +59,38 @@ pub fn embeddings_schema() -> SchemaRef {
     ]))
 }
 
-/// The third column of a table.
+/// `drift_log.parquet`: `sample_id` Int64, `timestamp` Float64, `segment` Utf8, `drifted`
+/// Boolean, `drift_probability` Float64, then one nullable Float64 column per name in
+/// `parameter_columns` (null where a transform was not applied).
+pub fn drift_log_schema(parameter_columns: &[&str]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("sample_id", DataType::Int64, false),
+        Field::new("timestamp", DataType::Float64, false),
+        Field::new("segment", DataType::Utf8, false),
+        Field::new("drifted", DataType::Boolean, false),
+        Field::new("drift_probability", DataType::Float64, false),
+    ];
+    fields.extend(
+        parameter_columns
+            .iter()
+            .map(|name| Field::new(*name, DataType::Float64, true)),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// The columns of a table after `sample_id` and `timestamp`.
 enum Payload {
     FileName(Vec<String>),
     Label(Vec<i64>),
     /// `EMBEDDING_DIM` values per row, flat.
     Embedding(Vec<f64>),
+    DriftLog {
+        segments: Vec<String>,
+        drifted: Vec<bool>,
+        probabilities: Vec<f64>,
+        /// One vector per parameter column.
+        parameters: Vec<Vec<Option<f64>>>,
+    },
 }
 
 /// One Parquet table written in batches of [`ROWS_PER_BATCH`] rows.
@@ -96,6 +124,24 @@ impl TableWriter {
             path,
             embeddings_schema(),
             Payload::Embedding(Vec::with_capacity(EMBEDDING_ROWS_PER_BATCH * EMBEDDING_DIM)),
+        )
+    }
+
+    pub(crate) fn drift_log(
+        file: File,
+        path: &Path,
+        parameter_columns: &[&str],
+    ) -> Result<Self, WriterError> {
+        Self::new(
+            file,
+            path,
+            drift_log_schema(parameter_columns),
+            Payload::DriftLog {
+                segments: Vec::new(),
+                drifted: Vec::new(),
+                probabilities: Vec::new(),
+                parameters: vec![Vec::new(); parameter_columns.len()],
+            },
         )
     }
 
@@ -165,6 +211,31 @@ impl TableWriter {
         self.push_key(sample_id, timestamp)
     }
 
+    /// `values` holds one entry per parameter column (the caller checks).
+    pub(crate) fn push_drift_log(
+        &mut self,
+        sample_id: i64,
+        timestamp: f64,
+        row: &crate::DriftLogRow<'_>,
+    ) -> Result<(), WriterError> {
+        let Payload::DriftLog {
+            segments,
+            drifted,
+            probabilities,
+            parameters,
+        } = &mut self.payload
+        else {
+            unreachable!("drift_log is the only table with drift records");
+        };
+        segments.push(row.segment.to_owned());
+        drifted.push(row.drifted);
+        probabilities.push(row.drift_probability);
+        for (column, value) in parameters.iter_mut().zip(row.values) {
+            column.push(*value);
+        }
+        self.push_key(sample_id, timestamp)
+    }
+
     fn push_key(&mut self, sample_id: i64, timestamp: f64) -> Result<(), WriterError> {
         self.sample_ids.push(sample_id);
         self.timestamps.push(timestamp);
@@ -178,12 +249,20 @@ impl TableWriter {
         if self.sample_ids.is_empty() {
             return Ok(());
         }
-        let payload: ArrayRef = match &mut self.payload {
-            Payload::FileName(names) => Arc::new(StringArray::from(std::mem::take(names))),
-            Payload::Label(labels) => Arc::new(Int64Array::from(std::mem::take(labels))),
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(std::mem::take(&mut self.sample_ids))),
+            Arc::new(Float64Array::from(std::mem::take(&mut self.timestamps))),
+        ];
+        match &mut self.payload {
+            Payload::FileName(names) => {
+                columns.push(Arc::new(StringArray::from(std::mem::take(names))));
+            }
+            Payload::Label(labels) => {
+                columns.push(Arc::new(Int64Array::from(std::mem::take(labels))));
+            }
             Payload::Embedding(values) => {
                 let values = Float64Array::from(std::mem::take(values));
-                Arc::new(
+                columns.push(Arc::new(
                     FixedSizeListArray::try_new(
                         Arc::new(Field::new_list_field(DataType::Float64, true)),
                         EMBEDDING_DIM as i32,
@@ -191,14 +270,22 @@ impl TableWriter {
                         None,
                     )
                     .map_err(|e| parquet_error(&self.path, e.into()))?,
-                )
+                ));
             }
-        };
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(std::mem::take(&mut self.sample_ids))),
-            Arc::new(Float64Array::from(std::mem::take(&mut self.timestamps))),
-            payload,
-        ];
+            Payload::DriftLog {
+                segments,
+                drifted,
+                probabilities,
+                parameters,
+            } => {
+                columns.push(Arc::new(StringArray::from(std::mem::take(segments))));
+                columns.push(Arc::new(BooleanArray::from(std::mem::take(drifted))));
+                columns.push(Arc::new(Float64Array::from(std::mem::take(probabilities))));
+                for column in parameters {
+                    columns.push(Arc::new(Float64Array::from(std::mem::take(column))));
+                }
+            }
+        }
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| parquet_error(&self.path, e.into()))?;
         self.writer
