@@ -350,3 +350,37 @@ fn scenario_shapes_are_validated_before_anything_is_written() {
         assert!(!scratch.path().join("a").exists(), "nothing written");
     }
 }
+
+#[test]
+fn the_documented_drift_over_time_scenario_runs() {
+    let scratch = tempfile::tempdir().unwrap();
+    drift_pipeline::demo::write_dataset_sized(&scratch.path().join("out/dataset"), 50, 7, (32, 48))
+        .unwrap();
+    let docs = scratch.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/drift-over-time.toml");
+    std::fs::copy(example, docs.join("drift-over-time.toml")).unwrap();
+    succeeds(&[
+        "run",
+        docs.join("drift-over-time.toml").to_str().unwrap(),
+        "--quiet",
+    ]);
+    let mut next_id = 0;
+    for (segment, shape) in [
+        ("reference", "none"),
+        ("gradual", "gradual:width=40"),
+        ("incremental", "incremental:from=0.2,to=1"),
+        ("recurring", "recurring:period=10,duty=0.3"),
+    ] {
+        let folder = scratch.path().join("out/over-time").join(segment);
+        let log = read_drift_log(&folder);
+        assert!(log.iter().all(|r| r.segment == segment));
+        assert_eq!(log[0].sample_id, next_id, "{segment} continues the stream");
+        next_id += log.len() as i64;
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("drift.json")).unwrap())
+                .unwrap();
+        assert_eq!(record["drift"], shape);
+    }
+    assert_eq!(next_id, 180);
+}

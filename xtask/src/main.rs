@@ -6,8 +6,11 @@
 //! - `bench [--images N] [--input DIR]`: images/s of each stage, built in release.
 //! - `test-weights FILE [--seed N]`: writes seeded random ResNet18 weights (safetensors, with
 //!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
+//! - `drift-timeline OUT DIR...`: plots the `drift_log.parquet` of output folders over time as
+//!   OUT.png and OUT.svg (the README's figure).
 
 mod bench;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,9 +38,10 @@ fn main() -> Result<()> {
         .args(&args[1..])),
         Some("bench-release") => bench::run(&args[1..]),
         Some("test-weights") => test_weights(&args[1..]),
+        Some("drift-timeline") => timeline::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] | cargo xtask test-weights FILE [--seed N]"
+                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR..."
             );
             std::process::exit(2);
         }

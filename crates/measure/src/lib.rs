@@ -1,7 +1,7 @@
 //! How strong is a drift? SPEC's measure: the KL divergence between the softmax of drifted and
 //! clean ResNet18 embeddings, averaged over a batch ([`batch_kl`]); per-level statistics of the
-//! batch KLs ([`LevelSummary`], `summary.csv`); and the two plots of a sweep ([`line_plot`],
-//! [`box_plot`]) as RGB pixels and SVG.
+//! batch KLs ([`LevelSummary`], `summary.csv`); the two plots of a sweep ([`line_plot`],
+//! [`box_plot`]) and a drift log over time ([`timeline_plot`]), as RGB pixels and SVG.
 //!
 //! Pure computation: no files, no threads. The sweep itself (decode, transform, embed) is
 //! `drift-pipeline`'s `evaluate`.
@@ -11,7 +11,9 @@ mod plot;
 mod stats;
 
 pub use kl::{batch_kl, kl_divergence};
-pub use plot::{LevelSeries, PLOT_SIZE, Plot, PlotLabels, box_plot, line_plot};
+pub use plot::{
+    LevelSeries, PLOT_SIZE, Plot, PlotLabels, TimelinePoint, box_plot, line_plot, timeline_plot,
+};
 pub use stats::{LevelSummary, quantile_sorted, summary_csv};
 
 /// Why a KL or a plot could not be computed.

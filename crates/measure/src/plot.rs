@@ -387,3 +387,124 @@ mod tests {
         box_plot(labels, &[]).unwrap();
     }
 }
+
+/// One sample of a drift log, as the timeline plot needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelinePoint {
+    /// The sample.
+    pub sample_id: u64,
+    /// Its segment.
+    pub segment: String,
+    /// Whether it was drifted.
+    pub drifted: bool,
+    /// The probability it had of being drifted.
+    pub probability: f64,
+    /// The highest drift level applied to it (`None` when clean).
+    pub level: Option<f64>,
+}
+
+/// A drift log over time: the drift probability p, the drifted fraction over a sliding window
+/// of `window` samples, and the drift level of each drifted sample, with the segments marked.
+pub fn timeline_plot(
+    title: &str,
+    points: &[TimelinePoint],
+    window: usize,
+) -> Result<Plot, MeasureError> {
+    render(&Timeline {
+        title,
+        points,
+        window: window.max(1),
+    })
+}
+
+struct Timeline<'a> {
+    title: &'a str,
+    points: &'a [TimelinePoint],
+    window: usize,
+}
+
+impl Figure for Timeline<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let (chart_area, legend_area) = root.split_horizontally(PLOT_SIZE.0 - 190);
+        let points = self.points;
+        let first = points.first().map_or(0, |p| p.sample_id) as f64;
+        let last = points
+            .last()
+            .map_or(1, |p| p.sample_id)
+            .max(first as u64 + 1) as f64;
+        let mut chart = ChartBuilder::on(&chart_area)
+            .caption(self.title, (FONT, 26))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(first..last, 0.0..1.08)?;
+        chart
+            .configure_mesh()
+            .x_desc("sample_id")
+            .y_desc("probability, fraction, level")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 18))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        // Segment boundaries and names.
+        let mut start = 0;
+        for i in 1..=points.len() {
+            if i == points.len() || points[i].segment != points[start].segment {
+                let x = points[start].sample_id as f64;
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(x, 0.0), (x, 1.08)],
+                    BLACK.mix(0.35).stroke_width(1),
+                )))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    points[start].segment.clone(),
+                    (x, 1.065),
+                    (FONT, 14).into_font(),
+                )))?;
+                start = i;
+            }
+        }
+        let level_color = RGBColor(230, 120, 20);
+        chart.draw_series(points.iter().filter_map(|p| {
+            p.level
+                .map(|l| Circle::new((p.sample_id as f64, l), 2, level_color.filled()))
+        }))?;
+        let fraction: Vec<(f64, f64)> = points
+            .windows(self.window.min(points.len()).max(1))
+            .map(|w| {
+                let drifted = w.iter().filter(|p| p.drifted).count() as f64;
+                (w[w.len() / 2].sample_id as f64, drifted / w.len() as f64)
+            })
+            .collect();
+        let fraction_color = RGBColor(40, 90, 200);
+        chart.draw_series(LineSeries::new(fraction, fraction_color.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.sample_id as f64, p.probability)),
+            BLACK.stroke_width(1),
+        ))?;
+        let entries: [(&str, RGBColor, bool); 3] = [
+            ("p(drifted)", BLACK, false),
+            ("drifted fraction", fraction_color, false),
+            ("drift level", level_color, true),
+        ];
+        for (row, (label, color, dot)) in entries.iter().enumerate() {
+            let y = 70 + 26 * row as i32;
+            if *dot {
+                legend_area.draw(&Circle::new((24, y), 3, color.filled()))?;
+            } else {
+                legend_area.draw(&PathElement::new(
+                    vec![(10, y), (38, y)],
+                    color.stroke_width(3),
+                ))?;
+            }
+            legend_area.draw(&Text::new(*label, (46, y - 8), (FONT, 15).into_font()))?;
+        }
+        legend_area.draw(&Text::new(
+            format!("fraction: {} samples", self.window),
+            (10, 160),
+            (FONT, 13).into_font(),
+        ))?;
+        Ok(())
+    }
+}
