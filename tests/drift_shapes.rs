@@ -384,3 +384,67 @@ fn the_documented_drift_over_time_scenario_runs() {
     }
     assert_eq!(next_id, 180);
 }
+
+#[test]
+fn a_segment_class_mapping_changes_labels_from_then_on() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset_sized(&input, 6, 4, (32, 48)).unwrap();
+    // demo classes, by label: city_night, forest, sky, sunset.
+    std::fs::write(
+        scratch.path().join("swap.toml"),
+        "city_night = 1\nforest = 0\n",
+    )
+    .unwrap();
+    let path = scratch.path().join("concept.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "input = \"{}\"\nsize = \"16\"\norganize_by_class = true\n\
+             [[segment]]\nname = \"before\"\nsamples = 8\noutput = \"before\"\n\
+             [[segment]]\nname = \"change\"\nsamples = 8\noutput = \"change\"\nclass_mapping = \"swap.toml\"\n\
+             [[segment]]\nname = \"after\"\nsamples = 8\noutput = \"after\"\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    succeeds(&["run", path.to_str().unwrap(), "--quiet"]);
+    let classes = ["city_night", "forest", "sky", "sunset"];
+    for (segment, swapped) in [("before", false), ("change", true), ("after", true)] {
+        let folder = scratch.path().join(segment);
+        let names = read_input_mapping(&folder);
+        let labels = read_target(&folder);
+        let zip = read_zip(&folder);
+        for ((_, _, name), (_, _, label)) in names.iter().zip(&labels) {
+            let entry = zip.keys().find(|k| k.ends_with(name.as_str())).unwrap();
+            let class = classes
+                .iter()
+                .position(|c| entry.starts_with(&format!("{c}/")))
+                .unwrap();
+            let expected = match (swapped, class) {
+                (true, 0) => 1,
+                (true, 1) => 0,
+                (_, c) => c as i64,
+            };
+            assert_eq!(*label, expected, "{segment}: {entry}");
+        }
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("drift.json")).unwrap())
+                .unwrap();
+        assert_eq!(record["labels"]["forest"], if swapped { 0 } else { 1 });
+    }
+
+    // A mapping naming no class of the dataset is refused before anything is written.
+    std::fs::write(scratch.path().join("bad.toml"), "cats = 1\n").unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("swap.toml", "bad.toml");
+    std::fs::write(&path, text.replace("output = \"", "output = \"bad-")).unwrap();
+    let args = ["run", path.to_str().unwrap()];
+    assert_fails_cleanly(
+        &args,
+        &drift_pipeline(&args),
+        "segment 2 (change), key 'class_mapping'",
+    );
+    assert!(!scratch.path().join("bad-before").exists());
+}

@@ -152,6 +152,11 @@ impl ClassMapping {
     pub fn map(&self, original: usize) -> i64 {
         self.labels[original]
     }
+
+    /// The published label of every original label, in label order.
+    pub fn labels(&self) -> &[i64] {
+        &self.labels
+    }
 }
 
 #[cfg(test)]

@@ -305,6 +305,16 @@ impl DriftGenerator {
         &self.drift
     }
 
+    /// Publishes labels through the mapping file at `path` from the next `sample` call on (a
+    /// concept change); `None` goes back to the original labels.
+    pub fn set_class_mapping(&mut self, path: Option<&Path>) -> Result<(), PipelineError> {
+        self.class_mapping = match path {
+            Some(path) => ClassMapping::load(path, self.dataset.classes())?,
+            None => ClassMapping::identity(self.dataset.classes()),
+        };
+        Ok(())
+    }
+
     /// Names the segment of later `sample` calls in `drift_log.parquet` and `drift.json`
     /// (default: `segment N` for the Nth successful call).
     pub fn set_segment_name(&mut self, name: Option<String>) {

@@ -498,6 +498,14 @@ fn drift_record(job: &Job<'_>) -> String {
         "sample_id": { "first": first, "last": last },
         "timestamp": { "first": clock.timestamp(first), "last": clock.timestamp(last) },
         "image_size": job.decoder.size().to_string(),
+        "labels": job
+            .dataset
+            .classes()
+            .names()
+            .iter()
+            .zip(job.class_mapping.labels())
+            .map(|(name, &label)| (name.clone(), serde_json::Value::from(label)))
+            .collect::<serde_json::Map<_, _>>(),
         "embeddings": job.embedding.map(crate::embedding_record),
     });
     serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n"

@@ -93,6 +93,7 @@ struct SegmentFile {
     #[serde(default)]
     transforms: Vec<String>,
     drift: Option<String>,
+    class_mapping: Option<PathBuf>,
 }
 
 /// One validated segment.
@@ -108,6 +109,8 @@ pub struct Segment {
     pub transforms: Vec<TransformSpec>,
     /// How the drift arrives over the segment's samples.
     pub shape: DriftShape,
+    /// A class mapping that takes effect from this segment on (a concept change).
+    pub class_mapping: Option<PathBuf>,
 }
 
 /// A validated scenario, ready to run.
@@ -279,6 +282,7 @@ impl Scenario {
                 output,
                 transforms,
                 shape,
+                class_mapping: segment.class_mapping.map(|p| base.join(p)),
             });
         }
         Ok(Self {
@@ -330,6 +334,22 @@ impl Scenario {
                 ),
             });
         }
+        // Every segment's class mapping is checked against the dataset before anything is written.
+        for (index, segment) in self.segments.iter().enumerate() {
+            if let Some(path) = &segment.class_mapping {
+                crate::ClassMapping::load(path, generator.dataset().classes()).map_err(|e| {
+                    ScenarioError::Invalid {
+                        path: self.path.clone(),
+                        place: format!(
+                            "segment {} ({}), key 'class_mapping'",
+                            index + 1,
+                            segment.name
+                        ),
+                        reason: e.to_string(),
+                    }
+                })?;
+            }
+        }
         let mut summaries = Vec::with_capacity(self.segments.len());
         for (index, segment) in self.segments.iter().enumerate() {
             let place = format!("segment {} ({})", index + 1, segment.name);
@@ -341,6 +361,11 @@ impl Scenario {
                     .map_err(|e| run_error(place.clone(), e))?;
             }
             generator.set_segment_name(Some(segment.name.clone()));
+            if let Some(path) = &segment.class_mapping {
+                generator
+                    .set_class_mapping(Some(path))
+                    .map_err(|e| run_error(place.clone(), e))?;
+            }
             let reporter = progress(segment);
             let summary = generator
                 .sample_with_progress(segment.samples, &segment.output, reporter.as_ref())
