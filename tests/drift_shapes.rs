@@ -354,8 +354,13 @@ fn scenario_shapes_are_validated_before_anything_is_written() {
 #[test]
 fn the_documented_drift_over_time_scenario_runs() {
     let scratch = tempfile::tempdir().unwrap();
-    drift_pipeline::demo::write_dataset_sized(&scratch.path().join("out/dataset"), 50, 7, (32, 48))
-        .unwrap();
+    drift_pipeline::demo::write_dataset_sized(
+        &scratch.path().join("out/dataset"),
+        100,
+        7,
+        (32, 48),
+    )
+    .unwrap();
     let docs = scratch.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/drift-over-time.toml");
@@ -371,10 +376,11 @@ fn the_documented_drift_over_time_scenario_runs() {
         ("gradual", "gradual:width=40"),
         ("incremental", "incremental:from=0.2,to=1"),
         ("recurring", "recurring:period=10,duty=0.3"),
+        ("label-shift", "none"),
     ] {
         let folder = scratch.path().join("out/over-time").join(segment);
         let log = read_drift_log(&folder);
-        assert!(log.iter().all(|r| r.segment == segment));
+        assert!(log.iter().all(|r| r.segment == segment.replace('-', " ")));
         assert_eq!(log[0].sample_id, next_id, "{segment} continues the stream");
         next_id += log.len() as i64;
         let record: serde_json::Value =
@@ -382,7 +388,12 @@ fn the_documented_drift_over_time_scenario_runs() {
                 .unwrap();
         assert_eq!(record["drift"], shape);
     }
-    assert_eq!(next_id, 180);
+    assert_eq!(next_id, 220);
+    let shifted = read_target(&scratch.path().join("out/over-time/label-shift"));
+    assert!(
+        shifted.iter().all(|(_, _, label)| *label >= 2),
+        "sky and sunset only"
+    );
 }
 
 #[test]
@@ -447,4 +458,125 @@ fn a_segment_class_mapping_changes_labels_from_then_on() {
         "segment 2 (change), key 'class_mapping'",
     );
     assert!(!scratch.path().join("bad-before").exists());
+}
+
+#[test]
+fn label_shift_draws_classes_in_proportion_without_repeating_images() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    // 4 classes x 80 images: city_night, forest, sky, sunset.
+    drift_pipeline::demo::write_dataset_sized(&input, 80, 4, (24, 40)).unwrap();
+    let write = |name: &str, body: &str| {
+        let path = scratch.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "input = \"{}\"\nsize = \"16\"\noverwrite = true\n{body}",
+                input.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let body = |prefix: &str| {
+        format!(
+            "[[segment]]\nname = \"reference\"\nsamples = 40\noutput = \"{prefix}/reference\"\n\
+             [[segment]]\nname = \"shifted\"\nsamples = 60\noutput = \"{prefix}/shifted\"\n\
+             class_weights = {{ city_night = 3, forest = 1 }}\n\
+             [[segment]]\nname = \"dirichlet\"\nsamples = 30\noutput = \"{prefix}/dirichlet\"\n\
+             class_dirichlet = 0.3\n"
+        )
+    };
+    let path = write("shift", &body("a"));
+    succeeds(&["run", path.to_str().unwrap(), "--quiet"]);
+    let out = |p: &str, s: &str| scratch.path().join(p).join(s);
+
+    let shifted = read_target(&out("a", "shifted"));
+    assert!(
+        shifted.iter().all(|(_, _, label)| *label < 2),
+        "only the weighted classes"
+    );
+    let city = shifted.iter().filter(|(_, _, label)| *label == 0).count() as f64 / 60.0;
+    assert!(
+        (city - 0.75).abs() <= 3.0 * (0.75f64 * 0.25 / 60.0).sqrt(),
+        "{city}"
+    );
+
+    // No image twice across the stream while images remain.
+    let mut pngs = std::collections::BTreeSet::new();
+    for segment in ["reference", "shifted", "dirichlet"] {
+        for png in read_zip(&out("a", segment)).into_values() {
+            assert!(pngs.insert(png), "an image was sampled twice");
+        }
+    }
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out("a", "dirichlet").join("drift.json")).unwrap(),
+    )
+    .unwrap();
+    let priors = record["class_priors"]["priors"].as_object().unwrap();
+    let sum: f64 = priors.values().map(|p| p.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-12 && priors.len() == 4, "{priors:?}");
+    let shifted_record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out("a", "shifted").join("drift.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(shifted_record["class_priors"]["priors"]["city_night"], 0.75);
+
+    // Byte-identical on one thread.
+    let again = write("again", &body("b"));
+    succeeds(&["run", again.to_str().unwrap(), "--quiet", "--threads", "1"]);
+    for segment in ["reference", "shifted", "dirichlet"] {
+        assert_eq!(
+            bytes_of(&out("a", segment)),
+            bytes_of(&out("b", segment)),
+            "{segment}"
+        );
+    }
+
+    // A class that runs out is refused before anything is written, naming class and segment...
+    let too_many = write(
+        "out-of-sky",
+        "[[segment]]\nsamples = 5\noutput = \"c/first\"\n\
+         [[segment]]\nname = \"sky only\"\nsamples = 90\noutput = \"c/sky\"\n\
+         class_weights = { sky = 1 }\n",
+    );
+    let args = ["run", too_many.to_str().unwrap()];
+    let stderr = assert_fails_cleanly(&args, &drift_pipeline(&args), "segment 2 (sky only)");
+    assert!(stderr.contains("class sky ran out"), "{stderr}");
+    assert!(!scratch.path().join("c").exists(), "nothing written");
+    // ...and with replacement, sky images are reused only once all 80 are used.
+    let reuse = write(
+        "reuse",
+        "[[segment]]\nname = \"sky only\"\nsamples = 90\noutput = \"d/sky\"\n\
+         class_weights = { sky = 1 }\nwith_replacement = true\n",
+    );
+    succeeds(&["run", reuse.to_str().unwrap(), "--quiet"]);
+    let labels = read_target(&out("d", "sky"));
+    assert!(labels.iter().all(|(_, _, label)| *label == 2));
+    let zip = read_zip(&out("d", "sky"));
+    let names = read_input_mapping(&out("d", "sky"));
+    let first_80: std::collections::BTreeSet<&Vec<u8>> =
+        names[..80].iter().map(|(_, _, n)| &zip[n]).collect();
+    assert_eq!(first_80.len(), 80, "all 80 sky images before any repeat");
+    let all: std::collections::BTreeSet<&Vec<u8>> = zip.values().collect();
+    assert_eq!(all.len(), 80, "then repeats");
+
+    for (body, needle) in [
+        (
+            "[[segment]]\nsamples = 2\noutput = \"e\"\nclass_weights = { cats = 1 }\n",
+            "'cats' is not a class",
+        ),
+        (
+            "[[segment]]\nsamples = 2\noutput = \"e\"\nclass_dirichlet = 0.0\n",
+            "concentration must be above 0",
+        ),
+        (
+            "[[segment]]\nsamples = 2\noutput = \"e\"\nwith_replacement = true\n",
+            "key 'with_replacement'",
+        ),
+    ] {
+        let path = write("bad", body);
+        let args = ["run", path.to_str().unwrap()];
+        assert_fails_cleanly(&args, &drift_pipeline(&args), needle);
+    }
 }

@@ -20,6 +20,10 @@ pub enum Purpose {
     TransformNoise(u32),
     /// Whether a sample is drifted at all (drift shapes that draw per sample).
     DriftSelection,
+    /// The class of a label-shifted candidate (numbered by class draw, not sample id).
+    ClassChoice,
+    /// A segment's class priors drawn from a Dirichlet distribution.
+    ClassPriors,
 }
 
 impl Purpose {
@@ -29,6 +33,8 @@ impl Purpose {
             Purpose::Permutation => 1,
             Purpose::FileName => 2,
             Purpose::DriftSelection => 3,
+            Purpose::ClassChoice => 4,
+            Purpose::ClassPriors => 5,
             Purpose::TransformParams(i) => (1 << 32) | u64::from(i),
             Purpose::TransformNoise(i) => (2 << 32) | u64::from(i),
         }

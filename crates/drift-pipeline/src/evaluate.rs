@@ -146,7 +146,7 @@ pub fn evaluate(
     let dataset = Dataset::scan(input)?;
     let sampler = Sampler::new(dataset.images().len(), options.seed, StreamClock::default());
     let images = options.num_samples.unwrap_or(dataset.images().len() as u64);
-    sampler.check(images)?;
+    sampler.check(images, &drift_sampler::ClassPlan::AsInDataset)?;
     // Refuse an existing report before the (long) sweep, not after it.
     let mut report = ReportWriter::create(output, &REPORT_FILES, options.overwrite)?;
     let threads = match options.threads {

@@ -25,7 +25,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use drift_core::{RgbImage8, Sample, SampleMeta};
 use drift_reader::{Dataset, Decoder, ReaderError};
-use drift_sampler::Sampler;
+use drift_sampler::{ClassPlan, Sampler};
 use drift_transformer::{Drift, DriftOutcome, LOG_COLUMNS, SegmentPosition};
 use drift_writer::{DriftLogRow, OutputWriter, WriterOptions, encode_png};
 
@@ -39,6 +39,8 @@ use crate::{
 pub(crate) struct Job<'a> {
     pub dataset: &'a Dataset,
     pub sampler: &'a Sampler,
+    /// Which classes the call's candidates come from.
+    pub class_plan: &'a ClassPlan,
     pub decoder: &'a Decoder,
     pub drift: &'a Drift,
     /// The `segment` column of `drift_log.parquet`.
@@ -146,6 +148,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         scope.spawn(move || {
             feed(
                 job.sampler,
+                job.class_plan,
                 credit_rx,
                 writer_done_rx,
                 candidate_tx,
@@ -268,16 +271,21 @@ fn cancelled(options: &GeneratorOptions) -> bool {
         .is_some_and(|flag| flag.load(Ordering::Relaxed))
 }
 
-/// Sends candidates in permutation order, one credit each, until the permutation ends or the
-/// writer is done.
+/// Sends the sampler's candidates in order, one credit each, until they end (the permutation,
+/// or a class under label shift, ran out) or the writer is done.
 fn feed(
     sampler: &Sampler,
+    class_plan: &ClassPlan,
     credits: Receiver<()>,
     writer_done: Receiver<()>,
     candidates: Sender<Candidate>,
     options: &GeneratorOptions,
 ) {
-    for (position, dataset_index) in sampler.pending().enumerate() {
+    for (position, dataset_index) in sampler
+        .candidates(class_plan)
+        .map_while(Result::ok)
+        .enumerate()
+    {
         select! {
             recv(credits) -> credit => if credit.is_err() { return },
             recv(writer_done) -> _ => return,
@@ -498,6 +506,18 @@ fn drift_record(job: &Job<'_>) -> String {
         "sample_id": { "first": first, "last": last },
         "timestamp": { "first": clock.timestamp(first), "last": clock.timestamp(last) },
         "image_size": job.decoder.size().to_string(),
+        "class_priors": match job.class_plan {
+            ClassPlan::AsInDataset => serde_json::Value::Null,
+            ClassPlan::Weighted { weights, with_replacement } => {
+                let total: f64 = weights.iter().sum();
+                serde_json::json!({
+                    "priors": job.dataset.classes().names().iter().zip(weights)
+                        .map(|(name, w)| (name.clone(), serde_json::Value::from(w / total)))
+                        .collect::<serde_json::Map<_, _>>(),
+                    "with_replacement": with_replacement,
+                })
+            }
+        },
         "labels": job
             .dataset
             .classes()

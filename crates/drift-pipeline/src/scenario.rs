@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::{ClassPriors, LabelShift};
 use crate::{
     DeviceChoice, DriftGenerator, EmbeddingOptions, GeneratorOptions, ImageSize, Normalize,
     PipelineError, PngCompression, Progress, SampleSummary, StreamClock, TransformSpec,
@@ -94,6 +95,10 @@ struct SegmentFile {
     transforms: Vec<String>,
     drift: Option<String>,
     class_mapping: Option<PathBuf>,
+    class_weights: Option<std::collections::BTreeMap<String, f64>>,
+    class_dirichlet: Option<f64>,
+    #[serde(default)]
+    with_replacement: bool,
 }
 
 /// One validated segment.
@@ -111,6 +116,8 @@ pub struct Segment {
     pub shape: DriftShape,
     /// A class mapping that takes effect from this segment on (a concept change).
     pub class_mapping: Option<PathBuf>,
+    /// Label shift within this segment.
+    pub label_shift: LabelShift,
 }
 
 /// A validated scenario, ready to run.
@@ -251,6 +258,23 @@ impl Scenario {
             };
             Drift::new(TransformChain::new(transforms.clone()), shape)
                 .map_err(|e| invalid(place("transforms"), e.to_string()))?;
+            let priors = match (segment.class_weights, segment.class_dirichlet) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        place("class_dirichlet"),
+                        "give class_weights or class_dirichlet, not both".into(),
+                    ));
+                }
+                (Some(weights), None) => ClassPriors::Weights(weights.into_iter().collect()),
+                (None, Some(alpha)) => ClassPriors::Dirichlet(alpha),
+                (None, None) if segment.with_replacement => {
+                    return Err(invalid(
+                        place("with_replacement"),
+                        "only applies with class_weights or class_dirichlet".into(),
+                    ));
+                }
+                (None, None) => ClassPriors::AsInDataset,
+            };
             let output = base.join(&segment.output);
             if let Some(earlier) = segments.iter().find(|s: &&Segment| s.output == output) {
                 return Err(invalid(
@@ -283,6 +307,10 @@ impl Scenario {
                 transforms,
                 shape,
                 class_mapping: segment.class_mapping.map(|p| base.join(p)),
+                label_shift: LabelShift {
+                    priors,
+                    with_replacement: segment.with_replacement,
+                },
             });
         }
         Ok(Self {
@@ -323,7 +351,12 @@ impl Scenario {
         };
         let mut generator = DriftGenerator::new(self.seed, &self.input, self.options.clone())
             .map_err(|e| run_error(format!("key 'input' ({})", self.input.display()), e))?;
-        let total: u64 = self.segments.iter().map(|s| s.samples).sum();
+        let total: u64 = self
+            .segments
+            .iter()
+            .filter(|s| !s.label_shift.with_replacement)
+            .map(|s| s.samples)
+            .sum();
         if total > generator.remaining() as u64 {
             return Err(ScenarioError::Invalid {
                 path: self.path.clone(),
@@ -332,6 +365,19 @@ impl Scenario {
                     "the segments ask for {total} samples in all but the dataset has {} images",
                     generator.remaining()
                 ),
+            });
+        }
+        let calls: Vec<(u64, LabelShift)> = self
+            .segments
+            .iter()
+            .map(|s| (s.samples, s.label_shift.clone()))
+            .collect();
+        if let Err((index, error)) = generator.check_calls(&calls) {
+            let segment = &self.segments[index];
+            return Err(ScenarioError::Invalid {
+                path: self.path.clone(),
+                place: format!("segment {} ({})", index + 1, segment.name),
+                reason: error.to_string(),
             });
         }
         // Every segment's class mapping is checked against the dataset before anything is written.
@@ -361,6 +407,9 @@ impl Scenario {
                     .map_err(|e| run_error(place.clone(), e))?;
             }
             generator.set_segment_name(Some(segment.name.clone()));
+            generator
+                .set_label_shift(segment.label_shift.clone())
+                .map_err(|e| run_error(place.clone(), e))?;
             if let Some(path) = &segment.class_mapping {
                 generator
                     .set_class_mapping(Some(path))
