@@ -196,8 +196,17 @@ pub fn evaluate(
                         return;
                     }
                 };
+                // The clean batch goes first: the KLs need its embeddings.
+                let clean_unit = Unit {
+                    batch,
+                    level: None,
+                    images: clean.clone(),
+                };
+                if unit_tx.send(Ok(clean_unit)).is_err() {
+                    return;
+                }
                 for (level, chain) in chains.iter().enumerate() {
-                    let drifted = clean
+                    let images = clean
                         .iter()
                         .enumerate()
                         .map(|(k, image)| {
@@ -209,20 +218,8 @@ pub fn evaluate(
                     let unit = Unit {
                         batch,
                         level: Some(level),
-                        images: drifted,
+                        images,
                     };
-                    // The clean batch goes first: the KLs need its embeddings.
-                    if level == 0
-                        && unit_tx
-                            .send(Ok(Unit {
-                                batch,
-                                level: None,
-                                images: clean.clone(),
-                            }))
-                            .is_err()
-                    {
-                        return;
-                    }
                     if unit_tx.send(Ok(unit)).is_err() {
                         return;
                     }

@@ -32,6 +32,7 @@
 mod class_mapping;
 pub mod demo;
 pub mod evaluate;
+mod label_shift;
 mod pipeline;
 mod scenario;
 pub mod weights_fetch;
@@ -47,8 +48,8 @@ pub use drift_transformer::{
     TransformSpec,
 };
 pub use drift_writer::PngCompression;
+pub use label_shift::{ClassPriors, LabelShift};
 pub use scenario::{Scenario, ScenarioError, Segment};
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -56,7 +57,7 @@ use std::time::Duration;
 
 use drift_embedder::{Embedder, EmbedderOptions, StateDict};
 use drift_reader::{Decoder, ReaderError};
-use drift_sampler::{ClassPlan, Sampler, SamplerError};
+use drift_sampler::{Sampler, SamplerError};
 use drift_writer::WriterError;
 
 /// Everything that can stop a generator. Each variant carries the file, flag or sample involved.
@@ -126,29 +127,6 @@ pub enum PipelineError {
     /// The run was interrupted (Ctrl-C); nothing that looks complete was left behind.
     #[error("interrupted: no output was written")]
     Cancelled,
-}
-
-/// Label shift: which class proportions samples are drawn in.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub enum ClassPriors {
-    /// The permutation order: the proportions of the unused images.
-    #[default]
-    AsInDataset,
-    /// Relative weights by class name; classes not named are not drawn.
-    Weights(Vec<(String, f64)>),
-    /// Priors drawn once per `sample` call from a symmetric Dirichlet with this concentration
-    /// (small: a few classes dominate; large: close to uniform).
-    Dirichlet(f64),
-}
-
-/// Label shift of later samples: the class priors, and whether a class that runs out of unused
-/// images may reuse them (otherwise that is an error, raised before anything is written).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LabelShift {
-    /// The class proportions.
-    pub priors: ClassPriors,
-    /// Reuse images of a class once all of them are used.
-    pub with_replacement: bool,
 }
 
 /// How samples are made and written. `Default` gives SPEC's defaults.
@@ -351,108 +329,23 @@ impl DriftGenerator {
 
     /// Label shift: the class proportions of later `sample` calls (until the next call of this).
     pub fn set_label_shift(&mut self, shift: LabelShift) -> Result<(), PipelineError> {
-        let bad = |reason: String| Err(PipelineError::LabelShift(reason));
-        match &shift.priors {
-            ClassPriors::AsInDataset => {}
-            ClassPriors::Weights(weights) => {
-                for (name, weight) in weights {
-                    if self.dataset.classes().label(name).is_none() {
-                        return bad(format!(
-                            "'{name}' is not a class (classes: {})",
-                            self.dataset.classes().names().join(", ")
-                        ));
-                    }
-                    if !weight.is_finite() || *weight < 0.0 {
-                        return bad(format!(
-                            "the weight of {name} must be a number >= 0, got {weight}"
-                        ));
-                    }
-                }
-                if weights.iter().all(|(_, w)| *w == 0.0) {
-                    return bad("at least one class weight must be above 0".into());
-                }
-            }
-            ClassPriors::Dirichlet(alpha) => {
-                if !alpha.is_finite() || *alpha <= 0.0 {
-                    return bad(format!(
-                        "the Dirichlet concentration must be above 0, got {alpha}"
-                    ));
-                }
-            }
-        }
+        shift.validate(self.dataset.classes())?;
         self.label_shift = shift;
         Ok(())
     }
 
-    /// Checks that calls of `counts[i].0` samples under label shift `counts[i].1`, in order,
-    /// can all be made, without making them: the index of the first that cannot, and why.
+    /// Checks that calls of `calls[i].0` samples under label shift `calls[i].1`, in order, can
+    /// all be made, without making them: the index of the first that cannot, and why.
     pub fn check_calls(&self, calls: &[(u64, LabelShift)]) -> Result<(), (usize, PipelineError)> {
-        let mut trial = Self {
-            dataset: self.dataset.clone(),
-            sampler: self.sampler.clone(),
-            decoder: self.decoder.clone(),
-            class_mapping: self.class_mapping.clone(),
-            drift: Drift::none(),
-            label_shift: LabelShift::default(),
-            segment: None,
-            calls: self.calls,
-            embedding: None,
-            options: GeneratorOptions::default(),
-        };
+        let classes = self.dataset.classes();
+        let mut sampler = self.sampler.clone();
         for (index, (n, shift)) in calls.iter().enumerate() {
-            trial
-                .set_label_shift(shift.clone())
-                .map_err(|e| (index, e))?;
-            let plan = trial.class_plan();
-            trial.check_sampler(*n, &plan).map_err(|e| (index, e))?;
-            trial.sampler.advance(&plan, *n as usize, *n);
+            shift.validate(classes).map_err(|e| (index, e))?;
+            let plan = shift.plan(classes, &sampler);
+            label_shift::check(&sampler, *n, &plan, classes).map_err(|e| (index, e))?;
+            sampler.advance(&plan, *n as usize, *n);
         }
         Ok(())
-    }
-
-    fn check_sampler(&self, n: u64, plan: &ClassPlan) -> Result<(), PipelineError> {
-        self.sampler.check(n, plan).map_err(|error| match error {
-            SamplerError::ClassRanOut { label, images } => PipelineError::LabelShift(format!(
-                "class {} ran out: all its {images} images are used (set with_replacement to \
-                 reuse them, or lower its weight)",
-                self.dataset.classes().name(label).unwrap_or("?")
-            )),
-            other => other.into(),
-        })
-    }
-
-    /// The class plan of the next call: Dirichlet priors are drawn from (seed, its first
-    /// sample_id), so each call (segment) gets its own.
-    fn class_plan(&self) -> ClassPlan {
-        let classes = self.dataset.classes();
-        let weights = match &self.label_shift.priors {
-            ClassPriors::AsInDataset => return ClassPlan::AsInDataset,
-            ClassPriors::Weights(weights) => (0..classes.len())
-                .map(|label| {
-                    let name = classes.name(label).unwrap_or_default();
-                    weights
-                        .iter()
-                        .filter(|(n, _)| n == name)
-                        .map(|(_, w)| *w)
-                        .sum()
-                })
-                .collect(),
-            ClassPriors::Dirichlet(alpha) => {
-                use rand::RngExt;
-                // Dirichlet(alpha, ..., alpha) as normalised Gamma(alpha, 1) draws.
-                let gamma = rand_distr::Gamma::new(*alpha, 1.0).expect("alpha was checked");
-                let mut rng = drift_core::sample_rng(
-                    self.sampler.seed(),
-                    self.sampler.next_sample_id(),
-                    drift_core::Purpose::ClassPriors,
-                );
-                (0..classes.len()).map(|_| rng.sample(gamma)).collect()
-            }
-        };
-        ClassPlan::Weighted {
-            weights,
-            with_replacement: self.label_shift.with_replacement,
-        }
     }
 
     /// Names the segment of later `sample` calls in `drift_log.parquet` and `drift.json`
@@ -507,8 +400,8 @@ impl DriftGenerator {
         output: &Path,
         progress: &dyn Progress,
     ) -> Result<SampleSummary, PipelineError> {
-        let class_plan = self.class_plan();
-        self.check_sampler(n, &class_plan)?;
+        let class_plan = self.label_shift.plan(self.dataset.classes(), &self.sampler);
+        label_shift::check(&self.sampler, n, &class_plan, self.dataset.classes())?;
         let threads = match self.options.threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
