@@ -4,19 +4,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
 use drift_core::ImageSize;
 use drift_reader::{Dataset, Decoder};
 use drift_sampler::{Sampler, StreamClock};
-
-fn drift_pipeline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drift-pipeline"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn ok(args: &[&str]) -> String {
     let out = drift_pipeline(args);

@@ -6,16 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::*;
-
-fn drift_pipeline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drift-pipeline"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn succeeds(args: &[&str]) -> String {
     let out = drift_pipeline(args);

@@ -5,44 +5,23 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use drift_core::{ImageSize, RgbImage8};
-use drift_embedder::{Embedder, EmbedderOptions, StateDict, write_synthetic_weights};
+use drift_embedder::{Embedder, EmbedderOptions, StateDict};
+
+type Setup = WeightsSetup;
 
 fn drift_pipeline(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drift-pipeline"))
-        .args(args)
-        // Never look at the real cache of whoever runs the tests.
-        .env("DRIFT_PIPELINE_CACHE", cache)
-        .output()
-        .expect("the binary runs")
-}
-
-struct Setup {
-    scratch: tempfile::TempDir,
-    input: PathBuf,
-    weights: PathBuf,
-    cache: PathBuf,
+    drift_pipeline_in(args, Some(cache))
 }
 
 fn setup(images_per_class: usize) -> Setup {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, images_per_class, 3).unwrap();
-    let weights = scratch.path().join("test-weights.safetensors");
-    write_synthetic_weights(7, &weights).unwrap();
-    let cache = scratch.path().join("empty-cache");
-    Setup {
-        scratch,
-        input,
-        weights,
-        cache,
-    }
+    WeightsSetup::new(images_per_class, 3, 7)
 }
 
-impl Setup {
+impl WeightsSetup {
     fn generate(&self, name: &str, extra: &[&str]) -> PathBuf {
         let output = self.scratch.path().join(name);
         let args = [
@@ -69,10 +48,6 @@ impl Setup {
             String::from_utf8_lossy(&out.stderr)
         );
         output
-    }
-
-    fn fails(&self, args: &[&str], needle: &str) -> String {
-        assert_fails_cleanly(args, &drift_pipeline(args, &self.cache), needle)
     }
 }
 

@@ -5,55 +5,21 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::*;
-use drift_embedder::write_synthetic_weights;
 use drift_measure::{LevelSummary, batch_kl};
 
 const SIZE: &str = "48";
 const BATCH: usize = 8;
 const IMAGES: usize = 32;
 
-fn drift_pipeline(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drift-pipeline"))
-        .args(args)
-        .env("DRIFT_PIPELINE_CACHE", cache)
-        .output()
-        .expect("the binary runs")
-}
-
-struct Setup {
-    scratch: tempfile::TempDir,
-    input: PathBuf,
-    weights: PathBuf,
-    cache: PathBuf,
-}
+type Setup = WeightsSetup;
 
 fn setup() -> Setup {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, 10, 5).unwrap();
-    let weights = scratch.path().join("test-weights.safetensors");
-    write_synthetic_weights(18, &weights).unwrap();
-    let cache = scratch.path().join("empty-cache");
-    Setup {
-        scratch,
-        input,
-        weights,
-        cache,
-    }
+    WeightsSetup::new(10, 5, 18)
 }
 
-impl Setup {
-    fn path(&self, name: &str) -> PathBuf {
-        self.scratch.path().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        drift_pipeline(args, &self.cache)
-    }
-
+impl WeightsSetup {
     /// `evaluate` of IMAGES images in batches of BATCH at SIZE px, plus `extra`.
     fn evaluate(&self, name: &str, extra: &[&str]) -> (PathBuf, String) {
         let output = self.path(name);
@@ -88,10 +54,6 @@ impl Setup {
             String::from_utf8_lossy(&out.stderr)
         );
         (output, String::from_utf8(out.stdout).unwrap())
-    }
-
-    fn fails(&self, args: &[&str], needle: &str) -> String {
-        assert_fails_cleanly(args, &self.run(args), needle)
     }
 }
 
@@ -194,19 +156,12 @@ fn sweep_writes_a_complete_report_and_default_rises_on_both_sides() {
     assert_eq!(bytes_of(&report), bytes_of(&again));
 
     if let Some(python) = check_python() {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/check/check_report.py");
-        let out = Command::new(python)
-            .arg(script)
-            .arg(&report)
-            .args(["--levels", "10", "--batches", &batches.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "Python report check failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let batches = batches.to_string();
+        run_python_script(
+            &python,
+            "check_report.py",
+            &report,
+            &["--levels", "10", "--batches", &batches],
         );
     }
 }

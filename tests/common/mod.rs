@@ -304,19 +304,84 @@ pub fn check_python() -> Option<std::ffi::OsString> {
 /// Runs tools/check/check_output.py on `output`: polars, pyarrow, DuckDB and zipfile read it.
 #[allow(dead_code)] // not every test binary runs the Python check
 pub fn run_python_check(python: &std::ffi::OsStr, output: &Path, args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/check/check_output.py");
+    run_python_script(python, "check_output.py", output, args);
+}
+
+/// Runs `tools/check/<script>` on `folder` with `args`; it must succeed.
+#[allow(dead_code)] // not every test binary runs a Python check
+pub fn run_python_script(python: &std::ffi::OsStr, script: &str, folder: &Path, args: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tools/check")
+        .join(script);
     let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(output)
+        .arg(path)
+        .arg(folder)
         .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "Python check failed:\n{}\n{}",
+        "Python check {script} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs the `drift-pipeline` binary. With `cache`, `DRIFT_PIPELINE_CACHE` points there, so a
+/// test never sees the real weights cache of whoever runs it.
+pub fn drift_pipeline_in(args: &[&str], cache: Option<&Path>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_drift-pipeline"));
+    command.args(args);
+    if let Some(cache) = cache {
+        command.env("DRIFT_PIPELINE_CACHE", cache);
+    }
+    command.output().expect("the binary runs")
+}
+
+/// The binary with the environment as it is.
+pub fn drift_pipeline(args: &[&str]) -> std::process::Output {
+    drift_pipeline_in(args, None)
+}
+
+/// A scratch folder with a demo dataset (`in/`), seeded test weights and an empty weights cache.
+pub struct WeightsSetup {
+    pub scratch: tempfile::TempDir,
+    pub input: std::path::PathBuf,
+    pub weights: std::path::PathBuf,
+    pub cache: std::path::PathBuf,
+}
+
+impl WeightsSetup {
+    /// `images_per_class` demo images per class from `dataset_seed`; weights from `weights_seed`.
+    pub fn new(images_per_class: usize, dataset_seed: u64, weights_seed: u64) -> Self {
+        let scratch = tempfile::tempdir().unwrap();
+        let input = scratch.path().join("in");
+        drift_pipeline::demo::write_dataset(&input, images_per_class, dataset_seed).unwrap();
+        let weights = scratch.path().join("test-weights.safetensors");
+        drift_embedder::write_synthetic_weights(weights_seed, &weights).unwrap();
+        let cache = scratch.path().join("empty-cache");
+        Self {
+            scratch,
+            input,
+            weights,
+            cache,
+        }
+    }
+
+    /// `name` in the scratch folder.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.scratch.path().join(name)
+    }
+
+    /// The binary, with the empty cache.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        drift_pipeline_in(args, Some(&self.cache))
+    }
+
+    /// A command that must fail cleanly with `needle` in its message.
+    pub fn fails(&self, args: &[&str], needle: &str) -> String {
+        assert_fails_cleanly(args, &self.run(args), needle)
+    }
 }
 
 /// Checks that a command failed cleanly: non-zero exit, no panic, a message containing `needle`.
