@@ -19,12 +19,14 @@ use drift_writer::{PngCompression, encode_png};
 struct Options {
     images: usize,
     input: Option<PathBuf>,
+    json: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options {
         images: 1024,
         input: None,
+        json: None,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -34,7 +36,10 @@ fn parse(args: &[String]) -> Result<Options> {
         match flag.as_str() {
             "--images" => options.images = value.parse().context("--images takes a number")?,
             "--input" => options.input = Some(PathBuf::from(value)),
-            other => anyhow::bail!("unknown flag {other}: use --images N or --input DIR"),
+            "--json" => options.json = Some(PathBuf::from(value)),
+            other => {
+                anyhow::bail!("unknown flag {other}: use --images N, --input DIR, --json FILE")
+            }
         }
     }
     Ok(options)
@@ -43,7 +48,7 @@ fn parse(args: &[String]) -> Result<Options> {
 /// The embedder alone on 224x224 images at batch 32, and PyTorch's ResNet18 on the same
 /// machine in the same run when `DRIFT_BENCH_TORCH_PYTHON` names a Python with torch.
 /// Returns PyTorch's images/s when it was measured.
-fn embedding_rows(images: &[RgbImage8], threads: usize) -> Result<Option<f64>> {
+fn embedding_rows(rows: &mut Rows, images: &[RgbImage8], threads: usize) -> Result<Option<f64>> {
     const BATCH: usize = 32;
     let weights = drift_embedder::synthetic_state_dict(18);
     let embedder = drift_embedder::Embedder::new(
@@ -67,10 +72,12 @@ fn embedding_rows(images: &[RgbImage8], threads: usize) -> Result<Option<f64>> {
     for batch in &batches {
         std::hint::black_box(embedder.embed(batch)?);
     }
-    println!(
-        "| embed ResNet18, {} (batch {BATCH}) | {} |",
-        embedder.device_description(),
-        rate(batches.len() * BATCH, started.elapsed().as_secs_f64())
+    rows.add(
+        format!(
+            "embed ResNet18, {} (batch {BATCH})",
+            embedder.device_description()
+        ),
+        rate(batches.len() * BATCH, started.elapsed().as_secs_f64()),
     );
     match std::env::var_os("DRIFT_BENCH_TORCH_PYTHON") {
         Some(python) => {
@@ -92,9 +99,12 @@ fn embedding_rows(images: &[RgbImage8], threads: usize) -> Result<Option<f64>> {
             );
             let line: serde_json::Value = serde_json::from_slice(&output.stdout)?;
             let torch = line["images_per_s"].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "| PyTorch {} ResNet18 ({threads} threads, batch {BATCH}), for comparison | {torch:>9.1} |",
-                line["torch"].as_str().unwrap_or("?"),
+            rows.add(
+                format!(
+                    "PyTorch {} ResNet18 ({threads} threads, batch {BATCH}), for comparison",
+                    line["torch"].as_str().unwrap_or("?")
+                ),
+                torch,
             );
             Ok(Some(torch))
         }
@@ -108,8 +118,46 @@ fn embedding_rows(images: &[RgbImage8], threads: usize) -> Result<Option<f64>> {
     }
 }
 
-fn rate(count: usize, seconds: f64) -> String {
-    format!("{:>9.1}", count as f64 / seconds.max(1e-9))
+fn rate(count: usize, seconds: f64) -> f64 {
+    count as f64 / seconds.max(1e-9)
+}
+
+/// The table's rows: printed as they come (a long run shows progress), kept for `--json`.
+#[derive(Default)]
+struct Rows(Vec<(String, f64)>);
+
+impl Rows {
+    fn add(&mut self, stage: String, images_per_s: f64) {
+        println!("| {stage} | {images_per_s:>9.1} |");
+        self.0.push((stage, images_per_s));
+    }
+}
+
+/// Cores, CPU model and the git commit: what a number needs to be compared with another.
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(crate::workspace_root())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    serde_json::json!({
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cpu": cpu,
+        "commit": commit,
+        "os": std::env::consts::OS,
+    })
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -131,8 +179,16 @@ pub fn run(args: &[String]) -> Result<()> {
     let dataset = Dataset::scan(&input)?;
     let count = options.images.min(dataset.images().len());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let machine = machine();
+    println!(
+        "machine: {} cores, {}; commit {}\n",
+        machine["cores"],
+        machine["cpu"].as_str().unwrap_or("?"),
+        machine["commit"].as_str().unwrap_or("?")
+    );
     println!("| stage | images/s |");
     println!("|---|---:|");
+    let mut rows = Rows::default();
 
     let decoder = Decoder::new(ImageSize::default());
     let started = Instant::now();
@@ -140,9 +196,9 @@ pub fn run(args: &[String]) -> Result<()> {
         .iter()
         .map(|entry| decoder.decode(&entry.path))
         .collect::<Result<_, _>>()?;
-    println!(
-        "| decode + resize to 224x224 (1 thread) | {} |",
-        rate(count, started.elapsed().as_secs_f64())
+    rows.add(
+        "decode + resize to 224x224 (1 thread)".into(),
+        rate(count, started.elapsed().as_secs_f64()),
     );
 
     let sample = &images[..count.min(256)];
@@ -166,9 +222,9 @@ pub fn run(args: &[String]) -> Result<()> {
         for (i, image) in sample.iter().enumerate() {
             std::hint::black_box(chain.apply(image.clone(), 1, i as u64));
         }
-        println!(
-            "| transform {name}=0.5 (1 thread) | {} |",
-            rate(sample.len(), started.elapsed().as_secs_f64())
+        rows.add(
+            format!("transform {name}=0.5 (1 thread)"),
+            rate(sample.len(), started.elapsed().as_secs_f64()),
         );
     }
     for compression in PngCompression::ALL {
@@ -177,15 +233,17 @@ pub fn run(args: &[String]) -> Result<()> {
         for image in sample {
             bytes += encode_png(image, compression)?.len();
         }
-        println!(
-            "| PNG encode {} (1 thread, {:.0} KiB/image) | {} |",
-            compression.name(),
-            bytes as f64 / sample.len() as f64 / 1024.0,
-            rate(sample.len(), started.elapsed().as_secs_f64())
+        rows.add(
+            format!(
+                "PNG encode {} (1 thread, {:.0} KiB/image)",
+                compression.name(),
+                bytes as f64 / sample.len() as f64 / 1024.0
+            ),
+            rate(sample.len(), started.elapsed().as_secs_f64()),
         );
     }
 
-    let torch = embedding_rows(&images, threads)?;
+    let torch = embedding_rows(&mut rows, &images, threads)?;
 
     let weights = scratch.path().join("bench-weights.safetensors");
     drift_embedder::write_synthetic_weights(18, &weights)?;
@@ -211,9 +269,9 @@ pub fn run(args: &[String]) -> Result<()> {
         // Embedding is ~10x slower than the rest: time it on fewer images.
         let n = if embed { count.min(256) } else { count };
         let summary = generator.sample(n as u64, &output)?;
-        println!(
-            "| generate end to end, {name} ({threads} threads, {n} images) | {} |",
-            rate(n, summary.elapsed.as_secs_f64())
+        rows.add(
+            format!("generate end to end, {name} ({threads} threads, {n} images)"),
+            rate(n, summary.elapsed.as_secs_f64()),
         );
     }
 
@@ -235,17 +293,31 @@ pub fn run(args: &[String]) -> Result<()> {
         },
         &(),
     )?;
-    println!(
-        "| evaluate default, {} levels ({threads} threads, {n} images, batch 32) | {:>9.1} |",
-        levels.len(),
-        evaluation.images_per_second()
+    rows.add(
+        format!(
+            "evaluate default, {} levels ({threads} threads, {n} images, batch 32)",
+            levels.len()
+        ),
+        evaluation.images_per_second(),
     );
     if let Some(torch) = torch {
         // The Python tool embedded every image twice per level (clean and drifted).
-        println!(
-            "| the Python tool's evaluate on PyTorch, estimated (PyTorch / 2), for comparison | {:>9.1} |",
-            torch / 2.0
+        rows.add(
+            "the Python tool's evaluate on PyTorch, estimated (PyTorch / 2), for comparison".into(),
+            torch / 2.0,
         );
+    }
+    if let Some(path) = &options.json {
+        let json = serde_json::json!({
+            "machine": machine,
+            "images": count,
+            "rows": rows.0.iter().map(|(stage, rate)| serde_json::json!({
+                "stage": stage,
+                "images_per_s": rate,
+            })).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! - `test`: prepares the Python readers used by the output check (a venv with the pinned
 //!   packages of `tools/check/requirements.txt`), then runs the whole test suite with them.
 //!   This is the README's test command and what CI runs.
-//! - `bench [--images N] [--input DIR]`: images/s of each stage, built in release.
+//! - `bench [--images N] [--input DIR] [--json FILE]`: images/s of each stage, built in release,
+//!   with the machine (cores, CPU) and git commit.
 //! - `test-weights FILE [--seed N]`: writes seeded random ResNet18 weights (safetensors, with
 //!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
 //! - `drift-timeline OUT DIR...`: plots the `drift_log.parquet` of output folders over time as
@@ -41,7 +42,7 @@ fn main() -> Result<()> {
         Some("drift-timeline") => timeline::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR..."
+                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR..."
             );
             std::process::exit(2);
         }
