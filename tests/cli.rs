@@ -10,13 +10,6 @@ use drift_core::ImageSize;
 use drift_reader::{Dataset, Decoder};
 use drift_sampler::{Sampler, StreamClock};
 
-fn ok(args: &[&str]) -> String {
-    let out = drift_pipeline(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Runs a command that must fail cleanly: non-zero exit, no panic, a message containing `needle`.
 fn fails(args: &[&str], needle: &str) -> String {
     assert_fails_cleanly(args, &drift_pipeline(args), needle)
@@ -31,7 +24,7 @@ fn generate_writes_spec_outputs_that_match_the_decoded_sources() {
     let scratch = tempfile::tempdir().unwrap();
     let (input, output) = (scratch.path().join("in"), scratch.path().join("out"));
     mixed_dataset(&input);
-    let stdout = ok(&[
+    let stdout = succeeds(&[
         "generate",
         "--input",
         s(&input),
@@ -98,11 +91,13 @@ fn generate_writes_spec_outputs_that_match_the_decoded_sources() {
 fn assert_identical_at_any_thread_count(scratch: &Path, args: &[&str]) -> Vec<(String, Vec<u8>)> {
     let run = |name: &str, threads: &str| {
         let output = scratch.join(name);
-        ok(&[
-            &["generate", "--output", s(&output), "--threads", threads],
-            args,
-        ]
-        .concat());
+        succeeds(
+            &[
+                &["generate", "--output", s(&output), "--threads", threads],
+                args,
+            ]
+            .concat(),
+        );
         bytes_of(&output)
     };
     let first = run("a", "0");
@@ -121,11 +116,13 @@ fn same_seed_gives_identical_bytes_at_any_thread_count() {
     let args = ["--input", s(&input), "--num-samples", "40"];
     let first = assert_identical_at_any_thread_count(scratch.path(), &args);
     let other_seed = scratch.path().join("e");
-    ok(&[
-        &["generate", "--output", s(&other_seed), "--seed", "43"],
-        &args[..],
-    ]
-    .concat());
+    succeeds(
+        &[
+            &["generate", "--output", s(&other_seed), "--seed", "43"],
+            &args[..],
+        ]
+        .concat(),
+    );
     assert_ne!(first, bytes_of(&other_seed));
 }
 
@@ -136,7 +133,7 @@ fn options_shape_the_output() {
     mixed_dataset(&input);
     let mapping = scratch.path().join("mapping.toml");
     std::fs::write(&mapping, "cats = 10\n\"2\" = 30\n").unwrap();
-    ok(&[
+    succeeds(&[
         "generate",
         "--input",
         s(&input),
@@ -189,11 +186,11 @@ fn overwrite_is_refused_then_allowed() {
         "--num-samples",
         "3",
     ];
-    ok(&args);
+    succeeds(&args);
     let before = bytes_of(&output);
     fails(&args, "already exists (use --overwrite");
     assert_eq!(bytes_of(&output), before, "a refused run changes nothing");
-    ok(&[&args[..], &["--overwrite", "--seed", "9"]].concat());
+    succeeds(&[&args[..], &["--overwrite", "--seed", "9"]].concat());
     assert_ne!(bytes_of(&output), before);
     assert_eq!(listing(&output).len(), 5);
 }
@@ -241,7 +238,7 @@ fn bad_images_fail_naming_the_file_or_are_skipped_and_counted() {
         "--num-samples",
         "16",
     ];
-    let stdout = ok(&[&sixteen[..], &["--skip-bad-images"]].concat());
+    let stdout = succeeds(&[&sixteen[..], &["--skip-bad-images"]].concat());
     assert!(
         stdout.contains("wrote 16 samples") && stdout.contains("skipped 2 unreadable images"),
         "{stdout}"
@@ -434,7 +431,7 @@ fn bad_arguments_and_inputs_get_clear_errors() {
 fn inspect_lists_classes_counts_and_ignored_files() {
     let scratch = tempfile::tempdir().unwrap();
     mixed_dataset(scratch.path());
-    let stdout = ok(&["inspect", s(scratch.path())]);
+    let stdout = succeeds(&["inspect", s(scratch.path())]);
     for line in [
         "    0  cats",
         "    1  dogs",
@@ -452,7 +449,7 @@ fn inspect_lists_classes_counts_and_ignored_files() {
 #[test]
 fn demo_runs_with_no_input() {
     let scratch = tempfile::tempdir().unwrap();
-    let stdout = ok(&["demo", s(scratch.path()), "--quiet"]);
+    let stdout = succeeds(&["demo", s(scratch.path()), "--quiet"]);
     assert!(
         stdout.contains("wrote 100 samples (4 classes, sample_id 0..=99, no drift)"),
         "{stdout}"
@@ -472,7 +469,7 @@ fn python_readers_agree_on_the_schema() {
     let scratch = tempfile::tempdir().unwrap();
     let (input, output) = (scratch.path().join("in"), scratch.path().join("out"));
     mixed_dataset(&input);
-    ok(&[
+    succeeds(&[
         "generate",
         "--input",
         s(&input),
@@ -521,12 +518,14 @@ fn a_drifted_run_pairs_with_the_clean_run_by_sample_id() {
         "--size",
         "96x64",
     ];
-    ok(&[&base[..], &["--output", s(&clean)]].concat());
-    let stdout = ok(&[
-        &base[..],
-        &["--output", s(&blurred), "--transform", "gaussian_blur=0.5"],
-    ]
-    .concat());
+    succeeds(&[&base[..], &["--output", s(&clean)]].concat());
+    let stdout = succeeds(
+        &[
+            &base[..],
+            &["--output", s(&blurred), "--transform", "gaussian_blur=0.5"],
+        ]
+        .concat(),
+    );
     assert!(stdout.contains("drift gaussian_blur=0.5"), "{stdout}");
     assert_eq!(read_input_mapping(&clean), read_input_mapping(&blurred));
     assert_eq!(read_target(&clean), read_target(&blurred));
@@ -617,7 +616,7 @@ fn the_documented_scenario_runs_as_one_stream() {
     std::fs::create_dir(&docs).unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenario.toml");
     std::fs::copy(example, docs.join("scenario.toml")).unwrap();
-    let stdout = ok(&["run", s(&docs.join("scenario.toml")), "--quiet"]);
+    let stdout = succeeds(&["run", s(&docs.join("scenario.toml")), "--quiet"]);
     assert!(stdout.contains("drift default=0.8, hue=0.3"), "{stdout}");
 
     let out = scratch.path().join("out/scenario");

@@ -9,16 +9,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn succeeds(args: &[&str]) -> String {
-    let out = drift_pipeline(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A scenario over a demo dataset at 24x24: a clean reference, then gradual, incremental and
 /// recurring drift. `transforms` false writes the same segments clean.
 fn scenario(dir: &Path, input: &Path, name: &str, transforms: bool) -> PathBuf {

@@ -41,12 +41,7 @@ impl WeightsSetup {
             extra,
         ]
         .concat();
-        let out = drift_pipeline(&args, &self.cache);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.succeeds(&args);
         output
     }
 }

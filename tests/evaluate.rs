@@ -47,13 +47,8 @@ impl WeightsSetup {
             extra,
         ]
         .concat();
-        let out = self.run(&args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (output, String::from_utf8(out.stdout).unwrap())
+        let stdout = self.succeeds(&args);
+        (output, stdout)
     }
 }
 
@@ -215,12 +210,7 @@ fn kl_equals_the_kl_of_generated_embeddings() {
             extra,
         ]
         .concat();
-        let out = setup.run(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        setup.succeeds(&args);
         read_embeddings(&output)
             .into_iter()
             .map(|(_, _, e)| e.iter().map(|&v| v as f32).collect::<Vec<f32>>())

@@ -378,10 +378,30 @@ impl WeightsSetup {
         drift_pipeline_in(args, Some(&self.cache))
     }
 
+    /// The binary with the empty cache; it must succeed. Returns its stdout.
+    pub fn succeeds(&self, args: &[&str]) -> String {
+        assert_succeeds(args, &self.run(args))
+    }
+
     /// A command that must fail cleanly with `needle` in its message.
     pub fn fails(&self, args: &[&str], needle: &str) -> String {
         assert_fails_cleanly(args, &self.run(args), needle)
     }
+}
+
+/// Checks that a command succeeded (showing its stderr if not) and returns its stdout.
+pub fn assert_succeeds(args: &[&str], out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// Runs the binary; it must succeed. Returns its stdout.
+pub fn succeeds(args: &[&str]) -> String {
+    assert_succeeds(args, &drift_pipeline(args))
 }
 
 /// Checks that a command failed cleanly: non-zero exit, no panic, a message containing `needle`.
