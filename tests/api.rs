@@ -130,7 +130,16 @@ fn drift_parameters_are_drawn_per_image() {
         ])
         .unwrap();
     let out = scratch.path().join("out");
-    generator.sample(2, &out).unwrap();
+    let drifted = generator.sample(2, &out).unwrap();
+    // Every stage that ran reports time, embedding (off) none, and no stage more than its
+    // threads (the default: one per core, one writer) could spend in the call.
+    let times = drifted.stage_times;
+    for (stage, time) in times.stages() {
+        assert_eq!(time.is_zero(), stage == "embed", "{stage}: {time:?}");
+    }
+    let cores = std::thread::available_parallelism().unwrap().get() as u32;
+    assert!(times.decode + times.transform + times.encode <= drifted.elapsed * cores * 3);
+    assert!(times.write <= drifted.elapsed);
     let zip = read_zip(&out);
     let images: Vec<&Vec<u8>> = zip.values().collect();
     assert_ne!(images[0], images[1]);

@@ -218,6 +218,52 @@ pub struct SampleSummary {
     pub zip_bytes: u64,
     /// Wall time of the call.
     pub elapsed: Duration,
+    /// Where the worker threads spent that time.
+    pub stage_times: StageTimes,
+}
+
+/// Time the pipeline's threads spent working, per stage, summed over the stage's threads; time
+/// blocked on a channel is not counted. It is wall time inside each step, so on a machine with
+/// more busy threads than cores it includes time a step waited for a core: compare stages with
+/// each other, not with CPU time. The stage with the most time is where speed is won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StageTimes {
+    /// Reading, decoding and resizing source images.
+    pub decode: Duration,
+    /// Applying the drift.
+    pub transform: Duration,
+    /// PNG encoding.
+    pub encode: Duration,
+    /// Embedding batches (zero without embeddings).
+    pub embed: Duration,
+    /// Appending to the zip and the tables, and finishing the files.
+    pub write: Duration,
+}
+
+impl StageTimes {
+    /// Each stage's name and time, in pipeline order.
+    pub fn stages(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("decode", self.decode),
+            ("transform", self.transform),
+            ("encode", self.encode),
+            ("embed", self.embed),
+            ("write", self.write),
+        ]
+    }
+
+    /// The stage with the most time.
+    pub fn busiest(&self) -> (&'static str, Duration) {
+        self.stages()
+            .into_iter()
+            .max_by_key(|&(_, time)| time)
+            .expect("five stages")
+    }
+
+    /// Time summed over all stages.
+    pub fn total(&self) -> Duration {
+        self.stages().iter().map(|&(_, time)| time).sum()
+    }
 }
 
 impl SampleSummary {

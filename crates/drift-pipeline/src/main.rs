@@ -461,6 +461,21 @@ fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
         summary.images_per_second(),
     );
     if !quiet {
+        // Where the time went, so a slow run says which stage to look at.
+        let per_sample =
+            |time: std::time::Duration| 1e3 * time.as_secs_f64() / summary.samples.max(1) as f64;
+        let stages: Vec<String> = summary
+            .stage_times
+            .stages()
+            .iter()
+            .filter(|(_, time)| !time.is_zero())
+            .map(|&(name, time)| format!("{name} {:.2}", per_sample(time)))
+            .collect();
+        println!(
+            "thread time per sample, ms: {} (busiest: {})",
+            stages.join(", "),
+            summary.stage_times.busiest().0
+        );
         for image in &summary.skipped {
             eprintln!("skipped {}: {}", image.path.display(), image.reason);
         }

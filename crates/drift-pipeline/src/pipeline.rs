@@ -18,9 +18,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use drift_core::{RgbImage8, Sample, SampleMeta};
@@ -31,7 +31,7 @@ use drift_writer::{DriftLogRow, OutputWriter, WriterOptions, encode_png};
 
 use crate::{
     ClassMapping, EmbeddingStage, GeneratorOptions, PipelineError, Progress, SampleSummary,
-    SkippedImage,
+    SkippedImage, StageTimes,
 };
 
 /// Everything one `sample` call needs, borrowed from the generator.
@@ -100,6 +100,38 @@ enum ToWriter {
     Embedded(Result<Vec<(u64, Vec<f32>)>, PipelineError>),
 }
 
+/// Nanoseconds of work per stage, added to by every thread of the stage.
+#[derive(Default)]
+struct StageClock {
+    decode: AtomicU64,
+    transform: AtomicU64,
+    encode: AtomicU64,
+    embed: AtomicU64,
+    write: AtomicU64,
+}
+
+impl StageClock {
+    /// Runs `work`, adding its duration to `stage`.
+    fn time<T>(stage: &AtomicU64, work: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = work();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        stage.fetch_add(nanos, Ordering::Relaxed);
+        result
+    }
+
+    fn times(&self) -> StageTimes {
+        let read = |stage: &AtomicU64| Duration::from_nanos(stage.load(Ordering::Relaxed));
+        StageTimes {
+            decode: read(&self.decode),
+            transform: read(&self.transform),
+            encode: read(&self.encode),
+            embed: read(&self.embed),
+            write: read(&self.write),
+        }
+    }
+}
+
 #[derive(Default)]
 struct SequencerReport {
     produced: u64,
@@ -143,6 +175,8 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
     let (embed_tx, embed_rx) = bounded::<(u64, RgbImage8)>(window);
     // Set once the sequencer has all it needs: decoders skip what is still queued.
     let enough = AtomicBool::new(false);
+    let stage_clock = StageClock::default();
+    let clock = &stage_clock;
 
     let (written, report) = thread::scope(|scope| {
         scope.spawn(move || {
@@ -157,7 +191,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         });
         for _ in 0..threads {
             let (rx, tx, enough) = (candidate_rx.clone(), decoded_tx.clone(), &enough);
-            scope.spawn(move || decode_stage(job.dataset, job.decoder, rx, tx, enough));
+            scope.spawn(move || decode_stage(job.dataset, job.decoder, rx, tx, enough, clock));
         }
         drop((candidate_rx, decoded_tx));
 
@@ -177,9 +211,10 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
                         index: sample.meta.sample_id - first,
                         len: job.requested,
                     };
-                    let (image, outcome) =
+                    let (image, outcome) = StageClock::time(&clock.transform, || {
                         job.drift
-                            .apply(sample.image, seed, sample.meta.sample_id, position);
+                            .apply(sample.image, seed, sample.meta.sample_id, position)
+                    });
                     if let Some(embed_tx) = &embed_tx
                         && embed_tx
                             .send((sample.meta.sample_id, image.clone()))
@@ -197,7 +232,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         drop((sample_rx, transformed_tx, embed_tx));
         if let Some(stage) = job.embedding {
             let tx = encoded_tx.clone();
-            scope.spawn(move || embed_stage(&job, stage, embed_rx, tx));
+            scope.spawn(move || embed_stage(&job, stage, embed_rx, tx, clock));
         } else {
             drop(embed_rx);
         }
@@ -207,17 +242,18 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
             let compression = job.options.png_compression;
             scope.spawn(move || {
                 for (sample, log) in rx {
-                    let encoded = encode_png(&sample.image, compression)
-                        .map(|png| Encoded {
-                            meta: sample.meta.clone(),
-                            png,
-                            log,
-                        })
-                        .map_err(|source| PipelineError::Encode {
-                            sample_id: sample.meta.sample_id,
-                            source_path: sample.meta.source_path,
-                            source,
-                        });
+                    let encoded =
+                        StageClock::time(&clock.encode, || encode_png(&sample.image, compression))
+                            .map(|png| Encoded {
+                                meta: sample.meta.clone(),
+                                png,
+                                log,
+                            })
+                            .map_err(|source| PipelineError::Encode {
+                                sample_id: sample.meta.sample_id,
+                                source_path: sample.meta.source_path,
+                                source,
+                            });
                     if tx.send(ToWriter::Encoded(encoded)).is_err() {
                         return;
                     }
@@ -226,7 +262,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         }
         drop((transformed_rx, encoded_tx));
 
-        let written = write(&job, writer, encoded_rx, credit_tx, progress);
+        let written = write(&job, writer, encoded_rx, credit_tx, progress, clock);
         drop(writer_done_tx);
         let report = sequencer
             .join()
@@ -259,6 +295,7 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
             skipped: report.skipped,
             zip_bytes: summary.zip_bytes,
             elapsed: started.elapsed(),
+            stage_times: stage_clock.times(),
         },
         positions_used: report.positions_used,
     })
@@ -309,12 +346,14 @@ fn decode_stage(
     candidates: Receiver<Candidate>,
     decoded: Sender<Decoded>,
     enough: &AtomicBool,
+    clock: &StageClock,
 ) {
     for candidate in candidates {
         if enough.load(Ordering::Relaxed) {
             return;
         }
-        let image = decoder.decode(&dataset.images()[candidate.dataset_index].path);
+        let path = &dataset.images()[candidate.dataset_index].path;
+        let image = StageClock::time(&clock.decode, || decoder.decode(path));
         let message = Decoded {
             position: candidate.position,
             dataset_index: candidate.dataset_index,
@@ -389,6 +428,7 @@ fn embed_stage(
     stage: &EmbeddingStage,
     images: Receiver<(u64, RgbImage8)>,
     to_writer: Sender<ToWriter>,
+    clock: &StageClock,
 ) {
     let end = job.sampler.next_sample_id() + job.requested;
     let mut next = job.sampler.next_sample_id();
@@ -404,9 +444,7 @@ fn embed_stage(
                 .map(|id| waiting.remove(&id).expect("checked above"))
                 .collect();
             let refs: Vec<&RgbImage8> = batch.iter().collect();
-            let result = stage
-                .embedder
-                .embed(&refs)
+            let result = StageClock::time(&clock.embed, || stage.embedder.embed(&refs))
                 .map(|features| (next..batch_end).zip(features).collect())
                 .map_err(PipelineError::from);
             let failed = result.is_err();
@@ -429,6 +467,7 @@ fn write(
     incoming: Receiver<ToWriter>,
     credits: Sender<()>,
     progress: &dyn Progress,
+    clock: &StageClock,
 ) -> Result<drift_writer::OutputSummary, Option<PipelineError>> {
     let first_sample_id = job.sampler.next_sample_id();
     let embeddings_on = job.embedding.is_some();
@@ -462,16 +501,17 @@ fn write(
                 drift_probability: sample.log.probability,
                 values: &sample.log.values,
             };
-            writer
-                .write(&sample.meta, label, &sample.png, embedding.as_deref(), &log)
-                .map_err(|e| Some(e.into()))?;
+            StageClock::time(&clock.write, || {
+                writer.write(&sample.meta, label, &sample.png, embedding.as_deref(), &log)
+            })
+            .map_err(|e| Some(e.into()))?;
             written += 1;
             let _ = credits.send(());
             progress.samples_written(written, job.requested);
         }
         if written == job.requested {
-            return writer
-                .finish(&drift_record(job))
+            let record = drift_record(job);
+            return StageClock::time(&clock.write, || writer.finish(&record))
                 .map_err(|e| Some(e.into()));
         }
     }
