@@ -10,32 +10,31 @@ use crate::PlanarImage;
 const GREY: [f32; 3] = [0.2989, 0.587, 0.114];
 
 // Baseline x86-64 has no rounding instruction, so f32::floor, round_ties_even and `%` are library
-// calls. The helpers below give bit-identical results with plain arithmetic on the ranges used.
-
-/// `x - trunc(x)` with the sign of `x` (as fmod gives it, also for zero): `x % 1.0` exactly for
-/// |x| < 2^31.
-#[inline]
-fn fract_toward_zero(x: f32) -> f32 {
-    (x - (x as i32 as f32)).copysign(x)
-}
-
-/// `x.rem_euclid(1.0)` for |x| < 2^31.
-#[inline]
-fn wrap_unit(x: f32) -> f32 {
-    let r = fract_toward_zero(x);
-    if r < 0.0 { r + 1.0 } else { r }
-}
+// calls, and `as i32` saturates lane by lane. The helpers below give bit-identical results with
+// plain float arithmetic and selects on the ranges used, so loops over them vectorise.
 
 /// `x.round_ties_even()` for |x| < 2^23: adding and removing 2^23 rounds in the FPU's default
 /// round-to-nearest-even mode.
 #[inline]
 fn round_half_even(x: f32) -> f32 {
     const SHIFT: f32 = 8_388_608.0;
-    if x >= 0.0 {
-        (x + SHIFT) - SHIFT
-    } else {
-        -((-x + SHIFT) - SHIFT)
-    }
+    // Rounding the magnitude and restoring the sign keeps -0.0 for small negatives, as
+    // round_ties_even does, without a branch.
+    ((x.abs() + SHIFT) - SHIFT).copysign(x)
+}
+
+/// `x.floor()` for |x| < 2^23.
+#[inline]
+fn floor_small(x: f32) -> f32 {
+    let nearest = round_half_even(x);
+    if nearest > x { nearest - 1.0 } else { nearest }
+}
+
+/// `x.rem_euclid(1.0)` for |x| < 2^23 (and torch's `fmod(x, 1)` for x >= 0), except that it
+/// gives +0.0 for negative integers, where rem_euclid gives -0.0.
+#[inline]
+fn wrap_unit(x: f32) -> f32 {
+    x - floor_small(x)
 }
 
 /// `clamp(f * x + (1 - f) * other)`, torchvision's `_blend`.
@@ -82,14 +81,16 @@ pub fn hue(image: &mut PlanarImage, shift: f32) {
         return;
     }
     let [r, g, b] = image.planes_mut();
-    for i in 0..r.len() {
-        let (h, s, v) = rgb_to_hsv(r[i], g[i], b[i]);
+    // Branch-free per pixel (selects, no early returns or jump tables), so the loop vectorises.
+    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+        let (h, s, v) = rgb_to_hsv(*r, *g, *b);
         let h = wrap_unit(h + shift);
-        let [nr, ng, nb] = hsv_to_rgb(h, s, v);
-        (r[i], g[i], b[i]) = (nr, ng, nb);
+        [*r, *g, *b] = hsv_to_rgb(h, s, v);
     }
 }
 
+/// torchvision's `_rgb_to_hsv`, operation by operation.
+#[inline(always)]
 fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
     let maxc = r.max(g).max(b);
     let minc = r.min(g).min(b);
@@ -109,29 +110,54 @@ fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
     } else {
         4.0 + gc - rc
     };
-    // torch's fmod: the sign follows the dividend, which is positive here.
-    let h = fract_toward_zero(h * (1.0 / 6.0) + 1.0);
+    // torch's fmod(x, 1): the dividend is positive here, so it is x - floor(x).
+    let h = wrap_unit(h * (1.0 / 6.0) + 1.0);
     (h, s, maxc)
 }
 
+/// torchvision's `_hsv_to_rgb`: sector `i = floor(6h)` picks each channel from v, p, q, t.
+#[inline(always)]
 fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
     let h6 = h * 6.0;
-    // h6 >= 0, so truncation is floor.
-    let i = h6 as i32 as f32;
+    let i = floor_small(h6);
     let f = h6 - i;
+    // torch takes `i % 6`; 0 <= h < 1 keeps i in 0..=6. Sectors stay floats: comparing them
+    // needs no conversion.
+    let i = if i >= 6.0 { i - 6.0 } else { i };
     let sxf = s * f;
     let one_minus_s = 1.0 - s;
     let q = ((1.0 - sxf) * v).clamp(0.0, 1.0);
     let t = ((sxf + one_minus_s) * v).clamp(0.0, 1.0);
     let p = (one_minus_s * v).clamp(0.0, 1.0);
-    match (i as i32).rem_euclid(6) {
-        0 => [v, t, p],
-        1 => [q, v, p],
-        2 => [p, v, t],
-        3 => [p, q, v],
-        4 => [t, p, v],
-        _ => [v, p, q],
-    }
+    // Sectors 0..5: r = v q p p t v, g = t v v q p p, b = p p t v v q.
+    let r = if i == 0.0 || i == 5.0 {
+        v
+    } else if i == 1.0 {
+        q
+    } else if i == 4.0 {
+        t
+    } else {
+        p
+    };
+    let g = if i == 1.0 || i == 2.0 {
+        v
+    } else if i == 0.0 {
+        t
+    } else if i == 3.0 {
+        q
+    } else {
+        p
+    };
+    let b = if i == 3.0 || i == 4.0 {
+        v
+    } else if i == 2.0 {
+        t
+    } else if i == 5.0 {
+        q
+    } else {
+        p
+    };
+    [r, g, b]
 }
 
 /// Rotate by `angle_degrees` counter-clockwise about the centre, same size, nearest neighbour,
@@ -174,23 +200,45 @@ pub fn rotate(image: &mut PlanarImage, angle_degrees: f64) {
     let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
     let theta_x = [matrix[0] / half_w, matrix[1] / half_w, matrix[2] / half_w];
     let theta_y = [matrix[3] / half_h, matrix[4] / half_h, matrix[5] / half_h];
+    // Row by row: first the source coordinates of every output pixel, in a branch-free loop
+    // of float arithmetic that vectorises; then the lookups, which need an index per pixel
+    // and cannot.
+    let (wf, hf) = (w as f32, h as f32);
+    let (mut row_x, mut row_y) = (vec![0.0f32; w], vec![0.0f32; w]);
+    let (src_r, rest) = source.split_at(n);
+    let (src_g, src_b) = rest.split_at(n);
+    // torchvision's base grid: pixel centres, (1 - w) / 2 + x, computed once per column.
+    let base_xs: Vec<f32> = (0..w).map(|x| (1.0 - wf) * 0.5 + x as f32).collect();
     for y in 0..h {
-        let base_y = (1.0 - h as f32) * 0.5 + y as f32;
-        for x in 0..w {
-            let base_x = (1.0 - w as f32) * 0.5 + x as f32;
+        let base_y = (1.0 - hf) * 0.5 + y as f32;
+        let rows = row_x.iter_mut().zip(row_y.iter_mut());
+        for ((sx, sy), &base_x) in rows.zip(&base_xs) {
             let grid_x = base_x * theta_x[0] + base_y * theta_x[1] + theta_x[2];
             let grid_y = base_x * theta_y[0] + base_y * theta_y[1] + theta_y[2];
             // grid_sample, align_corners=False, nearest: round half to even.
-            let ix = round_half_even(((grid_x + 1.0) * w as f32 - 1.0) / 2.0);
-            let iy = round_half_even(((grid_y + 1.0) * h as f32 - 1.0) / 2.0);
-            let inside = ix >= 0.0 && iy >= 0.0 && ix < w as f32 && iy < h as f32;
-            for c in 0..3 {
-                data[c * n + y * w + x] = if inside {
-                    source[c * n + iy as usize * w + ix as usize]
-                } else {
-                    0.0
-                };
-            }
+            *sx = round_half_even(((grid_x + 1.0) * wf - 1.0) / 2.0);
+            *sy = round_half_even(((grid_y + 1.0) * hf - 1.0) / 2.0);
+        }
+        let (out_r, rest) = data.split_at_mut(n);
+        let (out_g, out_b) = rest.split_at_mut(n);
+        let row = y * w..(y + 1) * w;
+        let outputs = out_r[row.clone()]
+            .iter_mut()
+            .zip(&mut out_g[row.clone()])
+            .zip(&mut out_b[row]);
+        for (((r, g), b), (&ix, &iy)) in outputs.zip(row_x.iter().zip(&row_y)) {
+            let inside = ix >= 0.0 && iy >= 0.0 && ix < wf && iy < hf;
+            let from = if inside {
+                iy as usize * w + ix as usize
+            } else {
+                0
+            };
+            let [sr, sg, sb] = [src_r[from], src_g[from], src_b[from]];
+            (*r, *g, *b) = if inside {
+                (sr, sg, sb)
+            } else {
+                (0.0, 0.0, 0.0)
+            };
         }
     }
 }
@@ -309,8 +357,12 @@ mod tests {
                 x.round_ties_even().to_bits(),
                 "{x}"
             );
-            assert_eq!(wrap_unit(x).to_bits(), x.rem_euclid(1.0).to_bits(), "{x}");
-            assert_eq!(fract_toward_zero(x).to_bits(), (x % 1.0).to_bits(), "{x}");
+            // Equal as numbers: negative integers give +0.0 where rem_euclid gives -0.0.
+            assert_eq!(wrap_unit(x), x.rem_euclid(1.0), "{x}");
+            assert_eq!(floor_small(x).to_bits(), x.floor().to_bits(), "{x}");
+            if x > 0.0 {
+                assert_eq!(wrap_unit(x).to_bits(), (x % 1.0).to_bits(), "{x}");
+            }
             x += 0.013_671_875; // 7/512: hits exact halves and integers
         }
         for x in [
@@ -328,7 +380,8 @@ mod tests {
                 x.round_ties_even().to_bits(),
                 "{x}"
             );
-            assert_eq!(wrap_unit(x).to_bits(), x.rem_euclid(1.0).to_bits(), "{x}");
+            assert_eq!(wrap_unit(x), x.rem_euclid(1.0), "{x}");
+            assert_eq!(floor_small(x).to_bits(), x.floor().to_bits(), "{x}");
         }
     }
 
