@@ -13,8 +13,8 @@ use parquet::file::properties::WriterProperties;
 
 use crate::WriterError;
 
-/// Rows buffered before a record batch goes to the Parquet writer: bounds memory on any
-/// dataset size while keeping row groups reasonably large.
+/// Rows buffered before a record batch goes to the Parquet writer, and rows per row group:
+/// bounds memory on any dataset size while keeping row groups reasonably large.
 const ROWS_PER_BATCH: usize = 16_384;
 
 /// `input_mapping.parquet`: `sample_id` Int64, `timestamp` Float64, `file_name` Utf8.
@@ -37,7 +37,7 @@ pub fn target_schema() -> SchemaRef {
 
 pub use drift_core::EMBEDDING_DIM;
 
-/// Rows of `embeddings.parquet` buffered per batch: 4 MiB of f64 values.
+/// Rows of `embeddings.parquet` buffered per batch and per row group: 4 MiB of f64 values.
 const EMBEDDING_ROWS_PER_BATCH: usize = 1024;
 
 /// `embeddings.parquet`: `sample_id` Int64, `timestamp` Float64, `embedding`
@@ -155,8 +155,11 @@ impl TableWriter {
             Payload::Embedding(_) => EMBEDDING_ROWS_PER_BATCH,
             _ => ROWS_PER_BATCH,
         };
+        // The Parquet writer keeps a whole row group in memory (a million rows by default: 4 GiB
+        // of embeddings), so each batch is closed as its own row group.
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(rows_per_batch))
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
             .map_err(|source| parquet_error(path, source))?;
@@ -312,5 +315,33 @@ fn parquet_error(path: &Path, source: parquet::errors::ParquetError) -> WriterEr
     WriterError::Parquet {
         path: path.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    #[test]
+    fn row_groups_are_closed_batch_by_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("embeddings.parquet");
+        let mut table = TableWriter::embeddings(File::create(&path).unwrap(), &path).unwrap();
+        let rows = 2 * EMBEDDING_ROWS_PER_BATCH + 5;
+        let embedding = vec![0.25f32; EMBEDDING_DIM];
+        for id in 0..rows as i64 {
+            table.push_embedding(id, id as f64, &embedding).unwrap();
+        }
+        table.finish().unwrap();
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|group| group.num_rows())
+            .collect();
+        let batch = EMBEDDING_ROWS_PER_BATCH as i64;
+        assert_eq!(groups, [batch, batch, 5]);
     }
 }
