@@ -2,19 +2,26 @@
 //!
 //! Generates a deterministic demo dataset (or uses `--input DIR`), then times each stage alone
 //! on the same images: decode + resize, every transform and the full chain, PNG encode at each
-//! compression setting, end-to-end `sample` calls without and with transforms and embeddings,
-//! and an `evaluate` sweep (image-levels/s, the Python tool's unit). Ratios within
-//! one run are meaningful; absolute numbers on a shared machine are noisy.
+//! compression setting, the writer (zip and Parquet tables), the embedder, and an `evaluate`
+//! sweep (image-levels/s, the Python tool's unit).
+//!
+//! End-to-end `generate` runs (without and with transforms and embeddings, and at 1k and 10k
+//! samples for memory) each run in a fresh child process (`bench-generate`), which reports its
+//! own peak RSS and CPU time and the pipeline's time per stage, so the busiest stage is named.
+//! Ratios within one run are meaningful; absolute numbers on a shared machine are noisy.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use drift_core::{ImageSize, RgbImage8};
+use drift_core::{ImageSize, RgbImage8, SampleMeta};
 use drift_pipeline::{DriftGenerator, GeneratorOptions, TransformChain};
 use drift_reader::{Dataset, Decoder};
-use drift_transformer::TransformKind;
-use drift_writer::{PngCompression, encode_png};
+use drift_transformer::{LOG_COLUMNS, TransformKind};
+use drift_writer::{DriftLogRow, OutputWriter, PngCompression, WriterOptions, encode_png};
+
+/// Samples of the two memory runs, on datasets of as many images.
+const MEMORY_RUNS: [usize; 2] = [1024, 10240];
 
 struct Options {
     images: usize,
@@ -125,6 +132,94 @@ fn rate(count: usize, seconds: f64) -> f64 {
 /// The table's rows: printed as they come (a long run shows progress), kept for `--json`.
 #[derive(Default)]
 struct Rows(Vec<(String, f64)>);
+
+/// What a `bench-generate` child reports about its run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunReport {
+    samples: u64,
+    /// Wall time of the `sample` call.
+    seconds: f64,
+    /// Wall time of the whole process (scan, weights, sampling).
+    process_seconds: f64,
+    /// User + system CPU time of the whole process.
+    cpu_seconds: f64,
+    peak_rss_bytes: u64,
+    /// Thread time per stage, seconds, in pipeline order.
+    stages: Vec<(String, f64)>,
+}
+
+impl RunReport {
+    fn images_per_s(&self) -> f64 {
+        rate(self.samples as usize, self.seconds)
+    }
+
+    /// Average number of cores kept busy over the process's life.
+    fn cores_busy(&self) -> f64 {
+        self.cpu_seconds / self.process_seconds.max(1e-9)
+    }
+
+    fn busiest(&self) -> (&str, f64) {
+        let total: f64 = self.stages.iter().map(|(_, s)| s).sum();
+        self.stages
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(("?", 0.0), |(name, s)| {
+                (name.as_str(), s / total.max(1e-12))
+            })
+    }
+
+    fn row(&self, name: &str) -> String {
+        let per_sample = |seconds: f64| 1e3 * seconds / self.samples.max(1) as f64;
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|(_, s)| format!("{:.2}", per_sample(*s)))
+            .collect();
+        let (busiest, share) = self.busiest();
+        format!(
+            "| {name} | {:.1} | {:.2} | {:.0} | {} | {busiest} ({:.0}%) |",
+            self.images_per_s(),
+            self.cores_busy(),
+            self.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            stages.join(" / "),
+            100.0 * share
+        )
+    }
+}
+
+/// End-to-end runs, each in its own process.
+#[derive(Default)]
+struct Runs(Vec<(String, RunReport)>);
+
+impl Runs {
+    fn header() {
+        println!(
+            "\n| generate run | images/s | CPU (cores busy) | peak RSS (MiB) | thread ms per sample: decode / transform / encode / embed / write | busiest stage (share of thread time) |"
+        );
+        println!("|---|---:|---:|---:|---|---|");
+    }
+
+    /// Runs `bench-generate` in a child process and adds its report.
+    fn add(&mut self, name: String, args: &[String]) -> Result<()> {
+        let exe = std::env::current_exe().context("cannot find the bench binary")?;
+        let output = std::process::Command::new(exe)
+            .arg("bench-generate")
+            .args(args)
+            .output()
+            .context("cannot start a bench-generate child")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "bench-generate {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: RunReport =
+            serde_json::from_slice(&output.stdout).context("bench-generate printed no report")?;
+        println!("{}", report.row(&name));
+        self.0.push((name, report));
+        Ok(())
+    }
+}
 
 impl Rows {
     fn add(&mut self, stage: String, images_per_s: f64) {
@@ -243,37 +338,27 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
 
+    let pngs: Vec<Vec<u8>> = sample
+        .iter()
+        .map(|image| encode_png(image, PngCompression::Fast))
+        .collect::<Result<_, _>>()?;
+    for (name, pngs) in [
+        ("zip + Parquet tables", pngs.clone()),
+        ("Parquet tables only (empty zip entries)", vec![Vec::new()]),
+    ] {
+        let output = scratch.path().join("writer");
+        let seconds = time_writer(&dataset, &pngs, count, &output)?;
+        rows.add(
+            format!("write {name}, fast PNGs (1 thread, {count} samples)"),
+            rate(count, seconds),
+        );
+    }
+
     let torch = embedding_rows(&mut rows, &images, threads)?;
+    drop(images);
 
     let weights = scratch.path().join("bench-weights.safetensors");
     drift_embedder::write_synthetic_weights(18, &weights)?;
-    for (name, drift, embed) in [
-        ("no transform", None, false),
-        ("7 transforms", Some(&chains[chains.len() - 1].1), false),
-        ("no transform, embeddings", None, true),
-    ] {
-        let options = GeneratorOptions {
-            embeddings: embed.then(|| drift_pipeline::EmbeddingOptions {
-                weights: Some(weights.clone()),
-                ..Default::default()
-            }),
-            ..GeneratorOptions::default()
-        };
-        let mut generator = DriftGenerator::new(42, &input, options)?;
-        if let Some(chain) = drift {
-            generator.add_abrupt_drift(chain.specs().to_vec())?;
-        }
-        let output = scratch
-            .path()
-            .join(format!("out-{}", name.replace(' ', "-")));
-        // Embedding is ~10x slower than the rest: time it on fewer images.
-        let n = if embed { count.min(256) } else { count };
-        let summary = generator.sample(n as u64, &output)?;
-        rows.add(
-            format!("generate end to end, {name} ({threads} threads, {n} images)"),
-            rate(n, summary.elapsed.as_secs_f64()),
-        );
-    }
 
     // evaluate: each image once clean and once per level; images/s counts image-levels, as the
     // Python tool's figure did (it embedded clean and drifted every time: 2 passes per image).
@@ -307,6 +392,90 @@ pub fn run(args: &[String]) -> Result<()> {
             torch / 2.0,
         );
     }
+
+    Runs::header();
+    let mut runs = Runs::default();
+    let all_seven = chains[chains.len() - 1].1.to_string();
+    let input_arg = input.display().to_string();
+    let weights_arg = weights.display().to_string();
+    // Embedding is ~10x slower than the rest: time it on fewer images.
+    let embed_count = count.min(256);
+    for (name, n, extra) in [
+        ("no transform", count, vec![]),
+        ("7 transforms", count, vec!["--drift", all_seven.as_str()]),
+        (
+            "no transform, embeddings",
+            embed_count,
+            vec!["--weights", weights_arg.as_str()],
+        ),
+        (
+            "7 transforms, embeddings",
+            embed_count,
+            vec![
+                "--drift",
+                all_seven.as_str(),
+                "--weights",
+                weights_arg.as_str(),
+            ],
+        ),
+    ] {
+        let output = scratch.path().join("generate");
+        let mut args = vec!["--input", input_arg.as_str(), "--output"];
+        let output_arg = output.display().to_string();
+        args.push(&output_arg);
+        let n_arg = n.to_string();
+        args.extend(["--samples", n_arg.as_str()]);
+        args.extend(extra);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        runs.add(format!("{name} ({threads} threads, {n} images)"), &args)?;
+    }
+
+    // The goal table was measured on 1024 images at 224 px: the same runs on sources
+    // already at the output size, where decoding is cheap and the rest of the pipeline shows.
+    let small = scratch.path().join("sources-224");
+    drift_pipeline::demo::write_dataset_sized(&small, 256, 7, (224, 224))?;
+    let small_arg = small.display().to_string();
+    for (name, drift) in [("no transform", None), ("7 transforms", Some(&all_seven))] {
+        let mut args: Vec<String> = [
+            "--input",
+            &small_arg,
+            "--output",
+            &scratch.path().join("generate").display().to_string(),
+            "--samples",
+            "1024",
+        ]
+        .map(str::to_owned)
+        .into();
+        if let Some(drift) = drift {
+            args.extend(["--drift".to_owned(), drift.clone()]);
+        }
+        runs.add(
+            format!("{name}, 224-px sources ({threads} threads, 1024 images)"),
+            &args,
+        )?;
+    }
+
+    // Memory against dataset size: the same kind of images, 1k and 10k of them, all sampled.
+    for n in MEMORY_RUNS {
+        let dataset = scratch.path().join(format!("memory-{n}"));
+        drift_pipeline::demo::write_dataset_sized(&dataset, n / 4, 5, (150, 600))?;
+        let args: Vec<String> = [
+            "--input",
+            &dataset.display().to_string(),
+            "--output",
+            &scratch.path().join("generate").display().to_string(),
+            "--samples",
+            &n.to_string(),
+        ]
+        .map(str::to_owned)
+        .into();
+        runs.add(
+            format!("memory: no transform, {n}-image dataset, all sampled (150-600 px)"),
+            &args,
+        )?;
+        std::fs::remove_dir_all(&dataset)?;
+    }
+
     if let Some(path) = &options.json {
         let json = serde_json::json!({
             "machine": machine,
@@ -315,9 +484,132 @@ pub fn run(args: &[String]) -> Result<()> {
                 "stage": stage,
                 "images_per_s": rate,
             })).collect::<Vec<_>>(),
+            "generate_runs": runs.0.iter().map(|(name, report)| serde_json::json!({
+                "run": name,
+                "images_per_s": report.images_per_s(),
+                "cores_busy": report.cores_busy(),
+                "report": report,
+            })).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Seconds to write `count` samples (PNGs cycled from `pngs`) through the output writer, files
+/// finished and synced, as the pipeline's writer thread does.
+fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path) -> Result<f64> {
+    let started = Instant::now();
+    let mut writer = OutputWriter::create(
+        output,
+        WriterOptions {
+            organize_by_class: false,
+            overwrite: true,
+            embeddings: false,
+            drift_log_columns: &LOG_COLUMNS,
+        },
+        dataset.classes().clone(),
+    )?;
+    for i in 0..count {
+        let entry = &dataset.images()[i % dataset.images().len()];
+        let meta = SampleMeta {
+            sample_id: i as u64,
+            timestamp: 1_717_232_400.0 + 1800.0 * i as f64,
+            label: entry.label,
+            source_path: entry.path.clone(),
+            file_name: drift_sampler::file_name(42, i as u64),
+        };
+        let png = &pngs[i % pngs.len()];
+        let label = i64::try_from(meta.label)?;
+        writer.write(&meta, label, png, None, &DriftLogRow::clean("bench"))?;
+    }
+    writer.finish("{}\n")?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// `bench-generate --input DIR --output DIR --samples N [--drift LIST] [--weights FILE]`: one
+/// `generate` run in this process, reported as a JSON [`RunReport`] on stdout.
+pub fn generate_child(args: &[String]) -> Result<()> {
+    let started = Instant::now();
+    let (mut input, mut output, mut samples, mut drift, mut weights) =
+        (None, None, None, None, None);
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--input" => input = Some(PathBuf::from(value)),
+            "--output" => output = Some(PathBuf::from(value)),
+            "--samples" => samples = Some(value.parse::<u64>().context("--samples")?),
+            "--drift" => drift = Some(value.parse::<TransformChain>()?),
+            "--weights" => weights = Some(PathBuf::from(value)),
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    let options = GeneratorOptions {
+        overwrite: true,
+        embeddings: weights.map(|weights| drift_pipeline::EmbeddingOptions {
+            weights: Some(weights),
+            ..Default::default()
+        }),
+        ..GeneratorOptions::default()
+    };
+    let mut generator = DriftGenerator::new(42, &input.context("--input is required")?, options)?;
+    if let Some(chain) = drift {
+        generator.add_abrupt_drift(chain.specs().to_vec())?;
+    }
+    let summary = generator.sample(
+        samples.context("--samples is required")?,
+        &output.context("--output is required")?,
+    )?;
+    let (cpu_seconds, peak_rss_bytes) = process_usage()?;
+    let report = RunReport {
+        samples: summary.samples,
+        seconds: summary.elapsed.as_secs_f64(),
+        process_seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds,
+        peak_rss_bytes,
+        stages: summary
+            .stage_times
+            .stages()
+            .iter()
+            .map(|(name, time)| ((*name).to_owned(), time.as_secs_f64()))
+            .collect(),
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// This process's CPU time (user + system, all threads) and peak resident set size, from
+/// Linux's /proc (`utime`/`stime` count in USER_HZ ticks, 100 per second on Linux).
+fn process_usage() -> Result<(f64, u64)> {
+    let stat =
+        std::fs::read_to_string("/proc/self/stat").context("/proc/self/stat (Linux only)")?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("unexpected /proc/self/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("short /proc/self/stat")?
+            .parse::<f64>()?)
+    };
+    // utime and stime are fields 14 and 15 of the line; the list starts at field 3.
+    let cpu_seconds = (ticks(11)? + ticks(12)?) / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").context("/proc/self/status")?;
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .context("no VmHWM in /proc/self/status")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok((cpu_seconds, peak_kib * 1024))
 }

@@ -4,7 +4,8 @@
 //!   packages of `tools/check/requirements.txt`), then runs the whole test suite with them.
 //!   This is the README's test command and what CI runs.
 //! - `bench [--images N] [--input DIR] [--json FILE]`: images/s of each stage, built in release,
-//!   with the machine (cores, CPU) and git commit.
+//!   with the machine (cores, CPU) and git commit; end-to-end runs with CPU use, peak RSS and
+//!   the busiest stage.
 //! - `test-weights FILE [--seed N]`: writes seeded random ResNet18 weights (safetensors, with
 //!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
 //! - `drift-timeline OUT DIR...`: plots the `drift_log.parquet` of output folders over time as
@@ -38,6 +39,8 @@ fn main() -> Result<()> {
         ])
         .args(&args[1..])),
         Some("bench-release") => bench::run(&args[1..]),
+        // One end-to-end run in its own process (started by `bench`, for its RSS and CPU time).
+        Some("bench-generate") => bench::generate_child(&args[1..]),
         Some("test-weights") => test_weights(&args[1..]),
         Some("drift-timeline") => timeline::run(&args[1..]),
         _ => {
