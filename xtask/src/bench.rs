@@ -29,18 +29,25 @@ struct Options {
     json: Option<PathBuf>,
 }
 
+/// `--flag value` pairs; every flag here takes a value.
+fn flag_values(args: &[String]) -> Result<Vec<(&str, &str)>> {
+    args.chunks(2)
+        .map(|pair| match pair {
+            [flag, value] => Ok((flag.as_str(), value.as_str())),
+            [flag] => anyhow::bail!("{flag} needs a value"),
+            _ => unreachable!("chunks of two"),
+        })
+        .collect()
+}
+
 fn parse(args: &[String]) -> Result<Options> {
     let mut options = Options {
         images: 1024,
         input: None,
         json: None,
     };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
+    for (flag, value) in flag_values(args)? {
+        match flag {
             "--images" => options.images = value.parse().context("--images takes a number")?,
             "--input" => options.input = Some(PathBuf::from(value)),
             "--json" => options.json = Some(PathBuf::from(value)),
@@ -534,12 +541,8 @@ pub fn generate_child(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let (mut input, mut output, mut samples, mut drift, mut weights) =
         (None, None, None, None, None);
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
+    for (flag, value) in flag_values(args)? {
+        match flag {
             "--input" => input = Some(PathBuf::from(value)),
             "--output" => output = Some(PathBuf::from(value)),
             "--samples" => samples = Some(value.parse::<u64>().context("--samples")?),
