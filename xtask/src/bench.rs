@@ -194,9 +194,11 @@ impl RunReport {
     }
 }
 
-/// End-to-end runs, each in its own process.
-#[derive(Default)]
-struct Runs(Vec<(String, RunReport)>);
+/// End-to-end runs, each in its own process, all writing to `output`.
+struct Runs {
+    output: PathBuf,
+    reports: Vec<(String, RunReport)>,
+}
 
 impl Runs {
     fn header() {
@@ -206,12 +208,34 @@ impl Runs {
         println!("|---|---:|---:|---:|---|---|");
     }
 
-    /// Runs `bench-generate` in a child process and adds its report.
-    fn add(&mut self, name: String, args: &[String]) -> Result<()> {
+    /// Runs `bench-generate` on `samples` samples of `input` in a child process and adds its
+    /// report.
+    fn add(
+        &mut self,
+        name: String,
+        input: &Path,
+        samples: usize,
+        drift: Option<&str>,
+        weights: Option<&Path>,
+    ) -> Result<()> {
+        let mut args = vec![
+            "--input".to_owned(),
+            input.display().to_string(),
+            "--output".to_owned(),
+            self.output.display().to_string(),
+            "--samples".to_owned(),
+            samples.to_string(),
+        ];
+        if let Some(drift) = drift {
+            args.extend(["--drift".to_owned(), drift.to_owned()]);
+        }
+        if let Some(weights) = weights {
+            args.extend(["--weights".to_owned(), weights.display().to_string()]);
+        }
         let exe = std::env::current_exe().context("cannot find the bench binary")?;
         let output = std::process::Command::new(exe)
             .arg("bench-generate")
-            .args(args)
+            .args(&args)
             .output()
             .context("cannot start a bench-generate child")?;
         anyhow::ensure!(
@@ -223,7 +247,7 @@ impl Runs {
         let report: RunReport =
             serde_json::from_slice(&output.stdout).context("bench-generate printed no report")?;
         println!("{}", report.row(&name));
-        self.0.push((name, report));
+        self.reports.push((name, report));
         Ok(())
     }
 }
@@ -401,85 +425,49 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     Runs::header();
-    let mut runs = Runs::default();
+    let mut runs = Runs {
+        output: scratch.path().join("generate"),
+        reports: Vec::new(),
+    };
     let all_seven = chains[chains.len() - 1].1.to_string();
-    let input_arg = input.display().to_string();
-    let weights_arg = weights.display().to_string();
+    let seven = Some(all_seven.as_str());
     // Embedding is ~10x slower than the rest: time it on fewer images.
     let embed_count = count.min(256);
-    for (name, n, extra) in [
-        ("no transform", count, vec![]),
-        ("7 transforms", count, vec!["--drift", all_seven.as_str()]),
+    for (name, n, drift, weights) in [
+        ("no transform", count, None, None),
+        ("7 transforms", count, seven, None),
         (
             "no transform, embeddings",
             embed_count,
-            vec!["--weights", weights_arg.as_str()],
+            None,
+            Some(&weights),
         ),
         (
             "7 transforms, embeddings",
             embed_count,
-            vec![
-                "--drift",
-                all_seven.as_str(),
-                "--weights",
-                weights_arg.as_str(),
-            ],
+            seven,
+            Some(&weights),
         ),
     ] {
-        let output = scratch.path().join("generate");
-        let mut args = vec!["--input", input_arg.as_str(), "--output"];
-        let output_arg = output.display().to_string();
-        args.push(&output_arg);
-        let n_arg = n.to_string();
-        args.extend(["--samples", n_arg.as_str()]);
-        args.extend(extra);
-        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
-        runs.add(format!("{name} ({threads} threads, {n} images)"), &args)?;
+        let name = format!("{name} ({threads} threads, {n} images)");
+        runs.add(name, &input, n, drift, weights.map(PathBuf::as_path))?;
     }
 
     // The goal table was measured on 1024 images at 224 px: the same runs on sources
     // already at the output size, where decoding is cheap and the rest of the pipeline shows.
     let small = scratch.path().join("sources-224");
     drift_pipeline::demo::write_dataset_sized(&small, 256, 7, (224, 224))?;
-    let small_arg = small.display().to_string();
-    for (name, drift) in [("no transform", None), ("7 transforms", Some(&all_seven))] {
-        let mut args: Vec<String> = [
-            "--input",
-            &small_arg,
-            "--output",
-            &scratch.path().join("generate").display().to_string(),
-            "--samples",
-            "1024",
-        ]
-        .map(str::to_owned)
-        .into();
-        if let Some(drift) = drift {
-            args.extend(["--drift".to_owned(), drift.clone()]);
-        }
-        runs.add(
-            format!("{name}, 224-px sources ({threads} threads, 1024 images)"),
-            &args,
-        )?;
+    for (name, drift) in [("no transform", None), ("7 transforms", seven)] {
+        let name = format!("{name}, 224-px sources ({threads} threads, 1024 images)");
+        runs.add(name, &small, 1024, drift, None)?;
     }
 
     // Memory against dataset size: the same kind of images, 1k and 10k of them, all sampled.
     for n in MEMORY_RUNS {
         let dataset = scratch.path().join(format!("memory-{n}"));
         drift_pipeline::demo::write_dataset_sized(&dataset, n / 4, 5, (150, 600))?;
-        let args: Vec<String> = [
-            "--input",
-            &dataset.display().to_string(),
-            "--output",
-            &scratch.path().join("generate").display().to_string(),
-            "--samples",
-            &n.to_string(),
-        ]
-        .map(str::to_owned)
-        .into();
-        runs.add(
-            format!("memory: no transform, {n}-image dataset, all sampled (150-600 px)"),
-            &args,
-        )?;
+        let name = format!("memory: no transform, {n}-image dataset, all sampled (150-600 px)");
+        runs.add(name, &dataset, n, None, None)?;
         std::fs::remove_dir_all(&dataset)?;
     }
 
@@ -491,7 +479,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 "stage": stage,
                 "images_per_s": rate,
             })).collect::<Vec<_>>(),
-            "generate_runs": runs.0.iter().map(|(name, report)| serde_json::json!({
+            "generate_runs": runs.reports.iter().map(|(name, report)| serde_json::json!({
                 "run": name,
                 "images_per_s": report.images_per_s(),
                 "cores_busy": report.cores_busy(),
