@@ -146,13 +146,15 @@ struct RunReport {
     samples: u64,
     /// Wall time of the `sample` call.
     seconds: f64,
-    /// Wall time of the whole process (scan, weights, sampling).
+    /// Wall time of the run in the process (scan, weights, sampling).
     process_seconds: f64,
-    /// User + system CPU time of the whole process.
+    /// User + system CPU time over the same span.
     cpu_seconds: f64,
     peak_rss_bytes: u64,
     /// Thread time per stage, seconds, in pipeline order.
     stages: Vec<(String, f64)>,
+    /// The stage with the most thread time, and its share of the total.
+    busiest: (String, f64),
 }
 
 impl RunReport {
@@ -165,16 +167,6 @@ impl RunReport {
         self.cpu_seconds / self.process_seconds.max(1e-9)
     }
 
-    fn busiest(&self) -> (&str, f64) {
-        let total: f64 = self.stages.iter().map(|(_, s)| s).sum();
-        self.stages
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or(("?", 0.0), |(name, s)| {
-                (name.as_str(), s / total.max(1e-12))
-            })
-    }
-
     fn row(&self, name: &str) -> String {
         let per_sample = |seconds: f64| 1e3 * seconds / self.samples.max(1) as f64;
         let stages: Vec<String> = self
@@ -182,7 +174,7 @@ impl RunReport {
             .iter()
             .map(|(_, s)| format!("{:.2}", per_sample(*s)))
             .collect();
-        let (busiest, share) = self.busiest();
+        let (busiest, share) = &self.busiest;
         format!(
             "| {name} | {:.1} | {:.2} | {:.0} | {} | {busiest} ({:.0}%) |",
             self.images_per_s(),
@@ -527,6 +519,8 @@ fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path)
 /// `generate` run in this process, reported as a JSON [`RunReport`] on stdout.
 pub fn generate_child(args: &[String]) -> Result<()> {
     let started = Instant::now();
+    // CPU time before main (loading a large binary) is not part of the run.
+    let (cpu_at_start, _) = process_usage()?;
     let (mut input, mut output, mut samples, mut drift, mut weights) =
         (None, None, None, None, None);
     for (flag, value) in flag_values(args)? {
@@ -560,7 +554,7 @@ pub fn generate_child(args: &[String]) -> Result<()> {
         samples: summary.samples,
         seconds: summary.elapsed.as_secs_f64(),
         process_seconds: started.elapsed().as_secs_f64(),
-        cpu_seconds,
+        cpu_seconds: cpu_seconds - cpu_at_start,
         peak_rss_bytes,
         stages: summary
             .stage_times
@@ -568,6 +562,11 @@ pub fn generate_child(args: &[String]) -> Result<()> {
             .iter()
             .map(|(name, time)| ((*name).to_owned(), time.as_secs_f64()))
             .collect(),
+        busiest: {
+            let (name, time) = summary.stage_times.busiest();
+            let total = summary.stage_times.total().as_secs_f64();
+            (name.to_owned(), time.as_secs_f64() / total.max(1e-12))
+        },
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
