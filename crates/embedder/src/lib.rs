@@ -6,6 +6,7 @@
 //! backend is burn's `flex` (pure Rust, SIMD, rayon), the fastest CPU backend of burn 0.22
 //! measured here; `ndarray` and `wgpu` are behind cargo features of the same names.
 
+mod nhwc;
 mod resnet;
 mod synthetic;
 pub mod weights;
@@ -211,7 +212,7 @@ pub enum EmbedderError {
 
 /// ResNet18 features on one device, with the weights loaded once.
 pub struct Embedder {
-    model: resnet::ResNet18Features,
+    network: Network,
     device: Device,
     description: String,
     normalize: Normalize,
@@ -237,15 +238,20 @@ impl Embedder {
         } else {
             options.threads
         };
-        let (device, description) = select_device(options)?;
+        let (device, description, processor) = select_device(options)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("embedder-{i}"))
             .build()
             .map_err(|error| EmbedderError::Device(format!("cannot start threads: {error}")))?;
-        let model = pool.install(|| resnet::ResNet18Features::new(weights, &device));
+        let network = pool.install(|| match processor {
+            Processor::Cpu => Network::Nhwc(Box::new(nhwc::ResNet18Nhwc::new(weights, &device))),
+            Processor::Gpu => {
+                Network::Nchw(Box::new(resnet::ResNet18Features::new(weights, &device)))
+            }
+        });
         Ok(Self {
-            model,
+            network,
             device,
             description,
             normalize: options.normalize,
@@ -276,46 +282,94 @@ impl Embedder {
                 other: other.size(),
             });
         }
-        let input = self.input_tensor(images, size);
-        let features = self.pool.install(|| self.model.forward(input).into_data());
-        let values = features
-            .as_slice::<f32>()
-            .expect("the network computes in f32");
-        Ok(values
+        let features = match &self.network {
+            Network::Nchw(model) => {
+                let input = self.input_tensor(images, size);
+                let features = self.pool.install(|| model.forward(input).into_data());
+                features
+                    .try_to_vec::<f32>()
+                    .expect("the network computes in f32")
+            }
+            Network::Nhwc(model) => {
+                let input = self.input_activations(images, size);
+                self.pool.install(|| model.forward(input))
+            }
+        };
+        Ok(features
             .chunks_exact(EMBEDDING_DIM)
             .map(<[f32]>::to_vec)
             .collect())
     }
 
-    /// `[batch, 3, height, width]` from interleaved RGB bytes: x / 255, then normalized.
+    /// x / 255, then normalized, as torchvision's `to_tensor` and `normalize` do: dividing
+    /// first keeps [0, 1] inputs bit-identical to theirs.
+    fn input_value(&self, byte: u8, channel: usize) -> f32 {
+        let (scale, shift) = match self.normalize {
+            Normalize::None => (1.0, 0.0),
+            Normalize::ImageNet => (IMAGENET_STD[channel], IMAGENET_MEAN[channel]),
+        };
+        (f32::from(byte) / 255.0 - shift) / scale
+    }
+
+    /// `[batch, 3, height, width]` from interleaved RGB bytes.
     fn input_tensor(&self, images: &[&RgbImage8], size: ImageSize) -> Tensor<4> {
         let plane = size.pixel_count();
         let mut input = vec![0f32; images.len() * 3 * plane];
-        let (scale, shift) = match self.normalize {
-            Normalize::None => ([1.0; 3], [0.0; 3]),
-            Normalize::ImageNet => (IMAGENET_STD, IMAGENET_MEAN),
-        };
         for (image, chunk) in images.iter().zip(input.chunks_exact_mut(3 * plane)) {
             let (red, rest) = chunk.split_at_mut(plane);
             let (green, blue) = rest.split_at_mut(plane);
             for (i, rgb) in image.pixels().chunks_exact(3).enumerate() {
-                // Divide, as torchvision's to_tensor does, so [0, 1] inputs are bit-identical.
-                red[i] = (f32::from(rgb[0]) / 255.0 - shift[0]) / scale[0];
-                green[i] = (f32::from(rgb[1]) / 255.0 - shift[1]) / scale[1];
-                blue[i] = (f32::from(rgb[2]) / 255.0 - shift[2]) / scale[2];
+                red[i] = self.input_value(rgb[0], 0);
+                green[i] = self.input_value(rgb[1], 1);
+                blue[i] = self.input_value(rgb[2], 2);
             }
         }
         let shape = [images.len(), 3, size.height as usize, size.width as usize];
         Tensor::from_data(TensorData::new(input, shape), &self.device)
     }
+
+    /// `[batch, height, width, 3]`: the interleaved RGB bytes, already channels-last.
+    fn input_activations(&self, images: &[&RgbImage8], size: ImageSize) -> nhwc::Activations {
+        let values = images
+            .iter()
+            .flat_map(|image| image.pixels().iter().enumerate())
+            .map(|(i, &byte)| self.input_value(byte, i % 3))
+            .collect();
+        nhwc::Activations {
+            values,
+            batch: images.len(),
+            height: size.height as usize,
+            width: size.width as usize,
+            channels: 3,
+        }
+    }
 }
 
-fn select_device(options: EmbedderOptions) -> Result<(Device, String), EmbedderError> {
+/// The network in the layout that is fastest on its device.
+enum Network {
+    /// burn's `conv2d` on NCHW tensors: GPUs.
+    Nchw(Box<resnet::ResNet18Features>),
+    /// Gathered receptive fields and burn matmuls on NHWC activations: CPUs (see `nhwc`).
+    Nhwc(Box<nhwc::ResNet18Nhwc>),
+}
+
+/// The kind of device [`select_device`] found.
+#[derive(Debug, Clone, Copy)]
+enum Processor {
+    Cpu,
+    Gpu,
+}
+
+fn select_device(options: EmbedderOptions) -> Result<(Device, String, Processor), EmbedderError> {
     let cpu = || match options.cpu_backend {
-        CpuBackend::Flex => Ok((Device::flex(), "cpu (burn flex)".to_owned())),
+        CpuBackend::Flex => Ok((Device::flex(), "cpu (burn flex)".to_owned(), Processor::Cpu)),
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)] // kept selectable while burn ships it, as SPEC asks
-        CpuBackend::NdArray => Ok((Device::ndarray(), "cpu (burn ndarray)".to_owned())),
+        CpuBackend::NdArray => Ok((
+            Device::ndarray(),
+            "cpu (burn ndarray)".to_owned(),
+            Processor::Cpu,
+        )),
         #[cfg(not(feature = "ndarray"))]
         CpuBackend::NdArray => Err(EmbedderError::Device(
             "the ndarray backend is not in this build (cargo feature `ndarray`)".to_owned(),
@@ -323,8 +377,12 @@ fn select_device(options: EmbedderOptions) -> Result<(Device, String), EmbedderE
     };
     match options.device {
         DeviceChoice::Cpu => cpu(),
-        DeviceChoice::Gpu => gpu(false).map_err(EmbedderError::Device),
-        DeviceChoice::Auto => gpu(true).or_else(|_| cpu()),
+        DeviceChoice::Gpu => gpu(false)
+            .map(|(device, description)| (device, description, Processor::Gpu))
+            .map_err(EmbedderError::Device),
+        DeviceChoice::Auto => gpu(true)
+            .map(|(device, description)| (device, description, Processor::Gpu))
+            .or_else(|_| cpu()),
     }
 }
 

@@ -1,5 +1,10 @@
 //! torchvision's ResNet18 without its fc layer, for inference, with every BatchNorm folded into
-//! the convolution before it.
+//! the convolution before it, in two layouts over the same folded weights:
+//!
+//! - [`ResNet18Features`] (here): burn tensors in NCHW and burn's `conv2d`, for any device; the
+//!   GPU path.
+//! - [`crate::nhwc::ResNet18Nhwc`]: channels-last activations and every convolution as one
+//!   gather plus burn matmuls; the CPU path (see that module for why).
 //!
 //! Folding: BN(conv(x)) = gamma * (w*x - mean) / sqrt(var + eps) + beta, which is one
 //! convolution with weights w * s and bias beta - mean * s, where s = gamma / sqrt(var + eps).
@@ -18,24 +23,20 @@ use crate::weights::StateDict;
 /// PyTorch's BatchNorm2d default epsilon, which torchvision's ResNet uses.
 const BN_EPS: f64 = 1e-5;
 
-/// A convolution with its BatchNorm folded in.
+/// A convolution's weights with its BatchNorm folded in, in PyTorch's layout.
 #[derive(Debug, Clone)]
-struct FoldedConv {
-    weight: Tensor<4>,
-    bias: Tensor<1>,
-    stride: usize,
-    padding: usize,
+pub(crate) struct Folded {
+    /// `[out_channels, in_channels, kernel, kernel]`, row-major.
+    pub(crate) weight: Vec<f32>,
+    pub(crate) shape: [usize; 4],
+    /// One per output channel.
+    pub(crate) bias: Vec<f32>,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
 }
 
-impl FoldedConv {
-    fn new(
-        dict: &StateDict,
-        conv: &str,
-        bn: &str,
-        stride: usize,
-        padding: usize,
-        device: &Device,
-    ) -> Self {
+impl Folded {
+    fn new(dict: &StateDict, conv: &str, bn: &str, stride: usize, padding: usize) -> Self {
         let tensor = |name: String| {
             dict.get(&name)
                 .unwrap_or_else(|| panic!("StateDict checked that {name} exists"))
@@ -61,10 +62,90 @@ impl FoldedConv {
             .try_into()
             .expect("StateDict checked conv weights are 4-d");
         Self {
-            weight: Tensor::from_data(TensorData::new(folded, shape), device),
-            bias: Tensor::from_data(TensorData::new(bias, [out_channels]), device),
+            weight: folded,
+            shape,
+            bias,
             stride,
             padding,
+        }
+    }
+}
+
+/// torchvision's BasicBlock: two 3x3 convolutions and a shortcut, over a convolution type.
+#[derive(Debug, Clone)]
+pub(crate) struct BasicBlock<C> {
+    pub(crate) conv1: C,
+    pub(crate) conv2: C,
+    pub(crate) downsample: Option<C>,
+}
+
+/// ResNet18's convolutions up to the global average pool: the stem and eight blocks.
+#[derive(Debug, Clone)]
+pub(crate) struct Layers<C> {
+    pub(crate) stem: C,
+    pub(crate) blocks: Vec<BasicBlock<C>>,
+}
+
+impl<C> Layers<C> {
+    /// Folds every convolution of `dict` and turns it into a `C` with `build`.
+    pub(crate) fn new(dict: &StateDict, mut build: impl FnMut(Folded) -> C) -> Self {
+        let stem = build(Folded::new(dict, "conv1", "bn1", 2, 3));
+        let mut blocks = Vec::with_capacity(8);
+        for stage in 1..=4 {
+            for block in 0..2 {
+                let stride = if stage > 1 && block == 0 { 2 } else { 1 };
+                let prefix = format!("layer{stage}.{block}");
+                let conv1 = build(Folded::new(
+                    dict,
+                    &format!("{prefix}.conv1"),
+                    &format!("{prefix}.bn1"),
+                    stride,
+                    1,
+                ));
+                let conv2 = build(Folded::new(
+                    dict,
+                    &format!("{prefix}.conv2"),
+                    &format!("{prefix}.bn2"),
+                    1,
+                    1,
+                ));
+                let downsample = dict.get(&format!("{prefix}.downsample.0.weight")).map(|_| {
+                    build(Folded::new(
+                        dict,
+                        &format!("{prefix}.downsample.0"),
+                        &format!("{prefix}.downsample.1"),
+                        stride,
+                        0,
+                    ))
+                });
+                blocks.push(BasicBlock {
+                    conv1,
+                    conv2,
+                    downsample,
+                });
+            }
+        }
+        Self { stem, blocks }
+    }
+}
+
+/// A folded convolution as burn tensors, for `conv2d`.
+#[derive(Debug, Clone)]
+pub(crate) struct FoldedConv {
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: usize,
+    padding: usize,
+}
+
+impl FoldedConv {
+    fn new(folded: Folded, device: &Device) -> Self {
+        let out_channels = folded.shape[0];
+        Self {
+            weight: Tensor::from_data(TensorData::new(folded.weight, folded.shape), device),
+            bias: Tensor::from_data(TensorData::new(folded.bias, [out_channels]), device),
+            stride: folded.stride,
+            padding: folded.padding,
         }
     }
 
@@ -97,47 +178,7 @@ impl FoldedConv {
     }
 }
 
-/// torchvision's BasicBlock: two 3x3 convolutions and a shortcut.
-#[derive(Debug, Clone)]
-struct BasicBlock {
-    conv1: FoldedConv,
-    conv2: FoldedConv,
-    downsample: Option<FoldedConv>,
-}
-
-impl BasicBlock {
-    fn new(dict: &StateDict, prefix: &str, stride: usize, device: &Device) -> Self {
-        let downsample = dict.get(&format!("{prefix}.downsample.0.weight")).map(|_| {
-            FoldedConv::new(
-                dict,
-                &format!("{prefix}.downsample.0"),
-                &format!("{prefix}.downsample.1"),
-                stride,
-                0,
-                device,
-            )
-        });
-        Self {
-            conv1: FoldedConv::new(
-                dict,
-                &format!("{prefix}.conv1"),
-                &format!("{prefix}.bn1"),
-                stride,
-                1,
-                device,
-            ),
-            conv2: FoldedConv::new(
-                dict,
-                &format!("{prefix}.conv2"),
-                &format!("{prefix}.bn2"),
-                1,
-                1,
-                device,
-            ),
-            downsample,
-        }
-    }
-
+impl BasicBlock<FoldedConv> {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
             Some(downsample) => downsample.forward(x.clone()),
@@ -148,43 +189,29 @@ impl BasicBlock {
     }
 }
 
-/// ResNet18 up to and including the global average pool.
+/// ResNet18 up to and including the global average pool, on burn tensors in NCHW.
 #[derive(Debug, Clone)]
 pub(crate) struct ResNet18Features {
-    stem: FoldedConv,
-    blocks: Vec<BasicBlock>,
+    layers: Layers<FoldedConv>,
 }
 
 impl ResNet18Features {
     pub(crate) fn new(dict: &StateDict, device: &Device) -> Self {
-        let mut blocks = Vec::with_capacity(8);
-        for stage in 1..=4 {
-            for block in 0..2 {
-                let stride = if stage > 1 && block == 0 { 2 } else { 1 };
-                blocks.push(BasicBlock::new(
-                    dict,
-                    &format!("layer{stage}.{block}"),
-                    stride,
-                    device,
-                ));
-            }
-        }
         Self {
-            stem: FoldedConv::new(dict, "conv1", "bn1", 2, 3, device),
-            blocks,
+            layers: Layers::new(dict, |folded| FoldedConv::new(folded, device)),
         }
     }
 
     /// `[batch, 3, height, width]` -> `[batch, 512]`.
     pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.stem.forward(x));
+        let x = relu(self.layers.stem.forward(x));
         let mut x = max_pool2d(
             x,
             MaxPoolOptions::new([3, 3])
                 .with_stride([2, 2])
                 .with_padding([1, 1]),
         );
-        for block in &self.blocks {
+        for block in &self.layers.blocks {
             x = block.forward(x);
         }
         let [batch, channels, _, _] = x.dims();
