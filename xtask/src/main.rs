@@ -19,8 +19,17 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR...";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `test` passes its arguments on to cargo test, which has its own --help.
+    if args.first().is_some_and(|command| command != "test")
+        && args.iter().any(|arg| arg == "--help" || arg == "-h")
+    {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         // Re-run this binary in release so that the timed code is optimised.
@@ -44,9 +53,7 @@ fn main() -> Result<()> {
         Some("test-weights") => test_weights(&args[1..]),
         Some("drift-timeline") => timeline::run(&args[1..]),
         _ => {
-            eprintln!(
-                "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR..."
-            );
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     }
