@@ -12,8 +12,8 @@
 //!
 //! Determinism: the gemm behind burn's matmul sums each output over k in an order set by k and
 //! the machine's cache sizes; rows and threads only partition the work (for more than 64 rows,
-//! which every call here has). So an image's features do not depend on the batch it came in
-//! or on the thread count, which the embedder's tests check.
+//! which every call here has: see [`MIN_ROWS`]). So an image's features do not depend on the
+//! batch it came in or on the thread count, which the embedder's tests check.
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -26,8 +26,9 @@ use crate::weights::StateDict;
 /// is reused by the allocator at any batch size.
 const GATHER_FLOATS: usize = 4 << 20;
 
-/// gemm takes its small-matrix path (a different blocking of k) at 64 rows or fewer: calls are
-/// padded past it so that their sums never depend on how many images they hold.
+/// gemm 0.19 switches to a small-matrix path (a different blocking of k) at 64 rows or fewer
+/// when there are also 64 or fewer output channels, and to a matrix-vector path at one row:
+/// calls are padded past both, so that their sums never depend on how many images they hold.
 const MIN_ROWS: usize = 65;
 
 /// A batch of feature maps, `[batch, height, width, channels]`, row-major.
