@@ -375,14 +375,11 @@ fn select_device(options: EmbedderOptions) -> Result<(Device, String, Processor)
             "the ndarray backend is not in this build (cargo feature `ndarray`)".to_owned(),
         )),
     };
+    let on_gpu = |(device, description)| (device, description, Processor::Gpu);
     match options.device {
         DeviceChoice::Cpu => cpu(),
-        DeviceChoice::Gpu => gpu(false)
-            .map(|(device, description)| (device, description, Processor::Gpu))
-            .map_err(EmbedderError::Device),
-        DeviceChoice::Auto => gpu(true)
-            .map(|(device, description)| (device, description, Processor::Gpu))
-            .or_else(|_| cpu()),
+        DeviceChoice::Gpu => gpu(false).map(on_gpu).map_err(EmbedderError::Device),
+        DeviceChoice::Auto => gpu(true).map(on_gpu).or_else(|_| cpu()),
     }
 }
 

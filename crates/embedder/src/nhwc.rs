@@ -197,8 +197,8 @@ impl GatherConv {
                     taps.fill(0.0);
                     continue;
                 }
-                let start = (image_base + y as usize * x.width) as isize + left;
-                let start = (start + first_dx as isize) as usize * channels;
+                let first_x = (left + first_dx as isize) as usize;
+                let start = (image_base + y as usize * x.width + first_x) * channels;
                 let len = (end_dx - first_dx) * channels;
                 taps[..first_dx * channels].fill(0.0);
                 taps[first_dx * channels..first_dx * channels + len]

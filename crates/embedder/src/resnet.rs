@@ -153,8 +153,8 @@ impl FoldedConv {
         let [_, _, kernel_h, kernel_w] = self.weight.dims();
         if kernel_h == 1 && kernel_w == 1 && self.stride > 1 && self.padding == 0 {
             // A strided 1x1 convolution reads every stride-th pixel: take those first, then run
-            // the stride-1 1x1 convolution, which burn flex does as one GEMM without im2col
-            // (about 4x faster for ResNet's downsample shortcuts, and the same sums).
+            // the stride-1 1x1 convolution (the same sums; on burn flex, where the NCHW-vs-NHWC
+            // unit test runs this path, one GEMM without im2col and about 4x faster).
             let step = self.stride as isize;
             let x = x.slice(s![.., .., 0..;step, 0..;step]);
             return conv2d(
