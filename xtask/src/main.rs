@@ -2,7 +2,8 @@
 //!
 //! - `test`: prepares the Python readers used by the output check (a venv with the pinned
 //!   packages of `tools/check/requirements.txt`), then runs the whole test suite with them.
-//!   This is the README's test command and what CI runs.
+//!   This is the README's test command and what CI runs. The tests are built with the GPU
+//!   path (wgpu); its parity test runs when DRIFT_TEST_GPU is set, which CI does.
 //! - `bench [--images N] [--input DIR] [--json FILE]`: images/s of each stage, built in release,
 //!   with the machine (cores, CPU) and git commit; end-to-end runs with CPU use, peak RSS and
 //!   the busiest stage.
@@ -147,6 +148,12 @@ fn test(extra: &[String]) -> Result<()> {
             .current_dir(&root)
             .args(["test", "--workspace", "--locked"])
             .args(extra)
-            .env("DRIFT_PIPELINE_PYTHON", &python),
+            .env("DRIFT_PIPELINE_PYTHON", &python)
+            // The GPU parity test checks values, not speed: skip cubecl's kernel autotuning,
+            // which takes minutes on a software Vulkan driver.
+            .env(
+                "CUBECL_AUTOTUNE_LEVEL",
+                std::env::var_os("CUBECL_AUTOTUNE_LEVEL").unwrap_or_else(|| "minimal".into()),
+            ),
     )
 }
