@@ -115,9 +115,9 @@ fn features_match_torchvision_within_1e4() {
     }
 }
 
-/// The GPU path (wgpu), where one exists: a build with `--features wgpu` and
-/// DRIFT_TEST_GPU=1. Mesa's software Vulkan ("llvmpipe") counts, which is how it runs on
-/// machines without a GPU (slowly: one image per normalization).
+/// The GPU path (wgpu), where one exists: a build with the `wgpu` feature (`cargo xtask test`
+/// has it) and DRIFT_TEST_GPU=1, which CI sets. Mesa's software Vulkan ("llvmpipe") counts,
+/// which is how it runs on machines without a GPU (slowly: one image per normalization).
 #[test]
 fn features_match_torchvision_on_the_gpu_when_asked() {
     if std::env::var_os("DRIFT_TEST_GPU").is_none() {

@@ -397,6 +397,12 @@ fn gpu(hardware_only: bool) -> Result<(Device, String), String> {
     } else {
         &[(DeviceKind::DefaultDevice, "default adapter")]
     };
+    // The panic hook is process-wide: two probes at once (embedders made on several threads)
+    // could each restore the other's silent hook and silence every later panic.
+    static PROBING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _probing = PROBING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for (kind, name) in kinds {
         let device = Device::wgpu(kind.clone());
         let probe = device.clone();
