@@ -13,8 +13,10 @@
 //! assert_eq!(image.pixels().len(), 224 * 224 * 3);
 //! ```
 
+mod files;
 mod rng;
 
+pub use files::{hex, open_regular, sha256_hex};
 pub use rng::{Purpose, SampleRng, sample_rng};
 
 use std::fmt;

@@ -111,6 +111,8 @@ pub struct Evaluation {
     pub embedding_description: String,
     /// Wall time of the sweep, loading the weights included.
     pub elapsed: Duration,
+    /// What the report folder's lock found left by a run that died there, and did about it.
+    pub recovery: Option<crate::Recovery>,
 }
 
 impl Evaluation {
@@ -148,7 +150,10 @@ pub fn evaluate(
     let images = options.num_samples.unwrap_or(dataset.images().len() as u64);
     sampler.check(images, &drift_sampler::ClassPlan::AsInDataset)?;
     // Refuse an existing report before the (long) sweep, not after it.
-    let mut report = ReportWriter::create(output, &REPORT_FILES, options.overwrite)?;
+    crate::check_output_location(output, input)?;
+    let mut report =
+        ReportWriter::create(output, &REPORT_FILES, EVALUATION_JSON, options.overwrite)?;
+    let recovery = report.recovery().cloned();
     let threads = match options.threads {
         0 => thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -290,6 +295,7 @@ pub fn evaluate(
             stage.source.describe()
         ),
         elapsed: Duration::ZERO,
+        recovery,
     };
     write_report(&mut report, &evaluation, &series, &stage, options)?;
     report.finish()?;

@@ -47,7 +47,7 @@ pub use drift_transformer::{
     Drift, DriftShape, LOG_COLUMNS, Ramp, TransformChain, TransformError, TransformKind,
     TransformSpec,
 };
-pub use drift_writer::PngCompression;
+pub use drift_writer::{OUTPUT_FILES, PngCompression, Recovery};
 pub use label_shift::{ClassPriors, LabelShift};
 pub use scenario::{Scenario, ScenarioError, Segment};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ use std::time::Duration;
 use drift_embedder::{Embedder, EmbedderOptions, StateDict};
 use drift_reader::{Decoder, ReaderError};
 use drift_sampler::{Sampler, SamplerError};
-use drift_writer::WriterError;
+use drift_writer::{OutputFolder, StagedOutput, WriterError};
 
 /// Everything that can stop a generator. Each variant carries the file, flag or sample involved.
 #[derive(Debug, thiserror::Error)]
@@ -124,9 +124,78 @@ pub enum PipelineError {
         /// What failed.
         source: drift_measure::MeasureError,
     },
-    /// The run was interrupted (Ctrl-C); nothing that looks complete was left behind.
-    #[error("interrupted: no output was written")]
+    /// The run was interrupted (a signal); every output folder holds what it held before.
+    #[error("interrupted: every output folder was left as it was")]
     Cancelled,
+    /// An output folder that is, or is inside, the input dataset.
+    #[error("output {output} {relation} the input dataset {input}: {consequence}")]
+    OutputInInput {
+        /// The output folder.
+        output: PathBuf,
+        /// The dataset root.
+        input: PathBuf,
+        /// "is" or "is inside".
+        relation: &'static str,
+        /// What writing there would do.
+        consequence: &'static str,
+    },
+    /// More worker threads than any machine needs.
+    #[error("{threads} worker threads asked for; at most {MAX_THREADS} are allowed")]
+    TooManyThreads {
+        /// Asked for.
+        threads: usize,
+    },
+    /// A timestamp of the stream that is not a finite number.
+    #[error(
+        "sample {sample_id} would get timestamp {timestamp} (start {start} + {sample_id} x delta \
+         {delta}): timestamps must be finite"
+    )]
+    TimestampOverflow {
+        /// The sample.
+        sample_id: u64,
+        /// Its timestamp.
+        timestamp: f64,
+        /// The stream's start.
+        start: f64,
+        /// The stream's step.
+        delta: f64,
+    },
+}
+
+/// The most worker threads per stage a run may ask for: far more than any machine has cores,
+/// few enough that spawning them cannot fail.
+pub const MAX_THREADS: usize = 1024;
+
+/// Refuses an output folder that is the dataset or lies inside it (it would become an
+/// image-less class that breaks every later run on the dataset). Paths are compared resolved,
+/// so `..`, symlinks and relative spellings cannot hide it.
+pub fn check_output_location(output: &Path, input: &Path) -> Result<(), PipelineError> {
+    let resolve = |path: &Path| {
+        drift_writer::resolve_path(path).map_err(|source| WriterError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let (resolved_output, resolved_input) = (resolve(output)?, resolve(input)?);
+    let (relation, consequence) = if resolved_output == resolved_input {
+        (
+            "is",
+            "outputs cannot be written into the dataset they sample",
+        )
+    } else if resolved_output.starts_with(&resolved_input) {
+        (
+            "is inside",
+            "it would become an image-less class that breaks every later run on the dataset",
+        )
+    } else {
+        return Ok(());
+    };
+    Err(PipelineError::OutputInInput {
+        output: output.to_owned(),
+        input: input.to_owned(),
+        relation,
+        consequence,
+    })
 }
 
 /// How samples are made and written. `Default` gives SPEC's defaults.
@@ -206,6 +275,8 @@ impl Progress for () {
 pub struct SampleSummary {
     /// The output folder.
     pub output: PathBuf,
+    /// What the output folder's lock found left by a run that died there, and did about it.
+    pub recovery: Option<Recovery>,
     /// Samples written.
     pub samples: u64,
     /// Id of the first sample written.
@@ -301,6 +372,11 @@ impl DriftGenerator {
     /// Scans `input` (nothing is decoded yet) and draws the permutation from `seed`. With
     /// embeddings on, loads and checks the weights once, here.
     pub fn new(seed: u64, input: &Path, options: GeneratorOptions) -> Result<Self, PipelineError> {
+        if options.threads > MAX_THREADS {
+            return Err(PipelineError::TooManyThreads {
+                threads: options.threads,
+            });
+        }
         let dataset = Dataset::scan(input)?;
         let class_mapping = match &options.class_mapping {
             Some(path) => ClassMapping::load(path, dataset.classes())?,
@@ -439,15 +515,39 @@ impl DriftGenerator {
     }
 
     /// As [`DriftGenerator::sample`], reporting progress. On error the generator is unchanged:
-    /// the same call can be retried.
+    /// the same call can be retried. The output folder is locked for the call, its files staged
+    /// and committed together at the end; on error it holds what it held before.
     pub fn sample_with_progress(
         &mut self,
         n: u64,
         output: &Path,
         progress: &dyn Progress,
     ) -> Result<SampleSummary, PipelineError> {
+        let folder = self.lock_output(output)?;
+        let (outcome, class_plan) = self.stage(n, folder, progress)?;
+        outcome.staged.commit()?;
+        self.sampler.advance(&class_plan, outcome.positions_used, n);
+        self.calls += 1;
+        Ok(outcome.summary)
+    }
+
+    /// Checks that `output` may be written (not the input or inside it) and takes its lock.
+    pub(crate) fn lock_output(&self, output: &Path) -> Result<OutputFolder, PipelineError> {
+        check_output_location(output, self.dataset.root())?;
+        Ok(OutputFolder::lock(output, &OUTPUT_FILES)?)
+    }
+
+    /// Makes the next `n` samples into `folder`'s staging area without committing them or
+    /// moving the generator on.
+    fn stage(
+        &self,
+        n: u64,
+        folder: OutputFolder,
+        progress: &dyn Progress,
+    ) -> Result<(pipeline::Outcome, drift_sampler::ClassPlan), PipelineError> {
         let class_plan = self.label_shift.plan(self.dataset.classes(), &self.sampler);
         label_shift::check(&self.sampler, n, &class_plan, self.dataset.classes())?;
+        self.check_timestamps(n)?;
         let threads = match self.options.threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -468,12 +568,40 @@ impl DriftGenerator {
             options: &self.options,
             threads,
             requested: n,
-            output,
         };
-        let outcome = pipeline::run(job, progress)?;
+        let outcome = pipeline::run(job, folder, progress)?;
+        Ok((outcome, class_plan))
+    }
+
+    /// As [`DriftGenerator::sample_with_progress`], but leaves the output staged: the scenario
+    /// commits all its segments together. The generator moves on as if the call had landed.
+    pub(crate) fn sample_staged(
+        &mut self,
+        n: u64,
+        folder: OutputFolder,
+        progress: &dyn Progress,
+    ) -> Result<(SampleSummary, StagedOutput), PipelineError> {
+        let (outcome, class_plan) = self.stage(n, folder, progress)?;
         self.sampler.advance(&class_plan, outcome.positions_used, n);
         self.calls += 1;
-        Ok(outcome.summary)
+        Ok((outcome.summary, outcome.staged))
+    }
+
+    /// Refuses a call whose last timestamp would not be finite, before anything is written
+    /// (timestamps grow with the id, so the last one is the largest).
+    fn check_timestamps(&self, n: u64) -> Result<(), PipelineError> {
+        let clock = self.sampler.clock();
+        let last = self.sampler.next_sample_id() + n.saturating_sub(1);
+        let timestamp = clock.timestamp(last);
+        if timestamp.is_finite() {
+            return Ok(());
+        }
+        Err(PipelineError::TimestampOverflow {
+            sample_id: last,
+            timestamp,
+            start: clock.start,
+            delta: clock.delta,
+        })
     }
 }
 

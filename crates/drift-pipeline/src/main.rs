@@ -4,14 +4,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
     CpuBackend, Dataset, DeviceChoice, DriftGenerator, DriftShape, EmbeddingOptions,
-    GeneratorOptions, ImageSize, Normalize, PipelineError, PngCompression, Progress, SampleSummary,
-    Scenario, StreamClock, TransformKind, TransformSpec, demo,
+    GeneratorOptions, ImageSize, MAX_THREADS, Normalize, PipelineError, PngCompression, Progress,
+    Recovery, SampleSummary, Scenario, StreamClock, TransformKind, TransformSpec, demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -35,7 +35,7 @@ enum Command {
         /// The scenario (TOML); see docs/scenario.toml.
         scenario: PathBuf,
         /// Worker threads per parallel stage (default: one per core).
-        #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+        #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
         threads: usize,
         /// No progress bars.
         #[arg(long, short)]
@@ -177,7 +177,7 @@ struct EvaluateArgs {
     #[command(flatten)]
     network: NetworkArgs,
     /// Threads for the embedder (default: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
     threads: usize,
     /// No progress bar.
     #[arg(long, short)]
@@ -233,7 +233,7 @@ impl EmbeddingArgs {
 #[derive(Args)]
 struct RunArgs {
     /// Worker threads per parallel stage (default: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
     threads: usize,
     /// PNG compression effort: fast, balanced or high.
     #[arg(long, value_name = "LEVEL", default_value = "fast")]
@@ -241,6 +241,16 @@ struct RunArgs {
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
+}
+
+fn threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        Ok(_) => Err(format!(
+            "{text} threads is more than the {MAX_THREADS} allowed (0 means one per core)"
+        )),
+        Err(_) => Err(format!("'{text}' is not a thread count")),
+    }
 }
 
 fn finite_f64(text: &str) -> Result<f64, String> {
@@ -264,22 +274,70 @@ fn positive_f64(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The signals that stop a run cleanly: the pipeline stops, every output folder keeps what it
+/// had, and the exit code is 128 + the signal's number. A second one ends the process at once
+/// (the next run into the folder removes what it staged).
+const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let cancel = Arc::new(AtomicBool::new(false));
-    let handler_flag = cancel.clone();
-    // Without the handler, Ctrl-C kills the process mid-write; with it, the writer stops and
-    // removes its temporary files. Failing to install it only loses that nicety.
-    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed));
+    let signal = Arc::new(AtomicUsize::new(0));
+    for number in STOP_SIGNALS {
+        // Registered first, so it sees the flag as it was before this signal set it. Failing to
+        // install the handlers only loses the clean stop.
+        let _ =
+            signal_hook::flag::register_conditional_shutdown(number, 128 + number, cancel.clone());
+        let _ = signal_hook::flag::register_usize(number, signal.clone(), number as usize);
+        let _ = signal_hook::flag::register(number, cancel.clone());
+    }
     match run(cli, cancel) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            let interrupted = error
-                .downcast_ref::<PipelineError>()
-                .is_some_and(|e| matches!(e, PipelineError::Cancelled));
-            ExitCode::from(if interrupted { 130 } else { 1 })
+            eprintln!("error: {}", error_chain(&error));
+            let interrupted = error.chain().any(|cause| {
+                let pipeline = cause.downcast_ref::<PipelineError>().or_else(|| {
+                    cause
+                        .downcast_ref::<Box<PipelineError>>()
+                        .map(AsRef::as_ref)
+                });
+                matches!(pipeline, Some(PipelineError::Cancelled))
+            });
+            let code = match signal.load(Ordering::Relaxed) {
+                number if interrupted && number > 0 => 128 + number,
+                _ if interrupted => 130,
+                _ => 1,
+            };
+            ExitCode::from(code as u8)
         }
+    }
+}
+
+/// The error and its causes on one line, each cause once: libraries often show their source in
+/// their own message too (`... (os error 28): No space left on device (os error 28)`).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Tells the user what the lock of an output folder found left by a run that died there.
+fn report_recovery(folder: &Path, recovery: Option<&Recovery>) {
+    if let Some(recovery) = recovery {
+        eprintln!("note: {}: {recovery}", folder.display());
     }
 }
 
@@ -382,6 +440,7 @@ fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         other => anyhow::Error::new(other)
             .context(format!("cannot evaluate into {}", args.output.display())),
     })?;
+    report_recovery(&evaluation.output, evaluation.recovery.as_ref());
     println!(
         "{}: {} levels x {} batches of up to {} images ({} images); {}",
         evaluation.transforms,
@@ -434,21 +493,34 @@ fn sample(
     let bar = ProgressReport::new(n, quiet, "samples");
     let result = generator.sample_with_progress(n, output, &bar);
     bar.0.finish_and_clear();
-    result.with_context(|| format!("cannot write {n} samples to {}", output.display()))
+    let summary =
+        result.with_context(|| format!("cannot write {n} samples to {}", output.display()))?;
+    report_recovery(&summary.output, summary.recovery.as_ref());
+    Ok(summary)
 }
 
 fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
-    let classes = generator.dataset().classes().len();
-    let drift = match generator.drift().chain().specs() {
+    let drift = drift_description(
+        generator.drift().chain().specs(),
+        &generator.drift().shape(),
+    );
+    report_summary(summary, generator.dataset().classes().len(), &drift, quiet);
+}
+
+fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
+    match specs {
         [] => "no drift".to_owned(),
         specs => {
             let list: Vec<String> = specs.iter().map(ToString::to_string).collect();
-            format!("drift {} ({})", list.join(", "), generator.drift().shape())
+            format!("drift {} ({shape})", list.join(", "))
         }
-    };
+    }
+}
+
+fn report_summary(summary: &SampleSummary, classes: usize, drift: &str, quiet: bool) {
     let skipped = match summary.skipped.len() {
         0 => String::new(),
-        n => format!("; skipped {n} unreadable images"),
+        n => format!("; skipped {n} unreadable images (listed in drift.json)"),
     };
     println!(
         "wrote {} samples ({} classes, sample_id {}..={}, {drift}) to {} in {:.2} s, {:.0} images/s{skipped}",
@@ -460,6 +532,10 @@ fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
         summary.elapsed.as_secs_f64(),
         summary.images_per_second(),
     );
+    // Warnings, so --quiet (which hides progress) does not hide them.
+    for image in &summary.skipped {
+        eprintln!("skipped {}: {}", image.path.display(), image.reason);
+    }
     if !quiet {
         // Where the time went, so a slow run says which stage to look at.
         let per_sample =
@@ -476,9 +552,6 @@ fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
             stages.join(", "),
             summary.stage_times.busiest().0
         );
-        for image in &summary.skipped {
-            eprintln!("skipped {}: {}", image.path.display(), image.reason);
-        }
     }
 }
 
@@ -511,9 +584,16 @@ impl Progress for ProgressReport {
 fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool>) -> Result<()> {
     let mut scenario = Scenario::load(path)?;
     scenario.set_run_options(threads, Some(cancel));
+    let classes = Dataset::scan(scenario.input())
+        .map(|dataset| dataset.classes().len())
+        .unwrap_or(0);
     scenario.run(
         |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
-        |_, summary, generator| report(summary, generator, quiet),
+        |segment, summary| {
+            report_recovery(&summary.output, summary.recovery.as_ref());
+            let drift = drift_description(&segment.transforms, &segment.shape);
+            report_summary(summary, classes, &drift, quiet);
+        },
     )?;
     Ok(())
 }
@@ -636,6 +716,34 @@ fn run_demo(
     cancel: Arc<AtomicBool>,
 ) -> Result<()> {
     let input = dir.join("dataset");
+    // Refuse before writing anything: the demo's files must not replace a user's.
+    if !overwrite {
+        if let Some(existing) = std::fs::read_dir(&input)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+        {
+            anyhow::bail!(
+                "{} is not empty (it holds {}): the demo writes its dataset there; use \
+                 --overwrite to replace an earlier demo run, or choose another folder",
+                input.display(),
+                existing.path().display()
+            );
+        }
+        for output in ["reference", "production"] {
+            let folder = dir.join(output);
+            if let Some(file) = drift_pipeline::OUTPUT_FILES
+                .iter()
+                .map(|name| folder.join(name))
+                .find(|path| path.exists())
+            {
+                anyhow::bail!(
+                    "output {} already exists (use --overwrite to replace it)",
+                    file.display()
+                );
+            }
+        }
+    }
     demo::write_dataset(&input, images_per_class, 7)
         .with_context(|| format!("cannot write the demo dataset to {}", input.display()))?;
     println!(

@@ -27,7 +27,9 @@ use drift_core::{RgbImage8, Sample, SampleMeta};
 use drift_reader::{Dataset, Decoder, ReaderError};
 use drift_sampler::{ClassPlan, Sampler};
 use drift_transformer::{Drift, DriftOutcome, LOG_COLUMNS, SegmentPosition};
-use drift_writer::{DriftLogRow, OutputWriter, WriterOptions, encode_png};
+use drift_writer::{
+    DriftLogRow, FileRecord, OutputFolder, OutputWriter, StagedOutput, WriterOptions, encode_png,
+};
 
 use crate::{
     ClassMapping, EmbeddingStage, GeneratorOptions, PipelineError, Progress, SampleSummary,
@@ -50,12 +52,13 @@ pub(crate) struct Job<'a> {
     pub options: &'a GeneratorOptions,
     pub threads: usize,
     pub requested: u64,
-    pub output: &'a Path,
 }
 
-/// A finished call: the summary, and how far the permutation cursor moved.
+/// A finished call: the summary, the staged output (not yet in place), and how far the
+/// permutation cursor moved.
 pub(crate) struct Outcome {
     pub summary: SampleSummary,
+    pub staged: StagedOutput,
     pub positions_used: usize,
 }
 
@@ -140,10 +143,16 @@ struct SequencerReport {
     fatal: Option<PipelineError>,
 }
 
-pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, PipelineError> {
+pub(crate) fn run(
+    job: Job<'_>,
+    output: OutputFolder,
+    progress: &dyn Progress,
+) -> Result<Outcome, PipelineError> {
     let started = Instant::now();
+    let output_path = output.path().to_owned();
+    let recovery = output.recovery().cloned();
     let writer = OutputWriter::create(
-        job.output,
+        output,
         WriterOptions {
             organize_by_class: job.options.organize_by_class,
             overwrite: job.options.overwrite,
@@ -270,8 +279,8 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         (written, report)
     });
 
-    let summary = match written {
-        Ok(summary) => summary,
+    let writer = match written {
+        Ok(writer) => writer,
         Err(Some(error)) => return Err(error),
         Err(None) => {
             return Err(report.fatal.unwrap_or(PipelineError::RanOut {
@@ -281,11 +290,17 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
             }));
         }
     };
+    // drift.json, made once the other files are closed, names each with its size and hash.
+    let record = drift_record(&job, &report.skipped);
+    let staged = StageClock::time(&clock.write, || writer.finish(record))?;
+    let summary = staged.summary().clone();
     let clock = job.sampler.clock();
     let first_sample_id = job.sampler.next_sample_id();
     Ok(Outcome {
+        staged,
         summary: SampleSummary {
-            output: job.output.to_owned(),
+            output: output_path,
+            recovery,
             samples: summary.samples,
             first_sample_id,
             timestamps: (
@@ -299,6 +314,14 @@ pub(crate) fn run(job: Job<'_>, progress: &dyn Progress) -> Result<Outcome, Pipe
         },
         positions_used: report.positions_used,
     })
+}
+
+/// `path` relative to the dataset root, as text (the whole path if it is not under the root).
+fn relative_to(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn cancelled(options: &GeneratorOptions) -> bool {
@@ -459,8 +482,9 @@ fn embed_stage(
     }
 }
 
-/// Writes samples in sample_id order, each once its PNG (and embedding, when on) is there.
-/// `Err(None)` means the stream ended early: the sequencer's report says why.
+/// Writes samples in sample_id order, each once its PNG (and embedding, when on) is there, and
+/// hands back the writer once all are in. `Err(None)` means the stream ended early: the
+/// sequencer's report says why.
 fn write(
     job: &Job<'_>,
     mut writer: OutputWriter,
@@ -468,7 +492,7 @@ fn write(
     credits: Sender<()>,
     progress: &dyn Progress,
     clock: &StageClock,
-) -> Result<drift_writer::OutputSummary, Option<PipelineError>> {
+) -> Result<OutputWriter, Option<PipelineError>> {
     let first_sample_id = job.sampler.next_sample_id();
     let embeddings_on = job.embedding.is_some();
     let mut waiting: BTreeMap<u64, Encoded> = BTreeMap::new();
@@ -510,9 +534,7 @@ fn write(
             progress.samples_written(written, job.requested);
         }
         if written == job.requested {
-            let record = drift_record(job);
-            return StageClock::time(&clock.write, || writer.finish(&record))
-                .map_err(|e| Some(e.into()));
+            return Ok(writer);
         }
     }
     if cancelled(job.options) {
@@ -521,8 +543,16 @@ fn write(
     Err(None)
 }
 
-/// `drift.json`: what was applied to this output, and the ranges it covers.
-fn drift_record(job: &Job<'_>) -> String {
+/// `drift.json`: what was applied to this output, the ranges it covers, the images skipped, and
+/// (given when every other file is closed) each file's size and SHA-256.
+fn drift_record<'a>(
+    job: &'a Job<'_>,
+    skipped: &'a [SkippedImage],
+) -> impl FnOnce(&[FileRecord]) -> String + 'a {
+    move |files| drift_record_text(job, skipped, files)
+}
+
+fn drift_record_text(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -> String {
     let clock = job.sampler.clock();
     let first = job.sampler.next_sample_id();
     let last = first + job.requested - 1;
@@ -567,6 +597,14 @@ fn drift_record(job: &Job<'_>) -> String {
             .map(|(name, &label)| (name.clone(), serde_json::Value::from(label)))
             .collect::<serde_json::Map<_, _>>(),
         "embeddings": job.embedding.map(crate::embedding_record),
+        "skipped_images": skipped
+            .iter()
+            .map(|image| serde_json::json!({
+                "path": relative_to(&image.path, job.dataset.root()),
+                "reason": image.reason,
+            }))
+            .collect::<Vec<_>>(),
+        "files": files,
     });
     serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n"
 }

@@ -223,6 +223,7 @@ impl Scenario {
             clock.delta = delta;
         }
         options.clock = clock;
+        let input = base.join(&file.input);
         if file.segments.is_empty() {
             return Err(invalid(
                 "[[segment]]".into(),
@@ -275,17 +276,30 @@ impl Scenario {
                 }
                 (None, None) => ClassPriors::AsInDataset,
             };
+            if segment.output.as_os_str().is_empty() {
+                return Err(invalid(
+                    place("output"),
+                    "is empty: name a folder for the segment's output".into(),
+                ));
+            }
             let output = base.join(&segment.output);
-            if let Some(earlier) = segments.iter().find(|s: &&Segment| s.output == output) {
+            let resolved = drift_writer::resolve_path(&output)
+                .map_err(|e| invalid(place("output"), format!("{}: {e}", output.display())))?;
+            if let Some(earlier) = segments.iter().find(|s: &&Segment| {
+                drift_writer::resolve_path(&s.output).is_ok_and(|other| other == resolved)
+            }) {
                 return Err(invalid(
                     place("output"),
                     format!(
-                        "{} is also the output of {}",
+                        "{} is also the output of {} ({}), the same folder",
                         output.display(),
-                        earlier.name
+                        earlier.name,
+                        earlier.output.display()
                     ),
                 ));
             }
+            crate::check_output_location(&output, &input)
+                .map_err(|e| invalid(place("output"), e.to_string()))?;
             if !options.overwrite
                 && let Some(existing) = drift_writer::OUTPUT_FILES
                     .iter()
@@ -316,10 +330,15 @@ impl Scenario {
         Ok(Self {
             path: path.to_owned(),
             seed: file.seed,
-            input: base.join(file.input),
+            input,
             options,
             segments,
         })
+    }
+
+    /// The dataset root the scenario samples.
+    pub fn input(&self) -> &Path {
+        &self.input
     }
 
     /// The segments, in order.
@@ -337,12 +356,15 @@ impl Scenario {
         self.options.cancel = cancel;
     }
 
-    /// Scans the input, checks that the segments fit in the dataset, then runs them in order.
-    /// `progress` is asked for a reporter per segment.
+    /// Scans the input, checks that the segments fit in the dataset, locks every segment's
+    /// output folder, runs the segments in order into their staging areas, and commits them all
+    /// together at the end: a failure or interruption leaves every output folder as it was.
+    /// `progress` is asked for a reporter per segment; `finished` is told about each segment
+    /// once all are committed.
     pub fn run(
         &self,
         mut progress: impl FnMut(&Segment) -> Box<dyn Progress>,
-        mut finished: impl FnMut(&Segment, &SampleSummary, &DriftGenerator),
+        mut finished: impl FnMut(&Segment, &SampleSummary),
     ) -> Result<Vec<SampleSummary>, ScenarioError> {
         let run_error = |place: String, source: PipelineError| ScenarioError::Run {
             path: self.path.clone(),
@@ -350,7 +372,17 @@ impl Scenario {
             source: Box::new(source),
         };
         let mut generator = DriftGenerator::new(self.seed, &self.input, self.options.clone())
-            .map_err(|e| run_error(format!("key 'input' ({})", self.input.display()), e))?;
+            .map_err(|e| {
+                // Name the key whose file failed, not the dataset's.
+                let place = match &e {
+                    PipelineError::Embedder(_) | PipelineError::NoWeights(_) => {
+                        "key 'weights'".to_owned()
+                    }
+                    PipelineError::ClassMapping(_) => "key 'class_mapping'".to_owned(),
+                    _ => format!("key 'input' ({})", self.input.display()),
+                };
+                run_error(place, e)
+            })?;
         let total: u64 = self
             .segments
             .iter()
@@ -396,8 +428,20 @@ impl Scenario {
                 })?;
             }
         }
-        let mut summaries = Vec::with_capacity(self.segments.len());
+        // Every folder is locked before any segment runs, so that no other writer can slip in
+        // between segments, and an alias the paths did not show (a bind mount) is refused too.
+        let mut folders = Vec::with_capacity(self.segments.len());
         for (index, segment) in self.segments.iter().enumerate() {
+            let place = format!("segment {} ({}), key 'output'", index + 1, segment.name);
+            folders.push(
+                generator
+                    .lock_output(&segment.output)
+                    .map_err(|e| run_error(place, e))?,
+            );
+        }
+        let mut staged = Vec::with_capacity(self.segments.len());
+        let mut summaries = Vec::with_capacity(self.segments.len());
+        for ((index, segment), folder) in self.segments.iter().enumerate().zip(folders) {
             let place = format!("segment {} ({})", index + 1, segment.name);
             if segment.transforms.is_empty() {
                 generator.reset();
@@ -416,11 +460,15 @@ impl Scenario {
                     .map_err(|e| run_error(place.clone(), e))?;
             }
             let reporter = progress(segment);
-            let summary = generator
-                .sample_with_progress(segment.samples, &segment.output, reporter.as_ref())
+            let (summary, output) = generator
+                .sample_staged(segment.samples, folder, reporter.as_ref())
                 .map_err(|e| run_error(place, e))?;
-            finished(segment, &summary, &generator);
+            staged.push(output);
             summaries.push(summary);
+        }
+        drift_writer::commit_outputs(staged).map_err(|e| run_error("commit".into(), e.into()))?;
+        for (segment, summary) in self.segments.iter().zip(&summaries) {
+            finished(segment, summary);
         }
         Ok(summaries)
     }

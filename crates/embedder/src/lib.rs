@@ -173,6 +173,17 @@ pub enum EmbedderError {
         /// What the file holds.
         found: Vec<usize>,
     },
+    /// A tensor holds values no trained network has: NaN or infinity anywhere, or a negative
+    /// BatchNorm variance (every image would then get the same or a meaningless embedding).
+    #[error("{}: tensor '{tensor}' {reason}", path.display())]
+    TensorValues {
+        /// The file.
+        path: PathBuf,
+        /// The torchvision name of the tensor.
+        tensor: String,
+        /// What is wrong, with the first bad value's index.
+        reason: String,
+    },
     /// A tensor is not floating point.
     #[error("{}: tensor '{tensor}' has element type {dtype}, expected a float type", path.display())]
     TensorType {

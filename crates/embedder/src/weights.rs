@@ -2,11 +2,8 @@
 //! tensor's name and shape, and telling the reference weights from any other.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::EmbedderError;
 
@@ -80,25 +77,12 @@ pub fn how_to_get_weights() -> String {
     )
 }
 
-/// Lowercase hex SHA-256 of a file's bytes.
+/// Lowercase hex SHA-256 of a file's bytes (refusing anything but a regular file).
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex(&hasher.finalize()))
+    drift_core::sha256_hex(drift_core::open_regular(path)?)
 }
 
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
+pub use drift_core::hex;
 
 /// One float tensor of a state dict, as f32 in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +183,24 @@ pub fn resnet18_layout() -> Vec<(String, Vec<usize>)> {
     layout
 }
 
+/// Why a tensor's values cannot be a trained network's: a non-finite value anywhere, or a
+/// negative BatchNorm variance. `None` when they are fine.
+fn bad_values(name: &str, values: &[f32]) -> Option<String> {
+    if let Some((index, value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Some(format!(
+            "holds {value} at index {index}: weights must be finite"
+        ));
+    }
+    if name.ends_with(".running_var")
+        && let Some((index, value)) = values.iter().enumerate().find(|(_, v)| **v < 0.0)
+    {
+        return Some(format!(
+            "holds {value} at index {index}: a BatchNorm variance cannot be negative"
+        ));
+    }
+    None
+}
+
 /// Tensors a torchvision ResNet18 state dict has that the feature extractor does not use.
 fn is_unused(name: &str) -> bool {
     name == "fc.weight" || name == "fc.bias" || name.ends_with(".num_batches_tracked")
@@ -232,6 +234,13 @@ impl StateDict {
                     tensor: name.clone(),
                     expected: shape.clone(),
                     found: tensor.shape,
+                });
+            }
+            if let Some(reason) = bad_values(name, &tensor.values) {
+                return Err(EmbedderError::TensorValues {
+                    path: file.to_owned(),
+                    tensor: name.clone(),
+                    reason,
                 });
             }
             tensors.insert(name.clone(), tensor);
@@ -348,7 +357,7 @@ fn to_f32(path: &Path, name: &str, dtype: &str, bytes: &[u8]) -> Result<Vec<f32>
 /// and no values.
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, WeightTensor)>, EmbedderError> {
     let mut magic = [0u8; 2];
-    let read = File::open(path)
+    let read = drift_core::open_regular(path)
         .and_then(|mut file| file.read(&mut magic))
         .map_err(|source| EmbedderError::Io {
             path: path.to_owned(),
@@ -398,10 +407,15 @@ fn read_pth(path: &Path) -> Result<Vec<(String, WeightTensor)>, EmbedderError> {
 }
 
 fn read_safetensors(path: &Path) -> Result<Vec<(String, WeightTensor)>, EmbedderError> {
-    let bytes = std::fs::read(path).map_err(|source| EmbedderError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = drift_core::open_regular(path)
+        .and_then(|mut file| {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map(|_| bytes)
+        })
+        .map_err(|source| EmbedderError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     let file =
         safetensors::SafeTensors::deserialize(&bytes).map_err(|error| EmbedderError::Format {
             path: path.to_owned(),

@@ -5,17 +5,23 @@
 //! into `sampled_images.zip` (stored, not deflated again) and the Parquet tables
 //! `input_mapping.parquet`, `target.parquet`, `drift_log.parquet` (what the drift did to each
 //! sample) and, with embeddings on, `embeddings.parquet`, plus the caller's `drift.json` record.
-//! Every file is written under a hidden temporary name and renamed only by
-//! [`OutputWriter::finish`]; dropping an unfinished writer deletes them.
+//! An output folder is a transaction (see [`OutputFolder`]): the writer holds the folder's lock,
+//! stages every file aside, and [`StagedOutput::commit`] puts them in place together, with
+//! `drift.json` (which records every other file's size and SHA-256) last; dropping an
+//! unfinished writer removes what it staged.
 //! A [`ReportWriter`] stages the files of an `evaluate` report (`kl.parquet` from [`kl_table`],
 //! `summary.csv`, plots) the same way. Arrow and Parquet types never leave this crate.
 //!
 //! ```
 //! use drift_core::{ClassTable, ImageSize, RgbImage8, SampleMeta};
-//! use drift_writer::{DriftLogRow, OutputWriter, PngCompression, WriterOptions, encode_png};
+//! use drift_writer::{
+//!     DriftLogRow, OUTPUT_FILES, OutputFolder, OutputWriter, PngCompression, WriterOptions,
+//!     encode_png,
+//! };
 //! let dir = tempfile::tempdir().unwrap();
 //! let classes = ClassTable::new(vec!["cats".into()]);
-//! let mut writer = OutputWriter::create(dir.path(), WriterOptions::default(), classes).unwrap();
+//! let folder = OutputFolder::lock(dir.path(), &OUTPUT_FILES).unwrap();
+//! let mut writer = OutputWriter::create(folder, WriterOptions::default(), classes).unwrap();
 //! let meta = SampleMeta {
 //!     sample_id: 0,
 //!     timestamp: 1717232400.0,
@@ -25,7 +31,9 @@
 //! };
 //! let png = encode_png(&RgbImage8::black(ImageSize::new(4, 4).unwrap()), PngCompression::Fast).unwrap();
 //! writer.write(&meta, 0, &png, None, &DriftLogRow::clean("reference")).unwrap();
-//! let summary = writer.finish("{}").unwrap();
+//! let staged = writer.finish(|files| format!("{} files", files.len())).unwrap();
+//! assert!(!dir.path().join("target.parquet").exists(), "staged, not yet in place");
+//! let (summary, _folder) = staged.commit().unwrap();
 //! assert_eq!(summary.samples, 1);
 //! assert!(dir.path().join("target.parquet").exists());
 //! ```
@@ -33,16 +41,23 @@
 mod png_encode;
 mod report;
 mod tables;
+mod transaction;
 
 pub use png_encode::{PngCompression, encode_png};
 pub use report::{KlRow, ReportWriter, kl_schema, kl_table};
 pub use tables::{
     EMBEDDING_DIM, drift_log_schema, embeddings_schema, input_mapping_schema, target_schema,
 };
+pub use transaction::{
+    ABORT_AT_ENV, FileRecord, LOCK_FILE, OutputFolder, Recovery, STAGING_DIR, Staging, commit_all,
+    resolve_path,
+};
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use drift_core::{ClassTable, SampleMeta};
 use zip::write::SimpleFileOptions;
@@ -79,6 +94,31 @@ pub enum WriterError {
     OutputExists {
         /// The existing file.
         path: PathBuf,
+    },
+    /// The output path exists and is not a folder.
+    #[error("output {path} is not a folder")]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Another writer holds the folder.
+    #[error("output {path} is being written by another run ({holder}); wait for it to finish")]
+    Locked {
+        /// The folder.
+        path: PathBuf,
+        /// Who holds the lock (pid and host), as far as known.
+        holder: String,
+    },
+    /// A decided commit failed half-way; the next run into the folder finishes it.
+    #[error(
+        "the commit into {path} was interrupted ({source}); the next run into this folder \
+         completes it"
+    )]
+    CommitInterrupted {
+        /// The folder.
+        path: PathBuf,
+        /// What failed.
+        source: Box<WriterError>,
     },
     /// A file-system operation failed.
     #[error("cannot write {path}: {source}")]
@@ -194,34 +234,47 @@ pub struct OutputSummary {
     pub zip_bytes: u64,
 }
 
-/// A file under its temporary name, renamed to its final name at the end.
-#[derive(Debug)]
-struct PendingFile {
-    temporary: PathBuf,
-    target: PathBuf,
+/// The zip's file, which goes quiet once its writer is abandoned: the zip library finishes an
+/// unfinished archive when dropped and prints its own error to stderr when that fails (a full
+/// disk), so an abandoned archive writes nowhere and fails nothing.
+struct ZipSink {
+    file: BufWriter<File>,
+    abandoned: Arc<AtomicBool>,
 }
 
-impl PendingFile {
-    fn new(folder: &Path, name: &str) -> Self {
-        Self {
-            temporary: folder.join(format!(".{name}.{}.partial", std::process::id())),
-            target: folder.join(name),
+impl Write for ZipSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return Ok(buf.len());
         }
+        self.file.write(buf)
     }
 
-    fn create(&self) -> Result<File, WriterError> {
-        File::create(&self.temporary).map_err(|source| io_error(&self.temporary, source))
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.file.flush()
     }
 }
 
-/// Streams one output folder. Feed it samples in `sample_id` order, then call
-/// [`OutputWriter::finish`].
+impl Seek for ZipSink {
+    fn seek(&mut self, position: SeekFrom) -> std::io::Result<u64> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        self.file.seek(position)
+    }
+}
+
+/// Streams one output into a locked output folder's staging area. Feed it samples in
+/// `sample_id` order, then call [`OutputWriter::finish`] and commit what it returns. Dropped
+/// before, it removes what it staged: the folder keeps the output it had.
 pub struct OutputWriter {
-    folder: PathBuf,
+    staging: Staging,
     options: WriterOptions,
     classes: ClassTable,
-    files: Vec<PendingFile>,
-    zip: Option<zip::ZipWriter<BufWriter<File>>>,
+    archive: Archive,
     input_mapping: TableWriter,
     target: TableWriter,
     drift_log: TableWriter,
@@ -230,66 +283,65 @@ pub struct OutputWriter {
     embeddings: Option<TableWriter>,
     last_sample_id: Option<u64>,
     samples: u64,
-    finished: bool,
 }
 
 impl OutputWriter {
-    /// Prepares `folder` (created if missing). Refuses an existing output unless
-    /// `options.overwrite`, in which case the old output files are removed first, so that a
-    /// failure later cannot leave an old output that looks like the new one.
+    /// Starts a new output in `folder`. Refuses a folder that holds an output unless
+    /// `options.overwrite`; even then the old output stays whole until the commit.
     pub fn create(
-        folder: &Path,
+        folder: OutputFolder,
         options: WriterOptions,
         classes: ClassTable,
     ) -> Result<Self, WriterError> {
-        std::fs::create_dir_all(folder).map_err(|source| io_error(folder, source))?;
-        for name in OUTPUT_FILES {
-            let path = folder.join(name);
-            if path.exists() {
-                if !options.overwrite {
-                    return Err(WriterError::OutputExists { path });
-                }
-                std::fs::remove_file(&path).map_err(|source| io_error(&path, source))?;
-            }
-        }
-        let mut files: Vec<PendingFile> = [SAMPLED_IMAGES, INPUT_MAPPING, TARGET]
-            .iter()
-            .map(|name| PendingFile::new(folder, name))
-            .collect();
-        let zip_file = files[0].create()?;
-        let log_file = PendingFile::new(folder, DRIFT_LOG);
+        let mut staging = Staging::begin(folder, DRIFT_JSON, options.overwrite)?;
+        let target = |name: &str| staging.folder().path().join(name);
+        let (mapping_path, target_path, log_path, embeddings_path) = (
+            target(INPUT_MAPPING),
+            target(TARGET),
+            target(DRIFT_LOG),
+            target(EMBEDDINGS),
+        );
+        let zip_abandoned = Arc::new(AtomicBool::new(false));
+        let zip = zip::ZipWriter::new(ZipSink {
+            file: BufWriter::with_capacity(1 << 20, staging.create(SAMPLED_IMAGES)?),
+            abandoned: zip_abandoned.clone(),
+        });
+        let input_mapping =
+            TableWriter::input_mapping(staging.create(INPUT_MAPPING)?, &mapping_path)?;
+        let target_table = TableWriter::target(staging.create(TARGET)?, &target_path)?;
         let drift_log = TableWriter::drift_log(
-            log_file.create()?,
-            &log_file.temporary,
+            staging.create(DRIFT_LOG)?,
+            &log_path,
             options.drift_log_columns,
         )?;
-        files.push(log_file);
         let embeddings = if options.embeddings {
-            let file = PendingFile::new(folder, EMBEDDINGS);
-            let table = TableWriter::embeddings(file.create()?, &file.temporary)?;
-            files.push(file);
-            Some(table)
+            Some(TableWriter::embeddings(
+                staging.create(EMBEDDINGS)?,
+                &embeddings_path,
+            )?)
         } else {
             None
         };
         Ok(Self {
-            folder: folder.to_owned(),
+            staging,
             options,
             classes,
-            zip: Some(zip::ZipWriter::new(BufWriter::with_capacity(
-                1 << 20,
-                zip_file,
-            ))),
-            input_mapping: TableWriter::input_mapping(files[1].create()?, &files[1].temporary)?,
-            target: TableWriter::target(files[2].create()?, &files[2].temporary)?,
+            archive: Archive {
+                zip: Some(zip),
+                abandoned: zip_abandoned,
+            },
+            input_mapping,
+            target: target_table,
             drift_log,
             no_values: vec![None; options.drift_log_columns.len()],
             embeddings,
-            files,
             last_sample_id: None,
             samples: 0,
-            finished: false,
         })
+    }
+
+    fn zip_path(&self) -> PathBuf {
+        self.staging.folder().path().join(SAMPLED_IMAGES)
     }
 
     /// Appends one sample: its PNG to the zip, its rows to the tables. `label` is the label to
@@ -361,8 +413,9 @@ impl OutputWriter {
         } else {
             meta.file_name.clone()
         };
-        let zip_path = &self.files[0].temporary;
-        let zip = self.zip.as_mut().expect("zip is open until finish");
+        let zip_path = self.zip_path();
+        let zip_path = &zip_path;
+        let zip = self.archive.zip.as_mut().expect("zip is open until finish");
         // PNG data is already deflated: store it. A fixed entry time keeps the archive
         // byte-identical between runs.
         let entry_options = SimpleFileOptions::default()
@@ -387,23 +440,19 @@ impl OutputWriter {
         Ok(())
     }
 
-    /// Closes every file, writes `drift_json` (the caller's record of the run) as `drift.json`,
-    /// flushes everything to disk, and renames it all to the final names.
-    pub fn finish(mut self, drift_json: &str) -> Result<OutputSummary, WriterError> {
-        let record = PendingFile::new(&self.folder, DRIFT_JSON);
-        let mut record_file = record.create()?;
-        self.files.push(record);
-        let record_path = &self.files[self.files.len() - 1].temporary;
-        record_file
-            .write_all(drift_json.as_bytes())
-            .and_then(|()| record_file.sync_all())
-            .map_err(|source| io_error(record_path, source))?;
-        let zip_path = self.files[0].temporary.clone();
-        let zip = self.zip.take().expect("zip is open until finish");
-        let buffered = zip
+    /// Closes and syncs every file, then stages `drift.json`, made by `record` from the size
+    /// and SHA-256 of every other file. Nothing is in place until the result is committed.
+    pub fn finish(
+        mut self,
+        record: impl FnOnce(&[FileRecord]) -> String,
+    ) -> Result<StagedOutput, WriterError> {
+        let zip_path = self.zip_path();
+        let zip = self.archive.zip.take().expect("zip is open until finish");
+        let sink = zip
             .finish()
             .map_err(|source| zip_error(&zip_path, source))?;
-        let file = buffered
+        let file = sink
+            .file
             .into_inner()
             .map_err(|e| io_error(&zip_path, e.into_error()))?;
         file.sync_all()
@@ -418,27 +467,61 @@ impl OutputWriter {
         if let Some(table) = self.embeddings.as_mut() {
             table.finish()?;
         }
-        for file in &self.files {
-            std::fs::rename(&file.temporary, &file.target)
-                .map_err(|source| io_error(&file.target, source))?;
-        }
-        self.finished = true;
-        Ok(OutputSummary {
-            folder: self.folder.clone(),
-            samples: self.samples,
-            zip_bytes,
+        let records = self.staging.records()?;
+        self.staging
+            .write(DRIFT_JSON, record(&records).as_bytes())?;
+        Ok(StagedOutput {
+            summary: OutputSummary {
+                folder: self.staging.folder().path().to_owned(),
+                samples: self.samples,
+                zip_bytes,
+            },
+            staging: self.staging,
         })
     }
 }
 
-impl Drop for OutputWriter {
+/// The archive being written; dropped unfinished, it abandons its sink first (see ZipSink).
+struct Archive {
+    zip: Option<zip::ZipWriter<ZipSink>>,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Drop for Archive {
     fn drop(&mut self) {
-        if !self.finished {
-            for file in &self.files {
-                let _ = std::fs::remove_file(&file.temporary);
-            }
-        }
+        self.abandoned.store(true, Ordering::Relaxed);
     }
+}
+
+/// A finished output, staged in its folder, waiting to be committed.
+#[derive(Debug)]
+pub struct StagedOutput {
+    staging: Staging,
+    summary: OutputSummary,
+}
+
+impl StagedOutput {
+    /// What the output holds.
+    pub fn summary(&self) -> &OutputSummary {
+        &self.summary
+    }
+
+    /// Puts the output in place (`drift.json` last); the folder is returned, still locked.
+    pub fn commit(self) -> Result<(OutputSummary, OutputFolder), WriterError> {
+        let folder = self.staging.commit()?;
+        Ok((self.summary, folder))
+    }
+}
+
+/// Commits several staged outputs together (a scenario's segments): all are decided before any
+/// is put in place, so a failure before that leaves every folder as it was.
+pub fn commit_outputs(outputs: Vec<StagedOutput>) -> Result<Vec<OutputSummary>, WriterError> {
+    let (stagings, summaries): (Vec<_>, Vec<_>) = outputs
+        .into_iter()
+        .map(|output| (output.staging, output.summary))
+        .unzip();
+    commit_all(stagings)?;
+    Ok(summaries)
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> WriterError {

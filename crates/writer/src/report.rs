@@ -1,7 +1,6 @@
 //! A report folder (what `evaluate` writes): named files staged under temporary names and
 //! renamed together by [`ReportWriter::finish`], and the `kl.parquet` table.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::{PendingFile, WriterError, io_error};
+use crate::{OutputFolder, Recovery, Staging, WriterError};
 
 /// One batch's KL at one drift level: a row of `kl.parquet`.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,88 +67,69 @@ pub fn kl_table(rows: &[KlRow], path_for_errors: &Path) -> Result<Vec<u8>, Write
     writer.into_inner().map_err(parquet_error)
 }
 
-/// Writes a fixed set of named files into one folder, all or nothing: each goes to a hidden
-/// temporary name first, and only [`ReportWriter::finish`] gives them their names. Dropped
-/// before `finish`, it removes what it wrote.
+/// Writes a fixed set of named files into one folder as one transaction: the folder is locked,
+/// every file staged, and [`ReportWriter::finish`] commits them together with `marker` last.
+/// Dropped before `finish`, it removes what it staged and the folder keeps its old report.
 #[derive(Debug)]
 pub struct ReportWriter {
-    files: Vec<(String, PendingFile, bool)>,
-    finished: bool,
+    staging: Staging,
+    names: &'static [&'static str],
 }
 
 impl ReportWriter {
-    /// Prepares `folder` (created if missing) for the files `names`. Refuses if any of them
-    /// exists, unless `overwrite`, in which case they are removed now, so that a failure later
-    /// cannot leave an old report that looks like the new one.
-    pub fn create(folder: &Path, names: &[&str], overwrite: bool) -> Result<Self, WriterError> {
-        std::fs::create_dir_all(folder).map_err(|source| io_error(folder, source))?;
-        for name in names {
-            let path = folder.join(name);
-            if path.exists() {
-                if !overwrite {
-                    return Err(WriterError::OutputExists { path });
-                }
-                std::fs::remove_file(&path).map_err(|source| io_error(&path, source))?;
-            }
-        }
+    /// Locks `folder` (created if missing) for the files `names`, of which `marker` is committed
+    /// last. Refuses if any of them exists, unless `overwrite`; the old report then stays whole
+    /// until the commit.
+    pub fn create(
+        folder: &Path,
+        names: &'static [&'static str],
+        marker: &'static str,
+        overwrite: bool,
+    ) -> Result<Self, WriterError> {
+        let folder = OutputFolder::lock(folder, names)?;
         Ok(Self {
-            files: names
-                .iter()
-                .map(|name| ((*name).to_owned(), PendingFile::new(folder, name), false))
-                .collect(),
-            finished: false,
+            staging: Staging::begin(folder, marker, overwrite)?,
+            names,
         })
+    }
+
+    /// What the lock found left by a dead run in the folder, if anything.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.staging.folder().recovery()
     }
 
     /// The final path of file `name`.
     pub fn path(&self, name: &str) -> Option<PathBuf> {
-        self.files
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, file, _)| file.target.clone())
+        self.names
+            .contains(&name)
+            .then(|| self.staging.folder().path().join(name))
     }
 
-    /// Writes file `name` (one of those given to `create`) under its temporary name.
+    /// Stages file `name` (one of those given to `create`).
     pub fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), WriterError> {
-        let Some((_, file, written)) = self.files.iter_mut().find(|(n, _, _)| n == name) else {
+        if !self.names.contains(&name) {
             return Err(WriterError::Io {
                 path: PathBuf::from(name),
                 source: std::io::Error::other("not one of the report's files"),
             });
-        };
-        let mut handle = file.create()?;
-        handle
-            .write_all(bytes)
-            .and_then(|()| handle.sync_all())
-            .map_err(|source| io_error(&file.temporary, source))?;
-        *written = true;
-        Ok(())
+        }
+        self.staging.write(name, bytes)
     }
 
-    /// Renames every file to its final name; all must have been added.
-    pub fn finish(mut self) -> Result<(), WriterError> {
-        if let Some((_, file, _)) = self.files.iter().find(|(_, _, written)| !written) {
+    /// Commits every file; all must have been added.
+    pub fn finish(self) -> Result<(), WriterError> {
+        let folder = self.staging.folder().path();
+        if let Some(name) = self
+            .names
+            .iter()
+            .find(|name| !self.staging.staged_path(name).exists())
+        {
             return Err(WriterError::Io {
-                path: file.target.clone(),
+                path: folder.join(name),
                 source: std::io::Error::other("the report never wrote this file"),
             });
         }
-        for (_, file, _) in &self.files {
-            std::fs::rename(&file.temporary, &file.target)
-                .map_err(|source| io_error(&file.target, source))?;
-        }
-        self.finished = true;
-        Ok(())
-    }
-}
-
-impl Drop for ReportWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            for (_, file, _) in &self.files {
-                let _ = std::fs::remove_file(&file.temporary);
-            }
-        }
+        self.staging.commit().map(drop)
     }
 }
 
@@ -159,28 +139,41 @@ mod tests {
 
     #[test]
     fn report_files_appear_together_or_not_at_all() {
+        const FILES: &[&str] = &["a.txt", "b.txt"];
         let dir = tempfile::tempdir().unwrap();
-        let mut report = ReportWriter::create(dir.path(), &["a.txt", "b.txt"], false).unwrap();
+        let visible = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect();
+            names.sort();
+            names
+        };
+        let mut report = ReportWriter::create(dir.path(), FILES, "b.txt", false).unwrap();
         report.add("a.txt", b"first").unwrap();
         assert!(!dir.path().join("a.txt").exists(), "hidden until finish");
         assert!(report.add("c.txt", b"?").is_err());
         drop(report);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(visible().is_empty());
 
-        let mut report = ReportWriter::create(dir.path(), &["a.txt", "b.txt"], false).unwrap();
+        let mut report = ReportWriter::create(dir.path(), FILES, "b.txt", false).unwrap();
         report.add("a.txt", b"first").unwrap();
         report.add("b.txt", b"second").unwrap();
         report.finish().unwrap();
         assert_eq!(std::fs::read(dir.path().join("b.txt")).unwrap(), b"second");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(visible(), ["a.txt", "b.txt"]);
 
-        let err = ReportWriter::create(dir.path(), &["b.txt"], false).unwrap_err();
-        assert!(err.to_string().contains("b.txt") && err.to_string().contains("--overwrite"));
-        let report = ReportWriter::create(dir.path(), &["b.txt"], true).unwrap();
-        assert!(
-            !dir.path().join("b.txt").exists(),
-            "overwrite removes the old file first"
+        let err = ReportWriter::create(dir.path(), FILES, "b.txt", false).unwrap_err();
+        assert!(err.to_string().contains("a.txt") && err.to_string().contains("--overwrite"));
+        let mut report = ReportWriter::create(dir.path(), FILES, "b.txt", true).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("b.txt")).unwrap(),
+            b"second",
+            "overwrite keeps the old report until the commit"
         );
+        report.add("a.txt", b"third").unwrap();
         assert!(report.finish().is_err(), "b.txt was never written");
+        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"first");
     }
 }
