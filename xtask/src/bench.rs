@@ -18,7 +18,10 @@ use drift_core::{ImageSize, RgbImage8, SampleMeta};
 use drift_pipeline::{DriftGenerator, GeneratorOptions, TransformChain};
 use drift_reader::{Dataset, Decoder};
 use drift_transformer::{LOG_COLUMNS, TransformKind};
-use drift_writer::{DriftLogRow, OutputWriter, PngCompression, WriterOptions, encode_png};
+use drift_writer::{
+    DriftLogRow, OUTPUT_FILES, OutputFolder, OutputWriter, PngCompression, WriterOptions,
+    encode_png,
+};
 
 /// Samples of the two memory runs, on datasets of as many images.
 const MEMORY_RUNS: [usize; 2] = [1024, 10240];
@@ -489,7 +492,7 @@ pub fn run(args: &[String]) -> Result<()> {
 fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path) -> Result<f64> {
     let started = Instant::now();
     let mut writer = OutputWriter::create(
-        output,
+        OutputFolder::lock(output, &OUTPUT_FILES)?,
         WriterOptions {
             organize_by_class: false,
             overwrite: true,
@@ -511,7 +514,7 @@ fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path)
         let label = i64::try_from(meta.label)?;
         writer.write(&meta, label, png, None, &DriftLogRow::clean("bench"))?;
     }
-    writer.finish("{}\n")?;
+    writer.finish(|_| "{}\n".to_owned())?.commit()?;
     Ok(started.elapsed().as_secs_f64())
 }
 

@@ -16,13 +16,14 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     if !kind.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("not a regular file ({})", describe(kind)),
+            format!("not a regular file ({})", describe_file_type(kind)),
         ));
     }
     File::open(path)
 }
 
-fn describe(kind: std::fs::FileType) -> &'static str {
+/// What a file type is, in words (`a FIFO`, `a character device`, ...).
+pub fn describe_file_type(kind: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if kind.is_dir() {
         "a folder"
@@ -34,6 +35,8 @@ fn describe(kind: std::fs::FileType) -> &'static str {
         "a block device"
     } else if kind.is_socket() {
         "a socket"
+    } else if kind.is_file() {
+        "a regular file"
     } else {
         "not a file"
     }

@@ -16,7 +16,7 @@
 mod files;
 mod rng;
 
-pub use files::{hex, open_regular, sha256_hex};
+pub use files::{describe_file_type, hex, open_regular, sha256_hex};
 pub use rng::{Purpose, SampleRng, sample_rng};
 
 use std::fmt;
@@ -115,7 +115,9 @@ impl ImageSize {
     pub fn new(width: u32, height: u32) -> Result<Self, SizeError> {
         for side in [width, height] {
             if side == 0 || side > Self::MAX_SIDE {
-                return Err(SizeError::OutOfRange { side });
+                return Err(SizeError::OutOfRange {
+                    side: side.to_string(),
+                });
             }
         }
         Ok(Self { width, height })
@@ -159,8 +161,8 @@ pub enum SizeError {
         ImageSize::MAX_SIDE
     )]
     OutOfRange {
-        /// The offending side.
-        side: u32,
+        /// The offending side, as given.
+        side: String,
     },
 }
 
@@ -177,8 +179,9 @@ impl FromStr for ImageSize {
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(syntax());
             }
-            s.parse::<u32>()
-                .map_err(|_| SizeError::OutOfRange { side: u32::MAX })
+            s.parse::<u32>().map_err(|_| SizeError::OutOfRange {
+                side: s.trim_start_matches('0').to_owned(),
+            })
         };
         match text.split_once(['x', 'X']) {
             Some((w, h)) => Self::new(parse_side(w)?, parse_side(h)?),

@@ -60,6 +60,38 @@ pub enum ClassMappingError {
     },
 }
 
+/// A flat table that refuses a key given twice (serde_json keeps the last one silently; TOML
+/// refuses too, so both formats say the same).
+struct UniqueKeys(BTreeMap<String, i64>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of class -> integer label")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut table = BTreeMap::new();
+                while let Some((key, value)) = map.next_entry::<String, i64>()? {
+                    if table.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "key '{key}' is given twice"
+                        )));
+                    }
+                    table.insert(key, value);
+                }
+                Ok(UniqueKeys(table))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 /// A resolved mapping from original label to published label. Classes the file does not
 /// mention keep their original label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,15 +104,17 @@ impl ClassMapping {
     /// labels (as text) and whose values are integers. A key that names a class wins over the
     /// same text read as a label.
     pub fn load(path: &Path, classes: &ClassTable) -> Result<Self, ClassMappingError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClassMappingError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = drift_core::open_regular(path)
+            .and_then(std::io::read_to_string)
+            .map_err(|source| ClassMappingError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let extension = path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        let table: BTreeMap<String, i64> = match extension.as_deref() {
+        let UniqueKeys(table) = match extension.as_deref() {
             Some("json") => serde_json::from_str(&text).map_err(|e| ClassMappingError::Syntax {
                 path: path.to_owned(),
                 format: "JSON",

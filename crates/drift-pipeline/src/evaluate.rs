@@ -158,7 +158,7 @@ pub fn evaluate(
         0 => thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let stage = crate::load_embedder(&options.embedding, threads)?;
+    let stage = crate::load_embedder(&options.embedding, threads, options.size)?;
     let batch_size = stage.batch_size;
     let order: Vec<usize> = sampler.pending().take(images as usize).collect();
     let batches = order.len().div_ceil(batch_size);

@@ -383,7 +383,7 @@ impl DriftGenerator {
             None => ClassMapping::identity(dataset.classes()),
         };
         let embedding = match &options.embeddings {
-            Some(embedding) => Some(load_embedder(embedding, options.threads)?),
+            Some(embedding) => Some(load_embedder(embedding, options.threads, options.size)?),
             None => None,
         };
         Ok(Self {
@@ -621,10 +621,12 @@ pub(crate) fn embedding_record(stage: &EmbeddingStage) -> serde_json::Value {
 pub(crate) fn load_embedder(
     options: &EmbeddingOptions,
     threads: usize,
+    size: ImageSize,
 ) -> Result<EmbeddingStage, PipelineError> {
     if options.batch_size == 0 {
         return Err(PipelineError::ZeroBatchSize);
     }
+    drift_embedder::check_batch_memory(options.batch_size, size)?;
     let path = match &options.weights {
         Some(path) => path.clone(),
         None => drift_embedder::weights::find_cached().ok_or_else(|| {

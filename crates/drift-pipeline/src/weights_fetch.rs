@@ -1,14 +1,15 @@
 //! `drift-pipeline weights fetch`: download ResNet18 weights into the cache, checking SHA-256.
 //!
-//! The file is streamed to a hidden temporary name beside its target, hashed on the way, and
-//! renamed only when the hash matches; a mismatch deletes it. A target that is already there
-//! with the right hash is not downloaded again.
+//! The destination's folder is locked like an output folder (one fetch at a time into it), the
+//! file is streamed into its staging area, hashed on the way, and committed (renamed into place)
+//! only when the hash matches; a mismatch deletes it. A target that is already there with the
+//! right hash is not downloaded again. Whatever a killed fetch left is removed by the next one.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use drift_embedder::weights::{TORCHVISION_PTH, TORCHVISION_URL, cache_dir, hex, sha256_file};
+use drift_writer::{OutputFolder, Staging};
 use sha2::{Digest, Sha256};
 
 /// What to download and where.
@@ -81,6 +82,9 @@ pub enum FetchError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The destination folder could not be locked, staged into or committed.
+    #[error(transparent)]
+    Writer(drift_writer::WriterError),
     /// The downloaded bytes are not the expected file; they were deleted.
     #[error(
         "downloaded {bytes} bytes from {url} with sha256 {found}, but expected {expected}: the \
@@ -108,16 +112,20 @@ pub fn fetch(
         let path = path.to_owned();
         move |source| FetchError::Io { path, source }
     };
+    let file_name = request.destination.file_name().map_or_else(
+        || "weights".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let parent = match request.destination.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let folder = OutputFolder::lock(parent, &[&file_name]).map_err(FetchError::Writer)?;
     if request.destination.is_file()
         && sha256_file(&request.destination).map_err(io_error(&request.destination))?
             == request.sha256
     {
         return Ok(Fetched::AlreadyPresent);
-    }
-    if let Some(parent) = request.destination.parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
     let http_error = |reason: String| FetchError::Http {
         url: request.url.clone(),
@@ -131,15 +139,11 @@ pub fn fetch(
         .get("content-length")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    let file_name = request.destination.file_name().map_or_else(
-        || "weights".into(),
-        |name| name.to_string_lossy().into_owned(),
-    );
-    let temporary = request
-        .destination
-        .with_file_name(format!(".{file_name}.{}.partial", std::process::id()));
+    // A wrong file of the same name stays until the verified download replaces it.
+    let mut staging = Staging::begin(folder, &file_name, true).map_err(FetchError::Writer)?;
+    let temporary = staging.staged_path(&file_name);
     let result = (|| {
-        let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
+        let mut file = staging.create(&file_name).map_err(FetchError::Writer)?;
         let mut body = response.into_body().into_reader();
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 16];
@@ -167,13 +171,10 @@ pub fn fetch(
                 found,
             });
         }
-        std::fs::rename(&temporary, &request.destination)
-            .map_err(io_error(&request.destination))?;
-        Ok(Fetched::Downloaded(received))
+        Ok(received)
     })();
-    if result.is_err() {
-        // Nothing half-written or unverified stays behind.
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    // On error, dropping the staging removes what was downloaded: nothing unverified stays.
+    let received = result?;
+    staging.commit().map_err(FetchError::Writer)?;
+    Ok(Fetched::Downloaded(received))
 }

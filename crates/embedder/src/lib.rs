@@ -211,6 +211,23 @@ pub enum EmbedderError {
     /// The requested device is not available.
     #[error("{0}")]
     Device(String),
+    /// A batch would need more memory than the machine has free.
+    #[error(
+        "embedding batches of {batch} images at {size} needs about {} MiB, more than the {} MiB \
+         of memory available: use a smaller batch size or image size",
+        needed >> 20,
+        available >> 20
+    )]
+    BatchTooLarge {
+        /// Images per batch.
+        batch: usize,
+        /// Their size.
+        size: ImageSize,
+        /// Bytes the batch needs, estimated.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
     /// A batch mixed image sizes.
     #[error("a batch mixes image sizes {first} and {other}")]
     MixedSizes {
@@ -219,6 +236,36 @@ pub enum EmbedderError {
         /// A different size in the same batch.
         other: ImageSize,
     },
+}
+
+/// Working memory of one image in the forward pass, per input pixel: the stem's 64-channel f32
+/// output (64 B) beside its 7x7x3 receptive-field matrix (147 x 4 B) and the input (12 B), the
+/// largest moment of the network, rounded up.
+const FORWARD_BYTES_PER_PIXEL: u64 = 640;
+
+/// Refuses a batch whose forward pass would not fit in the memory available now (the kernel's
+/// `MemAvailable`; 16 GiB where that cannot be read), before anything is allocated.
+pub fn check_batch_memory(batch: usize, size: ImageSize) -> Result<(), EmbedderError> {
+    let needed = (batch as u64)
+        .saturating_mul(u64::from(size.width) * u64::from(size.height))
+        .saturating_mul(FORWARD_BYTES_PER_PIXEL);
+    let available = available_memory().unwrap_or(16 << 30);
+    if needed > available {
+        return Err(EmbedderError::BatchTooLarge {
+            batch,
+            size,
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// ResNet18 features on one device, with the weights loaded once.

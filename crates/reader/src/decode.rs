@@ -1,5 +1,6 @@
-use std::io::Cursor;
+use std::io::{Cursor, Read as _};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use drift_core::{ImageSize, RgbImage8};
 use fast_image_resize::images::Image as ResizeImage;
@@ -15,37 +16,100 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest accepted width or height.
     pub max_side: u32,
+    /// Memory all images being decoded at once may take together (by their headers); an image
+    /// waits until its share is free, so memory stays bounded at any thread count.
+    pub budget_bytes: u64,
 }
 
 impl Default for DecodeLimits {
-    /// PIL's hard limit (twice `Image.MAX_IMAGE_PIXELS`, about 179 megapixels) and 65,535 px a side.
+    /// PIL's hard limit (twice `Image.MAX_IMAGE_PIXELS`, about 179 megapixels), 65,535 px a
+    /// side, and a 2 GiB decode budget: room for one image at the pixel limit in the widest
+    /// format (16-bit RGBA, 8 bytes a pixel, plus its 8-bit RGB copy).
     fn default() -> Self {
         Self {
             max_pixels: 2 * 89_478_485,
             max_side: 65_535,
+            budget_bytes: 2 << 30,
         }
     }
 }
 
+/// Decode memory shared by every thread that decodes with one [`Decoder`] (and its clones).
+#[derive(Debug)]
+struct DecodeBudget {
+    total: u64,
+    in_use: Mutex<u64>,
+    released: Condvar,
+}
+
+/// A share of the budget, given back when dropped.
+struct Reservation<'a> {
+    budget: &'a DecodeBudget,
+    bytes: u64,
+}
+
+impl DecodeBudget {
+    fn new(total: u64) -> Self {
+        Self {
+            total,
+            in_use: Mutex::new(0),
+            released: Condvar::new(),
+        }
+    }
+
+    /// Waits until `bytes` are free (the caller checked that they fit in the whole budget).
+    fn reserve(&self, bytes: u64) -> Reservation<'_> {
+        let mut in_use = self.in_use.lock().unwrap_or_else(PoisonError::into_inner);
+        while *in_use + bytes > self.total {
+            in_use = self
+                .released
+                .wait(in_use)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *in_use += bytes;
+        Reservation {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut in_use = self
+            .budget
+            .in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *in_use -= self.bytes;
+        self.budget.released.notify_all();
+    }
+}
+
 /// Decodes image files to 8-bit RGB at one output size.
+/// Clones share one decode budget.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     size: ImageSize,
     limits: DecodeLimits,
+    budget: Arc<DecodeBudget>,
 }
 
 impl Decoder {
     /// A decoder producing images of `size` with the default [`DecodeLimits`].
     pub fn new(size: ImageSize) -> Self {
+        let limits = DecodeLimits::default();
         Self {
             size,
-            limits: DecodeLimits::default(),
+            limits,
+            budget: Arc::new(DecodeBudget::new(limits.budget_bytes)),
         }
     }
 
-    /// Replaces the decompression-bomb limits.
+    /// Replaces the decompression-bomb limits and the decode budget.
     pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
         self.limits = limits;
+        self.budget = Arc::new(DecodeBudget::new(limits.budget_bytes));
         self
     }
 
@@ -56,10 +120,13 @@ impl Decoder {
 
     /// Reads, decodes and resizes one image file. Formats are recognised by content, not name.
     pub fn decode(&self, path: &Path) -> Result<RgbImage8, ReaderError> {
-        let bytes = std::fs::read(path).map_err(|source| ReaderError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let mut bytes = Vec::new();
+        drift_core::open_regular(path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .map_err(|source| ReaderError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         self.decode_bytes(&bytes, path)
     }
 
@@ -97,6 +164,18 @@ impl Decoder {
                 max_pixels: self.limits.max_pixels,
             });
         }
+        // The decoded buffer at the file's own depth, plus its 8-bit RGB copy.
+        let needed = pixels * (u64::from(decoder.color_type().bytes_per_pixel()) + 3);
+        if needed > self.budget.total {
+            return Err(ReaderError::OverBudget {
+                path: path.to_owned(),
+                width,
+                height,
+                needed,
+                budget: self.budget.total,
+            });
+        }
+        let _reservation = self.budget.reserve(needed);
         let mut limits = image::Limits::default();
         // Room for this image at 16 bits x 4 channels twice over (decoders keep scratch buffers,
         // e.g. for interlaced PNG) plus a fixed margin: a guard, not an allocation.

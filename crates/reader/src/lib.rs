@@ -92,4 +92,31 @@ pub enum ReaderError {
         /// The limit in force.
         max_pixels: u64,
     },
+    /// Decoding the image needs more memory than the whole decode budget: it could never start.
+    #[error(
+        "image {path} needs about {} MiB to decode ({width}x{height}), more than the decode \
+         budget of {} MiB shared by all decoding threads",
+        needed >> 20,
+        budget >> 20
+    )]
+    OverBudget {
+        /// The image file.
+        path: PathBuf,
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Bytes its decode needs.
+        needed: u64,
+        /// The budget.
+        budget: u64,
+    },
+    /// Something that is not a regular file where an image was expected (a FIFO would block).
+    #[error("{path} is not a regular file ({kind}): datasets hold image files only")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: String,
+    },
 }

@@ -148,6 +148,16 @@ impl Dataset {
                 self.ignore(path);
                 continue;
             }
+            // A FIFO or device named like an image would block the decoder forever.
+            let kind = std::fs::metadata(&path)
+                .map_err(|source| io_error(&path, source))?
+                .file_type();
+            if !kind.is_file() {
+                return Err(ReaderError::NotAFile {
+                    kind: drift_core::describe_file_type(kind).to_owned(),
+                    path,
+                });
+            }
             let folder = path
                 .parent()
                 .unwrap_or(class_dir)
