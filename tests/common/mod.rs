@@ -221,11 +221,13 @@ pub fn read_zip(folder: &Path) -> BTreeMap<String, Vec<u8>> {
     entries
 }
 
-/// The files of an output folder, including hidden ones.
+/// The files of an output folder, including hidden ones (a leftover staging folder shows), but
+/// not the folder's lock file, which stays by design and holds the last writer's pid.
 pub fn listing(folder: &Path) -> Vec<String> {
     let mut names: Vec<String> = match std::fs::read_dir(folder) {
         Ok(entries) => entries
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != ".drift-pipeline.lock")
             .collect(),
         Err(_) => Vec::new(),
     };

@@ -111,8 +111,6 @@ pub struct Evaluation {
     pub embedding_description: String,
     /// Wall time of the sweep, loading the weights included.
     pub elapsed: Duration,
-    /// What the report folder's lock found left by a run that died there, and did about it.
-    pub recovery: Option<crate::Recovery>,
 }
 
 impl Evaluation {
@@ -153,7 +151,9 @@ pub fn evaluate(
     crate::check_output_location(output, input)?;
     let mut report =
         ReportWriter::create(output, &REPORT_FILES, EVALUATION_JSON, options.overwrite)?;
-    let recovery = report.recovery().cloned();
+    if let Some(recovery) = report.recovery() {
+        progress.recovered(output, recovery);
+    }
     let threads = match options.threads {
         0 => thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -295,7 +295,6 @@ pub fn evaluate(
             stage.source.describe()
         ),
         elapsed: Duration::ZERO,
-        recovery,
     };
     write_report(&mut report, &evaluation, &series, &stage, options)?;
     report.finish()?;

@@ -47,7 +47,7 @@ pub use drift_transformer::{
     Drift, DriftShape, LOG_COLUMNS, Ramp, TransformChain, TransformError, TransformKind,
     TransformSpec,
 };
-pub use drift_writer::{OUTPUT_FILES, PngCompression, Recovery};
+pub use drift_writer::{ABORT_AT_ENV, FileRecord, OUTPUT_FILES, PngCompression, Recovery, verify};
 pub use label_shift::{ClassPriors, LabelShift};
 pub use scenario::{Scenario, ScenarioError, Segment};
 use std::path::{Path, PathBuf};
@@ -263,6 +263,12 @@ pub(crate) struct EmbeddingStage {
 pub trait Progress: Sync {
     /// `written` of `total` samples are in the output.
     fn samples_written(&self, written: u64, total: u64);
+
+    /// The lock of output folder `folder` found what a run that died there left, and did
+    /// `recovery` about it (told once, before anything is written).
+    fn recovered(&self, folder: &Path, recovery: &Recovery) {
+        let _ = (folder, recovery);
+    }
 }
 
 /// No progress reporting.
@@ -275,8 +281,6 @@ impl Progress for () {
 pub struct SampleSummary {
     /// The output folder.
     pub output: PathBuf,
-    /// What the output folder's lock found left by a run that died there, and did about it.
-    pub recovery: Option<Recovery>,
     /// Samples written.
     pub samples: u64,
     /// Id of the first sample written.
@@ -466,6 +470,8 @@ impl DriftGenerator {
             let plan = shift.plan(classes, &sampler);
             label_shift::check(&sampler, *n, &plan, classes).map_err(|e| (index, e))?;
             sampler.advance(&plan, *n as usize, *n);
+            check_timestamps(self.sampler.clock(), sampler.next_sample_id())
+                .map_err(|e| (index, e))?;
         }
         Ok(())
     }
@@ -523,7 +529,12 @@ impl DriftGenerator {
         output: &Path,
         progress: &dyn Progress,
     ) -> Result<SampleSummary, PipelineError> {
+        // Checks that need no output come first, so that a refused call creates nothing.
+        self.check_call(n)?;
         let folder = self.lock_output(output)?;
+        if let Some(recovery) = folder.recovery() {
+            progress.recovered(folder.path(), recovery);
+        }
         let (outcome, class_plan) = self.stage(n, folder, progress)?;
         outcome.staged.commit()?;
         self.sampler.advance(&class_plan, outcome.positions_used, n);
@@ -545,9 +556,7 @@ impl DriftGenerator {
         folder: OutputFolder,
         progress: &dyn Progress,
     ) -> Result<(pipeline::Outcome, drift_sampler::ClassPlan), PipelineError> {
-        let class_plan = self.label_shift.plan(self.dataset.classes(), &self.sampler);
-        label_shift::check(&self.sampler, n, &class_plan, self.dataset.classes())?;
-        self.check_timestamps(n)?;
+        let class_plan = self.check_call(n)?;
         let threads = match self.options.threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -587,22 +596,30 @@ impl DriftGenerator {
         Ok((outcome.summary, outcome.staged))
     }
 
-    /// Refuses a call whose last timestamp would not be finite, before anything is written
-    /// (timestamps grow with the id, so the last one is the largest).
-    fn check_timestamps(&self, n: u64) -> Result<(), PipelineError> {
-        let clock = self.sampler.clock();
-        let last = self.sampler.next_sample_id() + n.saturating_sub(1);
-        let timestamp = clock.timestamp(last);
-        if timestamp.is_finite() {
-            return Ok(());
-        }
-        Err(PipelineError::TimestampOverflow {
-            sample_id: last,
-            timestamp,
-            start: clock.start,
-            delta: clock.delta,
-        })
+    /// Whether a call of `n` samples can be made from here: the label shift's classes have the
+    /// images, and every timestamp is finite. The call's class plan.
+    fn check_call(&self, n: u64) -> Result<drift_sampler::ClassPlan, PipelineError> {
+        let class_plan = self.label_shift.plan(self.dataset.classes(), &self.sampler);
+        label_shift::check(&self.sampler, n, &class_plan, self.dataset.classes())?;
+        check_timestamps(self.sampler.clock(), self.sampler.next_sample_id() + n)?;
+        Ok(class_plan)
     }
+}
+
+/// Refuses a stream whose samples before `end` would not all have finite timestamps
+/// (timestamps grow with the id, so the last one is the largest).
+fn check_timestamps(clock: StreamClock, end: u64) -> Result<(), PipelineError> {
+    let last = end.saturating_sub(1);
+    let timestamp = clock.timestamp(last);
+    if timestamp.is_finite() {
+        return Ok(());
+    }
+    Err(PipelineError::TimestampOverflow {
+        sample_id: last,
+        timestamp,
+        start: clock.start,
+        delta: clock.delta,
+    })
 }
 
 /// The `embeddings` record of `drift.json` and `evaluation.json`: the network, the weights and

@@ -49,6 +49,12 @@ enum Command {
         #[command(subcommand)]
         command: WeightsCommand,
     },
+    /// Check that an output folder holds one complete output: every file its drift.json lists,
+    /// with the recorded size and SHA-256, and nothing else. Reads only.
+    Verify {
+        /// The output folder.
+        dir: PathBuf,
+    },
     /// Show a dataset's classes, labels, image counts and ignored files.
     Inspect {
         /// The dataset root: one sub-folder per class.
@@ -334,17 +340,20 @@ fn error_chain(error: &anyhow::Error) -> String {
     line
 }
 
-/// Tells the user what the lock of an output folder found left by a run that died there.
-fn report_recovery(folder: &Path, recovery: Option<&Recovery>) {
-    if let Some(recovery) = recovery {
-        eprintln!("note: {}: {recovery}", folder.display());
-    }
-}
-
 fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
     match cli.command {
         Command::Generate(args) => generate(args, cancel),
         Command::Inspect { dir } => inspect(&dir),
+        Command::Verify { dir } => {
+            let files = drift_pipeline::verify(&dir)?;
+            let bytes: u64 = files.iter().map(|file| file.bytes).sum();
+            println!(
+                "{}: complete output, {} files and drift.json verified ({bytes} bytes)",
+                dir.display(),
+                files.len()
+            );
+            Ok(())
+        }
         Command::Evaluate(args) => evaluate(args, cancel),
         Command::Weights { command } => weights(command),
         Command::Run {
@@ -440,7 +449,6 @@ fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         other => anyhow::Error::new(other)
             .context(format!("cannot evaluate into {}", args.output.display())),
     })?;
-    report_recovery(&evaluation.output, evaluation.recovery.as_ref());
     println!(
         "{}: {} levels x {} batches of up to {} images ({} images); {}",
         evaluation.transforms,
@@ -493,10 +501,7 @@ fn sample(
     let bar = ProgressReport::new(n, quiet, "samples");
     let result = generator.sample_with_progress(n, output, &bar);
     bar.0.finish_and_clear();
-    let summary =
-        result.with_context(|| format!("cannot write {n} samples to {}", output.display()))?;
-    report_recovery(&summary.output, summary.recovery.as_ref());
-    Ok(summary)
+    result.with_context(|| format!("cannot write {n} samples to {}", output.display()))
 }
 
 fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
@@ -579,20 +584,22 @@ impl Progress for ProgressReport {
         self.0.set_length(total);
         self.0.set_position(written);
     }
+
+    /// A note, not progress: shown with --quiet too.
+    fn recovered(&self, folder: &Path, recovery: &Recovery) {
+        self.0
+            .suspend(|| eprintln!("note: {}: {recovery}", folder.display()));
+    }
 }
 
 fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool>) -> Result<()> {
     let mut scenario = Scenario::load(path)?;
     scenario.set_run_options(threads, Some(cancel));
-    let classes = Dataset::scan(scenario.input())
-        .map(|dataset| dataset.classes().len())
-        .unwrap_or(0);
     scenario.run(
         |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
-        |segment, summary| {
-            report_recovery(&summary.output, summary.recovery.as_ref());
+        |segment, summary, dataset| {
             let drift = drift_description(&segment.transforms, &segment.shape);
-            report_summary(summary, classes, &drift, quiet);
+            report_summary(summary, dataset.classes().len(), &drift, quiet);
         },
     )?;
     Ok(())

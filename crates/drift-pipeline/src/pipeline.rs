@@ -150,7 +150,6 @@ pub(crate) fn run(
 ) -> Result<Outcome, PipelineError> {
     let started = Instant::now();
     let output_path = output.path().to_owned();
-    let recovery = output.recovery().cloned();
     let writer = OutputWriter::create(
         output,
         WriterOptions {
@@ -300,7 +299,6 @@ pub(crate) fn run(
         staged,
         summary: SampleSummary {
             output: output_path,
-            recovery,
             samples: summary.samples,
             first_sample_id,
             timestamps: (

@@ -336,11 +336,6 @@ impl Scenario {
         })
     }
 
-    /// The dataset root the scenario samples.
-    pub fn input(&self) -> &Path {
-        &self.input
-    }
-
     /// The segments, in order.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
@@ -360,11 +355,11 @@ impl Scenario {
     /// output folder, runs the segments in order into their staging areas, and commits them all
     /// together at the end: a failure or interruption leaves every output folder as it was.
     /// `progress` is asked for a reporter per segment; `finished` is told about each segment
-    /// once all are committed.
+    /// (with the scanned dataset) once all are committed.
     pub fn run(
         &self,
         mut progress: impl FnMut(&Segment) -> Box<dyn Progress>,
-        mut finished: impl FnMut(&Segment, &SampleSummary),
+        mut finished: impl FnMut(&Segment, &SampleSummary, &crate::Dataset),
     ) -> Result<Vec<SampleSummary>, ScenarioError> {
         let run_error = |place: String, source: PipelineError| ScenarioError::Run {
             path: self.path.clone(),
@@ -431,17 +426,23 @@ impl Scenario {
         // Every folder is locked before any segment runs, so that no other writer can slip in
         // between segments, and an alias the paths did not show (a bind mount) is refused too.
         let mut folders = Vec::with_capacity(self.segments.len());
+        let mut reporters = Vec::with_capacity(self.segments.len());
         for (index, segment) in self.segments.iter().enumerate() {
             let place = format!("segment {} ({}), key 'output'", index + 1, segment.name);
-            folders.push(
-                generator
-                    .lock_output(&segment.output)
-                    .map_err(|e| run_error(place, e))?,
-            );
+            let folder = generator
+                .lock_output(&segment.output)
+                .map_err(|e| run_error(place, e))?;
+            let reporter = progress(segment);
+            if let Some(recovery) = folder.recovery() {
+                reporter.recovered(folder.path(), recovery);
+            }
+            folders.push(folder);
+            reporters.push(reporter);
         }
         let mut staged = Vec::with_capacity(self.segments.len());
         let mut summaries = Vec::with_capacity(self.segments.len());
-        for ((index, segment), folder) in self.segments.iter().enumerate().zip(folders) {
+        let work = self.segments.iter().enumerate().zip(folders).zip(reporters);
+        for (((index, segment), folder), reporter) in work {
             let place = format!("segment {} ({})", index + 1, segment.name);
             if segment.transforms.is_empty() {
                 generator.reset();
@@ -459,7 +460,6 @@ impl Scenario {
                     .set_class_mapping(Some(path))
                     .map_err(|e| run_error(place.clone(), e))?;
             }
-            let reporter = progress(segment);
             let (summary, output) = generator
                 .sample_staged(segment.samples, folder, reporter.as_ref())
                 .map_err(|e| run_error(place, e))?;
@@ -468,7 +468,7 @@ impl Scenario {
         }
         drift_writer::commit_outputs(staged).map_err(|e| run_error("commit".into(), e.into()))?;
         for (segment, summary) in self.segments.iter().zip(&summaries) {
-            finished(segment, summary);
+            finished(segment, summary, generator.dataset());
         }
         Ok(summaries)
     }

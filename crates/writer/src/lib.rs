@@ -50,7 +50,7 @@ pub use tables::{
 };
 pub use transaction::{
     ABORT_AT_ENV, FileRecord, LOCK_FILE, OutputFolder, Recovery, STAGING_DIR, Staging, commit_all,
-    resolve_path,
+    resolve_path, verify_output,
 };
 
 use std::fs::File;
@@ -119,6 +119,14 @@ pub enum WriterError {
         path: PathBuf,
         /// What failed.
         source: Box<WriterError>,
+    },
+    /// A folder that does not hold one complete, intact output.
+    #[error("{path} does not verify: {reason}")]
+    Unverified {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// A file-system operation failed.
     #[error("cannot write {path}: {source}")]
@@ -236,22 +244,44 @@ pub struct OutputSummary {
 
 /// The zip's file, which goes quiet once its writer is abandoned: the zip library finishes an
 /// unfinished archive when dropped and prints its own error to stderr when that fails (a full
-/// disk), so an abandoned archive writes nowhere and fails nothing.
+/// disk), so an abandoned archive writes nowhere and fails nothing. It keeps its own position
+/// and length so that an abandoned archive still seeks consistently.
 struct ZipSink {
     file: BufWriter<File>,
     abandoned: Arc<AtomicBool>,
+    position: u64,
+    len: u64,
+}
+
+impl ZipSink {
+    fn new(file: File, abandoned: Arc<AtomicBool>) -> Self {
+        Self {
+            file: BufWriter::with_capacity(1 << 20, file),
+            abandoned,
+            position: 0,
+            len: 0,
+        }
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
 }
 
 impl Write for ZipSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.abandoned.load(Ordering::Relaxed) {
-            return Ok(buf.len());
-        }
-        self.file.write(buf)
+        let written = if self.is_abandoned() {
+            buf.len()
+        } else {
+            self.file.write(buf)?
+        };
+        self.position += written as u64;
+        self.len = self.len.max(self.position);
+        Ok(written)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if self.abandoned.load(Ordering::Relaxed) {
+        if self.is_abandoned() {
             return Ok(());
         }
         self.file.flush()
@@ -260,10 +290,17 @@ impl Write for ZipSink {
 
 impl Seek for ZipSink {
     fn seek(&mut self, position: SeekFrom) -> std::io::Result<u64> {
-        if self.abandoned.load(Ordering::Relaxed) {
-            return Ok(0);
-        }
-        self.file.seek(position)
+        self.position = if self.is_abandoned() {
+            let target = match position {
+                SeekFrom::Start(offset) => Some(offset),
+                SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+                SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+            };
+            target.ok_or_else(|| std::io::Error::other("seek before the start"))?
+        } else {
+            self.file.seek(position)?
+        };
+        Ok(self.position)
     }
 }
 
@@ -302,10 +339,10 @@ impl OutputWriter {
             target(EMBEDDINGS),
         );
         let zip_abandoned = Arc::new(AtomicBool::new(false));
-        let zip = zip::ZipWriter::new(ZipSink {
-            file: BufWriter::with_capacity(1 << 20, staging.create(SAMPLED_IMAGES)?),
-            abandoned: zip_abandoned.clone(),
-        });
+        let zip = zip::ZipWriter::new(ZipSink::new(
+            staging.create(SAMPLED_IMAGES)?,
+            zip_abandoned.clone(),
+        ));
         let input_mapping =
             TableWriter::input_mapping(staging.create(INPUT_MAPPING)?, &mapping_path)?;
         let target_table = TableWriter::target(staging.create(TARGET)?, &target_path)?;
@@ -511,6 +548,12 @@ impl StagedOutput {
         let folder = self.staging.commit()?;
         Ok((self.summary, folder))
     }
+}
+
+/// Checks that `folder` holds one complete `generate` output whose files are those its
+/// `drift.json` records (see [`verify_output`]).
+pub fn verify(folder: &Path) -> Result<Vec<FileRecord>, WriterError> {
+    verify_output(folder, DRIFT_JSON, &OUTPUT_FILES)
 }
 
 /// Commits several staged outputs together (a scenario's segments): all are decided before any

@@ -476,6 +476,75 @@ pub fn commit_all(mut stagings: Vec<Staging>) -> Result<Vec<OutputFolder>, Write
         .collect()
 }
 
+/// Checks that `folder` holds one complete output: `marker` exists and every file it lists
+/// (its `files` array of [`FileRecord`]s) has the recorded size and SHA-256, no other output file
+/// is there, and no commit is pending. Reads only; returns the records.
+pub fn verify_output(
+    folder: &Path,
+    marker: &str,
+    output_files: &[&str],
+) -> Result<Vec<FileRecord>, WriterError> {
+    let unverified = |reason: String| WriterError::Unverified {
+        path: folder.to_owned(),
+        reason,
+    };
+    let staging = folder.join(STAGING_DIR);
+    // A decided commit whose marker is still staged has not finished; once the marker is in
+    // place only the staging folder's removal is left, and the output is complete.
+    if CommitPlan::read(&staging)?.is_some() && staging.join(marker).exists() {
+        return Err(unverified(
+            "a run died while committing its output here; the next run into this folder \
+             completes the commit"
+                .into(),
+        ));
+    }
+    let marker_path = folder.join(marker);
+    let text = match std::fs::read(&marker_path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(unverified(format!(
+                "no {marker}: it holds no complete output"
+            )));
+        }
+        Err(source) => return Err(io_error(&marker_path, source)),
+    };
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        files: Vec<FileRecord>,
+    }
+    let listing: Listing = serde_json::from_slice(&text)
+        .map_err(|e| unverified(format!("{marker} does not list the output's files ({e})")))?;
+    for record in &listing.files {
+        let path = folder.join(&record.name);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(unverified(format!("{} is missing", record.name)));
+            }
+            Err(source) => return Err(io_error(&path, source)),
+        };
+        let bytes = file.metadata().map_err(|s| io_error(&path, s))?.len();
+        let sha256 = drift_core::sha256_hex(file).map_err(|s| io_error(&path, s))?;
+        if bytes != record.bytes || sha256 != record.sha256 {
+            return Err(unverified(format!(
+                "{} has {bytes} bytes with sha256 {sha256}, but {marker} records {} bytes with \
+                 sha256 {}: it is not the file of this output",
+                record.name, record.bytes, record.sha256
+            )));
+        }
+    }
+    if let Some(stray) = output_files.iter().find(|name| {
+        **name != marker
+            && folder.join(name).exists()
+            && !listing.files.iter().any(|record| record.name == **name)
+    }) {
+        return Err(unverified(format!(
+            "{stray} is not part of the output {marker} describes"
+        )));
+    }
+    Ok(listing.files)
+}
+
 /// `path` made absolute, `.` and `..` resolved and symlinks followed as far as the path exists,
 /// so that two spellings of one folder compare equal before either is created.
 pub fn resolve_path(path: &Path) -> std::io::Result<PathBuf> {
