@@ -22,6 +22,14 @@ fn setup() -> Setup {
 impl WeightsSetup {
     /// `evaluate` of IMAGES images in batches of BATCH at SIZE px, plus `extra`.
     fn evaluate(&self, name: &str, extra: &[&str]) -> (PathBuf, String) {
+        let (output, args) = self.evaluate_args(name, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stdout = self.succeeds(&args);
+        (output, stdout)
+    }
+
+    /// The report folder and arguments of [`WeightsSetup::evaluate`].
+    fn evaluate_args(&self, name: &str, extra: &[&str]) -> (PathBuf, Vec<String>) {
         let output = self.path(name);
         let images = IMAGES.to_string();
         let batch = BATCH.to_string();
@@ -46,9 +54,11 @@ impl WeightsSetup {
             ],
             extra,
         ]
-        .concat();
-        let stdout = self.succeeds(&args);
-        (output, stdout)
+        .concat()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        (output, args)
     }
 }
 
@@ -293,4 +303,38 @@ fn bad_sweeps_are_refused_before_anything_is_written() {
         "kl.parquet already exists",
     );
     assert_eq!(bytes_of(&report), before);
+}
+
+#[test]
+fn an_overwrite_killed_before_its_commit_keeps_the_old_report() {
+    let setup = setup();
+    let (report, _) = setup.evaluate("report", &["--transform", "rotate", "--levels", "0.5"]);
+    let before = bytes_of(&report);
+    let (_, args) = setup.evaluate_args(
+        "report",
+        &["--transform", "hue", "--levels", "0.9", "--overwrite"],
+    );
+    let died = std::process::Command::new(env!("CARGO_BIN_EXE_drift-pipeline"))
+        .args(&args)
+        .env("DRIFT_PIPELINE_CACHE", &setup.cache)
+        .env(drift_pipeline::ABORT_AT_ENV, "staged")
+        .output()
+        .unwrap();
+    assert!(died.status.code().is_none(), "aborted");
+    let staging = report.join(".drift-pipeline.staging");
+    assert!(staging.is_dir(), "the dead run's files are aside");
+    let now: Vec<_> = listing(&report)
+        .into_iter()
+        .filter(|name| name != ".drift-pipeline.staging")
+        .map(|name| (name.clone(), std::fs::read(report.join(&name)).unwrap()))
+        .collect();
+    assert_eq!(now, before, "the old report, whole");
+    // The next run into the folder removes them and says so.
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = setup.run(&args);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did not finish"), "{stderr}");
+    assert!(!staging.exists());
+    assert_ne!(bytes_of(&report), before, "the new report");
 }

@@ -179,3 +179,40 @@ fn names_what_is_wrong() {
     assert!(err.to_string().contains("has no images"), "{err}");
     assert!(err.to_string().contains('b'), "{err}");
 }
+
+#[test]
+fn decoding_threads_share_one_memory_budget() {
+    let pixels: Vec<u8> = (0..64 * 64 * 3).map(|i| (i % 253) as u8).collect();
+    let png = encode_png(64, 64, image::ExtendedColorType::Rgb8, &pixels);
+    // An 8-bit RGB image needs its decoded buffer plus the RGB copy: 6 bytes a pixel.
+    let one_image = 64 * 64 * 6;
+    let limits = |budget_bytes| DecodeLimits {
+        budget_bytes,
+        ..DecodeLimits::default()
+    };
+    let shared = decoder(8, 8).with_limits(limits(one_image));
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let (decoder, png) = (shared.clone(), &png);
+            scope.spawn(move || {
+                for i in 0..4 {
+                    let name = format!("t{thread}_{i}.png");
+                    decoder.decode_bytes(png, Path::new(&name)).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        shared.peak_decode_memory(),
+        one_image,
+        "eight threads, one image decoding at a time"
+    );
+
+    let err = decoder(8, 8)
+        .with_limits(limits(one_image - 1))
+        .decode_bytes(&png, Path::new("big.png"))
+        .unwrap_err();
+    assert!(matches!(err, ReaderError::OverBudget { .. }), "{err}");
+    assert!(err.to_string().contains("big.png"), "{err}");
+    assert!(err.to_string().contains("decode budget"), "{err}");
+}

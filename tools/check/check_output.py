@@ -8,6 +8,7 @@ Exits non-zero with a message on the first mismatch.
 """
 
 import argparse
+import hashlib
 import json
 import struct
 import sys
@@ -85,7 +86,8 @@ def main() -> int:
         EXPECTED_ARROW["embeddings.parquet"] = EMBEDDINGS_ARROW
         EXPECTED_POLARS["embeddings.parquet"] = EMBEDDINGS_POLARS
         EXPECTED_DUCKDB["embeddings.parquet"] = EMBEDDINGS_DUCKDB
-    files = sorted(p.name for p in out.iterdir())
+    # The folder's lock file stays by design; anything else hidden (a staging folder) is a defect.
+    files = sorted(p.name for p in out.iterdir() if p.name != ".drift-pipeline.lock")
     expected_files = ["drift.json", "drift_log.parquet", "input_mapping.parquet", "sampled_images.zip",
                       "target.parquet"]
     if args.embeddings:
@@ -93,6 +95,13 @@ def main() -> int:
     assert files == expected_files, files
     record = json.loads((out / "drift.json").read_text())
     assert record["samples"] == args.samples, record
+    # drift.json lists every other file with its size and SHA-256: the folder verifies.
+    listed = sorted(entry["name"] for entry in record["files"])
+    assert listed == [name for name in expected_files if name != "drift.json"], listed
+    for entry in record["files"]:
+        data = (out / entry["name"]).read_bytes()
+        assert len(data) == entry["bytes"], entry
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry
 
     check_drift_log(out / "drift_log.parquet", args.samples)
 

@@ -530,12 +530,12 @@ impl DriftGenerator {
         progress: &dyn Progress,
     ) -> Result<SampleSummary, PipelineError> {
         // Checks that need no output come first, so that a refused call creates nothing.
-        self.check_call(n)?;
+        let class_plan = self.check_call(n)?;
         let folder = self.lock_output(output)?;
         if let Some(recovery) = folder.recovery() {
             progress.recovered(folder.path(), recovery);
         }
-        let (outcome, class_plan) = self.stage(n, folder, progress)?;
+        let outcome = self.stage(n, &class_plan, folder, progress)?;
         outcome.staged.commit()?;
         self.sampler.advance(&class_plan, outcome.positions_used, n);
         self.calls += 1;
@@ -553,10 +553,10 @@ impl DriftGenerator {
     fn stage(
         &self,
         n: u64,
+        class_plan: &drift_sampler::ClassPlan,
         folder: OutputFolder,
         progress: &dyn Progress,
-    ) -> Result<(pipeline::Outcome, drift_sampler::ClassPlan), PipelineError> {
-        let class_plan = self.check_call(n)?;
+    ) -> Result<pipeline::Outcome, PipelineError> {
         let threads = match self.options.threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -568,7 +568,7 @@ impl DriftGenerator {
         let job = pipeline::Job {
             dataset: &self.dataset,
             sampler: &self.sampler,
-            class_plan: &class_plan,
+            class_plan,
             decoder: &self.decoder,
             drift: &self.drift,
             segment: &segment,
@@ -578,8 +578,7 @@ impl DriftGenerator {
             threads,
             requested: n,
         };
-        let outcome = pipeline::run(job, folder, progress)?;
-        Ok((outcome, class_plan))
+        pipeline::run(job, folder, progress)
     }
 
     /// As [`DriftGenerator::sample_with_progress`], but leaves the output staged: the scenario
@@ -590,7 +589,8 @@ impl DriftGenerator {
         folder: OutputFolder,
         progress: &dyn Progress,
     ) -> Result<(SampleSummary, StagedOutput), PipelineError> {
-        let (outcome, class_plan) = self.stage(n, folder, progress)?;
+        let class_plan = self.check_call(n)?;
+        let outcome = self.stage(n, &class_plan, folder, progress)?;
         self.sampler.advance(&class_plan, outcome.positions_used, n);
         self.calls += 1;
         Ok((outcome.summary, outcome.staged))

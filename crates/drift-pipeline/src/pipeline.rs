@@ -290,8 +290,9 @@ pub(crate) fn run(
         }
     };
     // drift.json, made once the other files are closed, names each with its size and hash.
-    let record = drift_record(&job, &report.skipped);
-    let staged = StageClock::time(&clock.write, || writer.finish(record))?;
+    let staged = StageClock::time(&clock.write, || {
+        writer.finish(|files| drift_record(&job, &report.skipped, files))
+    })?;
     let summary = staged.summary().clone();
     let clock = job.sampler.clock();
     let first_sample_id = job.sampler.next_sample_id();
@@ -543,14 +544,7 @@ fn write(
 
 /// `drift.json`: what was applied to this output, the ranges it covers, the images skipped, and
 /// (given when every other file is closed) each file's size and SHA-256.
-fn drift_record<'a>(
-    job: &'a Job<'_>,
-    skipped: &'a [SkippedImage],
-) -> impl FnOnce(&[FileRecord]) -> String + 'a {
-    move |files| drift_record_text(job, skipped, files)
-}
-
-fn drift_record_text(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -> String {
+fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -> String {
     let clock = job.sampler.clock();
     let first = job.sampler.next_sample_id();
     let last = first + job.requested - 1;

@@ -38,7 +38,8 @@ impl Default for DecodeLimits {
 #[derive(Debug)]
 struct DecodeBudget {
     total: u64,
-    in_use: Mutex<u64>,
+    /// Bytes reserved now, and the most ever reserved at once.
+    in_use: Mutex<(u64, u64)>,
     released: Condvar,
 }
 
@@ -52,7 +53,7 @@ impl DecodeBudget {
     fn new(total: u64) -> Self {
         Self {
             total,
-            in_use: Mutex::new(0),
+            in_use: Mutex::new((0, 0)),
             released: Condvar::new(),
         }
     }
@@ -60,13 +61,14 @@ impl DecodeBudget {
     /// Waits until `bytes` are free (the caller checked that they fit in the whole budget).
     fn reserve(&self, bytes: u64) -> Reservation<'_> {
         let mut in_use = self.in_use.lock().unwrap_or_else(PoisonError::into_inner);
-        while *in_use + bytes > self.total {
+        while in_use.0 + bytes > self.total {
             in_use = self
                 .released
                 .wait(in_use)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        *in_use += bytes;
+        in_use.0 += bytes;
+        in_use.1 = in_use.1.max(in_use.0);
         Reservation {
             budget: self,
             bytes,
@@ -81,7 +83,7 @@ impl Drop for Reservation<'_> {
             .in_use
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        *in_use -= self.bytes;
+        in_use.0 -= self.bytes;
         self.budget.released.notify_all();
     }
 }
@@ -111,6 +113,16 @@ impl Decoder {
         self.limits = limits;
         self.budget = Arc::new(DecodeBudget::new(limits.budget_bytes));
         self
+    }
+
+    /// The most decode memory (by header estimates) that images held at once so far, across
+    /// every clone of this decoder: never more than [`DecodeLimits::budget_bytes`].
+    pub fn peak_decode_memory(&self) -> u64 {
+        self.budget
+            .in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
     }
 
     /// The output size.

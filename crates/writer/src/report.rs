@@ -1,4 +1,4 @@
-//! A report folder (what `evaluate` writes): named files staged under temporary names and
+//! A report folder (what `evaluate` writes): named files staged in the folder's staging area and
 //! renamed together by [`ReportWriter::finish`], and the `kl.parquet` table.
 
 use std::path::{Path, PathBuf};

@@ -169,6 +169,7 @@ impl OutputFolder {
     fn recover(&self) -> Result<Option<Recovery>, WriterError> {
         let staging = self.staging_dir();
         let mut removed = 0;
+        let mut leftover = false;
         // Temporary files of versions that wrote `.<name>.<pid>.partial` beside the outputs.
         let entries =
             std::fs::read_dir(&self.path).map_err(|source| io_error(&self.path, source))?;
@@ -187,13 +188,14 @@ impl OutputFolder {
                     return Ok(Some(Recovery::CompletedCommit));
                 }
                 None => {
+                    leftover = true;
                     removed += std::fs::read_dir(&staging).map_or(0, Iterator::count);
                     std::fs::remove_dir_all(&staging)
                         .map_err(|source| io_error(&staging, source))?;
                 }
             }
         }
-        Ok((removed > 0).then_some(Recovery::RemovedStaging { files: removed }))
+        Ok((leftover || removed > 0).then_some(Recovery::RemovedStaging { files: removed }))
     }
 }
 
