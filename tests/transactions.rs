@@ -24,6 +24,19 @@ fn small_dataset(root: &Path, per_class: usize) {
     drift_pipeline::demo::write_dataset_sized(root, per_class, 3, (24, 40)).unwrap();
 }
 
+/// A scratch folder holding a [`small_dataset`] in `in/`.
+fn scratch_with_dataset(per_class: usize) -> (tempfile::TempDir, PathBuf) {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    small_dataset(&input, per_class);
+    (scratch, input)
+}
+
+/// The folder's drift.json.
+fn drift_json(folder: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(folder.join("drift.json")).unwrap()).unwrap()
+}
+
 fn generate_args(input: &Path, output: &Path, seed: u64, samples: u64) -> Vec<String> {
     sized_args(input, output, seed, samples, "16")
 }
@@ -86,8 +99,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// drift.json lists has its size and SHA-256, the zip's entries are exactly input_mapping's file
 /// names, every table has one row per sample, and nothing is staged. Returns the run's seed.
 fn assert_complete(folder: &Path) -> u64 {
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("drift.json")).unwrap()).unwrap();
+    let record = drift_json(folder);
     let files = record["files"].as_array().expect("drift.json lists files");
     let mut names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
     for file in files {
@@ -165,9 +177,7 @@ fn spawn(args: &[String]) -> Child {
 
 #[test]
 fn two_writers_into_one_folder_never_mix() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 5);
+    let (scratch, input) = scratch_with_dataset(5);
     let (mut refused_by_lock, mut refused_as_existing) = (0, 0);
     for attempt in 0..100 {
         let output = scratch.path().join(format!("out{attempt}"));
@@ -220,9 +230,7 @@ fn two_writers_into_one_folder_never_mix() {
 
 #[test]
 fn a_run_killed_at_any_point_leaves_the_old_or_the_new_output() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 5);
+    let (scratch, input) = scratch_with_dataset(5);
     let env = drift_pipeline::ABORT_AT_ENV;
     for (point, expect_new) in [("staged", false), ("mid-commit", true), ("committed", true)] {
         let output = scratch.path().join(point);
@@ -273,8 +281,7 @@ fn assert_complete_ignoring_staging(folder: &Path) -> u64 {
     assert!(!staging.join("drift.json").exists());
     let verify = run(&["verify".into(), s(folder).into()]);
     assert!(verify.status.success(), "{}", stderr(&verify));
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("drift.json")).unwrap()).unwrap();
+    let record = drift_json(folder);
     record["seed"].as_u64().unwrap()
 }
 
@@ -287,9 +294,7 @@ fn long_run(input: &Path, output: &Path, seed: u64) -> Vec<String> {
 
 #[test]
 fn kill_9_during_a_run_leaves_the_old_output_and_the_next_run_cleans_up() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 100);
+    let (scratch, input) = scratch_with_dataset(100);
     let output = scratch.path().join("out");
     assert!(run(&generate_args(&input, &output, 1, 8)).status.success());
     let old = bytes_of(&output);
@@ -323,9 +328,7 @@ fn kill_9_during_a_run_leaves_the_old_output_and_the_next_run_cleans_up() {
 
 #[test]
 fn sigterm_and_sighup_stop_cleanly_like_ctrl_c() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 100);
+    let (scratch, input) = scratch_with_dataset(100);
     for (signal, code) in [("TERM", 143), ("HUP", 129), ("INT", 130)] {
         let output = scratch.path().join(signal);
         assert!(run(&generate_args(&input, &output, 1, 8)).status.success());
@@ -363,9 +366,7 @@ fn write_scenario(dir: &Path, seed: u64, samples: u64, outputs: [&str; 2]) -> Pa
 
 #[test]
 fn a_scenario_commits_all_segments_or_none() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 100);
+    let (scratch, _input) = scratch_with_dataset(100);
     let outputs = ["out/reference", "out/production"];
     let scenario = write_scenario(scratch.path(), 1, 6, outputs);
     let first = run(&["run".into(), s(&scenario).into(), "-q".into()]);
@@ -432,8 +433,7 @@ fn a_scenario_commits_all_segments_or_none() {
 fn assert_complete_or_staged(folder: &Path) -> u64 {
     let verify = run(&["verify".into(), s(folder).into()]);
     assert!(verify.status.success(), "{}", stderr(&verify));
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("drift.json")).unwrap()).unwrap();
+    let record = drift_json(folder);
     record["seed"].as_u64().unwrap()
 }
 
@@ -461,9 +461,7 @@ fn scenario_outputs_that_alias_are_refused() {
 
 #[test]
 fn outputs_in_the_input_are_refused() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 3);
+    let (scratch, input) = scratch_with_dataset(3);
     let before = listing(&input);
     for (output, needle) in [
         (input.join("forest/out"), "is inside the input dataset"),
@@ -501,9 +499,7 @@ fn outputs_in_the_input_are_refused() {
 
 #[test]
 fn an_overwrite_that_fails_keeps_the_old_output() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 3);
+    let (scratch, input) = scratch_with_dataset(3);
     let output = scratch.path().join("out");
     assert!(run(&generate_args(&input, &output, 1, 6)).status.success());
     let old = bytes_of(&output);
@@ -518,9 +514,7 @@ fn an_overwrite_that_fails_keeps_the_old_output() {
 
 #[test]
 fn leftovers_of_older_versions_are_removed_and_reported() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 3);
+    let (scratch, input) = scratch_with_dataset(3);
     let output = scratch.path().join("out");
     std::fs::create_dir_all(&output).unwrap();
     std::fs::write(output.join(".sampled_images.zip.4242.partial"), b"x").unwrap();
@@ -614,9 +608,7 @@ fn weights_with_impossible_values_are_refused_naming_the_tensor() {
 
 #[test]
 fn hostile_inputs_get_one_clear_error_and_no_hang() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 3);
+    let (scratch, input) = scratch_with_dataset(3);
     let output = scratch.path().join("out");
     let with_size = |size: &str, extra: &[&str]| {
         let mut args = sized_args(&input, &output, 1, 4, size);
@@ -707,9 +699,7 @@ fn an_embedding_batch_too_large_for_memory_is_refused_before_allocating() {
 
 #[test]
 fn skipped_images_are_reported_even_when_quiet_and_recorded() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 3);
+    let (scratch, input) = scratch_with_dataset(3);
     std::fs::write(input.join("sky/bad.png"), b"not a png").unwrap();
     let output = scratch.path().join("out");
     let mut args = generate_args(&input, &output, 1, 12);
@@ -718,8 +708,7 @@ fn skipped_images_are_reported_even_when_quiet_and_recorded() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("skipped"), "{}", stderr(&out));
     assert!(stderr(&out).contains("bad.png"));
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(output.join("drift.json")).unwrap()).unwrap();
+    let record = drift_json(&output);
     assert_eq!(record["skipped_images"][0]["path"], "sky/bad.png");
     assert!(
         record["skipped_images"][0]["reason"]
@@ -755,9 +744,7 @@ fn a_missing_weights_file_in_a_scenario_names_the_weights_key() {
 /// elsewhere the test says so and checks nothing.
 #[test]
 fn a_full_disk_fails_with_one_clean_line_and_keeps_the_old_output() {
-    let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("in");
-    small_dataset(&input, 100);
+    let (scratch, input) = scratch_with_dataset(100);
     let disk = scratch.path().join("disk");
     std::fs::create_dir_all(&disk).unwrap();
     let mounted = Command::new("mount")
