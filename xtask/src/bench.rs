@@ -63,7 +63,8 @@ fn parse(args: &[String]) -> Result<Options> {
 }
 
 /// The embedder alone on 224x224 images at batch 32, and PyTorch's ResNet18 on the same
-/// machine in the same run when `DRIFT_BENCH_TORCH_PYTHON` names a Python with torch.
+/// machine in the same run when `DRIFT_BENCH_TORCH_PYTHON` names a Python with torch, and ONNX
+/// Runtime's when `DRIFT_BENCH_ORT_PYTHON` names one with its packages.
 /// Returns PyTorch's images/s when it was measured.
 fn embedding_rows(rows: &mut Rows, images: &[RgbImage8], threads: usize) -> Result<Option<f64>> {
     const BATCH: usize = 32;
@@ -89,50 +90,101 @@ fn embedding_rows(rows: &mut Rows, images: &[RgbImage8], threads: usize) -> Resu
     for batch in &batches {
         std::hint::black_box(embedder.embed(batch)?);
     }
+    let ours = rate(batches.len() * BATCH, started.elapsed().as_secs_f64());
     rows.add(
         format!(
             "embed ResNet18, {} (batch {BATCH})",
             embedder.device_description()
         ),
-        rate(batches.len() * BATCH, started.elapsed().as_secs_f64()),
+        ours,
     );
-    match std::env::var_os("DRIFT_BENCH_TORCH_PYTHON") {
-        Some(python) => {
-            let script = crate::workspace_root().join("tools/bench/torch_resnet18.py");
-            let output = std::process::Command::new(python)
-                .arg(script)
-                .args([
-                    "--threads",
-                    &threads.to_string(),
-                    "--batch",
-                    &BATCH.to_string(),
-                ])
-                .output()
-                .context("cannot run the PyTorch benchmark")?;
-            anyhow::ensure!(
-                output.status.success(),
-                "the PyTorch benchmark failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let line: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-            let torch = line["images_per_s"].as_f64().unwrap_or(f64::NAN);
-            rows.add(
-                format!(
-                    "PyTorch {} ResNet18 ({threads} threads, batch {BATCH}), for comparison",
-                    line["torch"].as_str().unwrap_or("?")
-                ),
-                torch,
-            );
-            Ok(Some(torch))
-        }
-        None => {
-            eprintln!(
-                "bench: set DRIFT_BENCH_TORCH_PYTHON to a Python with torch and torchvision to \
-                 compare with PyTorch's ResNet18"
-            );
-            Ok(None)
-        }
-    }
+    let torch = peer(
+        rows,
+        &Peer {
+            env: "DRIFT_BENCH_TORCH_PYTHON",
+            script: "tools/bench/torch_resnet18.py",
+            version_key: "torch",
+            name: "PyTorch",
+            needs: "torch and torchvision (tools/golden/requirements.txt)",
+        },
+        threads,
+        BATCH,
+        ours,
+    )?;
+    peer(
+        rows,
+        &Peer {
+            env: "DRIFT_BENCH_ORT_PYTHON",
+            script: "tools/bench/ort_resnet18.py",
+            version_key: "onnxruntime",
+            name: "ONNX Runtime",
+            needs: "tools/bench/requirements-ort.txt",
+        },
+        threads,
+        BATCH,
+        ours,
+    )?;
+    Ok(torch)
+}
+
+/// A Python peer that times its own ResNet18 and prints one JSON line.
+struct Peer {
+    /// The variable naming the Python to run it with.
+    env: &'static str,
+    /// The script, from the workspace root.
+    script: &'static str,
+    /// The JSON key holding the peer's version.
+    version_key: &'static str,
+    /// The peer in words.
+    name: &'static str,
+    /// What the Python needs installed.
+    needs: &'static str,
+}
+
+/// Runs `peer` when its variable is set, adds its row and our ratio to it, and returns its
+/// images/s.
+fn peer(
+    rows: &mut Rows,
+    peer: &Peer,
+    threads: usize,
+    batch: usize,
+    ours: f64,
+) -> Result<Option<f64>> {
+    let Some(python) = std::env::var_os(peer.env) else {
+        eprintln!(
+            "bench: set {} to a Python with {} to compare with {}'s ResNet18",
+            peer.env, peer.needs, peer.name
+        );
+        return Ok(None);
+    };
+    let output = std::process::Command::new(python)
+        .arg(crate::workspace_root().join(peer.script))
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "--batch",
+            &batch.to_string(),
+        ])
+        .output()
+        .with_context(|| format!("cannot run the {} benchmark", peer.name))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the {} benchmark failed: {}",
+        peer.name,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let speed = line["images_per_s"].as_f64().unwrap_or(f64::NAN);
+    rows.add(
+        format!(
+            "{} {} ResNet18 ({threads} threads, batch {batch}), for comparison; ours is {:.2}x",
+            peer.name,
+            line[peer.version_key].as_str().unwrap_or("?"),
+            ours / speed
+        ),
+        speed,
+    );
+    Ok(Some(speed))
 }
 
 fn rate(count: usize, seconds: f64) -> f64 {
