@@ -548,6 +548,22 @@ fn the_demo_never_overwrites_a_users_files() {
     assert!(!dir.join("dataset/sky").exists());
 }
 
+/// `generate` of 2 samples at `size` into `out/` with embeddings from `weights`.
+fn embedding_args(setup: &WeightsSetup, weights: &Path, size: &str) -> Vec<String> {
+    let mut args = sized_args(&setup.input, &setup.path("out"), 42, 2, size);
+    args.extend(["--embeddings", "--weights", s(weights)].map(str::to_owned));
+    args
+}
+
+/// The binary with the setup's empty weights cache.
+fn run_in(setup: &WeightsSetup, args: &[String]) -> Output {
+    binary()
+        .args(args)
+        .env("DRIFT_PIPELINE_CACHE", &setup.cache)
+        .output()
+        .unwrap()
+}
+
 /// A safetensors file written here, byte by byte, from named f32 tensors.
 fn write_safetensors(path: &Path, tensors: &[(String, drift_embedder::weights::WeightTensor)]) {
     let mut header = serde_json::Map::new();
@@ -588,19 +604,7 @@ fn weights_with_impossible_values_are_refused_naming_the_tensor() {
         entry.1.values[5] = value;
         let path = setup.path(&format!("{tensor}.safetensors"));
         write_safetensors(&path, &tensors);
-        let output = setup.path("out");
-        let out = setup.run(&[
-            "generate",
-            "--input",
-            s(&setup.input),
-            "--output",
-            s(&output),
-            "--num-samples",
-            "2",
-            "--embeddings",
-            "--weights",
-            s(&path),
-        ]);
+        let out = run_in(&setup, &embedding_args(&setup, &path, "224"));
         let text = assert_fails_cleanly(&[], &out, needle);
         assert!(text.contains(&format!("tensor '{tensor}'")), "{text}");
     }
@@ -677,24 +681,8 @@ fn hostile_inputs_get_one_clear_error_and_no_hang() {
 #[test]
 fn an_embedding_batch_too_large_for_memory_is_refused_before_allocating() {
     let setup = WeightsSetup::new(2, 3, 18);
-    let output = setup.path("out");
-    setup.fails(
-        &[
-            "generate",
-            "--input",
-            s(&setup.input),
-            "--output",
-            s(&output),
-            "--num-samples",
-            "2",
-            "--size",
-            "8192",
-            "--embeddings",
-            "--weights",
-            s(&setup.weights),
-        ],
-        "use a smaller batch size or image size",
-    );
+    let out = run_in(&setup, &embedding_args(&setup, &setup.weights, "8192"));
+    assert_fails_cleanly(&[], &out, "use a smaller batch size or image size");
 }
 
 #[test]
