@@ -351,10 +351,12 @@ fn sigterm_and_sighup_stop_cleanly_like_ctrl_c() {
     }
 }
 
-fn write_scenario(dir: &Path, seed: u64, samples: u64, outputs: [&str; 2]) -> PathBuf {
+/// A two-segment scenario; `size` and high PNG effort set how long it runs.
+fn write_scenario(dir: &Path, seed: u64, samples: u64, size: u32, outputs: [&str; 2]) -> PathBuf {
     let path = dir.join("scenario.toml");
     let body = format!(
-        "input = \"in\"\nseed = {seed}\nsize = \"16\"\noverwrite = true\n\
+        "input = \"in\"\nseed = {seed}\nsize = \"{size}\"\noverwrite = true\n\
+         png_compression = \"high\"\n\
          [[segment]]\nname = \"reference\"\nsamples = {samples}\noutput = \"{}\"\n\
          [[segment]]\nname = \"production\"\nsamples = {samples}\noutput = \"{}\"\n\
          transforms = [\"rotate=0.5\"]\n",
@@ -368,7 +370,7 @@ fn write_scenario(dir: &Path, seed: u64, samples: u64, outputs: [&str; 2]) -> Pa
 fn a_scenario_commits_all_segments_or_none() {
     let (scratch, _input) = scratch_with_dataset(100);
     let outputs = ["out/reference", "out/production"];
-    let scenario = write_scenario(scratch.path(), 1, 6, outputs);
+    let scenario = write_scenario(scratch.path(), 1, 6, 16, outputs);
     let first = run(&["run".into(), s(&scenario).into(), "-q".into()]);
     assert!(first.status.success(), "{}", stderr(&first));
     let old: Vec<_> = outputs
@@ -377,7 +379,7 @@ fn a_scenario_commits_all_segments_or_none() {
         .collect();
 
     // Interrupted while segment 2 runs (segment 1 staged): every folder as it was.
-    let scenario = write_scenario(scratch.path(), 3, 180, outputs);
+    let scenario = write_scenario(scratch.path(), 3, 180, 96, outputs);
     let mut child = binary()
         .args(["run", s(&scenario), "--threads", "1"])
         .stdout(Stdio::piped())
@@ -404,7 +406,7 @@ fn a_scenario_commits_all_segments_or_none() {
     }
 
     // Killed after every segment is staged, before the commit: every folder as it was.
-    let scenario = write_scenario(scratch.path(), 2, 6, outputs);
+    let scenario = write_scenario(scratch.path(), 2, 6, 16, outputs);
     let died = run_with_env(
         &["run".into(), s(&scenario).into()],
         drift_pipeline::ABORT_AT_ENV,
@@ -421,7 +423,7 @@ fn a_scenario_commits_all_segments_or_none() {
         assert_eq!(assert_complete_or_staged(&folder), 1);
     }
     // The next complete run commits both.
-    let scenario = write_scenario(scratch.path(), 4, 6, outputs);
+    let scenario = write_scenario(scratch.path(), 4, 6, 16, outputs);
     let last = run(&["run".into(), s(&scenario).into(), "-q".into()]);
     assert!(last.status.success(), "{}", stderr(&last));
     for output in outputs {
@@ -449,7 +451,7 @@ fn scenario_outputs_that_alias_are_refused() {
         ["out/ref", "link/ref"],
         ["out/ref", "out/./x/../ref"],
     ] {
-        let scenario = write_scenario(&project, 1, 2, outputs);
+        let scenario = write_scenario(&project, 1, 2, 16, outputs);
         let out = run(&["run".into(), s(&scenario).into()]);
         assert_fails_cleanly(&[], &out, "the same folder");
         assert!(
