@@ -47,7 +47,9 @@ pub use drift_transformer::{
     Drift, DriftShape, LOG_COLUMNS, Ramp, TransformChain, TransformError, TransformKind,
     TransformSpec,
 };
-pub use drift_writer::{ABORT_AT_ENV, FileRecord, OUTPUT_FILES, PngCompression, Recovery, verify};
+pub use drift_writer::{
+    ABORT_AT_ENV, FileRecord, OUTPUT_FILES, PngCompression, Recovery, existing_output, verify,
+};
 pub use label_shift::{ClassPriors, LabelShift};
 pub use scenario::{Scenario, ScenarioError, Segment};
 use std::path::{Path, PathBuf};

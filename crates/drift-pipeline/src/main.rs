@@ -739,11 +739,7 @@ fn run_demo(
         }
         for output in ["reference", "production"] {
             let folder = dir.join(output);
-            if let Some(file) = drift_pipeline::OUTPUT_FILES
-                .iter()
-                .map(|name| folder.join(name))
-                .find(|path| path.exists())
-            {
+            if let Some(file) = drift_pipeline::existing_output(&folder) {
                 anyhow::bail!(
                     "output {} already exists (use --overwrite to replace it)",
                     file.display()

@@ -301,10 +301,7 @@ impl Scenario {
             crate::check_output_location(&output, &input)
                 .map_err(|e| invalid(place("output"), e.to_string()))?;
             if !options.overwrite
-                && let Some(existing) = drift_writer::OUTPUT_FILES
-                    .iter()
-                    .map(|f| output.join(f))
-                    .find(|p| p.exists())
+                && let Some(existing) = drift_writer::existing_output(&output)
             {
                 return Err(invalid(
                     place("output"),

@@ -86,6 +86,14 @@ pub const OUTPUT_FILES: [&str; 6] = [
     DRIFT_LOG,
 ];
 
+/// The first file of an output present in `folder`, if any: whether it holds an output.
+pub fn existing_output(folder: &Path) -> Option<PathBuf> {
+    OUTPUT_FILES
+        .iter()
+        .map(|name| folder.join(name))
+        .find(|path| path.exists())
+}
+
 /// What went wrong writing an output. Every variant names the path involved.
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
