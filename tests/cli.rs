@@ -188,7 +188,10 @@ fn overwrite_is_refused_then_allowed() {
     ];
     succeeds(&args);
     let before = bytes_of(&output);
-    fails(&args, "already exists (use --overwrite");
+    fails(
+        &args,
+        "already exists, and replacing it was not asked for (use --overwrite",
+    );
     assert_eq!(bytes_of(&output), before, "a refused run changes nothing");
     succeeds(&[&args[..], &["--overwrite", "--seed", "9"]].concat());
     assert_ne!(bytes_of(&output), before);

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use drift_core::{ImageSize, RgbImage8, SampleMeta};
 use drift_pipeline::{DriftGenerator, GeneratorOptions, TransformChain};
 use drift_reader::{Dataset, Decoder};
-use drift_transformer::{LOG_COLUMNS, TransformKind};
+use drift_transformer::TransformKind;
 use drift_writer::{
     DriftLogRow, OUTPUT_FILES, OutputFolder, OutputWriter, PngCompression, WriterOptions,
     encode_png,
@@ -375,7 +375,7 @@ pub fn run(args: &[String]) -> Result<()> {
     );
 
     let sample = &images[..count.min(256)];
-    let mut chains: Vec<(String, TransformChain)> = TransformKind::ALL
+    let mut chains: Vec<(String, TransformChain)> = TransformKind::all()
         .iter()
         .map(|kind| {
             (
@@ -549,7 +549,7 @@ fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path)
             organize_by_class: false,
             overwrite: true,
             embeddings: false,
-            drift_log_columns: &LOG_COLUMNS,
+            drift_log_columns: drift_transformer::log_columns(),
         },
         dataset.classes().clone(),
     )?;

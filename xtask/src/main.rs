@@ -7,12 +7,17 @@
 //! - `bench [--images N] [--input DIR] [--json FILE]`: images/s of each stage, built in release,
 //!   with the machine (cores, CPU) and git commit; end-to-end runs with CPU use, peak RSS and
 //!   the busiest stage.
+//! - `tidy`: checks the promises of ARCHITECTURE.md against the code (stage crates depend only
+//!   on drift-core, confined libraries stay in their crates, no arrow/parquet/zip type in the
+//!   writer's API, every registered transform has a README row and golden tests, the code map's
+//!   paths exist, no pipeline function over 80 lines). CI runs it.
 //! - `test-weights FILE [--seed N]`: writes seeded random ResNet18 weights (safetensors, with
 //!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
 //! - `drift-timeline OUT DIR...`: plots the `drift_log.parquet` of output folders over time as
 //!   OUT.png and OUT.svg (the README's figure).
 
 mod bench;
+mod tidy;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +25,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR...";
+const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask tidy | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR...";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +56,7 @@ fn main() -> Result<()> {
         Some("bench-release") => bench::run(&args[1..]),
         // One end-to-end run in its own process (started by `bench`, for its RSS and CPU time).
         Some("bench-generate") => bench::generate_child(&args[1..]),
+        Some("tidy") => tidy::run(&workspace_root()),
         Some("test-weights") => test_weights(&args[1..]),
         Some("drift-timeline") => timeline::run(&args[1..]),
         _ => {

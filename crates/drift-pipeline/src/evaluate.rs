@@ -20,6 +20,8 @@ use drift_measure::{LevelSeries, LevelSummary, PlotLabels, batch_kl};
 use drift_reader::{Dataset, DecodeLimits, Decoder};
 use drift_sampler::Sampler;
 use drift_transformer::{TransformChain, TransformKind, TransformSpec};
+
+use crate::records::{self, EvaluationRecord};
 use drift_writer::{KlRow, PngCompression, ReportWriter, encode_png, kl_table};
 
 use crate::{EmbeddingOptions, EmbeddingStage, PipelineError, Progress, StreamClock};
@@ -78,7 +80,7 @@ pub struct EvaluateOptions {
 impl Default for EvaluateOptions {
     fn default() -> Self {
         Self {
-            transforms: vec![TransformKind::Default],
+            transforms: vec![TransformKind::named("default").expect("registered")],
             levels: default_levels(),
             num_samples: None,
             seed: 42,
@@ -355,21 +357,21 @@ fn write_report(
         report.add(names[0], &encode_png(&plot.rgb, PngCompression::High)?)?;
         report.add(names[1], plot.svg.as_bytes())?;
     }
-    let record = serde_json::json!({
-        "tool": "drift-pipeline",
-        "version": env!("CARGO_PKG_VERSION"),
-        "measure": "KL(softmax(drifted) || softmax(clean)) per batch, averaged over the batch",
-        "transforms": options.transforms.iter().map(|k| k.name()).collect::<Vec<_>>(),
-        "levels": series.iter().map(|s| s.drift_level).collect::<Vec<_>>(),
-        "seed": options.seed,
-        "images": evaluation.images,
-        "batch_size": stage.batch_size,
-        "batches_per_level": evaluation.batches,
-        "image_size": options.size.to_string(),
-        "parameters_drawn": "per image, from (seed, sample_id = position in the seeded order, transform index)",
-        "embeddings": crate::embedding_record(stage),
+    let json = records::to_json(&EvaluationRecord {
+        batch_size: stage.batch_size,
+        batches_per_level: evaluation.batches,
+        embeddings: crate::embedding_record(stage),
+        image_size: options.size.to_string(),
+        images: evaluation.images,
+        levels: series.iter().map(|s| s.drift_level).collect(),
+        measure: "KL(softmax(drifted) || softmax(clean)) per batch, averaged over the batch",
+        parameters_drawn: "per image, from (seed, sample_id = position in the seeded order, \
+                           transform index)",
+        seed: options.seed,
+        tool: records::TOOL,
+        transforms: options.transforms.iter().map(|k| k.name()).collect(),
+        version: env!("CARGO_PKG_VERSION"),
     });
-    let json = serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n";
     report.add(EVALUATION_JSON, json.as_bytes())?;
     Ok(())
 }

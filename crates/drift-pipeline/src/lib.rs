@@ -34,6 +34,7 @@ pub mod demo;
 pub mod evaluate;
 mod label_shift;
 mod pipeline;
+mod records;
 mod scenario;
 pub mod weights_fetch;
 
@@ -44,11 +45,12 @@ pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, Wei
 pub use drift_reader::{Dataset, DecodeLimits};
 pub use drift_sampler::StreamClock;
 pub use drift_transformer::{
-    Drift, DriftShape, LOG_COLUMNS, Ramp, TransformChain, TransformError, TransformKind,
-    TransformSpec,
+    Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
+    log_columns,
 };
 pub use drift_writer::{
-    ABORT_AT_ENV, FileRecord, OUTPUT_FILES, PngCompression, Recovery, existing_output, verify,
+    ABORT_AT_ENV, FileRecord, OUTPUT_FILES, PngCompression, Recovery, WriterError, existing_output,
+    verify,
 };
 pub use label_shift::{ClassPriors, LabelShift};
 pub use scenario::{Scenario, ScenarioError, Segment};
@@ -60,7 +62,7 @@ use std::time::Duration;
 use drift_embedder::{Embedder, EmbedderOptions, StateDict};
 use drift_reader::{Decoder, ReaderError};
 use drift_sampler::{Sampler, SamplerError};
-use drift_writer::{OutputFolder, StagedOutput, WriterError};
+use drift_writer::{OutputFolder, StagedOutput};
 
 /// Everything that can stop a generator. Each variant carries the file, flag or sample involved.
 #[derive(Debug, thiserror::Error)]
@@ -626,15 +628,22 @@ fn check_timestamps(clock: StreamClock, end: u64) -> Result<(), PipelineError> {
 
 /// The `embeddings` record of `drift.json` and `evaluation.json`: the network, the weights and
 /// how they were run.
-pub(crate) fn embedding_record(stage: &EmbeddingStage) -> serde_json::Value {
-    serde_json::json!({
-        "model": "resnet18 (torchvision architecture, fc removed)",
-        "weights_file": stage.source.path.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "weights_sha256": stage.source.sha256,
-        "reference_weights": matches!(stage.source.provenance, drift_embedder::Provenance::Reference(_)),
-        "normalize": stage.embedder.normalize().name(),
-        "device": stage.embedder.device_description(),
-    })
+pub(crate) fn embedding_record(stage: &EmbeddingStage) -> records::EmbeddingRecord {
+    records::EmbeddingRecord {
+        device: stage.embedder.device_description().to_owned(),
+        model: "resnet18 (torchvision architecture, fc removed)",
+        normalize: stage.embedder.normalize().name(),
+        reference_weights: matches!(
+            stage.source.provenance,
+            drift_embedder::Provenance::Reference(_)
+        ),
+        weights_file: stage
+            .source
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+        weights_sha256: stage.source.sha256.clone(),
+    }
 }
 
 pub(crate) fn load_embedder(

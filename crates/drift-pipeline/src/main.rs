@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
     CpuBackend, Dataset, DeviceChoice, DriftGenerator, DriftShape, EmbeddingOptions,
     GeneratorOptions, ImageSize, MAX_THREADS, Normalize, PipelineError, PngCompression, Progress,
-    Recovery, SampleSummary, Scenario, StreamClock, TransformKind, TransformSpec, demo,
+    Recovery, SampleSummary, Scenario, StreamClock, TransformKind, TransformSpec, WriterError,
+    demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -132,8 +133,8 @@ struct GenerateArgs {
     #[arg(long)]
     skip_bad_images: bool,
     /// Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order.
-    /// Names: rotate, brightness, contrast, saturation, hue, gaussian_blur, gaussian_noise, default.
-    #[arg(long = "transform", value_name = "NAME=LEVEL")]
+    #[arg(long = "transform", value_name = "NAME=LEVEL", long_help = transform_help(
+        "Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order."))]
     transforms: Vec<TransformSpec>,
     /// How the drift arrives over the samples: abrupt (all), gradual:width=N[,center=K]
     /// [,ramp=linear], incremental:from=A,to=B (levels scaled from A to B), or
@@ -161,8 +162,8 @@ struct EvaluateArgs {
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
     /// The transform to sweep; repeat for a combined list, applied in order, all at each level.
-    /// Names: rotate, brightness, contrast, saturation, hue, gaussian_blur, gaussian_noise, default.
-    #[arg(long = "transform", value_name = "NAME", required = true)]
+    #[arg(long = "transform", value_name = "NAME", required = true, long_help = transform_help(
+        "The transform to sweep; repeat for a combined list, applied in order, all at each level."))]
     transforms: Vec<TransformKind>,
     /// Drift levels to measure, comma-separated, each in [0, 1].
     #[arg(long, value_name = "L,L,...", value_delimiter = ',', value_parser = unit_f64,
@@ -266,6 +267,16 @@ fn finite_f64(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `--help` for a transform flag: `summary`, then every registered transform and what its level
+/// controls (from the registry, so a new transform shows up here by itself).
+fn transform_help(summary: &str) -> String {
+    let mut help = format!("{summary}\n\nTransforms:");
+    for kind in TransformKind::all() {
+        help.push_str(&format!("\n  {}: {}", kind.name(), kind.description()));
+    }
+    help
+}
+
 fn unit_f64(text: &str) -> Result<f64, String> {
     match finite_f64(text.trim())? {
         value if (0.0..=1.0).contains(&value) => Ok(value),
@@ -304,7 +315,7 @@ fn main() -> ExitCode {
     match run(cli, cancel) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
+            eprintln!("error: {}{}", error_chain(&error), hint(&error));
             let interrupted = error.chain().any(|cause| {
                 let pipeline = cause.downcast_ref::<PipelineError>().or_else(|| {
                     cause
@@ -325,6 +336,24 @@ fn main() -> ExitCode {
 
 /// The error and its causes on one line, each cause once: libraries often show their source in
 /// their own message too (`... (os error 28): No space left on device (os error 28)`).
+/// What to do about `error` in this front end's words (stage errors name no flags).
+fn hint(error: &anyhow::Error) -> &'static str {
+    let exists = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<PipelineError>(),
+            Some(PipelineError::Writer(WriterError::OutputExists { .. }))
+        ) || matches!(
+            cause.downcast_ref::<WriterError>(),
+            Some(WriterError::OutputExists { .. })
+        )
+    });
+    if exists {
+        " (use --overwrite to replace it)"
+    } else {
+        ""
+    }
+}
+
 fn error_chain(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {

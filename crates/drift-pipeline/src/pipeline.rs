@@ -26,11 +26,12 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 use drift_core::{RgbImage8, Sample, SampleMeta};
 use drift_reader::{Dataset, Decoder, ReaderError};
 use drift_sampler::{ClassPlan, Sampler};
-use drift_transformer::{Drift, DriftOutcome, LOG_COLUMNS, SegmentPosition};
+use drift_transformer::{Drift, DriftOutcome, SegmentPosition};
 use drift_writer::{
     DriftLogRow, FileRecord, OutputFolder, OutputWriter, StagedOutput, WriterOptions, encode_png,
 };
 
+use crate::records::{self, ClassPriorsRecord, DriftRecord, SkippedRecord, Span, TransformRecord};
 use crate::{
     ClassMapping, EmbeddingStage, GeneratorOptions, PipelineError, Progress, SampleSummary,
     SkippedImage, StageTimes,
@@ -83,7 +84,7 @@ struct Encoded {
 struct LoggedDrift {
     drifted: bool,
     probability: f64,
-    /// One per `LOG_COLUMNS` entry (on the heap: it would triple the size of every message).
+    /// One per `drift_transformer::log_columns()` entry (on the heap: it would triple the size of every message).
     values: Vec<Option<f64>>,
 }
 
@@ -92,15 +93,17 @@ impl From<&DriftOutcome> for LoggedDrift {
         Self {
             drifted: outcome.drifted,
             probability: outcome.probability,
-            values: outcome.log_values().to_vec(),
+            values: outcome.log_values(),
         }
     }
 }
 
-/// What reaches the writer: PNGs one by one, embeddings a batch at a time.
+/// What reaches the writer: PNGs one by one, embeddings a batch at a time, and the sequencer's
+/// report once it has handed out its last sample id (or stopped).
 enum ToWriter {
     Encoded(Result<Encoded, PipelineError>),
     Embedded(Result<Vec<(u64, Vec<f32>)>, PipelineError>),
+    Sequenced(SequencerReport),
 }
 
 /// Nanoseconds of work per stage, added to by every thread of the stage.
@@ -135,12 +138,38 @@ impl StageClock {
     }
 }
 
+/// What the sequencer did, sent to the writer as its last message.
 #[derive(Default)]
 struct SequencerReport {
     produced: u64,
     positions_used: usize,
     skipped: Vec<SkippedImage>,
+    /// An unreadable image without `skip_bad_images`: the call fails with it.
     fatal: Option<PipelineError>,
+}
+
+/// How many threads each parallel stage gets and how much may be in flight.
+#[derive(Clone, Copy)]
+struct Sizing {
+    threads: usize,
+    /// Capacity of each channel between stages.
+    capacity: usize,
+    /// Candidates in flight (credits).
+    window: usize,
+}
+
+impl Sizing {
+    fn of(job: &Job<'_>) -> Self {
+        let threads = job.threads.max(1);
+        // An embedding batch needs all its samples in flight at once; twice that lets the next
+        // batch be decoded while one is embedded.
+        let batch = job.embedding.map_or(0, |stage| stage.batch_size);
+        Self {
+            threads,
+            capacity: 2 * threads,
+            window: (8 * threads).max(16).max(2 * batch),
+        }
+    }
 }
 
 pub(crate) fn run(
@@ -156,17 +185,51 @@ pub(crate) fn run(
             organize_by_class: job.options.organize_by_class,
             overwrite: job.options.overwrite,
             embeddings: job.embedding.is_some(),
-            drift_log_columns: &LOG_COLUMNS,
+            drift_log_columns: drift_transformer::log_columns(),
         },
         job.dataset.classes().clone(),
     )?;
-    let threads = job.threads.max(1);
-    let capacity = 2 * threads;
-    // An embedding batch needs all its samples in flight at once; twice that lets the next
-    // batch be decoded while one is embedded.
-    let batch = job.embedding.map_or(0, |stage| stage.batch_size);
-    let window = (8 * threads).max(16).max(2 * batch);
+    let stage_clock = StageClock::default();
+    let (writer, report) = run_stages(&job, writer, progress, &stage_clock)?;
+    // drift.json, made once the other files are closed, names each with its size and hash.
+    let staged = StageClock::time(&stage_clock.write, || {
+        writer.finish(|files| drift_record(&job, &report.skipped, files))
+    })?;
+    let written = staged.summary().clone();
+    let clock = job.sampler.clock();
+    let first_sample_id = job.sampler.next_sample_id();
+    Ok(Outcome {
+        staged,
+        summary: SampleSummary {
+            output: output_path,
+            samples: written.samples,
+            first_sample_id,
+            timestamps: (
+                clock.timestamp(first_sample_id),
+                clock.timestamp(first_sample_id + written.samples - 1),
+            ),
+            skipped: report.skipped,
+            zip_bytes: written.zip_bytes,
+            elapsed: started.elapsed(),
+            stage_times: stage_clock.times(),
+        },
+        positions_used: report.positions_used,
+    })
+}
 
+/// Spawns every stage's threads, runs the writer on this one, and returns what it returns:
+/// the writer owns the outcome, and every other stage's failure reaches it as a message.
+fn run_stages(
+    job: &Job<'_>,
+    writer: OutputWriter,
+    progress: &dyn Progress,
+    clock: &StageClock,
+) -> Result<(OutputWriter, SequencerReport), PipelineError> {
+    let Sizing {
+        threads,
+        capacity,
+        window,
+    } = Sizing::of(job);
     let (credit_tx, credit_rx) = bounded::<()>(window);
     for _ in 0..window {
         credit_tx
@@ -179,140 +242,109 @@ pub(crate) fn run(
     let (decoded_tx, decoded_rx) = bounded::<Decoded>(capacity);
     let (sample_tx, sample_rx) = bounded::<Sample>(capacity);
     let (transformed_tx, transformed_rx) = bounded::<(Sample, LoggedDrift)>(capacity);
-    let (encoded_tx, encoded_rx) = bounded::<ToWriter>(capacity);
+    let (writer_tx, writer_rx) = bounded::<ToWriter>(capacity);
     let (embed_tx, embed_rx) = bounded::<(u64, RgbImage8)>(window);
     // Set once the sequencer has all it needs: decoders skip what is still queued.
-    let enough = AtomicBool::new(false);
-    let stage_clock = StageClock::default();
-    let clock = &stage_clock;
-
-    let (written, report) = thread::scope(|scope| {
-        scope.spawn(move || {
-            feed(
-                job.sampler,
-                job.class_plan,
-                credit_rx,
-                writer_done_rx,
-                candidate_tx,
-                job.options,
-            );
-        });
+    let enough = &AtomicBool::new(false);
+    thread::scope(|scope| {
+        scope.spawn(|| feed(job, credit_rx, writer_done_rx, candidate_tx));
         for _ in 0..threads {
-            let (rx, tx, enough) = (candidate_rx.clone(), decoded_tx.clone(), &enough);
-            scope.spawn(move || decode_stage(job.dataset, job.decoder, rx, tx, enough, clock));
+            let (rx, tx) = (candidate_rx.clone(), decoded_tx.clone());
+            scope.spawn(move || decode_stage(job, rx, tx, enough, clock));
         }
-        drop((candidate_rx, decoded_tx));
-
-        let sequencer_credits = credit_tx.clone();
-        let enough = &enough;
-        let sequencer =
-            scope.spawn(move || sequence(&job, decoded_rx, sample_tx, sequencer_credits, enough));
-
+        let (credits, to_writer) = (credit_tx.clone(), writer_tx.clone());
+        scope.spawn(move || sequence(job, decoded_rx, sample_tx, credits, to_writer, enough));
         let embed_tx = job.embedding.map(|_| embed_tx);
         for _ in 0..threads {
             let (rx, tx, embed_tx) = (sample_rx.clone(), transformed_tx.clone(), embed_tx.clone());
-            scope.spawn(move || {
-                let seed = job.sampler.seed();
-                let first = job.sampler.next_sample_id();
-                for mut sample in rx {
-                    let position = SegmentPosition {
-                        index: sample.meta.sample_id - first,
-                        len: job.requested,
-                    };
-                    let (image, outcome) = StageClock::time(&clock.transform, || {
-                        job.drift
-                            .apply(sample.image, seed, sample.meta.sample_id, position)
-                    });
-                    if let Some(embed_tx) = &embed_tx
-                        && embed_tx
-                            .send((sample.meta.sample_id, image.clone()))
-                            .is_err()
-                    {
-                        return;
-                    }
-                    sample.image = image;
-                    if tx.send((sample, LoggedDrift::from(&outcome))).is_err() {
-                        return;
-                    }
-                }
-            });
+            scope.spawn(move || transform_stage(job, rx, tx, embed_tx, clock));
         }
-        drop((sample_rx, transformed_tx, embed_tx));
-        if let Some(stage) = job.embedding {
-            let tx = encoded_tx.clone();
-            scope.spawn(move || embed_stage(&job, stage, embed_rx, tx, clock));
-        } else {
-            drop(embed_rx);
+        match job.embedding {
+            Some(stage) => {
+                let tx = writer_tx.clone();
+                scope.spawn(move || embed_stage(job, stage, embed_rx, tx, clock));
+            }
+            None => drop(embed_rx),
         }
-
         for _ in 0..threads {
-            let (rx, tx) = (transformed_rx.clone(), encoded_tx.clone());
-            let compression = job.options.png_compression;
-            scope.spawn(move || {
-                for (sample, log) in rx {
-                    let encoded =
-                        StageClock::time(&clock.encode, || encode_png(&sample.image, compression))
-                            .map(|png| Encoded {
-                                meta: sample.meta.clone(),
-                                png,
-                                log,
-                            })
-                            .map_err(|source| PipelineError::Encode {
-                                sample_id: sample.meta.sample_id,
-                                source_path: sample.meta.source_path,
-                                source,
-                            });
-                    if tx.send(ToWriter::Encoded(encoded)).is_err() {
-                        return;
-                    }
-                }
-            });
+            let (rx, tx) = (transformed_rx.clone(), writer_tx.clone());
+            scope.spawn(move || encode_stage(job, rx, tx, clock));
         }
-        drop((transformed_rx, encoded_tx));
-
-        let written = write(&job, writer, encoded_rx, credit_tx, progress, clock);
+        // Only the stages hold senders and receivers now, so each channel closes when the
+        // stage before it ends.
+        drop((
+            candidate_rx,
+            decoded_tx,
+            sample_rx,
+            transformed_tx,
+            embed_tx,
+        ));
+        drop((transformed_rx, writer_tx));
+        let outcome = write(job, writer, writer_rx, credit_tx, progress, clock);
         drop(writer_done_tx);
-        let report = sequencer
-            .join()
-            .expect("the sequencer thread does not panic");
-        (written, report)
-    });
-
-    let writer = match written {
-        Ok(writer) => writer,
-        Err(Some(error)) => return Err(error),
-        Err(None) => {
-            return Err(report.fatal.unwrap_or(PipelineError::RanOut {
-                requested: job.requested,
-                produced: report.produced,
-                skipped: report.skipped.len(),
-            }));
-        }
-    };
-    // drift.json, made once the other files are closed, names each with its size and hash.
-    let staged = StageClock::time(&clock.write, || {
-        writer.finish(|files| drift_record(&job, &report.skipped, files))
-    })?;
-    let summary = staged.summary().clone();
-    let clock = job.sampler.clock();
-    let first_sample_id = job.sampler.next_sample_id();
-    Ok(Outcome {
-        staged,
-        summary: SampleSummary {
-            output: output_path,
-            samples: summary.samples,
-            first_sample_id,
-            timestamps: (
-                clock.timestamp(first_sample_id),
-                clock.timestamp(first_sample_id + summary.samples - 1),
-            ),
-            skipped: report.skipped,
-            zip_bytes: summary.zip_bytes,
-            elapsed: started.elapsed(),
-            stage_times: stage_clock.times(),
-        },
-        positions_used: report.positions_used,
+        outcome
     })
+}
+
+/// Applies the drift to each sample, hands the drifted image to the embedder (with embeddings
+/// on) and the sample and its drift log row to the encoders.
+fn transform_stage(
+    job: &Job<'_>,
+    samples: Receiver<Sample>,
+    transformed: Sender<(Sample, LoggedDrift)>,
+    to_embedder: Option<Sender<(u64, RgbImage8)>>,
+    clock: &StageClock,
+) {
+    let seed = job.sampler.seed();
+    let first = job.sampler.next_sample_id();
+    for mut sample in samples {
+        let sample_id = sample.meta.sample_id;
+        let position = SegmentPosition {
+            index: sample_id - first,
+            len: job.requested,
+        };
+        let (image, outcome) = StageClock::time(&clock.transform, || {
+            job.drift.apply(sample.image, seed, sample_id, position)
+        });
+        if let Some(to_embedder) = &to_embedder
+            && to_embedder.send((sample_id, image.clone())).is_err()
+        {
+            return;
+        }
+        sample.image = image;
+        if transformed
+            .send((sample, LoggedDrift::from(&outcome)))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// PNG-encodes each sample for the zip.
+fn encode_stage(
+    job: &Job<'_>,
+    transformed: Receiver<(Sample, LoggedDrift)>,
+    to_writer: Sender<ToWriter>,
+    clock: &StageClock,
+) {
+    let compression = job.options.png_compression;
+    for (sample, log) in transformed {
+        let encoded = StageClock::time(&clock.encode, || encode_png(&sample.image, compression))
+            .map(|png| Encoded {
+                meta: sample.meta.clone(),
+                png,
+                log,
+            })
+            .map_err(|source| PipelineError::Encode {
+                sample_id: sample.meta.sample_id,
+                source_path: sample.meta.source_path,
+                source,
+            });
+        if to_writer.send(ToWriter::Encoded(encoded)).is_err() {
+            return;
+        }
+    }
 }
 
 /// `path` relative to the dataset root, as text (the whole path if it is not under the root).
@@ -333,15 +365,14 @@ fn cancelled(options: &GeneratorOptions) -> bool {
 /// Sends the sampler's candidates in order, one credit each, until they end (the permutation,
 /// or a class under label shift, ran out) or the writer is done.
 fn feed(
-    sampler: &Sampler,
-    class_plan: &ClassPlan,
+    job: &Job<'_>,
     credits: Receiver<()>,
     writer_done: Receiver<()>,
     candidates: Sender<Candidate>,
-    options: &GeneratorOptions,
 ) {
-    for (position, dataset_index) in sampler
-        .candidates(class_plan)
+    for (position, dataset_index) in job
+        .sampler
+        .candidates(job.class_plan)
         .map_while(Result::ok)
         .enumerate()
     {
@@ -349,7 +380,7 @@ fn feed(
             recv(credits) -> credit => if credit.is_err() { return },
             recv(writer_done) -> _ => return,
         }
-        if cancelled(options)
+        if cancelled(job.options)
             || candidates
                 .send(Candidate {
                     position,
@@ -362,9 +393,9 @@ fn feed(
     }
 }
 
+/// Reads, decodes and resizes candidate images.
 fn decode_stage(
-    dataset: &Dataset,
-    decoder: &Decoder,
+    job: &Job<'_>,
     candidates: Receiver<Candidate>,
     decoded: Sender<Decoded>,
     enough: &AtomicBool,
@@ -374,8 +405,8 @@ fn decode_stage(
         if enough.load(Ordering::Relaxed) {
             return;
         }
-        let path = &dataset.images()[candidate.dataset_index].path;
-        let image = StageClock::time(&clock.decode, || decoder.decode(path));
+        let path = &job.dataset.images()[candidate.dataset_index].path;
+        let image = StageClock::time(&clock.decode, || job.decoder.decode(path));
         let message = Decoded {
             position: candidate.position,
             dataset_index: candidate.dataset_index,
@@ -387,8 +418,22 @@ fn decode_stage(
     }
 }
 
-/// Restores permutation order, skips or stops on unreadable images, and gives sample ids.
+/// Restores permutation order, skips or stops on unreadable images, and gives sample ids; its
+/// report (what it skipped, how far it got, the error that stopped it) goes to the writer last.
 fn sequence(
+    job: &Job<'_>,
+    decoded: Receiver<Decoded>,
+    samples: Sender<Sample>,
+    credits: Sender<()>,
+    to_writer: Sender<ToWriter>,
+    enough: &AtomicBool,
+) {
+    let report = sequence_samples(job, decoded, samples, credits, enough);
+    // The writer may be gone already (it failed); then nobody needs the report.
+    let _ = to_writer.send(ToWriter::Sequenced(report));
+}
+
+fn sequence_samples(
     job: &Job<'_>,
     decoded: Receiver<Decoded>,
     samples: Sender<Sample>,
@@ -482,8 +527,8 @@ fn embed_stage(
 }
 
 /// Writes samples in sample_id order, each once its PNG (and embedding, when on) is there, and
-/// hands back the writer once all are in. `Err(None)` means the stream ended early: the
-/// sequencer's report says why.
+/// hands back the writer and the sequencer's report once all are in. It owns the call's
+/// outcome: a stage's error, a cancel, or a stream that ended early stops it here.
 fn write(
     job: &Job<'_>,
     mut writer: OutputWriter,
@@ -491,22 +536,29 @@ fn write(
     credits: Sender<()>,
     progress: &dyn Progress,
     clock: &StageClock,
-) -> Result<OutputWriter, Option<PipelineError>> {
+) -> Result<(OutputWriter, SequencerReport), PipelineError> {
     let first_sample_id = job.sampler.next_sample_id();
     let embeddings_on = job.embedding.is_some();
     let mut waiting: BTreeMap<u64, Encoded> = BTreeMap::new();
     let mut embeddings: BTreeMap<u64, Vec<f32>> = BTreeMap::new();
+    let mut sequenced: Option<SequencerReport> = None;
     let mut written = 0u64;
     for message in incoming {
         if cancelled(job.options) {
-            return Err(Some(PipelineError::Cancelled));
+            return Err(PipelineError::Cancelled);
         }
         match message {
             ToWriter::Encoded(encoded) => {
-                let encoded = encoded.map_err(Some)?;
+                let encoded = encoded?;
                 waiting.insert(encoded.meta.sample_id, encoded);
             }
-            ToWriter::Embedded(batch) => embeddings.extend(batch.map_err(Some)?),
+            ToWriter::Embedded(batch) => embeddings.extend(batch?),
+            ToWriter::Sequenced(mut report) => {
+                if let Some(error) = report.fatal.take() {
+                    return Err(error);
+                }
+                sequenced = Some(report);
+            }
         }
         loop {
             let sample_id = first_sample_id + written;
@@ -526,20 +578,26 @@ fn write(
             };
             StageClock::time(&clock.write, || {
                 writer.write(&sample.meta, label, &sample.png, embedding.as_deref(), &log)
-            })
-            .map_err(|e| Some(e.into()))?;
+            })?;
             written += 1;
             let _ = credits.send(());
             progress.samples_written(written, job.requested);
         }
-        if written == job.requested {
-            return Ok(writer);
+        if written == job.requested
+            && let Some(report) = sequenced.take()
+        {
+            return Ok((writer, report));
         }
     }
     if cancelled(job.options) {
-        return Err(Some(PipelineError::Cancelled));
+        return Err(PipelineError::Cancelled);
     }
-    Err(None)
+    let report = sequenced.unwrap_or_default();
+    Err(PipelineError::RanOut {
+        requested: job.requested,
+        produced: report.produced,
+        skipped: report.skipped.len(),
+    })
 }
 
 /// `drift.json`: what was applied to this output, the ranges it covers, the images skipped, and
@@ -548,55 +606,68 @@ fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -
     let clock = job.sampler.clock();
     let first = job.sampler.next_sample_id();
     let last = first + job.requested - 1;
-    let transforms: Vec<serde_json::Value> = job
+    let transforms: Vec<TransformRecord> = job
         .drift
         .chain()
         .specs()
         .iter()
-        .map(|spec| serde_json::json!({ "name": spec.kind().name(), "drift_level": spec.drift_level() }))
+        .map(|spec| TransformRecord {
+            drift_level: spec.drift_level(),
+            name: spec.kind().name(),
+        })
         .collect();
-    let record = serde_json::json!({
-        "tool": "drift-pipeline",
-        "version": env!("CARGO_PKG_VERSION"),
-        "seed": job.sampler.seed(),
-        "segment": job.segment,
-        "drift": if transforms.is_empty() { "none".to_owned() } else { job.drift.shape().to_string() },
-        "transforms": transforms,
-        "parameters_drawn": "per image, from (seed, sample_id, transform index)",
-        "ground_truth": "drift_log.parquet: per sample, drifted or not, its probability, levels and parameters",
-        "samples": job.requested,
-        "sample_id": { "first": first, "last": last },
-        "timestamp": { "first": clock.timestamp(first), "last": clock.timestamp(last) },
-        "image_size": job.decoder.size().to_string(),
-        "class_priors": match job.class_plan {
-            ClassPlan::AsInDataset => serde_json::Value::Null,
-            ClassPlan::Weighted { weights, with_replacement } => {
-                let total: f64 = weights.iter().sum();
-                serde_json::json!({
-                    "priors": job.dataset.classes().names().iter().zip(weights)
-                        .map(|(name, w)| (name.clone(), serde_json::Value::from(w / total)))
-                        .collect::<serde_json::Map<_, _>>(),
-                    "with_replacement": with_replacement,
-                })
-            }
+    let names = job.dataset.classes().names();
+    let class_priors = match job.class_plan {
+        ClassPlan::AsInDataset => None,
+        ClassPlan::Weighted {
+            weights,
+            with_replacement,
+        } => {
+            let total: f64 = weights.iter().sum();
+            Some(ClassPriorsRecord {
+                priors: names
+                    .iter()
+                    .cloned()
+                    .zip(weights.iter().map(|w| w / total))
+                    .collect(),
+                with_replacement: *with_replacement,
+            })
+        }
+    };
+    records::to_json(&DriftRecord {
+        class_priors,
+        drift: if transforms.is_empty() {
+            "none".to_owned()
+        } else {
+            job.drift.shape().to_string()
         },
-        "labels": job
-            .dataset
-            .classes()
-            .names()
+        embeddings: job.embedding.map(crate::embedding_record),
+        files: files.to_vec(),
+        ground_truth: records::GROUND_TRUTH,
+        image_size: job.decoder.size().to_string(),
+        labels: names
             .iter()
-            .zip(job.class_mapping.labels())
-            .map(|(name, &label)| (name.clone(), serde_json::Value::from(label)))
-            .collect::<serde_json::Map<_, _>>(),
-        "embeddings": job.embedding.map(crate::embedding_record),
-        "skipped_images": skipped
+            .cloned()
+            .zip(job.class_mapping.labels().iter().copied())
+            .collect(),
+        parameters_drawn: records::PARAMETERS_DRAWN,
+        sample_id: Span { first, last },
+        samples: job.requested,
+        seed: job.sampler.seed(),
+        segment: job.segment.to_owned(),
+        skipped_images: skipped
             .iter()
-            .map(|image| serde_json::json!({
-                "path": relative_to(&image.path, job.dataset.root()),
-                "reason": image.reason,
-            }))
-            .collect::<Vec<_>>(),
-        "files": files,
-    });
-    serde_json::to_string_pretty(&record).expect("JSON values serialise") + "\n"
+            .map(|image| SkippedRecord {
+                path: relative_to(&image.path, job.dataset.root()),
+                reason: image.reason.clone(),
+            })
+            .collect(),
+        timestamp: Span {
+            first: clock.timestamp(first),
+            last: clock.timestamp(last),
+        },
+        tool: records::TOOL,
+        transforms,
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }

@@ -97,8 +97,8 @@ pub enum SamplerError {
     },
     /// Label shift drew a class that has no unused image left.
     #[error(
-        "class with label {label} ran out: all its {images} images are used (set \
-         with_replacement = true to reuse them, or lower its weight)"
+        "class with label {label} ran out: all its {images} images are used (sampling \
+         with replacement reuses them; or lower its weight)"
     )]
     ClassRanOut {
         /// The class.

@@ -1,11 +1,18 @@
 //! Transformer stage: synthetic drift as image transforms, faithful to torchvision.
 //!
-//! A drift is a [`TransformChain`]: an ordered list of [`TransformSpec`]s, each a
+//! A drift is a [`TransformChain`]: an ordered list of [`TransformSpec`]s, each a registered
 //! [`TransformKind`] with a `drift_level` in [0, 1]. For every sample, each transform first draws
 //! its [`Params`] from the level with the sample's own generator ([`TransformKind::draw`]), then
-//! applies them with a pure function ([`Params::apply`]) on a float image ([`PlanarImage`]). For
-//! fixed parameters the functions follow `torchvision.transforms.v2.functional` on float32
-//! tensors, operation by operation. Level 0 is the identity for every transform.
+//! applies them with a pure function ([`TransformKind::apply`]) on a float image
+//! ([`PlanarImage`]). For fixed parameters the torchvision transforms follow
+//! `torchvision.transforms.v2.functional` on float32 tensors, operation by operation, and the
+//! ImageNet-C corruptions follow the `imagecorruptions` package. Level 0 is the identity for
+//! every transform.
+//!
+//! Each transform is one module of `transforms/` implementing [`Transform`] (name, description,
+//! logged parameter columns, draw, apply) and one line of the registry list in
+//! `transforms/mod.rs`; names, help text, the drift log's columns ([`log_columns`]) and the
+//! README's table ([`markdown_table`]) follow from the registry.
 //!
 //! A [`Drift`] is a chain and the [`DriftShape`] it arrives in over a segment (abrupt, gradual,
 //! incremental, recurring): per sample it decides whether and how strongly the chain applies,
@@ -23,114 +30,23 @@
 
 mod ops;
 mod planar;
+mod registry;
 mod shape;
+mod transforms;
 
 pub use ops::{brightness, contrast, gaussian_blur, gaussian_noise, hue, rotate, saturation};
 pub use planar::PlanarImage;
-pub use shape::{Drift, DriftOutcome, DriftShape, LOG_COLUMNS, Ramp, SegmentPosition};
+pub use registry::{
+    MAX_PARAMS, NoiseRng, ParamColumn, Params, Transform, TransformKind, log_columns,
+    markdown_table, severity_value,
+};
+pub use shape::{Drift, DriftOutcome, DriftShape, Ramp, SegmentPosition};
 
 use std::fmt;
 use std::str::FromStr;
 
 use drift_core::{Purpose, RgbImage8, sample_rng};
 use rand::{RngExt, SeedableRng};
-
-/// The transforms of SPEC, by their command-line names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransformKind {
-    /// Angle ~ U[-90L, 90L] degrees about the centre, nearest neighbour, black fill.
-    Rotate,
-    /// Factor ~ U[max(0, 1-3L), 1+3L].
-    Brightness,
-    /// Factor ~ U[max(0, 1-3L), 1+3L], blended with the image's mean grey.
-    Contrast,
-    /// Factor ~ U[max(0, 1-15L), 1+15L], blended with each pixel's grey.
-    Saturation,
-    /// Shift ~ U[-0.5L, 0.5L] turns of the hue circle.
-    Hue,
-    /// 5x5 Gaussian, sigma = 3L, reflect padding.
-    GaussianBlur,
-    /// Additive N(0.1, (0.5L)^2) per pixel and channel, clamped.
-    GaussianNoise,
-    /// One knob: blur at L for L <= 0.5, noise at L - 0.4 above.
-    Default,
-}
-
-impl TransformKind {
-    /// Every kind, in SPEC's order.
-    pub const ALL: [TransformKind; 8] = [
-        Self::Rotate,
-        Self::Brightness,
-        Self::Contrast,
-        Self::Saturation,
-        Self::Hue,
-        Self::GaussianBlur,
-        Self::GaussianNoise,
-        Self::Default,
-    ];
-
-    /// The name used on the command line, in scenarios and in `drift.json`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Rotate => "rotate",
-            Self::Brightness => "brightness",
-            Self::Contrast => "contrast",
-            Self::Saturation => "saturation",
-            Self::Hue => "hue",
-            Self::GaussianBlur => "gaussian_blur",
-            Self::GaussianNoise => "gaussian_noise",
-            Self::Default => "default",
-        }
-    }
-
-    /// Draws this transform's parameters at `drift_level` (already checked to be in [0, 1]).
-    pub fn draw(self, drift_level: f64, rng: &mut impl rand::Rng) -> Params {
-        let l = drift_level;
-        let factor = |range: f64, rng: &mut dyn rand::Rng| {
-            let low = (1.0 - range * l).max(0.0);
-            let high = 1.0 + range * l;
-            if high > low {
-                rng.random_range(low..=high)
-            } else {
-                1.0
-            }
-        };
-        match self {
-            _ if l == 0.0 => Params::Identity,
-            Self::Rotate => Params::Rotate {
-                angle_degrees: rng.random_range(-90.0 * l..=90.0 * l),
-            },
-            Self::Brightness => Params::Brightness {
-                factor: factor(3.0, rng),
-            },
-            Self::Contrast => Params::Contrast {
-                factor: factor(3.0, rng),
-            },
-            Self::Saturation => Params::Saturation {
-                factor: factor(15.0, rng),
-            },
-            Self::Hue => Params::Hue {
-                shift: rng.random_range(-0.5 * l..=0.5 * l),
-            },
-            Self::GaussianBlur => Params::GaussianBlur { sigma: 3.0 * l },
-            Self::GaussianNoise => Params::GaussianNoise {
-                mean: 0.1,
-                sigma: 0.5 * l,
-            },
-            Self::Default if l <= 0.5 => Params::GaussianBlur { sigma: 3.0 * l },
-            Self::Default => Params::GaussianNoise {
-                mean: 0.1,
-                sigma: 0.5 * (l - 0.4),
-            },
-        }
-    }
-}
-
-impl fmt::Display for TransformKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Why a transform was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -175,19 +91,17 @@ pub enum TransformError {
 }
 
 fn valid_names() -> String {
-    TransformKind::ALL.map(TransformKind::name).join(", ")
+    let names: Vec<&str> = TransformKind::all().iter().map(|k| k.name()).collect();
+    names.join(", ")
 }
 
 impl FromStr for TransformKind {
     type Err = TransformError;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| TransformError::UnknownName {
-                name: name.to_owned(),
-            })
+        Self::named(name).ok_or_else(|| TransformError::UnknownName {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -246,68 +160,6 @@ impl FromStr for TransformSpec {
 impl fmt::Display for TransformSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.kind, self.drift_level)
-    }
-}
-
-/// Parameters drawn for one image.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Params {
-    /// Nothing to do (level 0).
-    Identity,
-    /// Counter-clockwise angle in degrees.
-    Rotate {
-        /// Degrees.
-        angle_degrees: f64,
-    },
-    /// Multiplicative factor.
-    Brightness {
-        /// Factor.
-        factor: f64,
-    },
-    /// Blend factor with the mean grey.
-    Contrast {
-        /// Factor.
-        factor: f64,
-    },
-    /// Blend factor with the pixel's grey.
-    Saturation {
-        /// Factor.
-        factor: f64,
-    },
-    /// Hue shift in turns.
-    Hue {
-        /// Turns, in [-0.5, 0.5].
-        shift: f64,
-    },
-    /// Gaussian blur.
-    GaussianBlur {
-        /// Standard deviation in pixels.
-        sigma: f64,
-    },
-    /// Additive Gaussian noise.
-    GaussianNoise {
-        /// Mean of the noise.
-        mean: f64,
-        /// Standard deviation of the noise.
-        sigma: f64,
-    },
-}
-
-impl Params {
-    /// Applies the parameters; `noise_rng` feeds per-pixel noise and is untouched otherwise.
-    pub fn apply(&self, image: &mut PlanarImage, noise_rng: &mut impl rand::Rng) {
-        match *self {
-            Params::Identity => {}
-            Params::Rotate { angle_degrees } => rotate(image, angle_degrees),
-            Params::Brightness { factor } => brightness(image, factor as f32),
-            Params::Contrast { factor } => contrast(image, factor as f32),
-            Params::Saturation { factor } => saturation(image, factor as f32),
-            Params::Hue { shift } => hue(image, shift as f32),
-            Params::GaussianBlur { sigma } => gaussian_blur(image, sigma as f32),
-            Params::GaussianNoise { mean, sigma } => {
-                gaussian_noise(image, mean as f32, sigma as f32, noise_rng)
-            }
-        }
     }
 }
 
@@ -372,8 +224,8 @@ impl TransformChain {
             // ChaCha8 did.
             let noise_seed: [u8; 32] =
                 sample_rng(seed, sample_id, Purpose::TransformNoise(index)).random();
-            let mut noise_rng = rand::rngs::Xoshiro256PlusPlus::from_seed(noise_seed);
-            params.apply(&mut planar, &mut noise_rng);
+            let mut noise_rng = NoiseRng::from_seed(noise_seed);
+            spec.kind.apply(&params, &mut planar, &mut noise_rng);
             applied.push(AppliedTransform {
                 spec: *spec,
                 params,
@@ -413,7 +265,7 @@ mod tests {
         let spec: TransformSpec = "gaussian_blur=0.3".parse().unwrap();
         assert_eq!(
             (spec.kind(), spec.drift_level()),
-            (TransformKind::GaussianBlur, 0.3)
+            (kind("gaussian_blur"), 0.3)
         );
         let err = "blurr=0.3"
             .parse::<TransformSpec>()
@@ -434,36 +286,72 @@ mod tests {
         }
     }
 
+    fn kind(name: &str) -> TransformKind {
+        TransformKind::named(name).unwrap()
+    }
+
     #[test]
     fn draws_stay_in_spec_ranges() {
         let mut rng = sample_rng(1, 2, Purpose::TransformParams(0));
         for _ in 0..1000 {
-            match TransformKind::Rotate.draw(0.5, &mut rng) {
-                Params::Rotate { angle_degrees } => assert!(angle_degrees.abs() <= 45.0),
-                other => panic!("{other:?}"),
-            }
-            match TransformKind::Saturation.draw(0.1, &mut rng) {
-                Params::Saturation { factor } => assert!((0.0..=2.5).contains(&factor)),
-                other => panic!("{other:?}"),
-            }
-            match TransformKind::Brightness.draw(0.2, &mut rng) {
-                Params::Brightness { factor } => assert!((0.4..=1.6).contains(&factor)),
-                other => panic!("{other:?}"),
-            }
+            let angle = kind("rotate").draw(0.5, &mut rng).value(0);
+            assert!(angle.abs() <= 45.0);
+            let factor = kind("saturation").draw(0.1, &mut rng).value(0);
+            assert!((0.0..=2.5).contains(&factor));
+            let factor = kind("brightness").draw(0.2, &mut rng).value(0);
+            assert!((0.4..=1.6).contains(&factor));
         }
         assert_eq!(
-            TransformKind::Default.draw(0.5, &mut rng),
-            Params::GaussianBlur { sigma: 1.5 }
+            kind("default").draw(0.5, &mut rng),
+            Params::new(&[Some(1.5), None])
         );
-        let Params::GaussianNoise { sigma, mean } = TransformKind::Default.draw(0.9, &mut rng)
-        else {
-            panic!("default above 0.5 is noise");
-        };
-        assert!((sigma - 0.25).abs() < 1e-12 && mean == 0.1);
+        let noise = kind("default").draw(0.9, &mut rng);
+        assert_eq!(noise.get(0), None, "default above 0.5 is noise");
+        assert!((noise.value(1) - 0.25).abs() < 1e-12);
+        assert_eq!(kind("gaussian_noise").draw(0.0, &mut rng), Params::IDENTITY);
+    }
+
+    #[test]
+    fn registry_names_are_unique_and_columns_fit() {
+        let all = TransformKind::all();
+        for (i, kind) in all.iter().enumerate() {
+            assert!(all[..i].iter().all(|k| k.name() != kind.name()), "{kind}");
+            assert!(kind.columns().len() <= MAX_PARAMS, "{kind}");
+            assert_eq!(kind.name().parse::<TransformKind>().unwrap(), *kind);
+        }
+        let columns = log_columns();
         assert_eq!(
-            TransformKind::GaussianNoise.draw(0.0, &mut rng),
-            Params::Identity
+            columns.len(),
+            all.iter().map(|k| 1 + k.columns().len()).sum::<usize>()
         );
+        for kind in all {
+            assert_eq!(columns[kind.log_offset()], format!("{}_level", kind.name()));
+        }
+    }
+
+    #[test]
+    fn readme_table_is_the_registry() {
+        let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(readme).unwrap();
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's transform table is not the registry's; replace it with:\n{table}"
+        );
+    }
+
+    #[test]
+    fn severities_are_exact_at_fifths() {
+        let table = [1.0, 0.6, 0.5, 0.4, 0.3, 0.25];
+        for (k, want) in table.iter().enumerate() {
+            assert_eq!(
+                severity_value(k as f64 * 0.2, &table),
+                *want,
+                "severity {k}"
+            );
+        }
+        assert!((severity_value(0.1, &table) - 0.8).abs() < 1e-12);
+        assert!((severity_value(0.9, &table) - 0.275).abs() < 1e-12);
     }
 
     #[test]

@@ -9,9 +9,7 @@ use std::str::FromStr;
 use drift_core::{Purpose, RgbImage8, sample_rng};
 use rand::RngExt;
 
-use crate::{
-    AppliedTransform, Params, TransformChain, TransformError, TransformKind, TransformSpec,
-};
+use crate::{AppliedTransform, Params, TransformChain, TransformError, TransformSpec, log_columns};
 
 /// How the transition to a gradual drift is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -379,7 +377,7 @@ impl Drift {
                 .iter()
                 .map(|&spec| AppliedTransform {
                     spec,
-                    params: Params::Identity,
+                    params: Params::IDENTITY,
                 })
                 .collect();
             (image, applied)
@@ -397,56 +395,17 @@ impl Drift {
     }
 }
 
-/// The parameter columns of `drift_log.parquet`, in order: a level and the drawn parameters of
-/// each transform; `default` logs the blur or the noise it turned into.
-pub const LOG_COLUMNS: [&str; 17] = [
-    "rotate_level",
-    "rotate_angle",
-    "brightness_level",
-    "brightness_factor",
-    "contrast_level",
-    "contrast_factor",
-    "saturation_level",
-    "saturation_factor",
-    "hue_level",
-    "hue_shift",
-    "gaussian_blur_level",
-    "gaussian_blur_sigma",
-    "gaussian_noise_level",
-    "gaussian_noise_sigma",
-    "default_level",
-    "default_blur_sigma",
-    "default_noise_sigma",
-];
-
 impl DriftOutcome {
-    /// One value per [`LOG_COLUMNS`] entry; `None` where a transform was not applied.
-    pub fn log_values(&self) -> [Option<f64>; LOG_COLUMNS.len()] {
-        let mut values = [None; LOG_COLUMNS.len()];
+    /// One value per [`log_columns`] entry; `None` where a transform was not applied.
+    pub fn log_values(&self) -> Vec<Option<f64>> {
+        let mut values = vec![None; log_columns().len()];
         for applied in &self.applied {
-            let level = Some(applied.spec.drift_level());
-            let (first, params) = match applied.spec.kind() {
-                TransformKind::Rotate => (0, &[1][..]),
-                TransformKind::Brightness => (2, &[3][..]),
-                TransformKind::Contrast => (4, &[5][..]),
-                TransformKind::Saturation => (6, &[7][..]),
-                TransformKind::Hue => (8, &[9][..]),
-                TransformKind::GaussianBlur => (10, &[11][..]),
-                TransformKind::GaussianNoise => (12, &[13][..]),
-                TransformKind::Default => (14, &[15, 16][..]),
-            };
-            values[first] = level;
-            let (slot, value) = match applied.params {
-                Params::Identity => continue,
-                Params::Rotate { angle_degrees } => (params[0], angle_degrees),
-                Params::Brightness { factor }
-                | Params::Contrast { factor }
-                | Params::Saturation { factor } => (params[0], factor),
-                Params::Hue { shift } => (params[0], shift),
-                Params::GaussianBlur { sigma } => (params[0], sigma),
-                Params::GaussianNoise { sigma, .. } => (params[params.len() - 1], sigma),
-            };
-            values[slot] = Some(value);
+            let kind = applied.spec.kind();
+            let offset = kind.log_offset();
+            values[offset] = Some(applied.spec.drift_level());
+            for column in 0..kind.columns().len() {
+                values[offset + 1 + column] = applied.params.get(column);
+            }
         }
         values
     }
@@ -543,12 +502,21 @@ mod tests {
         let (_, last) = drift.apply(image.clone(), 1, 2, position(2, 3));
         assert!(first.drifted && last.drifted);
         let values = last.log_values();
-        assert_eq!(values[0], Some(0.5));
-        assert!(values[1].is_some_and(|a| a.abs() <= 45.0));
-        assert_eq!(values[14], Some(0.9));
-        assert_eq!(values[15], None, "default at 0.9 is noise, not blur");
-        assert!(values[16].is_some_and(|s| (s - 0.25).abs() < 1e-12));
-        assert_eq!(values[2..14], [None; 12]);
+        let column = |name: &str| log_columns().iter().position(|c| c == name).unwrap();
+        assert_eq!(values[column("rotate_level")], Some(0.5));
+        assert!(values[column("rotate_angle")].is_some_and(|a| a.abs() <= 45.0));
+        assert_eq!(values[column("default_level")], Some(0.9));
+        assert_eq!(
+            values[column("default_blur_sigma")],
+            None,
+            "default at 0.9 is noise, not blur"
+        );
+        assert!(values[column("default_noise_sigma")].is_some_and(|s| (s - 0.25).abs() < 1e-12));
+        assert_eq!(
+            values.iter().filter(|v| v.is_some()).count(),
+            4,
+            "nothing but rotate and default is logged"
+        );
         assert_eq!(
             first.log_values()[0],
             Some(0.0),

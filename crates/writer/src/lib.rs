@@ -43,11 +43,9 @@ mod report;
 mod tables;
 mod transaction;
 
+pub use drift_core::EMBEDDING_DIM;
 pub use png_encode::{PngCompression, encode_png};
-pub use report::{KlRow, ReportWriter, kl_schema, kl_table};
-pub use tables::{
-    EMBEDDING_DIM, drift_log_schema, embeddings_schema, input_mapping_schema, target_schema,
-};
+pub use report::{KlRow, ReportWriter, kl_table};
 pub use transaction::{
     ABORT_AT_ENV, FileRecord, LOCK_FILE, OutputFolder, Recovery, STAGING_DIR, Staging, commit_all,
     resolve_path, verify_output,
@@ -62,7 +60,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use drift_core::{ClassTable, SampleMeta};
 use zip::write::SimpleFileOptions;
 
-use crate::tables::TableWriter;
+use crate::tables::{Row, Table, TableWriter};
 
 /// Name of the image archive in an output folder.
 pub const SAMPLED_IMAGES: &str = "sampled_images.zip";
@@ -98,7 +96,7 @@ pub fn existing_output(folder: &Path) -> Option<PathBuf> {
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
     /// The output folder already holds an output and overwriting was not asked for.
-    #[error("output {path} already exists (use --overwrite to replace it)")]
+    #[error("output {path} already exists, and replacing it was not asked for")]
     OutputExists {
         /// The existing file.
         path: PathBuf,
@@ -144,21 +142,21 @@ pub enum WriterError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The zip library failed.
+    /// The zip library failed (its error type stays private to this crate).
     #[error("cannot write {path}: {source}")]
     Zip {
         /// The archive.
         path: PathBuf,
         /// The zip library's error.
-        source: zip::result::ZipError,
+        source: LibraryError,
     },
-    /// The Parquet library failed.
+    /// The Parquet library failed (its error type stays private to this crate).
     #[error("cannot write {path}: {source}")]
     Parquet {
         /// The table.
         path: PathBuf,
-        /// The parquet library's error.
-        source: parquet::errors::ParquetError,
+        /// The arrow or parquet library's error.
+        source: LibraryError,
     },
     /// PNG encoding failed.
     #[error("cannot encode PNG: {reason}")]
@@ -200,6 +198,10 @@ pub enum WriterError {
     },
 }
 
+/// An error of a library the writer uses (zip, arrow, parquet), opaque so that their types stay
+/// out of this crate's API.
+pub type LibraryError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// How an output folder is laid out and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterOptions {
@@ -209,15 +211,15 @@ pub struct WriterOptions {
     pub overwrite: bool,
     /// Write `embeddings.parquet`: every sample must then come with its embedding.
     pub embeddings: bool,
-    /// The parameter columns of `drift_log.parquet` (the transformer's `LOG_COLUMNS`); every
-    /// sample's [`DriftLogRow`] carries one value per name.
-    pub drift_log_columns: &'static [&'static str],
+    /// The parameter columns of `drift_log.parquet` (the transformer registry's
+    /// `log_columns()`); every sample's [`DriftLogRow`] carries one value per name.
+    pub drift_log_columns: &'static [String],
 }
 
 /// What the drift did to one sample: a row of `drift_log.parquet`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DriftLogRow<'a> {
-    /// The segment (scenario segment name, or the output folder's name).
+    /// The segment (a scenario segment's name, or `segment N` for the Nth call).
     pub segment: &'a str,
     /// Whether the sample got the drift's transforms.
     pub drifted: bool,
@@ -320,12 +322,10 @@ pub struct OutputWriter {
     options: WriterOptions,
     classes: ClassTable,
     archive: Archive,
-    input_mapping: TableWriter,
-    target: TableWriter,
-    drift_log: TableWriter,
+    /// Every Parquet table of the output, in [`Table::of_output`]'s order.
+    tables: Vec<TableWriter>,
     /// A clean sample's parameter values: all null.
     no_values: Vec<Option<f64>>,
-    embeddings: Option<TableWriter>,
     last_sample_id: Option<u64>,
     samples: u64,
 }
@@ -339,34 +339,19 @@ impl OutputWriter {
         classes: ClassTable,
     ) -> Result<Self, WriterError> {
         let mut staging = Staging::begin(folder, DRIFT_JSON, options.overwrite)?;
-        let target = |name: &str| staging.folder().path().join(name);
-        let (mapping_path, target_path, log_path, embeddings_path) = (
-            target(INPUT_MAPPING),
-            target(TARGET),
-            target(DRIFT_LOG),
-            target(EMBEDDINGS),
-        );
         let zip_abandoned = Arc::new(AtomicBool::new(false));
         let zip = zip::ZipWriter::new(ZipSink::new(
             staging.create(SAMPLED_IMAGES)?,
             zip_abandoned.clone(),
         ));
-        let input_mapping =
-            TableWriter::input_mapping(staging.create(INPUT_MAPPING)?, &mapping_path)?;
-        let target_table = TableWriter::target(staging.create(TARGET)?, &target_path)?;
-        let drift_log = TableWriter::drift_log(
-            staging.create(DRIFT_LOG)?,
-            &log_path,
-            options.drift_log_columns,
-        )?;
-        let embeddings = if options.embeddings {
-            Some(TableWriter::embeddings(
-                staging.create(EMBEDDINGS)?,
-                &embeddings_path,
-            )?)
-        } else {
-            None
-        };
+        let tables = Table::of_output(options.embeddings)
+            .into_iter()
+            .map(|table| {
+                let path = staging.folder().path().join(table.file_name());
+                let file = staging.create(table.file_name())?;
+                TableWriter::new(table, file, &path, options.drift_log_columns)
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             staging,
             options,
@@ -375,11 +360,8 @@ impl OutputWriter {
                 zip: Some(zip),
                 abandoned: zip_abandoned,
             },
-            input_mapping,
-            target: target_table,
-            drift_log,
+            tables,
             no_values: vec![None; options.drift_log_columns.len()],
-            embeddings,
             last_sample_id: None,
             samples: 0,
         })
@@ -424,7 +406,7 @@ impl OutputWriter {
                 });
             }
         };
-        match (self.embeddings.is_some(), embedding) {
+        match (self.options.embeddings, embedding) {
             (true, Some(values)) if values.len() == EMBEDDING_DIM => {}
             (true, Some(values)) => {
                 return Err(WriterError::Embedding {
@@ -471,14 +453,16 @@ impl OutputWriter {
             .map_err(|source| zip_error(zip_path, source))?;
         zip.write_all(png)
             .map_err(|source| io_error(zip_path, source))?;
-        let sample_id = i64::try_from(meta.sample_id).expect("sample ids stay below 2^63");
-        self.input_mapping
-            .push_file_name(sample_id, meta.timestamp, &meta.file_name)?;
-        self.target.push_label(sample_id, meta.timestamp, label)?;
-        self.drift_log
-            .push_drift_log(sample_id, meta.timestamp, &log)?;
-        if let (Some(table), Some(values)) = (self.embeddings.as_mut(), embedding) {
-            table.push_embedding(sample_id, meta.timestamp, values)?;
+        let row = Row {
+            sample_id: i64::try_from(meta.sample_id).expect("sample ids stay below 2^63"),
+            timestamp: meta.timestamp,
+            file_name: &meta.file_name,
+            label,
+            embedding,
+            log: &log,
+        };
+        for table in &mut self.tables {
+            table.push(&row)?;
         }
         self.last_sample_id = Some(meta.sample_id);
         self.samples += 1;
@@ -506,10 +490,7 @@ impl OutputWriter {
             .metadata()
             .map_err(|source| io_error(&zip_path, source))?
             .len();
-        self.input_mapping.finish()?;
-        self.target.finish()?;
-        self.drift_log.finish()?;
-        if let Some(table) = self.embeddings.as_mut() {
+        for table in &mut self.tables {
             table.finish()?;
         }
         let records = self.staging.records()?;
@@ -585,6 +566,6 @@ fn io_error(path: &Path, source: std::io::Error) -> WriterError {
 fn zip_error(path: &Path, source: zip::result::ZipError) -> WriterError {
     WriterError::Zip {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }

@@ -30,7 +30,7 @@ pub struct KlRow {
 
 /// `kl.parquet`: `transforms` Utf8, `drift_level` Float64, `batch` Int64, `images` Int64,
 /// `kl` Float64.
-pub fn kl_schema() -> SchemaRef {
+fn kl_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("transforms", DataType::Utf8, false),
         Field::new("drift_level", DataType::Float64, false),
@@ -42,9 +42,9 @@ pub fn kl_schema() -> SchemaRef {
 
 /// `rows` as a Parquet file in memory (a sweep has a few thousand rows at most).
 pub fn kl_table(rows: &[KlRow], path_for_errors: &Path) -> Result<Vec<u8>, WriterError> {
-    let parquet_error = |source| WriterError::Parquet {
+    let parquet_error = |source: parquet::errors::ParquetError| WriterError::Parquet {
         path: path_for_errors.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(visible(), ["a.txt", "b.txt"]);
 
         let err = ReportWriter::create(dir.path(), FILES, "b.txt", false).unwrap_err();
-        assert!(err.to_string().contains("a.txt") && err.to_string().contains("--overwrite"));
+        assert!(err.to_string().contains("a.txt") && err.to_string().contains("already exists"));
         let mut report = ReportWriter::create(dir.path(), FILES, "b.txt", true).unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("b.txt")).unwrap(),

@@ -18,7 +18,7 @@ use crate::WriterError;
 const ROWS_PER_BATCH: usize = 16_384;
 
 /// `input_mapping.parquet`: `sample_id` Int64, `timestamp` Float64, `file_name` Utf8.
-pub fn input_mapping_schema() -> SchemaRef {
+fn input_mapping_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("sample_id", DataType::Int64, false),
         Field::new("timestamp", DataType::Float64, false),
@@ -27,7 +27,7 @@ pub fn input_mapping_schema() -> SchemaRef {
 }
 
 /// `target.parquet`: `sample_id` Int64, `timestamp` Float64, `label` Int64.
-pub fn target_schema() -> SchemaRef {
+fn target_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("sample_id", DataType::Int64, false),
         Field::new("timestamp", DataType::Float64, false),
@@ -35,7 +35,7 @@ pub fn target_schema() -> SchemaRef {
     ]))
 }
 
-pub use drift_core::EMBEDDING_DIM;
+use drift_core::EMBEDDING_DIM;
 
 /// Rows of `embeddings.parquet` buffered per batch and per row group: 4 MiB of f64 values.
 const EMBEDDING_ROWS_PER_BATCH: usize = 1024;
@@ -44,7 +44,7 @@ const EMBEDDING_ROWS_PER_BATCH: usize = 1024;
 /// FixedSizeList(Float64, 512), which polars reads as `Array(Float64, 512)`. The item field is
 /// nullable (arrow's and polars' default) though no value is ever null, so that the type equals
 /// what other tools write for the same column.
-pub fn embeddings_schema() -> SchemaRef {
+fn embeddings_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("sample_id", DataType::Int64, false),
         Field::new("timestamp", DataType::Float64, false),
@@ -62,7 +62,7 @@ pub fn embeddings_schema() -> SchemaRef {
 /// `drift_log.parquet`: `sample_id` Int64, `timestamp` Float64, `segment` Utf8, `drifted`
 /// Boolean, `drift_probability` Float64, then one nullable Float64 column per name in
 /// `parameter_columns` (null where a transform was not applied).
-pub fn drift_log_schema(parameter_columns: &[&str]) -> SchemaRef {
+fn drift_log_schema(parameter_columns: &[String]) -> SchemaRef {
     let mut fields = vec![
         Field::new("sample_id", DataType::Int64, false),
         Field::new("timestamp", DataType::Float64, false),
@@ -73,7 +73,7 @@ pub fn drift_log_schema(parameter_columns: &[&str]) -> SchemaRef {
     fields.extend(
         parameter_columns
             .iter()
-            .map(|name| Field::new(*name, DataType::Float64, true)),
+            .map(|name| Field::new(name, DataType::Float64, true)),
     );
     Arc::new(Schema::new(fields))
 }
@@ -104,48 +104,90 @@ pub(crate) struct TableWriter {
     payload: Payload,
 }
 
-impl TableWriter {
-    pub(crate) fn input_mapping(file: File, path: &Path) -> Result<Self, WriterError> {
-        Self::new(
-            file,
-            path,
-            input_mapping_schema(),
-            Payload::FileName(Vec::new()),
-        )
+/// The Parquet tables of an output, each declared once here: its file and its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    InputMapping,
+    Target,
+    DriftLog,
+    Embeddings,
+}
+
+impl Table {
+    /// The tables an output holds, in the order they are written and listed.
+    pub(crate) fn of_output(embeddings: bool) -> Vec<Table> {
+        let mut tables = vec![Table::InputMapping, Table::Target, Table::DriftLog];
+        if embeddings {
+            tables.push(Table::Embeddings);
+        }
+        tables
     }
 
-    pub(crate) fn target(file: File, path: &Path) -> Result<Self, WriterError> {
-        Self::new(file, path, target_schema(), Payload::Label(Vec::new()))
+    pub(crate) fn file_name(self) -> &'static str {
+        match self {
+            Table::InputMapping => crate::INPUT_MAPPING,
+            Table::Target => crate::TARGET,
+            Table::DriftLog => crate::DRIFT_LOG,
+            Table::Embeddings => crate::EMBEDDINGS,
+        }
     }
 
-    pub(crate) fn embeddings(file: File, path: &Path) -> Result<Self, WriterError> {
-        Self::new(
-            file,
-            path,
-            embeddings_schema(),
-            Payload::Embedding(Vec::with_capacity(EMBEDDING_ROWS_PER_BATCH * EMBEDDING_DIM)),
-        )
+    fn schema(self, parameter_columns: &[String]) -> SchemaRef {
+        match self {
+            Table::InputMapping => input_mapping_schema(),
+            Table::Target => target_schema(),
+            Table::DriftLog => drift_log_schema(parameter_columns),
+            Table::Embeddings => embeddings_schema(),
+        }
     }
 
-    pub(crate) fn drift_log(
-        file: File,
-        path: &Path,
-        parameter_columns: &[&str],
-    ) -> Result<Self, WriterError> {
-        Self::new(
-            file,
-            path,
-            drift_log_schema(parameter_columns),
-            Payload::DriftLog {
+    fn empty_payload(self, parameter_columns: &[String]) -> Payload {
+        match self {
+            Table::InputMapping => Payload::FileName(Vec::new()),
+            Table::Target => Payload::Label(Vec::new()),
+            Table::DriftLog => Payload::DriftLog {
                 segments: Vec::new(),
                 drifted: Vec::new(),
                 probabilities: Vec::new(),
                 parameters: vec![Vec::new(); parameter_columns.len()],
             },
+            Table::Embeddings => {
+                Payload::Embedding(Vec::with_capacity(EMBEDDING_ROWS_PER_BATCH * EMBEDDING_DIM))
+            }
+        }
+    }
+}
+
+/// One sample's values, from which every table takes its columns.
+pub(crate) struct Row<'a> {
+    pub sample_id: i64,
+    pub timestamp: f64,
+    pub file_name: &'a str,
+    /// The published label.
+    pub label: i64,
+    /// [`EMBEDDING_DIM`] values with embeddings on (the caller checks).
+    pub embedding: Option<&'a [f32]>,
+    /// One value per parameter column (the caller checks).
+    pub log: &'a crate::DriftLogRow<'a>,
+}
+
+impl TableWriter {
+    /// Table `table` written to `file` (at `path`, for errors).
+    pub(crate) fn new(
+        table: Table,
+        file: File,
+        path: &Path,
+        parameter_columns: &[String],
+    ) -> Result<Self, WriterError> {
+        Self::with_payload(
+            file,
+            path,
+            table.schema(parameter_columns),
+            table.empty_payload(parameter_columns),
         )
     }
 
-    fn new(
+    fn with_payload(
         file: File,
         path: &Path,
         schema: SchemaRef,
@@ -174,69 +216,32 @@ impl TableWriter {
         })
     }
 
-    pub(crate) fn push_file_name(
-        &mut self,
-        sample_id: i64,
-        timestamp: f64,
-        file_name: &str,
-    ) -> Result<(), WriterError> {
-        let Payload::FileName(names) = &mut self.payload else {
-            unreachable!("input_mapping is the only table with file names");
-        };
-        names.push(file_name.to_owned());
-        self.push_key(sample_id, timestamp)
-    }
-
-    pub(crate) fn push_label(
-        &mut self,
-        sample_id: i64,
-        timestamp: f64,
-        label: i64,
-    ) -> Result<(), WriterError> {
-        let Payload::Label(labels) = &mut self.payload else {
-            unreachable!("target is the only table with labels");
-        };
-        labels.push(label);
-        self.push_key(sample_id, timestamp)
-    }
-
-    /// `embedding` must hold [`EMBEDDING_DIM`] values (the caller checks).
-    pub(crate) fn push_embedding(
-        &mut self,
-        sample_id: i64,
-        timestamp: f64,
-        embedding: &[f32],
-    ) -> Result<(), WriterError> {
-        let Payload::Embedding(values) = &mut self.payload else {
-            unreachable!("embeddings is the only table with embeddings");
-        };
-        values.extend(embedding.iter().map(|&v| f64::from(v)));
-        self.push_key(sample_id, timestamp)
-    }
-
-    /// `values` holds one entry per parameter column (the caller checks).
-    pub(crate) fn push_drift_log(
-        &mut self,
-        sample_id: i64,
-        timestamp: f64,
-        row: &crate::DriftLogRow<'_>,
-    ) -> Result<(), WriterError> {
-        let Payload::DriftLog {
-            segments,
-            drifted,
-            probabilities,
-            parameters,
-        } = &mut self.payload
-        else {
-            unreachable!("drift_log is the only table with drift records");
-        };
-        segments.push(row.segment.to_owned());
-        drifted.push(row.drifted);
-        probabilities.push(row.drift_probability);
-        for (column, value) in parameters.iter_mut().zip(row.values) {
-            column.push(*value);
+    /// Adds `row`'s columns of this table.
+    pub(crate) fn push(&mut self, row: &Row<'_>) -> Result<(), WriterError> {
+        match &mut self.payload {
+            Payload::FileName(names) => names.push(row.file_name.to_owned()),
+            Payload::Label(labels) => labels.push(row.label),
+            Payload::Embedding(values) => {
+                let embedding = row
+                    .embedding
+                    .expect("the writer checks that every sample has its embedding");
+                values.extend(embedding.iter().map(|&v| f64::from(v)));
+            }
+            Payload::DriftLog {
+                segments,
+                drifted,
+                probabilities,
+                parameters,
+            } => {
+                segments.push(row.log.segment.to_owned());
+                drifted.push(row.log.drifted);
+                probabilities.push(row.log.drift_probability);
+                for (column, value) in parameters.iter_mut().zip(row.log.values) {
+                    column.push(*value);
+                }
+            }
         }
-        self.push_key(sample_id, timestamp)
+        self.push_key(row.sample_id, row.timestamp)
     }
 
     fn push_key(&mut self, sample_id: i64, timestamp: f64) -> Result<(), WriterError> {
@@ -314,7 +319,7 @@ impl TableWriter {
 fn parquet_error(path: &Path, source: parquet::errors::ParquetError) -> WriterError {
     WriterError::Parquet {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -327,11 +332,21 @@ mod tests {
     fn row_groups_are_closed_batch_by_batch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("embeddings.parquet");
-        let mut table = TableWriter::embeddings(File::create(&path).unwrap(), &path).unwrap();
+        let mut table =
+            TableWriter::new(Table::Embeddings, File::create(&path).unwrap(), &path, &[]).unwrap();
         let rows = 2 * EMBEDDING_ROWS_PER_BATCH + 5;
         let embedding = vec![0.25f32; EMBEDDING_DIM];
+        let log = crate::DriftLogRow::clean("s");
         for id in 0..rows as i64 {
-            table.push_embedding(id, id as f64, &embedding).unwrap();
+            let row = Row {
+                sample_id: id,
+                timestamp: id as f64,
+                file_name: "f.png",
+                label: 0,
+                embedding: Some(&embedding),
+                log: &log,
+            };
+            table.push(&row).unwrap();
         }
         table.finish().unwrap();
         let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();

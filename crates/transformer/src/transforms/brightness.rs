@@ -1,0 +1,31 @@
+//! `brightness`: torchvision's `adjust_brightness` at a drawn factor.
+
+use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
+use crate::{PlanarImage, ops};
+
+pub(crate) struct Brightness;
+
+impl Transform for Brightness {
+    fn name(&self) -> &'static str {
+        "brightness"
+    }
+
+    fn description(&self) -> &'static str {
+        "factor ~ U[max(0, 1-3L), 1+3L]"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "factor",
+            meaning: "multiplies every value",
+        }]
+    }
+
+    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+        Params::one(super::factor(3.0, level, rng))
+    }
+
+    fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
+        ops::brightness(image, params.value(0) as f32);
+    }
+}

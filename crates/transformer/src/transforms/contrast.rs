@@ -1,0 +1,31 @@
+//! `contrast`: torchvision's `adjust_contrast` at a drawn factor.
+
+use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
+use crate::{PlanarImage, ops};
+
+pub(crate) struct Contrast;
+
+impl Transform for Contrast {
+    fn name(&self) -> &'static str {
+        "contrast"
+    }
+
+    fn description(&self) -> &'static str {
+        "factor ~ U[max(0, 1-3L), 1+3L], blended with the image's mean grey"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "factor",
+            meaning: "blend with the mean grey",
+        }]
+    }
+
+    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+        Params::one(super::factor(3.0, level, rng))
+    }
+
+    fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
+        ops::contrast(image, params.value(0) as f32);
+    }
+}

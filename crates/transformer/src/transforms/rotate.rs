@@ -1,0 +1,33 @@
+//! `rotate`: torchvision's `rotate` with nearest-neighbour sampling and black fill.
+
+use rand::RngExt;
+
+use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
+use crate::{PlanarImage, ops};
+
+pub(crate) struct Rotate;
+
+impl Transform for Rotate {
+    fn name(&self) -> &'static str {
+        "rotate"
+    }
+
+    fn description(&self) -> &'static str {
+        "angle ~ U[-90L, 90L] degrees, nearest neighbour, black fill"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "angle",
+            meaning: "degrees, counter-clockwise",
+        }]
+    }
+
+    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+        Params::one(rng.random_range(-90.0 * level..=90.0 * level))
+    }
+
+    fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
+        ops::rotate(image, params.value(0));
+    }
+}

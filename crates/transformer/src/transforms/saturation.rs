@@ -1,0 +1,31 @@
+//! `saturation`: torchvision's `adjust_saturation` at a drawn factor.
+
+use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
+use crate::{PlanarImage, ops};
+
+pub(crate) struct Saturation;
+
+impl Transform for Saturation {
+    fn name(&self) -> &'static str {
+        "saturation"
+    }
+
+    fn description(&self) -> &'static str {
+        "factor ~ U[max(0, 1-15L), 1+15L]"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "factor",
+            meaning: "blend with each pixel's grey",
+        }]
+    }
+
+    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+        Params::one(super::factor(15.0, level, rng))
+    }
+
+    fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
+        ops::saturation(image, params.value(0) as f32);
+    }
+}
