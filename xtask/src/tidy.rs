@@ -53,7 +53,10 @@ const GOLDEN_EXCEPTIONS: [(&str, Coverage); 2] = [
         "gaussian_noise",
         Coverage::Statistical("noise_has_the_specified_mean_and_spread"),
     ),
-    ("default", Coverage::MadeOf(&["gaussian_blur", "gaussian_noise"])),
+    (
+        "default",
+        Coverage::MadeOf(&["gaussian_blur", "gaussian_noise"]),
+    ),
 ];
 
 enum Coverage {
@@ -85,7 +88,13 @@ pub fn run(root: &Path) -> Result<()> {
 fn cargo_metadata(root: &Path) -> Result<serde_json::Value> {
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .output()
         .context("running cargo metadata")?;
     if !output.status.success() {

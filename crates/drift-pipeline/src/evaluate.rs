@@ -83,7 +83,7 @@ impl Default for EvaluateOptions {
             transforms: vec![TransformKind::named("default").expect("registered")],
             levels: default_levels(),
             num_samples: None,
-            seed: 42,
+            seed: crate::DEFAULT_SEED,
             size: ImageSize::default(),
             embedding: EmbeddingOptions::default(),
             threads: 0,
@@ -156,10 +156,7 @@ pub fn evaluate(
     if let Some(recovery) = report.recovery() {
         progress.recovered(output, recovery);
     }
-    let threads = match options.threads {
-        0 => thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    let threads = crate::worker_threads(options.threads);
     let stage = crate::load_embedder(&options.embedding, threads, options.size)?;
     let batch_size = stage.batch_size;
     let order: Vec<usize> = sampler.pending().take(images as usize).collect();

@@ -36,6 +36,7 @@ mod label_shift;
 mod pipeline;
 mod records;
 mod scenario;
+mod spec;
 pub mod weights_fetch;
 
 pub use class_mapping::{ClassMapping, ClassMappingError};
@@ -53,7 +54,11 @@ pub use drift_writer::{
     verify,
 };
 pub use label_shift::{ClassPriors, LabelShift};
-pub use scenario::{Scenario, ScenarioError, Segment};
+pub use scenario::{Scenario, ScenarioError};
+pub use spec::{
+    DEFAULT_BATCH_SIZE, DEFAULT_SEED, FrontEnd, RawRun, RawSegment, RunSpec, Segment, SpecError,
+    embedding_options, worker_threads,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -251,7 +256,7 @@ impl Default for EmbeddingOptions {
             device: DeviceChoice::default(),
             cpu_backend: CpuBackend::default(),
             normalize: Normalize::default(),
-            batch_size: 32,
+            batch_size: DEFAULT_BATCH_SIZE,
         }
     }
 }
@@ -561,10 +566,7 @@ impl DriftGenerator {
         folder: OutputFolder,
         progress: &dyn Progress,
     ) -> Result<pipeline::Outcome, PipelineError> {
-        let threads = match self.options.threads {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
+        let threads = worker_threads(self.options.threads);
         let segment = self
             .segment
             .clone()

@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use drift_pipeline::{
-    CpuBackend, Dataset, DeviceChoice, DriftGenerator, DriftShape, EmbeddingOptions,
-    GeneratorOptions, ImageSize, MAX_THREADS, Normalize, PipelineError, PngCompression, Progress,
-    Recovery, SampleSummary, Scenario, StreamClock, TransformKind, TransformSpec, WriterError,
-    demo,
+    Dataset, DriftGenerator, DriftShape, EmbeddingOptions, FrontEnd, GeneratorOptions, ImageSize,
+    MAX_THREADS, PipelineError, PngCompression, Progress, RawRun, RawSegment, Recovery, RunSpec,
+    SampleSummary, Scenario, TransformKind, TransformSpec, WriterError, demo,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -109,23 +108,24 @@ struct GenerateArgs {
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
     /// How many samples to draw (each image at most once).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N")]
     num_samples: u64,
-    /// Seed of the permutation, file names and every random draw.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Seed of the permutation, file names and every random draw [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Put zip entries under <class_name>/ instead of the zip root.
     #[arg(long)]
     organize_by_class: bool,
-    /// Output image size, WIDTHxHEIGHT or one number for a square.
-    #[arg(long, value_name = "WxH", default_value = "224x224")]
-    size: ImageSize,
-    /// Timestamp of sample 0, in seconds since the Unix epoch (default 2024-06-01 09:00 UTC).
-    #[arg(long, value_name = "SECONDS", default_value_t = StreamClock::DEFAULT_START, value_parser = finite_f64, allow_hyphen_values = true)]
-    start_timestamp: f64,
-    /// Seconds between consecutive samples.
-    #[arg(long, value_name = "SECONDS", default_value_t = StreamClock::DEFAULT_DELTA, value_parser = positive_f64, allow_hyphen_values = true)]
-    delta_timestamp: f64,
+    /// Output image size, WIDTHxHEIGHT or one number for a square [default: 224x224].
+    #[arg(long, value_name = "WxH")]
+    size: Option<String>,
+    /// Timestamp of sample 0, in seconds since the Unix epoch [default: 1717232400, 2024-06-01
+    /// 09:00 UTC].
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    start_timestamp: Option<f64>,
+    /// Seconds between consecutive samples [default: 1800].
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    delta_timestamp: Option<f64>,
     /// JSON or TOML table: class name or original label -> published label.
     #[arg(long, value_name = "FILE")]
     class_mapping: Option<PathBuf>,
@@ -135,15 +135,15 @@ struct GenerateArgs {
     /// Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order.
     #[arg(long = "transform", value_name = "NAME=LEVEL", long_help = transform_help(
         "Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order."))]
-    transforms: Vec<TransformSpec>,
-    /// How the drift arrives over the samples: abrupt (all), gradual:width=N[,center=K]
-    /// [,ramp=linear], incremental:from=A,to=B (levels scaled from A to B), or
+    transforms: Vec<String>,
+    /// How the drift arrives over the samples: abrupt (all, the default), gradual:width=N
+    /// [,center=K][,ramp=linear], incremental:from=A,to=B (levels scaled from A to B), or
     /// recurring:period=N,duty=F. Needs --transform.
-    #[arg(long, value_name = "SHAPE", default_value = "abrupt")]
-    drift: DriftShape,
-    /// The segment name in drift_log.parquet and drift.json.
-    #[arg(long, value_name = "NAME", default_value = "segment 1")]
-    segment: String,
+    #[arg(long, value_name = "SHAPE")]
+    drift: Option<String>,
+    /// The segment name in drift_log.parquet and drift.json [default: segment 1].
+    #[arg(long, value_name = "NAME")]
+    segment: Option<String>,
     /// Replace an existing output in the output folder.
     #[arg(long)]
     overwrite: bool,
@@ -191,6 +191,51 @@ struct EvaluateArgs {
     quiet: bool,
 }
 
+/// The network's flags, as written: the run spec parses and checks them.
+#[derive(Args)]
+struct NetworkArgs {
+    /// ResNet18 weights: torchvision .pth or safetensors (default: the cache, see `weights`).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Where to embed: auto (a GPU if this build has one and it answers, else CPU, the
+    /// default), cpu, gpu.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// CPU backend: flex (fastest, the default) or ndarray (builds with the `ndarray` feature).
+    #[arg(long, value_name = "BACKEND")]
+    cpu_backend: Option<String>,
+    /// Network input: none ([0, 1] pixels, as the Python tool; the default) or imagenet
+    /// (mean/std).
+    #[arg(long, value_name = "MODE")]
+    normalize: Option<String>,
+    /// Images per forward pass (in evaluate, also the images per KL: SPEC's batch B)
+    /// [default: 32].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<u64>,
+}
+
+impl NetworkArgs {
+    /// The flags into `raw`, with embeddings on or off.
+    fn fill(&self, raw: &mut RawRun, embeddings: bool) {
+        raw.embeddings = embeddings;
+        raw.weights = self.weights.clone();
+        raw.device = self.device.clone();
+        raw.cpu_backend = self.cpu_backend.clone();
+        raw.normalize = self.normalize.clone();
+        raw.batch_size = self.batch_size;
+    }
+
+    /// The embedding options, checked by the run spec.
+    fn options(&self) -> Result<EmbeddingOptions> {
+        let mut raw = RawRun::default();
+        self.fill(&mut raw, true);
+        Ok(
+            drift_pipeline::embedding_options(&raw, FrontEnd::CommandLine, Path::new(""))?
+                .expect("embeddings are on"),
+        )
+    }
+}
+
 #[derive(Args)]
 struct EmbeddingArgs {
     /// Also write embeddings.parquet: 512-d ResNet18 features of every sample.
@@ -198,43 +243,6 @@ struct EmbeddingArgs {
     embeddings: bool,
     #[command(flatten)]
     network: NetworkArgs,
-}
-
-#[derive(Args)]
-struct NetworkArgs {
-    /// ResNet18 weights: torchvision .pth or safetensors (default: the cache, see `weights`).
-    #[arg(long, value_name = "FILE")]
-    weights: Option<PathBuf>,
-    /// Where to embed: auto (a GPU if this build has one and it answers, else CPU), cpu, gpu.
-    #[arg(long, value_name = "DEVICE", default_value = "auto")]
-    device: DeviceChoice,
-    /// CPU backend: flex (fastest) or ndarray (builds with the `ndarray` feature).
-    #[arg(long, value_name = "BACKEND", default_value = "flex")]
-    cpu_backend: CpuBackend,
-    /// Network input: none ([0, 1] pixels, as the Python tool) or imagenet (mean/std).
-    #[arg(long, value_name = "MODE", default_value = "none")]
-    normalize: Normalize,
-    /// Images per forward pass (in evaluate, also the images per KL: SPEC's batch B).
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    batch_size: u64,
-}
-
-impl NetworkArgs {
-    fn options(&self) -> EmbeddingOptions {
-        EmbeddingOptions {
-            weights: self.weights.clone(),
-            device: self.device,
-            cpu_backend: self.cpu_backend,
-            normalize: self.normalize,
-            batch_size: self.batch_size as usize,
-        }
-    }
-}
-
-impl EmbeddingArgs {
-    fn options(&self) -> Option<EmbeddingOptions> {
-        self.embeddings.then(|| self.network.options())
-    }
 }
 
 #[derive(Args)]
@@ -281,13 +289,6 @@ fn unit_f64(text: &str) -> Result<f64, String> {
     match finite_f64(text.trim())? {
         value if (0.0..=1.0).contains(&value) => Ok(value),
         _ => Err(format!("drift level '{text}' is outside [0, 1]")),
-    }
-}
-
-fn positive_f64(text: &str) -> Result<f64, String> {
-    match finite_f64(text)? {
-        value if value > 0.0 => Ok(value),
-        _ => Err(format!("'{text}' must be greater than 0")),
     }
 }
 
@@ -408,49 +409,44 @@ fn options(run: &RunArgs, cancel: Arc<AtomicBool>) -> GeneratorOptions {
     }
 }
 
+/// `generate` is a one-segment run: its flags fill the same raw run a scenario file does, and
+/// the run spec checks them.
 fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
-    let options = GeneratorOptions {
+    let mut raw = RawRun {
+        input: args.input,
+        seed: args.seed,
         size: args.size,
-        clock: StreamClock {
-            start: args.start_timestamp,
-            delta: args.delta_timestamp,
-        },
+        start_timestamp: args.start_timestamp,
+        delta_timestamp: args.delta_timestamp,
         organize_by_class: args.organize_by_class,
         class_mapping: args.class_mapping,
         skip_bad_images: args.skip_bad_images,
         overwrite: args.overwrite,
-        embeddings: args.embedding.options(),
-        ..options(&args.run, cancel)
+        png_compression: Some(args.run.png_compression.name().to_owned()),
+        threads: Some(args.run.threads),
+        segments: vec![RawSegment {
+            name: args.segment,
+            samples: args.num_samples,
+            output: args.output,
+            transforms: args.transforms,
+            drift: args.drift,
+            ..RawSegment::default()
+        }],
+        ..RawRun::default()
     };
-    if !args.embedding.embeddings
-        && (args.embedding.network.weights.is_some() || args.embedding.network.batch_size != 32)
-    {
-        anyhow::bail!("--weights and --batch-size need --embeddings");
-    }
-    let mut generator =
-        DriftGenerator::new(args.seed, &args.input, options).map_err(|error| match error {
-            PipelineError::Reader(_) => anyhow::Error::new(error)
-                .context(format!("cannot use input {}", args.input.display())),
-            other => other.into(),
-        })?;
-    if let Some(description) = generator.embedding_description()
-        && !args.run.quiet
-    {
-        eprintln!("embeddings: {description}");
-    }
-    generator.set_segment_name(Some(args.segment));
-    if !args.transforms.is_empty() {
-        generator.add_drift(args.transforms, args.drift)?;
-    } else if args.drift != DriftShape::Abrupt {
-        anyhow::bail!("--drift {} needs --transform", args.drift);
-    }
-    let summary = sample(
-        &mut generator,
-        args.num_samples,
-        &args.output,
-        args.run.quiet,
+    args.embedding
+        .network
+        .fill(&mut raw, args.embedding.embeddings);
+    let mut spec = RunSpec::build(raw, FrontEnd::CommandLine, Path::new(""))?;
+    spec.set_cancel(Some(cancel));
+    let quiet = args.run.quiet;
+    spec.run(
+        |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
+        |segment, summary, dataset| {
+            let drift = drift_description(&segment.transforms, &segment.shape);
+            report_summary(summary, dataset.classes().len(), &drift, quiet);
+        },
     )?;
-    report(&summary, &generator, args.run.quiet);
     Ok(())
 }
 
@@ -462,7 +458,7 @@ fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         num_samples: args.num_samples,
         seed: args.seed,
         size: args.size,
-        embedding: args.network.options(),
+        embedding: args.network.options()?,
         threads: args.threads,
         overwrite: args.overwrite,
         cancel: Some(cancel),

@@ -1,0 +1,607 @@
+//! One validated run description for every front end, after ripgrep's `HiArgs`: the command
+//! line, scenario files and (later) Python keyword arguments each fill a [`RawRun`] with what
+//! the user wrote, and [`RunSpec::build`] is the one place where defaults live and every value
+//! is checked, before anything runs. Its errors name the key as the user wrote it: `--batch-size`
+//! on the command line, `key 'batch_size'` in a scenario file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use serde::Deserialize;
+
+use crate::{
+    ClassPriors, CpuBackend, DeviceChoice, EmbeddingOptions, GeneratorOptions, ImageSize,
+    LabelShift, MAX_THREADS, Normalize, PipelineError, PngCompression, StreamClock, TransformSpec,
+};
+use drift_transformer::{Drift, DriftShape, TransformChain};
+
+/// The seed when none is given, in every front end.
+pub const DEFAULT_SEED: u64 = 42;
+/// Images per forward pass when none is given, in every front end.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// Worker threads per parallel stage for a requested count: 0 means one per core.
+pub fn worker_threads(requested: usize) -> usize {
+    match requested {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Which front end a run came from: how its keys are spelled in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// `drift-pipeline generate` flags.
+    CommandLine,
+    /// A `drift-pipeline run` TOML file.
+    ScenarioFile,
+}
+
+impl FrontEnd {
+    /// Key `key` (the scenario file's spelling) as this front end spells it.
+    pub fn key(self, key: &str) -> String {
+        match self {
+            FrontEnd::ScenarioFile => format!("key '{key}'"),
+            FrontEnd::CommandLine => {
+                let flag = match key {
+                    "samples" => "num-samples",
+                    "transforms" => "transform",
+                    "name" => "segment",
+                    other => return format!("--{}", other.replace('_', "-")),
+                };
+                format!("--{flag}")
+            }
+        }
+    }
+
+    /// Key `key` of segment `index` (from 0) named `name`.
+    fn segment_key(self, index: usize, name: &str, key: &str) -> String {
+        match self {
+            FrontEnd::ScenarioFile => format!("segment {} ({name}), key '{key}'", index + 1),
+            FrontEnd::CommandLine => self.key(key),
+        }
+    }
+
+    /// Segment `index` named `name`, as a place.
+    pub(crate) fn segment(self, index: usize, name: &str) -> String {
+        match self {
+            FrontEnd::ScenarioFile => format!("segment {} ({name})", index + 1),
+            FrontEnd::CommandLine => "the run".to_owned(),
+        }
+    }
+
+    /// How to ask for replacing an existing output.
+    fn overwrite_hint(self) -> &'static str {
+        match self {
+            FrontEnd::ScenarioFile => "set overwrite = true to replace it",
+            FrontEnd::CommandLine => "use --overwrite to replace it",
+        }
+    }
+
+    /// Says that `key` only applies with embeddings on.
+    fn needs_embeddings(self) -> &'static str {
+        match self {
+            FrontEnd::ScenarioFile => "only applies with embeddings = true",
+            FrontEnd::CommandLine => "only applies with --embeddings",
+        }
+    }
+}
+
+/// A run as a front end received it: every setting optional, values with a syntax as text.
+/// Field names are the scenario file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    /// The dataset root.
+    pub input: PathBuf,
+    /// Seed of every random draw (default [`DEFAULT_SEED`]).
+    pub seed: Option<u64>,
+    /// `WxH` or one number.
+    pub size: Option<String>,
+    /// Timestamp of sample 0.
+    pub start_timestamp: Option<f64>,
+    /// Seconds between samples (above 0).
+    pub delta_timestamp: Option<f64>,
+    #[serde(default)]
+    /// Zip entries under `<class_name>/`.
+    pub organize_by_class: bool,
+    /// A JSON or TOML class mapping for published labels.
+    pub class_mapping: Option<PathBuf>,
+    #[serde(default)]
+    /// Skip unreadable images instead of failing.
+    pub skip_bad_images: bool,
+    #[serde(default)]
+    /// Replace existing outputs.
+    pub overwrite: bool,
+    /// `fast`, `balanced` or `high`.
+    pub png_compression: Option<String>,
+    #[serde(default)]
+    /// Write `embeddings.parquet` too.
+    pub embeddings: bool,
+    /// ResNet18 weights (default: the cache).
+    pub weights: Option<PathBuf>,
+    /// `none` or `imagenet`.
+    pub normalize: Option<String>,
+    /// `auto`, `cpu` or `gpu`.
+    pub device: Option<String>,
+    /// `flex` or `ndarray`.
+    pub cpu_backend: Option<String>,
+    /// Images per forward pass, 1 to 4096 (default [`DEFAULT_BATCH_SIZE`]).
+    pub batch_size: Option<u64>,
+    /// Worker threads per parallel stage; 0 or none means one per core.
+    pub threads: Option<usize>,
+    #[serde(rename = "segment", default)]
+    /// The segments, in order (`[[segment]]` in a scenario file).
+    pub segments: Vec<RawSegment>,
+}
+
+/// One segment as a front end received it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSegment {
+    /// The segment's name (default `segment N`).
+    pub name: Option<String>,
+    /// Samples to write (at least 1).
+    pub samples: u64,
+    /// The output folder.
+    pub output: PathBuf,
+    /// `NAME=LEVEL` each.
+    #[serde(default)]
+    pub transforms: Vec<String>,
+    /// A drift shape, e.g. `gradual:width=500`.
+    pub drift: Option<String>,
+    /// A class mapping from this segment on.
+    pub class_mapping: Option<PathBuf>,
+    /// Label shift: relative weights by class name.
+    pub class_weights: Option<BTreeMap<String, f64>>,
+    /// Label shift: priors drawn from a symmetric Dirichlet of this concentration.
+    pub class_dirichlet: Option<f64>,
+    #[serde(default)]
+    /// Reuse a class's images once all are used.
+    pub with_replacement: bool,
+}
+
+/// One validated segment.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Its name (or `segment N`).
+    pub name: String,
+    /// Samples to write.
+    pub samples: u64,
+    /// Output folder, resolved against the front end's base folder.
+    pub output: PathBuf,
+    /// Its drift (empty: clean).
+    pub transforms: Vec<TransformSpec>,
+    /// How the drift arrives over the segment's samples.
+    pub shape: DriftShape,
+    /// A class mapping that takes effect from this segment on (a concept change).
+    pub class_mapping: Option<PathBuf>,
+    /// Label shift within this segment.
+    pub label_shift: LabelShift,
+}
+
+/// A run description every value of which has been checked.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Where it came from (for the spelling of later errors).
+    pub front_end: FrontEnd,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// The dataset root.
+    pub input: PathBuf,
+    /// How samples are made and written.
+    pub options: GeneratorOptions,
+    /// The segments, in order.
+    pub segments: Vec<Segment>,
+}
+
+/// A run that was refused, or failed: where (in the front end's spelling) and why.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A value that does not parse or makes no sense.
+    #[error("{place}: {reason}")]
+    Invalid {
+        /// `--batch-size`, `key 'size'` or `segment 2 (production), key 'transforms'`.
+        place: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The dataset or a segment failed.
+    #[error("{place}: {source}")]
+    Run {
+        /// Where it failed.
+        place: String,
+        /// Why.
+        source: Box<PipelineError>,
+    },
+}
+
+impl RunSpec {
+    /// Checks `raw` and fills in the defaults. Relative paths are taken relative to `base`.
+    pub fn build(raw: RawRun, front_end: FrontEnd, base: &Path) -> Result<Self, SpecError> {
+        let invalid = |key: &str, reason: String| SpecError::Invalid {
+            place: front_end.key(key),
+            reason,
+        };
+        let threads = raw.threads.unwrap_or(0);
+        if threads > MAX_THREADS {
+            return Err(invalid(
+                "threads",
+                format!("{threads} is more than the {MAX_THREADS} allowed (0 means one per core)"),
+            ));
+        }
+        let mut options = GeneratorOptions {
+            organize_by_class: raw.organize_by_class,
+            class_mapping: raw.class_mapping.as_ref().map(|p| base.join(p)),
+            skip_bad_images: raw.skip_bad_images,
+            overwrite: raw.overwrite,
+            threads,
+            clock: clock(&raw, front_end)?,
+            embeddings: embedding_options(&raw, front_end, base)?,
+            ..GeneratorOptions::default()
+        };
+        if let Some(size) = &raw.size {
+            options.size = size
+                .parse::<ImageSize>()
+                .map_err(|e| invalid("size", e.to_string()))?;
+        }
+        if let Some(compression) = &raw.png_compression {
+            options.png_compression = compression
+                .parse::<PngCompression>()
+                .map_err(|e| invalid("png_compression", e))?;
+        }
+        let input = base.join(&raw.input);
+        if raw.segments.is_empty() {
+            return Err(SpecError::Invalid {
+                place: "[[segment]]".into(),
+                reason: "a scenario needs at least one segment".into(),
+            });
+        }
+        let mut segments: Vec<Segment> = Vec::with_capacity(raw.segments.len());
+        for (index, segment) in raw.segments.into_iter().enumerate() {
+            let segment = build_segment(segment, index, &segments, &input, front_end, base)?;
+            segments.push(segment);
+        }
+        Ok(Self {
+            front_end,
+            seed: raw.seed.unwrap_or(DEFAULT_SEED),
+            input,
+            options,
+            segments,
+        })
+    }
+
+    /// Replaces the cancel flag (set by a signal handler).
+    pub fn set_cancel(&mut self, cancel: Option<Arc<AtomicBool>>) {
+        self.options.cancel = cancel;
+    }
+}
+
+fn clock(raw: &RawRun, front_end: FrontEnd) -> Result<StreamClock, SpecError> {
+    let mut clock = StreamClock::default();
+    if let Some(start) = raw.start_timestamp {
+        if !start.is_finite() {
+            return Err(SpecError::Invalid {
+                place: front_end.key("start_timestamp"),
+                reason: "must be a finite number".into(),
+            });
+        }
+        clock.start = start;
+    }
+    if let Some(delta) = raw.delta_timestamp {
+        if !(delta.is_finite() && delta > 0.0) {
+            return Err(SpecError::Invalid {
+                place: front_end.key("delta_timestamp"),
+                reason: "must be greater than 0".into(),
+            });
+        }
+        clock.delta = delta;
+    }
+    Ok(clock)
+}
+
+/// The embedding options of `raw` (`None` with embeddings off), checked: a front end that
+/// takes only the network's settings (evaluate) uses this part of the spec alone.
+pub fn embedding_options(
+    raw: &RawRun,
+    front_end: FrontEnd,
+    base: &Path,
+) -> Result<Option<EmbeddingOptions>, SpecError> {
+    let invalid = |key: &str, reason: String| SpecError::Invalid {
+        place: front_end.key(key),
+        reason,
+    };
+    if !raw.embeddings {
+        let set = [
+            ("weights", raw.weights.is_some()),
+            ("normalize", raw.normalize.is_some()),
+            ("device", raw.device.is_some()),
+            ("cpu_backend", raw.cpu_backend.is_some()),
+            ("batch_size", raw.batch_size.is_some()),
+        ];
+        return match set.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(invalid(key, front_end.needs_embeddings().into())),
+            None => Ok(None),
+        };
+    }
+    let mut embedding = EmbeddingOptions {
+        weights: raw.weights.as_ref().map(|p| base.join(p)),
+        ..EmbeddingOptions::default()
+    };
+    if let Some(normalize) = &raw.normalize {
+        embedding.normalize = normalize
+            .parse::<Normalize>()
+            .map_err(|e| invalid("normalize", e))?;
+    }
+    if let Some(device) = &raw.device {
+        embedding.device = device
+            .parse::<DeviceChoice>()
+            .map_err(|e| invalid("device", e))?;
+    }
+    if let Some(backend) = &raw.cpu_backend {
+        embedding.cpu_backend = backend
+            .parse::<CpuBackend>()
+            .map_err(|e| invalid("cpu_backend", e))?;
+    }
+    if let Some(batch_size) = raw.batch_size {
+        if !(1..=4096).contains(&batch_size) {
+            return Err(invalid(
+                "batch_size",
+                format!("must be 1 to 4096, got {batch_size}"),
+            ));
+        }
+        embedding.batch_size = batch_size as usize;
+    }
+    Ok(Some(embedding))
+}
+
+fn build_segment(
+    segment: RawSegment,
+    index: usize,
+    earlier: &[Segment],
+    input: &Path,
+    front_end: FrontEnd,
+    base: &Path,
+) -> Result<Segment, SpecError> {
+    let name = segment
+        .name
+        .unwrap_or_else(|| format!("segment {}", index + 1));
+    let invalid = |key: &str, reason: String| SpecError::Invalid {
+        place: front_end.segment_key(index, &name, key),
+        reason,
+    };
+    if segment.samples == 0 {
+        return Err(invalid("samples", "must be at least 1".into()));
+    }
+    let transforms = segment
+        .transforms
+        .iter()
+        .map(|t| t.parse::<TransformSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("transforms", e.to_string()))?;
+    let shape = match &segment.drift {
+        None => DriftShape::Abrupt,
+        Some(text) => {
+            let shape = text
+                .parse::<DriftShape>()
+                .map_err(|e| invalid("drift", e.to_string()))?;
+            if transforms.is_empty() && shape != DriftShape::Abrupt {
+                let reason = match front_end {
+                    FrontEnd::ScenarioFile => "a drift shape needs transforms to apply".into(),
+                    FrontEnd::CommandLine => format!("{shape} needs --transform"),
+                };
+                return Err(invalid("drift", reason));
+            }
+            shape
+        }
+    };
+    Drift::new(TransformChain::new(transforms.clone()), shape)
+        .map_err(|e| invalid("transforms", e.to_string()))?;
+    let priors = match (segment.class_weights, segment.class_dirichlet) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "class_dirichlet",
+                "give class_weights or class_dirichlet, not both".into(),
+            ));
+        }
+        (Some(weights), None) => ClassPriors::Weights(weights.into_iter().collect()),
+        (None, Some(alpha)) => ClassPriors::Dirichlet(alpha),
+        (None, None) if segment.with_replacement => {
+            return Err(invalid(
+                "with_replacement",
+                "only applies with class_weights or class_dirichlet".into(),
+            ));
+        }
+        (None, None) => ClassPriors::AsInDataset,
+    };
+    let output = segment_output(&segment.output, earlier, input, base)
+        .map_err(|reason| invalid("output", reason))?;
+    Ok(Segment {
+        name,
+        samples: segment.samples,
+        output,
+        transforms,
+        shape,
+        class_mapping: segment.class_mapping.map(|p| base.join(p)),
+        label_shift: LabelShift {
+            priors,
+            with_replacement: segment.with_replacement,
+        },
+    })
+}
+
+/// The segment's output folder, refused if empty, the same as an earlier segment's, or in the
+/// input. Whether it holds an output is looked at only under its lock (see [`RunSpec::run`]).
+fn segment_output(
+    output: &Path,
+    earlier: &[Segment],
+    input: &Path,
+    base: &Path,
+) -> Result<PathBuf, String> {
+    if output.as_os_str().is_empty() {
+        return Err("is empty: name a folder for the segment's output".into());
+    }
+    let output = base.join(output);
+    let resolved =
+        drift_writer::resolve_path(&output).map_err(|e| format!("{}: {e}", output.display()))?;
+    if let Some(earlier) = earlier
+        .iter()
+        .find(|s| drift_writer::resolve_path(&s.output).is_ok_and(|other| other == resolved))
+    {
+        return Err(format!(
+            "{} is also the output of {} ({}), the same folder",
+            output.display(),
+            earlier.name,
+            earlier.output.display()
+        ));
+    }
+    crate::check_output_location(&output, input).map_err(|e| e.to_string())?;
+    Ok(output)
+}
+
+impl RunSpec {
+    /// Scans the input, checks that the segments fit in the dataset, locks every segment's
+    /// output folder, runs the segments in order into their staging areas, and commits them all
+    /// together at the end: a failure or interruption leaves every output folder as it was.
+    /// `progress` is asked for a reporter per segment; `finished` is told about each segment
+    /// (with the scanned dataset) once all are committed.
+    pub fn run(
+        &self,
+        mut progress: impl FnMut(&Segment) -> Box<dyn crate::Progress>,
+        mut finished: impl FnMut(&Segment, &crate::SampleSummary, &crate::Dataset),
+    ) -> Result<Vec<crate::SampleSummary>, SpecError> {
+        let mut generator = self.generator()?;
+        self.check_fit(&generator)?;
+        // Every folder is locked before any segment runs, so that no other writer can slip in
+        // between segments, and an alias the paths did not show (a bind mount) is refused too.
+        let mut folders = Vec::with_capacity(self.segments.len());
+        let mut reporters = Vec::with_capacity(self.segments.len());
+        for (index, segment) in self.segments.iter().enumerate() {
+            let place = self.front_end.segment_key(index, &segment.name, "output");
+            let folder = generator
+                .lock_output(&segment.output)
+                .map_err(|e| run_error(place.clone(), e))?;
+            let reporter = progress(segment);
+            if let Some(recovery) = folder.recovery() {
+                reporter.recovered(folder.path(), recovery);
+            }
+            if !self.options.overwrite
+                && let Some(existing) = folder.existing_output()
+            {
+                return Err(SpecError::Invalid {
+                    place,
+                    reason: format!(
+                        "{} already exists, and replacing it was not asked for ({})",
+                        existing.display(),
+                        self.front_end.overwrite_hint()
+                    ),
+                });
+            }
+            folders.push(folder);
+            reporters.push(reporter);
+        }
+        let mut staged = Vec::with_capacity(self.segments.len());
+        let mut summaries = Vec::with_capacity(self.segments.len());
+        let work = self.segments.iter().enumerate().zip(folders).zip(reporters);
+        for (((index, segment), folder), reporter) in work {
+            let place = self.front_end.segment(index, &segment.name);
+            let (summary, output) = apply_segment(&mut generator, segment)
+                .and_then(|()| generator.sample_staged(segment.samples, folder, reporter.as_ref()))
+                .map_err(|e| run_error(place, e))?;
+            staged.push(output);
+            summaries.push(summary);
+        }
+        drift_writer::commit_outputs(staged).map_err(|e| run_error("commit".into(), e.into()))?;
+        for (segment, summary) in self.segments.iter().zip(&summaries) {
+            finished(segment, summary, generator.dataset());
+        }
+        Ok(summaries)
+    }
+
+    /// The generator over the input, with the weights and class mapping loaded.
+    fn generator(&self) -> Result<crate::DriftGenerator, SpecError> {
+        crate::DriftGenerator::new(self.seed, &self.input, self.options.clone()).map_err(|e| {
+            // Name the key whose file failed, not the dataset's.
+            let place = match &e {
+                PipelineError::Embedder(_) | PipelineError::NoWeights(_) => {
+                    self.front_end.key("weights")
+                }
+                PipelineError::ClassMapping(_) => self.front_end.key("class_mapping"),
+                _ => format!("{} ({})", self.front_end.key("input"), self.input.display()),
+            };
+            run_error(place, e)
+        })
+    }
+
+    /// Checks, before anything is written, that the segments fit in the dataset, that their
+    /// label shifts can be made, and that their class mappings fit its classes.
+    fn check_fit(&self, generator: &crate::DriftGenerator) -> Result<(), SpecError> {
+        let total: u64 = self
+            .segments
+            .iter()
+            .filter(|s| !s.label_shift.with_replacement)
+            .map(|s| s.samples)
+            .sum();
+        // One segment gets the sampler's own words below; several get their sum.
+        if self.segments.len() > 1 && total > generator.remaining() as u64 {
+            return Err(SpecError::Invalid {
+                place: "segments".into(),
+                reason: format!(
+                    "the segments ask for {total} samples in all but the dataset has {} images",
+                    generator.remaining()
+                ),
+            });
+        }
+        let calls: Vec<(u64, LabelShift)> = self
+            .segments
+            .iter()
+            .map(|s| (s.samples, s.label_shift.clone()))
+            .collect();
+        if let Err((index, error)) = generator.check_calls(&calls) {
+            return Err(SpecError::Invalid {
+                place: self.front_end.segment(index, &self.segments[index].name),
+                reason: error.to_string(),
+            });
+        }
+        for (index, segment) in self.segments.iter().enumerate() {
+            if let Some(path) = &segment.class_mapping {
+                crate::ClassMapping::load(path, generator.dataset().classes()).map_err(|e| {
+                    SpecError::Invalid {
+                        place: self
+                            .front_end
+                            .segment_key(index, &segment.name, "class_mapping"),
+                        reason: e.to_string(),
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets the generator up for `segment`: its drift, name, label shift and class mapping.
+fn apply_segment(
+    generator: &mut crate::DriftGenerator,
+    segment: &Segment,
+) -> Result<(), PipelineError> {
+    if segment.transforms.is_empty() {
+        generator.reset();
+    } else {
+        generator.add_drift(segment.transforms.clone(), segment.shape)?;
+    }
+    generator.set_segment_name(Some(segment.name.clone()));
+    generator.set_label_shift(segment.label_shift.clone())?;
+    if let Some(path) = &segment.class_mapping {
+        generator.set_class_mapping(Some(path))?;
+    }
+    Ok(())
+}
+
+fn run_error(place: String, source: PipelineError) -> SpecError {
+    SpecError::Run {
+        place,
+        source: Box::new(source),
+    }
+}
