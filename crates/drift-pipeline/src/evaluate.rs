@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, Sender, bounded};
 use drift_core::{ImageSize, RgbImage8};
 use drift_measure::{LevelSeries, LevelSummary, PlotLabels, batch_kl};
 use drift_reader::{Dataset, DecodeLimits, Decoder};
@@ -161,129 +161,33 @@ pub fn evaluate(
     let batch_size = stage.batch_size;
     let order: Vec<usize> = sampler.pending().take(images as usize).collect();
     let batches = order.len().div_ceil(batch_size);
-    let chains: Vec<TransformChain> = levels
-        .iter()
-        .map(|&level| {
-            let specs = options
-                .transforms
-                .iter()
-                .map(|&kind| TransformSpec::new(kind, level))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(TransformChain::new(specs))
-        })
-        .collect::<Result<_, PipelineError>>()?;
-    let decoder = Decoder::new(options.size).with_limits(options.decode_limits);
-    let cancelled = || {
-        options
-            .cancel
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    let chains = level_chains(&options.transforms, &levels)?;
+    let sweep = Sweep {
+        dataset: &dataset,
+        decoder: Decoder::new(options.size).with_limits(options.decode_limits),
+        order: &order,
+        batch_size,
+        chains: &chains,
+        seed: options.seed,
     };
-
     let total_embeddings = images * (levels.len() as u64 + 1);
-    let mut kls: Vec<Vec<KlRow>> = vec![Vec::with_capacity(batches); levels.len()];
-    thread::scope(|scope| -> Result<(), PipelineError> {
+    let kls = thread::scope(|scope| {
         // Two units in flight: the next one is being prepared while this one is embedded.
         let (unit_tx, unit_rx) = bounded::<Result<Unit, PipelineError>>(1);
-        scope.spawn(|| {
-            let unit_tx = unit_tx;
-            for (batch, indices) in order.chunks(batch_size).enumerate() {
-                let first_id = (batch * batch_size) as u64;
-                let clean: Result<Vec<RgbImage8>, PipelineError> = indices
-                    .iter()
-                    .map(|&i| Ok(decoder.decode(&dataset.images()[i].path)?))
-                    .collect();
-                let clean = match clean {
-                    Ok(clean) => clean,
-                    Err(error) => {
-                        let _ = unit_tx.send(Err(error));
-                        return;
-                    }
-                };
-                // The clean batch goes first: the KLs need its embeddings.
-                let clean_unit = Unit {
-                    batch,
-                    level: None,
-                    images: clean.clone(),
-                };
-                if unit_tx.send(Ok(clean_unit)).is_err() {
-                    return;
-                }
-                for (level, chain) in chains.iter().enumerate() {
-                    let images = clean
-                        .iter()
-                        .enumerate()
-                        .map(|(k, image)| {
-                            chain
-                                .apply(image.clone(), options.seed, first_id + k as u64)
-                                .0
-                        })
-                        .collect();
-                    let unit = Unit {
-                        batch,
-                        level: Some(level),
-                        images,
-                    };
-                    if unit_tx.send(Ok(unit)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-
-        let mut clean_embeddings: Vec<Vec<f32>> = Vec::new();
-        let mut done = 0u64;
-        for unit in unit_rx {
-            if cancelled() {
-                return Err(PipelineError::Cancelled);
-            }
-            let unit = unit?;
-            let refs: Vec<&RgbImage8> = unit.images.iter().collect();
-            let embeddings = stage.embedder.embed(&refs)?;
-            done += embeddings.len() as u64;
-            match unit.level {
-                None => clean_embeddings = embeddings,
-                Some(level) => {
-                    let kl = batch_kl(&embeddings, &clean_embeddings).map_err(|error| {
-                        PipelineError::Measure {
-                            batch: unit.batch,
-                            source: error,
-                        }
-                    })?;
-                    kls[level].push(KlRow {
-                        transforms: transforms.clone(),
-                        drift_level: levels[level],
-                        batch: unit.batch as i64,
-                        images: embeddings.len() as i64,
-                        kl,
-                    });
-                }
-            }
-            progress.samples_written(done, total_embeddings);
-        }
-        Ok(())
+        let sweep = &sweep;
+        scope.spawn(move || sweep.make_units(unit_tx));
+        let labels = (transforms.as_str(), levels.as_slice(), batches);
+        embed_units(unit_rx, &stage, labels, options, progress, total_embeddings)
     })?;
-    if cancelled() {
+    if cancelled(options) {
         return Err(PipelineError::Cancelled);
     }
 
-    let series: Vec<LevelSeries> = kls
-        .iter()
-        .zip(&levels)
-        .map(|(rows, &drift_level)| LevelSeries {
-            drift_level,
-            kls: rows.iter().map(|row| row.kl).collect(),
-        })
-        .collect();
-    let summaries: Vec<LevelSummary> = series
-        .iter()
-        .filter_map(|s| LevelSummary::new(s.drift_level, &s.kls))
-        .collect();
-    let rows: Vec<KlRow> = kls.into_iter().flatten().collect();
+    let (series, summaries) = level_statistics(&kls, &levels);
     let evaluation = Evaluation {
         output: output.to_owned(),
         transforms,
-        rows,
+        rows: kls.into_iter().flatten().collect(),
         summaries,
         images,
         batches,
@@ -301,6 +205,146 @@ pub fn evaluate(
         elapsed: started.elapsed(),
         ..evaluation
     })
+}
+
+/// The transform list at each level.
+fn level_chains(
+    transforms: &[TransformKind],
+    levels: &[f64],
+) -> Result<Vec<TransformChain>, PipelineError> {
+    levels
+        .iter()
+        .map(|&level| {
+            let specs = transforms
+                .iter()
+                .map(|&kind| TransformSpec::new(kind, level))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(TransformChain::new(specs))
+        })
+        .collect()
+}
+
+/// Each level's KLs as a series, and the statistics of each.
+fn level_statistics(kls: &[Vec<KlRow>], levels: &[f64]) -> (Vec<LevelSeries>, Vec<LevelSummary>) {
+    let series: Vec<LevelSeries> = kls
+        .iter()
+        .zip(levels)
+        .map(|(rows, &drift_level)| LevelSeries {
+            drift_level,
+            kls: rows.iter().map(|row| row.kl).collect(),
+        })
+        .collect();
+    let summaries = series
+        .iter()
+        .filter_map(|s| LevelSummary::new(s.drift_level, &s.kls))
+        .collect();
+    (series, summaries)
+}
+
+/// What the unit-making thread needs: the images in order and the chains at every level.
+struct Sweep<'a> {
+    dataset: &'a Dataset,
+    decoder: Decoder,
+    order: &'a [usize],
+    batch_size: usize,
+    chains: &'a [TransformChain],
+    seed: u64,
+}
+
+impl Sweep<'_> {
+    /// Decodes each batch and sends it clean, then drifted at every level; an unreadable image
+    /// is sent as the error it is, and ends the sweep.
+    fn make_units(&self, units: Sender<Result<Unit, PipelineError>>) {
+        for (batch, indices) in self.order.chunks(self.batch_size).enumerate() {
+            let first_id = (batch * self.batch_size) as u64;
+            let clean: Result<Vec<RgbImage8>, PipelineError> = indices
+                .iter()
+                .map(|&i| Ok(self.decoder.decode(&self.dataset.images()[i].path)?))
+                .collect();
+            let clean = match clean {
+                Ok(clean) => clean,
+                Err(error) => {
+                    let _ = units.send(Err(error));
+                    return;
+                }
+            };
+            // The clean batch goes first: the KLs need its embeddings.
+            let clean_unit = Unit {
+                batch,
+                level: None,
+                images: clean.clone(),
+            };
+            if units.send(Ok(clean_unit)).is_err() {
+                return;
+            }
+            for (level, chain) in self.chains.iter().enumerate() {
+                let images = clean
+                    .iter()
+                    .enumerate()
+                    .map(|(k, image)| chain.apply(image.clone(), self.seed, first_id + k as u64).0)
+                    .collect();
+                let unit = Unit {
+                    batch,
+                    level: Some(level),
+                    images,
+                };
+                if units.send(Ok(unit)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Embeds each unit as it comes and measures each drifted batch against its clean one: the
+/// KL rows per level. `labels` is (transforms as text, levels, batches per level).
+fn embed_units(
+    units: Receiver<Result<Unit, PipelineError>>,
+    stage: &EmbeddingStage,
+    (transforms, levels, batches): (&str, &[f64], usize),
+    options: &EvaluateOptions,
+    progress: &dyn Progress,
+    total_embeddings: u64,
+) -> Result<Vec<Vec<KlRow>>, PipelineError> {
+    let mut kls: Vec<Vec<KlRow>> = vec![Vec::with_capacity(batches); levels.len()];
+    let mut clean_embeddings: Vec<Vec<f32>> = Vec::new();
+    let mut done = 0u64;
+    for unit in units {
+        if cancelled(options) {
+            return Err(PipelineError::Cancelled);
+        }
+        let unit = unit?;
+        let refs: Vec<&RgbImage8> = unit.images.iter().collect();
+        let embeddings = stage.embedder.embed(&refs)?;
+        done += embeddings.len() as u64;
+        match unit.level {
+            None => clean_embeddings = embeddings,
+            Some(level) => {
+                let kl = batch_kl(&embeddings, &clean_embeddings).map_err(|error| {
+                    PipelineError::Measure {
+                        batch: unit.batch,
+                        source: error,
+                    }
+                })?;
+                kls[level].push(KlRow {
+                    transforms: transforms.to_owned(),
+                    drift_level: levels[level],
+                    batch: unit.batch as i64,
+                    images: embeddings.len() as i64,
+                    kl,
+                });
+            }
+        }
+        progress.samples_written(done, total_embeddings);
+    }
+    Ok(kls)
+}
+
+fn cancelled(options: &EvaluateOptions) -> bool {
+    options
+        .cancel
+        .as_ref()
+        .is_some_and(|flag| flag.load(Ordering::Relaxed))
 }
 
 /// The levels, validated and in ascending order.

@@ -3,8 +3,13 @@
 //! A [`DriftGenerator`] is built from a seed, a class-folder dataset and [`GeneratorOptions`]. Each
 //! [`DriftGenerator::sample`] call takes the next `n` images of one seeded permutation (never
 //! repeating an image across calls), and writes an output folder in the layout drift-monitoring
-//! platforms ingest: `sampled_images.zip`, `input_mapping.parquet` and `target.parquet`. Sample
-//! ids and timestamps continue across calls, as in the Python tool this crate replaces.
+//! platforms ingest: `sampled_images.zip`, `input_mapping.parquet`, `target.parquet`, with
+//! embeddings on `embeddings.parquet`, and the ground truth `drift_log.parquet` and `drift.json`
+//! (see [`OUTPUT_FILES`]). Sample ids and timestamps continue across calls, as in the Python tool
+//! this crate replaces.
+//!
+//! Front ends describe a run as a [`RawRun`] and [`RunSpec::build`] validates it: the command
+//! line and scenario files do, with one set of defaults and checks.
 //!
 //! ```
 //! use drift_pipeline::{DriftGenerator, GeneratorOptions};

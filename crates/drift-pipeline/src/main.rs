@@ -173,7 +173,7 @@ struct EvaluateArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     num_samples: Option<u64>,
     /// Seed of the image order and of every transform draw.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = drift_pipeline::DEFAULT_SEED)]
     seed: u64,
     /// Image size the network sees, WIDTHxHEIGHT or one number for a square.
     #[arg(long, value_name = "WxH", default_value = "224x224")]
@@ -782,7 +782,7 @@ fn run_demo(
         overwrite,
         ..options(&run, cancel)
     };
-    let mut generator = DriftGenerator::new(42, &input, options)?;
+    let mut generator = DriftGenerator::new(drift_pipeline::DEFAULT_SEED, &input, options)?;
     let total = 4 * images_per_class as u64;
     let reference = sample(&mut generator, total / 2, &dir.join("reference"), run.quiet)?;
     report(&reference, &generator, run.quiet);

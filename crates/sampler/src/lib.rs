@@ -6,9 +6,9 @@
 //! class and takes that class's next unused image in permutation order. It hands out sample ids (from 0,
 //! one per sample, across calls) and timestamps (`start + sample_id * delta`).
 //!
-//! Every random draw about one sample comes from [`sample_rng`]`(seed, sample_id, purpose)`: an
-//! independent ChaCha20 stream per (seed, sample, purpose), so results never depend on which thread
-//! handled a sample or in which order.
+//! Every random draw it makes comes from `drift_core`'s [`sample_rng`]`(seed, sample_id,
+//! purpose)` (re-exported here): an independent ChaCha20 stream per (seed, sample, purpose), so
+//! results never depend on which thread handled a sample or in which order.
 //!
 //! ```
 //! use drift_sampler::{Sampler, StreamClock};
