@@ -742,3 +742,60 @@ fn scenario_errors_point_to_the_segment_and_key_and_write_nothing() {
         );
     }
 }
+
+/// One check, spelled per front end: the same out-of-range value is refused by the run spec
+/// with the key as each front end's user wrote it, and by the library with the option's name.
+#[test]
+fn the_run_spec_names_keys_as_each_front_end_spells_them() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    mixed_dataset(&input);
+    let out = scratch.path().join("out");
+    let base = [
+        "generate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+        "--num-samples",
+        "2",
+    ];
+    fails(
+        &[&base[..], &["--embeddings", "--batch-size", "0"]].concat(),
+        "--batch-size: must be 1 to 4096, got 0",
+    );
+    fails(
+        &[&base[..], &["--delta-timestamp", "-5"]].concat(),
+        "--delta-timestamp: must be greater than 0",
+    );
+    fails(
+        &[&base[..], &["--normalize", "imagenet"]].concat(),
+        "--normalize: only applies with --embeddings",
+    );
+    let scenario = scratch.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "input = \"in\"\nembeddings = true\nbatch_size = 0\ndelta_timestamp = 3.0\n\
+         [[segment]]\nsamples = 2\noutput = \"out\"\n",
+    )
+    .unwrap();
+    fails(
+        &["run", s(&scenario)],
+        "key 'batch_size': must be 1 to 4096, got 0",
+    );
+    let options = drift_pipeline::GeneratorOptions {
+        embeddings: Some(drift_pipeline::EmbeddingOptions {
+            batch_size: 0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let error = drift_pipeline::DriftGenerator::new(1, &input, options)
+        .err()
+        .expect("refused");
+    assert_eq!(
+        error.to_string(),
+        "option 'batch_size': must be 1 to 4096, got 0"
+    );
+    assert!(!out.exists(), "nothing is written");
+}

@@ -121,9 +121,6 @@ pub enum PipelineError {
     /// Embeddings were asked for but no weights were given or cached.
     #[error("{0}")]
     NoWeights(String),
-    /// An embedding batch size of 0.
-    #[error("the embedding batch size must be at least 1")]
-    ZeroBatchSize,
     /// Label shift that cannot be applied (unknown class, bad weight, a class ran out).
     #[error("label shift: {0}")]
     LabelShift(String),
@@ -153,12 +150,9 @@ pub enum PipelineError {
         /// What writing there would do.
         consequence: &'static str,
     },
-    /// More worker threads than any machine needs.
-    #[error("{threads} worker threads asked for; at most {MAX_THREADS} are allowed")]
-    TooManyThreads {
-        /// Asked for.
-        threads: usize,
-    },
+    /// An option outside its range.
+    #[error(transparent)]
+    Option(#[from] OptionError),
     /// A timestamp of the stream that is not a finite number.
     #[error(
         "sample {sample_id} would get timestamp {timestamp} (start {start} + {sample_id} x delta \
@@ -237,6 +231,60 @@ pub struct GeneratorOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Write `embeddings.parquet` too (ResNet18 features of every sample).
     pub embeddings: Option<EmbeddingOptions>,
+}
+
+/// The largest embedding batch a run may ask for.
+pub const MAX_BATCH_SIZE: usize = 4096;
+
+/// An option of [`GeneratorOptions`] or [`EmbeddingOptions`] outside its range: its key (as a
+/// scenario file spells it; the run spec respells it for its front end) and why. These are the
+/// options' only range checks: the library and every front end go through them.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("option '{key}': {reason}")]
+pub struct OptionError {
+    /// The option.
+    pub key: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl GeneratorOptions {
+    /// Checks every option's range.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let bad = |key, reason: String| Err(OptionError { key, reason });
+        if self.threads > MAX_THREADS {
+            return bad(
+                "threads",
+                format!(
+                    "{} worker threads asked for; at most {MAX_THREADS} are allowed (0 means one \
+                     per core)",
+                    self.threads
+                ),
+            );
+        }
+        if !self.clock.start.is_finite() {
+            return bad("start_timestamp", "must be a finite number".into());
+        }
+        if !(self.clock.delta.is_finite() && self.clock.delta > 0.0) {
+            return bad("delta_timestamp", "must be greater than 0".into());
+        }
+        self.embeddings
+            .as_ref()
+            .map_or(Ok(()), EmbeddingOptions::validate)
+    }
+}
+
+impl EmbeddingOptions {
+    /// Checks every option's range.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(OptionError {
+                key: "batch_size",
+                reason: format!("must be 1 to {MAX_BATCH_SIZE}, got {}", self.batch_size),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// How embeddings are computed.
@@ -390,11 +438,7 @@ impl DriftGenerator {
     /// Scans `input` (nothing is decoded yet) and draws the permutation from `seed`. With
     /// embeddings on, loads and checks the weights once, here.
     pub fn new(seed: u64, input: &Path, options: GeneratorOptions) -> Result<Self, PipelineError> {
-        if options.threads > MAX_THREADS {
-            return Err(PipelineError::TooManyThreads {
-                threads: options.threads,
-            });
-        }
+        options.validate()?;
         let dataset = Dataset::scan(input)?;
         let class_mapping = match &options.class_mapping {
             Some(path) => ClassMapping::load(path, dataset.classes())?,
@@ -658,9 +702,7 @@ pub(crate) fn load_embedder(
     threads: usize,
     size: ImageSize,
 ) -> Result<EmbeddingStage, PipelineError> {
-    if options.batch_size == 0 {
-        return Err(PipelineError::ZeroBatchSize);
-    }
+    options.validate()?;
     drift_embedder::check_batch_memory(options.batch_size, size)?;
     let path = match &options.weights {
         Some(path) => path.clone(),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::{
     ClassPriors, CpuBackend, DeviceChoice, EmbeddingOptions, GeneratorOptions, ImageSize,
-    LabelShift, MAX_THREADS, Normalize, PipelineError, PngCompression, StreamClock, TransformSpec,
+    LabelShift, Normalize, PipelineError, PngCompression, StreamClock, TransformSpec,
 };
 use drift_transformer::{Drift, DriftShape, TransformChain};
 
@@ -225,20 +225,13 @@ impl RunSpec {
             place: front_end.key(key),
             reason,
         };
-        let threads = raw.threads.unwrap_or(0);
-        if threads > MAX_THREADS {
-            return Err(invalid(
-                "threads",
-                format!("{threads} is more than the {MAX_THREADS} allowed (0 means one per core)"),
-            ));
-        }
         let mut options = GeneratorOptions {
             organize_by_class: raw.organize_by_class,
             class_mapping: raw.class_mapping.as_ref().map(|p| base.join(p)),
             skip_bad_images: raw.skip_bad_images,
             overwrite: raw.overwrite,
-            threads,
-            clock: clock(&raw, front_end)?,
+            threads: raw.threads.unwrap_or(0),
+            clock: clock(&raw),
             embeddings: embedding_options(&raw, front_end, base)?,
             ..GeneratorOptions::default()
         };
@@ -252,6 +245,7 @@ impl RunSpec {
                 .parse::<PngCompression>()
                 .map_err(|e| invalid("png_compression", e))?;
         }
+        options.validate().map_err(|e| option_error(e, front_end))?;
         let input = base.join(&raw.input);
         if raw.segments.is_empty() {
             return Err(SpecError::Invalid {
@@ -279,27 +273,21 @@ impl RunSpec {
     }
 }
 
-fn clock(raw: &RawRun, front_end: FrontEnd) -> Result<StreamClock, SpecError> {
-    let mut clock = StreamClock::default();
-    if let Some(start) = raw.start_timestamp {
-        if !start.is_finite() {
-            return Err(SpecError::Invalid {
-                place: front_end.key("start_timestamp"),
-                reason: "must be a finite number".into(),
-            });
-        }
-        clock.start = start;
+/// The stream clock of `raw` (checked with the other options by `GeneratorOptions::validate`).
+fn clock(raw: &RawRun) -> StreamClock {
+    let defaults = StreamClock::default();
+    StreamClock {
+        start: raw.start_timestamp.unwrap_or(defaults.start),
+        delta: raw.delta_timestamp.unwrap_or(defaults.delta),
     }
-    if let Some(delta) = raw.delta_timestamp {
-        if !(delta.is_finite() && delta > 0.0) {
-            return Err(SpecError::Invalid {
-                place: front_end.key("delta_timestamp"),
-                reason: "must be greater than 0".into(),
-            });
-        }
-        clock.delta = delta;
+}
+
+/// An option's range error, at the key as `front_end` spells it.
+fn option_error(error: crate::OptionError, front_end: FrontEnd) -> SpecError {
+    SpecError::Invalid {
+        place: front_end.key(error.key),
+        reason: error.reason,
     }
-    Ok(clock)
 }
 
 /// The embedding options of `raw` (`None` with embeddings off), checked: a front end that
@@ -346,14 +334,11 @@ pub fn embedding_options(
             .map_err(|e| invalid("cpu_backend", e))?;
     }
     if let Some(batch_size) = raw.batch_size {
-        if !(1..=4096).contains(&batch_size) {
-            return Err(invalid(
-                "batch_size",
-                format!("must be 1 to 4096, got {batch_size}"),
-            ));
-        }
-        embedding.batch_size = batch_size as usize;
+        embedding.batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
     }
+    embedding
+        .validate()
+        .map_err(|e| option_error(e, front_end))?;
     Ok(Some(embedding))
 }
 
