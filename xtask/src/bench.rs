@@ -550,6 +550,7 @@ fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path)
             overwrite: true,
             embeddings: false,
             drift_log_columns: drift_transformer::log_columns(),
+            segment: "bench".into(),
         },
         dataset.classes().clone(),
     )?;
@@ -564,7 +565,7 @@ fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path)
         };
         let png = &pngs[i % pngs.len()];
         let label = i64::try_from(meta.label)?;
-        writer.write(&meta, label, png, None, &DriftLogRow::clean("bench"))?;
+        writer.write(&meta, label, png, None, &DriftLogRow::clean())?;
     }
     writer.finish(|_| "{}\n".to_owned())?.commit()?;
     Ok(started.elapsed().as_secs_f64())

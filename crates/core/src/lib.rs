@@ -271,3 +271,24 @@ mod tests {
         assert_eq!(table.name(2), None);
     }
 }
+
+/// What the drift did to one sample: its row of `drift_log.parquet`, less the keys and the
+/// segment. The transformer makes it, the writer writes it; the parameter columns it fills are
+/// the transformer registry's (`drift_transformer::log_columns`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DriftLogRow {
+    /// Whether the sample got the drift's transforms.
+    pub drifted: bool,
+    /// The probability it had of getting them.
+    pub probability: f64,
+    /// One value per parameter column (`None` where a transform was not applied); empty for a
+    /// sample of a run without drift, which the writer logs as all null.
+    pub values: Vec<Option<f64>>,
+}
+
+impl DriftLogRow {
+    /// A clean sample with no drift in its segment.
+    pub fn clean() -> Self {
+        Self::default()
+    }
+}

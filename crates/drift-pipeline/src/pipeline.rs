@@ -23,12 +23,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
-use drift_core::{RgbImage8, Sample, SampleMeta};
+use drift_core::{DriftLogRow, RgbImage8, Sample, SampleMeta};
 use drift_reader::{Dataset, Decoder, ReaderError};
 use drift_sampler::{ClassPlan, Sampler};
-use drift_transformer::{Drift, DriftOutcome, SegmentPosition};
+use drift_transformer::{Drift, SegmentPosition};
 use drift_writer::{
-    DriftLogRow, FileRecord, OutputFolder, OutputWriter, StagedOutput, WriterOptions, encode_png,
+    FileRecord, OutputFolder, OutputWriter, StagedOutput, WriterOptions, encode_png,
 };
 
 use crate::records::{self, ClassPriorsRecord, DriftRecord, SkippedRecord, Span, TransformRecord};
@@ -77,25 +77,7 @@ struct Decoded {
 struct Encoded {
     meta: SampleMeta,
     png: Vec<u8>,
-    log: LoggedDrift,
-}
-
-/// A sample's row of `drift_log.parquet`, minus the segment.
-struct LoggedDrift {
-    drifted: bool,
-    probability: f64,
-    /// One per `drift_transformer::log_columns()` entry (on the heap: it would triple the size of every message).
-    values: Vec<Option<f64>>,
-}
-
-impl From<&DriftOutcome> for LoggedDrift {
-    fn from(outcome: &DriftOutcome) -> Self {
-        Self {
-            drifted: outcome.drifted,
-            probability: outcome.probability,
-            values: outcome.log_values(),
-        }
-    }
+    log: DriftLogRow,
 }
 
 /// What reaches the writer: PNGs one by one, embeddings a batch at a time, and the sequencer's
@@ -186,6 +168,7 @@ pub(crate) fn run(
             overwrite: job.options.overwrite,
             embeddings: job.embedding.is_some(),
             drift_log_columns: drift_transformer::log_columns(),
+            segment: job.segment.to_owned(),
         },
         job.dataset.classes().clone(),
     )?;
@@ -241,7 +224,7 @@ fn run_stages(
     let (candidate_tx, candidate_rx) = bounded::<Candidate>(capacity);
     let (decoded_tx, decoded_rx) = bounded::<Decoded>(capacity);
     let (sample_tx, sample_rx) = bounded::<Sample>(capacity);
-    let (transformed_tx, transformed_rx) = bounded::<(Sample, LoggedDrift)>(capacity);
+    let (transformed_tx, transformed_rx) = bounded::<(Sample, DriftLogRow)>(capacity);
     let (writer_tx, writer_rx) = bounded::<ToWriter>(capacity);
     let (embed_tx, embed_rx) = bounded::<(u64, RgbImage8)>(window);
     // Set once the sequencer has all it needs: decoders skip what is still queued.
@@ -291,7 +274,7 @@ fn run_stages(
 fn transform_stage(
     job: &Job<'_>,
     samples: Receiver<Sample>,
-    transformed: Sender<(Sample, LoggedDrift)>,
+    transformed: Sender<(Sample, DriftLogRow)>,
     to_embedder: Option<Sender<(u64, RgbImage8)>>,
     clock: &StageClock,
 ) {
@@ -312,10 +295,7 @@ fn transform_stage(
             return;
         }
         sample.image = image;
-        if transformed
-            .send((sample, LoggedDrift::from(&outcome)))
-            .is_err()
-        {
+        if transformed.send((sample, outcome.log_row())).is_err() {
             return;
         }
     }
@@ -324,7 +304,7 @@ fn transform_stage(
 /// PNG-encodes each sample for the zip.
 fn encode_stage(
     job: &Job<'_>,
-    transformed: Receiver<(Sample, LoggedDrift)>,
+    transformed: Receiver<(Sample, DriftLogRow)>,
     to_writer: Sender<ToWriter>,
     clock: &StageClock,
 ) {
@@ -570,14 +550,14 @@ fn write(
             let sample = waiting.remove(&sample_id).expect("checked above");
             let embedding = embeddings.remove(&sample_id);
             let label = job.class_mapping.map(sample.meta.label);
-            let log = DriftLogRow {
-                segment: job.segment,
-                drifted: sample.log.drifted,
-                drift_probability: sample.log.probability,
-                values: &sample.log.values,
-            };
             StageClock::time(&clock.write, || {
-                writer.write(&sample.meta, label, &sample.png, embedding.as_deref(), &log)
+                writer.write(
+                    &sample.meta,
+                    label,
+                    &sample.png,
+                    embedding.as_deref(),
+                    &sample.log,
+                )
             })?;
             written += 1;
             let _ = credits.send(());

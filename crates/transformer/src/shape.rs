@@ -396,6 +396,15 @@ impl Drift {
 }
 
 impl DriftOutcome {
+    /// The sample's drift log row.
+    pub fn log_row(&self) -> drift_core::DriftLogRow {
+        drift_core::DriftLogRow {
+            drifted: self.drifted,
+            probability: self.probability,
+            values: self.log_values(),
+        }
+    }
+
     /// One value per [`log_columns`] entry; `None` where a transform was not applied.
     pub fn log_values(&self) -> Vec<Option<f64>> {
         let mut values = vec![None; log_columns().len()];

@@ -30,7 +30,7 @@
 //!     file_name: "0b3b6a4e-3f0c-4b8e-9a53-2f1e7c1d9a10.png".into(),
 //! };
 //! let png = encode_png(&RgbImage8::black(ImageSize::new(4, 4).unwrap()), PngCompression::Fast).unwrap();
-//! writer.write(&meta, 0, &png, None, &DriftLogRow::clean("reference")).unwrap();
+//! writer.write(&meta, 0, &png, None, &DriftLogRow::clean()).unwrap();
 //! let staged = writer.finish(|files| format!("{} files", files.len())).unwrap();
 //! assert!(!dir.path().join("target.parquet").exists(), "staged, not yet in place");
 //! let (summary, _folder) = staged.commit().unwrap();
@@ -43,7 +43,7 @@ mod report;
 mod tables;
 mod transaction;
 
-pub use drift_core::EMBEDDING_DIM;
+pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
 pub use png_encode::{PngCompression, encode_png};
 pub use report::{KlRow, ReportWriter, kl_table};
 pub use transaction::{
@@ -203,7 +203,7 @@ pub enum WriterError {
 pub type LibraryError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// How an output folder is laid out and written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WriterOptions {
     /// Zip entries as `<class_name>/<file_name>` instead of at the root.
     pub organize_by_class: bool,
@@ -214,31 +214,9 @@ pub struct WriterOptions {
     /// The parameter columns of `drift_log.parquet` (the transformer registry's
     /// `log_columns()`); every sample's [`DriftLogRow`] carries one value per name.
     pub drift_log_columns: &'static [String],
-}
-
-/// What the drift did to one sample: a row of `drift_log.parquet`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DriftLogRow<'a> {
-    /// The segment (a scenario segment's name, or `segment N` for the Nth call).
-    pub segment: &'a str,
-    /// Whether the sample got the drift's transforms.
-    pub drifted: bool,
-    /// The probability it had of getting them.
-    pub drift_probability: f64,
-    /// One value per [`WriterOptions::drift_log_columns`] entry; `None` when not applied.
-    pub values: &'a [Option<f64>],
-}
-
-impl DriftLogRow<'_> {
-    /// A clean sample with no drift in its segment.
-    pub fn clean(segment: &str) -> DriftLogRow<'_> {
-        DriftLogRow {
-            segment,
-            drifted: false,
-            drift_probability: 0.0,
-            values: &[],
-        }
-    }
+    /// The `segment` column of `drift_log.parquet` (a scenario segment's name, or `segment N`
+    /// for the Nth call).
+    pub segment: String,
 }
 
 /// What a finished output holds.
@@ -353,6 +331,7 @@ impl OutputWriter {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            no_values: vec![None; options.drift_log_columns.len()],
             staging,
             options,
             classes,
@@ -361,7 +340,6 @@ impl OutputWriter {
                 abandoned: zip_abandoned,
             },
             tables,
-            no_values: vec![None; options.drift_log_columns.len()],
             last_sample_id: None,
             samples: 0,
         })
@@ -382,7 +360,7 @@ impl OutputWriter {
         label: i64,
         png: &[u8],
         embedding: Option<&[f32]>,
-        log: &DriftLogRow<'_>,
+        log: &DriftLogRow,
     ) -> Result<(), WriterError> {
         if let Some(previous) = self.last_sample_id
             && meta.sample_id <= previous
@@ -393,12 +371,9 @@ impl OutputWriter {
             });
         }
         let columns = self.options.drift_log_columns.len();
-        let log = match log.values.len() {
-            n if n == columns => *log,
-            0 => DriftLogRow {
-                values: &self.no_values,
-                ..*log
-            },
+        let values: &[Option<f64>] = match log.values.len() {
+            n if n == columns => &log.values,
+            0 => &self.no_values,
             n => {
                 return Err(WriterError::DriftLog {
                     sample_id: meta.sample_id,
@@ -459,7 +434,10 @@ impl OutputWriter {
             file_name: &meta.file_name,
             label,
             embedding,
-            log: &log,
+            segment: &self.options.segment,
+            drifted: log.drifted,
+            drift_probability: log.probability,
+            parameters: values,
         };
         for table in &mut self.tables {
             table.push(&row)?;

@@ -167,8 +167,12 @@ pub(crate) struct Row<'a> {
     pub label: i64,
     /// [`EMBEDDING_DIM`] values with embeddings on (the caller checks).
     pub embedding: Option<&'a [f32]>,
+    /// The `segment` column.
+    pub segment: &'a str,
+    pub drifted: bool,
+    pub drift_probability: f64,
     /// One value per parameter column (the caller checks).
-    pub log: &'a crate::DriftLogRow<'a>,
+    pub parameters: &'a [Option<f64>],
 }
 
 impl TableWriter {
@@ -233,10 +237,10 @@ impl TableWriter {
                 probabilities,
                 parameters,
             } => {
-                segments.push(row.log.segment.to_owned());
-                drifted.push(row.log.drifted);
-                probabilities.push(row.log.drift_probability);
-                for (column, value) in parameters.iter_mut().zip(row.log.values) {
+                segments.push(row.segment.to_owned());
+                drifted.push(row.drifted);
+                probabilities.push(row.drift_probability);
+                for (column, value) in parameters.iter_mut().zip(row.parameters) {
                     column.push(*value);
                 }
             }
@@ -336,7 +340,6 @@ mod tests {
             TableWriter::new(Table::Embeddings, File::create(&path).unwrap(), &path, &[]).unwrap();
         let rows = 2 * EMBEDDING_ROWS_PER_BATCH + 5;
         let embedding = vec![0.25f32; EMBEDDING_DIM];
-        let log = crate::DriftLogRow::clean("s");
         for id in 0..rows as i64 {
             let row = Row {
                 sample_id: id,
@@ -344,7 +347,10 @@ mod tests {
                 file_name: "f.png",
                 label: 0,
                 embedding: Some(&embedding),
-                log: &log,
+                segment: "s",
+                drifted: false,
+                drift_probability: 0.0,
+                parameters: &[],
             };
             table.push(&row).unwrap();
         }
