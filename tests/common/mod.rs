@@ -471,6 +471,12 @@ pub struct DriftLogRecord {
     pub segment: String,
     pub drifted: bool,
     pub probability: f64,
+    /// Relative to the input root.
+    pub source_path: String,
+    pub class_name: String,
+    pub original_label: i64,
+    pub zip_entry: String,
+    pub class_prior: Option<f64>,
     /// Column name -> value (None = null), in the file's order.
     pub parameters: Vec<(String, Option<f64>)>,
 }
@@ -492,7 +498,8 @@ pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
     let file = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let schema = builder.schema().clone();
-    let fixed: Vec<(&str, DataType)> = schema.fields()[..5]
+    const FIXED: usize = 10;
+    let fixed: Vec<(&str, DataType)> = schema.fields()[..FIXED]
         .iter()
         .map(|f| (f.name().as_str(), f.data_type().clone()))
         .collect();
@@ -504,9 +511,14 @@ pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
             ("segment", DataType::Utf8),
             ("drifted", DataType::Boolean),
             ("drift_probability", DataType::Float64),
+            ("source_path", DataType::Utf8),
+            ("class_name", DataType::Utf8),
+            ("original_label", DataType::Int64),
+            ("zip_entry", DataType::Utf8),
+            ("class_prior", DataType::Float64),
         ]
     );
-    let names: Vec<String> = schema.fields()[5..]
+    let names: Vec<String> = schema.fields()[FIXED..]
         .iter()
         .map(|f| {
             assert_eq!(f.data_type(), &DataType::Float64, "{}", f.name());
@@ -522,12 +534,17 @@ pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
         let segments = column(2).downcast_ref::<StringArray>().unwrap();
         let drifted = column(3).downcast_ref::<BooleanArray>().unwrap();
         let probabilities = column(4).downcast_ref::<Float64Array>().unwrap();
+        let sources = column(5).downcast_ref::<StringArray>().unwrap();
+        let class_names = column(6).downcast_ref::<StringArray>().unwrap();
+        let original_labels = column(7).downcast_ref::<Int64Array>().unwrap();
+        let zip_entries = column(8).downcast_ref::<StringArray>().unwrap();
+        let priors = column(9).downcast_ref::<Float64Array>().unwrap();
         for i in 0..batch.num_rows() {
             let parameters = names
                 .iter()
                 .enumerate()
                 .map(|(c, name)| {
-                    let values = column(5 + c).downcast_ref::<Float64Array>().unwrap();
+                    let values = column(FIXED + c).downcast_ref::<Float64Array>().unwrap();
                     (name.clone(), values.is_valid(i).then(|| values.value(i)))
                 })
                 .collect();
@@ -537,6 +554,11 @@ pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
                 segment: segments.value(i).to_owned(),
                 drifted: drifted.value(i),
                 probability: probabilities.value(i),
+                source_path: sources.value(i).to_owned(),
+                class_name: class_names.value(i).to_owned(),
+                original_label: original_labels.value(i),
+                zip_entry: zip_entries.value(i).to_owned(),
+                class_prior: priors.is_valid(i).then(|| priors.value(i)),
                 parameters,
             });
         }

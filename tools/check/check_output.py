@@ -48,24 +48,27 @@ def png_header(data: bytes) -> tuple[int, int, int, int]:
 
 
 DRIFT_LOG_FIXED = [("sample_id", pa.int64()), ("timestamp", pa.float64()), ("segment", pa.string()),
-                   ("drifted", pa.bool_()), ("drift_probability", pa.float64())]
+                   ("drifted", pa.bool_()), ("drift_probability", pa.float64()),
+                   ("source_path", pa.string()), ("class_name", pa.string()), ("original_label", pa.int64()),
+                   ("zip_entry", pa.string()), ("class_prior", pa.float64())]
+FIXED = len(DRIFT_LOG_FIXED)
 
 
 def check_drift_log(path: Path, samples: int) -> None:
     """drift_log.parquet: fixed columns, then nullable float64 parameters, one row per sample."""
     schema = pq.read_schema(path)
     fields = [(f.name, f.type) for f in schema]
-    assert fields[:5] == DRIFT_LOG_FIXED, f"drift_log: pyarrow sees {fields[:5]}"
-    assert all(t == pa.float64() for _, t in fields[5:]), fields[5:]
-    assert all(f.nullable for f in list(schema)[5:]), "parameter columns must be nullable"
+    assert fields[:FIXED] == DRIFT_LOG_FIXED, f"drift_log: pyarrow sees {fields[:FIXED]}"
+    assert all(t == pa.float64() for _, t in fields[FIXED:]), fields[FIXED:]
+    assert all(f.nullable for f in list(schema)[FIXED:]), "parameter columns must be nullable"
     log = pl.read_parquet(path)
     assert log.height == samples, log.height
     assert log["drift_probability"].is_between(0.0, 1.0).all()
     # A sample not drifted has no parameters; a drifted one has at least one level.
-    levels = [name for name, _ in fields[5:] if name.endswith("_level")]
+    levels = [name for name, _ in fields[FIXED:] if name.endswith("_level")]
     clean = log.filter(~pl.col("drifted"))
     if clean.height:
-        assert all(clean.select(pl.col(name).is_null().all() for name, _ in fields[5:]).row(0))
+        assert all(clean.select(pl.col(name).is_null().all() for name, _ in fields[FIXED:]).row(0))
     drifted = log.filter(pl.col("drifted"))
     if drifted.height:
         assert drifted.select(pl.any_horizontal(pl.col(levels).is_not_null()).all()).item()
@@ -150,6 +153,14 @@ def main() -> int:
             assert len(parts) == (2 if args.organize_by_class else 1), entry.filename
             by_file[parts[-1]] = archive.read(entry)
         assert sorted(by_file) == sorted(mapping["file_name"].to_list()), "zip names != file_name"
+        # Provenance: the drift log names each sample's exact zip entry, joined on sample_id.
+        log = pl.read_parquet(out / "drift_log.parquet").join(mapping, on="sample_id")
+        assert sorted(log["zip_entry"].to_list()) == sorted(e.filename for e in entries)
+        for row in log.iter_rows(named=True):
+            assert row["zip_entry"].endswith(row["file_name"]), row
+            if args.organize_by_class:
+                assert row["zip_entry"] == f"{row['class_name']}/{row['file_name']}", row
+            assert row["source_path"] and not row["source_path"].startswith("/"), row
         for name, data in by_file.items():
             assert name.endswith(".png") and len(name) == 40, name
             width, height, depth, colour = png_header(data)

@@ -550,6 +550,7 @@ fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
 fn report_summary(summary: &SampleSummary, classes: usize, drift: &str, quiet: bool) {
     let skipped = match summary.skipped.len() {
         0 => String::new(),
+        1 => "; skipped 1 unreadable image (listed in drift.json)".to_owned(),
         n => format!("; skipped {n} unreadable images (listed in drift.json)"),
     };
     println!(

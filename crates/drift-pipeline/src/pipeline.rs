@@ -169,6 +169,14 @@ pub(crate) fn run(
             embeddings: job.embedding.is_some(),
             drift_log_columns: drift_transformer::log_columns(),
             segment: job.segment.to_owned(),
+            source_root: job.dataset.root().to_owned(),
+            class_priors: match job.class_plan {
+                ClassPlan::AsInDataset => None,
+                ClassPlan::Weighted { weights, .. } => {
+                    let total: f64 = weights.iter().sum();
+                    Some(weights.iter().map(|w| w / total).collect())
+                }
+            },
         },
         job.dataset.classes().clone(),
     )?;

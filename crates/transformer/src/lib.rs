@@ -52,10 +52,30 @@ use rand::{RngExt, SeedableRng};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TransformError {
     /// An unknown transform name.
-    #[error("unknown transform '{name}': valid names are {}", valid_names())]
+    #[error(
+        "unknown transform '{name}'{}: valid names are {}",
+        suggestion.map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default(),
+        valid_names()
+    )]
     UnknownName {
         /// What was given.
         name: String,
+        /// The registered name closest to it, if one is close.
+        suggestion: Option<&'static str>,
+    },
+    /// A transform name where a name alone is expected, given with a level.
+    #[error("'{text}': expected a transform name alone, without a level (e.g. {name})")]
+    UnexpectedLevel {
+        /// What was given.
+        text: String,
+        /// The transform it names.
+        name: &'static str,
+    },
+    /// A transform name without its level.
+    #[error("'{name}' needs a level: expected NAME=LEVEL with LEVEL in [0, 1], e.g. {name}=0.3")]
+    MissingLevel {
+        /// The transform.
+        name: &'static str,
     },
     /// Not `NAME=LEVEL`.
     #[error("'{text}' is not a transform: expected NAME=LEVEL, e.g. gaussian_blur=0.3")]
@@ -90,6 +110,17 @@ pub enum TransformError {
     },
 }
 
+/// The registered name within two edits of `name` (case aside), the closest first.
+fn closest_name(name: &str) -> Option<&'static str> {
+    let name = name.trim().to_ascii_lowercase();
+    TransformKind::all()
+        .iter()
+        .map(|kind| (strsim::levenshtein(&name, kind.name()), kind.name()))
+        .filter(|&(distance, _)| distance <= 2)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, name)| name)
+}
+
 fn valid_names() -> String {
     let names: Vec<&str> = TransformKind::all().iter().map(|k| k.name()).collect();
     names.join(", ")
@@ -98,9 +129,22 @@ fn valid_names() -> String {
 impl FromStr for TransformKind {
     type Err = TransformError;
 
+    /// A registered name, in any case.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::named(name).ok_or_else(|| TransformError::UnknownName {
+        if let Some(kind) = Self::named(name.trim()) {
+            return Ok(kind);
+        }
+        if let Some((before, _)) = name.split_once('=')
+            && let Some(kind) = Self::named(before.trim())
+        {
+            return Err(TransformError::UnexpectedLevel {
+                text: name.to_owned(),
+                name: kind.name(),
+            });
+        }
+        Err(TransformError::UnknownName {
             name: name.to_owned(),
+            suggestion: closest_name(name),
         })
     }
 }
@@ -140,9 +184,14 @@ impl FromStr for TransformSpec {
 
     /// Parses `NAME=LEVEL`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (name, level) = text.split_once('=').ok_or_else(|| TransformError::Syntax {
-            text: text.to_owned(),
-        })?;
+        let (name, level) =
+            text.split_once('=')
+                .ok_or_else(|| match TransformKind::named(text.trim()) {
+                    Some(kind) => TransformError::MissingLevel { name: kind.name() },
+                    None => TransformError::Syntax {
+                        text: text.to_owned(),
+                    },
+                })?;
         let kind: TransformKind = name.trim().parse()?;
         let drift_level = level
             .trim()
@@ -288,6 +337,28 @@ mod tests {
 
     fn kind(name: &str) -> TransformKind {
         TransformKind::named(name).unwrap()
+    }
+
+    #[test]
+    fn names_are_forgiving_and_errors_say_what_to_write() {
+        assert_eq!(kind("Gaussian_Blur"), kind("gaussian_blur"));
+        let typo = "gausian_blur=0.3".parse::<TransformSpec>().unwrap_err();
+        assert!(
+            typo.to_string().contains("did you mean 'gaussian_blur'?"),
+            "{typo}"
+        );
+        let missing = "rotate".parse::<TransformSpec>().unwrap_err().to_string();
+        assert!(
+            missing.contains("'rotate' needs a level") && missing.contains("rotate=0.3"),
+            "{missing}"
+        );
+        let level = "rotate=0.5"
+            .parse::<TransformKind>()
+            .unwrap_err()
+            .to_string();
+        assert!(level.contains("without a level"), "{level}");
+        let far = "sharpen".parse::<TransformKind>().unwrap_err().to_string();
+        assert!(!far.contains("did you mean"), "{far}");
     }
 
     #[test]

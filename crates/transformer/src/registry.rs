@@ -94,12 +94,12 @@ impl Params {
 pub struct TransformKind(pub(crate) &'static dyn Transform);
 
 impl TransformKind {
-    /// The registered transform called `name`.
+    /// The registered transform called `name`, in any case.
     pub fn named(name: &str) -> Option<Self> {
         crate::transforms::ALL
             .iter()
             .copied()
-            .find(|kind| kind.name() == name)
+            .find(|kind| kind.name().eq_ignore_ascii_case(name))
     }
 
     /// Every registered transform, in registration order.

@@ -203,7 +203,7 @@ pub enum WriterError {
 pub type LibraryError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// How an output folder is laid out and written.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct WriterOptions {
     /// Zip entries as `<class_name>/<file_name>` instead of at the root.
     pub organize_by_class: bool,
@@ -217,6 +217,11 @@ pub struct WriterOptions {
     /// The `segment` column of `drift_log.parquet` (a scenario segment's name, or `segment N`
     /// for the Nth call).
     pub segment: String,
+    /// The dataset root: `drift_log.parquet`'s `source_path` is relative to it.
+    pub source_root: PathBuf,
+    /// Under label shift, each class's prior (by original label), logged per sample as
+    /// `class_prior`; `None` when classes come as in the dataset.
+    pub class_priors: Option<Vec<f64>>,
 }
 
 /// What a finished output holds.
@@ -403,18 +408,23 @@ impl OutputWriter {
             }
             (false, None) => {}
         }
+        let class_name = self
+            .classes
+            .name(meta.label)
+            .ok_or(WriterError::UnknownLabel {
+                sample_id: meta.sample_id,
+                label: meta.label,
+            })?;
         let entry_name = if self.options.organize_by_class {
-            let class = self
-                .classes
-                .name(meta.label)
-                .ok_or(WriterError::UnknownLabel {
-                    sample_id: meta.sample_id,
-                    label: meta.label,
-                })?;
-            format!("{class}/{}", meta.file_name)
+            format!("{class_name}/{}", meta.file_name)
         } else {
             meta.file_name.clone()
         };
+        let source_path = meta
+            .source_path
+            .strip_prefix(&self.options.source_root)
+            .unwrap_or(&meta.source_path)
+            .to_string_lossy();
         let zip_path = self.zip_path();
         let zip_path = &zip_path;
         let zip = self.archive.zip.as_mut().expect("zip is open until finish");
@@ -424,7 +434,7 @@ impl OutputWriter {
             .compression_method(zip::CompressionMethod::Stored)
             .last_modified_time(zip::DateTime::default())
             .unix_permissions(0o644);
-        zip.start_file(entry_name, entry_options)
+        zip.start_file(entry_name.as_str(), entry_options)
             .map_err(|source| zip_error(zip_path, source))?;
         zip.write_all(png)
             .map_err(|source| io_error(zip_path, source))?;
@@ -435,6 +445,15 @@ impl OutputWriter {
             label,
             embedding,
             segment: &self.options.segment,
+            source_path: &source_path,
+            class_name,
+            original_label: meta.label as i64,
+            zip_entry: &entry_name,
+            class_prior: self
+                .options
+                .class_priors
+                .as_ref()
+                .and_then(|priors| priors.get(meta.label).copied()),
             drifted: log.drifted,
             drift_probability: log.probability,
             parameters: values,

@@ -60,7 +60,10 @@ fn embeddings_schema() -> SchemaRef {
 }
 
 /// `drift_log.parquet`: `sample_id` Int64, `timestamp` Float64, `segment` Utf8, `drifted`
-/// Boolean, `drift_probability` Float64, then one nullable Float64 column per name in
+/// Boolean, `drift_probability` Float64; the provenance `source_path` Utf8 (relative to the
+/// input root), `class_name` Utf8, `original_label` Int64 (before any class mapping),
+/// `zip_entry` Utf8 (the entry's exact name), `class_prior` Float64 (nullable: the prior of the
+/// sample's class under label shift); then one nullable Float64 column per name in
 /// `parameter_columns` (null where a transform was not applied).
 fn drift_log_schema(parameter_columns: &[String]) -> SchemaRef {
     let mut fields = vec![
@@ -69,6 +72,11 @@ fn drift_log_schema(parameter_columns: &[String]) -> SchemaRef {
         Field::new("segment", DataType::Utf8, false),
         Field::new("drifted", DataType::Boolean, false),
         Field::new("drift_probability", DataType::Float64, false),
+        Field::new("source_path", DataType::Utf8, false),
+        Field::new("class_name", DataType::Utf8, false),
+        Field::new("original_label", DataType::Int64, false),
+        Field::new("zip_entry", DataType::Utf8, false),
+        Field::new("class_prior", DataType::Float64, true),
     ];
     fields.extend(
         parameter_columns
@@ -88,9 +96,20 @@ enum Payload {
         segments: Vec<String>,
         drifted: Vec<bool>,
         probabilities: Vec<f64>,
+        provenance: Provenance,
         /// One vector per parameter column.
         parameters: Vec<Vec<Option<f64>>>,
     },
+}
+
+/// The drift log's provenance columns, one entry per row.
+#[derive(Default)]
+struct Provenance {
+    source_paths: Vec<String>,
+    class_names: Vec<String>,
+    original_labels: Vec<i64>,
+    zip_entries: Vec<String>,
+    class_priors: Vec<Option<f64>>,
 }
 
 /// One Parquet table written in batches of [`ROWS_PER_BATCH`] rows.
@@ -149,6 +168,7 @@ impl Table {
                 segments: Vec::new(),
                 drifted: Vec::new(),
                 probabilities: Vec::new(),
+                provenance: Provenance::default(),
                 parameters: vec![Vec::new(); parameter_columns.len()],
             },
             Table::Embeddings => {
@@ -169,6 +189,12 @@ pub(crate) struct Row<'a> {
     pub embedding: Option<&'a [f32]>,
     /// The `segment` column.
     pub segment: &'a str,
+    /// Relative to the input root.
+    pub source_path: &'a str,
+    pub class_name: &'a str,
+    pub original_label: i64,
+    pub zip_entry: &'a str,
+    pub class_prior: Option<f64>,
     pub drifted: bool,
     pub drift_probability: f64,
     /// One value per parameter column (the caller checks).
@@ -235,11 +261,17 @@ impl TableWriter {
                 segments,
                 drifted,
                 probabilities,
+                provenance,
                 parameters,
             } => {
                 segments.push(row.segment.to_owned());
                 drifted.push(row.drifted);
                 probabilities.push(row.drift_probability);
+                provenance.source_paths.push(row.source_path.to_owned());
+                provenance.class_names.push(row.class_name.to_owned());
+                provenance.original_labels.push(row.original_label);
+                provenance.zip_entries.push(row.zip_entry.to_owned());
+                provenance.class_priors.push(row.class_prior);
                 for (column, value) in parameters.iter_mut().zip(row.parameters) {
                     column.push(*value);
                 }
@@ -288,11 +320,18 @@ impl TableWriter {
                 segments,
                 drifted,
                 probabilities,
+                provenance,
                 parameters,
             } => {
                 columns.push(Arc::new(StringArray::from(std::mem::take(segments))));
                 columns.push(Arc::new(BooleanArray::from(std::mem::take(drifted))));
                 columns.push(Arc::new(Float64Array::from(std::mem::take(probabilities))));
+                let p = std::mem::take(provenance);
+                columns.push(Arc::new(StringArray::from(p.source_paths)));
+                columns.push(Arc::new(StringArray::from(p.class_names)));
+                columns.push(Arc::new(Int64Array::from(p.original_labels)));
+                columns.push(Arc::new(StringArray::from(p.zip_entries)));
+                columns.push(Arc::new(Float64Array::from(p.class_priors)));
                 for column in parameters {
                     columns.push(Arc::new(Float64Array::from(std::mem::take(column))));
                 }
@@ -348,6 +387,11 @@ mod tests {
                 label: 0,
                 embedding: Some(&embedding),
                 segment: "s",
+                source_path: "c/f.jpg",
+                class_name: "c",
+                original_label: 0,
+                zip_entry: "f.png",
+                class_prior: None,
                 drifted: false,
                 drift_probability: 0.0,
                 parameters: &[],
