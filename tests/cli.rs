@@ -869,3 +869,66 @@ fn the_drift_log_traces_every_sample_to_its_source() {
         assert_eq!(row.class_prior, Some(want), "{row:?}");
     }
 }
+
+/// `--alpha white` through the binary: an RGBA stamp comes out composited as PIL would (the
+/// same fixture as the reader's golden), the default drops alpha, and drift.json says which.
+#[test]
+fn alpha_is_dropped_by_default_and_composited_on_request() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::create_dir_all(input.join("stamps")).unwrap();
+    std::fs::copy(
+        root.join("tests/fixtures/images/sunset_rgba.png"),
+        input.join("stamps/s.png"),
+    )
+    .unwrap();
+    let golden = image::open(root.join("tests/fixtures/golden/alpha/sunset_rgba_on_white.png"))
+        .unwrap()
+        .into_rgb8();
+    let generate = |output: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--input",
+            s(&input),
+            "--output",
+            s(output),
+            "--num-samples",
+            "1",
+            "--size",
+            "201x186",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        succeeds(&args);
+        let zip = read_zip(output);
+        let png = zip.values().next().unwrap();
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(output.join("drift.json")).unwrap())
+                .unwrap();
+        (image::load_from_memory(png).unwrap().into_rgb8(), record)
+    };
+    let (white, record) = generate(&scratch.path().join("white"), &["--alpha", "white"]);
+    assert_eq!(white.as_raw(), golden.as_raw());
+    assert_eq!(record["alpha"], "#ffffff");
+    let (dropped, record) = generate(&scratch.path().join("dropped"), &[]);
+    assert_ne!(dropped.as_raw(), golden.as_raw());
+    assert!(
+        record.get("alpha").is_none(),
+        "the default leaves drift.json as it was"
+    );
+    fails(
+        &[
+            "generate",
+            "--input",
+            s(&input),
+            "--output",
+            s(&scratch.path().join("bad")),
+            "--num-samples",
+            "1",
+            "--alpha",
+            "grey",
+        ],
+        "--alpha: 'grey' is not an alpha mode",
+    );
+}

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use drift_core::ImageSize;
-use drift_reader::{Dataset, DecodeLimits, Decoder, ReaderError};
+use drift_reader::{Alpha, Dataset, DecodeLimits, Decoder, ReaderError};
 use image::{ImageEncoder, codecs::png::PngEncoder};
 
 fn encode_png(width: u32, height: u32, color: image::ExtendedColorType, data: &[u8]) -> Vec<u8> {
@@ -215,4 +215,45 @@ fn decoding_threads_share_one_memory_budget() {
     assert!(matches!(err, ReaderError::OverBudget { .. }), "{err}");
     assert!(err.to_string().contains("big.png"), "{err}");
     assert!(err.to_string().contains("decode budget"), "{err}");
+}
+
+/// `--alpha COLOR` against PIL (fixtures from tools/golden/make_alpha_golden.py): an RGBA and a
+/// grey+alpha image pasted onto white, black and #3366cc with their alpha as the mask, decoded
+/// at their own size (no resize): byte for byte.
+#[test]
+fn composites_alpha_onto_a_colour_exactly_as_pil() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let golden = root.join("tests/fixtures/golden/alpha");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(golden.join("manifest.json")).unwrap()).unwrap();
+    let cases = manifest["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6);
+    for case in cases {
+        let source = root.join(case["source"].as_str().unwrap());
+        let alpha: Alpha = case["alpha"].as_str().unwrap().parse().unwrap();
+        let reference = image::open(golden.join(case["file"].as_str().unwrap()))
+            .unwrap()
+            .into_rgb8();
+        let size = ImageSize::new(reference.width(), reference.height()).unwrap();
+        let ours = Decoder::new(size)
+            .with_alpha(alpha)
+            .decode(&source)
+            .unwrap();
+        assert_eq!(ours.pixels(), reference.as_raw().as_slice(), "{case}");
+        // Dropping keeps the colours under the transparency: not the composite.
+        let dropped = Decoder::new(size).decode(&source).unwrap();
+        assert_ne!(dropped.pixels(), ours.pixels(), "{case}");
+    }
+    assert_eq!(
+        "#3366CC".parse::<Alpha>(),
+        Ok(Alpha::Composite([0x33, 0x66, 0xcc]))
+    );
+    assert_eq!(Alpha::Composite([0x33, 0x66, 0xcc]).to_string(), "#3366cc");
+    for bad in ["grey", "#12345", "#gggggg", ""] {
+        let error = bad.parse::<Alpha>().unwrap_err();
+        assert!(
+            error.contains("expected drop, white, black or #RRGGBB"),
+            "{error}"
+        );
+    }
 }

@@ -48,7 +48,7 @@ pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};
 pub use drift_embedder::weights;
 pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
-pub use drift_reader::{Dataset, DecodeLimits};
+pub use drift_reader::{Alpha, Dataset, DecodeLimits};
 pub use drift_sampler::StreamClock;
 pub use drift_transformer::{
     Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
@@ -227,6 +227,8 @@ pub struct GeneratorOptions {
     pub png_compression: PngCompression,
     /// Decompression-bomb guards.
     pub decode_limits: DecodeLimits,
+    /// What happens to alpha channels: dropped (default, as torchvision) or composited.
+    pub alpha: Alpha,
     /// Set to true (from a Ctrl-C handler, say) to stop a running `sample` call cleanly.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Write `embeddings.parquet` too (ResNet18 features of every sample).
@@ -458,7 +460,9 @@ impl DriftGenerator {
                     .collect::<Vec<_>>(),
             ),
             label_shift: LabelShift::default(),
-            decoder: Decoder::new(options.size).with_limits(options.decode_limits),
+            decoder: Decoder::new(options.size)
+                .with_limits(options.decode_limits)
+                .with_alpha(options.alpha),
             dataset,
             class_mapping,
             drift: Drift::none(),

@@ -132,6 +132,10 @@ struct GenerateArgs {
     /// Skip unreadable images (counted and reported) instead of failing.
     #[arg(long)]
     skip_bad_images: bool,
+    /// Alpha channels: drop (the default; colours under transparency stay, as torchvision's
+    /// ImageFolder) or composite onto white, black or #RRGGBB.
+    #[arg(long, value_name = "MODE")]
+    alpha: Option<String>,
     /// Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order.
     #[arg(long = "transform", value_name = "NAME=LEVEL", long_help = transform_help(
         "Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order."))]
@@ -421,6 +425,7 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         organize_by_class: args.organize_by_class,
         class_mapping: args.class_mapping,
         skip_bad_images: args.skip_bad_images,
+        alpha: args.alpha,
         overwrite: args.overwrite,
         png_compression: Some(args.run.png_compression.name().to_owned()),
         threads: Some(args.run.threads),

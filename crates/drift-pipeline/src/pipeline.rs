@@ -623,6 +623,10 @@ fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -
         }
     };
     records::to_json(&DriftRecord {
+        alpha: match job.options.alpha {
+            crate::Alpha::Drop => None,
+            composite => Some(composite.to_string()),
+        },
         class_priors,
         drift: if transforms.is_empty() {
             "none".to_owned()

@@ -17,6 +17,9 @@ pub(crate) const TOOL: &str = "drift-pipeline";
 /// each other file's size and SHA-256.
 #[derive(Debug, Serialize)]
 pub(crate) struct DriftRecord {
+    /// How alpha channels were composited (`#rrggbb`); absent when dropped, the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<String>,
     /// Class priors under label shift; `None` (null) when classes come as in the dataset.
     pub class_priors: Option<ClassPriorsRecord>,
     /// The drift shape, or `none` without transforms.

@@ -117,6 +117,8 @@ pub struct RawRun {
     pub overwrite: bool,
     /// `fast`, `balanced` or `high`.
     pub png_compression: Option<String>,
+    /// `drop`, `white`, `black` or `#RRGGBB`.
+    pub alpha: Option<String>,
     #[serde(default)]
     /// Write `embeddings.parquet` too.
     pub embeddings: bool,
@@ -239,6 +241,11 @@ impl RunSpec {
             options.size = size
                 .parse::<ImageSize>()
                 .map_err(|e| invalid("size", e.to_string()))?;
+        }
+        if let Some(alpha) = &raw.alpha {
+            options.alpha = alpha
+                .parse::<crate::Alpha>()
+                .map_err(|e| invalid("alpha", e))?;
         }
         if let Some(compression) = &raw.png_compression {
             options.png_compression = compression

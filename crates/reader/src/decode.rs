@@ -9,6 +9,65 @@ use image::{ImageDecoder, ImageReader};
 
 use crate::ReaderError;
 
+/// What happens to an image's alpha channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Alpha {
+    /// Dropped, colours kept as stored under the transparency: PIL's `convert("RGB")`, which is
+    /// what torchvision's ImageFolder does.
+    #[default]
+    Drop,
+    /// Composited onto a solid background colour, as PIL's `paste(image, mask=alpha)` onto
+    /// `Image.new("RGB", size, colour)` does (its rounding: (c a + b (255 - a) + 128) / 255).
+    Composite([u8; 3]),
+}
+
+impl std::str::FromStr for Alpha {
+    type Err = String;
+
+    /// `drop`, `white`, `black` or `#RRGGBB`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("'{text}' is not an alpha mode: expected drop, white, black or #RRGGBB");
+        match text.trim().to_ascii_lowercase().as_str() {
+            "drop" => Ok(Alpha::Drop),
+            "white" => Ok(Alpha::Composite([255; 3])),
+            "black" => Ok(Alpha::Composite([0; 3])),
+            hex if hex.len() == 7 && hex.starts_with('#') => {
+                let channel = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad());
+                Ok(Alpha::Composite([channel(1)?, channel(3)?, channel(5)?]))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Alpha {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Alpha::Drop => f.write_str("drop"),
+            Alpha::Composite([r, g, b]) => write!(f, "#{r:02x}{g:02x}{b:02x}"),
+        }
+    }
+}
+
+/// `rgba` composited onto `background`, with PIL's integer rounding.
+fn composite(rgba: &[u8], background: [u8; 3]) -> Vec<u8> {
+    let blend = |colour: u8, back: u8, alpha: u8| {
+        let t =
+            u32::from(colour) * u32::from(alpha) + u32::from(back) * (255 - u32::from(alpha)) + 128;
+        (((t >> 8) + t) >> 8) as u8
+    };
+    rgba.chunks_exact(4)
+        .flat_map(|p| {
+            [
+                blend(p[0], background[0], p[3]),
+                blend(p[1], background[1], p[3]),
+                blend(p[2], background[2], p[3]),
+            ]
+        })
+        .collect()
+}
+
 /// Decompression-bomb guards applied before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
@@ -94,6 +153,7 @@ impl Drop for Reservation<'_> {
 pub struct Decoder {
     size: ImageSize,
     limits: DecodeLimits,
+    alpha: Alpha,
     budget: Arc<DecodeBudget>,
 }
 
@@ -104,8 +164,15 @@ impl Decoder {
         Self {
             size,
             limits,
+            alpha: Alpha::Drop,
             budget: Arc::new(DecodeBudget::new(limits.budget_bytes)),
         }
+    }
+
+    /// Sets what happens to alpha channels (default: dropped).
+    pub fn with_alpha(mut self, alpha: Alpha) -> Self {
+        self.alpha = alpha;
+        self
     }
 
     /// Replaces the decompression-bomb limits and the decode budget.
@@ -200,10 +267,16 @@ impl Decoder {
         if decoded.width() == 0 || decoded.height() == 0 {
             return Err(decode_error("image has no pixels".to_owned()));
         }
-        // Drops alpha without compositing, replicates grey, scales 16-bit, as PIL's convert("RGB").
-        let rgb = decoded.into_rgb8();
-        self.resize(rgb.width(), rgb.height(), rgb.into_raw())
-            .map_err(decode_error)
+        let (width, height) = (decoded.width(), decoded.height());
+        let pixels = match self.alpha {
+            Alpha::Composite(background) if decoded.color().has_alpha() => {
+                composite(&decoded.into_rgba8().into_raw(), background)
+            }
+            // Drops alpha without compositing, replicates grey, scales 16-bit, as PIL's
+            // convert("RGB").
+            _ => decoded.into_rgb8().into_raw(),
+        };
+        self.resize(width, height, pixels).map_err(decode_error)
     }
 
     fn resize(&self, width: u32, height: u32, pixels: Vec<u8>) -> Result<RgbImage8, String> {
