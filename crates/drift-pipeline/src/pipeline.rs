@@ -170,13 +170,7 @@ pub(crate) fn run(
             drift_log_columns: drift_transformer::log_columns(),
             segment: job.segment.to_owned(),
             source_root: job.dataset.root().to_owned(),
-            class_priors: match job.class_plan {
-                ClassPlan::AsInDataset => None,
-                ClassPlan::Weighted { weights, .. } => {
-                    let total: f64 = weights.iter().sum();
-                    Some(weights.iter().map(|w| w / total).collect())
-                }
-            },
+            class_priors: class_priors(job.class_plan),
         },
         job.dataset.classes().clone(),
     )?;
@@ -588,6 +582,18 @@ fn write(
     })
 }
 
+/// Each class's prior (by original label) under label shift: its weight over their sum; `None`
+/// when classes come as in the dataset. The writer logs it per sample and drift.json per class.
+fn class_priors(plan: &ClassPlan) -> Option<Vec<f64>> {
+    match plan {
+        ClassPlan::AsInDataset => None,
+        ClassPlan::Weighted { weights, .. } => {
+            let total: f64 = weights.iter().sum();
+            Some(weights.iter().map(|w| w / total).collect())
+        }
+    }
+}
+
 /// `drift.json`: what was applied to this output, the ranges it covers, the images skipped, and
 /// (given when every other file is closed) each file's size and SHA-256.
 fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -> String {
@@ -605,22 +611,17 @@ fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -
         })
         .collect();
     let names = job.dataset.classes().names();
-    let class_priors = match job.class_plan {
-        ClassPlan::AsInDataset => None,
-        ClassPlan::Weighted {
-            weights,
-            with_replacement,
-        } => {
-            let total: f64 = weights.iter().sum();
-            Some(ClassPriorsRecord {
-                priors: names
-                    .iter()
-                    .cloned()
-                    .zip(weights.iter().map(|w| w / total))
-                    .collect(),
-                with_replacement: *with_replacement,
-            })
-        }
+    let class_priors = match (job.class_plan, class_priors(job.class_plan)) {
+        (
+            ClassPlan::Weighted {
+                with_replacement, ..
+            },
+            Some(priors),
+        ) => Some(ClassPriorsRecord {
+            priors: names.iter().cloned().zip(priors).collect(),
+            with_replacement: *with_replacement,
+        }),
+        _ => None,
     };
     records::to_json(&DriftRecord {
         alpha: match job.options.alpha {
