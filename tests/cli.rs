@@ -71,7 +71,8 @@ fn generate_writes_spec_outputs_that_match_the_decoded_sources() {
                 dataset.images()[draw.dataset_index].label as i64
             )
         );
-        assert_eq!(file_name, &drift_sampler::file_name(7, i as u64));
+        let key = drift_sampler::stream_key(7, dataset.fingerprint());
+        assert_eq!(file_name, &drift_sampler::file_name(key, i as u64));
         let png = image::load_from_memory(&zip[file_name]).unwrap();
         assert_eq!(png.color(), image::ColorType::Rgb8);
         assert_eq!((png.width(), png.height()), (224, 224));
@@ -931,4 +932,171 @@ fn alpha_is_dropped_by_default_and_composited_on_request() {
         ],
         "--alpha: 'grey' is not an alpha mode",
     );
+}
+
+/// One stream cut into runs: a scenario's first two segments (the second under label shift),
+/// then `generate --continue-from` the last of them, gives byte for byte the files one
+/// scenario of all three segments gives, so no image repeats and ids and time go on.
+#[test]
+fn a_stream_continues_across_runs_as_if_it_were_one() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset_sized(&input, 8, 3, (40, 90)).unwrap();
+    let segment = |name: &str, dir: &str, samples: u64, extra: &str| {
+        format!(
+            "[[segment]]\nname = \"{name}\"\nsamples = {samples}\noutput = \"{dir}/{name}\"\n{extra}\n"
+        )
+    };
+    let shifted = "class_weights = { forest = 3.0, sky = 1.0 }";
+    let production = "transforms = [\"gaussian_blur=0.3\"]";
+    let head = "input = \"in\"\nseed = 7\nsize = \"32\"\ndelta_timestamp = 60.0\n";
+    let write = |name: &str, body: String| {
+        let path = scratch.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let whole = write(
+        "whole.toml",
+        format!(
+            "{head}{}{}{}",
+            segment("reference", "whole", 10, ""),
+            segment("shifted", "whole", 6, shifted),
+            segment("production", "whole", 10, production)
+        ),
+    );
+    let first = write(
+        "first.toml",
+        format!(
+            "{head}{}{}",
+            segment("reference", "split", 10, ""),
+            segment("shifted", "split", 6, shifted)
+        ),
+    );
+    succeeds(&["run", s(&whole), "--quiet"]);
+    succeeds(&["run", s(&first), "--quiet"]);
+    let split = scratch.path().join("split");
+    let (split_shifted, split_production) = (split.join("shifted"), split.join("production"));
+    let continued = [
+        "generate",
+        "--continue-from",
+        s(&split_shifted),
+        "--output",
+        s(&split_production),
+        "--num-samples",
+        "10",
+        "--segment",
+        "production",
+        "--transform",
+        "gaussian_blur=0.3",
+        "--quiet",
+    ];
+    succeeds(&continued);
+    for name in ["reference", "shifted", "production"] {
+        assert_eq!(
+            bytes_of(&split.join(name)),
+            bytes_of(&scratch.path().join("whole").join(name)),
+            "{name}"
+        );
+    }
+    let production = read_input_mapping(&split.join("production"));
+    assert_eq!(production[0].0, 16);
+    assert_eq!(production[0].1, 1_717_232_400.0 + 60.0 * 16.0);
+    let mut sources = std::collections::BTreeSet::new();
+    for name in ["reference", "shifted", "production"] {
+        for row in read_drift_log(&split.join(name)) {
+            assert!(
+                sources.insert(row.source_path.clone()),
+                "{} repeats",
+                row.source_path
+            );
+        }
+    }
+    assert_eq!(sources.len(), 26);
+
+    // What a continuation refuses, before writing anything.
+    let out = scratch.path().join("refused");
+    let base = [
+        "generate",
+        "--continue-from",
+        s(&split_production),
+        "--output",
+        s(&out),
+        "--num-samples",
+        "2",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&str> { [&base[..], extra].concat() };
+    fails(
+        &with(&["--seed", "8"]),
+        "--seed: 8 differs from the seed of the stream",
+    );
+    fails(
+        &with(&["--size", "64"]),
+        "--size: 64x64 differs from the image size",
+    );
+    fails(
+        &with(&["--delta-timestamp", "61"]),
+        "--delta-timestamp: 61 differs",
+    );
+    let changed = scratch.path().join("changed");
+    drift_pipeline::demo::write_dataset_sized(&changed, 8, 3, (40, 90)).unwrap();
+    std::fs::remove_file(changed.join("sky/sky_0003.png")).unwrap();
+    fails(
+        &[&base[..], &["--input", s(&changed)]].concat(),
+        "is not the one the stream sampled (32 images then, 31 now)",
+    );
+    let tampered = scratch.path().join("tampered");
+    std::fs::create_dir(&tampered).unwrap();
+    for (name, mut bytes) in bytes_of(&split.join("production")) {
+        if name == "target.parquet" {
+            bytes[10] ^= 1;
+        }
+        std::fs::write(tampered.join(name), bytes).unwrap();
+    }
+    let mut args = with(&[]);
+    args[2] = s(&tampered);
+    fails(&args, "is not a complete output");
+    args[2] = s(&input);
+    fails(&args, "is not a complete output");
+    let mut args = with(&[]);
+    args[4] = s(&split_production);
+    fails(&args, "is the output whose stream this run continues");
+    assert!(!out.exists());
+    // The same dataset with the same seed is the same stream: a continuation may name it.
+    let mut args = [&base[..], &["--input", s(&input), "--seed", "7", "--quiet"]].concat();
+    args[6] = "3";
+    succeeds(&args);
+    assert_eq!(read_input_mapping(&out)[0].0, 26);
+}
+
+/// Two datasets sampled with the same seed get different file names: names derive from the
+/// seed and the dataset's fingerprint.
+#[test]
+fn streams_of_different_datasets_do_not_share_file_names() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for dataset_seed in [1, 2] {
+        let input = scratch.path().join(format!("in{dataset_seed}"));
+        let output = scratch.path().join(format!("out{dataset_seed}"));
+        drift_pipeline::demo::write_dataset_sized(&input, 3, dataset_seed, (40, 60)).unwrap();
+        succeeds(&[
+            "generate",
+            "--input",
+            s(&input),
+            "--output",
+            s(&output),
+            "--num-samples",
+            "12",
+            "--size",
+            "16",
+            "--quiet",
+        ]);
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(output.join("drift.json")).unwrap())
+                .unwrap();
+        assert_eq!(record["stream"]["dataset_images"], 12);
+        let set: std::collections::BTreeSet<String> = read_zip(&output).into_keys().collect();
+        names.push(set);
+    }
+    assert_eq!(names[0].len(), 12);
+    assert!(names[0].is_disjoint(&names[1]));
 }

@@ -3,7 +3,10 @@
 //! - `test`: prepares the Python readers used by the output check (a venv with the pinned
 //!   packages of `tools/check/requirements.txt`), then runs the whole test suite with them.
 //!   This is the README's test command and what CI runs. The tests are built with the GPU
-//!   path (wgpu); its parity test runs when DRIFT_TEST_GPU is set, which CI does.
+//!   path (wgpu); its parity test runs when DRIFT_TEST_GPU is set, which CI does. Without extra
+//!   arguments it then installs the Python package (`pip install .`, built with the dev
+//!   profile so that it reuses the test build's compiled dependencies) into a venv of its own
+//!   with `python/tests/requirements.txt`, and runs its pytest suite.
 //! - `bench [--images N] [--input DIR] [--json FILE]`: images/s of each stage, built in release,
 //!   with the machine (cores, CPU) and git commit; end-to-end runs with CPU use, peak RSS and
 //!   the busiest stage.
@@ -117,17 +120,24 @@ fn run(command: &mut Command) -> Result<()> {
 
 /// A venv with the check's pinned packages, rebuilt when requirements.txt changes.
 fn check_python(root: &Path) -> Result<PathBuf> {
-    let requirements = root.join("tools/check/requirements.txt");
+    venv(root, "check-venv", "tools/check/requirements.txt")
+}
+
+/// A venv `name` under the target directory with the pinned packages of `requirements`
+/// (relative to the root), rebuilt when that file changes. Its python.
+fn venv(root: &Path, name: &str, requirements: &str) -> Result<PathBuf> {
+    let requirements = root.join(requirements);
     let wanted = std::fs::read_to_string(&requirements)
         .with_context(|| format!("cannot read {}", requirements.display()))?;
-    let venv = target_dir(root).join("check-venv");
+    let venv = target_dir(root).join(name);
     let python = venv.join("bin/python");
     let stamp = venv.join("requirements.installed");
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(python);
     }
     eprintln!(
-        "xtask: installing the Python check's packages into {}",
+        "xtask: installing {} into {}",
+        requirements.display(),
         venv.display()
     );
     let _ = std::fs::remove_dir_all(&venv);
@@ -146,13 +156,51 @@ fn check_python(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// `pip install .` into the package's test venv, then its pytest suite.
+fn python_package_tests(root: &Path) -> Result<()> {
+    let python = venv(root, "python-venv", "python/tests/requirements.txt")?;
+    let bin = python.parent().expect("venv/bin").to_owned();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
+    eprintln!("xtask: pip install . (the Python package, dev profile)");
+    run(Command::new(&python)
+        .current_dir(root)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-build-isolation",
+            "--force-reinstall",
+            ".",
+        ])
+        // maturin's build backend runs the `maturin` of the venv; the dev profile shares the
+        // test build's optimised dependencies (a user's `pip install .` builds in release).
+        .env("PATH", &path)
+        .env("MATURIN_PEP517_ARGS", "--profile dev"))?;
+    run(Command::new(&python)
+        .current_dir(root)
+        .args(["-m", "pytest", "-q", "python/tests"])
+        .env("PATH", &path))
+}
+
 fn test(extra: &[String]) -> Result<()> {
     let root = workspace_root();
     let python = check_python(&root)?;
     run(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&root)
-            .args(["test", "--workspace", "--locked"])
+            // The Python module links against an interpreter: its tests are pytest's, below.
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "drift-pipeline-python",
+                "--locked",
+            ])
             .args(extra)
             .env("DRIFT_PIPELINE_PYTHON", &python)
             // The GPU parity test checks values, not speed: skip cubecl's kernel autotuning,
@@ -161,5 +209,9 @@ fn test(extra: &[String]) -> Result<()> {
                 "CUBECL_AUTOTUNE_LEVEL",
                 std::env::var_os("CUBECL_AUTOTUNE_LEVEL").unwrap_or_else(|| "minimal".into()),
             ),
-    )
+    )?;
+    if extra.is_empty() {
+        python_package_tests(&root)?;
+    }
+    Ok(())
 }

@@ -35,6 +35,7 @@
 //! and owns the command line.
 
 mod class_mapping;
+pub mod cli;
 pub mod demo;
 pub mod evaluate;
 mod label_shift;
@@ -42,13 +43,14 @@ mod pipeline;
 mod records;
 mod scenario;
 mod spec;
+mod stream;
 pub mod weights_fetch;
 
 pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};
 pub use drift_embedder::weights;
 pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
-pub use drift_reader::{Alpha, Dataset, DecodeLimits};
+pub use drift_reader::{Alpha, Dataset, DecodeLimits, ReaderError};
 pub use drift_sampler::StreamClock;
 pub use drift_transformer::{
     Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
@@ -68,9 +70,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+pub use stream::StreamState;
 
 use drift_embedder::{Embedder, EmbedderOptions, StateDict};
-use drift_reader::{Decoder, ReaderError};
+use drift_reader::Decoder;
 use drift_sampler::{Sampler, SamplerError};
 use drift_writer::{OutputFolder, StagedOutput};
 
@@ -153,6 +156,14 @@ pub enum PipelineError {
     /// An option outside its range.
     #[error(transparent)]
     Option(#[from] OptionError),
+    /// An earlier output whose stream cannot be continued here.
+    #[error("cannot continue the stream of {folder}: {reason}")]
+    Continuation {
+        /// The earlier output.
+        folder: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// A timestamp of the stream that is not a finite number.
     #[error(
         "sample {sample_id} would get timestamp {timestamp} (start {start} + {sample_id} x delta \
@@ -430,8 +441,10 @@ pub struct DriftGenerator {
     drift: Drift,
     label_shift: LabelShift,
     segment: Option<String>,
-    /// Successful `sample` calls so far.
-    calls: u64,
+    /// Every successful `sample` call of the stream so far (continued ones included).
+    history: Vec<stream::CallRecord>,
+    /// What file names derive from (the seed and the dataset's fingerprint).
+    stream_key: u64,
     embedding: Option<EmbeddingStage>,
     options: GeneratorOptions,
 }
@@ -460,6 +473,7 @@ impl DriftGenerator {
                     .collect::<Vec<_>>(),
             ),
             label_shift: LabelShift::default(),
+            stream_key: drift_sampler::stream_key(seed, dataset.fingerprint()),
             decoder: Decoder::new(options.size)
                 .with_limits(options.decode_limits)
                 .with_alpha(options.alpha),
@@ -467,9 +481,27 @@ impl DriftGenerator {
             class_mapping,
             drift: Drift::none(),
             segment: None,
-            calls: 0,
+            history: Vec::new(),
             options,
         })
+    }
+
+    /// Continues the stream an earlier output ended (see [`StreamState`]): the next call's
+    /// first sample gets the id after that output's last, and no image it or the outputs
+    /// before it used comes again while unused ones remain. Refused unless this generator is
+    /// new and has the stream's dataset (the same fingerprint), seed, image size and clock.
+    pub fn continue_stream(&mut self, state: &StreamState) -> Result<(), PipelineError> {
+        if !self.history.is_empty() {
+            return Err(PipelineError::Continuation {
+                folder: state.folder().to_owned(),
+                reason: "this generator has already sampled; continue on a new one".into(),
+            });
+        }
+        let mut sampler = self.sampler.clone();
+        state.replay(&mut sampler, &self.dataset, self.decoder.size())?;
+        self.sampler = sampler;
+        self.history = state.calls().to_vec();
+        Ok(())
     }
 
     /// Applies `transforms`, in order, to every sample of later `sample` calls (until
@@ -577,6 +609,18 @@ impl DriftGenerator {
         self.sampler.next_sample_id()
     }
 
+    /// Successful `sample` calls the stream has made (a continued stream's earlier ones too).
+    pub fn calls_made(&self) -> usize {
+        self.history.len()
+    }
+
+    /// How later calls write: zip entries under `<class_name>/`, and whether an existing
+    /// output may be replaced.
+    pub fn set_output_options(&mut self, organize_by_class: bool, overwrite: bool) {
+        self.options.organize_by_class = organize_by_class;
+        self.options.overwrite = overwrite;
+    }
+
     /// Writes the next `n` samples to `output`.
     pub fn sample(&mut self, n: u64, output: &Path) -> Result<SampleSummary, PipelineError> {
         self.sample_with_progress(n, output, &())
@@ -599,8 +643,7 @@ impl DriftGenerator {
         }
         let outcome = self.stage(n, &class_plan, folder, progress)?;
         outcome.staged.commit()?;
-        self.sampler.advance(&class_plan, outcome.positions_used, n);
-        self.calls += 1;
+        self.advance(&class_plan, outcome.positions_used, n);
         Ok(outcome.summary)
     }
 
@@ -623,10 +666,12 @@ impl DriftGenerator {
         let segment = self
             .segment
             .clone()
-            .unwrap_or_else(|| format!("segment {}", self.calls + 1));
+            .unwrap_or_else(|| format!("segment {}", self.history.len() + 1));
         let job = pipeline::Job {
             dataset: &self.dataset,
             sampler: &self.sampler,
+            history: &self.history,
+            stream_key: self.stream_key,
             class_plan,
             decoder: &self.decoder,
             drift: &self.drift,
@@ -650,9 +695,15 @@ impl DriftGenerator {
     ) -> Result<(SampleSummary, StagedOutput), PipelineError> {
         let class_plan = self.check_call(n)?;
         let outcome = self.stage(n, &class_plan, folder, progress)?;
-        self.sampler.advance(&class_plan, outcome.positions_used, n);
-        self.calls += 1;
+        self.advance(&class_plan, outcome.positions_used, n);
         Ok((outcome.summary, outcome.staged))
+    }
+
+    /// Moves the stream on past a call that landed (or was staged to land).
+    fn advance(&mut self, plan: &drift_sampler::ClassPlan, candidates: usize, samples: u64) {
+        self.sampler.advance(plan, candidates, samples);
+        self.history
+            .push(stream::CallRecord::new(plan, candidates, samples));
     }
 
     /// Whether a call of `n` samples can be made from here: the label shift's classes have the

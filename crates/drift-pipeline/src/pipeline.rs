@@ -32,6 +32,7 @@ use drift_writer::{
 };
 
 use crate::records::{self, ClassPriorsRecord, DriftRecord, SkippedRecord, Span, TransformRecord};
+use crate::stream::{CallRecord, StreamRecord};
 use crate::{
     ClassMapping, EmbeddingStage, GeneratorOptions, PipelineError, Progress, SampleSummary,
     SkippedImage, StageTimes,
@@ -42,6 +43,10 @@ use crate::{
 pub(crate) struct Job<'a> {
     pub dataset: &'a Dataset,
     pub sampler: &'a Sampler,
+    /// The stream's calls before this one.
+    pub history: &'a [crate::stream::CallRecord],
+    /// What file names derive from.
+    pub stream_key: u64,
     /// Which classes the call's candidates come from.
     pub class_plan: &'a ClassPlan,
     pub decoder: &'a Decoder,
@@ -178,7 +183,7 @@ pub(crate) fn run(
     let (writer, report) = run_stages(&job, writer, progress, &stage_clock)?;
     // drift.json, made once the other files are closed, names each with its size and hash.
     let staged = StageClock::time(&stage_clock.write, || {
-        writer.finish(|files| drift_record(&job, &report.skipped, files))
+        writer.finish(|files| drift_record(&job, &report, files))
     })?;
     let written = staged.summary().clone();
     let clock = job.sampler.clock();
@@ -422,7 +427,6 @@ fn sequence_samples(
     credits: Sender<()>,
     enough: &AtomicBool,
 ) -> SequencerReport {
-    let seed = job.sampler.seed();
     let clock = job.sampler.clock();
     let first_sample_id = job.sampler.next_sample_id();
     let mut report = SequencerReport::default();
@@ -440,7 +444,7 @@ fn sequence_samples(
                         timestamp: clock.timestamp(sample_id),
                         label: job.dataset.images()[message.dataset_index].label,
                         source_path,
-                        file_name: drift_sampler::file_name(seed, sample_id),
+                        file_name: drift_sampler::file_name(job.stream_key, sample_id),
                     };
                     report.produced += 1;
                     if samples.send(Sample { meta, image }).is_err() {
@@ -596,7 +600,8 @@ fn class_priors(plan: &ClassPlan) -> Option<Vec<f64>> {
 
 /// `drift.json`: what was applied to this output, the ranges it covers, the images skipped, and
 /// (given when every other file is closed) each file's size and SHA-256.
-fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -> String {
+fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -> String {
+    let skipped = &report.skipped;
     let clock = job.sampler.clock();
     let first = job.sampler.next_sample_id();
     let last = first + job.requested - 1;
@@ -655,6 +660,7 @@ fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -
                 reason: image.reason.clone(),
             })
             .collect(),
+        stream: stream_record(job, report.positions_used),
         timestamp: Span {
             first: clock.timestamp(first),
             last: clock.timestamp(last),
@@ -663,4 +669,27 @@ fn drift_record(job: &Job<'_>, skipped: &[SkippedImage], files: &[FileRecord]) -
         transforms,
         version: env!("CARGO_PKG_VERSION"),
     })
+}
+
+/// `drift.json`'s `stream`: the calls up to this one's end, included, and what they ran on.
+fn stream_record(job: &Job<'_>, positions_used: usize) -> StreamRecord {
+    let clock = job.sampler.clock();
+    let mut calls = job.history.to_vec();
+    calls.push(CallRecord::new(
+        job.class_plan,
+        positions_used,
+        job.requested,
+    ));
+    let root = job.dataset.root();
+    StreamRecord {
+        calls,
+        dataset_fingerprint: job.dataset.fingerprint().to_owned(),
+        dataset_images: job.dataset.images().len(),
+        delta_timestamp: clock.delta,
+        input: std::path::absolute(root)
+            .unwrap_or_else(|_| root.to_owned())
+            .to_string_lossy()
+            .into_owned(),
+        start_timestamp: clock.start,
+    }
 }

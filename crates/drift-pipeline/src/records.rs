@@ -39,6 +39,8 @@ pub(crate) struct DriftRecord {
     pub seed: u64,
     pub segment: String,
     pub skipped_images: Vec<SkippedRecord>,
+    /// Where the stream stands after this output: what a continuation replays.
+    pub stream: crate::stream::StreamRecord,
     pub timestamp: Span<f64>,
     pub tool: &'static str,
     pub transforms: Vec<TransformRecord>,

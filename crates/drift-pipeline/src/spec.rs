@@ -37,6 +37,8 @@ pub enum FrontEnd {
     CommandLine,
     /// A `drift-pipeline run` TOML file.
     ScenarioFile,
+    /// The Python package's keyword arguments.
+    Python,
 }
 
 impl FrontEnd {
@@ -53,6 +55,21 @@ impl FrontEnd {
                 };
                 format!("--{flag}")
             }
+            FrontEnd::Python => {
+                let keyword = match key {
+                    "input" => "input_path",
+                    "size" => "input_dim",
+                    "delta_timestamp" => "sample_delta_timestamp",
+                    "embeddings" => "compute_embeddings",
+                    "samples" => "num_samples",
+                    "output" => "output_path",
+                    "transforms" => "transform_list",
+                    "name" => "segment",
+                    "class_dirichlet" => "dirichlet",
+                    other => other,
+                };
+                format!("keyword '{keyword}'")
+            }
         }
     }
 
@@ -60,7 +77,7 @@ impl FrontEnd {
     fn segment_key(self, index: usize, name: &str, key: &str) -> String {
         match self {
             FrontEnd::ScenarioFile => format!("segment {} ({name}), key '{key}'", index + 1),
-            FrontEnd::CommandLine => self.key(key),
+            FrontEnd::CommandLine | FrontEnd::Python => self.key(key),
         }
     }
 
@@ -69,6 +86,7 @@ impl FrontEnd {
         match self {
             FrontEnd::ScenarioFile => format!("segment {} ({name})", index + 1),
             FrontEnd::CommandLine => "the run".to_owned(),
+            FrontEnd::Python => format!("sample() ({name})"),
         }
     }
 
@@ -77,6 +95,7 @@ impl FrontEnd {
         match self {
             FrontEnd::ScenarioFile => "set overwrite = true to replace it",
             FrontEnd::CommandLine => "use --overwrite to replace it",
+            FrontEnd::Python => "pass overwrite=True to replace it",
         }
     }
 
@@ -85,6 +104,7 @@ impl FrontEnd {
         match self {
             FrontEnd::ScenarioFile => "only applies with embeddings = true",
             FrontEnd::CommandLine => "only applies with --embeddings",
+            FrontEnd::Python => "only applies with compute_embeddings=True",
         }
     }
 }
@@ -94,8 +114,11 @@ impl FrontEnd {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRun {
-    /// The dataset root.
-    pub input: PathBuf,
+    /// The dataset root (default with `continue_from`: the stream's input).
+    pub input: Option<PathBuf>,
+    /// An earlier output whose stream this run continues: its seed, input, size and clock are
+    /// the defaults, and a different one is refused.
+    pub continue_from: Option<PathBuf>,
     /// Seed of every random draw (default [`DEFAULT_SEED`]).
     pub seed: Option<u64>,
     /// `WxH` or one number.
@@ -197,6 +220,8 @@ pub struct RunSpec {
     pub options: GeneratorOptions,
     /// The segments, in order.
     pub segments: Vec<Segment>,
+    /// The stream this run continues (`continue_from`), read and checked.
+    pub continues: Option<crate::StreamState>,
 }
 
 /// A run that was refused, or failed: where (in the front end's spelling) and why.
@@ -223,55 +248,78 @@ pub enum SpecError {
 impl RunSpec {
     /// Checks `raw` and fills in the defaults. Relative paths are taken relative to `base`.
     pub fn build(raw: RawRun, front_end: FrontEnd, base: &Path) -> Result<Self, SpecError> {
-        let invalid = |key: &str, reason: String| SpecError::Invalid {
-            place: front_end.key(key),
-            reason,
-        };
-        let mut options = GeneratorOptions {
-            organize_by_class: raw.organize_by_class,
-            class_mapping: raw.class_mapping.as_ref().map(|p| base.join(p)),
-            skip_bad_images: raw.skip_bad_images,
-            overwrite: raw.overwrite,
-            threads: raw.threads.unwrap_or(0),
-            clock: clock(&raw),
-            embeddings: embedding_options(&raw, front_end, base)?,
-            ..GeneratorOptions::default()
-        };
-        if let Some(size) = &raw.size {
-            options.size = size
-                .parse::<ImageSize>()
-                .map_err(|e| invalid("size", e.to_string()))?;
-        }
-        if let Some(alpha) = &raw.alpha {
-            options.alpha = alpha
-                .parse::<crate::Alpha>()
-                .map_err(|e| invalid("alpha", e))?;
-        }
-        if let Some(compression) = &raw.png_compression {
-            options.png_compression = compression
-                .parse::<PngCompression>()
-                .map_err(|e| invalid("png_compression", e))?;
-        }
-        options.validate().map_err(|e| option_error(e, front_end))?;
-        let input = base.join(&raw.input);
         if raw.segments.is_empty() {
             return Err(SpecError::Invalid {
                 place: "[[segment]]".into(),
                 reason: "a scenario needs at least one segment".into(),
             });
         }
-        let mut segments: Vec<Segment> = Vec::with_capacity(raw.segments.len());
-        for (index, segment) in raw.segments.into_iter().enumerate() {
-            let segment = build_segment(segment, index, &segments, &input, front_end, base)?;
-            segments.push(segment);
-        }
-        Ok(Self {
+        Self::build_stream(raw, front_end, base)
+    }
+
+    /// As [`RunSpec::build`], for a front end that gives segments one call at a time (Python's
+    /// `sample`): no segment is needed here; each later one goes through
+    /// [`RunSpec::segment`].
+    pub fn build_stream(raw: RawRun, front_end: FrontEnd, base: &Path) -> Result<Self, SpecError> {
+        let continues = match &raw.continue_from {
+            Some(folder) => Some(crate::StreamState::read(&base.join(folder)).map_err(|e| {
+                SpecError::Invalid {
+                    place: front_end.key("continue_from"),
+                    reason: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
+        let options = generator_options(&raw, continues.as_ref(), front_end, base)?;
+        let (seed, input) = seed_and_input(&raw, continues.as_ref(), front_end, base)?;
+        let mut spec = Self {
             front_end,
-            seed: raw.seed.unwrap_or(DEFAULT_SEED),
+            seed,
             input,
             options,
-            segments,
-        })
+            segments: Vec::with_capacity(raw.segments.len()),
+            continues,
+        };
+        // A continued stream's segments are numbered on from its earlier calls.
+        let earlier_calls = spec.continues.as_ref().map_or(0, |s| s.calls().len());
+        for (index, segment) in raw.segments.into_iter().enumerate() {
+            let segment = spec.check_segment(segment, index, earlier_calls + index, base)?;
+            spec.segments.push(segment);
+        }
+        Ok(spec)
+    }
+
+    /// Checks one more segment of a stream built by [`RunSpec::build_stream`]: `calls` is how
+    /// many the stream has made (it numbers the default name).
+    pub fn segment(&self, raw: RawSegment, calls: usize) -> Result<Segment, SpecError> {
+        self.check_segment(raw, calls, calls, Path::new(""))
+    }
+
+    /// Segment `index` of this run, the stream's call `number` (from 0), checked against the
+    /// segments before it and the stream it continues.
+    fn check_segment(
+        &self,
+        mut raw: RawSegment,
+        index: usize,
+        number: usize,
+        base: &Path,
+    ) -> Result<Segment, SpecError> {
+        raw.name = raw.name.or_else(|| Some(format!("segment {}", number + 1)));
+        let segment = build_segment(
+            raw,
+            index,
+            &self.segments,
+            &self.input,
+            self.front_end,
+            base,
+        )?;
+        if let Some(stream) = &self.continues {
+            check_not_continued(&segment, stream).map_err(|reason| SpecError::Invalid {
+                place: self.front_end.segment_key(index, &segment.name, "output"),
+                reason,
+            })?;
+        }
+        Ok(segment)
     }
 
     /// Replaces the cancel flag (set by a signal handler).
@@ -280,13 +328,146 @@ impl RunSpec {
     }
 }
 
-/// The stream clock of `raw` (checked with the other options by `GeneratorOptions::validate`).
-fn clock(raw: &RawRun) -> StreamClock {
-    let defaults = StreamClock::default();
-    StreamClock {
+/// How samples are made and written, from `raw` (and the stream it continues), checked.
+fn generator_options(
+    raw: &RawRun,
+    continues: Option<&crate::StreamState>,
+    front_end: FrontEnd,
+    base: &Path,
+) -> Result<GeneratorOptions, SpecError> {
+    let invalid = |key: &str, reason: String| SpecError::Invalid {
+        place: front_end.key(key),
+        reason,
+    };
+    let mut options = GeneratorOptions {
+        organize_by_class: raw.organize_by_class,
+        class_mapping: raw.class_mapping.as_ref().map(|p| base.join(p)),
+        skip_bad_images: raw.skip_bad_images,
+        overwrite: raw.overwrite,
+        threads: raw.threads.unwrap_or(0),
+        clock: clock(raw, continues, front_end)?,
+        embeddings: embedding_options(raw, front_end, base)?,
+        ..GeneratorOptions::default()
+    };
+    if let Some(size) = &raw.size {
+        options.size = size
+            .parse::<ImageSize>()
+            .map_err(|e| invalid("size", e.to_string()))?;
+    }
+    if let Some(stream) = continues {
+        if raw.size.is_some() && options.size != stream.size() {
+            let reason = kept_by_stream("image size", stream, options.size);
+            return Err(invalid("size", reason));
+        }
+        options.size = stream.size();
+    }
+    if let Some(alpha) = &raw.alpha {
+        options.alpha = alpha
+            .parse::<crate::Alpha>()
+            .map_err(|e| invalid("alpha", e))?;
+    }
+    if let Some(compression) = &raw.png_compression {
+        options.png_compression = compression
+            .parse::<PngCompression>()
+            .map_err(|e| invalid("png_compression", e))?;
+    }
+    options.validate().map_err(|e| option_error(e, front_end))?;
+    Ok(options)
+}
+
+/// The seed and the input folder: given, the continued stream's, or the defaults.
+fn seed_and_input(
+    raw: &RawRun,
+    continues: Option<&crate::StreamState>,
+    front_end: FrontEnd,
+    base: &Path,
+) -> Result<(u64, PathBuf), SpecError> {
+    let invalid = |key: &str, reason: String| SpecError::Invalid {
+        place: front_end.key(key),
+        reason,
+    };
+    let seed = match (raw.seed, continues) {
+        (Some(seed), Some(stream)) if seed != stream.seed() => {
+            return Err(invalid("seed", kept_by_stream("seed", stream, seed)));
+        }
+        (Some(seed), _) => seed,
+        (None, Some(stream)) => stream.seed(),
+        (None, None) => DEFAULT_SEED,
+    };
+    let input = match (&raw.input, continues) {
+        (Some(input), _) => base.join(input),
+        (None, Some(stream)) => stream.input().to_owned(),
+        (None, None) => {
+            return Err(invalid(
+                "input",
+                "is missing: name the dataset folder".into(),
+            ));
+        }
+    };
+    Ok((seed, input))
+}
+
+/// The stream clock of `raw` (checked with the other options by `GeneratorOptions::validate`):
+/// a continued stream's unless given, and then it must be the same.
+fn clock(
+    raw: &RawRun,
+    continues: Option<&crate::StreamState>,
+    front_end: FrontEnd,
+) -> Result<StreamClock, SpecError> {
+    let defaults = continues.map_or_else(StreamClock::default, crate::StreamState::clock);
+    let clock = StreamClock {
         start: raw.start_timestamp.unwrap_or(defaults.start),
         delta: raw.delta_timestamp.unwrap_or(defaults.delta),
+    };
+    if let Some(stream) = continues {
+        for (key, given, kept) in [
+            ("start_timestamp", clock.start, defaults.start),
+            ("delta_timestamp", clock.delta, defaults.delta),
+        ] {
+            if given.to_bits() != kept.to_bits() {
+                return Err(SpecError::Invalid {
+                    place: front_end.key(key),
+                    reason: kept_by_stream(key, stream, given),
+                });
+            }
+        }
     }
+    Ok(clock)
+}
+
+/// Why a continuation refuses another `what` than its stream's.
+fn kept_by_stream(
+    what: &str,
+    stream: &crate::StreamState,
+    given: impl std::fmt::Display,
+) -> String {
+    let kept = match what {
+        "seed" => stream.seed().to_string(),
+        "image size" => stream.size().to_string(),
+        "start_timestamp" => stream.clock().start.to_string(),
+        _ => stream.clock().delta.to_string(),
+    };
+    format!(
+        "{given} differs from the {what} of the stream in {} ({kept}); a continued \
+         stream keeps it (leave it out)",
+        stream.folder().display()
+    )
+}
+
+/// Refuses a segment that would write over the output being continued.
+fn check_not_continued(segment: &Segment, stream: &crate::StreamState) -> Result<(), String> {
+    let same = drift_writer::resolve_path(&segment.output)
+        .ok()
+        .zip(drift_writer::resolve_path(stream.folder()).ok())
+        .is_some_and(|(a, b)| a == b);
+    if same {
+        return Err(format!(
+            "{} is the output whose stream this run continues: write the continuation to \
+             another folder",
+            segment.output.display()
+        ));
+    }
+    Ok(())
 }
 
 /// An option's range error, at the key as `front_end` spells it.
@@ -381,8 +562,8 @@ fn build_segment(
                 .map_err(|e| invalid("drift", e.to_string()))?;
             if transforms.is_empty() && shape != DriftShape::Abrupt {
                 let reason = match front_end {
-                    FrontEnd::ScenarioFile => "a drift shape needs transforms to apply".into(),
                     FrontEnd::CommandLine => format!("{shape} needs --transform"),
+                    _ => "a drift shape needs transforms to apply".into(),
                 };
                 return Err(invalid("drift", reason));
             }
@@ -512,9 +693,23 @@ impl RunSpec {
         Ok(summaries)
     }
 
-    /// The generator over the input, with the weights and class mapping loaded.
-    fn generator(&self) -> Result<crate::DriftGenerator, SpecError> {
-        crate::DriftGenerator::new(self.seed, &self.input, self.options.clone()).map_err(|e| {
+    /// The generator over the input, with the weights and class mapping loaded, and the
+    /// continued stream (if any) replayed.
+    pub fn generator(&self) -> Result<crate::DriftGenerator, SpecError> {
+        let mut generator =
+            crate::DriftGenerator::new(self.seed, &self.input, self.options.clone())
+                .map_err(|e| self.generator_error(e))?;
+        if let Some(stream) = &self.continues {
+            generator
+                .continue_stream(stream)
+                .map_err(|e| run_error(self.front_end.key("continue_from"), e))?;
+        }
+        Ok(generator)
+    }
+
+    /// A failure to make the generator, at the key whose file failed.
+    fn generator_error(&self, e: PipelineError) -> SpecError {
+        {
             // Name the key whose file failed, not the dataset's.
             let place = match &e {
                 PipelineError::Embedder(_) | PipelineError::NoWeights(_) => {
@@ -524,7 +719,7 @@ impl RunSpec {
                 _ => format!("{} ({})", self.front_end.key("input"), self.input.display()),
             };
             run_error(place, e)
-        })
+        }
     }
 
     /// Checks, before anything is written, that the segments fit in the dataset, that their
@@ -573,7 +768,13 @@ impl RunSpec {
     }
 }
 
-/// Sets the generator up for `segment`: its drift, name, label shift and class mapping.
+impl Segment {
+    /// Sets `generator` up for this segment: its drift, name, label shift and class mapping.
+    pub fn apply(&self, generator: &mut crate::DriftGenerator) -> Result<(), PipelineError> {
+        apply_segment(generator, self)
+    }
+}
+
 fn apply_segment(
     generator: &mut crate::DriftGenerator,
     segment: &Segment,

@@ -34,6 +34,8 @@ pub struct ImageEntry {
     pub path: PathBuf,
     /// Its class's label.
     pub label: usize,
+    /// Its size when the dataset was scanned.
+    pub bytes: u64,
 }
 
 /// A scanned class-folder dataset: classes, images and what was ignored.
@@ -44,6 +46,7 @@ pub struct Dataset {
     images: Vec<ImageEntry>,
     ignored_count: usize,
     ignored_examples: Vec<PathBuf>,
+    fingerprint: String,
 }
 
 impl Dataset {
@@ -72,6 +75,7 @@ impl Dataset {
             images: Vec::new(),
             ignored_count: 0,
             ignored_examples: Vec::new(),
+            fingerprint: String::new(),
         };
 
         let mut class_dirs = Vec::new();
@@ -114,13 +118,14 @@ impl Dataset {
             });
         }
         dataset.classes = ClassTable::new(class_dirs.into_iter().map(|(name, _)| name).collect());
+        dataset.fingerprint = dataset.listing_fingerprint();
         Ok(dataset)
     }
 
     /// Appends the images of one class: folders in sorted path order, files sorted within each
     /// folder, as `sorted(os.walk(...))` in torchvision's `make_dataset` does.
     fn list_class(&mut self, class_dir: &Path, label: usize) -> Result<(), ReaderError> {
-        let mut by_folder: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
+        let mut by_folder: BTreeMap<String, Vec<(String, PathBuf, u64)>> = BTreeMap::new();
         let mut walker = walkdir::WalkDir::new(class_dir)
             .follow_links(true)
             .min_depth(1)
@@ -149,9 +154,8 @@ impl Dataset {
                 continue;
             }
             // A FIFO or device named like an image would block the decoder forever.
-            let kind = std::fs::metadata(&path)
-                .map_err(|source| io_error(&path, source))?
-                .file_type();
+            let metadata = std::fs::metadata(&path).map_err(|source| io_error(&path, source))?;
+            let kind = metadata.file_type();
             if !kind.is_file() {
                 return Err(ReaderError::NotAFile {
                     kind: drift_core::describe_file_type(kind).to_owned(),
@@ -168,17 +172,37 @@ impl Dataset {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            by_folder.entry(folder).or_default().push((name, path));
+            by_folder
+                .entry(folder)
+                .or_default()
+                .push((name, path, metadata.len()));
         }
         for (_, mut files) in by_folder {
             files.sort();
-            self.images.extend(
-                files
-                    .into_iter()
-                    .map(|(_, path)| ImageEntry { path, label }),
-            );
+            self.images
+                .extend(files.into_iter().map(|(_, path, bytes)| ImageEntry {
+                    path,
+                    label,
+                    bytes,
+                }));
         }
         Ok(())
+    }
+
+    /// SHA-256 of the listing: every image's path relative to the root (`/`-separated, class
+    /// folder first) and size, in label order. Names and sizes, not contents: hashing every
+    /// image would read the whole dataset, and a changed file almost always changes size.
+    fn listing_fingerprint(&self) -> String {
+        let mut listing = String::from("drift-pipeline dataset listing v1\n");
+        for image in &self.images {
+            let relative = image.path.strip_prefix(&self.root).unwrap_or(&image.path);
+            let parts: Vec<_> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect();
+            listing.push_str(&format!("{}\t{}\n", parts.join("/"), image.bytes));
+        }
+        drift_core::sha256_hex(listing.as_bytes()).expect("hashing bytes in memory cannot fail")
     }
 
     fn ignore(&mut self, path: PathBuf) {
@@ -215,6 +239,12 @@ impl Dataset {
     /// How many files and folders were ignored (not images, hidden, or loose files in the root).
     pub fn ignored_count(&self) -> usize {
         self.ignored_count
+    }
+
+    /// Identifies the dataset's listing (paths and sizes, see the README): a stream continued
+    /// on another run refuses a dataset whose fingerprint changed, and file names derive from it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The first [`IGNORED_EXAMPLES`] ignored paths.

@@ -25,11 +25,20 @@
 pub use drift_core::{Purpose, SampleRng, sample_rng};
 use rand::seq::SliceRandom;
 
-/// The output file name of a sample: a UUID-v4-shaped string from (seed, sample_id), plus `.png`.
-pub fn file_name(seed: u64, sample_id: u64) -> String {
+/// The key file names derive from: the seed and the dataset's fingerprint, hashed. Two streams
+/// that share a seed but not a dataset get different names, so their outputs never collide.
+pub fn stream_key(seed: u64, dataset_fingerprint: &str) -> u64 {
+    let digest = drift_core::sha256_hex(format!("{seed}\n{dataset_fingerprint}").as_bytes())
+        .expect("hashing bytes in memory cannot fail");
+    u64::from_str_radix(&digest[..16], 16).expect("sha256_hex gives hex digits")
+}
+
+/// The output file name of a sample: a UUID-v4-shaped string from ([`stream_key`], sample_id),
+/// plus `.png`.
+pub fn file_name(stream_key: u64, sample_id: u64) -> String {
     let mut bytes = [0u8; 16];
     rand::Rng::fill_bytes(
-        &mut sample_rng(seed, sample_id, Purpose::FileName),
+        &mut sample_rng(stream_key, sample_id, Purpose::FileName),
         &mut bytes,
     );
     let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
@@ -555,6 +564,13 @@ mod tests {
         let name = file_name(42, 0);
         assert_eq!(name, file_name(42, 0));
         assert_ne!(name, file_name(42, 1));
+        // Same seed, another dataset: another key, other names.
+        assert_ne!(stream_key(42, "aa"), stream_key(42, "ab"));
+        assert_ne!(stream_key(42, "aa"), stream_key(43, "aa"));
+        assert_ne!(
+            file_name(stream_key(42, "aa"), 0),
+            file_name(stream_key(42, "ab"), 0)
+        );
         let stem = name.strip_suffix(".png").unwrap();
         let parsed = uuid::Uuid::parse_str(stem).unwrap();
         assert_eq!(parsed.get_version_num(), 4);

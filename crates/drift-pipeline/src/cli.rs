@@ -1,0 +1,828 @@
+//! The `drift-pipeline` command line: flags, progress bars, messages and exit codes. The
+//! binary (`main.rs`) and the Python wheel's `drift-pipeline` script both run [`main_with`].
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::{
+    Dataset, DriftGenerator, DriftShape, EmbeddingOptions, FrontEnd, GeneratorOptions, ImageSize,
+    MAX_THREADS, PipelineError, PngCompression, Progress, RawRun, RawSegment, Recovery, RunSpec,
+    SampleSummary, Scenario, TransformKind, TransformSpec, WriterError, demo,
+};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "drift-pipeline",
+    version,
+    about = "Generate image datasets with controlled, synthetic drift."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sample a class-folder dataset into a timestamped stream (zip + Parquet tables).
+    Generate(GenerateArgs),
+    /// Run a scenario file: segments of clean and drifted samples from one seeded stream.
+    Run {
+        /// The scenario (TOML); see docs/scenario.toml.
+        scenario: PathBuf,
+        /// Worker threads per parallel stage (default: one per core).
+        #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+        threads: usize,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Measure how strong a drift is: the KL between drifted and clean embeddings, per batch,
+    /// at each drift level; writes kl.parquet, summary.csv and two plots (PNG and SVG).
+    Evaluate(EvaluateArgs),
+    /// ResNet18 weights for --embeddings: download them, or show what is cached.
+    Weights {
+        #[command(subcommand)]
+        command: WeightsCommand,
+    },
+    /// Check that an output folder holds one complete output: every file its drift.json lists,
+    /// with the recorded size and SHA-256, and nothing else. Reads only.
+    Verify {
+        /// The output folder.
+        dir: PathBuf,
+    },
+    /// Show a dataset's classes, labels, image counts and ignored files.
+    Inspect {
+        /// The dataset root: one sub-folder per class.
+        dir: PathBuf,
+    },
+    /// Generate a small synthetic dataset and sample it: a first run with no input of your own.
+    Demo {
+        /// Where to put the demo dataset (DIR/dataset) and its samples: DIR/reference (clean) and
+        /// DIR/production (drifted with default=0.3).
+        dir: PathBuf,
+        /// Replace outputs of an earlier demo run.
+        #[arg(long)]
+        overwrite: bool,
+        /// Generated images per class (4 classes); each of the two sample calls takes half of
+        /// all images.
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        images_per_class: u64,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum WeightsCommand {
+    /// Download torchvision's resnet18-f37072fd.pth (IMAGENET1K_V1) into the cache directory,
+    /// verifying its SHA-256; a mismatch deletes the download.
+    Fetch {
+        /// Download from here instead (a mirror).
+        #[arg(long)]
+        url: Option<String>,
+        /// Expect this SHA-256 instead of torchvision's (for other files).
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// Save here instead of the cache directory.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Show the cache directory and which known weights files it holds, verified.
+    List,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// The dataset root: one sub-folder per class, images found recursively [default with
+    /// --continue-from: the stream's input].
+    #[arg(long, value_name = "DIR", required_unless_present = "continue_from")]
+    input: Option<PathBuf>,
+    /// Continue the stream of an earlier output: sample ids, timestamps and images go on where
+    /// DIR ended (no image of DIR's stream comes again while unused ones remain). Its seed,
+    /// input, size and clock are the defaults; a different one, or a changed dataset, is
+    /// refused.
+    #[arg(long, value_name = "DIR")]
+    continue_from: Option<PathBuf>,
+    /// The output folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// How many samples to draw (each image at most once).
+    #[arg(long, value_name = "N")]
+    num_samples: u64,
+    /// Seed of the permutation, file names and every random draw [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Put zip entries under <class_name>/ instead of the zip root.
+    #[arg(long)]
+    organize_by_class: bool,
+    /// Output image size, WIDTHxHEIGHT or one number for a square [default: 224x224].
+    #[arg(long, value_name = "WxH")]
+    size: Option<String>,
+    /// Timestamp of sample 0, in seconds since the Unix epoch [default: 1717232400, 2024-06-01
+    /// 09:00 UTC].
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    start_timestamp: Option<f64>,
+    /// Seconds between consecutive samples [default: 1800].
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    delta_timestamp: Option<f64>,
+    /// JSON or TOML table: class name or original label -> published label.
+    #[arg(long, value_name = "FILE")]
+    class_mapping: Option<PathBuf>,
+    /// Skip unreadable images (counted and reported) instead of failing.
+    #[arg(long)]
+    skip_bad_images: bool,
+    /// Alpha channels: drop (the default; colours under transparency stay, as torchvision's
+    /// ImageFolder) or composite onto white, black or #RRGGBB.
+    #[arg(long, value_name = "MODE")]
+    alpha: Option<String>,
+    /// Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order.
+    #[arg(long = "transform", value_name = "NAME=LEVEL", long_help = transform_help(
+        "Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order."))]
+    transforms: Vec<String>,
+    /// How the drift arrives over the samples: abrupt (all, the default), gradual:width=N
+    /// [,center=K][,ramp=linear], incremental:from=A,to=B (levels scaled from A to B), or
+    /// recurring:period=N,duty=F. Needs --transform.
+    #[arg(long, value_name = "SHAPE")]
+    drift: Option<String>,
+    /// The segment name in drift_log.parquet and drift.json [default: segment 1].
+    #[arg(long, value_name = "NAME")]
+    segment: Option<String>,
+    /// Replace an existing output in the output folder.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    embedding: EmbeddingArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// The dataset root: one sub-folder per class, images found recursively.
+    #[arg(long, value_name = "DIR")]
+    input: PathBuf,
+    /// The report folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// The transform to sweep; repeat for a combined list, applied in order, all at each level.
+    #[arg(long = "transform", value_name = "NAME", required = true, long_help = transform_help(
+        "The transform to sweep; repeat for a combined list, applied in order, all at each level."))]
+    transforms: Vec<TransformKind>,
+    /// Drift levels to measure, comma-separated, each in [0, 1].
+    #[arg(long, value_name = "L,L,...", value_delimiter = ',', value_parser = unit_f64,
+          default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0")]
+    levels: Vec<f64>,
+    /// Evaluate only the first N images of the seeded order (default: the whole dataset).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    num_samples: Option<u64>,
+    /// Seed of the image order and of every transform draw.
+    #[arg(long, default_value_t = crate::DEFAULT_SEED)]
+    seed: u64,
+    /// Image size the network sees, WIDTHxHEIGHT or one number for a square.
+    #[arg(long, value_name = "WxH", default_value = "224x224")]
+    size: ImageSize,
+    /// Replace an earlier report in the output folder.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// Threads for the embedder (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+    threads: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The network's flags, as written: the run spec parses and checks them.
+#[derive(Args)]
+struct NetworkArgs {
+    /// ResNet18 weights: torchvision .pth or safetensors (default: the cache, see `weights`).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Where to embed: auto (a GPU if this build has one and it answers, else CPU, the
+    /// default), cpu, gpu.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+    /// CPU backend: flex (fastest, the default) or ndarray (builds with the `ndarray` feature).
+    #[arg(long, value_name = "BACKEND")]
+    cpu_backend: Option<String>,
+    /// Network input: none ([0, 1] pixels, as the Python tool; the default) or imagenet
+    /// (mean/std).
+    #[arg(long, value_name = "MODE")]
+    normalize: Option<String>,
+    /// Images per forward pass (in evaluate, also the images per KL: SPEC's batch B)
+    /// [default: 32].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<u64>,
+}
+
+impl NetworkArgs {
+    /// The flags into `raw`, with embeddings on or off.
+    fn fill(&self, raw: &mut RawRun, embeddings: bool) {
+        raw.embeddings = embeddings;
+        raw.weights = self.weights.clone();
+        raw.device = self.device.clone();
+        raw.cpu_backend = self.cpu_backend.clone();
+        raw.normalize = self.normalize.clone();
+        raw.batch_size = self.batch_size;
+    }
+
+    /// The embedding options, checked by the run spec.
+    fn options(&self) -> Result<EmbeddingOptions> {
+        let mut raw = RawRun::default();
+        self.fill(&mut raw, true);
+        Ok(
+            crate::embedding_options(&raw, FrontEnd::CommandLine, Path::new(""))?
+                .expect("embeddings are on"),
+        )
+    }
+}
+
+#[derive(Args)]
+struct EmbeddingArgs {
+    /// Also write embeddings.parquet: 512-d ResNet18 features of every sample.
+    #[arg(long)]
+    embeddings: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Worker threads per parallel stage (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+    threads: usize,
+    /// PNG compression effort: fast, balanced or high.
+    #[arg(long, value_name = "LEVEL", default_value = "fast")]
+    png_compression: PngCompression,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        Ok(_) => Err(format!(
+            "{text} threads is more than the {MAX_THREADS} allowed (0 means one per core)"
+        )),
+        Err(_) => Err(format!("'{text}' is not a thread count")),
+    }
+}
+
+fn finite_f64(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        _ => Err(format!("'{text}' is not a finite number")),
+    }
+}
+
+/// `--help` for a transform flag: `summary`, then every registered transform and what its level
+/// controls (from the registry, so a new transform shows up here by itself).
+fn transform_help(summary: &str) -> String {
+    let mut help = format!("{summary}\n\nTransforms:");
+    for kind in TransformKind::all() {
+        help.push_str(&format!("\n  {}: {}", kind.name(), kind.description()));
+    }
+    help
+}
+
+fn unit_f64(text: &str) -> Result<f64, String> {
+    match finite_f64(text.trim())? {
+        value if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("drift level '{text}' is outside [0, 1]")),
+    }
+}
+
+/// The signals that stop a run cleanly: the pipeline stops, every output folder keeps what it
+/// had, and the exit code is 128 + the signal's number. A second one ends the process at once
+/// (the next run into the folder removes what it staged).
+const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+/// Runs the command line on `args` (the program name first, as `std::env::args_os`) and
+/// returns the exit code: 0, 1 for an error, 2 for bad usage, 128 + n after signal n.
+pub fn main_with<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version are "errors" that print to stdout and exit 0.
+            let _ = error.print();
+            return error.exit_code() as u8;
+        }
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let signal = Arc::new(AtomicUsize::new(0));
+    for number in STOP_SIGNALS {
+        // Registered first, so it sees the flag as it was before this signal set it. Failing to
+        // install the handlers only loses the clean stop.
+        let _ =
+            signal_hook::flag::register_conditional_shutdown(number, 128 + number, cancel.clone());
+        let _ = signal_hook::flag::register_usize(number, signal.clone(), number as usize);
+        let _ = signal_hook::flag::register(number, cancel.clone());
+    }
+    match run(cli, cancel) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {}{}", error_chain(error.as_ref()), hint(&error));
+            let interrupted = error.chain().any(|cause| {
+                let pipeline = cause.downcast_ref::<PipelineError>().or_else(|| {
+                    cause
+                        .downcast_ref::<Box<PipelineError>>()
+                        .map(AsRef::as_ref)
+                });
+                matches!(pipeline, Some(PipelineError::Cancelled))
+            });
+            let code = match signal.load(Ordering::Relaxed) {
+                number if interrupted && number > 0 => 128 + number,
+                _ if interrupted => 130,
+                _ => 1,
+            };
+            code as u8
+        }
+    }
+}
+
+/// What to do about `error` in this front end's words (stage errors name no flags).
+fn hint(error: &anyhow::Error) -> &'static str {
+    let exists = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<PipelineError>(),
+            Some(PipelineError::Writer(WriterError::OutputExists { .. }))
+        ) || matches!(
+            cause.downcast_ref::<WriterError>(),
+            Some(WriterError::OutputExists { .. })
+        )
+    });
+    if exists {
+        " (use --overwrite to replace it)"
+    } else {
+        ""
+    }
+}
+
+/// The error and its causes on one line, each cause once: libraries often show their source
+/// in their own message too (`... (os error 28): No space left on device (os error 28)`).
+/// Every front end reports errors in these words.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = current.source();
+    }
+    line
+}
+
+fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate(args, cancel),
+        Command::Inspect { dir } => inspect(&dir),
+        Command::Verify { dir } => {
+            let files = crate::verify(&dir)?;
+            let bytes: u64 = files.iter().map(|file| file.bytes).sum();
+            println!(
+                "{}: complete output, {} files and drift.json verified ({bytes} bytes)",
+                dir.display(),
+                files.len()
+            );
+            Ok(())
+        }
+        Command::Evaluate(args) => evaluate(args, cancel),
+        Command::Weights { command } => weights(command),
+        Command::Run {
+            scenario,
+            threads,
+            quiet,
+        } => run_scenario(&scenario, threads, quiet, cancel),
+        Command::Demo {
+            dir,
+            overwrite,
+            images_per_class,
+            run,
+        } => run_demo(&dir, overwrite, images_per_class as usize, run, cancel),
+    }
+}
+
+fn options(run: &RunArgs, cancel: Arc<AtomicBool>) -> GeneratorOptions {
+    GeneratorOptions {
+        threads: run.threads,
+        png_compression: run.png_compression,
+        cancel: Some(cancel),
+        ..GeneratorOptions::default()
+    }
+}
+
+/// `generate` is a one-segment run: its flags fill the same raw run a scenario file does, and
+/// the run spec checks them.
+fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+    let mut raw = RawRun {
+        input: args.input,
+        continue_from: args.continue_from,
+        seed: args.seed,
+        size: args.size,
+        start_timestamp: args.start_timestamp,
+        delta_timestamp: args.delta_timestamp,
+        organize_by_class: args.organize_by_class,
+        class_mapping: args.class_mapping,
+        skip_bad_images: args.skip_bad_images,
+        alpha: args.alpha,
+        overwrite: args.overwrite,
+        png_compression: Some(args.run.png_compression.name().to_owned()),
+        threads: Some(args.run.threads),
+        segments: vec![RawSegment {
+            name: args.segment,
+            samples: args.num_samples,
+            output: args.output,
+            transforms: args.transforms,
+            drift: args.drift,
+            ..RawSegment::default()
+        }],
+        ..RawRun::default()
+    };
+    args.embedding
+        .network
+        .fill(&mut raw, args.embedding.embeddings);
+    let mut spec = RunSpec::build(raw, FrontEnd::CommandLine, Path::new(""))?;
+    spec.set_cancel(Some(cancel));
+    let quiet = args.run.quiet;
+    spec.run(
+        |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
+        |segment, summary, dataset| {
+            let drift = drift_description(&segment.transforms, &segment.shape);
+            report_summary(summary, dataset.classes().len(), &drift, quiet);
+        },
+    )?;
+    Ok(())
+}
+
+fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+    use crate::evaluate::{EvaluateOptions, evaluate};
+    let options = EvaluateOptions {
+        transforms: args.transforms,
+        levels: args.levels,
+        num_samples: args.num_samples,
+        seed: args.seed,
+        size: args.size,
+        embedding: args.network.options()?,
+        threads: args.threads,
+        overwrite: args.overwrite,
+        cancel: Some(cancel),
+        ..EvaluateOptions::default()
+    };
+    let bar = ProgressReport::new(0, args.quiet, "embeddings");
+    let result = evaluate(&args.input, &args.output, &options, &bar);
+    bar.0.finish_and_clear();
+    let evaluation = result.map_err(|error| match error {
+        PipelineError::Reader(_) => {
+            anyhow::Error::new(error).context(format!("cannot use input {}", args.input.display()))
+        }
+        other => anyhow::Error::new(other)
+            .context(format!("cannot evaluate into {}", args.output.display())),
+    })?;
+    println!(
+        "{}: {} levels x {} batches of up to {} images ({} images); {}",
+        evaluation.transforms,
+        evaluation.summaries.len(),
+        evaluation.batches,
+        options.embedding.batch_size,
+        evaluation.images,
+        evaluation.embedding_description
+    );
+    println!(
+        "{:>6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "level", "batches", "median", "p25", "p75", "mean", "sd"
+    );
+    // Four decimals for KLs of pretrained weights (0.01..1); small ones keep their digits.
+    let kl = |value: f64| {
+        if value == 0.0 || value >= 0.01 {
+            format!("{value:.4}")
+        } else {
+            format!("{value:.3e}")
+        }
+    };
+    for s in &evaluation.summaries {
+        println!(
+            "{:>6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            format!("{:?}", s.drift_level),
+            s.batches,
+            kl(s.median),
+            kl(s.p25),
+            kl(s.p75),
+            kl(s.mean),
+            s.sd.map_or("-".to_owned(), kl)
+        );
+    }
+    println!(
+        "wrote kl.parquet, summary.csv, kl_by_batch.png/.svg, kl_by_level.png/.svg and \
+         evaluation.json to {} in {:.1} s, {:.1} images/s (each image at each level)",
+        evaluation.output.display(),
+        evaluation.elapsed.as_secs_f64(),
+        evaluation.images_per_second()
+    );
+    Ok(())
+}
+
+fn sample(
+    generator: &mut DriftGenerator,
+    n: u64,
+    output: &Path,
+    quiet: bool,
+) -> Result<SampleSummary> {
+    let bar = ProgressReport::new(n, quiet, "samples");
+    let result = generator.sample_with_progress(n, output, &bar);
+    bar.0.finish_and_clear();
+    result.with_context(|| format!("cannot write {n} samples to {}", output.display()))
+}
+
+fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
+    let drift = drift_description(
+        generator.drift().chain().specs(),
+        &generator.drift().shape(),
+    );
+    report_summary(summary, generator.dataset().classes().len(), &drift, quiet);
+}
+
+fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
+    match specs {
+        [] => "no drift".to_owned(),
+        specs => {
+            let list: Vec<String> = specs.iter().map(ToString::to_string).collect();
+            format!("drift {} ({shape})", list.join(", "))
+        }
+    }
+}
+
+fn report_summary(summary: &SampleSummary, classes: usize, drift: &str, quiet: bool) {
+    let skipped = match summary.skipped.len() {
+        0 => String::new(),
+        1 => "; skipped 1 unreadable image (listed in drift.json)".to_owned(),
+        n => format!("; skipped {n} unreadable images (listed in drift.json)"),
+    };
+    println!(
+        "wrote {} samples ({} classes, sample_id {}..={}, {drift}) to {} in {:.2} s, {:.0} images/s{skipped}",
+        summary.samples,
+        classes,
+        summary.first_sample_id,
+        summary.first_sample_id + summary.samples - 1,
+        summary.output.display(),
+        summary.elapsed.as_secs_f64(),
+        summary.images_per_second(),
+    );
+    // Warnings, so --quiet (which hides progress) does not hide them.
+    for image in &summary.skipped {
+        eprintln!("skipped {}: {}", image.path.display(), image.reason);
+    }
+    if !quiet {
+        // Where the time went, so a slow run says which stage to look at.
+        let per_sample =
+            |time: std::time::Duration| 1e3 * time.as_secs_f64() / summary.samples.max(1) as f64;
+        let stages: Vec<String> = summary
+            .stage_times
+            .stages()
+            .iter()
+            .filter(|(_, time)| !time.is_zero())
+            .map(|&(name, time)| format!("{name} {:.2}", per_sample(time)))
+            .collect();
+        println!(
+            "thread time per sample, ms: {} (busiest: {})",
+            stages.join(", "),
+            summary.stage_times.busiest().0
+        );
+    }
+}
+
+/// An indicatif bar on a terminal; hidden when stderr is not a terminal or with --quiet.
+struct ProgressReport(ProgressBar);
+
+impl ProgressReport {
+    fn new(total: u64, quiet: bool, unit: &str) -> Self {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Self(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}}"
+            ))
+            .expect("the template is valid"),
+        );
+        Self(bar)
+    }
+}
+
+impl Progress for ProgressReport {
+    fn samples_written(&self, written: u64, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(written);
+    }
+
+    /// A note, not progress: shown with --quiet too.
+    fn recovered(&self, folder: &Path, recovery: &Recovery) {
+        self.0
+            .suspend(|| eprintln!("note: {}: {recovery}", folder.display()));
+    }
+}
+
+fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool>) -> Result<()> {
+    let mut scenario = Scenario::load(path)?;
+    scenario.set_run_options(threads, Some(cancel));
+    scenario.run(
+        |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
+        |segment, summary, dataset| {
+            let drift = drift_description(&segment.transforms, &segment.shape);
+            report_summary(summary, dataset.classes().len(), &drift, quiet);
+        },
+    )?;
+    Ok(())
+}
+
+fn weights(command: WeightsCommand) -> Result<()> {
+    use crate::weights_fetch::{FetchRequest, Fetched, fetch};
+    match command {
+        WeightsCommand::Fetch {
+            url,
+            sha256,
+            output,
+            quiet,
+        } => {
+            let request = FetchRequest::new(url, sha256, output)?;
+            let bar = if quiet || !std::io::stderr().is_terminal() {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(0).with_style(
+                    ProgressStyle::with_template(
+                        "{bar:40} {bytes}/{total_bytes}, {bytes_per_sec}, eta {eta}",
+                    )
+                    .expect("the template is valid"),
+                )
+            };
+            if !quiet {
+                eprintln!(
+                    "downloading {} to {}",
+                    request.url,
+                    request.destination.display()
+                );
+            }
+            let result = fetch(&request, &|received, total| {
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(received);
+            });
+            bar.finish_and_clear();
+            match result? {
+                Fetched::Downloaded(bytes) => println!(
+                    "saved {} ({bytes} bytes, sha256 {} verified)",
+                    request.destination.display(),
+                    request.sha256
+                ),
+                Fetched::AlreadyPresent => println!(
+                    "{} is already there (sha256 {} verified)",
+                    request.destination.display(),
+                    request.sha256
+                ),
+            }
+            Ok(())
+        }
+        WeightsCommand::List => {
+            use crate::weights::{CACHE_ENV, KNOWN_WEIGHTS, cache_dir, sha256_file};
+            let Some(dir) = cache_dir() else {
+                anyhow::bail!("no cache directory: set {CACHE_ENV} or HOME");
+            };
+            println!(
+                "cache directory {} (override with {CACHE_ENV})",
+                dir.display()
+            );
+            for known in KNOWN_WEIGHTS {
+                let path = dir.join(known.file_name);
+                let state = if !path.is_file() {
+                    "absent".to_owned()
+                } else {
+                    match sha256_file(&path) {
+                        Ok(hash) if hash == known.sha256 => "present, sha256 verified".to_owned(),
+                        Ok(hash) => format!("present but WRONG sha256 {hash}: delete it"),
+                        Err(error) => format!("unreadable: {error}"),
+                    }
+                };
+                println!("  {:<32} {state}  ({})", known.file_name, known.description);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn inspect(dir: &Path) -> Result<()> {
+    let dataset =
+        Dataset::scan(dir).with_context(|| format!("cannot inspect {}", dir.display()))?;
+    let counts = dataset.counts_per_class();
+    let width = dataset
+        .classes()
+        .names()
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("dataset {}", dir.display());
+    println!("{:>5}  {:<width$}  {:>8}", "label", "class", "images");
+    for (label, name) in dataset.classes().names().iter().enumerate() {
+        println!("{label:>5}  {name:<width$}  {:>8}", counts[label]);
+    }
+    println!(
+        "{} classes, {} images, {} files or folders ignored",
+        dataset.classes().len(),
+        dataset.images().len(),
+        dataset.ignored_count()
+    );
+    for path in dataset.ignored_examples() {
+        println!("  ignored {}", path.display());
+    }
+    if dataset.ignored_count() > dataset.ignored_examples().len() {
+        println!(
+            "  ... and {} more",
+            dataset.ignored_count() - dataset.ignored_examples().len()
+        );
+    }
+    Ok(())
+}
+
+fn run_demo(
+    dir: &Path,
+    overwrite: bool,
+    images_per_class: usize,
+    run: RunArgs,
+    cancel: Arc<AtomicBool>,
+) -> Result<()> {
+    let input = dir.join("dataset");
+    // Refuse before writing anything: the demo's files must not replace a user's.
+    if !overwrite {
+        if let Some(existing) = std::fs::read_dir(&input)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+        {
+            anyhow::bail!(
+                "{} is not empty (it holds {}): the demo writes its dataset there; use \
+                 --overwrite to replace an earlier demo run, or choose another folder",
+                input.display(),
+                existing.path().display()
+            );
+        }
+        for output in ["reference", "production"] {
+            let folder = dir.join(output);
+            if let Some(file) = crate::existing_output(&folder) {
+                anyhow::bail!(
+                    "output {} already exists (use --overwrite to replace it)",
+                    file.display()
+                );
+            }
+        }
+    }
+    demo::write_dataset(&input, images_per_class, 7)
+        .with_context(|| format!("cannot write the demo dataset to {}", input.display()))?;
+    println!(
+        "demo dataset: {} (4 generated classes, {images_per_class} images each)",
+        input.display()
+    );
+    let options = GeneratorOptions {
+        overwrite,
+        ..options(&run, cancel)
+    };
+    let mut generator = DriftGenerator::new(crate::DEFAULT_SEED, &input, options)?;
+    let total = 4 * images_per_class as u64;
+    let reference = sample(&mut generator, total / 2, &dir.join("reference"), run.quiet)?;
+    report(&reference, &generator, run.quiet);
+    // Production data drifted by the one-knob `default` transform (blur at this level).
+    generator.add_abrupt_drift(vec!["default=0.3".parse()?])?;
+    let production = sample(
+        &mut generator,
+        total - total / 2,
+        &dir.join("production"),
+        run.quiet,
+    )?;
+    report(&production, &generator, run.quiet);
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! `drift_pipeline._native`: the compiled half of the Python package. Python fills the same
+//! [`RawRun`] / [`RawSegment`] the command line and scenario files fill (as JSON, with the
+//! scenario file's keys) and [`RunSpec`] validates it with [`FrontEnd::Python`]'s spelling, so
+//! the three front ends share every default and check. The pure-Python layer
+//! (`python/drift_pipeline/`) holds the original tool's API on top of this module.
+//!
+//! Work runs on a Rust thread while the calling thread waits without the GIL, waking every
+//! 50 ms to look for Ctrl-C (which cancels the run cleanly, then raises `KeyboardInterrupt`)
+//! and to report progress to a Python callable.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use drift_pipeline::{
+    DriftGenerator, FrontEnd, PipelineError, Progress, RawRun, RawSegment, ReaderError, RunSpec,
+    SampleSummary, SpecError, TransformKind, WriterError,
+};
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyNotADirectoryError, PyOSError,
+    PyRuntimeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// A stream over one dataset: the Rust generator behind `ImageDatasetGenerator`.
+#[pyclass(module = "drift_pipeline._native")]
+struct Generator {
+    spec: RunSpec,
+    /// Boxed: the embedder holds 64-byte-aligned data, and Python allocates objects with a
+    /// smaller alignment (PyO3 stores the struct inside the Python object).
+    generator: Box<DriftGenerator>,
+    cancel: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl Generator {
+    /// `run` is a JSON object with the scenario file's top-level keys (no segments).
+    #[new]
+    fn new(py: Python<'_>, run: &str) -> PyResult<Self> {
+        let raw: RawRun = serde_json::from_str(run).map_err(|e| value_error(e.to_string()))?;
+        let mut spec = RunSpec::build_stream(raw, FrontEnd::Python, Path::new(""))
+            .map_err(|e| spec_error(&e))?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        spec.set_cancel(Some(cancel.clone()));
+        let generator = interruptible(py, &cancel, None, |_| spec.generator().map(Box::new))
+            .and_then(|result| result.map_err(|e| spec_error(&e)))?;
+        Ok(Self {
+            spec,
+            generator,
+            cancel,
+        })
+    }
+
+    /// Writes the next segment: `segment` is a JSON object with a scenario segment's keys.
+    /// Returns the summary as a dict.
+    #[pyo3(signature = (segment, organize_by_class, overwrite, progress=None))]
+    fn sample<'py>(
+        &mut self,
+        py: Python<'py>,
+        segment: &str,
+        organize_by_class: bool,
+        overwrite: bool,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let raw: RawSegment =
+            serde_json::from_str(segment).map_err(|e| value_error(e.to_string()))?;
+        let segment = self
+            .spec
+            .segment(raw, self.generator.calls_made())
+            .map_err(|e| spec_error(&e))?;
+        segment
+            .apply(&mut self.generator)
+            .map_err(|e| pipeline_error(&e))?;
+        self.generator
+            .set_output_options(organize_by_class, overwrite);
+        let generator = &mut *self.generator;
+        let summary = interruptible(py, &self.cancel, progress.as_ref(), |reporter| {
+            generator.sample_with_progress(segment.samples, &segment.output, reporter.as_ref())
+        })?
+        .map_err(|e| pipeline_error(&e))?;
+        summary_dict(py, &summary, &segment.name)
+    }
+
+    /// Images not yet sampled.
+    #[getter]
+    fn remaining(&self) -> usize {
+        self.generator.remaining()
+    }
+
+    /// The id the next sample gets.
+    #[getter]
+    fn next_sample_id(&self) -> u64 {
+        self.generator.next_sample_id()
+    }
+
+    /// Class names in label order.
+    #[getter]
+    fn classes(&self) -> Vec<String> {
+        self.generator.dataset().classes().names().to_vec()
+    }
+
+    /// The dataset's listing fingerprint.
+    #[getter]
+    fn dataset_fingerprint(&self) -> String {
+        self.generator.dataset().fingerprint().to_owned()
+    }
+
+    /// The device, normalization and weights with embeddings on.
+    #[getter]
+    fn embedding_description(&self) -> Option<String> {
+        self.generator.embedding_description()
+    }
+}
+
+/// Runs a scenario (`run`: a scenario file's text, TOML, or its keys as JSON; paths relative
+/// to `base`): every segment staged, then all committed together. One summary dict per
+/// segment.
+#[pyfunction]
+#[pyo3(signature = (run, is_toml, base, progress=None))]
+fn run_scenario<'py>(
+    py: Python<'py>,
+    run: &str,
+    is_toml: bool,
+    base: PathBuf,
+    progress: Option<Bound<'py, PyAny>>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let raw: RawRun = if is_toml {
+        toml::from_str(run).map_err(|e| value_error(format!("scenario: {e}")))?
+    } else {
+        serde_json::from_str(run).map_err(|e| value_error(format!("scenario: {e}")))?
+    };
+    let mut spec =
+        RunSpec::build(raw, FrontEnd::ScenarioFile, &base).map_err(|e| spec_error(&e))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    spec.set_cancel(Some(cancel.clone()));
+    let summaries = interruptible(py, &cancel, progress.as_ref(), |reporter| {
+        spec.run(|_| Box::new(Forward(reporter.clone())), |_, _, _| {})
+    })?
+    .map_err(|e| spec_error(&e))?;
+    spec.segments
+        .iter()
+        .zip(&summaries)
+        .map(|(segment, summary)| summary_dict(py, summary, &segment.name))
+        .collect()
+}
+
+/// Measures how strong a drift is (`drift-pipeline evaluate`): `run` holds the embedding keys
+/// (`weights`, `normalize`, `device`, `batch_size`, ...) as JSON. Returns the report folder.
+#[pyfunction]
+#[pyo3(signature = (input, output, transforms, levels, run, seed, size, num_samples=None, threads=0, overwrite=false, progress=None))]
+#[allow(clippy::too_many_arguments)] // one per keyword of the Python function
+fn evaluate<'py>(
+    py: Python<'py>,
+    input: PathBuf,
+    output: PathBuf,
+    transforms: Vec<String>,
+    levels: Vec<f64>,
+    run: &str,
+    seed: u64,
+    size: &str,
+    num_samples: Option<u64>,
+    threads: usize,
+    overwrite: bool,
+    progress: Option<Bound<'py, PyAny>>,
+) -> PyResult<PathBuf> {
+    use drift_pipeline::evaluate::{EvaluateOptions, evaluate};
+    let mut raw: RawRun = serde_json::from_str(run).map_err(|e| value_error(e.to_string()))?;
+    raw.embeddings = true;
+    let embedding = drift_pipeline::embedding_options(&raw, FrontEnd::Python, Path::new(""))
+        .map_err(|e| spec_error(&e))?
+        .expect("embeddings are on");
+    let transforms = transforms
+        .iter()
+        .map(|name| name.parse::<TransformKind>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| value_error(format!("keyword 'transforms': {e}")))?;
+    let size = size
+        .parse()
+        .map_err(|e| value_error(format!("keyword 'input_dim': {e}")))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let options = EvaluateOptions {
+        transforms,
+        levels,
+        num_samples,
+        seed,
+        size,
+        embedding,
+        threads,
+        overwrite,
+        cancel: Some(cancel.clone()),
+        ..EvaluateOptions::default()
+    };
+    let evaluation = interruptible(py, &cancel, progress.as_ref(), |reporter| {
+        evaluate(&input, &output, &options, reporter.as_ref())
+    })?
+    .map_err(|e| pipeline_error(&e))?;
+    Ok(evaluation.output)
+}
+
+/// `(name, label, images)` of each class, the ignored count and examples.
+type DatasetListing = (Vec<(String, usize, usize)>, usize, Vec<String>);
+
+/// A dataset's classes and what was ignored.
+#[pyfunction]
+fn inspect(path: PathBuf) -> PyResult<DatasetListing> {
+    let dataset = drift_pipeline::Dataset::scan(&path)
+        .map_err(|e| pipeline_error(&PipelineError::Reader(e)))?;
+    let counts = dataset.counts_per_class();
+    let classes = dataset
+        .classes()
+        .names()
+        .iter()
+        .enumerate()
+        .map(|(label, name)| (name.clone(), label, counts[label]))
+        .collect();
+    let ignored = dataset
+        .ignored_examples()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    Ok((classes, dataset.ignored_count(), ignored))
+}
+
+/// The registered transforms: `(name, description)` each, in registry order.
+#[pyfunction]
+fn transforms() -> Vec<(&'static str, &'static str)> {
+    TransformKind::all()
+        .iter()
+        .map(|kind| (kind.name(), kind.description()))
+        .collect()
+}
+
+/// Writes seeded random ResNet18 weights (safetensors): for tests, never for measurements.
+#[pyfunction]
+fn write_test_weights(seed: u64, path: PathBuf) -> PyResult<()> {
+    drift_embedder::write_synthetic_weights(seed, &path)
+        .map_err(|e| PyOSError::new_err(format!("{}: {e}", path.display())))
+}
+
+/// The weights cache directory, and the cached reference weights file if there is one.
+#[pyfunction]
+fn weights_cache() -> (Option<PathBuf>, Option<PathBuf>) {
+    (
+        drift_pipeline::weights::cache_dir(),
+        drift_pipeline::weights::find_cached(),
+    )
+}
+
+/// The `drift-pipeline` command line, in this process: `argv` as `sys.argv`. Returns the exit
+/// code. The wheel's `drift-pipeline` script runs this, so it is the binary's code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> u8 {
+    py.detach(|| drift_pipeline::cli::main_with(argv))
+}
+
+/// Progress counters the worker thread writes and the waiting thread reads.
+#[derive(Default)]
+struct Counters {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Progress for Counters {
+    fn samples_written(&self, written: u64, total: u64) {
+        self.done.store(written, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    fn recovered(&self, folder: &Path, recovery: &drift_pipeline::Recovery) {
+        eprintln!("note: {}: {recovery}", folder.display());
+    }
+}
+
+/// Forwards a scenario segment's progress to the one set of counters.
+struct Forward(Arc<Counters>);
+
+impl Progress for Forward {
+    fn samples_written(&self, written: u64, total: u64) {
+        self.0.samples_written(written, total);
+    }
+
+    fn recovered(&self, folder: &Path, recovery: &drift_pipeline::Recovery) {
+        self.0.recovered(folder, recovery);
+    }
+}
+
+/// Runs `work` on its own thread while this one waits without the GIL, waking every 50 ms to
+/// report progress to `callback(done, total)` and to check for signals. On Ctrl-C (or a
+/// callback that raises) the run is cancelled through `cancel`, waited for (it leaves every
+/// output as it was), and the Python error is returned.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    cancel: &AtomicBool,
+    callback: Option<&Bound<'_, PyAny>>,
+    work: impl FnOnce(&Arc<Counters>) -> T + Send,
+) -> PyResult<T> {
+    cancel.store(false, Ordering::Relaxed);
+    let counters = Arc::new(Counters::default());
+    let mut interrupted: Option<PyErr> = None;
+    let mut reported = (u64::MAX, u64::MAX);
+    let result = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| work(&counters));
+        loop {
+            let finished = py.detach(|| {
+                for _ in 0..10 {
+                    if worker.is_finished() {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                worker.is_finished()
+            });
+            if interrupted.is_none() {
+                let now = (
+                    counters.done.load(Ordering::Relaxed),
+                    counters.total.load(Ordering::Relaxed),
+                );
+                let mut outcome = py.check_signals();
+                if let (Ok(()), Some(callback)) = (&outcome, callback)
+                    && now != reported
+                    && now.1 > 0
+                {
+                    outcome = callback.call1(now).map(drop);
+                    reported = now;
+                }
+                if let Err(error) = outcome {
+                    cancel.store(true, Ordering::Relaxed);
+                    interrupted = Some(error);
+                }
+            }
+            if finished {
+                return worker.join();
+            }
+        }
+    });
+    match (interrupted, result) {
+        (Some(error), _) => Err(error),
+        (None, Ok(value)) => Ok(value),
+        (None, Err(_)) => Err(PyRuntimeError::new_err("drift-pipeline: a worker panicked")),
+    }
+}
+
+fn summary_dict<'py>(
+    py: Python<'py>,
+    summary: &SampleSummary,
+    segment: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("output", &summary.output)?;
+    dict.set_item("segment", segment)?;
+    dict.set_item("samples", summary.samples)?;
+    dict.set_item("first_sample_id", summary.first_sample_id)?;
+    dict.set_item("timestamps", summary.timestamps)?;
+    let skipped: Vec<(String, String)> = summary
+        .skipped
+        .iter()
+        .map(|image| (image.path.display().to_string(), image.reason.clone()))
+        .collect();
+    dict.set_item("skipped", skipped)?;
+    dict.set_item("zip_bytes", summary.zip_bytes)?;
+    dict.set_item("elapsed_s", summary.elapsed.as_secs_f64())?;
+    dict.set_item("images_per_second", summary.images_per_second())?;
+    Ok(dict)
+}
+
+fn value_error(message: String) -> PyErr {
+    PyValueError::new_err(message)
+}
+
+/// A refused or failed spec as the Python exception its cause calls for, with the CLI's
+/// message.
+fn spec_error(error: &SpecError) -> PyErr {
+    let message = drift_pipeline::cli::error_chain(error);
+    match error {
+        SpecError::Invalid { .. } => PyValueError::new_err(message),
+        SpecError::Run { source, .. } => exception_for(source, message),
+    }
+}
+
+fn pipeline_error(error: &PipelineError) -> PyErr {
+    exception_for(error, drift_pipeline::cli::error_chain(error))
+}
+
+/// The Python exception for `error`: the built-in one a Python user would catch.
+fn exception_for(error: &PipelineError, message: String) -> PyErr {
+    match error {
+        PipelineError::Cancelled => PyKeyboardInterrupt::new_err(message),
+        PipelineError::Reader(ReaderError::MissingRoot { .. }) | PipelineError::NoWeights(_) => {
+            PyFileNotFoundError::new_err(message)
+        }
+        PipelineError::Reader(ReaderError::RootNotADirectory { .. }) => {
+            PyNotADirectoryError::new_err(message)
+        }
+        PipelineError::Writer(WriterError::OutputExists { .. }) => {
+            PyFileExistsError::new_err(format!("{message} (pass overwrite=True to replace it)"))
+        }
+        PipelineError::Reader(ReaderError::Io { .. }) | PipelineError::Writer(_) => {
+            PyOSError::new_err(message)
+        }
+        PipelineError::Sampler(_)
+        | PipelineError::Transform(_)
+        | PipelineError::LabelShift(_)
+        | PipelineError::InvalidSweep(_)
+        | PipelineError::Option(_)
+        | PipelineError::ClassMapping(_)
+        | PipelineError::OutputInInput { .. }
+        | PipelineError::TimestampOverflow { .. }
+        | PipelineError::Continuation { .. }
+        | PipelineError::Reader(_) => PyValueError::new_err(message),
+        _ => PyRuntimeError::new_err(message),
+    }
+}
+
+/// The compiled module.
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Generator>()?;
+    module.add_function(wrap_pyfunction!(run_scenario, module)?)?;
+    module.add_function(wrap_pyfunction!(evaluate, module)?)?;
+    module.add_function(wrap_pyfunction!(inspect, module)?)?;
+    module.add_function(wrap_pyfunction!(transforms, module)?)?;
+    module.add_function(wrap_pyfunction!(write_test_weights, module)?)?;
+    module.add_function(wrap_pyfunction!(weights_cache, module)?)?;
+    module.add_function(wrap_pyfunction!(cli_main, module)?)?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,519 @@
+"""drift_pipeline: image datasets with controlled, synthetic drift.
+
+The API of the Python tool this package replaces, verbatim, on the Rust pipeline::
+
+    from drift_pipeline import ImageDatasetGenerator, TransformInfo, ImageTransform
+
+    g = ImageDatasetGenerator(seed=42, input_path="data/places", compute_embeddings=True)
+    g.add_abrupt_drift(transform_list=[
+        TransformInfo(transf_type=ImageTransform.ROTATE, drift_level=0.9),
+    ])
+    info = g.sample(1000, "out/production")
+    info.input_mapping  # a polars DataFrame
+
+Every call builds the same validated run spec as the ``drift-pipeline`` command line and
+scenario files (one set of defaults and checks), and writes the same bytes. Successive
+``sample`` calls continue one stream: sample ids, timestamps and images go on, no image comes
+twice while unused ones remain.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, Union
+
+import polars as pl
+
+from drift_pipeline import _native
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "DataCategory",
+    "EvaluationResult",
+    "ImageDatasetGenerator",
+    "ImageTransform",
+    "SampleResult",
+    "TransformInfo",
+    "evaluate",
+    "inspect",
+    "run_scenario",
+    "weights",
+]
+
+ImageTransform = enum.Enum(  # type: ignore[misc]
+    "ImageTransform",
+    {name.upper(): name for name, _ in _native.transforms()},
+    module=__name__,
+    qualname="ImageTransform",
+)
+ImageTransform.__doc__ = (
+    "The registered transforms (the original tool's ROTATE, BRIGHTNESS, CONTRAST, SATURATION, "
+    "HUE, GAUSSIAN_BLUR, GAUSSIAN_NOISE, DEFAULT, and every later one). Each value is the "
+    "transform's name on the command line.\n\n"
+    + "\n".join(f"{name.upper()}: {text}" for name, text in _native.transforms())
+)
+
+ProgressArg = Union[bool, Callable[[int, int], Any], None]
+
+
+@dataclass(frozen=True)
+class TransformInfo:
+    """One transform of a drift and its drift level in [0, 1] (the original tool's type)."""
+
+    transf_type: Any
+    drift_level: float
+
+    def spec(self) -> str:
+        """``NAME=LEVEL``, as the command line's ``--transform`` takes it."""
+        kind = self.transf_type
+        name = kind.value if isinstance(kind, ImageTransform) else str(kind)
+        return f"{name}={float(self.drift_level)!r}"
+
+
+TransformArg = Union[TransformInfo, str]
+
+
+def _transform_specs(transform_list: Sequence[TransformArg]) -> list[str]:
+    if isinstance(transform_list, (str, TransformInfo)):
+        transform_list = [transform_list]
+    specs = []
+    for item in transform_list:
+        if isinstance(item, TransformInfo):
+            specs.append(item.spec())
+        elif isinstance(item, str):
+            specs.append(item)
+        else:
+            raise TypeError(
+                f"transform_list: expected TransformInfo or 'name=level' strings, got {item!r}"
+            )
+    return specs
+
+
+def _size(input_dim: Any) -> str | None:
+    if input_dim is None:
+        return None
+    if isinstance(input_dim, int):
+        return str(input_dim)
+    if isinstance(input_dim, str):
+        return input_dim
+    width, height = input_dim
+    return f"{int(width)}x{int(height)}"
+
+
+def _path(value: Any) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _progress(progress: ProgressArg) -> Callable[[int, int], Any] | None:
+    """A callback ``(done, total)``: the given one, a tqdm bar (terminal or Jupyter), a line on
+    a terminal, or none."""
+    if progress is False:
+        return None
+    if callable(progress):
+        return progress
+    try:
+        from tqdm.auto import tqdm  # optional: a bar in Jupyter and on terminals
+    except ImportError:
+        tqdm = None
+    in_jupyter = "ipykernel" in sys.modules
+    if tqdm is not None and (in_jupyter or sys.stderr.isatty()):
+        return _TqdmProgress(tqdm)
+    if sys.stderr.isatty():
+        return _LineProgress()
+    return None
+
+
+class _TqdmProgress:
+    def __init__(self, tqdm: Any) -> None:
+        self._tqdm = tqdm
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None or self._bar.total != total:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = self._tqdm(total=total, unit="samples")
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self._bar.close()
+            self._bar = None
+
+
+class _LineProgress:
+    def __call__(self, done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{done}/{total} samples{end}")
+        sys.stderr.flush()
+
+
+@dataclass
+class SampleResult:
+    """What ``sample`` wrote, read back. The original tool's fields (``input_folder``,
+    ``input_mapping``, ``target``, ``input_embedding_file_path``) plus ours."""
+
+    output_path: Path
+    #: The zip of PNGs (the original tool's name for it).
+    input_folder: str
+    input_mapping: pl.DataFrame
+    target: pl.DataFrame
+    #: ``embeddings.parquet``, or None without embeddings.
+    input_embedding_file_path: str | None
+    drift_log: pl.DataFrame
+    #: The embeddings, or None without them.
+    embeddings: pl.DataFrame | None
+    #: ``drift.json``.
+    record: dict = field(repr=False)
+    #: Samples, first sample id, timestamps, images skipped, zip bytes, time taken.
+    summary: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, output_path: os.PathLike | str, summary: dict | None = None) -> "SampleResult":
+        """Reads an output folder (``generate``'s, a scenario segment's or ``sample``'s)."""
+        folder = Path(output_path)
+        embeddings_file = folder / "embeddings.parquet"
+        has_embeddings = embeddings_file.exists()
+        return cls(
+            output_path=folder,
+            input_folder=str(folder / "sampled_images.zip"),
+            input_mapping=pl.read_parquet(folder / "input_mapping.parquet"),
+            target=pl.read_parquet(folder / "target.parquet"),
+            input_embedding_file_path=str(embeddings_file) if has_embeddings else None,
+            drift_log=pl.read_parquet(folder / "drift_log.parquet"),
+            embeddings=pl.read_parquet(embeddings_file) if has_embeddings else None,
+            record=json.loads((folder / "drift.json").read_text()),
+            summary=dict(summary or {}),
+        )
+
+
+#: The original tool's name for what ``sample`` returns.
+DataCategory = SampleResult
+
+
+class ImageDatasetGenerator:
+    """A seeded sample stream over one class-folder dataset (one sub-folder per class).
+
+    The original tool's keywords: ``seed`` (default 42), ``input_path``, ``input_dim`` (int or
+    (W, H), default 224x224), ``batch_size`` (images per embedding forward pass, default 32;
+    transforms are drawn per image, so without embeddings it has no effect),
+    ``organize_by_class``, ``sample_delta_timestamp`` (seconds between samples, default 1800),
+    ``shuffle`` (must stay True: samples always come in the seeded permutation's order) and
+    ``compute_embeddings``.
+
+    Ours, as keywords: ``weights`` (ResNet18 ``.pth`` or safetensors; default: the cache),
+    ``normalize`` (``none`` or ``imagenet``), ``device`` (``auto``, ``cpu``, ``gpu``),
+    ``cpu_backend``, ``threads`` (0 or None: one per core), ``png_compression`` (``fast``,
+    ``balanced``, ``high``), ``start_timestamp``, ``alpha`` (``drop``, ``white``, ``black`` or
+    ``#RRGGBB``), ``class_mapping`` (JSON or TOML file), ``skip_bad_images``, ``overwrite``,
+    ``continue_from`` (an earlier output whose stream this one continues: its seed, input, size
+    and clock are then the defaults) and ``progress`` (False for none, a callable
+    ``(done, total)``, or None: a tqdm bar where tqdm is installed and a terminal or Jupyter is
+    there, a line on a terminal, else nothing).
+
+    Errors are ``ValueError`` (a bad value; the message names the keyword),
+    ``FileNotFoundError``, ``NotADirectoryError``, ``FileExistsError`` (an output exists and
+    ``overwrite`` is off) or ``OSError``, with the command line's messages. Ctrl-C during a call
+    raises ``KeyboardInterrupt`` and leaves every output folder as it was.
+    """
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        input_path: os.PathLike | str | None = None,
+        input_dim: int | tuple[int, int] | str | None = None,
+        batch_size: int | None = None,
+        organize_by_class: bool = False,
+        sample_delta_timestamp: float | None = None,
+        shuffle: bool = True,
+        compute_embeddings: bool = False,
+        *,
+        weights: os.PathLike | str | None = None,
+        normalize: str | None = None,
+        device: str | None = None,
+        cpu_backend: str | None = None,
+        threads: int | None = None,
+        png_compression: str | None = None,
+        start_timestamp: float | None = None,
+        alpha: str | None = None,
+        class_mapping: os.PathLike | str | None = None,
+        skip_bad_images: bool = False,
+        overwrite: bool = False,
+        continue_from: os.PathLike | str | None = None,
+        progress: ProgressArg = None,
+    ) -> None:
+        if not shuffle:
+            raise ValueError(
+                "keyword 'shuffle': shuffle=False is not supported: samples come in the seeded "
+                "permutation's order, which is what makes a stream reproducible and continuable"
+            )
+        run: dict[str, Any] = {
+            "input": _path(input_path),
+            "continue_from": _path(continue_from),
+            "seed": seed,
+            "size": _size(input_dim),
+            "start_timestamp": start_timestamp,
+            "delta_timestamp": sample_delta_timestamp,
+            "organize_by_class": bool(organize_by_class),
+            "class_mapping": _path(class_mapping),
+            "skip_bad_images": bool(skip_bad_images),
+            "overwrite": bool(overwrite),
+            "png_compression": png_compression,
+            "alpha": alpha,
+            "embeddings": bool(compute_embeddings),
+            "threads": threads,
+        }
+        if compute_embeddings:
+            run.update(
+                weights=_path(weights),
+                normalize=normalize,
+                device=device,
+                cpu_backend=cpu_backend,
+                batch_size=batch_size,
+            )
+        self._native = _native.Generator(json.dumps(run))
+        self._organize_by_class = bool(organize_by_class)
+        self._overwrite = bool(overwrite)
+        self._progress = progress
+        self._transforms: list[str] = []
+        self._shape: str | None = None
+        self._label_shift: dict[str, Any] = {}
+        self._class_mapping: str | None = None
+
+    # The drift of later `sample` calls.
+
+    def add_abrupt_drift(self, transform_list: Sequence[TransformArg]) -> None:
+        """Applies the transforms, in order, to every sample of later ``sample`` calls (until
+        ``reset`` or the next drift, which replaces it). Items are ``TransformInfo`` or
+        ``"name=level"`` strings."""
+        self.add_drift(transform_list, "abrupt")
+
+    def add_drift(self, transform_list: Sequence[TransformArg], shape: str = "abrupt") -> None:
+        """As ``add_abrupt_drift``, in a drift shape over each later call's samples:
+        ``abrupt``, ``gradual:width=N[,center=K][,ramp=linear]``,
+        ``incremental:from=A,to=B`` or ``recurring:period=N,duty=F`` (see the README)."""
+        specs = _transform_specs(transform_list)
+        if not specs:
+            raise ValueError("keyword 'transform_list': give at least one transform")
+        self._transforms = specs
+        self._shape = shape
+
+    def add_gradual_drift(
+        self, transform_list: Sequence[TransformArg], width: int, center: int | None = None
+    ) -> None:
+        """A gradual drift: the probability of drifting rises over ``width`` samples."""
+        shape = f"gradual:width={int(width)}"
+        if center is not None:
+            shape += f",center={int(center)}"
+        self.add_drift(transform_list, shape)
+
+    def add_incremental_drift(
+        self, transform_list: Sequence[TransformArg], start: float = 0.0, end: float = 1.0
+    ) -> None:
+        """An incremental drift: every sample drifts, levels scaled from ``start`` to ``end``."""
+        self.add_drift(transform_list, f"incremental:from={start!r},to={end!r}")
+
+    def add_recurring_drift(
+        self, transform_list: Sequence[TransformArg], period: int, duty: float = 0.5
+    ) -> None:
+        """A recurring drift: on for ``duty`` of every ``period`` samples."""
+        self.add_drift(transform_list, f"recurring:period={int(period)},duty={duty!r}")
+
+    def reset(self) -> None:
+        """Removes the drift: later samples are clean."""
+        self._transforms = []
+        self._shape = None
+
+    def set_label_shift(
+        self,
+        class_weights: Mapping[str, float] | None = None,
+        *,
+        dirichlet: float | None = None,
+        with_replacement: bool = False,
+    ) -> None:
+        """Label shift for later calls: classes drawn with these relative weights (by class
+        name), or with priors from a symmetric Dirichlet of concentration ``dirichlet``. With no
+        arguments, classes come as in the dataset again."""
+        self._label_shift = {
+            "class_weights": dict(class_weights) if class_weights is not None else None,
+            "class_dirichlet": dirichlet,
+            "with_replacement": bool(with_replacement),
+        }
+        if class_weights is None and dirichlet is None:
+            self._label_shift = {}
+
+    def set_class_mapping(self, path: os.PathLike | str) -> None:
+        """A concept change: labels published through this mapping file from the next call
+        on."""
+        self._class_mapping = os.fspath(path)
+
+    # The stream.
+
+    @property
+    def remaining(self) -> int:
+        """Images not yet sampled."""
+        return self._native.remaining
+
+    @property
+    def next_sample_id(self) -> int:
+        """The id the next sample gets."""
+        return self._native.next_sample_id
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in label order."""
+        return self._native.classes
+
+    def sample(
+        self,
+        num_samples: int | None = None,
+        output_path: os.PathLike | str | None = None,
+        organize_by_class: bool | None = None,
+        *,
+        segment: str | None = None,
+        overwrite: bool | None = None,
+        progress: ProgressArg = None,
+    ) -> SampleResult:
+        """Writes the next ``num_samples`` samples (default: every image not yet sampled) to
+        ``output_path`` in the SPEC layout and returns them read back. ``organize_by_class``
+        and ``overwrite`` default to the constructor's. The original tool's README called
+        ``sample(output_path=..., organize_by_class=...)`` with no count, which its own
+        signature refused; both forms work here."""
+        if output_path is None:
+            raise TypeError("sample() needs output_path")
+        if num_samples is None:
+            num_samples = self.remaining
+            if num_samples == 0:
+                raise ValueError("num_samples: every image of the dataset is already sampled")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+            raise TypeError(f"num_samples must be an int, got {num_samples!r}")
+        if num_samples < 1:
+            raise ValueError(f"keyword 'num_samples': must be at least 1, got {num_samples}")
+        raw = {
+            "name": segment,
+            "samples": num_samples,
+            "output": os.fspath(output_path),
+            "transforms": self._transforms,
+            "drift": self._shape if self._transforms else None,
+            "class_mapping": self._class_mapping,
+            **self._label_shift,
+        }
+        organize = self._organize_by_class if organize_by_class is None else organize_by_class
+        replace = self._overwrite if overwrite is None else overwrite
+        callback = _progress(self._progress if progress is None else progress)
+        summary = self._native.sample(json.dumps(raw), bool(organize), bool(replace), callback)
+        self._class_mapping = None  # it stays in effect in the stream
+        return SampleResult.read(summary["output"], summary)
+
+
+def run_scenario(
+    scenario: os.PathLike | str | Mapping[str, Any], progress: ProgressArg = None
+) -> list[SampleResult]:
+    """Runs a scenario: a TOML file (``docs/scenario.toml``) or a dict with the same keys
+    (``segment`` a list of dicts). All segments are staged, then committed together. Relative
+    paths are relative to the file's folder (a dict's: the working directory)."""
+    if isinstance(scenario, Mapping):
+        text, is_toml, base = json.dumps(dict(scenario)), False, Path.cwd()
+    else:
+        path = Path(scenario)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"scenario {path}: no such file") from None
+        is_toml, base = True, path.parent
+    summaries = _native.run_scenario(text, is_toml, os.fspath(base), _progress(progress))
+    return [SampleResult.read(s["output"], s) for s in summaries]
+
+
+@dataclass
+class EvaluationResult:
+    """An ``evaluate`` report, read back."""
+
+    output_path: Path
+    #: One row per (drift level, batch): the KL of drifted against clean embeddings.
+    kl: pl.DataFrame
+    #: Per level: batches, median, quartiles, mean, sd.
+    summary: pl.DataFrame
+    #: ``kl_by_batch`` and ``kl_by_level``, PNG and SVG.
+    plots: dict[str, Path]
+    #: ``evaluation.json``.
+    record: dict = field(repr=False)
+
+
+def evaluate(
+    input_path: os.PathLike | str,
+    output_path: os.PathLike | str,
+    transforms: Sequence[Any] = ("default",),
+    levels: Sequence[float] | None = None,
+    *,
+    num_samples: int | None = None,
+    seed: int = 42,
+    input_dim: int | tuple[int, int] | str = 224,
+    batch_size: int | None = None,
+    weights: os.PathLike | str | None = None,
+    normalize: str | None = None,
+    device: str | None = None,
+    threads: int = 0,
+    overwrite: bool = False,
+    progress: ProgressArg = None,
+) -> EvaluationResult:
+    """How strong a drift is: the KL between drifted and clean ResNet18 embeddings, per batch,
+    at each drift level (``drift-pipeline evaluate``). ``transforms`` are names or
+    ``ImageTransform`` members, all applied at each level."""
+    names = [t.value if isinstance(t, ImageTransform) else str(t) for t in transforms]
+    run = {
+        "weights": _path(weights),
+        "normalize": normalize,
+        "device": device,
+        "batch_size": batch_size,
+    }
+    if levels is None:
+        levels = [round(0.1 * i, 1) for i in range(1, 11)]
+    folder = Path(
+        _native.evaluate(
+            os.fspath(input_path),
+            os.fspath(output_path),
+            names,
+            [float(level) for level in levels],
+            json.dumps(run),
+            seed,
+            _size(input_dim),
+            num_samples,
+            threads,
+            overwrite,
+            _progress(progress),
+        )
+    )
+    plots = {
+        f"{stem}.{ext}": folder / f"{stem}.{ext}"
+        for stem in ("kl_by_batch", "kl_by_level")
+        for ext in ("png", "svg")
+    }
+    return EvaluationResult(
+        output_path=folder,
+        kl=pl.read_parquet(folder / "kl.parquet"),
+        summary=pl.read_csv(folder / "summary.csv"),
+        plots=plots,
+        record=json.loads((folder / "evaluation.json").read_text()),
+    )
+
+
+def inspect(input_path: os.PathLike | str) -> pl.DataFrame:
+    """A dataset's classes: ``class``, ``label`` and ``images`` per class, in label order, as
+    ``ImageFolder`` sees them (``drift-pipeline inspect`` also lists the files it ignores)."""
+    classes, _ignored, _examples = _native.inspect(os.fspath(input_path))
+    return pl.DataFrame(
+        {
+            "class": [c[0] for c in classes],
+            "label": [c[1] for c in classes],
+            "images": [c[2] for c in classes],
+        },
+        schema={"class": pl.Utf8, "label": pl.Int64, "images": pl.Int64},
+    )
+
+
+from drift_pipeline import weights  # noqa: E402  (uses _native; imported last)

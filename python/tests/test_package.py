@@ -1,0 +1,336 @@
+"""The Python package on real files: the original tool's README workflow, byte identity with
+the command line, stream continuation, errors, Ctrl-C, scenarios, evaluate and inspect.
+
+Outputs are read back with readers independent of the package where it matters (zipfile, json,
+hashlib); polars is what the package returns, so its frames are checked against those."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import drift_pipeline
+from drift_pipeline import (
+    ImageDatasetGenerator,
+    ImageTransform,
+    SampleResult,
+    TransformInfo,
+    weights,
+)
+
+OUTPUT_FILES = [
+    "drift.json",
+    "drift_log.parquet",
+    "input_mapping.parquet",
+    "sampled_images.zip",
+    "target.parquet",
+]
+
+
+def cli() -> list[str]:
+    """The command line: the wheel's script, beside this interpreter."""
+    script = Path(sys.executable).with_name("drift-pipeline")
+    assert script.exists(), "the wheel installs the drift-pipeline command"
+    return [str(script)]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([*cli(), *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """The demo dataset: 4 classes x 6 images, sides 160-480."""
+    root = tmp_path_factory.mktemp("demo")
+    run_cli("demo", str(root), "--images-per-class", "6", "--quiet")
+    return root / "dataset"
+
+
+@pytest.fixture(scope="session")
+def test_weights(tmp_path_factory) -> Path:
+    return weights.write_test_weights(tmp_path_factory.mktemp("w") / "test.safetensors", seed=18)
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+
+
+def test_the_original_tools_readme_workflow_runs_unchanged(dataset, test_weights, tmp_path):
+    # The original README's steps, verbatim but for the paths and the test weights keyword.
+    img_path = str(dataset)
+    seed = 42
+    compute_embeddings = True
+    image_generator = ImageDatasetGenerator(
+        seed=seed, input_path=img_path, compute_embeddings=compute_embeddings,
+        weights=test_weights,
+    )
+    transform_list = [
+        TransformInfo(transf_type=ImageTransform.ROTATE, drift_level=0.9),
+        TransformInfo(transf_type=ImageTransform.BRIGHTNESS, drift_level=0.3),
+        TransformInfo(transf_type=ImageTransform.CONTRAST, drift_level=0.1),
+        TransformInfo(transf_type=ImageTransform.HUE, drift_level=0.1),
+        TransformInfo(transf_type=ImageTransform.SATURATION, drift_level=0.5),
+        TransformInfo(transf_type=ImageTransform.GAUSSIAN_BLUR, drift_level=0.1),
+        TransformInfo(transf_type=ImageTransform.GAUSSIAN_NOISE, drift_level=1.0),
+    ]
+    image_generator.add_abrupt_drift(transform_list=transform_list)
+    output_path = str(tmp_path / "places_drifted")
+    organize_by_class = True
+    data_category = image_generator.sample(
+        output_path=output_path,
+        organize_by_class=organize_by_class,
+    )
+
+    folder = Path(output_path)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
+        OUTPUT_FILES + ["embeddings.parquet"]
+    )
+    assert data_category.input_folder == str(folder / "sampled_images.zip")
+    assert data_category.input_embedding_file_path == str(folder / "embeddings.parquet")
+    # No count: every image of the dataset, once.
+    mapping = data_category.input_mapping
+    assert mapping.columns == ["sample_id", "timestamp", "file_name"]
+    assert mapping["sample_id"].to_list() == list(range(24))
+    with zipfile.ZipFile(data_category.input_folder) as archive:
+        entries = archive.namelist()
+    assert len(entries) == 24
+    by_name = {entry.split("/")[1]: entry.split("/")[0] for entry in entries}
+    assert set(by_name) == set(mapping["file_name"].to_list())
+    classes = sorted(p.name for p in dataset.iterdir())
+    labels = dict(zip(data_category.target["sample_id"], data_category.target["label"]))
+    for sample_id, name in zip(mapping["sample_id"], mapping["file_name"]):
+        assert classes[labels[sample_id]] == by_name[name], "label matches the class folder"
+    assert data_category.embeddings.schema["embedding"] == pl.Array(pl.Float64, 512)
+    assert data_category.embeddings.height == 24
+    record = json.loads((folder / "drift.json").read_text())
+    assert [t["name"] for t in record["transforms"]] == [
+        "rotate", "brightness", "contrast", "hue", "saturation", "gaussian_blur", "gaussian_noise"
+    ]
+    # The returned frames are the files, and drift.json's hashes are the files' hashes.
+    for frame, name in [
+        (data_category.input_mapping, "input_mapping.parquet"),
+        (data_category.target, "target.parquet"),
+        (data_category.drift_log, "drift_log.parquet"),
+        (data_category.embeddings, "embeddings.parquet"),
+    ]:
+        assert frame.equals(pl.read_parquet(folder / name))
+    for entry in record["files"]:
+        data = (folder / entry["name"]).read_bytes()
+        assert len(data) == entry["bytes"]
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+def test_python_and_the_command_line_write_the_same_bytes_and_continue_alike(
+    dataset, test_weights, tmp_path
+):
+    generator = ImageDatasetGenerator(
+        seed=7, input_path=dataset, input_dim=(40, 32), compute_embeddings=True,
+        weights=test_weights, batch_size=4, sample_delta_timestamp=60.0,
+    )
+    generator.add_abrupt_drift([TransformInfo(ImageTransform.GAUSSIAN_BLUR, 0.3), "hue=0.2"])
+    first = generator.sample(10, tmp_path / "py1")
+    second = generator.sample(6, tmp_path / "py2")
+    common = ["--seed", "7", "--size", "40x32", "--embeddings", "--weights", str(test_weights),
+              "--batch-size", "4", "--transform", "gaussian_blur=0.3", "--transform", "hue=0.2",
+              "--quiet"]
+    run_cli("generate", "--input", str(dataset), "--output", str(tmp_path / "cli1"),
+            "--num-samples", "10", "--delta-timestamp", "60", *common)
+    run_cli("generate", "--continue-from", str(tmp_path / "cli1"),
+            "--output", str(tmp_path / "cli2"), "--num-samples", "6", *common)
+    assert folder_bytes(tmp_path / "py1") == folder_bytes(tmp_path / "cli1")
+    assert folder_bytes(tmp_path / "py2") == folder_bytes(tmp_path / "cli2")
+    assert second.input_mapping["sample_id"].to_list() == list(range(10, 16))
+    assert second.input_mapping["timestamp"][0] == 1_717_232_400.0 + 600.0
+    assert second.summary["first_sample_id"] == 10
+    sources = first.drift_log["source_path"].to_list() + second.drift_log["source_path"].to_list()
+    assert len(set(sources)) == 16, "no image comes twice in one stream"
+    assert generator.remaining == 8
+    assert generator.next_sample_id == 16
+
+
+def test_a_stream_continues_from_an_earlier_output(dataset, tmp_path):
+    first = ImageDatasetGenerator(input_path=dataset, input_dim=16)
+    first.sample(5, tmp_path / "a")
+    later = ImageDatasetGenerator(continue_from=tmp_path / "a")
+    result = later.sample(3, tmp_path / "b")
+    assert result.input_mapping["sample_id"].to_list() == [5, 6, 7]
+    assert later.remaining == 24 - 8
+    with pytest.raises(ValueError, match="differs from the seed of the stream"):
+        ImageDatasetGenerator(continue_from=tmp_path / "a", seed=1)
+
+
+def test_label_shift_and_drift_shapes_go_through(dataset, tmp_path):
+    generator = ImageDatasetGenerator(input_path=dataset, input_dim=16, seed=3)
+    generator.set_label_shift({"forest": 1.0}, with_replacement=True)
+    shifted = generator.sample(8, tmp_path / "shift")
+    assert set(shifted.drift_log["class_name"].to_list()) == {"forest"}
+    generator.set_label_shift()
+    generator.add_gradual_drift(["brightness=0.5"], width=4)
+    gradual = generator.sample(6, tmp_path / "gradual", segment="ramp")
+    assert gradual.record["drift"].startswith("gradual")
+    assert set(gradual.drift_log["segment"].to_list()) == {"ramp"}
+
+
+def test_errors_are_python_exceptions_with_the_command_lines_messages(dataset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist|not found|no such"):
+        ImageDatasetGenerator(input_path=tmp_path / "missing")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(NotADirectoryError):
+        ImageDatasetGenerator(input_path=a_file)
+    with pytest.raises(ValueError, match="keyword 'input_dim'"):
+        ImageDatasetGenerator(input_path=dataset, input_dim="0x5")
+    with pytest.raises(ValueError, match="keyword 'batch_size'"):
+        ImageDatasetGenerator(input_path=dataset, compute_embeddings=True, batch_size=0)
+    with pytest.raises(ValueError, match="keyword 'shuffle'"):
+        ImageDatasetGenerator(input_path=dataset, shuffle=False)
+    with pytest.raises(ValueError, match="keyword 'input_path'"):
+        ImageDatasetGenerator()
+    generator = ImageDatasetGenerator(input_path=dataset, input_dim=16)
+    generator.add_abrupt_drift(["gausian_blur=0.3"])
+    with pytest.raises(ValueError, match="did you mean 'gaussian_blur'"):
+        generator.sample(2, tmp_path / "typo")
+    generator.reset()
+    with pytest.raises(ValueError, match="asked for 99 samples"):
+        generator.sample(99, tmp_path / "many")
+    generator.sample(2, tmp_path / "once")
+    with pytest.raises(FileExistsError, match=r"pass overwrite=True"):
+        generator.sample(2, tmp_path / "once")
+    before = folder_bytes(tmp_path / "once")
+    replaced = generator.sample(2, tmp_path / "once", overwrite=True)
+    assert replaced.input_mapping["sample_id"].to_list() == [2, 3]
+    assert folder_bytes(tmp_path / "once") != before
+    with pytest.raises(ValueError, match="inside the input dataset|is the input dataset"):
+        generator.sample(1, dataset / "forest" / "out")
+    # A refused call leaves the stream where it was.
+    assert generator.next_sample_id == 4
+    # The command line's words, through the wheel's script.
+    result = subprocess.run(
+        [*cli(), "generate", "--input", str(dataset), "--output", str(tmp_path / "x"),
+         "--num-samples", "1", "--transform", "gausian_blur=0.3"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0 and "did you mean 'gaussian_blur'" in result.stderr
+
+
+def test_interrupting_a_call_raises_keyboard_interrupt_and_writes_nothing(
+    dataset, test_weights, tmp_path
+):
+    generator = ImageDatasetGenerator(
+        input_path=dataset, compute_embeddings=True, weights=test_weights, batch_size=2,
+        threads=1,
+    )
+    # A callback that raises is what Ctrl-C is to the waiting loop: the run is cancelled.
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generator.sample(24, tmp_path / "stopped", progress=stop)
+    assert not (tmp_path / "stopped" / "drift.json").exists()
+    assert [p.name for p in (tmp_path / "stopped").iterdir()] in ([], [".drift-pipeline.lock"])
+    # A real SIGINT during the call.
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        generator.sample(24, tmp_path / "signalled", progress=False)
+    timer.join()
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "signalled" / "drift.json").exists()
+    # The stream did not move: the next call starts at 0 and succeeds.
+    assert generator.next_sample_id == 0
+    assert generator.sample(2, tmp_path / "after", progress=False).summary["samples"] == 2
+
+
+def test_the_gil_is_released_while_a_call_works(dataset, test_weights, tmp_path):
+    generator = ImageDatasetGenerator(
+        input_path=dataset, compute_embeddings=True, weights=test_weights, threads=1
+    )
+    ticks = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    started = time.monotonic()
+    generator.sample(12, tmp_path / "out", progress=False)
+    elapsed = time.monotonic() - started
+    done.set()
+    counter.join()
+    # A Python thread that got no time would count nothing; with the GIL free it counts
+    # millions of times per second.
+    assert ticks > 10_000 * elapsed, (ticks, elapsed)
+
+
+def test_scenarios_from_a_file_and_a_dict(dataset, tmp_path):
+    scenario = {
+        "input": str(dataset),
+        "seed": 5,
+        "size": "16",
+        "segment": [
+            {"name": "reference", "samples": 6, "output": str(tmp_path / "d" / "reference")},
+            {"name": "production", "samples": 6, "output": str(tmp_path / "d" / "production"),
+             "transforms": ["default=0.5"]},
+        ],
+    }
+    from_dict = drift_pipeline.run_scenario(scenario)
+    assert [r.record["segment"] for r in from_dict] == ["reference", "production"]
+    assert from_dict[1].input_mapping["sample_id"][0] == 6
+    toml = tmp_path / "scenario.toml"
+    toml.write_text(
+        f'input = "{dataset}"\nseed = 5\nsize = "16"\n'
+        '[[segment]]\nname = "reference"\nsamples = 6\noutput = "f/reference"\n'
+        '[[segment]]\nname = "production"\nsamples = 6\noutput = "f/production"\n'
+        'transforms = ["default=0.5"]\n'
+    )
+    drift_pipeline.run_scenario(toml)
+    for name in ["reference", "production"]:
+        assert folder_bytes(tmp_path / "f" / name) == folder_bytes(tmp_path / "d" / name)
+    with pytest.raises(ValueError, match="segment 2 \\(production\\), key 'transforms'"):
+        bad = dict(scenario, segment=[scenario["segment"][0],
+                                      dict(scenario["segment"][1], transforms=["nope=1"])])
+        drift_pipeline.run_scenario(bad)
+
+
+def test_evaluate_returns_the_kl_table_and_inspect_the_classes(dataset, test_weights, tmp_path):
+    report = drift_pipeline.evaluate(
+        dataset, tmp_path / "report", transforms=[ImageTransform.GAUSSIAN_BLUR],
+        levels=[0.5, 1.0], weights=test_weights, batch_size=8, input_dim=32, progress=False,
+    )
+    assert report.kl.equals(pl.read_parquet(tmp_path / "report" / "kl.parquet"))
+    assert sorted(report.kl["drift_level"].unique().to_list()) == [0.5, 1.0]
+    assert report.kl.height == 2 * 3  # 24 images in batches of 8, at each level
+    assert all(path.exists() for path in report.plots.values())
+    assert report.record["transforms"] == ["gaussian_blur"]
+    classes = drift_pipeline.inspect(dataset)
+    assert classes["class"].to_list() == sorted(p.name for p in dataset.iterdir())
+    assert classes["images"].to_list() == [6, 6, 6, 6]
+
+
+def test_every_registered_transform_is_an_image_transform():
+    names = [member.value for member in ImageTransform]
+    for original in ["rotate", "brightness", "contrast", "saturation", "hue", "gaussian_blur",
+                     "gaussian_noise", "default"]:
+        assert original in names
+    assert "pixelate" in names and "jpeg_compression" in names
+    assert "ROTATE" in ImageTransform.__doc__
+    assert "seed" in ImageDatasetGenerator.__doc__
+    assert SampleResult is drift_pipeline.DataCategory
