@@ -222,6 +222,7 @@ fn bad_images_fail_naming_the_file_or_are_skipped_and_counted() {
         stderr.contains("corrupt.png") || stderr.contains("truncated.jpg"),
         "{stderr}"
     );
+    assert!(stderr.contains("(--skip-bad-images skips"), "{stderr}");
     assert!(
         listing(&output).is_empty(),
         "a failed run leaves nothing: {:?}",

@@ -361,20 +361,26 @@ where
 
 /// What to do about `error` in this front end's words (stage errors name no flags).
 fn hint(error: &anyhow::Error) -> &'static str {
-    let exists = error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<PipelineError>(),
-            Some(PipelineError::Writer(WriterError::OutputExists { .. }))
-        ) || matches!(
-            cause.downcast_ref::<WriterError>(),
-            Some(WriterError::OutputExists { .. })
-        )
-    });
-    if exists {
-        " (use --overwrite to replace it)"
-    } else {
-        ""
+    fn pipeline<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a PipelineError> {
+        cause.downcast_ref::<PipelineError>().or_else(|| {
+            cause
+                .downcast_ref::<Box<PipelineError>>()
+                .map(AsRef::as_ref)
+        })
     }
+    for cause in error.chain() {
+        match (pipeline(cause), cause.downcast_ref::<WriterError>()) {
+            (Some(PipelineError::Writer(WriterError::OutputExists { .. })), _)
+            | (_, Some(WriterError::OutputExists { .. })) => {
+                return " (use --overwrite to replace it)";
+            }
+            (Some(PipelineError::Reader(crate::ReaderError::Decode { .. })), _) => {
+                return " (--skip-bad-images skips unreadable images, counted and listed)";
+            }
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// The error and its causes on one line, each cause once: libraries often show their source
