@@ -436,19 +436,39 @@ fn bad_arguments_and_inputs_get_clear_errors() {
 fn inspect_lists_classes_counts_and_ignored_files() {
     let scratch = tempfile::tempdir().unwrap();
     mixed_dataset(scratch.path());
+    // A fully transparent stamp beside the half-transparent one mixed_dataset has.
+    write_png(
+        &scratch.path().join("cats/clear.png"),
+        8,
+        8,
+        image::ExtendedColorType::Rgba8,
+        &[0u8; 8 * 8 * 4],
+    );
+    for i in 0..25 {
+        std::fs::write(scratch.path().join(format!("zebras/call{i:02}.ogg")), "ogg").unwrap();
+    }
     let stdout = succeeds(&["inspect", s(scratch.path())]);
     for line in [
         "    0  cats",
         "    1  dogs",
         "    2  zebras",
-        "3 classes, 16 images, 4 files or folders ignored",
+        "3 classes, 17 images, 29 files or folders ignored",
+        "ignored by kind: 25 .ogg, 1 .md, 1 .svg, 1 .txt, 1 hidden",
+        "... and 9 more (--all lists them all)",
+        "alpha: 2 images have an alpha channel, 1 of them fully transparent",
+        "--alpha white, black or #RRGGBB",
+        "fully transparent ",
     ] {
         assert!(stdout.contains(line), "missing '{line}' in:\n{stdout}");
     }
+    assert!(stdout.contains("clear.png"), "{stdout}");
+    let all = succeeds(&["inspect", s(scratch.path()), "--all"]);
+    assert_eq!(all.matches("  ignored /").count(), 29, "{all}");
     assert!(
-        stdout.contains("notes.txt") && stdout.contains("README.md"),
-        "{stdout}"
+        all.contains("notes.txt") && all.contains("README.md") && all.contains("call24.ogg"),
+        "{all}"
     );
+    assert!(!all.contains("more (--all"), "{all}");
 }
 
 #[test]

@@ -55,10 +55,14 @@ enum Command {
         /// The output folder.
         dir: PathBuf,
     },
-    /// Show a dataset's classes, labels, image counts and ignored files.
+    /// Show a dataset's classes, labels, image counts, ignored files (counted by kind) and
+    /// images with an alpha channel (read from each image's header).
     Inspect {
         /// The dataset root: one sub-folder per class.
         dir: PathBuf,
+        /// List every ignored file, not the first 20.
+        #[arg(long)]
+        all: bool,
     },
     /// Generate a small synthetic dataset and sample it: a first run with no input of your own.
     Demo {
@@ -405,7 +409,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
     match cli.command {
         Command::Generate(args) => generate(args, cancel),
-        Command::Inspect { dir } => inspect(&dir),
+        Command::Inspect { dir, all } => inspect(&dir, all),
         Command::Verify { dir } => {
             let files = crate::verify(&dir)?;
             let bytes: u64 = files.iter().map(|file| file.bytes).sum();
@@ -740,7 +744,7 @@ fn weights(command: WeightsCommand) -> Result<()> {
     }
 }
 
-fn inspect(dir: &Path) -> Result<()> {
+fn inspect(dir: &Path, all: bool) -> Result<()> {
     let dataset =
         Dataset::scan(dir).with_context(|| format!("cannot inspect {}", dir.display()))?;
     let counts = dataset.counts_per_class();
@@ -763,16 +767,74 @@ fn inspect(dir: &Path) -> Result<()> {
         dataset.images().len(),
         dataset.ignored_count()
     );
-    for path in dataset.ignored_examples() {
+    report_ignored(&dataset, all);
+    report_transparency(&dataset);
+    Ok(())
+}
+
+/// The ignored paths by kind, then the first 20 (or all) of them.
+fn report_ignored(dataset: &Dataset, all: bool) {
+    if dataset.ignored_count() == 0 {
+        return;
+    }
+    let kinds: Vec<String> = dataset
+        .ignored_by_kind()
+        .iter()
+        .map(|(kind, count)| format!("{count} {kind}"))
+        .collect();
+    println!("  ignored by kind: {}", kinds.join(", "));
+    let shown = if all {
+        dataset.ignored()
+    } else {
+        dataset.ignored_examples()
+    };
+    for path in shown {
         println!("  ignored {}", path.display());
     }
-    if dataset.ignored_count() > dataset.ignored_examples().len() {
+    if shown.len() < dataset.ignored_count() {
         println!(
-            "  ... and {} more",
-            dataset.ignored_count() - dataset.ignored_examples().len()
+            "  ... and {} more (--all lists them all)",
+            dataset.ignored_count() - shown.len()
         );
     }
-    Ok(())
+}
+
+/// How many images have an alpha channel and how many are fully transparent, with what
+/// `generate` does about them.
+fn report_transparency(dataset: &Dataset) {
+    let decoder = crate::Decoder::new(ImageSize::default());
+    let (mut with_alpha, mut invisible, mut unreadable) = (0usize, Vec::new(), 0usize);
+    for image in dataset.images() {
+        match decoder.transparency(&image.path) {
+            Ok(crate::Transparency::Opaque) => {}
+            Ok(crate::Transparency::Alpha) => with_alpha += 1,
+            Ok(crate::Transparency::FullyTransparent) => {
+                with_alpha += 1;
+                invisible.push(&image.path);
+            }
+            Err(_) => unreadable += 1,
+        }
+    }
+    if with_alpha == 0 {
+        println!("alpha: no image has an alpha channel");
+    } else {
+        println!(
+            "alpha: {with_alpha} images have an alpha channel, {} of them fully transparent; \
+             generate drops alpha by default (the colours stored under the transparency \
+             stay, as torchvision's ImageFolder does), --alpha white, black or #RRGGBB \
+             composites them onto a colour",
+            invisible.len()
+        );
+        for path in invisible.iter().take(crate::IGNORED_EXAMPLES) {
+            println!("  fully transparent {}", path.display());
+        }
+    }
+    if unreadable > 0 {
+        println!(
+            "unreadable: {unreadable} images cannot be read (generate --skip-bad-images skips \
+             them)"
+        );
+    }
 }
 
 fn run_demo(

@@ -50,7 +50,9 @@ pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};
 pub use drift_embedder::weights;
 pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
-pub use drift_reader::{Alpha, Dataset, DecodeLimits, ReaderError};
+pub use drift_reader::{
+    Alpha, Dataset, DecodeLimits, Decoder, IGNORED_EXAMPLES, ReaderError, Transparency,
+};
 pub use drift_sampler::StreamClock;
 pub use drift_transformer::{
     Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
@@ -73,7 +75,7 @@ use std::time::Duration;
 pub use stream::StreamState;
 
 use drift_embedder::{Embedder, EmbedderOptions, StateDict};
-use drift_reader::Decoder;
+
 use drift_sampler::{Sampler, SamplerError};
 use drift_writer::{OutputFolder, StagedOutput};
 

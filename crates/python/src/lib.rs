@@ -199,7 +199,7 @@ fn evaluate<'py>(
     Ok(evaluation.output)
 }
 
-/// `(name, label, images)` of each class, the ignored count and examples.
+/// `(name, label, images)` of each class, the ignored count and every ignored path.
 type DatasetListing = (Vec<(String, usize, usize)>, usize, Vec<String>);
 
 /// A dataset's classes and what was ignored.
@@ -216,7 +216,7 @@ fn inspect(path: PathBuf) -> PyResult<DatasetListing> {
         .map(|(label, name)| (name.clone(), label, counts[label]))
         .collect();
     let ignored = dataset
-        .ignored_examples()
+        .ignored()
         .iter()
         .map(|p| p.display().to_string())
         .collect();

@@ -209,6 +209,48 @@ impl Decoder {
         self.decode_bytes(&bytes, path)
     }
 
+    /// Whether the image at `path` has an alpha channel, and if so whether every pixel is
+    /// fully transparent (its colours would be invisible in any viewer). Reads the header
+    /// only, unless there is an alpha channel to look at.
+    pub fn transparency(&self, path: &Path) -> Result<Transparency, ReaderError> {
+        let decode_error = |reason: String| ReaderError::Decode {
+            path: path.to_owned(),
+            reason,
+        };
+        let file = drift_core::open_regular(path).map_err(|source| ReaderError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let decoder = ImageReader::new(std::io::BufReader::new(file))
+            .with_guessed_format()
+            .map_err(|e| decode_error(e.to_string()))?
+            .into_decoder()
+            .map_err(|e| decode_error(e.to_string()))?;
+        if !decoder.color_type().has_alpha() {
+            return Ok(Transparency::Opaque);
+        }
+        let (width, height) = decoder.dimensions();
+        if u64::from(width) * u64::from(height) > self.limits.max_pixels
+            || width > self.limits.max_side
+            || height > self.limits.max_side
+        {
+            return Err(ReaderError::TooLarge {
+                path: path.to_owned(),
+                width,
+                height,
+                max_pixels: self.limits.max_pixels,
+            });
+        }
+        let image =
+            image::DynamicImage::from_decoder(decoder).map_err(|e| decode_error(e.to_string()))?;
+        let invisible = image.into_rgba8().pixels().all(|pixel| pixel.0[3] == 0);
+        Ok(if invisible {
+            Transparency::FullyTransparent
+        } else {
+            Transparency::Alpha
+        })
+    }
+
     /// As [`Decoder::decode`], from bytes already in memory; `path` is only used in errors.
     pub fn decode_bytes(&self, bytes: &[u8], path: &Path) -> Result<RgbImage8, ReaderError> {
         let decode_error = |reason: String| ReaderError::Decode {
@@ -295,6 +337,17 @@ impl Decoder {
             .map_err(|e| e.to_string())?;
         Ok(RgbImage8::from_pixels(out, dst.into_vec()).expect("resizer returned a full buffer"))
     }
+}
+
+/// What [`Decoder::transparency`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transparency {
+    /// No alpha channel.
+    Opaque,
+    /// An alpha channel, with at least one pixel not fully transparent.
+    Alpha,
+    /// An alpha channel that is 0 everywhere.
+    FullyTransparent,
 }
 
 /// The JPEG decoder fills a truncated scan with grey instead of failing; PIL refuses such files

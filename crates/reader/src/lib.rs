@@ -18,7 +18,7 @@
 mod decode;
 mod scan;
 
-pub use decode::{Alpha, DecodeLimits, Decoder};
+pub use decode::{Alpha, DecodeLimits, Decoder, Transparency};
 pub use scan::{Dataset, IGNORED_EXAMPLES, ImageEntry, is_image_extension};
 
 use std::path::PathBuf;

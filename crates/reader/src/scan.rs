@@ -44,8 +44,8 @@ pub struct Dataset {
     root: PathBuf,
     classes: ClassTable,
     images: Vec<ImageEntry>,
-    ignored_count: usize,
-    ignored_examples: Vec<PathBuf>,
+    /// Every ignored path, in the order the scan met them.
+    ignored: Vec<PathBuf>,
     fingerprint: String,
 }
 
@@ -73,8 +73,7 @@ impl Dataset {
             root: root.to_owned(),
             classes: ClassTable::default(),
             images: Vec::new(),
-            ignored_count: 0,
-            ignored_examples: Vec::new(),
+            ignored: Vec::new(),
             fingerprint: String::new(),
         };
 
@@ -206,10 +205,7 @@ impl Dataset {
     }
 
     fn ignore(&mut self, path: PathBuf) {
-        self.ignored_count += 1;
-        if self.ignored_examples.len() < IGNORED_EXAMPLES {
-            self.ignored_examples.push(path);
-        }
+        self.ignored.push(path);
     }
 
     /// The root folder.
@@ -238,7 +234,33 @@ impl Dataset {
 
     /// How many files and folders were ignored (not images, hidden, or loose files in the root).
     pub fn ignored_count(&self) -> usize {
-        self.ignored_count
+        self.ignored.len()
+    }
+
+    /// Every ignored path, in the order the scan met them.
+    pub fn ignored(&self) -> &[PathBuf] {
+        &self.ignored
+    }
+
+    /// The ignored paths counted by kind: `.ext` (lowercase), `no extension`, `folder` or
+    /// `hidden`, most frequent first (then by name).
+    pub fn ignored_by_kind(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for path in &self.ignored {
+            let kind = if path.file_name().is_some_and(is_hidden) {
+                "hidden".to_owned()
+            } else if path.is_dir() {
+                "folder".to_owned()
+            } else {
+                path.extension().map_or("no extension".to_owned(), |ext| {
+                    format!(".{}", ext.to_string_lossy().to_lowercase())
+                })
+            };
+            *counts.entry(kind).or_default() += 1;
+        }
+        let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts
     }
 
     /// Identifies the dataset's listing (paths and sizes, see the README): a stream continued
@@ -249,7 +271,7 @@ impl Dataset {
 
     /// The first [`IGNORED_EXAMPLES`] ignored paths.
     pub fn ignored_examples(&self) -> &[PathBuf] {
-        &self.ignored_examples
+        &self.ignored[..self.ignored.len().min(IGNORED_EXAMPLES)]
     }
 }
 
