@@ -631,6 +631,43 @@ fn bad_transforms_get_clear_errors() {
     fails(&[&base[..], &["rotate=lots"]].concat(), "'lots'");
     fails(&[&base[..], &["rotate"]].concat(), "expected NAME=LEVEL");
     assert!(listing(&out).is_empty());
+    fails(
+        &[
+            "evaluate",
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+            "--transform",
+            "rotate=0.5",
+        ],
+        "evaluate measures every level of --levels; give --transform rotate --levels 0.5",
+    );
+    // Allowed but probably not meant: warned, then run.
+    let wide = scratch.path().join("wide");
+    let args = [
+        "generate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&wide),
+        "--num-samples",
+        "10",
+        "--size",
+        "16",
+        "--transform",
+        "rotate=0.5",
+        "--drift",
+        "gradual:width=50",
+        "--quiet",
+    ];
+    let run = drift_pipeline(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: segment 1: gradual width 50 is more than its 10 samples"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -1120,4 +1157,89 @@ fn streams_of_different_datasets_do_not_share_file_names() {
     }
     assert_eq!(names[0].len(), 12);
     assert!(names[0].is_disjoint(&names[1]));
+}
+
+/// `timeline` through the binary: PNG and SVG of a scenario's drift logs, a line per transform
+/// level, the class panel under label shift, and clear refusals and warnings.
+#[test]
+fn timeline_plots_drift_logs_with_levels_classes_and_segments() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline::demo::write_dataset_sized(&input, 20, 5, (40, 60)).unwrap();
+    let scenario = scratch.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "input = \"in\"\nsize = \"16\"\n\
+         [[segment]]\nname = \"reference\"\nsamples = 10\noutput = \"out/reference\"\n\
+         [[segment]]\nname = \"label shift\"\nsamples = 10\noutput = \"out/shift\"\n\
+         class_weights = { forest = 4.0, sky = 1.0 }\n\
+         [[segment]]\nname = \"drifted\"\nsamples = 10\noutput = \"out/drifted\"\n\
+         transforms = [\"gaussian_blur=0.6\", \"hue=0.3\"]\ndrift = \"gradual:width=6\"\n",
+    )
+    .unwrap();
+    let summary = succeeds(&["run", s(&scenario), "--quiet"]);
+    assert!(
+        summary.contains("wrote 10 samples (2 of 4 classes, sample_id 10..=19"),
+        "{summary}"
+    );
+    let out = scratch.path().join("out");
+    let (reference, shift, drifted) = (
+        out.join("reference"),
+        out.join("shift"),
+        out.join("drifted"),
+    );
+    let plot = scratch.path().join("plots/timeline.png");
+    std::fs::create_dir_all(plot.parent().unwrap()).unwrap();
+    let stdout = succeeds(&[
+        "timeline",
+        s(&reference),
+        s(&shift),
+        s(&drifted),
+        "--output",
+        s(&plot),
+    ]);
+    assert!(stdout.contains("30 samples from 3 folders"), "{stdout}");
+    let png = image::open(&plot).unwrap();
+    assert_eq!((png.width(), png.height()), drift_measure::PLOT_SIZE);
+    let svg = std::fs::read_to_string(plot.with_extension("svg")).unwrap();
+    for text in [
+        "gaussian_blur level",
+        "hue level",
+        "class share",
+        "label shift",
+        "forest",
+        "Drift over time: reference, shift, drifted",
+    ] {
+        assert!(svg.contains(text), "the SVG lacks '{text}'");
+    }
+    // Without label shift there is no class panel.
+    let clean = scratch.path().join("clean");
+    succeeds(&["timeline", s(&reference), "--output", s(&clean)]);
+    let svg = std::fs::read_to_string(clean.with_extension("svg")).unwrap();
+    assert!(!svg.contains("class share"));
+    assert!(clean.with_extension("png").exists());
+    // Two folders of different streams overlap in sample_id: warned, still drawn.
+    let out = drift_pipeline(&[
+        "timeline",
+        s(&reference),
+        s(&reference),
+        "--output",
+        s(&clean),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("overlap in sample_id (0..=9)"), "{stderr}");
+    fails(
+        &["timeline", s(&input), "--output", s(&clean)],
+        "no drift log here (not an output folder?)",
+    );
+    fails(
+        &["timeline", s(&reference), "--output", "plot.jpg"],
+        "name it FILE.png, FILE.svg or FILE, not .jpg",
+    );
+    let help = succeeds(&["timeline", "--help"]);
+    assert!(
+        help.contains("--window") && help.contains("label shift"),
+        "{help}"
+    );
 }

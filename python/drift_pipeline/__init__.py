@@ -20,6 +20,7 @@ twice while unused ones remain.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import os
 import sys
@@ -152,43 +153,60 @@ class _LineProgress:
         sys.stderr.flush()
 
 
-@dataclass
 class SampleResult:
-    """What ``sample`` wrote, read back. The original tool's fields (``input_folder``,
-    ``input_mapping``, ``target``, ``input_embedding_file_path``) plus ours."""
+    """What ``sample`` wrote. The original tool's fields (``input_folder``, ``input_mapping``,
+    ``target``, ``input_embedding_file_path``) plus ours (``drift_log``, ``embeddings``,
+    ``record``, ``summary``). The tables are read from the files on first access (polars), so a
+    call that only writes pays nothing for them."""
 
-    output_path: Path
-    #: The zip of PNGs (the original tool's name for it).
-    input_folder: str
-    input_mapping: pl.DataFrame
-    target: pl.DataFrame
-    #: ``embeddings.parquet``, or None without embeddings.
-    input_embedding_file_path: str | None
-    drift_log: pl.DataFrame
-    #: The embeddings, or None without them.
-    embeddings: pl.DataFrame | None
-    #: ``drift.json``.
-    record: dict = field(repr=False)
-    #: Samples, first sample id, timestamps, images skipped, zip bytes, time taken.
-    summary: dict = field(default_factory=dict)
+    def __init__(self, output_path: os.PathLike | str, summary: dict | None = None) -> None:
+        folder = Path(output_path)
+        #: The output folder.
+        self.output_path: Path = folder
+        #: The zip of PNGs (the original tool's name for it).
+        self.input_folder: str = str(folder / "sampled_images.zip")
+        embeddings = folder / "embeddings.parquet"
+        #: ``embeddings.parquet``, or None without embeddings.
+        self.input_embedding_file_path: str | None = (
+            str(embeddings) if embeddings.exists() else None
+        )
+        #: Samples, first sample id, timestamps, images skipped, zip bytes, time taken.
+        self.summary: dict = dict(summary or {})
 
     @classmethod
     def read(cls, output_path: os.PathLike | str, summary: dict | None = None) -> "SampleResult":
-        """Reads an output folder (``generate``'s, a scenario segment's or ``sample``'s)."""
-        folder = Path(output_path)
-        embeddings_file = folder / "embeddings.parquet"
-        has_embeddings = embeddings_file.exists()
-        return cls(
-            output_path=folder,
-            input_folder=str(folder / "sampled_images.zip"),
-            input_mapping=pl.read_parquet(folder / "input_mapping.parquet"),
-            target=pl.read_parquet(folder / "target.parquet"),
-            input_embedding_file_path=str(embeddings_file) if has_embeddings else None,
-            drift_log=pl.read_parquet(folder / "drift_log.parquet"),
-            embeddings=pl.read_parquet(embeddings_file) if has_embeddings else None,
-            record=json.loads((folder / "drift.json").read_text()),
-            summary=dict(summary or {}),
-        )
+        """An output folder (``generate``'s, a scenario segment's or ``sample``'s)."""
+        return cls(output_path, summary)
+
+    @functools.cached_property
+    def input_mapping(self) -> pl.DataFrame:
+        """``input_mapping.parquet``: sample_id, timestamp, file_name."""
+        return pl.read_parquet(self.output_path / "input_mapping.parquet")
+
+    @functools.cached_property
+    def target(self) -> pl.DataFrame:
+        """``target.parquet``: sample_id, timestamp, label."""
+        return pl.read_parquet(self.output_path / "target.parquet")
+
+    @functools.cached_property
+    def drift_log(self) -> pl.DataFrame:
+        """``drift_log.parquet``: per sample, what was applied and where it came from."""
+        return pl.read_parquet(self.output_path / "drift_log.parquet")
+
+    @functools.cached_property
+    def embeddings(self) -> pl.DataFrame | None:
+        """``embeddings.parquet`` (sample_id, timestamp, embedding), or None without it."""
+        if self.input_embedding_file_path is None:
+            return None
+        return pl.read_parquet(self.input_embedding_file_path)
+
+    @functools.cached_property
+    def record(self) -> dict:
+        """``drift.json``."""
+        return json.loads((self.output_path / "drift.json").read_text())
+
+    def __repr__(self) -> str:
+        return f"SampleResult({str(self.output_path)!r}, samples={self.summary.get('samples')})"
 
 
 #: The original tool's name for what ``sample`` returns.

@@ -183,6 +183,9 @@ def test_label_shift_and_drift_shapes_go_through(dataset, tmp_path):
     gradual = generator.sample(6, tmp_path / "gradual", segment="ramp")
     assert gradual.record["drift"].startswith("gradual")
     assert set(gradual.drift_log["segment"].to_list()) == {"ramp"}
+    generator.add_gradual_drift(["rotate=0.5"], width=50)
+    with pytest.warns(UserWarning, match="gradual width 50 is more than its 3 samples"):
+        generator.sample(3, tmp_path / "wide")
 
 
 def test_errors_are_python_exceptions_with_the_command_lines_messages(dataset, tmp_path):

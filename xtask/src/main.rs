@@ -16,19 +16,16 @@
 //!   paths exist, no pipeline function over 80 lines). CI runs it.
 //! - `test-weights FILE [--seed N]`: writes seeded random ResNet18 weights (safetensors, with
 //!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
-//! - `drift-timeline OUT DIR...`: plots the `drift_log.parquet` of output folders over time as
-//!   OUT.png and OUT.svg (the README's figure).
 
 mod bench;
 mod tidy;
-mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask tidy | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask test-weights FILE [--seed N] | cargo xtask drift-timeline OUT DIR...";
+const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask tidy | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask test-weights FILE [--seed N]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,7 +58,6 @@ fn main() -> Result<()> {
         Some("bench-generate") => bench::generate_child(&args[1..]),
         Some("tidy") => tidy::run(&workspace_root()),
         Some("test-weights") => test_weights(&args[1..]),
-        Some("drift-timeline") => timeline::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

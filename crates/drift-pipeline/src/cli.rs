@@ -49,6 +49,10 @@ enum Command {
         #[command(subcommand)]
         command: WeightsCommand,
     },
+    /// Plot drift logs over time: the drift probability, the drifted fraction and each
+    /// transform's level per sample, segments marked, and each class's share when a segment
+    /// has label shift. Writes FILE.png and FILE.svg.
+    Timeline(TimelineArgs),
     /// Check that an output folder holds one complete output: every file its drift.json lists,
     /// with the recorded size and SHA-256, and nothing else. Reads only.
     Verify {
@@ -169,6 +173,26 @@ struct GenerateArgs {
 }
 
 #[derive(Args)]
+struct TimelineArgs {
+    /// Output folders (of generate, or a scenario's segments), plotted as one stream in
+    /// sample_id order; folders whose sample ids overlap are warned about.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// Where to write the plot: FILE.png and FILE.svg (name either one, or no extension).
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+    /// Samples in the sliding window of the drifted fraction and the class shares.
+    #[arg(long, value_name = "N", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    window: u64,
+    /// The plot's title [default: "Drift over time" and the folders].
+    #[arg(long)]
+    title: Option<String>,
+    /// Draw the class-share panel even without label shift.
+    #[arg(long)]
+    class_mix: bool,
+}
+
+#[derive(Args)]
 struct EvaluateArgs {
     /// The dataset root: one sub-folder per class, images found recursively.
     #[arg(long, value_name = "DIR")]
@@ -177,7 +201,7 @@ struct EvaluateArgs {
     #[arg(long, value_name = "DIR")]
     output: PathBuf,
     /// The transform to sweep; repeat for a combined list, applied in order, all at each level.
-    #[arg(long = "transform", value_name = "NAME", required = true, long_help = transform_help(
+    #[arg(long = "transform", value_name = "NAME", required = true, value_parser = sweep_transform, long_help = transform_help(
         "The transform to sweep; repeat for a combined list, applied in order, all at each level."))]
     transforms: Vec<TransformKind>,
     /// Drift levels to measure, comma-separated, each in [0, 1].
@@ -292,6 +316,22 @@ fn finite_f64(text: &str) -> Result<f64, String> {
 
 /// `--help` for a transform flag: `summary`, then every registered transform and what its level
 /// controls (from the registry, so a new transform shows up here by itself).
+/// A transform to sweep: a name alone; with a level, say that the levels are `--levels`'.
+fn sweep_transform(text: &str) -> Result<TransformKind, String> {
+    text.parse::<TransformKind>().map_err(|error| match error {
+        crate::TransformError::UnexpectedLevel { name, .. } => {
+            let level = text
+                .split_once('=')
+                .map_or("0.5", |(_, level)| level.trim());
+            format!(
+                "'{text}': evaluate measures every level of --levels; give --transform {name} \
+                 --levels {level}"
+            )
+        }
+        other => other.to_string(),
+    })
+}
+
 fn transform_help(summary: &str) -> String {
     let mut help = format!("{summary}\n\nTransforms:");
     for kind in TransformKind::all() {
@@ -410,6 +450,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
     match cli.command {
         Command::Generate(args) => generate(args, cancel),
         Command::Inspect { dir, all } => inspect(&dir, all),
+        Command::Timeline(args) => timeline(&args),
         Command::Verify { dir } => {
             let files = crate::verify(&dir)?;
             let bytes: u64 = files.iter().map(|file| file.bytes).sum();
@@ -476,13 +517,14 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         .network
         .fill(&mut raw, args.embedding.embeddings);
     let mut spec = RunSpec::build(raw, FrontEnd::CommandLine, Path::new(""))?;
+    warn_about(&spec.segments);
     spec.set_cancel(Some(cancel));
     let quiet = args.run.quiet;
     spec.run(
-        |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
+        |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples", None)),
         |segment, summary, dataset| {
             let drift = drift_description(&segment.transforms, &segment.shape);
-            report_summary(summary, dataset.classes().len(), &drift, quiet);
+            report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
         },
     )?;
     Ok(())
@@ -502,9 +544,9 @@ fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         cancel: Some(cancel),
         ..EvaluateOptions::default()
     };
-    let bar = ProgressReport::new(0, args.quiet, "embeddings");
+    let bar = ProgressReport::new(0, args.quiet, "embeddings", None);
     let result = evaluate(&args.input, &args.output, &options, &bar);
-    bar.0.finish_and_clear();
+    bar.bar.finish_and_clear();
     let evaluation = result.map_err(|error| match error {
         PipelineError::Reader(_) => {
             anyhow::Error::new(error).context(format!("cannot use input {}", args.input.display()))
@@ -561,9 +603,9 @@ fn sample(
     output: &Path,
     quiet: bool,
 ) -> Result<SampleSummary> {
-    let bar = ProgressReport::new(n, quiet, "samples");
+    let bar = ProgressReport::new(n, quiet, "samples", None);
     let result = generator.sample_with_progress(n, output, &bar);
-    bar.0.finish_and_clear();
+    bar.bar.finish_and_clear();
     result.with_context(|| format!("cannot write {n} samples to {}", output.display()))
 }
 
@@ -572,7 +614,12 @@ fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
         generator.drift().chain().specs(),
         &generator.drift().shape(),
     );
-    report_summary(summary, generator.dataset().classes().len(), &drift, quiet);
+    report_summary(
+        summary,
+        &generator.dataset().classes().len().to_string(),
+        &drift,
+        quiet,
+    );
 }
 
 fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
@@ -585,7 +632,27 @@ fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
     }
 }
 
-fn report_summary(summary: &SampleSummary, classes: usize, drift: &str, quiet: bool) {
+/// Prints each segment's warnings (allowed, probably not meant) before anything runs.
+fn warn_about(segments: &[crate::Segment]) {
+    for warning in segments.iter().flat_map(crate::Segment::warnings) {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// The classes a segment draws from, in words: all of them, or under label shift with weights
+/// "2 of 17" (classes not named are not drawn).
+fn classes_drawn(segment: &crate::Segment, dataset: &Dataset) -> String {
+    let all = dataset.classes().len();
+    match &segment.label_shift.priors {
+        crate::ClassPriors::Weights(weights) => {
+            let drawn = weights.iter().filter(|(_, w)| *w > 0.0).count();
+            format!("{drawn} of {all}")
+        }
+        _ => all.to_string(),
+    }
+}
+
+fn report_summary(summary: &SampleSummary, classes: &str, drift: &str, quiet: bool) {
     let skipped = match summary.skipped.len() {
         0 => String::new(),
         1 => "; skipped 1 unreadable image (listed in drift.json)".to_owned(),
@@ -625,45 +692,96 @@ fn report_summary(summary: &SampleSummary, classes: usize, drift: &str, quiet: b
 }
 
 /// An indicatif bar on a terminal; hidden when stderr is not a terminal or with --quiet.
-struct ProgressReport(ProgressBar);
+struct ProgressReport {
+    bar: ProgressBar,
+    quiet: bool,
+}
 
 impl ProgressReport {
-    fn new(total: u64, quiet: bool, unit: &str) -> Self {
+    /// A bar of `total` `unit`s, named `name` (a scenario's segment) when given.
+    fn new(total: u64, quiet: bool, unit: &str, name: Option<&str>) -> Self {
         if quiet || !std::io::stderr().is_terminal() {
-            return Self(ProgressBar::hidden());
+            return Self {
+                bar: ProgressBar::hidden(),
+                quiet,
+            };
         }
         let bar = ProgressBar::new(total);
+        let prefix = if name.is_some() { "{prefix:>12} " } else { "" };
         bar.set_style(
             ProgressStyle::with_template(&format!(
-                "{{bar:40}} {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}}"
+                "{prefix}{{bar:40}} {{pos}}/{{len}} {unit}, {{rate}}, eta {{settled_eta}}"
             ))
-            .expect("the template is valid"),
+            .expect("the template is valid")
+            // At most one decimal: "37.5/s", not indicatif's "37.5213/s".
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}/s", state.per_sec());
+                },
+            )
+            // The first estimates come from a handful of items and a cold start (a 12 s job
+            // showed 7 min): no ETA until 5% is done and a second has passed.
+            .with_key(
+                "settled_eta",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let settled = state.elapsed().as_secs_f64() >= 1.0
+                        && state.len().is_some_and(|len| state.pos() * 20 >= len);
+                    let _ = if settled {
+                        write!(w, "{:#}", indicatif::HumanDuration(state.eta()))
+                    } else {
+                        write!(w, "-")
+                    };
+                },
+            ),
         );
-        Self(bar)
+        if let Some(name) = name {
+            bar.set_prefix(name.to_owned());
+        }
+        Self { bar, quiet }
     }
 }
 
 impl Progress for ProgressReport {
     fn samples_written(&self, written: u64, total: u64) {
-        self.0.set_length(total);
-        self.0.set_position(written);
+        self.bar.set_length(total);
+        self.bar.set_position(written);
+        // Drawn at 100% when done: a bar left at its last throttled redraw (196/200) reads as
+        // dropped samples.
+        if written >= total {
+            self.bar.finish();
+        }
     }
 
     /// A note, not progress: shown with --quiet too.
     fn recovered(&self, folder: &Path, recovery: &Recovery) {
-        self.0
+        self.bar
             .suspend(|| eprintln!("note: {}: {recovery}", folder.display()));
+    }
+
+    fn embedding(&self, description: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("embedding on {description}"));
+        }
     }
 }
 
 fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool>) -> Result<()> {
     let mut scenario = Scenario::load(path)?;
+    warn_about(scenario.segments());
     scenario.set_run_options(threads, Some(cancel));
     scenario.run(
-        |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples")),
+        |segment| {
+            Box::new(ProgressReport::new(
+                segment.samples,
+                quiet,
+                "samples",
+                Some(&segment.name),
+            ))
+        },
         |segment, summary, dataset| {
             let drift = drift_description(&segment.transforms, &segment.shape);
-            report_summary(summary, dataset.classes().len(), &drift, quiet);
+            report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
         },
     )?;
     Ok(())
@@ -742,6 +860,84 @@ fn weights(command: WeightsCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn timeline(args: &TimelineArgs) -> Result<()> {
+    let stem = match args.output.extension().and_then(|e| e.to_str()) {
+        None => args.output.clone(),
+        Some("png" | "svg") => args.output.with_extension(""),
+        Some(other) => anyhow::bail!(
+            "--output {}: the plot is written as PNG and SVG; name it FILE.png, FILE.svg or \
+             FILE, not .{other}",
+            args.output.display()
+        ),
+    };
+    let mut points = Vec::new();
+    let mut ranges = Vec::new();
+    let mut label_shift = false;
+    for dir in &args.dirs {
+        let samples =
+            crate::read_drift_log(dir).with_context(|| format!("cannot plot {}", dir.display()))?;
+        if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+            ranges.push((first.sample_id, last.sample_id, dir));
+        }
+        label_shift |= samples.iter().any(|s| s.class_prior.is_some());
+        points.extend(samples.into_iter().map(|s| crate::TimelinePoint {
+            sample_id: s.sample_id,
+            segment: s.segment,
+            drifted: s.drifted,
+            probability: s.probability,
+            levels: s.levels,
+            class_name: s.class_name,
+        }));
+    }
+    ranges.sort();
+    for pair in ranges.windows(2) {
+        let ((_, last, a), (first, _, b)) = (pair[0], pair[1]);
+        if first <= last {
+            eprintln!(
+                "warning: {} and {} overlap in sample_id ({first}..={last}): they are not one \
+                 stream (generate --continue-from continues one)",
+                a.display(),
+                b.display()
+            );
+        }
+    }
+    points.sort_by_key(|p| p.sample_id);
+    let title = args.title.clone().unwrap_or_else(|| {
+        let names: Vec<String> = args
+            .dirs
+            .iter()
+            .map(|d| {
+                d.file_name().map_or_else(
+                    || d.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        format!("Drift over time: {}", names.join(", "))
+    });
+    let plot = crate::timeline_plot(
+        &title,
+        &points,
+        args.window as usize,
+        label_shift || args.class_mix,
+    )
+    .context("cannot draw the timeline")?;
+    let png = crate::encode_png(&plot.rgb, PngCompression::High)?;
+    let (png_path, svg_path) = (stem.with_extension("png"), stem.with_extension("svg"));
+    std::fs::write(&png_path, png)
+        .with_context(|| format!("cannot write {}", png_path.display()))?;
+    std::fs::write(&svg_path, plot.svg)
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    println!(
+        "wrote {} and {}: {} samples from {} folders",
+        png_path.display(),
+        svg_path.display(),
+        points.len(),
+        args.dirs.len()
+    );
+    Ok(())
 }
 
 fn inspect(dir: &Path, all: bool) -> Result<()> {

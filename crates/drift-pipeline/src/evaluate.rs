@@ -158,6 +158,13 @@ pub fn evaluate(
     }
     let threads = crate::worker_threads(options.threads);
     let stage = crate::load_embedder(&options.embedding, threads, options.size)?;
+    let embedding_description = format!(
+        "{}, normalize {}, weights {}",
+        stage.embedder.device_description(),
+        stage.embedder.normalize().name(),
+        stage.source.describe()
+    );
+    progress.embedding(&embedding_description);
     let batch_size = stage.batch_size;
     let order: Vec<usize> = sampler.pending().take(images as usize).collect();
     let batches = order.len().div_ceil(batch_size);
@@ -191,12 +198,7 @@ pub fn evaluate(
         summaries,
         images,
         batches,
-        embedding_description: format!(
-            "{}, normalize {}, weights {}",
-            stage.embedder.device_description(),
-            stage.embedder.normalize().name(),
-            stage.source.describe()
-        ),
+        embedding_description,
         elapsed: Duration::ZERO,
     };
     write_report(&mut report, &evaluation, &series, &stage, options)?;

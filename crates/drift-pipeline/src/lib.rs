@@ -50,6 +50,7 @@ pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};
 pub use drift_embedder::weights;
 pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
+pub use drift_measure::{TimelinePoint, timeline_plot};
 pub use drift_reader::{
     Alpha, Dataset, DecodeLimits, Decoder, IGNORED_EXAMPLES, ReaderError, Transparency,
 };
@@ -59,8 +60,8 @@ pub use drift_transformer::{
     log_columns,
 };
 pub use drift_writer::{
-    ABORT_AT_ENV, FileRecord, OUTPUT_FILES, PngCompression, Recovery, WriterError, existing_output,
-    verify,
+    ABORT_AT_ENV, FileRecord, LoggedSample, OUTPUT_FILES, PngCompression, Recovery, WriterError,
+    encode_png, existing_output, read_drift_log, verify,
 };
 pub use label_shift::{ClassPriors, LabelShift};
 pub use scenario::{Scenario, ScenarioError};
@@ -345,6 +346,12 @@ pub trait Progress: Sync {
     /// `recovery` about it (told once, before anything is written).
     fn recovered(&self, folder: &Path, recovery: &Recovery) {
         let _ = (folder, recovery);
+    }
+
+    /// The network embeds on `description` (device, normalization, batch, weights): told once,
+    /// at the start of a run with embeddings.
+    fn embedding(&self, description: &str) {
+        let _ = description;
     }
 }
 

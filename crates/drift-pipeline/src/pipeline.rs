@@ -593,7 +593,8 @@ fn class_priors(plan: &ClassPlan) -> Option<Vec<f64>> {
         ClassPlan::AsInDataset => None,
         ClassPlan::Weighted { weights, .. } => {
             let total: f64 = weights.iter().sum();
-            Some(weights.iter().map(|w| w / total).collect())
+            // `+ 0.0` turns a -0.0 weight's prior into 0.0, which drift.json printed as -0.0.
+            Some(weights.iter().map(|w| w / total + 0.0).collect())
         }
     }
 }

@@ -675,6 +675,11 @@ impl RunSpec {
             folders.push(folder);
             reporters.push(reporter);
         }
+        if let (Some(description), Some(first)) =
+            (generator.embedding_description(), reporters.first())
+        {
+            first.embedding(&description);
+        }
         let mut staged = Vec::with_capacity(self.segments.len());
         let mut summaries = Vec::with_capacity(self.segments.len());
         let work = self.segments.iter().enumerate().zip(folders).zip(reporters);
@@ -772,6 +777,24 @@ impl Segment {
     /// Sets `generator` up for this segment: its drift, name, label shift and class mapping.
     pub fn apply(&self, generator: &mut crate::DriftGenerator) -> Result<(), PipelineError> {
         apply_segment(generator, self)
+    }
+
+    /// What is allowed but probably not meant: a gradual window or a recurring period wider
+    /// than the segment, whose drift then never completes within it.
+    pub fn warnings(&self) -> Vec<String> {
+        let (what, span) = match self.shape {
+            DriftShape::Gradual { width, .. } => ("gradual width", width),
+            DriftShape::Recurring { period, .. } => ("recurring period", period),
+            _ => return Vec::new(),
+        };
+        if span <= self.samples {
+            return Vec::new();
+        }
+        vec![format!(
+            "{}: {what} {span} is more than its {} samples, so the drift does not complete \
+             within it (the shape runs over each segment's own samples)",
+            self.name, self.samples
+        )]
     }
 }
 

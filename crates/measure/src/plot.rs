@@ -399,112 +399,298 @@ pub struct TimelinePoint {
     pub drifted: bool,
     /// The probability it had of being drifted.
     pub probability: f64,
-    /// The highest drift level applied to it (`None` when clean).
-    pub level: Option<f64>,
+    /// `(transform, level)` of each transform applied to it (empty when clean).
+    pub levels: Vec<(String, f64)>,
+    /// Its class, for the class-mix panel.
+    pub class_name: Option<String>,
 }
 
+/// Colours of the transforms' levels and of the classes, in order.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(230, 120, 20),
+    RGBColor(40, 160, 60),
+    RGBColor(200, 40, 40),
+    RGBColor(140, 80, 190),
+    RGBColor(20, 170, 180),
+    RGBColor(190, 150, 20),
+    RGBColor(230, 90, 170),
+    RGBColor(110, 110, 110),
+];
+
 /// A drift log over time: the drift probability p, the drifted fraction over a sliding window
-/// of `window` samples, and the drift level of each drifted sample, with the segments marked.
+/// of `window` samples, and each transform's level on each drifted sample (one colour per
+/// transform), with the segments marked; with `class_mix`, a panel below with each class's
+/// share over the same window (label shift), the 7 largest classes and the rest as `other`.
 pub fn timeline_plot(
     title: &str,
     points: &[TimelinePoint],
     window: usize,
+    class_mix: bool,
 ) -> Result<Plot, MeasureError> {
+    let mut transforms: Vec<&str> = Vec::new();
+    for point in points {
+        for (name, _) in &point.levels {
+            if !transforms.contains(&name.as_str()) {
+                transforms.push(name);
+            }
+        }
+    }
+    let classes = if class_mix {
+        largest_classes(points, PALETTE.len() - 1)
+    } else {
+        Vec::new()
+    };
     render(&Timeline {
         title,
         points,
         window: window.max(1),
+        transforms,
+        classes,
+        class_mix,
     })
+}
+
+/// The `keep` most frequent classes (ties by name).
+fn largest_classes(points: &[TimelinePoint], keep: usize) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for point in points {
+        if let Some(class) = &point.class_name {
+            *counts.entry(class).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    counts
+        .into_iter()
+        .take(keep)
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 struct Timeline<'a> {
     title: &'a str,
     points: &'a [TimelinePoint],
     window: usize,
+    transforms: Vec<&'a str>,
+    classes: Vec<String>,
+    class_mix: bool,
+}
+
+impl Timeline<'_> {
+    /// The x range: first to last sample id (at least one wide).
+    fn x_range(&self) -> Range<f64> {
+        let first = self.points.first().map_or(0, |p| p.sample_id) as f64;
+        let last = self
+            .points
+            .last()
+            .map_or(1, |p| p.sample_id)
+            .max(first as u64 + 1) as f64;
+        first..last
+    }
+
+    /// `share(window)` at the middle of each sliding window of the points.
+    fn windowed(&self, share: impl Fn(&[TimelinePoint]) -> f64) -> Vec<(f64, f64)> {
+        self.points
+            .windows(self.window.min(self.points.len()).max(1))
+            .map(|w| (w[w.len() / 2].sample_id as f64, share(w)))
+            .collect()
+    }
+
+    /// Each segment's first sample id and name, in order.
+    fn segments(&self) -> Vec<(f64, &str)> {
+        let mut starts: Vec<(f64, &str)> = Vec::new();
+        for point in self.points {
+            if starts.last().is_none_or(|(_, name)| *name != point.segment) {
+                starts.push((point.sample_id as f64, &point.segment));
+            }
+        }
+        starts
+    }
+
+    fn draw_drift<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let x = self.x_range();
+        let mut chart = ChartBuilder::on(area)
+            .caption(self.title, (FONT, 26))
+            .margin(16)
+            .x_label_area_size(if self.class_mix { 30 } else { 50 })
+            .y_label_area_size(60)
+            .build_cartesian_2d(x.clone(), 0.0..1.12)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.y_desc("probability, fraction, level")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 18))
+            .light_line_style(WHITE.mix(0.0));
+        if !self.class_mix {
+            mesh.x_desc("sample_id");
+        }
+        mesh.draw()?;
+        // Every boundary line first, then the names on top, just right of their line, on
+        // alternating heights: a long name then never hides under the next boundary.
+        let segments = self.segments();
+        for (start, _) in &segments {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(*start, 0.0), (*start, 1.12)],
+                BLACK.mix(0.35).stroke_width(1),
+            )))?;
+        }
+        let nudge = (x.end - x.start) * 0.004;
+        for (index, (start, name)) in segments.iter().enumerate() {
+            let y = if index % 2 == 0 { 1.10 } else { 1.055 };
+            chart.draw_series(std::iter::once(Text::new(
+                (*name).to_owned(),
+                (start + nudge, y),
+                (FONT, 14).into_font(),
+            )))?;
+        }
+        for (index, transform) in self.transforms.iter().enumerate() {
+            let color = PALETTE[index % PALETTE.len()];
+            chart.draw_series(self.points.iter().flat_map(|p| {
+                p.levels
+                    .iter()
+                    .filter(|(name, _)| name == transform)
+                    .map(|(_, level)| Circle::new((p.sample_id as f64, *level), 2, color.filled()))
+            }))?;
+        }
+        let fraction =
+            self.windowed(|w| w.iter().filter(|p| p.drifted).count() as f64 / w.len() as f64);
+        chart.draw_series(LineSeries::new(fraction, FRACTION_COLOR.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            self.points
+                .iter()
+                .map(|p| (p.sample_id as f64, p.probability)),
+            BLACK.stroke_width(1),
+        ))?;
+        Ok(())
+    }
+
+    fn draw_classes<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let mut chart = ChartBuilder::on(area)
+            .margin(16)
+            .margin_top(4)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(self.x_range(), 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("sample_id")
+            .y_desc("class share")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 18))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (start, _) in self.segments() {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(start, 0.0), (start, 1.0)],
+                BLACK.mix(0.35).stroke_width(1),
+            )))?;
+        }
+        for (index, class) in self.class_series() {
+            let color = PALETTE[index % PALETTE.len()];
+            let share = self.windowed(|w| {
+                let count = w
+                    .iter()
+                    .filter(|p| match (&p.class_name, &class) {
+                        (Some(name), Some(class)) => name == class,
+                        (name, None) => name.as_ref().is_none_or(|n| !self.classes.contains(n)),
+                        (None, Some(_)) => false,
+                    })
+                    .count();
+                count as f64 / w.len() as f64
+            });
+            chart.draw_series(LineSeries::new(share, color.stroke_width(2)))?;
+        }
+        Ok(())
+    }
+
+    /// The class-mix lines: each kept class, then `other` (`None`) when some are left out.
+    fn class_series(&self) -> Vec<(usize, Option<String>)> {
+        let mut series: Vec<(usize, Option<String>)> =
+            self.classes.iter().cloned().map(Some).enumerate().collect();
+        let all_kept = self.points.iter().all(|p| {
+            p.class_name
+                .as_ref()
+                .is_some_and(|n| self.classes.contains(n))
+        });
+        if !all_kept {
+            series.push((self.classes.len(), None));
+        }
+        series
+    }
+
+    fn draw_legend<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let mut entries: Vec<(String, RGBColor, bool)> = vec![
+            ("p(drifted)".into(), BLACK, false),
+            ("drifted fraction".into(), FRACTION_COLOR, false),
+        ];
+        for (index, transform) in self.transforms.iter().enumerate() {
+            entries.push((
+                format!("{transform} level"),
+                PALETTE[index % PALETTE.len()],
+                true,
+            ));
+        }
+        let mut y = 70;
+        for (label, color, dot) in &entries {
+            draw_entry(area, label, *color, *dot, y)?;
+            y += 26;
+        }
+        area.draw(&Text::new(
+            format!("fraction: {} samples", self.window),
+            (10, y),
+            (FONT, 13).into_font(),
+        ))?;
+        if self.class_mix {
+            y = 430;
+            area.draw(&Text::new("class share", (10, y), (FONT, 15).into_font()))?;
+            for (index, class) in self.class_series() {
+                y += 24;
+                let label = class.unwrap_or_else(|| "other".into());
+                draw_entry(area, &label, PALETTE[index % PALETTE.len()], false, y)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+const FRACTION_COLOR: RGBColor = RGBColor(40, 90, 200);
+
+/// One legend row: a line or a dot in `color`, then `label`.
+fn draw_entry<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    label: &str,
+    color: RGBColor,
+    dot: bool,
+    y: i32,
+) -> DrawResult<DB> {
+    if dot {
+        area.draw(&Circle::new((24, y), 3, color.filled()))?;
+    } else {
+        area.draw(&PathElement::new(
+            vec![(10, y), (38, y)],
+            color.stroke_width(3),
+        ))?;
+    }
+    area.draw(&Text::new(
+        label.to_owned(),
+        (46, y - 8),
+        (FONT, 15).into_font(),
+    ))?;
+    Ok(())
 }
 
 impl Figure for Timeline<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
         let (chart_area, legend_area) = root.split_horizontally(PLOT_SIZE.0 - 190);
-        let points = self.points;
-        let first = points.first().map_or(0, |p| p.sample_id) as f64;
-        let last = points
-            .last()
-            .map_or(1, |p| p.sample_id)
-            .max(first as u64 + 1) as f64;
-        let mut chart = ChartBuilder::on(&chart_area)
-            .caption(self.title, (FONT, 26))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(first..last, 0.0..1.08)?;
-        chart
-            .configure_mesh()
-            .x_desc("sample_id")
-            .y_desc("probability, fraction, level")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 18))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()?;
-        // Segment boundaries and names.
-        let mut start = 0;
-        for i in 1..=points.len() {
-            if i == points.len() || points[i].segment != points[start].segment {
-                let x = points[start].sample_id as f64;
-                chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(x, 0.0), (x, 1.08)],
-                    BLACK.mix(0.35).stroke_width(1),
-                )))?;
-                chart.draw_series(std::iter::once(Text::new(
-                    points[start].segment.clone(),
-                    (x, 1.065),
-                    (FONT, 14).into_font(),
-                )))?;
-                start = i;
-            }
+        if self.class_mix {
+            let (drift_area, class_area) = chart_area.split_vertically(420);
+            self.draw_drift(&drift_area)?;
+            self.draw_classes(&class_area)?;
+        } else {
+            self.draw_drift(&chart_area)?;
         }
-        let level_color = RGBColor(230, 120, 20);
-        chart.draw_series(points.iter().filter_map(|p| {
-            p.level
-                .map(|l| Circle::new((p.sample_id as f64, l), 2, level_color.filled()))
-        }))?;
-        let fraction: Vec<(f64, f64)> = points
-            .windows(self.window.min(points.len()).max(1))
-            .map(|w| {
-                let drifted = w.iter().filter(|p| p.drifted).count() as f64;
-                (w[w.len() / 2].sample_id as f64, drifted / w.len() as f64)
-            })
-            .collect();
-        let fraction_color = RGBColor(40, 90, 200);
-        chart.draw_series(LineSeries::new(fraction, fraction_color.stroke_width(2)))?;
-        chart.draw_series(LineSeries::new(
-            points.iter().map(|p| (p.sample_id as f64, p.probability)),
-            BLACK.stroke_width(1),
-        ))?;
-        let entries: [(&str, RGBColor, bool); 3] = [
-            ("p(drifted)", BLACK, false),
-            ("drifted fraction", fraction_color, false),
-            ("drift level", level_color, true),
-        ];
-        for (row, (label, color, dot)) in entries.iter().enumerate() {
-            let y = 70 + 26 * row as i32;
-            if *dot {
-                legend_area.draw(&Circle::new((24, y), 3, color.filled()))?;
-            } else {
-                legend_area.draw(&PathElement::new(
-                    vec![(10, y), (38, y)],
-                    color.stroke_width(3),
-                ))?;
-            }
-            legend_area.draw(&Text::new(*label, (46, y - 8), (FONT, 15).into_font()))?;
-        }
-        legend_area.draw(&Text::new(
-            format!("fraction: {} samples", self.window),
-            (10, 160),
-            (FONT, 13).into_font(),
-        ))?;
-        Ok(())
+        self.draw_legend(&legend_area)
     }
 }

@@ -73,6 +73,14 @@ impl Generator {
         segment
             .apply(&mut self.generator)
             .map_err(|e| pipeline_error(&e))?;
+        for warning in segment.warnings() {
+            PyErr::warn(
+                py,
+                &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+                &std::ffi::CString::new(warning).unwrap_or_default(),
+                1,
+            )?;
+        }
         self.generator
             .set_output_options(organize_by_class, overwrite);
         let generator = &mut *self.generator;

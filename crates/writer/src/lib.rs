@@ -39,12 +39,14 @@
 //! ```
 
 mod png_encode;
+mod read;
 mod report;
 mod tables;
 mod transaction;
 
 pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
 pub use png_encode::{PngCompression, encode_png};
+pub use read::{LoggedSample, read_drift_log};
 pub use report::{KlRow, ReportWriter, kl_table};
 pub use transaction::{
     ABORT_AT_ENV, FileRecord, LOCK_FILE, OutputFolder, Recovery, STAGING_DIR, Staging, commit_all,
@@ -130,6 +132,14 @@ pub enum WriterError {
     #[error("{path} does not verify: {reason}")]
     Unverified {
         /// The folder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A table read back that is not what this tool writes.
+    #[error("{path}: {reason}")]
+    BadTable {
+        /// The table.
         path: PathBuf,
         /// What is wrong.
         reason: String,

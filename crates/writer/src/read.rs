@@ -1,0 +1,103 @@
+//! Reading a drift log back (`drift-pipeline timeline`): each sample's segment, whether it was
+//! drifted, its probability, every transform's level and its class.
+
+use std::path::Path;
+
+use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::WriterError;
+
+/// One row of `drift_log.parquet`, as far as a timeline needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedSample {
+    /// The sample.
+    pub sample_id: u64,
+    /// Its segment.
+    pub segment: String,
+    /// Whether it was drifted.
+    pub drifted: bool,
+    /// The probability it had of being drifted.
+    pub probability: f64,
+    /// `(transform, level)` of each transform applied to it, in column order.
+    pub levels: Vec<(String, f64)>,
+    /// Its class (absent in logs of versions before provenance).
+    pub class_name: Option<String>,
+    /// Its class's prior under label shift.
+    pub class_prior: Option<f64>,
+}
+
+/// Reads `folder/drift_log.parquet`.
+pub fn read_drift_log(folder: &Path) -> Result<Vec<LoggedSample>, WriterError> {
+    let path = folder.join("drift_log.parquet");
+    let bad = |reason: String| WriterError::BadTable {
+        path: path.clone(),
+        reason,
+    };
+    let file = drift_core::open_regular(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => bad("no drift log here (not an output folder?)".into()),
+        _ => bad(e.to_string()),
+    })?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|builder| builder.build())
+        .map_err(|e| bad(e.to_string()))?;
+    let mut samples = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(e.to_string()))?;
+        read_batch(&batch, &mut samples).map_err(bad)?;
+    }
+    Ok(samples)
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<Option<&'a T>, String> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(column) => column
+            .as_any()
+            .downcast_ref::<T>()
+            .map(Some)
+            .ok_or_else(|| format!("column {name} has an unexpected type")),
+    }
+}
+
+fn read_batch(batch: &RecordBatch, samples: &mut Vec<LoggedSample>) -> Result<(), String> {
+    let required = |name: &str| format!("no column {name}: not a drift log");
+    let ids = column::<Int64Array>(batch, "sample_id")?.ok_or_else(|| required("sample_id"))?;
+    let segments = column::<StringArray>(batch, "segment")?.ok_or_else(|| required("segment"))?;
+    let drifted = column::<BooleanArray>(batch, "drifted")?.ok_or_else(|| required("drifted"))?;
+    let probabilities = column::<Float64Array>(batch, "drift_probability")?
+        .ok_or_else(|| required("drift_probability"))?;
+    let classes = column::<StringArray>(batch, "class_name")?;
+    let priors = column::<Float64Array>(batch, "class_prior")?;
+    let schema = batch.schema();
+    let levels: Vec<(String, &Float64Array)> = schema
+        .fields()
+        .iter()
+        .filter_map(|field| field.name().strip_suffix("_level").map(str::to_owned))
+        .map(|name| {
+            column::<Float64Array>(batch, &format!("{name}_level"))
+                .map(|c| (name, c.expect("listed in the schema")))
+        })
+        .collect::<Result<_, _>>()?;
+    for row in 0..batch.num_rows() {
+        let sample_id = u64::try_from(ids.value(row))
+            .map_err(|_| format!("negative sample_id {}", ids.value(row)))?;
+        samples.push(LoggedSample {
+            sample_id,
+            segment: segments.value(row).to_owned(),
+            drifted: drifted.value(row),
+            probability: probabilities.value(row),
+            levels: levels
+                .iter()
+                .filter(|(_, c)| c.is_valid(row))
+                .map(|(name, c)| (name.clone(), c.value(row)))
+                .collect(),
+            class_name: classes
+                .filter(|c| c.is_valid(row))
+                .map(|c| c.value(row).to_owned()),
+            class_prior: priors.filter(|c| c.is_valid(row)).map(|c| c.value(row)),
+        });
+    }
+    Ok(())
+}
