@@ -145,6 +145,10 @@ fn sweep_writes_a_complete_report_and_default_rises_on_both_sides() {
         let svg = std::fs::read_to_string(report.join(format!("{stem}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("KL divergence") && svg.contains("default"));
+        assert!(
+            svg.contains("(not the reference), normalize none"),
+            "the title names the weights and the normalization"
+        );
     }
 
     let record: serde_json::Value =

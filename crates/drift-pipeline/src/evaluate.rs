@@ -201,7 +201,11 @@ pub fn evaluate(
         embedding_description,
         elapsed: Duration::ZERO,
     };
-    write_report(&mut report, &evaluation, &series, &stage, options)?;
+    let dataset = std::path::absolute(input)
+        .ok()
+        .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| input.display().to_string());
+    write_report(&mut report, &evaluation, &series, &stage, options, &dataset)?;
     report.finish()?;
     Ok(Evaluation {
         elapsed: started.elapsed(),
@@ -381,6 +385,7 @@ fn write_report(
     series: &[LevelSeries],
     stage: &EmbeddingStage,
     options: &EvaluateOptions,
+    dataset: &str,
 ) -> Result<(), PipelineError> {
     let table_path = report.path(KL_TABLE).expect("kl.parquet is a report file");
     report.add(KL_TABLE, &kl_table(&evaluation.rows, &table_path)?)?;
@@ -388,9 +393,25 @@ fn write_report(
         SUMMARY_CSV,
         drift_measure::summary_csv(&evaluation.summaries).as_bytes(),
     )?;
+    let weights = match &stage.source.provenance {
+        drift_embedder::Provenance::Reference(_) => "reference weights".to_owned(),
+        _ => format!(
+            "weights {} (not the reference)",
+            stage.source.path.file_name().map_or_else(
+                || stage.source.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            )
+        ),
+    };
+    let context = format!(
+        "dataset {dataset}, {weights}, normalize {}",
+        stage.embedder.normalize().name()
+    );
     let labels = PlotLabels {
         transforms: &evaluation.transforms,
         batch_size: stage.batch_size,
+        images: evaluation.images,
+        context: &context,
     };
     for (names, plot) in [
         (LINE_PLOT, drift_measure::line_plot(labels, series)),

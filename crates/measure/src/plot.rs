@@ -42,6 +42,38 @@ pub struct PlotLabels<'a> {
     pub transforms: &'a str,
     /// The batch size (said in the title).
     pub batch_size: usize,
+    /// Images at each level: a last batch smaller than `batch_size` is marked as such.
+    pub images: u64,
+    /// The line under the title: the dataset, the weights (reference or not), the
+    /// normalization.
+    pub context: &'a str,
+}
+
+impl PlotLabels<'_> {
+    /// Images in the last batch when it is smaller than the others.
+    fn partial_last_batch(&self) -> Option<u64> {
+        let batch = self.batch_size as u64;
+        match self.images % batch.max(1) {
+            0 => None,
+            last if self.images > batch => Some(last),
+            _ => None,
+        }
+    }
+}
+
+/// The title over `area` and `labels.context` under it; the area below both.
+fn titled<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    labels: PlotLabels<'_>,
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let below = area.titled(title, (FONT, 24))?;
+    below.draw(&Text::new(
+        labels.context.to_owned(),
+        (70, 2),
+        (FONT, 15).into_font(),
+    ))?;
+    Ok(below.margin(24, 0, 0, 0))
 }
 
 /// Batch KL over batch index, one line per level, each with a band at its mean ± 1.96 sd.
@@ -162,32 +194,42 @@ fn draw_lines<DB: DrawingBackend>(
     };
     let batches = series.iter().map(|s| s.kls.len()).max().unwrap_or(0);
     let x_end = batches.saturating_sub(1).max(1) as f64;
+    // Right of the last batch, one bar per level (mean ± 1.96 sd), side by side: ten
+    // overlapping shaded bands read as one wash.
+    let pad = (0.12 * x_end).max(1.0);
+    let bar_x = |index: usize| {
+        let spread = if series.len() > 1 {
+            index as f64 / (series.len() - 1) as f64
+        } else {
+            0.5
+        };
+        x_end + pad * (0.2 + 0.7 * spread)
+    };
     let y = y_range(
         series
             .iter()
             .flat_map(|s| s.kls.iter().copied())
             .chain(summaries.iter().flatten().map(|s| band(s).1)),
     );
+    let title = format!(
+        "KL divergence per batch: {} (batch {})",
+        labels.transforms, labels.batch_size
+    );
+    let chart_area = titled(&chart_area, &title, labels)?;
     let mut chart = ChartBuilder::on(&chart_area)
-        .caption(
-            format!(
-                "KL divergence per batch: {} (batch {})",
-                labels.transforms, labels.batch_size
-            ),
-            (FONT, 26),
-        )
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_end, y)?;
+        .build_cartesian_2d(0.0..x_end + pad, y)?;
     chart
         .configure_mesh()
         .x_desc("batch index")
         .y_desc("KL(drifted || clean)")
         .x_labels((x_end as usize + 1).min(11))
         .x_label_formatter(&|x| {
-            // Batches are whole numbers; skip any in-between tick plotters picks.
-            if (x - x.round()).abs() < 1e-9 {
+            // Batches are whole numbers; skip any in-between tick plotters picks, and the
+            // bars' zone right of the last batch.
+            if (x - x.round()).abs() < 1e-9 && *x <= x_end {
                 format!("{x:.0}")
             } else {
                 String::new()
@@ -197,17 +239,31 @@ fn draw_lines<DB: DrawingBackend>(
         .axis_desc_style((FONT, 18))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
+    let partial = labels.partial_last_batch();
     for (index, (level, summary)) in series.iter().zip(&summaries).enumerate() {
         let color = level_color(index, series.len());
-        if let Some(summary) = summary {
-            let (low, high) = band(summary);
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(0.0, low), (x_end, high)],
-                color.mix(0.12).filled(),
-            )))?;
-        }
         let points = level.kls.iter().enumerate().map(|(b, &k)| (b as f64, k));
         chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?;
+        if let (Some(_), Some(&last)) = (partial, level.kls.last()) {
+            let x = (level.kls.len() - 1) as f64;
+            chart.draw_series(std::iter::once(Circle::new(
+                (x, last),
+                5,
+                color.stroke_width(2),
+            )))?;
+        }
+        if let Some(summary) = summary {
+            let (low, high) = band(summary);
+            let x = bar_x(index);
+            let tick = pad * 0.03;
+            chart.draw_series([
+                PathElement::new(vec![(x, low), (x, high)], color.stroke_width(2)),
+                PathElement::new(
+                    vec![(x - tick, summary.mean), (x + tick, summary.mean)],
+                    color.stroke_width(3),
+                ),
+            ])?;
+        }
     }
     // Highest level on top, as the lines usually lie.
     legend_area.draw(&Text::new("drift level", (10, 60), (FONT, 16).into_font()))?;
@@ -224,16 +280,22 @@ fn draw_lines<DB: DrawingBackend>(
             (FONT, 15).into_font(),
         ))?;
     }
-    legend_area.draw(&Text::new(
-        "band: mean",
-        (10, 100 + 24 * series.len() as i32),
-        (FONT, 13).into_font(),
-    ))?;
-    legend_area.draw(&Text::new(
-        "± 1.96 sd",
-        (10, 118 + 24 * series.len() as i32),
-        (FONT, 13).into_font(),
-    ))?;
+    let mut y = 100 + 24 * series.len() as i32;
+    for line in ["bars at right:", "mean ± 1.96 sd"] {
+        legend_area.draw(&Text::new(line, (10, y), (FONT, 13).into_font()))?;
+        y += 18;
+    }
+    if let Some(last) = partial {
+        y += 10;
+        legend_area.draw(&Circle::new((16, y + 7), 5, BLACK.stroke_width(2)))?;
+        for line in [
+            "last batch:".to_owned(),
+            format!("{last} of {} images", labels.batch_size),
+        ] {
+            legend_area.draw(&Text::new(line, (28, y), (FONT, 13).into_font()))?;
+            y += 18;
+        }
+    }
     Ok(())
 }
 
@@ -246,14 +308,12 @@ fn draw_boxes<DB: DrawingBackend>(
     let count = series.len();
     let y = y_range(series.iter().flat_map(|s| s.kls.iter().copied()));
     let level_names: Vec<String> = series.iter().map(|s| level_text(s.drift_level)).collect();
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!(
-                "KL divergence by drift level: {} (batch {})",
-                labels.transforms, labels.batch_size
-            ),
-            (FONT, 26),
-        )
+    let title = format!(
+        "KL divergence by drift level: {} (batch {})",
+        labels.transforms, labels.batch_size
+    );
+    let area = titled(root, &title, labels)?;
+    let mut chart = ChartBuilder::on(&area)
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(70)
@@ -347,6 +407,8 @@ mod tests {
         let labels = PlotLabels {
             transforms: "default",
             batch_size: 32,
+            images: 8 * 32 - 6,
+            context: "dataset demo, test weights, normalize none",
         };
         for plot in [
             line_plot(labels, &sweep()).unwrap(),
@@ -363,7 +425,16 @@ mod tests {
             assert!(coloured > 1000, "{coloured} coloured pixels");
             assert!(plot.svg.starts_with("<svg") && plot.svg.trim_end().ends_with("</svg>"));
             assert!(plot.svg.contains("KL divergence") && plot.svg.contains("default"));
+            assert!(
+                plot.svg
+                    .contains("dataset demo, test weights, normalize none")
+            );
         }
+        let lines = line_plot(labels, &sweep()).unwrap();
+        assert!(
+            lines.svg.contains("26 of 32 images"),
+            "the partial last batch is marked"
+        );
         let lines = line_plot(labels, &sweep()).unwrap();
         assert!(
             lines.svg.lines().any(|line| line.trim() == "0.4"),
@@ -376,6 +447,8 @@ mod tests {
         let labels = PlotLabels {
             transforms: "rotate",
             batch_size: 4,
+            images: 4,
+            context: "",
         };
         let flat = vec![LevelSeries {
             drift_level: 0.0,
