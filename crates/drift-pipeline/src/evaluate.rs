@@ -201,11 +201,7 @@ pub fn evaluate(
         embedding_description,
         elapsed: Duration::ZERO,
     };
-    let dataset = std::path::absolute(input)
-        .ok()
-        .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| input.display().to_string());
-    write_report(&mut report, &evaluation, &series, &stage, options, &dataset)?;
+    write_report(&mut report, &evaluation, &series, &stage, options, input)?;
     report.finish()?;
     Ok(Evaluation {
         elapsed: started.elapsed(),
@@ -385,8 +381,12 @@ fn write_report(
     series: &[LevelSeries],
     stage: &EmbeddingStage,
     options: &EvaluateOptions,
-    dataset: &str,
+    input: &Path,
 ) -> Result<(), PipelineError> {
+    let dataset = std::path::absolute(input)
+        .ok()
+        .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| input.display().to_string());
     let table_path = report.path(KL_TABLE).expect("kl.parquet is a report file");
     report.add(KL_TABLE, &kl_table(&evaluation.rows, &table_path)?)?;
     report.add(
