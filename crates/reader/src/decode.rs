@@ -230,17 +230,7 @@ impl Decoder {
             return Ok(Transparency::Opaque);
         }
         let (width, height) = decoder.dimensions();
-        if u64::from(width) * u64::from(height) > self.limits.max_pixels
-            || width > self.limits.max_side
-            || height > self.limits.max_side
-        {
-            return Err(ReaderError::TooLarge {
-                path: path.to_owned(),
-                width,
-                height,
-                max_pixels: self.limits.max_pixels,
-            });
-        }
+        self.check_dimensions(path, width, height)?;
         let image =
             image::DynamicImage::from_decoder(decoder).map_err(|e| decode_error(e.to_string()))?;
         let invisible = image.into_rgba8().pixels().all(|pixel| pixel.0[3] == 0);
@@ -273,18 +263,7 @@ impl Decoder {
             .into_decoder()
             .map_err(|e| decode_error(e.to_string()))?;
         let (width, height) = decoder.dimensions();
-        let pixels = u64::from(width) * u64::from(height);
-        if pixels > self.limits.max_pixels
-            || width > self.limits.max_side
-            || height > self.limits.max_side
-        {
-            return Err(ReaderError::TooLarge {
-                path: path.to_owned(),
-                width,
-                height,
-                max_pixels: self.limits.max_pixels,
-            });
-        }
+        let pixels = self.check_dimensions(path, width, height)?;
         // The decoded buffer at the file's own depth, plus its 8-bit RGB copy.
         let needed = pixels * (u64::from(decoder.color_type().bytes_per_pixel()) + 3);
         if needed > self.budget.total {
@@ -319,6 +298,23 @@ impl Decoder {
             _ => decoded.into_rgb8().into_raw(),
         };
         self.resize(width, height, pixels).map_err(decode_error)
+    }
+
+    /// The decompression-bomb guard on a header's dimensions: the pixel count, or `TooLarge`.
+    fn check_dimensions(&self, path: &Path, width: u32, height: u32) -> Result<u64, ReaderError> {
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.limits.max_pixels
+            || width > self.limits.max_side
+            || height > self.limits.max_side
+        {
+            return Err(ReaderError::TooLarge {
+                path: path.to_owned(),
+                width,
+                height,
+                max_pixels: self.limits.max_pixels,
+            });
+        }
+        Ok(pixels)
     }
 
     fn resize(&self, width: u32, height: u32, pixels: Vec<u8>) -> Result<RgbImage8, String> {
