@@ -40,6 +40,46 @@ enum Command {
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
+        #[command(flatten)]
+        shard: ShardArgs,
+        /// With --shard: the shard's folder (segment N goes to DIR/segment-N).
+        #[arg(long, value_name = "DIR", requires = "shard")]
+        output: Option<PathBuf>,
+    },
+    /// Write a dataset manifest: the listing (paths, classes, sizes) and, with --verify, which
+    /// images decode. Sharded runs read it instead of listing the dataset on every worker.
+    Index {
+        /// The dataset root: one sub-folder per class.
+        dir: PathBuf,
+        /// The manifest file to write (Parquet; replaced atomically).
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        /// Decode every image and record which decode (what --skip-bad-images skips).
+        #[arg(long)]
+        verify: bool,
+        /// Decoding threads with --verify (default: one per core).
+        #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+        threads: usize,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Join the shard folders of a run (made with --shard K/N) into the output one process
+    /// writes, byte for byte: a one-segment run into --output, a scenario's segments into their
+    /// own folders. Refuses missing, duplicated or foreign shards. Reads the shards only.
+    Merge {
+        /// The shard folders, in any order.
+        #[arg(required = true, value_name = "SHARD_DIR")]
+        shards: Vec<PathBuf>,
+        /// The merged output folder (one-segment runs; a scenario's go where it says).
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Replace existing outputs.
+        #[arg(long)]
+        overwrite: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Measure how strong a drift is: the KL between drifted and clean embeddings, per batch,
     /// at each drift level; writes kl.parquet, summary.csv and two plots (PNG and SVG).
@@ -167,9 +207,26 @@ struct GenerateArgs {
     #[arg(long)]
     overwrite: bool,
     #[command(flatten)]
+    shard: ShardArgs,
+    #[command(flatten)]
     embedding: EmbeddingArgs,
     #[command(flatten)]
     run: RunArgs,
+}
+
+#[derive(Args)]
+struct ShardArgs {
+    /// Make only shard K (from 0) of N: each segment's contiguous sample ids from K*n/N, into
+    /// the output folder's segment-1/ (segment-N/ for a scenario); `merge` joins the N shards
+    /// into what one process writes, byte for byte. Any engine can run the shards (SLURM:
+    /// --shard $SLURM_ARRAY_TASK_ID/N).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// A dataset manifest (drift-pipeline index): the listing comes from it instead of listing
+    /// the input again; files the run reads are checked against it. Sharded runs with
+    /// --skip-bad-images need one made with --verify.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -467,7 +524,22 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
             scenario,
             threads,
             quiet,
-        } => run_scenario(&scenario, threads, quiet, cancel),
+            shard,
+            output,
+        } => run_scenario(&scenario, threads, quiet, &shard, output, cancel),
+        Command::Index {
+            dir,
+            output,
+            verify,
+            threads,
+            quiet,
+        } => index(&dir, &output, verify, threads, quiet),
+        Command::Merge {
+            shards,
+            output,
+            overwrite,
+            quiet,
+        } => merge(&shards, output.as_deref(), overwrite, quiet),
         Command::Demo {
             dir,
             overwrite,
@@ -503,6 +575,9 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         overwrite: args.overwrite,
         png_compression: Some(args.run.png_compression.name().to_owned()),
         threads: Some(args.run.threads),
+        shard_output: args.shard.shard.as_ref().map(|_| args.output.clone()),
+        shard: args.shard.shard,
+        manifest: args.shard.manifest,
         segments: vec![RawSegment {
             name: args.segment,
             samples: args.num_samples,
@@ -766,8 +841,31 @@ impl Progress for ProgressReport {
     }
 }
 
-fn run_scenario(path: &Path, threads: usize, quiet: bool, cancel: Arc<AtomicBool>) -> Result<()> {
-    let mut scenario = Scenario::load(path)?;
+fn run_scenario(
+    path: &Path,
+    threads: usize,
+    quiet: bool,
+    shard: &ShardArgs,
+    output: Option<PathBuf>,
+    cancel: Arc<AtomicBool>,
+) -> Result<()> {
+    if shard.shard.is_some() && output.is_none() {
+        anyhow::bail!(
+            "--shard: give the shard's folder with --output DIR (segment N goes to DIR/segment-N)"
+        );
+    }
+    // The scenario's own paths are relative to its folder; the command line's to the working
+    // directory.
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    let mut scenario = Scenario::load_with(path, |raw| {
+        if shard.shard.is_some() {
+            raw.shard = shard.shard.clone();
+            raw.shard_output = output.as_ref().map(absolute);
+        }
+        if let Some(manifest) = &shard.manifest {
+            raw.manifest = Some(absolute(manifest));
+        }
+    })?;
     warn_about(scenario.segments());
     scenario.set_run_options(threads, Some(cancel));
     scenario.run(
@@ -936,6 +1034,72 @@ fn timeline(args: &TimelineArgs) -> Result<()> {
         svg_path.display(),
         points.len(),
         args.dirs.len()
+    );
+    Ok(())
+}
+
+fn index(dir: &Path, output: &Path, verify: bool, threads: usize, quiet: bool) -> Result<()> {
+    let dataset = Dataset::scan(dir).with_context(|| format!("cannot index {}", dir.display()))?;
+    let decoder = crate::Decoder::new(ImageSize::default());
+    let bar = ProgressReport::new(
+        dataset.images().len() as u64,
+        quiet || !verify,
+        "images",
+        None,
+    );
+    let (manifest, undecodable) = crate::DatasetManifest::index(
+        &dataset,
+        verify.then_some(&decoder),
+        crate::worker_threads(threads),
+        &|done| bar.bar.set_position(done as u64),
+    );
+    bar.bar.finish_and_clear();
+    manifest
+        .write(output)
+        .with_context(|| format!("cannot write the manifest {}", output.display()))?;
+    let checked = match verify {
+        true => format!(", {} do not decode", undecodable.len()),
+        false => " (not decoded: --verify checks which decode)".to_owned(),
+    };
+    println!(
+        "{}: {} images in {} classes{checked}; fingerprint {}",
+        output.display(),
+        manifest.images(),
+        dataset.classes().len(),
+        &manifest.fingerprint()[..16]
+    );
+    for image in undecodable.iter().take(crate::IGNORED_EXAMPLES) {
+        println!("  {}: {}", image.path, image.reason);
+    }
+    if undecodable.len() > crate::IGNORED_EXAMPLES {
+        println!(
+            "  ... and {} more",
+            undecodable.len() - crate::IGNORED_EXAMPLES
+        );
+    }
+    Ok(())
+}
+
+fn merge(shards: &[PathBuf], output: Option<&Path>, overwrite: bool, quiet: bool) -> Result<()> {
+    let bar = ProgressReport::new(0, quiet, "samples", None);
+    let result = crate::merge(shards, output, overwrite, &|done, total| {
+        bar.bar.set_length(total);
+        bar.bar.set_position(done);
+    });
+    bar.bar.finish_and_clear();
+    let summary = result?;
+    for warning in &summary.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let seconds = summary.elapsed.as_secs_f64();
+    for (folder, samples) in &summary.outputs {
+        println!("merged {samples} samples into {}", folder.display());
+    }
+    println!(
+        "{} shard folders, {:.1} MB of images in {seconds:.2} s ({:.1} MB/s)",
+        shards.len(),
+        summary.zip_bytes as f64 / 1e6,
+        summary.zip_bytes as f64 / 1e6 / seconds.max(1e-9)
     );
     Ok(())
 }

@@ -39,9 +39,12 @@ pub mod cli;
 pub mod demo;
 pub mod evaluate;
 mod label_shift;
+mod manifest;
+mod merge;
 mod pipeline;
 mod records;
 mod scenario;
+mod shard;
 mod spec;
 mod stream;
 pub mod weights_fetch;
@@ -64,7 +67,10 @@ pub use drift_writer::{
     encode_png, existing_output, read_drift_log, verify,
 };
 pub use label_shift::{ClassPriors, LabelShift};
+pub use manifest::{DatasetManifest, UndecodableImage};
+pub use merge::{MergeSummary, merge};
 pub use scenario::{Scenario, ScenarioError};
+pub use shard::{Shard, cpu_kind};
 pub use spec::{
     DEFAULT_BATCH_SIZE, DEFAULT_SEED, FrontEnd, RawRun, RawSegment, RunSpec, Segment, SpecError,
     embedding_options, worker_threads,
@@ -182,6 +188,25 @@ pub enum PipelineError {
         /// The stream's step.
         delta: f64,
     },
+    /// A dataset manifest that cannot be used.
+    #[error("dataset manifest {path}: {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// A shard that cannot be made as asked.
+    #[error("shard {shard}: {reason}")]
+    Shard {
+        /// `K/N`.
+        shard: String,
+        /// Why not.
+        reason: String,
+    },
+    /// Shard outputs that cannot be merged.
+    #[error("merge: {0}")]
+    Merge(String),
 }
 
 /// The most worker threads per stage a run may ask for: far more than any machine has cores,
@@ -247,6 +272,9 @@ pub struct GeneratorOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Write `embeddings.parquet` too (ResNet18 features of every sample).
     pub embeddings: Option<EmbeddingOptions>,
+    /// A dataset manifest (`drift-pipeline index`): the listing comes from it instead of a
+    /// scan, and, verified, it says which images decode.
+    pub manifest: Option<PathBuf>,
 }
 
 /// The largest embedding batch a run may ask for.
@@ -456,6 +484,18 @@ pub struct DriftGenerator {
     stream_key: u64,
     embedding: Option<EmbeddingStage>,
     options: GeneratorOptions,
+    /// From a verified manifest: per image, whether it decodes.
+    known_decodes: Option<Vec<bool>>,
+}
+
+/// Where a shard's segment goes: which shard, and the segment's place in its run.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardPlacement {
+    pub shard: Shard,
+    pub segment_index: usize,
+    pub segments: usize,
+    /// The segment's own output folder in the run.
+    pub output: PathBuf,
 }
 
 impl DriftGenerator {
@@ -463,7 +503,13 @@ impl DriftGenerator {
     /// embeddings on, loads and checks the weights once, here.
     pub fn new(seed: u64, input: &Path, options: GeneratorOptions) -> Result<Self, PipelineError> {
         options.validate()?;
-        let dataset = Dataset::scan(input)?;
+        let (dataset, known_decodes) = match &options.manifest {
+            Some(path) => {
+                let manifest = DatasetManifest::read(path)?;
+                (manifest.dataset(input)?, manifest.decodes())
+            }
+            None => (Dataset::scan(input)?, None),
+        };
         let class_mapping = match &options.class_mapping {
             Some(path) => ClassMapping::load(path, dataset.classes())?,
             None => ClassMapping::identity(dataset.classes()),
@@ -492,6 +538,7 @@ impl DriftGenerator {
             segment: None,
             history: Vec::new(),
             options,
+            known_decodes,
         })
     }
 
@@ -671,6 +718,32 @@ impl DriftGenerator {
         folder: OutputFolder,
         progress: &dyn Progress,
     ) -> Result<pipeline::Outcome, PipelineError> {
+        if self.options.manifest.is_some() {
+            let candidates = self.candidates_for(class_plan, n)?;
+            let indices: Vec<usize> = self
+                .sampler
+                .candidates(class_plan)
+                .take(candidates)
+                .map_while(Result::ok)
+                .collect();
+            self.dataset.check_unchanged(indices)?;
+        }
+        self.stage_part(
+            pipeline::Part::whole(&self.sampler, n),
+            class_plan,
+            folder,
+            progress,
+        )
+    }
+
+    /// As [`DriftGenerator::stage`], for the `part` of the call's samples that a shard makes.
+    fn stage_part(
+        &self,
+        part: pipeline::Part<'_>,
+        class_plan: &drift_sampler::ClassPlan,
+        folder: OutputFolder,
+        progress: &dyn Progress,
+    ) -> Result<pipeline::Outcome, PipelineError> {
         let threads = worker_threads(self.options.threads);
         let segment = self
             .segment
@@ -678,7 +751,11 @@ impl DriftGenerator {
             .unwrap_or_else(|| format!("segment {}", self.history.len() + 1));
         let job = pipeline::Job {
             dataset: &self.dataset,
-            sampler: &self.sampler,
+            sampler: part.sampler,
+            segment_first: self.sampler.next_sample_id(),
+            segment_samples: part.segment_samples,
+            shard: part.shard,
+            known_decodes: self.known_decodes.as_deref(),
             history: &self.history,
             stream_key: self.stream_key,
             class_plan,
@@ -689,9 +766,116 @@ impl DriftGenerator {
             class_mapping: &self.class_mapping,
             options: &self.options,
             threads,
-            requested: n,
+            requested: part.samples,
         };
         pipeline::run(job, folder, progress)
+    }
+
+    /// As [`DriftGenerator::sample_staged`], making only `placement.shard`'s part of the
+    /// call's `n` samples; the generator moves on past the whole call.
+    pub(crate) fn sample_shard_staged(
+        &mut self,
+        n: u64,
+        placement: &ShardPlacement,
+        folder: OutputFolder,
+        progress: &dyn Progress,
+    ) -> Result<(SampleSummary, StagedOutput), PipelineError> {
+        let shard = placement.shard;
+        let refuse = |reason: String| PipelineError::Shard {
+            shard: shard.to_string(),
+            reason,
+        };
+        if n < shard.count {
+            return Err(refuse(format!(
+                "the segment has {n} samples, fewer than the {} shards: every shard needs one",
+                shard.count
+            )));
+        }
+        if self.options.skip_bad_images && self.known_decodes.is_none() {
+            return Err(refuse(
+                "with skip_bad_images a shard must know which earlier images are skipped                  without decoding them: give a dataset manifest made by `drift-pipeline index                  --verify`"
+                    .into(),
+            ));
+        }
+        let class_plan = self.check_call(n)?;
+        let (start, end) = shard.range(n);
+        let before = self.candidates_for(&class_plan, start)?;
+        let through = self.candidates_for(&class_plan, end)?;
+        let total = self.candidates_for(&class_plan, n)?;
+        let mut sampler = self.sampler.clone();
+        sampler.advance(&class_plan, before, start);
+        if self.options.manifest.is_some() {
+            let indices: Vec<usize> = sampler
+                .candidates(&class_plan)
+                .take(through - before)
+                .map_while(Result::ok)
+                .collect();
+            self.dataset.check_unchanged(indices)?;
+        }
+        let record = shard::ShardRecord {
+            candidates: through - before,
+            count: shard.count,
+            cpu: shard::cpu_kind(),
+            index: shard.index,
+            output: std::path::absolute(&placement.output)
+                .unwrap_or_else(|_| placement.output.clone())
+                .to_string_lossy()
+                .into_owned(),
+            segment_first_sample_id: self.sampler.next_sample_id(),
+            segment_index: placement.segment_index,
+            segment_samples: n,
+            segments: placement.segments,
+            settings_sha256: String::new(),
+        };
+        let part = pipeline::Part {
+            sampler: &sampler,
+            samples: end - start,
+            segment_samples: n,
+            shard: Some(&record),
+        };
+        let outcome = self.stage_part(part, &class_plan, folder, progress)?;
+        if outcome.positions_used != through - before {
+            return Err(refuse(format!(
+                "its samples took {} candidates where the manifest said {}: the dataset's \
+                 images decode differently than when it was indexed",
+                outcome.positions_used,
+                through - before
+            )));
+        }
+        self.advance(&class_plan, total, n);
+        Ok((outcome.summary, outcome.staged))
+    }
+
+    /// Candidates the first `samples` samples of a call under `plan` consume: as many, unless
+    /// a verified manifest says some of them do not decode and are skipped.
+    fn candidates_for(
+        &self,
+        plan: &drift_sampler::ClassPlan,
+        samples: u64,
+    ) -> Result<usize, PipelineError> {
+        let Some(decodes) = self
+            .known_decodes
+            .as_deref()
+            .filter(|_| self.options.skip_bad_images)
+        else {
+            return Ok(samples as usize);
+        };
+        if samples == 0 {
+            return Ok(0);
+        }
+        let mut good = 0;
+        for (position, candidate) in self.sampler.candidates(plan).enumerate() {
+            let Ok(index) = candidate else { break };
+            good += u64::from(decodes[index]);
+            if good == samples {
+                return Ok(position + 1);
+            }
+        }
+        Err(PipelineError::RanOut {
+            requested: samples,
+            produced: good,
+            skipped: decodes.iter().filter(|d| !**d).count(),
+        })
     }
 
     /// As [`DriftGenerator::sample_with_progress`], but leaves the output staged: the scenario

@@ -32,17 +32,49 @@ use drift_writer::{
 };
 
 use crate::records::{self, ClassPriorsRecord, DriftRecord, SkippedRecord, Span, TransformRecord};
+use crate::shard::ShardRecord;
 use crate::stream::{CallRecord, StreamRecord};
 use crate::{
     ClassMapping, EmbeddingStage, GeneratorOptions, PipelineError, Progress, SampleSummary,
     SkippedImage, StageTimes,
 };
 
+/// Which of a call's samples a run makes: all of them, or a shard's.
+pub(crate) struct Part<'a> {
+    /// The sampler at the part's first sample.
+    pub sampler: &'a Sampler,
+    /// Samples the part makes.
+    pub samples: u64,
+    /// Samples of the whole call (the segment drift shapes run over).
+    pub segment_samples: u64,
+    /// The shard's record, for `drift.json` (its `candidates` and hash are filled in there).
+    pub shard: Option<&'a ShardRecord>,
+}
+
+impl<'a> Part<'a> {
+    pub fn whole(sampler: &'a Sampler, samples: u64) -> Self {
+        Self {
+            sampler,
+            samples,
+            segment_samples: samples,
+            shard: None,
+        }
+    }
+}
+
 /// Everything one `sample` call needs, borrowed from the generator.
 #[derive(Clone, Copy)]
 pub(crate) struct Job<'a> {
     pub dataset: &'a Dataset,
+    /// The sampler at the first sample this run makes (a shard's, or the call's).
     pub sampler: &'a Sampler,
+    /// The call's first sample id and samples: the segment its drift shape runs over.
+    pub segment_first: u64,
+    pub segment_samples: u64,
+    /// Set when this run is one shard of the call.
+    pub shard: Option<&'a ShardRecord>,
+    /// From a verified manifest: per image, whether it decodes (checked as images come).
+    pub known_decodes: Option<&'a [bool]>,
     /// The stream's calls before this one.
     pub history: &'a [crate::stream::CallRecord],
     /// What file names derive from.
@@ -286,12 +318,11 @@ fn transform_stage(
     clock: &StageClock,
 ) {
     let seed = job.sampler.seed();
-    let first = job.sampler.next_sample_id();
     for mut sample in samples {
         let sample_id = sample.meta.sample_id;
         let position = SegmentPosition {
-            index: sample_id - first,
-            len: job.requested,
+            index: sample_id - job.segment_first,
+            len: job.segment_samples,
         };
         let (image, outcome) = StageClock::time(&clock.transform, || {
             job.drift.apply(sample.image, seed, sample_id, position)
@@ -436,6 +467,29 @@ fn sequence_samples(
         while let Some(message) = waiting.remove(&report.positions_used) {
             report.positions_used += 1;
             let source_path = job.dataset.images()[message.dataset_index].path.clone();
+            if let Some(decodes) = job.known_decodes
+                && job.options.skip_bad_images
+                && decodes[message.dataset_index] != message.image.is_ok()
+            {
+                report.fatal = Some(PipelineError::Reader(ReaderError::Changed {
+                    path: source_path,
+                    reason: format!(
+                        "the manifest says it {}, but it {}",
+                        if decodes[message.dataset_index] {
+                            "decodes"
+                        } else {
+                            "does not decode"
+                        },
+                        if message.image.is_ok() {
+                            "does"
+                        } else {
+                            "does not"
+                        }
+                    ),
+                }));
+                enough.store(true, Ordering::Relaxed);
+                return report;
+            }
             match message.image {
                 Ok(image) => {
                     let sample_id = first_sample_id + report.produced;
@@ -629,7 +683,7 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
         }),
         _ => None,
     };
-    records::to_json(&DriftRecord {
+    let record = DriftRecord {
         alpha: match job.options.alpha {
             crate::Alpha::Drop => None,
             composite => Some(composite.to_string()),
@@ -654,6 +708,10 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
         samples: job.requested,
         seed: job.sampler.seed(),
         segment: job.segment.to_owned(),
+        shard: job.shard.map(|shard| ShardRecord {
+            candidates: report.positions_used,
+            ..shard.clone()
+        }),
         skipped_images: skipped
             .iter()
             .map(|image| SkippedRecord {
@@ -669,7 +727,15 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
         tool: records::TOOL,
         transforms,
         version: env!("CARGO_PKG_VERSION"),
-    })
+    };
+    if job.shard.is_none() {
+        return records::to_json(&record);
+    }
+    // A shard's record carries the hash of what all shards of its run share.
+    let mut value = serde_json::to_value(&record).expect("records serialize");
+    let hash = crate::shard::settings_sha256(&value);
+    value["shard"]["settings_sha256"] = serde_json::Value::String(hash);
+    records::to_json(&value)
 }
 
 /// `drift.json`'s `stream`: the calls up to this one's end, included, and what they ran on.

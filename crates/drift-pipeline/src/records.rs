@@ -38,6 +38,9 @@ pub(crate) struct DriftRecord {
     pub samples: u64,
     pub seed: u64,
     pub segment: String,
+    /// Which shard of which run this output is; absent for a whole run's output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardRecord>,
     pub skipped_images: Vec<SkippedRecord>,
     /// Where the stream stands after this output: what a continuation replays.
     pub stream: crate::stream::StreamRecord,

@@ -48,14 +48,22 @@ pub struct Scenario {
 impl Scenario {
     /// Reads and validates `path`. Relative paths inside are relative to the file's folder.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        Self::load_with(path, |_| {})
+    }
+
+    /// As [`Scenario::load`], with `edit` changing the file's keys before they are checked
+    /// (the command line's `--shard`, `--manifest`; give it absolute paths: relative ones are
+    /// taken relative to the file's folder).
+    pub fn load_with(path: &Path, edit: impl FnOnce(&mut RawRun)) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let raw: RawRun = toml::from_str(&text).map_err(|e| ScenarioError::Syntax {
+        let mut raw: RawRun = toml::from_str(&text).map_err(|e| ScenarioError::Syntax {
             path: path.to_owned(),
             reason: e.to_string().trim_end().to_owned(),
         })?;
+        edit(&mut raw);
         let base = path.parent().unwrap_or(Path::new("."));
         let spec = RunSpec::build(raw, FrontEnd::ScenarioFile, base).map_err(|source| {
             ScenarioError::Spec {

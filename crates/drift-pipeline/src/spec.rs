@@ -157,6 +157,12 @@ pub struct RawRun {
     pub batch_size: Option<u64>,
     /// Worker threads per parallel stage; 0 or none means one per core.
     pub threads: Option<usize>,
+    /// A dataset manifest (`drift-pipeline index`): the listing comes from it, not a scan.
+    pub manifest: Option<PathBuf>,
+    /// Make only shard `K/N` of every segment (see [`crate::Shard`]) into `shard_output`.
+    pub shard: Option<String>,
+    /// A shard's folder: segment N goes to `shard_output/segment-N`.
+    pub shard_output: Option<PathBuf>,
     #[serde(rename = "segment", default)]
     /// The segments, in order (`[[segment]]` in a scenario file).
     pub segments: Vec<RawSegment>,
@@ -222,6 +228,8 @@ pub struct RunSpec {
     pub segments: Vec<Segment>,
     /// The stream this run continues (`continue_from`), read and checked.
     pub continues: Option<crate::StreamState>,
+    /// Only this shard of every segment, into this folder.
+    pub shard: Option<(crate::Shard, PathBuf)>,
 }
 
 /// A run that was refused, or failed: where (in the front end's spelling) and why.
@@ -272,6 +280,23 @@ impl RunSpec {
         };
         let options = generator_options(&raw, continues.as_ref(), front_end, base)?;
         let (seed, input) = seed_and_input(&raw, continues.as_ref(), front_end, base)?;
+        let shard = match (&raw.shard, &raw.shard_output) {
+            (None, _) => None,
+            (Some(text), Some(folder)) => Some((
+                text.parse::<crate::Shard>()
+                    .map_err(|reason| SpecError::Invalid {
+                        place: front_end.key("shard"),
+                        reason,
+                    })?,
+                base.join(folder),
+            )),
+            (Some(_), None) => {
+                return Err(SpecError::Invalid {
+                    place: front_end.key("shard"),
+                    reason: "a shard needs a folder of its own to write to".into(),
+                });
+            }
+        };
         let mut spec = Self {
             front_end,
             seed,
@@ -279,6 +304,7 @@ impl RunSpec {
             options,
             segments: Vec::with_capacity(raw.segments.len()),
             continues,
+            shard,
         };
         // A continued stream's segments are numbered on from its earlier calls.
         let earlier_calls = spec.continues.as_ref().map_or(0, |s| s.calls().len());
@@ -347,6 +373,7 @@ fn generator_options(
         threads: raw.threads.unwrap_or(0),
         clock: clock(raw, continues, front_end)?,
         embeddings: embedding_options(raw, front_end, base)?,
+        manifest: raw.manifest.as_ref().map(|p| base.join(p)),
         ..GeneratorOptions::default()
     };
     if let Some(size) = &raw.size {
@@ -653,8 +680,12 @@ impl RunSpec {
         let mut reporters = Vec::with_capacity(self.segments.len());
         for (index, segment) in self.segments.iter().enumerate() {
             let place = self.front_end.segment_key(index, &segment.name, "output");
+            let path = match &self.shard {
+                Some((_, folder)) => folder.join(crate::Shard::segment_folder(index)),
+                None => segment.output.clone(),
+            };
             let folder = generator
-                .lock_output(&segment.output)
+                .lock_output(&path)
                 .map_err(|e| run_error(place.clone(), e))?;
             let reporter = progress(segment);
             if let Some(recovery) = folder.recovery() {
@@ -685,8 +716,21 @@ impl RunSpec {
         let work = self.segments.iter().enumerate().zip(folders).zip(reporters);
         for (((index, segment), folder), reporter) in work {
             let place = self.front_end.segment(index, &segment.name);
+            let segments = self.segments.len();
             let (summary, output) = apply_segment(&mut generator, segment)
-                .and_then(|()| generator.sample_staged(segment.samples, folder, reporter.as_ref()))
+                .and_then(|()| match &self.shard {
+                    None => generator.sample_staged(segment.samples, folder, reporter.as_ref()),
+                    Some((shard, _)) => {
+                        let placement = crate::ShardPlacement {
+                            shard: *shard,
+                            segment_index: index,
+                            segments,
+                            output: segment.output.clone(),
+                        };
+                        let n = segment.samples;
+                        generator.sample_shard_staged(n, &placement, folder, reporter.as_ref())
+                    }
+                })
                 .map_err(|e| run_error(place, e))?;
             staged.push(output);
             summaries.push(summary);

@@ -82,6 +82,8 @@ struct ContinuationFields {
     seed: u64,
     image_size: String,
     stream: Option<StreamRecord>,
+    #[serde(default)]
+    shard: Option<serde_json::Value>,
 }
 
 /// Where an earlier output left its stream: read from its `drift.json` by [`StreamState::read`],
@@ -108,6 +110,13 @@ impl StreamState {
             .map_err(|e| refuse(format!("drift.json: {e}")))?;
         let fields: ContinuationFields =
             serde_json::from_str(&text).map_err(|e| refuse(format!("drift.json: {e}")))?;
+        if fields.shard.is_some() {
+            return Err(refuse(
+                "it is one shard of a run, not a whole stream: merge the shards (drift-pipeline \
+                 merge) and continue from the merged output"
+                    .into(),
+            ));
+        }
         let record = fields.stream.ok_or_else(|| {
             refuse(
                 "its drift.json has no stream record (it was written by a version before 0.1 \

@@ -126,19 +126,30 @@ impl Generator {
 /// to `base`): every segment staged, then all committed together. One summary dict per
 /// segment.
 #[pyfunction]
-#[pyo3(signature = (run, is_toml, base, progress=None))]
+#[pyo3(signature = (run, is_toml, base, progress=None, shard=None, shard_output=None, manifest=None))]
+#[allow(clippy::too_many_arguments)] // one per keyword of the Python function
 fn run_scenario<'py>(
     py: Python<'py>,
     run: &str,
     is_toml: bool,
     base: PathBuf,
     progress: Option<Bound<'py, PyAny>>,
+    shard: Option<String>,
+    shard_output: Option<PathBuf>,
+    manifest: Option<PathBuf>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let raw: RawRun = if is_toml {
+    let mut raw: RawRun = if is_toml {
         toml::from_str(run).map_err(|e| value_error(format!("scenario: {e}")))?
     } else {
         serde_json::from_str(run).map_err(|e| value_error(format!("scenario: {e}")))?
     };
+    if shard.is_some() {
+        raw.shard = shard;
+        raw.shard_output = shard_output;
+    }
+    if manifest.is_some() {
+        raw.manifest = manifest;
+    }
     let mut spec =
         RunSpec::build(raw, FrontEnd::ScenarioFile, &base).map_err(|e| spec_error(&e))?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -231,6 +242,66 @@ fn inspect(path: PathBuf) -> PyResult<DatasetListing> {
     Ok((classes, dataset.ignored_count(), ignored))
 }
 
+/// Writes the dataset manifest of `input` to `output` (`drift-pipeline index`); `verify`
+/// decodes every image. Returns the images listed and those that do not decode, with why.
+#[pyfunction]
+#[pyo3(signature = (input, output, verify=false, threads=0))]
+fn index(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    verify: bool,
+    threads: usize,
+) -> PyResult<(usize, Vec<(String, String)>)> {
+    py.detach(|| {
+        let dataset = drift_pipeline::Dataset::scan(&input).map_err(PipelineError::Reader)?;
+        let decoder = drift_pipeline::Decoder::new(drift_pipeline::ImageSize::default());
+        let threads = drift_pipeline::worker_threads(threads);
+        let (manifest, undecodable) = drift_pipeline::DatasetManifest::index(
+            &dataset,
+            verify.then_some(&decoder),
+            threads,
+            &|_| {},
+        );
+        manifest.write(&output)?;
+        Ok::<_, PipelineError>((
+            manifest.images(),
+            undecodable
+                .into_iter()
+                .map(|u| (u.path, u.reason))
+                .collect(),
+        ))
+    })
+    .map_err(|e| pipeline_error(&e))
+}
+
+/// Merges shard folders (`drift-pipeline merge`) into `output` (a one-segment run) or each
+/// segment's own folder. Returns the merged folders with their samples, the zip bytes copied,
+/// the seconds taken and any warnings.
+#[pyfunction]
+#[pyo3(signature = (shards, output=None, overwrite=false))]
+fn merge<'py>(
+    py: Python<'py>,
+    shards: Vec<PathBuf>,
+    output: Option<PathBuf>,
+    overwrite: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let summary = py
+        .detach(|| drift_pipeline::merge(&shards, output.as_deref(), overwrite, &|_, _| {}))
+        .map_err(|e| pipeline_error(&e))?;
+    let dict = PyDict::new(py);
+    let outputs: Vec<(String, u64)> = summary
+        .outputs
+        .iter()
+        .map(|(folder, samples)| (folder.display().to_string(), *samples))
+        .collect();
+    dict.set_item("outputs", outputs)?;
+    dict.set_item("zip_bytes", summary.zip_bytes)?;
+    dict.set_item("seconds", summary.elapsed.as_secs_f64())?;
+    dict.set_item("warnings", summary.warnings)?;
+    Ok(dict)
+}
+
 /// The registered transforms: `(name, description)` each, in registry order.
 #[pyfunction]
 fn transforms() -> Vec<(&'static str, &'static str)> {
@@ -238,6 +309,12 @@ fn transforms() -> Vec<(&'static str, &'static str)> {
         .iter()
         .map(|kind| (kind.name(), kind.description()))
         .collect()
+}
+
+/// The CPU kind this process embeds on (recorded per shard).
+#[pyfunction]
+fn cpu_kind() -> String {
+    drift_pipeline::cpu_kind()
 }
 
 /// Writes seeded random ResNet18 weights (safetensors): for tests, never for measurements.
@@ -428,6 +505,9 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run_scenario, module)?)?;
     module.add_function(wrap_pyfunction!(evaluate, module)?)?;
     module.add_function(wrap_pyfunction!(inspect, module)?)?;
+    module.add_function(wrap_pyfunction!(index, module)?)?;
+    module.add_function(wrap_pyfunction!(merge, module)?)?;
+    module.add_function(wrap_pyfunction!(cpu_kind, module)?)?;
     module.add_function(wrap_pyfunction!(transforms, module)?)?;
     module.add_function(wrap_pyfunction!(write_test_weights, module)?)?;
     module.add_function(wrap_pyfunction!(weights_cache, module)?)?;

@@ -119,4 +119,12 @@ pub enum ReaderError {
         /// What it is.
         kind: String,
     },
+    /// An image that is not as the dataset's manifest lists it.
+    #[error("{path} changed since the dataset's manifest was made ({reason}); make it again")]
+    Changed {
+        /// The image file.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
 }

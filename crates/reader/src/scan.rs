@@ -121,6 +121,61 @@ impl Dataset {
         Ok(dataset)
     }
 
+    /// A dataset from a listing made earlier (a manifest), without listing `root` again:
+    /// `classes` in label order, and each image's path relative to `root` (`/`-separated),
+    /// label and size. The fingerprint is the listing's, so it equals a scan's while nothing
+    /// changed; [`Dataset::check_unchanged`] compares files against it.
+    pub fn from_listing(
+        root: &Path,
+        classes: Vec<String>,
+        images: impl IntoIterator<Item = (String, usize, u64)>,
+    ) -> Self {
+        let mut dataset = Dataset {
+            root: root.to_owned(),
+            classes: ClassTable::new(classes),
+            images: images
+                .into_iter()
+                .map(|(relative, label, bytes)| ImageEntry {
+                    path: relative
+                        .split('/')
+                        .fold(root.to_owned(), |p, part| p.join(part)),
+                    label,
+                    bytes,
+                })
+                .collect(),
+            ignored: Vec::new(),
+            fingerprint: String::new(),
+        };
+        dataset.fingerprint = dataset.listing_fingerprint();
+        dataset
+    }
+
+    /// Checks that the images at `indices` are still regular files of the listed sizes.
+    pub fn check_unchanged(
+        &self,
+        indices: impl IntoIterator<Item = usize>,
+    ) -> Result<(), ReaderError> {
+        for index in indices {
+            let image = &self.images[index];
+            let changed = |reason: String| ReaderError::Changed {
+                path: image.path.clone(),
+                reason,
+            };
+            let metadata = std::fs::metadata(&image.path).map_err(|e| changed(e.to_string()))?;
+            if !metadata.is_file() {
+                return Err(changed("no longer a regular file".into()));
+            }
+            if metadata.len() != image.bytes {
+                return Err(changed(format!(
+                    "{} bytes then, {} now",
+                    image.bytes,
+                    metadata.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Appends the images of one class: folders in sorted path order, files sorted within each
     /// folder, as `sorted(os.walk(...))` in torchvision's `make_dataset` does.
     fn list_class(&mut self, class_dir: &Path, label: usize) -> Result<(), ReaderError> {

@@ -38,16 +38,20 @@
 //! assert!(dir.path().join("target.parquet").exists());
 //! ```
 
+mod manifest;
 mod png_encode;
 mod read;
 mod report;
+mod samples;
 mod tables;
 mod transaction;
 
 pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
+pub use manifest::{ManifestEntry, read_manifest, write_manifest};
 pub use png_encode::{PngCompression, encode_png};
 pub use read::{LoggedSample, read_drift_log};
 pub use report::{KlRow, ReportWriter, kl_table};
+pub use samples::{SampleReader, StoredSample};
 pub use transaction::{
     ABORT_AT_ENV, FileRecord, LOCK_FILE, OutputFolder, Recovery, STAGING_DIR, Staging, commit_all,
     resolve_path, verify_output,
@@ -418,13 +422,16 @@ impl OutputWriter {
             }
             (false, None) => {}
         }
-        let class_name = self
-            .classes
-            .name(meta.label)
-            .ok_or(WriterError::UnknownLabel {
-                sample_id: meta.sample_id,
-                label: meta.label,
-            })?;
+        let values = values.to_vec();
+        let segment = self.options.segment.clone();
+        let class_name =
+            self.classes
+                .name(meta.label)
+                .map(str::to_owned)
+                .ok_or(WriterError::UnknownLabel {
+                    sample_id: meta.sample_id,
+                    label: meta.label,
+                })?;
         let entry_name = if self.options.organize_by_class {
             format!("{class_name}/{}", meta.file_name)
         } else {
@@ -435,28 +442,15 @@ impl OutputWriter {
             .strip_prefix(&self.options.source_root)
             .unwrap_or(&meta.source_path)
             .to_string_lossy();
-        let zip_path = self.zip_path();
-        let zip_path = &zip_path;
-        let zip = self.archive.zip.as_mut().expect("zip is open until finish");
-        // PNG data is already deflated: store it. A fixed entry time keeps the archive
-        // byte-identical between runs.
-        let entry_options = SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored)
-            .last_modified_time(zip::DateTime::default())
-            .unix_permissions(0o644);
-        zip.start_file(entry_name.as_str(), entry_options)
-            .map_err(|source| zip_error(zip_path, source))?;
-        zip.write_all(png)
-            .map_err(|source| io_error(zip_path, source))?;
         let row = Row {
             sample_id: i64::try_from(meta.sample_id).expect("sample ids stay below 2^63"),
             timestamp: meta.timestamp,
             file_name: &meta.file_name,
             label,
             embedding,
-            segment: &self.options.segment,
+            segment: &segment,
             source_path: &source_path,
-            class_name,
+            class_name: &class_name,
             original_label: meta.label as i64,
             zip_entry: &entry_name,
             class_prior: self
@@ -466,12 +460,65 @@ impl OutputWriter {
                 .and_then(|priors| priors.get(meta.label).copied()),
             drifted: log.drifted,
             drift_probability: log.probability,
-            parameters: values,
+            parameters: &values,
         };
-        for table in &mut self.tables {
-            table.push(&row)?;
-        }
+        self.push(&row, png)?;
         self.last_sample_id = Some(meta.sample_id);
+        Ok(())
+    }
+
+    /// Appends a sample read back from another output (`drift-pipeline merge`): its rows and
+    /// zip entry exactly as they were written there, so that samples written once and copied
+    /// give the same bytes. Checked as [`OutputWriter::write`] checks its arguments.
+    pub fn append(&mut self, sample: &StoredSample) -> Result<(), WriterError> {
+        let sample_id = u64::try_from(sample.sample_id).unwrap_or(0);
+        if let Some(previous) = self.last_sample_id
+            && sample_id <= previous
+        {
+            return Err(WriterError::OutOfOrder {
+                previous,
+                got: sample_id,
+            });
+        }
+        if sample.parameters.len() != self.options.drift_log_columns.len() {
+            return Err(WriterError::DriftLog {
+                sample_id,
+                reason: format!(
+                    "{} parameter values for {} columns",
+                    sample.parameters.len(),
+                    self.options.drift_log_columns.len()
+                ),
+            });
+        }
+        if sample.embedding.is_some() != self.options.embeddings {
+            return Err(WriterError::Embedding {
+                sample_id,
+                reason: "present in one output and not in the other".into(),
+            });
+        }
+        self.push(&sample.row(), &sample.png)?;
+        self.last_sample_id = Some(sample_id);
+        Ok(())
+    }
+
+    /// Writes `png` as the zip entry `row.zip_entry` and `row` to every table.
+    fn push(&mut self, row: &Row<'_>, png: &[u8]) -> Result<(), WriterError> {
+        let zip_path = self.zip_path();
+        let zip_path = &zip_path;
+        let zip = self.archive.zip.as_mut().expect("zip is open until finish");
+        // PNG data is already deflated: store it. A fixed entry time keeps the archive
+        // byte-identical between runs.
+        let entry_options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(0o644);
+        zip.start_file(row.zip_entry, entry_options)
+            .map_err(|source| zip_error(zip_path, source))?;
+        zip.write_all(png)
+            .map_err(|source| io_error(zip_path, source))?;
+        for table in &mut self.tables {
+            table.push(row)?;
+        }
         self.samples += 1;
         Ok(())
     }

@@ -1,0 +1,192 @@
+//! Shards: a run split into `N` parts that any engine (Ray, SLURM, Kubernetes) can run apart.
+//!
+//! Shard `K` of `N` makes, of every segment of `n` samples, the contiguous sample ids
+//! `first + floor(K n / N) .. first + floor((K + 1) n / N)`. Every random draw comes from
+//! (seed, sample_id, purpose), so a shard needs no other shard: it replays the sampler to its
+//! first sample without decoding (under `--skip-bad-images`, a verified dataset manifest says
+//! which earlier candidates were skipped), and its drift shapes run over the whole segment.
+//! Each segment's shard is a complete output with a `shard` record in its `drift.json`;
+//! [`crate::merge`] joins them into what one process writes, byte for byte.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Shard `index` (from 0) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 0.
+    pub index: u64,
+    /// How many shards.
+    pub count: u64,
+}
+
+impl Shard {
+    /// The samples of a segment of `samples` this shard makes, as offsets from its first:
+    /// `start..end`.
+    pub fn range(&self, samples: u64) -> (u64, u64) {
+        let at = |k: u64| (u128::from(k) * u128::from(samples) / u128::from(self.count)) as u64;
+        (at(self.index), at(self.index + 1))
+    }
+
+    /// The folder a run's segment `index` (from 0) gets inside the shard's folder.
+    pub fn segment_folder(index: usize) -> String {
+        format!("segment-{}", index + 1)
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = || {
+            format!(
+                "expected K/N, shard K (from 0) of N, e.g. 0/4 to 3/4 (SLURM: \
+                 $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)); got '{text}'"
+            )
+        };
+        let (k, n) = text.split_once('/').ok_or_else(usage)?;
+        let index: u64 = k.trim().parse().map_err(|_| usage())?;
+        let count: u64 = n.trim().parse().map_err(|_| usage())?;
+        if count == 0 {
+            return Err(format!("the shard count must be at least 1, got '{text}'"));
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {index} does not exist among {count} (shards count from 0 to {})",
+                count - 1
+            ));
+        }
+        Ok(Self { index, count })
+    }
+}
+
+/// `drift.json`'s `shard`: which part of which run this output is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShardRecord {
+    /// Candidates this shard's samples consumed (skipped images included).
+    pub candidates: usize,
+    /// Shards of the run.
+    pub count: u64,
+    /// The CPU kind that embedded (SIMD kernels sum in different orders on different kinds).
+    pub cpu: String,
+    /// This shard, from 0.
+    pub index: u64,
+    /// The segment's output folder in the run (absolute), where `merge` puts it by default
+    /// (for `generate --shard`, the shard's own folder: merge then needs `--output`).
+    pub output: String,
+    /// The segment's first sample id and its samples (all shards together).
+    pub segment_first_sample_id: u64,
+    /// The segment's index in the run, from 0.
+    pub segment_index: usize,
+    pub segment_samples: u64,
+    /// Segments of the run.
+    pub segments: usize,
+    /// SHA-256 of this `drift.json` without what differs between shards ([`settings_view`]):
+    /// shards of one run have the same.
+    pub settings_sha256: String,
+}
+
+/// The CPU kind, as far as it decides float results: the widest SIMD the embedder's kernels
+/// pick at run time.
+pub fn cpu_kind() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let kind = if std::arch::is_x86_feature_detected!("avx512f") {
+            "AVX-512F"
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            "AVX2+FMA"
+        } else {
+            "SSE2"
+        };
+        format!("x86_64 {kind}")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_owned()
+    }
+}
+
+/// A shard's `drift.json` without what differs between the shards of one run: its files,
+/// ranges, skipped images, its part of the last stream call, the embedding device and its
+/// place among the shards. Equal for every shard of a run.
+pub(crate) fn settings_view(record: &Value) -> Value {
+    let mut view = record.clone();
+    if let Some(map) = view.as_object_mut() {
+        for key in [
+            "files",
+            "sample_id",
+            "samples",
+            "skipped_images",
+            "timestamp",
+        ] {
+            map.remove(key);
+        }
+        if let Some(device) = map.get_mut("embeddings").and_then(Value::as_object_mut) {
+            device.remove("device");
+        }
+        if let Some(last) = map
+            .get_mut("stream")
+            .and_then(|s| s.get_mut("calls"))
+            .and_then(Value::as_array_mut)
+            .and_then(|calls| calls.last_mut())
+            .and_then(Value::as_object_mut)
+        {
+            last.remove("candidates");
+            last.remove("samples");
+        }
+        if let Some(shard) = map.get_mut("shard").and_then(Value::as_object_mut) {
+            for key in ["candidates", "cpu", "index", "output", "settings_sha256"] {
+                shard.remove(key);
+            }
+        }
+    }
+    view
+}
+
+/// SHA-256 of [`settings_view`].
+pub(crate) fn settings_sha256(record: &Value) -> String {
+    let text = serde_json::to_string(&settings_view(record)).expect("a JSON value serializes");
+    drift_core::sha256_hex(text.as_bytes()).expect("hashing bytes in memory cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_a_segment_into_contiguous_ranges_that_cover_it() {
+        for samples in [1u64, 7, 100, 1001] {
+            for count in 1..=8u64.min(samples) {
+                let ranges: Vec<_> = (0..count)
+                    .map(|index| Shard { index, count }.range(samples))
+                    .collect();
+                assert_eq!(ranges[0].0, 0);
+                assert_eq!(ranges.last().unwrap().1, samples);
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].1, pair[1].0);
+                    assert!(pair[0].1 > pair[0].0, "no empty shard");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shard_syntax_is_k_of_n_from_zero() {
+        assert_eq!("2/4".parse(), Ok(Shard { index: 2, count: 4 }));
+        assert!("4/4".parse::<Shard>().unwrap_err().contains("from 0 to 3"));
+        assert!("0/0".parse::<Shard>().unwrap_err().contains("at least 1"));
+        assert!("3".parse::<Shard>().unwrap_err().contains("expected K/N"));
+    }
+}
