@@ -185,6 +185,38 @@ pub fn read_target(folder: &Path) -> Vec<(i64, f64, i64)> {
     rows
 }
 
+/// A dataset manifest's (path, decodes) rows, checking its schema.
+#[allow(dead_code)] // not every test binary reads manifests
+pub fn read_manifest_rows(path: &Path) -> Vec<(String, bool)> {
+    let batches = read_parquet(
+        path,
+        &[
+            ("path", DataType::Utf8),
+            ("class_name", DataType::Utf8),
+            ("label", DataType::Int64),
+            ("bytes", DataType::Int64),
+            ("decodes", DataType::Boolean),
+        ],
+    );
+    let mut rows = Vec::new();
+    for batch in batches {
+        let paths = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        let decodes = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<arrow::array::BooleanArray>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            rows.push((paths.value(i).to_owned(), decodes.value(i)));
+        }
+    }
+    rows
+}
+
 fn read_parquet(
     path: &Path,
     expected: &[(&str, DataType)],

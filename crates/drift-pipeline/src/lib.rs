@@ -793,7 +793,9 @@ impl DriftGenerator {
         }
         if self.options.skip_bad_images && self.known_decodes.is_none() {
             return Err(refuse(
-                "with skip_bad_images a shard must know which earlier images are skipped                  without decoding them: give a dataset manifest made by `drift-pipeline index                  --verify`"
+                "with skip_bad_images a shard must know which earlier images are skipped \
+                 without decoding them: give a dataset manifest made by `drift-pipeline index \
+                 --verify`"
                     .into(),
             ));
         }

@@ -329,7 +329,7 @@ fn check_same_run(before: &[ShardOutput], part: &ShardOutput) -> Result<(), Pipe
         .find(|(key, value)| b.get(key.as_str()) != Some(value))
         .map_or_else(|| "settings".to_owned(), |(key, _)| key.clone());
     Err(refuse(format!(
-        "{} is not of the same run as {}: their {differing} differ",
+        "{} is not of the same run as {}: they differ in {differing}",
         part.folder.display(),
         first.folder.display()
     )))
