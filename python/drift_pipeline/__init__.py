@@ -213,6 +213,55 @@ class SampleResult:
 DataCategory = SampleResult
 
 
+def _run_keys(
+    seed: int | None = None,
+    input_path: os.PathLike | str | None = None,
+    input_dim: int | tuple[int, int] | str | None = None,
+    batch_size: int | None = None,
+    organize_by_class: bool = False,
+    sample_delta_timestamp: float | None = None,
+    compute_embeddings: bool = False,
+    weights: os.PathLike | str | None = None,
+    normalize: str | None = None,
+    device: str | None = None,
+    cpu_backend: str | None = None,
+    threads: int | None = None,
+    png_compression: str | None = None,
+    start_timestamp: float | None = None,
+    alpha: str | None = None,
+    class_mapping: os.PathLike | str | None = None,
+    skip_bad_images: bool = False,
+    overwrite: bool = False,
+    continue_from: os.PathLike | str | None = None,
+) -> dict[str, Any]:
+    """The generator's keywords as the run keys (a scenario file's) the native layer checks."""
+    run: dict[str, Any] = {
+        "input": _path(input_path),
+        "continue_from": _path(continue_from),
+        "seed": seed,
+        "size": _size(input_dim),
+        "start_timestamp": start_timestamp,
+        "delta_timestamp": sample_delta_timestamp,
+        "organize_by_class": bool(organize_by_class),
+        "class_mapping": _path(class_mapping),
+        "skip_bad_images": bool(skip_bad_images),
+        "overwrite": bool(overwrite),
+        "png_compression": png_compression,
+        "alpha": alpha,
+        "embeddings": bool(compute_embeddings),
+        "threads": threads,
+    }
+    if compute_embeddings:
+        run.update(
+            weights=_path(weights),
+            normalize=normalize,
+            device=device,
+            cpu_backend=cpu_backend,
+            batch_size=batch_size,
+        )
+    return run
+
+
 class ImageDatasetGenerator:
     """A seeded sample stream over one class-folder dataset (one sub-folder per class).
 
@@ -269,30 +318,27 @@ class ImageDatasetGenerator:
                 "keyword 'shuffle': shuffle=False is not supported: samples come in the seeded "
                 "permutation's order, which is what makes a stream reproducible and continuable"
             )
-        run: dict[str, Any] = {
-            "input": _path(input_path),
-            "continue_from": _path(continue_from),
-            "seed": seed,
-            "size": _size(input_dim),
-            "start_timestamp": start_timestamp,
-            "delta_timestamp": sample_delta_timestamp,
-            "organize_by_class": bool(organize_by_class),
-            "class_mapping": _path(class_mapping),
-            "skip_bad_images": bool(skip_bad_images),
-            "overwrite": bool(overwrite),
-            "png_compression": png_compression,
-            "alpha": alpha,
-            "embeddings": bool(compute_embeddings),
-            "threads": threads,
-        }
-        if compute_embeddings:
-            run.update(
-                weights=_path(weights),
-                normalize=normalize,
-                device=device,
-                cpu_backend=cpu_backend,
-                batch_size=batch_size,
-            )
+        run = _run_keys(
+            seed=seed,
+            input_path=input_path,
+            input_dim=input_dim,
+            batch_size=batch_size,
+            organize_by_class=organize_by_class,
+            sample_delta_timestamp=sample_delta_timestamp,
+            compute_embeddings=compute_embeddings,
+            weights=weights,
+            normalize=normalize,
+            device=device,
+            cpu_backend=cpu_backend,
+            threads=threads,
+            png_compression=png_compression,
+            start_timestamp=start_timestamp,
+            alpha=alpha,
+            class_mapping=class_mapping,
+            skip_bad_images=skip_bad_images,
+            overwrite=overwrite,
+            continue_from=continue_from,
+        )
         self._native = _native.Generator(json.dumps(run))
         self._organize_by_class = bool(organize_by_class)
         self._overwrite = bool(overwrite)

@@ -311,6 +311,37 @@ fn transforms() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// What a sharded driver needs to know of a scenario (checked as a run would check it): its
+/// input, whether it skips bad images, the embedding device asked for, and each segment's
+/// name, samples and output folder.
+#[pyfunction]
+fn scenario_facts<'py>(
+    py: Python<'py>,
+    run: &str,
+    is_toml: bool,
+    base: PathBuf,
+) -> PyResult<Bound<'py, PyDict>> {
+    let raw: RawRun = if is_toml {
+        toml::from_str(run).map_err(|e| value_error(format!("scenario: {e}")))?
+    } else {
+        serde_json::from_str(run).map_err(|e| value_error(format!("scenario: {e}")))?
+    };
+    let device = raw.device.clone();
+    let spec = RunSpec::build(raw, FrontEnd::ScenarioFile, &base).map_err(|e| spec_error(&e))?;
+    let dict = PyDict::new(py);
+    dict.set_item("input", spec.input.display().to_string())?;
+    dict.set_item("skip_bad_images", spec.options.skip_bad_images)?;
+    dict.set_item("embeddings", spec.options.embeddings.is_some())?;
+    dict.set_item("device", device)?;
+    let segments: Vec<(String, u64, String)> = spec
+        .segments
+        .iter()
+        .map(|s| (s.name.clone(), s.samples, s.output.display().to_string()))
+        .collect();
+    dict.set_item("segments", segments)?;
+    Ok(dict)
+}
+
 /// The CPU kind this process embeds on (recorded per shard).
 #[pyfunction]
 fn cpu_kind() -> String {
@@ -493,6 +524,9 @@ fn exception_for(error: &PipelineError, message: String) -> PyErr {
         | PipelineError::OutputInInput { .. }
         | PipelineError::TimestampOverflow { .. }
         | PipelineError::Continuation { .. }
+        | PipelineError::Manifest { .. }
+        | PipelineError::Shard { .. }
+        | PipelineError::Merge(_)
         | PipelineError::Reader(_) => PyValueError::new_err(message),
         _ => PyRuntimeError::new_err(message),
     }
@@ -508,6 +542,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(index, module)?)?;
     module.add_function(wrap_pyfunction!(merge, module)?)?;
     module.add_function(wrap_pyfunction!(cpu_kind, module)?)?;
+    module.add_function(wrap_pyfunction!(scenario_facts, module)?)?;
     module.add_function(wrap_pyfunction!(transforms, module)?)?;
     module.add_function(wrap_pyfunction!(write_test_weights, module)?)?;
     module.add_function(wrap_pyfunction!(weights_cache, module)?)?;

@@ -1,0 +1,193 @@
+"""Sharded runs on a Ray cluster: the same bytes as one process, made by many.
+
+A run is split into ``num_shards`` deterministic shards (``--shard K/N``: contiguous sample ids
+of every segment). Each shard is one ``ray.remote`` task that writes a complete, transactional
+shard folder; a failed task is retried (a shard is idempotent: its retry replaces a half-made
+attempt). The driver then merges the shards (``drift-pipeline merge``) into the outputs one
+process would have written, byte for byte. Embeddings are byte-identical only when every
+shard ran on the same CPU kind; the merge warns otherwise.
+
+Every worker must see the input, the shard folders and the outputs at the same paths (a shared
+file system). Object storage (S3, GCS) is not supported yet: a worker would write its shard
+locally and upload it, and the driver would download the shards before merging.
+
+``import drift_pipeline.ray`` needs the ``ray`` package (``pip install "drift-pipeline[ray]"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import ray as _ray
+
+from . import SampleResult, TransformArg, _native, _run_keys, _transform_specs
+
+__all__ = ["generate", "run_scenario"]
+
+#: The writer's abort hook (``DRIFT_PIPELINE_TEST_ABORT_AT``): tests kill a worker mid-shard.
+_ABORT_ENV = "DRIFT_PIPELINE_TEST_ABORT_AT"
+
+
+def _make_shard(
+    text: str,
+    is_toml: bool,
+    base: str,
+    shard: str,
+    shard_output: str,
+    manifest: str | None,
+    fail_once: str | None,
+) -> list[dict]:
+    """One shard, on a worker. ``fail_once`` (tests only) names a marker file: the first
+    attempt that finds it missing creates it and kills its worker after staging, so the retry
+    must recover the half-made shard folder."""
+    if fail_once is not None and not os.path.exists(fail_once):
+        Path(fail_once).touch()
+        os.environ[_ABORT_ENV] = "staged"
+    try:
+        summaries = _native.run_scenario(
+            text, is_toml, base, None, shard, shard_output, manifest
+        )
+    finally:
+        os.environ.pop(_ABORT_ENV, None)
+    return [dict(s) for s in summaries]
+
+
+def _scenario_text(scenario: os.PathLike | str | Mapping[str, Any]) -> tuple[str, bool, Path]:
+    if isinstance(scenario, Mapping):
+        return json.dumps(dict(scenario)), False, Path.cwd()
+    path = Path(scenario).absolute()
+    try:
+        return path.read_text(), True, path.parent
+    except FileNotFoundError:
+        raise FileNotFoundError(f"scenario {path}: no such file") from None
+
+
+def run_scenario(
+    scenario: os.PathLike | str | Mapping[str, Any],
+    num_shards: int,
+    *,
+    shard_dir: os.PathLike | str | None = None,
+    output_path: os.PathLike | str | None = None,
+    manifest: os.PathLike | str | None = None,
+    num_cpus: float = 1,
+    num_gpus: float | None = None,
+    max_retries: int = 3,
+    overwrite: bool = False,
+    keep_shards: bool = False,
+    _fail_once: Sequence[int] = (),
+) -> list[SampleResult]:
+    """Runs a scenario (a TOML file or a dict, as :func:`drift_pipeline.run_scenario`) as
+    ``num_shards`` Ray tasks and merges them; returns each segment's merged output, read back.
+
+    ``shard_dir`` holds the shard folders and the dataset manifest (default: a hidden folder
+    ``.drift-shards`` beside the first segment's output); it is removed after the merge unless
+    ``keep_shards``. ``output_path`` places a one-segment run's output (a scenario's segments
+    go where it says). ``manifest``: a dataset manifest to use (default: one is made on the
+    driver, verified when the run skips bad images, so no worker lists the dataset again).
+    Each task asks Ray for ``num_cpus`` CPUs and, when the scenario's device is ``gpu``,
+    ``num_gpus`` GPUs (default 1). ``num_shards`` is lowered to the smallest segment's size.
+    """
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}")
+    text, is_toml, base = _scenario_text(scenario)
+    facts = _native.scenario_facts(text, is_toml, os.fspath(base))
+    segments = facts["segments"]
+    num_shards = min(num_shards, min(samples for _, samples, _ in segments))
+    first_output = Path(output_path or segments[0][2]).absolute()
+    shards_root = Path(shard_dir or first_output.parent / ".drift-shards").absolute()
+    shards_root.mkdir(parents=True, exist_ok=True)
+    if manifest is None:
+        manifest_path = shards_root / "manifest.parquet"
+        _native.index(facts["input"], os.fspath(manifest_path), facts["skip_bad_images"])
+    else:
+        manifest_path = Path(manifest).absolute()
+    if num_gpus is None:
+        num_gpus = 1 if facts["embeddings"] and facts["device"] == "gpu" else 0
+    task = _ray.remote(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        max_retries=max_retries,
+        retry_exceptions=True,
+    )(_make_shard)
+    folders = [shards_root / f"shard-{k}-of-{num_shards}" for k in range(num_shards)]
+    pending = [
+        task.remote(
+            text,
+            is_toml,
+            os.fspath(base),
+            f"{k}/{num_shards}",
+            os.fspath(folder),
+            os.fspath(manifest_path),
+            os.fspath(shards_root / f".fail-once-{k}") if k in _fail_once else None,
+        )
+        for k, folder in enumerate(folders)
+    ]
+    _ray.get(pending)
+    single = output_path is not None and len(segments) == 1
+    merged = _native.merge(
+        [os.fspath(f) for f in folders],
+        os.fspath(output_path) if single else None,
+        overwrite,
+    )
+    for warning in merged["warnings"]:
+        import warnings
+
+        warnings.warn(warning, UserWarning, stacklevel=2)
+    if not keep_shards:
+        shutil.rmtree(shards_root, ignore_errors=True)
+    return [SampleResult.read(folder) for folder, _samples in merged["outputs"]]
+
+
+def generate(
+    input_path: os.PathLike | str,
+    output_path: os.PathLike | str,
+    num_samples: int,
+    seed: int = 42,
+    transforms: Sequence[TransformArg] = (),
+    num_shards: int = 2,
+    *,
+    drift: str | None = None,
+    segment: str | None = None,
+    shard_dir: os.PathLike | str | None = None,
+    manifest: os.PathLike | str | None = None,
+    num_cpus: float = 1,
+    num_gpus: float | None = None,
+    max_retries: int = 3,
+    keep_shards: bool = False,
+    _fail_once: Sequence[int] = (),
+    **keywords: Any,
+) -> SampleResult:
+    """``drift-pipeline generate`` as ``num_shards`` Ray tasks, merged: the same bytes as
+    ``ImageDatasetGenerator(seed, input_path, **keywords)`` with ``transforms`` (strings such
+    as ``"gaussian_blur=0.3"`` or :class:`TransformInfo`) and ``drift`` (a shape) sampling
+    ``num_samples`` into ``output_path``. ``keywords`` are the generator's (``input_dim``,
+    ``compute_embeddings``, ``weights``, ``skip_bad_images``, ``overwrite``, ...)."""
+    overwrite = bool(keywords.get("overwrite", False))
+    run = _run_keys(seed=seed, input_path=input_path, **keywords)
+    run["segment"] = [
+        {
+            "name": segment,
+            "samples": num_samples,
+            "output": os.fspath(Path(output_path).absolute()),
+            "transforms": _transform_specs(transforms),
+            "drift": drift,
+        }
+    ]
+    results = run_scenario(
+        {k: v for k, v in run.items() if v is not None},
+        num_shards,
+        shard_dir=shard_dir,
+        output_path=output_path,
+        manifest=manifest,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        max_retries=max_retries,
+        overwrite=overwrite,
+        keep_shards=keep_shards,
+        _fail_once=_fail_once,
+    )
+    return results[0]
