@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Sample a class-folder dataset into a timestamped stream (zip + Parquet tables).
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Run a scenario file: segments of clean and drifted samples from one seeded stream.
     Run {
         /// The scenario (TOML); see docs/scenario.toml.
@@ -505,7 +505,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
     match cli.command {
-        Command::Generate(args) => generate(args, cancel),
+        Command::Generate(args) => generate(*args, cancel),
         Command::Inspect { dir, all } => inspect(&dir, all),
         Command::Timeline(args) => timeline(&args),
         Command::Verify { dir } => {

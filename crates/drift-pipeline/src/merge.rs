@@ -124,7 +124,7 @@ fn merge_segment(
         for sample in reader {
             writer.append(&sample?)?;
             samples += 1;
-            if samples % 256 == 0 {
+            if samples.is_multiple_of(256) {
                 copied(256);
             }
         }
@@ -218,7 +218,7 @@ fn read_shards(shards: &[PathBuf]) -> Result<Vec<Vec<ShardOutput>>, PipelineErro
     }
     let (segments, count, _) = plan.expect("at least one shard folder was read");
     let mut result: Vec<Vec<ShardOutput>> = (0..segments).map(|_| Vec::new()).collect();
-    for segment in 0..segments {
+    for (segment, parts) in result.iter_mut().enumerate() {
         for index in 0..count {
             let part = found.remove(&(segment, index)).ok_or_else(|| {
                 refuse(format!(
@@ -227,8 +227,8 @@ fn read_shards(shards: &[PathBuf]) -> Result<Vec<Vec<ShardOutput>>, PipelineErro
                     segment + 1
                 ))
             })?;
-            check_same_run(&result[segment], &part)?;
-            result[segment].push(part);
+            check_same_run(parts, &part)?;
+            parts.push(part);
         }
     }
     Ok(result)

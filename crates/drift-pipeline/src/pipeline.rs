@@ -728,11 +728,15 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
         transforms,
         version: env!("CARGO_PKG_VERSION"),
     };
-    if job.shard.is_none() {
-        return records::to_json(&record);
+    record_json(&record)
+}
+
+/// `drift.json`'s text. A shard's record carries the hash of what all shards of its run share.
+fn record_json(record: &DriftRecord) -> String {
+    if record.shard.is_none() {
+        return records::to_json(record);
     }
-    // A shard's record carries the hash of what all shards of its run share.
-    let mut value = serde_json::to_value(&record).expect("records serialize");
+    let mut value = serde_json::to_value(record).expect("records serialize");
     let hash = crate::shard::settings_sha256(&value);
     value["shard"]["settings_sha256"] = serde_json::Value::String(hash);
     records::to_json(&value)
