@@ -304,3 +304,71 @@ fn generate_shards_merge_into_output_byte_identical() {
     args.extend(folders.iter().map(String::as_str));
     setup.fails(&args, "give --output");
 }
+
+#[test]
+fn evaluate_shards_merge_into_the_one_process_report_byte_for_byte() {
+    let setup = WeightsSetup::new(6, 4, 2);
+    let base = |out: &Path| -> Vec<String> {
+        [
+            "evaluate",
+            "--input",
+            setup.input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--weights",
+            setup.weights.to_str().unwrap(),
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--num-samples",
+            "22",
+            "--transform",
+            "gaussian_blur",
+            "--levels",
+            "0.2,0.6,1.0",
+            "-q",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let whole = setup.path("whole");
+    setup.succeeds(&strs(&base(&whole)));
+    // 22 images in batches of 4: 6 batches per level (the last of 2), in 3 shards.
+    let mut shards = Vec::new();
+    for k in [1, 0, 2] {
+        let folder = setup.path(&format!("report-{k}"));
+        let mut args = base(&folder);
+        args.extend(["--shard".to_owned(), format!("{k}/3")]);
+        setup.succeeds(&strs(&args));
+        assert_eq!(listing(&folder), ["evaluation.json", "kl.parquet"]);
+        shards.push(folder.to_str().unwrap().to_owned());
+    }
+    let merged = setup.path("merged");
+    let mut args = vec!["merge", "--output", merged.to_str().unwrap()];
+    args.extend(shards.iter().map(String::as_str));
+    let out = setup.succeeds(&args);
+    assert!(out.contains("3 levels x 6 batches"), "{out}");
+    let (want, got) = (bytes_of(&whole), bytes_of(&merged));
+    assert_eq!(want.len(), 7);
+    for ((name, a), (_, b)) in want.iter().zip(&got) {
+        assert!(a == b, "{name} differs from the one-process report");
+    }
+    // A missing shard report is refused.
+    let missing = setup.path("missing");
+    setup.fails(
+        &[
+            "merge",
+            "--output",
+            missing.to_str().unwrap(),
+            &shards[0],
+            &shards[1],
+        ],
+        "is missing",
+    );
+    assert!(!missing.join("kl.parquet").exists());
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}

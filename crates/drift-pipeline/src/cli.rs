@@ -277,6 +277,10 @@ struct EvaluateArgs {
     /// Replace an earlier report in the output folder.
     #[arg(long)]
     overwrite: bool,
+    /// Measure only shard K (from 0) of N of the batches (of every level) into the output
+    /// folder; `merge` joins the N shard reports into the report one process writes.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<crate::Shard>,
     #[command(flatten)]
     network: NetworkArgs,
     /// Threads for the embedder (default: one per core).
@@ -617,6 +621,7 @@ fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         threads: args.threads,
         overwrite: args.overwrite,
         cancel: Some(cancel),
+        shard: args.shard,
         ..EvaluateOptions::default()
     };
     let bar = ProgressReport::new(0, args.quiet, "embeddings", None);
@@ -1081,6 +1086,23 @@ fn index(dir: &Path, output: &Path, verify: bool, threads: usize, quiet: bool) -
 }
 
 fn merge(shards: &[PathBuf], output: Option<&Path>, overwrite: bool, quiet: bool) -> Result<()> {
+    if shards
+        .iter()
+        .any(|s| s.join(crate::evaluate::EVALUATION_JSON).exists())
+    {
+        let output = output.ok_or_else(|| {
+            anyhow::anyhow!("merging evaluate shards: give the report folder with --output")
+        })?;
+        let evaluation = crate::evaluate::merge_reports(shards, output, overwrite)?;
+        println!(
+            "merged {} shard reports into {}: {} levels x {} batches",
+            shards.len(),
+            output.display(),
+            evaluation.summaries.len(),
+            evaluation.batches
+        );
+        return Ok(());
+    }
     let bar = ProgressReport::new(0, quiet, "samples", None);
     let result = crate::merge(shards, output, overwrite, &|done, total| {
         bar.bar.set_length(total);

@@ -37,6 +37,9 @@ pub const BOX_PLOT: [&str; 2] = ["kl_by_level.png", "kl_by_level.svg"];
 /// `evaluation.json`: what was measured, how, and with which weights.
 pub const EVALUATION_JSON: &str = "evaluation.json";
 
+/// What one shard of a sweep writes: its batches' KL rows and the record with its `shard`.
+const SHARD_REPORT_FILES: [&str; 2] = [KL_TABLE, EVALUATION_JSON];
+
 const REPORT_FILES: [&str; 7] = [
     KL_TABLE,
     SUMMARY_CSV,
@@ -75,6 +78,8 @@ pub struct EvaluateOptions {
     pub decode_limits: DecodeLimits,
     /// Set to true (from a Ctrl-C handler, say) to stop cleanly; nothing is written.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Measure only this shard's batches (of every level): `merge` joins the shard reports.
+    pub shard: Option<crate::Shard>,
 }
 
 impl Default for EvaluateOptions {
@@ -90,6 +95,7 @@ impl Default for EvaluateOptions {
             overwrite: false,
             decode_limits: DecodeLimits::default(),
             cancel: None,
+            shard: None,
         }
     }
 }
@@ -151,8 +157,11 @@ pub fn evaluate(
     sampler.check(images, &drift_sampler::ClassPlan::AsInDataset)?;
     // Refuse an existing report before the (long) sweep, not after it.
     crate::check_output_location(output, input)?;
-    let mut report =
-        ReportWriter::create(output, &REPORT_FILES, EVALUATION_JSON, options.overwrite)?;
+    let names: &'static [&'static str] = match options.shard {
+        Some(_) => &SHARD_REPORT_FILES,
+        None => &REPORT_FILES,
+    };
+    let mut report = ReportWriter::create(output, names, EVALUATION_JSON, options.overwrite)?;
     if let Some(recovery) = report.recovery() {
         progress.recovered(output, recovery);
     }
@@ -165,31 +174,24 @@ pub fn evaluate(
         stage.source.describe()
     );
     progress.embedding(&embedding_description);
-    let batch_size = stage.batch_size;
     let order: Vec<usize> = sampler.pending().take(images as usize).collect();
-    let batches = order.len().div_ceil(batch_size);
+    let batches = order.len().div_ceil(stage.batch_size);
+    let part = shard_batches(options.shard, batches)?;
     let chains = level_chains(&options.transforms, &levels)?;
     let sweep = Sweep {
         dataset: &dataset,
         decoder: Decoder::new(options.size).with_limits(options.decode_limits),
         order: &order,
-        batch_size,
+        batch_size: stage.batch_size,
+        batches: part.clone(),
         chains: &chains,
         seed: options.seed,
     };
-    let total_embeddings = images * (levels.len() as u64 + 1);
-    let kls = thread::scope(|scope| {
-        // Two units in flight: the next one is being prepared while this one is embedded.
-        let (unit_tx, unit_rx) = bounded::<Result<Unit, PipelineError>>(1);
-        let sweep = &sweep;
-        scope.spawn(move || sweep.make_units(unit_tx));
-        let labels = (transforms.as_str(), levels.as_slice(), batches);
-        embed_units(unit_rx, &stage, labels, options, progress, total_embeddings)
-    })?;
+    let labels = (transforms.as_str(), levels.as_slice(), batches);
+    let kls = sweep.run(&stage, labels, options, progress)?;
     if cancelled(options) {
         return Err(PipelineError::Cancelled);
     }
-
     let (series, summaries) = level_statistics(&kls, &levels);
     let evaluation = Evaluation {
         output: output.to_owned(),
@@ -201,12 +203,37 @@ pub fn evaluate(
         embedding_description,
         elapsed: Duration::ZERO,
     };
-    write_report(&mut report, &evaluation, &series, &stage, options, input)?;
+    let facts = ReportFacts::of(&stage, options, input, &evaluation, &series);
+    match options.shard {
+        Some(shard) => write_shard_report(&mut report, &evaluation, &facts, shard, part)?,
+        None => write_report(&mut report, &evaluation, &series, &facts)?,
+    }
     report.finish()?;
     Ok(Evaluation {
         elapsed: started.elapsed(),
         ..evaluation
     })
+}
+
+/// The batches (of every level) shard `shard` of a sweep of `batches` measures.
+fn shard_batches(
+    shard: Option<crate::Shard>,
+    batches: usize,
+) -> Result<std::ops::Range<usize>, PipelineError> {
+    let Some(shard) = shard else {
+        return Ok(0..batches);
+    };
+    if (batches as u64) < shard.count {
+        return Err(PipelineError::Shard {
+            shard: shard.to_string(),
+            reason: format!(
+                "the sweep has {batches} batches per level, fewer than the {} shards",
+                shard.count
+            ),
+        });
+    }
+    let (start, end) = shard.range(batches as u64);
+    Ok(start as usize..end as usize)
 }
 
 /// The transform list at each level.
@@ -249,15 +276,43 @@ struct Sweep<'a> {
     decoder: Decoder,
     order: &'a [usize],
     batch_size: usize,
+    /// The batches this run measures (all, or a shard's).
+    batches: std::ops::Range<usize>,
     chains: &'a [TransformChain],
     seed: u64,
 }
 
 impl Sweep<'_> {
+    /// Makes the units on a thread of its own and embeds them on this one: the KL rows per
+    /// level. `labels` is (transforms as text, levels, batches per level).
+    fn run(
+        &self,
+        stage: &EmbeddingStage,
+        labels: (&str, &[f64], usize),
+        options: &EvaluateOptions,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Vec<KlRow>>, PipelineError> {
+        let images: u64 = self
+            .order
+            .chunks(self.batch_size)
+            .skip(self.batches.start)
+            .take(self.batches.len())
+            .map(|chunk| chunk.len() as u64)
+            .sum();
+        let total_embeddings = images * (self.chains.len() as u64 + 1);
+        thread::scope(|scope| {
+            // Two units in flight: the next one is being prepared while this one is embedded.
+            let (unit_tx, unit_rx) = bounded::<Result<Unit, PipelineError>>(1);
+            scope.spawn(move || self.make_units(unit_tx));
+            embed_units(unit_rx, stage, labels, options, progress, total_embeddings)
+        })
+    }
+
     /// Decodes each batch and sends it clean, then drifted at every level; an unreadable image
     /// is sent as the error it is, and ends the sweep.
     fn make_units(&self, units: Sender<Result<Unit, PipelineError>>) {
-        for (batch, indices) in self.order.chunks(self.batch_size).enumerate() {
+        let batches = self.order.chunks(self.batch_size).enumerate();
+        for (batch, indices) in batches.skip(self.batches.start).take(self.batches.len()) {
             let first_id = (batch * self.batch_size) as u64;
             let clean: Result<Vec<RgbImage8>, PipelineError> = indices
                 .iter()
@@ -375,43 +430,107 @@ fn checked_levels(options: &EvaluateOptions) -> Result<Vec<f64>, PipelineError> 
     Ok(levels)
 }
 
+/// What a report's plots and record say beyond the KL rows: from the embedder that measured
+/// them, or from a shard report's record when merging.
+struct ReportFacts {
+    batch_size: usize,
+    /// The line under each plot's title (dataset, weights, normalization).
+    context: String,
+    /// `evaluation.json`.
+    record: String,
+}
+
+impl ReportFacts {
+    fn of(
+        stage: &EmbeddingStage,
+        options: &EvaluateOptions,
+        input: &Path,
+        evaluation: &Evaluation,
+        series: &[LevelSeries],
+    ) -> Self {
+        let dataset = std::path::absolute(input)
+            .ok()
+            .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| input.display().to_string());
+        let weights = match &stage.source.provenance {
+            drift_embedder::Provenance::Reference(_) => "reference weights".to_owned(),
+            _ => format!(
+                "weights {} (not the reference)",
+                stage.source.path.file_name().map_or_else(
+                    || stage.source.path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+            ),
+        };
+        let context = format!(
+            "dataset {dataset}, {weights}, normalize {}",
+            stage.embedder.normalize().name()
+        );
+        let record = records::to_json(&EvaluationRecord {
+            batch_size: stage.batch_size,
+            batches_per_level: evaluation.batches,
+            embeddings: crate::embedding_record(stage),
+            image_size: options.size.to_string(),
+            images: evaluation.images,
+            levels: series.iter().map(|s| s.drift_level).collect(),
+            measure: "KL(softmax(drifted) || softmax(clean)) per batch, averaged over the batch",
+            parameters_drawn: "per image, from (seed, sample_id = position in the seeded order, \
+                               transform index)",
+            seed: options.seed,
+            tool: records::TOOL,
+            transforms: options.transforms.iter().map(|k| k.name()).collect(),
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        Self {
+            batch_size: stage.batch_size,
+            context,
+            record,
+        }
+    }
+}
+
+/// A shard's report: its KL rows, and the whole sweep's record with a `shard` record (which
+/// batches, the plots' context line, the CPU kind).
+fn write_shard_report(
+    report: &mut ReportWriter,
+    evaluation: &Evaluation,
+    facts: &ReportFacts,
+    shard: crate::Shard,
+    batches: std::ops::Range<usize>,
+) -> Result<(), PipelineError> {
+    let table_path = report.path(KL_TABLE).expect("kl.parquet is a report file");
+    report.add(KL_TABLE, &kl_table(&evaluation.rows, &table_path)?)?;
+    let mut record: serde_json::Value =
+        serde_json::from_str(&facts.record).expect("the record is JSON");
+    record["shard"] = serde_json::json!({
+        "context": facts.context,
+        "count": shard.count,
+        "cpu": crate::cpu_kind(),
+        "end_batch": batches.end,
+        "first_batch": batches.start,
+        "index": shard.index,
+    });
+    report.add(EVALUATION_JSON, records::to_json(&record).as_bytes())?;
+    Ok(())
+}
+
 fn write_report(
     report: &mut ReportWriter,
     evaluation: &Evaluation,
     series: &[LevelSeries],
-    stage: &EmbeddingStage,
-    options: &EvaluateOptions,
-    input: &Path,
+    facts: &ReportFacts,
 ) -> Result<(), PipelineError> {
-    let dataset = std::path::absolute(input)
-        .ok()
-        .and_then(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| input.display().to_string());
     let table_path = report.path(KL_TABLE).expect("kl.parquet is a report file");
     report.add(KL_TABLE, &kl_table(&evaluation.rows, &table_path)?)?;
     report.add(
         SUMMARY_CSV,
         drift_measure::summary_csv(&evaluation.summaries).as_bytes(),
     )?;
-    let weights = match &stage.source.provenance {
-        drift_embedder::Provenance::Reference(_) => "reference weights".to_owned(),
-        _ => format!(
-            "weights {} (not the reference)",
-            stage.source.path.file_name().map_or_else(
-                || stage.source.path.display().to_string(),
-                |n| n.to_string_lossy().into_owned()
-            )
-        ),
-    };
-    let context = format!(
-        "dataset {dataset}, {weights}, normalize {}",
-        stage.embedder.normalize().name()
-    );
     let labels = PlotLabels {
         transforms: &evaluation.transforms,
-        batch_size: stage.batch_size,
+        batch_size: facts.batch_size,
         images: evaluation.images,
-        context: &context,
+        context: &facts.context,
     };
     for (names, plot) in [
         (LINE_PLOT, drift_measure::line_plot(labels, series)),
@@ -421,21 +540,160 @@ fn write_report(
         report.add(names[0], &encode_png(&plot.rgb, PngCompression::High)?)?;
         report.add(names[1], plot.svg.as_bytes())?;
     }
-    let json = records::to_json(&EvaluationRecord {
-        batch_size: stage.batch_size,
-        batches_per_level: evaluation.batches,
-        embeddings: crate::embedding_record(stage),
-        image_size: options.size.to_string(),
-        images: evaluation.images,
-        levels: series.iter().map(|s| s.drift_level).collect(),
-        measure: "KL(softmax(drifted) || softmax(clean)) per batch, averaged over the batch",
-        parameters_drawn: "per image, from (seed, sample_id = position in the seeded order, \
-                           transform index)",
-        seed: options.seed,
-        tool: records::TOOL,
-        transforms: options.transforms.iter().map(|k| k.name()).collect(),
-        version: env!("CARGO_PKG_VERSION"),
-    });
-    report.add(EVALUATION_JSON, json.as_bytes())?;
+    report.add(EVALUATION_JSON, facts.record.as_bytes())?;
     Ok(())
+}
+
+/// A shard report, read: its folder, record, shard fields and KL rows.
+struct ShardReport {
+    folder: PathBuf,
+    record: serde_json::Value,
+    index: u64,
+    count: u64,
+    first_batch: u64,
+    end_batch: u64,
+    rows: Vec<KlRow>,
+}
+
+fn read_shard_report(folder: &Path) -> Result<ShardReport, PipelineError> {
+    let refuse = |reason: String| PipelineError::Merge(format!("{}: {reason}", folder.display()));
+    let text = std::fs::read_to_string(folder.join(EVALUATION_JSON))
+        .map_err(|e| refuse(format!("{EVALUATION_JSON}: {e}")))?;
+    let record: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| refuse(format!("{EVALUATION_JSON}: {e}")))?;
+    let field = |name: &str| record["shard"][name].as_u64();
+    let (Some(index), Some(count), Some(first_batch), Some(end_batch)) = (
+        field("index"),
+        field("count"),
+        field("first_batch"),
+        field("end_batch"),
+    ) else {
+        return Err(refuse(
+            "not a shard report (evaluate --shard K/N makes one)".into(),
+        ));
+    };
+    let rows = drift_writer::read_kl_table(&folder.join(KL_TABLE))?;
+    Ok(ShardReport {
+        folder: folder.to_owned(),
+        record,
+        index,
+        count,
+        first_batch,
+        end_batch,
+        rows,
+    })
+}
+
+/// The record without what differs between the shards of one sweep.
+fn report_settings(record: &serde_json::Value) -> serde_json::Value {
+    let mut view = record.clone();
+    if let Some(shard) = view["shard"].as_object_mut() {
+        for key in ["cpu", "end_batch", "first_batch", "index"] {
+            shard.remove(key);
+        }
+    }
+    view
+}
+
+/// Joins the shard reports of one sweep (`evaluate --shard K/N`) into the report one process
+/// writes, byte for byte: every batch's KL as its shard measured it, the statistics, plots and
+/// record made from all of them. Refuses missing, duplicated and foreign shards.
+pub fn merge_reports(
+    shards: &[PathBuf],
+    output: &Path,
+    overwrite: bool,
+) -> Result<Evaluation, PipelineError> {
+    let started = Instant::now();
+    let mut parts = shards
+        .iter()
+        .map(|folder| read_shard_report(folder))
+        .collect::<Result<Vec<_>, _>>()?;
+    parts.sort_by_key(|part| part.index);
+    let first = parts
+        .first()
+        .ok_or_else(|| PipelineError::Merge("no shard given".into()))?;
+    let settings = report_settings(&first.record);
+    let batches = first.record["batches_per_level"].as_u64().unwrap_or(0);
+    let mut next_batch = 0;
+    for (expected, part) in (0..).zip(&parts) {
+        let shard = format!(
+            "shard {}/{} ({})",
+            part.index,
+            part.count,
+            part.folder.display()
+        );
+        if report_settings(&part.record) != settings {
+            return Err(PipelineError::Merge(format!(
+                "{shard} is not of the same sweep as {}",
+                first.folder.display()
+            )));
+        }
+        if part.index != expected {
+            let what = match part.index < expected {
+                true => format!("{shard} is given twice"),
+                false => format!("shard {expected}/{} is missing", part.count),
+            };
+            return Err(PipelineError::Merge(what));
+        }
+        if part.first_batch != next_batch {
+            return Err(PipelineError::Merge(format!(
+                "{shard} does not start at batch {next_batch}"
+            )));
+        }
+        next_batch = part.end_batch;
+    }
+    if parts.len() as u64 != first.count || next_batch != batches {
+        return Err(PipelineError::Merge(format!(
+            "shard {}/{} is missing",
+            parts.len(),
+            first.count
+        )));
+    }
+    let levels: Vec<f64> = first.record["levels"]
+        .as_array()
+        .map(|l| l.iter().filter_map(serde_json::Value::as_f64).collect())
+        .unwrap_or_default();
+    let kls: Vec<Vec<KlRow>> = levels
+        .iter()
+        .map(|&level| {
+            parts
+                .iter()
+                .flat_map(|part| part.rows.iter().filter(move |r| r.drift_level == level))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let (series, summaries) = level_statistics(&kls, &levels);
+    let mut record = first.record.clone();
+    let context = record["shard"]["context"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    record.as_object_mut().map(|map| map.remove("shard"));
+    let facts = ReportFacts {
+        batch_size: record["batch_size"].as_u64().unwrap_or(0) as usize,
+        context,
+        record: records::to_json(&record),
+    };
+    let evaluation = Evaluation {
+        output: output.to_owned(),
+        transforms: first
+            .rows
+            .first()
+            .map(|r| r.transforms.clone())
+            .unwrap_or_default(),
+        rows: kls.into_iter().flatten().collect(),
+        summaries,
+        images: record["images"].as_u64().unwrap_or(0),
+        batches: batches as usize,
+        embedding_description: String::new(),
+        elapsed: Duration::ZERO,
+    };
+    let mut report = ReportWriter::create(output, &REPORT_FILES, EVALUATION_JSON, overwrite)?;
+    write_report(&mut report, &evaluation, &series, &facts)?;
+    report.finish()?;
+    Ok(Evaluation {
+        elapsed: started.elapsed(),
+        ..evaluation
+    })
 }

@@ -168,7 +168,7 @@ fn run_scenario<'py>(
 /// Measures how strong a drift is (`drift-pipeline evaluate`): `run` holds the embedding keys
 /// (`weights`, `normalize`, `device`, `batch_size`, ...) as JSON. Returns the report folder.
 #[pyfunction]
-#[pyo3(signature = (input, output, transforms, levels, run, seed, size, num_samples=None, threads=0, overwrite=false, progress=None))]
+#[pyo3(signature = (input, output, transforms, levels, run, seed, size, num_samples=None, threads=0, overwrite=false, progress=None, shard=None))]
 #[allow(clippy::too_many_arguments)] // one per keyword of the Python function
 fn evaluate<'py>(
     py: Python<'py>,
@@ -183,7 +183,12 @@ fn evaluate<'py>(
     threads: usize,
     overwrite: bool,
     progress: Option<Bound<'py, PyAny>>,
+    shard: Option<String>,
 ) -> PyResult<PathBuf> {
+    let shard = shard
+        .map(|text| text.parse::<drift_pipeline::Shard>())
+        .transpose()
+        .map_err(|e| value_error(format!("keyword 'shard': {e}")))?;
     use drift_pipeline::evaluate::{EvaluateOptions, evaluate};
     let mut raw: RawRun = serde_json::from_str(run).map_err(|e| value_error(e.to_string()))?;
     raw.embeddings = true;
@@ -209,6 +214,7 @@ fn evaluate<'py>(
         threads,
         overwrite,
         cancel: Some(cancel.clone()),
+        shard,
         ..EvaluateOptions::default()
     };
     let evaluation = interruptible(py, &cancel, progress.as_ref(), |reporter| {
@@ -300,6 +306,20 @@ fn merge<'py>(
     dict.set_item("seconds", summary.elapsed.as_secs_f64())?;
     dict.set_item("warnings", summary.warnings)?;
     Ok(dict)
+}
+
+/// Joins `evaluate` shard reports into one report (`drift-pipeline merge` of reports).
+#[pyfunction]
+#[pyo3(signature = (shards, output, overwrite=false))]
+fn merge_reports(
+    py: Python<'_>,
+    shards: Vec<PathBuf>,
+    output: PathBuf,
+    overwrite: bool,
+) -> PyResult<PathBuf> {
+    py.detach(|| drift_pipeline::evaluate::merge_reports(&shards, &output, overwrite))
+        .map(|evaluation| evaluation.output)
+        .map_err(|e| pipeline_error(&e))
 }
 
 /// The registered transforms: `(name, description)` each, in registry order.
@@ -541,6 +561,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(inspect, module)?)?;
     module.add_function(wrap_pyfunction!(index, module)?)?;
     module.add_function(wrap_pyfunction!(merge, module)?)?;
+    module.add_function(wrap_pyfunction!(merge_reports, module)?)?;
     module.add_function(wrap_pyfunction!(cpu_kind, module)?)?;
     module.add_function(wrap_pyfunction!(scenario_facts, module)?)?;
     module.add_function(wrap_pyfunction!(transforms, module)?)?;

@@ -50,7 +50,7 @@ pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
 pub use manifest::{ManifestEntry, read_manifest, write_manifest};
 pub use png_encode::{PngCompression, encode_png};
 pub use read::{LoggedSample, read_drift_log};
-pub use report::{KlRow, ReportWriter, kl_table};
+pub use report::{KlRow, ReportWriter, kl_table, read_kl_table};
 pub use samples::{SampleReader, StoredSample};
 pub use transaction::{
     ABORT_AT_ENV, FileRecord, LOCK_FILE, OutputFolder, Recovery, STAGING_DIR, Staging, commit_all,

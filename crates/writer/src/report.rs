@@ -67,6 +67,46 @@ pub fn kl_table(rows: &[KlRow], path_for_errors: &Path) -> Result<Vec<u8>, Write
     writer.into_inner().map_err(parquet_error)
 }
 
+/// Reads a `kl.parquet` written by [`kl_table`] back, row by row.
+pub fn read_kl_table(path: &Path) -> Result<Vec<KlRow>, WriterError> {
+    use arrow::array::Array;
+    let bad = |reason: String| WriterError::BadTable {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = drift_core::open_regular(path).map_err(|e| bad(e.to_string()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|builder| builder.build())
+        .map_err(|e| bad(e.to_string()))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(e.to_string()))?;
+        if batch.num_columns() != 5 {
+            return Err(bad("not a kl.parquet of this version".into()));
+        }
+        let column = |i: usize| batch.column(i).as_any();
+        let (Some(transforms), Some(levels), Some(batches), Some(images), Some(kls)) = (
+            column(0).downcast_ref::<StringArray>(),
+            column(1).downcast_ref::<Float64Array>(),
+            column(2).downcast_ref::<Int64Array>(),
+            column(3).downcast_ref::<Int64Array>(),
+            column(4).downcast_ref::<Float64Array>(),
+        ) else {
+            return Err(bad("not a kl.parquet of this version".into()));
+        };
+        for row in 0..batch.num_rows() {
+            rows.push(KlRow {
+                transforms: transforms.value(row).to_owned(),
+                drift_level: levels.value(row),
+                batch: batches.value(row),
+                images: images.value(row),
+                kl: kls.value(row),
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// Writes a fixed set of named files into one folder as one transaction: the folder is locked,
 /// every file staged, and [`ReportWriter::finish`] commits them together with `marker` last.
 /// Dropped before `finish`, it removes what it staged and the folder keeps its old report.
