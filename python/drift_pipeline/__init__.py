@@ -528,6 +528,29 @@ def evaluate(
     """How strong a drift is: the KL between drifted and clean ResNet18 embeddings, per batch,
     at each drift level (``drift-pipeline evaluate``). ``transforms`` are names or
     ``ImageTransform`` members, all applied at each level."""
+    args = _evaluate_args(
+        input_path, output_path, transforms, levels, num_samples, seed, input_dim,
+        batch_size, weights, normalize, device, threads, overwrite,
+    )
+    return _read_evaluation(Path(_native.evaluate(*args, _progress(progress))))
+
+
+def _evaluate_args(
+    input_path: os.PathLike | str,
+    output_path: os.PathLike | str,
+    transforms: Sequence[Any],
+    levels: Sequence[float] | None,
+    num_samples: int | None,
+    seed: int,
+    input_dim: int | tuple[int, int] | str,
+    batch_size: int | None,
+    weights: os.PathLike | str | None,
+    normalize: str | None,
+    device: str | None,
+    threads: int,
+    overwrite: bool,
+) -> tuple:
+    """``_native.evaluate``'s arguments before ``progress``, from ``evaluate``'s keywords."""
     names = [t.value if isinstance(t, ImageTransform) else str(t) for t in transforms]
     run = {
         "weights": _path(weights),
@@ -537,21 +560,22 @@ def evaluate(
     }
     if levels is None:
         levels = [round(0.1 * i, 1) for i in range(1, 11)]
-    folder = Path(
-        _native.evaluate(
-            os.fspath(input_path),
-            os.fspath(output_path),
-            names,
-            [float(level) for level in levels],
-            json.dumps(run),
-            seed,
-            _size(input_dim),
-            num_samples,
-            threads,
-            overwrite,
-            _progress(progress),
-        )
+    return (
+        os.fspath(input_path),
+        os.fspath(output_path),
+        names,
+        [float(level) for level in levels],
+        json.dumps(run),
+        seed,
+        _size(input_dim),
+        num_samples,
+        threads,
+        overwrite,
     )
+
+
+def _read_evaluation(folder: Path) -> EvaluationResult:
+    """An ``evaluate`` report folder, read back."""
     plots = {
         f"{stem}.{ext}": folder / f"{stem}.{ext}"
         for stem in ("kl_by_batch", "kl_by_level")

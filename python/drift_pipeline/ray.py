@@ -24,9 +24,18 @@ from typing import Any, Mapping, Sequence
 
 import ray as _ray
 
-from . import SampleResult, TransformArg, _native, _run_keys, _transform_specs
+from . import (
+    EvaluationResult,
+    SampleResult,
+    TransformArg,
+    _evaluate_args,
+    _native,
+    _read_evaluation,
+    _run_keys,
+    _transform_specs,
+)
 
-__all__ = ["generate", "run_scenario"]
+__all__ = ["evaluate", "generate", "run_scenario"]
 
 #: The writer's abort hook (``DRIFT_PIPELINE_TEST_ABORT_AT``): tests kill a worker mid-shard.
 _ABORT_ENV = "DRIFT_PIPELINE_TEST_ABORT_AT"
@@ -191,3 +200,62 @@ def generate(
         _fail_once=_fail_once,
     )
     return results[0]
+
+
+def _evaluate_shard(args: tuple, shard: str) -> str:
+    """One shard of an ``evaluate`` sweep, on a worker."""
+    return _native.evaluate(*args, None, shard)
+
+
+def evaluate(
+    input_path: os.PathLike | str,
+    output_path: os.PathLike | str,
+    transforms: Sequence[Any] = ("default",),
+    levels: Sequence[float] | None = None,
+    num_shards: int = 2,
+    *,
+    num_samples: int | None = None,
+    seed: int = 42,
+    input_dim: int | tuple[int, int] | str = 224,
+    batch_size: int | None = None,
+    weights: os.PathLike | str | None = None,
+    normalize: str | None = None,
+    device: str | None = None,
+    threads: int = 0,
+    overwrite: bool = False,
+    shard_dir: os.PathLike | str | None = None,
+    num_cpus: float = 1,
+    num_gpus: float | None = None,
+    max_retries: int = 3,
+    keep_shards: bool = False,
+) -> EvaluationResult:
+    """:func:`drift_pipeline.evaluate` as ``num_shards`` Ray tasks, each measuring a shard of
+    the batches of every level, merged on the driver into the report one process writes, byte
+    for byte. ``shard_dir`` (default: ``.drift-shards`` beside the report) holds the shard
+    reports until the merge."""
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}")
+    output = Path(output_path).absolute()
+    root = Path(shard_dir or output.parent / ".drift-shards").absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    if num_gpus is None:
+        num_gpus = 1 if device == "gpu" else 0
+    task = _ray.remote(
+        num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries, retry_exceptions=True
+    )(_evaluate_shard)
+    folders = [root / f"report-{k}-of-{num_shards}" for k in range(num_shards)]
+    pending = [
+        task.remote(
+            _evaluate_args(
+                input_path, folder, transforms, levels, num_samples, seed, input_dim,
+                batch_size, weights, normalize, device, threads, True,
+            ),
+            f"{k}/{num_shards}",
+        )
+        for k, folder in enumerate(folders)
+    ]
+    _ray.get(pending)
+    folder = _native.merge_reports([os.fspath(f) for f in folders], os.fspath(output), overwrite)
+    if not keep_shards:
+        shutil.rmtree(root, ignore_errors=True)
+    return _read_evaluation(Path(folder))

@@ -164,3 +164,20 @@ def test_a_shard_on_a_changed_dataset_refuses_to_start(cluster, dataset, tmp_pat
             skip_bad_images=True,
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_sharded_on_ray_is_the_single_process_report(
+    cluster, dataset, test_weights, tmp_path
+):
+    keywords = dict(
+        transforms=["gaussian_blur"], levels=[0.3, 0.9], num_samples=14, input_dim=32,
+        batch_size=4, weights=test_weights, seed=2,
+    )
+    # Without the unreadable image: evaluate stops on one, as the command line does.
+    clean = tmp_path / "clean"
+    subprocess.run(["cp", "-r", str(dataset), str(clean)], check=True)
+    (clean / "forest" / "zz_unreadable.png").unlink()
+    one = drift_pipeline.evaluate(clean, tmp_path / "one", **keywords)
+    sharded = dray.evaluate(clean, tmp_path / "ray", num_shards=3, **keywords)
+    assert sharded.kl.height == 2 * 4
+    assert digests(sharded.output_path) == digests(one.output_path)
