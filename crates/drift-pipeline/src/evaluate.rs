@@ -595,27 +595,15 @@ fn report_settings(record: &serde_json::Value) -> serde_json::Value {
     view
 }
 
-/// Joins the shard reports of one sweep (`evaluate --shard K/N`) into the report one process
-/// writes, byte for byte: every batch's KL as its shard measured it, the statistics, plots and
-/// record made from all of them. Refuses missing, duplicated and foreign shards.
-pub fn merge_reports(
-    shards: &[PathBuf],
-    output: &Path,
-    overwrite: bool,
-) -> Result<Evaluation, PipelineError> {
-    let started = Instant::now();
-    let mut parts = shards
-        .iter()
-        .map(|folder| read_shard_report(folder))
-        .collect::<Result<Vec<_>, _>>()?;
-    parts.sort_by_key(|part| part.index);
+/// Refuses shard reports that are not exactly shards 0..N of one sweep, in order.
+fn check_report_set(parts: &[ShardReport]) -> Result<(), PipelineError> {
     let first = parts
         .first()
         .ok_or_else(|| PipelineError::Merge("no shard given".into()))?;
     let settings = report_settings(&first.record);
     let batches = first.record["batches_per_level"].as_u64().unwrap_or(0);
     let mut next_batch = 0;
-    for (expected, part) in (0..).zip(&parts) {
+    for (expected, part) in (0..).zip(parts) {
         let shard = format!(
             "shard {}/{} ({})",
             part.index,
@@ -649,18 +637,36 @@ pub fn merge_reports(
             first.count
         )));
     }
+    Ok(())
+}
+
+/// Joins the shard reports of one sweep (`evaluate --shard K/N`) into the report one process
+/// writes, byte for byte: every batch's KL as its shard measured it, the statistics, plots and
+/// record made from all of them. Refuses missing, duplicated and foreign shards.
+pub fn merge_reports(
+    shards: &[PathBuf],
+    output: &Path,
+    overwrite: bool,
+) -> Result<Evaluation, PipelineError> {
+    let started = Instant::now();
+    let mut parts = shards
+        .iter()
+        .map(|folder| read_shard_report(folder))
+        .collect::<Result<Vec<_>, _>>()?;
+    parts.sort_by_key(|part| part.index);
+    check_report_set(&parts)?;
+    let first = &parts[0];
+    let batches = first.record["batches_per_level"].as_u64().unwrap_or(0);
     let levels: Vec<f64> = first.record["levels"]
         .as_array()
         .map(|l| l.iter().filter_map(serde_json::Value::as_f64).collect())
         .unwrap_or_default();
+    // Each shard's rows are by level then batch; a level's rows are every shard's in order.
     let kls: Vec<Vec<KlRow>> = levels
         .iter()
         .map(|&level| {
-            parts
-                .iter()
-                .flat_map(|part| part.rows.iter().filter(move |r| r.drift_level == level))
-                .cloned()
-                .collect()
+            let rows = parts.iter().flat_map(|part| &part.rows);
+            rows.filter(|r| r.drift_level == level).cloned().collect()
         })
         .collect();
     let (series, summaries) = level_statistics(&kls, &levels);
