@@ -5,6 +5,7 @@ refused. Files are compared byte for byte with hashlib, independently of the pac
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from drift_pipeline import _native, weights
 
 @pytest.fixture(scope="module")
 def cluster():
+    # Ray's notice that a future version stops setting CUDA_VISIBLE_DEVICES for CPU tasks.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

@@ -173,10 +173,12 @@ fn python_package_tests(root: &Path) -> Result<()> {
             "--force-reinstall",
             ".",
         ])
-        // maturin's build backend runs the `maturin` of the venv; the dev profile shares the
-        // test build's optimised dependencies (a user's `pip install .` builds in release).
+        // maturin's build backend runs the `maturin` of the venv; the dev profile and the
+        // `wgpu` feature make the module's dependency graph the test build's, so burn and the
+        // GPU stack are not compiled a second time (a user's `pip install .` builds in release,
+        // without wgpu).
         .env("PATH", &path)
-        .env("MATURIN_PEP517_ARGS", "--profile dev"))?;
+        .env("MATURIN_PEP517_ARGS", "--profile dev --features wgpu"))?;
     run(Command::new(&python)
         .current_dir(root)
         .args(["-m", "pytest", "-q", "python/tests"])
