@@ -237,6 +237,39 @@ fn a_shard_refuses_to_start_on_a_changed_dataset_or_without_what_it_needs() {
         ],
         "shards count from 0 to 2",
     );
+    // A manifest that is missing, or a Parquet file that is not one, is named with its flag.
+    let missing = s.path("missing.parquet");
+    let fails_with_manifest = |manifest: &Path, needle: &str| {
+        s.setup.fails(
+            &[
+                "generate",
+                "--input",
+                ShardSetup::arg(&s.setup.input),
+                "--output",
+                ShardSetup::arg(&s.path("m-out")),
+                "--num-samples",
+                "3",
+                "--manifest",
+                ShardSetup::arg(manifest),
+            ],
+            needle,
+        );
+    };
+    fails_with_manifest(&missing, "--manifest: dataset manifest");
+    s.setup.succeeds(&[
+        "generate",
+        "--input",
+        ShardSetup::arg(&s.setup.input),
+        "--output",
+        ShardSetup::arg(&s.path("plain")),
+        "--num-samples",
+        "3",
+        "--skip-bad-images",
+    ]);
+    fails_with_manifest(
+        &s.path("plain").join("target.parquet"),
+        "not a dataset manifest",
+    );
     // Every image grows by a byte: whichever files the shard reads have changed.
     for class in listing(&s.setup.input) {
         for name in listing(&s.setup.input.join(&class)) {

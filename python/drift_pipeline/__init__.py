@@ -474,21 +474,25 @@ class ImageDatasetGenerator:
         return SampleResult.read(summary["output"], summary)
 
 
+def _scenario_text(scenario: os.PathLike | str | Mapping[str, Any]) -> tuple[str, bool, Path]:
+    """A scenario's text, whether it is TOML (a file) or JSON (a dict), and the folder its
+    relative paths are relative to (a dict's: the working directory)."""
+    if isinstance(scenario, Mapping):
+        return json.dumps(dict(scenario)), False, Path.cwd()
+    path = Path(scenario).absolute()
+    try:
+        return path.read_text(), True, path.parent
+    except FileNotFoundError:
+        raise FileNotFoundError(f"scenario {path}: no such file") from None
+
+
 def run_scenario(
     scenario: os.PathLike | str | Mapping[str, Any], progress: ProgressArg = None
 ) -> list[SampleResult]:
     """Runs a scenario: a TOML file (``docs/scenario.toml``) or a dict with the same keys
     (``segment`` a list of dicts). All segments are staged, then committed together. Relative
     paths are relative to the file's folder (a dict's: the working directory)."""
-    if isinstance(scenario, Mapping):
-        text, is_toml, base = json.dumps(dict(scenario)), False, Path.cwd()
-    else:
-        path = Path(scenario)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"scenario {path}: no such file") from None
-        is_toml, base = True, path.parent
+    text, is_toml, base = _scenario_text(scenario)
     summaries = _native.run_scenario(text, is_toml, os.fspath(base), _progress(progress))
     return [SampleResult.read(s["output"], s) for s in summaries]
 

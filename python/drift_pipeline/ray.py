@@ -16,13 +16,17 @@ locally and upload it, and the driver would download the shards before merging.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import ray as _ray
+try:
+    import ray as _ray
+except ImportError as error:  # pragma: no cover - the tests have Ray
+    raise ImportError(
+        "drift_pipeline.ray needs Ray: pip install 'drift-pipeline[ray]'"
+    ) from error
 
 from . import (
     EvaluationResult,
@@ -32,6 +36,7 @@ from . import (
     _native,
     _read_evaluation,
     _run_keys,
+    _scenario_text,
     _transform_specs,
 )
 
@@ -63,16 +68,6 @@ def _make_shard(
     finally:
         os.environ.pop(_ABORT_ENV, None)
     return [dict(s) for s in summaries]
-
-
-def _scenario_text(scenario: os.PathLike | str | Mapping[str, Any]) -> tuple[str, bool, Path]:
-    if isinstance(scenario, Mapping):
-        return json.dumps(dict(scenario)), False, Path.cwd()
-    path = Path(scenario).absolute()
-    try:
-        return path.read_text(), True, path.parent
-    except FileNotFoundError:
-        raise FileNotFoundError(f"scenario {path}: no such file") from None
 
 
 def run_scenario(

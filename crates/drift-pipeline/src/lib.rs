@@ -720,13 +720,7 @@ impl DriftGenerator {
     ) -> Result<pipeline::Outcome, PipelineError> {
         if self.options.manifest.is_some() {
             let candidates = self.candidates_for(class_plan, n)?;
-            let indices: Vec<usize> = self
-                .sampler
-                .candidates(class_plan)
-                .take(candidates)
-                .map_while(Result::ok)
-                .collect();
-            self.dataset.check_unchanged(indices)?;
+            self.check_against_manifest(&self.sampler, class_plan, candidates)?;
         }
         self.stage_part(
             pipeline::Part::whole(&self.sampler, n),
@@ -806,14 +800,7 @@ impl DriftGenerator {
         let total = self.candidates_for(&class_plan, n)?;
         let mut sampler = self.sampler.clone();
         sampler.advance(&class_plan, before, start);
-        if self.options.manifest.is_some() {
-            let indices: Vec<usize> = sampler
-                .candidates(&class_plan)
-                .take(through - before)
-                .map_while(Result::ok)
-                .collect();
-            self.dataset.check_unchanged(indices)?;
-        }
+        self.check_against_manifest(&sampler, &class_plan, through - before)?;
         let record = shard::ShardRecord {
             candidates: through - before,
             count: shard.count,
@@ -846,6 +833,25 @@ impl DriftGenerator {
         }
         self.advance(&class_plan, total, n);
         Ok((outcome.summary, outcome.staged))
+    }
+
+    /// With a manifest: checks that the next `candidates` images `sampler` gives under `plan`
+    /// are still as the manifest lists them, before the run reads them.
+    fn check_against_manifest(
+        &self,
+        sampler: &Sampler,
+        plan: &drift_sampler::ClassPlan,
+        candidates: usize,
+    ) -> Result<(), PipelineError> {
+        if self.options.manifest.is_none() {
+            return Ok(());
+        }
+        let indices: Vec<usize> = sampler
+            .candidates(plan)
+            .take(candidates)
+            .map_while(Result::ok)
+            .collect();
+        Ok(self.dataset.check_unchanged(indices)?)
     }
 
     /// Candidates the first `samples` samples of a call under `plan` consume: as many, unless

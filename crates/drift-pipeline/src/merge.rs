@@ -42,7 +42,8 @@ fn refuse(reason: String) -> PipelineError {
     PipelineError::Merge(reason)
 }
 
-/// Merges the shard folders `shards` (each made by `--shard K/N`, holding `segment-N` folders)
+/// Merges the shard folders `shards` (each made by `--shard K/N`, holding `segment-N` folders,
+/// or such a `segment-N` folder itself)
 /// into `output` (a one-segment run) or each segment's own output folder, committed together.
 /// `progress` is told the samples copied so far and the total.
 pub fn merge(
@@ -234,8 +235,12 @@ fn read_shards(shards: &[PathBuf]) -> Result<Vec<Vec<ShardOutput>>, PipelineErro
     Ok(result)
 }
 
-/// The `segment-N` folders of a shard folder, in order.
+/// The `segment-N` folders of a shard folder, in order; a segment's shard output given itself
+/// is taken as it is.
 fn segment_folders(shard_folder: &Path) -> Result<Vec<PathBuf>, PipelineError> {
+    if shard_folder.join(drift_writer::DRIFT_JSON).exists() {
+        return Ok(vec![shard_folder.to_owned()]);
+    }
     let entries = std::fs::read_dir(shard_folder)
         .map_err(|e| refuse(format!("{}: {e}", shard_folder.display())))?;
     let mut numbered = Vec::new();

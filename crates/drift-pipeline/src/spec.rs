@@ -765,6 +765,7 @@ impl RunSpec {
                     self.front_end.key("weights")
                 }
                 PipelineError::ClassMapping(_) => self.front_end.key("class_mapping"),
+                PipelineError::Manifest { .. } => self.front_end.key("manifest"),
                 _ => format!("{} ({})", self.front_end.key("input"), self.input.display()),
             };
             run_error(place, e)
