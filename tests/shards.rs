@@ -127,6 +127,26 @@ fn a_sharded_scenario_merged_is_byte_identical_to_one_process() {
     s.setup
         .succeeds(&["verify", ShardSetup::arg(&s.path("out").join("blur"))]);
 
+    // Shards that say they embedded on another CPU kind: merged all the same, with a warning
+    // (the kind is not part of the settings hash; drift.json is the marker, not a listed file).
+    let record_path = shards[1].join("segment-1").join("drift.json");
+    let text = std::fs::read_to_string(&record_path).unwrap();
+    let cpu = format!("\"cpu\": \"{}\"", drift_pipeline::cpu_kind());
+    assert!(text.contains(&cpu), "the shard records its CPU kind");
+    std::fs::write(
+        &record_path,
+        text.replace(&cpu, "\"cpu\": \"x86_64 AVX2+FMA (another)\""),
+    )
+    .unwrap();
+    let mut args = vec!["merge", "--overwrite"];
+    args.extend(shards.iter().map(|p| ShardSetup::arg(p)));
+    let out = s.setup.run(&args);
+    let stderr = common::succeeds_with_stderr(&args, &out);
+    assert!(
+        stderr.contains("shards embedded on different CPU kinds or devices"),
+        "{stderr}"
+    );
+
     // A shard's output is not a stream to continue.
     let shard_segment = shards[0].join("segment-1");
     s.setup.fails(

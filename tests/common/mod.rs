@@ -452,6 +452,13 @@ pub fn assert_fails_cleanly(args: &[&str], out: &std::process::Output, needle: &
     stderr
 }
 
+/// Checks that a command succeeded; returns its stderr (its warnings).
+#[allow(dead_code)] // not every test binary reads warnings
+pub fn succeeds_with_stderr(args: &[&str], out: &std::process::Output) -> String {
+    assert_succeeds(args, out);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// One row of `kl.parquet`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KlRecord {
