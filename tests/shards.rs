@@ -40,6 +40,23 @@ impl ShardSetup {
         self.setup.path(name)
     }
 
+    /// `index --verify` of the dataset into `manifest.parquet`: the manifest's path.
+    fn index(&self) -> PathBuf {
+        let manifest = self.path("manifest.parquet");
+        let out = self.setup.succeeds(&[
+            "index",
+            Self::arg(&self.setup.input),
+            "--output",
+            Self::arg(&manifest),
+            "--verify",
+        ]);
+        assert!(
+            out.contains("42 images in 4 classes, 2 do not decode"),
+            "{out}"
+        );
+        manifest
+    }
+
     fn arg(path: &Path) -> &str {
         path.to_str().unwrap()
     }
@@ -73,18 +90,7 @@ fn run_whole(s: &ShardSetup) -> PathBuf {
 fn a_sharded_scenario_merged_is_byte_identical_to_one_process() {
     let s = ShardSetup::new();
     let whole = run_whole(&s);
-    let manifest = s.path("manifest.parquet");
-    let out = s.setup.succeeds(&[
-        "index",
-        ShardSetup::arg(&s.setup.input),
-        "--output",
-        ShardSetup::arg(&manifest),
-        "--verify",
-    ]);
-    assert!(
-        out.contains("42 images in 4 classes, 2 do not decode"),
-        "{out}"
-    );
+    let manifest = s.index();
     // The manifest, read by the parquet crate: one row per image, the two bad ones marked.
     let rows = common::read_manifest_rows(&manifest);
     assert_eq!(rows.len(), 42);
@@ -166,14 +172,7 @@ fn a_sharded_scenario_merged_is_byte_identical_to_one_process() {
 #[test]
 fn merge_refuses_missing_duplicated_and_foreign_shards_and_writes_nothing() {
     let s = ShardSetup::new();
-    let manifest = s.path("manifest.parquet");
-    s.setup.succeeds(&[
-        "index",
-        ShardSetup::arg(&s.setup.input),
-        "--output",
-        ShardSetup::arg(&manifest),
-        "--verify",
-    ]);
+    let manifest = s.index();
     let shards: Vec<PathBuf> = (0..3).map(|k| s.path(&format!("shard-{k}"))).collect();
     for (k, folder) in shards.iter().enumerate() {
         common::assert_succeeds(
@@ -225,14 +224,7 @@ fn merge_refuses_missing_duplicated_and_foreign_shards_and_writes_nothing() {
 #[test]
 fn a_shard_refuses_to_start_on_a_changed_dataset_or_without_what_it_needs() {
     let s = ShardSetup::new();
-    let manifest = s.path("manifest.parquet");
-    s.setup.succeeds(&[
-        "index",
-        ShardSetup::arg(&s.setup.input),
-        "--output",
-        ShardSetup::arg(&manifest),
-        "--verify",
-    ]);
+    let manifest = s.index();
     // Skipping bad images needs a verified manifest; one without --verify is not enough.
     let shard = s.path("shard");
     s.setup.fails(
