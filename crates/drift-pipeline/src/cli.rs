@@ -66,12 +66,14 @@ enum Command {
     },
     /// Join the shard folders of a run (made with --shard K/N) into the output one process
     /// writes, byte for byte: a one-segment run into --output, a scenario's segments into their
-    /// own folders. Refuses missing, duplicated or foreign shards. Reads the shards only.
+    /// own folders; `evaluate --shard` reports into the report --output names. Refuses missing,
+    /// duplicated or foreign shards. Reads the shards only.
     Merge {
         /// The shard folders, in any order.
         #[arg(required = true, value_name = "SHARD_DIR")]
         shards: Vec<PathBuf>,
-        /// The merged output folder (one-segment runs; a scenario's go where it says).
+        /// The merged output folder (one-segment runs and evaluate reports; a scenario's
+        /// segments go where it says).
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
         /// Replace existing outputs.
