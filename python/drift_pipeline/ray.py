@@ -46,6 +46,26 @@ __all__ = ["evaluate", "generate", "run_scenario"]
 _ABORT_ENV = "DRIFT_PIPELINE_TEST_ABORT_AT"
 
 
+def _check_num_shards(num_shards: Any) -> None:
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}")
+
+
+def _shard_root(shard_dir: os.PathLike | str | None, output: Path) -> Path:
+    """Where the shards go: ``shard_dir``, or ``.drift-shards`` beside ``output``; created."""
+    root = Path(shard_dir or output.parent / ".drift-shards").absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _shard_task(function: Any, num_cpus: float, num_gpus: float, max_retries: int) -> Any:
+    """``function`` as a Ray task that a failure or a dead worker retries: shards are
+    idempotent, and a retry's lock recovers what the failed attempt staged."""
+    return _ray.remote(
+        num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries, retry_exceptions=True
+    )(function)
+
+
 def _make_shard(
     text: str,
     is_toml: bool,
@@ -95,15 +115,13 @@ def run_scenario(
     Each task asks Ray for ``num_cpus`` CPUs and, when the scenario's device is ``gpu``,
     ``num_gpus`` GPUs (default 1). ``num_shards`` is lowered to the smallest segment's size.
     """
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}")
+    _check_num_shards(num_shards)
     text, is_toml, base = _scenario_text(scenario)
     facts = _native.scenario_facts(text, is_toml, os.fspath(base))
     segments = facts["segments"]
     num_shards = min(num_shards, min(samples for _, samples, _ in segments))
     first_output = Path(output_path or segments[0][2]).absolute()
-    shards_root = Path(shard_dir or first_output.parent / ".drift-shards").absolute()
-    shards_root.mkdir(parents=True, exist_ok=True)
+    shards_root = _shard_root(shard_dir, first_output)
     if manifest is None:
         manifest_path = shards_root / "manifest.parquet"
         _native.index(facts["input"], os.fspath(manifest_path), facts["skip_bad_images"])
@@ -111,12 +129,7 @@ def run_scenario(
         manifest_path = Path(manifest).absolute()
     if num_gpus is None:
         num_gpus = 1 if facts["embeddings"] and facts["device"] == "gpu" else 0
-    task = _ray.remote(
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        max_retries=max_retries,
-        retry_exceptions=True,
-    )(_make_shard)
+    task = _shard_task(_make_shard, num_cpus, num_gpus, max_retries)
     folders = [shards_root / f"shard-{k}-of-{num_shards}" for k in range(num_shards)]
     pending = [
         task.remote(
@@ -228,16 +241,12 @@ def evaluate(
     the batches of every level, merged on the driver into the report one process writes, byte
     for byte. ``shard_dir`` (default: ``.drift-shards`` beside the report) holds the shard
     reports until the merge."""
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}")
+    _check_num_shards(num_shards)
     output = Path(output_path).absolute()
-    root = Path(shard_dir or output.parent / ".drift-shards").absolute()
-    root.mkdir(parents=True, exist_ok=True)
+    root = _shard_root(shard_dir, output)
     if num_gpus is None:
         num_gpus = 1 if device == "gpu" else 0
-    task = _ray.remote(
-        num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries, retry_exceptions=True
-    )(_evaluate_shard)
+    task = _shard_task(_evaluate_shard, num_cpus, num_gpus, max_retries)
     folders = [root / f"report-{k}-of-{num_shards}" for k in range(num_shards)]
     pending = [
         task.remote(
