@@ -6,10 +6,12 @@
 //! backend is burn's `flex` (pure Rust, SIMD, rayon), the fastest CPU backend of burn 0.22
 //! measured here; `ndarray` and `wgpu` are behind cargo features of the same names.
 
+mod matmul;
 mod nhwc;
 mod resnet;
 mod synthetic;
 pub mod weights;
+mod winograd;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -89,7 +91,8 @@ impl FromStr for DeviceChoice {
 /// Which burn backend runs on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CpuBackend {
-    /// burn's pure-Rust `flex` backend (SIMD, rayon): the fastest measured here.
+    /// The default: the crate's own CPU kernels (`nhwc`, `winograd`, `matmul`), the fastest
+    /// measured here; burn's pure-Rust `flex` device hosts the weights' tensors.
     #[default]
     Flex,
     /// burn's deprecated `ndarray` backend (cargo feature `ndarray`).
@@ -303,8 +306,8 @@ impl Embedder {
             .build()
             .map_err(|error| EmbedderError::Device(format!("cannot start threads: {error}")))?;
         let network = pool.install(|| match processor {
-            Processor::Cpu => Network::Nhwc(Box::new(nhwc::ResNet18Nhwc::new(weights, &device))),
-            Processor::Gpu => {
+            Processor::Cpu => Network::Nhwc(Box::new(nhwc::ResNet18Nhwc::new(weights))),
+            Processor::Burn => {
                 Network::Nchw(Box::new(resnet::ResNet18Features::new(weights, &device)))
             }
         });
@@ -317,7 +320,8 @@ impl Embedder {
         })
     }
 
-    /// Which device and backend embed, in words (e.g. "cpu (burn flex)"). Thread counts are
+    /// Which device and backend embed, in words (e.g. "cpu (Winograd + packed matmul)").
+    /// Thread counts are
     /// left out: they do not change a single bit of the output.
     pub fn device_description(&self) -> &str {
         &self.description
@@ -405,35 +409,41 @@ impl Embedder {
 
 /// The network in the layout that is fastest on its device.
 enum Network {
-    /// burn's `conv2d` on NCHW tensors: GPUs.
+    /// burn's `conv2d` on NCHW tensors: GPUs, and burn's ndarray CPU backend.
     Nchw(Box<resnet::ResNet18Features>),
-    /// Gathered receptive fields and burn matmuls on NHWC activations: CPUs (see `nhwc`).
+    /// The crate's own kernels on NHWC activations: CPUs (see `nhwc`).
     Nhwc(Box<nhwc::ResNet18Nhwc>),
 }
 
 /// The kind of device [`select_device`] found.
 #[derive(Debug, Clone, Copy)]
 enum Processor {
+    /// The crate's own CPU kernels.
     Cpu,
-    Gpu,
+    /// burn's `conv2d` on the device.
+    Burn,
 }
 
 fn select_device(options: EmbedderOptions) -> Result<(Device, String, Processor), EmbedderError> {
     let cpu = || match options.cpu_backend {
-        CpuBackend::Flex => Ok((Device::flex(), "cpu (burn flex)".to_owned(), Processor::Cpu)),
+        CpuBackend::Flex => Ok((
+            Device::flex(),
+            "cpu (Winograd + packed matmul)".to_owned(),
+            Processor::Cpu,
+        )),
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)] // kept selectable while burn ships it, as SPEC asks
         CpuBackend::NdArray => Ok((
             Device::ndarray(),
             "cpu (burn ndarray)".to_owned(),
-            Processor::Cpu,
+            Processor::Burn,
         )),
         #[cfg(not(feature = "ndarray"))]
         CpuBackend::NdArray => Err(EmbedderError::Device(
             "the ndarray backend is not in this build (cargo feature `ndarray`)".to_owned(),
         )),
     };
-    let on_gpu = |(device, description)| (device, description, Processor::Gpu);
+    let on_gpu = |(device, description)| (device, description, Processor::Burn);
     match options.device {
         DeviceChoice::Cpu => cpu(),
         DeviceChoice::Gpu => gpu(false).map(on_gpu).map_err(EmbedderError::Device),

@@ -10,26 +10,23 @@
 //! copies; the matmul's output is already the next layer's input; and bias, shortcut and ReLU
 //! are applied in the one pass that copies the product out.
 //!
-//! Determinism: the gemm behind burn's matmul sums each output over k in an order set by k and
-//! the machine's cache sizes; rows and threads only partition the work (for more than 64 rows,
-//! which every call here has: see [`MIN_ROWS`]). So an image's features do not depend on the
-//! batch it came in or on the thread count, which the embedder's tests check.
+//! The stride-1 3x3 convolutions go through Winograd F(4x4, 3x3) instead (`winograd`), and every
+//! matmul is the crate's own (`matmul`).
+//!
+//! Determinism: every output is one chain of fused multiply-adds in a fixed order (see
+//! `matmul`), and the gather and transforms are per pixel. So an image's features do not depend
+//! on the batch it came in or on the thread count, which the embedder's tests check.
 
-use burn::prelude::*;
-use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
 use crate::resnet::{BasicBlock, Folded, Layers};
 use crate::weights::StateDict;
+use crate::winograd::{self, WinogradConv};
 
 /// The most im2col floats gathered for one matmul (16 MiB): the gather buffer stays small and
 /// is reused by the allocator at any batch size.
-const GATHER_FLOATS: usize = 4 << 20;
-
-/// gemm 0.19 switches to a small-matrix path (a different blocking of k) at 64 rows or fewer
-/// when there are also 64 or fewer output channels, and to a matrix-vector path at one row:
-/// calls are padded past both, so that their sums never depend on how many images they hold.
-const MIN_ROWS: usize = 65;
+pub(crate) const GATHER_FLOATS: usize = 4 << 20;
 
 /// A batch of feature maps, `[batch, height, width, channels]`, row-major.
 #[derive(Debug, Clone)]
@@ -49,7 +46,7 @@ impl Activations {
 
 /// What to do with a convolution's output besides adding its bias.
 #[derive(Debug, Clone, Copy)]
-enum Epilogue<'a> {
+pub(crate) enum Epilogue<'a> {
     /// Nothing more: a shortcut.
     Linear,
     /// max(0, x).
@@ -58,12 +55,46 @@ enum Epilogue<'a> {
     AddRelu(&'a Activations),
 }
 
+impl Epilogue<'_> {
+    /// Adds `bias` to each row of `rows` (whole pixels, the first at value `at` of the output)
+    /// and applies the rest.
+    pub(crate) fn apply(self, rows: &mut [f32], bias: &[f32], at: usize) {
+        match self {
+            Epilogue::Linear => {
+                for row in rows.chunks_exact_mut(bias.len()) {
+                    for (d, &b) in row.iter_mut().zip(bias) {
+                        *d += b;
+                    }
+                }
+            }
+            Epilogue::Relu => {
+                for row in rows.chunks_exact_mut(bias.len()) {
+                    for (d, &b) in row.iter_mut().zip(bias) {
+                        *d = (*d + b).max(0.0);
+                    }
+                }
+            }
+            Epilogue::AddRelu(shortcut) => {
+                let shortcut = &shortcut.values[at..at + rows.len()];
+                for (row, shortcut) in rows
+                    .chunks_exact_mut(bias.len())
+                    .zip(shortcut.chunks_exact(bias.len()))
+                {
+                    for ((d, &b), &r) in row.iter_mut().zip(bias).zip(shortcut) {
+                        *d = (*d + b + r).max(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A folded convolution as a matmul over gathered receptive fields.
 #[derive(Debug, Clone)]
 pub(crate) struct GatherConv {
     /// `[kernel * kernel * in_channels, out_channels]`, rows ordered (dy, dx, channel) as the
     /// gather lays them out.
-    weight: Tensor<2>,
+    weight: PackedRhs,
     bias: Vec<f32>,
     kernel: usize,
     stride: usize,
@@ -73,7 +104,7 @@ pub(crate) struct GatherConv {
 }
 
 impl GatherConv {
-    fn new(folded: Folded, device: &Device) -> Self {
+    fn new(folded: Folded) -> Self {
         let [out_channels, in_channels, kernel, kernel_w] = folded.shape;
         debug_assert_eq!(kernel, kernel_w, "ResNet18's kernels are square");
         let row_len = kernel * kernel * in_channels;
@@ -86,7 +117,7 @@ impl GatherConv {
             }
         }
         Self {
-            weight: Tensor::from_data(TensorData::new(weight, [row_len, out_channels]), device),
+            weight: PackedRhs::new(&weight, row_len, out_channels),
             bias: folded.bias,
             kernel,
             stride: folded.stride,
@@ -100,14 +131,13 @@ impl GatherConv {
         (input + 2 * self.padding - self.kernel) / self.stride + 1
     }
 
-    /// `scratch` holds the gathered receptive fields; it is handed to burn for each matmul and
-    /// taken back after, so one allocation serves every layer of a forward pass.
+    /// `scratch` holds the gathered receptive fields, so one allocation serves every layer of
+    /// a forward pass.
     fn forward(
         &self,
         x: &Activations,
         epilogue: Epilogue<'_>,
         scratch: &mut Vec<f32>,
-        device: &Device,
     ) -> Activations {
         debug_assert_eq!(x.channels, self.in_channels);
         let (out_h, out_w) = (self.output_side(x.height), self.output_side(x.width));
@@ -119,55 +149,29 @@ impl GatherConv {
         for first_image in (0..x.batch).step_by(images_per_call) {
             let images = images_per_call.min(x.batch - first_image);
             let rows = images * rows_per_image;
-            let call_rows = rows.max(MIN_ROWS);
-            let mut cols = std::mem::take(scratch);
-            // Resizing zeroes only new capacity: the gather below writes every value of the
-            // first `rows` rows, and the padding rows after them are zeroed here.
-            cols.resize(call_rows * row_len, 0.0);
-            cols[rows * row_len..].fill(0.0);
-            cols[..rows * row_len]
-                .par_chunks_mut(out_w * row_len)
+            // Resizing zeroes only new capacity: the gather writes every value of every row.
+            scratch.resize(rows * row_len, 0.0);
+            let cols = &mut scratch[..rows * row_len];
+            cols.par_chunks_mut(out_w * row_len)
                 .enumerate()
                 .for_each(|(line, dst)| {
                     let image = first_image + line / out_h;
                     self.gather_line(x, image, line % out_h, dst);
                 });
-            let lhs = Tensor::<2>::from_data(TensorData::new(cols, [call_rows, row_len]), device);
-            let product = lhs.clone().matmul(self.weight.clone()).into_data();
-            // The matmul has dropped its handle, so this takes the buffer back without a copy.
-            *scratch = lhs
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("the network computes in f32");
-            let product = product
-                .as_slice::<f32>()
-                .expect("the network computes in f32");
+            let cols = &scratch[..rows * row_len];
             let first_row = first_image * rows_per_image;
-            let out_block = &mut out[first_row * n..(first_row + rows) * n];
-            let bias = &self.bias;
-            out_block
-                .par_chunks_mut(n)
-                .zip(product.par_chunks(n))
+            out[first_row * n..(first_row + rows) * n]
+                .par_chunks_mut(JOB_ROWS * n)
                 .enumerate()
-                .with_min_len(64)
-                .for_each(|(row, (dst, src))| match epilogue {
-                    Epilogue::Linear => {
-                        for ((d, &s), &b) in dst.iter_mut().zip(src).zip(bias) {
-                            *d = s + b;
-                        }
-                    }
-                    Epilogue::Relu => {
-                        for ((d, &s), &b) in dst.iter_mut().zip(src).zip(bias) {
-                            *d = (s + b).max(0.0);
-                        }
-                    }
-                    Epilogue::AddRelu(shortcut) => {
-                        let at = (first_row + row) * n;
-                        let shortcut = &shortcut.values[at..at + n];
-                        for (((d, &s), &b), &r) in dst.iter_mut().zip(src).zip(bias).zip(shortcut) {
-                            *d = (s + b + r).max(0.0);
-                        }
-                    }
+                .for_each(|(job, dst)| {
+                    matmul(
+                        &cols[job * JOB_ROWS * row_len..],
+                        row_len,
+                        &self.weight,
+                        dst,
+                    );
+                    let at = (first_row + job * JOB_ROWS) * n;
+                    epilogue.apply(dst, &self.bias, at);
                 });
         }
         Activations {
@@ -209,43 +213,67 @@ impl GatherConv {
     }
 }
 
-impl BasicBlock<GatherConv> {
-    fn forward(&self, x: Activations, scratch: &mut Vec<f32>, device: &Device) -> Activations {
-        let out = self.conv1.forward(&x, Epilogue::Relu, scratch, device);
+/// A convolution of the CPU network: Winograd where it applies, a gathered matmul elsewhere.
+#[derive(Debug, Clone)]
+pub(crate) enum CpuConv {
+    Gather(GatherConv),
+    Winograd(WinogradConv),
+}
+
+impl CpuConv {
+    fn new(folded: Folded) -> Self {
+        if winograd::applies(&folded) {
+            Self::Winograd(WinogradConv::new(folded))
+        } else {
+            Self::Gather(GatherConv::new(folded))
+        }
+    }
+
+    fn forward(
+        &self,
+        x: &Activations,
+        epilogue: Epilogue<'_>,
+        scratch: &mut Vec<f32>,
+    ) -> Activations {
+        match self {
+            Self::Gather(conv) => conv.forward(x, epilogue, scratch),
+            Self::Winograd(conv) => conv.forward(x, epilogue, scratch),
+        }
+    }
+}
+
+impl BasicBlock<CpuConv> {
+    fn forward(&self, x: Activations, scratch: &mut Vec<f32>) -> Activations {
+        let out = self.conv1.forward(&x, Epilogue::Relu, scratch);
         let shortcut = match &self.downsample {
-            Some(downsample) => downsample.forward(&x, Epilogue::Linear, scratch, device),
+            Some(downsample) => downsample.forward(&x, Epilogue::Linear, scratch),
             None => x,
         };
         self.conv2
-            .forward(&out, Epilogue::AddRelu(&shortcut), scratch, device)
+            .forward(&out, Epilogue::AddRelu(&shortcut), scratch)
     }
 }
 
 /// ResNet18 up to and including the global average pool, channels-last, for CPU devices.
 #[derive(Debug, Clone)]
 pub(crate) struct ResNet18Nhwc {
-    layers: Layers<GatherConv>,
-    device: Device,
+    layers: Layers<CpuConv>,
 }
 
 impl ResNet18Nhwc {
-    pub(crate) fn new(dict: &StateDict, device: &Device) -> Self {
+    pub(crate) fn new(dict: &StateDict) -> Self {
         Self {
-            layers: Layers::new(dict, |folded| GatherConv::new(folded, device)),
-            device: device.clone(),
+            layers: Layers::new(dict, CpuConv::new),
         }
     }
 
     /// `[batch, height, width, 3]` -> `batch` rows of 512 features.
     pub(crate) fn forward(&self, x: Activations) -> Vec<f32> {
         let mut scratch = Vec::new();
-        let x = self
-            .layers
-            .stem
-            .forward(&x, Epilogue::Relu, &mut scratch, &self.device);
+        let x = self.layers.stem.forward(&x, Epilogue::Relu, &mut scratch);
         let mut x = max_pool_3x3_s2(&x);
         for block in &self.layers.blocks {
-            x = block.forward(x, &mut scratch, &self.device);
+            x = block.forward(x, &mut scratch);
         }
         global_average(&x)
     }
@@ -309,6 +337,9 @@ mod tests {
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    use burn::prelude::*;
+    use burn::tensor::TensorData;
+
     use super::*;
     use crate::resnet::ResNet18Features;
     use crate::synthetic_state_dict;
@@ -351,7 +382,7 @@ mod tests {
                 .into_data()
                 .try_to_vec::<f32>()
                 .unwrap();
-            let features = ResNet18Nhwc::new(&dict, &device).forward(input);
+            let features = ResNet18Nhwc::new(&dict).forward(input);
             assert_eq!(features.len(), reference.len());
             let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(scale > 0.1, "features should not vanish: {scale}");
@@ -366,9 +397,9 @@ mod tests {
 
     #[test]
     fn tiny_images_embed_the_same_alone_and_in_a_batch() {
-        // 20x20 leaves one pixel per image in the last stage: calls there are padded to
-        // MIN_ROWS rows, alone as in a batch.
-        let network = ResNet18Nhwc::new(&synthetic_state_dict(7), &Device::flex());
+        // 20x20 leaves one pixel per image in the last stage, and 5x5 before it: a matmul of
+        // a few rows, and Winograd tiles that overhang the image, alone as in a batch.
+        let network = ResNet18Nhwc::new(&synthetic_state_dict(7));
         let batch = random_images(3, 20, 20, 5);
         let together = network.forward(batch.clone());
         let per_image = 20 * 20 * 3;
