@@ -34,6 +34,11 @@ fn lanes() -> usize {
     Arch::new().dispatch(Lanes)
 }
 
+/// Columns of one rhs panel: the register block's width (four AVX-512 vectors, two of AVX2).
+fn panel_width(lanes: usize) -> usize {
+    if lanes == 16 { 4 * lanes } else { 2 * lanes }
+}
+
 /// A `[k, n]` right-hand side, packed for the register block of this CPU: for each block of
 /// `KC` rows, panels of `panel` columns, each row of a panel contiguous.
 #[derive(Debug, Clone)]
@@ -45,10 +50,10 @@ pub(crate) struct PackedRhs {
 }
 
 impl PackedRhs {
-    /// `rhs` is row-major `[k, n]`; `n` must be a multiple of 32.
+    /// `rhs` is row-major `[k, n]`; `n` must be a multiple of 64.
     pub(crate) fn new(rhs: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(rhs.len(), k * n, "rhs is [k, n]");
-        let panel = 2 * lanes();
+        let panel = panel_width(lanes());
         assert_eq!(
             n % panel,
             0,
@@ -107,21 +112,21 @@ impl WithSimd for Job<'_> {
     fn with_simd<S: Simd>(self, simd: S) {
         assert_eq!(
             self.rhs.panel,
-            2 * S::F32_LANES,
+            panel_width(S::F32_LANES),
             "rhs was packed on this CPU"
         );
         match S::F32_LANES {
-            16 => self.run::<S, 12>(simd),
-            8 => self.run::<S, 6>(simd),
-            _ => self.run::<S, 4>(simd),
+            16 => self.run::<S, 6, 4>(simd),
+            8 => self.run::<S, 6, 2>(simd),
+            _ => self.run::<S, 4, 2>(simd),
         }
     }
 }
 
 impl Job<'_> {
-    /// Register blocks of `ROWS` rows by two vectors.
+    /// Register blocks of `ROWS` rows by `VECTORS` vectors.
     #[inline(always)]
-    fn run<S: Simd, const ROWS: usize>(self, simd: S) {
+    fn run<S: Simd, const ROWS: usize, const VECTORS: usize>(self, simd: S) {
         let Self {
             lhs,
             lhs_stride,
@@ -145,28 +150,28 @@ impl Job<'_> {
                         &zeros[..depth]
                     }
                 });
-                for (p, rhs_panel) in block.chunks_exact(depth * 2).enumerate() {
-                    let mut acc = [[simd.splat_f32s(0.0); 2]; ROWS];
+                for (p, rhs_panel) in block.chunks_exact(depth * VECTORS).enumerate() {
+                    let mut acc = [[simd.splat_f32s(0.0); VECTORS]; ROWS];
                     let column = p * panel;
                     if first > 0 {
                         for (r, acc) in acc.iter_mut().enumerate().take(live) {
                             let at = (first_row + r) * n + column;
                             let (parked, _) = S::as_simd_f32s(&out[at..at + panel]);
-                            *acc = [parked[0], parked[1]];
+                            acc.copy_from_slice(&parked[..VECTORS]);
                         }
                     }
-                    for (i, b) in rhs_panel.chunks_exact(2).enumerate() {
+                    for (i, b) in rhs_panel.chunks_exact(VECTORS).enumerate() {
                         for (acc, row) in acc.iter_mut().zip(&lhs_rows) {
                             let a = simd.splat_f32s(row[i]);
-                            acc[0] = simd.mul_add_f32s(a, b[0], acc[0]);
-                            acc[1] = simd.mul_add_f32s(a, b[1], acc[1]);
+                            for (acc, &b) in acc.iter_mut().zip(b) {
+                                *acc = simd.mul_add_f32s(a, b, *acc);
+                            }
                         }
                     }
                     for (r, acc) in acc.iter().enumerate().take(live) {
                         let at = (first_row + r) * n + column;
                         let (dst, _) = S::as_mut_simd_f32s(&mut out[at..at + panel]);
-                        dst[0] = acc[0];
-                        dst[1] = acc[1];
+                        dst[..VECTORS].copy_from_slice(acc);
                     }
                 }
             }

@@ -17,6 +17,8 @@
 //! `matmul`), and the gather and transforms are per pixel. So an image's features do not depend
 //! on the batch it came in or on the thread count, which the embedder's tests check.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
@@ -27,6 +29,12 @@ use crate::winograd::{self, WinogradConv};
 /// The most im2col floats gathered for one matmul (16 MiB): the gather buffer stays small and
 /// is reused by the allocator at any batch size.
 pub(crate) const GATHER_FLOATS: usize = 4 << 20;
+
+/// Images per call when `batch` images go in calls of at most `most`: as even as can be, since
+/// a small last call keeps a thread idle (4 images after 28 ran at half the speed).
+pub(crate) fn balanced(batch: usize, most: usize) -> usize {
+    batch.div_ceil(batch.div_ceil(most).max(1)).max(1)
+}
 
 /// A batch of feature maps, `[batch, height, width, channels]`, row-major.
 #[derive(Debug, Clone)]
@@ -58,6 +66,7 @@ pub(crate) enum Epilogue<'a> {
 impl Epilogue<'_> {
     /// Adds `bias` to each row of `rows` (whole pixels, the first at value `at` of the output)
     /// and applies the rest.
+    #[inline(always)]
     pub(crate) fn apply(self, rows: &mut [f32], bias: &[f32], at: usize) {
         match self {
             Epilogue::Linear => {
@@ -139,15 +148,28 @@ impl GatherConv {
         epilogue: Epilogue<'_>,
         scratch: &mut Vec<f32>,
     ) -> Activations {
+        self.forward_images(x, 0..x.batch, epilogue, scratch)
+    }
+
+    /// The output for the images `batch` of `x` only (a shortcut covers all of `x`).
+    fn forward_images(
+        &self,
+        x: &Activations,
+        batch: Range<usize>,
+        epilogue: Epilogue<'_>,
+        scratch: &mut Vec<f32>,
+    ) -> Activations {
         debug_assert_eq!(x.channels, self.in_channels);
         let (out_h, out_w) = (self.output_side(x.height), self.output_side(x.width));
         let rows_per_image = out_h * out_w;
         let row_len = self.kernel * self.kernel * self.in_channels;
-        let images_per_call = (GATHER_FLOATS / (rows_per_image * row_len)).max(1);
+        let most_images = (GATHER_FLOATS / (rows_per_image * row_len)).max(1);
+        let images_per_call = balanced(batch.len(), most_images);
         let n = self.out_channels;
-        let mut out = vec![0f32; x.batch * rows_per_image * n];
-        for first_image in (0..x.batch).step_by(images_per_call) {
-            let images = images_per_call.min(x.batch - first_image);
+        let mut out = vec![0f32; batch.len() * rows_per_image * n];
+        let arch = pulp::Arch::new();
+        for first_image in batch.clone().step_by(images_per_call) {
+            let images = images_per_call.min(batch.end - first_image);
             let rows = images * rows_per_image;
             // Resizing zeroes only new capacity: the gather writes every value of every row.
             scratch.resize(rows * row_len, 0.0);
@@ -159,7 +181,8 @@ impl GatherConv {
                     self.gather_line(x, image, line % out_h, dst);
                 });
             let cols = &scratch[..rows * row_len];
-            let first_row = first_image * rows_per_image;
+            let first_row = (first_image - batch.start) * rows_per_image;
+            let shortcut_offset = batch.start * rows_per_image * n;
             out[first_row * n..(first_row + rows) * n]
                 .par_chunks_mut(JOB_ROWS * n)
                 .enumerate()
@@ -170,13 +193,13 @@ impl GatherConv {
                         &self.weight,
                         dst,
                     );
-                    let at = (first_row + job * JOB_ROWS) * n;
-                    epilogue.apply(dst, &self.bias, at);
+                    let at = shortcut_offset + (first_row + job * JOB_ROWS) * n;
+                    arch.dispatch(|| epilogue.apply(dst, &self.bias, at));
                 });
         }
         Activations {
             values: out,
-            batch: x.batch,
+            batch: batch.len(),
             height: out_h,
             width: out_w,
             channels: n,
@@ -270,12 +293,39 @@ impl ResNet18Nhwc {
     /// `[batch, height, width, 3]` -> `batch` rows of 512 features.
     pub(crate) fn forward(&self, x: Activations) -> Vec<f32> {
         let mut scratch = Vec::new();
-        let x = self.layers.stem.forward(&x, Epilogue::Relu, &mut scratch);
-        let mut x = max_pool_3x3_s2(&x);
+        let mut x = self.stem_and_pool(&x, &mut scratch);
         for block in &self.layers.blocks {
             x = block.forward(x, &mut scratch);
         }
         global_average(&x)
+    }
+
+    /// The stem convolution and the max pool, a few images at a time: the stem's output, the
+    /// largest of the network (3.2 MB per image at 224x224), never exists for the whole batch.
+    fn stem_and_pool(&self, x: &Activations, scratch: &mut Vec<f32>) -> Activations {
+        const IMAGES: usize = 4;
+        let CpuConv::Gather(stem) = &self.layers.stem else {
+            unreachable!("Winograd takes only 3x3 convolutions, the stem is 7x7")
+        };
+        let mut pooled = Vec::new();
+        let mut shape = None;
+        for first in (0..x.batch).step_by(IMAGES) {
+            let images = first..(first + IMAGES).min(x.batch);
+            let group = max_pool_3x3_s2(&stem.forward_images(x, images, Epilogue::Relu, scratch));
+            if pooled.is_empty() {
+                pooled.reserve_exact(group.values.len() / group.batch * x.batch);
+            }
+            pooled.extend_from_slice(&group.values);
+            shape = Some((group.height, group.width, group.channels));
+        }
+        let (height, width, channels) = shape.expect("a batch has images");
+        Activations {
+            values: pooled,
+            batch: x.batch,
+            height,
+            width,
+            channels,
+        }
     }
 }
 
@@ -285,23 +335,26 @@ fn max_pool_3x3_s2(x: &Activations) -> Activations {
     let (out_h, out_w) = (side(x.height), side(x.width));
     let channels = x.channels;
     let mut out = vec![0f32; x.batch * out_h * out_w * channels];
+    let arch = pulp::Arch::new();
     out.par_chunks_mut(out_w * channels)
         .enumerate()
         .for_each(|(line, dst)| {
-            let (image, out_y) = (line / out_h, line % out_h);
-            let rows = (out_y * 2).saturating_sub(1)..(out_y * 2 + 2).min(x.height);
-            for (out_x, pixel) in dst.chunks_exact_mut(channels).enumerate() {
-                let columns = (out_x * 2).saturating_sub(1)..(out_x * 2 + 2).min(x.width);
-                pixel.fill(f32::NEG_INFINITY);
-                for y in rows.clone() {
-                    for column in columns.clone() {
-                        let at = ((image * x.height + y) * x.width + column) * channels;
-                        for (m, &v) in pixel.iter_mut().zip(&x.values[at..at + channels]) {
-                            *m = m.max(v);
+            arch.dispatch(|| {
+                let (image, out_y) = (line / out_h, line % out_h);
+                let rows = (out_y * 2).saturating_sub(1)..(out_y * 2 + 2).min(x.height);
+                for (out_x, pixel) in dst.chunks_exact_mut(channels).enumerate() {
+                    let columns = (out_x * 2).saturating_sub(1)..(out_x * 2 + 2).min(x.width);
+                    pixel.fill(f32::NEG_INFINITY);
+                    for y in rows.clone() {
+                        for column in columns.clone() {
+                            let at = ((image * x.height + y) * x.width + column) * channels;
+                            for (m, &v) in pixel.iter_mut().zip(&x.values[at..at + channels]) {
+                                *m = m.max(v);
+                            }
                         }
                     }
                 }
-            }
+            })
         });
     Activations {
         values: out,

@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
-use crate::nhwc::{Activations, Epilogue, GATHER_FLOATS};
+use crate::nhwc::{Activations, Epilogue, GATHER_FLOATS, balanced};
 use crate::resnet::Folded;
 
 /// Output pixels per tile side.
@@ -110,7 +110,8 @@ impl WinogradConv {
         let (tiles_y, tiles_x) = (x.height.div_ceil(TILE), x.width.div_ceil(TILE));
         let tiles_per_image = tiles_y * tiles_x;
         let (c, n) = (self.in_channels, self.out_channels);
-        let images_per_call = (GATHER_FLOATS / (tiles_per_image * POSITIONS * (c + n))).max(1);
+        let most_images = (GATHER_FLOATS / (tiles_per_image * POSITIONS * (c + n))).max(1);
+        let images_per_call = balanced(x.batch, most_images);
         let image_len = x.height * x.width * n;
         let mut out = vec![0f32; x.batch * image_len];
         let arch = pulp::Arch::new();
