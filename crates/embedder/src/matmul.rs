@@ -52,8 +52,13 @@ pub(crate) struct PackedRhs {
 impl PackedRhs {
     /// `rhs` is row-major `[k, n]`; `n` must be a multiple of 64.
     pub(crate) fn new(rhs: &[f32], k: usize, n: usize) -> Self {
+        Self::for_lanes(rhs, k, n, lanes())
+    }
+
+    /// Packed for registers of `lanes` f32 lanes.
+    fn for_lanes(rhs: &[f32], k: usize, n: usize, lanes: usize) -> Self {
         assert_eq!(rhs.len(), k * n, "rhs is [k, n]");
-        let panel = panel_width(lanes());
+        let panel = panel_width(lanes);
         assert_eq!(
             n % panel,
             0,
@@ -208,11 +213,59 @@ mod tests {
         out
     }
 
+    /// Every SIMD path this CPU can run, the scalar one included, gives the same bits as the
+    /// plain chain: embeddings do not depend on the machine's SIMD width.
+    #[test]
+    fn every_simd_width_computes_the_same_bits() {
+        struct OnSimd<'a>(&'a [f32], &'a [f32], usize, usize, usize);
+        impl WithSimd for OnSimd<'_> {
+            type Output = Vec<f32>;
+            fn with_simd<S: Simd>(self, simd: S) -> Vec<f32> {
+                let OnSimd(lhs, rhs, rows, k, n) = self;
+                let rhs = PackedRhs::for_lanes(rhs, k, n, S::F32_LANES);
+                let mut out = vec![0f32; rows * n];
+                Job {
+                    lhs,
+                    lhs_stride: k,
+                    rhs: &rhs,
+                    out: &mut out,
+                }
+                .with_simd(simd);
+                out
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (rows, k, n) = (13, 700, 128);
+        let lhs: Vec<f32> = (0..rows * k).map(|_| rng.random::<f32>() - 0.5).collect();
+        let rhs: Vec<f32> = (0..k * n).map(|_| rng.random::<f32>() - 0.5).collect();
+        let expected = reference(&lhs, k, &rhs, rows, k, n);
+        let on = |simd_out: Vec<f32>, name: &str| assert_eq!(simd_out, expected, "{name}");
+        on(
+            OnSimd(&lhs, &rhs, rows, k, n).with_simd(pulp::Scalar::new()),
+            "scalar",
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                on(
+                    v3.vectorize(|| OnSimd(&lhs, &rhs, rows, k, n).with_simd(v3)),
+                    "AVX2",
+                );
+            }
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                on(
+                    v4.vectorize(|| OnSimd(&lhs, &rhs, rows, k, n).with_simd(v4)),
+                    "AVX-512",
+                );
+            }
+        }
+    }
+
     #[test]
     fn matches_one_fused_chain_per_output_at_any_row_split() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         // k past one and two k blocks; rows not a multiple of any register block.
-        for (rows, k, n, stride) in [(1, 3, 32, 3), (29, 300, 64, 310), (50, 600, 96, 600)] {
+        for (rows, k, n, stride) in [(1, 3, 64, 3), (29, 300, 64, 310), (50, 600, 128, 600)] {
             let lhs: Vec<f32> = (0..rows * stride)
                 .map(|_| rng.random::<f32>() - 0.5)
                 .collect();
