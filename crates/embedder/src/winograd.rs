@@ -17,10 +17,11 @@
 //! Determinism: an output's arithmetic depends only on its own tile (see `matmul`), so an
 //! image's features do not depend on its batch or the thread count.
 
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
-use crate::nhwc::{Activations, Epilogue, GATHER_FLOATS, balanced};
+use crate::nhwc::{Activations, Epilogue, GATHER_FLOATS, Workspace, balanced};
 use crate::resnet::Folded;
 
 /// Output pixels per tile side.
@@ -29,6 +30,8 @@ const TILE: usize = 4;
 const WINDOW: usize = TILE + 2;
 /// Window positions: one matmul each.
 const POSITIONS: usize = WINDOW * WINDOW;
+/// Tiles per input-transform job.
+const WINDOW_JOB_TILES: usize = 16;
 /// Channels transformed together: one AVX-512 register of f32.
 const LANES: usize = 16;
 
@@ -99,12 +102,13 @@ impl WinogradConv {
         }
     }
 
-    /// Like `GatherConv::forward`: `scratch` holds the transformed windows and their products.
+    /// Like `GatherConv::forward`: the workspace's scratch holds the transformed windows and
+    /// their products.
     pub(crate) fn forward(
         &self,
         x: &Activations,
         epilogue: Epilogue<'_>,
-        scratch: &mut Vec<f32>,
+        workspace: &mut Workspace,
     ) -> Activations {
         debug_assert_eq!(x.channels, self.in_channels);
         let (tiles_y, tiles_x) = (x.height.div_ceil(TILE), x.width.div_ceil(TILE));
@@ -113,21 +117,26 @@ impl WinogradConv {
         let most_images = (GATHER_FLOATS / (tiles_per_image * POSITIONS * (c + n))).max(1);
         let images_per_call = balanced(x.batch, most_images);
         let image_len = x.height * x.width * n;
-        let mut out = vec![0f32; x.batch * image_len];
+        let mut out = workspace.buffer(x.batch * image_len);
         let arch = pulp::Arch::new();
         for first_image in (0..x.batch).step_by(images_per_call) {
             let images = images_per_call.min(x.batch - first_image);
             let tiles = images * tiles_per_image;
             // Resizing zeroes only new capacity: the transform and matmuls write every value.
+            let scratch = &mut workspace.scratch;
             scratch.resize(tiles * POSITIONS * (c + n), 0.0);
             let (windows, products) = scratch.split_at_mut(tiles * POSITIONS * c);
             windows
-                .par_chunks_mut(POSITIONS * c)
+                .par_chunks_mut(WINDOW_JOB_TILES * POSITIONS * c)
                 .enumerate()
-                .for_each(|(tile, dst)| {
-                    let image = first_image + tile / tiles_per_image;
-                    let (ty, tx) = (tile % tiles_per_image / tiles_x, tile % tiles_x);
-                    arch.dispatch(|| transform_window(x, image, ty, tx, dst));
+                .for_each(|(job, dst)| {
+                    arch.dispatch(WindowJob {
+                        x,
+                        first_tile: first_image * tiles_per_image + job * WINDOW_JOB_TILES,
+                        tiles_x,
+                        tiles_y,
+                        dst,
+                    })
                 });
             // One job per position and run of JOB_ROWS tiles.
             let windows = &*windows;
@@ -165,15 +174,16 @@ impl WinogradConv {
                     Epilogue::AddRelu(shortcut) => Some(&shortcut.values[at..at + lines_out.len()]),
                     _ => None,
                 };
-                let row = TileRow {
+                arch.dispatch(TileRowJob {
                     products: &products,
                     first_tile: (image * tiles_y + ty) * tiles_x,
                     tiles: tiles_x,
                     width: x.width,
                     bias: &self.bias,
                     relu: !matches!(epilogue, Epilogue::Linear),
-                };
-                arch.dispatch(|| row.write(lines_out, shortcut));
+                    out: lines_out,
+                    shortcut,
+                });
             });
         }
         Activations {
@@ -188,7 +198,7 @@ impl WinogradConv {
 
 /// `Bᵀ d` for one column of six values.
 #[inline(always)]
-fn input_transform(d: &[Lane; WINDOW]) -> [Lane; WINDOW] {
+fn input_transform(d: [Lane; WINDOW]) -> [Lane; WINDOW] {
     let mut r = [[0f32; LANES]; WINDOW];
     for l in 0..LANES {
         let [d0, d1, d2, d3, d4, d5] = [d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]];
@@ -204,7 +214,7 @@ fn input_transform(d: &[Lane; WINDOW]) -> [Lane; WINDOW] {
 
 /// `Aᵀ m` for one column of six values.
 #[inline(always)]
-fn output_transform(m: &[Lane; WINDOW]) -> [Lane; TILE] {
+fn output_transform(m: [Lane; WINDOW]) -> [Lane; TILE] {
     let mut r = [[0f32; LANES]; TILE];
     for l in 0..LANES {
         let [m0, m1, m2, m3, m4, m5] = [m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]];
@@ -218,40 +228,69 @@ fn output_transform(m: &[Lane; WINDOW]) -> [Lane; TILE] {
     r
 }
 
-/// Columns of lanes to rows of lanes.
+/// Column `column` of a 6-wide grid of lanes stored row by row.
 #[inline(always)]
-fn transpose<const ROWS: usize, const COLUMNS: usize>(
-    columns: [[Lane; ROWS]; COLUMNS],
-) -> [[Lane; COLUMNS]; ROWS] {
-    std::array::from_fn(|i| std::array::from_fn(|column| columns[column][i]))
+fn column_of(grid: &[Lane], column: usize) -> [Lane; WINDOW] {
+    std::array::from_fn(|y| grid[y * WINDOW + column])
 }
 
-/// Transforms the 6x6 window of tile (`ty`, `tx`) of `image` into `dst`,
-/// `[position][channel]`, with zeros where the window overhangs the image.
-#[inline(always)]
-fn transform_window(x: &Activations, image: usize, ty: usize, tx: usize, dst: &mut [f32]) {
-    let channels = x.channels;
-    let pixel = |y: isize, column: isize| -> Option<usize> {
-        let inside = (0..x.height as isize).contains(&y) && (0..x.width as isize).contains(&column);
-        inside.then(|| ((image * x.height + y as usize) * x.width + column as usize) * channels)
-    };
-    let (top, left) = ((ty * TILE) as isize - 1, (tx * TILE) as isize - 1);
-    for first in (0..channels).step_by(LANES) {
-        // Bᵀ d: columns of the window, one at a time.
-        let columns: [[Lane; WINDOW]; WINDOW] = std::array::from_fn(|column| {
-            let mut d = [[0f32; LANES]; WINDOW];
-            for (y, lane) in d.iter_mut().enumerate() {
-                if let Some(at) = pixel(top + y as isize, left + column as isize) {
-                    lane.copy_from_slice(&x.values[at + first..at + first + LANES]);
+/// The input transform of a run of tiles, compiled for the CPU's SIMD (see `pulp`).
+struct WindowJob<'a> {
+    x: &'a Activations,
+    /// The first tile's index, counted over the whole batch.
+    first_tile: usize,
+    tiles_x: usize,
+    tiles_y: usize,
+    /// `[tile][position][channel]` for the run's tiles.
+    dst: &'a mut [f32],
+}
+
+impl WithSimd for WindowJob<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let x = self.x;
+        let channels = x.channels;
+        let tiles_per_image = self.tiles_x * self.tiles_y;
+        for (i, dst) in self.dst.chunks_exact_mut(POSITIONS * channels).enumerate() {
+            let tile = self.first_tile + i;
+            let image = tile / tiles_per_image;
+            let (ty, tx) = (tile % tiles_per_image / self.tiles_x, tile % self.tiles_x);
+            let (top, left) = ((ty * TILE) as isize - 1, (tx * TILE) as isize - 1);
+            for first in (0..channels).step_by(LANES) {
+                // The window, zeros where it overhangs the image.
+                let mut grid = [[0f32; LANES]; POSITIONS];
+                for (y, grid_row) in grid.chunks_exact_mut(WINDOW).enumerate() {
+                    let source_y = top + y as isize;
+                    if !(0..x.height as isize).contains(&source_y) {
+                        continue;
+                    }
+                    for (column, lane) in grid_row.iter_mut().enumerate() {
+                        let source_x = left + column as isize;
+                        if (0..x.width as isize).contains(&source_x) {
+                            let pixel = (image * x.height + source_y as usize) * x.width
+                                + source_x as usize;
+                            let at = pixel * channels + first;
+                            lane.copy_from_slice(&x.values[at..at + LANES]);
+                        }
+                    }
                 }
-            }
-            input_transform(&d)
-        });
-        // (Bᵀ d) B: rows of the result.
-        for (i, row) in transpose(columns).iter().enumerate() {
-            for (j, lane) in input_transform(row).into_iter().enumerate() {
-                let at = (i * WINDOW + j) * channels + first;
-                dst[at..at + LANES].copy_from_slice(&lane);
+                // Bᵀ d, column by column, in place.
+                for column in 0..WINDOW {
+                    let transformed = input_transform(column_of(&grid, column));
+                    for (y, lane) in transformed.into_iter().enumerate() {
+                        grid[y * WINDOW + column] = lane;
+                    }
+                }
+                // (Bᵀ d) B, row by row, into the matmuls' input.
+                for (i, row) in grid.chunks_exact(WINDOW).enumerate() {
+                    let row: [Lane; WINDOW] = row.try_into().expect("a row of WINDOW lanes");
+                    for (j, lane) in input_transform(row).into_iter().enumerate() {
+                        let at = (i * WINDOW + j) * channels + first;
+                        dst[at..at + LANES].copy_from_slice(&lane);
+                    }
+                }
             }
         }
     }
@@ -265,7 +304,8 @@ struct Products<'a> {
 }
 
 impl Products<'_> {
-    fn lane(&self, position: usize, tile: usize, first: usize) -> &Lane {
+    #[inline(always)]
+    fn lane(&self, position: usize, tile: usize, first: usize) -> Lane {
         let at = (position * self.tiles + tile) * self.channels + first;
         self.values[at..at + LANES]
             .try_into()
@@ -273,43 +313,55 @@ impl Products<'_> {
     }
 }
 
-/// One row of tiles of one image, transformed back into output lines.
-struct TileRow<'a> {
+/// One row of tiles of one image transformed back into up to four output lines (`out`), plus
+/// the bias and the epilogue; compiled for the CPU's SIMD.
+struct TileRowJob<'a> {
     products: &'a Products<'a>,
     first_tile: usize,
     tiles: usize,
     width: usize,
     bias: &'a [f32],
     relu: bool,
+    out: &'a mut [f32],
+    /// The shortcut's values at the same places as `out`.
+    shortcut: Option<&'a [f32]>,
 }
 
-impl TileRow<'_> {
-    /// Writes `Aᵀ m A + bias` (then the epilogue) to the up to four output lines `out`.
+impl WithSimd for TileRowJob<'_> {
+    type Output = ();
+
     #[inline(always)]
-    fn write(&self, out: &mut [f32], shortcut: Option<&[f32]>) {
+    fn with_simd<S: Simd>(self, _simd: S) {
         let channels = self.products.channels;
-        let lines = out.len() / (self.width * channels);
+        let lines = self.out.len() / (self.width * channels);
         for tx in 0..self.tiles {
             let tile = self.first_tile + tx;
             let live_columns = TILE.min(self.width - tx * TILE);
             for first in (0..channels).step_by(LANES) {
-                // Aᵀ m: columns of the 6x6 products, one at a time.
-                let columns: [[Lane; TILE]; WINDOW] = std::array::from_fn(|column| {
-                    output_transform(&std::array::from_fn(|y| {
-                        *self.products.lane(y * WINDOW + column, tile, first)
-                    }))
-                });
-                let rows = transpose(columns);
-                let bias = &self.bias[first..first + LANES];
-                for (i, row) in rows.iter().enumerate().take(lines) {
+                let mut grid = [[0f32; LANES]; POSITIONS];
+                for (position, lane) in grid.iter_mut().enumerate() {
+                    *lane = self.products.lane(position, tile, first);
+                }
+                // Aᵀ m, column by column, in place (rows 0..TILE).
+                for column in 0..WINDOW {
+                    let transformed = output_transform(column_of(&grid, column));
+                    for (y, lane) in transformed.into_iter().enumerate() {
+                        grid[y * WINDOW + column] = lane;
+                    }
+                }
+                let bias: Lane = self.bias[first..first + LANES]
+                    .try_into()
+                    .expect("a slice of LANES values");
+                for (i, row) in grid.chunks_exact(WINDOW).take(lines).enumerate() {
+                    let row: [Lane; WINDOW] = row.try_into().expect("a row of WINDOW lanes");
                     for (j, lane) in output_transform(row)
                         .into_iter()
                         .enumerate()
                         .take(live_columns)
                     {
                         let at = (i * self.width + tx * TILE + j) * channels + first;
-                        let dst = &mut out[at..at + LANES];
-                        match shortcut {
+                        let dst = &mut self.out[at..at + LANES];
+                        match self.shortcut {
                             Some(shortcut) => {
                                 let shortcut = &shortcut[at..at + LANES];
                                 for (((d, v), b), s) in
