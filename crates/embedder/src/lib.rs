@@ -334,6 +334,26 @@ impl Embedder {
 
     /// One 512-d embedding per image, in order. All images must have the same size.
     pub fn embed(&self, images: &[&RgbImage8]) -> Result<Vec<Vec<f32>>, EmbedderError> {
+        self.embed_with(images, None)
+    }
+
+    /// [`Embedder::embed`], with the time each layer took (a profiling aid: see the
+    /// `embed_profile` example). The CPU path times every convolution; the GPU path, whose
+    /// work is queued asynchronously, reports the whole network as one entry.
+    pub fn embed_timed(
+        &self,
+        images: &[&RgbImage8],
+    ) -> Result<(Vec<Vec<f32>>, Vec<LayerTime>), EmbedderError> {
+        let mut times = Vec::new();
+        let features = self.embed_with(images, Some(&mut times))?;
+        Ok((features, times))
+    }
+
+    fn embed_with(
+        &self,
+        images: &[&RgbImage8],
+        times: Option<&mut Vec<LayerTime>>,
+    ) -> Result<Vec<Vec<f32>>, EmbedderError> {
         let Some(first) = images.first() else {
             return Ok(Vec::new());
         };
@@ -346,15 +366,23 @@ impl Embedder {
         }
         let features = match &self.network {
             Network::Nchw(model) => {
+                let started = std::time::Instant::now();
                 let input = self.input_tensor(images, size);
                 let features = self.pool.install(|| model.forward(input).into_data());
+                if let Some(times) = times {
+                    times.push(LayerTime {
+                        layer: "whole network (burn conv2d)".to_owned(),
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
+                }
                 features
                     .try_to_vec::<f32>()
                     .expect("the network computes in f32")
             }
             Network::Nhwc(model) => {
                 let input = self.input_activations(images, size);
-                self.pool.install(|| model.forward(input))
+                self.pool
+                    .install(|| model.forward(input, nhwc::LayerClock(times)))
             }
         };
         Ok(features
@@ -405,6 +433,15 @@ impl Embedder {
             channels: 3,
         }
     }
+}
+
+/// How long one layer of one [`Embedder::embed_timed`] call took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerTime {
+    /// The layer, in torchvision's names, with its input size and kind of kernel.
+    pub layer: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
 }
 
 /// The network in the layout that is fastest on its device.

@@ -19,9 +19,11 @@
 
 use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::LayerTime;
 use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
 use crate::resnet::{BasicBlock, Folded, Layers};
 use crate::weights::StateDict;
@@ -36,6 +38,11 @@ pub(crate) const GATHER_FLOATS: usize = 4 << 20;
 pub(crate) fn balanced(batch: usize, most: usize) -> usize {
     batch.div_ceil(batch.div_ceil(most).max(1)).max(1)
 }
+
+/// Images the head (stem, max pool, layer1) runs on at a time: see `ResNet18Nhwc::head`.
+const HEAD_IMAGES: usize = 8;
+/// The blocks of layer1, in the head.
+const HEAD_BLOCKS: usize = 2;
 
 /// Buffers kept between layers and between batches. A fresh buffer costs a page fault per
 /// 4 KiB the first time each page is written: for a 25 MB activation that was 40% of a layer1
@@ -298,20 +305,86 @@ impl CpuConv {
     }
 }
 
+impl CpuConv {
+    /// The convolution in words, for layer profiles: "3x3/2 64->128, gathered".
+    fn describe(&self) -> String {
+        match self {
+            Self::Gather(conv) => format!(
+                "{k}x{k}/{} {}->{}, gathered",
+                conv.stride,
+                conv.in_channels,
+                conv.out_channels,
+                k = conv.kernel
+            ),
+            Self::Winograd(conv) => format!(
+                "3x3/1 {}->{}, Winograd {}",
+                conv.in_channels(),
+                conv.out_channels(),
+                conv.algorithm()
+            ),
+        }
+    }
+}
+
+/// Records how long each layer of a forward pass took, when asked to.
+pub(crate) struct LayerClock<'a>(pub(crate) Option<&'a mut Vec<LayerTime>>);
+
+impl LayerClock<'_> {
+    fn time<T>(&mut self, layer: impl FnOnce() -> String, run: impl FnOnce() -> T) -> T {
+        let Some(times) = self.0.as_deref_mut() else {
+            return run();
+        };
+        let started = Instant::now();
+        let result = run();
+        let seconds = started.elapsed().as_secs_f64();
+        // A layer run in groups of images is one entry: the sum.
+        let layer = layer();
+        match times.iter_mut().find(|time| time.layer == layer) {
+            Some(time) => time.seconds += seconds,
+            None => times.push(LayerTime { layer, seconds }),
+        }
+        result
+    }
+}
+
 impl BasicBlock<CpuConv> {
-    fn forward(&self, x: Activations, workspace: &mut Workspace) -> Activations {
-        let out = self.conv1.forward(&x, Epilogue::Relu, workspace);
+    fn forward(
+        &self,
+        name: &str,
+        x: Activations,
+        workspace: &mut Workspace,
+        clock: &mut LayerClock<'_>,
+    ) -> Activations {
+        let describe = |part: &str, conv: &CpuConv, x: &Activations| {
+            format!(
+                "{name}.{part} ({}x{}, {})",
+                x.height,
+                x.width,
+                conv.describe()
+            )
+        };
+        let out = clock.time(
+            || describe("conv1", &self.conv1, &x),
+            || self.conv1.forward(&x, Epilogue::Relu, workspace),
+        );
         let shortcut = match &self.downsample {
             Some(downsample) => {
-                let shortcut = downsample.forward(&x, Epilogue::Linear, workspace);
+                let shortcut = clock.time(
+                    || describe("downsample", downsample, &x),
+                    || downsample.forward(&x, Epilogue::Linear, workspace),
+                );
                 workspace.recycle(x);
                 shortcut
             }
             None => x,
         };
-        let result = self
-            .conv2
-            .forward(&out, Epilogue::AddRelu(&shortcut), workspace);
+        let result = clock.time(
+            || describe("conv2", &self.conv2, &out),
+            || {
+                self.conv2
+                    .forward(&out, Epilogue::AddRelu(&shortcut), workspace)
+            },
+        );
         workspace.recycle(out);
         workspace.recycle(shortcut);
         result
@@ -333,8 +406,9 @@ impl ResNet18Nhwc {
         }
     }
 
-    /// `[batch, height, width, 3]` -> `batch` rows of 512 features.
-    pub(crate) fn forward(&self, x: Activations) -> Vec<f32> {
+    /// `[batch, height, width, 3]` -> `batch` rows of 512 features; `clock` records each
+    /// layer's time when it holds a list.
+    pub(crate) fn forward(&self, x: Activations, mut clock: LayerClock<'_>) -> Vec<f32> {
         // Taken for the call (a concurrent call gets an empty one), put back after.
         let mut workspace = std::mem::take(
             &mut *self
@@ -342,11 +416,12 @@ impl ResNet18Nhwc {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let mut x = self.stem_and_pool(&x, &mut workspace);
-        for block in &self.layers.blocks {
-            x = block.forward(x, &mut workspace);
+        let mut x = self.head(&x, &mut workspace, &mut clock);
+        for (i, block) in self.layers.blocks.iter().enumerate().skip(HEAD_BLOCKS) {
+            let name = format!("layer{}.{}", i / 2 + 1, i % 2);
+            x = block.forward(&name, x, &mut workspace, &mut clock);
         }
-        let features = global_average(&x);
+        let features = clock.time(|| "avgpool".to_owned(), || global_average(&x));
         workspace.recycle(x);
         *self
             .workspace
@@ -355,9 +430,50 @@ impl ResNet18Nhwc {
         features
     }
 
-    /// The stem convolution and the max pool, a few images at a time: the stem's output, the
-    /// largest of the network (3.2 MB per image at 224x224), never exists for the whole batch.
-    fn stem_and_pool(&self, x: &Activations, workspace: &mut Workspace) -> Activations {
+    /// The stem, the max pool and layer1, `HEAD_IMAGES` images at a time: their activations,
+    /// the largest of the network, never exist for the whole batch (at 224x224, 77 MB less at
+    /// batch 32), and layer1's small filters lose nothing to the smaller matmuls.
+    fn head(
+        &self,
+        x: &Activations,
+        workspace: &mut Workspace,
+        clock: &mut LayerClock<'_>,
+    ) -> Activations {
+        let mut full: Option<Activations> = None;
+        for first in (0..x.batch).step_by(HEAD_IMAGES) {
+            let images = first..(first + HEAD_IMAGES).min(x.batch);
+            let mut y = clock.time(
+                || {
+                    format!(
+                        "conv1 + maxpool ({}x{}, 7x7/2 3->64, gathered)",
+                        x.height, x.width
+                    )
+                },
+                || self.stem_and_pool(x, images.clone(), workspace),
+            );
+            for (i, block) in self.layers.blocks.iter().enumerate().take(HEAD_BLOCKS) {
+                y = block.forward(&format!("layer1.{i}"), y, workspace, clock);
+            }
+            let image_len = y.values.len() / y.batch;
+            let full = full.get_or_insert_with(|| Activations {
+                values: workspace.buffer(x.batch * image_len),
+                batch: x.batch,
+                ..y
+            });
+            full.values[images.start * image_len..images.end * image_len]
+                .copy_from_slice(&y.values);
+            workspace.recycle(y);
+        }
+        full.expect("a batch has images")
+    }
+
+    /// The stem convolution and the max pool of images `batch`, four at a time.
+    fn stem_and_pool(
+        &self,
+        x: &Activations,
+        batch: Range<usize>,
+        workspace: &mut Workspace,
+    ) -> Activations {
         const IMAGES: usize = 4;
         let CpuConv::Gather(stem) = &self.layers.stem else {
             unreachable!("Winograd takes only 3x3 convolutions, the stem is 7x7")
@@ -366,17 +482,18 @@ impl ResNet18Nhwc {
         let (height, width) = (pooled_side(stem_h), pooled_side(stem_w));
         let channels = stem.out_channels;
         let image_len = height * width * channels;
-        let mut pooled = workspace.buffer(x.batch * image_len);
-        for first in (0..x.batch).step_by(IMAGES) {
-            let images = first..(first + IMAGES).min(x.batch);
-            let dst = &mut pooled[images.start * image_len..images.end * image_len];
+        let mut pooled = workspace.buffer(batch.len() * image_len);
+        for first in batch.clone().step_by(IMAGES) {
+            let images = first..(first + IMAGES).min(batch.end);
+            let at = first - batch.start;
+            let dst = &mut pooled[at * image_len..(at + images.len()) * image_len];
             let group = stem.forward_images(x, images, Epilogue::Relu, workspace);
             max_pool_3x3_s2(&group, dst);
             workspace.recycle(group);
         }
         Activations {
             values: pooled,
-            batch: x.batch,
+            batch: batch.len(),
             height,
             width,
             channels,
@@ -487,7 +604,7 @@ mod tests {
                 .into_data()
                 .try_to_vec::<f32>()
                 .unwrap();
-            let features = ResNet18Nhwc::new(&dict).forward(input);
+            let features = ResNet18Nhwc::new(&dict).forward(input, LayerClock(None));
             assert_eq!(features.len(), reference.len());
             let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(scale > 0.1, "features should not vanish: {scale}");
@@ -506,7 +623,7 @@ mod tests {
         // a few rows, and Winograd tiles that overhang the image, alone as in a batch.
         let network = ResNet18Nhwc::new(&synthetic_state_dict(7));
         let batch = random_images(3, 20, 20, 5);
-        let together = network.forward(batch.clone());
+        let together = network.forward(batch.clone(), LayerClock(None));
         let per_image = 20 * 20 * 3;
         for (i, expected) in together.chunks_exact(512).enumerate() {
             let alone = Activations {
@@ -514,7 +631,11 @@ mod tests {
                 batch: 1,
                 ..batch
             };
-            assert_eq!(network.forward(alone), expected, "image {i}");
+            assert_eq!(
+                network.forward(alone, LayerClock(None)),
+                expected,
+                "image {i}"
+            );
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Winograd F(4x4, 3x3) for the stride-1 3x3 convolutions of ResNet18 on CPUs (13 of its 20
-//! convolutions, 83% of its multiplies).
+//! Winograd F(4x4, 3x3) and F(2x2, 3x3) for the stride-1 3x3 convolutions of ResNet18 on CPUs
+//! (13 of its 20 convolutions, 83% of its multiplies).
 //!
 //! Each 4x4 block of output pixels ("tile") is computed from the 6x6 input window around it:
 //! the window is transformed (`Bᵀ d B`), multiplied element by element with the transformed
@@ -9,6 +9,11 @@
 //! pair where a direct convolution needs 144 (Lavin and Gray, "Fast Algorithms for
 //! Convolutional Neural Networks", 2015).
 //!
+//! F(2x2, 3x3) (4x4 windows, 16 matmuls, 2.25x fewer multiplies) serves the 512-channel
+//! convolutions: their transformed filters are 16/9 of the filters' size instead of 4x (F(4x4)
+//! made layer4's three 113 MB, a third of the embedder's memory), and on layer4's 7x7 maps
+//! both overhang the image to 8x8, so F(4x4) saves no more multiplies there.
+//!
 //! Layout: channels-last throughout, so both transforms run across 16 channels at a time and
 //! vectorise; `pulp` compiles them for the CPU found at run time (AVX-512, AVX2, or SSE2).
 //! Transformed windows are stored tile-major (`[tile][position][channel]`), so that each tile
@@ -17,6 +22,8 @@
 //! Determinism: an output's arithmetic depends only on its own tile (see `matmul`), so an
 //! image's features do not depend on its batch or the thread count.
 
+use std::marker::PhantomData;
+
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
@@ -24,12 +31,10 @@ use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
 use crate::nhwc::{Activations, Epilogue, GATHER_FLOATS, Workspace, balanced};
 use crate::resnet::Folded;
 
-/// Output pixels per tile side.
-const TILE: usize = 4;
-/// Input pixels per window side.
-const WINDOW: usize = TILE + 2;
-/// Window positions: one matmul each.
-const POSITIONS: usize = WINDOW * WINDOW;
+/// The largest window side (F(4x4, 3x3)'s), for fixed-size buffers.
+const MAX_WINDOW: usize = 6;
+/// Window positions of the largest window.
+const MAX_POSITIONS: usize = MAX_WINDOW * MAX_WINDOW;
 /// Tiles per input-transform job.
 const WINDOW_JOB_TILES: usize = 16;
 /// Channels transformed together: one AVX-512 register of f32.
@@ -37,15 +42,104 @@ const LANES: usize = 16;
 
 type Lane = [f32; LANES];
 
-/// `G`, the filter transform, applied in f64 when the weights are loaded.
-const G: [[f64; 3]; WINDOW] = [
-    [1.0 / 4.0, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
+/// One Winograd algorithm F(TILE x TILE, 3x3). The transforms act on one column (or row) of a
+/// window, the first `WINDOW` (or `TILE`) entries of the arrays.
+trait Variant: Send + Sync {
+    /// Output pixels per tile side.
+    const TILE: usize;
+    /// Input pixels per window side.
+    const WINDOW: usize = Self::TILE + 2;
+    /// Window positions: one matmul each.
+    const POSITIONS: usize = Self::WINDOW * Self::WINDOW;
+    /// `G`, the filter transform, applied in f64 when the weights are loaded.
+    const G: &'static [[f64; 3]];
+    /// `Bᵀ d`.
+    fn input(d: &[Lane; MAX_WINDOW]) -> [Lane; MAX_WINDOW];
+    /// `Aᵀ m`.
+    fn output(m: &[Lane; MAX_WINDOW]) -> [Lane; MAX_WINDOW];
+}
+
+/// F(4x4, 3x3): 36 multiplies per 16 outputs where a direct convolution needs 144.
+struct F4;
+
+impl Variant for F4 {
+    const TILE: usize = 4;
+    const G: &'static [[f64; 3]] = &[
+        [1.0 / 4.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ];
+
+    #[inline(always)]
+    fn input(d: &[Lane; MAX_WINDOW]) -> [Lane; MAX_WINDOW] {
+        let mut r = [[0f32; LANES]; MAX_WINDOW];
+        for l in 0..LANES {
+            let [d0, d1, d2, d3, d4, d5] = [d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]];
+            r[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+            r[1][l] = -4.0 * (d1 + d2) + (d3 + d4);
+            r[2][l] = 4.0 * (d1 - d2) + (d4 - d3);
+            r[3][l] = 2.0 * (d3 - d1) + (d4 - d2);
+            r[4][l] = 2.0 * (d1 - d3) + (d4 - d2);
+            r[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn output(m: &[Lane; MAX_WINDOW]) -> [Lane; MAX_WINDOW] {
+        let mut r = [[0f32; LANES]; MAX_WINDOW];
+        for l in 0..LANES {
+            let [m0, m1, m2, m3, m4, m5] = [m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]];
+            let (sum12, diff12) = (m1 + m2, m1 - m2);
+            let (sum34, diff34) = (m3 + m4, m3 - m4);
+            r[0][l] = m0 + sum12 + sum34;
+            r[1][l] = diff12 + 2.0 * diff34;
+            r[2][l] = sum12 + 4.0 * sum34;
+            r[3][l] = diff12 + 8.0 * diff34 + m5;
+        }
+        r
+    }
+}
+
+/// F(2x2, 3x3): 16 multiplies per 4 outputs where a direct convolution needs 36.
+struct F2;
+
+impl Variant for F2 {
+    const TILE: usize = 2;
+    const G: &'static [[f64; 3]] = &[
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+
+    #[inline(always)]
+    fn input(d: &[Lane; MAX_WINDOW]) -> [Lane; MAX_WINDOW] {
+        let mut r = [[0f32; LANES]; MAX_WINDOW];
+        for l in 0..LANES {
+            let [d0, d1, d2, d3] = [d[0][l], d[1][l], d[2][l], d[3][l]];
+            r[0][l] = d0 - d2;
+            r[1][l] = d1 + d2;
+            r[2][l] = d2 - d1;
+            r[3][l] = d1 - d3;
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn output(m: &[Lane; MAX_WINDOW]) -> [Lane; MAX_WINDOW] {
+        let mut r = [[0f32; LANES]; MAX_WINDOW];
+        for l in 0..LANES {
+            let [m0, m1, m2, m3] = [m[0][l], m[1][l], m[2][l], m[3][l]];
+            r[0][l] = m0 + m1 + m2;
+            r[1][l] = m1 - m2 - m3;
+        }
+        r
+    }
+}
 
 /// Whether a convolution is one this module computes.
 pub(crate) fn applies(folded: &Folded) -> bool {
@@ -58,9 +152,11 @@ pub(crate) fn applies(folded: &Folded) -> bool {
         && out_channels % LANES == 0
 }
 
-/// A folded stride-1 3x3 convolution with padding 1, as Winograd F(4x4, 3x3).
+/// A folded stride-1 3x3 convolution with padding 1, as Winograd F(4x4, 3x3) or F(2x2, 3x3).
 #[derive(Debug, Clone)]
 pub(crate) struct WinogradConv {
+    /// Output pixels per tile side: 4 or 2.
+    tile: usize,
     /// One `[in_channels, out_channels]` matrix per window position: the transformed filters.
     weight: Vec<PackedRhs>,
     bias: Vec<f32>,
@@ -72,34 +168,34 @@ impl WinogradConv {
     pub(crate) fn new(folded: Folded) -> Self {
         debug_assert!(applies(&folded));
         let [out_channels, in_channels, _, _] = folded.shape;
-        let mut weight = vec![vec![0f32; in_channels * out_channels]; POSITIONS];
-        for (out_channel, filters) in folded.weight.chunks_exact(9 * in_channels).enumerate() {
-            for (in_channel, g) in filters.chunks_exact(9).enumerate() {
-                // G g Gᵀ in f64, rounded once.
-                let mut gg = [[0f64; 3]; WINDOW];
-                for (row, g_row) in gg.iter_mut().zip(&G) {
-                    for (x, value) in row.iter_mut().enumerate() {
-                        *value = (0..3).map(|y| g_row[y] * f64::from(g[y * 3 + x])).sum();
-                    }
-                }
-                for (i, gg_row) in gg.iter().enumerate() {
-                    for (j, g_row) in G.iter().enumerate() {
-                        let value: f64 = (0..3).map(|x| gg_row[x] * g_row[x]).sum();
-                        weight[i * WINDOW + j][in_channel * out_channels + out_channel] =
-                            value as f32;
-                    }
-                }
-            }
-        }
+        let (tile, weight) = if in_channels >= 512 {
+            (F2::TILE, transformed_filters::<F2>(&folded))
+        } else {
+            (F4::TILE, transformed_filters::<F4>(&folded))
+        };
         Self {
+            tile,
             weight: weight
-                .iter()
+                .par_iter()
                 .map(|matrix| PackedRhs::new(matrix, in_channels, out_channels))
                 .collect(),
             bias: folded.bias,
             in_channels,
             out_channels,
         }
+    }
+
+    /// The algorithm in words: "F(4x4, 3x3)".
+    pub(crate) fn algorithm(&self) -> String {
+        format!("F({t}x{t}, 3x3)", t = self.tile)
+    }
+
+    pub(crate) fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    pub(crate) fn out_channels(&self) -> usize {
+        self.out_channels
     }
 
     /// Like `GatherConv::forward`: the workspace's scratch holds the transformed windows and
@@ -110,11 +206,25 @@ impl WinogradConv {
         epilogue: Epilogue<'_>,
         workspace: &mut Workspace,
     ) -> Activations {
+        if self.tile == F2::TILE {
+            self.forward_with::<F2>(x, epilogue, workspace)
+        } else {
+            self.forward_with::<F4>(x, epilogue, workspace)
+        }
+    }
+
+    fn forward_with<V: Variant>(
+        &self,
+        x: &Activations,
+        epilogue: Epilogue<'_>,
+        workspace: &mut Workspace,
+    ) -> Activations {
         debug_assert_eq!(x.channels, self.in_channels);
-        let (tiles_y, tiles_x) = (x.height.div_ceil(TILE), x.width.div_ceil(TILE));
+        let (tile_side, positions) = (V::TILE, V::POSITIONS);
+        let (tiles_y, tiles_x) = (x.height.div_ceil(tile_side), x.width.div_ceil(tile_side));
         let tiles_per_image = tiles_y * tiles_x;
         let (c, n) = (self.in_channels, self.out_channels);
-        let most_images = (GATHER_FLOATS / (tiles_per_image * POSITIONS * (c + n))).max(1);
+        let most_images = (GATHER_FLOATS / (tiles_per_image * positions * (c + n))).max(1);
         let images_per_call = balanced(x.batch, most_images);
         let image_len = x.height * x.width * n;
         let mut out = workspace.buffer(x.batch * image_len);
@@ -124,13 +234,14 @@ impl WinogradConv {
             let tiles = images * tiles_per_image;
             // Resizing zeroes only new capacity: the transform and matmuls write every value.
             let scratch = &mut workspace.scratch;
-            scratch.resize(tiles * POSITIONS * (c + n), 0.0);
-            let (windows, products) = scratch.split_at_mut(tiles * POSITIONS * c);
+            scratch.resize(tiles * positions * (c + n), 0.0);
+            let (windows, products) = scratch.split_at_mut(tiles * positions * c);
             windows
-                .par_chunks_mut(WINDOW_JOB_TILES * POSITIONS * c)
+                .par_chunks_mut(WINDOW_JOB_TILES * positions * c)
                 .enumerate()
                 .for_each(|(job, dst)| {
-                    arch.dispatch(WindowJob {
+                    arch.dispatch(WindowJob::<V> {
+                        variant: PhantomData,
                         x,
                         first_tile: first_image * tiles_per_image + job * WINDOW_JOB_TILES,
                         tiles_x,
@@ -148,8 +259,8 @@ impl WinogradConv {
             }
             jobs.into_par_iter()
                 .for_each(|(position, first_tile, dst)| {
-                    let lhs = &windows[first_tile * POSITIONS * c + position * c..];
-                    matmul(lhs, POSITIONS * c, &self.weight[position], dst);
+                    let lhs = &windows[first_tile * positions * c + position * c..];
+                    matmul(lhs, positions * c, &self.weight[position], dst);
                 });
             let products = Products {
                 values: products,
@@ -162,19 +273,20 @@ impl WinogradConv {
             for (image, image_out) in block.chunks_mut(image_len).enumerate() {
                 let mut rest = image_out;
                 for ty in 0..tiles_y {
-                    let lines = TILE.min(x.height - ty * TILE);
+                    let lines = tile_side.min(x.height - ty * tile_side);
                     let (lines_out, tail) = rest.split_at_mut(lines * x.width * n);
                     jobs.push((image, ty, lines_out));
                     rest = tail;
                 }
             }
             jobs.into_par_iter().for_each(|(image, ty, lines_out)| {
-                let at = ((first_image + image) * x.height + ty * TILE) * x.width * n;
+                let at = ((first_image + image) * x.height + ty * tile_side) * x.width * n;
                 let shortcut = match epilogue {
                     Epilogue::AddRelu(shortcut) => Some(&shortcut.values[at..at + lines_out.len()]),
                     _ => None,
                 };
-                arch.dispatch(TileRowJob {
+                arch.dispatch(TileRowJob::<V> {
+                    variant: PhantomData,
                     products: &products,
                     first_tile: (image * tiles_y + ty) * tiles_x,
                     tiles: tiles_x,
@@ -196,46 +308,75 @@ impl WinogradConv {
     }
 }
 
-/// `Bᵀ d` for one column of six values.
-#[inline(always)]
-fn input_transform(d: [Lane; WINDOW]) -> [Lane; WINDOW] {
-    let mut r = [[0f32; LANES]; WINDOW];
-    for l in 0..LANES {
-        let [d0, d1, d2, d3, d4, d5] = [d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]];
-        r[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
-        r[1][l] = -4.0 * (d1 + d2) + (d3 + d4);
-        r[2][l] = 4.0 * (d1 - d2) + (d4 - d3);
-        r[3][l] = 2.0 * (d3 - d1) + (d4 - d2);
-        r[4][l] = 2.0 * (d1 - d3) + (d4 - d2);
-        r[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
+/// The filters transformed (`G g Gᵀ`, in f64, rounded once): one `[in, out]` matrix per
+/// window position.
+fn transformed_filters<V: Variant>(folded: &Folded) -> Vec<Vec<f32>> {
+    let [out_channels, in_channels, _, _] = folded.shape;
+    // Per output channel, `[position][in_channel]`, in parallel (layer4's take 1.5 s on one
+    // core), then laid out as the matmuls want them.
+    let per_output: Vec<Vec<f32>> = folded
+        .weight
+        .par_chunks_exact(9 * in_channels)
+        .map(|filters| transformed_filter::<V>(filters, in_channels))
+        .collect();
+    let mut weight = vec![vec![0f32; in_channels * out_channels]; V::POSITIONS];
+    for (out_channel, transformed) in per_output.iter().enumerate() {
+        for (position, values) in transformed.chunks_exact(in_channels).enumerate() {
+            for (in_channel, &value) in values.iter().enumerate() {
+                weight[position][in_channel * out_channels + out_channel] = value;
+            }
+        }
     }
-    r
+    weight
 }
 
-/// `Aᵀ m` for one column of six values.
-#[inline(always)]
-fn output_transform(m: [Lane; WINDOW]) -> [Lane; TILE] {
-    let mut r = [[0f32; LANES]; TILE];
-    for l in 0..LANES {
-        let [m0, m1, m2, m3, m4, m5] = [m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]];
-        let (sum12, diff12) = (m1 + m2, m1 - m2);
-        let (sum34, diff34) = (m3 + m4, m3 - m4);
-        r[0][l] = m0 + sum12 + sum34;
-        r[1][l] = diff12 + 2.0 * diff34;
-        r[2][l] = sum12 + 4.0 * sum34;
-        r[3][l] = diff12 + 8.0 * diff34 + m5;
+/// One output channel's filters transformed: `[position][in_channel]`.
+fn transformed_filter<V: Variant>(filters: &[f32], in_channels: usize) -> Vec<f32> {
+    let mut transformed = vec![0f32; V::POSITIONS * in_channels];
+    for (in_channel, g) in filters.chunks_exact(9).enumerate() {
+        let mut gg = [[0f64; 3]; MAX_WINDOW];
+        for (row, g_row) in gg.iter_mut().zip(V::G) {
+            for (x, value) in row.iter_mut().enumerate() {
+                *value = (0..3).map(|y| g_row[y] * f64::from(g[y * 3 + x])).sum();
+            }
+        }
+        for (i, gg_row) in gg.iter().take(V::WINDOW).enumerate() {
+            for (j, g_row) in V::G.iter().enumerate() {
+                let value: f64 = (0..3).map(|x| gg_row[x] * g_row[x]).sum();
+                transformed[(i * V::WINDOW + j) * in_channels + in_channel] = value as f32;
+            }
+        }
     }
-    r
+    transformed
 }
 
-/// Column `column` of a 6-wide grid of lanes stored row by row.
+/// Column `column` of a grid of lanes `window` wide, stored row by row.
 #[inline(always)]
-fn column_of(grid: &[Lane], column: usize) -> [Lane; WINDOW] {
-    std::array::from_fn(|y| grid[y * WINDOW + column])
+fn column_of(grid: &[Lane], window: usize, column: usize) -> [Lane; MAX_WINDOW] {
+    std::array::from_fn(|y| {
+        if y < window {
+            grid[y * window + column]
+        } else {
+            [0.0; LANES]
+        }
+    })
+}
+
+/// Row `row` of a grid of lanes `window` wide.
+#[inline(always)]
+fn row_of(grid: &[Lane], window: usize, row: usize) -> [Lane; MAX_WINDOW] {
+    std::array::from_fn(|x| {
+        if x < window {
+            grid[row * window + x]
+        } else {
+            [0.0; LANES]
+        }
+    })
 }
 
 /// The input transform of a run of tiles, compiled for the CPU's SIMD (see `pulp`).
-struct WindowJob<'a> {
+struct WindowJob<'a, V> {
+    variant: PhantomData<V>,
     x: &'a Activations,
     /// The first tile's index, counted over the whole batch.
     first_tile: usize,
@@ -245,23 +386,25 @@ struct WindowJob<'a> {
     dst: &'a mut [f32],
 }
 
-impl WithSimd for WindowJob<'_> {
+impl<V: Variant> WithSimd for WindowJob<'_, V> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) {
         let x = self.x;
         let channels = x.channels;
+        let (tile_side, window, positions) = (V::TILE, V::WINDOW, V::POSITIONS);
         let tiles_per_image = self.tiles_x * self.tiles_y;
-        for (i, dst) in self.dst.chunks_exact_mut(POSITIONS * channels).enumerate() {
+        for (i, dst) in self.dst.chunks_exact_mut(positions * channels).enumerate() {
             let tile = self.first_tile + i;
             let image = tile / tiles_per_image;
             let (ty, tx) = (tile % tiles_per_image / self.tiles_x, tile % self.tiles_x);
-            let (top, left) = ((ty * TILE) as isize - 1, (tx * TILE) as isize - 1);
+            let (top, left) = ((ty * tile_side) as isize - 1, (tx * tile_side) as isize - 1);
             for first in (0..channels).step_by(LANES) {
                 // The window, zeros where it overhangs the image.
-                let mut grid = [[0f32; LANES]; POSITIONS];
-                for (y, grid_row) in grid.chunks_exact_mut(WINDOW).enumerate() {
+                let mut grid = [[0f32; LANES]; MAX_POSITIONS];
+                let grid = &mut grid[..positions];
+                for (y, grid_row) in grid.chunks_exact_mut(window).enumerate() {
                     let source_y = top + y as isize;
                     if !(0..x.height as isize).contains(&source_y) {
                         continue;
@@ -277,17 +420,17 @@ impl WithSimd for WindowJob<'_> {
                     }
                 }
                 // Bᵀ d, column by column, in place.
-                for column in 0..WINDOW {
-                    let transformed = input_transform(column_of(&grid, column));
-                    for (y, lane) in transformed.into_iter().enumerate() {
-                        grid[y * WINDOW + column] = lane;
+                for column in 0..window {
+                    let transformed = V::input(&column_of(grid, window, column));
+                    for (y, lane) in transformed.into_iter().take(window).enumerate() {
+                        grid[y * window + column] = lane;
                     }
                 }
                 // (Bᵀ d) B, row by row, into the matmuls' input.
-                for (i, row) in grid.chunks_exact(WINDOW).enumerate() {
-                    let row: [Lane; WINDOW] = row.try_into().expect("a row of WINDOW lanes");
-                    for (j, lane) in input_transform(row).into_iter().enumerate() {
-                        let at = (i * WINDOW + j) * channels + first;
+                for i in 0..window {
+                    let transformed = V::input(&row_of(grid, window, i));
+                    for (j, lane) in transformed.into_iter().take(window).enumerate() {
+                        let at = (i * window + j) * channels + first;
                         dst[at..at + LANES].copy_from_slice(&lane);
                     }
                 }
@@ -315,7 +458,8 @@ impl Products<'_> {
 
 /// One row of tiles of one image transformed back into up to four output lines (`out`), plus
 /// the bias and the epilogue; compiled for the CPU's SIMD.
-struct TileRowJob<'a> {
+struct TileRowJob<'a, V> {
+    variant: PhantomData<V>,
     products: &'a Products<'a>,
     first_tile: usize,
     tiles: usize,
@@ -327,39 +471,37 @@ struct TileRowJob<'a> {
     shortcut: Option<&'a [f32]>,
 }
 
-impl WithSimd for TileRowJob<'_> {
+impl<V: Variant> WithSimd for TileRowJob<'_, V> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) {
         let channels = self.products.channels;
+        let (tile_side, window, positions) = (V::TILE, V::WINDOW, V::POSITIONS);
         let lines = self.out.len() / (self.width * channels);
         for tx in 0..self.tiles {
             let tile = self.first_tile + tx;
-            let live_columns = TILE.min(self.width - tx * TILE);
+            let live_columns = tile_side.min(self.width - tx * tile_side);
             for first in (0..channels).step_by(LANES) {
-                let mut grid = [[0f32; LANES]; POSITIONS];
+                let mut grid = [[0f32; LANES]; MAX_POSITIONS];
+                let grid = &mut grid[..positions];
                 for (position, lane) in grid.iter_mut().enumerate() {
                     *lane = self.products.lane(position, tile, first);
                 }
-                // Aᵀ m, column by column, in place (rows 0..TILE).
-                for column in 0..WINDOW {
-                    let transformed = output_transform(column_of(&grid, column));
-                    for (y, lane) in transformed.into_iter().enumerate() {
-                        grid[y * WINDOW + column] = lane;
+                // Aᵀ m, column by column, in place (the first `tile_side` rows).
+                for column in 0..window {
+                    let transformed = V::output(&column_of(grid, window, column));
+                    for (y, lane) in transformed.into_iter().take(tile_side).enumerate() {
+                        grid[y * window + column] = lane;
                     }
                 }
                 let bias: Lane = self.bias[first..first + LANES]
                     .try_into()
                     .expect("a slice of LANES values");
-                for (i, row) in grid.chunks_exact(WINDOW).take(lines).enumerate() {
-                    let row: [Lane; WINDOW] = row.try_into().expect("a row of WINDOW lanes");
-                    for (j, lane) in output_transform(row)
-                        .into_iter()
-                        .enumerate()
-                        .take(live_columns)
-                    {
-                        let at = (i * self.width + tx * TILE + j) * channels + first;
+                for i in 0..lines {
+                    let transformed = V::output(&row_of(grid, window, i));
+                    for (j, lane) in transformed.into_iter().take(live_columns).enumerate() {
+                        let at = (i * self.width + tx * tile_side + j) * channels + first;
                         let dst = &mut self.out[at..at + LANES];
                         match self.shortcut {
                             Some(shortcut) => {
