@@ -1,6 +1,6 @@
 //! The CPU forward pass of ResNet18: activations stay channels-last (NHWC) from the input to the
-//! global pool, and every convolution is a gather of its receptive fields (im2col) followed by
-//! one burn matmul per group of images.
+//! global pool; the stride-1 3x3 convolutions go through Winograd (`winograd`), the others are
+//! a gather of their receptive fields (im2col) followed by a matmul per group of images.
 //!
 //! Why not burn's `conv2d` on the CPU: burn flex 0.22 converts each layer's input to NHWC on
 //! one thread, gathers and multiplies in tiles of 512 pixels of one image, scatters the result
@@ -8,10 +8,7 @@
 //! 1.3-1.6x the time of burn's own matmul over the same gathered data (the `conv_profile`
 //! example). In NHWC a receptive field is a few runs of whole pixels, so the gather is plain
 //! copies; the matmul's output is already the next layer's input; and bias, shortcut and ReLU
-//! are applied in the one pass that copies the product out.
-//!
-//! The stride-1 3x3 convolutions go through Winograd F(4x4, 3x3) instead (`winograd`), and every
-//! matmul is the crate's own (`matmul`).
+//! are applied to each block of rows as it is made. Every matmul is the crate's own (`matmul`).
 //!
 //! Determinism: every output is one chain of fused multiply-adds in a fixed order (see
 //! `matmul`), and the gather and transforms are per pixel. So an image's features do not depend

@@ -3,8 +3,8 @@
 //!
 //! - [`ResNet18Features`] (here): burn tensors in NCHW and burn's `conv2d`, for any device; the
 //!   GPU path.
-//! - [`crate::nhwc::ResNet18Nhwc`]: channels-last activations and every convolution as one
-//!   gather plus burn matmuls; the CPU path (see that module for why).
+//! - [`crate::nhwc::ResNet18Nhwc`]: channels-last activations, Winograd or a gather plus the
+//!   crate's own matmul for each convolution; the CPU path (see that module for why).
 //!
 //! Folding: BN(conv(x)) = gamma * (w*x - mean) / sqrt(var + eps) + beta, which is one
 //! convolution with weights w * s and bias beta - mean * s, where s = gamma / sqrt(var + eps).
