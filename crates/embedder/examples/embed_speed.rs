@@ -11,14 +11,7 @@ fn main() {
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
     let batches: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(6);
     let size = ImageSize::new(224, 224).expect("a valid size");
-    let images: Vec<RgbImage8> = (0..32u32)
-        .map(|i| {
-            let pixels = (0..size.pixel_count() as u32 * 3)
-                .map(|p| (p.wrapping_mul(2_654_435_761).wrapping_add(i * 97) >> 24) as u8)
-                .collect();
-            RgbImage8::from_pixels(size, pixels).expect("a full buffer")
-        })
-        .collect();
+    let images = drift_embedder::synthetic_images(32, size);
     let refs: Vec<&RgbImage8> = images.iter().collect();
     let embedder = Embedder::new(
         &drift_embedder::synthetic_state_dict(18),

@@ -22,7 +22,7 @@ use burn::tensor::TensorData;
 pub use drift_core::EMBEDDING_DIM;
 use drift_core::{ImageSize, RgbImage8};
 
-pub use synthetic::{synthetic_state_dict, write_synthetic_weights};
+pub use synthetic::{synthetic_images, synthetic_state_dict, write_synthetic_weights};
 pub use weights::{Provenance, StateDict, WeightsSource};
 
 /// ImageNet channel means, as torchvision's `IMAGENET1K_V1` transforms use them.

@@ -8,6 +8,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
+use drift_core::{ImageSize, RgbImage8};
+
 use crate::EmbedderError;
 use crate::weights::{StateDict, WeightTensor, resnet18_layout};
 
@@ -40,4 +42,17 @@ pub fn synthetic_state_dict(seed: u64) -> StateDict {
 /// Writes [`synthetic_state_dict`] as a safetensors file.
 pub fn write_synthetic_weights(seed: u64, path: &Path) -> Result<(), EmbedderError> {
     synthetic_state_dict(seed).write_safetensors(path)
+}
+
+/// `count` images of `size` with hashed pixels (image `i` differs from the others), for the
+/// speed examples: the embedder's speed does not depend on what the pixels show.
+pub fn synthetic_images(count: u32, size: ImageSize) -> Vec<RgbImage8> {
+    (0..count)
+        .map(|i| {
+            let pixels = (0..size.pixel_count() as u32 * 3)
+                .map(|p| (p.wrapping_mul(2_654_435_761).wrapping_add(i * 97) >> 24) as u8)
+                .collect();
+            RgbImage8::from_pixels(size, pixels).expect("a full buffer")
+        })
+        .collect()
 }
