@@ -350,24 +350,13 @@ fn transformed_filter<V: Variant>(filters: &[f32], in_channels: usize) -> Vec<f3
     transformed
 }
 
-/// Column `column` of a grid of lanes `window` wide, stored row by row.
+/// `window` lanes of a grid stored row by row, from lane `first` on, `step` apart (1: a row;
+/// the window's width: a column), padded with zeros to `MAX_WINDOW`.
 #[inline(always)]
-fn column_of(grid: &[Lane], window: usize, column: usize) -> [Lane; MAX_WINDOW] {
-    std::array::from_fn(|y| {
-        if y < window {
-            grid[y * window + column]
-        } else {
-            [0.0; LANES]
-        }
-    })
-}
-
-/// Row `row` of a grid of lanes `window` wide.
-#[inline(always)]
-fn row_of(grid: &[Lane], window: usize, row: usize) -> [Lane; MAX_WINDOW] {
-    std::array::from_fn(|x| {
-        if x < window {
-            grid[row * window + x]
+fn line_of(grid: &[Lane], window: usize, first: usize, step: usize) -> [Lane; MAX_WINDOW] {
+    std::array::from_fn(|i| {
+        if i < window {
+            grid[first + i * step]
         } else {
             [0.0; LANES]
         }
@@ -421,14 +410,14 @@ impl<V: Variant> WithSimd for WindowJob<'_, V> {
                 }
                 // Bᵀ d, column by column, in place.
                 for column in 0..window {
-                    let transformed = V::input(&column_of(grid, window, column));
+                    let transformed = V::input(&line_of(grid, window, column, window));
                     for (y, lane) in transformed.into_iter().take(window).enumerate() {
                         grid[y * window + column] = lane;
                     }
                 }
                 // (Bᵀ d) B, row by row, into the matmuls' input.
                 for i in 0..window {
-                    let transformed = V::input(&row_of(grid, window, i));
+                    let transformed = V::input(&line_of(grid, window, i * window, 1));
                     for (j, lane) in transformed.into_iter().take(window).enumerate() {
                         let at = (i * window + j) * channels + first;
                         dst[at..at + LANES].copy_from_slice(&lane);
@@ -490,7 +479,7 @@ impl<V: Variant> WithSimd for TileRowJob<'_, V> {
                 }
                 // Aᵀ m, column by column, in place (the first `tile_side` rows).
                 for column in 0..window {
-                    let transformed = V::output(&column_of(grid, window, column));
+                    let transformed = V::output(&line_of(grid, window, column, window));
                     for (y, lane) in transformed.into_iter().take(tile_side).enumerate() {
                         grid[y * window + column] = lane;
                     }
@@ -499,7 +488,7 @@ impl<V: Variant> WithSimd for TileRowJob<'_, V> {
                     .try_into()
                     .expect("a slice of LANES values");
                 for i in 0..lines {
-                    let transformed = V::output(&row_of(grid, window, i));
+                    let transformed = V::output(&line_of(grid, window, i * window, 1));
                     for (j, lane) in transformed.into_iter().take(live_columns).enumerate() {
                         let at = (i * self.width + tx * tile_side + j) * channels + first;
                         let dst = &mut self.out[at..at + LANES];
