@@ -380,9 +380,14 @@ impl Embedder {
                     .expect("the network computes in f32")
             }
             Network::Nhwc(model) => {
-                let input = self.input_activations(images, size);
-                self.pool
-                    .install(|| model.forward(input, nhwc::LayerClock(times)))
+                let mut clock = nhwc::LayerClock(times);
+                let group = nhwc::balanced(images.len(), nhwc::GROUP_IMAGES);
+                let mut features = Vec::with_capacity(images.len() * EMBEDDING_DIM);
+                for group in images.chunks(group) {
+                    let input = self.input_activations(model, group, size);
+                    features.extend(self.pool.install(|| model.forward(input, &mut clock)));
+                }
+                features
             }
         };
         Ok(features
@@ -418,13 +423,21 @@ impl Embedder {
         Tensor::from_data(TensorData::new(input, shape), &self.device)
     }
 
-    /// `[batch, height, width, 3]`: the interleaved RGB bytes, already channels-last.
-    fn input_activations(&self, images: &[&RgbImage8], size: ImageSize) -> nhwc::Activations {
-        let values = images
-            .iter()
-            .flat_map(|image| image.pixels().iter().enumerate())
-            .map(|(i, &byte)| self.input_value(byte, i % 3))
-            .collect();
+    /// `[batch, height, width, 3]`: the interleaved RGB bytes, already channels-last, in a
+    /// buffer of the network's workspace.
+    fn input_activations(
+        &self,
+        model: &nhwc::ResNet18Nhwc,
+        images: &[&RgbImage8],
+        size: ImageSize,
+    ) -> nhwc::Activations {
+        let image_len = 3 * size.pixel_count();
+        let mut values = model.input_buffer(images.len() * image_len);
+        for (image, dst) in images.iter().zip(values.chunks_exact_mut(image_len)) {
+            for (i, (value, &byte)) in dst.iter_mut().zip(image.pixels()).enumerate() {
+                *value = self.input_value(byte, i % 3);
+            }
+        }
         nhwc::Activations {
             values,
             batch: images.len(),

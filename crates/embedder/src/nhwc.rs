@@ -36,10 +36,10 @@ pub(crate) fn balanced(batch: usize, most: usize) -> usize {
     batch.div_ceil(batch.div_ceil(most).max(1)).max(1)
 }
 
-/// Images the head (stem, max pool, layer1) runs on at a time: see `ResNet18Nhwc::head`.
-const HEAD_IMAGES: usize = 8;
-/// The blocks of layer1, in the head.
-const HEAD_BLOCKS: usize = 2;
+/// Images the network runs on at a time, whatever the embedding batch: activations, the
+/// largest of them layer1's (at 224x224, 6.4 MB for 8 images), and scratch stay this group's
+/// size, and the matmuls still get enough rows to keep every thread busy.
+pub(crate) const GROUP_IMAGES: usize = 8;
 
 /// Buffers kept between layers and between batches. A fresh buffer costs a page fault per
 /// 4 KiB the first time each page is written: for a 25 MB activation that was 40% of a layer1
@@ -47,11 +47,22 @@ const HEAD_BLOCKS: usize = 2;
 #[derive(Debug, Default)]
 pub(crate) struct Workspace {
     /// Gathered receptive fields, or Winograd's transformed windows and products.
-    pub(crate) scratch: Vec<f32>,
+    scratch_values: Vec<f32>,
     spare: Vec<Vec<f32>>,
 }
 
 impl Workspace {
+    /// The scratch buffer with `len` values (its contents are a previous layer's, or zeros),
+    /// grown to exactly `len`: doubling it would keep up to twice the largest need resident.
+    pub(crate) fn scratch(&mut self, len: usize) -> &mut [f32] {
+        let scratch = &mut self.scratch_values;
+        if len > scratch.len() {
+            scratch.reserve_exact(len - scratch.len());
+            scratch.resize(len, 0.0);
+        }
+        &mut scratch[..len]
+    }
+
     /// A buffer of `len` values, for a caller that overwrites every one of them (its contents
     /// are a previous layer's, or zeros).
     pub(crate) fn buffer(&mut self, len: usize) -> Vec<f32> {
@@ -62,6 +73,7 @@ impl Workspace {
         if buffer.len() >= len {
             buffer.truncate(len);
         } else {
+            buffer.reserve_exact(len - buffer.len());
             buffer.resize(len, 0.0);
         }
         buffer
@@ -207,17 +219,15 @@ impl GatherConv {
         for first_image in batch.clone().step_by(images_per_call) {
             let images = images_per_call.min(batch.end - first_image);
             let rows = images * rows_per_image;
-            // Resizing zeroes only new capacity: the gather writes every value of every row.
-            let scratch = &mut workspace.scratch;
-            scratch.resize(rows * row_len, 0.0);
-            let cols = &mut scratch[..rows * row_len];
+            // The gather writes every value of every row.
+            let cols = workspace.scratch(rows * row_len);
             cols.par_chunks_mut(out_w * row_len)
                 .enumerate()
                 .for_each(|(line, dst)| {
                     let image = first_image + line / out_h;
                     self.gather_line(x, image, line % out_h, dst);
                 });
-            let cols = &workspace.scratch[..rows * row_len];
+            let cols = &*cols;
             let first_row = (first_image - batch.start) * rows_per_image;
             let shortcut_offset = batch.start * rows_per_image * n;
             out[first_row * n..(first_row + rows) * n]
@@ -403,9 +413,19 @@ impl ResNet18Nhwc {
         }
     }
 
+    /// A buffer of `len` values from the workspace, for the caller to fill with a group's
+    /// input and pass to [`ResNet18Nhwc::forward`] (which keeps it for the next group).
+    pub(crate) fn input_buffer(&self, len: usize) -> Vec<f32> {
+        self.workspace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .buffer(len)
+    }
+
     /// `[batch, height, width, 3]` -> `batch` rows of 512 features; `clock` records each
-    /// layer's time when it holds a list.
-    pub(crate) fn forward(&self, x: Activations, mut clock: LayerClock<'_>) -> Vec<f32> {
+    /// layer's time when it holds a list. Callers pass at most [`GROUP_IMAGES`] images: every
+    /// activation and scratch buffer is sized by the group, not by the embedding batch.
+    pub(crate) fn forward(&self, x: Activations, clock: &mut LayerClock<'_>) -> Vec<f32> {
         // Taken for the call (a concurrent call gets an empty one), put back after.
         let mut workspace = std::mem::take(
             &mut *self
@@ -413,55 +433,27 @@ impl ResNet18Nhwc {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let mut x = self.head(&x, &mut workspace, &mut clock);
-        for (i, block) in self.layers.blocks.iter().enumerate().skip(HEAD_BLOCKS) {
-            let name = format!("layer{}.{}", i / 2 + 1, i % 2);
-            x = block.forward(&name, x, &mut workspace, &mut clock);
-        }
-        let features = clock.time(|| "avgpool".to_owned(), || global_average(&x));
+        let mut y = clock.time(
+            || {
+                format!(
+                    "conv1 + maxpool ({}x{}, 7x7/2 3->64, gathered)",
+                    x.height, x.width
+                )
+            },
+            || self.stem_and_pool(&x, 0..x.batch, &mut workspace),
+        );
         workspace.recycle(x);
+        for (i, block) in self.layers.blocks.iter().enumerate() {
+            let name = format!("layer{}.{}", i / 2 + 1, i % 2);
+            y = block.forward(&name, y, &mut workspace, clock);
+        }
+        let features = clock.time(|| "avgpool".to_owned(), || global_average(&y));
+        workspace.recycle(y);
         *self
             .workspace
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = workspace;
         features
-    }
-
-    /// The stem, the max pool and layer1, `HEAD_IMAGES` images at a time: their activations,
-    /// the largest of the network, never exist for the whole batch (at 224x224, 77 MB less at
-    /// batch 32), and layer1's small filters lose nothing to the smaller matmuls.
-    fn head(
-        &self,
-        x: &Activations,
-        workspace: &mut Workspace,
-        clock: &mut LayerClock<'_>,
-    ) -> Activations {
-        let mut full: Option<Activations> = None;
-        for first in (0..x.batch).step_by(HEAD_IMAGES) {
-            let images = first..(first + HEAD_IMAGES).min(x.batch);
-            let mut y = clock.time(
-                || {
-                    format!(
-                        "conv1 + maxpool ({}x{}, 7x7/2 3->64, gathered)",
-                        x.height, x.width
-                    )
-                },
-                || self.stem_and_pool(x, images.clone(), workspace),
-            );
-            for (i, block) in self.layers.blocks.iter().enumerate().take(HEAD_BLOCKS) {
-                y = block.forward(&format!("layer1.{i}"), y, workspace, clock);
-            }
-            let image_len = y.values.len() / y.batch;
-            let full = full.get_or_insert_with(|| Activations {
-                values: workspace.buffer(x.batch * image_len),
-                batch: x.batch,
-                ..y
-            });
-            full.values[images.start * image_len..images.end * image_len]
-                .copy_from_slice(&y.values);
-            workspace.recycle(y);
-        }
-        full.expect("a batch has images")
     }
 
     /// The stem convolution and the max pool of images `batch`, four at a time.
@@ -601,7 +593,7 @@ mod tests {
                 .into_data()
                 .try_to_vec::<f32>()
                 .unwrap();
-            let features = ResNet18Nhwc::new(&dict).forward(input, LayerClock(None));
+            let features = ResNet18Nhwc::new(&dict).forward(input, &mut LayerClock(None));
             assert_eq!(features.len(), reference.len());
             let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(scale > 0.1, "features should not vanish: {scale}");
@@ -620,7 +612,7 @@ mod tests {
         // a few rows, and Winograd tiles that overhang the image, alone as in a batch.
         let network = ResNet18Nhwc::new(&synthetic_state_dict(7));
         let batch = random_images(3, 20, 20, 5);
-        let together = network.forward(batch.clone(), LayerClock(None));
+        let together = network.forward(batch.clone(), &mut LayerClock(None));
         let per_image = 20 * 20 * 3;
         for (i, expected) in together.chunks_exact(512).enumerate() {
             let alone = Activations {
@@ -629,7 +621,7 @@ mod tests {
                 ..batch
             };
             assert_eq!(
-                network.forward(alone, LayerClock(None)),
+                network.forward(alone, &mut LayerClock(None)),
                 expected,
                 "image {i}"
             );

@@ -232,9 +232,8 @@ impl WinogradConv {
         for first_image in (0..x.batch).step_by(images_per_call) {
             let images = images_per_call.min(x.batch - first_image);
             let tiles = images * tiles_per_image;
-            // Resizing zeroes only new capacity: the transform and matmuls write every value.
-            let scratch = &mut workspace.scratch;
-            scratch.resize(tiles * positions * (c + n), 0.0);
+            // The transform and matmuls write every value.
+            let scratch = workspace.scratch(tiles * positions * (c + n));
             let (windows, products) = scratch.split_at_mut(tiles * positions * c);
             windows
                 .par_chunks_mut(WINDOW_JOB_TILES * positions * c)
