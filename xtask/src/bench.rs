@@ -333,6 +333,20 @@ fn machine() -> serde_json::Value {
     })
 }
 
+/// The bench's own input: `images` demo images of mixed sizes (150-1200 px, JPEG and PNG).
+/// `cargo xtask bench-dataset DIR` writes the same one, to profile a single run by hand
+/// (`bench-generate --input DIR`).
+pub fn write_dataset(dir: &Path, images: usize) -> Result<()> {
+    let per_class = images.div_ceil(4);
+    eprintln!(
+        "bench: generating {} demo images (150-1200 px, JPEG and PNG) in {}",
+        4 * per_class,
+        dir.display()
+    );
+    drift_pipeline::demo::write_dataset_sized(dir, per_class, 11, (150, 1200))?;
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
     let scratch = tempfile::tempdir()?;
@@ -340,12 +354,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Some(dir) => dir.clone(),
         None => {
             let dir = scratch.path().join("dataset");
-            let per_class = options.images.div_ceil(4);
-            eprintln!(
-                "bench: generating {} demo images (150-1200 px, JPEG and PNG)",
-                4 * per_class
-            );
-            drift_pipeline::demo::write_dataset_sized(&dir, per_class, 11, (150, 1200))?;
+            write_dataset(&dir, options.images)?;
             dir
         }
     };

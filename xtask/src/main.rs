@@ -10,6 +10,9 @@
 //! - `bench [--images N] [--input DIR] [--json FILE]`: images/s of each stage, built in release,
 //!   with the machine (cores, CPU) and git commit; end-to-end runs with CPU use, peak RSS and
 //!   the busiest stage.
+//! - `bench-dataset DIR [IMAGES]`: writes the bench's generated input (1024 images by default)
+//!   to DIR, and `bench-generate --input DIR --output DIR --samples N [--drift LIST] [--weights
+//!   FILE]` runs one of its end-to-end rows: to profile a run by hand.
 //! - `tidy`: checks the promises of ARCHITECTURE.md against the code (stage crates depend only
 //!   on drift-core, confined libraries stay in their crates, no arrow/parquet/zip type in the
 //!   writer's API, every registered transform has a README row and golden tests, the code map's
@@ -56,6 +59,13 @@ fn main() -> Result<()> {
         Some("bench-release") => bench::run(&args[1..]),
         // One end-to-end run in its own process (started by `bench`, for its RSS and CPU time).
         Some("bench-generate") => bench::generate_child(&args[1..]),
+        Some("bench-dataset") => {
+            let dir = args
+                .get(1)
+                .context("usage: cargo xtask bench-dataset DIR [IMAGES]")?;
+            let images = args.get(2).map_or(Ok(1024), |n| n.parse())?;
+            bench::write_dataset(Path::new(dir), images)
+        }
         Some("tidy") => tidy::run(&workspace_root()),
         Some("test-weights") => test_weights(&args[1..]),
         _ => {

@@ -21,6 +21,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 pub use drift_core::EMBEDDING_DIM;
 use drift_core::{ImageSize, RgbImage8};
+use rayon::prelude::*;
 
 pub use synthetic::{synthetic_images, synthetic_state_dict, write_synthetic_weights};
 pub use weights::{Provenance, StateDict, WeightsSource};
@@ -380,14 +381,44 @@ impl Embedder {
                     .expect("the network computes in f32")
             }
             Network::Nhwc(model) => {
-                let mut clock = nhwc::LayerClock(times);
                 let group = nhwc::balanced(images.len(), nhwc::GROUP_IMAGES);
-                let mut features = Vec::with_capacity(images.len() * EMBEDDING_DIM);
-                for group in images.chunks(group) {
-                    let input = self.input_activations(model, group, size);
-                    features.extend(self.pool.install(|| model.forward(input, &mut clock)));
+                let size_of =
+                    |group: &[&RgbImage8]| (group.len(), size.height as usize, size.width as usize);
+                match times {
+                    // Layer times are meaningful only one group at a time.
+                    Some(times) => {
+                        let mut clock = nhwc::LayerClock(Some(times));
+                        let mut features = Vec::with_capacity(images.len() * EMBEDDING_DIM);
+                        for group in images.chunks(group) {
+                            features.extend(self.pool.install(|| {
+                                model.forward(
+                                    size_of(group),
+                                    |input| self.fill_input(group, input),
+                                    &mut clock,
+                                )
+                            }));
+                        }
+                        features
+                    }
+                    // Groups run concurrently, each on the thread that took it, its own kernels
+                    // parallel only where another thread is idle (rayon steals their jobs):
+                    // one group's barriers no longer leave a core waiting.
+                    None => self
+                        .pool
+                        .install(|| {
+                            images
+                                .par_chunks(group)
+                                .map(|group| {
+                                    model.forward(
+                                        size_of(group),
+                                        |input| self.fill_input(group, input),
+                                        &mut nhwc::LayerClock(None),
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .concat(),
                 }
-                features
             }
         };
         Ok(features
@@ -423,27 +454,14 @@ impl Embedder {
         Tensor::from_data(TensorData::new(input, shape), &self.device)
     }
 
-    /// `[batch, height, width, 3]`: the interleaved RGB bytes, already channels-last, in a
-    /// buffer of the network's workspace.
-    fn input_activations(
-        &self,
-        model: &nhwc::ResNet18Nhwc,
-        images: &[&RgbImage8],
-        size: ImageSize,
-    ) -> nhwc::Activations {
-        let image_len = 3 * size.pixel_count();
-        let mut values = model.input_buffer(images.len() * image_len);
-        for (image, dst) in images.iter().zip(values.chunks_exact_mut(image_len)) {
+    /// Writes `images` into `input`, `[batch, height, width, 3]`: the interleaved RGB bytes
+    /// are already channels-last.
+    fn fill_input(&self, images: &[&RgbImage8], input: &mut [f32]) {
+        let image_len = input.len() / images.len();
+        for (image, dst) in images.iter().zip(input.chunks_exact_mut(image_len)) {
             for (i, (value, &byte)) in dst.iter_mut().zip(image.pixels()).enumerate() {
                 *value = self.input_value(byte, i % 3);
             }
-        }
-        nhwc::Activations {
-            values,
-            batch: images.len(),
-            height: size.height as usize,
-            width: size.width as usize,
-            channels: 3,
         }
     }
 }

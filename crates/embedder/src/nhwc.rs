@@ -402,45 +402,48 @@ impl BasicBlock<CpuConv> {
 #[derive(Debug)]
 pub(crate) struct ResNet18Nhwc {
     layers: Layers<CpuConv>,
-    workspace: Mutex<Workspace>,
+    /// One workspace per group in flight: groups run concurrently (see `Embedder::embed`),
+    /// each on its own buffers, which are kept for the next groups.
+    workspaces: Mutex<Vec<Workspace>>,
 }
 
 impl ResNet18Nhwc {
     pub(crate) fn new(dict: &StateDict) -> Self {
         Self {
             layers: Layers::new(dict, CpuConv::new),
-            workspace: Mutex::default(),
+            workspaces: Mutex::default(),
         }
     }
 
-    /// A buffer of `len` values from the workspace, for the caller to fill with a group's
-    /// input and pass to [`ResNet18Nhwc::forward`] (which keeps it for the next group).
-    pub(crate) fn input_buffer(&self, len: usize) -> Vec<f32> {
-        self.workspace
+    /// `batch` images of `height` x `width` -> `batch` rows of 512 features. `fill_input`
+    /// writes the input, `[batch, height, width, 3]`, into a buffer of the workspace; `clock`
+    /// records each layer's time when it holds a list. Callers pass at most [`GROUP_IMAGES`]
+    /// images: every activation and scratch buffer is sized by the group, not by the
+    /// embedding batch.
+    pub(crate) fn forward(
+        &self,
+        (batch, height, width): (usize, usize, usize),
+        fill_input: impl FnOnce(&mut [f32]),
+        clock: &mut LayerClock<'_>,
+    ) -> Vec<f32> {
+        let mut workspace = self
+            .workspaces
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .buffer(len)
-    }
-
-    /// `[batch, height, width, 3]` -> `batch` rows of 512 features; `clock` records each
-    /// layer's time when it holds a list. Callers pass at most [`GROUP_IMAGES`] images: every
-    /// activation and scratch buffer is sized by the group, not by the embedding batch.
-    pub(crate) fn forward(&self, x: Activations, clock: &mut LayerClock<'_>) -> Vec<f32> {
-        // Taken for the call (a concurrent call gets an empty one), put back after.
-        let mut workspace = std::mem::take(
-            &mut *self
-                .workspace
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+            .pop()
+            .unwrap_or_default();
+        let mut values = workspace.buffer(batch * height * width * 3);
+        fill_input(&mut values);
+        let x = Activations {
+            values,
+            batch,
+            height,
+            width,
+            channels: 3,
+        };
         let mut y = clock.time(
-            || {
-                format!(
-                    "conv1 + maxpool ({}x{}, 7x7/2 3->64, gathered)",
-                    x.height, x.width
-                )
-            },
-            || self.stem_and_pool(&x, 0..x.batch, &mut workspace),
+            || format!("conv1 + maxpool ({height}x{width}, 7x7/2 3->64, gathered)"),
+            || self.stem_and_pool(&x, 0..batch, &mut workspace),
         );
         workspace.recycle(x);
         for (i, block) in self.layers.blocks.iter().enumerate() {
@@ -449,10 +452,10 @@ impl ResNet18Nhwc {
         }
         let features = clock.time(|| "avgpool".to_owned(), || global_average(&y));
         workspace.recycle(y);
-        *self
-            .workspace
+        self.workspaces
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = workspace;
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(workspace);
         features
     }
 
@@ -568,6 +571,14 @@ mod tests {
         }
     }
 
+    fn run(network: &ResNet18Nhwc, x: &Activations) -> Vec<f32> {
+        network.forward(
+            (x.batch, x.height, x.width),
+            |input| input.copy_from_slice(&x.values),
+            &mut LayerClock(None),
+        )
+    }
+
     /// NHWC -> NCHW, for burn's conv2d network.
     fn channels_first(x: &Activations) -> Tensor<4> {
         let mut values = vec![0f32; x.values.len()];
@@ -593,7 +604,7 @@ mod tests {
                 .into_data()
                 .try_to_vec::<f32>()
                 .unwrap();
-            let features = ResNet18Nhwc::new(&dict).forward(input, &mut LayerClock(None));
+            let features = run(&ResNet18Nhwc::new(&dict), &input);
             assert_eq!(features.len(), reference.len());
             let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(scale > 0.1, "features should not vanish: {scale}");
@@ -612,7 +623,7 @@ mod tests {
         // a few rows, and Winograd tiles that overhang the image, alone as in a batch.
         let network = ResNet18Nhwc::new(&synthetic_state_dict(7));
         let batch = random_images(3, 20, 20, 5);
-        let together = network.forward(batch.clone(), &mut LayerClock(None));
+        let together = run(&network, &batch);
         let per_image = 20 * 20 * 3;
         for (i, expected) in together.chunks_exact(512).enumerate() {
             let alone = Activations {
@@ -620,11 +631,7 @@ mod tests {
                 batch: 1,
                 ..batch
             };
-            assert_eq!(
-                network.forward(alone, &mut LayerClock(None)),
-                expected,
-                "image {i}"
-            );
+            assert_eq!(run(&network, &alone), expected, "image {i}");
         }
     }
 }
