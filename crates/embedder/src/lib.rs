@@ -539,6 +539,9 @@ fn gpu(hardware_only: bool) -> Result<(Device, String), String> {
     let _probing = PROBING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if hardware_only && !has_hardware_adapter() {
+        return Err("no GPU adapter answered (wgpu: Vulkan, Metal, DX12)".to_owned());
+    }
     for (kind, name) in kinds {
         let device = Device::wgpu(kind.clone());
         let probe = device.clone();
@@ -555,6 +558,28 @@ fn gpu(hardware_only: bool) -> Result<(Device, String), String> {
         }
     }
     Err("no GPU adapter answered (wgpu)".to_owned())
+}
+
+/// Whether a discrete or integrated GPU answers on one of wgpu's primary APIs (Vulkan, Metal,
+/// DX12). Asked before burn's own probe, whose automatic choice falls back to OpenGL where
+/// there is no Vulkan: on a machine without a GPU that loaded Mesa's software renderer and its
+/// LLVM (50 MB of resident memory and a tenth of a second) only to find no hardware.
+#[cfg(feature = "wgpu")]
+fn has_hardware_adapter() -> bool {
+    use burn::tensor::wgpu::wgpu;
+    let backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    futures_lite::future::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .any(|adapter| {
+            matches!(
+                adapter.get_info().device_type,
+                wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+            )
+        })
 }
 
 #[cfg(not(feature = "wgpu"))]

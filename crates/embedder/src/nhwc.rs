@@ -28,7 +28,7 @@ use crate::winograd::{self, WinogradConv};
 
 /// The most im2col floats gathered for one matmul (16 MiB): the gather buffer stays small and
 /// is reused by the allocator at any batch size.
-pub(crate) const GATHER_FLOATS: usize = 4 << 20;
+pub(crate) const GATHER_FLOATS: usize = 2 << 20;
 
 /// Images per call when `batch` images go in calls of at most `most`: as even as can be, since
 /// a small last call keeps a thread idle (4 images after 28 ran at half the speed).
@@ -466,7 +466,7 @@ impl ResNet18Nhwc {
         batch: Range<usize>,
         workspace: &mut Workspace,
     ) -> Activations {
-        const IMAGES: usize = 4;
+        const IMAGES: usize = 1;
         let CpuConv::Gather(stem) = &self.layers.stem else {
             unreachable!("Winograd takes only 3x3 convolutions, the stem is 7x7")
         };

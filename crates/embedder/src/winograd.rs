@@ -175,10 +175,7 @@ impl WinogradConv {
         };
         Self {
             tile,
-            weight: weight
-                .par_iter()
-                .map(|matrix| PackedRhs::new(matrix, in_channels, out_channels))
-                .collect(),
+            weight,
             bias: folded.bias,
             in_channels,
             out_channels,
@@ -308,25 +305,30 @@ impl WinogradConv {
 }
 
 /// The filters transformed (`G g Gᵀ`, in f64, rounded once): one `[in, out]` matrix per
-/// window position.
-fn transformed_filters<V: Variant>(folded: &Folded) -> Vec<Vec<f32>> {
+/// window position, packed for the matmul.
+fn transformed_filters<V: Variant>(folded: &Folded) -> Vec<PackedRhs> {
     let [out_channels, in_channels, _, _] = folded.shape;
     // Per output channel, `[position][in_channel]`, in parallel (layer4's take 1.5 s on one
-    // core), then laid out as the matmuls want them.
+    // core), then laid out as the matmuls want them, a position per job: the layout was a
+    // second on one core at the start of every run with embeddings.
     let per_output: Vec<Vec<f32>> = folded
         .weight
         .par_chunks_exact(9 * in_channels)
         .map(|filters| transformed_filter::<V>(filters, in_channels))
         .collect();
-    let mut weight = vec![vec![0f32; in_channels * out_channels]; V::POSITIONS];
-    for (out_channel, transformed) in per_output.iter().enumerate() {
-        for (position, values) in transformed.chunks_exact(in_channels).enumerate() {
-            for (in_channel, &value) in values.iter().enumerate() {
-                weight[position][in_channel * out_channels + out_channel] = value;
+    (0..V::POSITIONS)
+        .into_par_iter()
+        .map(|position| {
+            let mut matrix = vec![0f32; in_channels * out_channels];
+            for (out_channel, transformed) in per_output.iter().enumerate() {
+                let values = &transformed[position * in_channels..][..in_channels];
+                for (in_channel, &value) in values.iter().enumerate() {
+                    matrix[in_channel * out_channels + out_channel] = value;
+                }
             }
-        }
-    }
-    weight
+            PackedRhs::new(&matrix, in_channels, out_channels)
+        })
+        .collect()
 }
 
 /// One output channel's filters transformed: `[position][in_channel]`.
