@@ -517,6 +517,13 @@ pub fn run(args: &[String]) -> Result<()> {
         let name = format!("{name}, 224-px sources ({threads} threads, 1024 images)");
         runs.add(name, &small, 1024, drift, None)?;
     }
+    // With embeddings on such sources, the embedder has the machine to itself but for the
+    // cheap stages: how close `generate` comes to the embedder alone when decoding costs
+    // little (on the mixed sizes above, decoding takes a third of the CPU).
+    let name = format!(
+        "7 transforms, embeddings, 224-px sources ({threads} threads, {embed_count} images)"
+    );
+    runs.add(name, &small, embed_count, seven, Some(&weights))?;
 
     // Memory against dataset size: the same kind of images, 1k and 10k of them, all sampled.
     for n in MEMORY_RUNS {
