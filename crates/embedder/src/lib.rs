@@ -382,43 +382,28 @@ impl Embedder {
             }
             Network::Nhwc(model) => {
                 let group = nhwc::balanced(images.len(), nhwc::GROUP_IMAGES);
-                let size_of =
-                    |group: &[&RgbImage8]| (group.len(), size.height as usize, size.width as usize);
-                match times {
+                let forward = |group: &[&RgbImage8], clock: &mut nhwc::LayerClock<'_>| {
+                    let shape = (group.len(), size.height as usize, size.width as usize);
+                    model.forward(shape, |input| self.fill_input(group, input), clock)
+                };
+                self.pool.install(|| match times {
                     // Layer times are meaningful only one group at a time.
                     Some(times) => {
                         let mut clock = nhwc::LayerClock(Some(times));
-                        let mut features = Vec::with_capacity(images.len() * EMBEDDING_DIM);
-                        for group in images.chunks(group) {
-                            features.extend(self.pool.install(|| {
-                                model.forward(
-                                    size_of(group),
-                                    |input| self.fill_input(group, input),
-                                    &mut clock,
-                                )
-                            }));
-                        }
-                        features
+                        images
+                            .chunks(group)
+                            .flat_map(|group| forward(group, &mut clock))
+                            .collect()
                     }
-                    // Groups run concurrently, each on the thread that took it, its own kernels
-                    // parallel only where another thread is idle (rayon steals their jobs):
-                    // one group's barriers no longer leave a core waiting.
-                    None => self
-                        .pool
-                        .install(|| {
-                            images
-                                .par_chunks(group)
-                                .map(|group| {
-                                    model.forward(
-                                        size_of(group),
-                                        |input| self.fill_input(group, input),
-                                        &mut nhwc::LayerClock(None),
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                        })
+                    // Groups run concurrently, each on the thread that took it, its kernels'
+                    // jobs stolen only by an idle thread: one group's barriers no longer leave
+                    // a core waiting.
+                    None => images
+                        .par_chunks(group)
+                        .map(|group| forward(group, &mut nhwc::LayerClock(None)))
+                        .collect::<Vec<_>>()
                         .concat(),
-                }
+                })
             }
         };
         Ok(features
@@ -563,23 +548,49 @@ fn gpu(hardware_only: bool) -> Result<(Device, String), String> {
 /// Whether a discrete or integrated GPU answers on one of wgpu's primary APIs (Vulkan, Metal,
 /// DX12). Asked before burn's own probe, whose automatic choice falls back to OpenGL where
 /// there is no Vulkan: on a machine without a GPU that loaded Mesa's software renderer and its
-/// LLVM (50 MB of resident memory and a tenth of a second) only to find no hardware.
+/// LLVM (50 MB of resident memory) only to find no hardware. On Linux, a machine with no GPU
+/// device node is not asked at all: where Mesa's software Vulkan is installed, merely listing
+/// Vulkan's adapters loads it, LLVM and all. Asked once per process, so that graphics
+/// instances do not come and go with every embedder.
 #[cfg(feature = "wgpu")]
 fn has_hardware_adapter() -> bool {
-    use burn::tensor::wgpu::wgpu;
-    let backends = wgpu::Backends::PRIMARY;
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    futures_lite::future::block_on(instance.enumerate_adapters(backends))
-        .iter()
-        .any(|adapter| {
-            matches!(
-                adapter.get_info().device_type,
-                wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
-            )
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        if cfg!(target_os = "linux") && !has_gpu_device_node() {
+            return false;
+        }
+        use burn::tensor::wgpu::wgpu;
+        let backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        futures_lite::future::block_on(instance.enumerate_adapters(backends))
+            .iter()
+            .any(|adapter| {
+                matches!(
+                    adapter.get_info().device_type,
+                    wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+                )
+            })
+    })
+}
+
+/// Whether Linux shows a GPU's device node: a DRM render node (`/dev/dri/renderD*`, every
+/// Vulkan driver of a hardware GPU opens one) or NVIDIA's own (`/dev/nvidia0`, ...).
+#[cfg(feature = "wgpu")]
+fn has_gpu_device_node() -> bool {
+    let any_named = |dir: &str, prefix: &str| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                name.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
         })
+    };
+    any_named("/dev/dri", "renderD") || any_named("/dev", "nvidia")
 }
 
 #[cfg(not(feature = "wgpu"))]
