@@ -26,8 +26,8 @@ use crate::resnet::{BasicBlock, Folded, Layers};
 use crate::weights::StateDict;
 use crate::winograd::{self, WinogradConv};
 
-/// The most im2col floats gathered for one matmul (16 MiB): the gather buffer stays small and
-/// is reused by the allocator at any batch size.
+/// The most im2col floats gathered for one matmul (8 MiB): each group's scratch buffer stays
+/// small at any batch size.
 pub(crate) const GATHER_FLOATS: usize = 2 << 20;
 
 /// Images per call when `batch` images go in calls of at most `most`: as even as can be, since
@@ -459,7 +459,8 @@ impl ResNet18Nhwc {
         features
     }
 
-    /// The stem convolution and the max pool of images `batch`, four at a time.
+    /// The stem convolution and the max pool of images `batch`, one at a time: the stem's
+    /// output (3.2 MB per image at 224x224) lives only until it is pooled.
     fn stem_and_pool(
         &self,
         x: &Activations,
