@@ -166,6 +166,14 @@ fn embeddings_do_not_depend_on_batch_composition_or_threads() {
     again.reverse();
     assert_eq!(again, batch);
     assert_eq!(embedder(Normalize::None, 1).embed(&refs).unwrap(), batch);
+
+    // 19 images run as three groups (7, 6, 6) at once on two threads: every copy of an image,
+    // whatever its group and position, gets the features it gets alone.
+    let many: Vec<&RgbImage8> = (0..19).map(|i| refs[i % 3]).collect();
+    let features = two_threads.embed(&many).unwrap();
+    for (i, features) in features.iter().enumerate() {
+        assert_eq!(features, &batch[i % 3], "copy {i} of image {}", i % 3);
+    }
 }
 
 #[test]
