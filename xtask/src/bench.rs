@@ -519,7 +519,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     // With embeddings on such sources, the embedder has the machine to itself but for the
     // cheap stages: how close `generate` comes to the embedder alone when decoding costs
-    // little (on the mixed sizes above, decoding takes a third of the CPU).
+    // little (on the mixed sizes above, decoding is a third of the stages' thread time).
     let name = format!(
         "7 transforms, embeddings, 224-px sources ({threads} threads, {embed_count} images)"
     );
