@@ -520,10 +520,12 @@ pub fn run(args: &[String]) -> Result<()> {
     // With embeddings on such sources, the embedder has the machine to itself but for the
     // cheap stages: how close `generate` comes to the embedder alone when decoding costs
     // little (on the mixed sizes above, decoding is a third of the stages' thread time).
-    let name = format!(
-        "7 transforms, embeddings, 224-px sources ({threads} threads, {embed_count} images)"
-    );
-    runs.add(name, &small, embed_count, seven, Some(&weights))?;
+    // Without transforms, what is left is the pipeline itself: threads, channels, the writer.
+    for (name, drift) in [("no transform", None), ("7 transforms", seven)] {
+        let name =
+            format!("{name}, embeddings, 224-px sources ({threads} threads, {embed_count} images)");
+        runs.add(name, &small, embed_count, drift, Some(&weights))?;
+    }
 
     // Memory against dataset size: the same kind of images, 1k and 10k of them, all sampled.
     for n in MEMORY_RUNS {

@@ -1,5 +1,5 @@
 //! The CPU network's matrix multiply: `out = lhs · rhs` with `rhs` (the weights) packed once at
-//! load, in safe Rust, compiled by `pulp` for the CPU found at run time (AVX-512: 12x32 register
+//! load, in safe Rust, compiled by `pulp` for the CPU found at run time (AVX-512: 6x64 register
 //! block; AVX2: 6x16; SSE2 and scalar fallbacks).
 //!
 //! Why not gemm (through burn's matmul): at ResNet18's shapes (k from 64 to 4608, n from 64 to
