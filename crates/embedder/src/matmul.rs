@@ -6,7 +6,8 @@
 //! 512) it reached 35-100 GFLOP/s per core here, packing both operands on every call; the
 //! Winograd matmuls (k = 64) were the slowest. Here the weights are packed once, and `lhs` is
 //! read in place: each k step broadcasts one value of each of the block's rows (packing `lhs`
-//! too cost a third of the time at k = 64).
+//! too cost a third of the time at k = 64). A row's k values may also lie in evenly spaced
+//! runs (`matmul_runs`), so that the stem multiplies its receptive fields where they are.
 //!
 //! Determinism: every output is one chain of fused multiply-adds over k in order 0, 1, 2, ...,
 //! whatever the row block, k block, thread or SIMD width: blocking only decides when the chain
@@ -85,19 +86,47 @@ impl PackedRhs {
 /// `out[rows, n] = lhs[rows, k] · rhs`, on this thread. Row `r` of `lhs` is
 /// `lhs[r * lhs_stride..][..k]`; `out` is row-major with `rows * n` values.
 pub(crate) fn matmul(lhs: &[f32], lhs_stride: usize, rhs: &PackedRhs, out: &mut [f32]) {
+    let runs = Runs {
+        len: rhs.k,
+        stride: 0,
+    };
+    matmul_runs(lhs, lhs_stride, runs, rhs, out);
+}
+
+/// Where a row's k values lie in `lhs`: runs of `len` values, `stride` apart, the last one
+/// possibly shorter. A convolution reads its receptive fields in place this way, one run per
+/// kernel row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Runs {
+    pub(crate) len: usize,
+    pub(crate) stride: usize,
+}
+
+/// As [`matmul`], with row `r`'s k values in `runs` from `lhs[r * lhs_stride..]`: value `i` is
+/// `lhs[r * lhs_stride + (i / len) * stride + i % len]`. Rows may overlap.
+pub(crate) fn matmul_runs(
+    lhs: &[f32],
+    lhs_stride: usize,
+    runs: Runs,
+    rhs: &PackedRhs,
+    out: &mut [f32],
+) {
     assert_eq!(out.len() % rhs.n, 0, "out holds whole rows");
+    assert!(runs.len > 0, "runs hold values");
     let rows = out.len() / rhs.n;
-    if rows == 0 {
+    if rows == 0 || rhs.k == 0 {
         return;
     }
+    let last = rhs.k - 1;
     assert!(
-        lhs.len() >= (rows - 1) * lhs_stride + rhs.k,
+        lhs.len() > (rows - 1) * lhs_stride + (last / runs.len) * runs.stride + last % runs.len,
         "lhs holds {rows} rows of {}",
         rhs.k
     );
     Arch::new().dispatch(Job {
         lhs,
         lhs_stride,
+        runs,
         rhs,
         out,
     });
@@ -106,6 +135,7 @@ pub(crate) fn matmul(lhs: &[f32], lhs_stride: usize, rhs: &PackedRhs, out: &mut 
 struct Job<'a> {
     lhs: &'a [f32],
     lhs_stride: usize,
+    runs: Runs,
     rhs: &'a PackedRhs,
     out: &'a mut [f32],
 }
@@ -135,6 +165,7 @@ impl Job<'_> {
         let Self {
             lhs,
             lhs_stride,
+            runs,
             rhs,
             out,
         } = self;
@@ -147,14 +178,6 @@ impl Job<'_> {
             let (block, _) = S::as_simd_f32s(&rhs.values[first * n..(first + depth) * n]);
             for first_row in (0..rows).step_by(ROWS) {
                 let live = ROWS.min(rows - first_row);
-                let lhs_rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
-                    if r < live {
-                        let at = (first_row + r) * lhs_stride + first;
-                        &lhs[at..at + depth]
-                    } else {
-                        &zeros[..depth]
-                    }
-                });
                 for (p, rhs_panel) in block.chunks_exact(depth * VECTORS).enumerate() {
                     let mut acc = [[simd.splat_f32s(0.0); VECTORS]; ROWS];
                     let column = p * panel;
@@ -165,13 +188,30 @@ impl Job<'_> {
                             acc.copy_from_slice(&parked[..VECTORS]);
                         }
                     }
-                    for (i, b) in rhs_panel.chunks_exact(VECTORS).enumerate() {
-                        for (acc, row) in acc.iter_mut().zip(&lhs_rows) {
-                            let a = simd.splat_f32s(row[i]);
-                            for (acc, &b) in acc.iter_mut().zip(b) {
-                                *acc = simd.mul_add_f32s(a, b, *acc);
+                    // The block's k values, one piece per run they fall in.
+                    let mut start = first;
+                    while start < first + depth {
+                        let run = start / runs.len;
+                        let end = ((run + 1) * runs.len).min(first + depth);
+                        let offset = run * runs.stride + start % runs.len;
+                        let lhs_rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
+                            if r < live {
+                                let at = (first_row + r) * lhs_stride + offset;
+                                &lhs[at..at + (end - start)]
+                            } else {
+                                &zeros[..end - start]
+                            }
+                        });
+                        let piece = &rhs_panel[(start - first) * VECTORS..(end - first) * VECTORS];
+                        for (i, b) in piece.chunks_exact(VECTORS).enumerate() {
+                            for (acc, row) in acc.iter_mut().zip(&lhs_rows) {
+                                let a = simd.splat_f32s(row[i]);
+                                for (acc, &b) in acc.iter_mut().zip(b) {
+                                    *acc = simd.mul_add_f32s(a, b, *acc);
+                                }
                             }
                         }
+                        start = end;
                     }
                     for (r, acc) in acc.iter().enumerate().take(live) {
                         let at = (first_row + r) * n + column;
@@ -227,6 +267,7 @@ mod tests {
                 Job {
                     lhs,
                     lhs_stride: k,
+                    runs: Runs { len: k, stride: 0 },
                     rhs: &rhs,
                     out: &mut out,
                 }
@@ -258,6 +299,42 @@ mod tests {
                     "AVX-512",
                 );
             }
+        }
+    }
+
+    /// Rows read in runs, overlapping (as a convolution reads its receptive fields in place),
+    /// give the bits of the same rows gathered, whether k spans one or several k blocks.
+    #[test]
+    fn rows_read_in_runs_give_the_gathered_rows_bits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // (rows, run length, runs, stride between rows, stride between runs): the stem's
+        // shape, and one where k = 300 crosses a k block inside a run.
+        for (rows, len, count, row_stride, run_stride) in [(29, 21, 7, 6, 700), (13, 60, 5, 7, 100)]
+        {
+            let (k, n) = (len * count, 64);
+            let span = (rows - 1) * row_stride + (count - 1) * run_stride + len;
+            let lhs: Vec<f32> = (0..span).map(|_| rng.random::<f32>() - 0.5).collect();
+            let rhs: Vec<f32> = (0..k * n).map(|_| rng.random::<f32>() - 0.5).collect();
+            let gathered: Vec<f32> = (0..rows)
+                .flat_map(|r| {
+                    (0..k).map(move |i| r * row_stride + (i / len) * run_stride + i % len)
+                })
+                .map(|at| lhs[at])
+                .collect();
+            let expected = reference(&gathered, k, &rhs, rows, k, n);
+            let mut out = vec![0f32; rows * n];
+            let runs = Runs {
+                len,
+                stride: run_stride,
+            };
+            matmul_runs(
+                &lhs,
+                row_stride,
+                runs,
+                &PackedRhs::new(&rhs, k, n),
+                &mut out,
+            );
+            assert_eq!(out, expected, "{rows} rows of {count} runs of {len}");
         }
     }
 

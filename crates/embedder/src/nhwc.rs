@@ -1,6 +1,7 @@
 //! The CPU forward pass of ResNet18: activations stay channels-last (NHWC) from the input to the
 //! global pool; the stride-1 3x3 convolutions go through Winograd (`winograd`), the others are
-//! a gather of their receptive fields (im2col) followed by a matmul per group of images.
+//! a gather of their receptive fields (im2col) followed by a matmul per group of images, but
+//! for the 3-channel stem, which reads its receptive fields in place (`matmul_runs`).
 //!
 //! Why not burn's `conv2d` on the CPU: burn flex 0.22 converts each layer's input to NHWC on
 //! one thread, gathers and multiplies in tiles of 512 pixels of one image, scatters the result
@@ -21,7 +22,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::LayerTime;
-use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
+use crate::matmul::{JOB_ROWS, PackedRhs, Runs, matmul, matmul_runs};
 use crate::resnet::{BasicBlock, Folded, Layers};
 use crate::weights::StateDict;
 use crate::winograd::{self, WinogradConv};
@@ -147,6 +148,11 @@ impl Epilogue<'_> {
     }
 }
 
+/// Input channels up to which a convolution reads its receptive fields in place, one kernel row
+/// at a time, instead of gathering them: the stem's 3. Its receptive field is 49 runs of 3
+/// values, and gathering 7.4 MB of them per 224x224 image cost about as much as the matmul.
+const IN_PLACE_CHANNELS: usize = 4;
+
 /// A folded convolution as a matmul over gathered receptive fields.
 #[derive(Debug, Clone)]
 pub(crate) struct GatherConv {
@@ -208,6 +214,22 @@ impl GatherConv {
         workspace: &mut Workspace,
     ) -> Activations {
         debug_assert_eq!(x.channels, self.in_channels);
+        if self.in_channels <= IN_PLACE_CHANNELS {
+            self.forward_in_place(x, batch, epilogue, workspace)
+        } else {
+            self.forward_gathered(x, batch, epilogue, workspace)
+        }
+    }
+
+    /// [`GatherConv::forward_images`] by gathering the receptive fields of a few images at a
+    /// time into the workspace's scratch buffer, then one matmul over them.
+    fn forward_gathered(
+        &self,
+        x: &Activations,
+        batch: Range<usize>,
+        epilogue: Epilogue<'_>,
+        workspace: &mut Workspace,
+    ) -> Activations {
         let (out_h, out_w) = (self.output_side(x.height), self.output_side(x.width));
         let rows_per_image = out_h * out_w;
         let row_len = self.kernel * self.kernel * self.in_channels;
@@ -241,6 +263,65 @@ impl GatherConv {
                         dst,
                     );
                     let at = shortcut_offset + (first_row + job * JOB_ROWS) * n;
+                    arch.dispatch(|| epilogue.apply(dst, &self.bias, at));
+                });
+        }
+        Activations {
+            values: out,
+            batch: batch.len(),
+            height: out_h,
+            width: out_w,
+            channels: n,
+        }
+    }
+
+    /// As [`GatherConv::forward_images`], with each receptive field read in place from a
+    /// zero-padded copy of the image: for kernel row dy, output pixel x's taps are one run of
+    /// `kernel * in_channels` values, the runs of the next kernel row are a padded line
+    /// further, and those of the next pixel `stride * in_channels` values further. So an
+    /// output line is one matmul ([`matmul_runs`]). The values are taken in the gather's order
+    /// (dy, dx, channel), and the padding's zeros add exactly nothing, so the bits are the
+    /// gathered matmul's.
+    fn forward_in_place(
+        &self,
+        x: &Activations,
+        batch: Range<usize>,
+        epilogue: Epilogue<'_>,
+        workspace: &mut Workspace,
+    ) -> Activations {
+        let (out_h, out_w) = (self.output_side(x.height), self.output_side(x.width));
+        let (channels, n) = (self.in_channels, self.out_channels);
+        let (padded_h, padded_w) = (x.height + 2 * self.padding, x.width + 2 * self.padding);
+        let padded_line = padded_w * channels;
+        let line_len = out_w * n;
+        let image_len = out_h * line_len;
+        let mut out = workspace.buffer(batch.len() * image_len);
+        let arch = pulp::Arch::new();
+        for (at, image) in batch.clone().enumerate() {
+            let padded = workspace.scratch(padded_h * padded_line);
+            // The padding's rows and columns are zero; the rest is the image.
+            padded.fill(0.0);
+            let image_values = &x.values[image * x.pixels_per_image() * channels..]
+                [..x.pixels_per_image() * channels];
+            for (src, dst) in image_values
+                .chunks_exact(x.width * channels)
+                .zip(padded[self.padding * padded_line..].chunks_exact_mut(padded_line))
+            {
+                dst[self.padding * channels..][..src.len()].copy_from_slice(src);
+            }
+            let padded = &*padded;
+            let shortcut_offset = (batch.start + at) * image_len;
+            out[at * image_len..(at + 1) * image_len]
+                .par_chunks_mut(line_len)
+                .enumerate()
+                .for_each(|(out_y, dst)| {
+                    let lhs = &padded[out_y * self.stride * padded_line..];
+                    let runs = Runs {
+                        len: self.kernel * channels,
+                        stride: padded_line,
+                    };
+                    matmul_runs(lhs, self.stride * channels, runs, &self.weight, dst);
+                    let at = shortcut_offset + out_y * line_len;
                     arch.dispatch(|| epilogue.apply(dst, &self.bias, at));
                 });
         }
@@ -442,7 +523,7 @@ impl ResNet18Nhwc {
             channels: 3,
         };
         let mut y = clock.time(
-            || format!("conv1 + maxpool ({height}x{width}, 7x7/2 3->64, gathered)"),
+            || format!("conv1 + maxpool ({height}x{width}, 7x7/2 3->64, read in place)"),
             || self.stem_and_pool(&x, 0..batch, &mut workspace),
         );
         workspace.recycle(x);
@@ -615,6 +696,38 @@ mod tests {
                     "{height}x{width} feature {i}: {a} vs {b}"
                 );
             }
+        }
+    }
+
+    /// Reading receptive fields in place (the stem) gives the gathered matmul's bits, at the
+    /// stem's shape and at a stride-1 one, on sizes that put the kernel over every edge.
+    #[test]
+    fn receptive_fields_read_in_place_give_the_gathered_bits() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for (kernel, stride, padding, height, width) in [(7, 2, 3, 37, 30), (3, 1, 1, 9, 14)] {
+            let (in_channels, out_channels) = (3, 64);
+            let conv = GatherConv::new(Folded {
+                weight: (0..out_channels * in_channels * kernel * kernel)
+                    .map(|_| rng.random::<f32>() - 0.5)
+                    .collect(),
+                bias: (0..out_channels).map(|_| rng.random::<f32>()).collect(),
+                shape: [out_channels, in_channels, kernel, kernel],
+                stride,
+                padding,
+            });
+            let x = random_images(3, height, width, 11);
+            let mut workspace = Workspace::default();
+            let gathered = conv.forward_gathered(&x, 1..3, Epilogue::Relu, &mut workspace);
+            let in_place = conv.forward_in_place(&x, 1..3, Epilogue::Relu, &mut workspace);
+            assert_eq!(
+                (in_place.height, in_place.width),
+                (gathered.height, gathered.width)
+            );
+            assert!(gathered.values.iter().any(|&v| v > 0.0));
+            assert_eq!(
+                in_place.values, gathered.values,
+                "{kernel}x{kernel}/{stride}"
+            );
         }
     }
 
