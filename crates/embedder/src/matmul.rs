@@ -112,11 +112,11 @@ pub(crate) fn matmul_runs(
     out: &mut [f32],
 ) {
     assert_eq!(out.len() % rhs.n, 0, "out holds whole rows");
-    assert!(runs.len > 0, "runs hold values");
     let rows = out.len() / rhs.n;
     if rows == 0 || rhs.k == 0 {
         return;
     }
+    assert!(runs.len > 0, "runs hold values");
     let last = rhs.k - 1;
     assert!(
         lhs.len() > (rows - 1) * lhs_stride + (last / runs.len) * runs.stride + last % runs.len,

@@ -150,10 +150,12 @@ impl Epilogue<'_> {
 
 /// Input channels up to which a convolution reads its receptive fields in place, one kernel row
 /// at a time, instead of gathering them: the stem's 3. Its receptive field is 49 runs of 3
-/// values, and gathering 7.4 MB of them per 224x224 image cost about as much as the matmul.
+/// values; gathering them, 7.4 MB per 224x224 image, made the stem 2.1 ms per image on one
+/// thread here against 1.65 ms read in place.
 const IN_PLACE_CHANNELS: usize = 4;
 
-/// A folded convolution as a matmul over gathered receptive fields.
+/// A folded convolution as a matmul over its receptive fields, gathered (im2col) or, on few
+/// input channels, read in place.
 #[derive(Debug, Clone)]
 pub(crate) struct GatherConv {
     /// `[kernel * kernel * in_channels, out_channels]`, rows ordered (dy, dx, channel) as the
