@@ -66,7 +66,12 @@ fn parse(args: &[String]) -> Result<Options> {
 /// machine in the same run when `DRIFT_BENCH_TORCH_PYTHON` names a Python with torch, and ONNX
 /// Runtime's when `DRIFT_BENCH_ORT_PYTHON` names one with its packages.
 /// Returns PyTorch's images/s when it was measured.
-fn embedding_rows(rows: &mut Rows, images: &[RgbImage8], threads: usize) -> Result<Option<f64>> {
+/// Times the embedder alone, then its Python peers; returns ours and PyTorch's images/s.
+fn embedding_rows(
+    rows: &mut Rows,
+    images: &[RgbImage8],
+    threads: usize,
+) -> Result<(f64, Option<f64>)> {
     const BATCH: usize = 32;
     let weights = drift_embedder::synthetic_state_dict(18);
     let embedder = drift_embedder::Embedder::new(
@@ -124,7 +129,7 @@ fn embedding_rows(rows: &mut Rows, images: &[RgbImage8], threads: usize) -> Resu
         BATCH,
         ours,
     )?;
-    Ok(torch)
+    Ok((ours, torch))
 }
 
 /// A Python peer that times its own ResNet18 and prints one JSON line.
@@ -245,6 +250,9 @@ impl RunReport {
 struct Runs {
     output: PathBuf,
     reports: Vec<(String, RunReport)>,
+    /// The embedder's images/s alone in this bench run: runs with embeddings are named with
+    /// their ratio to it.
+    embedder_alone: f64,
 }
 
 impl Runs {
@@ -293,6 +301,13 @@ impl Runs {
         );
         let report: RunReport =
             serde_json::from_slice(&output.stdout).context("bench-generate printed no report")?;
+        let name = match weights {
+            Some(_) => format!(
+                "{name}: {:.2}x the embedder alone",
+                report.images_per_s() / self.embedder_alone
+            ),
+            None => name,
+        };
         println!("{}", report.row(&name));
         self.reports.push((name, report));
         Ok(())
@@ -441,7 +456,7 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
 
-    let torch = embedding_rows(&mut rows, &images, threads)?;
+    let (embedder_alone, torch) = embedding_rows(&mut rows, &images, threads)?;
     drop(images);
 
     let weights = scratch.path().join("bench-weights.safetensors");
@@ -484,6 +499,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut runs = Runs {
         output: scratch.path().join("generate"),
         reports: Vec::new(),
+        embedder_alone,
     };
     let all_seven = chains[chains.len() - 1].1.to_string();
     let seven = Some(all_seven.as_str());
