@@ -503,8 +503,10 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let all_seven = chains[chains.len() - 1].1.to_string();
     let seven = Some(all_seven.as_str());
-    // Embedding is ~10x slower than the rest: time it on fewer images.
-    let embed_count = count.min(256);
+    // Embedding is ~10x slower than the rest, but on fewer images the start-up (reading the
+    // weights, transforming the filters: 0.2-0.4 s, not all of it on both cores) weighs on the
+    // cores-busy figure: 256 images gave 1.88-1.90 cores where 1024 give 1.95.
+    let embed_count = count.min(1024);
     for (name, n, drift, weights) in [
         ("no transform", count, None, None),
         ("7 transforms", count, seven, None),
