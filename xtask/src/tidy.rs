@@ -20,6 +20,10 @@ const STAGE_CRATES: [&str; 6] = [
     "drift-measure",
 ];
 
+/// Engine crates: computation a stage builds on (drift-conv, the CPU convolution engine).
+/// They depend on no workspace crate; a stage crate may depend on them.
+const ENGINE_CRATES: [&str; 1] = ["drift-conv"];
+
 /// Libraries whose types must not leave one crate: (library, the crates that may depend on it
 /// as a normal dependency). Dev-dependencies (tests reading outputs back) are not limited.
 const CONFINED: [(&str, &[&str]); 9] = [
@@ -106,7 +110,8 @@ fn cargo_metadata(root: &Path) -> Result<serde_json::Value> {
     serde_json::from_slice(&output.stdout).context("parsing cargo metadata")
 }
 
-/// Stage crates depend on drift-core only; confined libraries stay in their crates.
+/// Stage crates depend on drift-core and engine crates only; engine crates (and drift-core) on
+/// no workspace crate; confined libraries stay in their crates.
 fn check_dependencies(metadata: &serde_json::Value, problems: &mut Vec<String>) {
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
     let members: BTreeSet<String> = packages
@@ -119,13 +124,22 @@ fn check_dependencies(metadata: &serde_json::Value, problems: &mut Vec<String>) 
         for dependency in package["dependencies"].as_array().into_iter().flatten() {
             let dep = dependency["name"].as_str().unwrap_or_default();
             let kind = dependency["kind"].as_str().unwrap_or("normal");
-            if (STAGE_CRATES.contains(&name) || name == "drift-core")
+            let leaf = name == "drift-core" || ENGINE_CRATES.contains(&name);
+            if leaf && members.contains(dep) {
+                problems.push(format!(
+                    "{manifest}: {name} depends on {dep} ({kind}); drift-core and engine crates \
+                     depend on no workspace crate"
+                ));
+            }
+            if STAGE_CRATES.contains(&name)
                 && members.contains(dep)
                 && dep != "drift-core"
+                && !ENGINE_CRATES.contains(&dep)
             {
                 problems.push(format!(
                     "{manifest}: stage crate {name} depends on {dep} ({kind}); stage crates \
-                     depend only on drift-core"
+                     depend only on drift-core and engine crates ({})",
+                    ENGINE_CRATES.join(", ")
                 ));
             }
             if kind == "dev" || name == "xtask" {

@@ -959,7 +959,7 @@ pub(crate) fn load_embedder(
     size: ImageSize,
 ) -> Result<EmbeddingStage, PipelineError> {
     options.validate()?;
-    drift_embedder::check_batch_memory(options.batch_size, size)?;
+    drift_embedder::check_batch_memory(options.batch_size, size, threads)?;
     let path = match &options.weights {
         Some(path) => path.clone(),
         None => drift_embedder::weights::find_cached().ok_or_else(|| {

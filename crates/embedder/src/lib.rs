@@ -1,23 +1,26 @@
-//! Embedder stage: 512-d ResNet18 features of sampled images, on burn.
+//! Embedder stage: 512-d ResNet18 features of sampled images.
 //!
 //! [`StateDict::load`] reads torchvision weights (`.pth` or safetensors) and checks every
 //! tensor; [`Embedder::new`] folds them into an inference network on the chosen device;
-//! [`Embedder::embed`] turns a batch of 8-bit RGB images into one 512-d vector each. The CPU
-//! backend is burn's `flex` (pure Rust, SIMD, rayon), the fastest CPU backend of burn 0.22
-//! measured here; `ndarray` and `wgpu` are behind cargo features of the same names.
+//! [`Embedder::embed`] turns a batch of 8-bit RGB images into one 512-d vector each. On the CPU
+//! the network runs on drift-conv's kernels (`nhwc`), with no burn in the build; the GPU path
+//! (burn's wgpu backend, feature `wgpu`) and burn's deprecated ndarray CPU backend (feature
+//! `ndarray`) are the only parts that compile burn (`gpu`).
 
-mod matmul;
+#[cfg(any(feature = "wgpu", feature = "ndarray"))]
+mod gpu;
 mod nhwc;
 mod resnet;
 mod synthetic;
 pub mod weights;
-mod winograd;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+#[cfg(any(feature = "wgpu", feature = "ndarray"))]
 use burn::prelude::*;
+#[cfg(any(feature = "wgpu", feature = "ndarray"))]
 use burn::tensor::TensorData;
 pub use drift_core::EMBEDDING_DIM;
 use drift_core::{ImageSize, RgbImage8};
@@ -89,11 +92,12 @@ impl FromStr for DeviceChoice {
     }
 }
 
-/// Which burn backend runs on the CPU.
+/// What runs the network on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CpuBackend {
-    /// The default: the crate's own CPU kernels (`nhwc`, `winograd`, `matmul`), the fastest
-    /// measured here; burn's pure-Rust `flex` device hosts the weights' tensors.
+    /// The default: drift-conv's kernels (Winograd and a packed matmul, channels-last), the
+    /// fastest measured here. Spelled `flex` on the command line, the name it had when burn's
+    /// flex backend hosted the weights; burn has no part in it now.
     #[default]
     Flex,
     /// burn's deprecated `ndarray` backend (cargo feature `ndarray`).
@@ -242,17 +246,17 @@ pub enum EmbedderError {
     },
 }
 
-/// Working memory of one image in the forward pass, per input pixel: the stem's 64-channel f32
-/// output (64 B) beside its 7x7x3 receptive-field matrix (147 x 4 B) and the input (12 B), the
-/// largest moment of the network, rounded up.
-const FORWARD_BYTES_PER_PIXEL: u64 = 640;
-
-/// Refuses a batch whose forward pass would not fit in the memory available now (the kernel's
-/// `MemAvailable`; 16 GiB where that cannot be read), before anything is allocated.
-pub fn check_batch_memory(batch: usize, size: ImageSize) -> Result<(), EmbedderError> {
-    let needed = (batch as u64)
-        .saturating_mul(u64::from(size.width) * u64::from(size.height))
-        .saturating_mul(FORWARD_BYTES_PER_PIXEL);
+/// Refuses a batch whose CPU forward pass would not fit in the memory available now (the
+/// kernel's `MemAvailable`; 16 GiB where that cannot be read), before anything is allocated.
+/// The estimate is [`cpu_working_bytes`]: groups of [`GROUP_IMAGES`] images, at most one per
+/// thread in flight, so the need grows with the image size and the threads, not the batch.
+/// (The GPU path's memory is the GPU's, which burn manages.)
+pub fn check_batch_memory(
+    batch: usize,
+    size: ImageSize,
+    threads: usize,
+) -> Result<(), EmbedderError> {
+    let needed = cpu_working_bytes(batch, size, threads);
     let available = available_memory().unwrap_or(16 << 30);
     if needed > available {
         return Err(EmbedderError::BatchTooLarge {
@@ -265,6 +269,8 @@ pub fn check_batch_memory(batch: usize, size: ImageSize) -> Result<(), EmbedderE
     Ok(())
 }
 
+pub use nhwc::{GROUP_IMAGES, cpu_working_bytes};
+
 fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
@@ -275,7 +281,6 @@ fn available_memory() -> Option<u64> {
 /// ResNet18 features on one device, with the weights loaded once.
 pub struct Embedder {
     network: Network,
-    device: Device,
     description: String,
     normalize: Normalize,
     /// CPU backends run their kernels on this pool, so `threads` is honoured without touching
@@ -300,7 +305,7 @@ impl Embedder {
         } else {
             options.threads
         };
-        let (device, description, processor) = select_device(options)?;
+        let (processor, description) = select_device(options)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("embedder-{i}"))
@@ -308,13 +313,14 @@ impl Embedder {
             .map_err(|error| EmbedderError::Device(format!("cannot start threads: {error}")))?;
         let network = pool.install(|| match processor {
             Processor::Cpu => Network::Nhwc(Box::new(nhwc::ResNet18Nhwc::new(weights))),
-            Processor::Burn => {
-                Network::Nchw(Box::new(resnet::ResNet18Features::new(weights, &device)))
-            }
+            #[cfg(any(feature = "wgpu", feature = "ndarray"))]
+            Processor::Burn(device) => Network::Nchw {
+                model: Box::new(gpu::ResNet18Features::new(weights, &device)),
+                device,
+            },
         });
         Ok(Self {
             network,
-            device,
             description,
             normalize: options.normalize,
             pool,
@@ -366,9 +372,10 @@ impl Embedder {
             });
         }
         let features = match &self.network {
-            Network::Nchw(model) => {
+            #[cfg(any(feature = "wgpu", feature = "ndarray"))]
+            Network::Nchw { model, device } => {
                 let started = std::time::Instant::now();
-                let input = self.input_tensor(images, size);
+                let input = self.input_tensor(images, size, device);
                 let features = self.pool.install(|| model.forward(input).into_data());
                 if let Some(times) = times {
                     times.push(LayerTime {
@@ -381,7 +388,7 @@ impl Embedder {
                     .expect("the network computes in f32")
             }
             Network::Nhwc(model) => {
-                let group = nhwc::balanced(images.len(), nhwc::GROUP_IMAGES);
+                let group = drift_conv::balanced(images.len(), nhwc::GROUP_IMAGES);
                 let forward = |group: &[&RgbImage8], clock: &mut nhwc::LayerClock<'_>| {
                     let shape = (group.len(), size.height as usize, size.width as usize);
                     model.forward(shape, |input| self.fill_input(group, input), clock)
@@ -423,7 +430,8 @@ impl Embedder {
     }
 
     /// `[batch, 3, height, width]` from interleaved RGB bytes.
-    fn input_tensor(&self, images: &[&RgbImage8], size: ImageSize) -> Tensor<4> {
+    #[cfg(any(feature = "wgpu", feature = "ndarray"))]
+    fn input_tensor(&self, images: &[&RgbImage8], size: ImageSize, device: &Device) -> Tensor<4> {
         let plane = size.pixel_count();
         let mut input = vec![0f32; images.len() * 3 * plane];
         for (image, chunk) in images.iter().zip(input.chunks_exact_mut(3 * plane)) {
@@ -436,7 +444,7 @@ impl Embedder {
             }
         }
         let shape = [images.len(), 3, size.height as usize, size.width as usize];
-        Tensor::from_data(TensorData::new(input, shape), &self.device)
+        Tensor::from_data(TensorData::new(input, shape), device)
     }
 
     /// Writes `images` into `input`, `[batch, height, width, 3]`: the interleaved RGB bytes
@@ -462,45 +470,43 @@ pub struct LayerTime {
 
 /// The network in the layout that is fastest on its device.
 enum Network {
-    /// burn's `conv2d` on NCHW tensors: GPUs, and burn's ndarray CPU backend.
-    Nchw(Box<resnet::ResNet18Features>),
-    /// The crate's own kernels on NHWC activations: CPUs (see `nhwc`).
+    /// drift-conv's kernels on NHWC activations: CPUs (see `nhwc`).
     Nhwc(Box<nhwc::ResNet18Nhwc>),
+    /// burn's `conv2d` on NCHW tensors: GPUs, and burn's ndarray CPU backend.
+    #[cfg(any(feature = "wgpu", feature = "ndarray"))]
+    Nchw {
+        model: Box<gpu::ResNet18Features>,
+        device: Device,
+    },
 }
 
-/// The kind of device [`select_device`] found.
-#[derive(Debug, Clone, Copy)]
+/// What [`select_device`] found to run the network.
 enum Processor {
-    /// The crate's own CPU kernels.
+    /// drift-conv's kernels.
     Cpu,
-    /// burn's `conv2d` on the device.
-    Burn,
+    /// burn's `conv2d` on this device.
+    #[cfg(any(feature = "wgpu", feature = "ndarray"))]
+    Burn(Device),
 }
 
-fn select_device(options: EmbedderOptions) -> Result<(Device, String, Processor), EmbedderError> {
+fn select_device(options: EmbedderOptions) -> Result<(Processor, String), EmbedderError> {
     let cpu = || match options.cpu_backend {
-        CpuBackend::Flex => Ok((
-            Device::flex(),
-            "cpu (Winograd + packed matmul)".to_owned(),
-            Processor::Cpu,
-        )),
+        CpuBackend::Flex => Ok((Processor::Cpu, "cpu (Winograd + packed matmul)".to_owned())),
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)] // kept selectable while burn ships it, as SPEC asks
         CpuBackend::NdArray => Ok((
-            Device::ndarray(),
+            Processor::Burn(Device::ndarray()),
             "cpu (burn ndarray)".to_owned(),
-            Processor::Burn,
         )),
         #[cfg(not(feature = "ndarray"))]
         CpuBackend::NdArray => Err(EmbedderError::Device(
             "the ndarray backend is not in this build (cargo feature `ndarray`)".to_owned(),
         )),
     };
-    let on_gpu = |(device, description)| (device, description, Processor::Burn);
     match options.device {
         DeviceChoice::Cpu => cpu(),
-        DeviceChoice::Gpu => gpu(false).map(on_gpu).map_err(EmbedderError::Device),
-        DeviceChoice::Auto => gpu(true).map(on_gpu).or_else(|_| cpu()),
+        DeviceChoice::Gpu => gpu(false).map_err(EmbedderError::Device),
+        DeviceChoice::Auto => gpu(true).or_else(|_| cpu()),
     }
 }
 
@@ -508,7 +514,7 @@ fn select_device(options: EmbedderOptions) -> Result<(Device, String, Processor)
 /// "llvmpipe" included, which is how the GPU path is tested without a GPU); `auto` only takes a
 /// discrete or integrated GPU, since a software adapter is far slower than the CPU backend.
 #[cfg(feature = "wgpu")]
-fn gpu(hardware_only: bool) -> Result<(Device, String), String> {
+fn gpu(hardware_only: bool) -> Result<(Processor, String), String> {
     use burn::tensor::DeviceKind;
     let kinds: &[(DeviceKind, &str)] = if hardware_only {
         &[
@@ -539,7 +545,7 @@ fn gpu(hardware_only: bool) -> Result<(Device, String), String> {
         }));
         std::panic::set_hook(hook);
         if answered.is_ok() {
-            return Ok((device, format!("gpu (burn wgpu, {name})")));
+            return Ok((Processor::Burn(device), format!("gpu (burn wgpu, {name})")));
         }
     }
     Err("no GPU adapter answered (wgpu)".to_owned())
@@ -594,6 +600,6 @@ fn has_gpu_device_node() -> bool {
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn gpu(_hardware_only: bool) -> Result<(Device, String), String> {
+fn gpu(_hardware_only: bool) -> Result<(Processor, String), String> {
     Err("this build has no GPU backend: rebuild with `--features wgpu`".to_owned())
 }

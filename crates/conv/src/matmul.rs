@@ -56,6 +56,11 @@ impl PackedRhs {
         Self::for_lanes(rhs, k, n, lanes())
     }
 
+    /// Bytes of the packed values.
+    pub(crate) fn bytes(&self) -> usize {
+        self.values.len() * size_of::<f32>()
+    }
+
     /// Packed for registers of `lanes` f32 lanes.
     fn for_lanes(rhs: &[f32], k: usize, n: usize, lanes: usize) -> Self {
         assert_eq!(rhs.len(), k * n, "rhs is [k, n]");

@@ -1,5 +1,5 @@
-//! Winograd F(4x4, 3x3) and F(2x2, 3x3) for the stride-1 3x3 convolutions of ResNet18 on CPUs
-//! (13 of its 20 convolutions, 83% of its multiplies).
+//! Winograd F(4x4, 3x3) and F(2x2, 3x3) for stride-1 3x3 convolutions with padding 1 (in
+//! ResNet18, 13 of its 20 convolutions, 83% of its multiplies).
 //!
 //! Each 4x4 block of output pixels ("tile") is computed from the 6x6 input window around it:
 //! the window is transformed (`Bᵀ d B`), multiplied element by element with the transformed
@@ -9,12 +9,10 @@
 //! pair where a direct convolution needs 144 (Lavin and Gray, "Fast Algorithms for
 //! Convolutional Neural Networks", 2015).
 //!
-//! F(2x2, 3x3) (4x4 windows, 16 matmuls, 2.25x fewer multiplies) serves the 512-channel
-//! convolutions: their transformed filters are 16/9 of the filters' size instead of 4x (F(4x4)
-//! made layer4's three 113 MB, a third of the embedder's memory, against 50 MB). On layer4's
-//! 7x7 maps F(4x4) takes 144 products per channel pair (4 tiles of 36) against 256 (16 tiles
-//! of 16), but its matmuls have only 4 rows per image: measured at batch 32 on 2 cores, 19-21
-//! ms per convolution against 23-24, no clear gain in images/s, and 52 MB more peak memory.
+//! F(2x2, 3x3) (4x4 windows, 16 matmuls, 2.25x fewer multiplies) serves convolutions of 512
+//! or more input channels: their transformed filters are 16/9 of the filters' size instead of
+//! 4x (F(4x4) made ResNet18's layer4 filters 113 MB, a third of the embedder's memory, against
+//! 50 MB), for no clear gain in speed on its 7x7 maps (docs/MEASUREMENTS.md).
 //!
 //! Layout: channels-last throughout, so both transforms run across 16 channels at a time and
 //! vectorise; `pulp` compiles them for the CPU found at run time (AVX-512, AVX2, or SSE2).
@@ -29,9 +27,9 @@ use std::marker::PhantomData;
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
+use crate::activations::{Activations, Epilogue, Workspace};
 use crate::matmul::{JOB_ROWS, PackedRhs, matmul};
-use crate::nhwc::{Activations, Epilogue, GATHER_FLOATS, Workspace, balanced};
-use crate::resnet::Folded;
+use crate::{ConvWeights, GATHER_FLOATS, balanced};
 
 /// The largest window side (F(4x4, 3x3)'s), for fixed-size buffers.
 const MAX_WINDOW: usize = 6;
@@ -143,20 +141,19 @@ impl Variant for F2 {
     }
 }
 
-/// Whether a convolution is one this module computes.
-pub(crate) fn applies(folded: &Folded) -> bool {
-    let [out_channels, in_channels, kernel_h, kernel_w] = folded.shape;
-    kernel_h == 3
-        && kernel_w == 3
-        && folded.stride == 1
-        && folded.padding == 1
-        && in_channels % LANES == 0
-        && out_channels % LANES == 0
+/// Which Winograd algorithm a [`WinogradConv`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinogradTile {
+    /// F(2x2, 3x3): 4x4 windows, 16 matmuls; transformed filters 16/9 of the filters' size.
+    F2x2,
+    /// F(4x4, 3x3): 6x6 windows, 36 matmuls, 4x fewer multiplies than a direct convolution;
+    /// transformed filters 4x the filters' size.
+    F4x4,
 }
 
-/// A folded stride-1 3x3 convolution with padding 1, as Winograd F(4x4, 3x3) or F(2x2, 3x3).
+/// A stride-1 3x3 convolution with padding 1, as Winograd F(4x4, 3x3) or F(2x2, 3x3).
 #[derive(Debug, Clone)]
-pub(crate) struct WinogradConv {
+pub struct WinogradConv {
     /// Output pixels per tile side: 4 or 2.
     tile: usize,
     /// One `[in_channels, out_channels]` matrix per window position: the transformed filters.
@@ -167,39 +164,82 @@ pub(crate) struct WinogradConv {
 }
 
 impl WinogradConv {
-    pub(crate) fn new(folded: Folded) -> Self {
-        debug_assert!(applies(&folded));
-        let [out_channels, in_channels, _, _] = folded.shape;
-        let (tile, weight) = if in_channels >= 512 {
-            (F2::TILE, transformed_filters::<F2>(&folded))
+    /// Whether this module computes the convolution of `weights`: 3x3, stride 1, padding 1,
+    /// channels in multiples of 16 (the transforms' lanes).
+    pub fn applies(weights: &ConvWeights) -> bool {
+        let [out_channels, in_channels, kernel_h, kernel_w] = weights.shape;
+        kernel_h == 3
+            && kernel_w == 3
+            && weights.stride == 1
+            && weights.padding == 1
+            && in_channels % LANES == 0
+            && out_channels % LANES == 0
+    }
+
+    /// The convolution of `weights` with the algorithm that suits it: F(2x2, 3x3) from 512
+    /// input channels on, F(4x4, 3x3) below.
+    pub fn new(weights: ConvWeights) -> Self {
+        let tile = if weights.shape[1] >= 512 {
+            WinogradTile::F2x2
         } else {
-            (F4::TILE, transformed_filters::<F4>(&folded))
+            WinogradTile::F4x4
+        };
+        Self::with_tile(weights, tile)
+    }
+
+    /// The convolution of `weights` with the algorithm `tile`. Panics where
+    /// [`WinogradConv::applies`] does not hold.
+    pub fn with_tile(weights: ConvWeights, tile: WinogradTile) -> Self {
+        assert!(
+            Self::applies(&weights),
+            "Winograd takes 3x3 convolutions of stride 1, padding 1, channels in multiples of \
+             {LANES}: {:?} stride {} padding {}",
+            weights.shape,
+            weights.stride,
+            weights.padding
+        );
+        let [out_channels, in_channels, _, _] = weights.shape;
+        let (tile, weight) = match tile {
+            WinogradTile::F2x2 => (F2::TILE, transformed_filters::<F2>(&weights)),
+            WinogradTile::F4x4 => (F4::TILE, transformed_filters::<F4>(&weights)),
         };
         Self {
             tile,
             weight,
-            bias: folded.bias,
+            bias: weights.bias,
             in_channels,
             out_channels,
         }
     }
 
-    /// The algorithm in words: "F(4x4, 3x3)".
-    pub(crate) fn algorithm(&self) -> String {
-        format!("F({t}x{t}, 3x3)", t = self.tile)
+    /// The convolution in words, for layer profiles: "3x3/1 64->64, Winograd F(4x4, 3x3)".
+    pub fn describe(&self) -> String {
+        format!(
+            "3x3/1 {}->{}, Winograd F({t}x{t}, 3x3)",
+            self.in_channels,
+            self.out_channels,
+            t = self.tile
+        )
     }
 
-    pub(crate) fn in_channels(&self) -> usize {
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
         self.in_channels
     }
 
-    pub(crate) fn out_channels(&self) -> usize {
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
         self.out_channels
     }
 
-    /// Like `GatherConv::forward`: the workspace's scratch holds the transformed windows and
-    /// their products.
-    pub(crate) fn forward(
+    /// Bytes of the transformed filters (4x the filters' for F(4x4), 16/9 for F(2x2)).
+    pub fn filter_bytes(&self) -> usize {
+        self.weight.iter().map(PackedRhs::bytes).sum()
+    }
+
+    /// The convolution of every image of `x`, as `GatherConv::forward`: the workspace's
+    /// scratch holds the transformed windows and their products.
+    pub fn forward(
         &self,
         x: &Activations,
         epilogue: Epilogue<'_>,
@@ -279,10 +319,6 @@ impl WinogradConv {
             }
             jobs.into_par_iter().for_each(|(image, ty, lines_out)| {
                 let at = ((first_image + image) * x.height + ty * tile_side) * x.width * n;
-                let shortcut = match epilogue {
-                    Epilogue::AddRelu(shortcut) => Some(&shortcut.values[at..at + lines_out.len()]),
-                    _ => None,
-                };
                 arch.dispatch(TileRowJob::<V> {
                     variant: PhantomData,
                     products: &products,
@@ -290,9 +326,9 @@ impl WinogradConv {
                     tiles: tiles_x,
                     width: x.width,
                     bias: &self.bias,
-                    relu: !matches!(epilogue, Epilogue::Linear),
+                    epilogue,
+                    at,
                     out: lines_out,
-                    shortcut,
                 });
             });
         }
@@ -308,12 +344,12 @@ impl WinogradConv {
 
 /// The filters transformed (`G g Gᵀ`, in f64, rounded once): one `[in, out]` matrix per
 /// window position, packed for the matmul.
-fn transformed_filters<V: Variant>(folded: &Folded) -> Vec<PackedRhs> {
-    let [out_channels, in_channels, _, _] = folded.shape;
+fn transformed_filters<V: Variant>(weights: &ConvWeights) -> Vec<PackedRhs> {
+    let [out_channels, in_channels, _, _] = weights.shape;
     // Per output channel, `[position][in_channel]`, in parallel (layer4's take 1.5 s on one
     // core), then laid out as the matmuls want them, a position per job: on one core the
     // layout was about a tenth of a second at the start of every run with embeddings.
-    let per_output: Vec<Vec<f32>> = folded
+    let per_output: Vec<Vec<f32>> = weights
         .weight
         .par_chunks_exact(9 * in_channels)
         .map(|filters| transformed_filter::<V>(filters, in_channels))
@@ -457,10 +493,10 @@ struct TileRowJob<'a, V> {
     tiles: usize,
     width: usize,
     bias: &'a [f32],
-    relu: bool,
+    epilogue: Epilogue<'a>,
+    /// Where `out` starts in the whole output (for the epilogue's shortcut).
+    at: usize,
     out: &'a mut [f32],
-    /// The shortcut's values at the same places as `out`.
-    shortcut: Option<&'a [f32]>,
 }
 
 impl<V: Variant> WithSimd for TileRowJob<'_, V> {
@@ -487,34 +523,14 @@ impl<V: Variant> WithSimd for TileRowJob<'_, V> {
                         grid[y * window + column] = lane;
                     }
                 }
-                let bias: Lane = self.bias[first..first + LANES]
-                    .try_into()
-                    .expect("a slice of LANES values");
+                let bias = &self.bias[first..first + LANES];
                 for i in 0..lines {
                     let transformed = V::output(&line_of(grid, window, i * window, 1));
                     for (j, lane) in transformed.into_iter().take(live_columns).enumerate() {
                         let at = (i * self.width + tx * tile_side + j) * channels + first;
                         let dst = &mut self.out[at..at + LANES];
-                        match self.shortcut {
-                            Some(shortcut) => {
-                                let shortcut = &shortcut[at..at + LANES];
-                                for (((d, v), b), s) in
-                                    dst.iter_mut().zip(lane).zip(bias).zip(shortcut)
-                                {
-                                    *d = (v + b + s).max(0.0);
-                                }
-                            }
-                            None if self.relu => {
-                                for ((d, v), b) in dst.iter_mut().zip(lane).zip(bias) {
-                                    *d = (v + b).max(0.0);
-                                }
-                            }
-                            None => {
-                                for ((d, v), b) in dst.iter_mut().zip(lane).zip(bias) {
-                                    *d = v + b;
-                                }
-                            }
-                        }
+                        dst.copy_from_slice(&lane);
+                        self.epilogue.apply(dst, bias, self.at + at);
                     }
                 }
             }
