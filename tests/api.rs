@@ -10,7 +10,7 @@ use drift_pipeline::{DriftGenerator, GeneratorOptions, PipelineError};
 fn two_calls_of_5_and_7_equal_one_call_of_12() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, 5, 3).unwrap();
+    drift_pipeline_cli::demo::write_dataset(&input, 5, 3).unwrap();
     let options = GeneratorOptions {
         threads: 2,
         ..GeneratorOptions::default()
@@ -178,7 +178,7 @@ fn a_cancelled_call_leaves_no_output() {
     use std::sync::atomic::AtomicBool;
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, 3, 1).unwrap();
+    drift_pipeline_cli::demo::write_dataset(&input, 3, 1).unwrap();
     let options = GeneratorOptions {
         // As the binary's Ctrl-C handler would have set it.
         cancel: Some(Arc::new(AtomicBool::new(true))),

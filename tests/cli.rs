@@ -113,7 +113,7 @@ fn assert_identical_at_any_thread_count(scratch: &Path, args: &[&str]) -> Vec<(S
 fn same_seed_gives_identical_bytes_at_any_thread_count() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, 12, 1).unwrap();
+    drift_pipeline_cli::demo::write_dataset(&input, 12, 1).unwrap();
     let args = ["--input", s(&input), "--num-samples", "40"];
     let first = assert_identical_at_any_thread_count(scratch.path(), &args);
     let other_seed = scratch.path().join("e");
@@ -532,7 +532,7 @@ fn high_frequency_energy(png: &[u8]) -> f64 {
 fn a_drifted_run_pairs_with_the_clean_run_by_sample_id() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, 4, 2).unwrap();
+    drift_pipeline_cli::demo::write_dataset(&input, 4, 2).unwrap();
     let (clean, blurred) = (scratch.path().join("clean"), scratch.path().join("blurred"));
     let base = [
         "generate",
@@ -591,7 +591,7 @@ fn a_drifted_run_pairs_with_the_clean_run_by_sample_id() {
 fn transforms_are_deterministic_at_any_thread_count() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset(&input, 6, 4).unwrap();
+    drift_pipeline_cli::demo::write_dataset(&input, 6, 4).unwrap();
     #[rustfmt::skip]
     let args = [
         "--input", s(&input), "--num-samples", "24", "--size", "80x60",
@@ -673,7 +673,7 @@ fn bad_transforms_get_clear_errors() {
 #[test]
 fn the_documented_scenario_runs_as_one_stream() {
     let scratch = tempfile::tempdir().unwrap();
-    drift_pipeline::demo::write_dataset(&scratch.path().join("out/dataset"), 40, 7).unwrap();
+    drift_pipeline_cli::demo::write_dataset(&scratch.path().join("out/dataset"), 40, 7).unwrap();
     let docs = scratch.path().join("docs");
     std::fs::create_dir(&docs).unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenario.toml");
@@ -999,7 +999,7 @@ fn alpha_is_dropped_by_default_and_composited_on_request() {
 fn a_stream_continues_across_runs_as_if_it_were_one() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset_sized(&input, 8, 3, (40, 90)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 8, 3, (40, 90)).unwrap();
     let segment = |name: &str, dir: &str, samples: u64, extra: &str| {
         format!(
             "[[segment]]\nname = \"{name}\"\nsamples = {samples}\noutput = \"{dir}/{name}\"\n{extra}\n"
@@ -1096,7 +1096,7 @@ fn a_stream_continues_across_runs_as_if_it_were_one() {
         "--delta-timestamp: 61 differs",
     );
     let changed = scratch.path().join("changed");
-    drift_pipeline::demo::write_dataset_sized(&changed, 8, 3, (40, 90)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&changed, 8, 3, (40, 90)).unwrap();
     std::fs::remove_file(changed.join("sky/sky_0003.png")).unwrap();
     fails(
         &[&base[..], &["--input", s(&changed)]].concat(),
@@ -1135,7 +1135,7 @@ fn streams_of_different_datasets_do_not_share_file_names() {
     for dataset_seed in [1, 2] {
         let input = scratch.path().join(format!("in{dataset_seed}"));
         let output = scratch.path().join(format!("out{dataset_seed}"));
-        drift_pipeline::demo::write_dataset_sized(&input, 3, dataset_seed, (40, 60)).unwrap();
+        drift_pipeline_cli::demo::write_dataset_sized(&input, 3, dataset_seed, (40, 60)).unwrap();
         succeeds(&[
             "generate",
             "--input",
@@ -1165,7 +1165,7 @@ fn streams_of_different_datasets_do_not_share_file_names() {
 fn timeline_plots_drift_logs_with_levels_classes_and_segments() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset_sized(&input, 20, 5, (40, 60)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 20, 5, (40, 60)).unwrap();
     let scenario = scratch.path().join("s.toml");
     std::fs::write(
         &scenario,

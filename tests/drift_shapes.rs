@@ -81,7 +81,7 @@ fn images(folder: &Path) -> BTreeMap<String, Vec<u8>> {
 fn shapes_follow_their_definitions_and_the_log_matches_the_images() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset_sized(&input, 80, 4, (32, 64)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 80, 4, (32, 64)).unwrap();
     let drifted = scenario(scratch.path(), &input, "drifted", true);
     let clean = scenario(scratch.path(), &input, "clean", false);
     succeeds(&["run", drifted.to_str().unwrap(), "--quiet"]);
@@ -221,7 +221,7 @@ fn shapes_follow_their_definitions_and_the_log_matches_the_images() {
 fn generate_takes_a_drift_shape() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset_sized(&input, 5, 4, (32, 48)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 5, 4, (32, 48)).unwrap();
     let output = scratch.path().join("out");
     let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
     let base = [
@@ -302,7 +302,7 @@ fn generate_takes_a_drift_shape() {
 fn scenario_shapes_are_validated_before_anything_is_written() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset_sized(&input, 3, 4, (32, 48)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 3, 4, (32, 48)).unwrap();
     for (segment, needle) in [
         (
             "transforms = [\"hue=0.2\"]\ndrift = \"gradual:width=0\"",
@@ -336,7 +336,7 @@ fn scenario_shapes_are_validated_before_anything_is_written() {
 #[test]
 fn the_documented_drift_over_time_scenario_runs() {
     let scratch = tempfile::tempdir().unwrap();
-    drift_pipeline::demo::write_dataset_sized(
+    drift_pipeline_cli::demo::write_dataset_sized(
         &scratch.path().join("out/dataset"),
         100,
         7,
@@ -382,7 +382,7 @@ fn the_documented_drift_over_time_scenario_runs() {
 fn a_segment_class_mapping_changes_labels_from_then_on() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
-    drift_pipeline::demo::write_dataset_sized(&input, 6, 4, (32, 48)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 6, 4, (32, 48)).unwrap();
     // demo classes, by label: city_night, forest, sky, sunset.
     std::fs::write(
         scratch.path().join("swap.toml"),
@@ -447,7 +447,7 @@ fn label_shift_draws_classes_in_proportion_without_repeating_images() {
     let scratch = tempfile::tempdir().unwrap();
     let input = scratch.path().join("in");
     // 4 classes x 80 images: city_night, forest, sky, sunset.
-    drift_pipeline::demo::write_dataset_sized(&input, 80, 4, (24, 40)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 80, 4, (24, 40)).unwrap();
     let write = |name: &str, body: &str| {
         let path = scratch.path().join(format!("{name}.toml"));
         std::fs::write(

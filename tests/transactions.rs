@@ -21,7 +21,7 @@ fn s(path: &Path) -> &str {
 
 /// A dataset of small generated images: four classes of `per_class` images each.
 fn small_dataset(root: &Path, per_class: usize) {
-    drift_pipeline::demo::write_dataset_sized(root, per_class, 3, (24, 40)).unwrap();
+    drift_pipeline_cli::demo::write_dataset_sized(root, per_class, 3, (24, 40)).unwrap();
 }
 
 /// A scratch folder holding a [`small_dataset`] in `in/`.

@@ -390,7 +390,7 @@ impl WeightsSetup {
     pub fn new(images_per_class: usize, dataset_seed: u64, weights_seed: u64) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let input = scratch.path().join("in");
-        drift_pipeline::demo::write_dataset(&input, images_per_class, dataset_seed).unwrap();
+        drift_pipeline_cli::demo::write_dataset(&input, images_per_class, dataset_seed).unwrap();
         let weights = scratch.path().join("test-weights.safetensors");
         drift_embedder::write_synthetic_weights(weights_seed, &weights).unwrap();
         let cache = scratch.path().join("empty-cache");

@@ -358,7 +358,7 @@ pub fn write_dataset(dir: &Path, images: usize) -> Result<()> {
         4 * per_class,
         dir.display()
     );
-    drift_pipeline::demo::write_dataset_sized(dir, per_class, 11, (150, 1200))?;
+    drift_pipeline_cli::demo::write_dataset_sized(dir, per_class, 11, (150, 1200))?;
     Ok(())
 }
 
@@ -530,7 +530,7 @@ pub fn run(args: &[String]) -> Result<()> {
     // The goal table was measured on 1024 images at 224 px: the same runs on sources
     // already at the output size, where decoding is cheap and the rest of the pipeline shows.
     let small = scratch.path().join("sources-224");
-    drift_pipeline::demo::write_dataset_sized(&small, 256, 7, (224, 224))?;
+    drift_pipeline_cli::demo::write_dataset_sized(&small, 256, 7, (224, 224))?;
     for (name, drift) in [("no transform", None), ("7 transforms", seven)] {
         let name = format!("{name}, 224-px sources ({threads} threads, 1024 images)");
         runs.add(name, &small, 1024, drift, None)?;
@@ -548,7 +548,7 @@ pub fn run(args: &[String]) -> Result<()> {
     // Memory against dataset size: the same kind of images, 1k and 10k of them, all sampled.
     for n in MEMORY_RUNS {
         let dataset = scratch.path().join(format!("memory-{n}"));
-        drift_pipeline::demo::write_dataset_sized(&dataset, n / 4, 5, (150, 600))?;
+        drift_pipeline_cli::demo::write_dataset_sized(&dataset, n / 4, 5, (150, 600))?;
         let name = format!("memory: no transform, {n}-image dataset, all sampled (150-600 px)");
         runs.add(name, &dataset, n, None, None)?;
         std::fs::remove_dir_all(&dataset)?;

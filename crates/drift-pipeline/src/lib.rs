@@ -15,7 +15,16 @@
 //! use drift_pipeline::{DriftGenerator, GeneratorOptions};
 //! # let scratch = tempfile::tempdir().unwrap();
 //! # let input = scratch.path().join("data");
-//! # drift_pipeline::demo::write_dataset(&input, 5, 7).unwrap();
+//! # for (class, shade) in [("cat", 40u8), ("dog", 200)] {
+//! #     std::fs::create_dir_all(input.join(class)).unwrap();
+//! #     for i in 0..11u8 {
+//! #         let size = drift_pipeline::ImageSize::new(9, 7).unwrap();
+//! #         let pixels = (0..9 * 7 * 3).map(|p| shade.wrapping_add(i * 5 + p as u8)).collect();
+//! #         let image = drift_core::RgbImage8::from_pixels(size, pixels).unwrap();
+//! #         let png = drift_pipeline::encode_png(&image, drift_pipeline::PngCompression::Fast).unwrap();
+//! #         std::fs::write(input.join(class).join(format!("{i}.png")), png).unwrap();
+//! #     }
+//! # }
 //! // `input` holds one folder per class.
 //! let mut generator = DriftGenerator::new(42, &input, GeneratorOptions::default()).unwrap();
 //! let reference = generator.sample(5, &scratch.path().join("reference")).unwrap();
@@ -31,12 +40,11 @@
 //! ```
 //!
 //! The stages live in their own crates (`drift-reader`, `drift-sampler`, `drift-transformer`,
-//! `drift-embedder`, `drift-writer`); this crate wires them as threads linked by bounded channels
-//! and owns the command line.
+//! `drift-embedder`, `drift-writer`); this crate wires them as threads linked by bounded
+//! channels. The command line is its own crate (`drift-pipeline-cli`), as is the Python module:
+//! this library names no flag and no keyword, and pulls in no CLI library.
 
 mod class_mapping;
-pub mod cli;
-pub mod demo;
 pub mod evaluate;
 mod label_shift;
 mod manifest;
@@ -47,7 +55,6 @@ mod scenario;
 mod shard;
 mod spec;
 mod stream;
-pub mod weights_fetch;
 
 pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};

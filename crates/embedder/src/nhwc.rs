@@ -11,7 +11,6 @@ use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-
 use drift_conv::{
     Activations, Conv2d, Epilogue, Workspace, global_average, max_pool_3x3_s2, pooled_side,
 };
@@ -266,10 +265,7 @@ mod tests {
     fn working_memory_grows_with_threads_and_size_not_the_batch() {
         let size = |side| drift_core::ImageSize::new(side, side).unwrap();
         let at_224 = cpu_working_bytes(32, size(224), 2);
-        assert_eq!(
-            cpu_working_bytes(256, size(224), 2),
-            at_224 + 224 * 512 * 4
-        );
+        assert_eq!(cpu_working_bytes(256, size(224), 2), at_224 + 224 * 512 * 4);
         assert!(cpu_working_bytes(32, size(224), 4) > at_224);
         // A batch of 32 1024-px images on 2 threads: the old per-image model asked 21 GB.
         let large = cpu_working_bytes(32, size(1024), 2);

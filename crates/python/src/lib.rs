@@ -388,7 +388,7 @@ fn weights_cache() -> (Option<PathBuf>, Option<PathBuf>) {
 /// code. The wheel's `drift-pipeline` script runs this, so it is the binary's code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> u8 {
-    py.detach(|| drift_pipeline::cli::main_with(argv))
+    py.detach(|| drift_pipeline_cli::main_with(argv))
 }
 
 /// Progress counters the worker thread writes and the waiting thread reads.
@@ -508,7 +508,7 @@ fn value_error(message: String) -> PyErr {
 /// A refused or failed spec as the Python exception its cause calls for, with the CLI's
 /// message.
 fn spec_error(error: &SpecError) -> PyErr {
-    let message = drift_pipeline::cli::error_chain(error);
+    let message = drift_pipeline_cli::error_chain(error);
     match error {
         SpecError::Invalid { .. } => PyValueError::new_err(message),
         SpecError::Run { source, .. } => exception_for(source, message),
@@ -516,7 +516,7 @@ fn spec_error(error: &SpecError) -> PyErr {
 }
 
 fn pipeline_error(error: &PipelineError) -> PyErr {
-    exception_for(error, drift_pipeline::cli::error_chain(error))
+    exception_for(error, drift_pipeline_cli::error_chain(error))
 }
 
 /// The Python exception for `error`: the built-in one a Python user would catch.

@@ -1,18 +1,23 @@
-//! The `drift-pipeline` command line: flags, progress bars, messages and exit codes. The
-//! binary (`main.rs`) and the Python wheel's `drift-pipeline` script both run [`main_with`].
+//! The `drift-pipeline` command line: flags, progress bars, messages and exit codes, over the
+//! drift-pipeline library. The binary (`main.rs`) and the Python wheel's `drift-pipeline`
+//! script both run [`main_with`]. It owns every flag name, the demo data (`demo`) and the
+//! weights download (`weights_fetch`).
+
+pub mod demo;
+pub mod weights_fetch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::{
-    Dataset, DriftGenerator, DriftShape, EmbeddingOptions, FrontEnd, GeneratorOptions, ImageSize,
-    MAX_THREADS, PipelineError, PngCompression, Progress, RawRun, RawSegment, Recovery, RunSpec,
-    SampleSummary, Scenario, TransformKind, TransformSpec, WriterError, demo,
-};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use drift_pipeline::{
+    Dataset, DriftGenerator, DriftShape, EmbeddingOptions, FrontEnd, GeneratorOptions, ImageSize,
+    MAX_THREADS, PipelineError, PngCompression, Progress, RawRun, RawSegment, Recovery, RunSpec,
+    SampleSummary, Scenario, TransformKind, TransformSpec, WriterError,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -271,7 +276,7 @@ struct EvaluateArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     num_samples: Option<u64>,
     /// Seed of the image order and of every transform draw.
-    #[arg(long, default_value_t = crate::DEFAULT_SEED)]
+    #[arg(long, default_value_t = drift_pipeline::DEFAULT_SEED)]
     seed: u64,
     /// Image size the network sees, WIDTHxHEIGHT or one number for a square.
     #[arg(long, value_name = "WxH", default_value = "224x224")]
@@ -282,7 +287,7 @@ struct EvaluateArgs {
     /// Measure only shard K (from 0) of N of the batches (of every level) into the output
     /// folder; `merge` joins the N shard reports into the report one process writes.
     #[arg(long, value_name = "K/N")]
-    shard: Option<crate::Shard>,
+    shard: Option<drift_pipeline::Shard>,
     #[command(flatten)]
     network: NetworkArgs,
     /// Threads for the embedder (default: one per core).
@@ -332,7 +337,7 @@ impl NetworkArgs {
         let mut raw = RawRun::default();
         self.fill(&mut raw, true);
         Ok(
-            crate::embedding_options(&raw, FrontEnd::CommandLine, Path::new(""))?
+            drift_pipeline::embedding_options(&raw, FrontEnd::CommandLine, Path::new(""))?
                 .expect("embeddings are on"),
         )
     }
@@ -382,7 +387,7 @@ fn finite_f64(text: &str) -> Result<f64, String> {
 /// A transform to sweep: a name alone; with a level, say that the levels are `--levels`'.
 fn sweep_transform(text: &str) -> Result<TransformKind, String> {
     text.parse::<TransformKind>().map_err(|error| match error {
-        crate::TransformError::UnexpectedLevel { name, .. } => {
+        drift_pipeline::TransformError::UnexpectedLevel { name, .. } => {
             let level = text
                 .split_once('=')
                 .map_or("0.5", |(_, level)| level.trim());
@@ -481,7 +486,7 @@ fn hint(error: &anyhow::Error) -> &'static str {
             | (_, Some(WriterError::OutputExists { .. })) => {
                 return " (use --overwrite to replace it)";
             }
-            (Some(PipelineError::Reader(crate::ReaderError::Decode { .. })), _) => {
+            (Some(PipelineError::Reader(drift_pipeline::ReaderError::Decode { .. })), _) => {
                 return " (--skip-bad-images skips unreadable images, counted and listed)";
             }
             _ => {}
@@ -515,7 +520,7 @@ fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
         Command::Inspect { dir, all } => inspect(&dir, all),
         Command::Timeline(args) => timeline(&args),
         Command::Verify { dir } => {
-            let files = crate::verify(&dir)?;
+            let files = drift_pipeline::verify(&dir)?;
             let bytes: u64 = files.iter().map(|file| file.bytes).sum();
             println!(
                 "{}: complete output, {} files and drift.json verified ({bytes} bytes)",
@@ -612,7 +617,7 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
 }
 
 fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
-    use crate::evaluate::{EvaluateOptions, evaluate};
+    use drift_pipeline::evaluate::{EvaluateOptions, evaluate};
     let options = EvaluateOptions {
         transforms: args.transforms,
         levels: args.levels,
@@ -715,18 +720,18 @@ fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
 }
 
 /// Prints each segment's warnings (allowed, probably not meant) before anything runs.
-fn warn_about(segments: &[crate::Segment]) {
-    for warning in segments.iter().flat_map(crate::Segment::warnings) {
+fn warn_about(segments: &[drift_pipeline::Segment]) {
+    for warning in segments.iter().flat_map(drift_pipeline::Segment::warnings) {
         eprintln!("warning: {warning}");
     }
 }
 
 /// The classes a segment draws from, in words: all of them, or under label shift with weights
 /// "2 of 17" (classes not named are not drawn).
-fn classes_drawn(segment: &crate::Segment, dataset: &Dataset) -> String {
+fn classes_drawn(segment: &drift_pipeline::Segment, dataset: &Dataset) -> String {
     let all = dataset.classes().len();
     match &segment.label_shift.priors {
-        crate::ClassPriors::Weights(weights) => {
+        drift_pipeline::ClassPriors::Weights(weights) => {
             let drawn = weights.iter().filter(|(_, w)| *w > 0.0).count();
             format!("{drawn} of {all}")
         }
@@ -941,7 +946,7 @@ fn weights(command: WeightsCommand) -> Result<()> {
             Ok(())
         }
         WeightsCommand::List => {
-            use crate::weights::{CACHE_ENV, KNOWN_WEIGHTS, cache_dir, sha256_file};
+            use drift_pipeline::weights::{CACHE_ENV, KNOWN_WEIGHTS, cache_dir, sha256_file};
             let Some(dir) = cache_dir() else {
                 anyhow::bail!("no cache directory: set {CACHE_ENV} or HOME");
             };
@@ -981,13 +986,13 @@ fn timeline(args: &TimelineArgs) -> Result<()> {
     let mut ranges = Vec::new();
     let mut label_shift = false;
     for dir in &args.dirs {
-        let samples =
-            crate::read_drift_log(dir).with_context(|| format!("cannot plot {}", dir.display()))?;
+        let samples = drift_pipeline::read_drift_log(dir)
+            .with_context(|| format!("cannot plot {}", dir.display()))?;
         if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
             ranges.push((first.sample_id, last.sample_id, dir));
         }
         label_shift |= samples.iter().any(|s| s.class_prior.is_some());
-        points.extend(samples.into_iter().map(|s| crate::TimelinePoint {
+        points.extend(samples.into_iter().map(|s| drift_pipeline::TimelinePoint {
             sample_id: s.sample_id,
             segment: s.segment,
             drifted: s.drifted,
@@ -1022,14 +1027,14 @@ fn timeline(args: &TimelineArgs) -> Result<()> {
             .collect();
         format!("Drift over time: {}", names.join(", "))
     });
-    let plot = crate::timeline_plot(
+    let plot = drift_pipeline::timeline_plot(
         &title,
         &points,
         args.window as usize,
         label_shift || args.class_mix,
     )
     .context("cannot draw the timeline")?;
-    let png = crate::encode_png(&plot.rgb, PngCompression::High)?;
+    let png = drift_pipeline::encode_png(&plot.rgb, PngCompression::High)?;
     let (png_path, svg_path) = (stem.with_extension("png"), stem.with_extension("svg"));
     std::fs::write(&png_path, png)
         .with_context(|| format!("cannot write {}", png_path.display()))?;
@@ -1047,17 +1052,17 @@ fn timeline(args: &TimelineArgs) -> Result<()> {
 
 fn index(dir: &Path, output: &Path, verify: bool, threads: usize, quiet: bool) -> Result<()> {
     let dataset = Dataset::scan(dir).with_context(|| format!("cannot index {}", dir.display()))?;
-    let decoder = crate::Decoder::new(ImageSize::default());
+    let decoder = drift_pipeline::Decoder::new(ImageSize::default());
     let bar = ProgressReport::new(
         dataset.images().len() as u64,
         quiet || !verify,
         "images",
         None,
     );
-    let (manifest, undecodable) = crate::DatasetManifest::index(
+    let (manifest, undecodable) = drift_pipeline::DatasetManifest::index(
         &dataset,
         verify.then_some(&decoder),
-        crate::worker_threads(threads),
+        drift_pipeline::worker_threads(threads),
         &|done| bar.bar.set_position(done as u64),
     );
     bar.bar.finish_and_clear();
@@ -1075,13 +1080,13 @@ fn index(dir: &Path, output: &Path, verify: bool, threads: usize, quiet: bool) -
         dataset.classes().len(),
         &manifest.fingerprint()[..16]
     );
-    for image in undecodable.iter().take(crate::IGNORED_EXAMPLES) {
+    for image in undecodable.iter().take(drift_pipeline::IGNORED_EXAMPLES) {
         println!("  {}: {}", image.path, image.reason);
     }
-    if undecodable.len() > crate::IGNORED_EXAMPLES {
+    if undecodable.len() > drift_pipeline::IGNORED_EXAMPLES {
         println!(
             "  ... and {} more",
-            undecodable.len() - crate::IGNORED_EXAMPLES
+            undecodable.len() - drift_pipeline::IGNORED_EXAMPLES
         );
     }
     Ok(())
@@ -1090,12 +1095,12 @@ fn index(dir: &Path, output: &Path, verify: bool, threads: usize, quiet: bool) -
 fn merge(shards: &[PathBuf], output: Option<&Path>, overwrite: bool, quiet: bool) -> Result<()> {
     if shards
         .iter()
-        .any(|s| s.join(crate::evaluate::EVALUATION_JSON).exists())
+        .any(|s| s.join(drift_pipeline::evaluate::EVALUATION_JSON).exists())
     {
         let output = output.ok_or_else(|| {
             anyhow::anyhow!("merging evaluate shards: give the report folder with --output")
         })?;
-        let evaluation = crate::evaluate::merge_reports(shards, output, overwrite)?;
+        let evaluation = drift_pipeline::evaluate::merge_reports(shards, output, overwrite)?;
         println!(
             "merged {} shard reports into {}: {} levels x {} batches",
             shards.len(),
@@ -1106,7 +1111,7 @@ fn merge(shards: &[PathBuf], output: Option<&Path>, overwrite: bool, quiet: bool
         return Ok(());
     }
     let bar = ProgressReport::new(0, quiet, "samples", None);
-    let result = crate::merge(shards, output, overwrite, &|done, total| {
+    let result = drift_pipeline::merge(shards, output, overwrite, &|done, total| {
         bar.bar.set_length(total);
         bar.bar.set_position(done);
     });
@@ -1186,13 +1191,13 @@ fn report_ignored(dataset: &Dataset, all: bool) {
 /// How many images have an alpha channel and how many are fully transparent, with what
 /// `generate` does about them.
 fn report_transparency(dataset: &Dataset) {
-    let decoder = crate::Decoder::new(ImageSize::default());
+    let decoder = drift_pipeline::Decoder::new(ImageSize::default());
     let (mut with_alpha, mut invisible, mut unreadable) = (0usize, Vec::new(), 0usize);
     for image in dataset.images() {
         match decoder.transparency(&image.path) {
-            Ok(crate::Transparency::Opaque) => {}
-            Ok(crate::Transparency::Alpha) => with_alpha += 1,
-            Ok(crate::Transparency::FullyTransparent) => {
+            Ok(drift_pipeline::Transparency::Opaque) => {}
+            Ok(drift_pipeline::Transparency::Alpha) => with_alpha += 1,
+            Ok(drift_pipeline::Transparency::FullyTransparent) => {
                 with_alpha += 1;
                 invisible.push(&image.path);
             }
@@ -1209,7 +1214,7 @@ fn report_transparency(dataset: &Dataset) {
              composites them onto a colour",
             invisible.len()
         );
-        for path in invisible.iter().take(crate::IGNORED_EXAMPLES) {
+        for path in invisible.iter().take(drift_pipeline::IGNORED_EXAMPLES) {
             println!("  fully transparent {}", path.display());
         }
     }
@@ -1245,7 +1250,7 @@ fn run_demo(
         }
         for output in ["reference", "production"] {
             let folder = dir.join(output);
-            if let Some(file) = crate::existing_output(&folder) {
+            if let Some(file) = drift_pipeline::existing_output(&folder) {
                 anyhow::bail!(
                     "output {} already exists (use --overwrite to replace it)",
                     file.display()
@@ -1263,7 +1268,7 @@ fn run_demo(
         overwrite,
         ..options(&run, cancel)
     };
-    let mut generator = DriftGenerator::new(crate::DEFAULT_SEED, &input, options)?;
+    let mut generator = DriftGenerator::new(drift_pipeline::DEFAULT_SEED, &input, options)?;
     let total = 4 * images_per_class as u64;
     let reference = sample(&mut generator, total / 2, &dir.join("reference"), run.quiet)?;
     report(&reference, &generator, run.quiet);

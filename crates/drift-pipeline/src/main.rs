@@ -1,7 +1,0 @@
-//! The `drift-pipeline` binary: the command line of [`drift_pipeline::cli`].
-
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    ExitCode::from(drift_pipeline::cli::main_with(std::env::args_os()))
-}
