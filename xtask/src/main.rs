@@ -14,9 +14,10 @@
 //!   to DIR, and `bench-generate --input DIR --output DIR --samples N [--drift LIST] [--weights
 //!   FILE]` runs one of its end-to-end rows: to profile a run by hand.
 //! - `tidy`: checks the promises of ARCHITECTURE.md against the code (stage crates depend only
-//!   on drift-core, confined libraries stay in their crates, no arrow/parquet/zip type in the
-//!   writer's API, every registered transform has a README row and golden tests, the code map's
-//!   paths exist, no pipeline function over 80 lines). CI runs it.
+//!   on drift-core and engine crates, confined libraries stay in their crates, no
+//!   arrow/parquet/zip type in the writer's API, every registered transform has a README row and
+//!   golden tests, the code map's paths exist, the crate graph matches `cargo metadata`, every
+//!   source file has a module doc) and prints each crate's longest function. CI runs it.
 //! - `test-weights FILE [--seed N]`: writes seeded random ResNet18 weights (safetensors, with
 //!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
 

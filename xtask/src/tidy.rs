@@ -3,7 +3,7 @@
 //! file and the rule.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -68,9 +68,6 @@ enum Coverage {
     MadeOf(&'static [&'static str]),
 }
 
-/// The longest a function of crates/drift-pipeline may be, in lines.
-const MAX_FUNCTION_LINES: usize = 80;
-
 pub fn run(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
     let metadata = cargo_metadata(root)?;
@@ -78,7 +75,9 @@ pub fn run(root: &Path) -> Result<()> {
     check_writer_api(root, &mut problems)?;
     check_registry(root, &mut problems)?;
     check_code_map(root, &mut problems)?;
-    check_function_lengths(&root.join("crates/drift-pipeline/src"), &mut problems)?;
+    check_crate_graph(root, &metadata, &mut problems)?;
+    check_module_docs(root, &metadata, &mut problems)?;
+    report_function_lengths(root, &metadata)?;
     if problems.is_empty() {
         println!("tidy: all checks passed");
         return Ok(());
@@ -292,18 +291,142 @@ fn check_code_map(root: &Path, problems: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-/// No function of the pipeline crate is longer than [`MAX_FUNCTION_LINES`].
-fn check_function_lengths(src: &Path, problems: &mut Vec<String>) -> Result<()> {
-    let mut longest = (0, String::new());
-    for entry in std::fs::read_dir(src)? {
-        let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "rs") {
+/// The crate graph ARCHITECTURE.md draws (its fenced `crate -> dependencies` lines under "Crate
+/// graph") is the workspace's: every member, with exactly its normal workspace dependencies.
+fn check_crate_graph(
+    root: &Path,
+    metadata: &serde_json::Value,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let map = std::fs::read_to_string(root.join("ARCHITECTURE.md"))?;
+    let section = map
+        .split("## Crate graph")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .context("ARCHITECTURE.md has no fenced block under '## Crate graph'")?;
+    let mut drawn = std::collections::BTreeMap::new();
+    for line in section.lines().filter(|l| l.contains("->")) {
+        let (name, deps) = line.split_once("->").expect("filtered on ->");
+        let deps: BTreeSet<String> = deps
+            .split(',')
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty())
+            .collect();
+        drawn.insert(name.trim().to_owned(), deps);
+    }
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    let members: BTreeSet<String> = packages
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    for package in &packages {
+        let name = package["name"].as_str().unwrap_or_default();
+        let actual: BTreeSet<String> = package["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"].is_null())
+            .filter_map(|d| d["name"].as_str())
+            .filter(|d| members.contains(*d))
+            .map(str::to_owned)
+            .collect();
+        match drawn.get(name) {
+            None => problems.push(format!(
+                "ARCHITECTURE.md's crate graph leaves out {name} (-> {})",
+                actual.iter().cloned().collect::<Vec<_>>().join(", ")
+            )),
+            Some(deps) if *deps != actual => problems.push(format!(
+                "ARCHITECTURE.md's crate graph says {name} -> {}, Cargo.toml says -> {}",
+                deps.iter().cloned().collect::<Vec<_>>().join(", "),
+                actual.iter().cloned().collect::<Vec<_>>().join(", ")
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in drawn.keys().filter(|name| !members.contains(*name)) {
+        problems.push(format!(
+            "ARCHITECTURE.md's crate graph names {name}, not a workspace crate"
+        ));
+    }
+    println!(
+        "tidy: ARCHITECTURE.md's crate graph matches cargo metadata ({} crates)",
+        members.len()
+    );
+    Ok(())
+}
+
+/// The Rust source files of every workspace crate (under each crate's folder), and the
+/// workspace's tests/ folder.
+fn source_files(root: &Path, metadata: &serde_json::Value) -> Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    let mut dirs: Vec<(String, PathBuf)> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let manifest = Path::new(p["manifest_path"].as_str()?);
+            Some((
+                p["name"].as_str()?.to_owned(),
+                manifest.parent()?.join("src"),
+            ))
+        })
+        .collect();
+    dirs.push(("tests".to_owned(), root.join("tests")));
+    while let Some((name, dir)) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                // Fixtures hold data, not source.
+                if path.file_name().is_none_or(|n| n != "fixtures") {
+                    dirs.push((name.clone(), path));
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push((name.clone(), path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Every source file opens with a module doc (`//!`) that says what it holds.
+fn check_module_docs(
+    root: &Path,
+    metadata: &serde_json::Value,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let files = source_files(root, metadata)?;
+    for (_, path) in &files {
+        let text = std::fs::read_to_string(path)?;
+        if !text.trim_start().starts_with("//!") {
+            problems.push(format!(
+                "{}: no module doc: open the file with `//!` lines saying what it holds",
+                path.display()
+            ));
+        }
+    }
+    println!("tidy: {} source files have a module doc", files.len());
+    Ok(())
+}
+
+/// The longest function (outside test modules) of each crate, printed: a measure, not a rule.
+/// A line cap applied to one crate bent its functions to just under it (11 at 70-79 lines under
+/// a cap of 80), so there is none; reviews judge length by what a function does.
+fn report_function_lengths(root: &Path, metadata: &serde_json::Value) -> Result<()> {
+    let mut longest: std::collections::BTreeMap<String, (usize, String)> = Default::default();
+    for (name, path) in source_files(root, metadata)? {
+        if name == "tests" {
             continue;
         }
         let text = std::fs::read_to_string(&path)?;
         let lines: Vec<&str> = text.lines().collect();
         for (start, line) in lines.iter().enumerate() {
             let trimmed = line.trim_start();
+            if trimmed.starts_with("#[cfg(test)]") {
+                break;
+            }
             let is_fn = ["fn ", "pub fn ", "pub(crate) fn "]
                 .iter()
                 .any(|p| trimmed.starts_with(p));
@@ -315,22 +438,14 @@ fn check_function_lengths(src: &Path, problems: &mut Vec<String>) -> Result<()> 
             let Some(length) = lines[start..].iter().position(|l| *l == close) else {
                 continue;
             };
-            let length = length + 1;
-            let name = format!("{}:{}", path.display(), start + 1);
-            if length > longest.0 {
-                longest = (length, name.clone());
-            }
-            if length > MAX_FUNCTION_LINES {
-                problems.push(format!(
-                    "{name}: a function of {length} lines (at most {MAX_FUNCTION_LINES}): split \
-                     it into named steps"
-                ));
+            let entry = longest.entry(name.clone()).or_default();
+            if length + 1 > entry.0 {
+                *entry = (length + 1, format!("{}:{}", path.display(), start + 1));
             }
         }
     }
-    println!(
-        "tidy: longest function of crates/drift-pipeline: {} lines ({})",
-        longest.0, longest.1
-    );
+    for (name, (length, place)) in longest {
+        println!("tidy: longest function of {name}: {length} lines ({place})");
+    }
     Ok(())
 }

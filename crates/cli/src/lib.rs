@@ -20,6 +20,22 @@ use drift_pipeline::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// The command line's spelling of the run's keys: flags, for errors the run spec reports.
+pub const COMMAND_LINE: FrontEnd = FrontEnd {
+    key: |key| {
+        let flag = match key {
+            "samples" => "num-samples",
+            "transforms" => "transform",
+            "name" => "segment",
+            other => return format!("--{}", other.replace('_', "-")),
+        };
+        format!("--{flag}")
+    },
+    segment: Some(|_, _| "the run".to_owned()),
+    overwrite_hint: "use --overwrite to replace it",
+    needs_embeddings: "only applies with --embeddings",
+};
+
 #[derive(Parser)]
 #[command(
     name = "drift-pipeline",
@@ -337,7 +353,7 @@ impl NetworkArgs {
         let mut raw = RawRun::default();
         self.fill(&mut raw, true);
         Ok(
-            drift_pipeline::embedding_options(&raw, FrontEnd::CommandLine, Path::new(""))?
+            drift_pipeline::embedding_options(&raw, COMMAND_LINE, Path::new(""))?
                 .expect("embeddings are on"),
         )
     }
@@ -602,7 +618,7 @@ fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     args.embedding
         .network
         .fill(&mut raw, args.embedding.embeddings);
-    let mut spec = RunSpec::build(raw, FrontEnd::CommandLine, Path::new(""))?;
+    let mut spec = RunSpec::build(raw, COMMAND_LINE, Path::new(""))?;
     warn_about(&spec.segments);
     spec.set_cancel(Some(cancel));
     let quiet = args.run.quiet;

@@ -13,9 +13,8 @@ use crate::matmul::{JOB_ROWS, PackedRhs, Runs, matmul, matmul_runs};
 use crate::{ConvWeights, GATHER_FLOATS, balanced};
 
 /// Input channels up to which a convolution reads its receptive fields in place, one kernel row
-/// at a time, instead of gathering them: the stem's 3. Its receptive field is 49 runs of 3
-/// values; gathering them, 7.4 MB per 224x224 image, made the stem 2.1 ms per image on one
-/// thread here against 1.65 ms read in place.
+/// at a time, instead of gathering them: the stem's 3, whose receptive field is 49 runs of 3
+/// values (gathering them was slower: docs/MEASUREMENTS.md).
 const IN_PLACE_CHANNELS: usize = 4;
 
 /// A folded convolution as a matmul over its receptive fields, gathered (im2col) or, on few

@@ -36,7 +36,7 @@ pub use winograd::{WinogradConv, WinogradTile};
 pub const GATHER_FLOATS: usize = 2 << 20;
 
 /// Images per call when `batch` images go in calls of at most `most`: as even as can be, since
-/// a small last call keeps a thread idle (4 images after 28 ran at half the speed).
+/// a small last call keeps a thread idle (measured: docs/MEASUREMENTS.md).
 pub fn balanced(batch: usize, most: usize) -> usize {
     batch.div_ceil(batch.div_ceil(most).max(1)).max(1)
 }

@@ -65,7 +65,7 @@ impl Scenario {
         })?;
         edit(&mut raw);
         let base = path.parent().unwrap_or(Path::new("."));
-        let spec = RunSpec::build(raw, FrontEnd::ScenarioFile, base).map_err(|source| {
+        let spec = RunSpec::build(raw, FrontEnd::SCENARIO_FILE, base).map_err(|source| {
             ScenarioError::Spec {
                 path: path.to_owned(),
                 source,

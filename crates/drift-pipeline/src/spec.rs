@@ -30,81 +30,50 @@ pub fn worker_threads(requested: usize) -> usize {
     }
 }
 
-/// Which front end a run came from: how its keys are spelled in errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrontEnd {
-    /// `drift-pipeline generate` flags.
-    CommandLine,
-    /// A `drift-pipeline run` TOML file.
-    ScenarioFile,
-    /// The Python package's keyword arguments.
-    Python,
+/// How a front end spells the run's keys and places in its errors. The library knows only its
+/// own format's spelling ([`FrontEnd::SCENARIO_FILE`]); each other front end (the command
+/// line, Python) supplies its own, so the library never names a flag or a keyword.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontEnd {
+    /// Key `key` (the scenario file's name) in this front end's words: `--num-samples`,
+    /// `keyword 'num_samples'`, `key 'samples'`.
+    pub key: fn(key: &str) -> String,
+    /// Segment `index` (from 0) named `name` as a place: `the run`, `sample() (name)`. `None`:
+    /// the scenario file's `segment N (name)`, and its keys spelled after it.
+    pub segment: Option<fn(index: usize, name: &str) -> String>,
+    /// How to ask for replacing an existing output: `use --overwrite to replace it`.
+    pub overwrite_hint: &'static str,
+    /// Says that a key only applies with embeddings on: `only applies with --embeddings`.
+    pub needs_embeddings: &'static str,
 }
 
 impl FrontEnd {
-    /// Key `key` (the scenario file's spelling) as this front end spells it.
-    pub fn key(self, key: &str) -> String {
-        match self {
-            FrontEnd::ScenarioFile => format!("key '{key}'"),
-            FrontEnd::CommandLine => {
-                let flag = match key {
-                    "samples" => "num-samples",
-                    "transforms" => "transform",
-                    "name" => "segment",
-                    other => return format!("--{}", other.replace('_', "-")),
-                };
-                format!("--{flag}")
-            }
-            FrontEnd::Python => {
-                let keyword = match key {
-                    "input" => "input_path",
-                    "size" => "input_dim",
-                    "delta_timestamp" => "sample_delta_timestamp",
-                    "embeddings" => "compute_embeddings",
-                    "samples" => "num_samples",
-                    "output" => "output_path",
-                    "transforms" => "transform_list",
-                    "name" => "segment",
-                    "class_dirichlet" => "dirichlet",
-                    other => other,
-                };
-                format!("keyword '{keyword}'")
-            }
-        }
+    /// Scenario files (`drift-pipeline run`, `run_scenario`): the library's own format.
+    pub const SCENARIO_FILE: FrontEnd = FrontEnd {
+        key: |key| format!("key '{key}'"),
+        segment: None,
+        overwrite_hint: "set overwrite = true to replace it",
+        needs_embeddings: "only applies with embeddings = true",
+    };
+
+    /// Key `key` as this front end spells it.
+    pub fn key(&self, key: &str) -> String {
+        (self.key)(key)
     }
 
     /// Key `key` of segment `index` (from 0) named `name`.
-    fn segment_key(self, index: usize, name: &str, key: &str) -> String {
-        match self {
-            FrontEnd::ScenarioFile => format!("segment {} ({name}), key '{key}'", index + 1),
-            FrontEnd::CommandLine | FrontEnd::Python => self.key(key),
+    fn segment_key(&self, index: usize, name: &str, key: &str) -> String {
+        match self.segment {
+            None => format!("segment {} ({name}), key '{key}'", index + 1),
+            Some(_) => self.key(key),
         }
     }
 
     /// Segment `index` named `name`, as a place.
-    pub(crate) fn segment(self, index: usize, name: &str) -> String {
-        match self {
-            FrontEnd::ScenarioFile => format!("segment {} ({name})", index + 1),
-            FrontEnd::CommandLine => "the run".to_owned(),
-            FrontEnd::Python => format!("sample() ({name})"),
-        }
-    }
-
-    /// How to ask for replacing an existing output.
-    fn overwrite_hint(self) -> &'static str {
-        match self {
-            FrontEnd::ScenarioFile => "set overwrite = true to replace it",
-            FrontEnd::CommandLine => "use --overwrite to replace it",
-            FrontEnd::Python => "pass overwrite=True to replace it",
-        }
-    }
-
-    /// Says that `key` only applies with embeddings on.
-    fn needs_embeddings(self) -> &'static str {
-        match self {
-            FrontEnd::ScenarioFile => "only applies with embeddings = true",
-            FrontEnd::CommandLine => "only applies with --embeddings",
-            FrontEnd::Python => "only applies with compute_embeddings=True",
+    pub(crate) fn segment(&self, index: usize, name: &str) -> String {
+        match self.segment {
+            None => format!("segment {} ({name})", index + 1),
+            Some(segment) => segment(index, name),
         }
     }
 }
@@ -525,7 +494,7 @@ pub fn embedding_options(
             ("batch_size", raw.batch_size.is_some()),
         ];
         return match set.iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(invalid(key, front_end.needs_embeddings().into())),
+            Some((key, _)) => Err(invalid(key, front_end.needs_embeddings.into())),
             None => Ok(None),
         };
     }
@@ -588,10 +557,7 @@ fn build_segment(
                 .parse::<DriftShape>()
                 .map_err(|e| invalid("drift", e.to_string()))?;
             if transforms.is_empty() && shape != DriftShape::Abrupt {
-                let reason = match front_end {
-                    FrontEnd::CommandLine => format!("{shape} needs --transform"),
-                    _ => "a drift shape needs transforms to apply".into(),
-                };
+                let reason = format!("{shape} needs {}", front_end.key("transforms"));
                 return Err(invalid("drift", reason));
             }
             shape
@@ -699,7 +665,7 @@ impl RunSpec {
                     reason: format!(
                         "{} already exists, and replacing it was not asked for ({})",
                         existing.display(),
-                        self.front_end.overwrite_hint()
+                        self.front_end.overwrite_hint
                     ),
                 });
             }

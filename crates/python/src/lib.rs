@@ -1,6 +1,6 @@
 //! `drift_pipeline._native`: the compiled half of the Python package. Python fills the same
 //! [`RawRun`] / [`RawSegment`] the command line and scenario files fill (as JSON, with the
-//! scenario file's keys) and [`RunSpec`] validates it with [`FrontEnd::Python`]'s spelling, so
+//! scenario file's keys) and [`RunSpec`] validates it with [`PYTHON`]'s spelling, so
 //! the three front ends share every default and check. The pure-Python layer
 //! (`python/drift_pipeline/`) holds the original tool's API on top of this module.
 //!
@@ -24,6 +24,29 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// Python's spelling of the run's keys: the keyword arguments of `ImageDatasetGenerator` and
+/// `sample`, for errors the run spec reports.
+const PYTHON: FrontEnd = FrontEnd {
+    key: |key| {
+        let keyword = match key {
+            "input" => "input_path",
+            "size" => "input_dim",
+            "delta_timestamp" => "sample_delta_timestamp",
+            "embeddings" => "compute_embeddings",
+            "samples" => "num_samples",
+            "output" => "output_path",
+            "transforms" => "transform_list",
+            "name" => "segment",
+            "class_dirichlet" => "dirichlet",
+            other => other,
+        };
+        format!("keyword '{keyword}'")
+    },
+    segment: Some(|_, name| format!("sample() ({name})")),
+    overwrite_hint: "pass overwrite=True to replace it",
+    needs_embeddings: "only applies with compute_embeddings=True",
+};
+
 /// A stream over one dataset: the Rust generator behind `ImageDatasetGenerator`.
 #[pyclass(module = "drift_pipeline._native")]
 struct Generator {
@@ -40,8 +63,8 @@ impl Generator {
     #[new]
     fn new(py: Python<'_>, run: &str) -> PyResult<Self> {
         let raw: RawRun = serde_json::from_str(run).map_err(|e| value_error(e.to_string()))?;
-        let mut spec = RunSpec::build_stream(raw, FrontEnd::Python, Path::new(""))
-            .map_err(|e| spec_error(&e))?;
+        let mut spec =
+            RunSpec::build_stream(raw, PYTHON, Path::new("")).map_err(|e| spec_error(&e))?;
         let cancel = Arc::new(AtomicBool::new(false));
         spec.set_cancel(Some(cancel.clone()));
         let generator = interruptible(py, &cancel, None, |_| spec.generator().map(Box::new))
@@ -151,7 +174,7 @@ fn run_scenario<'py>(
         raw.manifest = manifest;
     }
     let mut spec =
-        RunSpec::build(raw, FrontEnd::ScenarioFile, &base).map_err(|e| spec_error(&e))?;
+        RunSpec::build(raw, FrontEnd::SCENARIO_FILE, &base).map_err(|e| spec_error(&e))?;
     let cancel = Arc::new(AtomicBool::new(false));
     spec.set_cancel(Some(cancel.clone()));
     let summaries = interruptible(py, &cancel, progress.as_ref(), |reporter| {
@@ -192,7 +215,7 @@ fn evaluate<'py>(
     use drift_pipeline::evaluate::{EvaluateOptions, evaluate};
     let mut raw: RawRun = serde_json::from_str(run).map_err(|e| value_error(e.to_string()))?;
     raw.embeddings = true;
-    let embedding = drift_pipeline::embedding_options(&raw, FrontEnd::Python, Path::new(""))
+    let embedding = drift_pipeline::embedding_options(&raw, PYTHON, Path::new(""))
         .map_err(|e| spec_error(&e))?
         .expect("embeddings are on");
     let transforms = transforms
@@ -347,7 +370,7 @@ fn scenario_facts<'py>(
         serde_json::from_str(run).map_err(|e| value_error(format!("scenario: {e}")))?
     };
     let device = raw.device.clone();
-    let spec = RunSpec::build(raw, FrontEnd::ScenarioFile, &base).map_err(|e| spec_error(&e))?;
+    let spec = RunSpec::build(raw, FrontEnd::SCENARIO_FILE, &base).map_err(|e| spec_error(&e))?;
     let dict = PyDict::new(py);
     dict.set_item("input", spec.input.display().to_string())?;
     dict.set_item("skip_bad_images", spec.options.skip_bad_images)?;

@@ -1,3 +1,8 @@
+//! Decoding: file bytes to 8-bit RGB at the run's size. Alpha is dropped or composited with
+//! PIL's rounding ([`Alpha`]), the resize is antialiased bilinear (`fast_image_resize`), and
+//! decompression-bomb limits are checked on the header before any pixel is decoded, under a
+//! decode-memory budget that every clone of a [`Decoder`] shares.
+
 use std::io::{Cursor, Read as _};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

@@ -1,3 +1,7 @@
+//! Listing a class-folder dataset the way torchvision's `ImageFolder` does (sorted classes,
+//! its image extensions), without decoding anything, and the listing's fingerprint (SHA-256
+//! of relative paths and sizes) that streams and shards check a dataset against.
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

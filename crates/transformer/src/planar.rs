@@ -1,3 +1,6 @@
+//! [`PlanarImage`]: an RGB image as three f32 planes in [0, 1] (a torch CHW tensor's layout),
+//! the form the torchvision ports of `ops` work on, with the 8-bit conversions in and out.
+
 use drift_core::{ImageSize, RgbImage8};
 
 /// An RGB image as three f32 planes in [0, 1] (channel-major, like a torch CHW tensor).

@@ -1,3 +1,6 @@
+//! PNG encoding of a sample ([`encode_png`], pure) at a [`PngCompression`] level: the zip
+//! stores PNGs as they are, so this alone sets the output's size.
+
 use std::str::FromStr;
 
 use drift_core::RgbImage8;

@@ -1,3 +1,7 @@
+//! The output's Parquet tables, each declared once (`Table`: file name, schema, payload), and
+//! the streaming writer every sample's `Row` goes to. Schemas and arrow types stay private to
+//! the crate.
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
