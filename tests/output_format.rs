@@ -17,11 +17,22 @@ use sha2::{Digest, Sha256};
 const GOLDEN: &str = "tests/fixtures/golden/output_format.txt";
 const UPDATE_ENV: &str = "DRIFT_UPDATE_OUTPUT_GOLDEN";
 
-/// `segment/file` -> SHA-256 of every file the scenario wrote.
-fn hashes(root: &Path, segments: &[&str]) -> BTreeMap<String, String> {
+/// `segment/file` -> SHA-256 of every file the scenario wrote. `drift.json` records the input
+/// folder's path (the stream's `input`), which is the test's scratch folder: it is hashed with
+/// that path replaced by `<scratch>`.
+fn hashes(root: &Path, segments: &[&str], scratch: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    let scratch = scratch.to_str().expect("a UTF-8 scratch path");
     for segment in segments {
-        for (name, bytes) in common::bytes_of(&root.join(segment)) {
+        for (name, mut bytes) in common::bytes_of(&root.join(segment)) {
+            if name == "drift.json" {
+                let text = String::from_utf8(bytes).expect("drift.json is UTF-8");
+                assert!(
+                    text.contains(scratch),
+                    "drift.json records the input's path"
+                );
+                bytes = text.replace(scratch, "<scratch>").into_bytes();
+            }
             let digest = Sha256::digest(&bytes);
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
             out.insert(format!("{segment}/{name}"), hex);
@@ -32,7 +43,7 @@ fn hashes(root: &Path, segments: &[&str]) -> BTreeMap<String, String> {
 
 #[test]
 fn a_fixed_scenario_writes_the_committed_bytes() {
-    let setup = common::WeightsSetup::new(3, 11, 5);
+    let setup = common::WeightsSetup::new(8, 11, 5);
     let scenario = setup.path("scenario.toml");
     std::fs::write(
         &scenario,
@@ -63,7 +74,11 @@ class_dirichlet = 0.5
     )
     .unwrap();
     setup.succeeds(&["run", scenario.to_str().unwrap(), "--quiet"]);
-    let got = hashes(&setup.path("out"), &["reference", "drifted"]);
+    let got = hashes(
+        &setup.path("out"),
+        &["reference", "drifted"],
+        setup.scratch.path(),
+    );
     assert!(got.len() >= 12, "both segments' files: {got:?}");
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
