@@ -26,15 +26,16 @@ const ENGINE_CRATES: [&str; 1] = ["drift-conv"];
 
 /// Libraries whose types must not leave one crate: (library, the crates that may depend on it
 /// as a normal dependency). Dev-dependencies (tests reading outputs back) are not limited.
-const CONFINED: [(&str, &[&str]); 9] = [
+const CONFINED: [(&str, &[&str]); 10] = [
     ("burn", &["drift-embedder"]),
     ("arrow", &["drift-writer"]),
     ("parquet", &["drift-writer"]),
     ("zip", &["drift-writer"]),
-    ("image", &["drift-reader", "drift-pipeline"]),
-    ("clap", &["drift-pipeline"]),
-    ("indicatif", &["drift-pipeline"]),
-    ("signal-hook", &["drift-pipeline"]),
+    ("image", &["drift-reader", "drift-pipeline-cli"]),
+    ("clap", &["drift-pipeline-cli"]),
+    ("indicatif", &["drift-pipeline-cli"]),
+    ("signal-hook", &["drift-pipeline-cli"]),
+    ("ureq", &["drift-pipeline-cli"]),
     ("crossbeam-channel", &["drift-pipeline"]),
 ];
 
