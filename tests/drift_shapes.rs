@@ -310,7 +310,7 @@ fn scenario_shapes_are_validated_before_anything_is_written() {
         ),
         (
             "drift = \"recurring:period=4,duty=0.5\"",
-            "key 'drift': a drift shape needs transforms",
+            "key 'drift': recurring:period=4,duty=0.5 needs key 'transforms'",
         ),
         (
             "transforms = [\"hue=0.2\", \"hue=0.3\"]",
