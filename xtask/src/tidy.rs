@@ -110,14 +110,20 @@ fn cargo_metadata(root: &Path) -> Result<serde_json::Value> {
     serde_json::from_slice(&output.stdout).context("parsing cargo metadata")
 }
 
-/// Stage crates depend on drift-core and engine crates only; engine crates (and drift-core) on
-/// no workspace crate; confined libraries stay in their crates.
-fn check_dependencies(metadata: &serde_json::Value, problems: &mut Vec<String>) {
+/// The workspace's packages (from `cargo metadata`) and their names.
+fn workspace_packages(metadata: &serde_json::Value) -> (Vec<serde_json::Value>, BTreeSet<String>) {
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
-    let members: BTreeSet<String> = packages
+    let members = packages
         .iter()
         .filter_map(|p| p["name"].as_str().map(str::to_owned))
         .collect();
+    (packages, members)
+}
+
+/// Stage crates depend on drift-core and engine crates only; engine crates (and drift-core) on
+/// no workspace crate; confined libraries stay in their crates.
+fn check_dependencies(metadata: &serde_json::Value, problems: &mut Vec<String>) {
+    let (packages, members) = workspace_packages(metadata);
     for package in &packages {
         let name = package["name"].as_str().unwrap_or_default();
         let manifest = package["manifest_path"].as_str().unwrap_or_default();
@@ -315,11 +321,7 @@ fn check_crate_graph(
             .collect();
         drawn.insert(name.trim().to_owned(), deps);
     }
-    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
-    let members: BTreeSet<String> = packages
-        .iter()
-        .filter_map(|p| p["name"].as_str().map(str::to_owned))
-        .collect();
+    let (packages, members) = workspace_packages(metadata);
     for package in &packages {
         let name = package["name"].as_str().unwrap_or_default();
         let actual: BTreeSet<String> = package["dependencies"]
