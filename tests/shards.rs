@@ -236,7 +236,7 @@ fn a_shard_refuses_to_start_on_a_changed_dataset_or_without_what_it_needs() {
             "--output",
             ShardSetup::arg(&shard),
         ],
-        "give a dataset manifest made by `drift-pipeline index --verify`",
+        "give a dataset manifest made with verification (`drift-pipeline index --verify` makes one: give it with --manifest)",
     );
     s.setup.fails(
         &[

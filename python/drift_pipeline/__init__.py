@@ -30,11 +30,12 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import polars as pl
 
-from drift_pipeline import _native
+from drift_pipeline import _native, errors
 
 __version__: str = _native.__version__
 
 __all__ = [
+    "DEFAULTS",
     "DataCategory",
     "EvaluationResult",
     "ImageDatasetGenerator",
@@ -43,7 +44,9 @@ __all__ = [
     "TransformInfo",
     "evaluate",
     "inspect",
+    "errors",
     "run_scenario",
+    "sharding",
     "weights",
 ]
 
@@ -265,10 +268,10 @@ def _run_keys(
 class ImageDatasetGenerator:
     """A seeded sample stream over one class-folder dataset (one sub-folder per class).
 
-    The original tool's keywords: ``seed`` (default 42), ``input_path``, ``input_dim`` (int or
-    (W, H), default 224x224), ``batch_size`` (images per embedding forward pass, default 32;
+    The original tool's keywords: ``seed``, ``input_path``, ``input_dim`` (int or (W, H)),
+    ``batch_size`` (images per embedding forward pass;
     transforms are drawn per image, so without embeddings it has no effect),
-    ``organize_by_class``, ``sample_delta_timestamp`` (seconds between samples, default 1800),
+    ``organize_by_class``, ``sample_delta_timestamp`` (seconds between samples),
     ``shuffle`` (must stay True: samples always come in the seeded permutation's order) and
     ``compute_embeddings``.
 
@@ -282,10 +285,15 @@ class ImageDatasetGenerator:
     ``(done, total)``, or None: a tqdm bar where tqdm is installed and a terminal or Jupyter is
     there, a line on a terminal, else nothing).
 
-    Errors are ``ValueError`` (a bad value; the message names the keyword),
-    ``FileNotFoundError``, ``NotADirectoryError``, ``FileExistsError`` (an output exists and
-    ``overwrite`` is off) or ``OSError``, with the command line's messages. Ctrl-C during a call
-    raises ``KeyboardInterrupt`` and leaves every output folder as it was.
+    A keyword left out (or None) takes the default every front end shares (the Rust run spec's,
+    listed in :data:`DEFAULTS`: seed 42, 224x224, 1800 s between samples, batch 32, ...).
+
+    Errors are :mod:`drift_pipeline.errors` exceptions, each also the built-in one code caught
+    before (``InvalidRunError`` is a ``ValueError`` whose message names the keyword;
+    ``InputNotFoundError``, ``InputNotADirectoryError``, ``OutputExistsError`` when an output
+    exists and ``overwrite`` is off, ``StorageError`` an ``OSError``), with the command line's
+    messages. Ctrl-C during a call raises ``KeyboardInterrupt`` and leaves every output folder
+    as it was.
     """
 
     def __init__(
@@ -314,7 +322,7 @@ class ImageDatasetGenerator:
         progress: ProgressArg = None,
     ) -> None:
         if not shuffle:
-            raise ValueError(
+            raise errors.InvalidRunError(
                 "keyword 'shuffle': shuffle=False is not supported: samples come in the seeded "
                 "permutation's order, which is what makes a stream reproducible and continuable"
             )
@@ -362,7 +370,7 @@ class ImageDatasetGenerator:
         ``incremental:from=A,to=B`` or ``recurring:period=N,duty=F`` (see the README)."""
         specs = _transform_specs(transform_list)
         if not specs:
-            raise ValueError("keyword 'transform_list': give at least one transform")
+            raise errors.InvalidRunError("keyword 'transform_list': give at least one transform")
         self._transforms = specs
         self._shape = shape
 
@@ -452,11 +460,15 @@ class ImageDatasetGenerator:
         if num_samples is None:
             num_samples = self.remaining
             if num_samples == 0:
-                raise ValueError("num_samples: every image of the dataset is already sampled")
+                raise errors.InvalidRunError(
+                    "keyword 'num_samples': every image of the dataset is already sampled"
+                )
         if isinstance(num_samples, bool) or not isinstance(num_samples, int):
             raise TypeError(f"num_samples must be an int, got {num_samples!r}")
-        if num_samples < 1:
-            raise ValueError(f"keyword 'num_samples': must be at least 1, got {num_samples}")
+        if num_samples < 0:  # the run spec checks the rest; it cannot hold a negative count
+            raise errors.InvalidRunError(
+                f"keyword 'num_samples': must be at least 1, got {num_samples}"
+            )
         raw = {
             "name": segment,
             "samples": num_samples,
@@ -483,7 +495,7 @@ def _scenario_text(scenario: os.PathLike | str | Mapping[str, Any]) -> tuple[str
     try:
         return path.read_text(), True, path.parent
     except FileNotFoundError:
-        raise FileNotFoundError(f"scenario {path}: no such file") from None
+        raise errors.InputNotFoundError(f"scenario {path}: no such file") from None
 
 
 def run_scenario(
@@ -519,19 +531,20 @@ def evaluate(
     levels: Sequence[float] | None = None,
     *,
     num_samples: int | None = None,
-    seed: int = 42,
-    input_dim: int | tuple[int, int] | str = 224,
+    seed: int | None = None,
+    input_dim: int | tuple[int, int] | str | None = None,
     batch_size: int | None = None,
     weights: os.PathLike | str | None = None,
     normalize: str | None = None,
     device: str | None = None,
-    threads: int = 0,
+    threads: int | None = None,
     overwrite: bool = False,
     progress: ProgressArg = None,
 ) -> EvaluationResult:
     """How strong a drift is: the KL between drifted and clean ResNet18 embeddings, per batch,
     at each drift level (``drift-pipeline evaluate``). ``transforms`` are names or
-    ``ImageTransform`` members, all applied at each level."""
+    ``ImageTransform`` members, all applied at each level. Keywords left out take the shared
+    defaults (:data:`DEFAULTS`: levels 0.1 to 1.0, seed 42, 224x224, one thread per core)."""
     args = _evaluate_args(
         input_path, output_path, transforms, levels, num_samples, seed, input_dim,
         batch_size, weights, normalize, device, threads, overwrite,
@@ -545,13 +558,13 @@ def _evaluate_args(
     transforms: Sequence[Any],
     levels: Sequence[float] | None,
     num_samples: int | None,
-    seed: int,
-    input_dim: int | tuple[int, int] | str,
+    seed: int | None,
+    input_dim: int | tuple[int, int] | str | None,
     batch_size: int | None,
     weights: os.PathLike | str | None,
     normalize: str | None,
     device: str | None,
-    threads: int,
+    threads: int | None,
     overwrite: bool,
 ) -> tuple:
     """``_native.evaluate``'s arguments before ``progress``, from ``evaluate``'s keywords."""
@@ -562,13 +575,11 @@ def _evaluate_args(
         "device": device,
         "batch_size": batch_size,
     }
-    if levels is None:
-        levels = [round(0.1 * i, 1) for i in range(1, 11)]
     return (
         os.fspath(input_path),
         os.fspath(output_path),
         names,
-        [float(level) for level in levels],
+        None if levels is None else [float(level) for level in levels],
         json.dumps(run),
         seed,
         _size(input_dim),
@@ -608,4 +619,7 @@ def inspect(input_path: os.PathLike | str) -> pl.DataFrame:
     )
 
 
-from drift_pipeline import weights  # noqa: E402  (uses _native; imported last)
+#: The defaults every front end shares (from the Rust run spec; never restated here).
+DEFAULTS: Mapping[str, Any] = dict(_native.DEFAULTS)
+
+from drift_pipeline import sharding, weights  # noqa: E402  (they use the above; imported last)

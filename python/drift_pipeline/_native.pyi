@@ -3,6 +3,9 @@
 from typing import Any, Callable, Optional
 
 __version__: str
+#: The defaults every front end shares (seed, input_dim, sample_delta_timestamp, batch_size,
+#: levels, ...), from the Rust run spec.
+DEFAULTS: dict[str, Any]
 
 Progress = Optional[Callable[[int, int], Any]]
 
@@ -35,12 +38,12 @@ def evaluate(
     input: str,
     output: str,
     transforms: list[str],
-    levels: list[float],
+    levels: Optional[list[float]],
     run: str,
-    seed: int,
-    size: Optional[str],
+    seed: Optional[int] = None,
+    size: Optional[str] = None,
     num_samples: Optional[int] = None,
-    threads: int = 0,
+    threads: Optional[int] = None,
     overwrite: bool = False,
     progress: Progress = None,
     shard: Optional[str] = None,

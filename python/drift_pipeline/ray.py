@@ -8,7 +8,7 @@ process would have written, byte for byte. Embeddings are byte-identical only wh
 shard ran on the same CPU kind; the merge warns otherwise.
 
 Every worker must see the input, the shard folders and the outputs at the same paths (a shared
-file system). Object storage (S3, GCS) is not supported yet: a worker would write its shard
+file system). The steps are :mod:`drift_pipeline.sharding`'s, which any other engine can use. Object storage (S3, GCS) is not supported yet: a worker would write its shard
 locally and upload it, and the driver would download the shards before merging.
 
 ``import drift_pipeline.ray`` needs the ``ray`` package (``pip install "drift-pipeline[ray]"``).
@@ -28,27 +28,17 @@ except ImportError as error:  # pragma: no cover - the tests have Ray
         "drift_pipeline.ray needs Ray: pip install 'drift-pipeline[ray]'"
     ) from error
 
-from . import (
-    EvaluationResult,
-    SampleResult,
-    TransformArg,
-    _evaluate_args,
-    _native,
-    _read_evaluation,
-    _run_keys,
-    _scenario_text,
-    _transform_specs,
-)
+from . import EvaluationResult, SampleResult, TransformArg, sharding
+from .errors import InvalidRunError
 
 __all__ = ["evaluate", "generate", "run_scenario"]
-
-#: The writer's abort hook (``DRIFT_PIPELINE_TEST_ABORT_AT``): tests kill a worker mid-shard.
-_ABORT_ENV = "DRIFT_PIPELINE_TEST_ABORT_AT"
 
 
 def _check_num_shards(num_shards: Any) -> None:
     if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}")
+        raise InvalidRunError(
+            f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}"
+        )
 
 
 def _shard_root(shard_dir: os.PathLike | str | None, output: Path) -> Path:
@@ -67,9 +57,7 @@ def _shard_task(function: Any, num_cpus: float, num_gpus: float, max_retries: in
 
 
 def _make_shard(
-    text: str,
-    is_toml: bool,
-    base: str,
+    plan: sharding.ScenarioPlan,
     shard: str,
     shard_output: str,
     manifest: str | None,
@@ -80,14 +68,11 @@ def _make_shard(
     must recover the half-made shard folder."""
     if fail_once is not None and not os.path.exists(fail_once):
         Path(fail_once).touch()
-        os.environ[_ABORT_ENV] = "staged"
+        os.environ[sharding.ABORT_ENV] = "staged"
     try:
-        summaries = _native.run_scenario(
-            text, is_toml, base, None, shard, shard_output, manifest
-        )
+        return sharding.make_shard(plan, shard, shard_output, manifest)
     finally:
-        os.environ.pop(_ABORT_ENV, None)
-    return [dict(s) for s in summaries]
+        os.environ.pop(sharding.ABORT_ENV, None)
 
 
 def run_scenario(
@@ -116,26 +101,23 @@ def run_scenario(
     ``num_gpus`` GPUs (default 1). ``num_shards`` is lowered to the smallest segment's size.
     """
     _check_num_shards(num_shards)
-    text, is_toml, base = _scenario_text(scenario)
-    facts = _native.scenario_facts(text, is_toml, os.fspath(base))
-    segments = facts["segments"]
+    plan = sharding.plan_scenario(scenario)
+    segments = plan.segments
     num_shards = min(num_shards, min(samples for _, samples, _ in segments))
     first_output = Path(output_path or segments[0][2]).absolute()
     shards_root = _shard_root(shard_dir, first_output)
     if manifest is None:
         manifest_path = shards_root / "manifest.parquet"
-        _native.index(facts["input"], os.fspath(manifest_path), facts["skip_bad_images"])
+        sharding.index_dataset(plan.input, manifest_path, plan.skip_bad_images)
     else:
         manifest_path = Path(manifest).absolute()
     if num_gpus is None:
-        num_gpus = 1 if facts["embeddings"] and facts["device"] == "gpu" else 0
+        num_gpus = 1 if plan.embeddings and plan.device == "gpu" else 0
     task = _shard_task(_make_shard, num_cpus, num_gpus, max_retries)
     folders = [shards_root / f"shard-{k}-of-{num_shards}" for k in range(num_shards)]
     pending = [
         task.remote(
-            text,
-            is_toml,
-            os.fspath(base),
+            plan,
             f"{k}/{num_shards}",
             os.fspath(folder),
             os.fspath(manifest_path),
@@ -145,25 +127,21 @@ def run_scenario(
     ]
     _ray.get(pending)
     single = output_path is not None and len(segments) == 1
-    merged = _native.merge(
-        [os.fspath(f) for f in folders],
-        os.fspath(output_path) if single else None,
-        overwrite,
-    )
-    for warning in merged["warnings"]:
-        import warnings
+    results, warnings = sharding.merge_shards(folders, output_path if single else None, overwrite)
+    for warning in warnings:
+        import warnings as _warnings
 
-        warnings.warn(warning, UserWarning, stacklevel=2)
+        _warnings.warn(warning, UserWarning, stacklevel=2)
     if not keep_shards:
         shutil.rmtree(shards_root, ignore_errors=True)
-    return [SampleResult.read(folder) for folder, _samples in merged["outputs"]]
+    return results
 
 
 def generate(
     input_path: os.PathLike | str,
     output_path: os.PathLike | str,
     num_samples: int,
-    seed: int = 42,
+    seed: int | None = None,
     transforms: Sequence[TransformArg] = (),
     num_shards: int = 2,
     *,
@@ -184,18 +162,12 @@ def generate(
     ``num_samples`` into ``output_path``. ``keywords`` are the generator's (``input_dim``,
     ``compute_embeddings``, ``weights``, ``skip_bad_images``, ``overwrite``, ...)."""
     overwrite = bool(keywords.get("overwrite", False))
-    run = _run_keys(seed=seed, input_path=input_path, **keywords)
-    run["segment"] = [
-        {
-            "name": segment,
-            "samples": num_samples,
-            "output": os.fspath(Path(output_path).absolute()),
-            "transforms": _transform_specs(transforms),
-            "drift": drift,
-        }
-    ]
+    scenario = sharding.generate_scenario(
+        input_path, output_path, num_samples, seed, transforms,
+        drift=drift, segment=segment, **keywords,
+    )
     results = run_scenario(
-        {k: v for k, v in run.items() if v is not None},
+        scenario,
         num_shards,
         shard_dir=shard_dir,
         output_path=output_path,
@@ -210,11 +182,6 @@ def generate(
     return results[0]
 
 
-def _evaluate_shard(args: tuple, shard: str) -> str:
-    """One shard of an ``evaluate`` sweep, on a worker."""
-    return _native.evaluate(*args, None, shard)
-
-
 def evaluate(
     input_path: os.PathLike | str,
     output_path: os.PathLike | str,
@@ -223,13 +190,13 @@ def evaluate(
     num_shards: int = 2,
     *,
     num_samples: int | None = None,
-    seed: int = 42,
-    input_dim: int | tuple[int, int] | str = 224,
+    seed: int | None = None,
+    input_dim: int | tuple[int, int] | str | None = None,
     batch_size: int | None = None,
     weights: os.PathLike | str | None = None,
     normalize: str | None = None,
     device: str | None = None,
-    threads: int = 0,
+    threads: int | None = None,
     overwrite: bool = False,
     shard_dir: os.PathLike | str | None = None,
     num_cpus: float = 1,
@@ -246,20 +213,22 @@ def evaluate(
     root = _shard_root(shard_dir, output)
     if num_gpus is None:
         num_gpus = 1 if device == "gpu" else 0
-    task = _shard_task(_evaluate_shard, num_cpus, num_gpus, max_retries)
+    task = _shard_task(sharding.evaluate_shard, num_cpus, num_gpus, max_retries)
     folders = [root / f"report-{k}-of-{num_shards}" for k in range(num_shards)]
     pending = [
         task.remote(
-            _evaluate_args(
-                input_path, folder, transforms, levels, num_samples, seed, input_dim,
-                batch_size, weights, normalize, device, threads, True,
+            sharding.evaluate_arguments(
+                input_path, folder, transforms, levels,
+                num_samples=num_samples, seed=seed, input_dim=input_dim,
+                batch_size=batch_size, weights=weights, normalize=normalize,
+                device=device, threads=threads, overwrite=True,
             ),
             f"{k}/{num_shards}",
         )
         for k, folder in enumerate(folders)
     ]
     _ray.get(pending)
-    folder = _native.merge_reports([os.fspath(f) for f in folders], os.fspath(output), overwrite)
+    result = sharding.merge_reports(folders, output, overwrite)
     if not keep_shards:
         shutil.rmtree(root, ignore_errors=True)
-    return _read_evaluation(Path(folder))
+    return result

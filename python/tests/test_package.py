@@ -188,6 +188,38 @@ def test_label_shift_and_drift_shapes_go_through(dataset, tmp_path):
         generator.sample(3, tmp_path / "wide")
 
 
+def test_errors_are_one_hierarchy_that_keeps_the_builtin_exceptions(dataset, tmp_path):
+    from drift_pipeline import errors
+
+    with pytest.raises(errors.InputNotFoundError) as missing:
+        ImageDatasetGenerator(input_path=tmp_path / "missing")
+    assert isinstance(missing.value, FileNotFoundError)
+    assert isinstance(missing.value, errors.DriftPipelineError)
+    with pytest.raises(errors.InvalidRunError) as invalid:
+        ImageDatasetGenerator(input_path=dataset, input_dim="0x5")
+    assert isinstance(invalid.value, ValueError)
+    generator = ImageDatasetGenerator(input_path=dataset, input_dim=16)
+    generator.sample(2, tmp_path / "once")
+    with pytest.raises(errors.OutputExistsError, match="pass overwrite=True") as exists:
+        generator.sample(2, tmp_path / "once")
+    assert isinstance(exists.value, FileExistsError)
+    # A run spec that finds the output first (a scenario) raises the same kind.
+    scenario = {
+        "input": str(dataset),
+        "size": "16x16",
+        "segment": [{"samples": 2, "output": str(tmp_path / "once")}],
+    }
+    with pytest.raises(errors.OutputExistsError, match="set overwrite = true"):
+        drift_pipeline.run_scenario(scenario)
+    # Shards that do not belong together: data, not a bad keyword.
+    with pytest.raises(errors.DataError, match="not a shard"):
+        drift_pipeline.sharding.merge_shards([tmp_path / "once"], tmp_path / "merged", False)
+    # The defaults are the run spec's, exported once from Rust.
+    assert drift_pipeline.DEFAULTS["seed"] == 42
+    assert drift_pipeline.DEFAULTS["input_dim"] == "224x224"
+    assert drift_pipeline.DEFAULTS["levels"] == [round(0.1 * i, 1) for i in range(1, 11)]
+
+
 def test_errors_are_python_exceptions_with_the_command_lines_messages(dataset, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist|not found|no such"):
         ImageDatasetGenerator(input_path=tmp_path / "missing")

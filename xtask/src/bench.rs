@@ -465,11 +465,11 @@ pub fn run(args: &[String]) -> Result<()> {
     // evaluate: each image once clean and once per level; images/s counts image-levels, as the
     // Python tool's figure did (it embedded clean and drifted every time: 2 passes per image).
     let n = count.min(64);
-    let levels = drift_pipeline::evaluate::default_levels();
-    let evaluation = drift_pipeline::evaluate::evaluate(
+    let levels = drift_evaluate::default_levels();
+    let evaluation = drift_evaluate::evaluate(
         &input,
         &scratch.path().join("evaluate"),
-        &drift_pipeline::evaluate::EvaluateOptions {
+        &drift_evaluate::EvaluateOptions {
             levels: levels.clone(),
             num_samples: Some(n as u64),
             embedding: drift_pipeline::EmbeddingOptions {

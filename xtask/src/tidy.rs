@@ -36,7 +36,7 @@ const CONFINED: [(&str, &[&str]); 10] = [
     ("indicatif", &["drift-pipeline-cli"]),
     ("signal-hook", &["drift-pipeline-cli"]),
     ("ureq", &["drift-pipeline-cli"]),
-    ("crossbeam-channel", &["drift-pipeline"]),
+    ("crossbeam-channel", &["drift-pipeline", "drift-evaluate"]),
 ];
 
 /// Words that name an arrow, parquet or zip type in Rust source.

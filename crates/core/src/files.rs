@@ -1,4 +1,5 @@
-//! The two file helpers every stage needs: opening only regular files, and SHA-256 of bytes.
+//! The file helpers every stage needs: opening only regular files, reading a small file whole
+//! with a bound, and SHA-256 of bytes.
 //!
 //! A FIFO, a device or a socket given where a file is expected (a dataset image named `x.png`,
 //! `/dev/zero` as weights) would block or never end: [`open_regular`] refuses it before reading.
@@ -20,6 +21,26 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
         ));
     }
     File::open(path)
+}
+
+/// The most bytes a record or settings file (`drift.json`, a scenario, a class mapping) may
+/// hold: far more than any real one, little enough that `/dev/zero` or a runaway file given as
+/// one is refused instead of filling memory.
+pub const METADATA_LIMIT: u64 = 64 << 20;
+
+/// Reads a small text file whole: a regular file (see [`open_regular`]) of at most `limit`
+/// bytes, in UTF-8. Anything longer is an `InvalidData` error, read no further than the limit.
+pub fn read_small_text(path: &Path, limit: u64) -> io::Result<String> {
+    let file = open_regular(path)?;
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes: not a file this tool writes or reads whole"),
+        ));
+    }
+    Ok(text)
 }
 
 /// What a file type is, in words (`a FIFO`, `a character device`, ...).

@@ -16,12 +16,34 @@
 mod files;
 mod rng;
 
-pub use files::{describe_file_type, hex, open_regular, sha256_hex};
+pub use files::{
+    METADATA_LIMIT, describe_file_type, hex, open_regular, read_small_text, sha256_hex,
+};
 pub use rng::{Purpose, SampleRng, sample_rng};
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+
+/// One row of `drift_log.parquet` as read back: what the timeline plot (`drift-measure`) and
+/// `timeline` need of it (the writer reads it, the plot draws it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedSample {
+    /// The sample.
+    pub sample_id: u64,
+    /// Its segment.
+    pub segment: String,
+    /// Whether it was drifted.
+    pub drifted: bool,
+    /// The probability it had of being drifted.
+    pub probability: f64,
+    /// `(transform, level)` of each transform applied to it, in column order.
+    pub levels: Vec<(String, f64)>,
+    /// Its class (absent in logs of versions before provenance).
+    pub class_name: Option<String>,
+    /// Its class's prior under label shift.
+    pub class_prior: Option<f64>,
+}
 
 /// Who a sample is: its place in the stream and where its pixels came from.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,44 @@ use rand::RngExt;
 
 use crate::PipelineError;
 
+/// Label shift that cannot be applied to a dataset.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LabelShiftError {
+    /// A weight for a class the dataset does not have.
+    #[error("label shift: '{name}' is not a class (classes: {})", classes.join(", "))]
+    UnknownClass {
+        /// The name given.
+        name: String,
+        /// The dataset's classes.
+        classes: Vec<String>,
+    },
+    /// A weight that is negative or not a number.
+    #[error("label shift: the weight of {class} must be a number >= 0, got {weight}")]
+    BadWeight {
+        /// The class.
+        class: String,
+        /// Its weight.
+        weight: f64,
+    },
+    /// Every weight is 0: no class could be drawn.
+    #[error("label shift: at least one class weight must be above 0")]
+    AllZero,
+    /// A Dirichlet concentration that is not above 0.
+    #[error("label shift: the Dirichlet concentration must be above 0, got {0}")]
+    Concentration(f64),
+    /// A class whose unused images run out before the call's samples are drawn.
+    #[error(
+        "label shift: class {class} ran out: all its {images} images are used (allow reusing \
+         them, with replacement, or lower its weight)"
+    )]
+    ClassRanOut {
+        /// The class.
+        class: String,
+        /// Its images.
+        images: usize,
+    },
+}
+
 /// Which class proportions samples are drawn in.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum ClassPriors {
@@ -33,32 +71,32 @@ pub struct LabelShift {
 impl LabelShift {
     /// Refuses unknown classes, negative or non-finite weights, all-zero weights and a
     /// concentration that is not above 0.
-    pub(crate) fn validate(&self, classes: &ClassTable) -> Result<(), PipelineError> {
-        let bad = |reason: String| Err(PipelineError::LabelShift(reason));
+    pub(crate) fn validate(&self, classes: &ClassTable) -> Result<(), LabelShiftError> {
         match &self.priors {
             ClassPriors::AsInDataset => Ok(()),
             ClassPriors::Weights(weights) => {
                 for (name, weight) in weights {
                     if classes.label(name).is_none() {
-                        return bad(format!(
-                            "'{name}' is not a class (classes: {})",
-                            classes.names().join(", ")
-                        ));
+                        return Err(LabelShiftError::UnknownClass {
+                            name: name.clone(),
+                            classes: classes.names().to_vec(),
+                        });
                     }
                     if !weight.is_finite() || *weight < 0.0 {
-                        return bad(format!(
-                            "the weight of {name} must be a number >= 0, got {weight}"
-                        ));
+                        return Err(LabelShiftError::BadWeight {
+                            class: name.clone(),
+                            weight: *weight,
+                        });
                     }
                 }
                 if weights.iter().all(|(_, w)| *w == 0.0) {
-                    return bad("at least one class weight must be above 0".into());
+                    return Err(LabelShiftError::AllZero);
                 }
                 Ok(())
             }
-            ClassPriors::Dirichlet(alpha) if !alpha.is_finite() || *alpha <= 0.0 => bad(format!(
-                "the Dirichlet concentration must be above 0, got {alpha}"
-            )),
+            ClassPriors::Dirichlet(alpha) if !alpha.is_finite() || *alpha <= 0.0 => {
+                Err(LabelShiftError::Concentration(*alpha))
+            }
             ClassPriors::Dirichlet(_) => Ok(()),
         }
     }
@@ -104,11 +142,11 @@ pub(crate) fn check(
     classes: &ClassTable,
 ) -> Result<(), PipelineError> {
     sampler.check(n, plan).map_err(|error| match error {
-        SamplerError::ClassRanOut { label, images } => PipelineError::LabelShift(format!(
-            "class {} ran out: all its {images} images are used (set with_replacement to reuse \
-             them, or lower its weight)",
-            classes.name(label).unwrap_or("?")
-        )),
+        SamplerError::ClassRanOut { label, images } => LabelShiftError::ClassRanOut {
+            class: classes.name(label).unwrap_or("?").to_owned(),
+            images,
+        }
+        .into(),
         other => other.into(),
     })
 }

@@ -45,12 +45,10 @@
 //! this library names no flag and no keyword, and pulls in no CLI library.
 
 mod class_mapping;
-pub mod evaluate;
 mod label_shift;
 mod manifest;
-mod merge;
 mod pipeline;
-mod records;
+pub mod records;
 mod scenario;
 mod shard;
 mod spec;
@@ -60,7 +58,6 @@ pub use class_mapping::{ClassMapping, ClassMappingError};
 pub use drift_core::{ClassTable, EMBEDDING_DIM, ImageSize};
 pub use drift_embedder::weights;
 pub use drift_embedder::{CpuBackend, DeviceChoice, EmbedderError, Normalize, WeightsSource};
-pub use drift_measure::{TimelinePoint, timeline_plot};
 pub use drift_reader::{
     Alpha, Dataset, DecodeLimits, Decoder, IGNORED_EXAMPLES, ReaderError, Transparency,
 };
@@ -73,11 +70,10 @@ pub use drift_writer::{
     ABORT_AT_ENV, FileRecord, LoggedSample, OUTPUT_FILES, PngCompression, Recovery, WriterError,
     encode_png, existing_output, read_drift_log, verify,
 };
-pub use label_shift::{ClassPriors, LabelShift};
+pub use label_shift::{ClassPriors, LabelShift, LabelShiftError};
 pub use manifest::{DatasetManifest, UndecodableImage};
-pub use merge::{MergeSummary, merge};
 pub use scenario::{Scenario, ScenarioError};
-pub use shard::{Shard, cpu_kind};
+pub use shard::{Shard, ShardError, cpu_kind};
 pub use spec::{
     DEFAULT_BATCH_SIZE, DEFAULT_SEED, FrontEnd, RawRun, RawSegment, RunSpec, Segment, SpecError,
     embedding_options, worker_threads,
@@ -138,22 +134,11 @@ pub enum PipelineError {
     #[error(transparent)]
     Embedder(#[from] EmbedderError),
     /// Embeddings were asked for but no weights were given or cached.
-    #[error("{0}")]
-    NoWeights(String),
+    #[error("{}", drift_embedder::weights::how_to_get_weights())]
+    NoWeights,
     /// Label shift that cannot be applied (unknown class, bad weight, a class ran out).
-    #[error("label shift: {0}")]
-    LabelShift(String),
-    /// An `evaluate` sweep that cannot run as asked (no transform, a level outside [0, 1]).
-    #[error("invalid sweep: {0}")]
-    InvalidSweep(String),
-    /// A KL or a plot of `evaluate` could not be computed.
-    #[error("batch {batch}: {source}")]
-    Measure {
-        /// The batch.
-        batch: usize,
-        /// What failed.
-        source: drift_measure::MeasureError,
-    },
+    #[error(transparent)]
+    LabelShift(#[from] LabelShiftError),
     /// The run was interrupted (a signal); every output folder holds what it held before.
     #[error("interrupted: every output folder was left as it was")]
     Cancelled,
@@ -204,16 +189,8 @@ pub enum PipelineError {
         reason: String,
     },
     /// A shard that cannot be made as asked.
-    #[error("shard {shard}: {reason}")]
-    Shard {
-        /// `K/N`.
-        shard: String,
-        /// Why not.
-        reason: String,
-    },
-    /// Shard outputs that cannot be merged.
-    #[error("merge: {0}")]
-    Merge(String),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
 }
 
 /// The most worker threads per stage a run may ask for: far more than any machine has cores,
@@ -366,9 +343,12 @@ impl Default for EmbeddingOptions {
 }
 
 /// The loaded network and what it was loaded from.
-pub(crate) struct EmbeddingStage {
+pub struct EmbeddingStage {
+    /// The network on its device.
     pub embedder: Embedder,
+    /// The weights file and its provenance.
     pub source: WeightsSource,
+    /// Images per forward pass.
     pub batch_size: usize,
 }
 
@@ -623,7 +603,7 @@ impl DriftGenerator {
         let classes = self.dataset.classes();
         let mut sampler = self.sampler.clone();
         for (index, (n, shift)) in calls.iter().enumerate() {
-            shift.validate(classes).map_err(|e| (index, e))?;
+            shift.validate(classes).map_err(|e| (index, e.into()))?;
             let plan = shift.plan(classes, &sampler);
             label_shift::check(&sampler, *n, &plan, classes).map_err(|e| (index, e))?;
             sampler.advance(&plan, *n as usize, *n);
@@ -782,23 +762,11 @@ impl DriftGenerator {
         progress: &dyn Progress,
     ) -> Result<(SampleSummary, StagedOutput), PipelineError> {
         let shard = placement.shard;
-        let refuse = |reason: String| PipelineError::Shard {
-            shard: shard.to_string(),
-            reason,
-        };
         if n < shard.count {
-            return Err(refuse(format!(
-                "the segment has {n} samples, fewer than the {} shards: every shard needs one",
-                shard.count
-            )));
+            return Err(ShardError::TooFewSamples { shard, samples: n }.into());
         }
         if self.options.skip_bad_images && self.known_decodes.is_none() {
-            return Err(refuse(
-                "with skip_bad_images a shard must know which earlier images are skipped \
-                 without decoding them: give a dataset manifest made by `drift-pipeline index \
-                 --verify`"
-                    .into(),
-            ));
+            return Err(ShardError::NeedsVerifiedManifest { shard }.into());
         }
         let class_plan = self.check_call(n)?;
         let (start, end) = shard.range(n);
@@ -831,12 +799,12 @@ impl DriftGenerator {
         };
         let outcome = self.stage_part(part, &class_plan, folder, progress)?;
         if outcome.positions_used != through - before {
-            return Err(refuse(format!(
-                "its samples took {} candidates where the manifest said {}: the dataset's \
-                 images decode differently than when it was indexed",
-                outcome.positions_used,
-                through - before
-            )));
+            return Err(ShardError::DecodesChanged {
+                shard,
+                used: outcome.positions_used,
+                manifest: through - before,
+            }
+            .into());
         }
         self.advance(&class_plan, total, n);
         Ok((outcome.summary, outcome.staged))
@@ -942,11 +910,28 @@ fn check_timestamps(clock: StreamClock, end: u64) -> Result<(), PipelineError> {
 
 /// The `embeddings` record of `drift.json` and `evaluation.json`: the network, the weights and
 /// how they were run.
-pub(crate) fn embedding_record(stage: &EmbeddingStage) -> records::EmbeddingRecord {
+impl EmbeddingStage {
+    /// The `embeddings` record of `drift.json` and `evaluation.json`.
+    pub fn record(&self) -> records::EmbeddingRecord {
+        embedding_record(self)
+    }
+
+    /// Loads the weights `options` name (or the cached ones) onto the device, after checking
+    /// the options and that a batch of `size` images fits in memory.
+    pub fn load(
+        options: &EmbeddingOptions,
+        threads: usize,
+        size: ImageSize,
+    ) -> Result<Self, PipelineError> {
+        load_embedder(options, threads, size)
+    }
+}
+
+fn embedding_record(stage: &EmbeddingStage) -> records::EmbeddingRecord {
     records::EmbeddingRecord {
         device: stage.embedder.device_description().to_owned(),
-        model: "resnet18 (torchvision architecture, fc removed)",
-        normalize: stage.embedder.normalize().name(),
+        model: "resnet18 (torchvision architecture, fc removed)".to_owned(),
+        normalize: stage.embedder.normalize().name().to_owned(),
         reference_weights: matches!(
             stage.source.provenance,
             drift_embedder::Provenance::Reference(_)
@@ -960,7 +945,7 @@ pub(crate) fn embedding_record(stage: &EmbeddingStage) -> records::EmbeddingReco
     }
 }
 
-pub(crate) fn load_embedder(
+fn load_embedder(
     options: &EmbeddingOptions,
     threads: usize,
     size: ImageSize,
@@ -969,9 +954,7 @@ pub(crate) fn load_embedder(
     drift_embedder::check_batch_memory(options.batch_size, size, threads)?;
     let path = match &options.weights {
         Some(path) => path.clone(),
-        None => drift_embedder::weights::find_cached().ok_or_else(|| {
-            PipelineError::NoWeights(drift_embedder::weights::how_to_get_weights())
-        })?,
+        None => drift_embedder::weights::find_cached().ok_or(PipelineError::NoWeights)?,
     };
     let (weights, source) = StateDict::load(&path)?;
     let embedder = Embedder::new(

@@ -667,7 +667,7 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
         .iter()
         .map(|spec| TransformRecord {
             drift_level: spec.drift_level(),
-            name: spec.kind().name(),
+            name: spec.kind().name().to_owned(),
         })
         .collect();
     let names = job.dataset.classes().names();
@@ -694,16 +694,16 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
         } else {
             job.drift.shape().to_string()
         },
-        embeddings: job.embedding.map(crate::embedding_record),
+        embeddings: job.embedding.map(crate::EmbeddingStage::record),
         files: files.to_vec(),
-        ground_truth: records::GROUND_TRUTH,
+        ground_truth: records::GROUND_TRUTH.to_owned(),
         image_size: job.decoder.size().to_string(),
         labels: names
             .iter()
             .cloned()
             .zip(job.class_mapping.labels().iter().copied())
             .collect(),
-        parameters_drawn: records::PARAMETERS_DRAWN,
+        parameters_drawn: records::PARAMETERS_DRAWN.to_owned(),
         sample_id: Span { first, last },
         samples: job.requested,
         seed: job.sampler.seed(),
@@ -724,22 +724,11 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
             first: clock.timestamp(first),
             last: clock.timestamp(last),
         },
-        tool: records::TOOL,
+        tool: records::TOOL.to_owned(),
         transforms,
-        version: env!("CARGO_PKG_VERSION"),
+        version: records::VERSION.to_owned(),
     };
-    record_json(&record)
-}
-
-/// `drift.json`'s text. A shard's record carries the hash of what all shards of its run share.
-fn record_json(record: &DriftRecord) -> String {
-    if record.shard.is_none() {
-        return records::to_json(record);
-    }
-    let mut value = serde_json::to_value(record).expect("records serialize");
-    let hash = crate::shard::settings_sha256(&value);
-    value["shard"]["settings_sha256"] = serde_json::Value::String(hash);
-    records::to_json(&value)
+    record.to_json()
 }
 
 /// `drift.json`'s `stream`: the calls up to this one's end, included, and what they ran on.

@@ -6,13 +6,12 @@
 //! first sample without decoding (under `--skip-bad-images`, a verified dataset manifest says
 //! which earlier candidates were skipped), and its drift shapes run over the whole segment.
 //! Each segment's shard is a complete output with a `shard` record in its `drift.json`;
-//! [`crate::merge`] joins them into what one process writes, byte for byte.
+//! `drift-merge` joins them into what one process writes, byte for byte.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Shard `index` (from 0) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +68,49 @@ impl FromStr for Shard {
     }
 }
 
+/// A shard that cannot be made as asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShardError {
+    /// A segment with fewer samples than shards.
+    #[error(
+        "shard {shard}: the segment has {samples} samples, fewer than the {} shards: every shard \
+         needs one",
+        shard.count
+    )]
+    TooFewSamples {
+        /// The shard.
+        shard: Shard,
+        /// The segment's samples.
+        samples: u64,
+    },
+    /// Skipping unreadable images without knowing, undecoded, which earlier ones are skipped.
+    #[error(
+        "shard {shard}: skipping unreadable images, a shard must know which earlier images are \
+         skipped without decoding them: give a dataset manifest made with verification"
+    )]
+    NeedsVerifiedManifest {
+        /// The shard.
+        shard: Shard,
+    },
+    /// The dataset decodes differently than its manifest recorded.
+    #[error(
+        "shard {shard}: its samples took {used} candidates where the manifest said {manifest}: \
+         the dataset's images decode differently than when it was indexed"
+    )]
+    DecodesChanged {
+        /// The shard.
+        shard: Shard,
+        /// Candidates the samples took.
+        used: usize,
+        /// Candidates the manifest gave.
+        manifest: usize,
+    },
+}
+
 /// `drift.json`'s `shard`: which part of which run this output is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ShardRecord {
+pub struct ShardRecord {
     /// Candidates this shard's samples consumed (skipped images included).
     pub candidates: usize,
     /// Shards of the run.
@@ -88,11 +126,12 @@ pub(crate) struct ShardRecord {
     pub segment_first_sample_id: u64,
     /// The segment's index in the run, from 0.
     pub segment_index: usize,
+    /// The segment's samples, all shards together.
     pub segment_samples: u64,
     /// Segments of the run.
     pub segments: usize,
-    /// SHA-256 of this `drift.json` without what differs between shards ([`settings_view`]):
-    /// shards of one run have the same.
+    /// SHA-256 of this `drift.json` without what differs between shards
+    /// ([`crate::records::DriftRecord::settings_view`]): shards of one run have the same.
     pub settings_sha256: String,
 }
 
@@ -116,49 +155,6 @@ pub fn cpu_kind() -> String {
     {
         std::env::consts::ARCH.to_owned()
     }
-}
-
-/// A shard's `drift.json` without what differs between the shards of one run: its files,
-/// ranges, skipped images, its part of the last stream call, the embedding device and its
-/// place among the shards. Equal for every shard of a run.
-pub(crate) fn settings_view(record: &Value) -> Value {
-    let mut view = record.clone();
-    if let Some(map) = view.as_object_mut() {
-        for key in [
-            "files",
-            "sample_id",
-            "samples",
-            "skipped_images",
-            "timestamp",
-        ] {
-            map.remove(key);
-        }
-        if let Some(device) = map.get_mut("embeddings").and_then(Value::as_object_mut) {
-            device.remove("device");
-        }
-        if let Some(last) = map
-            .get_mut("stream")
-            .and_then(|s| s.get_mut("calls"))
-            .and_then(Value::as_array_mut)
-            .and_then(|calls| calls.last_mut())
-            .and_then(Value::as_object_mut)
-        {
-            last.remove("candidates");
-            last.remove("samples");
-        }
-        if let Some(shard) = map.get_mut("shard").and_then(Value::as_object_mut) {
-            for key in ["candidates", "cpu", "index", "output", "settings_sha256"] {
-                shard.remove(key);
-            }
-        }
-    }
-    view
-}
-
-/// SHA-256 of [`settings_view`].
-pub(crate) fn settings_sha256(record: &Value) -> String {
-    let text = serde_json::to_string(&settings_view(record)).expect("a JSON value serializes");
-    drift_core::sha256_hex(text.as_bytes()).expect("hashing bytes in memory cannot fail")
 }
 
 #[cfg(test)]

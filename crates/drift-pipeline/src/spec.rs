@@ -212,6 +212,16 @@ pub enum SpecError {
         /// What is wrong.
         reason: String,
     },
+    /// An output folder that holds an output, and replacing it was not asked for.
+    #[error("{place}: {} already exists, and replacing it was not asked for ({hint})", existing.display())]
+    OutputExists {
+        /// The segment's output key, in the front end's spelling.
+        place: String,
+        /// The existing output (its marker file).
+        existing: PathBuf,
+        /// How this front end asks for replacing it.
+        hint: &'static str,
+    },
     /// The dataset or a segment failed.
     #[error("{place}: {source}")]
     Run {
@@ -660,13 +670,10 @@ impl RunSpec {
             if !self.options.overwrite
                 && let Some(existing) = folder.existing_output()
             {
-                return Err(SpecError::Invalid {
+                return Err(SpecError::OutputExists {
                     place,
-                    reason: format!(
-                        "{} already exists, and replacing it was not asked for ({})",
-                        existing.display(),
-                        self.front_end.overwrite_hint
-                    ),
+                    existing,
+                    hint: self.front_end.overwrite_hint,
                 });
             }
             folders.push(folder);
@@ -727,7 +734,7 @@ impl RunSpec {
         {
             // Name the key whose file failed, not the dataset's.
             let place = match &e {
-                PipelineError::Embedder(_) | PipelineError::NoWeights(_) => {
+                PipelineError::Embedder(_) | PipelineError::NoWeights => {
                     self.front_end.key("weights")
                 }
                 PipelineError::ClassMapping(_) => self.front_end.key("class_mapping"),

@@ -15,7 +15,7 @@ use crate::{ImageSize, PipelineError};
 /// One `sample` call as the sampler saw it: enough to replay it without decoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CallRecord {
+pub struct CallRecord {
     /// Candidates consumed in permutation (or drawn-class) order, skipped images included.
     pub candidates: usize,
     /// Label shift's class weights, by original label; absent when classes came as in the
@@ -30,6 +30,7 @@ pub(crate) struct CallRecord {
 }
 
 impl CallRecord {
+    /// The call that drew with `plan`, consumed `candidates` and wrote `samples`.
     pub fn new(plan: &ClassPlan, candidates: usize, samples: u64) -> Self {
         let (class_weights, with_replacement) = match plan {
             ClassPlan::AsInDataset => (None, false),
@@ -59,9 +60,9 @@ impl CallRecord {
 
 /// `drift.json`'s `stream`: what a continuation needs besides the seed and the image size
 /// (top-level fields of the record).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct StreamRecord {
+pub struct StreamRecord {
     /// Every call from sample 0 to this output's last, this output's own included.
     pub calls: Vec<CallRecord>,
     /// [`crate::Dataset::fingerprint`] of the input.
@@ -83,7 +84,7 @@ struct ContinuationFields {
     image_size: String,
     stream: Option<StreamRecord>,
     #[serde(default)]
-    shard: Option<serde_json::Value>,
+    shard: Option<serde::de::IgnoredAny>,
 }
 
 /// Where an earlier output left its stream: read from its `drift.json` by [`StreamState::read`],

@@ -70,7 +70,7 @@ pub fn how_to_get_weights() -> String {
         |dir| dir.display().to_string(),
     );
     format!(
-        "no ResNet18 weights found: pass --weights FILE (torchvision .pth or safetensors), or run \
+        "no ResNet18 weights found: give a weights file (torchvision .pth or safetensors), or run \
          `drift-pipeline weights fetch` to download {} into {cache}, or copy {} or {} there \
          yourself",
         TORCHVISION_PTH.file_name, TORCHVISION_PTH.file_name, TIMM_SAFETENSORS.file_name

@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Once;
 
-use drift_core::{ImageSize, RgbImage8};
+use drift_core::{ImageSize, LoggedSample, RgbImage8};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -386,98 +386,6 @@ fn draw_boxes<DB: DrawingBackend>(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sweep() -> Vec<LevelSeries> {
-        (1..=4)
-            .map(|l| LevelSeries {
-                drift_level: f64::from(l) / 10.0,
-                kls: (0..7)
-                    .map(|b| f64::from(l) * 0.1 + f64::from(b % 3) * 0.01)
-                    .chain([f64::from(l) * 0.3])
-                    .collect(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn draws_both_plots_in_both_formats() {
-        let labels = PlotLabels {
-            transforms: "default",
-            batch_size: 32,
-            images: 8 * 32 - 6,
-            context: "dataset demo, test weights, normalize none",
-        };
-        for plot in [
-            line_plot(labels, &sweep()).unwrap(),
-            box_plot(labels, &sweep()).unwrap(),
-        ] {
-            assert_eq!((plot.rgb.size().width, plot.rgb.size().height), PLOT_SIZE);
-            // Something other than the white background was drawn, in colour.
-            let coloured = plot
-                .rgb
-                .pixels()
-                .chunks_exact(3)
-                .filter(|p| p[0] != p[1] || p[1] != p[2])
-                .count();
-            assert!(coloured > 1000, "{coloured} coloured pixels");
-            assert!(plot.svg.starts_with("<svg") && plot.svg.trim_end().ends_with("</svg>"));
-            assert!(plot.svg.contains("KL divergence") && plot.svg.contains("default"));
-            assert!(
-                plot.svg
-                    .contains("dataset demo, test weights, normalize none")
-            );
-        }
-        let lines = line_plot(labels, &sweep()).unwrap();
-        assert!(
-            lines.svg.contains("26 of 32 images"),
-            "the partial last batch is marked"
-        );
-        let lines = line_plot(labels, &sweep()).unwrap();
-        assert!(
-            lines.svg.lines().any(|line| line.trim() == "0.4"),
-            "the legend names each level"
-        );
-    }
-
-    #[test]
-    fn draws_degenerate_sweeps() {
-        let labels = PlotLabels {
-            transforms: "rotate",
-            batch_size: 4,
-            images: 4,
-            context: "",
-        };
-        let flat = vec![LevelSeries {
-            drift_level: 0.0,
-            kls: vec![0.0],
-        }];
-        line_plot(labels, &flat).unwrap();
-        box_plot(labels, &flat).unwrap();
-        line_plot(labels, &[]).unwrap();
-        box_plot(labels, &[]).unwrap();
-    }
-}
-
-/// One sample of a drift log, as the timeline plot needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimelinePoint {
-    /// The sample.
-    pub sample_id: u64,
-    /// Its segment.
-    pub segment: String,
-    /// Whether it was drifted.
-    pub drifted: bool,
-    /// The probability it had of being drifted.
-    pub probability: f64,
-    /// `(transform, level)` of each transform applied to it (empty when clean).
-    pub levels: Vec<(String, f64)>,
-    /// Its class, for the class-mix panel.
-    pub class_name: Option<String>,
-}
-
 /// Colours of the transforms' levels and of the classes, in order.
 const PALETTE: [RGBColor; 8] = [
     RGBColor(230, 120, 20),
@@ -496,7 +404,7 @@ const PALETTE: [RGBColor; 8] = [
 /// share over the same window (label shift), the 7 largest classes and the rest as `other`.
 pub fn timeline_plot(
     title: &str,
-    points: &[TimelinePoint],
+    points: &[LoggedSample],
     window: usize,
     class_mix: bool,
 ) -> Result<Plot, MeasureError> {
@@ -524,7 +432,7 @@ pub fn timeline_plot(
 }
 
 /// The `keep` most frequent classes (ties by name).
-fn largest_classes(points: &[TimelinePoint], keep: usize) -> Vec<String> {
+fn largest_classes(points: &[LoggedSample], keep: usize) -> Vec<String> {
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for point in points {
         if let Some(class) = &point.class_name {
@@ -542,7 +450,7 @@ fn largest_classes(points: &[TimelinePoint], keep: usize) -> Vec<String> {
 
 struct Timeline<'a> {
     title: &'a str,
-    points: &'a [TimelinePoint],
+    points: &'a [LoggedSample],
     window: usize,
     transforms: Vec<&'a str>,
     classes: Vec<String>,
@@ -562,7 +470,7 @@ impl Timeline<'_> {
     }
 
     /// `share(window)` at the middle of each sliding window of the points.
-    fn windowed(&self, share: impl Fn(&[TimelinePoint]) -> f64) -> Vec<(f64, f64)> {
+    fn windowed(&self, share: impl Fn(&[LoggedSample]) -> f64) -> Vec<(f64, f64)> {
         self.points
             .windows(self.window.min(self.points.len()).max(1))
             .map(|w| (w[w.len() / 2].sample_id as f64, share(w)))
@@ -765,5 +673,80 @@ impl Figure for Timeline<'_> {
             self.draw_drift(&chart_area)?;
         }
         self.draw_legend(&legend_area)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sweep() -> Vec<LevelSeries> {
+        (1..=4)
+            .map(|l| LevelSeries {
+                drift_level: f64::from(l) / 10.0,
+                kls: (0..7)
+                    .map(|b| f64::from(l) * 0.1 + f64::from(b % 3) * 0.01)
+                    .chain([f64::from(l) * 0.3])
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn draws_both_plots_in_both_formats() {
+        let labels = PlotLabels {
+            transforms: "default",
+            batch_size: 32,
+            images: 8 * 32 - 6,
+            context: "dataset demo, test weights, normalize none",
+        };
+        for plot in [
+            line_plot(labels, &sweep()).unwrap(),
+            box_plot(labels, &sweep()).unwrap(),
+        ] {
+            assert_eq!((plot.rgb.size().width, plot.rgb.size().height), PLOT_SIZE);
+            // Something other than the white background was drawn, in colour.
+            let coloured = plot
+                .rgb
+                .pixels()
+                .chunks_exact(3)
+                .filter(|p| p[0] != p[1] || p[1] != p[2])
+                .count();
+            assert!(coloured > 1000, "{coloured} coloured pixels");
+            assert!(plot.svg.starts_with("<svg") && plot.svg.trim_end().ends_with("</svg>"));
+            assert!(plot.svg.contains("KL divergence") && plot.svg.contains("default"));
+            assert!(
+                plot.svg
+                    .contains("dataset demo, test weights, normalize none")
+            );
+        }
+        let lines = line_plot(labels, &sweep()).unwrap();
+        assert!(
+            lines.svg.contains("26 of 32 images"),
+            "the partial last batch is marked"
+        );
+        let lines = line_plot(labels, &sweep()).unwrap();
+        assert!(
+            lines.svg.lines().any(|line| line.trim() == "0.4"),
+            "the legend names each level"
+        );
+    }
+
+    #[test]
+    fn draws_degenerate_sweeps() {
+        let labels = PlotLabels {
+            transforms: "rotate",
+            batch_size: 4,
+            images: 4,
+            context: "",
+        };
+        let flat = vec![LevelSeries {
+            drift_level: 0.0,
+            kls: vec![0.0],
+        }];
+        line_plot(labels, &flat).unwrap();
+        box_plot(labels, &flat).unwrap();
+        line_plot(labels, &[]).unwrap();
+        box_plot(labels, &[]).unwrap();
     }
 }

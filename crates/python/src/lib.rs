@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+mod errors;
+
 use drift_pipeline::{
-    DriftGenerator, FrontEnd, PipelineError, Progress, RawRun, RawSegment, ReaderError, RunSpec,
-    SampleSummary, SpecError, TransformKind, WriterError,
+    DriftGenerator, FrontEnd, PipelineError, Progress, RawRun, RawSegment, RunSpec, SampleSummary,
+    SpecError, TransformKind,
 };
-use pyo3::exceptions::{
-    PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyNotADirectoryError, PyOSError,
-    PyRuntimeError, PyValueError,
-};
+use errors::Kind;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -191,19 +190,19 @@ fn run_scenario<'py>(
 /// Measures how strong a drift is (`drift-pipeline evaluate`): `run` holds the embedding keys
 /// (`weights`, `normalize`, `device`, `batch_size`, ...) as JSON. Returns the report folder.
 #[pyfunction]
-#[pyo3(signature = (input, output, transforms, levels, run, seed, size, num_samples=None, threads=0, overwrite=false, progress=None, shard=None))]
+#[pyo3(signature = (input, output, transforms, levels, run, seed=None, size=None, num_samples=None, threads=None, overwrite=false, progress=None, shard=None))]
 #[allow(clippy::too_many_arguments)] // one per keyword of the Python function
 fn evaluate<'py>(
     py: Python<'py>,
     input: PathBuf,
     output: PathBuf,
     transforms: Vec<String>,
-    levels: Vec<f64>,
+    levels: Option<Vec<f64>>,
     run: &str,
-    seed: u64,
-    size: &str,
+    seed: Option<u64>,
+    size: Option<&str>,
     num_samples: Option<u64>,
-    threads: usize,
+    threads: Option<usize>,
     overwrite: bool,
     progress: Option<Bound<'py, PyAny>>,
     shard: Option<String>,
@@ -212,7 +211,8 @@ fn evaluate<'py>(
         .map(|text| text.parse::<drift_pipeline::Shard>())
         .transpose()
         .map_err(|e| value_error(format!("keyword 'shard': {e}")))?;
-    use drift_pipeline::evaluate::{EvaluateOptions, evaluate};
+    use drift_evaluate::{EvaluateOptions, evaluate};
+    let defaults = EvaluateOptions::default();
     let mut raw: RawRun = serde_json::from_str(run).map_err(|e| value_error(e.to_string()))?;
     raw.embeddings = true;
     let embedding = drift_pipeline::embedding_options(&raw, PYTHON, Path::new(""))
@@ -224,26 +224,28 @@ fn evaluate<'py>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| value_error(format!("keyword 'transforms': {e}")))?;
     let size = size
-        .parse()
-        .map_err(|e| value_error(format!("keyword 'input_dim': {e}")))?;
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| value_error(format!("keyword 'input_dim': {e}")))?
+        .unwrap_or(defaults.size);
     let cancel = Arc::new(AtomicBool::new(false));
     let options = EvaluateOptions {
         transforms,
-        levels,
+        levels: levels.unwrap_or(defaults.levels.clone()),
         num_samples,
-        seed,
+        seed: seed.unwrap_or(defaults.seed),
         size,
         embedding,
-        threads,
+        threads: threads.unwrap_or(defaults.threads),
         overwrite,
         cancel: Some(cancel.clone()),
         shard,
-        ..EvaluateOptions::default()
+        ..defaults
     };
     let evaluation = interruptible(py, &cancel, progress.as_ref(), |reporter| {
         evaluate(&input, &output, &options, reporter.as_ref())
     })?
-    .map_err(|e| pipeline_error(&e))?;
+    .map_err(|e| errors::raise(&e, errors::evaluate(&e)))?;
     Ok(evaluation.output)
 }
 
@@ -316,8 +318,8 @@ fn merge<'py>(
     overwrite: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let summary = py
-        .detach(|| drift_pipeline::merge(&shards, output.as_deref(), overwrite, &|_, _| {}))
-        .map_err(|e| pipeline_error(&e))?;
+        .detach(|| drift_merge::merge(&shards, output.as_deref(), overwrite, &|_, _| {}))
+        .map_err(|e| errors::raise(&e, errors::merge(&e)))?;
     let dict = PyDict::new(py);
     let outputs: Vec<(String, u64)> = summary
         .outputs
@@ -340,9 +342,9 @@ fn merge_reports(
     output: PathBuf,
     overwrite: bool,
 ) -> PyResult<PathBuf> {
-    py.detach(|| drift_pipeline::evaluate::merge_reports(&shards, &output, overwrite))
+    py.detach(|| drift_evaluate::merge_reports(&shards, &output, overwrite))
         .map(|evaluation| evaluation.output)
-        .map_err(|e| pipeline_error(&e))
+        .map_err(|e| errors::raise(&e, errors::evaluate(&e)))
 }
 
 /// The registered transforms: `(name, description)` each, in registry order.
@@ -395,7 +397,7 @@ fn cpu_kind() -> String {
 #[pyfunction]
 fn write_test_weights(seed: u64, path: PathBuf) -> PyResult<()> {
     drift_embedder::write_synthetic_weights(seed, &path)
-        .map_err(|e| PyOSError::new_err(format!("{}: {e}", path.display())))
+        .map_err(|e| Kind::Storage.error(format!("{}: {e}", path.display())))
 }
 
 /// The weights cache directory, and the cached reference weights file if there is one.
@@ -497,7 +499,8 @@ fn interruptible<T: Send>(
     match (interrupted, result) {
         (Some(error), _) => Err(error),
         (None, Ok(value)) => Ok(value),
-        (None, Err(_)) => Err(PyRuntimeError::new_err("drift-pipeline: a worker panicked")),
+        (None, Err(_)) => Err(Kind::Internal
+            .error("drift-pipeline: a worker panicked (a bug: please report it)".to_owned())),
     }
 }
 
@@ -525,54 +528,41 @@ fn summary_dict<'py>(
 }
 
 fn value_error(message: String) -> PyErr {
-    PyValueError::new_err(message)
+    Kind::InvalidRun.error(message)
 }
 
-/// A refused or failed spec as the Python exception its cause calls for, with the CLI's
-/// message.
 fn spec_error(error: &SpecError) -> PyErr {
-    let message = drift_pipeline_cli::error_chain(error);
-    match error {
-        SpecError::Invalid { .. } => PyValueError::new_err(message),
-        SpecError::Run { source, .. } => exception_for(source, message),
-    }
+    errors::raise(error, errors::spec(error))
 }
 
 fn pipeline_error(error: &PipelineError) -> PyErr {
-    exception_for(error, drift_pipeline_cli::error_chain(error))
+    errors::raise(error, errors::pipeline(error))
 }
 
-/// The Python exception for `error`: the built-in one a Python user would catch.
-fn exception_for(error: &PipelineError, message: String) -> PyErr {
-    match error {
-        PipelineError::Cancelled => PyKeyboardInterrupt::new_err(message),
-        PipelineError::Reader(ReaderError::MissingRoot { .. }) | PipelineError::NoWeights(_) => {
-            PyFileNotFoundError::new_err(message)
-        }
-        PipelineError::Reader(ReaderError::RootNotADirectory { .. }) => {
-            PyNotADirectoryError::new_err(message)
-        }
-        PipelineError::Writer(WriterError::OutputExists { .. }) => {
-            PyFileExistsError::new_err(format!("{message} (pass overwrite=True to replace it)"))
-        }
-        PipelineError::Reader(ReaderError::Io { .. }) | PipelineError::Writer(_) => {
-            PyOSError::new_err(message)
-        }
-        PipelineError::Sampler(_)
-        | PipelineError::Transform(_)
-        | PipelineError::LabelShift(_)
-        | PipelineError::InvalidSweep(_)
-        | PipelineError::Option(_)
-        | PipelineError::ClassMapping(_)
-        | PipelineError::OutputInInput { .. }
-        | PipelineError::TimestampOverflow { .. }
-        | PipelineError::Continuation { .. }
-        | PipelineError::Manifest { .. }
-        | PipelineError::Shard { .. }
-        | PipelineError::Merge(_)
-        | PipelineError::Reader(_) => PyValueError::new_err(message),
-        _ => PyRuntimeError::new_err(message),
-    }
+/// The defaults every front end shares, in Python's keywords: the Python layer's signatures
+/// say `None` and the run spec fills these in; they are exported for documentation and
+/// introspection, never restated.
+fn defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let options = drift_pipeline::GeneratorOptions::default();
+    let sweep = drift_evaluate::EvaluateOptions::default();
+    let dict = PyDict::new(py);
+    dict.set_item("seed", drift_pipeline::DEFAULT_SEED)?;
+    dict.set_item("input_dim", options.size.to_string())?;
+    dict.set_item("start_timestamp", options.clock.start)?;
+    dict.set_item("sample_delta_timestamp", options.clock.delta)?;
+    dict.set_item("batch_size", drift_pipeline::DEFAULT_BATCH_SIZE)?;
+    dict.set_item("threads", options.threads)?;
+    dict.set_item("png_compression", options.png_compression.name())?;
+    dict.set_item("levels", sweep.levels)?;
+    dict.set_item(
+        "transforms",
+        sweep
+            .transforms
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>(),
+    )?;
+    Ok(dict)
 }
 
 /// The compiled module.
@@ -592,5 +582,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(weights_cache, module)?)?;
     module.add_function(wrap_pyfunction!(cli_main, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("DEFAULTS", defaults(module.py())?)?;
     Ok(())
 }

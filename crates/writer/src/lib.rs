@@ -46,10 +46,11 @@ mod samples;
 mod tables;
 mod transaction;
 
+pub use drift_core::LoggedSample;
 pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
 pub use manifest::{ManifestEntry, read_manifest, write_manifest};
 pub use png_encode::{PngCompression, encode_png};
-pub use read::{LoggedSample, read_drift_log};
+pub use read::read_drift_log;
 pub use report::{KlRow, ReportWriter, kl_table, read_kl_table};
 pub use samples::{SampleReader, StoredSample};
 pub use transaction::{

@@ -7,26 +7,9 @@ use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::WriterError;
+use drift_core::LoggedSample;
 
-/// One row of `drift_log.parquet`, as far as a timeline needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoggedSample {
-    /// The sample.
-    pub sample_id: u64,
-    /// Its segment.
-    pub segment: String,
-    /// Whether it was drifted.
-    pub drifted: bool,
-    /// The probability it had of being drifted.
-    pub probability: f64,
-    /// `(transform, level)` of each transform applied to it, in column order.
-    pub levels: Vec<(String, f64)>,
-    /// Its class (absent in logs of versions before provenance).
-    pub class_name: Option<String>,
-    /// Its class's prior under label shift.
-    pub class_prior: Option<f64>,
-}
+use crate::WriterError;
 
 /// Reads `folder/drift_log.parquet`.
 pub fn read_drift_log(folder: &Path) -> Result<Vec<LoggedSample>, WriterError> {

@@ -116,21 +116,17 @@ fn bad(path: &Path, reason: String) -> WriterError {
     }
 }
 
+/// Column `name` of `batch` as array type `T`: tables are read by column name, never by
+/// position.
 fn column<'a, T: 'static>(
     path: &Path,
     batch: &'a RecordBatch,
-    index: usize,
+    name: &str,
 ) -> Result<&'a T, WriterError> {
     batch
-        .columns()
-        .get(index)
+        .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| {
-            bad(
-                path,
-                format!("column {index} is missing or of another type"),
-            )
-        })
+        .ok_or_else(|| bad(path, format!("column {name} is missing or of another type")))
 }
 
 /// Reads an output folder's samples in order: [`SampleReader::open`], then iterate.
@@ -208,7 +204,7 @@ impl SampleReader {
             return self.check_end().map(|()| None);
         };
         let path = self.drift_log.path.clone();
-        let sample = drift_log_row(&path, &batch, row, self.parameter_columns.len())?;
+        let sample = drift_log_row(&path, &batch, row, &self.parameter_columns)?;
         let mut sample = sample;
         self.fill_from_tables(&mut sample)?;
         sample.png = self.read_entry(&sample.zip_entry)?;
@@ -220,7 +216,7 @@ impl SampleReader {
     fn fill_from_tables(&mut self, sample: &mut StoredSample) -> Result<(), WriterError> {
         let id = sample.sample_id;
         let key = |path: &Path, batch: &RecordBatch, row: usize| -> Result<(), WriterError> {
-            let ids = column::<Int64Array>(path, batch, 0)?;
+            let ids = column::<Int64Array>(path, batch, "sample_id")?;
             if ids.value(row) != id {
                 return Err(bad(
                     path,
@@ -238,19 +234,20 @@ impl SampleReader {
             .next()?
             .ok_or_else(|| ended(&self.target.path))?;
         key(&self.target.path, &batch, row)?;
-        sample.label = column::<Int64Array>(&self.target.path, &batch, 2)?.value(row);
+        sample.label = column::<Int64Array>(&self.target.path, &batch, "label")?.value(row);
         let (batch, row) = self
             .input_mapping
             .next()?
             .ok_or_else(|| ended(&self.input_mapping.path))?;
         key(&self.input_mapping.path, &batch, row)?;
-        sample.file_name = column::<StringArray>(&self.input_mapping.path, &batch, 2)?
+        sample.file_name = column::<StringArray>(&self.input_mapping.path, &batch, "file_name")?
             .value(row)
             .to_owned();
         if let Some(embeddings) = &mut self.embeddings {
             let (batch, row) = embeddings.next()?.ok_or_else(|| ended(&embeddings.path))?;
             key(&embeddings.path, &batch, row)?;
-            let list = column::<FixedSizeListArray>(&embeddings.path, &batch, 2)?.value(row);
+            let list =
+                column::<FixedSizeListArray>(&embeddings.path, &batch, "embedding")?.value(row);
             let values = list
                 .as_any()
                 .downcast_ref::<Float64Array>()
@@ -320,25 +317,26 @@ fn drift_log_row(
     path: &Path,
     batch: &RecordBatch,
     row: usize,
-    parameters: usize,
+    parameters: &[String],
 ) -> Result<StoredSample, WriterError> {
-    let text = |index| column::<StringArray>(path, batch, index).map(|c| c.value(row).to_owned());
-    let int = |index| column::<Int64Array>(path, batch, index).map(|c| c.value(row));
-    let float = |index| column::<Float64Array>(path, batch, index);
+    let text = |name| column::<StringArray>(path, batch, name).map(|c| c.value(row).to_owned());
+    let int = |name| column::<Int64Array>(path, batch, name).map(|c| c.value(row));
+    let float = |name| column::<Float64Array>(path, batch, name);
     let optional = |c: &Float64Array| c.is_valid(row).then(|| c.value(row));
     Ok(StoredSample {
-        sample_id: int(0)?,
-        timestamp: float(1)?.value(row),
-        segment: text(2)?,
-        drifted: column::<BooleanArray>(path, batch, 3)?.value(row),
-        drift_probability: float(4)?.value(row),
-        source_path: text(5)?,
-        class_name: text(6)?,
-        original_label: int(7)?,
-        zip_entry: text(8)?,
-        class_prior: optional(float(9)?),
-        parameters: (0..parameters)
-            .map(|i| float(DRIFT_LOG_FIXED_COLUMNS + i).map(optional))
+        sample_id: int("sample_id")?,
+        timestamp: float("timestamp")?.value(row),
+        segment: text("segment")?,
+        drifted: column::<BooleanArray>(path, batch, "drifted")?.value(row),
+        drift_probability: float("drift_probability")?.value(row),
+        source_path: text("source_path")?,
+        class_name: text("class_name")?,
+        original_label: int("original_label")?,
+        zip_entry: text("zip_entry")?,
+        class_prior: optional(float("class_prior")?),
+        parameters: parameters
+            .iter()
+            .map(|name| float(name).map(optional))
             .collect::<Result<_, _>>()?,
         file_name: String::new(),
         label: 0,

@@ -1,4 +1,4 @@
-//! `evaluate`: how strong is a drift? A sweep of one transform list over drift levels, measured
+//! drift-evaluate: how strong is a drift? A sweep of one transform list over drift levels, measured
 //! as SPEC's per-batch KL between drifted and clean embeddings.
 //!
 //! The first N images of the seeded permutation are cut into batches of B. For each batch, one
@@ -21,10 +21,178 @@ use drift_reader::{Dataset, DecodeLimits, Decoder};
 use drift_sampler::Sampler;
 use drift_transformer::{TransformChain, TransformKind, TransformSpec};
 
-use crate::records::{self, EvaluationRecord};
-use drift_writer::{KlRow, PngCompression, ReportWriter, encode_png, kl_table};
+use drift_pipeline::records::{self, EmbeddingRecord, RecordError};
+use drift_pipeline::{
+    EmbeddingOptions, EmbeddingStage, PipelineError, Progress, Shard, StreamClock,
+};
+use drift_reader::ReaderError;
+use drift_sampler::SamplerError;
+use drift_transformer::TransformError;
+use drift_writer::{KlRow, PngCompression, ReportWriter, WriterError, encode_png, kl_table};
+use serde::{Deserialize, Serialize};
 
-use crate::{EmbeddingOptions, EmbeddingStage, PipelineError, Progress, StreamClock};
+/// Why a sweep could not run, or shard reports could not be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    /// No transform to sweep.
+    #[error("invalid sweep: no transform to evaluate")]
+    NoTransform,
+    /// No drift level to sweep.
+    #[error("invalid sweep: no drift level")]
+    NoLevel,
+    /// A drift level outside [0, 1].
+    #[error("invalid sweep: drift level {0} is outside [0, 1]")]
+    LevelOutside(f64),
+    /// A drift level given twice.
+    #[error("invalid sweep: drift level {0} is given twice")]
+    LevelTwice(f64),
+    /// A sweep with fewer batches per level than shards.
+    #[error(
+        "shard {shard}: the sweep has {batches} batches per level, fewer than the {} shards",
+        shard.count
+    )]
+    TooFewBatches {
+        /// The shard.
+        shard: Shard,
+        /// Batches per level.
+        batches: usize,
+    },
+    /// Listing or decoding the dataset failed.
+    #[error(transparent)]
+    Reader(#[from] ReaderError),
+    /// More images asked for than the dataset has.
+    #[error(transparent)]
+    Sampler(#[from] SamplerError),
+    /// A transform at a level that was refused.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    /// Loading the network, or an output folder inside the dataset.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Embedding a batch failed.
+    #[error(transparent)]
+    Embedder(#[from] drift_embedder::EmbedderError),
+    /// A KL or a plot that could not be computed.
+    #[error("batch {batch}: {source}")]
+    Measure {
+        /// The batch.
+        batch: usize,
+        /// What failed.
+        source: drift_measure::MeasureError,
+    },
+    /// Writing the report, or reading a shard's KL table, failed.
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+    /// A shard report's `evaluation.json` that could not be read.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The run was interrupted; nothing was written.
+    #[error("interrupted: the report folder was left as it was")]
+    Cancelled,
+    /// A report given to merge that is not a shard report.
+    #[error("{folder}: not a shard report (a sharded sweep makes one)")]
+    NotAShardReport {
+        /// The report folder.
+        folder: PathBuf,
+    },
+    /// No shard report given to merge.
+    #[error("merge: no shard given")]
+    NoShards,
+    /// A shard report of another sweep.
+    #[error("merge: shard {index}/{count} ({folder}) is not of the same sweep as {first}")]
+    OtherSweep {
+        /// The shard.
+        index: u64,
+        /// Shards of its sweep.
+        count: u64,
+        /// Its folder.
+        folder: PathBuf,
+        /// The first shard's folder.
+        first: PathBuf,
+    },
+    /// A shard given twice.
+    #[error("merge: shard {index}/{count} ({folder}) is given twice")]
+    Twice {
+        /// The shard.
+        index: u64,
+        /// Shards of its sweep.
+        count: u64,
+        /// The second folder that holds it.
+        folder: PathBuf,
+    },
+    /// A shard none of the folders holds.
+    #[error("merge: shard {index}/{count} is missing")]
+    Missing {
+        /// The shard.
+        index: u64,
+        /// Shards of the sweep.
+        count: u64,
+    },
+    /// A shard whose batches do not start where the shard before ended.
+    #[error("merge: shard {index}/{count} ({folder}) does not start at batch {expected}")]
+    Gap {
+        /// The shard.
+        index: u64,
+        /// Shards of its sweep.
+        count: u64,
+        /// Its folder.
+        folder: PathBuf,
+        /// Where the shard before ended.
+        expected: u64,
+    },
+}
+
+/// `evaluation.json`: how an `evaluate` report was made. Fields in alphabetical order, as
+/// every record (see [`drift_pipeline::records`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationRecord {
+    /// Images per KL.
+    pub batch_size: usize,
+    /// Batches at every level.
+    pub batches_per_level: usize,
+    /// The network and weights.
+    pub embeddings: EmbeddingRecord,
+    /// `WxH`.
+    pub image_size: String,
+    /// Images evaluated (each at every level).
+    pub images: u64,
+    /// The levels, ascending.
+    pub levels: Vec<f64>,
+    /// What a KL is, in words.
+    pub measure: String,
+    /// How drift parameters are drawn, in words.
+    pub parameters_drawn: String,
+    /// The permutation's and the draws' seed.
+    pub seed: u64,
+    /// Which part of a sharded sweep this report is; absent for a whole sweep's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ReportShardRecord>,
+    /// Always `drift-pipeline`.
+    pub tool: String,
+    /// The transform list, in order.
+    pub transforms: Vec<String>,
+    /// The version that wrote it.
+    pub version: String,
+}
+
+/// `evaluation.json`'s `shard`: which batches of which sweep a shard report holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportShardRecord {
+    /// The line under each plot's title, as the whole report will have it.
+    pub context: String,
+    /// Shards of the sweep.
+    pub count: u64,
+    /// The CPU kind that embedded.
+    pub cpu: String,
+    /// The batch after this shard's last (of every level).
+    pub end_batch: u64,
+    /// This shard's first batch (of every level).
+    pub first_batch: u64,
+    /// This shard, from 0.
+    pub index: u64,
+}
 
 /// `kl.parquet`: one row per drift level and batch.
 pub const KL_TABLE: &str = "kl.parquet";
@@ -79,7 +247,7 @@ pub struct EvaluateOptions {
     /// Set to true (from a Ctrl-C handler, say) to stop cleanly; nothing is written.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Measure only this shard's batches (of every level): `merge` joins the shard reports.
-    pub shard: Option<crate::Shard>,
+    pub shard: Option<Shard>,
 }
 
 impl Default for EvaluateOptions {
@@ -88,7 +256,7 @@ impl Default for EvaluateOptions {
             transforms: vec![TransformKind::named("default").expect("registered")],
             levels: default_levels(),
             num_samples: None,
-            seed: crate::DEFAULT_SEED,
+            seed: drift_pipeline::DEFAULT_SEED,
             size: ImageSize::default(),
             embedding: EmbeddingOptions::default(),
             threads: 0,
@@ -142,7 +310,7 @@ pub fn evaluate(
     output: &Path,
     options: &EvaluateOptions,
     progress: &dyn Progress,
-) -> Result<Evaluation, PipelineError> {
+) -> Result<Evaluation, EvaluateError> {
     let started = Instant::now();
     let levels = checked_levels(options)?;
     let transforms = options
@@ -156,7 +324,7 @@ pub fn evaluate(
     let images = options.num_samples.unwrap_or(dataset.images().len() as u64);
     sampler.check(images, &drift_sampler::ClassPlan::AsInDataset)?;
     // Refuse an existing report before the (long) sweep, not after it.
-    crate::check_output_location(output, input)?;
+    drift_pipeline::check_output_location(output, input)?;
     let names: &'static [&'static str] = match options.shard {
         Some(_) => &SHARD_REPORT_FILES,
         None => &REPORT_FILES,
@@ -165,8 +333,8 @@ pub fn evaluate(
     if let Some(recovery) = report.recovery() {
         progress.recovered(output, recovery);
     }
-    let threads = crate::worker_threads(options.threads);
-    let stage = crate::load_embedder(&options.embedding, threads, options.size)?;
+    let threads = drift_pipeline::worker_threads(options.threads);
+    let stage = EmbeddingStage::load(&options.embedding, threads, options.size)?;
     let embedding_description = format!(
         "{}, normalize {}, weights {}",
         stage.embedder.device_description(),
@@ -190,7 +358,7 @@ pub fn evaluate(
     let labels = (transforms.as_str(), levels.as_slice(), batches);
     let kls = sweep.run(&stage, labels, options, progress)?;
     if cancelled(options) {
-        return Err(PipelineError::Cancelled);
+        return Err(EvaluateError::Cancelled);
     }
     let (series, summaries) = level_statistics(&kls, &levels);
     let evaluation = Evaluation {
@@ -217,20 +385,14 @@ pub fn evaluate(
 
 /// The batches (of every level) shard `shard` of a sweep of `batches` measures.
 fn shard_batches(
-    shard: Option<crate::Shard>,
+    shard: Option<Shard>,
     batches: usize,
-) -> Result<std::ops::Range<usize>, PipelineError> {
+) -> Result<std::ops::Range<usize>, EvaluateError> {
     let Some(shard) = shard else {
         return Ok(0..batches);
     };
     if (batches as u64) < shard.count {
-        return Err(PipelineError::Shard {
-            shard: shard.to_string(),
-            reason: format!(
-                "the sweep has {batches} batches per level, fewer than the {} shards",
-                shard.count
-            ),
-        });
+        return Err(EvaluateError::TooFewBatches { shard, batches });
     }
     let (start, end) = shard.range(batches as u64);
     Ok(start as usize..end as usize)
@@ -240,7 +402,7 @@ fn shard_batches(
 fn level_chains(
     transforms: &[TransformKind],
     levels: &[f64],
-) -> Result<Vec<TransformChain>, PipelineError> {
+) -> Result<Vec<TransformChain>, EvaluateError> {
     levels
         .iter()
         .map(|&level| {
@@ -291,7 +453,7 @@ impl Sweep<'_> {
         labels: (&str, &[f64], usize),
         options: &EvaluateOptions,
         progress: &dyn Progress,
-    ) -> Result<Vec<Vec<KlRow>>, PipelineError> {
+    ) -> Result<Vec<Vec<KlRow>>, EvaluateError> {
         let images: u64 = self
             .order
             .chunks(self.batch_size)
@@ -302,7 +464,7 @@ impl Sweep<'_> {
         let total_embeddings = images * (self.chains.len() as u64 + 1);
         thread::scope(|scope| {
             // Two units in flight: the next one is being prepared while this one is embedded.
-            let (unit_tx, unit_rx) = bounded::<Result<Unit, PipelineError>>(1);
+            let (unit_tx, unit_rx) = bounded::<Result<Unit, EvaluateError>>(1);
             scope.spawn(move || self.make_units(unit_tx));
             embed_units(unit_rx, stage, labels, options, progress, total_embeddings)
         })
@@ -310,11 +472,11 @@ impl Sweep<'_> {
 
     /// Decodes each batch and sends it clean, then drifted at every level; an unreadable image
     /// is sent as the error it is, and ends the sweep.
-    fn make_units(&self, units: Sender<Result<Unit, PipelineError>>) {
+    fn make_units(&self, units: Sender<Result<Unit, EvaluateError>>) {
         let batches = self.order.chunks(self.batch_size).enumerate();
         for (batch, indices) in batches.skip(self.batches.start).take(self.batches.len()) {
             let first_id = (batch * self.batch_size) as u64;
-            let clean: Result<Vec<RgbImage8>, PipelineError> = indices
+            let clean: Result<Vec<RgbImage8>, EvaluateError> = indices
                 .iter()
                 .map(|&i| Ok(self.decoder.decode(&self.dataset.images()[i].path)?))
                 .collect();
@@ -356,19 +518,19 @@ impl Sweep<'_> {
 /// Embeds each unit as it comes and measures each drifted batch against its clean one: the
 /// KL rows per level. `labels` is (transforms as text, levels, batches per level).
 fn embed_units(
-    units: Receiver<Result<Unit, PipelineError>>,
+    units: Receiver<Result<Unit, EvaluateError>>,
     stage: &EmbeddingStage,
     (transforms, levels, batches): (&str, &[f64], usize),
     options: &EvaluateOptions,
     progress: &dyn Progress,
     total_embeddings: u64,
-) -> Result<Vec<Vec<KlRow>>, PipelineError> {
+) -> Result<Vec<Vec<KlRow>>, EvaluateError> {
     let mut kls: Vec<Vec<KlRow>> = vec![Vec::with_capacity(batches); levels.len()];
     let mut clean_embeddings: Vec<Vec<f32>> = Vec::new();
     let mut done = 0u64;
     for unit in units {
         if cancelled(options) {
-            return Err(PipelineError::Cancelled);
+            return Err(EvaluateError::Cancelled);
         }
         let unit = unit?;
         let refs: Vec<&RgbImage8> = unit.images.iter().collect();
@@ -378,7 +540,7 @@ fn embed_units(
             None => clean_embeddings = embeddings,
             Some(level) => {
                 let kl = batch_kl(&embeddings, &clean_embeddings).map_err(|error| {
-                    PipelineError::Measure {
+                    EvaluateError::Measure {
                         batch: unit.batch,
                         source: error,
                     }
@@ -405,27 +567,20 @@ fn cancelled(options: &EvaluateOptions) -> bool {
 }
 
 /// The levels, validated and in ascending order.
-fn checked_levels(options: &EvaluateOptions) -> Result<Vec<f64>, PipelineError> {
+fn checked_levels(options: &EvaluateOptions) -> Result<Vec<f64>, EvaluateError> {
     if options.transforms.is_empty() {
-        return Err(PipelineError::InvalidSweep(
-            "no transform to evaluate".to_owned(),
-        ));
+        return Err(EvaluateError::NoTransform);
     }
     if options.levels.is_empty() {
-        return Err(PipelineError::InvalidSweep("no drift level".to_owned()));
+        return Err(EvaluateError::NoLevel);
     }
     let mut levels = options.levels.clone();
-    if let Some(bad) = levels.iter().find(|l| !(0.0..=1.0).contains(*l)) {
-        return Err(PipelineError::InvalidSweep(format!(
-            "drift level {bad} is outside [0, 1]"
-        )));
+    if let Some(&bad) = levels.iter().find(|l| !(0.0..=1.0).contains(*l)) {
+        return Err(EvaluateError::LevelOutside(bad));
     }
     levels.sort_by(f64::total_cmp);
     if let Some(pair) = levels.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(PipelineError::InvalidSweep(format!(
-            "drift level {} is given twice",
-            pair[0]
-        )));
+        return Err(EvaluateError::LevelTwice(pair[0]));
     }
     Ok(levels)
 }
@@ -436,8 +591,8 @@ struct ReportFacts {
     batch_size: usize,
     /// The line under each plot's title (dataset, weights, normalization).
     context: String,
-    /// `evaluation.json`.
-    record: String,
+    /// `evaluation.json`, without a shard record.
+    record: EvaluationRecord,
 }
 
 impl ReportFacts {
@@ -466,21 +621,28 @@ impl ReportFacts {
             "dataset {dataset}, {weights}, normalize {}",
             stage.embedder.normalize().name()
         );
-        let record = records::to_json(&EvaluationRecord {
+        let record = EvaluationRecord {
             batch_size: stage.batch_size,
             batches_per_level: evaluation.batches,
-            embeddings: crate::embedding_record(stage),
+            embeddings: stage.record(),
             image_size: options.size.to_string(),
             images: evaluation.images,
             levels: series.iter().map(|s| s.drift_level).collect(),
-            measure: "KL(softmax(drifted) || softmax(clean)) per batch, averaged over the batch",
+            measure: "KL(softmax(drifted) || softmax(clean)) per batch, averaged over the batch"
+                .to_owned(),
             parameters_drawn: "per image, from (seed, sample_id = position in the seeded order, \
-                               transform index)",
+                               transform index)"
+                .to_owned(),
             seed: options.seed,
-            tool: records::TOOL,
-            transforms: options.transforms.iter().map(|k| k.name()).collect(),
-            version: env!("CARGO_PKG_VERSION"),
-        });
+            shard: None,
+            tool: records::TOOL.to_owned(),
+            transforms: options
+                .transforms
+                .iter()
+                .map(|k| k.name().to_owned())
+                .collect(),
+            version: records::VERSION.to_owned(),
+        };
         Self {
             batch_size: stage.batch_size,
             context,
@@ -495,21 +657,22 @@ fn write_shard_report(
     report: &mut ReportWriter,
     evaluation: &Evaluation,
     facts: &ReportFacts,
-    shard: crate::Shard,
+    shard: Shard,
     batches: std::ops::Range<usize>,
-) -> Result<(), PipelineError> {
+) -> Result<(), EvaluateError> {
     let table_path = report.path(KL_TABLE).expect("kl.parquet is a report file");
     report.add(KL_TABLE, &kl_table(&evaluation.rows, &table_path)?)?;
-    let mut record: serde_json::Value =
-        serde_json::from_str(&facts.record).expect("the record is JSON");
-    record["shard"] = serde_json::json!({
-        "context": facts.context,
-        "count": shard.count,
-        "cpu": crate::cpu_kind(),
-        "end_batch": batches.end,
-        "first_batch": batches.start,
-        "index": shard.index,
-    });
+    let record = EvaluationRecord {
+        shard: Some(ReportShardRecord {
+            context: facts.context.clone(),
+            count: shard.count,
+            cpu: drift_pipeline::cpu_kind(),
+            end_batch: batches.end as u64,
+            first_batch: batches.start as u64,
+            index: shard.index,
+        }),
+        ..facts.record.clone()
+    };
     report.add(EVALUATION_JSON, records::to_json(&record).as_bytes())?;
     Ok(())
 }
@@ -519,7 +682,7 @@ fn write_report(
     evaluation: &Evaluation,
     series: &[LevelSeries],
     facts: &ReportFacts,
-) -> Result<(), PipelineError> {
+) -> Result<(), EvaluateError> {
     let table_path = report.path(KL_TABLE).expect("kl.parquet is a report file");
     report.add(KL_TABLE, &kl_table(&evaluation.rows, &table_path)?)?;
     report.add(
@@ -536,106 +699,94 @@ fn write_report(
         (LINE_PLOT, drift_measure::line_plot(labels, series)),
         (BOX_PLOT, drift_measure::box_plot(labels, series)),
     ] {
-        let plot = plot.map_err(|source| PipelineError::Measure { batch: 0, source })?;
+        let plot = plot.map_err(|source| EvaluateError::Measure { batch: 0, source })?;
         report.add(names[0], &encode_png(&plot.rgb, PngCompression::High)?)?;
         report.add(names[1], plot.svg.as_bytes())?;
     }
-    report.add(EVALUATION_JSON, facts.record.as_bytes())?;
+    report.add(EVALUATION_JSON, records::to_json(&facts.record).as_bytes())?;
     Ok(())
 }
 
-/// A shard report, read: its folder, record, shard fields and KL rows.
+/// A shard report, read: its folder, record, shard record and KL rows.
 struct ShardReport {
     folder: PathBuf,
-    record: serde_json::Value,
-    index: u64,
-    count: u64,
-    first_batch: u64,
-    end_batch: u64,
+    record: EvaluationRecord,
+    shard: ReportShardRecord,
     rows: Vec<KlRow>,
 }
 
-fn read_shard_report(folder: &Path) -> Result<ShardReport, PipelineError> {
-    let refuse = |reason: String| PipelineError::Merge(format!("{}: {reason}", folder.display()));
-    let text = std::fs::read_to_string(folder.join(EVALUATION_JSON))
-        .map_err(|e| refuse(format!("{EVALUATION_JSON}: {e}")))?;
-    let record: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| refuse(format!("{EVALUATION_JSON}: {e}")))?;
-    let field = |name: &str| record["shard"][name].as_u64();
-    let (Some(index), Some(count), Some(first_batch), Some(end_batch)) = (
-        field("index"),
-        field("count"),
-        field("first_batch"),
-        field("end_batch"),
-    ) else {
-        return Err(refuse(
-            "not a shard report (evaluate --shard K/N makes one)".into(),
-        ));
+fn read_shard_report(folder: &Path) -> Result<ShardReport, EvaluateError> {
+    let record: EvaluationRecord = records::read(&folder.join(EVALUATION_JSON))?;
+    let Some(shard) = record.shard.clone() else {
+        return Err(EvaluateError::NotAShardReport {
+            folder: folder.to_owned(),
+        });
     };
     let rows = drift_writer::read_kl_table(&folder.join(KL_TABLE))?;
     Ok(ShardReport {
         folder: folder.to_owned(),
         record,
-        index,
-        count,
-        first_batch,
-        end_batch,
+        shard,
         rows,
     })
 }
 
-/// The record without what differs between the shards of one sweep.
-fn report_settings(record: &serde_json::Value) -> serde_json::Value {
-    let mut view = record.clone();
-    if let Some(shard) = view["shard"].as_object_mut() {
-        for key in ["cpu", "end_batch", "first_batch", "index"] {
-            shard.remove(key);
+impl ShardReport {
+    /// The record without what differs between the shards of one sweep.
+    fn settings(&self) -> EvaluationRecord {
+        let mut settings = self.record.clone();
+        if let Some(shard) = &mut settings.shard {
+            shard.cpu.clear();
+            (shard.end_batch, shard.first_batch, shard.index) = (0, 0, 0);
         }
+        settings
     }
-    view
 }
 
 /// Refuses shard reports that are not exactly shards 0..N of one sweep, in order.
-fn check_report_set(parts: &[ShardReport]) -> Result<(), PipelineError> {
-    let first = parts
-        .first()
-        .ok_or_else(|| PipelineError::Merge("no shard given".into()))?;
-    let settings = report_settings(&first.record);
-    let batches = first.record["batches_per_level"].as_u64().unwrap_or(0);
+fn check_report_set(parts: &[ShardReport]) -> Result<(), EvaluateError> {
+    let first = parts.first().ok_or(EvaluateError::NoShards)?;
+    let settings = first.settings();
     let mut next_batch = 0;
     for (expected, part) in (0..).zip(parts) {
-        let shard = format!(
-            "shard {}/{} ({})",
-            part.index,
-            part.count,
-            part.folder.display()
-        );
-        if report_settings(&part.record) != settings {
-            return Err(PipelineError::Merge(format!(
-                "{shard} is not of the same sweep as {}",
-                first.folder.display()
-            )));
+        let (index, count) = (part.shard.index, part.shard.count);
+        if part.settings() != settings {
+            return Err(EvaluateError::OtherSweep {
+                index,
+                count,
+                folder: part.folder.clone(),
+                first: first.folder.clone(),
+            });
         }
-        if part.index != expected {
-            let what = match part.index < expected {
-                true => format!("{shard} is given twice"),
-                false => format!("shard {expected}/{} is missing", part.count),
-            };
-            return Err(PipelineError::Merge(what));
+        if index != expected {
+            return Err(match index < expected {
+                true => EvaluateError::Twice {
+                    index,
+                    count,
+                    folder: part.folder.clone(),
+                },
+                false => EvaluateError::Missing {
+                    index: expected,
+                    count,
+                },
+            });
         }
-        if part.first_batch != next_batch {
-            return Err(PipelineError::Merge(format!(
-                "{shard} does not start at batch {next_batch}"
-            )));
+        if part.shard.first_batch != next_batch {
+            return Err(EvaluateError::Gap {
+                index,
+                count,
+                folder: part.folder.clone(),
+                expected: next_batch,
+            });
         }
-        next_batch = part.end_batch;
+        next_batch = part.shard.end_batch;
     }
-    if parts.len() as u64 != first.count || next_batch != batches {
-        return Err(PipelineError::Merge(format!(
-            "shard {}/{} is missing",
-            parts.len(),
-            first.count
-        )));
+    let count = first.shard.count;
+    if parts.len() as u64 != count || next_batch != first.record.batches_per_level as u64 {
+        return Err(EvaluateError::Missing {
+            index: parts.len() as u64,
+            count,
+        });
     }
     Ok(())
 }
@@ -647,20 +798,16 @@ pub fn merge_reports(
     shards: &[PathBuf],
     output: &Path,
     overwrite: bool,
-) -> Result<Evaluation, PipelineError> {
+) -> Result<Evaluation, EvaluateError> {
     let started = Instant::now();
     let mut parts = shards
         .iter()
         .map(|folder| read_shard_report(folder))
         .collect::<Result<Vec<_>, _>>()?;
-    parts.sort_by_key(|part| part.index);
+    parts.sort_by_key(|part| part.shard.index);
     check_report_set(&parts)?;
     let first = &parts[0];
-    let batches = first.record["batches_per_level"].as_u64().unwrap_or(0);
-    let levels: Vec<f64> = first.record["levels"]
-        .as_array()
-        .map(|l| l.iter().filter_map(serde_json::Value::as_f64).collect())
-        .unwrap_or_default();
+    let levels = &first.record.levels;
     // Each shard's rows are by level then batch; a level's rows are every shard's in order.
     let kls: Vec<Vec<KlRow>> = levels
         .iter()
@@ -669,17 +816,14 @@ pub fn merge_reports(
             rows.filter(|r| r.drift_level == level).cloned().collect()
         })
         .collect();
-    let (series, summaries) = level_statistics(&kls, &levels);
-    let mut record = first.record.clone();
-    let context = record["shard"]["context"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    record.as_object_mut().map(|map| map.remove("shard"));
+    let (series, summaries) = level_statistics(&kls, levels);
     let facts = ReportFacts {
-        batch_size: record["batch_size"].as_u64().unwrap_or(0) as usize,
-        context,
-        record: records::to_json(&record),
+        batch_size: first.record.batch_size,
+        context: first.shard.context.clone(),
+        record: EvaluationRecord {
+            shard: None,
+            ..first.record.clone()
+        },
     };
     let evaluation = Evaluation {
         output: output.to_owned(),
@@ -690,8 +834,8 @@ pub fn merge_reports(
             .unwrap_or_default(),
         rows: kls.into_iter().flatten().collect(),
         summaries,
-        images: record["images"].as_u64().unwrap_or(0),
-        batches: batches as usize,
+        images: first.record.images,
+        batches: first.record.batches_per_level,
         embedding_description: String::new(),
         elapsed: Duration::ZERO,
     };

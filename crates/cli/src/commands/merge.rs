@@ -1,0 +1,54 @@
+//! `drift-pipeline merge`: shard outputs (drift-merge) or shard reports (drift-evaluate)
+//! joined into what one process writes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::report::ProgressReport;
+
+pub(crate) fn merge(
+    shards: &[PathBuf],
+    output: Option<&Path>,
+    overwrite: bool,
+    quiet: bool,
+) -> Result<()> {
+    if shards
+        .iter()
+        .any(|s| s.join(drift_evaluate::EVALUATION_JSON).exists())
+    {
+        let output = output.ok_or_else(|| {
+            anyhow::anyhow!("merging evaluate shards: give the report folder with --output")
+        })?;
+        let evaluation = drift_evaluate::merge_reports(shards, output, overwrite)?;
+        println!(
+            "merged {} shard reports into {}: {} levels x {} batches",
+            shards.len(),
+            output.display(),
+            evaluation.summaries.len(),
+            evaluation.batches
+        );
+        return Ok(());
+    }
+    let bar = ProgressReport::new(0, quiet, "samples", None);
+    let result = drift_merge::merge(shards, output, overwrite, &|done, total| {
+        bar.bar.set_length(total);
+        bar.bar.set_position(done);
+    });
+    bar.bar.finish_and_clear();
+    let summary = result?;
+    for warning in &summary.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let seconds = summary.elapsed.as_secs_f64();
+    for (folder, samples) in &summary.outputs {
+        println!("merged {samples} samples into {}", folder.display());
+    }
+    println!(
+        "{} shard folders, {:.1} MB of images in {seconds:.2} s ({:.1} MB/s)",
+        shards.len(),
+        summary.zip_bytes as f64 / 1e6,
+        summary.zip_bytes as f64 / 1e6 / seconds.max(1e-9)
+    );
+    Ok(())
+}
