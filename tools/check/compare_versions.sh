@@ -3,11 +3,12 @@
 # (NEW), compared whole with cmp, on: generate (transforms with random parameters, seeded
 # weights' embeddings), a scenario with label shift and a drift shape, a sharded run merged,
 # and an evaluate sweep, whole and sharded then merged. Each case runs OLD, then NEW, in the
-# same folder (moved aside after), so the absolute paths inside drift.json are the same.
+# same folder (moved aside after), so the absolute paths inside drift.json are the same. The
+# shard folders are compared too (their drift.json carries the settings hash).
 # WEIGHTS: seeded ResNet18 weights (`cargo xtask test-weights FILE`).
 set -euo pipefail
 OLD=${OLD:?set OLD to the earlier drift-pipeline binary}
-NEW=${NEW:?set NEW to this version's drift-pipeline binary}
+NEW=${NEW:?set NEW to the drift-pipeline binary of this version}
 WEIGHTS=${WEIGHTS:?set WEIGHTS to a safetensors file from cargo xtask test-weights}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -51,14 +52,14 @@ run_case() { # BIN NAME COMMAND
         "$bin" run "$W/scenario.toml" --quiet --shard $k/3 --output "$W/run/shard-$k" >/dev/null
       done
       "$bin" merge "$W/run/shard-0" "$W/run/shard-1" "$W/run/shard-2" --quiet >/dev/null
-      rm -rf "$W/run/shard-"*;;
+      ;;
     EVAL_SHARDS)
       for k in 0 1; do
         "$bin" evaluate --input "$IN" --output "$W/run/part-$k" --transform hue --levels 0.3,0.9 \
           --num-samples 16 --size 64x64 --weights "$WEIGHTS" --batch-size 4 --quiet --shard $k/2 >/dev/null
       done
       "$bin" merge "$W/run/part-0" "$W/run/part-1" --output "$W/run/report" --quiet >/dev/null
-      rm -rf "$W/run/part-"*;;
+      ;;
     *) "$bin" $cmd >/dev/null;;
   esac
 }
