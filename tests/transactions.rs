@@ -287,14 +287,6 @@ fn assert_complete_ignoring_staging(folder: &Path) -> u64 {
 
 /// A test that could not exercise its property: a note where a developer runs it, a failure
 /// under CI (`CI` set, as `.ci/run` does), where a skipped property would pass unseen.
-fn not_exercised(why: &str) {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set, and this test could not exercise its property: {why}"
-    );
-    eprintln!("not exercised: {why}");
-}
-
 /// A run long enough to be stopped while it works: many samples, one thread, high PNG effort.
 fn long_run(input: &Path, output: &Path, seed: u64) -> Vec<String> {
     let mut args = sized_args(input, output, seed, 400, "96");

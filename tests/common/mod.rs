@@ -361,6 +361,17 @@ pub fn run_python_script(python: &std::ffi::OsStr, script: &str, folder: &Path, 
     );
 }
 
+/// A test that could not exercise its property here (no `mount`, no `mkfifo`): a note outside
+/// CI, a failure under CI, where every property must be exercised.
+#[allow(dead_code)] // not every test binary has such a test
+pub fn not_exercised(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set, and this test could not exercise its property: {why}"
+    );
+    eprintln!("not exercised: {why}");
+}
+
 /// Runs the `drift-pipeline` binary. With `cache`, `DRIFT_PIPELINE_CACHE` points there, so a
 /// test never sees the real weights cache of whoever runs it.
 pub fn drift_pipeline_in(args: &[&str], cache: Option<&Path>) -> std::process::Output {

@@ -32,7 +32,7 @@ pub(crate) enum Command {
         /// The scenario (TOML); see docs/scenario.toml.
         scenario: PathBuf,
         /// Worker threads per parallel stage (default: one per core).
-        #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
         threads: usize,
         /// No progress bars.
         #[arg(long, short)]
@@ -55,7 +55,7 @@ pub(crate) enum Command {
         #[arg(long)]
         verify: bool,
         /// Decoding threads with --verify (default: one per core).
-        #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
         threads: usize,
         /// No progress bar.
         #[arg(long, short)]
@@ -117,7 +117,7 @@ pub(crate) enum Command {
         overwrite: bool,
         /// Generated images per class (4 classes); each of the two sample calls takes half of
         /// all images.
-        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         images_per_class: u64,
         #[command(flatten)]
         run: RunArgs,
@@ -162,10 +162,10 @@ pub(crate) struct GenerateArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) output: PathBuf,
     /// How many samples to draw (each image at most once).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub(crate) num_samples: u64,
     /// Seed of the permutation, file names and every random draw [default: 42].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) seed: Option<u64>,
     /// Put zip entries under <class_name>/ instead of the zip root.
     #[arg(long)]
@@ -238,7 +238,7 @@ pub(crate) struct TimelineArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) output: PathBuf,
     /// Samples in the sliding window of the drifted fraction and the class shares.
-    #[arg(long, value_name = "N", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub(crate) window: u64,
     /// The plot's title [default: "Drift over time" and the folders].
     #[arg(long)]
@@ -265,10 +265,10 @@ pub(crate) struct EvaluateArgs {
           default_value = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0")]
     pub(crate) levels: Vec<f64>,
     /// Evaluate only the first N images of the seeded order (default: the whole dataset).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) num_samples: Option<u64>,
     /// Seed of the image order and of every transform draw.
-    #[arg(long, default_value_t = drift_pipeline::DEFAULT_SEED)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = drift_pipeline::DEFAULT_SEED)]
     pub(crate) seed: u64,
     /// Image size the network sees, WIDTHxHEIGHT or one number for a square.
     #[arg(long, value_name = "WxH", default_value = "224x224")]
@@ -283,7 +283,7 @@ pub(crate) struct EvaluateArgs {
     #[command(flatten)]
     pub(crate) network: NetworkArgs,
     /// Threads for the embedder (default: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
     pub(crate) threads: usize,
     /// No progress bar.
     #[arg(long, short)]
@@ -309,7 +309,7 @@ pub(crate) struct NetworkArgs {
     pub(crate) normalize: Option<String>,
     /// Images per forward pass (in evaluate, also the images per KL: SPEC's batch B)
     /// [default: 32].
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub(crate) batch_size: Option<u64>,
 }
 
@@ -347,7 +347,7 @@ pub(crate) struct EmbeddingArgs {
 #[derive(Args)]
 pub(crate) struct RunArgs {
     /// Worker threads per parallel stage (default: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = threads)]
     pub(crate) threads: usize,
     /// PNG compression effort: fast, balanced or high.
     #[arg(long, value_name = "LEVEL", default_value = "fast")]

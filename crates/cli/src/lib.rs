@@ -4,6 +4,16 @@
 //! per subcommand (`commands`), the progress and summaries (`report`), the demo data (`demo`)
 //! and the weights download (`weights_fetch`).
 
+/// `println!` for a command's output: a closed stdout (`| head`) becomes a [`StdoutClosed`]
+/// error, which the edge ([`main_with`]) ends the command on quietly, where `println!` would
+/// panic. Use it in functions returning a `Result` whose error converts from `StdoutClosed`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::StdoutClosed)?
+    }};
+}
+
 mod args;
 mod commands;
 pub mod demo;
@@ -66,6 +76,11 @@ impl ExitCode {
     }
 }
 
+/// Writing to stdout failed: the reader went away (`| head`), or the terminal did.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to stdout: {0}")]
+pub struct StdoutClosed(pub std::io::Error);
+
 /// The signals that stop a run cleanly: the pipeline stops, every output folder keeps what it
 /// had, and the exit code is 128 + the signal's number. A second one ends the process at once
 /// (the next run into the folder removes what it staged).
@@ -111,6 +126,12 @@ where
     let Err(error) = dispatch(cli, cancel) else {
         return ExitCode::Success;
     };
+    // A reader that stopped reading (`| head`) has what it wanted: the command ends quietly.
+    if let Some(StdoutClosed(closed)) = error.downcast_ref::<StdoutClosed>()
+        && closed.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        return ExitCode::Success;
+    }
     eprintln!("error: {}{}", error_chain(error.as_ref()), hint(&error));
     let interrupted = error.chain().any(|cause| {
         matches!(pipeline_error(cause), Some(PipelineError::Cancelled))
@@ -196,7 +217,7 @@ fn dispatch(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
         Command::Verify { dir } => {
             let files = drift_pipeline::verify(&dir)?;
             let bytes: u64 = files.iter().map(|file| file.bytes).sum();
-            println!(
+            outln!(
                 "{}: complete output, {} files and drift.json verified ({bytes} bytes)",
                 dir.display(),
                 files.len()

@@ -9,7 +9,13 @@ use drift_pipeline::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub(crate) fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet: bool) {
+use crate::StdoutClosed;
+
+pub(crate) fn report(
+    summary: &SampleSummary,
+    generator: &DriftGenerator,
+    quiet: bool,
+) -> Result<(), StdoutClosed> {
     let drift = drift_description(
         generator.drift().chain().specs(),
         &generator.drift().shape(),
@@ -19,7 +25,7 @@ pub(crate) fn report(summary: &SampleSummary, generator: &DriftGenerator, quiet:
         &generator.dataset().classes().len().to_string(),
         &drift,
         quiet,
-    );
+    )
 }
 
 pub(crate) fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
@@ -52,13 +58,18 @@ pub(crate) fn classes_drawn(segment: &drift_pipeline::Segment, dataset: &Dataset
     }
 }
 
-pub(crate) fn report_summary(summary: &SampleSummary, classes: &str, drift: &str, quiet: bool) {
+pub(crate) fn report_summary(
+    summary: &SampleSummary,
+    classes: &str,
+    drift: &str,
+    quiet: bool,
+) -> Result<(), StdoutClosed> {
     let skipped = match summary.skipped.len() {
         0 => String::new(),
         1 => "; skipped 1 unreadable image (listed in drift.json)".to_owned(),
         n => format!("; skipped {n} unreadable images (listed in drift.json)"),
     };
-    println!(
+    outln!(
         "wrote {} samples ({} classes, sample_id {}..={}, {drift}) to {} in {:.2} s, {:.0} images/s{skipped}",
         summary.samples,
         classes,
@@ -83,12 +94,13 @@ pub(crate) fn report_summary(summary: &SampleSummary, classes: &str, drift: &str
             .filter(|(_, time)| !time.is_zero())
             .map(|&(name, time)| format!("{name} {:.2}", per_sample(time)))
             .collect();
-        println!(
+        outln!(
             "thread time per sample, ms: {} (busiest: {})",
             stages.join(", "),
             summary.stage_times.busiest().0
         );
     }
+    Ok(())
 }
 
 /// An indicatif bar on a terminal; hidden when stderr is not a terminal or with --quiet.

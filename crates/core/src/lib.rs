@@ -17,7 +17,8 @@ mod files;
 mod rng;
 
 pub use files::{
-    METADATA_LIMIT, describe_file_type, hex, open_regular, read_small_text, sha256_hex,
+    METADATA_LIMIT, describe_file_type, hex, is_plain_name, open_lock_file, open_regular,
+    read_small_text, sha256_hex,
 };
 pub use rng::{Purpose, SampleRng, sample_rng};
 
@@ -43,6 +44,9 @@ pub struct LoggedSample {
     pub class_name: Option<String>,
     /// Its class's prior under label shift.
     pub class_prior: Option<f64>,
+    /// The image it came from, relative to the dataset root (absent in logs of versions before
+    /// provenance).
+    pub source_path: Option<String>,
 }
 
 /// Who a sample is: its place in the stream and where its pixels came from.

@@ -104,11 +104,12 @@ impl ClassMapping {
     /// labels (as text) and whose values are integers. A key that names a class wins over the
     /// same text read as a label.
     pub fn load(path: &Path, classes: &ClassTable) -> Result<Self, ClassMappingError> {
-        let text = drift_core::open_regular(path)
-            .and_then(std::io::read_to_string)
-            .map_err(|source| ClassMappingError::Io {
-                path: path.to_owned(),
-                source,
+        let text =
+            drift_core::read_small_text(path, drift_core::METADATA_LIMIT).map_err(|source| {
+                ClassMappingError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
             })?;
         let extension = path
             .extension()

@@ -198,8 +198,9 @@ pub enum PipelineError {
 pub const MAX_THREADS: usize = 1024;
 
 /// Refuses an output folder that is the dataset or lies inside it (it would become an
-/// image-less class that breaks every later run on the dataset). Paths are compared resolved,
-/// so `..`, symlinks and relative spellings cannot hide it.
+/// image-less class that breaks every later run on the dataset), or inside a class folder that
+/// is a symlink to somewhere else (writing there writes into the dataset). Paths are compared
+/// resolved, so `..`, symlinks and relative spellings cannot hide it.
 pub fn check_output_location(output: &Path, input: &Path) -> Result<(), PipelineError> {
     let resolve = |path: &Path| {
         drift_writer::resolve_path(path).map_err(|source| WriterError::Io {
@@ -208,25 +209,45 @@ pub fn check_output_location(output: &Path, input: &Path) -> Result<(), Pipeline
         })
     };
     let (resolved_output, resolved_input) = (resolve(output)?, resolve(input)?);
-    let (relation, consequence) = if resolved_output == resolved_input {
-        (
+    let refuse = |relation, consequence| {
+        Err(PipelineError::OutputInInput {
+            output: output.to_owned(),
+            input: input.to_owned(),
+            relation,
+            consequence,
+        })
+    };
+    if resolved_output == resolved_input {
+        return refuse(
             "is",
             "outputs cannot be written into the dataset they sample",
-        )
-    } else if resolved_output.starts_with(&resolved_input) {
-        (
+        );
+    }
+    if resolved_output.starts_with(&resolved_input) {
+        return refuse(
             "is inside",
             "it would become an image-less class that breaks every later run on the dataset",
-        )
-    } else {
-        return Ok(());
-    };
-    Err(PipelineError::OutputInInput {
-        output: output.to_owned(),
-        input: input.to_owned(),
-        relation,
-        consequence,
-    })
+        );
+    }
+    // A class folder may be a symlink to a folder elsewhere: that folder is the dataset too.
+    for entry in std::fs::read_dir(&resolved_input)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let linked = entry.file_type().is_ok_and(|kind| kind.is_symlink());
+        if linked
+            && let Ok(class) = std::fs::canonicalize(entry.path())
+            && class.is_dir()
+            && resolved_output.starts_with(&class)
+        {
+            return refuse(
+                "is inside a class folder (a symlink) of",
+                "writing there would write into the dataset",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// How samples are made and written. `Default` gives SPEC's defaults.
@@ -754,6 +775,18 @@ impl DriftGenerator {
 
     /// As [`DriftGenerator::sample_staged`], making only `placement.shard`'s part of the
     /// call's `n` samples; the generator moves on past the whole call.
+    /// Refuses shard `shard` of a segment of `n` samples where it cannot be made: checked
+    /// before any output folder is locked (or created).
+    pub(crate) fn check_shard(&self, n: u64, shard: Shard) -> Result<(), PipelineError> {
+        if n < shard.count {
+            return Err(ShardError::TooFewSamples { shard, samples: n }.into());
+        }
+        if self.options.skip_bad_images && self.known_decodes.is_none() {
+            return Err(ShardError::NeedsVerifiedManifest { shard }.into());
+        }
+        Ok(())
+    }
+
     pub(crate) fn sample_shard_staged(
         &mut self,
         n: u64,
@@ -762,12 +795,7 @@ impl DriftGenerator {
         progress: &dyn Progress,
     ) -> Result<(SampleSummary, StagedOutput), PipelineError> {
         let shard = placement.shard;
-        if n < shard.count {
-            return Err(ShardError::TooFewSamples { shard, samples: n }.into());
-        }
-        if self.options.skip_bad_images && self.known_decodes.is_none() {
-            return Err(ShardError::NeedsVerifiedManifest { shard }.into());
-        }
+        self.check_shard(n, shard)?;
         let class_plan = self.check_call(n)?;
         let (start, end) = shard.range(n);
         let before = self.candidates_for(&class_plan, start)?;

@@ -55,10 +55,13 @@ impl Scenario {
     /// (the command line's `--shard`, `--manifest`; give it absolute paths: relative ones are
     /// taken relative to the file's folder).
     pub fn load_with(path: &Path, edit: impl FnOnce(&mut RawRun)) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            drift_core::read_small_text(path, drift_core::METADATA_LIMIT).map_err(|source| {
+                ScenarioError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
         let mut raw: RawRun = toml::from_str(&text).map_err(|e| ScenarioError::Syntax {
             path: path.to_owned(),
             reason: e.to_string().trim_end().to_owned(),

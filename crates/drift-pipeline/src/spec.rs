@@ -650,6 +650,14 @@ impl RunSpec {
     ) -> Result<Vec<crate::SampleSummary>, SpecError> {
         let mut generator = self.generator()?;
         self.check_fit(&generator)?;
+        if let Some((shard, _)) = &self.shard {
+            for (index, segment) in self.segments.iter().enumerate() {
+                let place = self.front_end.segment(index, &segment.name);
+                generator
+                    .check_shard(segment.samples, *shard)
+                    .map_err(|e| run_error(place, e))?;
+            }
+        }
         // Every folder is locked before any segment runs, so that no other writer can slip in
         // between segments, and an alias the paths did not show (a bind mount) is refused too.
         let mut folders = Vec::with_capacity(self.segments.len());

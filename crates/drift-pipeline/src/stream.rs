@@ -85,6 +85,8 @@ struct ContinuationFields {
     stream: Option<StreamRecord>,
     #[serde(default)]
     shard: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    skipped_images: Vec<crate::records::SkippedRecord>,
 }
 
 /// Where an earlier output left its stream: read from its `drift.json` by [`StreamState::read`],
@@ -95,6 +97,10 @@ pub struct StreamState {
     seed: u64,
     size: ImageSize,
     record: StreamRecord,
+    /// What the output holds, from its drift log (which `drift.json` hashes): each sample's
+    /// id and source image, and the images it skipped. The record is checked against them.
+    logged: Vec<(u64, Option<String>)>,
+    skipped: Vec<String>,
 }
 
 impl StreamState {
@@ -107,8 +113,9 @@ impl StreamState {
         };
         drift_writer::verify(folder)
             .map_err(|e| refuse(format!("it is not a complete output ({e})")))?;
-        let text = std::fs::read_to_string(folder.join("drift.json"))
-            .map_err(|e| refuse(format!("drift.json: {e}")))?;
+        let text =
+            drift_core::read_small_text(&folder.join("drift.json"), drift_core::METADATA_LIMIT)
+                .map_err(|e| refuse(format!("drift.json: {e}")))?;
         let fields: ContinuationFields =
             serde_json::from_str(&text).map_err(|e| refuse(format!("drift.json: {e}")))?;
         if fields.shard.is_some() {
@@ -129,11 +136,18 @@ impl StreamState {
             .image_size
             .parse()
             .map_err(|e| refuse(format!("drift.json: image_size: {e}")))?;
+        let logged = drift_writer::read_drift_log(folder)
+            .map_err(|e| refuse(e.to_string()))?
+            .into_iter()
+            .map(|sample| (sample.sample_id, sample.source_path))
+            .collect();
         Ok(Self {
             folder: folder.to_owned(),
             seed: fields.seed,
             size,
             record,
+            logged,
+            skipped: fields.skipped_images.into_iter().map(|s| s.path).collect(),
         })
     }
 
@@ -252,7 +266,75 @@ impl StreamState {
                     index + 1
                 )));
             }
+            if index + 1 == self.record.calls.len() {
+                self.check_output_holds(sampler, &plan, call, dataset)
+                    .map_err(|reason| refuse(format!("{reason} (drift.json was edited?)")))?;
+            }
             sampler.advance(&plan, call.candidates, call.samples);
+        }
+        Ok(())
+    }
+
+    /// The record is trusted only as far as the output's own tables confirm it (`drift.json`
+    /// hashes the tables, nothing hashes `drift.json`): the last call, replayed, must give
+    /// exactly the sample ids and source images of the output's drift log, the skipped images
+    /// left out.
+    fn check_output_holds(
+        &self,
+        sampler: &Sampler,
+        plan: &ClassPlan,
+        call: &CallRecord,
+        dataset: &crate::Dataset,
+    ) -> Result<(), String> {
+        let first = sampler.next_sample_id();
+        let ids_fit = self.logged.len() as u64 == call.samples
+            && self
+                .logged
+                .iter()
+                .zip(first..)
+                .all(|((id, _), want)| *id == want);
+        if !ids_fit {
+            let (from, to) = match (self.logged.first(), self.logged.last()) {
+                (Some((a, _)), Some((b, _))) => (a.to_string(), b.to_string()),
+                _ => ("-".into(), "-".into()),
+            };
+            return Err(format!(
+                "its stream record ends with {} samples from sample {first}, but its drift log \
+                 holds samples {from} to {to}",
+                call.samples
+            ));
+        }
+        if self.logged.iter().any(|(_, source)| source.is_none()) {
+            // A drift log of a version before provenance: the ids are all there is to check.
+            return Ok(());
+        }
+        let root = dataset.root();
+        let replayed = sampler
+            .candidates(plan)
+            .take(call.candidates)
+            .filter_map(Result::ok)
+            .map(|index| {
+                let path = &dataset.images()[index].path;
+                path.strip_prefix(root)
+                    .unwrap_or(path)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|path| !self.skipped.contains(path));
+        let logged = self
+            .logged
+            .iter()
+            .filter_map(|(_, source)| source.as_deref());
+        if let Some((position, (want, have))) = replayed
+            .zip(logged)
+            .enumerate()
+            .find(|(_, (want, have))| want != have)
+        {
+            return Err(format!(
+                "replaying its stream record gives {want} as sample {}, but its drift log has \
+                 {have}",
+                first + position as u64
+            ));
         }
         Ok(())
     }

@@ -406,11 +406,22 @@ fn read_pth(path: &Path) -> Result<Vec<(String, WeightTensor)>, EmbedderError> {
     Ok(out)
 }
 
+/// The largest weights file read whole: ResNet18's is 45 MB in f32; a file far beyond that is
+/// refused before it fills memory.
+const WEIGHTS_LIMIT: u64 = 1 << 30;
+
 fn read_safetensors(path: &Path) -> Result<Vec<(String, WeightTensor)>, EmbedderError> {
     let bytes = drift_core::open_regular(path)
-        .and_then(|mut file| {
+        .and_then(|file| {
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map(|_| bytes)
+            file.take(WEIGHTS_LIMIT + 1).read_to_end(&mut bytes)?;
+            match bytes.len() as u64 > WEIGHTS_LIMIT {
+                true => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("larger than {WEIGHTS_LIMIT} bytes: not ResNet18 weights"),
+                )),
+                false => Ok(bytes),
+            }
         })
         .map_err(|source| EmbedderError::Io {
             path: path.to_owned(),

@@ -111,7 +111,9 @@ fn reader(error: &ReaderError) -> Kind {
 fn writer(error: &WriterError) -> Kind {
     match error {
         WriterError::OutputExists { .. } => Kind::OutputExists,
+        WriterError::InsideStaging { .. } | WriterError::UnsafeZipFolder { .. } => Kind::InvalidRun,
         WriterError::NotAFolder { .. }
+        | WriterError::Read { .. }
         | WriterError::Locked { .. }
         | WriterError::CommitInterrupted { .. }
         | WriterError::Io { .. }
@@ -119,6 +121,7 @@ fn writer(error: &WriterError) -> Kind {
         | WriterError::Parquet { .. }
         | WriterError::Png { .. } => Kind::Storage,
         WriterError::Unverified { .. }
+        | WriterError::UnsafeName { .. }
         | WriterError::BadTable { .. }
         | WriterError::OutOfOrder { .. }
         | WriterError::Embedding { .. }

@@ -55,8 +55,13 @@ pub enum ReaderError {
         /// How many other class folders are empty.
         others: usize,
     },
-    /// A file or folder name that is not valid UTF-8 (class names must be text).
-    #[error("class folder name {path} is not valid UTF-8")]
+    /// A class folder or image whose name is not valid UTF-8: names are recorded as text (the
+    /// drift log, zip entries, manifests), and a lossy spelling would name no file.
+    #[error(
+        "{} is not valid UTF-8: names are recorded as text, so class folders and images must \
+         have UTF-8 names (rename it)",
+        path.display()
+    )]
     NonUtf8Name {
         /// The path.
         path: PathBuf,

@@ -211,6 +211,16 @@ impl Dataset {
                 self.ignore(path);
                 continue;
             }
+            // Paths are recorded as text (drift log, zip entries, manifests): a lossy spelling
+            // would name no file, or two files alike.
+            if path
+                .strip_prefix(&self.root)
+                .unwrap_or(&path)
+                .to_str()
+                .is_none()
+            {
+                return Err(ReaderError::NonUtf8Name { path });
+            }
             // A FIFO or device named like an image would block the decoder forever.
             let metadata = std::fs::metadata(&path).map_err(|source| io_error(&path, source))?;
             let kind = metadata.file_type();

@@ -149,6 +149,50 @@ pub enum WriterError {
         /// What is wrong.
         reason: String,
     },
+    /// A file this tool reads (a record, a commit plan) names a file outside its folder.
+    #[error(
+        "{path} names '{name}', which is not a plain file name inside its folder: refused, and \
+         nothing it lists was applied (this tool never writes such a name: remove {path} if it \
+         was planted or edited)"
+    )]
+    UnsafeName {
+        /// The file that names it.
+        path: PathBuf,
+        /// The name.
+        name: String,
+    },
+    /// A class name that cannot be a folder of the zip on every platform's extractors.
+    #[error(
+        "class '{class}' cannot be a folder of the zip ({reason}): an extractor on some \
+         platform would put its images elsewhere; rename the class folder, or write the zip \
+         without class folders"
+    )]
+    UnsafeZipFolder {
+        /// The class name.
+        class: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An output folder inside another output's staging folder, which that output's next run
+    /// deletes.
+    #[error(
+        "output {path} is inside another output's staging folder ({staging}), which that \
+         output's next run deletes: choose another folder"
+    )]
+    InsideStaging {
+        /// The folder asked for.
+        path: PathBuf,
+        /// The staging folder it is inside.
+        staging: PathBuf,
+    },
+    /// Reading a file failed (missing, not a regular file, too large).
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A file-system operation failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -336,6 +380,11 @@ impl OutputWriter {
         options: WriterOptions,
         classes: ClassTable,
     ) -> Result<Self, WriterError> {
+        if options.organize_by_class {
+            for class in classes.names() {
+                check_zip_folder(class)?;
+            }
+        }
         let mut staging = Staging::begin(folder, DRIFT_JSON, options.overwrite)?;
         let zip_abandoned = Arc::new(AtomicBool::new(false));
         let zip = zip::ZipWriter::new(ZipSink::new(
@@ -609,6 +658,30 @@ pub fn commit_outputs(outputs: Vec<StagedOutput>) -> Result<Vec<OutputSummary>, 
         .unzip();
     commit_all(stagings)?;
     Ok(summaries)
+}
+
+/// Refuses a class name as a zip folder where some extractor would not read it as one folder
+/// inside the extraction folder: Windows' separators and drive letters, `.` and `..`, control
+/// characters.
+fn check_zip_folder(class: &str) -> Result<(), WriterError> {
+    let reason = if class.contains('\\') {
+        Some("a backslash is a separator on Windows")
+    } else if class.contains(':') {
+        Some("a colon makes a drive letter or a stream on Windows")
+    } else if class == "." || class == ".." {
+        Some("it names a folder above the extraction folder")
+    } else if class.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(WriterError::UnsafeZipFolder {
+            class: class.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> WriterError {

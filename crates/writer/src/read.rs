@@ -53,6 +53,7 @@ fn read_batch(batch: &RecordBatch, samples: &mut Vec<LoggedSample>) -> Result<()
         .ok_or_else(|| required("drift_probability"))?;
     let classes = column::<StringArray>(batch, "class_name")?;
     let priors = column::<Float64Array>(batch, "class_prior")?;
+    let sources = column::<StringArray>(batch, "source_path")?;
     let schema = batch.schema();
     let levels: Vec<(String, &Float64Array)> = schema
         .fields()
@@ -80,6 +81,9 @@ fn read_batch(batch: &RecordBatch, samples: &mut Vec<LoggedSample>) -> Result<()
                 .filter(|c| c.is_valid(row))
                 .map(|c| c.value(row).to_owned()),
             class_prior: priors.filter(|c| c.is_valid(row)).map(|c| c.value(row)),
+            source_path: sources
+                .filter(|c| c.is_valid(row))
+                .map(|c| c.value(row).to_owned()),
         });
     }
     Ok(())

@@ -18,7 +18,7 @@
 //!   forward) or deletes an undecided staging folder, and says which in
 //!   [`OutputFolder::recovery`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Component, Path, PathBuf};
 
@@ -102,14 +102,19 @@ impl OutputFolder {
                 path: path.to_owned(),
             });
         }
+        let resolved = resolve_path(path).map_err(|source| io_error(path, source))?;
+        if let Some(staging) = resolved
+            .ancestors()
+            .find(|folder| folder.file_name().is_some_and(|name| name == STAGING_DIR))
+        {
+            return Err(WriterError::InsideStaging {
+                path: path.to_owned(),
+                staging: staging.to_owned(),
+            });
+        }
         std::fs::create_dir_all(path).map_err(|source| io_error(path, source))?;
         let lock_path = path.join(LOCK_FILE);
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
+        let mut lock = drift_core::open_lock_file(&lock_path)
             .map_err(|source| io_error(&lock_path, source))?;
         match lock.try_lock() {
             Ok(()) => {}
@@ -181,7 +186,15 @@ impl OutputFolder {
                 removed += 1;
             }
         }
-        if staging.is_dir() {
+        let staging_kind = std::fs::symlink_metadata(&staging).map(|m| m.file_type());
+        if staging_kind.as_ref().is_ok_and(|kind| !kind.is_dir()) {
+            // A planted symlink (or file) in the staging folder's place: never followed.
+            return Err(WriterError::UnsafeName {
+                path: staging,
+                name: "a staging folder that is not a folder".into(),
+            });
+        }
+        if staging_kind.is_ok() {
             match CommitPlan::read(&staging)? {
                 Some(plan) => {
                     plan.apply(&self.path, &staging)?;
@@ -235,14 +248,31 @@ struct CommitPlan {
 }
 
 impl CommitPlan {
+    /// The decided plan in `staging`, if any. Read bounded, from a regular file only, and
+    /// every name it holds checked to be a plain name inside the folder before anything is
+    /// applied: a planted plan cannot reach outside the output folder.
     fn read(staging: &Path) -> Result<Option<Self>, WriterError> {
         let path = staging.join(COMMIT_FILE);
-        match std::fs::read(&path) {
+        let plan: Self = match drift_core::read_small_text(&path, drift_core::METADATA_LIMIT) {
             // A plan that does not parse was never completely written: undecided.
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(io_error(&path, source)),
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(plan) => plan,
+                Err(_) => return Ok(None),
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(WriterError::Read { path, source }),
+        };
+        let names = plan.install.iter().chain(&plan.remove);
+        if let Some(name) = names
+            .chain(std::iter::once(&plan.marker))
+            .find(|name| !drift_core::is_plain_name(name))
+        {
+            return Err(WriterError::UnsafeName {
+                path,
+                name: name.clone(),
+            });
         }
+        Ok(Some(plan))
     }
 
     fn write(&self, staging: &Path) -> Result<(), WriterError> {
@@ -490,6 +520,19 @@ pub fn verify_output(
         path: folder.to_owned(),
         reason,
     };
+    if !folder.is_dir() {
+        return Err(match folder.exists() {
+            true => WriterError::NotAFolder {
+                path: folder.to_owned(),
+            },
+            false => unverified("no such folder".into()),
+        });
+    }
+    if let Some(holder) = writer_at_work(folder) {
+        return Err(unverified(format!(
+            "a run is writing it now ({holder}); verify it once that run has finished"
+        )));
+    }
     let staging = folder.join(STAGING_DIR);
     // A decided commit whose marker is still staged has not finished; once the marker is in
     // place only the staging folder's removal is left, and the output is complete.
@@ -501,29 +544,44 @@ pub fn verify_output(
         ));
     }
     let marker_path = folder.join(marker);
-    let text = match std::fs::read(&marker_path) {
+    let text = match drift_core::read_small_text(&marker_path, drift_core::METADATA_LIMIT) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(unverified(format!(
                 "no {marker}: it holds no complete output"
             )));
         }
-        Err(source) => return Err(io_error(&marker_path, source)),
+        Err(source) => {
+            return Err(WriterError::Read {
+                path: marker_path,
+                source,
+            });
+        }
     };
     #[derive(serde::Deserialize)]
     struct Listing {
         files: Vec<FileRecord>,
     }
-    let listing: Listing = serde_json::from_slice(&text)
+    let listing: Listing = serde_json::from_str(&text)
         .map_err(|e| unverified(format!("{marker} does not list the output's files ({e})")))?;
+    if let Some(record) = listing
+        .files
+        .iter()
+        .find(|record| !drift_core::is_plain_name(&record.name) || record.name == marker)
+    {
+        return Err(WriterError::UnsafeName {
+            path: marker_path,
+            name: record.name.clone(),
+        });
+    }
     for record in &listing.files {
         let path = folder.join(&record.name);
-        let file = match File::open(&path) {
+        let file = match drift_core::open_regular(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(unverified(format!("{} is missing", record.name)));
             }
-            Err(source) => return Err(io_error(&path, source)),
+            Err(source) => return Err(WriterError::Read { path, source }),
         };
         let bytes = file.metadata().map_err(|s| io_error(&path, s))?.len();
         let sha256 = drift_core::sha256_hex(file).map_err(|s| io_error(&path, s))?;
@@ -545,6 +603,28 @@ pub fn verify_output(
         )));
     }
     Ok(listing.files)
+}
+
+/// Who holds `folder`'s lock, if a live run does (read without taking or creating anything).
+fn writer_at_work(folder: &Path) -> Option<String> {
+    let lock_path = folder.join(LOCK_FILE);
+    let kind = std::fs::symlink_metadata(&lock_path).ok()?.file_type();
+    if !kind.is_file() {
+        return None;
+    }
+    let mut lock = drift_core::open_regular(&lock_path).ok()?;
+    match lock.try_lock_shared() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = (&mut lock).take(256).read_to_string(&mut holder);
+            Some(match holder.trim() {
+                "" => "another process".to_owned(),
+                holder => holder.to_owned(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
 }
 
 /// `path` made absolute, `.` and `..` resolved and symlinks followed as far as the path exists,

@@ -66,7 +66,7 @@ pub(crate) fn run_demo(
     }
     crate::demo::write_dataset(&input, images_per_class, 7)
         .with_context(|| format!("cannot write the demo dataset to {}", input.display()))?;
-    println!(
+    outln!(
         "demo dataset: {} (4 generated classes, {images_per_class} images each)",
         input.display()
     );
@@ -77,7 +77,7 @@ pub(crate) fn run_demo(
     let mut generator = DriftGenerator::new(drift_pipeline::DEFAULT_SEED, &input, options)?;
     let total = 4 * images_per_class as u64;
     let reference = sample(&mut generator, total / 2, &dir.join("reference"), run.quiet)?;
-    report(&reference, &generator, run.quiet);
+    report(&reference, &generator, run.quiet)?;
     // Production data drifted by the one-knob `default` transform (blur at this level).
     generator.add_abrupt_drift(vec!["default=0.3".parse()?])?;
     let production = sample(
@@ -86,6 +86,6 @@ pub(crate) fn run_demo(
         &dir.join("production"),
         run.quiet,
     )?;
-    report(&production, &generator, run.quiet);
+    report(&production, &generator, run.quiet)?;
     Ok(())
 }

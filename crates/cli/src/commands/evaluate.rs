@@ -34,7 +34,7 @@ pub(crate) fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()
         other => anyhow::Error::new(other)
             .context(format!("cannot evaluate into {}", args.output.display())),
     })?;
-    println!(
+    outln!(
         "{}: {} levels x {} batches of up to {} images ({} images); {}",
         evaluation.transforms,
         evaluation.summaries.len(),
@@ -43,9 +43,15 @@ pub(crate) fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()
         evaluation.images,
         evaluation.embedding_description
     );
-    println!(
+    outln!(
         "{:>6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "level", "batches", "median", "p25", "p75", "mean", "sd"
+        "level",
+        "batches",
+        "median",
+        "p25",
+        "p75",
+        "mean",
+        "sd"
     );
     // Four decimals for KLs of pretrained weights (0.01..1); small ones keep their digits.
     let kl = |value: f64| {
@@ -56,7 +62,7 @@ pub(crate) fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()
         }
     };
     for s in &evaluation.summaries {
-        println!(
+        outln!(
             "{:>6} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
             format!("{:?}", s.drift_level),
             s.batches,
@@ -67,7 +73,7 @@ pub(crate) fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()
             s.sd.map_or("-".to_owned(), kl)
         );
     }
-    println!(
+    outln!(
         "wrote kl.parquet, summary.csv, kl_by_batch.png/.svg, kl_by_level.png/.svg and \
          evaluation.json to {} in {:.1} s, {:.1} images/s (each image at each level)",
         evaluation.output.display(),

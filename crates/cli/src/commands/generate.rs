@@ -49,12 +49,15 @@ pub(crate) fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()
     warn_about(&spec.segments);
     spec.set_cancel(Some(cancel));
     let quiet = args.run.quiet;
+    let mut printed = Ok(());
     spec.run(
         |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples", None)),
         |segment, summary, dataset| {
             let drift = drift_description(&segment.transforms, &segment.shape);
-            report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
+            if printed.is_ok() {
+                printed = report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
+            }
         },
     )?;
-    Ok(())
+    Ok(printed?)
 }

@@ -36,7 +36,7 @@ pub(crate) fn index(
         true => format!(", {} do not decode", undecodable.len()),
         false => " (not decoded: --verify checks which decode)".to_owned(),
     };
-    println!(
+    outln!(
         "{}: {} images in {} classes{checked}; fingerprint {}",
         output.display(),
         manifest.images(),
@@ -44,10 +44,10 @@ pub(crate) fn index(
         &manifest.fingerprint()[..16]
     );
     for image in undecodable.iter().take(drift_pipeline::IGNORED_EXAMPLES) {
-        println!("  {}: {}", image.path, image.reason);
+        outln!("  {}: {}", image.path, image.reason);
     }
     if undecodable.len() > drift_pipeline::IGNORED_EXAMPLES {
-        println!(
+        outln!(
             "  ... and {} more",
             undecodable.len() - drift_pipeline::IGNORED_EXAMPLES
         );

@@ -5,6 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use drift_pipeline::{Dataset, ImageSize};
 
+use crate::StdoutClosed;
+
 pub(crate) fn inspect(dir: &Path, all: bool) -> Result<()> {
     let dataset =
         Dataset::scan(dir).with_context(|| format!("cannot inspect {}", dir.display()))?;
@@ -17,52 +19,53 @@ pub(crate) fn inspect(dir: &Path, all: bool) -> Result<()> {
         .max()
         .unwrap_or(5)
         .max(5);
-    println!("dataset {}", dir.display());
-    println!("{:>5}  {:<width$}  {:>8}", "label", "class", "images");
+    outln!("dataset {}", dir.display());
+    outln!("{:>5}  {:<width$}  {:>8}", "label", "class", "images");
     for (label, name) in dataset.classes().names().iter().enumerate() {
-        println!("{label:>5}  {name:<width$}  {:>8}", counts[label]);
+        outln!("{label:>5}  {name:<width$}  {:>8}", counts[label]);
     }
-    println!(
+    outln!(
         "{} classes, {} images, {} files or folders ignored",
         dataset.classes().len(),
         dataset.images().len(),
         dataset.ignored_count()
     );
-    report_ignored(&dataset, all);
-    report_transparency(&dataset);
+    report_ignored(&dataset, all)?;
+    report_transparency(&dataset)?;
     Ok(())
 }
 
 /// The ignored paths by kind, then the first 20 (or all) of them.
-pub(crate) fn report_ignored(dataset: &Dataset, all: bool) {
+pub(crate) fn report_ignored(dataset: &Dataset, all: bool) -> Result<(), StdoutClosed> {
     if dataset.ignored_count() == 0 {
-        return;
+        return Ok(());
     }
     let kinds: Vec<String> = dataset
         .ignored_by_kind()
         .iter()
         .map(|(kind, count)| format!("{count} {kind}"))
         .collect();
-    println!("  ignored by kind: {}", kinds.join(", "));
+    outln!("  ignored by kind: {}", kinds.join(", "));
     let shown = if all {
         dataset.ignored()
     } else {
         dataset.ignored_examples()
     };
     for path in shown {
-        println!("  ignored {}", path.display());
+        outln!("  ignored {}", path.display());
     }
     if shown.len() < dataset.ignored_count() {
-        println!(
+        outln!(
             "  ... and {} more (--all lists them all)",
             dataset.ignored_count() - shown.len()
         );
     }
+    Ok(())
 }
 
 /// How many images have an alpha channel and how many are fully transparent, with what
 /// `generate` does about them.
-pub(crate) fn report_transparency(dataset: &Dataset) {
+pub(crate) fn report_transparency(dataset: &Dataset) -> Result<(), StdoutClosed> {
     let decoder = drift_pipeline::Decoder::new(ImageSize::default());
     let (mut with_alpha, mut invisible, mut unreadable) = (0usize, Vec::new(), 0usize);
     for image in dataset.images() {
@@ -77,9 +80,9 @@ pub(crate) fn report_transparency(dataset: &Dataset) {
         }
     }
     if with_alpha == 0 {
-        println!("alpha: no image has an alpha channel");
+        outln!("alpha: no image has an alpha channel");
     } else {
-        println!(
+        outln!(
             "alpha: {with_alpha} images have an alpha channel, {} of them fully transparent; \
              generate drops alpha by default (the colours stored under the transparency \
              stay, as torchvision's ImageFolder does), --alpha white, black or #RRGGBB \
@@ -87,13 +90,14 @@ pub(crate) fn report_transparency(dataset: &Dataset) {
             invisible.len()
         );
         for path in invisible.iter().take(drift_pipeline::IGNORED_EXAMPLES) {
-            println!("  fully transparent {}", path.display());
+            outln!("  fully transparent {}", path.display());
         }
     }
     if unreadable > 0 {
-        println!(
+        outln!(
             "unreadable: {unreadable} images cannot be read (generate --skip-bad-images skips \
              them)"
         );
     }
+    Ok(())
 }

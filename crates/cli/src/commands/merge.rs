@@ -21,7 +21,7 @@ pub(crate) fn merge(
             anyhow::anyhow!("merging evaluate shards: give the report folder with --output")
         })?;
         let evaluation = drift_evaluate::merge_reports(shards, output, overwrite)?;
-        println!(
+        outln!(
             "merged {} shard reports into {}: {} levels x {} batches",
             shards.len(),
             output.display(),
@@ -42,9 +42,9 @@ pub(crate) fn merge(
     }
     let seconds = summary.elapsed.as_secs_f64();
     for (folder, samples) in &summary.outputs {
-        println!("merged {samples} samples into {}", folder.display());
+        outln!("merged {samples} samples into {}", folder.display());
     }
-    println!(
+    outln!(
         "{} shard folders, {:.1} MB of images in {seconds:.2} s ({:.1} MB/s)",
         shards.len(),
         summary.zip_bytes as f64 / 1e6,

@@ -37,6 +37,7 @@ pub(crate) fn run_scenario(
     })?;
     warn_about(scenario.segments());
     scenario.set_run_options(threads, Some(cancel));
+    let mut printed = Ok(());
     scenario.run(
         |segment| {
             Box::new(ProgressReport::new(
@@ -48,8 +49,10 @@ pub(crate) fn run_scenario(
         },
         |segment, summary, dataset| {
             let drift = drift_description(&segment.transforms, &segment.shape);
-            report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
+            if printed.is_ok() {
+                printed = report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
+            }
         },
     )?;
-    Ok(())
+    Ok(printed?)
 }

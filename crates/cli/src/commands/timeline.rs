@@ -66,7 +66,7 @@ pub(crate) fn timeline(args: &TimelineArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", png_path.display()))?;
     std::fs::write(&svg_path, plot.svg)
         .with_context(|| format!("cannot write {}", svg_path.display()))?;
-    println!(
+    outln!(
         "wrote {} and {}: {} samples from {} folders",
         png_path.display(),
         svg_path.display(),

@@ -43,12 +43,12 @@ pub(crate) fn weights(command: WeightsCommand) -> Result<()> {
             });
             bar.finish_and_clear();
             match result? {
-                Fetched::Downloaded(bytes) => println!(
+                Fetched::Downloaded(bytes) => outln!(
                     "saved {} ({bytes} bytes, sha256 {} verified)",
                     request.destination.display(),
                     request.sha256
                 ),
-                Fetched::AlreadyPresent => println!(
+                Fetched::AlreadyPresent => outln!(
                     "{} is already there (sha256 {} verified)",
                     request.destination.display(),
                     request.sha256
@@ -61,7 +61,7 @@ pub(crate) fn weights(command: WeightsCommand) -> Result<()> {
             let Some(dir) = cache_dir() else {
                 anyhow::bail!("no cache directory: set {CACHE_ENV} or HOME");
             };
-            println!(
+            outln!(
                 "cache directory {} (override with {CACHE_ENV})",
                 dir.display()
             );
@@ -76,7 +76,7 @@ pub(crate) fn weights(command: WeightsCommand) -> Result<()> {
                         Err(error) => format!("unreadable: {error}"),
                     }
                 };
-                println!("  {:<32} {state}  ({})", known.file_name, known.description);
+                outln!("  {:<32} {state}  ({})", known.file_name, known.description);
             }
             Ok(())
         }
