@@ -201,51 +201,8 @@ impl StreamState {
             folder: self.folder.clone(),
             reason,
         };
-        if sampler.next_sample_id() != 0 {
-            return Err(refuse(
-                "the generator has already sampled; continue a stream on a new generator".into(),
-            ));
-        }
-        if dataset.fingerprint() != self.record.dataset_fingerprint {
-            let images = dataset.images().len();
-            let then = self.record.dataset_images;
-            let change = if images == then {
-                format!("file names or sizes changed, {images} images then and now")
-            } else {
-                format!("{then} images then, {images} now")
-            };
-            return Err(refuse(format!(
-                "the input dataset {} is not the one the stream sampled ({change})",
-                dataset.root().display()
-            )));
-        }
-        let mismatch = |what: &str, then: String, now: String| {
-            refuse(format!(
-                "the stream's {what} is {then}, this run's {now}; a stream keeps its {what}"
-            ))
-        };
-        if sampler.seed() != self.seed {
-            return Err(mismatch(
-                "seed",
-                self.seed.to_string(),
-                sampler.seed().to_string(),
-            ));
-        }
-        if size != self.size {
-            return Err(mismatch(
-                "image size",
-                self.size.to_string(),
-                size.to_string(),
-            ));
-        }
-        let clock = self.clock();
-        if sampler.clock() != clock {
-            return Err(mismatch(
-                "clock (start, delta)",
-                format!("({}, {})", clock.start, clock.delta),
-                format!("({}, {})", sampler.clock().start, sampler.clock().delta),
-            ));
-        }
+        self.check_same_stream(sampler, dataset, size)
+            .map_err(refuse)?;
         let classes = dataset.classes().len();
         for (index, call) in self.record.calls.iter().enumerate() {
             let plan = call.plan();
@@ -271,6 +228,60 @@ impl StreamState {
                     .map_err(|reason| refuse(format!("{reason} (drift.json was edited?)")))?;
             }
             sampler.advance(&plan, call.candidates, call.samples);
+        }
+        Ok(())
+    }
+
+    /// Refuses a sampler that is not fresh, or not over this stream's dataset (fingerprint),
+    /// seed, image size and clock.
+    fn check_same_stream(
+        &self,
+        sampler: &Sampler,
+        dataset: &crate::Dataset,
+        size: ImageSize,
+    ) -> Result<(), String> {
+        if sampler.next_sample_id() != 0 {
+            return Err(
+                "the generator has already sampled; continue a stream on a new generator".into(),
+            );
+        }
+        if dataset.fingerprint() != self.record.dataset_fingerprint {
+            let images = dataset.images().len();
+            let then = self.record.dataset_images;
+            let change = if images == then {
+                format!("file names or sizes changed, {images} images then and now")
+            } else {
+                format!("{then} images then, {images} now")
+            };
+            return Err(format!(
+                "the input dataset {} is not the one the stream sampled ({change})",
+                dataset.root().display()
+            ));
+        }
+        let mismatch = |what: &str, then: String, now: String| {
+            format!("the stream's {what} is {then}, this run's {now}; a stream keeps its {what}")
+        };
+        if sampler.seed() != self.seed {
+            return Err(mismatch(
+                "seed",
+                self.seed.to_string(),
+                sampler.seed().to_string(),
+            ));
+        }
+        if size != self.size {
+            return Err(mismatch(
+                "image size",
+                self.size.to_string(),
+                size.to_string(),
+            ));
+        }
+        let clock = self.clock();
+        if sampler.clock() != clock {
+            return Err(mismatch(
+                "clock (start, delta)",
+                format!("({}, {})", clock.start, clock.delta),
+                format!("({}, {})", sampler.clock().start, sampler.clock().delta),
+            ));
         }
         Ok(())
     }
