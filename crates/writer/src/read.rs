@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
+use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use drift_core::LoggedSample;

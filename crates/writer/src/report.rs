@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow_array::RecordBatch;
+use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -69,7 +69,7 @@ pub fn kl_table(rows: &[KlRow], path_for_errors: &Path) -> Result<Vec<u8>, Write
 
 /// Reads a `kl.parquet` written by [`kl_table`] back, row by row.
 pub fn read_kl_table(path: &Path) -> Result<Vec<KlRow>, WriterError> {
-    use arrow::array::Array;
+    use arrow_array::Array;
     let bad = |reason: String| WriterError::BadTable {
         path: path.to_owned(),
         reason,

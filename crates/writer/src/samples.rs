@@ -5,10 +5,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{
-    Array, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, StringArray,
-};
-use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use arrow_array::{Array, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, StringArray};
+use arrow_array::{RecordBatch, RecordBatchReader};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::WriterError;
