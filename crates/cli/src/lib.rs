@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Result;
 use clap::Parser;
-use drift_evaluate::EvaluateError;
+use drift_evaluate::{EvaluateError, ReportMergeError};
 use drift_merge::MergeError;
 use drift_pipeline::{FrontEnd, PipelineError, ReaderError, ShardError, WriterError};
 
@@ -163,11 +163,13 @@ fn hint(error: &anyhow::Error) -> &'static str {
             pipeline_error(cause),
             cause.downcast_ref::<MergeError>(),
             cause.downcast_ref::<EvaluateError>(),
+            cause.downcast_ref::<ReportMergeError>(),
         ) {
-            (Some(PipelineError::Writer(writer)), _, _)
-            | (_, Some(MergeError::Writer(writer)), _)
-            | (_, _, Some(EvaluateError::Writer(writer))) => Some(writer),
-            (_, _, Some(EvaluateError::Pipeline(PipelineError::Writer(writer)))) => Some(writer),
+            (Some(PipelineError::Writer(writer)), ..)
+            | (_, Some(MergeError::Writer(writer)), ..)
+            | (_, _, Some(EvaluateError::Writer(writer)), _)
+            | (_, _, _, Some(ReportMergeError::Writer(writer))) => Some(writer),
+            (_, _, Some(EvaluateError::Pipeline(PipelineError::Writer(writer))), _) => Some(writer),
             _ => cause.downcast_ref::<WriterError>(),
         };
         if let Some(WriterError::OutputExists { .. }) = writer {

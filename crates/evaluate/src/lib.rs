@@ -31,7 +31,7 @@ use drift_transformer::TransformError;
 use drift_writer::{KlRow, PngCompression, ReportWriter, WriterError, encode_png, kl_table};
 use serde::{Deserialize, Serialize};
 
-/// Why a sweep could not run, or shard reports could not be merged.
+/// Why a sweep could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
     /// No transform to sweep.
@@ -80,15 +80,20 @@ pub enum EvaluateError {
         /// What failed.
         source: drift_measure::MeasureError,
     },
-    /// Writing the report, or reading a shard's KL table, failed.
+    /// Writing the report failed.
     #[error(transparent)]
     Writer(#[from] WriterError),
-    /// A shard report's `evaluation.json` that could not be read.
-    #[error(transparent)]
-    Record(#[from] RecordError),
     /// The run was interrupted; nothing was written.
     #[error("interrupted: the report folder was left as it was")]
     Cancelled,
+}
+
+/// Why shard reports could not be merged into one report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportMergeError {
+    /// A shard report's `evaluation.json` that could not be read.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// A report given to merge that is not a shard report.
     #[error("{folder}: not a shard report (a sharded sweep makes one)")]
     NotAShardReport {
@@ -140,6 +145,12 @@ pub enum EvaluateError {
         /// Where the shard before ended.
         expected: u64,
     },
+    /// Writing the merged report (its plots, its files) failed.
+    #[error(transparent)]
+    Report(#[from] EvaluateError),
+    /// Reading a shard's KL table failed.
+    #[error(transparent)]
+    Writer(#[from] WriterError),
 }
 
 /// `evaluation.json`: how an `evaluate` report was made. Fields in alphabetical order, as
@@ -715,10 +726,10 @@ struct ShardReport {
     rows: Vec<KlRow>,
 }
 
-fn read_shard_report(folder: &Path) -> Result<ShardReport, EvaluateError> {
+fn read_shard_report(folder: &Path) -> Result<ShardReport, ReportMergeError> {
     let record: EvaluationRecord = records::read(&folder.join(EVALUATION_JSON))?;
     let Some(shard) = record.shard.clone() else {
-        return Err(EvaluateError::NotAShardReport {
+        return Err(ReportMergeError::NotAShardReport {
             folder: folder.to_owned(),
         });
     };
@@ -744,14 +755,14 @@ impl ShardReport {
 }
 
 /// Refuses shard reports that are not exactly shards 0..N of one sweep, in order.
-fn check_report_set(parts: &[ShardReport]) -> Result<(), EvaluateError> {
-    let first = parts.first().ok_or(EvaluateError::NoShards)?;
+fn check_report_set(parts: &[ShardReport]) -> Result<(), ReportMergeError> {
+    let first = parts.first().ok_or(ReportMergeError::NoShards)?;
     let settings = first.settings();
     let mut next_batch = 0;
     for (expected, part) in (0..).zip(parts) {
         let (index, count) = (part.shard.index, part.shard.count);
         if part.settings() != settings {
-            return Err(EvaluateError::OtherSweep {
+            return Err(ReportMergeError::OtherSweep {
                 index,
                 count,
                 folder: part.folder.clone(),
@@ -760,19 +771,19 @@ fn check_report_set(parts: &[ShardReport]) -> Result<(), EvaluateError> {
         }
         if index != expected {
             return Err(match index < expected {
-                true => EvaluateError::Twice {
+                true => ReportMergeError::Twice {
                     index,
                     count,
                     folder: part.folder.clone(),
                 },
-                false => EvaluateError::Missing {
+                false => ReportMergeError::Missing {
                     index: expected,
                     count,
                 },
             });
         }
         if part.shard.first_batch != next_batch {
-            return Err(EvaluateError::Gap {
+            return Err(ReportMergeError::Gap {
                 index,
                 count,
                 folder: part.folder.clone(),
@@ -783,7 +794,7 @@ fn check_report_set(parts: &[ShardReport]) -> Result<(), EvaluateError> {
     }
     let count = first.shard.count;
     if parts.len() as u64 != count || next_batch != first.record.batches_per_level as u64 {
-        return Err(EvaluateError::Missing {
+        return Err(ReportMergeError::Missing {
             index: parts.len() as u64,
             count,
         });
@@ -798,7 +809,7 @@ pub fn merge_reports(
     shards: &[PathBuf],
     output: &Path,
     overwrite: bool,
-) -> Result<Evaluation, EvaluateError> {
+) -> Result<Evaluation, ReportMergeError> {
     let started = Instant::now();
     let mut parts = shards
         .iter()

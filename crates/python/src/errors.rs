@@ -3,7 +3,7 @@
 //! before). The matches are exhaustive, with no catch-all: a new error variant does not
 //! compile until it is given its exception.
 
-use drift_evaluate::EvaluateError;
+use drift_evaluate::{EvaluateError, ReportMergeError};
 use drift_merge::MergeError;
 use drift_pipeline::{EmbedderError, PipelineError, ReaderError, SpecError, WriterError};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
@@ -161,15 +161,22 @@ pub(crate) fn evaluate(error: &EvaluateError) -> Kind {
         | EvaluateError::LevelTwice(_)
         | EvaluateError::TooFewBatches { .. }
         | EvaluateError::Sampler(_)
-        | EvaluateError::Transform(_)
-        | EvaluateError::NoShards => Kind::InvalidRun,
-        EvaluateError::Measure { .. }
-        | EvaluateError::Record(_)
-        | EvaluateError::NotAShardReport { .. }
-        | EvaluateError::OtherSweep { .. }
-        | EvaluateError::Twice { .. }
-        | EvaluateError::Missing { .. }
-        | EvaluateError::Gap { .. } => Kind::Data,
+        | EvaluateError::Transform(_) => Kind::InvalidRun,
+        EvaluateError::Measure { .. } => Kind::Data,
+    }
+}
+
+pub(crate) fn report_merge(error: &ReportMergeError) -> Kind {
+    match error {
+        ReportMergeError::Report(error) => evaluate(error),
+        ReportMergeError::Writer(error) => writer(error),
+        ReportMergeError::NoShards => Kind::InvalidRun,
+        ReportMergeError::Record(_)
+        | ReportMergeError::NotAShardReport { .. }
+        | ReportMergeError::OtherSweep { .. }
+        | ReportMergeError::Twice { .. }
+        | ReportMergeError::Missing { .. }
+        | ReportMergeError::Gap { .. } => Kind::Data,
     }
 }
 

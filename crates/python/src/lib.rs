@@ -344,7 +344,7 @@ fn merge_reports(
 ) -> PyResult<PathBuf> {
     py.detach(|| drift_evaluate::merge_reports(&shards, &output, overwrite))
         .map(|evaluation| evaluation.output)
-        .map_err(|e| errors::raise(&e, errors::evaluate(&e)))
+        .map_err(|e| errors::raise(&e, errors::report_merge(&e)))
 }
 
 /// The registered transforms: `(name, description)` each, in registry order.
