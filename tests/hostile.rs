@@ -179,6 +179,7 @@ fn ends_within(args: &[String], limit: Duration) -> std::process::Output {
     let started = Instant::now();
     while started.elapsed() < limit {
         if child.try_wait().unwrap().is_some() {
+            eprintln!("{args:?} ended after {:?}", started.elapsed());
             return child.wait_with_output().unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -324,9 +325,41 @@ fn a_closed_stdout_ends_a_command_quietly() {
     let (scratch, input) = scratch();
     let output = scratch.path().join("out");
     let args = generate(&input, &output, 4);
+    let scenario = scratch.path().join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "input = {:?}\nsize = \"16\"\n[[segment]]\nsamples = 3\noutput = {:?}\n",
+            s(&input),
+            s(&scratch.path().join("run"))
+        ),
+    )
+    .unwrap();
+    let weights = scratch.path().join("w.safetensors");
+    drift_embedder::write_synthetic_weights(5, &weights).unwrap();
+    let report = scratch.path().join("report");
+    let evaluate = [
+        "evaluate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&report),
+        "--weights",
+        s(&weights),
+        "--transform",
+        "hue",
+        "--levels",
+        "0.5",
+        "--num-samples",
+        "4",
+        "--size",
+        "32",
+    ];
     for args in [
         vec!["inspect".to_owned(), s(&input).to_owned()],
         args.iter().filter(|a| *a != "-q").cloned().collect(),
+        vec!["run".to_owned(), s(&scenario).to_owned()],
+        evaluate.map(str::to_owned).to_vec(),
         vec!["verify".to_owned(), s(&output).to_owned()],
         vec!["weights".to_owned(), "list".to_owned()],
     ] {
@@ -344,7 +377,16 @@ fn a_closed_stdout_ends_a_command_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
+    // The work was done before the output was closed: the outputs are complete.
     assert!(output.join("drift.json").exists());
+    assert!(scratch.path().join("run").join("drift.json").exists());
+    assert!(
+        scratch
+            .path()
+            .join("report")
+            .join("evaluation.json")
+            .exists()
+    );
 }
 
 #[test]
