@@ -277,13 +277,19 @@ def test_interrupting_a_call_raises_keyboard_interrupt_and_writes_nothing(
         generator.sample(24, tmp_path / "stopped", progress=stop)
     assert not (tmp_path / "stopped" / "drift.json").exists()
     assert [p.name for p in (tmp_path / "stopped").iterdir()] in ([], [".drift-pipeline.lock"])
-    # A real SIGINT during the call.
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    # A real SIGINT during the call, sent once the first samples are written (a timer could
+    # fire after a fast machine finished the call).
+    sent = []
+
+    def interrupt(done: int, total: int) -> None:
+        if done < total and not sent:
+            sent.append(done)
+            os.kill(os.getpid(), signal.SIGINT)
+
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        generator.sample(24, tmp_path / "signalled", progress=False)
-    timer.join()
+        generator.sample(24, tmp_path / "signalled", progress=interrupt)
+    assert sent, "the call ended before it reported progress"
     assert time.monotonic() - started < 30
     assert not (tmp_path / "signalled" / "drift.json").exists()
     # The stream did not move: the next call starts at 0 and succeeds.
