@@ -286,9 +286,15 @@ def test_interrupting_a_call_raises_keyboard_interrupt_and_writes_nothing(
             sent.append(done)
             os.kill(os.getpid(), signal.SIGINT)
 
+    # Python's own SIGINT handler, whatever the runner left (a shell's background job starts
+    # with SIGINT ignored, and Python then installs none).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        generator.sample(24, tmp_path / "signalled", progress=interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            generator.sample(24, tmp_path / "signalled", progress=interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sent, "the call ended before it reported progress"
     assert time.monotonic() - started < 30
     assert not (tmp_path / "signalled" / "drift.json").exists()
