@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use drift_pipeline::{
-    Dataset, DriftGenerator, DriftShape, Progress, Recovery, SampleSummary, TransformSpec,
+    Dataset, DriftGenerator, DriftShape, Progress, Recovery, SampleSummary, Segment, TransformSpec,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -28,7 +28,7 @@ pub(crate) fn report(
     )
 }
 
-pub(crate) fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
+fn drift_description(specs: &[TransformSpec], shape: &DriftShape) -> String {
     match specs {
         [] => "no drift".to_owned(),
         specs => {
@@ -47,7 +47,7 @@ pub(crate) fn warn_about(segments: &[drift_pipeline::Segment]) {
 
 /// The classes a segment draws from, in words: all of them, or under label shift with weights
 /// "2 of 17" (classes not named are not drawn).
-pub(crate) fn classes_drawn(segment: &drift_pipeline::Segment, dataset: &Dataset) -> String {
+fn classes_drawn(segment: &drift_pipeline::Segment, dataset: &Dataset) -> String {
     let all = dataset.classes().len();
     match &segment.label_shift.priors {
         drift_pipeline::ClassPriors::Weights(weights) => {
@@ -58,7 +58,7 @@ pub(crate) fn classes_drawn(segment: &drift_pipeline::Segment, dataset: &Dataset
     }
 }
 
-pub(crate) fn report_summary(
+fn report_summary(
     summary: &SampleSummary,
     classes: &str,
     drift: &str,
@@ -101,6 +101,35 @@ pub(crate) fn report_summary(
         );
     }
     Ok(())
+}
+
+/// Prints each segment's summary as a run commits it (from the run's `finished` callback,
+/// which cannot fail): the first closed-stdout error is kept for [`SegmentSummaries::finish`],
+/// and nothing more is printed after it.
+pub(crate) struct SegmentSummaries {
+    quiet: bool,
+    printed: Result<(), StdoutClosed>,
+}
+
+impl SegmentSummaries {
+    pub(crate) fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            printed: Ok(()),
+        }
+    }
+
+    pub(crate) fn print(&mut self, segment: &Segment, summary: &SampleSummary, dataset: &Dataset) {
+        if self.printed.is_ok() {
+            let drift = drift_description(&segment.transforms, &segment.shape);
+            let classes = classes_drawn(segment, dataset);
+            self.printed = report_summary(summary, &classes, &drift, self.quiet);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), StdoutClosed> {
+        self.printed
+    }
 }
 
 /// An indicatif bar on a terminal; hidden when stderr is not a terminal or with --quiet.

@@ -10,7 +10,7 @@ use drift_pipeline::{RawRun, RawSegment, RunSpec};
 
 use crate::COMMAND_LINE;
 use crate::args::GenerateArgs;
-use crate::report::{ProgressReport, classes_drawn, drift_description, report_summary, warn_about};
+use crate::report::{ProgressReport, SegmentSummaries, warn_about};
 
 /// `generate` is a one-segment run: its flags fill the same raw run a scenario file does, and
 /// the run spec checks them.
@@ -49,15 +49,10 @@ pub(crate) fn generate(args: GenerateArgs, cancel: Arc<AtomicBool>) -> Result<()
     warn_about(&spec.segments);
     spec.set_cancel(Some(cancel));
     let quiet = args.run.quiet;
-    let mut printed = Ok(());
+    let mut summaries = SegmentSummaries::new(quiet);
     spec.run(
         |segment| Box::new(ProgressReport::new(segment.samples, quiet, "samples", None)),
-        |segment, summary, dataset| {
-            let drift = drift_description(&segment.transforms, &segment.shape);
-            if printed.is_ok() {
-                printed = report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
-            }
-        },
+        |segment, summary, dataset| summaries.print(segment, summary, dataset),
     )?;
-    Ok(printed?)
+    Ok(summaries.finish()?)
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use drift_pipeline::Scenario;
 
 use crate::args::ShardArgs;
-use crate::report::{ProgressReport, classes_drawn, drift_description, report_summary, warn_about};
+use crate::report::{ProgressReport, SegmentSummaries, warn_about};
 
 pub(crate) fn run_scenario(
     path: &Path,
@@ -37,7 +37,7 @@ pub(crate) fn run_scenario(
     })?;
     warn_about(scenario.segments());
     scenario.set_run_options(threads, Some(cancel));
-    let mut printed = Ok(());
+    let mut summaries = SegmentSummaries::new(quiet);
     scenario.run(
         |segment| {
             Box::new(ProgressReport::new(
@@ -47,12 +47,7 @@ pub(crate) fn run_scenario(
                 Some(&segment.name),
             ))
         },
-        |segment, summary, dataset| {
-            let drift = drift_description(&segment.transforms, &segment.shape);
-            if printed.is_ok() {
-                printed = report_summary(summary, &classes_drawn(segment, dataset), &drift, quiet);
-            }
-        },
+        |segment, summary, dataset| summaries.print(segment, summary, dataset),
     )?;
-    Ok(printed?)
+    Ok(summaries.finish()?)
 }
