@@ -37,6 +37,7 @@ E="--embeddings --weights $WEIGHTS --batch-size 4"
 cases=(
   "gen-plain|$G --output $W/run/out --num-samples 20"
   "gen-drift|$G --output $W/run/out --num-samples 20 --transform rotate=0.4 --transform gaussian_noise=0.3 --size 64x48 --drift recurring:period=4,duty=0.5 --seed 7"
+  "gen-colour|$G --output $W/run/out --num-samples 24 --transform brightness=0.7 --transform contrast=0.6 --transform saturation=0.8 --transform hue=0.4 --transform default=0.5 --size 96x64 --seed 3"
   "gen-embed|$G --output $W/run/out --num-samples 10 --transform hue=0.3 --size 64x64 $E"
   "scenario|run $W/scenario.toml --quiet"
   "shards|SHARDS"

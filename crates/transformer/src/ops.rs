@@ -15,7 +15,7 @@ const GREY: [f32; 3] = [0.2989, 0.587, 0.114];
 
 /// `x.round_ties_even()` for |x| < 2^23: adding and removing 2^23 rounds in the FPU's default
 /// round-to-nearest-even mode.
-#[inline]
+#[inline(always)]
 fn round_half_even(x: f32) -> f32 {
     const SHIFT: f32 = 8_388_608.0;
     // Rounding the magnitude and restoring the sign keeps -0.0 for small negatives, as
@@ -24,30 +24,93 @@ fn round_half_even(x: f32) -> f32 {
 }
 
 /// `x.floor()` for |x| < 2^23.
-#[inline]
-fn floor_small(x: f32) -> f32 {
+#[inline(always)]
+pub(crate) fn floor_small(x: f32) -> f32 {
     let nearest = round_half_even(x);
     if nearest > x { nearest - 1.0 } else { nearest }
 }
 
 /// `x.rem_euclid(1.0)` for |x| < 2^23 (and torch's `fmod(x, 1)` for x >= 0), except that it
 /// gives +0.0 for negative integers, where rem_euclid gives -0.0.
-#[inline]
+#[inline(always)]
 fn wrap_unit(x: f32) -> f32 {
     x - floor_small(x)
 }
 
 /// `clamp(f * x + (1 - f) * other)`, torchvision's `_blend`.
-#[inline]
+#[inline(always)]
 fn blend(x: f32, other: f32, factor: f32) -> f32 {
     (x * factor + other * (1.0 - factor)).clamp(0.0, 1.0)
 }
 
+// The elementwise transforms run compiled for the widest SIMD this CPU has (AVX-512, AVX2 or
+// the baseline), chosen at run time by `pulp::Arch::dispatch`. Each loop sits in the
+// `#[inline(always)]` `with_simd` of a small struct, with every helper `#[inline(always)]`, so
+// it is compiled for that width (a closure passed to `dispatch` is not inlined there, and stays
+// baseline SSE2). The operations are the same IEEE ones in every width (Rust never fuses a
+// multiply and an add on its own), so the results are bit-identical on every CPU kind.
+
+/// `x = blend(x, other, factor)` over one or more planes.
+struct Blend<'a> {
+    planes: [&'a mut [f32]; 3],
+    other: f32,
+    factor: f32,
+}
+
+impl pulp::WithSimd for Blend<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for plane in self.planes {
+            for x in plane {
+                *x = blend(*x, self.other, self.factor);
+            }
+        }
+    }
+}
+
+/// Blends every pixel with its own greyscale.
+struct Saturation<'a>([&'a mut [f32]; 3], f32);
+impl pulp::WithSimd for Saturation<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let ([r, g, b], factor) = (self.0, self.1);
+        for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+            let grey = *r * GREY[0] + *g * GREY[1] + *b * GREY[2];
+            *r = blend(*r, grey, factor);
+            *g = blend(*g, grey, factor);
+            *b = blend(*b, grey, factor);
+        }
+    }
+}
+
+/// Shifts every pixel's hue. Branch-free per pixel (selects, no early returns or jump tables),
+/// so the loop vectorises.
+struct Hue<'a>([&'a mut [f32]; 3], f32);
+impl pulp::WithSimd for Hue<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let ([r, g, b], shift) = (self.0, self.1);
+        for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+            let (h, s, v) = rgb_to_hsv(*r, *g, *b);
+            let h = wrap_unit(h + shift);
+            [*r, *g, *b] = hsv_to_rgb(h, s, v);
+        }
+    }
+}
+
 /// `clamp(factor * x)`.
 pub fn brightness(image: &mut PlanarImage, factor: f32) {
-    for x in image.data_mut() {
-        *x = blend(*x, 0.0, factor);
-    }
+    pulp::Arch::new().dispatch(Blend {
+        planes: image.planes_mut(),
+        other: 0.0,
+        factor,
+    });
 }
 
 /// Blend with the mean of the image's greyscale.
@@ -57,22 +120,16 @@ pub fn contrast(image: &mut PlanarImage, factor: f32) {
         .map(|i| f64::from(r[i] * GREY[0] + g[i] * GREY[1] + b[i] * GREY[2]))
         .sum();
     let mean = (sum / r.len() as f64) as f32;
-    for plane in [r, g, b] {
-        for x in plane.iter_mut() {
-            *x = blend(*x, mean, factor);
-        }
-    }
+    pulp::Arch::new().dispatch(Blend {
+        planes: [r, g, b],
+        other: mean,
+        factor,
+    });
 }
 
 /// Blend every pixel with its own greyscale.
 pub fn saturation(image: &mut PlanarImage, factor: f32) {
-    let [r, g, b] = image.planes_mut();
-    for i in 0..r.len() {
-        let grey = r[i] * GREY[0] + g[i] * GREY[1] + b[i] * GREY[2];
-        r[i] = blend(r[i], grey, factor);
-        g[i] = blend(g[i], grey, factor);
-        b[i] = blend(b[i], grey, factor);
-    }
+    pulp::Arch::new().dispatch(Saturation(image.planes_mut(), factor));
 }
 
 /// Shift the hue by `shift` turns (in [-0.5, 0.5]) in HSV, as torchvision's `adjust_hue`.
@@ -80,13 +137,7 @@ pub fn hue(image: &mut PlanarImage, shift: f32) {
     if shift == 0.0 {
         return;
     }
-    let [r, g, b] = image.planes_mut();
-    // Branch-free per pixel (selects, no early returns or jump tables), so the loop vectorises.
-    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
-        let (h, s, v) = rgb_to_hsv(*r, *g, *b);
-        let h = wrap_unit(h + shift);
-        [*r, *g, *b] = hsv_to_rgb(h, s, v);
-    }
+    pulp::Arch::new().dispatch(Hue(image.planes_mut(), shift));
 }
 
 /// torchvision's `_rgb_to_hsv`, operation by operation.
@@ -424,5 +475,95 @@ mod tests {
         let mut img = PlanarImage::from_planes(size, data.clone()).unwrap();
         rotate(&mut img, 90.0);
         assert_eq!(&img.data()[..4], &[data[1], data[3], data[0], data[2]]);
+    }
+
+    /// Planes with every kind of value the loops meet: 0 and 1, greys, saturated colours,
+    /// values a hair from the clamp bounds, and ties of the 8-bit rounding.
+    fn awkward_planes(n: usize) -> Vec<f32> {
+        let mut state = 0x9e37_79b9_u32;
+        (0..3 * n)
+            .map(|i| match i % 7 {
+                0 => 0.0,
+                1 => 1.0,
+                2 => (i % 256) as f32 / 255.0,
+                3 => ((i % 255) as f32 + 0.5) / 255.0,
+                4 => 1.0 - f32::EPSILON,
+                _ => {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 8) as f32 / (1 << 24) as f32
+                }
+            })
+            .collect()
+    }
+
+    /// `data` as the three planes of `n` values each.
+    fn planes(data: &mut [f32], n: usize) -> [&mut [f32]; 3] {
+        let (r, rest) = data.split_at_mut(n);
+        let (g, b) = rest.split_at_mut(n);
+        [r, g, b]
+    }
+
+    #[test]
+    fn the_widest_simd_gives_the_scalar_paths_bits() {
+        let n = 1031; // not a multiple of any vector width
+        let scalar = pulp::Scalar::new();
+        let run = |dispatched: &dyn Fn(&mut [f32]), scalar: &dyn Fn(&mut [f32])| {
+            let (mut wide, mut narrow) = (awkward_planes(n), awkward_planes(n));
+            dispatched(&mut wide);
+            scalar(&mut narrow);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&wide), bits(&narrow));
+        };
+        let size = ImageSize::new(n as u32, 1).unwrap();
+        let with = |data: &mut [f32], op: fn(&mut PlanarImage)| {
+            let mut image = PlanarImage::from_planes(size, data.to_vec()).unwrap();
+            op(&mut image);
+            data.copy_from_slice(image.data());
+        };
+        run(&|d| with(d, |i| brightness(i, 1.37)), &|d| {
+            let planes = planes(d, n);
+            pulp::WithSimd::with_simd(
+                Blend {
+                    planes,
+                    other: 0.0,
+                    factor: 1.37,
+                },
+                scalar,
+            )
+        });
+        run(&|d| with(d, |i| saturation(i, 0.42)), &|d| {
+            pulp::WithSimd::with_simd(Saturation(planes(d, n), 0.42), scalar)
+        });
+        run(&|d| with(d, |i| hue(i, -0.31)), &|d| {
+            pulp::WithSimd::with_simd(Hue(planes(d, n), -0.31), scalar)
+        });
+        // The 8-bit conversions, both ways.
+        let data = awkward_planes(n);
+        let image = PlanarImage::from_planes(size, data.clone()).unwrap();
+        let bytes = image.to_rgb8();
+        let mut narrow = vec![0u8; 3 * n];
+        pulp::WithSimd::with_simd(
+            crate::planar::Interleave {
+                data: &data,
+                n,
+                pixels: &mut narrow,
+            },
+            scalar,
+        );
+        assert_eq!(bytes.pixels(), &narrow[..]);
+        let back = PlanarImage::from_rgb8(&bytes);
+        let mut planes_back = vec![0.0f32; 3 * n];
+        let [r, g, b] = planes(&mut planes_back, n);
+        pulp::WithSimd::with_simd(
+            crate::planar::Deinterleave {
+                pixels: bytes.pixels(),
+                planes: [r, g, b],
+            },
+            scalar,
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(back.data()), bits(&planes_back));
     }
 }

@@ -3,6 +3,68 @@
 
 use drift_core::{ImageSize, RgbImage8};
 
+/// `round(255 * x)` clamped to 0..=255, rounding half up. Clamped to [0, 255] first, so adding
+/// 0.5 and truncating is rounding half up (f32::round is a library call). The truncation is a
+/// floor on this positive range, and the byte the low bits of `floor + 2^23`: float arithmetic
+/// and selects that vectorise, where `as u8` (a saturating conversion) kept every lane scalar.
+/// NaN, which `as u8` makes 0, is 0 here too.
+#[inline(always)]
+fn to_byte(x: f32) -> u8 {
+    let half_up = (x * 255.0).clamp(0.0, 255.0) + 0.5;
+    let whole = crate::ops::floor_small(half_up);
+    let whole = if whole.is_nan() { 0.0 } else { whole };
+    (whole + 8_388_608.0).to_bits() as u8
+}
+
+/// `v / 255`, as torchvision's `to_dtype(float32, scale=True)`.
+#[inline(always)]
+fn to_unit(v: u8) -> f32 {
+    f32::from(v) / 255.0
+}
+
+// The conversions run compiled for the widest SIMD the CPU has, chosen at run time
+// (`pulp::Arch::dispatch`): the loops are `#[inline(always)]` all the way down into
+// `with_simd`, so they are compiled for its target features (a closure is not inlined there and
+// stays baseline SSE2). The operations are the same in every width: the bytes do not change.
+
+/// RGB bytes into three planes of `v / 255`.
+pub(crate) struct Deinterleave<'a> {
+    pub(crate) pixels: &'a [u8],
+    pub(crate) planes: [&'a mut [f32]; 3],
+}
+
+impl pulp::WithSimd for Deinterleave<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let [r, g, b] = self.planes;
+        for (((px, r), g), b) in self.pixels.chunks_exact(3).zip(r).zip(g).zip(b) {
+            (*r, *g, *b) = (to_unit(px[0]), to_unit(px[1]), to_unit(px[2]));
+        }
+    }
+}
+
+/// Three planes of `n` values into RGB bytes.
+pub(crate) struct Interleave<'a> {
+    pub(crate) data: &'a [f32],
+    pub(crate) n: usize,
+    pub(crate) pixels: &'a mut [u8],
+}
+
+impl pulp::WithSimd for Interleave<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (r, rest) = self.data.split_at(self.n);
+        let (g, b) = rest.split_at(self.n);
+        for (((px, r), g), b) in self.pixels.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+            px.copy_from_slice(&[to_byte(*r), to_byte(*g), to_byte(*b)]);
+        }
+    }
+}
+
 /// An RGB image as three f32 planes in [0, 1] (channel-major, like a torch CHW tensor).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanarImage {
@@ -15,17 +77,13 @@ impl PlanarImage {
     pub fn from_rgb8(image: &RgbImage8) -> Self {
         let size = image.size();
         let n = size.pixel_count();
-        let scale: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
         let mut data = vec![0.0f32; 3 * n];
         let (r, rest) = data.split_at_mut(n);
         let (g, b) = rest.split_at_mut(n);
-        for (((px, r), g), b) in image.pixels().chunks_exact(3).zip(r).zip(g).zip(b) {
-            (*r, *g, *b) = (
-                scale[px[0] as usize],
-                scale[px[1] as usize],
-                scale[px[2] as usize],
-            );
-        }
+        pulp::Arch::new().dispatch(Deinterleave {
+            pixels: image.pixels(),
+            planes: [r, g, b],
+        });
         Self { size, data }
     }
 
@@ -37,15 +95,12 @@ impl PlanarImage {
     /// `round(255 * x)` clamped to 0..=255, interleaved.
     pub fn to_rgb8(&self) -> RgbImage8 {
         let n = self.size.pixel_count();
-        // Clamped to [0, 255] first, so adding 0.5 and truncating is rounding half up, and the
-        // loop vectorises (f32::round is a library call).
-        let to_byte = |x: f32| ((x * 255.0).clamp(0.0, 255.0) + 0.5) as u8;
-        let (r, rest) = self.data.split_at(n);
-        let (g, b) = rest.split_at(n);
         let mut pixels = vec![0u8; 3 * n];
-        for (((px, r), g), b) in pixels.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
-            px.copy_from_slice(&[to_byte(*r), to_byte(*g), to_byte(*b)]);
-        }
+        pulp::Arch::new().dispatch(Interleave {
+            data: &self.data,
+            n,
+            pixels: &mut pixels,
+        });
         RgbImage8::from_pixels(self.size, pixels).expect("3 bytes per pixel")
     }
 
