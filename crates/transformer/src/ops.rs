@@ -251,45 +251,71 @@ pub fn rotate(image: &mut PlanarImage, angle_degrees: f64) {
     let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
     let theta_x = [matrix[0] / half_w, matrix[1] / half_w, matrix[2] / half_w];
     let theta_y = [matrix[3] / half_h, matrix[4] / half_h, matrix[5] / half_h];
-    // Row by row: first the source coordinates of every output pixel, in a branch-free loop
-    // of float arithmetic that vectorises; then the lookups, which need an index per pixel
-    // and cannot.
-    let (wf, hf) = (w as f32, h as f32);
-    let (mut row_x, mut row_y) = (vec![0.0f32; w], vec![0.0f32; w]);
-    let (src_r, rest) = source.split_at(n);
-    let (src_g, src_b) = rest.split_at(n);
-    // torchvision's base grid: pixel centres, (1 - w) / 2 + x, computed once per column.
-    let base_xs: Vec<f32> = (0..w).map(|x| (1.0 - wf) * 0.5 + x as f32).collect();
-    for y in 0..h {
-        let base_y = (1.0 - hf) * 0.5 + y as f32;
-        let rows = row_x.iter_mut().zip(row_y.iter_mut());
-        for ((sx, sy), &base_x) in rows.zip(&base_xs) {
-            let grid_x = base_x * theta_x[0] + base_y * theta_x[1] + theta_x[2];
-            let grid_y = base_x * theta_y[0] + base_y * theta_y[1] + theta_y[2];
-            // grid_sample, align_corners=False, nearest: round half to even.
-            *sx = round_half_even(((grid_x + 1.0) * wf - 1.0) / 2.0);
-            *sy = round_half_even(((grid_y + 1.0) * hf - 1.0) / 2.0);
-        }
-        let (out_r, rest) = data.split_at_mut(n);
-        let (out_g, out_b) = rest.split_at_mut(n);
-        let row = y * w..(y + 1) * w;
-        let outputs = out_r[row.clone()]
-            .iter_mut()
-            .zip(&mut out_g[row.clone()])
-            .zip(&mut out_b[row]);
-        for (((r, g), b), (&ix, &iy)) in outputs.zip(row_x.iter().zip(&row_y)) {
-            let inside = ix >= 0.0 && iy >= 0.0 && ix < wf && iy < hf;
-            let from = if inside {
-                iy as usize * w + ix as usize
-            } else {
-                0
-            };
-            let [sr, sg, sb] = [src_r[from], src_g[from], src_b[from]];
-            (*r, *g, *b) = if inside {
-                (sr, sg, sb)
-            } else {
-                (0.0, 0.0, 0.0)
-            };
+    pulp::Arch::new().dispatch(RotateRows {
+        source: &source,
+        data,
+        size: (w, h),
+        theta: [theta_x, theta_y],
+    });
+}
+
+/// Rotation's resampling, row by row, compiled for the widest SIMD the CPU has: the source
+/// coordinates in float arithmetic, then the lookups.
+struct RotateRows<'a> {
+    source: &'a [f32],
+    data: &'a mut [f32],
+    size: (usize, usize),
+    theta: [[f32; 3]; 2],
+}
+
+impl pulp::WithSimd for RotateRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (source, data, (w, h), [theta_x, theta_y]) =
+            (self.source, self.data, self.size, self.theta);
+        let n = w * h;
+        // Row by row: first the source coordinates of every output pixel, in a branch-free loop
+        // of float arithmetic that vectorises; then the lookups, which need an index per pixel
+        // and cannot.
+        let (wf, hf) = (w as f32, h as f32);
+        let (mut row_x, mut row_y) = (vec![0.0f32; w], vec![0.0f32; w]);
+        let (src_r, rest) = source.split_at(n);
+        let (src_g, src_b) = rest.split_at(n);
+        // torchvision's base grid: pixel centres, (1 - w) / 2 + x, computed once per column.
+        let base_xs: Vec<f32> = (0..w).map(|x| (1.0 - wf) * 0.5 + x as f32).collect();
+        for y in 0..h {
+            let base_y = (1.0 - hf) * 0.5 + y as f32;
+            let rows = row_x.iter_mut().zip(row_y.iter_mut());
+            for ((sx, sy), &base_x) in rows.zip(&base_xs) {
+                let grid_x = base_x * theta_x[0] + base_y * theta_x[1] + theta_x[2];
+                let grid_y = base_x * theta_y[0] + base_y * theta_y[1] + theta_y[2];
+                // grid_sample, align_corners=False, nearest: round half to even.
+                *sx = round_half_even(((grid_x + 1.0) * wf - 1.0) / 2.0);
+                *sy = round_half_even(((grid_y + 1.0) * hf - 1.0) / 2.0);
+            }
+            let (out_r, rest) = data.split_at_mut(n);
+            let (out_g, out_b) = rest.split_at_mut(n);
+            let row = y * w..(y + 1) * w;
+            let outputs = out_r[row.clone()]
+                .iter_mut()
+                .zip(&mut out_g[row.clone()])
+                .zip(&mut out_b[row]);
+            for (((r, g), b), (&ix, &iy)) in outputs.zip(row_x.iter().zip(&row_y)) {
+                let inside = ix >= 0.0 && iy >= 0.0 && ix < wf && iy < hf;
+                let from = if inside {
+                    iy as usize * w + ix as usize
+                } else {
+                    0
+                };
+                let [sr, sg, sb] = [src_r[from], src_g[from], src_b[from]];
+                (*r, *g, *b) = if inside {
+                    (sr, sg, sb)
+                } else {
+                    (0.0, 0.0, 0.0)
+                };
+            }
         }
     }
 }
@@ -539,6 +565,34 @@ mod tests {
         run(&|d| with(d, |i| hue(i, -0.31)), &|d| {
             pulp::WithSimd::with_simd(Hue(planes(d, n), -0.31), scalar)
         });
+        // Rotation's resampling (coordinates in floats, then lookups) at an odd angle.
+        let (w, h) = (37, 29);
+        let source = awkward_planes(w * h);
+        let rotated = {
+            let size = ImageSize::new(w as u32, h as u32).unwrap();
+            let mut image = PlanarImage::from_planes(size, source.clone()).unwrap();
+            rotate(&mut image, 33.3);
+            image.data().to_vec()
+        };
+        let rot = (-33.3f64).to_radians();
+        let matrix = [rot.cos(), rot.sin(), 0.0, -rot.sin(), rot.cos(), 0.0].map(|m| m as f32);
+        let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
+        let theta = [
+            [matrix[0] / half_w, matrix[1] / half_w, matrix[2] / half_w],
+            [matrix[3] / half_h, matrix[4] / half_h, matrix[5] / half_h],
+        ];
+        let mut narrow = source.clone();
+        pulp::WithSimd::with_simd(
+            RotateRows {
+                source: &source,
+                data: &mut narrow,
+                size: (w, h),
+                theta,
+            },
+            scalar,
+        );
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&rotated), bits(&narrow));
         // The 8-bit conversions, both ways.
         let data = awkward_planes(n);
         let image = PlanarImage::from_planes(size, data.clone()).unwrap();
