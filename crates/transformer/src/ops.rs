@@ -348,36 +348,55 @@ pub fn gaussian_blur(image: &mut PlanarImage, sigma: f32) {
     if sigma <= 0.0 {
         return;
     }
-    let [k0, k1, k2, k3, k4] = gaussian_kernel(sigma);
     let size = image.size();
-    let (w, h) = (size.width as usize, size.height as usize);
-    // Reflect padding is done once per row into `padded`, so the inner loops are plain
-    // slice arithmetic the compiler vectorises.
-    let mut padded = vec![0.0f32; w + 4];
-    let mut row_pass = vec![0.0f32; w * h];
-    for plane in image.planes_mut() {
-        // The 2-D kernel is the outer product of the 1-D one: blur rows, then columns.
-        for y in 0..h {
-            let row = &plane[y * w..(y + 1) * w];
-            padded[2..w + 2].copy_from_slice(row);
-            for i in [0, 1, w + 2, w + 3] {
-                padded[i] = row[reflect(i as isize - 2, w)];
+    pulp::Arch::new().dispatch(Blur {
+        planes: image.planes_mut(),
+        kernel: gaussian_kernel(sigma),
+        size: (size.width as usize, size.height as usize),
+    });
+}
+
+/// The separable 5x5 blur, compiled for the widest SIMD the CPU has.
+struct Blur<'a> {
+    planes: [&'a mut [f32]; 3],
+    kernel: [f32; 5],
+    size: (usize, usize),
+}
+
+impl pulp::WithSimd for Blur<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let ([k0, k1, k2, k3, k4], (w, h)) = (self.kernel, self.size);
+        // Reflect padding is done once per row into `padded`, so the inner loops are plain
+        // slice arithmetic the compiler vectorises.
+        let mut padded = vec![0.0f32; w + 4];
+        let mut row_pass = vec![0.0f32; w * h];
+        for plane in self.planes {
+            // The 2-D kernel is the outer product of the 1-D one: blur rows, then columns.
+            for y in 0..h {
+                let row = &plane[y * w..(y + 1) * w];
+                padded[2..w + 2].copy_from_slice(row);
+                for i in [0, 1, w + 2, w + 3] {
+                    padded[i] = row[reflect(i as isize - 2, w)];
+                }
+                let out = &mut row_pass[y * w..(y + 1) * w];
+                let taps = (&padded[..w], &padded[1..w + 1], &padded[2..w + 2]);
+                let taps = (taps, &padded[3..w + 3], &padded[4..w + 4]);
+                for (x, out) in out.iter_mut().enumerate() {
+                    let ((p0, p1, p2), p3, p4) = taps;
+                    *out = k0 * p0[x] + k1 * p1[x] + k2 * p2[x] + k3 * p3[x] + k4 * p4[x];
+                }
             }
-            let out = &mut row_pass[y * w..(y + 1) * w];
-            let taps = (&padded[..w], &padded[1..w + 1], &padded[2..w + 2]);
-            let taps = (taps, &padded[3..w + 3], &padded[4..w + 4]);
-            for (x, out) in out.iter_mut().enumerate() {
-                let ((p0, p1, p2), p3, p4) = taps;
-                *out = k0 * p0[x] + k1 * p1[x] + k2 * p2[x] + k3 * p3[x] + k4 * p4[x];
-            }
-        }
-        for y in 0..h {
-            let rows = [-2isize, -1, 0, 1, 2].map(|d| reflect(y as isize + d, h) * w);
-            let [r0, r1, r2, r3, r4] = rows.map(|start| &row_pass[start..start + w]);
-            let out = &mut plane[y * w..(y + 1) * w];
-            let columns = r0.iter().zip(r1).zip(r2).zip(r3).zip(r4);
-            for (out, ((((a, b), c), d), e)) in out.iter_mut().zip(columns) {
-                *out = k0 * a + k1 * b + k2 * c + k3 * d + k4 * e;
+            for y in 0..h {
+                let rows = [-2isize, -1, 0, 1, 2].map(|d| reflect(y as isize + d, h) * w);
+                let [r0, r1, r2, r3, r4] = rows.map(|start| &row_pass[start..start + w]);
+                let out = &mut plane[y * w..(y + 1) * w];
+                let columns = r0.iter().zip(r1).zip(r2).zip(r3).zip(r4);
+                for (out, ((((a, b), c), d), e)) in out.iter_mut().zip(columns) {
+                    *out = k0 * a + k1 * b + k2 * c + k3 * d + k4 * e;
+                }
             }
         }
     }
@@ -564,6 +583,17 @@ mod tests {
         });
         run(&|d| with(d, |i| hue(i, -0.31)), &|d| {
             pulp::WithSimd::with_simd(Hue(planes(d, n), -0.31), scalar)
+        });
+        run(&|d| with(d, |i| gaussian_blur(i, 0.77)), &|d| {
+            let (planes, kernel) = (planes(d, n), gaussian_kernel(0.77));
+            pulp::WithSimd::with_simd(
+                Blur {
+                    planes,
+                    kernel,
+                    size: (n, 1),
+                },
+                scalar,
+            )
         });
         // Rotation's resampling (coordinates in floats, then lookups) at an odd angle.
         let (w, h) = (37, 29);
