@@ -132,6 +132,49 @@ fn embedding_rows(
     Ok((ours, torch))
 }
 
+/// albumentations' transforms on one thread at 224 px, when `DRIFT_BENCH_ALBUMENTATIONS_PYTHON`
+/// names a Python with tools/bench/requirements-albumentations.txt: a row per transform with
+/// our ratio to it (ours from `ours`, by transform name; the chain is "all seven transforms").
+fn albumentations_rows(
+    rows: &mut Rows,
+    ours: &std::collections::BTreeMap<String, f64>,
+) -> Result<()> {
+    const ENV: &str = "DRIFT_BENCH_ALBUMENTATIONS_PYTHON";
+    let Some(python) = std::env::var_os(ENV) else {
+        eprintln!(
+            "bench: set {ENV} to a Python with tools/bench/requirements-albumentations.txt to \
+             compare the transforms with albumentations'"
+        );
+        return Ok(());
+    };
+    let output = std::process::Command::new(python)
+        .arg(crate::workspace_root().join("tools/bench/albumentations_transforms.py"))
+        .output()
+        .context("cannot run the albumentations benchmark")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the albumentations benchmark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let version = result["albumentations"].as_str().unwrap_or("?");
+    for (name, speed) in result["rates"].as_object().into_iter().flatten() {
+        let speed = speed.as_f64().unwrap_or(f64::NAN);
+        let key = match name.as_str() {
+            "seven transforms" => "all seven transforms",
+            other => other,
+        };
+        let ratio = ours
+            .get(key)
+            .map_or_else(|| "-".to_owned(), |ours| format!("{:.2}", ours / speed));
+        rows.add(
+            format!("albumentations {version} {name} (1 thread), for comparison; ours is {ratio}x"),
+            speed,
+        );
+    }
+    Ok(())
+}
+
 /// A Python peer that times its own ResNet18 and prints one JSON line.
 struct Peer {
     /// The variable naming the Python to run it with.
@@ -414,16 +457,17 @@ pub fn run(args: &[String]) -> Result<()> {
             .parse()
             .expect("valid"),
     ));
+    let mut transform_rates = std::collections::BTreeMap::new();
     for (name, chain) in &chains {
         let started = Instant::now();
         for (i, image) in sample.iter().enumerate() {
             std::hint::black_box(chain.apply(image.clone(), 1, i as u64));
         }
-        rows.add(
-            format!("transform {name}=0.5 (1 thread)"),
-            rate(sample.len(), started.elapsed().as_secs_f64()),
-        );
+        let speed = rate(sample.len(), started.elapsed().as_secs_f64());
+        rows.add(format!("transform {name}=0.5 (1 thread)"), speed);
+        transform_rates.insert(name.clone(), speed);
     }
+    albumentations_rows(&mut rows, &transform_rates)?;
     for compression in PngCompression::ALL {
         let started = Instant::now();
         let mut bytes = 0;
