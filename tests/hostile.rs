@@ -48,6 +48,11 @@ fn run(args: &[String]) -> std::process::Output {
     drift_pipeline(&args)
 }
 
+fn ok(args: &[String]) -> String {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    succeeds(&refs)
+}
+
 fn fails(args: &[String], needle: &str) -> String {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_fails_cleanly(&refs, &run(args), needle)
@@ -205,12 +210,7 @@ fn fifos_and_devices_where_metadata_is_expected_are_refused_at_once() {
     assert_fails_cleanly(&["run"], &out, "character device");
     // A drift.json that is a FIFO, or /dev/zero through a symlink: verify and --continue-from.
     let output = scratch.path().join("out");
-    succeeds(
-        &generate(&input, &output, 4)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    ok(&generate(&input, &output, 4));
     std::fs::remove_file(output.join("drift.json")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", output.join("drift.json")).unwrap();
     let out = ends_within(&["verify".into(), s(&output).into()], second);
@@ -242,15 +242,10 @@ fn an_edited_stream_record_is_refused_by_the_outputs_own_tables() {
     let (scratch, input) = scratch();
     let first = scratch.path().join("first");
     let second = scratch.path().join("second");
-    succeeds(
-        &generate(&input, &first, 5)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    ok(&generate(&input, &first, 5));
     let mut args = generate(&input, &second, 5);
     args.extend(["--continue-from".into(), s(&first).into()]);
-    succeeds(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&args);
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(second.join("drift.json")).unwrap()).unwrap();
     type Edit = fn(&mut serde_json::Value);
@@ -289,12 +284,7 @@ fn an_edited_stream_record_is_refused_by_the_outputs_own_tables() {
 fn verify_trusts_no_listed_name_and_says_what_it_found() {
     let (scratch, input) = scratch();
     let output = scratch.path().join("out");
-    succeeds(
-        &generate(&input, &output, 4)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    ok(&generate(&input, &output, 4));
     let text = std::fs::read_to_string(output.join("drift.json")).unwrap();
     let mut record: serde_json::Value = serde_json::from_str(&text).unwrap();
     for name in ["../x", "/etc/hostname"] {

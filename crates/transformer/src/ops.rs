@@ -244,19 +244,25 @@ pub fn rotate(image: &mut PlanarImage, angle_degrees: f64) {
         }
         return;
     }
-    // The inverse affine matrix of torchvision's _get_inverse_affine_matrix(center 0, -angle),
-    // in f64 then cast to f32, rescaled by (0.5 w, 0.5 h) as _affine_grid does.
-    let rot = (-angle).to_radians();
-    let matrix = [rot.cos(), rot.sin(), 0.0, -rot.sin(), rot.cos(), 0.0].map(|m| m as f32);
-    let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
-    let theta_x = [matrix[0] / half_w, matrix[1] / half_w, matrix[2] / half_w];
-    let theta_y = [matrix[3] / half_h, matrix[4] / half_h, matrix[5] / half_h];
     pulp::Arch::new().dispatch(RotateRows {
         source: &source,
         data,
         size: (w, h),
-        theta: [theta_x, theta_y],
+        theta: rotation_theta(angle, w, h),
     });
+}
+
+/// The inverse affine matrix of torchvision's _get_inverse_affine_matrix(center 0, -angle), in
+/// f64 then cast to f32, rescaled by (0.5 w, 0.5 h) as _affine_grid does: the rows that map an
+/// output pixel's normalised coordinates to the source's x and y.
+fn rotation_theta(angle_degrees: f64, w: usize, h: usize) -> [[f32; 3]; 2] {
+    let rot = (-angle_degrees).to_radians();
+    let matrix = [rot.cos(), rot.sin(), 0.0, -rot.sin(), rot.cos(), 0.0].map(|m| m as f32);
+    let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
+    [
+        [matrix[0] / half_w, matrix[1] / half_w, matrix[2] / half_w],
+        [matrix[3] / half_h, matrix[4] / half_h, matrix[5] / half_h],
+    ]
 }
 
 /// Rotation's resampling, row by row, compiled for the widest SIMD the CPU has: the source
@@ -604,13 +610,7 @@ mod tests {
             rotate(&mut image, 33.3);
             image.data().to_vec()
         };
-        let rot = (-33.3f64).to_radians();
-        let matrix = [rot.cos(), rot.sin(), 0.0, -rot.sin(), rot.cos(), 0.0].map(|m| m as f32);
-        let (half_w, half_h) = (0.5 * w as f32, 0.5 * h as f32);
-        let theta = [
-            [matrix[0] / half_w, matrix[1] / half_w, matrix[2] / half_w],
-            [matrix[3] / half_h, matrix[4] / half_h, matrix[5] / half_h],
-        ];
+        let theta = rotation_theta(33.3, w, h);
         let mut narrow = source.clone();
         pulp::WithSimd::with_simd(
             RotateRows {
