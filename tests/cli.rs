@@ -509,6 +509,27 @@ fn python_readers_agree_on_the_schema() {
         &output,
         &["--samples", "16", "--organize-by-class"],
     );
+    // A drift that reaches some samples and not others: the drift log's maps, read by polars
+    // and DuckDB with the README's one-expression filters.
+    let drifted = scratch.path().join("drifted");
+    succeeds(&[
+        "generate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&drifted),
+        "--num-samples",
+        "16",
+        "--transform",
+        "rotate=0.5",
+        "--transform",
+        "imagenet_c:motion_blur@3",
+        "--transform",
+        "shot_noise=0.5",
+        "--drift",
+        "gradual:width=8",
+    ]);
+    run_python_check(&python, &drifted, &["--samples", "16"]);
 }
 
 /// Sum of squared differences between horizontal and vertical neighbours: high-frequency energy.

@@ -113,10 +113,10 @@ fn shapes_follow_their_definitions_and_the_log_matches_the_images() {
             "k {k}: {} vs {p}",
             row.probability
         );
-        assert_eq!(row.parameter("gaussian_noise_level").is_some(), row.drifted);
+        assert_eq!(row.level("gaussian_noise").is_some(), row.drifted);
         if row.drifted {
-            assert_eq!(row.parameter("gaussian_noise_level"), Some(0.8));
-            assert!(row.parameter("gaussian_noise_sigma").unwrap() > 0.0);
+            assert_eq!(row.level("gaussian_noise"), Some(0.8));
+            assert!(row.parameter("gaussian_noise.sigma").unwrap() > 0.0);
         }
     }
     assert!(
@@ -150,16 +150,16 @@ fn shapes_follow_their_definitions_and_the_log_matches_the_images() {
     );
     let rotate: Vec<f64> = incremental
         .iter()
-        .map(|r| r.parameter("rotate_level").unwrap())
+        .map(|r| r.level("rotate").unwrap())
         .collect();
     assert!((rotate[0] - 0.8 * 0.25).abs() < 1e-12 && (rotate[20] - 0.8).abs() < 1e-12);
     assert!((rotate[10] - 0.8 * 0.625).abs() < 1e-12);
     assert!(rotate.windows(2).all(|w| w[0] < w[1]), "{rotate:?}");
-    let brightness_last = incremental[20].parameter("brightness_level").unwrap();
+    let brightness_last = incremental[20].level("brightness").unwrap();
     assert!((brightness_last - 0.5).abs() < 1e-12);
     for row in &incremental {
-        let angle = row.parameter("rotate_angle").unwrap();
-        assert!(angle.abs() <= 90.0 * row.parameter("rotate_level").unwrap() + 1e-9);
+        let angle = row.parameter("rotate.angle").unwrap();
+        assert!(angle.abs() <= 90.0 * row.level("rotate").unwrap() + 1e-9);
     }
 
     // Recurring: on for the first 2 of every 8 samples, exactly.

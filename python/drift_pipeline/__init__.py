@@ -50,17 +50,33 @@ __all__ = [
     "weights",
 ]
 
+def _transform_members() -> list[tuple[str, str]]:
+    # `imagenet_c:motion_blur` is IMAGENET_C_MOTION_BLUR, and MOTION_BLUR too where the bare
+    # name is free (an alias member of the same value).
+    members = []
+    for name, alias, _, _ in _native.transforms():
+        members.append((name.replace(":", "_").upper(), name))
+        if alias is not None:
+            members.append((alias.upper(), name))
+    return members
+
+
 ImageTransform = enum.Enum(  # type: ignore[misc]
     "ImageTransform",
-    {name.upper(): name for name, _ in _native.transforms()},
+    _transform_members(),
     module=__name__,
     qualname="ImageTransform",
 )
 ImageTransform.__doc__ = (
     "The registered transforms (the original tool's ROTATE, BRIGHTNESS, CONTRAST, SATURATION, "
-    "HUE, GAUSSIAN_BLUR, GAUSSIAN_NOISE, DEFAULT, and every later one). Each value is the "
-    "transform's name on the command line.\n\n"
-    + "\n".join(f"{name.upper()}: {text}" for name, text in _native.transforms())
+    "HUE, GAUSSIAN_BLUR, GAUSSIAN_NOISE, DEFAULT, then the ImageNet-C corruptions as "
+    "IMAGENET_C_<NAME>, with the bare <NAME> too where SPEC's transforms do not use it). Each "
+    "value is the transform's name on the command line; strings such as "
+    "'imagenet_c:fog=0.4' or 'motion_blur@3' (severity 3, level 0.6) work too.\n\n"
+    + "\n".join(
+        f"{name.replace(':', '_').upper()} ({family}): {text}"
+        for name, _, family, text in _native.transforms()
+    )
 )
 
 ProgressArg = Union[bool, Callable[[int, int], Any], None]

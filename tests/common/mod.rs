@@ -527,34 +527,59 @@ pub struct DriftLogRecord {
     pub original_label: i64,
     pub zip_entry: String,
     pub class_prior: Option<f64>,
-    /// Column name -> value (None = null), in the file's order.
-    pub parameters: Vec<(String, Option<f64>)>,
+    /// The `levels` map: transform -> level, in the file's order.
+    pub levels: Vec<(String, f64)>,
+    /// The `parameters` map: `transform.parameter` -> value, in the file's order.
+    pub parameters: Vec<(String, f64)>,
 }
 
 impl DriftLogRecord {
-    pub fn parameter(&self, name: &str) -> Option<f64> {
-        self.parameters
-            .iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no column {name}"))
-            .1
+    /// The level of `transform`, if it was applied.
+    pub fn level(&self, transform: &str) -> Option<f64> {
+        self.levels.iter().find(|(n, _)| n == transform).map(|e| e.1)
+    }
+
+    /// The value drawn for `key` (`transform.parameter`), if any.
+    pub fn parameter(&self, key: &str) -> Option<f64> {
+        self.parameters.iter().find(|(n, _)| n == key).map(|e| e.1)
     }
 }
 
-/// `drift_log.parquet`, checking its fixed columns and that the rest are nullable Float64.
+/// A `Map<Utf8, Float64>` column's entries at `row`.
+fn map_entries(map: &arrow::array::MapArray, row: usize) -> Vec<(String, f64)> {
+    let entries = map.value(row);
+    let keys = entries.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    let values = entries.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+    (0..entries.len())
+        .map(|i| (keys.value(i).to_owned(), values.value(i)))
+        .collect()
+}
+
+/// `drift_log.parquet`, checking its schema: the fixed columns and the two maps.
 pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
-    use arrow::array::BooleanArray;
+    use arrow::array::{BooleanArray, MapArray};
     let path = folder.join("drift_log.parquet");
     let file = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let schema = builder.schema().clone();
-    const FIXED: usize = 10;
-    let fixed: Vec<(&str, DataType)> = schema.fields()[..FIXED]
+    let map = |name: &str| match schema.field_with_name(name).unwrap().data_type() {
+        DataType::Map(entries, false) => match entries.data_type() {
+            DataType::Struct(fields) => {
+                assert_eq!(fields[0].data_type(), &DataType::Utf8, "{name} keys");
+                assert_eq!(fields[1].data_type(), &DataType::Float64, "{name} values");
+                DataType::Map(entries.clone(), false)
+            }
+            other => panic!("{name}: {other}"),
+        },
+        other => panic!("{name} is {other}, not a map"),
+    };
+    let columns: Vec<(&str, DataType)> = schema
+        .fields()
         .iter()
         .map(|f| (f.name().as_str(), f.data_type().clone()))
         .collect();
     assert_eq!(
-        fixed,
+        columns,
         [
             ("sample_id", DataType::Int64),
             ("timestamp", DataType::Float64),
@@ -566,16 +591,10 @@ pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
             ("original_label", DataType::Int64),
             ("zip_entry", DataType::Utf8),
             ("class_prior", DataType::Float64),
+            ("levels", map("levels")),
+            ("parameters", map("parameters")),
         ]
     );
-    let names: Vec<String> = schema.fields()[FIXED..]
-        .iter()
-        .map(|f| {
-            assert_eq!(f.data_type(), &DataType::Float64, "{}", f.name());
-            assert!(f.is_nullable());
-            f.name().clone()
-        })
-        .collect();
     let mut rows = Vec::new();
     for batch in builder.build().unwrap().map(Result::unwrap) {
         let column = |i: usize| batch.column(i).as_any();
@@ -589,15 +608,9 @@ pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
         let original_labels = column(7).downcast_ref::<Int64Array>().unwrap();
         let zip_entries = column(8).downcast_ref::<StringArray>().unwrap();
         let priors = column(9).downcast_ref::<Float64Array>().unwrap();
+        let levels = column(10).downcast_ref::<MapArray>().unwrap();
+        let parameters = column(11).downcast_ref::<MapArray>().unwrap();
         for i in 0..batch.num_rows() {
-            let parameters = names
-                .iter()
-                .enumerate()
-                .map(|(c, name)| {
-                    let values = column(FIXED + c).downcast_ref::<Float64Array>().unwrap();
-                    (name.clone(), values.is_valid(i).then(|| values.value(i)))
-                })
-                .collect();
             rows.push(DriftLogRecord {
                 sample_id: ids.value(i),
                 timestamp: ts.value(i),
@@ -609,7 +622,8 @@ pub fn read_drift_log(folder: &Path) -> Vec<DriftLogRecord> {
                 original_label: original_labels.value(i),
                 zip_entry: zip_entries.value(i).to_owned(),
                 class_prior: priors.is_valid(i).then(|| priors.value(i)),
-                parameters,
+                levels: map_entries(levels, i),
+                parameters: map_entries(parameters, i),
             });
         }
     }

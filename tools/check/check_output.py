@@ -55,23 +55,39 @@ FIXED = len(DRIFT_LOG_FIXED)
 
 
 def check_drift_log(path: Path, samples: int) -> None:
-    """drift_log.parquet: fixed columns, then nullable float64 parameters, one row per sample."""
+    """drift_log.parquet: fixed columns, then the `levels` and `parameters` maps (Utf8 to
+    Float64), one row per sample; the queries the README shows agree between polars and DuckDB."""
     schema = pq.read_schema(path)
     fields = [(f.name, f.type) for f in schema]
     assert fields[:FIXED] == DRIFT_LOG_FIXED, f"drift_log: pyarrow sees {fields[:FIXED]}"
-    assert all(t == pa.float64() for _, t in fields[FIXED:]), fields[FIXED:]
-    assert all(f.nullable for f in list(schema)[FIXED:]), "parameter columns must be nullable"
+    assert [name for name, _ in fields[FIXED:]] == ["levels", "parameters"], fields[FIXED:]
+    for name, kind in fields[FIXED:]:
+        assert pa.types.is_map(kind), f"{name} is {kind}"
+        assert kind.key_type == pa.string() and kind.item_type == pa.float64(), kind
     log = pl.read_parquet(path)
     assert log.height == samples, log.height
     assert log["drift_probability"].is_between(0.0, 1.0).all()
-    # A sample not drifted has no parameters; a drifted one has at least one level.
-    levels = [name for name, _ in fields[FIXED:] if name.endswith("_level")]
+    # A sample not drifted has no level and no parameter; a drifted one has a level.
     clean = log.filter(~pl.col("drifted"))
-    if clean.height:
-        assert all(clean.select(pl.col(name).is_null().all() for name, _ in fields[FIXED:]).row(0))
+    assert (clean["levels"].map.len() == 0).all() and (clean["parameters"].map.len() == 0).all()
     drifted = log.filter(pl.col("drifted"))
-    if drifted.height:
-        assert drifted.select(pl.any_horizontal(pl.col(levels).is_not_null()).all()).item()
+    assert (drifted["levels"].map.len() >= 1).all()
+    # The one-expression filters of the README: polars and DuckDB agree, for every transform a
+    # sample got and every parameter key.
+    transforms = sorted({key for row in duckdb.sql(f"SELECT map_keys(levels) FROM '{path}'").fetchall() for key in row[0]})
+    for name in transforms:
+        ours = log.filter(pl.col("levels").map.get(name) > 0.3)["sample_id"].to_list()
+        duck = [r[0] for r in duckdb.sql(
+            f"SELECT sample_id FROM '{path}' WHERE levels['{name}'] > 0.3 ORDER BY sample_id").fetchall()]
+        assert ours == duck, (name, ours, duck)
+    keys = sorted({key for row in duckdb.sql(f"SELECT map_keys(parameters) FROM '{path}'").fetchall() for key in row[0]})
+    for key in keys:
+        transform = key.rsplit(".", 1)[0]
+        assert transform in transforms, key
+        ours = log.select(pl.col("parameters").map.get(key))["parameters"].to_list()
+        duck = [r[0] for r in duckdb.sql(
+            f"SELECT parameters['{key}'] FROM '{path}' ORDER BY sample_id").fetchall()]
+        assert ours == duck, key
     duck = duckdb.sql(f"SELECT count(*), count(DISTINCT sample_id) FROM '{path}'").fetchall()[0]
     assert duck == (samples, samples), duck
 

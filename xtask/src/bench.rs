@@ -629,7 +629,6 @@ fn time_writer(dataset: &Dataset, pngs: &[Vec<u8>], count: usize, output: &Path)
             organize_by_class: false,
             overwrite: true,
             embeddings: false,
-            drift_log_columns: drift_transformer::log_columns(),
             segment: "bench".into(),
             source_root: dataset.root().to_owned(),
             class_priors: None,

@@ -190,9 +190,11 @@ pub(crate) struct GenerateArgs {
     /// ImageFolder) or composite onto white, black or #RRGGBB.
     #[arg(long, value_name = "MODE")]
     pub(crate) alpha: Option<String>,
-    /// Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order.
+    /// Drift: apply transform NAME at drift_level LEVEL in [0, 1] (or an ImageNet-C corruption
+    /// at severity k: NAME@k); repeat to chain, in order.
     #[arg(long = "transform", value_name = "NAME=LEVEL", long_help = transform_help(
-        "Drift: apply transform NAME at drift_level LEVEL in [0, 1]; repeat to chain, in order."))]
+        "Drift: apply transform NAME at drift_level LEVEL in [0, 1] (or an ImageNet-C corruption \
+         at severity k: NAME@k); repeat to chain, in order."))]
     pub(crate) transforms: Vec<String>,
     /// How the drift arrives over the samples: abrupt (all, the default), gradual:width=N
     /// [,center=K][,ramp=linear], incremental:from=A,to=B (levels scaled from A to B), or
@@ -393,9 +395,18 @@ pub(crate) fn sweep_transform(text: &str) -> Result<TransformKind, String> {
 }
 
 pub(crate) fn transform_help(summary: &str) -> String {
-    let mut help = format!("{summary}\n\nTransforms:");
+    let mut help = format!(
+        "{summary}\n\nImageNet-C corruptions are imagenet_c:NAME (the bare NAME too where it \
+         is shown in brackets); NAME@k is severity k (level k/5).\n\nTransforms:"
+    );
     for kind in TransformKind::all() {
-        help.push_str(&format!("\n  {}: {}", kind.name(), kind.description()));
+        let alias = kind.alias().map(|a| format!(" ({a})")).unwrap_or_default();
+        help.push_str(&format!(
+            "\n  {}{alias} [{}]: {}",
+            kind.name(),
+            kind.family().label(),
+            kind.description()
+        ));
     }
     help
 }

@@ -38,7 +38,7 @@ pub struct LoggedSample {
     pub drifted: bool,
     /// The probability it had of being drifted.
     pub probability: f64,
-    /// `(transform, level)` of each transform applied to it, in column order.
+    /// `(transform, level)` of each transform applied to it, in chain order.
     pub levels: Vec<(String, f64)>,
     /// Its class (absent in logs of versions before provenance).
     pub class_name: Option<String>,
@@ -299,17 +299,19 @@ mod tests {
 }
 
 /// What the drift did to one sample: its row of `drift_log.parquet`, less the keys and the
-/// segment. The transformer makes it, the writer writes it; the parameter columns it fills are
-/// the transformer registry's (`drift_transformer::log_columns`).
+/// segment. The transformer makes it, the writer writes it. Transforms and their parameters
+/// are keys of two map columns, not columns, so adding a transform never changes the schema.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DriftLogRow {
     /// Whether the sample got the drift's transforms.
     pub drifted: bool,
     /// The probability it had of getting them.
     pub probability: f64,
-    /// One value per parameter column (`None` where a transform was not applied); empty for a
-    /// sample of a run without drift, which the writer logs as all null.
-    pub values: Vec<Option<f64>>,
+    /// `(transform, level)` of each transform applied, in chain order: the `levels` map.
+    pub levels: Vec<(String, f64)>,
+    /// `(transform.parameter, value)` of each parameter drawn, in chain order: the
+    /// `parameters` map.
+    pub parameters: Vec<(String, f64)>,
 }
 
 impl DriftLogRow {

@@ -64,7 +64,6 @@ pub use drift_reader::{
 pub use drift_sampler::StreamClock;
 pub use drift_transformer::{
     Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
-    log_columns,
 };
 pub use drift_writer::{
     ABORT_AT_ENV, FileRecord, LoggedSample, OUTPUT_FILES, PngCompression, Recovery, WriterError,

@@ -204,7 +204,6 @@ pub(crate) fn run(
             organize_by_class: job.options.organize_by_class,
             overwrite: job.options.overwrite,
             embeddings: job.embedding.is_some(),
-            drift_log_columns: drift_transformer::log_columns(),
             segment: job.segment.to_owned(),
             source_root: job.dataset.root().to_owned(),
             class_priors: class_priors(job.class_plan),

@@ -247,18 +247,16 @@ fn merge_segment(
     overwrite: bool,
     copied: &mut dyn FnMut(u64),
 ) -> Result<(StagedOutput, u64), MergeError> {
-    let columns = drift_transformer::log_columns();
     let embeddings = parts[0].record.embeddings.is_some();
     let options = WriterOptions {
         overwrite,
         embeddings,
-        drift_log_columns: columns,
         ..WriterOptions::default()
     };
     let mut writer = OutputWriter::create(folder, options, ClassTable::default())?;
     let mut zip_bytes = 0;
     for part in parts {
-        let reader = SampleReader::open(&part.folder, columns)?;
+        let reader = SampleReader::open(&part.folder)?;
         if reader.has_embeddings() != embeddings {
             return Err(MergeError::Embeddings {
                 folder: part.folder.clone(),

@@ -347,12 +347,20 @@ fn merge_reports(
         .map_err(|e| errors::raise(&e, errors::report_merge(&e)))
 }
 
-/// The registered transforms: `(name, description)` each, in registry order.
+/// The registered transforms: `(name, bare alias or None, family, description)` each, in
+/// registry order.
 #[pyfunction]
-fn transforms() -> Vec<(&'static str, &'static str)> {
+fn transforms() -> Vec<(&'static str, Option<&'static str>, &'static str, &'static str)> {
     TransformKind::all()
         .iter()
-        .map(|kind| (kind.name(), kind.description()))
+        .map(|kind| {
+            (
+                kind.name(),
+                kind.alias(),
+                kind.family().label(),
+                kind.description(),
+            )
+        })
         .collect()
 }
 

@@ -11,8 +11,8 @@
 //!
 //! Each transform is one module of `transforms/` implementing [`Transform`] (name, description,
 //! logged parameter columns, draw, apply) and one line of the registry list in
-//! `transforms/mod.rs`; names, help text, the drift log's columns ([`log_columns`]) and the
-//! README's table ([`markdown_table`]) follow from the registry.
+//! `transforms/mod.rs`; names, help text, the drift log's keys and the README's table
+//! ([`markdown_table`]) follow from the registry.
 //!
 //! A [`Drift`] is a chain and the [`DriftShape`] it arrives in over a segment (abrupt, gradual,
 //! incremental, recurring): per sample it decides whether and how strongly the chain applies,
@@ -28,6 +28,7 @@
 //! assert_ne!(drifted, image); // the noise has a mean of 0.1
 //! ```
 
+pub mod imagenet_c;
 mod ops;
 mod planar;
 mod registry;
@@ -36,8 +37,9 @@ mod transforms;
 
 pub use ops::{brightness, contrast, gaussian_blur, gaussian_noise, hue, rotate, saturation};
 pub use planar::PlanarImage;
+pub use imagenet_c::{Corruption, Draws, RngDraws};
 pub use registry::{
-    MAX_PARAMS, NoiseRng, ParamColumn, Params, Transform, TransformKind, log_columns,
+    Family, MAX_PARAMS, NoiseRng, ParamColumn, Params, Transform, TransformKind, catalog_table,
     markdown_table, severity_value,
 };
 pub use shape::{Drift, DriftOutcome, DriftShape, Ramp, SegmentPosition};
@@ -99,6 +101,24 @@ pub enum TransformError {
     Shape {
         /// What is wrong.
         reason: String,
+    },
+    /// A severity (`NAME@k`) that is not a number in [0, 5].
+    #[error("severity of {name} must be a number in [0, 5] (level = severity / 5), got '{severity}'")]
+    Severity {
+        /// The transform.
+        name: String,
+        /// What was given.
+        severity: String,
+    },
+    /// A severity (`NAME@k`) given for a transform that has none.
+    #[error(
+        "'{text}': only ImageNet-C corruptions take a severity (NAME@k); give {name} a level, e.g. {name}=0.3"
+    )]
+    NoSeverity {
+        /// What was given.
+        text: String,
+        /// The transform.
+        name: &'static str,
     },
     /// A transform given twice in one list.
     #[error(
@@ -182,8 +202,29 @@ impl TransformSpec {
 impl FromStr for TransformSpec {
     type Err = TransformError;
 
-    /// Parses `NAME=LEVEL`.
+    /// Parses `NAME=LEVEL`, or `NAME@k` for an ImageNet-C corruption at severity k (level k/5).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if !text.contains('=')
+            && let Some((name, severity)) = text.split_once('@')
+        {
+            let kind: TransformKind = name.trim().parse()?;
+            if kind.family() != Family::ImageNetC {
+                return Err(TransformError::NoSeverity {
+                    text: text.to_owned(),
+                    name: kind.name(),
+                });
+            }
+            let level = severity
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| (0.0..=5.0).contains(s))
+                .ok_or_else(|| TransformError::Severity {
+                    name: kind.name().to_owned(),
+                    severity: severity.to_owned(),
+                })?;
+            return Self::new(kind, level / 5.0);
+        }
         let (name, level) =
             text.split_once('=')
                 .ok_or_else(|| match TransformKind::named(text.trim()) {
@@ -390,14 +431,35 @@ mod tests {
             assert!(kind.columns().len() <= MAX_PARAMS, "{kind}");
             assert_eq!(kind.name().parse::<TransformKind>().unwrap(), *kind);
         }
-        let columns = log_columns();
-        assert_eq!(
-            columns.len(),
-            all.iter().map(|k| 1 + k.columns().len()).sum::<usize>()
-        );
         for kind in all {
-            assert_eq!(columns[kind.log_offset()], format!("{}_level", kind.name()));
+            let bare = kind.name().strip_prefix(Family::IMAGENET_C_PREFIX);
+            assert_eq!(bare.is_some(), kind.family() == Family::ImageNetC, "{kind}");
+            assert_eq!(kind.corruption().is_some(), bare.is_some(), "{kind}");
+            if let Some(alias) = kind.alias() {
+                assert_eq!(TransformKind::named(alias), Some(*kind));
+            }
         }
+        // The bare names SPEC's transforms keep.
+        for name in ["brightness", "contrast", "gaussian_blur", "gaussian_noise"] {
+            assert_eq!(kind(name).family(), Family::Torchvision);
+            assert_eq!(kind(&format!("imagenet_c:{name}")).family(), Family::ImageNetC);
+        }
+        assert_eq!(kind("motion_blur"), kind("imagenet_c:motion_blur"));
+        assert_eq!(kind("Pixelate"), kind("imagenet_c:pixelate"));
+    }
+
+    #[test]
+    fn severities_are_a_shorthand_for_imagenet_c_levels() {
+        let spec: TransformSpec = "imagenet_c:motion_blur@3".parse().unwrap();
+        assert_eq!((spec.kind(), spec.drift_level()), (kind("motion_blur"), 0.6));
+        let spec: TransformSpec = "zoom_blur@2.5".parse().unwrap();
+        assert_eq!(spec.drift_level(), 0.5);
+        let err = "rotate@3".parse::<TransformSpec>().unwrap_err().to_string();
+        assert!(err.contains("only ImageNet-C corruptions"), "{err}");
+        let err = "motion_blur@6".parse::<TransformSpec>().unwrap_err().to_string();
+        assert!(err.contains("[0, 5]"), "{err}");
+        let chain: TransformChain = "pixelate@1,rotate=0.5".parse().unwrap();
+        assert_eq!(chain.to_string(), "imagenet_c:pixelate=0.2,rotate=0.5");
     }
 
     #[test]
@@ -408,6 +470,11 @@ mod tests {
         assert!(
             readme.contains(&table),
             "README.md's transform table is not the registry's; replace it with:\n{table}"
+        );
+        let catalog = catalog_table();
+        assert!(
+            readme.contains(&catalog),
+            "README.md's ImageNet-C catalog is not the registry's; replace it with:\n{catalog}"
         );
     }
 

@@ -4,25 +4,57 @@
 //! help text, the drift log's columns, the README's table) is derived from it.
 
 use std::fmt;
-use std::sync::LazyLock;
 
 use crate::PlanarImage;
+use crate::imagenet_c::{Corruption, RngDraws};
 
 /// The generator per-pixel noise is drawn from (xoshiro256++, seeded from the sample's own
 /// ChaCha20 noise stream).
 pub type NoiseRng = rand::rngs::Xoshiro256PlusPlus;
 
 /// The most parameter columns one transform may log.
-pub const MAX_PARAMS: usize = 4;
+pub const MAX_PARAMS: usize = 8;
 
-/// A drawn parameter a transform logs per sample: the column `<transform>_<name>` of
-/// `drift_log.parquet`.
+/// A drawn parameter a transform logs per sample: the key `<transform>.<name>` of
+/// `drift_log.parquet`'s `parameters` map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParamColumn {
     /// The column's suffix.
     pub name: &'static str,
     /// What the value is, in words (for docs).
     pub meaning: &'static str,
+}
+
+/// The family a transform belongs to, told by its name's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// SPEC's transforms, faithful to torchvision (bare names).
+    Torchvision,
+    /// The ImageNet-C corruptions of the `imagecorruptions` package (`imagenet_c:NAME`), at
+    /// severity 5L.
+    ImageNetC,
+}
+
+impl Family {
+    /// The name prefix of an ImageNet-C corruption.
+    pub const IMAGENET_C_PREFIX: &str = "imagenet_c:";
+
+    /// The family of a registered name.
+    fn of(name: &str) -> Self {
+        if name.starts_with(Self::IMAGENET_C_PREFIX) {
+            Family::ImageNetC
+        } else {
+            Family::Torchvision
+        }
+    }
+
+    /// How `--help`, the README and `drift.json` name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Torchvision => "torchvision",
+            Family::ImageNetC => "imagenet_c",
+        }
+    }
 }
 
 /// One drift transform. Implementations are unit structs registered in `transforms/mod.rs`.
@@ -41,6 +73,38 @@ pub trait Transform: Sync + 'static {
     fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params;
     /// Applies drawn parameters; `noise` feeds per-pixel noise and is untouched otherwise.
     fn apply(&self, params: &Params, image: &mut PlanarImage, noise: &mut NoiseRng);
+    /// The ImageNet-C corruption this transform is, if it is one.
+    fn corruption(&self) -> Option<&dyn Corruption> {
+        None
+    }
+}
+
+/// Every ImageNet-C corruption is a transform named `imagenet_c:` and its package name: its
+/// scalars are drawn from the sample's parameter stream, its fields from its noise stream.
+impl<C: Corruption> Transform for C {
+    fn name(&self) -> &'static str {
+        Corruption::name(self)
+    }
+
+    fn description(&self) -> &'static str {
+        Corruption::description(self)
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        Corruption::columns(self)
+    }
+
+    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+        self.params(level, &mut RngDraws(rng))
+    }
+
+    fn apply(&self, params: &Params, image: &mut PlanarImage, noise: &mut NoiseRng) {
+        self.corrupt(params, image, &mut RngDraws(noise));
+    }
+
+    fn corruption(&self) -> Option<&dyn Corruption> {
+        Some(self)
+    }
 }
 
 /// Parameters drawn for one image: one value per column of its transform.
@@ -94,12 +158,34 @@ impl Params {
 pub struct TransformKind(pub(crate) &'static dyn Transform);
 
 impl TransformKind {
-    /// The registered transform called `name`, in any case.
+    /// The registered transform called `name`, in any case: its full name, or an ImageNet-C
+    /// corruption's bare package name where no SPEC transform has it (`motion_blur`, not
+    /// `brightness`).
     pub fn named(name: &str) -> Option<Self> {
-        crate::transforms::ALL
-            .iter()
-            .copied()
+        let all = crate::transforms::ALL.iter().copied();
+        all.clone()
             .find(|kind| kind.name().eq_ignore_ascii_case(name))
+            .or_else(|| all.clone().find(|kind| kind.alias().is_some_and(|a| a.eq_ignore_ascii_case(name))))
+    }
+
+    /// The bare name an ImageNet-C corruption is also known by, where no SPEC transform has it.
+    pub fn alias(self) -> Option<&'static str> {
+        let bare = self.name().strip_prefix(Family::IMAGENET_C_PREFIX)?;
+        let taken = crate::transforms::ALL
+            .iter()
+            .any(|kind| kind.name().eq_ignore_ascii_case(bare));
+        (!taken).then_some(bare)
+    }
+
+    /// Its family: SPEC's torchvision transforms or ImageNet-C.
+    pub fn family(self) -> Family {
+        Family::of(self.name())
+    }
+
+    /// The corruption, for an ImageNet-C transform: the seam through which a test draws its
+    /// parameters and fields from numpy's generator instead of ours.
+    pub fn corruption(self) -> Option<&'static dyn Corruption> {
+        self.0.corruption()
     }
 
     /// Every registered transform, in registration order.
@@ -139,22 +225,6 @@ impl TransformKind {
         }
     }
 
-    /// Position in the registry.
-    fn index(self) -> usize {
-        Self::all()
-            .iter()
-            .position(|kind| kind.name() == self.name())
-            .expect("every kind is registered")
-    }
-
-    /// Where this transform's columns start in [`log_columns`]: its level column, then its
-    /// parameters.
-    pub fn log_offset(self) -> usize {
-        Self::all()[..self.index()]
-            .iter()
-            .map(|kind| 1 + kind.columns().len())
-            .sum()
-    }
 }
 
 impl PartialEq for TransformKind {
@@ -183,42 +253,46 @@ impl fmt::Display for TransformKind {
     }
 }
 
-/// The parameter columns of `drift_log.parquet`, in order: for each registered transform its
-/// level (`<name>_level`) and its parameters (`<name>_<column>`).
-pub fn log_columns() -> &'static [String] {
-    static COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
-        TransformKind::all()
-            .iter()
-            .flat_map(|kind| {
-                std::iter::once(format!("{}_level", kind.name())).chain(
-                    kind.columns()
-                        .iter()
-                        .map(move |column| format!("{}_{}", kind.name(), column.name)),
-                )
-            })
-            .collect()
-    });
-    &COLUMNS
-}
-
 /// The README's transform table, as markdown: a row per registered transform.
 pub fn markdown_table() -> String {
-    let mut table =
-        String::from("| transform | drift_level L controls | logged per sample |\n|---|---|---|\n");
+    let mut table = String::from(
+        "| transform | family | drift_level L controls | logged per sample |\n|---|---|---|---|\n",
+    );
     for kind in TransformKind::all() {
-        let columns: Vec<String> = std::iter::once(format!("`{}_level`", kind.name()))
-            .chain(
-                kind.columns()
-                    .iter()
-                    .map(|c| format!("`{}_{}` ({})", kind.name(), c.name, c.meaning)),
-            )
+        let columns: Vec<String> = kind
+            .columns()
+            .iter()
+            .map(|c| format!("`{}.{}` ({})", kind.name(), c.name, c.meaning))
             .collect();
+        let name = match kind.alias() {
+            Some(alias) => format!("`{}` (`{alias}`)", kind.name()),
+            None => format!("`{}`", kind.name()),
+        };
         table.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            kind.name(),
+            "| {name} | {} | {} | {} |\n",
+            kind.family().label(),
             kind.description(),
             columns.join(", ")
         ));
+    }
+    table
+}
+
+/// The README's ImageNet-C catalog, as markdown: per corruption, what differs from
+/// `imagecorruptions` 1.1.2 and how close the golden test holds it.
+pub fn catalog_table() -> String {
+    let mut table = String::from(
+        "| corruption | differs from imagecorruptions 1.1.2 | parity at severities 1-5 |\n|---|---|---|\n",
+    );
+    for kind in TransformKind::all() {
+        if let Some(corruption) = kind.corruption() {
+            table.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                kind.name(),
+                corruption.differences(),
+                corruption.parity()
+            ));
+        }
     }
     table
 }

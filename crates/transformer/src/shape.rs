@@ -9,7 +9,7 @@ use std::str::FromStr;
 use drift_core::{Purpose, RgbImage8, sample_rng};
 use rand::RngExt;
 
-use crate::{AppliedTransform, Params, TransformChain, TransformError, TransformSpec, log_columns};
+use crate::{AppliedTransform, Params, TransformChain, TransformError, TransformSpec};
 
 /// How the transition to a gradual drift is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -396,27 +396,26 @@ impl Drift {
 }
 
 impl DriftOutcome {
-    /// The sample's drift log row.
+    /// The sample's drift log row: each applied transform's level under its name, each drawn
+    /// parameter under `transform.parameter`, in chain order.
     pub fn log_row(&self) -> drift_core::DriftLogRow {
+        let mut levels = Vec::with_capacity(self.applied.len());
+        let mut parameters = Vec::new();
+        for applied in &self.applied {
+            let kind = applied.spec.kind();
+            levels.push((kind.name().to_owned(), applied.spec.drift_level()));
+            for (index, column) in kind.columns().iter().enumerate() {
+                if let Some(value) = applied.params.get(index) {
+                    parameters.push((format!("{}.{}", kind.name(), column.name), value));
+                }
+            }
+        }
         drift_core::DriftLogRow {
             drifted: self.drifted,
             probability: self.probability,
-            values: self.log_values(),
+            levels,
+            parameters,
         }
-    }
-
-    /// One value per [`log_columns`] entry; `None` where a transform was not applied.
-    pub fn log_values(&self) -> Vec<Option<f64>> {
-        let mut values = vec![None; log_columns().len()];
-        for applied in &self.applied {
-            let kind = applied.spec.kind();
-            let offset = kind.log_offset();
-            values[offset] = Some(applied.spec.drift_level());
-            for column in 0..kind.columns().len() {
-                values[offset + 1 + column] = applied.params.get(column);
-            }
-        }
-        values
     }
 }
 
@@ -510,27 +509,22 @@ mod tests {
         let (_, first) = drift.apply(image.clone(), 1, 0, position(0, 3));
         let (_, last) = drift.apply(image.clone(), 1, 2, position(2, 3));
         assert!(first.drifted && last.drifted);
-        let values = last.log_values();
-        let column = |name: &str| log_columns().iter().position(|c| c == name).unwrap();
-        assert_eq!(values[column("rotate_level")], Some(0.5));
-        assert!(values[column("rotate_angle")].is_some_and(|a| a.abs() <= 45.0));
-        assert_eq!(values[column("default_level")], Some(0.9));
+        let row = last.log_row();
         assert_eq!(
-            values[column("default_blur_sigma")],
-            None,
+            row.levels,
+            [("rotate".to_owned(), 0.5), ("default".to_owned(), 0.9)]
+        );
+        let keys: Vec<&str> = row.parameters.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["rotate.angle", "default.noise_sigma"],
             "default at 0.9 is noise, not blur"
         );
-        assert!(values[column("default_noise_sigma")].is_some_and(|s| (s - 0.25).abs() < 1e-12));
-        assert_eq!(
-            values.iter().filter(|v| v.is_some()).count(),
-            4,
-            "nothing but rotate and default is logged"
-        );
-        assert_eq!(
-            first.log_values()[0],
-            Some(0.0),
-            "level 0 at the first sample"
-        );
+        assert!(row.parameters[0].1.abs() <= 45.0);
+        assert!((row.parameters[1].1 - 0.25).abs() < 1e-12);
+        let first = first.log_row();
+        assert_eq!(first.levels[0], ("rotate".to_owned(), 0.0), "level 0 first");
+        assert!(first.parameters.is_empty(), "level 0 draws nothing");
 
         let repeated: TransformChain = "hue=0.1,hue=0.2".parse().unwrap();
         assert!(

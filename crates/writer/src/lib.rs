@@ -270,9 +270,6 @@ pub struct WriterOptions {
     pub overwrite: bool,
     /// Write `embeddings.parquet`: every sample must then come with its embedding.
     pub embeddings: bool,
-    /// The parameter columns of `drift_log.parquet` (the transformer registry's
-    /// `log_columns()`); every sample's [`DriftLogRow`] carries one value per name.
-    pub drift_log_columns: &'static [String],
     /// The `segment` column of `drift_log.parquet` (a scenario segment's name, or `segment N`
     /// for the Nth call).
     pub segment: String,
@@ -367,7 +364,6 @@ pub struct OutputWriter {
     /// Every Parquet table of the output, in [`Table::of_output`]'s order.
     tables: Vec<TableWriter>,
     /// A clean sample's parameter values: all null.
-    no_values: Vec<Option<f64>>,
     last_sample_id: Option<u64>,
     samples: u64,
 }
@@ -396,11 +392,10 @@ impl OutputWriter {
             .map(|table| {
                 let path = staging.folder().path().join(table.file_name());
                 let file = staging.create(table.file_name())?;
-                TableWriter::new(table, file, &path, options.drift_log_columns)
+                TableWriter::new(table, file, &path)
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            no_values: vec![None; options.drift_log_columns.len()],
             staging,
             options,
             classes,
@@ -421,8 +416,7 @@ impl OutputWriter {
     /// Appends one sample: its PNG to the zip, its rows to the tables. `label` is the label to
     /// publish (after any class mapping); `meta.label` (the original) chooses the class folder.
     /// `embedding` ([`EMBEDDING_DIM`] values) is required when the writer was created with
-    /// embeddings on, and refused otherwise. `log` is the sample's row of `drift_log.parquet`:
-    /// its values match the writer's `drift_log_columns`, or are empty for a clean sample.
+    /// embeddings on, and refused otherwise. `log` is the sample's row of `drift_log.parquet`.
     pub fn write(
         &mut self,
         meta: &SampleMeta,
@@ -439,17 +433,7 @@ impl OutputWriter {
                 got: meta.sample_id,
             });
         }
-        let columns = self.options.drift_log_columns.len();
-        let values: &[Option<f64>] = match log.values.len() {
-            n if n == columns => &log.values,
-            0 => &self.no_values,
-            n => {
-                return Err(WriterError::DriftLog {
-                    sample_id: meta.sample_id,
-                    reason: format!("{n} parameter values for {columns} columns"),
-                });
-            }
-        };
+        check_drift_log(meta.sample_id, &log.levels, &log.parameters)?;
         match (self.options.embeddings, embedding) {
             (true, Some(values)) if values.len() == EMBEDDING_DIM => {}
             (true, Some(values)) => {
@@ -472,7 +456,6 @@ impl OutputWriter {
             }
             (false, None) => {}
         }
-        let values = values.to_vec();
         let segment = self.options.segment.clone();
         let class_name =
             self.classes
@@ -510,7 +493,8 @@ impl OutputWriter {
                 .and_then(|priors| priors.get(meta.label).copied()),
             drifted: log.drifted,
             drift_probability: log.probability,
-            parameters: &values,
+            levels: &log.levels,
+            parameters: &log.parameters,
         };
         self.push(&row, png)?;
         self.last_sample_id = Some(meta.sample_id);
@@ -530,16 +514,7 @@ impl OutputWriter {
                 got: sample_id,
             });
         }
-        if sample.parameters.len() != self.options.drift_log_columns.len() {
-            return Err(WriterError::DriftLog {
-                sample_id,
-                reason: format!(
-                    "{} parameter values for {} columns",
-                    sample.parameters.len(),
-                    self.options.drift_log_columns.len()
-                ),
-            });
-        }
+        check_drift_log(sample_id, &sample.levels, &sample.parameters)?;
         if sample.embedding.is_some() != self.options.embeddings {
             return Err(WriterError::Embedding {
                 sample_id,
@@ -696,4 +671,23 @@ fn zip_error(path: &Path, source: zip::result::ZipError) -> WriterError {
         path: path.to_owned(),
         source: Box::new(source),
     }
+}
+
+/// A drift log row's maps hold each key once (a map with a repeated key is not one).
+fn check_drift_log(
+    sample_id: u64,
+    levels: &[(String, f64)],
+    parameters: &[(String, f64)],
+) -> Result<(), WriterError> {
+    for (map, entries) in [("levels", levels), ("parameters", parameters)] {
+        for (i, (key, _)) in entries.iter().enumerate() {
+            if entries[..i].iter().any(|(k, _)| k == key) {
+                return Err(WriterError::DriftLog {
+                    sample_id,
+                    reason: format!("{key} appears twice in {map}"),
+                });
+            }
+        }
+    }
+    Ok(())
 }

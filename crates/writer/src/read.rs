@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use arrow_array::RecordBatch;
-use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, MapArray, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use drift_core::LoggedSample;
@@ -28,7 +28,7 @@ pub fn read_drift_log(folder: &Path) -> Result<Vec<LoggedSample>, WriterError> {
     let mut samples = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
-        read_batch(&batch, &mut samples).map_err(bad)?;
+        read_batch(&path, &batch, &mut samples).map_err(bad)?;
     }
     Ok(samples)
 }
@@ -44,7 +44,11 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<Option<&
     }
 }
 
-fn read_batch(batch: &RecordBatch, samples: &mut Vec<LoggedSample>) -> Result<(), String> {
+fn read_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    samples: &mut Vec<LoggedSample>,
+) -> Result<(), String> {
     let required = |name: &str| format!("no column {name}: not a drift log");
     let ids = column::<Int64Array>(batch, "sample_id")?.ok_or_else(|| required("sample_id"))?;
     let segments = column::<StringArray>(batch, "segment")?.ok_or_else(|| required("segment"))?;
@@ -54,16 +58,9 @@ fn read_batch(batch: &RecordBatch, samples: &mut Vec<LoggedSample>) -> Result<()
     let classes = column::<StringArray>(batch, "class_name")?;
     let priors = column::<Float64Array>(batch, "class_prior")?;
     let sources = column::<StringArray>(batch, "source_path")?;
-    let schema = batch.schema();
-    let levels: Vec<(String, &Float64Array)> = schema
-        .fields()
-        .iter()
-        .filter_map(|field| field.name().strip_suffix("_level").map(str::to_owned))
-        .map(|name| {
-            column::<Float64Array>(batch, &format!("{name}_level"))
-                .map(|c| (name, c.expect("listed in the schema")))
-        })
-        .collect::<Result<_, _>>()?;
+    let levels = column::<MapArray>(batch, "levels")?.ok_or_else(|| {
+        "no column levels: a drift log of an earlier version (one column per transform)".to_owned()
+    })?;
     for row in 0..batch.num_rows() {
         let sample_id = u64::try_from(ids.value(row))
             .map_err(|_| format!("negative sample_id {}", ids.value(row)))?;
@@ -72,11 +69,7 @@ fn read_batch(batch: &RecordBatch, samples: &mut Vec<LoggedSample>) -> Result<()
             segment: segments.value(row).to_owned(),
             drifted: drifted.value(row),
             probability: probabilities.value(row),
-            levels: levels
-                .iter()
-                .filter(|(_, c)| c.is_valid(row))
-                .map(|(name, c)| (name.clone(), c.value(row)))
-                .collect(),
+            levels: crate::samples::map_entries(path, levels, row).map_err(|e| e.to_string())?,
             class_name: classes
                 .filter(|c| c.is_valid(row))
                 .map(|c| c.value(row).to_owned()),

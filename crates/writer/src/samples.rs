@@ -5,15 +5,14 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, StringArray};
+use arrow_array::{
+    Array, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, MapArray, StringArray,
+};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use crate::WriterError;
 use crate::tables::Row;
-
-/// The drift log's columns before the parameter columns.
-const DRIFT_LOG_FIXED_COLUMNS: usize = 10;
 
 /// One sample as an output holds it: every table's values and the PNG bytes of its zip entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +30,8 @@ pub struct StoredSample {
     pub(crate) class_prior: Option<f64>,
     pub(crate) drifted: bool,
     pub(crate) drift_probability: f64,
-    pub(crate) parameters: Vec<Option<f64>>,
+    pub(crate) levels: Vec<(String, f64)>,
+    pub(crate) parameters: Vec<(String, f64)>,
     pub(crate) png: Vec<u8>,
 }
 
@@ -61,6 +61,7 @@ impl StoredSample {
             class_prior: self.class_prior,
             drifted: self.drifted,
             drift_probability: self.drift_probability,
+            levels: &self.levels,
             parameters: &self.parameters,
         }
     }
@@ -136,33 +137,26 @@ pub struct SampleReader {
     target: TableCursor,
     drift_log: TableCursor,
     embeddings: Option<TableCursor>,
-    parameter_columns: Vec<String>,
 }
 
 impl SampleReader {
     /// Opens the output in `folder` (embeddings are read when it has them), checking that its
-    /// drift log has exactly `parameter_columns` after the fixed columns.
-    pub fn open(folder: &Path, parameter_columns: &[String]) -> Result<Self, WriterError> {
+    /// drift log has this version's schema.
+    pub fn open(folder: &Path) -> Result<Self, WriterError> {
         let zip_path = folder.join(crate::SAMPLED_IMAGES);
         let file =
             drift_core::open_regular(&zip_path).map_err(|e| bad(&zip_path, e.to_string()))?;
         let zip = zip::ZipArchive::new(file).map_err(|e| bad(&zip_path, e.to_string()))?;
         let drift_log = TableCursor::open(folder, crate::DRIFT_LOG)?;
         let schema = drift_log.reader.schema();
-        let names: Vec<String> = schema
-            .fields()
-            .iter()
-            .skip(DRIFT_LOG_FIXED_COLUMNS)
-            .map(|f| f.name().clone())
-            .collect();
-        if names != parameter_columns {
+        if schema.fields() != crate::tables::drift_log_schema().fields() {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             return Err(bad(
                 &drift_log.path,
                 format!(
-                    "its parameter columns are [{}], this version's [{}]: it was written by \
-                     another version",
-                    names.join(", "),
-                    parameter_columns.join(", ")
+                    "its columns are [{}], not this version's (a `levels` and a `parameters` \
+                     map after the provenance): it was written by another version",
+                    names.join(", ")
                 ),
             ));
         }
@@ -178,7 +172,6 @@ impl SampleReader {
             target: TableCursor::open(folder, crate::TARGET)?,
             drift_log,
             embeddings,
-            parameter_columns: names,
         })
     }
 
@@ -202,7 +195,7 @@ impl SampleReader {
             return self.check_end().map(|()| None);
         };
         let path = self.drift_log.path.clone();
-        let sample = drift_log_row(&path, &batch, row, &self.parameter_columns)?;
+        let sample = drift_log_row(&path, &batch, row)?;
         let mut sample = sample;
         self.fill_from_tables(&mut sample)?;
         sample.png = self.read_entry(&sample.zip_entry)?;
@@ -315,7 +308,6 @@ fn drift_log_row(
     path: &Path,
     batch: &RecordBatch,
     row: usize,
-    parameters: &[String],
 ) -> Result<StoredSample, WriterError> {
     let text = |name| column::<StringArray>(path, batch, name).map(|c| c.value(row).to_owned());
     let int = |name| column::<Int64Array>(path, batch, name).map(|c| c.value(row));
@@ -332,13 +324,33 @@ fn drift_log_row(
         original_label: int("original_label")?,
         zip_entry: text("zip_entry")?,
         class_prior: optional(float("class_prior")?),
-        parameters: parameters
-            .iter()
-            .map(|name| float(name).map(optional))
-            .collect::<Result<_, _>>()?,
+        levels: map_entries(path, column::<MapArray>(path, batch, "levels")?, row)?,
+        parameters: map_entries(path, column::<MapArray>(path, batch, "parameters")?, row)?,
         file_name: String::new(),
         label: 0,
         embedding: None,
         png: Vec::new(),
     })
+}
+
+/// The `(key, value)` entries of row `row` of a `Map<Utf8, Float64>` column.
+pub(crate) fn map_entries(
+    path: &Path,
+    map: &MapArray,
+    row: usize,
+) -> Result<Vec<(String, f64)>, WriterError> {
+    let entries = map.value(row);
+    let keys = entries
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| bad(path, "a map's keys are not text".into()))?;
+    let values = entries
+        .column(1)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(|| bad(path, "a map's values are not Float64".into()))?;
+    Ok((0..entries.len())
+        .map(|i| (keys.value(i).to_owned(), values.value(i)))
+        .collect())
 }

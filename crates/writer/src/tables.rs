@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use arrow_array::builder::{Float64Builder, MapBuilder, MapFieldNames, StringBuilder};
 use arrow_array::{
     ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, StringArray,
 };
@@ -67,10 +68,12 @@ fn embeddings_schema() -> SchemaRef {
 /// Boolean, `drift_probability` Float64; the provenance `source_path` Utf8 (relative to the
 /// input root), `class_name` Utf8, `original_label` Int64 (before any class mapping),
 /// `zip_entry` Utf8 (the entry's exact name), `class_prior` Float64 (nullable: the prior of the
-/// sample's class under label shift); then one nullable Float64 column per name in
-/// `parameter_columns` (null where a transform was not applied).
-fn drift_log_schema(parameter_columns: &[String]) -> SchemaRef {
-    let mut fields = vec![
+/// sample's class under label shift); then what the transforms did as two maps from Utf8 to
+/// Float64, empty where nothing was applied: `levels` (transform name to its level) and
+/// `parameters` (`transform.parameter` to the value drawn). Maps, not a column per transform:
+/// the schema is the same whatever the registry holds.
+pub(crate) fn drift_log_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
         Field::new("sample_id", DataType::Int64, false),
         Field::new("timestamp", DataType::Float64, false),
         Field::new("segment", DataType::Utf8, false),
@@ -81,13 +84,21 @@ fn drift_log_schema(parameter_columns: &[String]) -> SchemaRef {
         Field::new("original_label", DataType::Int64, false),
         Field::new("zip_entry", DataType::Utf8, false),
         Field::new("class_prior", DataType::Float64, true),
-    ];
-    fields.extend(
-        parameter_columns
-            .iter()
-            .map(|name| Field::new(name, DataType::Float64, true)),
-    );
-    Arc::new(Schema::new(fields))
+        Field::new("levels", map_builder().finish().data_type().clone(), false),
+        Field::new("parameters", map_builder().finish().data_type().clone(), false),
+    ]))
+}
+
+/// A builder of a `Map<Utf8, Float64>` column, with Parquet's field names (`key_value`, `key`,
+/// `value`) and neither keys nor values null.
+fn map_builder() -> MapBuilder<StringBuilder, Float64Builder> {
+    let names = MapFieldNames {
+        entry: "key_value".into(),
+        key: "key".into(),
+        value: "value".into(),
+    };
+    MapBuilder::new(Some(names), StringBuilder::new(), Float64Builder::new())
+        .with_values_field(Field::new("value", DataType::Float64, false))
 }
 
 /// The columns of a table after `sample_id` and `timestamp`.
@@ -101,8 +112,10 @@ enum Payload {
         drifted: Vec<bool>,
         probabilities: Vec<f64>,
         provenance: Provenance,
-        /// One vector per parameter column.
-        parameters: Vec<Vec<Option<f64>>>,
+        /// The `levels` map column.
+        levels: MapBuilder<StringBuilder, Float64Builder>,
+        /// The `parameters` map column.
+        parameters: MapBuilder<StringBuilder, Float64Builder>,
     },
 }
 
@@ -155,16 +168,16 @@ impl Table {
         }
     }
 
-    fn schema(self, parameter_columns: &[String]) -> SchemaRef {
+    fn schema(self) -> SchemaRef {
         match self {
             Table::InputMapping => input_mapping_schema(),
             Table::Target => target_schema(),
-            Table::DriftLog => drift_log_schema(parameter_columns),
+            Table::DriftLog => drift_log_schema(),
             Table::Embeddings => embeddings_schema(),
         }
     }
 
-    fn empty_payload(self, parameter_columns: &[String]) -> Payload {
+    fn empty_payload(self) -> Payload {
         match self {
             Table::InputMapping => Payload::FileName(Vec::new()),
             Table::Target => Payload::Label(Vec::new()),
@@ -173,7 +186,8 @@ impl Table {
                 drifted: Vec::new(),
                 probabilities: Vec::new(),
                 provenance: Provenance::default(),
-                parameters: vec![Vec::new(); parameter_columns.len()],
+                levels: map_builder(),
+                parameters: map_builder(),
             },
             Table::Embeddings => {
                 Payload::Embedding(Vec::with_capacity(EMBEDDING_ROWS_PER_BATCH * EMBEDDING_DIM))
@@ -201,24 +215,16 @@ pub(crate) struct Row<'a> {
     pub class_prior: Option<f64>,
     pub drifted: bool,
     pub drift_probability: f64,
-    /// One value per parameter column (the caller checks).
-    pub parameters: &'a [Option<f64>],
+    /// `(transform, level)` per applied transform.
+    pub levels: &'a [(String, f64)],
+    /// `(transform.parameter, value)` per drawn parameter.
+    pub parameters: &'a [(String, f64)],
 }
 
 impl TableWriter {
     /// Table `table` written to `file` (at `path`, for errors).
-    pub(crate) fn new(
-        table: Table,
-        file: File,
-        path: &Path,
-        parameter_columns: &[String],
-    ) -> Result<Self, WriterError> {
-        Self::with_payload(
-            file,
-            path,
-            table.schema(parameter_columns),
-            table.empty_payload(parameter_columns),
-        )
+    pub(crate) fn new(table: Table, file: File, path: &Path) -> Result<Self, WriterError> {
+        Self::with_payload(file, path, table.schema(), table.empty_payload())
     }
 
     fn with_payload(
@@ -266,6 +272,7 @@ impl TableWriter {
                 drifted,
                 probabilities,
                 provenance,
+                levels,
                 parameters,
             } => {
                 segments.push(row.segment.to_owned());
@@ -276,9 +283,9 @@ impl TableWriter {
                 provenance.original_labels.push(row.original_label);
                 provenance.zip_entries.push(row.zip_entry.to_owned());
                 provenance.class_priors.push(row.class_prior);
-                for (column, value) in parameters.iter_mut().zip(row.parameters) {
-                    column.push(*value);
-                }
+                append_map(levels, row.levels).map_err(|e| parquet_error(&self.path, e.into()))?;
+                append_map(parameters, row.parameters)
+                    .map_err(|e| parquet_error(&self.path, e.into()))?;
             }
         }
         self.push_key(row.sample_id, row.timestamp)
@@ -325,6 +332,7 @@ impl TableWriter {
                 drifted,
                 probabilities,
                 provenance,
+                levels,
                 parameters,
             } => {
                 columns.push(Arc::new(StringArray::from(std::mem::take(segments))));
@@ -336,9 +344,8 @@ impl TableWriter {
                 columns.push(Arc::new(Int64Array::from(p.original_labels)));
                 columns.push(Arc::new(StringArray::from(p.zip_entries)));
                 columns.push(Arc::new(Float64Array::from(p.class_priors)));
-                for column in parameters {
-                    columns.push(Arc::new(Float64Array::from(std::mem::take(column))));
-                }
+                columns.push(Arc::new(levels.finish()));
+                columns.push(Arc::new(parameters.finish()));
             }
         }
         let batch = RecordBatch::try_new(self.schema.clone(), columns)
@@ -363,6 +370,18 @@ impl TableWriter {
     }
 }
 
+/// Appends one row's map of `entries`.
+fn append_map(
+    builder: &mut MapBuilder<StringBuilder, Float64Builder>,
+    entries: &[(String, f64)],
+) -> Result<(), arrow_schema::ArrowError> {
+    for (key, value) in entries {
+        builder.keys().append_value(key);
+        builder.values().append_value(*value);
+    }
+    builder.append(true)
+}
+
 fn parquet_error(path: &Path, source: parquet::errors::ParquetError) -> WriterError {
     WriterError::Parquet {
         path: path.to_owned(),
@@ -380,7 +399,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("embeddings.parquet");
         let mut table =
-            TableWriter::new(Table::Embeddings, File::create(&path).unwrap(), &path, &[]).unwrap();
+            TableWriter::new(Table::Embeddings, File::create(&path).unwrap(), &path).unwrap();
         let rows = 2 * EMBEDDING_ROWS_PER_BATCH + 5;
         let embedding = vec![0.25f32; EMBEDDING_DIM];
         for id in 0..rows as i64 {
@@ -398,6 +417,7 @@ mod tests {
                 class_prior: None,
                 drifted: false,
                 drift_probability: 0.0,
+                levels: &[],
                 parameters: &[],
             };
             table.push(&row).unwrap();

@@ -1,10 +1,11 @@
-//! `pixelate`: ImageNet-C's pixelate (the `imagecorruptions` package): a BOX downscale by a
+//! `imagenet_c:pixelate`: ImageNet-C's pixelate (the `imagecorruptions` package): a BOX downscale by a
 //! factor c, then a NEAREST upscale back to the image's size, both as PIL does them.
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use crate::registry::{NoiseRng, ParamColumn, Params, Transform, severity_value};
+use crate::imagenet_c::{Corruption, Draws};
+use crate::registry::{ParamColumn, Params, severity_value};
 use crate::PlanarImage;
 use drift_core::ImageSize;
 
@@ -13,9 +14,9 @@ const FACTOR: [f64; 6] = [1.0, 0.6, 0.5, 0.4, 0.3, 0.25];
 
 pub(crate) struct Pixelate;
 
-impl Transform for Pixelate {
+impl Corruption for Pixelate {
     fn name(&self) -> &'static str {
-        "pixelate"
+        "imagenet_c:pixelate"
     }
 
     fn description(&self) -> &'static str {
@@ -30,11 +31,19 @@ impl Transform for Pixelate {
         }]
     }
 
-    fn draw(&self, level: f64, _rng: &mut dyn rand::Rng) -> Params {
+    fn differences(&self) -> &'static str {
+        "the two resizes run on floats, without PIL's rounding to 8 bits between them"
+    }
+
+    fn parity(&self) -> &'static str {
+        "within one level"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &FACTOR))
     }
 
-    fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
         pixelate(image, params.value(0));
     }
 }

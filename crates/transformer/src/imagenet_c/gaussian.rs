@@ -1,0 +1,153 @@
+//! `scipy.ndimage.gaussian_filter` (what `skimage.filters.gaussian` calls) on one plane, in
+//! scipy's arithmetic: the kernel `exp(-x^2 / 2 sigma^2)` over `x = -r..r` with
+//! `r = int(truncate sigma + 0.5)`, normalised by numpy's sum; rows (axis 0) first, then columns;
+//! each output `x[i] w[0] + sum over j = r..1 of (x[i - j] + x[i + j]) w[j]` in f64, the
+//! symmetric order of scipy's `NI_Correlate1D`. A naive sum differs by ~1e-13, which flips
+//! the 8-bit truncation `glass_blur` makes after it.
+
+use super::numpy_sum;
+
+/// How a filter reads past the edge (scipy's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Border {
+    /// `nearest`: the edge value repeats (aaa|abcd|ddd).
+    Nearest,
+    /// `reflect`: mirrored about the edge, the edge repeated (cba|abcd|dcb).
+    Reflect,
+}
+
+impl Border {
+    /// The in-range index that index `i` of a line of `len` reads.
+    #[inline]
+    pub(crate) fn index(self, i: isize, len: usize) -> usize {
+        let n = len as isize;
+        match self {
+            Border::Nearest => i.clamp(0, n - 1) as usize,
+            Border::Reflect => {
+                let period = 2 * n;
+                let m = i.rem_euclid(period);
+                (if m >= n { period - 1 - m } else { m }) as usize
+            }
+        }
+    }
+}
+
+/// scipy's 1-D Gaussian weights for `sigma` and `truncate`: `w[0..=r]`, centre first (the
+/// kernel is symmetric). `None` when scipy skips the axis (sigma <= 1e-15).
+pub(crate) fn weights(sigma: f64, truncate: f64) -> Option<Vec<f64>> {
+    if sigma <= 1e-15 {
+        return None;
+    }
+    let radius = (truncate * sigma + 0.5) as i64;
+    let scale = -0.5 / (sigma * sigma);
+    let phi: Vec<f64> = (-radius..=radius)
+        .map(|x| (scale * (x * x) as f64).exp())
+        .collect();
+    let total = numpy_sum(&phi);
+    Some(
+        phi[radius as usize..]
+            .iter()
+            .map(|&p| p / total)
+            .collect(),
+    )
+}
+
+/// Filters a `width x height` plane in place with per-axis sigmas (`sigma_rows` along axis 0,
+/// `sigma_columns` along axis 1), as `gaussian_filter(plane, (sigma_rows, sigma_columns),
+/// mode, truncate=truncate)`. With `store_f32` each pass's output is rounded to f32 before the
+/// next (scipy on a float32 array).
+pub(crate) fn gaussian_filter(
+    plane: &mut [f64],
+    (width, height): (usize, usize),
+    (sigma_rows, sigma_columns): (f64, f64),
+    truncate: f64,
+    border: Border,
+    store_f32: bool,
+) {
+    if let Some(w) = weights(sigma_rows, truncate) {
+        let mut line = vec![0.0; height];
+        let mut out = vec![0.0; height];
+        for x in 0..width {
+            for (y, value) in line.iter_mut().enumerate() {
+                *value = plane[y * width + x];
+            }
+            correlate_symmetric(&line, &w, border, &mut out);
+            for (y, &value) in out.iter().enumerate() {
+                plane[y * width + x] = rounded(value, store_f32);
+            }
+        }
+    }
+    if let Some(w) = weights(sigma_columns, truncate) {
+        let mut out = vec![0.0; width];
+        for row in plane.chunks_exact_mut(width) {
+            correlate_symmetric(row, &w, border, &mut out);
+            for (value, &o) in row.iter_mut().zip(&out) {
+                *value = rounded(o, store_f32);
+            }
+        }
+    }
+}
+
+#[inline]
+fn rounded(value: f64, store_f32: bool) -> f64 {
+    if store_f32 {
+        f64::from(value as f32)
+    } else {
+        value
+    }
+}
+
+/// One line: `out[i] = line[i] w[0] + sum_{j = r..1} (line[i - j] + line[i + j]) w[j]`.
+fn correlate_symmetric(line: &[f64], w: &[f64], border: Border, out: &mut [f64]) {
+    let len = line.len();
+    let radius = w.len() - 1;
+    // The line padded by `radius` on each side, so the inner loop reads without branches.
+    let padded: Vec<f64> = (-(radius as isize)..(len + radius) as isize)
+        .map(|i| line[border.index(i, len)])
+        .collect();
+    for (i, out) in out.iter_mut().enumerate() {
+        let centre = i + radius;
+        let mut acc = padded[centre] * w[0];
+        for j in (1..=radius).rev() {
+            acc += (padded[centre - j] + padded[centre + j]) * w[j];
+        }
+        *out = acc;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borders_fold_as_scipy_names_them() {
+        let reflect: Vec<usize> = (-4..8).map(|i| Border::Reflect.index(i, 4)).collect();
+        assert_eq!(reflect, [3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0]);
+        let nearest: Vec<usize> = (-2..6).map(|i| Border::Nearest.index(i, 4)).collect();
+        assert_eq!(nearest, [0, 0, 0, 1, 2, 3, 3, 3]);
+    }
+
+    #[test]
+    fn weights_follow_the_radius_rule_and_sum_to_one() {
+        for (sigma, radius) in [(1.0, 4), (1.5, 6), (6.0, 24), (0.7, 3)] {
+            let w = weights(sigma, 4.0).unwrap();
+            assert_eq!(w.len(), radius + 1, "{sigma}");
+            let total = w[0] + 2.0 * w[1..].iter().sum::<f64>();
+            assert!((total - 1.0).abs() < 1e-12);
+        }
+        assert!(weights(0.0, 4.0).is_none());
+    }
+
+    #[test]
+    fn a_constant_plane_stays_constant_and_mass_is_kept() {
+        let (w, h) = (7, 5);
+        let mut plane = vec![0.25; w * h];
+        gaussian_filter(&mut plane, (w, h), (2.0, 1.0), 4.0, Border::Nearest, false);
+        assert!(plane.iter().all(|v| (v - 0.25).abs() < 1e-15));
+        let mut impulse = vec![0.0; 21 * 21];
+        impulse[10 * 21 + 10] = 1.0;
+        gaussian_filter(&mut impulse, (21, 21), (1.0, 1.0), 4.0, Border::Reflect, false);
+        assert!((impulse.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(impulse[10 * 21 + 10] > impulse[10 * 21 + 11]);
+    }
+}

@@ -1,0 +1,259 @@
+//! The building blocks of the ImageNet-C corruptions (`transforms/imagenet_c/`), each following
+//! the library call `imagecorruptions` 1.1.2 makes, operation by operation, in f64 where it
+//! computes in f64: scipy's Gaussian in its summation order, `ndimage.zoom` and
+//! `map_coordinates`, skimage's HSV, OpenCV's disk kernel and `filter2D`, the package's own
+//! motion blur. Several corruptions share each of them (and the weather corruptions will).
+//!
+//! Randomness comes through [`Draws`], in numpy's order and layout, so a test can feed a
+//! corruption exactly the fields numpy drew and compare bit for bit; production draws come from
+//! the sample's own generators through [`RngDraws`].
+
+pub(crate) mod disk;
+pub(crate) mod gaussian;
+pub(crate) mod hsv;
+pub(crate) mod motion;
+pub(crate) mod resample;
+
+use std::collections::HashMap;
+
+use rand::RngExt;
+use rand_distr::{Distribution, Poisson, StandardNormal};
+
+use crate::PlanarImage;
+use crate::registry::Params;
+
+/// Where a corruption's random values come from, in the order and layout of numpy's legacy
+/// `RandomState` (the global `np.random` the package draws from): a field is filled in C order,
+/// so an H x W x 3 field varies the channel fastest, then the column, then the row.
+pub trait Draws {
+    /// `np.random.normal(loc, scale, size)`: `loc + scale z`, z standard normal.
+    fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]);
+    /// `np.random.uniform(low, high, size)`: `low + (high - low) u`, u in [0, 1).
+    fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]);
+    /// `np.random.randint(low, high, size)`: integers in [low, high).
+    fn integers(&mut self, low: i64, high: i64, out: &mut [i64]);
+    /// `np.random.poisson(lam)`, one count per value of `lam`.
+    fn poisson(&mut self, lam: &[f64], out: &mut [f64]);
+    /// `Generator.random(size)`: u in [0, 1) (what scikit-image's noise draws from).
+    fn unit(&mut self, out: &mut [f64]);
+}
+
+/// [`Draws`] from one of our generators (a sample's parameter or noise stream): the same
+/// distributions as numpy's, not its values.
+pub struct RngDraws<'a, R: rand::Rng + ?Sized>(pub &'a mut R);
+
+impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
+    fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]) {
+        for value in out {
+            let z: f64 = StandardNormal.sample(self.0);
+            *value = loc + scale * z;
+        }
+    }
+
+    fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
+        let range = high - low;
+        for value in out {
+            *value = low + range * self.0.random::<f64>();
+        }
+    }
+
+    fn integers(&mut self, low: i64, high: i64, out: &mut [i64]) {
+        for value in out {
+            *value = self.0.random_range(low..high);
+        }
+    }
+
+    fn poisson(&mut self, lam: &[f64], out: &mut [f64]) {
+        // An 8-bit image has at most 256 distinct rates per channel: set each up once.
+        let mut distributions: HashMap<u64, Option<Poisson<f64>>> = HashMap::new();
+        for (value, &lam) in out.iter_mut().zip(lam) {
+            let distribution = distributions
+                .entry(lam.to_bits())
+                .or_insert_with(|| Poisson::new(lam).ok());
+            *value = distribution.map_or(0.0, |d| d.sample(self.0));
+        }
+    }
+
+    fn unit(&mut self, out: &mut [f64]) {
+        for value in out {
+            *value = self.0.random::<f64>();
+        }
+    }
+}
+
+/// One value of `np.random.uniform(low, high)`.
+pub(crate) fn uniform_one(draws: &mut dyn Draws, low: f64, high: f64) -> f64 {
+    let mut out = [0.0];
+    draws.uniform(low, high, &mut out);
+    out[0]
+}
+
+/// An ImageNet-C corruption: its per-image parameters (interpolated from the severity table and
+/// drawn, as the package draws them, in its order) and the corruption itself. Every corruption
+/// is also a [`crate::Transform`]; this is the seam through which a test injects numpy's draws.
+pub trait Corruption: Sync + 'static {
+    /// The registry's name: `imagenet_c:` and the function's name in `imagecorruptions`.
+    fn name(&self) -> &'static str;
+    /// What the level controls and what is drawn per image.
+    fn description(&self) -> &'static str;
+    /// The parameters logged per sample.
+    fn columns(&self) -> &'static [crate::ParamColumn];
+    /// What differs from the package, beyond what every corruption shares (our generator's
+    /// values, rounding once at the end of the chain), for the README's catalog.
+    fn differences(&self) -> &'static str;
+    /// How far from the package the golden test holds it, in words.
+    fn parity(&self) -> &'static str;
+    /// The parameters at `level` in (0, 1]: the severity row at s = 5 level and the per-image
+    /// scalars the package draws before its fields.
+    fn params(&self, level: f64, draws: &mut dyn Draws) -> Params;
+    /// Corrupts `image` with `params`, drawing its random fields from `draws`.
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws);
+}
+
+/// `v / 255` in f64 for each value of the planes, the 8-bit value recovered exactly where a
+/// plane holds one (an image fresh from its bytes, as the package sees it): widening the f32
+/// `k / 255` instead would be ~1e-8 off, enough to flip the truncations some corruptions make.
+pub(crate) fn unit_values(image: &PlanarImage) -> Vec<f64> {
+    image
+        .data()
+        .iter()
+        .map(|&x| {
+            let scaled = f64::from(x) * 255.0;
+            let level = scaled.round();
+            if (scaled - level).abs() < 1e-4 {
+                level / 255.0
+            } else {
+                f64::from(x)
+            }
+        })
+        .collect()
+}
+
+/// The 8-bit scale: `unit_values` times 255 (what the package's uint8 arrays hold).
+pub(crate) fn byte_values(image: &PlanarImage) -> Vec<f64> {
+    image
+        .data()
+        .iter()
+        .map(|&x| {
+            let scaled = f64::from(x) * 255.0;
+            let level = scaled.round();
+            if (scaled - level).abs() < 1e-4 {
+                level
+            } else {
+                scaled
+            }
+        })
+        .collect()
+}
+
+/// Stores `np.clip(values, 0, 1)` (planar, in [0, 1] units) into the image.
+pub(crate) fn store_unit(image: &mut PlanarImage, values: &[f64]) {
+    for (out, &v) in image.data_mut().iter_mut().zip(values) {
+        *out = v.clamp(0.0, 1.0) as f32;
+    }
+}
+
+/// Stores `np.clip(values, 0, 255)` (planar, in 8-bit units) into the image.
+pub(crate) fn store_bytes(image: &mut PlanarImage, values: &[f64]) {
+    for (out, &v) in image.data_mut().iter_mut().zip(values) {
+        *out = (v.clamp(0.0, 255.0) / 255.0) as f32;
+    }
+}
+
+/// The index in a planar buffer of value `i` of a field filled in numpy's C order
+/// (pixel-major, channel fastest) for an image of `n` pixels.
+#[inline]
+pub(crate) fn planar_index(i: usize, n: usize) -> usize {
+    (i % 3) * n + i / 3
+}
+
+/// numpy's `np.sum` of a float64 vector: pairwise summation, 8 accumulators over blocks of at
+/// most 128 values (what makes a normalised kernel bit-identical to the package's).
+pub(crate) fn numpy_sum(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 8 {
+        let mut sum = -0.0;
+        for &v in values {
+            sum += v;
+        }
+        sum
+    } else if n <= 128 {
+        let mut r: [f64; 8] = values[..8].try_into().expect("8 values");
+        let mut i = 8;
+        while i + 8 <= n {
+            for (j, acc) in r.iter_mut().enumerate() {
+                *acc += values[i + j];
+            }
+            i += 8;
+        }
+        let mut sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &v in &values[i..] {
+            sum += v;
+        }
+        sum
+    } else {
+        let half = (n / 2) & !7;
+        numpy_sum(&values[..half]) + numpy_sum(&values[half..])
+    }
+}
+
+/// Python's `round()` on a float: half to even.
+pub(crate) fn round_half_even(x: f64) -> f64 {
+    x.round_ties_even()
+}
+
+/// `np.arange(start, stop, step)` for floats, as numpy fills it: `ceil((stop - start) / step)`
+/// values `start + i * ((start + step) - start)`.
+pub(crate) fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
+    let len = ((stop - start) / step).ceil();
+    if len.is_nan() || len <= 0.0 {
+        return Vec::new();
+    }
+    let delta = (start + step) - start;
+    (0..len as usize)
+        .map(|i| match i {
+            0 => start,
+            1 => start + step,
+            _ => start + i as f64 * delta,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numpy_arange_has_the_packages_lengths() {
+        // The zoom lists of zoom_blur's five severities (IMAGENET-C.md 2.9).
+        for (stop, step, len) in [
+            (1.11, 0.01, 12),
+            (1.16, 0.01, 16),
+            (1.21, 0.02, 11),
+            (1.26, 0.02, 13),
+            (1.31, 0.03, 11),
+        ] {
+            assert_eq!(numpy_arange(1.0, stop, step).len(), len, "{stop}");
+        }
+        assert!(numpy_arange(1.0, 1.0, 0.01).is_empty());
+    }
+
+    #[test]
+    fn numpy_sum_is_pairwise() {
+        let values: Vec<f64> = (0..300).map(|i| 1.0 / f64::from(i + 1)).collect();
+        let naive: f64 = values.iter().sum();
+        assert!((numpy_sum(&values) - naive).abs() < 1e-12);
+        assert_eq!(numpy_sum(&[1.0, 2.0]), 3.0);
+    }
+
+    #[test]
+    fn recovered_bytes_are_exact() {
+        let size = drift_core::ImageSize::new(16, 16).unwrap();
+        let bytes: Vec<u8> = (0..=255).flat_map(|v| [v, 255 - v, v / 2]).collect();
+        let image = PlanarImage::from_rgb8(&drift_core::RgbImage8::from_pixels(size, bytes).unwrap());
+        let values = unit_values(&image);
+        for (i, v) in values.iter().enumerate().take(256) {
+            assert_eq!(*v, i as f64 / 255.0);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `imagenet_c:brightness`: the HSV value raised by c (scikit-image's HSV), hue and saturation
+//! kept; unlike SPEC's `brightness`, black becomes grey.
+
+use crate::PlanarImage;
+use crate::imagenet_c::hsv::{hsv_to_rgb, rgb_to_hsv};
+use crate::imagenet_c::{Corruption, Draws, store_unit, unit_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The rise c of the HSV value at severities 0 (identity) to 5.
+const DELTA: [f64; 6] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5];
+
+pub(crate) struct Brightness;
+
+impl Corruption for Brightness {
+    fn name(&self) -> &'static str {
+        "imagenet_c:brightness"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C brightness at severity 5L: HSV value + c, c = 0, .1, .2, .3, .4, .5 at \
+         severities 0-5, clipped"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "delta",
+            meaning: "added to the HSV value",
+        }]
+    }
+
+    fn differences(&self) -> &'static str {
+        "none"
+    }
+
+    fn parity(&self) -> &'static str {
+        "within one level: a third of values sit on exact halves, which our f32 planes round either way"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::one(severity_value(level, &DELTA))
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
+        let delta = params.value(0);
+        map_hsv(image, |[h, s, v]| [h, s, (v + delta).clamp(0.0, 1.0)]);
+    }
+}
+
+/// Applies `f` to every pixel in scikit-image's HSV and stores the clipped RGB.
+pub(super) fn map_hsv(image: &mut PlanarImage, f: impl Fn([f64; 3]) -> [f64; 3]) {
+    let n = image.size().pixel_count();
+    let mut values = unit_values(image);
+    let (r, rest) = values.split_at_mut(n);
+    let (g, b) = rest.split_at_mut(n);
+    for ((r, g), b) in r.iter_mut().zip(g).zip(b) {
+        [*r, *g, *b] = hsv_to_rgb(f(rgb_to_hsv([*r, *g, *b])));
+    }
+    store_unit(image, &values);
+}

@@ -1,0 +1,65 @@
+//! `imagenet_c:defocus_blur`: a correlation with an anti-aliased disk (the package's `disk` and
+//! `cv2.filter2D`, edges mirrored without repeating).
+
+use crate::PlanarImage;
+use crate::imagenet_c::disk::{disk, filter_2d};
+use crate::imagenet_c::{Corruption, Draws, store_unit, unit_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The disk's radius in pixels at severities 0 (identity) to 5.
+const RADIUS: [f64; 6] = [0.0, 3.0, 4.0, 6.0, 8.0, 10.0];
+/// The sigma of the Gaussian that anti-aliases the disk, at severities 0 to 5.
+const ALIAS_BLUR: [f64; 6] = [0.0, 0.1, 0.5, 0.5, 0.5, 0.5];
+
+pub(crate) struct DefocusBlur;
+
+impl Corruption for DefocusBlur {
+    fn name(&self) -> &'static str {
+        "imagenet_c:defocus_blur"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C defocus_blur at severity 5L: a disk of radius 0, 3, 4, 6, 8, 10 px at \
+         severities 0-5, anti-aliased by a Gaussian of sigma 0, .1, .5, .5, .5, .5"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[
+            ParamColumn {
+                name: "radius",
+                meaning: "the disk's radius in pixels",
+            },
+            ParamColumn {
+                name: "alias_blur",
+                meaning: "sigma of the disk's anti-aliasing",
+            },
+        ]
+    }
+
+    fn differences(&self) -> &'static str {
+        "a fractional radius above 8 keeps a grid of whole pixels (the package's `arange(-r, r + 1)` would shift the disk half a pixel)"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::new(&[
+            Some(severity_value(level, &RADIUS)),
+            Some(severity_value(level, &ALIAS_BLUR)),
+        ])
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
+        let (kernel, side) = disk(params.value(0), params.value(1));
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        let values = unit_values(image);
+        let blurred: Vec<f64> = values
+            .chunks_exact(size.pixel_count())
+            .flat_map(|plane| filter_2d(plane, shape, &kernel, side))
+            .collect();
+        store_unit(image, &blurred);
+    }
+}

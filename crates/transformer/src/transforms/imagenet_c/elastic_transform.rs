@@ -1,0 +1,81 @@
+//! `imagenet_c:elastic_transform` (the `imagecorruptions` version, not ImageNet-C's affine one):
+//! each pixel sampled at a displacement, two uniform fields smoothed by a Gaussian of sigma 1%
+//! of the image's sides and scaled by alpha; bilinear, mirrored at the edges.
+
+use crate::PlanarImage;
+use crate::imagenet_c::gaussian::{Border, gaussian_filter};
+use crate::imagenet_c::resample::sample_reflect;
+use crate::imagenet_c::{Corruption, Draws};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The displacement's scale alpha at severities 0 (identity) to 5.
+const ALPHA: [f64; 6] = [0.0, 12.5, 16.25, 21.25, 25.0, 30.0];
+
+pub(crate) struct ElasticTransform;
+
+impl Corruption for ElasticTransform {
+    fn name(&self) -> &'static str {
+        "imagenet_c:elastic_transform"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C elastic_transform (imagecorruptions' version) at severity 5L: displacements \
+         U(-H/200, H/200) per pixel, smoothed (sigma 1% of each side), times alpha = 0, 12.5, \
+         16.25, 21.25, 25, 30 at severities 0-5"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "alpha",
+            meaning: "the displacements' scale",
+        }]
+    }
+
+    fn differences(&self) -> &'static str {
+        "none (this is the package's elastic transform, not ImageNet-C's affine one)"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact given numpy's draws"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::one(severity_value(level, &ALPHA))
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
+        let alpha = params.value(0);
+        let size = image.size();
+        let (w, h) = (size.width as usize, size.height as usize);
+        let sigma = (h as f64 * 0.01, w as f64 * 0.01);
+        // The package takes the height for both axes' largest displacement.
+        let max_d = h as f64 * 0.005;
+        let field = |draws: &mut dyn Draws| -> Vec<f64> {
+            let mut values = vec![0.0; w * h];
+            draws.uniform(-max_d, max_d, &mut values);
+            gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
+            // `(gaussian(...) * alpha).astype(np.float32)`.
+            values
+                .iter()
+                .map(|v| f64::from((v * alpha) as f32))
+                .collect()
+        };
+        let dx = field(draws);
+        let dy = field(draws);
+        // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold.
+        let source: Vec<f64> = image.data().iter().map(|&v| f64::from(v)).collect();
+        for (plane, out) in source
+            .chunks_exact(w * h)
+            .zip(image.data_mut().chunks_exact_mut(w * h))
+        {
+            for y in 0..h {
+                for x in 0..w {
+                    let i = y * w + x;
+                    let value =
+                        sample_reflect(plane, (w, h), y as f64 + dy[i], x as f64 + dx[i]) as f32;
+                    out[i] = value.clamp(0.0, 1.0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! `imagenet_c:gaussian_blur`: scikit-image's `gaussian` (scipy's Gaussian, edges repeated,
+//! truncated at 4 sigma) per channel.
+
+use crate::PlanarImage;
+use crate::imagenet_c::gaussian::{Border, gaussian_filter};
+use crate::imagenet_c::{Corruption, Draws, store_unit, unit_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The blur's sigma in pixels at severities 0 (identity) to 5.
+const SIGMA: [f64; 6] = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0];
+
+pub(crate) struct GaussianBlur;
+
+impl Corruption for GaussianBlur {
+    fn name(&self) -> &'static str {
+        "imagenet_c:gaussian_blur"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C gaussian_blur at severity 5L: scipy's Gaussian of sigma = 0, 1, 2, 3, 4, 6 px \
+         at severities 0-5, edges repeated"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "sigma",
+            meaning: "the blur's sigma in pixels",
+        }]
+    }
+
+    fn differences(&self) -> &'static str {
+        "none"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::one(severity_value(level, &SIGMA))
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
+        let sigma = params.value(0);
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        let mut values = unit_values(image);
+        for plane in values.chunks_exact_mut(size.pixel_count()) {
+            gaussian_filter(plane, shape, (sigma, sigma), 4.0, Border::Nearest, false);
+        }
+        store_unit(image, &values);
+    }
+}

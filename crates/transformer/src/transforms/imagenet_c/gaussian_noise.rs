@@ -1,0 +1,51 @@
+//! `imagenet_c:gaussian_noise`: `clip(x + N(0, c^2))` per pixel and channel.
+
+use crate::PlanarImage;
+use crate::imagenet_c::{Corruption, Draws, planar_index, store_unit, unit_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The noise's standard deviation c at severities 0 (identity) to 5.
+const SIGMA: [f64; 6] = [0.0, 0.08, 0.12, 0.18, 0.26, 0.38];
+
+pub(crate) struct GaussianNoise;
+
+impl Corruption for GaussianNoise {
+    fn name(&self) -> &'static str {
+        "imagenet_c:gaussian_noise"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C gaussian_noise at severity 5L: + N(0, c^2) per pixel and channel, c = 0, \
+         .08, .12, .18, .26, .38 at severities 0-5, clipped"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "sigma",
+            meaning: "standard deviation c of the noise",
+        }]
+    }
+
+    fn differences(&self) -> &'static str {
+        "none"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact given numpy's draws (a few values on a half level round the other way)"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::one(severity_value(level, &SIGMA))
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
+        let mut values = unit_values(image);
+        let mut noise = vec![0.0; values.len()];
+        draws.normal(0.0, params.value(0), &mut noise);
+        let n = image.size().pixel_count();
+        for (i, z) in noise.iter().enumerate() {
+            values[planar_index(i, n)] += z;
+        }
+        store_unit(image, &values);
+    }
+}

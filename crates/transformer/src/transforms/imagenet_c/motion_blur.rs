@@ -1,0 +1,74 @@
+//! `imagenet_c:motion_blur`: the package's own motion blur (numpy, not ImageMagick) along an
+//! angle drawn per image, U(-45, 45) degrees.
+
+use crate::PlanarImage;
+use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
+use crate::imagenet_c::{Corruption, Draws, byte_values, store_bytes, uniform_one};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The blur's radius in pixels at severities 0 (identity) to 5.
+const RADIUS: [f64; 6] = [0.0, 10.0, 15.0, 15.0, 15.0, 20.0];
+/// The half-Gaussian's sigma at severities 0 to 5.
+const SIGMA: [f64; 6] = [0.0, 3.0, 5.0, 8.0, 12.0, 15.0];
+
+pub(crate) struct MotionBlur;
+
+impl Corruption for MotionBlur {
+    fn name(&self) -> &'static str {
+        "imagenet_c:motion_blur"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C motion_blur at severity 5L: a one-sided half-Gaussian of 2 ceil(r) + 1 taps, \
+         r = 0, 10, 15, 15, 15, 20 px and sigma 0, 3, 5, 8, 12, 15 at severities 0-5, along an \
+         angle ~ U(-45, 45) degrees"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[
+            ParamColumn {
+                name: "radius",
+                meaning: "the blur's radius r in pixels",
+            },
+            ParamColumn {
+                name: "sigma",
+                meaning: "sigma of the half-Gaussian",
+            },
+            ParamColumn {
+                name: "angle",
+                meaning: "the direction in degrees",
+            },
+        ]
+    }
+
+    fn differences(&self) -> &'static str {
+        "a fractional radius r takes 2 ceil(r) + 1 taps (ImageMagick's rule, as CCC); the package's own shifts and its darkening of small images (taps past a side are dropped) are kept"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact given numpy's angle"
+    }
+
+    fn params(&self, level: f64, draws: &mut dyn Draws) -> Params {
+        Params::new(&[
+            Some(severity_value(level, &RADIUS)),
+            Some(severity_value(level, &SIGMA)),
+            Some(uniform_one(draws, -45.0, 45.0)),
+        ])
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
+        // ImageMagick's width for a fractional radius (CCC's rule), 2r + 1 at whole radii.
+        let width = 2 * params.value(0).ceil() as usize + 1;
+        let taps = kernel(width, params.value(1));
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        let shifts = shifts(width, params.value(2), shape);
+        let values = byte_values(image);
+        let blurred: Vec<f64> = values
+            .chunks_exact(size.pixel_count())
+            .flat_map(|plane| motion_blur(plane, shape, &taps, &shifts))
+            .collect();
+        store_bytes(image, &blurred);
+    }
+}

@@ -1,0 +1,85 @@
+//! `imagenet_c:shot_noise`: Poisson (photon) noise, `clip(Poisson(x c) / c)` per pixel and
+//! channel.
+
+use crate::PlanarImage;
+use crate::imagenet_c::{Corruption, Draws, planar_index, store_unit, unit_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The photon count c at severities 1 to 5.
+const PHOTONS: [f64; 5] = [60.0, 25.0, 12.0, 5.0, 3.0];
+
+pub(crate) struct ShotNoise;
+
+/// c at `level`: as CCC does it, 1/c is interpolated (from 0 at severity 0, where c is
+/// infinite and the noise vanishes); at whole severities c is the package's own number.
+fn photons(level: f64) -> f64 {
+    let mut inverse = [0.0; 6];
+    for (slot, c) in inverse[1..].iter_mut().zip(PHOTONS) {
+        *slot = 1.0 / c;
+    }
+    let s = 5.0 * level;
+    if (s - s.round()).abs() < 1e-9 && s.round() >= 1.0 {
+        return PHOTONS[s.round() as usize - 1];
+    }
+    1.0 / severity_value(level, &inverse)
+}
+
+impl Corruption for ShotNoise {
+    fn name(&self) -> &'static str {
+        "imagenet_c:shot_noise"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C shot_noise at severity 5L: Poisson(x c) / c per pixel and channel, c = 60, \
+         25, 12, 5, 3 photons at severities 1-5 (1/c linear between, 0 at severity 0), clipped"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[ParamColumn {
+            name: "photons",
+            meaning: "photon count c at full intensity",
+        }]
+    }
+
+    fn differences(&self) -> &'static str {
+        "between severities 1/c is interpolated, as CCC does (c is infinite at severity 0)"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact given numpy's draws"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::one(photons(level))
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
+        let c = params.value(0);
+        let mut values = unit_values(image);
+        let n = image.size().pixel_count();
+        // The rates in numpy's order (pixel-major, channel fastest).
+        let rates: Vec<f64> = (0..values.len())
+            .map(|i| values[planar_index(i, n)] * c)
+            .collect();
+        let mut counts = vec![0.0; rates.len()];
+        draws.poisson(&rates, &mut counts);
+        for (i, k) in counts.iter().enumerate() {
+            values[planar_index(i, n)] = k / c;
+        }
+        store_unit(image, &values);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn photons_are_the_packages_at_whole_severities_and_grow_towards_zero() {
+        for (k, c) in PHOTONS.iter().enumerate() {
+            assert_eq!(photons((k + 1) as f64 / 5.0), *c);
+        }
+        assert!((photons(0.1) - 120.0).abs() < 1e-9);
+        assert!(photons(1e-6) > 1e6);
+    }
+}

@@ -1,0 +1,90 @@
+//! `imagenet_c:zoom_blur`: the mean of the image and its zooms by 1, 1 + step, ... below
+//! `max_zoom` (each a centred crop scaled up by scipy's corner-aligned bilinear `zoom`, then
+//! cut to the image's size from the top left, as the package cuts it), in f32.
+
+use crate::PlanarImage;
+use crate::imagenet_c::resample::zoom;
+use crate::imagenet_c::{Corruption, Draws, numpy_arange, unit_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// `np.arange(1, stop, step)`'s stop at severities 0 (identity: no zoom) to 5.
+const STOP: [f64; 6] = [1.0, 1.11, 1.16, 1.21, 1.26, 1.31];
+/// Its step at severities 0 to 5.
+const STEP: [f64; 6] = [0.01, 0.01, 0.01, 0.02, 0.02, 0.03];
+
+pub(crate) struct ZoomBlur;
+
+impl Corruption for ZoomBlur {
+    fn name(&self) -> &'static str {
+        "imagenet_c:zoom_blur"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C zoom_blur at severity 5L: the mean of the image and its zooms \
+         np.arange(1, stop, step), stop = 1, 1.11, 1.16, 1.21, 1.26, 1.31 and step = .01, .01, \
+         .01, .02, .02, .03 at severities 0-5"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[
+            ParamColumn {
+                name: "stop",
+                meaning: "the zooms' exclusive end",
+            },
+            ParamColumn {
+                name: "step",
+                meaning: "the step between zooms",
+            },
+        ]
+    }
+
+    fn differences(&self) -> &'static str {
+        "none"
+    }
+
+    fn parity(&self) -> &'static str {
+        "within one level (f32 sums, as the package's)"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::new(&[
+            Some(severity_value(level, &STOP)),
+            Some(severity_value(level, &STEP)),
+        ])
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
+        let factors = numpy_arange(1.0, params.value(0), params.value(1));
+        let size = image.size();
+        let (w, h) = (size.width as usize, size.height as usize);
+        // `(np.array(x) / 255.).astype(np.float32)`.
+        let x: Vec<f32> = unit_values(image).iter().map(|&v| v as f32).collect();
+        let mut out = vec![0.0f32; x.len()];
+        for &factor in &factors {
+            // The centred crop of ceil(side / factor) per axis.
+            let (cw, ch) = (
+                (w as f64 / factor).ceil() as usize,
+                (h as f64 / factor).ceil() as usize,
+            );
+            let (left, top) = ((w - cw) / 2, (h - ch) / 2);
+            for (plane, sum) in x.chunks_exact(w * h).zip(out.chunks_exact_mut(w * h)) {
+                let crop: Vec<f64> = (top..top + ch)
+                    .flat_map(|y| plane[y * w + left..y * w + left + cw].iter())
+                    .map(|&v| f64::from(v))
+                    .collect();
+                let zoomed = zoom(&crop, (cw, ch), factor);
+                let zw = (cw as f64 * factor).round_ties_even() as usize;
+                for y in 0..h {
+                    let row = &zoomed[y * zw..][..w];
+                    for (s, &v) in sum[y * w..][..w].iter_mut().zip(row) {
+                        *s += v as f32;
+                    }
+                }
+            }
+        }
+        let count = (factors.len() + 1) as f32;
+        for ((pixel, x), sum) in image.data_mut().iter_mut().zip(&x).zip(&out) {
+            *pixel = ((x + sum) / count).clamp(0.0, 1.0);
+        }
+    }
+}
