@@ -180,7 +180,10 @@ fn float_case(case: &serde_json::Value) -> (f64, u8) {
         .map(|(kind, d)| {
             (
                 kind.clone(),
-                (d["count"].as_u64().unwrap() as usize, d["sum"].as_f64().unwrap()),
+                (
+                    d["count"].as_u64().unwrap() as usize,
+                    d["sum"].as_f64().unwrap(),
+                ),
             )
         })
         .collect();
@@ -246,7 +249,73 @@ fn the_float_corruptions_match_imagecorruptions_within_one_level_given_numpys_dr
         }
     }
     for name in FLOAT_CORRUPTIONS {
-        assert_eq!(seen.get(name), Some(&11), "{name}: 2 sources x 5 + 1 photo case");
+        assert_eq!(
+            seen.get(name),
+            Some(&11),
+            "{name}: 2 sources x 5 + 1 photo case"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every ImageNet-C corruption runs at fractional levels on tiny, small, odd and large images
+/// (no minimum size: a blur or offset wider than the image folds at its edges), and tends to
+/// the identity as the level goes to 0 (but pixelate and jpeg_compression, whose limits are a
+/// one-pixel-smaller resize and a quality-100 JPEG).
+#[test]
+fn every_corruption_runs_at_any_size_and_level_and_fades_to_the_identity() {
+    let sizes = [(1, 1), (7, 3), (32, 32), (1000, 700)];
+    for kind in TransformKind::all() {
+        let Some(_) = kind.corruption() else {
+            continue;
+        };
+        for (index, &(w, h)) in sizes.iter().enumerate() {
+            let size = ImageSize::new(w, h).unwrap();
+            let pixels: Vec<u8> = (0..w * h * 3)
+                .map(|i| ((i * 7 + i / (3 * w) * 5) % 256) as u8)
+                .collect();
+            let source = RgbImage8::from_pixels(size, pixels).unwrap();
+            let levels: &[f64] = if w >= 1000 {
+                &[0.73]
+            } else {
+                &[0.05, 0.37, 0.5, 1.0]
+            };
+            for &level in levels {
+                let mut rng = sample_rng(3, index as u64, Purpose::TransformParams(0));
+                let params = kind.draw(level, &mut rng);
+                let mut image = PlanarImage::from_rgb8(&source);
+                kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(4));
+                assert_eq!(image.size(), size, "{kind} at {level} on {w}x{h}");
+                assert!(
+                    image
+                        .data()
+                        .iter()
+                        .all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
+                    "{kind} at {level} on {w}x{h}"
+                );
+            }
+        }
+        if ["imagenet_c:pixelate", "imagenet_c:jpeg_compression"].contains(&kind.name()) {
+            continue;
+        }
+        let size = ImageSize::new(48, 40).unwrap();
+        let smooth: Vec<u8> = (0..48 * 40 * 3).map(|i| (i / 3 % 48 * 5) as u8).collect();
+        let source = RgbImage8::from_pixels(size, smooth).unwrap();
+        let mut rng = sample_rng(3, 0, Purpose::TransformParams(0));
+        let params = kind.draw(1e-5, &mut rng);
+        let mut image = PlanarImage::from_rgb8(&source);
+        kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(4));
+        let out = image.to_rgb8();
+        let mean = out
+            .pixels()
+            .iter()
+            .zip(source.pixels())
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / out.pixels().len() as f64;
+        assert!(
+            mean < 0.5,
+            "{kind} at level 1e-5: mean change {mean} levels"
+        );
+    }
 }

@@ -96,7 +96,7 @@ fn shapes_follow_their_definitions_and_the_log_matches_the_images() {
             (row.segment.as_str(), row.drifted, row.probability),
             ("reference", false, 0.0)
         );
-        assert!(row.parameters.iter().all(|(_, v)| v.is_none()));
+        assert!(row.levels.is_empty() && row.parameters.is_empty());
     }
 
     // Gradual: p(k) is MOA's sigmoid across the window [40, 160), rescaled to 0..1, and the

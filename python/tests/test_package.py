@@ -120,6 +120,7 @@ def test_the_original_tools_readme_workflow_runs_unchanged(dataset, test_weights
     assert [t["name"] for t in record["transforms"]] == [
         "rotate", "brightness", "contrast", "hue", "saturation", "gaussian_blur", "gaussian_noise"
     ]
+    assert {t["family"] for t in record["transforms"]} == {"torchvision"}
     # The returned frames are the files, and drift.json's hashes are the files' hashes.
     for frame, name in [
         (data_category.input_mapping, "input_mapping.parquet"),
@@ -132,6 +133,35 @@ def test_the_original_tools_readme_workflow_runs_unchanged(dataset, test_weights
         data = (folder / entry["name"]).read_bytes()
         assert len(data) == entry["bytes"]
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+def test_imagenet_c_corruptions_are_members_and_strings(dataset, tmp_path):
+    # IMAGENET_C_<NAME> for every corruption, the bare name as an alias where SPEC leaves it
+    # free; strings take imagenet_c:NAME=LEVEL and the severity shorthand NAME@k.
+    assert ImageTransform.MOTION_BLUR is ImageTransform.IMAGENET_C_MOTION_BLUR
+    assert ImageTransform.IMAGENET_C_MOTION_BLUR.value == "imagenet_c:motion_blur"
+    assert ImageTransform.BRIGHTNESS.value == "brightness"
+    assert ImageTransform.IMAGENET_C_BRIGHTNESS.value == "imagenet_c:brightness"
+    generator = ImageDatasetGenerator(seed=3, input_path=str(dataset))
+    generator.add_abrupt_drift(
+        transform_list=[
+            TransformInfo(transf_type=ImageTransform.IMAGENET_C_CONTRAST, drift_level=0.4),
+            "imagenet_c:glass_blur=0.3",
+            "motion_blur@3",
+        ]
+    )
+    result = generator.sample(4, str(tmp_path / "out"))
+    record = json.loads((tmp_path / "out" / "drift.json").read_text())
+    assert [(t["name"], t["family"], t["drift_level"]) for t in record["transforms"]] == [
+        ("imagenet_c:contrast", "imagenet_c", 0.4),
+        ("imagenet_c:glass_blur", "imagenet_c", 0.3),
+        ("imagenet_c:motion_blur", "imagenet_c", 0.6),
+    ]
+    log = result.drift_log
+    assert (log["levels"].map.get("imagenet_c:motion_blur") == 0.6).all()
+    angles = log["parameters"].map.get("imagenet_c:motion_blur.angle")
+    assert angles.is_between(-45, 45).all() and angles.n_unique() == 4
+    assert (log["parameters"].map.get("imagenet_c:glass_blur.iterations") == 2.0).all()
 
 
 def test_python_and_the_command_line_write_the_same_bytes_and_continue_alike(

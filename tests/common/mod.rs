@@ -536,7 +536,10 @@ pub struct DriftLogRecord {
 impl DriftLogRecord {
     /// The level of `transform`, if it was applied.
     pub fn level(&self, transform: &str) -> Option<f64> {
-        self.levels.iter().find(|(n, _)| n == transform).map(|e| e.1)
+        self.levels
+            .iter()
+            .find(|(n, _)| n == transform)
+            .map(|e| e.1)
     }
 
     /// The value drawn for `key` (`transform.parameter`), if any.
@@ -548,8 +551,16 @@ impl DriftLogRecord {
 /// A `Map<Utf8, Float64>` column's entries at `row`.
 fn map_entries(map: &arrow::array::MapArray, row: usize) -> Vec<(String, f64)> {
     let entries = map.value(row);
-    let keys = entries.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-    let values = entries.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+    let keys = entries
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let values = entries
+        .column(1)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
     (0..entries.len())
         .map(|i| (keys.value(i).to_owned(), values.value(i)))
         .collect()

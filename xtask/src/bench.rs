@@ -175,6 +175,48 @@ fn albumentations_rows(
     Ok(())
 }
 
+/// `imagecorruptions`' corruptions on one thread at 224 px and severity 3, when
+/// `DRIFT_BENCH_IMAGECORRUPTIONS_PYTHON` names a Python with
+/// tools/golden/requirements-corruptions.txt: a row per corruption with our ratio to it.
+fn imagecorruptions_rows(
+    rows: &mut Rows,
+    ours: &std::collections::BTreeMap<String, f64>,
+) -> Result<()> {
+    const ENV: &str = "DRIFT_BENCH_IMAGECORRUPTIONS_PYTHON";
+    let Some(python) = std::env::var_os(ENV) else {
+        eprintln!(
+            "bench: set {ENV} to a Python with tools/golden/requirements-corruptions.txt to \
+             compare the ImageNet-C corruptions with imagecorruptions'"
+        );
+        return Ok(());
+    };
+    let output = std::process::Command::new(python)
+        .arg(crate::workspace_root().join("tools/bench/imagecorruptions_speed.py"))
+        .output()
+        .context("cannot run the imagecorruptions benchmark")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the imagecorruptions benchmark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let version = result["imagecorruptions"].as_str().unwrap_or("?");
+    for (name, speed) in result["rates"].as_object().into_iter().flatten() {
+        let speed = speed.as_f64().unwrap_or(f64::NAN);
+        let key = format!("{}{name}", drift_transformer::Family::IMAGENET_C_PREFIX);
+        let ratio = ours
+            .get(&key)
+            .map_or_else(|| "-".to_owned(), |ours| format!("{:.1}", ours / speed));
+        rows.add(
+            format!(
+                "imagecorruptions {version} {name}@3 (1 thread), for comparison; ours is {ratio}x"
+            ),
+            speed,
+        );
+    }
+    Ok(())
+}
+
 /// A Python peer that times its own ResNet18 and prints one JSON line.
 struct Peer {
     /// The variable naming the Python to run it with.
@@ -442,13 +484,16 @@ pub fn run(args: &[String]) -> Result<()> {
     );
 
     let sample = &images[..count.min(256)];
+    // SPEC's transforms at level 0.5, the ImageNet-C corruptions at severity 3 (level 0.6), the
+    // imagecorruptions peer's setting.
     let mut chains: Vec<(String, TransformChain)> = TransformKind::all()
         .iter()
         .map(|kind| {
-            (
-                kind.name().to_owned(),
-                format!("{kind}=0.5").parse().expect("valid"),
-            )
+            let spec = match kind.corruption() {
+                Some(_) => format!("{kind}@3"),
+                None => format!("{kind}=0.5"),
+            };
+            (kind.name().to_owned(), spec.parse().expect("valid"))
         })
         .collect();
     chains.push((
@@ -464,10 +509,11 @@ pub fn run(args: &[String]) -> Result<()> {
             std::hint::black_box(chain.apply(image.clone(), 1, i as u64));
         }
         let speed = rate(sample.len(), started.elapsed().as_secs_f64());
-        rows.add(format!("transform {name}=0.5 (1 thread)"), speed);
+        rows.add(format!("transform {chain} (1 thread)"), speed);
         transform_rates.insert(name.clone(), speed);
     }
     albumentations_rows(&mut rows, &transform_rates)?;
+    imagecorruptions_rows(&mut rows, &transform_rates)?;
     for compression in PngCompression::ALL {
         let started = Instant::now();
         let mut bytes = 0;

@@ -229,7 +229,9 @@ fn public_declarations(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// Every registered transform has a README row (the generated table) and golden coverage.
+/// Every registered transform has a README row (the generated table) and golden coverage;
+/// every ImageNet-C corruption a row of the README's catalog and golden cases at all five
+/// severities.
 fn check_registry(root: &Path, problems: &mut Vec<String>) -> Result<()> {
     let readme = std::fs::read_to_string(root.join("README.md"))?;
     if !readme.contains(&drift_transformer::markdown_table()) {
@@ -239,12 +241,23 @@ fn check_registry(root: &Path, problems: &mut Vec<String>) -> Result<()> {
                 .into(),
         );
     }
+    if !readme.contains(&drift_transformer::catalog_table()) {
+        problems.push(
+            "README.md: the ImageNet-C catalog is not the registry's \
+             (drift_transformer::catalog_table())"
+                .into(),
+        );
+    }
     let golden = root.join("tests/fixtures/golden");
     let manifests = [
         std::fs::read_to_string(golden.join("transforms/manifest.json"))?,
         std::fs::read_to_string(golden.join("corruptions/manifest.json"))?,
     ];
+    // A corruption's golden cases name it as the package does (without `imagenet_c:`).
     let in_golden = |name: &str| {
+        let name = name
+            .strip_prefix(drift_transformer::Family::IMAGENET_C_PREFIX)
+            .unwrap_or(name);
         manifests.iter().any(|m| {
             m.contains(&format!("\"transform\": \"{name}\""))
                 || m.contains(&format!("\"corruption\": \"{name}\""))
@@ -253,7 +266,19 @@ fn check_registry(root: &Path, problems: &mut Vec<String>) -> Result<()> {
     let statistical = std::fs::read_to_string(root.join("tests/transform_golden.rs"))?;
     for kind in TransformKind::all() {
         let name = kind.name();
-        if !readme.contains(&format!("| `{name}` |")) {
+        if kind.corruption().is_some() {
+            let bare = &name[drift_transformer::Family::IMAGENET_C_PREFIX.len()..];
+            for severity in 1..=5 {
+                let case = format!("\"corruption\": \"{bare}\",\n   \"severity\": {severity},");
+                if !manifests[1].contains(&case) {
+                    problems.push(format!(
+                        "corruption {name} has no golden case at severity {severity} \
+                         (tools/golden/make_corruption_golden.py)"
+                    ));
+                }
+            }
+        }
+        if !readme.contains(&format!("| `{name}` ")) {
             problems.push(format!("README.md: no row for transform {name}"));
         }
         if !covered(name, &in_golden, &statistical) {

@@ -666,6 +666,7 @@ fn drift_record(job: &Job<'_>, report: &SequencerReport, files: &[FileRecord]) -
         .iter()
         .map(|spec| TransformRecord {
             drift_level: spec.drift_level(),
+            family: spec.kind().family().label().to_owned(),
             name: spec.kind().name().to_owned(),
         })
         .collect();

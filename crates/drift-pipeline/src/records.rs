@@ -102,6 +102,8 @@ pub struct ClassPriorsRecord {
 pub struct TransformRecord {
     /// Its drift level.
     pub drift_level: f64,
+    /// Its family: `torchvision` (SPEC's) or `imagenet_c`.
+    pub family: String,
     /// Its registry name.
     pub name: String,
 }

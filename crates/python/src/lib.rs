@@ -350,7 +350,12 @@ fn merge_reports(
 /// The registered transforms: `(name, bare alias or None, family, description)` each, in
 /// registry order.
 #[pyfunction]
-fn transforms() -> Vec<(&'static str, Option<&'static str>, &'static str, &'static str)> {
+fn transforms() -> Vec<(
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+)> {
     TransformKind::all()
         .iter()
         .map(|kind| {

@@ -1,6 +1,7 @@
-//! Each transform alone, and SPEC's seven-transform chain, on one thread at 224x224 (8-bit in
-//! and out, the conversions included): images per second, the best of five passes over 64
-//! seeded images. `cargo run --release -p drift-transformer --example transform_speed [NAME]`. The
+//! Each transform alone (SPEC's at level 0.5, the ImageNet-C corruptions at severity 3, the
+//! peers' settings), and SPEC's seven-transform chain, on one thread at 224x224 (8-bit in and
+//! out, the conversions included): images per second, the best of five passes over 64 seeded
+//! images. `cargo run --release -p drift-transformer --example transform_speed [NAME]`. The
 //! figures and their CPU go in docs/MEASUREMENTS.md; `cargo xtask bench` is the full record.
 
 use std::time::Instant;
@@ -29,10 +30,14 @@ fn main() {
     let mut chains: Vec<(String, TransformChain)> = TransformKind::all()
         .iter()
         .map(|kind| {
-            let chain = format!("{kind}=0.5")
-                .parse()
-                .expect("a registered transform");
-            (kind.name().to_owned(), chain)
+            let spec = match kind.corruption() {
+                Some(_) => format!("{kind}@3"),
+                None => format!("{kind}=0.5"),
+            };
+            (
+                kind.name().to_owned(),
+                spec.parse().expect("a registered transform"),
+            )
         })
         .collect();
     chains.push((
@@ -45,7 +50,7 @@ fn main() {
     // An argument keeps only the rows whose name contains it (for profiling one transform).
     let only = std::env::args().nth(1).unwrap_or_default();
     chains.retain(|(name, _)| name.contains(&only));
-    println!("| transform (level 0.5, 1 thread, 224x224) | images/s |");
+    println!("| transform (level 0.5 or severity 3, 1 thread, 224x224) | images/s |");
     println!("|---|---:|");
     for (name, chain) in &chains {
         let mut best = f64::MAX;

@@ -35,9 +35,9 @@ mod registry;
 mod shape;
 mod transforms;
 
+pub use imagenet_c::{Corruption, Draws, RngDraws};
 pub use ops::{brightness, contrast, gaussian_blur, gaussian_noise, hue, rotate, saturation};
 pub use planar::PlanarImage;
-pub use imagenet_c::{Corruption, Draws, RngDraws};
 pub use registry::{
     Family, MAX_PARAMS, NoiseRng, ParamColumn, Params, Transform, TransformKind, catalog_table,
     markdown_table, severity_value,
@@ -103,7 +103,9 @@ pub enum TransformError {
         reason: String,
     },
     /// A severity (`NAME@k`) that is not a number in [0, 5].
-    #[error("severity of {name} must be a number in [0, 5] (level = severity / 5), got '{severity}'")]
+    #[error(
+        "severity of {name} must be a number in [0, 5] (level = severity / 5), got '{severity}'"
+    )]
     Severity {
         /// The transform.
         name: String,
@@ -442,7 +444,10 @@ mod tests {
         // The bare names SPEC's transforms keep.
         for name in ["brightness", "contrast", "gaussian_blur", "gaussian_noise"] {
             assert_eq!(kind(name).family(), Family::Torchvision);
-            assert_eq!(kind(&format!("imagenet_c:{name}")).family(), Family::ImageNetC);
+            assert_eq!(
+                kind(&format!("imagenet_c:{name}")).family(),
+                Family::ImageNetC
+            );
         }
         assert_eq!(kind("motion_blur"), kind("imagenet_c:motion_blur"));
         assert_eq!(kind("Pixelate"), kind("imagenet_c:pixelate"));
@@ -451,12 +456,18 @@ mod tests {
     #[test]
     fn severities_are_a_shorthand_for_imagenet_c_levels() {
         let spec: TransformSpec = "imagenet_c:motion_blur@3".parse().unwrap();
-        assert_eq!((spec.kind(), spec.drift_level()), (kind("motion_blur"), 0.6));
+        assert_eq!(
+            (spec.kind(), spec.drift_level()),
+            (kind("motion_blur"), 0.6)
+        );
         let spec: TransformSpec = "zoom_blur@2.5".parse().unwrap();
         assert_eq!(spec.drift_level(), 0.5);
         let err = "rotate@3".parse::<TransformSpec>().unwrap_err().to_string();
         assert!(err.contains("only ImageNet-C corruptions"), "{err}");
-        let err = "motion_blur@6".parse::<TransformSpec>().unwrap_err().to_string();
+        let err = "motion_blur@6"
+            .parse::<TransformSpec>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[0, 5]"), "{err}");
         let chain: TransformChain = "pixelate@1,rotate=0.5".parse().unwrap();
         assert_eq!(chain.to_string(), "imagenet_c:pixelate=0.2,rotate=0.5");

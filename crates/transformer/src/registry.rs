@@ -165,7 +165,10 @@ impl TransformKind {
         let all = crate::transforms::ALL.iter().copied();
         all.clone()
             .find(|kind| kind.name().eq_ignore_ascii_case(name))
-            .or_else(|| all.clone().find(|kind| kind.alias().is_some_and(|a| a.eq_ignore_ascii_case(name))))
+            .or_else(|| {
+                all.clone()
+                    .find(|kind| kind.alias().is_some_and(|a| a.eq_ignore_ascii_case(name)))
+            })
     }
 
     /// The bare name an ImageNet-C corruption is also known by, where no SPEC transform has it.
@@ -224,7 +227,6 @@ impl TransformKind {
             self.0.apply(params, image, noise);
         }
     }
-
 }
 
 impl PartialEq for TransformKind {

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use arrow_array::builder::{Float64Builder, MapBuilder, MapFieldNames, StringBuilder};
+use arrow_array::{Array, RecordBatch};
 use arrow_array::{
     ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, StringArray,
 };
@@ -85,7 +85,11 @@ pub(crate) fn drift_log_schema() -> SchemaRef {
         Field::new("zip_entry", DataType::Utf8, false),
         Field::new("class_prior", DataType::Float64, true),
         Field::new("levels", map_builder().finish().data_type().clone(), false),
-        Field::new("parameters", map_builder().finish().data_type().clone(), false),
+        Field::new(
+            "parameters",
+            map_builder().finish().data_type().clone(),
+            false,
+        ),
     ]))
 }
 
@@ -112,10 +116,10 @@ enum Payload {
         drifted: Vec<bool>,
         probabilities: Vec<f64>,
         provenance: Provenance,
-        /// The `levels` map column.
-        levels: MapBuilder<StringBuilder, Float64Builder>,
+        /// The `levels` map column (boxed: a builder is large, and one table has it).
+        levels: Box<MapBuilder<StringBuilder, Float64Builder>>,
         /// The `parameters` map column.
-        parameters: MapBuilder<StringBuilder, Float64Builder>,
+        parameters: Box<MapBuilder<StringBuilder, Float64Builder>>,
     },
 }
 
@@ -186,8 +190,8 @@ impl Table {
                 drifted: Vec::new(),
                 probabilities: Vec::new(),
                 provenance: Provenance::default(),
-                levels: map_builder(),
-                parameters: map_builder(),
+                levels: Box::new(map_builder()),
+                parameters: Box::new(map_builder()),
             },
             Table::Embeddings => {
                 Payload::Embedding(Vec::with_capacity(EMBEDDING_ROWS_PER_BATCH * EMBEDDING_DIM))

@@ -21,7 +21,9 @@ pub(crate) fn reflect_101(i: isize, len: usize) -> usize {
 fn gaussian_kernel_f32(ksize: usize, sigma: f64) -> Vec<f32> {
     if sigma * sigma == 0.0 {
         // The limit as sigma goes to 0 (OpenCV would derive a sigma from ksize instead).
-        return (0..ksize).map(|i| if i == ksize / 2 { 1.0 } else { 0.0 }).collect();
+        return (0..ksize)
+            .map(|i| if i == ksize / 2 { 1.0 } else { 0.0 })
+            .collect();
     }
     let scale = -0.5 / (sigma * sigma);
     let raw: Vec<f64> = (0..ksize)
@@ -71,9 +73,8 @@ pub(crate) fn disk(radius: f64, alias_blur: f64) -> (Vec<f64>, usize) {
     let mut rows = vec![0.0f32; side * side];
     for y in 0..side {
         for x in 0..side {
-            rows[y * side + x] = symmetric(&|d| {
-                aliased[y * side + reflect_101(x as isize + d, side)]
-            });
+            rows[y * side + x] =
+                symmetric(&|d| aliased[y * side + reflect_101(x as isize + d, side)]);
         }
     }
     let mut kernel = vec![0.0f64; side * side];
@@ -100,7 +101,13 @@ pub(crate) fn filter_2d(
         .iter()
         .enumerate()
         .filter(|(_, k)| **k != 0.0)
-        .map(|(i, &k)| ((i / side) as isize - centre, (i % side) as isize - centre, k))
+        .map(|(i, &k)| {
+            (
+                (i / side) as isize - centre,
+                (i % side) as isize - centre,
+                k,
+            )
+        })
         .collect();
     // Padded copy, so the inner loop reads without folding.
     let pad = centre as usize;

@@ -44,12 +44,7 @@ pub(crate) fn weights(sigma: f64, truncate: f64) -> Option<Vec<f64>> {
         .map(|x| (scale * (x * x) as f64).exp())
         .collect();
     let total = numpy_sum(&phi);
-    Some(
-        phi[radius as usize..]
-            .iter()
-            .map(|&p| p / total)
-            .collect(),
-    )
+    Some(phi[radius as usize..].iter().map(|&p| p / total).collect())
 }
 
 /// Filters a `width x height` plane in place with per-axis sigmas (`sigma_rows` along axis 0,
@@ -146,7 +141,14 @@ mod tests {
         assert!(plane.iter().all(|v| (v - 0.25).abs() < 1e-15));
         let mut impulse = vec![0.0; 21 * 21];
         impulse[10 * 21 + 10] = 1.0;
-        gaussian_filter(&mut impulse, (21, 21), (1.0, 1.0), 4.0, Border::Reflect, false);
+        gaussian_filter(
+            &mut impulse,
+            (21, 21),
+            (1.0, 1.0),
+            4.0,
+            Border::Reflect,
+            false,
+        );
         assert!((impulse.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(impulse[10 * 21 + 10] > impulse[10 * 21 + 11]);
     }

@@ -59,7 +59,12 @@ mod tests {
 
     #[test]
     fn round_trips_and_negative_hues_wrap() {
-        for rgb in [[0.2, 0.5, 0.9], [1.0, 0.0, 0.0], [0.3, 0.3, 0.1], [0.4, 0.4, 0.4]] {
+        for rgb in [
+            [0.2, 0.5, 0.9],
+            [1.0, 0.0, 0.0],
+            [0.3, 0.3, 0.1],
+            [0.4, 0.4, 0.4],
+        ] {
             let back = hsv_to_rgb(rgb_to_hsv(rgb));
             for (a, b) in back.iter().zip(rgb) {
                 assert!((a - b).abs() < 1e-12, "{rgb:?} -> {back:?}");

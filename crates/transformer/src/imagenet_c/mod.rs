@@ -222,6 +222,103 @@ pub(crate) fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NoiseRng;
+    use rand::SeedableRng;
+
+    /// The Kolmogorov-Smirnov statistic of `values` against `cdf`.
+    fn ks(values: &mut [f64], cdf: impl Fn(f64) -> f64) -> f64 {
+        values.sort_by(f64::total_cmp);
+        let n = values.len() as f64;
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = cdf(v);
+                (c - i as f64 / n).abs().max(((i + 1) as f64 / n - c).abs())
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// The standard normal CDF (Abramowitz and Stegun 7.1.26: error under 1.5e-7).
+    fn normal_cdf(x: f64) -> f64 {
+        let z = x.abs() / std::f64::consts::SQRT_2;
+        let t = 1.0 / (1.0 + 0.3275911 * z);
+        let poly = t
+            * (0.254829592
+                + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+        let erf = 1.0 - poly * (-z * z).exp();
+        0.5 * (1.0 + erf.copysign(x))
+    }
+
+    // Our own draws, through the production seam, at fixed seeds and 5-sigma (or alpha 1e-4)
+    // bounds: the distributions the package draws from, not its values.
+
+    #[test]
+    fn normal_fields_have_the_packages_distribution() {
+        let n = 150_528;
+        let mut noise = NoiseRng::seed_from_u64(1);
+        let mut values = vec![0.0; n];
+        RngDraws(&mut noise).normal(0.0, 0.18, &mut values);
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        let nf = n as f64;
+        assert!(mean.abs() < 5.0 * 0.18 / nf.sqrt(), "{mean}");
+        assert!((sd / 0.18 - 1.0).abs() < 5.0 / (2.0 * nf).sqrt(), "{sd}");
+        let d = ks(&mut values, |v| normal_cdf(v / 0.18));
+        assert!(d < 1.95 / nf.sqrt(), "KS {d}");
+    }
+
+    #[test]
+    fn uniform_fields_and_integers_have_the_packages_distribution() {
+        let mut noise = NoiseRng::seed_from_u64(2);
+        let mut values = vec![0.0; 50_000];
+        RngDraws(&mut noise).uniform(-1.12, 1.12, &mut values);
+        assert!(values.iter().all(|v| (-1.12..1.12).contains(v)));
+        let d = ks(&mut values, |v| (v + 1.12) / 2.24);
+        assert!(d < 1.95 / (50_000f64).sqrt(), "KS {d}");
+        // glass_blur's offsets: randint(-d, d) is uniform on -d..d-1, mean -1/2.
+        let mut offsets = vec![0i64; 80_000];
+        RngDraws(&mut noise).integers(-2, 2, &mut offsets);
+        let mut counts = [0f64; 4];
+        for &o in &offsets {
+            counts[(o + 2) as usize] += 1.0;
+        }
+        let expected = 20_000.0;
+        let chi2: f64 = counts
+            .iter()
+            .map(|c| (c - expected).powi(2) / expected)
+            .sum();
+        assert!(
+            chi2 < 21.1,
+            "chi2 {chi2} over 3 degrees of freedom (alpha 1e-4)"
+        );
+        let mean = offsets.iter().sum::<i64>() as f64 / 80_000.0;
+        assert!(
+            (mean + 0.5).abs() < 5.0 * (1.25f64 / 80_000.0).sqrt(),
+            "{mean}"
+        );
+    }
+
+    #[test]
+    fn poisson_counts_have_mean_and_variance_lambda() {
+        let mut noise = NoiseRng::seed_from_u64(3);
+        for lam in [0.4, 3.0, 12.0, 60.0] {
+            let rates = vec![lam; 40_000];
+            let mut counts = vec![0.0; rates.len()];
+            RngDraws(&mut noise).poisson(&rates, &mut counts);
+            let n = counts.len() as f64;
+            let z = counts.iter().map(|k| k - lam).sum::<f64>() / (n * lam).sqrt();
+            let z2 = counts.iter().map(|k| (k - lam).powi(2) - lam).sum::<f64>()
+                / (n * (2.0 * lam * lam + lam)).sqrt();
+            assert!(
+                z.abs() < 5.0 && z2.abs() < 5.0,
+                "lambda {lam}: z {z}, z2 {z2}"
+            );
+        }
+        let mut zero = [1.0];
+        RngDraws(&mut noise).poisson(&[0.0], &mut zero);
+        assert_eq!(zero, [0.0]);
+    }
 
     #[test]
     fn numpy_arange_has_the_packages_lengths() {
@@ -250,7 +347,8 @@ mod tests {
     fn recovered_bytes_are_exact() {
         let size = drift_core::ImageSize::new(16, 16).unwrap();
         let bytes: Vec<u8> = (0..=255).flat_map(|v| [v, 255 - v, v / 2]).collect();
-        let image = PlanarImage::from_rgb8(&drift_core::RgbImage8::from_pixels(size, bytes).unwrap());
+        let image =
+            PlanarImage::from_rgb8(&drift_core::RgbImage8::from_pixels(size, bytes).unwrap());
         let values = unit_values(&image);
         for (i, v) in values.iter().enumerate().take(256) {
             assert_eq!(*v, i as f64 / 255.0);

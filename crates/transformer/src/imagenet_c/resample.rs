@@ -42,7 +42,9 @@ pub(crate) fn zoom(plane: &[f64], (width, height): (usize, usize), factor: f64) 
             let x1 = (x + 1).min(width - 1);
             let (wx0, wx1) = (1.0 - tx, tx);
             out.push(
-                row0[x] * wy0 * wx0 + row0[x1] * wy0 * wx1 + row1[x] * wy1 * wx0
+                row0[x] * wy0 * wx0
+                    + row0[x1] * wy0 * wx1
+                    + row1[x] * wy1 * wx0
                     + row1[x1] * wy1 * wx1,
             );
         }

@@ -56,3 +56,41 @@ impl Corruption for ImpulseNoise {
         store_unit(image, &values);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NoiseRng, TransformKind};
+    use drift_core::{ImageSize, RgbImage8};
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_share_p_of_values_flips_half_to_white() {
+        let kind = TransformKind::named("impulse_noise").unwrap();
+        let size = ImageSize::new(200, 100).unwrap();
+        let grey = RgbImage8::from_pixels(size, vec![128; 60_000]).unwrap();
+        let mut image = PlanarImage::from_rgb8(&grey);
+        let params = kind.draw(0.6, &mut NoiseRng::seed_from_u64(0));
+        assert_eq!(params.get(0), Some(0.09));
+        kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(5));
+        let out = image.to_rgb8();
+        let n = out.pixels().len() as f64;
+        let white = out.pixels().iter().filter(|&&v| v == 255).count() as f64;
+        let black = out.pixels().iter().filter(|&&v| v == 0).count() as f64;
+        let p = 0.09;
+        assert!(((white + black) / n - p).abs() < 5.0 * (p * (1.0 - p) / n).sqrt());
+        let flips = white + black;
+        assert!((white / flips - 0.5).abs() < 5.0 * 0.5 / flips.sqrt());
+        // Each value flips on its own: red and green flip together about p^2 of the time.
+        let both = out
+            .pixels()
+            .chunks_exact(3)
+            .filter(|px| px[0] != 128 && px[1] != 128)
+            .count() as f64;
+        let pixels = n / 3.0;
+        assert!(
+            (both / pixels - p * p).abs() < 5.0 * (p * p / pixels).sqrt(),
+            "{both}"
+        );
+    }
+}

@@ -72,3 +72,32 @@ impl Corruption for MotionBlur {
         store_bytes(image, &blurred);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::TransformKind;
+    use drift_core::{Purpose, sample_rng};
+
+    #[test]
+    fn angles_are_uniform_over_plus_minus_45_degrees() {
+        let kind = TransformKind::named("motion_blur").unwrap();
+        let mut angles: Vec<f64> = (0..4000)
+            .map(|id| {
+                let mut rng = sample_rng(9, id, Purpose::TransformParams(0));
+                kind.draw(0.6, &mut rng).get(2).unwrap()
+            })
+            .collect();
+        assert!(angles.iter().all(|a| (-45.0..45.0).contains(a)));
+        angles.sort_by(f64::total_cmp);
+        let n = angles.len() as f64;
+        let d = angles
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let c = (a + 45.0) / 90.0;
+                (c - i as f64 / n).abs().max(((i + 1) as f64 / n - c).abs())
+            })
+            .fold(0.0, f64::max);
+        assert!(d < 1.95 / n.sqrt(), "KS {d}");
+    }
+}

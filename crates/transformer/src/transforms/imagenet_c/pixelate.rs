@@ -4,9 +4,9 @@
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
+use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws};
 use crate::registry::{ParamColumn, Params, severity_value};
-use crate::PlanarImage;
 use drift_core::ImageSize;
 
 /// The scale factor c at severities 0 (identity) to 5.

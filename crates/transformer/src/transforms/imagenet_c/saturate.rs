@@ -55,6 +55,8 @@ impl Corruption for Saturate {
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
         let (scale, offset) = (params.value(0), params.value(1));
-        map_hsv(image, |[h, s, v]| [h, (s * scale + offset).clamp(0.0, 1.0), v]);
+        map_hsv(image, |[h, s, v]| {
+            [h, (s * scale + offset).clamp(0.0, 1.0), v]
+        });
     }
 }
