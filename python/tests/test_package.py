@@ -407,7 +407,9 @@ def test_every_registered_transform_is_an_image_transform():
     for original in ["rotate", "brightness", "contrast", "saturation", "hue", "gaussian_blur",
                      "gaussian_noise", "default"]:
         assert original in names
-    assert "pixelate" in names and "jpeg_compression" in names
+    assert "imagenet_c:pixelate" in names and "imagenet_c:jpeg_compression" in names
+    assert ImageTransform.PIXELATE is ImageTransform.IMAGENET_C_PIXELATE
+    assert len(names) == len(drift_pipeline._native.transforms())
     assert "ROTATE" in ImageTransform.__doc__
     assert "seed" in ImageDatasetGenerator.__doc__
     assert SampleResult is drift_pipeline.DataCategory

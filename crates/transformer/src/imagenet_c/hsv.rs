@@ -37,7 +37,7 @@ pub(crate) fn rgb_to_hsv([r, g, b]: [f64; 3]) -> [f64; 3] {
 
 /// `hsv2rgb` of one pixel.
 pub(crate) fn hsv_to_rgb([h, s, v]: [f64; 3]) -> [f64; 3] {
-    let hi = (h * 6.0).floor();
+    let hi = super::floor_fast(h * 6.0);
     let f = h * 6.0 - hi;
     let p = v * (1.0 - s);
     let q = v * (1.0 - f * s);

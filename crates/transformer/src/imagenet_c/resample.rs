@@ -10,73 +10,120 @@ pub(crate) fn zoomed_len(len: usize, factor: f64) -> usize {
     (len as f64 * factor).round_ties_even() as usize
 }
 
-/// Per output index: the first input index and the weight of the second, corner-aligned
-/// (`o (n_in - 1) / (n_out - 1)`, `grid_mode=False`).
-fn zoom_taps(n_in: usize, n_out: usize) -> Vec<(usize, f64)> {
+/// Per output index: the two input indices it reads and their weights, corner-aligned
+/// (`o (n_in - 1) / (n_out - 1)`, `grid_mode=False`); the first `keep` outputs only.
+fn zoom_taps(n_in: usize, n_out: usize, keep: usize) -> Vec<(usize, usize, f64, f64)> {
     let ratio = if n_out > 1 {
         (n_in as f64 - 1.0) / (n_out as f64 - 1.0)
     } else {
         0.0
     };
-    (0..n_out)
+    (0..keep.min(n_out))
         .map(|o| {
             let coordinate = o as f64 * ratio;
             let start = coordinate.floor();
-            (start as usize, coordinate - start)
+            let t = coordinate - start;
+            let first = start as usize;
+            (first, (first + 1).min(n_in - 1), 1.0 - t, t)
         })
         .collect()
 }
 
-/// `scipy.ndimage.zoom(plane, (factor, factor), order=1)` of a `width x height` plane: a
-/// `zoomed_len(width) x zoomed_len(height)` plane.
-pub(crate) fn zoom(plane: &[f64], (width, height): (usize, usize), factor: f64) -> Vec<f64> {
-    let (out_w, out_h) = (zoomed_len(width, factor), zoomed_len(height, factor));
-    let rows = zoom_taps(height, out_h);
-    let columns = zoom_taps(width, out_w);
-    let mut out = Vec::with_capacity(out_w * out_h);
-    for &(y, ty) in &rows {
-        let y1 = (y + 1).min(height - 1);
-        let (wy0, wy1) = (1.0 - ty, ty);
-        let (row0, row1) = (&plane[y * width..][..width], &plane[y1 * width..][..width]);
-        for &(x, tx) in &columns {
-            let x1 = (x + 1).min(width - 1);
-            let (wx0, wx1) = (1.0 - tx, tx);
-            out.push(
-                row0[x] * wy0 * wx0
-                    + row0[x1] * wy0 * wx1
-                    + row1[x] * wy1 * wx0
-                    + row1[x1] * wy1 * wx1,
-            );
+/// A window of a plane: `width x height` values from column `left` and row `top` of a plane
+/// whose rows are `stride` values long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) left: usize,
+    pub(crate) top: usize,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+}
+
+/// `scipy.ndimage.zoom(window, (factor, factor), order=1)` cut to its top-left `keep` (width,
+/// height): `sink(i, value)` for each output value `i` (row-major in `keep`'s width).
+pub(crate) fn zoom_window(
+    plane: &[f64],
+    stride: usize,
+    window: Window,
+    factor: f64,
+    keep: (usize, usize),
+    mut sink: impl FnMut(usize, f64),
+) {
+    let rows = zoom_taps(window.height, zoomed_len(window.height, factor), keep.1);
+    let columns = zoom_taps(window.width, zoomed_len(window.width, factor), keep.0);
+    let row_of = |y: usize| &plane[(window.top + y) * stride + window.left..][..window.width];
+    let out_width = columns.len();
+    for (y, &(a, b, wy0, wy1)) in rows.iter().enumerate() {
+        let (row0, row1) = (row_of(a), row_of(b));
+        for (x, &(c, d, wx0, wx1)) in columns.iter().enumerate() {
+            // scipy's order: the four neighbours, rows outer, each value times both weights.
+            let value = row0[c] * wy0 * wx0
+                + row0[d] * wy0 * wx1
+                + row1[c] * wy1 * wx0
+                + row1[d] * wy1 * wx1;
+            sink(y * out_width + x, value);
         }
     }
+}
+
+/// `scipy.ndimage.zoom(plane, (factor, factor), order=1)` of a `width x height` plane: a
+/// `zoomed_len(width) x zoomed_len(height)` plane.
+#[cfg(test)]
+pub(crate) fn zoom(plane: &[f64], (width, height): (usize, usize), factor: f64) -> Vec<f64> {
+    let keep = (zoomed_len(width, factor), zoomed_len(height, factor));
+    let mut out = vec![0.0; keep.0 * keep.1];
+    let window = Window {
+        left: 0,
+        top: 0,
+        width,
+        height,
+    };
+    zoom_window(plane, width, window, factor, keep, |i, v| out[i] = v);
     out
 }
 
-/// `map_coordinates(plane, [rows, columns], order=1, mode='reflect')` of a `width x height`
-/// plane at one point: both neighbours of each axis folded half-sample-symmetrically.
-#[inline]
-pub(crate) fn sample_reflect(
-    plane: &[f64],
-    (width, height): (usize, usize),
-    row: f64,
-    column: f64,
-) -> f64 {
-    let (y0, x0) = (row.floor(), column.floor());
-    let (ty, tx) = (row - y0, column - x0);
-    let (y0, x0) = (y0 as isize, x0 as isize);
-    let (ya, yb) = (
-        Border::Reflect.index(y0, height),
-        Border::Reflect.index(y0 + 1, height),
-    );
-    let (xa, xb) = (
-        Border::Reflect.index(x0, width),
-        Border::Reflect.index(x0 + 1, width),
-    );
-    let (wy0, wy1, wx0, wx1) = (1.0 - ty, ty, 1.0 - tx, tx);
-    plane[ya * width + xa] * wy0 * wx0
-        + plane[ya * width + xb] * wy0 * wx1
-        + plane[yb * width + xa] * wy1 * wx0
-        + plane[yb * width + xb] * wy1 * wx1
+/// `map_coordinates(..., order=1, mode='reflect')` at one point of a `width x height` plane,
+/// prepared once for every plane sampled there: the four neighbours' indices (each axis
+/// folded half-sample-symmetrically) and weights.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReflectTap {
+    indices: [usize; 4],
+    weights: (f64, f64, f64, f64),
+}
+
+impl ReflectTap {
+    /// The tap at `(row, column)`.
+    #[inline]
+    pub(crate) fn new((width, height): (usize, usize), row: f64, column: f64) -> Self {
+        let (y0, x0) = (super::floor_fast(row), super::floor_fast(column));
+        let (ty, tx) = (row - y0, column - x0);
+        let (y0, x0) = (y0 as isize, x0 as isize);
+        let (ya, yb) = (
+            Border::Reflect.index(y0, height),
+            Border::Reflect.index(y0 + 1, height),
+        );
+        let (xa, xb) = (
+            Border::Reflect.index(x0, width),
+            Border::Reflect.index(x0 + 1, width),
+        );
+        Self {
+            indices: [
+                ya * width + xa,
+                ya * width + xb,
+                yb * width + xa,
+                yb * width + xb,
+            ],
+            weights: (1.0 - ty, ty, 1.0 - tx, tx),
+        }
+    }
+
+    /// The interpolated value of `plane` here, in scipy's order of sums and products.
+    #[inline]
+    pub(crate) fn sample(&self, plane: &[f64]) -> f64 {
+        let [a, b, c, d] = self.indices;
+        let (wy0, wy1, wx0, wx1) = self.weights;
+        plane[a] * wy0 * wx0 + plane[b] * wy0 * wx1 + plane[c] * wy1 * wx0 + plane[d] * wy1 * wx1
+    }
 }
 
 #[cfg(test)]
@@ -100,13 +147,15 @@ mod tests {
         for y in 0..3 {
             for x in 0..4 {
                 assert_eq!(
-                    sample_reflect(&plane, (4, 3), y as f64, x as f64),
+                    ReflectTap::new((4, 3), y as f64, x as f64).sample(&plane),
                     plane[y * 4 + x]
                 );
             }
         }
-        assert_eq!(sample_reflect(&plane, (4, 3), -1.0, 0.0), 0.0);
-        assert_eq!(sample_reflect(&plane, (4, 3), 0.0, 4.0), 3.0);
-        assert!((sample_reflect(&plane, (4, 3), 0.0, -0.5) - 0.0).abs() < 1e-15);
+        let at = |row, column| ReflectTap::new((4, 3), row, column).sample(&plane);
+        assert_eq!(at(-1.0, 0.0), 0.0);
+        assert_eq!(at(0.0, 4.0), 3.0);
+        assert_eq!(at(0.0, -0.5), 0.0);
+        assert_eq!(at(-0.5, 1.0), 1.0);
     }
 }

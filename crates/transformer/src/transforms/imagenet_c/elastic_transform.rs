@@ -4,7 +4,7 @@
 
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
-use crate::imagenet_c::resample::sample_reflect;
+use crate::imagenet_c::resample::ReflectTap;
 use crate::imagenet_c::{Corruption, Draws};
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -64,16 +64,15 @@ impl Corruption for ElasticTransform {
         let dy = field(draws);
         // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold.
         let source: Vec<f64> = image.data().iter().map(|&v| f64::from(v)).collect();
-        for (plane, out) in source
-            .chunks_exact(w * h)
-            .zip(image.data_mut().chunks_exact_mut(w * h))
-        {
-            for y in 0..h {
-                for x in 0..w {
-                    let i = y * w + x;
-                    let value =
-                        sample_reflect(plane, (w, h), y as f64 + dy[i], x as f64 + dx[i]) as f32;
-                    out[i] = value.clamp(0.0, 1.0);
+        let n = w * h;
+        let out = image.data_mut();
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                let tap = ReflectTap::new((w, h), y as f64 + dy[i], x as f64 + dx[i]);
+                for channel in 0..3 {
+                    let value = tap.sample(&source[channel * n..][..n]) as f32;
+                    out[channel * n + i] = value.clamp(0.0, 1.0);
                 }
             }
         }

@@ -71,9 +71,9 @@ impl Corruption for GlassBlur {
         let mut values = unit_values(image);
         for plane in values.chunks_exact_mut(w * h) {
             gaussian_filter(plane, (w, h), (sigma, sigma), 4.0, Border::Nearest, false);
-            // `np.uint8(x * 255)`: truncation.
+            // `np.uint8(x * 255)`: truncation (the blur stays in [0, 1]).
             for v in plane.iter_mut() {
-                *v = (*v * 255.0).trunc();
+                *v = (*v * 255.0) as u8 as f64;
             }
         }
         if w > 2 * d && h > 2 * d {

@@ -3,7 +3,7 @@
 //! cut to the image's size from the top left, as the package cuts it), in f32.
 
 use crate::PlanarImage;
-use crate::imagenet_c::resample::zoom;
+use crate::imagenet_c::resample::{Window, zoom_window};
 use crate::imagenet_c::{Corruption, Draws, numpy_arange, unit_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -59,27 +59,22 @@ impl Corruption for ZoomBlur {
         let (w, h) = (size.width as usize, size.height as usize);
         // `(np.array(x) / 255.).astype(np.float32)`.
         let x: Vec<f32> = unit_values(image).iter().map(|&v| v as f32).collect();
+        let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let mut out = vec![0.0f32; x.len()];
         for &factor in &factors {
-            // The centred crop of ceil(side / factor) per axis.
+            // The centred crop of ceil(side / factor) per axis, zoomed, cut from the top left.
             let (cw, ch) = (
                 (w as f64 / factor).ceil() as usize,
                 (h as f64 / factor).ceil() as usize,
             );
-            let (left, top) = ((w - cw) / 2, (h - ch) / 2);
-            for (plane, sum) in x.chunks_exact(w * h).zip(out.chunks_exact_mut(w * h)) {
-                let crop: Vec<f64> = (top..top + ch)
-                    .flat_map(|y| plane[y * w + left..y * w + left + cw].iter())
-                    .map(|&v| f64::from(v))
-                    .collect();
-                let zoomed = zoom(&crop, (cw, ch), factor);
-                let zw = (cw as f64 * factor).round_ties_even() as usize;
-                for y in 0..h {
-                    let row = &zoomed[y * zw..][..w];
-                    for (s, &v) in sum[y * w..][..w].iter_mut().zip(row) {
-                        *s += v as f32;
-                    }
-                }
+            let window = Window {
+                left: (w - cw) / 2,
+                top: (h - ch) / 2,
+                width: cw,
+                height: ch,
+            };
+            for (plane, sum) in wide.chunks_exact(w * h).zip(out.chunks_exact_mut(w * h)) {
+                zoom_window(plane, w, window, factor, (w, h), |i, v| sum[i] += v as f32);
             }
         }
         let count = (factors.len() + 1) as f32;
