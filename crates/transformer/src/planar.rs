@@ -66,10 +66,20 @@ impl pulp::WithSimd for Interleave<'_> {
 }
 
 /// An RGB image as three f32 planes in [0, 1] (channel-major, like a torch CHW tensor).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PlanarImage {
     size: ImageSize,
     data: Vec<f32>,
+    /// Whether every value is still the `k / 255` of a byte (made by `from_rgb8`, untouched
+    /// since): the ImageNet-C corruptions then read the exact 8-bit values the package sees.
+    bytes: bool,
+}
+
+/// Images are equal when their sizes and values are (however they were made).
+impl PartialEq for PlanarImage {
+    fn eq(&self, other: &Self) -> bool {
+        self.size == other.size && self.data == other.data
+    }
 }
 
 impl PlanarImage {
@@ -84,12 +94,20 @@ impl PlanarImage {
             pixels: image.pixels(),
             planes: [r, g, b],
         });
-        Self { size, data }
+        Self {
+            size,
+            data,
+            bytes: true,
+        }
     }
 
     /// Planes from raw CHW data; `None` if the length is not `3 * width * height`.
     pub fn from_planes(size: ImageSize, data: Vec<f32>) -> Option<Self> {
-        (data.len() == 3 * size.pixel_count()).then_some(Self { size, data })
+        (data.len() == 3 * size.pixel_count()).then_some(Self {
+            size,
+            data,
+            bytes: false,
+        })
     }
 
     /// `round(255 * x)` clamped to 0..=255, interleaved.
@@ -114,12 +132,19 @@ impl PlanarImage {
         &self.data
     }
 
+    /// Whether every value is still the `k / 255` of a byte, as `from_rgb8` made it.
+    pub(crate) fn holds_bytes(&self) -> bool {
+        self.bytes
+    }
+
     pub(crate) fn data_mut(&mut self) -> &mut [f32] {
+        self.bytes = false;
         &mut self.data
     }
 
     /// The three planes, mutably.
     pub(crate) fn planes_mut(&mut self) -> [&mut [f32]; 3] {
+        self.bytes = false;
         let n = self.size.pixel_count();
         let (r, rest) = self.data.split_at_mut(n);
         let (g, b) = rest.split_at_mut(n);

@@ -59,54 +59,85 @@ pub(crate) fn gaussian_filter(
     border: Border,
     store_f32: bool,
 ) {
-    if let Some(w) = weights(sigma_rows, truncate) {
-        let mut line = vec![0.0; height];
-        let mut out = vec![0.0; height];
-        for x in 0..width {
-            for (y, value) in line.iter_mut().enumerate() {
-                *value = plane[y * width + x];
-            }
-            correlate_symmetric(&line, &w, border, &mut out);
-            for (y, &value) in out.iter().enumerate() {
-                plane[y * width + x] = rounded(value, store_f32);
+    pulp::Arch::new().dispatch(GaussianPasses {
+        plane,
+        shape: (width, height),
+        rows: weights(sigma_rows, truncate),
+        columns: weights(sigma_columns, truncate),
+        border,
+        store_f32,
+    });
+}
+
+/// The two passes, compiled for the widest SIMD the CPU has. Each output value is summed in
+/// scipy's order whatever the width: the loops run over the taps outside and the values inside,
+/// so every lane does the same IEEE operations as the scalar code (no fused multiply-add).
+struct GaussianPasses<'a> {
+    plane: &'a mut [f64],
+    shape: (usize, usize),
+    rows: Option<Vec<f64>>,
+    columns: Option<Vec<f64>>,
+    border: Border,
+    store_f32: bool,
+}
+
+impl pulp::WithSimd for GaussianPasses<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (width, height) = self.shape;
+        let (plane, border) = (self.plane, self.border);
+        if let Some(w) = &self.rows {
+            // Along axis 0: each output row from whole input rows.
+            let source = plane.to_vec();
+            let row = |i: isize| &source[border.index(i, height) * width..][..width];
+            for y in 0..height {
+                let out = &mut plane[y * width..][..width];
+                let yi = y as isize;
+                for (o, &v) in out.iter_mut().zip(row(yi)) {
+                    *o = v * w[0];
+                }
+                for j in (1..w.len()).rev() {
+                    let (above, below) = (row(yi - j as isize), row(yi + j as isize));
+                    for ((o, a), b) in out.iter_mut().zip(above).zip(below) {
+                        *o += (a + b) * w[j];
+                    }
+                }
+                round_row(out, self.store_f32);
             }
         }
-    }
-    if let Some(w) = weights(sigma_columns, truncate) {
-        let mut out = vec![0.0; width];
-        for row in plane.chunks_exact_mut(width) {
-            correlate_symmetric(row, &w, border, &mut out);
-            for (value, &o) in row.iter_mut().zip(&out) {
-                *value = rounded(o, store_f32);
+        if let Some(w) = &self.columns {
+            // Along axis 1: each row padded once, then shifted slices of it.
+            let radius = w.len() - 1;
+            let mut padded = vec![0.0; width + 2 * radius];
+            for out in plane.chunks_exact_mut(width) {
+                for (i, p) in padded.iter_mut().enumerate() {
+                    *p = out[border.index(i as isize - radius as isize, width)];
+                }
+                let centre = &padded[radius..][..width];
+                for (o, &v) in out.iter_mut().zip(centre) {
+                    *o = v * w[0];
+                }
+                for j in (1..=radius).rev() {
+                    let left = &padded[radius - j..][..width];
+                    let right = &padded[radius + j..][..width];
+                    for ((o, a), b) in out.iter_mut().zip(left).zip(right) {
+                        *o += (a + b) * w[j];
+                    }
+                }
+                round_row(out, self.store_f32);
             }
         }
     }
 }
 
-#[inline]
-fn rounded(value: f64, store_f32: bool) -> f64 {
+#[inline(always)]
+fn round_row(row: &mut [f64], store_f32: bool) {
     if store_f32 {
-        f64::from(value as f32)
-    } else {
-        value
-    }
-}
-
-/// One line: `out[i] = line[i] w[0] + sum_{j = r..1} (line[i - j] + line[i + j]) w[j]`.
-fn correlate_symmetric(line: &[f64], w: &[f64], border: Border, out: &mut [f64]) {
-    let len = line.len();
-    let radius = w.len() - 1;
-    // The line padded by `radius` on each side, so the inner loop reads without branches.
-    let padded: Vec<f64> = (-(radius as isize)..(len + radius) as isize)
-        .map(|i| line[border.index(i, len)])
-        .collect();
-    for (i, out) in out.iter_mut().enumerate() {
-        let centre = i + radius;
-        let mut acc = padded[centre] * w[0];
-        for j in (1..=radius).rev() {
-            acc += (padded[centre - j] + padded[centre + j]) * w[j];
+        for v in row {
+            *v = f64::from(*v as f32);
         }
-        *out = acc;
     }
 }
 

@@ -2,15 +2,16 @@
 //! red, then green, then blue maximum, so blue wins ties over green and green over red;
 //! `h = (h / 6) % 1` (numpy's floored remainder); hue and saturation 0 where max = min.
 
-/// numpy's `np.remainder(a, 1.0)`: fmod, moved into [0, 1) when it is negative.
+/// numpy's `np.remainder(a, 1.0)` for |a| < 1 (hue / 6 is in [-1/6, 5/6]), where fmod is
+/// `a` itself: moved into [0, 1) when negative, and +0 for a zero.
+#[inline(always)]
 fn remainder_one(a: f64) -> f64 {
-    let m = a % 1.0;
-    if m == 0.0 {
+    if a < 0.0 {
+        a + 1.0
+    } else if a == 0.0 {
         0.0
-    } else if m < 0.0 {
-        m + 1.0
     } else {
-        m
+        a
     }
 }
 

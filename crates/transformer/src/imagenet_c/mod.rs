@@ -122,46 +122,103 @@ pub(crate) fn floor_fast(v: f64) -> f64 {
     }
 }
 
-/// The nearest whole number to `v` (ties either way) for |v| < 2^52, without a library call.
+
+/// `k / 255` in f64 for every byte k (a division per value costs more than the lookup).
+const UNIT: [f64; 256] = {
+    let mut table = [0.0; 256];
+    let mut k = 0;
+    while k < 256 {
+        table[k] = k as f64 / 255.0;
+        k += 1;
+    }
+    table
+};
+
+/// How the package sees a value of an image, in f64: for an image still holding bytes (fresh
+/// from `PlanarImage::from_rgb8`, as the package's input always is) the exact `k / 255` it
+/// computes; otherwise the value widened. Widening the f32 `k / 255` instead would be ~1e-8
+/// off, enough to flip the truncations some corruptions make.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unit {
+    bytes: bool,
+}
+
+impl Unit {
+    /// The reading of `image`'s values (decided before anything changes them).
+    pub(crate) fn of(image: &PlanarImage) -> Self {
+        Self {
+            bytes: image.holds_bytes(),
+        }
+    }
+
+    /// `k / 255` in f64, or `x` widened.
+    #[inline(always)]
+    pub(crate) fn unit(self, x: f32) -> f64 {
+        if self.bytes {
+            UNIT[byte(x)]
+        } else {
+            f64::from(x)
+        }
+    }
+
+    /// The 8-bit scale: `k`, or `255 x`.
+    #[inline(always)]
+    pub(crate) fn byte(self, x: f32) -> f64 {
+        if self.bytes {
+            byte(x) as f64
+        } else {
+            f64::from(x) * 255.0
+        }
+    }
+}
+
+/// The byte k whose `k / 255` (as `from_rgb8` computes it) is `x`.
 #[inline(always)]
-fn round_fast(v: f64) -> f64 {
-    floor_fast(v + 0.5)
+fn byte(x: f32) -> usize {
+    usize::from((x * 255.0 + 0.5) as u8)
 }
 
-/// `v / 255` in f64 for each value of the planes, the 8-bit value recovered exactly where a
-/// plane holds one (an image fresh from its bytes, as the package sees it): widening the f32
-/// `k / 255` instead would be ~1e-8 off, enough to flip the truncations some corruptions make.
+/// [`Unit::unit`] of every value of the planes.
 pub(crate) fn unit_values(image: &PlanarImage) -> Vec<f64> {
-    image
-        .data()
-        .iter()
-        .map(|&x| {
-            let scaled = f64::from(x) * 255.0;
-            let level = round_fast(scaled);
-            if (scaled - level).abs() < 1e-4 {
-                level / 255.0
-            } else {
-                f64::from(x)
-            }
-        })
-        .collect()
+    let unit = Unit::of(image);
+    image.data().iter().map(|&x| unit.unit(x)).collect()
 }
 
-/// The 8-bit scale: `unit_values` times 255 (what the package's uint8 arrays hold).
-pub(crate) fn byte_values(image: &PlanarImage) -> Vec<f64> {
-    image
-        .data()
-        .iter()
-        .map(|&x| {
-            let scaled = f64::from(x) * 255.0;
-            let level = round_fast(scaled);
-            if (scaled - level).abs() < 1e-4 {
-                level
-            } else {
-                scaled
+/// Pixels per chunk of a field drawn and applied in pieces (a few KiB of draws at a time
+/// instead of a field the size of the image).
+pub(crate) const FIELD_CHUNK: usize = 1024;
+
+/// Adds a field drawn in numpy's order (pixel-major, channel fastest) to the image, a chunk at
+/// a time: `draw` fills 3 values per pixel of a chunk, `combine(x, z)` makes each value from
+/// [`unit`] of the pixel's value and its draw; the result is clipped to [0, 1].
+pub(crate) fn apply_field(
+    image: &mut PlanarImage,
+    mut draw: impl FnMut(&mut [f64], std::ops::Range<usize>),
+    combine: impl Fn(f64, f64) -> f64,
+) {
+    let n = image.size().pixel_count();
+    let unit = Unit::of(image);
+    let data = image.data_mut();
+    let mut field = [0.0; 3 * FIELD_CHUNK];
+    let mut start = 0;
+    while start < n {
+        let len = FIELD_CHUNK.min(n - start);
+        let chunk = &mut field[..3 * len];
+        draw(chunk, start..start + len);
+        for (p, values) in chunk.chunks_exact(3).enumerate() {
+            for (channel, &z) in values.iter().enumerate() {
+                let i = channel * n + start + p;
+                data[i] = combine(unit.unit(data[i]), z).clamp(0.0, 1.0) as f32;
             }
-        })
-        .collect()
+        }
+        start += len;
+    }
+}
+
+/// The 8-bit scale of every value (what the package's uint8 arrays hold).
+pub(crate) fn byte_values(image: &PlanarImage) -> Vec<f64> {
+    let unit = Unit::of(image);
+    image.data().iter().map(|&x| unit.byte(x)).collect()
 }
 
 /// Stores `np.clip(values, 0, 1)` (planar, in [0, 1] units) into the image.

@@ -2,7 +2,7 @@
 //! channel.
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, planar_index, store_unit, unit_values};
+use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, Unit, apply_field};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The photon count c at severities 1 to 5.
@@ -55,18 +55,21 @@ impl Corruption for ShotNoise {
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
         let c = params.value(0);
-        let mut values = unit_values(image);
         let n = image.size().pixel_count();
-        // The rates in numpy's order (pixel-major, channel fastest).
-        let rates: Vec<f64> = (0..values.len())
-            .map(|i| values[planar_index(i, n)] * c)
-            .collect();
-        let mut counts = vec![0.0; rates.len()];
-        draws.poisson(&rates, &mut counts);
-        for (i, k) in counts.iter().enumerate() {
-            values[planar_index(i, n)] = k / c;
-        }
-        store_unit(image, &values);
+        // The rates x c of each chunk, in numpy's order, from the image as it was.
+        let source = image.data().to_vec();
+        let unit = Unit::of(image);
+        let mut rates = [0.0; 3 * FIELD_CHUNK];
+        let draw = |counts: &mut [f64], pixels: std::ops::Range<usize>| {
+            let rates = &mut rates[..counts.len()];
+            for (p, pixel) in pixels.enumerate() {
+                for channel in 0..3 {
+                    rates[3 * p + channel] = unit.unit(source[channel * n + pixel]) * c;
+                }
+            }
+            draws.poisson(rates, counts);
+        };
+        apply_field(image, draw, |_, k| k / c);
     }
 }
 

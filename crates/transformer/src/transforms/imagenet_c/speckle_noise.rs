@@ -2,7 +2,7 @@
 //! channel (dark pixels get little).
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, planar_index, store_unit, unit_values};
+use crate::imagenet_c::{Corruption, Draws, apply_field};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The noise's standard deviation c at severities 0 (identity) to 5.
@@ -40,14 +40,7 @@ impl Corruption for SpeckleNoise {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
-        let mut values = unit_values(image);
-        let mut noise = vec![0.0; values.len()];
-        draws.normal(0.0, params.value(0), &mut noise);
-        let n = image.size().pixel_count();
-        for (i, z) in noise.iter().enumerate() {
-            let x = &mut values[planar_index(i, n)];
-            *x += *x * z;
-        }
-        store_unit(image, &values);
+        let sigma = params.value(0);
+        apply_field(image, |z, _| draws.normal(0.0, sigma, z), |x, z| x + x * z);
     }
 }
