@@ -46,28 +46,62 @@ pub(crate) fn shifts(
 }
 
 /// `_motion_blur` of one `width x height` plane (any scale): `sum_i k_i img(clamp(y - dy),
-/// clamp(x - dx))`.
+/// clamp(x - dx))`, tap by tap in order.
 pub(crate) fn motion_blur(
     plane: &[f64],
-    (width, height): (usize, usize),
+    shape: (usize, usize),
     taps: &[f64],
     shifts: &[(isize, isize)],
 ) -> Vec<f64> {
-    let mut out = vec![0.0; width * height];
-    for (&k, &(dx, dy)) in taps.iter().zip(shifts) {
-        let columns: Vec<usize> = (0..width as isize)
-            .map(|x| (x - dx).clamp(0, width as isize - 1) as usize)
-            .collect();
-        for y in 0..height {
-            let source_row = (y as isize - dy).clamp(0, height as isize - 1) as usize;
-            let source = &plane[source_row * width..][..width];
-            let row = &mut out[y * width..][..width];
-            for (o, &c) in row.iter_mut().zip(&columns) {
-                *o += k * source[c];
+    let mut out = vec![0.0; shape.0 * shape.1];
+    pulp::Arch::new().dispatch(Shifts {
+        plane,
+        shape,
+        taps,
+        shifts,
+        out: &mut out,
+    });
+    out
+}
+
+/// The shifted sums, compiled for the widest SIMD the CPU has: a shifted row is a contiguous
+/// slice of the source row between the two edges, which repeat their end value.
+struct Shifts<'a> {
+    plane: &'a [f64],
+    shape: (usize, usize),
+    taps: &'a [f64],
+    shifts: &'a [(isize, isize)],
+    out: &'a mut [f64],
+}
+
+impl pulp::WithSimd for Shifts<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (width, height) = self.shape;
+        for (&k, &(dx, dy)) in self.taps.iter().zip(self.shifts) {
+            // Output columns [start, end) read source column x - dx; those before read column
+            // 0 and those after column width - 1 (|dx| < width: longer shifts end the sum).
+            let start = dx.max(0) as usize;
+            let end = (width as isize + dx.min(0)) as usize;
+            for y in 0..height {
+                let source_row = (y as isize - dy).clamp(0, height as isize - 1) as usize;
+                let source = &self.plane[source_row * width..][..width];
+                let row = &mut self.out[y * width..][..width];
+                for o in &mut row[..start] {
+                    *o += k * source[0];
+                }
+                let inner = &source[(start as isize - dx) as usize..][..end - start];
+                for (o, s) in row[start..end].iter_mut().zip(inner) {
+                    *o += k * s;
+                }
+                for o in &mut row[end..] {
+                    *o += k * source[width - 1];
+                }
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

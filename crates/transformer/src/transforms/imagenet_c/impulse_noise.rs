@@ -2,7 +2,7 @@
 //! `random_noise(mode='s&p')`): a share p of the values flip, half of them to 1, half to 0.
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, planar_index, store_unit, unit_values};
+use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, planar_index};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The share p of flipped values at severities 0 (identity) to 5.
@@ -41,19 +41,27 @@ impl Corruption for ImpulseNoise {
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
         let amount = params.value(0);
-        let mut values = unit_values(image);
-        // scikit-image draws the whole flip field, then the whole salt field.
-        let mut flip = vec![0.0; values.len()];
-        let mut salt = vec![0.0; values.len()];
-        draws.unit(&mut flip);
-        draws.unit(&mut salt);
         let n = image.size().pixel_count();
-        for (i, (f, s)) in flip.iter().zip(&salt).enumerate() {
-            if *f <= amount {
-                values[planar_index(i, n)] = if *s <= 0.5 { 1.0 } else { 0.0 };
+        // scikit-image draws the whole flip field, then the whole salt field: the first is
+        // kept as one flag per value, drawn a chunk at a time.
+        let mut chunk = [0.0; 3 * FIELD_CHUNK];
+        let mut flipped = Vec::with_capacity(3 * n);
+        for start in (0..3 * n).step_by(chunk.len()) {
+            let part = &mut chunk[..(3 * n - start).min(3 * FIELD_CHUNK)];
+            draws.unit(part);
+            flipped.extend(part.iter().map(|&u| u <= amount));
+        }
+        let data = image.data_mut();
+        for start in (0..3 * n).step_by(chunk.len()) {
+            let part = &mut chunk[..(3 * n - start).min(3 * FIELD_CHUNK)];
+            draws.unit(part);
+            for (offset, &salt) in part.iter().enumerate() {
+                let i = start + offset;
+                if flipped[i] {
+                    data[planar_index(i, n)] = if salt <= 0.5 { 1.0 } else { 0.0 };
+                }
             }
         }
-        store_unit(image, &values);
     }
 }
 
