@@ -232,14 +232,15 @@ fn the_float_corruptions_match_imagecorruptions_within_one_level_given_numpys_dr
         };
         *seen.entry(known).or_default() += 1;
         let (off, max) = float_case(case);
-        // Within one level everywhere, and exact but for rare values on a float knife edge.
-        // brightness and saturate put many values on exact halves (v + 0.1 is k + 25.5 levels:
-        // a third of them at brightness 3); our planes are f32, whose rounding of such a half
-        // falls either way, so up to a tenth of their values are one level off.
-        let allowed = if matches!(name, "brightness" | "saturate") {
-            0.1
-        } else {
-            0.001
+        // Within one level everywhere, and exact but for rare values on a float knife edge
+        // (measured: 1 in 150,000 for gaussian_noise, none elsewhere). brightness and saturate
+        // put many values on exact halves (v + 0.1 is k + 25.5 levels: a third of them at
+        // brightness 3); our planes are f32, whose rounding of such a half falls either way, so
+        // up to 8% (brightness) and 1.2% (saturate) of their values are one level off.
+        let allowed = match name {
+            "brightness" => 0.1,
+            "saturate" => 0.02,
+            _ => 0.0001,
         };
         if max > 1 || off > allowed {
             failures.push(format!(

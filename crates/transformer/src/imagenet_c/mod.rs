@@ -145,7 +145,6 @@ pub(crate) fn floor_fast(v: f64) -> f64 {
     }
 }
 
-
 /// `k / 255` in f64 for every byte k (a division per value costs more than the lookup).
 const UNIT: [f64; 256] = {
     let mut table = [0.0; 256];

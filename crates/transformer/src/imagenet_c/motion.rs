@@ -80,15 +80,17 @@ impl pulp::WithSimd for Shifts<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let (width, height) = self.shape;
-        for (&k, &(dx, dy)) in self.taps.iter().zip(self.shifts) {
-            // Output columns [start, end) read source column x - dx; those before read column
-            // 0 and those after column width - 1 (|dx| < width: longer shifts end the sum).
-            let start = dx.max(0) as usize;
-            let end = (width as isize + dx.min(0)) as usize;
-            for y in 0..height {
+        // Row by row, each output row summing every tap while it sits in the L1 cache.
+        for y in 0..height {
+            let row = &mut self.out[y * width..][..width];
+            for (&k, &(dx, dy)) in self.taps.iter().zip(self.shifts) {
+                // Output columns [start, end) read source column x - dx; those before read
+                // column 0 and those after column width - 1 (|dx| < width: longer shifts end
+                // the sum).
+                let start = dx.max(0) as usize;
+                let end = (width as isize + dx.min(0)) as usize;
                 let source_row = (y as isize - dy).clamp(0, height as isize - 1) as usize;
                 let source = &self.plane[source_row * width..][..width];
-                let row = &mut self.out[y * width..][..width];
                 for o in &mut row[..start] {
                     *o += k * source[0];
                 }
