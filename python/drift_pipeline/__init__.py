@@ -209,7 +209,12 @@ class SampleResult:
 
     @functools.cached_property
     def drift_log(self) -> pl.DataFrame:
-        """``drift_log.parquet``: per sample, what was applied and where it came from."""
+        """``drift_log.parquet``: per sample, what was applied and where it came from.
+
+        ``levels`` and ``parameters`` are maps (transform -> level, ``transform.parameter`` ->
+        value): ``log.filter(pl.col("levels").map.get("imagenet_c:zoom_blur") > 0.3)`` (polars 2;
+        polars 1 reads them as lists of key-value structs).
+        """
         return pl.read_parquet(self.output_path / "drift_log.parquet")
 
     @functools.cached_property
