@@ -95,11 +95,11 @@ impl<C: Corruption> Transform for C {
     }
 
     fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
-        self.params(level, &mut RngDraws(rng))
+        self.params(level, &mut RngDraws::new(rng))
     }
 
     fn apply(&self, params: &Params, image: &mut PlanarImage, noise: &mut NoiseRng) {
-        self.corrupt(params, image, &mut RngDraws(noise));
+        self.corrupt(params, image, &mut RngDraws::new(noise));
     }
 
     fn corruption(&self) -> Option<&dyn Corruption> {

@@ -40,12 +40,26 @@ pub trait Draws {
 
 /// [`Draws`] from one of our generators (a sample's parameter or noise stream): the same
 /// distributions as numpy's, not its values.
-pub struct RngDraws<'a, R: rand::Rng + ?Sized>(pub &'a mut R);
+pub struct RngDraws<'a, R: rand::Rng + ?Sized> {
+    rng: &'a mut R,
+    /// Poisson samplers by rate, set up once per image (at most 256 rates for 8-bit input).
+    poisson: HashMap<u64, PoissonSampler, BitsHash>,
+}
+
+impl<'a, R: rand::Rng + ?Sized> RngDraws<'a, R> {
+    /// Draws from `rng`.
+    pub fn new(rng: &'a mut R) -> Self {
+        Self {
+            rng,
+            poisson: HashMap::default(),
+        }
+    }
+}
 
 impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]) {
         for value in out {
-            let z: f64 = StandardNormal.sample(self.0);
+            let z: f64 = StandardNormal.sample(self.rng);
             *value = loc + scale * z;
         }
     }
@@ -53,30 +67,76 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
         let range = high - low;
         for value in out {
-            *value = low + range * self.0.random::<f64>();
+            *value = low + range * self.rng.random::<f64>();
         }
     }
 
     fn integers(&mut self, low: i64, high: i64, out: &mut [i64]) {
         for value in out {
-            *value = self.0.random_range(low..high);
+            *value = self.rng.random_range(low..high);
         }
     }
 
     fn poisson(&mut self, lam: &[f64], out: &mut [f64]) {
-        // An 8-bit image has at most 256 distinct rates: set each up once.
-        let mut distributions: HashMap<u64, Option<Poisson<f64>>, BitsHash> = HashMap::default();
         for (value, &lam) in out.iter_mut().zip(lam) {
-            let distribution = distributions
+            let sampler = self
+                .poisson
                 .entry(lam.to_bits())
-                .or_insert_with(|| Poisson::new(lam).ok());
-            *value = distribution.map_or(0.0, |d| d.sample(self.0));
+                .or_insert_with(|| PoissonSampler::new(lam));
+            *value = sampler.sample(self.rng);
         }
     }
 
     fn unit(&mut self, out: &mut [f64]) {
         for value in out {
-            *value = self.0.random::<f64>();
+            *value = self.rng.random::<f64>();
+        }
+    }
+}
+
+/// Poisson draws at one rate: by inversion of its cumulative table below a rate of 12 (one
+/// uniform per draw, where multiplying uniforms takes about rate + 1 of them), by rand_distr's
+/// rejection sampler above.
+enum PoissonSampler {
+    /// Always 0 (rate 0, or not a rate).
+    Zero,
+    /// `cdf[k]` = P(X <= k), up to where it reaches 1 in f64.
+    Table(Vec<f64>),
+    Rejection(Poisson<f64>),
+}
+
+impl PoissonSampler {
+    const TABLE_BELOW: f64 = 12.0;
+
+    fn new(lam: f64) -> Self {
+        if !(lam > 0.0) || !lam.is_finite() {
+            return Self::Zero;
+        }
+        if lam >= Self::TABLE_BELOW {
+            return Poisson::new(lam).map_or(Self::Zero, Self::Rejection);
+        }
+        let mut cdf = Vec::new();
+        let (mut p, mut total) = ((-lam).exp(), 0.0);
+        for k in 1..200 {
+            total += p;
+            cdf.push(total);
+            if total >= 1.0 - 1e-15 {
+                break;
+            }
+            p *= lam / f64::from(k);
+        }
+        Self::Table(cdf)
+    }
+
+    fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        match self {
+            Self::Zero => 0.0,
+            Self::Rejection(poisson) => poisson.sample(rng),
+            Self::Table(cdf) => {
+                let u = rng.random::<f64>();
+                // The last entry is within 1e-15 of 1: a draw beyond it is counted there.
+                cdf.iter().position(|&c| u < c).unwrap_or(cdf.len() - 1) as f64
+            }
         }
     }
 }
@@ -355,7 +415,7 @@ mod tests {
         let n = 150_528;
         let mut noise = NoiseRng::seed_from_u64(1);
         let mut values = vec![0.0; n];
-        RngDraws(&mut noise).normal(0.0, 0.18, &mut values);
+        RngDraws::new(&mut noise).normal(0.0, 0.18, &mut values);
         let mean = values.iter().sum::<f64>() / n as f64;
         let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
         let nf = n as f64;
@@ -369,13 +429,13 @@ mod tests {
     fn uniform_fields_and_integers_have_the_packages_distribution() {
         let mut noise = NoiseRng::seed_from_u64(2);
         let mut values = vec![0.0; 50_000];
-        RngDraws(&mut noise).uniform(-1.12, 1.12, &mut values);
+        RngDraws::new(&mut noise).uniform(-1.12, 1.12, &mut values);
         assert!(values.iter().all(|v| (-1.12..1.12).contains(v)));
         let d = ks(&mut values, |v| (v + 1.12) / 2.24);
         assert!(d < 1.95 / (50_000f64).sqrt(), "KS {d}");
         // glass_blur's offsets: randint(-d, d) is uniform on -d..d-1, mean -1/2.
         let mut offsets = vec![0i64; 80_000];
-        RngDraws(&mut noise).integers(-2, 2, &mut offsets);
+        RngDraws::new(&mut noise).integers(-2, 2, &mut offsets);
         let mut counts = [0f64; 4];
         for &o in &offsets {
             counts[(o + 2) as usize] += 1.0;
@@ -399,10 +459,10 @@ mod tests {
     #[test]
     fn poisson_counts_have_mean_and_variance_lambda() {
         let mut noise = NoiseRng::seed_from_u64(3);
-        for lam in [0.4, 3.0, 12.0, 60.0] {
+        for lam in [0.4, 3.0, 11.5, 12.0, 60.0] {
             let rates = vec![lam; 40_000];
             let mut counts = vec![0.0; rates.len()];
-            RngDraws(&mut noise).poisson(&rates, &mut counts);
+            RngDraws::new(&mut noise).poisson(&rates, &mut counts);
             let n = counts.len() as f64;
             let z = counts.iter().map(|k| k - lam).sum::<f64>() / (n * lam).sqrt();
             let z2 = counts.iter().map(|k| (k - lam).powi(2) - lam).sum::<f64>()
@@ -413,7 +473,7 @@ mod tests {
             );
         }
         let mut zero = [1.0];
-        RngDraws(&mut noise).poisson(&[0.0], &mut zero);
+        RngDraws::new(&mut noise).poisson(&[0.0], &mut zero);
         assert_eq!(zero, [0.0]);
     }
 
