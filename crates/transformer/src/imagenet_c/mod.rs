@@ -233,6 +233,24 @@ impl Unit {
         }
     }
 
+    /// Whether the image holds bytes: each value is then a function of its byte alone, and a
+    /// per-value corruption can be a table of 256.
+    pub(crate) fn holds_bytes(self) -> bool {
+        self.bytes
+    }
+
+    /// The byte of a value of an image that holds bytes, and its `k / 255` in f64.
+    #[inline(always)]
+    pub(crate) fn byte_and_unit(x: f32) -> (usize, f64) {
+        let k = byte(x);
+        (k, UNIT[k])
+    }
+
+    /// `k / 255` in f64 for byte `k`.
+    pub(crate) fn of_byte(k: usize) -> f64 {
+        UNIT[k]
+    }
+
     /// `k / 255` in f64, or `x` widened.
     #[inline(always)]
     pub(crate) fn unit(self, x: f32) -> f64 {
@@ -254,10 +272,12 @@ impl Unit {
     }
 }
 
-/// The byte k whose `k / 255` (as `from_rgb8` computes it) is `x`.
+/// The byte k whose `k / 255` (as `from_rgb8` computes it) is `x`: `255 x` is within 1e-5 of
+/// k, and adding 2^23 rounds it to k in the float's low mantissa bits (a saturating `as u8`
+/// costs several times more and keeps loops scalar).
 #[inline(always)]
 fn byte(x: f32) -> usize {
-    usize::from((x * 255.0 + 0.5) as u8)
+    ((x * 255.0 + 8_388_608.0).to_bits() & 0xFF) as usize
 }
 
 /// [`Unit::unit`] of every value of the planes.
