@@ -109,7 +109,7 @@ impl PoissonSampler {
     const TABLE_BELOW: f64 = 12.0;
 
     fn new(lam: f64) -> Self {
-        if !(lam > 0.0) || !lam.is_finite() {
+        if lam.is_nan() || lam <= 0.0 || lam.is_infinite() {
             return Self::Zero;
         }
         if lam >= Self::TABLE_BELOW {
