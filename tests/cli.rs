@@ -651,7 +651,24 @@ fn bad_transforms_get_clear_errors() {
     );
     fails(&[&base[..], &["rotate=lots"]].concat(), "'lots'");
     fails(&[&base[..], &["rotate"]].concat(), "expected NAME=LEVEL");
+    // The severity shorthand is ImageNet-C's, and a severity is in [0, 5].
+    fails(
+        &[&base[..], &["rotate@3"]].concat(),
+        "only ImageNet-C corruptions take a severity (NAME@k); give rotate a level",
+    );
+    fails(
+        &[&base[..], &["motion_blur@7"]].concat(),
+        "severity of imagenet_c:motion_blur must be a number in [0, 5]",
+    );
     assert!(listing(&out).is_empty());
+    // --help names each transform's family, and the bare names that work too.
+    let help = succeeds(&["generate", "--help"]);
+    assert!(
+        help.contains("imagenet_c:motion_blur (motion_blur) [imagenet_c]")
+            && help.contains("imagenet_c:brightness [imagenet_c]")
+            && help.contains("rotate [torchvision]"),
+        "{help}"
+    );
     fails(
         &[
             "evaluate",

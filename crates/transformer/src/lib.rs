@@ -132,12 +132,14 @@ pub enum TransformError {
     },
 }
 
-/// The registered name within two edits of `name` (case aside), the closest first.
+/// The registered name (or bare ImageNet-C alias) within two edits of `name` (case aside), the
+/// closest first.
 fn closest_name(name: &str) -> Option<&'static str> {
     let name = name.trim().to_ascii_lowercase();
     TransformKind::all()
         .iter()
-        .map(|kind| (strsim::levenshtein(&name, kind.name()), kind.name()))
+        .flat_map(|kind| std::iter::once(kind.name()).chain(kind.alias()))
+        .map(|candidate| (strsim::levenshtein(&name, candidate), candidate))
         .filter(|&(distance, _)| distance <= 2)
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, name)| name)
@@ -400,6 +402,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(level.contains("without a level"), "{level}");
+        let typo = "motion_blr".parse::<TransformKind>().unwrap_err().to_string();
+        assert!(typo.contains("did you mean 'motion_blur'?"), "{typo}");
         let far = "sharpen".parse::<TransformKind>().unwrap_err().to_string();
         assert!(!far.contains("did you mean"), "{far}");
     }

@@ -1,7 +1,7 @@
 //! What every transform declares, once: its name, what its level controls, the parameter
 //! columns it logs, how it draws them and how it applies them. The list of registered
 //! transforms is in `transforms/mod.rs`; everything else (names accepted on the command line,
-//! help text, the drift log's columns, the README's table) is derived from it.
+//! help text, the drift log's keys, the README's tables) is derived from it.
 
 use std::fmt;
 
@@ -19,7 +19,7 @@ pub const MAX_PARAMS: usize = 8;
 /// `drift_log.parquet`'s `parameters` map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParamColumn {
-    /// The column's suffix.
+    /// The key's suffix.
     pub name: &'static str,
     /// What the value is, in words (for docs).
     pub meaning: &'static str,
