@@ -402,7 +402,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(level.contains("without a level"), "{level}");
-        let typo = "motion_blr".parse::<TransformKind>().unwrap_err().to_string();
+        let typo = "motion_blr"
+            .parse::<TransformKind>()
+            .unwrap_err()
+            .to_string();
         assert!(typo.contains("did you mean 'motion_blur'?"), "{typo}");
         let far = "sharpen".parse::<TransformKind>().unwrap_err().to_string();
         assert!(!far.contains("did you mean"), "{far}");
