@@ -337,9 +337,10 @@ fn gaussian_kernel(sigma: f32) -> [f32; 5] {
     weights.map(|w| w / total)
 }
 
-/// Mirror an index into 0..len without repeating the edge (`reflect` padding).
+/// Mirror an index into 0..len without repeating the edge (torch's `reflect` padding, OpenCV's
+/// `BORDER_REFLECT_101`: dcb|abcd|cba).
 #[inline]
-fn reflect(i: isize, len: usize) -> usize {
+pub(crate) fn reflect(i: isize, len: usize) -> usize {
     let len = len as isize;
     if len == 1 {
         return 0;

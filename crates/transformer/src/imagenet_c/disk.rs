@@ -4,17 +4,7 @@
 //! `cv2.filter2D` (a correlation over the non-zero taps, anchor at the centre,
 //! `BORDER_REFLECT_101`) on an f64 plane.
 
-/// OpenCV's `BORDER_REFLECT_101` (scipy's `mirror`): dcb|abcd|cba.
-#[inline]
-pub(crate) fn reflect_101(i: isize, len: usize) -> usize {
-    let n = len as isize;
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
-    let m = i.rem_euclid(period);
-    (if m >= n { period - m } else { m }) as usize
-}
+use crate::ops::reflect as reflect_101;
 
 /// `cv2.getGaussianKernel(ksize, sigma, CV_32F)`: weights computed in f64, scaled by the
 /// inverse of their sum and rounded to f32.
