@@ -21,6 +21,17 @@ fn load(path: &Path) -> RgbImage8 {
     RgbImage8::from_pixels(size, image.into_raw()).unwrap()
 }
 
+/// Per value, the absolute difference in 8-bit levels between ours and the reference (`file`,
+/// for the message if their sizes differ).
+fn level_differences(ours: &RgbImage8, reference: &RgbImage8, file: &str) -> Vec<u8> {
+    assert_eq!(ours.size(), reference.size(), "{file}");
+    ours.pixels()
+        .iter()
+        .zip(reference.pixels())
+        .map(|(a, b)| a.abs_diff(*b))
+        .collect()
+}
+
 /// How far ours is from the reference in one case, in 8-bit levels.
 struct Difference {
     file: String,
@@ -51,13 +62,7 @@ fn differences(corruption: &str) -> Vec<Difference> {
         kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(0));
         let ours = image.to_rgb8();
         let reference = load(&golden.join(case["file"].as_str().unwrap()));
-        assert_eq!(ours.size(), reference.size());
-        let diffs: Vec<u8> = ours
-            .pixels()
-            .iter()
-            .zip(reference.pixels())
-            .map(|(a, b)| a.abs_diff(*b))
-            .collect();
+        let diffs = level_differences(&ours, &reference, case["file"].as_str().unwrap());
         let max = diffs.iter().copied().max().unwrap();
         let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
         let over_8 = diffs.iter().filter(|&&d| d > 8).count() as f64 / diffs.len() as f64;
@@ -207,13 +212,7 @@ fn float_case(case: &serde_json::Value) -> (f64, u8) {
     }
     let ours = image.to_rgb8();
     let reference = load(&golden.join(file));
-    assert_eq!(ours.size(), reference.size(), "{file}");
-    let diffs: Vec<u8> = ours
-        .pixels()
-        .iter()
-        .zip(reference.pixels())
-        .map(|(a, b)| a.abs_diff(*b))
-        .collect();
+    let diffs = level_differences(&ours, &reference, file);
     let max = diffs.iter().copied().max().unwrap();
     let off = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
     eprintln!("{file}: max {max}, share off by one {off:.6}");
