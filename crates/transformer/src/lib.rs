@@ -32,6 +32,7 @@ pub mod imagenet_c;
 mod ops;
 mod planar;
 mod registry;
+mod rgb8;
 mod shape;
 mod transforms;
 
@@ -297,6 +298,11 @@ impl TransformChain {
     /// (seed, sample_id, TransformParams(i)) and its noise from (seed, sample_id,
     /// TransformNoise(i)), so the result does not depend on threads or batches. An identity
     /// chain hands the image back untouched, without a float round trip or a copy.
+    ///
+    /// The image stays 8-bit while it can: through transforms whose byte path is exact
+    /// (`rotate`), and through the last transform, whose byte path rounds once as the final
+    /// conversion would. Otherwise it becomes float planes until the end. Either way the bytes
+    /// are those of the planar path alone.
     pub fn apply(
         &self,
         image: RgbImage8,
@@ -306,7 +312,8 @@ impl TransformChain {
         if self.is_identity() {
             return (image, Vec::new());
         }
-        let mut planar = PlanarImage::from_rgb8(&image);
+        let last = self.specs.iter().rposition(|s| s.drift_level != 0.0);
+        let mut working = Working::Bytes(image);
         let mut applied = Vec::with_capacity(self.specs.len());
         for (index, spec) in self.specs.iter().enumerate() {
             let index = index as u32;
@@ -319,14 +326,35 @@ impl TransformChain {
             let noise_seed: [u8; 32] =
                 sample_rng(seed, sample_id, Purpose::TransformNoise(index)).random();
             let mut noise_rng = NoiseRng::from_seed(noise_seed);
-            spec.kind.apply(&params, &mut planar, &mut noise_rng);
             applied.push(AppliedTransform {
                 spec: *spec,
                 params,
             });
+            if let Working::Bytes(image) = &mut working {
+                let may_stay = Some(index as usize) == last || spec.kind.exact_on_bytes();
+                if may_stay && spec.kind.apply_rgb8(&params, image, &mut noise_rng) {
+                    continue;
+                }
+                let planes = PlanarImage::from_rgb8(image);
+                working = Working::Planes(planes);
+            }
+            if let Working::Planes(planes) = &mut working {
+                spec.kind.apply(&params, planes, &mut noise_rng);
+            }
         }
-        (planar.to_rgb8(), applied)
+        let image = match working {
+            Working::Bytes(image) => image,
+            Working::Planes(planes) => planes.to_rgb8(),
+        };
+        (image, applied)
     }
+}
+
+/// A chain's image between transforms: 8-bit while every transform so far kept it exact, then
+/// float planes.
+enum Working {
+    Bytes(RgbImage8),
+    Planes(PlanarImage),
 }
 
 impl FromStr for TransformChain {

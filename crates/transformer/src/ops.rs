@@ -9,6 +9,12 @@ use crate::PlanarImage;
 /// torchvision's greyscale weights.
 const GREY: [f32; 3] = [0.2989, 0.587, 0.114];
 
+/// A pixel's greyscale, as torchvision's `rgb_to_grayscale`.
+#[inline(always)]
+pub(crate) fn grey(r: f32, g: f32, b: f32) -> f32 {
+    r * GREY[0] + g * GREY[1] + b * GREY[2]
+}
+
 // Baseline x86-64 has no rounding instruction, so f32::floor, round_ties_even and `%` are library
 // calls, and `as i32` saturates lane by lane. The helpers below give bit-identical results with
 // plain float arithmetic and selects on the ranges used, so loops over them vectorise.
@@ -39,7 +45,7 @@ fn wrap_unit(x: f32) -> f32 {
 
 /// `clamp(f * x + (1 - f) * other)`, torchvision's `_blend`.
 #[inline(always)]
-fn blend(x: f32, other: f32, factor: f32) -> f32 {
+pub(crate) fn blend(x: f32, other: f32, factor: f32) -> f32 {
     (x * factor + other * (1.0 - factor)).clamp(0.0, 1.0)
 }
 
@@ -77,13 +83,18 @@ impl pulp::WithSimd for Saturation<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let ([r, g, b], factor) = (self.0, self.1);
-        for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
-            let grey = *r * GREY[0] + *g * GREY[1] + *b * GREY[2];
-            *r = blend(*r, grey, factor);
-            *g = blend(*g, grey, factor);
-            *b = blend(*b, grey, factor);
-        }
+        saturate_pixels(self.0, self.1);
+    }
+}
+
+/// Saturation's loop (the byte path runs it on blocks of pixels).
+#[inline(always)]
+pub(crate) fn saturate_pixels([r, g, b]: [&mut [f32]; 3], factor: f32) {
+    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+        let grey = grey(*r, *g, *b);
+        *r = blend(*r, grey, factor);
+        *g = blend(*g, grey, factor);
+        *b = blend(*b, grey, factor);
     }
 }
 
@@ -95,12 +106,17 @@ impl pulp::WithSimd for Hue<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let ([r, g, b], shift) = (self.0, self.1);
-        for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
-            let (h, s, v) = rgb_to_hsv(*r, *g, *b);
-            let h = wrap_unit(h + shift);
-            [*r, *g, *b] = hsv_to_rgb(h, s, v);
-        }
+        shift_hue(self.0, self.1);
+    }
+}
+
+/// Hue's loop (the byte path runs it on blocks of pixels).
+#[inline(always)]
+pub(crate) fn shift_hue([r, g, b]: [&mut [f32]; 3], shift: f32) {
+    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+        let (h, s, v) = rgb_to_hsv(*r, *g, *b);
+        let h = wrap_unit(h + shift);
+        [*r, *g, *b] = hsv_to_rgb(h, s, v);
     }
 }
 
@@ -117,7 +133,7 @@ pub fn brightness(image: &mut PlanarImage, factor: f32) {
 pub fn contrast(image: &mut PlanarImage, factor: f32) {
     let [r, g, b] = image.planes_mut();
     let sum: f64 = (0..r.len())
-        .map(|i| f64::from(r[i] * GREY[0] + g[i] * GREY[1] + b[i] * GREY[2]))
+        .map(|i| f64::from(grey(r[i], g[i], b[i])))
         .sum();
     let mean = (sum / r.len() as f64) as f32;
     pulp::Arch::new().dispatch(Blend {
@@ -212,44 +228,71 @@ fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
 }
 
 /// Rotate by `angle_degrees` counter-clockwise about the centre, same size, nearest neighbour,
-/// black where nothing maps, as torchvision's `rotate(interpolation=NEAREST, fill=0)`.
+/// black where nothing maps, as torchvision's `rotate(interpolation=NEAREST, fill=0)`. Values
+/// are moved or zeroed, never computed: an image that holds bytes still does.
 pub fn rotate(image: &mut PlanarImage, angle_degrees: f64) {
     let size = image.size();
     let (w, h) = (size.width as usize, size.height as usize);
-    let angle = angle_degrees.rem_euclid(360.0);
     let n = w * h;
-    // torchvision's exact shortcuts: identity, and rot90 where it is exact.
-    let quarter_turns = match angle {
-        0.0 => return,
-        180.0 => Some(2),
-        a if a == 90.0 && w == h => Some(1),
-        a if a == 270.0 && w == h => Some(3),
-        _ => None,
-    };
+    let held_bytes = image.holds_bytes();
+    let plan = rotation_plan(angle_degrees, w, h);
+    if let RotationPlan::Identity = plan {
+        return;
+    }
     let source = image.data().to_vec();
     let data = image.data_mut();
-    if let Some(k) = quarter_turns {
-        for y in 0..h {
-            for x in 0..w {
-                // torch.rot90(k=1, dims=(H, W)) turns counter-clockwise.
-                let (sx, sy) = match k {
-                    1 => (w - 1 - y, x),
-                    2 => (w - 1 - x, h - 1 - y),
-                    _ => (y, h - 1 - x),
-                };
-                for c in 0..3 {
-                    data[c * n + y * w + x] = source[c * n + sy * w + sx];
+    match plan {
+        RotationPlan::Identity => {}
+        RotationPlan::QuarterTurns(k) => {
+            for y in 0..h {
+                for x in 0..w {
+                    let (sx, sy) = quarter_turn_source(k, x, y, w, h);
+                    for c in 0..3 {
+                        data[c * n + y * w + x] = source[c * n + sy * w + sx];
+                    }
                 }
             }
         }
-        return;
+        RotationPlan::Resample(theta) => pulp::Arch::new().dispatch(RotateRows {
+            source: &source,
+            data,
+            size: (w, h),
+            theta,
+        }),
     }
-    pulp::Arch::new().dispatch(RotateRows {
-        source: &source,
-        data,
-        size: (w, h),
-        theta: rotation_theta(angle, w, h),
-    });
+    image.set_holds_bytes(held_bytes);
+}
+
+/// How a rotation is done: torchvision's exact shortcuts, or resampling.
+pub(crate) enum RotationPlan {
+    /// A multiple of 360 degrees.
+    Identity,
+    /// `torch.rot90` this many times (180 degrees always, 90 and 270 on square images).
+    QuarterTurns(u8),
+    /// Nearest-neighbour resampling with these rows of the inverse affine matrix.
+    Resample([[f32; 3]; 2]),
+}
+
+/// The plan for rotating a `w` x `h` image by `angle_degrees`.
+pub(crate) fn rotation_plan(angle_degrees: f64, w: usize, h: usize) -> RotationPlan {
+    match angle_degrees.rem_euclid(360.0) {
+        0.0 => RotationPlan::Identity,
+        180.0 => RotationPlan::QuarterTurns(2),
+        a if a == 90.0 && w == h => RotationPlan::QuarterTurns(1),
+        a if a == 270.0 && w == h => RotationPlan::QuarterTurns(3),
+        a => RotationPlan::Resample(rotation_theta(a, w, h)),
+    }
+}
+
+/// The source pixel of output pixel (x, y) after `k` counter-clockwise quarter turns, as
+/// `torch.rot90(k, dims=(H, W))`.
+#[inline]
+pub(crate) fn quarter_turn_source(k: u8, x: usize, y: usize, w: usize, h: usize) -> (usize, usize) {
+    match k {
+        1 => (w - 1 - y, x),
+        2 => (w - 1 - x, h - 1 - y),
+        _ => (y, h - 1 - x),
+    }
 }
 
 /// The inverse affine matrix of torchvision's _get_inverse_affine_matrix(center 0, -angle), in
@@ -265,8 +308,62 @@ fn rotation_theta(angle_degrees: f64, w: usize, h: usize) -> [[f32; 3]; 2] {
     ]
 }
 
+/// One row of rotation's resampling at a time: the nearest source pixel of every output pixel,
+/// as an index and a mask (all ones inside the image, zero where the output is black), in a
+/// branch-free loop of float arithmetic that vectorises.
+pub(crate) struct RotationGrid {
+    theta: [[f32; 3]; 2],
+    width: usize,
+    size: (f32, f32),
+    /// torchvision's base grid: pixel centres, (1 - w) / 2 + x, computed once per column.
+    base_xs: Vec<f32>,
+    /// The source pixel of each output pixel of the current row (0 outside the image).
+    pub(crate) index: Vec<u32>,
+    /// `u32::MAX` where that pixel is inside the image, 0 where the output is black.
+    pub(crate) mask: Vec<u32>,
+}
+
+impl RotationGrid {
+    pub(crate) fn new(theta: [[f32; 3]; 2], w: usize, h: usize) -> Self {
+        let (wf, hf) = (w as f32, h as f32);
+        Self {
+            theta,
+            width: w,
+            size: (wf, hf),
+            base_xs: (0..w).map(|x| (1.0 - wf) * 0.5 + x as f32).collect(),
+            index: vec![0; w],
+            mask: vec![0; w],
+        }
+    }
+
+    /// Fills `index` and `mask` for output row `y`.
+    #[inline(always)]
+    pub(crate) fn row(&mut self, y: usize) {
+        // A whole number in [0, 2^23) plus 2^23 has the number in its low mantissa bits.
+        const SHIFT: f32 = 8_388_608.0;
+        const SHIFT_BITS: u32 = 0x4b00_0000;
+        let ([theta_x, theta_y], (wf, hf)) = (self.theta, self.size);
+        let width = self.width as u32;
+        let base_y = (1.0 - hf) * 0.5 + y as f32;
+        let outputs = self.index.iter_mut().zip(self.mask.iter_mut());
+        for ((index, mask), &base_x) in outputs.zip(&self.base_xs) {
+            let grid_x = base_x * theta_x[0] + base_y * theta_x[1] + theta_x[2];
+            let grid_y = base_x * theta_y[0] + base_y * theta_y[1] + theta_y[2];
+            // grid_sample, align_corners=False, nearest: round half to even.
+            let ix = round_half_even(((grid_x + 1.0) * wf - 1.0) / 2.0);
+            let iy = round_half_even(((grid_y + 1.0) * hf - 1.0) / 2.0);
+            let inside = ix >= 0.0 && iy >= 0.0 && ix < wf && iy < hf;
+            // Sides are at most 8192, so the clamped coordinates convert exactly.
+            let column = (ix.max(0.0).min(wf - 1.0) + SHIFT).to_bits() - SHIFT_BITS;
+            let row = (iy.max(0.0).min(hf - 1.0) + SHIFT).to_bits() - SHIFT_BITS;
+            *index = if inside { row * width + column } else { 0 };
+            *mask = if inside { u32::MAX } else { 0 };
+        }
+    }
+}
+
 /// Rotation's resampling, row by row, compiled for the widest SIMD the CPU has: the source
-/// coordinates in float arithmetic, then the lookups.
+/// indices in float arithmetic, then the lookups (an index per pixel: these cannot).
 struct RotateRows<'a> {
     source: &'a [f32],
     data: &'a mut [f32],
@@ -279,28 +376,13 @@ impl pulp::WithSimd for RotateRows<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let (source, data, (w, h), [theta_x, theta_y]) =
-            (self.source, self.data, self.size, self.theta);
+        let (source, data, (w, h)) = (self.source, self.data, self.size);
         let n = w * h;
-        // Row by row: first the source coordinates of every output pixel, in a branch-free loop
-        // of float arithmetic that vectorises; then the lookups, which need an index per pixel
-        // and cannot.
-        let (wf, hf) = (w as f32, h as f32);
-        let (mut row_x, mut row_y) = (vec![0.0f32; w], vec![0.0f32; w]);
+        let mut grid = RotationGrid::new(self.theta, w, h);
         let (src_r, rest) = source.split_at(n);
         let (src_g, src_b) = rest.split_at(n);
-        // torchvision's base grid: pixel centres, (1 - w) / 2 + x, computed once per column.
-        let base_xs: Vec<f32> = (0..w).map(|x| (1.0 - wf) * 0.5 + x as f32).collect();
         for y in 0..h {
-            let base_y = (1.0 - hf) * 0.5 + y as f32;
-            let rows = row_x.iter_mut().zip(row_y.iter_mut());
-            for ((sx, sy), &base_x) in rows.zip(&base_xs) {
-                let grid_x = base_x * theta_x[0] + base_y * theta_x[1] + theta_x[2];
-                let grid_y = base_x * theta_y[0] + base_y * theta_y[1] + theta_y[2];
-                // grid_sample, align_corners=False, nearest: round half to even.
-                *sx = round_half_even(((grid_x + 1.0) * wf - 1.0) / 2.0);
-                *sy = round_half_even(((grid_y + 1.0) * hf - 1.0) / 2.0);
-            }
+            grid.row(y);
             let (out_r, rest) = data.split_at_mut(n);
             let (out_g, out_b) = rest.split_at_mut(n);
             let row = y * w..(y + 1) * w;
@@ -308,19 +390,14 @@ impl pulp::WithSimd for RotateRows<'_> {
                 .iter_mut()
                 .zip(&mut out_g[row.clone()])
                 .zip(&mut out_b[row]);
-            for (((r, g), b), (&ix, &iy)) in outputs.zip(row_x.iter().zip(&row_y)) {
-                let inside = ix >= 0.0 && iy >= 0.0 && ix < wf && iy < hf;
-                let from = if inside {
-                    iy as usize * w + ix as usize
-                } else {
-                    0
-                };
-                let [sr, sg, sb] = [src_r[from], src_g[from], src_b[from]];
-                (*r, *g, *b) = if inside {
-                    (sr, sg, sb)
-                } else {
-                    (0.0, 0.0, 0.0)
-                };
+            for (((r, g), b), (&from, &mask)) in outputs.zip(grid.index.iter().zip(&grid.mask)) {
+                let from = from as usize;
+                let masked = |v: f32| f32::from_bits(v.to_bits() & mask);
+                (*r, *g, *b) = (
+                    masked(src_r[from]),
+                    masked(src_g[from]),
+                    masked(src_b[from]),
+                );
             }
         }
     }
@@ -328,7 +405,7 @@ impl pulp::WithSimd for RotateRows<'_> {
 
 /// The normalised 5-tap Gaussian of torchvision (`softmax(-(x / sigma)^2)` on
 /// `linspace(-2/sqrt 2, 2/sqrt 2, 5)`).
-fn gaussian_kernel(sigma: f32) -> [f32; 5] {
+pub(crate) fn gaussian_kernel(sigma: f32) -> [f32; 5] {
     let lim = 4.0f32 / (2.0 * 2.0f32.sqrt());
     let step = lim / 2.0;
     let logits = [-2.0f32, -1.0, 0.0, 1.0, 2.0].map(|i| -(i * step / sigma).powi(2));
@@ -611,7 +688,9 @@ mod tests {
             rotate(&mut image, 33.3);
             image.data().to_vec()
         };
-        let theta = rotation_theta(33.3, w, h);
+        let RotationPlan::Resample(theta) = rotation_plan(33.3, w, h) else {
+            unreachable!("33.3 degrees resamples")
+        };
         let mut narrow = source.clone();
         pulp::WithSimd::with_simd(
             RotateRows {
@@ -631,8 +710,7 @@ mod tests {
         let mut narrow = vec![0u8; 3 * n];
         pulp::WithSimd::with_simd(
             crate::planar::Interleave {
-                data: &data,
-                n,
+                planes: [&data[..n], &data[n..2 * n], &data[2 * n..]],
                 pixels: &mut narrow,
             },
             scalar,

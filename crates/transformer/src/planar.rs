@@ -3,22 +3,24 @@
 
 use drift_core::{ImageSize, RgbImage8};
 
-/// `round(255 * x)` clamped to 0..=255, rounding half up. Clamped to [0, 255] first, so adding
-/// 0.5 and truncating is rounding half up (f32::round is a library call). The truncation is a
-/// floor on this positive range, and the byte the low bits of `floor + 2^23`: float arithmetic
-/// and selects that vectorise, where `as u8` (a saturating conversion) kept every lane scalar.
-/// NaN, which `as u8` makes 0, is 0 here too.
+/// `round(255 * x)` clamped to 0..=255, rounding half up, in float arithmetic and selects that
+/// vectorise (`f32::round` is a library call, and a saturating `as` conversion stays scalar
+/// lane by lane). `max` then `min` clamp to [0, 255] and turn NaN into 0; adding 2^23 to
+/// `y = clamped + 0.5` rounds it to an integer (to nearest), whose low bits are then the
+/// integer itself; one less where that rounded up, so the floor of `y`.
 #[inline(always)]
-fn to_byte(x: f32) -> u8 {
-    let half_up = (x * 255.0).clamp(0.0, 255.0) + 0.5;
-    let whole = crate::ops::floor_small(half_up);
-    let whole = if whole.is_nan() { 0.0 } else { whole };
-    (whole + 8_388_608.0).to_bits() as u8
+#[expect(clippy::manual_clamp, reason = "clamp keeps NaN; max turns it into 0")]
+pub(crate) fn to_byte(x: f32) -> u8 {
+    const SHIFT: f32 = 8_388_608.0;
+    let y = (x * 255.0).max(0.0).min(255.0) + 0.5;
+    let rounded = y + SHIFT;
+    let up = rounded - SHIFT > y;
+    (rounded.to_bits() as u8).wrapping_sub(u8::from(up))
 }
 
 /// `v / 255`, as torchvision's `to_dtype(float32, scale=True)`.
 #[inline(always)]
-fn to_unit(v: u8) -> f32 {
+pub(crate) fn to_unit(v: u8) -> f32 {
     f32::from(v) / 255.0
 }
 
@@ -45,10 +47,9 @@ impl pulp::WithSimd for Deinterleave<'_> {
     }
 }
 
-/// Three planes of `n` values into RGB bytes.
+/// Three planes into RGB bytes, each value rounded by `to_byte`.
 pub(crate) struct Interleave<'a> {
-    pub(crate) data: &'a [f32],
-    pub(crate) n: usize,
+    pub(crate) planes: [&'a [f32]; 3],
     pub(crate) pixels: &'a mut [u8],
 }
 
@@ -57,8 +58,7 @@ impl pulp::WithSimd for Interleave<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let (r, rest) = self.data.split_at(self.n);
-        let (g, b) = rest.split_at(self.n);
+        let [r, g, b] = self.planes;
         for (((px, r), g), b) in self.pixels.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
             px.copy_from_slice(&[to_byte(*r), to_byte(*g), to_byte(*b)]);
         }
@@ -114,9 +114,10 @@ impl PlanarImage {
     pub fn to_rgb8(&self) -> RgbImage8 {
         let n = self.size.pixel_count();
         let mut pixels = vec![0u8; 3 * n];
+        let (r, rest) = self.data.split_at(n);
+        let (g, b) = rest.split_at(n);
         pulp::Arch::new().dispatch(Interleave {
-            data: &self.data,
-            n,
+            planes: [r, g, b],
             pixels: &mut pixels,
         });
         RgbImage8::from_pixels(self.size, pixels).expect("3 bytes per pixel")
@@ -137,6 +138,12 @@ impl PlanarImage {
         self.bytes
     }
 
+    /// Marks the values as (still) the `k / 255` of bytes, or not: for an operation that moves
+    /// values without computing them.
+    pub(crate) fn set_holds_bytes(&mut self, bytes: bool) {
+        self.bytes = bytes;
+    }
+
     pub(crate) fn data_mut(&mut self) -> &mut [f32] {
         self.bytes = false;
         &mut self.data
@@ -155,6 +162,54 @@ impl PlanarImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_unit_is_the_f32_division() {
+        for v in 0..=255u8 {
+            assert_eq!(
+                to_unit(v).to_bits(),
+                (f32::from(v) / 255.0).to_bits(),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn to_byte_rounds_half_up_and_clamps() {
+        let reference = |x: f32| {
+            if x.is_nan() {
+                0
+            } else {
+                ((x * 255.0).clamp(0.0, 255.0) + 0.5).floor() as u8
+            }
+        };
+        let mut values = vec![
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            -0.0,
+            1e30,
+        ];
+        for k in -300..600 {
+            let tie = (k as f32 + 0.5) / 255.0;
+            values.extend([
+                k as f32 / 255.0,
+                tie,
+                f32::from_bits(tie.to_bits() + 1),
+                f32::from_bits(tie.to_bits().wrapping_sub(1)),
+            ]);
+        }
+        // Every 997th f32 from 0 to 1.01, and its negative.
+        let mut bits = 0u32;
+        while f32::from_bits(bits) < 1.01 {
+            values.extend([f32::from_bits(bits), -f32::from_bits(bits)]);
+            bits += 997;
+        }
+        for x in values {
+            assert_eq!(to_byte(x), reference(x), "{x:e}");
+        }
+    }
 
     #[test]
     fn bytes_round_trip_and_rounding_is_to_nearest() {

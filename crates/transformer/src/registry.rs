@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use drift_core::RgbImage8;
+
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, RngDraws};
 
@@ -73,6 +75,19 @@ pub trait Transform: Sync + 'static {
     fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params;
     /// Applies drawn parameters; `noise` feeds per-pixel noise and is untouched otherwise.
     fn apply(&self, params: &Params, image: &mut PlanarImage, noise: &mut NoiseRng);
+    /// Applies drawn parameters to 8-bit pixels directly, where this transform has such a path
+    /// (`rgb8`): returns true, leaving the bytes `apply` on `PlanarImage::from_rgb8(image)`
+    /// followed by `to_rgb8` would, bit for bit. Returns false, touching nothing, where it has
+    /// none.
+    fn apply_rgb8(&self, _params: &Params, _image: &mut RgbImage8, _noise: &mut NoiseRng) -> bool {
+        false
+    }
+    /// Whether `apply_rgb8`'s bytes are `apply`'s values exactly (times 255), not only their
+    /// rounding, so that a chain can go on from them: transforms that move values without
+    /// computing them.
+    fn exact_on_bytes(&self) -> bool {
+        false
+    }
     /// The ImageNet-C corruption this transform is, if it is one.
     fn corruption(&self) -> Option<&dyn Corruption> {
         None
@@ -226,6 +241,19 @@ impl TransformKind {
         if !params.is_identity() {
             self.0.apply(params, image, noise);
         }
+    }
+
+    /// Applies parameters drawn by [`TransformKind::draw`] to 8-bit pixels, if this transform
+    /// has a byte path: true when it did (with the bytes of [`TransformKind::apply`] and the
+    /// final rounding), false when it has none and touched nothing.
+    pub fn apply_rgb8(self, params: &Params, image: &mut RgbImage8, noise: &mut NoiseRng) -> bool {
+        params.is_identity() || self.0.apply_rgb8(params, image, noise)
+    }
+
+    /// Whether the byte path's output is the planar path's values exactly (see
+    /// [`Transform::exact_on_bytes`]).
+    pub fn exact_on_bytes(self) -> bool {
+        self.0.exact_on_bytes()
     }
 }
 

@@ -1,7 +1,9 @@
 //! `contrast`: torchvision's `adjust_contrast` at a drawn factor.
 
+use drift_core::RgbImage8;
+
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
-use crate::{PlanarImage, ops};
+use crate::{PlanarImage, ops, rgb8};
 
 pub(crate) struct Contrast;
 
@@ -27,5 +29,10 @@ impl Transform for Contrast {
 
     fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
         ops::contrast(image, params.value(0) as f32);
+    }
+
+    fn apply_rgb8(&self, params: &Params, image: &mut RgbImage8, _noise: &mut NoiseRng) -> bool {
+        rgb8::contrast(image, params.value(0) as f32);
+        true
     }
 }

@@ -1,8 +1,10 @@
 //! `default`: one knob from no drift to strong drift, whose level maps monotonically onto the
 //! KL divergence of embeddings: blur up to L = 0.5, noise above.
 
+use drift_core::RgbImage8;
+
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
-use crate::{PlanarImage, ops};
+use crate::{PlanarImage, ops, rgb8};
 
 pub(crate) struct Default;
 
@@ -44,5 +46,16 @@ impl Transform for Default {
             }
             (None, None) => {}
         }
+    }
+
+    fn apply_rgb8(&self, params: &Params, image: &mut RgbImage8, noise: &mut NoiseRng) -> bool {
+        match (params.get(0), params.get(1)) {
+            (Some(sigma), _) => rgb8::gaussian_blur(image, sigma as f32),
+            (None, Some(sigma)) => {
+                rgb8::gaussian_noise(image, super::gaussian_noise::MEAN, sigma as f32, noise)
+            }
+            (None, None) => {}
+        }
+        true
     }
 }

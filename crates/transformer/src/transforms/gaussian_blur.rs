@@ -1,7 +1,9 @@
 //! `gaussian_blur`: torchvision's `gaussian_blur` with a 5x5 kernel.
 
+use drift_core::RgbImage8;
+
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
-use crate::{PlanarImage, ops};
+use crate::{PlanarImage, ops, rgb8};
 
 pub(crate) struct GaussianBlur;
 
@@ -27,5 +29,10 @@ impl Transform for GaussianBlur {
 
     fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
         ops::gaussian_blur(image, params.value(0) as f32);
+    }
+
+    fn apply_rgb8(&self, params: &Params, image: &mut RgbImage8, _noise: &mut NoiseRng) -> bool {
+        rgb8::gaussian_blur(image, params.value(0) as f32);
+        true
     }
 }

@@ -1,7 +1,9 @@
 //! `gaussian_noise`: additive Gaussian noise per pixel and channel, clamped.
 
+use drift_core::RgbImage8;
+
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
-use crate::{PlanarImage, ops};
+use crate::{PlanarImage, ops, rgb8};
 
 /// The noise's mean, as in the Python tool.
 pub(crate) const MEAN: f32 = 0.1;
@@ -30,5 +32,10 @@ impl Transform for GaussianNoise {
 
     fn apply(&self, params: &Params, image: &mut PlanarImage, noise: &mut NoiseRng) {
         ops::gaussian_noise(image, MEAN, params.value(0) as f32, noise);
+    }
+
+    fn apply_rgb8(&self, params: &Params, image: &mut RgbImage8, noise: &mut NoiseRng) -> bool {
+        rgb8::gaussian_noise(image, MEAN, params.value(0) as f32, noise);
+        true
     }
 }

@@ -2,8 +2,10 @@
 
 use rand::RngExt;
 
+use drift_core::RgbImage8;
+
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
-use crate::{PlanarImage, ops};
+use crate::{PlanarImage, ops, rgb8};
 
 pub(crate) struct Hue;
 
@@ -29,5 +31,10 @@ impl Transform for Hue {
 
     fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
         ops::hue(image, params.value(0) as f32);
+    }
+
+    fn apply_rgb8(&self, params: &Params, image: &mut RgbImage8, _noise: &mut NoiseRng) -> bool {
+        rgb8::hue(image, params.value(0) as f32);
+        true
     }
 }

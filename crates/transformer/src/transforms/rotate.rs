@@ -2,8 +2,10 @@
 
 use rand::RngExt;
 
+use drift_core::RgbImage8;
+
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
-use crate::{PlanarImage, ops};
+use crate::{PlanarImage, ops, rgb8};
 
 pub(crate) struct Rotate;
 
@@ -29,5 +31,14 @@ impl Transform for Rotate {
 
     fn apply(&self, params: &Params, image: &mut PlanarImage, _noise: &mut NoiseRng) {
         ops::rotate(image, params.value(0));
+    }
+
+    fn apply_rgb8(&self, params: &Params, image: &mut RgbImage8, _noise: &mut NoiseRng) -> bool {
+        rgb8::rotate(image, params.value(0));
+        true
+    }
+
+    fn exact_on_bytes(&self) -> bool {
+        true
     }
 }
