@@ -487,11 +487,39 @@ impl pulp::WithSimd for Blur<'_> {
 }
 
 /// `clamp(x + mean + sigma * z)`, z standard normal per pixel and channel, drawn from `rng` in
-/// plane order.
+/// plane order: a chunk of draws into a buffer, then the arithmetic on it, vectorised.
 pub fn gaussian_noise(image: &mut PlanarImage, mean: f32, sigma: f32, rng: &mut impl Rng) {
-    for x in image.data_mut() {
-        let z: f32 = StandardNormal.sample(rng);
-        *x = (*x + (mean + z * sigma)).clamp(0.0, 1.0);
+    const CHUNK: usize = 4096;
+    let mut normals = [0.0f32; CHUNK];
+    for values in image.data_mut().chunks_mut(CHUNK) {
+        let normals = &mut normals[..values.len()];
+        for z in normals.iter_mut() {
+            *z = StandardNormal.sample(rng);
+        }
+        pulp::Arch::new().dispatch(AddNoise {
+            values,
+            normals,
+            mean,
+            sigma,
+        });
+    }
+}
+
+struct AddNoise<'a> {
+    values: &'a mut [f32],
+    normals: &'a [f32],
+    mean: f32,
+    sigma: f32,
+}
+
+impl pulp::WithSimd for AddNoise<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (x, &z) in self.values.iter_mut().zip(self.normals) {
+            *x = (*x + (self.mean + z * self.sigma)).clamp(0.0, 1.0);
+        }
     }
 }
 
