@@ -504,11 +504,17 @@ pub fn run(args: &[String]) -> Result<()> {
     ));
     let mut transform_rates = std::collections::BTreeMap::new();
     for (name, chain) in &chains {
-        let started = Instant::now();
-        for (i, image) in sample.iter().enumerate() {
-            std::hint::black_box(chain.apply(image.clone(), 1, i as u64));
+        // The best of five passes, as the peers' scripts time theirs: a shared machine's slow
+        // moments fall out of both sides alike.
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let started = Instant::now();
+            for (i, image) in sample.iter().enumerate() {
+                std::hint::black_box(chain.apply(image.clone(), 1, i as u64));
+            }
+            best = best.min(started.elapsed().as_secs_f64());
         }
-        let speed = rate(sample.len(), started.elapsed().as_secs_f64());
+        let speed = rate(sample.len(), best);
         rows.add(format!("transform {chain} (1 thread)"), speed);
         transform_rates.insert(name.clone(), speed);
     }

@@ -205,12 +205,35 @@ impl<L: PixelLoop> pulp::WithSimd for Blocks<'_, L> {
     }
 }
 
-/// `ops::saturation` on bytes.
+/// `ops::saturation` on bytes, pixel by pixel in one loop.
 pub(crate) fn saturation(image: &mut RgbImage8, factor: f32) {
-    pulp::Arch::new().dispatch(Blocks {
+    pulp::Arch::new().dispatch(Saturate {
         pixels: image.pixels_mut(),
-        pixel_loop: SaturationLoop(factor),
+        factor,
     });
+}
+
+struct Saturate<'a> {
+    pixels: &'a mut [u8],
+    factor: f32,
+}
+
+impl pulp::WithSimd for Saturate<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let factor = self.factor;
+        for px in self.pixels.chunks_exact_mut(3) {
+            let (r, g, b) = (to_unit(px[0]), to_unit(px[1]), to_unit(px[2]));
+            let grey = ops::grey(r, g, b);
+            px.copy_from_slice(&[
+                to_byte(ops::blend(r, grey, factor)),
+                to_byte(ops::blend(g, grey, factor)),
+                to_byte(ops::blend(b, grey, factor)),
+            ]);
+        }
+    }
 }
 
 /// `ops::hue` on bytes.
@@ -321,7 +344,6 @@ impl pulp::WithSimd for Blur<'_> {
         // above it, so its bytes are not yet overwritten.
         let mut slots = vec![0.0f32; 5 * stride];
         let mut held = [usize::MAX; 5];
-        let mut column = vec![0.0f32; stride];
         for y in 0..h {
             let rows = [-2isize, -1, 0, 1, 2].map(|d| ops::reflect(y as isize + d, h));
             for r in rows {
@@ -350,12 +372,9 @@ impl pulp::WithSimd for Blur<'_> {
             }
             let [r0, r1, r2, r3, r4] = rows.map(|r| &slots[(r % 5) * stride..(r % 5 + 1) * stride]);
             let columns = r0.iter().zip(r1).zip(r2).zip(r3).zip(r4);
-            for (out, ((((a, b), c), d), e)) in column.iter_mut().zip(columns) {
-                *out = k0 * a + k1 * b + k2 * c + k3 * d + k4 * e;
-            }
             let out = &mut self.pixels[y * stride..(y + 1) * stride];
-            for (byte, &x) in out.iter_mut().zip(&column) {
-                *byte = to_byte(x);
+            for (byte, ((((a, b), c), d), e)) in out.iter_mut().zip(columns) {
+                *byte = to_byte(k0 * a + k1 * b + k2 * c + k3 * d + k4 * e);
             }
         }
     }
