@@ -87,9 +87,9 @@ impl pulp::WithSimd for Saturation<'_> {
     }
 }
 
-/// Saturation's loop (the byte path runs it on blocks of pixels).
+/// Saturation's loop.
 #[inline(always)]
-pub(crate) fn saturate_pixels([r, g, b]: [&mut [f32]; 3], factor: f32) {
+fn saturate_pixels([r, g, b]: [&mut [f32]; 3], factor: f32) {
     for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
         let grey = grey(*r, *g, *b);
         *r = blend(*r, grey, factor);

@@ -154,14 +154,6 @@ trait PixelLoop {
     fn run(&self, planes: [&mut [f32]; 3]);
 }
 
-struct SaturationLoop(f32);
-impl PixelLoop for SaturationLoop {
-    #[inline(always)]
-    fn run(&self, planes: [&mut [f32]; 3]) {
-        ops::saturate_pixels(planes, self.0);
-    }
-}
-
 struct HueLoop(f32);
 impl PixelLoop for HueLoop {
     #[inline(always)]
