@@ -45,6 +45,8 @@ TRANSFORMS = {
     "gaussian_blur": A.GaussianBlur(blur_limit=(5, 5), sigma_limit=(1.5, 1.5), p=1.0),
     "gaussian_noise": A.GaussNoise(std_range=(0.1, 0.1), mean_range=(0.0, 0.0), p=1.0),
 }
+# `default` at level 0.5 is the blur at sigma 1.5: its peer is the same GaussianBlur.
+TRANSFORMS["default"] = TRANSFORMS["gaussian_blur"]
 TRANSFORMS["seven transforms"] = A.Compose(
     [TRANSFORMS[name] for name in ["rotate", "brightness", "contrast", "saturation", "hue",
                                    "gaussian_blur", "gaussian_noise"]]

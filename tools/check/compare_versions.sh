@@ -39,6 +39,17 @@ cases=(
   "gen-drift|$G --output $W/run/out --num-samples 20 --transform rotate=0.4 --transform gaussian_noise=0.3 --size 64x48 --drift recurring:period=4,duty=0.5 --seed 7"
   "gen-colour|$G --output $W/run/out --num-samples 24 --transform brightness=0.7 --transform contrast=0.6 --transform saturation=0.8 --transform hue=0.4 --transform default=0.5 --size 96x64 --seed 3"
   "gen-embed|$G --output $W/run/out --num-samples 10 --transform hue=0.3 --size 64x64 $E"
+  # Each transform alone (the byte paths), at an odd size.
+  "gen-rotate|$G --output $W/run/out --num-samples 16 --transform rotate=0.8 --size 97x61 --seed 5"
+  "gen-brightness|$G --output $W/run/out --num-samples 16 --transform brightness=0.9 --size 97x61 --seed 5"
+  "gen-contrast|$G --output $W/run/out --num-samples 16 --transform contrast=0.9 --size 97x61 --seed 5"
+  "gen-saturation|$G --output $W/run/out --num-samples 16 --transform saturation=0.9 --size 97x61 --seed 5"
+  "gen-hue|$G --output $W/run/out --num-samples 16 --transform hue=0.9 --size 97x61 --seed 5"
+  "gen-blur|$G --output $W/run/out --num-samples 16 --transform gaussian_blur=0.9 --size 97x61 --seed 5"
+  "gen-noise|$G --output $W/run/out --num-samples 16 --transform gaussian_noise=0.9 --size 97x61 --seed 5"
+  "gen-default|$G --output $W/run/out --num-samples 16 --transform default=0.8 --size 97x61 --seed 5"
+  # rotate first (now on bytes), then a corruption.
+  "gen-rotate-corruption|$G --output $W/run/out --num-samples 16 --transform rotate=0.5 --transform imagenet_c:contrast@3 --size 64x64 --seed 5"
   "scenario|run $W/scenario.toml --quiet"
   "shards|SHARDS"
   "evaluate|evaluate --input $IN --output $W/run/report --transform gaussian_blur --levels 0.2,0.6 --num-samples 16 --size 64x64 --weights $WEIGHTS --batch-size 4 --quiet"
