@@ -6,6 +6,9 @@
 # same folder (moved aside after), so the absolute paths inside drift.json are the same. The
 # shard folders are compared too (their drift.json carries the settings hash).
 # WEIGHTS: seeded ResNet18 weights (`cargo xtask test-weights FILE`).
+# Build OLD in a target directory of its own: cargo names a workspace's artifacts by paths
+# relative to its root, so a second checkout (a git worktree) building into the same target
+# directory overwrites them, and a later build here may take the old ones as up to date.
 set -euo pipefail
 OLD=${OLD:?set OLD to the earlier drift-pipeline binary}
 NEW=${NEW:?set NEW to the drift-pipeline binary of this version}
