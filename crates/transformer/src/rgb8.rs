@@ -22,8 +22,8 @@ use crate::ops::{self, RotationGrid, RotationPlan};
 use crate::planar::{Deinterleave, Interleave, to_byte, to_unit};
 
 /// `to_byte(blend(x, other, factor))` per value: brightness (`other` 0) and contrast. A function
-/// of the byte alone, so first a table of 256 (the float arithmetic, a division, clamps and the
-/// rounding, runs 256 times instead of once per value); then, where an integer affine map
+/// of the byte alone, so first a table of 256 (the float arithmetic, clamps and the rounding
+/// run 256 times instead of once per value); then, where an integer affine map
 /// reproduces the whole table, that map, which vectorises, or else the table.
 pub(crate) fn blend(image: &mut RgbImage8, other: f32, factor: f32) {
     let table: [u8; 256] =
@@ -146,30 +146,17 @@ impl pulp::WithSimd for GreySum<'_> {
     }
 }
 
-/// Pixels this many at a time through the planar loops: three blocks of f32 in L1.
+/// Pixels this many at a time through hue's planar loop: three blocks of f32 in L1.
 const BLOCK: usize = 256;
 
-/// A per-pixel planar loop, run on blocks.
-trait PixelLoop {
-    fn run(&self, planes: [&mut [f32]; 3]);
-}
-
-struct HueLoop(f32);
-impl PixelLoop for HueLoop {
-    #[inline(always)]
-    fn run(&self, planes: [&mut [f32]; 3]) {
-        ops::shift_hue(planes, self.0);
-    }
-}
-
-/// Runs a per-pixel loop on blocks of pixels: bytes into three small planes, the loop,
-/// rounded back.
-struct Blocks<'a, L> {
+/// Hue's planar loop on blocks of pixels: bytes into three small planes, the loop, rounded
+/// back.
+struct HueBlocks<'a> {
     pixels: &'a mut [u8],
-    pixel_loop: L,
+    shift: f32,
 }
 
-impl<L: PixelLoop> pulp::WithSimd for Blocks<'_, L> {
+impl pulp::WithSimd for HueBlocks<'_> {
     type Output = ();
 
     #[inline(always)]
@@ -185,7 +172,7 @@ impl<L: PixelLoop> pulp::WithSimd for Blocks<'_, L> {
                 },
                 simd,
             );
-            self.pixel_loop.run([&mut *r, &mut *g, &mut *b]);
+            ops::shift_hue([&mut *r, &mut *g, &mut *b], self.shift);
             pulp::WithSimd::with_simd(
                 Interleave {
                     planes: [r, g, b],
@@ -233,9 +220,9 @@ pub(crate) fn hue(image: &mut RgbImage8, shift: f32) {
     if shift == 0.0 {
         return;
     }
-    pulp::Arch::new().dispatch(Blocks {
+    pulp::Arch::new().dispatch(HueBlocks {
         pixels: image.pixels_mut(),
-        pixel_loop: HueLoop(shift),
+        shift,
     });
 }
 
