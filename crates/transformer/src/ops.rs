@@ -114,10 +114,15 @@ impl pulp::WithSimd for Hue<'_> {
 #[inline(always)]
 pub(crate) fn shift_hue([r, g, b]: [&mut [f32]; 3], shift: f32) {
     for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
-        let (h, s, v) = rgb_to_hsv(*r, *g, *b);
-        let h = wrap_unit(h + shift);
-        [*r, *g, *b] = hsv_to_rgb(h, s, v);
+        [*r, *g, *b] = shift_pixel_hue(*r, *g, *b, shift);
     }
+}
+
+/// One pixel's hue shift.
+#[inline(always)]
+pub(crate) fn shift_pixel_hue(r: f32, g: f32, b: f32, shift: f32) -> [f32; 3] {
+    let (h, s, v) = rgb_to_hsv(r, g, b);
+    hsv_to_rgb(wrap_unit(h + shift), s, v)
 }
 
 /// `clamp(factor * x)`.

@@ -7,7 +7,7 @@
 //! transform, and for `rotate` anywhere (nearest-neighbour resampling moves bytes and writes
 //! zeros, so its output still holds bytes). What they save is memory traffic, which costs more
 //! than the arithmetic: the planar path converts to 12 bytes of f32 per pixel, reads and writes
-//! them, and converts back; these read and write the 3 bytes, in blocks that stay in L1.
+//! them, and converts back; these read and write the 3 bytes.
 //!
 //! Like `ops`, each loop is compiled for the widest SIMD the CPU has, chosen at run time
 //! (`pulp::Arch::dispatch`), with the same IEEE operations in every width.
@@ -19,7 +19,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::ops::{self, RotationGrid, RotationPlan};
-use crate::planar::{Deinterleave, Interleave, to_byte, to_unit};
+use crate::planar::{to_byte, to_unit};
 
 /// `to_byte(blend(x, other, factor))` per value: brightness (`other` 0) and contrast. A function
 /// of the byte alone, so first a table of 256 (the float arithmetic, clamps and the rounding
@@ -146,44 +146,6 @@ impl pulp::WithSimd for GreySum<'_> {
     }
 }
 
-/// Pixels this many at a time through hue's planar loop: three blocks of f32 in L1.
-const BLOCK: usize = 256;
-
-/// Hue's planar loop on blocks of pixels: bytes into three small planes, the loop, rounded
-/// back.
-struct HueBlocks<'a> {
-    pixels: &'a mut [u8],
-    shift: f32,
-}
-
-impl pulp::WithSimd for HueBlocks<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) {
-        let [mut r, mut g, mut b] = [[0.0f32; BLOCK]; 3];
-        for chunk in self.pixels.chunks_mut(3 * BLOCK) {
-            let len = chunk.len() / 3;
-            let (r, g, b) = (&mut r[..len], &mut g[..len], &mut b[..len]);
-            pulp::WithSimd::with_simd(
-                Deinterleave {
-                    pixels: chunk,
-                    planes: [&mut *r, &mut *g, &mut *b],
-                },
-                simd,
-            );
-            ops::shift_hue([&mut *r, &mut *g, &mut *b], self.shift);
-            pulp::WithSimd::with_simd(
-                Interleave {
-                    planes: [r, g, b],
-                    pixels: chunk,
-                },
-                simd,
-            );
-        }
-    }
-}
-
 /// `ops::saturation` on bytes, pixel by pixel in one loop.
 pub(crate) fn saturation(image: &mut RgbImage8, factor: f32) {
     pulp::Arch::new().dispatch(Saturate {
@@ -215,15 +177,33 @@ impl pulp::WithSimd for Saturate<'_> {
     }
 }
 
-/// `ops::hue` on bytes.
+/// `ops::hue` on bytes, pixel by pixel in one loop.
 pub(crate) fn hue(image: &mut RgbImage8, shift: f32) {
     if shift == 0.0 {
         return;
     }
-    pulp::Arch::new().dispatch(HueBlocks {
+    pulp::Arch::new().dispatch(HuePixels {
         pixels: image.pixels_mut(),
         shift,
     });
+}
+
+struct HuePixels<'a> {
+    pixels: &'a mut [u8],
+    shift: f32,
+}
+
+impl pulp::WithSimd for HuePixels<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for px in self.pixels.chunks_exact_mut(3) {
+            let [r, g, b] =
+                ops::shift_pixel_hue(to_unit(px[0]), to_unit(px[1]), to_unit(px[2]), self.shift);
+            px.copy_from_slice(&[to_byte(r), to_byte(g), to_byte(b)]);
+        }
+    }
 }
 
 /// `ops::rotate` on bytes: the same plan and source pixels, moved as bytes. Exact: its bytes
