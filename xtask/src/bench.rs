@@ -139,24 +139,17 @@ fn albumentations_rows(
     rows: &mut Rows,
     ours: &std::collections::BTreeMap<String, f64>,
 ) -> Result<()> {
-    const ENV: &str = "DRIFT_BENCH_ALBUMENTATIONS_PYTHON";
-    let Some(python) = std::env::var_os(ENV) else {
-        eprintln!(
-            "bench: set {ENV} to a Python with tools/bench/requirements-albumentations.txt to \
-             compare the transforms with albumentations'"
-        );
+    let Some(result) = run_peer(
+        "DRIFT_BENCH_ALBUMENTATIONS_PYTHON",
+        "tools/bench/albumentations_transforms.py",
+        "albumentations",
+        "tools/bench/requirements-albumentations.txt to compare the transforms with \
+         albumentations'",
+        &[],
+    )?
+    else {
         return Ok(());
     };
-    let output = std::process::Command::new(python)
-        .arg(crate::workspace_root().join("tools/bench/albumentations_transforms.py"))
-        .output()
-        .context("cannot run the albumentations benchmark")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the albumentations benchmark failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let version = result["albumentations"].as_str().unwrap_or("?");
     for (name, speed) in result["rates"].as_object().into_iter().flatten() {
         let speed = speed.as_f64().unwrap_or(f64::NAN);
@@ -182,24 +175,17 @@ fn imagecorruptions_rows(
     rows: &mut Rows,
     ours: &std::collections::BTreeMap<String, f64>,
 ) -> Result<()> {
-    const ENV: &str = "DRIFT_BENCH_IMAGECORRUPTIONS_PYTHON";
-    let Some(python) = std::env::var_os(ENV) else {
-        eprintln!(
-            "bench: set {ENV} to a Python with tools/golden/requirements-corruptions.txt to \
-             compare the ImageNet-C corruptions with imagecorruptions'"
-        );
+    let Some(result) = run_peer(
+        "DRIFT_BENCH_IMAGECORRUPTIONS_PYTHON",
+        "tools/bench/imagecorruptions_speed.py",
+        "imagecorruptions",
+        "tools/golden/requirements-corruptions.txt to compare the ImageNet-C corruptions with \
+         imagecorruptions'",
+        &[],
+    )?
+    else {
         return Ok(());
     };
-    let output = std::process::Command::new(python)
-        .arg(crate::workspace_root().join("tools/bench/imagecorruptions_speed.py"))
-        .output()
-        .context("cannot run the imagecorruptions benchmark")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the imagecorruptions benchmark failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let version = result["imagecorruptions"].as_str().unwrap_or("?");
     for (name, speed) in result["rates"].as_object().into_iter().flatten() {
         let speed = speed.as_f64().unwrap_or(f64::NAN);
@@ -240,30 +226,21 @@ fn peer(
     batch: usize,
     ours: f64,
 ) -> Result<Option<f64>> {
-    let Some(python) = std::env::var_os(peer.env) else {
-        eprintln!(
-            "bench: set {} to a Python with {} to compare with {}'s ResNet18",
-            peer.env, peer.needs, peer.name
-        );
+    let Some(line) = run_peer(
+        peer.env,
+        peer.script,
+        peer.name,
+        &format!("{} to compare with {}'s ResNet18", peer.needs, peer.name),
+        &[
+            "--threads".to_owned(),
+            threads.to_string(),
+            "--batch".to_owned(),
+            batch.to_string(),
+        ],
+    )?
+    else {
         return Ok(None);
     };
-    let output = std::process::Command::new(python)
-        .arg(crate::workspace_root().join(peer.script))
-        .args([
-            "--threads",
-            &threads.to_string(),
-            "--batch",
-            &batch.to_string(),
-        ])
-        .output()
-        .with_context(|| format!("cannot run the {} benchmark", peer.name))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the {} benchmark failed: {}",
-        peer.name,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let line: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let speed = line["images_per_s"].as_f64().unwrap_or(f64::NAN);
     rows.add(
         format!(
@@ -275,6 +252,33 @@ fn peer(
         speed,
     );
     Ok(Some(speed))
+}
+
+/// Runs a Python peer's `script` (from the workspace root) with `args` when the variable `env`
+/// names a Python, and returns the JSON it prints; otherwise says how to set it (the Python
+/// needs `hint`) and returns `None`.
+fn run_peer(
+    env: &str,
+    script: &str,
+    name: &str,
+    hint: &str,
+    args: &[String],
+) -> Result<Option<serde_json::Value>> {
+    let Some(python) = std::env::var_os(env) else {
+        eprintln!("bench: set {env} to a Python with {hint}");
+        return Ok(None);
+    };
+    let output = std::process::Command::new(python)
+        .arg(crate::workspace_root().join(script))
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run the {name} benchmark"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the {name} benchmark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(Some(serde_json::from_slice(&output.stdout)?))
 }
 
 fn rate(count: usize, seconds: f64) -> f64 {
