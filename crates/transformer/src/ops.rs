@@ -523,9 +523,15 @@ impl pulp::WithSimd for AddNoise<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         for (x, &z) in self.values.iter_mut().zip(self.normals) {
-            *x = (*x + (self.mean + z * self.sigma)).clamp(0.0, 1.0);
+            *x = add_noise(*x, z, self.mean, self.sigma);
         }
     }
+}
+
+/// One value plus its noise, clamped (the byte path's arithmetic too).
+#[inline(always)]
+pub(crate) fn add_noise(x: f32, z: f32, mean: f32, sigma: f32) -> f32 {
+    (x + (mean + z * sigma)).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]

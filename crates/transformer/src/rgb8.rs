@@ -379,7 +379,7 @@ impl pulp::WithSimd for AddNoise<'_> {
         let (mean, sigma) = (self.mean, self.sigma);
         for (px, &z) in self.pixels.chunks_exact_mut(3).zip(self.normals) {
             let x = &mut px[self.channel];
-            *x = to_byte((to_unit(*x) + (mean + z * sigma)).clamp(0.0, 1.0));
+            *x = to_byte(ops::add_noise(to_unit(*x), z, mean, sigma));
         }
     }
 }
