@@ -445,6 +445,13 @@ pub fn gaussian_blur(image: &mut PlanarImage, sigma: f32) {
     });
 }
 
+/// One output of the 5-tap kernel, summed left to right: both blur paths call this, so their
+/// bits agree.
+#[inline(always)]
+pub(crate) fn five_taps([k0, k1, k2, k3, k4]: [f32; 5], [a, b, c, d, e]: [f32; 5]) -> f32 {
+    k0 * a + k1 * b + k2 * c + k3 * d + k4 * e
+}
+
 /// The separable 5x5 blur, compiled for the widest SIMD the CPU has.
 struct Blur<'a> {
     planes: [&'a mut [f32]; 3],
@@ -457,7 +464,7 @@ impl pulp::WithSimd for Blur<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let ([k0, k1, k2, k3, k4], (w, h)) = (self.kernel, self.size);
+        let (kernel, (w, h)) = (self.kernel, self.size);
         // Reflect padding is done once per row into `padded`, so the inner loops are plain
         // slice arithmetic the compiler vectorises.
         let mut padded = vec![0.0f32; w + 4];
@@ -475,7 +482,7 @@ impl pulp::WithSimd for Blur<'_> {
                 let taps = (taps, &padded[3..w + 3], &padded[4..w + 4]);
                 for (x, out) in out.iter_mut().enumerate() {
                     let ((p0, p1, p2), p3, p4) = taps;
-                    *out = k0 * p0[x] + k1 * p1[x] + k2 * p2[x] + k3 * p3[x] + k4 * p4[x];
+                    *out = five_taps(kernel, [p0[x], p1[x], p2[x], p3[x], p4[x]]);
                 }
             }
             for y in 0..h {
@@ -484,7 +491,7 @@ impl pulp::WithSimd for Blur<'_> {
                 let out = &mut plane[y * w..(y + 1) * w];
                 let columns = r0.iter().zip(r1).zip(r2).zip(r3).zip(r4);
                 for (out, ((((a, b), c), d), e)) in out.iter_mut().zip(columns) {
-                    *out = k0 * a + k1 * b + k2 * c + k3 * d + k4 * e;
+                    *out = five_taps(kernel, [*a, *b, *c, *d, *e]);
                 }
             }
         }

@@ -294,7 +294,7 @@ impl pulp::WithSimd for Blur<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let ([k0, k1, k2, k3, k4], (w, h)) = (self.kernel, self.size);
+        let (kernel, (w, h)) = (self.kernel, self.size);
         let stride = 3 * w;
         let mut padded = vec![0.0f32; stride + 12];
         // The row passes of source rows r, in slot r % 5. The rows one output row needs,
@@ -326,14 +326,14 @@ impl pulp::WithSimd for Blur<'_> {
                 let ((p0, p1), p2, p3) = taps;
                 let p4 = &padded[12..stride + 12];
                 for (x, out) in out.iter_mut().enumerate() {
-                    *out = k0 * p0[x] + k1 * p1[x] + k2 * p2[x] + k3 * p3[x] + k4 * p4[x];
+                    *out = ops::five_taps(kernel, [p0[x], p1[x], p2[x], p3[x], p4[x]]);
                 }
             }
             let [r0, r1, r2, r3, r4] = rows.map(|r| &slots[(r % 5) * stride..(r % 5 + 1) * stride]);
             let columns = r0.iter().zip(r1).zip(r2).zip(r3).zip(r4);
             let out = &mut self.pixels[y * stride..(y + 1) * stride];
             for (byte, ((((a, b), c), d), e)) in out.iter_mut().zip(columns) {
-                *byte = to_byte(k0 * a + k1 * b + k2 * c + k3 * d + k4 * e);
+                *byte = to_byte(ops::five_taps(kernel, [*a, *b, *c, *d, *e]));
             }
         }
     }
