@@ -1,0 +1,8 @@
+//! Reference drift detectors over a stream's embeddings (`drift-pipeline detect`): the
+//! statistics (`ks`, `kolmogorov`, `mmd`), pure computation, and the run over windows of
+//! output folders (`run`), which reads the embeddings and writes the report through
+//! drift-writer's transaction.
+
+pub mod kolmogorov;
+pub mod ks;
+pub mod mmd;

@@ -1,0 +1,196 @@
+//! drift-detect against its references (tests/fixtures/golden/detectors, made by
+//! tools/golden/make_detector_golden.py): scipy 1.14's Kolmogorov distribution and two-sample
+//! KS, alibi-detect 0.13's KSDrift and MMDDrift (PyTorch, CPU) and frouros 0.9's MMD, the
+//! permutations they drew replayed here.
+
+use drift_detect::kolmogorov::kolmogorov_sf;
+use drift_detect::ks::{Correction, correct, ks_p_value, ks_statistic};
+use drift_detect::mmd::MmdReference;
+use serde_json::Value;
+
+fn golden() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/golden/detectors/detectors.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn matrix(value: &Value) -> (Vec<f64>, usize) {
+    let rows = value.as_array().unwrap();
+    let features = rows[0].as_array().unwrap().len();
+    let flat = rows
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .collect();
+    (flat, features)
+}
+
+fn column(flat: &[f64], features: usize, f: usize) -> Vec<f64> {
+    flat.iter().skip(f).step_by(features).copied().collect()
+}
+
+fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    if a == b { 0.0 } else { (a - b).abs() / b.abs() }
+}
+
+#[test]
+fn kolmogorov_distribution_equals_scipy() {
+    let golden = golden();
+    let cases = golden["kolmogorov"].as_array().unwrap();
+    let mut worst = (0.0, 0, 0.0);
+    for case in cases {
+        let n = case[0].as_u64().unwrap();
+        let x = case[1].as_f64().unwrap();
+        let expected = case[2].as_f64().unwrap();
+        let ours = kolmogorov_sf(n, x);
+        let error = if expected < 1e-290 {
+            (ours - expected).abs() / 1e-290
+        } else {
+            relative(ours, expected)
+        };
+        if error > worst.0 {
+            worst = (error, n, x);
+        }
+        // Above n = 10,000 (windows and references of 20,000 samples and more) the f64
+        // logarithms of the Smirnov sum's large factors (scipy: double-double) cost a digit.
+        let tolerance = if n <= 10_000 { 1e-12 } else { 1e-11 };
+        assert!(
+            error <= tolerance,
+            "kstwo.sf({x}, {n}): ours {ours:e}, scipy {expected:e}, relative error {error:e}"
+        );
+    }
+    eprintln!(
+        "{} cases, worst relative error {:e} (n {}, x {})",
+        cases.len(),
+        worst.0,
+        worst.1,
+        worst.2
+    );
+}
+
+#[test]
+fn ks_equals_scipy_and_alibi() {
+    for case in golden()["ks"].as_array().unwrap() {
+        let (reference, features) = matrix(&case["reference"]);
+        let (window, _) = matrix(&case["window"]);
+        let statistics = floats(&case["statistics"]);
+        let p_values = floats(&case["p_values"]);
+        let mut ours_p = Vec::new();
+        for f in 0..features {
+            let mut a = column(&reference, features, f);
+            let mut b = column(&window, features, f);
+            a.sort_by(f64::total_cmp);
+            b.sort_by(f64::total_cmp);
+            let d = ks_statistic(&a, &b);
+            assert_eq!(d, statistics[f], "feature {f}: D");
+            let p = ks_p_value(d, a.len(), b.len());
+            assert!(
+                relative(p, p_values[f]) <= 1e-12,
+                "feature {f}: p {p:e} against scipy's {:e}",
+                p_values[f]
+            );
+            ours_p.push(p as f32);
+        }
+        for (name, correction) in [
+            ("bonferroni", Correction::Bonferroni),
+            ("fdr", Correction::Fdr),
+        ] {
+            let alibi = &case["alibi"][name];
+            let alibi_p: Vec<f32> = floats(&alibi["p_val"]).iter().map(|&p| p as f32).collect();
+            assert_eq!(ours_p, alibi_p, "{name}: p-values as alibi stores them");
+            let distances: Vec<f32> = floats(&alibi["distance"])
+                .iter()
+                .map(|&d| d as f32)
+                .collect();
+            let ours_d: Vec<f32> = statistics.iter().map(|&d| d as f32).collect();
+            assert_eq!(ours_d, distances);
+            let (alarm, threshold, _) = correct(&ours_p, 0.05, correction);
+            assert_eq!(alarm, alibi["is_drift"].as_i64().unwrap() == 1, "{name}");
+            let expected_threshold = match &alibi["threshold"] {
+                Value::Array(all) => all[0].as_f64().unwrap(),
+                one => one.as_f64().unwrap(),
+            };
+            assert_eq!(threshold, expected_threshold, "{name}: threshold");
+        }
+    }
+}
+
+fn permutations(value: &Value) -> Vec<Vec<usize>> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as usize)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn mmd_equals_alibi_given_its_permutations() {
+    for (index, case) in golden()["mmd"].as_array().unwrap().iter().enumerate() {
+        let (reference, features) = matrix(&case["reference"]);
+        let (window, _) = matrix(&case["window"]);
+        let alibi = &case["alibi"];
+        let detector = MmdReference::new(reference, features, None);
+        let bandwidth = detector.bandwidth();
+        assert_eq!(
+            f64::from(bandwidth.gamma),
+            alibi["gamma"].as_f64().unwrap(),
+            "case {index}: gamma"
+        );
+        let outcome = detector.test(&window, &permutations(&alibi["permutations"]), 0.05);
+        let mmd2 = alibi["mmd2"].as_f64().unwrap();
+        assert!(
+            relative(outcome.statistic, mmd2) <= 1e-10,
+            "case {index}: MMD^2 {} against alibi's {mmd2}",
+            outcome.statistic
+        );
+        assert_eq!(
+            outcome.p_value() as f32,
+            alibi["p_val"].as_f64().unwrap() as f32,
+            "case {index}: p-value"
+        );
+        assert_eq!(
+            f64::from(outcome.threshold),
+            alibi["distance_threshold"].as_f64().unwrap(),
+            "case {index}: distance threshold"
+        );
+    }
+}
+
+#[test]
+fn mmd_equals_frouros_given_its_permutations() {
+    for (index, case) in golden()["mmd"].as_array().unwrap().iter().enumerate() {
+        let (reference, features) = matrix(&case["reference"]);
+        let (window, _) = matrix(&case["window"]);
+        let frouros = &case["frouros"];
+        let detector = MmdReference::new(reference, features, frouros["sigma"].as_f64());
+        let outcome = detector.test(&window, &permutations(&frouros["permutations"]), 0.05);
+        let mmd2 = frouros["mmd2"].as_f64().unwrap();
+        assert!(
+            relative(outcome.statistic, mmd2) <= 1e-10,
+            "case {index}: MMD^2 {} against frouros' {mmd2}",
+            outcome.statistic
+        );
+        assert_eq!(
+            outcome.p_value(),
+            frouros["p_value"].as_f64().unwrap(),
+            "case {index}: p-value"
+        );
+    }
+}
