@@ -83,6 +83,11 @@ pub(crate) enum Command {
     /// Measure how strong a drift is: the KL between drifted and clean embeddings, per batch,
     /// at each drift level; writes kl.parquet, summary.csv and two plots (PNG and SVG).
     Evaluate(EvaluateArgs),
+    /// Would a detector catch this drift: run drift detectors (KS per feature, MMD with a
+    /// permutation test; alibi-detect's definitions and defaults) over a stream's embeddings
+    /// against a clean reference output, window by window. Writes windows.parquet,
+    /// alarms.parquet and detect.json.
+    Detect(DetectArgs),
     /// ResNet18 weights for --embeddings: download them, or show what is cached.
     Weights {
         #[command(subcommand)]
@@ -248,6 +253,42 @@ pub(crate) struct TimelineArgs {
     /// Draw the class-share panel even without label shift.
     #[arg(long)]
     pub(crate) class_mix: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DetectArgs {
+    /// A clean output with embeddings (no drifted or label-shifted sample), sharing no image
+    /// with the stream.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) reference: PathBuf,
+    /// The stream: output folders with embeddings (generate outputs or a scenario's segments),
+    /// consecutive, in stream order.
+    #[arg(long, value_name = "DIR", required = true, num_args = 1..)]
+    pub(crate) stream: Vec<PathBuf>,
+    /// The report folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: PathBuf,
+    /// A detector: `mmd` (settings `permutations=N`, `sigma=S`; default: 100 permutations, the
+    /// median heuristic) or `ks` (setting `correction=bonferroni|fdr`); repeat for several.
+    #[arg(long = "detector", value_name = "SPEC", default_value = "mmd")]
+    pub(crate) detectors: Vec<drift_detect::DetectorSpec>,
+    /// Samples per test window.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub(crate) window: u64,
+    /// Samples from one window's start to the next [default: the window, so windows do not
+    /// overlap].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub(crate) stride: Option<u64>,
+    /// The significance level: a window raises an alarm if its p-value is below it (KS: after
+    /// the correction for 512 features).
+    #[arg(long, value_name = "P", default_value_t = 0.05)]
+    pub(crate) alpha: f64,
+    /// The seed of every permutation (window w of detector d draws from (seed, w, d)).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Replace an existing report in the output folder.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
 }
 
 #[derive(Args)]

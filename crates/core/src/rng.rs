@@ -24,6 +24,9 @@ pub enum Purpose {
     ClassChoice,
     /// A segment's class priors drawn from a Dirichlet distribution.
     ClassPriors,
+    /// The permutations a drift detector draws for a window (numbered by window, not sample
+    /// id), for the detector at this position in `detect`'s list.
+    DetectorPermutations(u32),
 }
 
 impl Purpose {
@@ -37,6 +40,7 @@ impl Purpose {
             Purpose::ClassPriors => 5,
             Purpose::TransformParams(i) => (1 << 32) | u64::from(i),
             Purpose::TransformNoise(i) => (2 << 32) | u64::from(i),
+            Purpose::DetectorPermutations(i) => (3 << 32) | u64::from(i),
         }
     }
 }

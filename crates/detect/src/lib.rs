@@ -6,3 +6,6 @@
 pub mod kolmogorov;
 pub mod ks;
 pub mod mmd;
+pub mod run;
+
+pub use run::{DetectError, DetectOptions, DetectRecord, DetectorSpec, detect};

@@ -38,6 +38,7 @@
 //! assert!(dir.path().join("target.parquet").exists());
 //! ```
 
+mod detect;
 mod manifest;
 mod png_encode;
 mod read;
@@ -46,6 +47,9 @@ mod samples;
 mod tables;
 mod transaction;
 
+pub use detect::{
+    AlarmRow, EmbeddingBatch, EmbeddingBatches, WindowRow, alarms_table, windows_table,
+};
 pub use drift_core::LoggedSample;
 pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
 pub use manifest::{ManifestEntry, read_manifest, write_manifest};

@@ -2,6 +2,7 @@
 //! happened. Dispatch is in the crate root ([`crate::main_with`]).
 
 pub(crate) mod demo;
+pub(crate) mod detect;
 pub(crate) mod evaluate;
 pub(crate) mod generate;
 pub(crate) mod index;

@@ -1,0 +1,46 @@
+//! `drift-pipeline detect`: drift detectors over a stream's embeddings (drift-detect), each
+//! detector's windows and alarms printed.
+
+use anyhow::{Context, Result};
+use drift_detect::DetectOptions;
+
+use crate::args::DetectArgs;
+
+pub(crate) fn detect(args: DetectArgs) -> Result<()> {
+    let options = DetectOptions {
+        detectors: args.detectors,
+        window: args.window as usize,
+        stride: args.stride.map(|s| s as usize),
+        alpha: args.alpha,
+        seed: args.seed,
+        overwrite: args.overwrite,
+    };
+    let started = std::time::Instant::now();
+    let record = drift_detect::detect(&args.reference, &args.stream, &args.output, &options)
+        .with_context(|| format!("cannot detect into {}", args.output.display()))?;
+    outln!(
+        "reference {} ({} samples), stream of {} folders ({} samples); windows of {} every {}, alpha {}",
+        record.reference.folder,
+        record.reference.samples,
+        record.stream.len(),
+        record.stream.iter().map(|s| s.samples).sum::<usize>(),
+        record.window,
+        record.stride,
+        record.alpha
+    );
+    outln!("{:<32} {:>8} {:>8}", "detector", "windows", "alarms");
+    for detector in &record.detectors {
+        outln!(
+            "{:<32} {:>8} {:>8}",
+            detector.detector,
+            detector.windows,
+            detector.alarms
+        );
+    }
+    outln!(
+        "wrote windows.parquet, alarms.parquet and detect.json to {} in {:.1} s",
+        args.output.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

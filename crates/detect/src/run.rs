@@ -1,0 +1,767 @@
+//! A detection run: a clean reference output against a stream of outputs, window by window,
+//! each detector's outcome per window and its alarms, written as one report transaction
+//! (`windows.parquet`, `alarms.parquet`, `detect.json`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use drift_core::{Purpose, sample_rng};
+use drift_writer::{
+    AlarmRow, EMBEDDING_DIM, EmbeddingBatches, ReportWriter, WindowRow, WriterError, alarms_table,
+    windows_table,
+};
+use serde::Serialize;
+
+use crate::ks::{Correction, ks_window};
+use crate::mmd::{Bandwidth, MmdReference, draw_permutations};
+
+/// The files of a detection report; `detect.json`, the marker, is committed last.
+pub const DETECT_FILES: &[&str] = &["windows.parquet", "alarms.parquet", "detect.json"];
+
+/// A detector and its settings, parsed from a spec such as `mmd`, `ks:correction=fdr` or
+/// `mmd:permutations=500,sigma=2.5`. Defaults are alibi-detect's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectorSpec {
+    /// Two-sample KS per feature, corrected for the number of features.
+    Ks {
+        /// Bonferroni (default) or FDR.
+        correction: Correction,
+    },
+    /// MMD with a permutation test.
+    Mmd {
+        /// Permutations per window (default 100).
+        permutations: usize,
+        /// The RBF bandwidth; the median heuristic on the reference when absent.
+        sigma: Option<f64>,
+    },
+}
+
+/// A detector spec that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("detector {spec:?}: {reason}")]
+pub struct SpecError {
+    spec: String,
+    reason: String,
+}
+
+impl FromStr for DetectorSpec {
+    type Err = SpecError;
+
+    fn from_str(spec: &str) -> Result<Self, SpecError> {
+        let error = |reason: String| SpecError {
+            spec: spec.to_owned(),
+            reason,
+        };
+        let (name, settings) = spec.split_once(':').unwrap_or((spec, ""));
+        let mut pairs = Vec::new();
+        for pair in settings.split(',').filter(|p| !p.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| error(format!("{pair:?} is not key=value")))?;
+            pairs.push((key.trim(), value.trim()));
+        }
+        let unknown =
+            |key: &str, known: &str| error(format!("unknown setting {key:?} (known: {known})"));
+        match name.trim() {
+            "ks" => {
+                let mut correction = Correction::Bonferroni;
+                for (key, value) in pairs {
+                    match key {
+                        "correction" => {
+                            correction = match value {
+                                "bonferroni" => Correction::Bonferroni,
+                                "fdr" => Correction::Fdr,
+                                other => {
+                                    return Err(error(format!(
+                                        "correction {other:?} is neither bonferroni nor fdr"
+                                    )));
+                                }
+                            }
+                        }
+                        other => return Err(unknown(other, "correction")),
+                    }
+                }
+                Ok(DetectorSpec::Ks { correction })
+            }
+            "mmd" => {
+                let (mut permutations, mut sigma) = (100, None);
+                for (key, value) in pairs {
+                    match key {
+                        "permutations" => {
+                            permutations =
+                                value.parse().ok().filter(|&b| b >= 1).ok_or_else(|| {
+                                    error(format!(
+                                        "permutations {value:?} is not a whole number of at least 1"
+                                    ))
+                                })?;
+                        }
+                        "sigma" => {
+                            sigma = Some(
+                                value
+                                    .parse::<f64>()
+                                    .ok()
+                                    .filter(|s| s.is_finite() && *s > 0.0)
+                                    .ok_or_else(|| {
+                                        error(format!("sigma {value:?} is not a positive number"))
+                                    })?,
+                            );
+                        }
+                        other => return Err(unknown(other, "permutations, sigma")),
+                    }
+                }
+                Ok(DetectorSpec::Mmd {
+                    permutations,
+                    sigma,
+                })
+            }
+            other => Err(error(format!(
+                "unknown detector {other:?} (known: ks, mmd)"
+            ))),
+        }
+    }
+}
+
+impl DetectorSpec {
+    /// The name in the report: the spec with its defaults left out.
+    pub fn name(&self) -> String {
+        match self {
+            DetectorSpec::Ks {
+                correction: Correction::Bonferroni,
+            } => "ks".to_owned(),
+            DetectorSpec::Ks {
+                correction: Correction::Fdr,
+            } => "ks:correction=fdr".to_owned(),
+            DetectorSpec::Mmd {
+                permutations,
+                sigma,
+            } => {
+                let mut settings = Vec::new();
+                if *permutations != 100 {
+                    settings.push(format!("permutations={permutations}"));
+                }
+                if let Some(sigma) = sigma {
+                    settings.push(format!("sigma={sigma}"));
+                }
+                if settings.is_empty() {
+                    "mmd".to_owned()
+                } else {
+                    format!("mmd:{}", settings.join(","))
+                }
+            }
+        }
+    }
+}
+
+/// How a detection runs.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// The detectors, in report order.
+    pub detectors: Vec<DetectorSpec>,
+    /// Samples per test window.
+    pub window: usize,
+    /// Samples from one window's start to the next (default: the window, so windows do not
+    /// overlap and their outcomes are independent under no drift).
+    pub stride: Option<usize>,
+    /// The significance level.
+    pub alpha: f64,
+    /// The seed of every permutation.
+    pub seed: u64,
+    /// Replace an existing report.
+    pub overwrite: bool,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        Self {
+            detectors: vec![DetectorSpec::Mmd {
+                permutations: 100,
+                sigma: None,
+            }],
+            window: 100,
+            stride: None,
+            alpha: 0.05,
+            seed: 0,
+            overwrite: false,
+        }
+    }
+}
+
+/// Why a detection could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// An input folder or the report folder failed.
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+    /// An input folder is not usable for detection.
+    #[error("{folder}: {reason}")]
+    Input {
+        /// The folder.
+        folder: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The settings do not fit the inputs.
+    #[error("{0}")]
+    Settings(String),
+}
+
+/// What a detection found, per detector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectorSummary {
+    /// The detector's name in the report.
+    pub detector: String,
+    /// Windows tested.
+    pub windows: usize,
+    /// Windows that raised an alarm.
+    pub alarms: usize,
+    /// MMD: the bandwidth used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<Bandwidth>,
+    /// MMD: permutations per window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permutations: Option<usize>,
+    /// KS: the correction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
+}
+
+/// One input folder as `detect.json` records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputRecord {
+    /// The folder, as given.
+    pub folder: String,
+    /// SHA-256 of its `drift.json` (which hashes every table).
+    pub drift_json_sha256: String,
+    /// Its samples.
+    pub samples: usize,
+}
+
+/// `detect.json`: every input and resolved parameter, so the report can be reproduced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectRecord {
+    /// The tool and version.
+    pub tool: String,
+    /// The reference output.
+    pub reference: InputRecord,
+    /// The stream's outputs, in stream order.
+    pub stream: Vec<InputRecord>,
+    /// Samples per window.
+    pub window: usize,
+    /// Samples between window starts.
+    pub stride: usize,
+    /// The significance level (alarm iff p < alpha; KS after the correction).
+    pub alpha: f64,
+    /// The seed of the permutations (window w of detector d draws from (seed, w, d)).
+    pub seed: u64,
+    /// The p-value convention of permutation tests.
+    pub p_value_convention: String,
+    /// The embeddings' weights and normalization (equal in every input).
+    pub embeddings: serde_json::Value,
+    /// Per detector.
+    pub detectors: Vec<DetectorSummary>,
+}
+
+/// An input folder, checked: its record's embeddings and its drift log.
+struct Input {
+    folder: PathBuf,
+    record: InputRecord,
+    embeddings: serde_json::Value,
+    sources: BTreeSet<String>,
+    first_id: u64,
+    last_id: u64,
+    clean: bool,
+}
+
+fn read_input(folder: &Path) -> Result<Input, DetectError> {
+    let input_error = |reason: String| DetectError::Input {
+        folder: folder.to_owned(),
+        reason,
+    };
+    let marker = folder.join(drift_writer::DRIFT_JSON);
+    let text = drift_core::read_small_text(&marker, drift_core::METADATA_LIMIT).map_err(|e| {
+        input_error(format!(
+            "cannot read drift.json ({e}): not an output folder?"
+        ))
+    })?;
+    let record: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| input_error(format!("drift.json is not JSON: {e}")))?;
+    let embeddings = record
+        .get("embeddings")
+        .filter(|e| !e.is_null())
+        .cloned()
+        .ok_or_else(|| {
+            input_error("has no embeddings (generate it with --embeddings)".to_owned())
+        })?;
+    let samples = drift_writer::read_drift_log(folder)?;
+    let first_id = samples.first().map_or(0, |s| s.sample_id);
+    let last_id = samples.last().map_or(0, |s| s.sample_id);
+    let clean = samples
+        .iter()
+        .all(|s| !s.drifted && s.class_prior.is_none());
+    let sources = samples
+        .iter()
+        .filter_map(|s| s.source_path.clone())
+        .collect();
+    let hash = drift_core::sha256_hex(text.as_bytes()).map_err(|e| input_error(e.to_string()))?;
+    Ok(Input {
+        folder: folder.to_owned(),
+        record: InputRecord {
+            folder: folder.display().to_string(),
+            drift_json_sha256: hash,
+            samples: samples.len(),
+        },
+        embeddings,
+        sources,
+        first_id,
+        last_id,
+        clean,
+    })
+}
+
+/// The fields of the embeddings record that make two outputs' embeddings comparable.
+fn embedding_identity(embeddings: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    (
+        embeddings["weights_sha256"].clone(),
+        embeddings["normalize"].clone(),
+    )
+}
+
+/// A detector set up on the reference.
+enum Prepared {
+    Ks {
+        reference_sorted: Vec<Vec<f64>>,
+        correction: Correction,
+    },
+    Mmd {
+        reference: Box<MmdReference>,
+        permutations: usize,
+    },
+}
+
+/// Runs `options.detectors` over `stream` (output folders in stream order) against the clean
+/// output `reference`, and commits the report into `output`.
+pub fn detect(
+    reference: &Path,
+    stream: &[PathBuf],
+    output: &Path,
+    options: &DetectOptions,
+) -> Result<DetectRecord, DetectError> {
+    let settings = |reason: String| DetectError::Settings(reason);
+    if options.detectors.is_empty() {
+        return Err(settings("no detector given".into()));
+    }
+    if stream.is_empty() {
+        return Err(settings("no stream given".into()));
+    }
+    if !(options.alpha > 0.0 && options.alpha < 1.0) {
+        return Err(settings(format!(
+            "alpha {} is not between 0 and 1",
+            options.alpha
+        )));
+    }
+    let window = options.window;
+    let stride = options.stride.unwrap_or(window);
+    if window < 2 || stride < 1 {
+        return Err(settings(format!(
+            "window {window} and stride {stride}: a window needs at least 2 samples and the stride at least 1"
+        )));
+    }
+    let names: Vec<String> = options.detectors.iter().map(DetectorSpec::name).collect();
+    if let Some(twice) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        return Err(settings(format!("detector {} is given twice", twice.1)));
+    }
+    // Lock the report first: a failure below leaves any old report as it was.
+    let mut report = ReportWriter::create(output, DETECT_FILES, "detect.json", options.overwrite)?;
+
+    let reference_input = read_input(reference)?;
+    if !reference_input.clean {
+        return Err(DetectError::Input {
+            folder: reference.to_owned(),
+            reason: "is not a clean output (some samples are drifted or label-shifted): a reference must hold no drift".into(),
+        });
+    }
+    let identity = embedding_identity(&reference_input.embeddings);
+    let mut inputs = Vec::new();
+    for folder in stream {
+        let input = read_input(folder)?;
+        if embedding_identity(&input.embeddings) != identity {
+            return Err(DetectError::Input {
+                folder: folder.clone(),
+                reason: format!(
+                    "its embeddings come from other weights or another normalization than the reference's ({} with {}, against {} with {})",
+                    input.embeddings["weights_sha256"],
+                    input.embeddings["normalize"],
+                    identity.0,
+                    identity.1
+                ),
+            });
+        }
+        if let Some(shared) = input.sources.intersection(&reference_input.sources).next() {
+            return Err(DetectError::Input {
+                folder: folder.clone(),
+                reason: format!(
+                    "shares the image {shared} with the reference {}: a test against a reference that holds stream images is biased",
+                    reference.display()
+                ),
+            });
+        }
+        if let Some(previous) = inputs.last() {
+            let previous: &Input = previous;
+            if input.record.samples > 0 && input.first_id != previous.last_id + 1 {
+                return Err(DetectError::Input {
+                    folder: folder.clone(),
+                    reason: format!(
+                        "starts at sample {} but {} ends at sample {}: the stream's folders must be consecutive, in stream order",
+                        input.first_id,
+                        previous.folder.display(),
+                        previous.last_id
+                    ),
+                });
+            }
+        }
+        inputs.push(input);
+    }
+
+    // The reference, whole (a few thousand rows).
+    let mut reference_rows = Vec::new();
+    for batch in EmbeddingBatches::open(reference)? {
+        reference_rows.extend(batch?.values);
+    }
+    let reference_count = reference_rows.len() / EMBEDDING_DIM;
+    if reference_count < 2 {
+        return Err(DetectError::Input {
+            folder: reference.to_owned(),
+            reason: format!("holds {reference_count} samples; a reference needs at least 2"),
+        });
+    }
+    let prepared: Vec<Prepared> = options
+        .detectors
+        .iter()
+        .map(|spec| match spec {
+            DetectorSpec::Ks { correction } => Prepared::Ks {
+                reference_sorted: (0..EMBEDDING_DIM)
+                    .map(|f| {
+                        let mut column: Vec<f64> = reference_rows
+                            .iter()
+                            .skip(f)
+                            .step_by(EMBEDDING_DIM)
+                            .copied()
+                            .collect();
+                        column.sort_by(f64::total_cmp);
+                        column
+                    })
+                    .collect(),
+                correction: *correction,
+            },
+            DetectorSpec::Mmd {
+                permutations,
+                sigma,
+            } => Prepared::Mmd {
+                reference: Box::new(MmdReference::new(
+                    reference_rows.clone(),
+                    EMBEDDING_DIM,
+                    *sigma,
+                )),
+                permutations: *permutations,
+            },
+        })
+        .collect();
+
+    // The stream, a record batch at a time; a window is tested once its last sample is read.
+    let mut rows: Vec<Vec<WindowRow>> = vec![Vec::new(); prepared.len()];
+    let mut buffer = WindowBuffer::new(window, stride);
+    for input in &inputs {
+        for batch in EmbeddingBatches::open(&input.folder)? {
+            let batch = batch?;
+            for (i, values) in batch.values.chunks_exact(EMBEDDING_DIM).enumerate() {
+                let Some(full) = buffer.push(batch.sample_ids[i], batch.timestamps[i], values)
+                else {
+                    continue;
+                };
+                for (d, detector) in prepared.iter().enumerate() {
+                    rows[d].push(test_window(
+                        detector,
+                        &names[d],
+                        d,
+                        &full,
+                        reference_count,
+                        options,
+                    ));
+                }
+            }
+        }
+    }
+    if buffer.windows == 0 {
+        return Err(settings(format!(
+            "the stream holds {} samples, fewer than one window of {window}",
+            buffer.seen
+        )));
+    }
+
+    let alarms: Vec<AlarmRow> = rows
+        .iter()
+        .flatten()
+        .filter(|r| r.alarm)
+        .map(|r| AlarmRow {
+            detector: r.detector.clone(),
+            sample_id: r.last_sample_id,
+            timestamp: r.last_timestamp,
+        })
+        .collect();
+    let summaries = prepared
+        .iter()
+        .zip(&names)
+        .zip(&rows)
+        .map(|((detector, name), rows)| DetectorSummary {
+            detector: name.clone(),
+            windows: rows.len(),
+            alarms: rows.iter().filter(|r| r.alarm).count(),
+            bandwidth: match detector {
+                Prepared::Mmd { reference, .. } => Some(reference.bandwidth()),
+                Prepared::Ks { .. } => None,
+            },
+            permutations: match detector {
+                Prepared::Mmd { permutations, .. } => Some(*permutations),
+                Prepared::Ks { .. } => None,
+            },
+            correction: match detector {
+                Prepared::Ks { correction, .. } => Some(*correction),
+                Prepared::Mmd { .. } => None,
+            },
+        })
+        .collect();
+    let record = DetectRecord {
+        tool: format!("drift-pipeline {}", env!("CARGO_PKG_VERSION")),
+        reference: reference_input.record,
+        stream: inputs.into_iter().map(|i| i.record).collect(),
+        window,
+        stride,
+        alpha: options.alpha,
+        seed: options.seed,
+        p_value_convention: "permutation tests: p = b/B with b the permuted statistics at least the observed one (alibi-detect's; the observed statistic is not counted), both in windows.parquet, so (b+1)/(B+1) can be derived".into(),
+        embeddings: reference_input.embeddings,
+        detectors: summaries,
+    };
+    let all_rows: Vec<WindowRow> = rows.into_iter().flatten().collect();
+    let path = |name: &str| output.join(name);
+    report.add(
+        "windows.parquet",
+        &windows_table(&all_rows, &path("windows.parquet"))?,
+    )?;
+    report.add(
+        "alarms.parquet",
+        &alarms_table(&alarms, &path("alarms.parquet"))?,
+    )?;
+    let json = serde_json::to_string_pretty(&record).expect("the record serializes") + "\n";
+    report.add("detect.json", json.as_bytes())?;
+    report.finish()?;
+    Ok(record)
+}
+
+/// The last `window` samples of the stream, and when a window is due.
+struct WindowBuffer {
+    window: usize,
+    stride: usize,
+    ids: std::collections::VecDeque<(i64, f64)>,
+    values: std::collections::VecDeque<f64>,
+    seen: usize,
+    windows: usize,
+}
+
+/// A window's samples.
+struct FullWindow {
+    index: usize,
+    first: (i64, f64),
+    last: (i64, f64),
+    values: Vec<f64>,
+}
+
+impl WindowBuffer {
+    fn new(window: usize, stride: usize) -> Self {
+        Self {
+            window,
+            stride,
+            ids: Default::default(),
+            values: Default::default(),
+            seen: 0,
+            windows: 0,
+        }
+    }
+
+    /// Takes the next sample; returns the window it completes, if any (window w covers stream
+    /// positions w stride .. w stride + window - 1).
+    fn push(&mut self, id: i64, timestamp: f64, values: &[f64]) -> Option<FullWindow> {
+        let position = self.seen;
+        self.seen += 1;
+        self.ids.push_back((id, timestamp));
+        self.values.extend(values);
+        if self.ids.len() > self.window {
+            self.ids.pop_front();
+            self.values.drain(..values.len());
+        }
+        let start = (position + 1).checked_sub(self.window)?;
+        if start % self.stride != 0 {
+            return None;
+        }
+        self.windows += 1;
+        Some(FullWindow {
+            index: start / self.stride,
+            first: self.ids[0],
+            last: self.ids[self.ids.len() - 1],
+            values: self.values.iter().copied().collect(),
+        })
+    }
+}
+
+fn test_window(
+    detector: &Prepared,
+    name: &str,
+    detector_index: usize,
+    window: &FullWindow,
+    reference_count: usize,
+    options: &DetectOptions,
+) -> WindowRow {
+    let n_test = window.values.len() / EMBEDDING_DIM;
+    let mut row = WindowRow {
+        detector: name.to_owned(),
+        window: window.index as i64,
+        first_sample_id: window.first.0,
+        last_sample_id: window.last.0,
+        first_timestamp: window.first.1,
+        last_timestamp: window.last.1,
+        n_reference: reference_count as i64,
+        n_test: n_test as i64,
+        statistic: 0.0,
+        p_value: None,
+        perm_exceed: None,
+        n_permutations: None,
+        threshold: 0.0,
+        alarm: false,
+        features_drifted: None,
+        min_feature_p: None,
+    };
+    match detector {
+        Prepared::Ks {
+            reference_sorted,
+            correction,
+        } => {
+            let columns: Vec<Vec<f64>> = (0..EMBEDDING_DIM)
+                .map(|f| {
+                    window
+                        .values
+                        .iter()
+                        .skip(f)
+                        .step_by(EMBEDDING_DIM)
+                        .copied()
+                        .collect()
+                })
+                .collect();
+            let outcome = ks_window(reference_sorted, &columns, options.alpha, *correction);
+            let features = outcome.p_values.len() as f64;
+            let mut sorted: Vec<f64> = outcome.p_values.iter().map(|&p| f64::from(p)).collect();
+            sorted.sort_by(f64::total_cmp);
+            // The window's p-value for the global null: Bonferroni's min(1, d min p), or for
+            // FDR Simes' min over i of d p_(i) / i.
+            let p_value = match correction {
+                Correction::Bonferroni => (features * sorted[0]).min(1.0),
+                Correction::Fdr => sorted
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| features * p / (i + 1) as f64)
+                    .fold(1.0, f64::min),
+            };
+            row.statistic = outcome.statistics.iter().copied().fold(0.0, f64::max);
+            row.p_value = Some(p_value);
+            row.threshold = outcome.threshold;
+            row.alarm = outcome.alarm;
+            row.features_drifted = Some(outcome.features_drifted as i64);
+            row.min_feature_p = Some(sorted[0]);
+        }
+        Prepared::Mmd {
+            reference,
+            permutations,
+        } => {
+            let mut rng = sample_rng(
+                options.seed,
+                window.index as u64,
+                Purpose::DetectorPermutations(detector_index as u32),
+            );
+            let drawn = draw_permutations(&mut rng, reference_count + n_test, *permutations);
+            let outcome = reference.test(&window.values, &drawn, options.alpha);
+            let p_value = outcome.p_value();
+            row.statistic = outcome.statistic;
+            row.p_value = Some(p_value);
+            row.perm_exceed = Some(outcome.exceed as i64);
+            row.n_permutations = Some(outcome.permutations as i64);
+            row.threshold = f64::from(outcome.threshold);
+            // alibi: drift iff p < alpha, compared in f32 (its p-value is an f32).
+            row.alarm = (p_value as f32) < options.alpha as f32;
+        }
+    }
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_name_themselves() {
+        assert_eq!(
+            "ks:correction=fdr".parse::<DetectorSpec>().unwrap(),
+            DetectorSpec::Ks {
+                correction: Correction::Fdr
+            }
+        );
+        assert_eq!("ks".parse::<DetectorSpec>().unwrap().name(), "ks");
+        assert_eq!("mmd".parse::<DetectorSpec>().unwrap().name(), "mmd");
+        assert_eq!(
+            "mmd:permutations=500,sigma=2.5"
+                .parse::<DetectorSpec>()
+                .unwrap()
+                .name(),
+            "mmd:permutations=500,sigma=2.5"
+        );
+        for bad in [
+            "lsdd",
+            "ks:correction=holm",
+            "mmd:permutations=0",
+            "mmd:sigma=-1",
+            "ks:x",
+        ] {
+            let error = bad.parse::<DetectorSpec>().unwrap_err().to_string();
+            assert!(error.contains(bad), "{error}");
+        }
+    }
+
+    #[test]
+    fn windows_come_at_every_stride_once_full() {
+        let mut buffer = WindowBuffer::new(3, 2);
+        let mut due = Vec::new();
+        for i in 0..9 {
+            if let Some(w) = buffer.push(i, i as f64, &[i as f64]) {
+                due.push((w.index, w.first.0, w.last.0, w.values));
+            }
+        }
+        assert_eq!(
+            due,
+            vec![
+                (0, 0, 2, vec![0.0, 1.0, 2.0]),
+                (1, 2, 4, vec![2.0, 3.0, 4.0]),
+                (2, 4, 6, vec![4.0, 5.0, 6.0]),
+                (3, 6, 8, vec![6.0, 7.0, 8.0]),
+            ]
+        );
+        // A stride longer than the window skips samples.
+        let mut buffer = WindowBuffer::new(2, 3);
+        let starts: Vec<i64> = (0..9)
+            .filter_map(|i| buffer.push(i, 0.0, &[0.0]).map(|w| w.first.0))
+            .collect();
+        assert_eq!(starts, vec![0, 3, 6]);
+    }
+}

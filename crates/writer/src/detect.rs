@@ -1,0 +1,268 @@
+//! What `drift-pipeline detect` reads and writes: an output's embeddings by record batches (so a
+//! long stream is never held whole), and the report's tables, `windows.parquet` (one row per
+//! detector and window) and `alarms.parquet` (one row per alarm, the exchange format `score`
+//! takes from users too).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, Int64Array, RecordBatch,
+    StringArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::{EMBEDDING_DIM, WriterError};
+
+/// Consecutive rows of `embeddings.parquet`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbeddingBatch {
+    /// Sample ids, one per row.
+    pub sample_ids: Vec<i64>,
+    /// Timestamps, one per row.
+    pub timestamps: Vec<f64>,
+    /// [`EMBEDDING_DIM`] values per row, row after row.
+    pub values: Vec<f64>,
+}
+
+/// `embeddings.parquet` of an output folder, read a record batch (1,024 rows) at a time.
+pub struct EmbeddingBatches {
+    path: PathBuf,
+    reader: ParquetRecordBatchReader,
+}
+
+impl EmbeddingBatches {
+    /// Opens `folder/embeddings.parquet`.
+    pub fn open(folder: &Path) -> Result<Self, WriterError> {
+        let path = folder.join(crate::EMBEDDINGS);
+        let bad = |reason: String| WriterError::BadTable {
+            path: path.clone(),
+            reason,
+        };
+        let file = drift_core::open_regular(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                bad("no embeddings here (generate with --embeddings)".into())
+            }
+            _ => bad(e.to_string()),
+        })?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|builder| builder.build())
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Self { path, reader })
+    }
+
+    fn convert(&self, batch: &RecordBatch) -> Result<EmbeddingBatch, WriterError> {
+        let bad = |reason: &str| WriterError::BadTable {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
+        };
+        let (Some(ids), Some(timestamps), Some(lists)) = (
+            batch
+                .column_by_name("sample_id")
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>()),
+            batch
+                .column_by_name("timestamp")
+                .and_then(|c| c.as_any().downcast_ref::<Float64Array>()),
+            batch
+                .column_by_name("embedding")
+                .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>()),
+        ) else {
+            return Err(bad("not an embeddings table of this tool"));
+        };
+        if lists.value_length() as usize != EMBEDDING_DIM || lists.null_count() != 0 {
+            return Err(bad("embeddings are not 512 values each"));
+        }
+        let values = lists
+            .values()
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| bad("embedding values are not Float64"))?;
+        if values.null_count() != 0 {
+            return Err(bad("an embedding holds a null value"));
+        }
+        let start = lists.offset() * EMBEDDING_DIM;
+        let values = &values.values()[start..start + lists.len() * EMBEDDING_DIM];
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(bad("an embedding holds a value that is not finite"));
+        }
+        Ok(EmbeddingBatch {
+            sample_ids: ids.values().to_vec(),
+            timestamps: timestamps.values().to_vec(),
+            values: values.to_vec(),
+        })
+    }
+}
+
+impl Iterator for EmbeddingBatches {
+    type Item = Result<EmbeddingBatch, WriterError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.reader.next()?;
+        Some(
+            batch
+                .map_err(|e| WriterError::BadTable {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                })
+                .and_then(|batch| self.convert(&batch)),
+        )
+    }
+}
+
+/// One detector's outcome on one window: a row of `windows.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRow {
+    /// The detector, as its spec names it (`mmd`, `ks:correction=fdr`).
+    pub detector: String,
+    /// The window's index (window w starts at stream position w x stride).
+    pub window: i64,
+    /// The window's first sample.
+    pub first_sample_id: i64,
+    /// The window's last sample.
+    pub last_sample_id: i64,
+    /// The first sample's timestamp.
+    pub first_timestamp: f64,
+    /// The last sample's timestamp.
+    pub last_timestamp: f64,
+    /// Reference samples compared with.
+    pub n_reference: i64,
+    /// Samples in the window.
+    pub n_test: i64,
+    /// The detector's statistic (MMD^2; KS: the largest D over features).
+    pub statistic: f64,
+    /// The window's p-value.
+    pub p_value: Option<f64>,
+    /// b: permuted statistics at least the observed one.
+    pub perm_exceed: Option<i64>,
+    /// B: permutations drawn.
+    pub n_permutations: Option<i64>,
+    /// The threshold the decision used (MMD: alibi's distance threshold; KS: the corrected
+    /// per-feature level).
+    pub threshold: f64,
+    /// Whether the window raised an alarm.
+    pub alarm: bool,
+    /// KS: features whose p-value is below the threshold.
+    pub features_drifted: Option<i64>,
+    /// KS: the smallest per-feature p-value.
+    pub min_feature_p: Option<f64>,
+}
+
+/// An alarm: a row of `alarms.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmRow {
+    /// The detector.
+    pub detector: String,
+    /// The sample at which it was raised (a window's last).
+    pub sample_id: i64,
+    /// That sample's timestamp.
+    pub timestamp: f64,
+}
+
+fn windows_schema() -> SchemaRef {
+    let field =
+        |name: &str, data_type: DataType, nullable: bool| Field::new(name, data_type, nullable);
+    Arc::new(Schema::new(vec![
+        field("detector", DataType::Utf8, false),
+        field("window", DataType::Int64, false),
+        field("first_sample_id", DataType::Int64, false),
+        field("last_sample_id", DataType::Int64, false),
+        field("first_timestamp", DataType::Float64, false),
+        field("last_timestamp", DataType::Float64, false),
+        field("n_reference", DataType::Int64, false),
+        field("n_test", DataType::Int64, false),
+        field("statistic", DataType::Float64, false),
+        field("p_value", DataType::Float64, true),
+        field("perm_exceed", DataType::Int64, true),
+        field("n_permutations", DataType::Int64, true),
+        field("threshold", DataType::Float64, false),
+        field("alarm", DataType::Boolean, false),
+        field("features_drifted", DataType::Int64, true),
+        field("min_feature_p", DataType::Float64, true),
+    ]))
+}
+
+fn alarms_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("detector", DataType::Utf8, false),
+        Field::new("sample_id", DataType::Int64, false),
+        Field::new("timestamp", DataType::Float64, false),
+    ]))
+}
+
+fn table_bytes(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    path_for_errors: &Path,
+) -> Result<Vec<u8>, WriterError> {
+    let parquet_error = |source: parquet::errors::ParquetError| WriterError::Parquet {
+        path: path_for_errors.to_owned(),
+        source: Box::new(source),
+    };
+    let batch =
+        RecordBatch::try_new(schema.clone(), columns).map_err(|e| parquet_error(e.into()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(parquet_error)?;
+    writer.write(&batch).map_err(parquet_error)?;
+    writer.into_inner().map_err(parquet_error)
+}
+
+/// `windows.parquet` of `rows`, in memory (a row per detector and window: a million-sample
+/// stream in windows of 500 gives 2,000 per detector).
+pub fn windows_table(rows: &[WindowRow], path_for_errors: &Path) -> Result<Vec<u8>, WriterError> {
+    let int = |f: fn(&WindowRow) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let float = |f: fn(&WindowRow) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let optional_int = |f: fn(&WindowRow) -> Option<i64>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<Int64Array>())
+    };
+    let optional_float = |f: fn(&WindowRow) -> Option<f64>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<Float64Array>())
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.detector.as_str()),
+        )),
+        int(|r| r.window),
+        int(|r| r.first_sample_id),
+        int(|r| r.last_sample_id),
+        float(|r| r.first_timestamp),
+        float(|r| r.last_timestamp),
+        int(|r| r.n_reference),
+        int(|r| r.n_test),
+        float(|r| r.statistic),
+        optional_float(|r| r.p_value),
+        optional_int(|r| r.perm_exceed),
+        optional_int(|r| r.n_permutations),
+        float(|r| r.threshold),
+        Arc::new(rows.iter().map(|r| Some(r.alarm)).collect::<BooleanArray>()),
+        optional_int(|r| r.features_drifted),
+        optional_float(|r| r.min_feature_p),
+    ];
+    table_bytes(windows_schema(), columns, path_for_errors)
+}
+
+/// `alarms.parquet` of `rows`, in memory.
+pub fn alarms_table(rows: &[AlarmRow], path_for_errors: &Path) -> Result<Vec<u8>, WriterError> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.detector.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.sample_id),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.timestamp),
+        )),
+    ];
+    table_bytes(alarms_schema(), columns, path_for_errors)
+}
