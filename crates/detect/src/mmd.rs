@@ -222,12 +222,16 @@ impl MmdReference {
         let observed = statistic as f32;
         let exceed = permuted.iter().filter(|&&p| observed <= p).count();
         permuted.sort_by(|a, b| b.total_cmp(a));
-        let threshold_index = ((alpha * permuted.len() as f64) as usize).min(permuted.len() - 1);
+        let threshold_index = (alpha * permuted.len() as f64) as usize;
         MmdOutcome {
             statistic,
             exceed,
             permutations: permutations.len(),
-            threshold: permuted[threshold_index],
+            // No permutations (the statistic alone): no threshold.
+            threshold: permuted
+                .get(threshold_index.min(permuted.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f32::NAN),
         }
     }
 }

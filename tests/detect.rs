@@ -1,0 +1,367 @@
+//! `drift-pipeline detect` on real outputs: a scenario's clean first segment as the reference,
+//! a clean and a noisy segment as the stream. The report's tables are read back with the
+//! parquet crate (not the writer's code) and each window's statistic is recomputed from the
+//! embeddings file; every refusal leaves no report behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
+use common::{WeightsSetup, read_embeddings};
+use drift_detect::ks::{Correction, ks_window};
+use drift_detect::mmd::MmdReference;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+struct Streams {
+    setup: WeightsSetup,
+}
+
+impl Streams {
+    /// A scenario of three segments with embeddings: ref (40 clean), clean (40), noisy (40).
+    fn new() -> Self {
+        let setup = WeightsSetup::new(40, 5, 11);
+        let scenario = setup.path("scenario.toml");
+        std::fs::write(
+            &scenario,
+            format!(
+                "input = {:?}\nseed = 9\nembeddings = true\nweights = {:?}\n\n\
+                 [[segment]]\nname = \"ref\"\noutput = {:?}\nsamples = 40\n\n\
+                 [[segment]]\nname = \"clean\"\noutput = {:?}\nsamples = 40\n\n\
+                 [[segment]]\nname = \"noisy\"\noutput = {:?}\nsamples = 40\n\
+                 transforms = [\"gaussian_noise=0.8\"]\n",
+                setup.input,
+                setup.weights,
+                setup.path("ref"),
+                setup.path("clean"),
+                setup.path("noisy")
+            ),
+        )
+        .unwrap();
+        setup.succeeds(&["run", scenario.to_str().unwrap(), "--quiet"]);
+        Self { setup }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.setup.path(name)
+    }
+
+    fn detect(&self, output: &str, extra: &[&str]) -> PathBuf {
+        let out = self.path(output);
+        let (reference, clean, noisy) = (self.path("ref"), self.path("clean"), self.path("noisy"));
+        let args = [
+            &[
+                "detect",
+                "--reference",
+                reference.to_str().unwrap(),
+                "--stream",
+                clean.to_str().unwrap(),
+                noisy.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "--window",
+                "10",
+            ],
+            extra,
+        ]
+        .concat();
+        self.setup.succeeds(&args);
+        out
+    }
+}
+
+/// A row of windows.parquet, read with the parquet crate.
+#[derive(Debug)]
+struct Window {
+    detector: String,
+    window: i64,
+    first: i64,
+    last: i64,
+    statistic: f64,
+    p_value: Option<f64>,
+    exceed: Option<i64>,
+    alarm: bool,
+}
+
+fn read_windows(folder: &Path) -> Vec<Window> {
+    let file = std::fs::File::open(folder.join("windows.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+        let detector = column("detector");
+        let detector = detector.as_any().downcast_ref::<StringArray>().unwrap();
+        let int = |name: &str| {
+            column(name)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone()
+        };
+        let float = |name: &str| {
+            column(name)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .clone()
+        };
+        let (window, first, last, exceed) = (
+            int("window"),
+            int("first_sample_id"),
+            int("last_sample_id"),
+            int("perm_exceed"),
+        );
+        let (statistic, p_value) = (float("statistic"), float("p_value"));
+        let alarm = column("alarm");
+        let alarm = alarm.as_any().downcast_ref::<BooleanArray>().unwrap();
+        for i in 0..batch.num_rows() {
+            rows.push(Window {
+                detector: detector.value(i).to_owned(),
+                window: window.value(i),
+                first: first.value(i),
+                last: last.value(i),
+                statistic: statistic.value(i),
+                p_value: p_value.is_valid(i).then(|| p_value.value(i)),
+                exceed: exceed.is_valid(i).then(|| exceed.value(i)),
+                alarm: alarm.value(i),
+            });
+        }
+    }
+    rows
+}
+
+fn read_alarms(folder: &Path) -> Vec<(String, i64)> {
+    let file = std::fs::File::open(folder.join("alarms.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let detectors = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let ids = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            rows.push((detectors.value(i).to_owned(), ids.value(i)));
+        }
+    }
+    rows
+}
+
+#[test]
+fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
+    let streams = Streams::new();
+    let out = streams.detect(
+        "report",
+        &[
+            "--detector",
+            "mmd",
+            "--detector",
+            "ks:correction=fdr",
+            "--seed",
+            "4",
+        ],
+    );
+    let windows = read_windows(&out);
+    // 80 stream samples in windows of 10: 8 windows per detector, ids 40..=119.
+    assert_eq!(windows.len(), 16);
+    let reference = read_embeddings(&streams.path("ref"));
+    let stream: Vec<_> = [streams.path("clean"), streams.path("noisy")]
+        .iter()
+        .flat_map(|f| read_embeddings(f))
+        .collect();
+    let reference_rows: Vec<f64> = reference.iter().flat_map(|r| r.2.clone()).collect();
+    let mmd = MmdReference::new(reference_rows.clone(), 512, None);
+    let reference_sorted: Vec<Vec<f64>> = (0..512)
+        .map(|f| {
+            let mut c: Vec<f64> = reference.iter().map(|r| r.2[f]).collect();
+            c.sort_by(f64::total_cmp);
+            c
+        })
+        .collect();
+    for w in &windows {
+        let start = (w.window * 10) as usize;
+        let rows = &stream[start..start + 10];
+        assert_eq!((w.first, w.last), (rows[0].0, rows[9].0), "{w:?}");
+        let values: Vec<f64> = rows.iter().flat_map(|r| r.2.clone()).collect();
+        let noisy = w.first >= 80;
+        match w.detector.as_str() {
+            "mmd" => {
+                // The statistic does not depend on the permutations: recompute it (to the
+                // rounding of the matrix product, whose blocking follows its width).
+                let outcome = mmd.test(&values, &[], 0.05);
+                let error = (outcome.statistic - w.statistic).abs();
+                assert!(error <= 1e-12 * w.statistic.abs().max(1e-6), "{w:?}");
+                let b = w.exceed.unwrap();
+                assert_eq!(w.p_value, Some(b as f64 / 100.0));
+                if noisy {
+                    assert!(w.alarm && b == 0, "noise at 0.8 is caught: {w:?}");
+                }
+            }
+            "ks:correction=fdr" => {
+                let columns: Vec<Vec<f64>> = (0..512)
+                    .map(|f| rows.iter().map(|r| r.2[f]).collect())
+                    .collect();
+                let outcome = ks_window(&reference_sorted, &columns, 0.05, Correction::Fdr);
+                let max_d = outcome.statistics.iter().copied().fold(0.0, f64::max);
+                assert_eq!(max_d, w.statistic);
+                assert_eq!(outcome.alarm, w.alarm);
+                if noisy {
+                    assert!(w.alarm, "{w:?}");
+                }
+            }
+            other => panic!("unexpected detector {other}"),
+        }
+    }
+    let clean_alarms = windows.iter().filter(|w| w.first < 80 && w.alarm).count();
+    assert!(
+        clean_alarms <= 2,
+        "{clean_alarms} false alarms in 8 clean windows"
+    );
+    // alarms.parquet lists each alarm at its window's last sample.
+    let expected: Vec<(String, i64)> = windows
+        .iter()
+        .filter(|w| w.alarm)
+        .map(|w| (w.detector.clone(), w.last))
+        .collect();
+    assert_eq!(read_alarms(&out), expected);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("detect.json")).unwrap()).unwrap();
+    assert_eq!(record["detectors"][0]["detector"], "mmd");
+    assert_eq!(
+        record["detectors"][0]["bandwidth"]["gamma"]
+            .as_f64()
+            .unwrap() as f32,
+        mmd.bandwidth().gamma
+    );
+    assert_eq!(record["stream"].as_array().unwrap().len(), 2);
+
+    // The same inputs and seed give the same bytes; another seed other permutations.
+    let again = streams.detect(
+        "again",
+        &[
+            "--detector",
+            "mmd",
+            "--detector",
+            "ks:correction=fdr",
+            "--seed",
+            "4",
+        ],
+    );
+    for name in ["windows.parquet", "alarms.parquet"] {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(again.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    let other = read_windows(&streams.detect("other", &["--seed", "5"]));
+    let exceed = |rows: &[Window]| -> Vec<Option<i64>> {
+        rows.iter()
+            .filter(|w| w.detector == "mmd" && w.first < 80)
+            .map(|w| w.exceed)
+            .collect()
+    };
+    assert_ne!(
+        exceed(&windows),
+        exceed(&other),
+        "the seed draws the permutations"
+    );
+}
+
+#[test]
+fn bad_inputs_are_refused_by_name_and_leave_no_report() {
+    let streams = Streams::new();
+    let p = |name: &str| streams.path(name).to_str().unwrap().to_owned();
+    let report = streams.path("report");
+    let without_window = |reference: &str, stream: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "detect".to_owned(),
+            "--reference".to_owned(),
+            p(reference),
+            "--stream".to_owned(),
+        ];
+        args.extend(stream.iter().map(|s| p(s)));
+        args.extend(["--output".to_owned(), report.to_str().unwrap().to_owned()]);
+        args
+    };
+    let fails = |args: Vec<String>, needle: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        streams.setup.fails(&args, needle);
+        assert!(
+            !report.join("windows.parquet").exists() && !report.join("detect.json").exists(),
+            "{args:?} left a report"
+        );
+    };
+    // A drifted reference.
+    let base = |reference: &str, stream: &[&str]| {
+        let mut args = without_window(reference, stream);
+        args.extend(["--window".to_owned(), "10".to_owned()]);
+        args
+    };
+    fails(base("noisy", &["clean"]), "is not a clean output");
+    // A reference that shares images with the stream.
+    fails(base("clean", &["clean"]), "shares the image");
+    // Folders out of stream order.
+    fails(base("ref", &["noisy", "clean"]), "consecutive");
+    // A window larger than the stream.
+    let mut args = without_window("ref", &["clean"]);
+    args.extend(["--window".to_owned(), "50".to_owned()]);
+    fails(args, "fewer than one window");
+    // An unknown detector or setting.
+    let mut args = base("ref", &["clean"]);
+    args.extend(["--detector".to_owned(), "lsdd".to_owned()]);
+    fails(args, "unknown detector");
+    let mut args = base("ref", &["clean"]);
+    args.extend(["--detector".to_owned(), "ks:correction=holm".to_owned()]);
+    fails(args, "holm");
+    // Not an output folder at all.
+    fails(base("in", &["clean"]), "drift.json");
+    // An output without embeddings.
+    let plain = streams.path("plain");
+    streams.setup.succeeds(&[
+        "generate",
+        "--input",
+        streams.setup.input.to_str().unwrap(),
+        "--output",
+        plain.to_str().unwrap(),
+        "--num-samples",
+        "20",
+        "--seed",
+        "123",
+        "--quiet",
+    ]);
+    fails(base("ref", &["plain"]), "has no embeddings");
+    // Embeddings of other weights.
+    let other_weights = streams.path("other.safetensors");
+    drift_embedder::write_synthetic_weights(99, &other_weights).unwrap();
+    let other = streams.path("other");
+    streams.setup.succeeds(&[
+        "generate",
+        "--input",
+        streams.setup.input.to_str().unwrap(),
+        "--output",
+        other.to_str().unwrap(),
+        "--num-samples",
+        "20",
+        "--embeddings",
+        "--weights",
+        other_weights.to_str().unwrap(),
+        "--continue-from",
+        streams.path("noisy").to_str().unwrap(),
+        "--quiet",
+    ]);
+    fails(base("ref", &["other"]), "other weights");
+}
