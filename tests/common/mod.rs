@@ -217,7 +217,8 @@ pub fn read_manifest_rows(path: &Path) -> Vec<(String, bool)> {
     rows
 }
 
-fn read_parquet(
+/// A Parquet file's record batches, after checking its schema's names and types.
+pub fn read_parquet(
     path: &Path,
     expected: &[(&str, DataType)],
 ) -> Vec<arrow::record_batch::RecordBatch> {

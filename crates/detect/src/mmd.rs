@@ -178,19 +178,6 @@ impl MmdReference {
         let n = r + w;
         let joint = self.joint_kernel(window);
         let row_sums: Vec<f64> = joint.chunks_exact(n).map(|row| row.iter().sum()).collect();
-        let statistic_of = |in_window: &dyn Fn(usize) -> bool, window_sums: &[f64]| {
-            let (mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0);
-            for i in 0..n {
-                if in_window(i) {
-                    yy += window_sums[i];
-                    xy += row_sums[i] - window_sums[i];
-                } else {
-                    xx += row_sums[i] - window_sums[i];
-                }
-            }
-            let (rf, wf) = (r as f64, w as f64);
-            xx / (rf * (rf - 1.0)) + yy / (wf * (wf - 1.0)) - 2.0 * (xy / (rf * wf))
-        };
         // Column b of `masks` marks the window of permutation b; column B the real window.
         let columns = permutations.len() + 1;
         let mut masks = vec![0.0; n * columns];
@@ -202,6 +189,7 @@ impl MmdReference {
         for i in r..n {
             masks[i * columns + permutations.len()] = 1.0;
         }
+        // Column b of `sums`: each row's kernel sum over the window of column b of `masks`.
         let mut sums = vec![0.0; n * columns];
         matmul(
             MatMut::from_row_major_slice_mut(&mut sums, n, columns),
@@ -211,13 +199,23 @@ impl MmdReference {
             1.0,
             Par::Seq,
         );
-        let column = |b: usize| -> Vec<f64> { (0..n).map(|i| sums[i * columns + b]).collect() };
-        let statistic = statistic_of(&|i| i >= r, &column(permutations.len()));
+        let statistic_of = |b: usize| {
+            let (mut xx, mut yy, mut xy) = (0.0, 0.0, 0.0);
+            for i in 0..n {
+                let to_window = sums[i * columns + b];
+                if masks[i * columns + b] == 1.0 {
+                    yy += to_window;
+                    xy += row_sums[i] - to_window;
+                } else {
+                    xx += row_sums[i] - to_window;
+                }
+            }
+            let (rf, wf) = (r as f64, w as f64);
+            xx / (rf * (rf - 1.0)) + yy / (wf * (wf - 1.0)) - 2.0 * (xy / (rf * wf))
+        };
+        let statistic = statistic_of(permutations.len());
         let mut permuted: Vec<f32> = (0..permutations.len())
-            .map(|b| {
-                let in_window = &masks;
-                statistic_of(&|i| in_window[i * columns + b] == 1.0, &column(b)) as f32
-            })
+            .map(|b| statistic_of(b) as f32)
             .collect();
         let observed = statistic as f32;
         let exceed = permuted.iter().filter(|&&p| observed <= p).count();

@@ -42,10 +42,6 @@ fn kl_schema() -> SchemaRef {
 
 /// `rows` as a Parquet file in memory (a sweep has a few thousand rows at most).
 pub fn kl_table(rows: &[KlRow], path_for_errors: &Path) -> Result<Vec<u8>, WriterError> {
-    let parquet_error = |source: parquet::errors::ParquetError| WriterError::Parquet {
-        path: path_for_errors.to_owned(),
-        source: Box::new(source),
-    };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.transforms.as_str()),
@@ -57,12 +53,26 @@ pub fn kl_table(rows: &[KlRow], path_for_errors: &Path) -> Result<Vec<u8>, Write
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.images))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.kl))),
     ];
-    let batch = RecordBatch::try_new(kl_schema(), columns).map_err(|e| parquet_error(e.into()))?;
+    parquet_bytes(kl_schema(), columns, path_for_errors)
+}
+
+/// One record batch of `columns` as a Snappy-compressed Parquet file in memory: how a report's
+/// small tables (`kl.parquet`, `detect`'s `windows.parquet` and `alarms.parquet`) are written.
+pub(crate) fn parquet_bytes(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    path_for_errors: &Path,
+) -> Result<Vec<u8>, WriterError> {
+    let parquet_error = |source: parquet::errors::ParquetError| WriterError::Parquet {
+        path: path_for_errors.to_owned(),
+        source: Box::new(source),
+    };
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| parquet_error(e.into()))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
     let mut writer =
-        ArrowWriter::try_new(Vec::new(), kl_schema(), Some(properties)).map_err(parquet_error)?;
+        ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(parquet_error)?;
     writer.write(&batch).map_err(parquet_error)?;
     writer.into_inner().map_err(parquet_error)
 }
