@@ -8,10 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
-use common::{WeightsSetup, read_embeddings};
-use drift_detect::ks::{Correction, ks_window};
+use arrow::datatypes::DataType;
+use common::{WeightsSetup, read_embeddings, read_parquet};
+use drift_detect::cvm::cvm_test;
+use drift_detect::ks::{Correction, FeatureTest, feature_tests, ks_test};
 use drift_detect::mmd::MmdReference;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 struct Streams {
     setup: WeightsSetup,
@@ -84,14 +85,26 @@ struct Window {
 }
 
 fn read_windows(folder: &Path) -> Vec<Window> {
-    let file = std::fs::File::open(folder.join("windows.parquet")).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
+    let schema = [
+        ("detector", DataType::Utf8),
+        ("window", DataType::Int64),
+        ("first_sample_id", DataType::Int64),
+        ("last_sample_id", DataType::Int64),
+        ("first_timestamp", DataType::Float64),
+        ("last_timestamp", DataType::Float64),
+        ("n_reference", DataType::Int64),
+        ("n_test", DataType::Int64),
+        ("statistic", DataType::Float64),
+        ("p_value", DataType::Float64),
+        ("perm_exceed", DataType::Int64),
+        ("n_permutations", DataType::Int64),
+        ("threshold", DataType::Float64),
+        ("alarm", DataType::Boolean),
+        ("features_drifted", DataType::Int64),
+        ("min_feature_p", DataType::Float64),
+    ];
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
+    for batch in read_parquet(&folder.join("windows.parquet"), &schema) {
         let column = |name: &str| batch.column_by_name(name).unwrap().clone();
         let detector = column("detector");
         let detector = detector.as_any().downcast_ref::<StringArray>().unwrap();
@@ -135,24 +148,15 @@ fn read_windows(folder: &Path) -> Vec<Window> {
 }
 
 fn read_alarms(folder: &Path) -> Vec<(String, i64)> {
-    let file = std::fs::File::open(folder.join("alarms.parquet")).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
+    let schema = [
+        ("detector", DataType::Utf8),
+        ("sample_id", DataType::Int64),
+        ("timestamp", DataType::Float64),
+    ];
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        let detectors = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let ids = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
+    for batch in read_parquet(&folder.join("alarms.parquet"), &schema) {
+        let detectors = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let ids = batch.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         for i in 0..batch.num_rows() {
             rows.push((detectors.value(i).to_owned(), ids.value(i)));
         }
@@ -170,13 +174,15 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
             "mmd",
             "--detector",
             "ks:correction=fdr",
+            "--detector",
+            "cvm",
             "--seed",
             "4",
         ],
     );
     let windows = read_windows(&out);
     // 80 stream samples in windows of 10: 8 windows per detector, ids 40..=119.
-    assert_eq!(windows.len(), 16);
+    assert_eq!(windows.len(), 24);
     let reference = read_embeddings(&streams.path("ref"));
     let stream: Vec<_> = [streams.path("clean"), streams.path("noisy")]
         .iter()
@@ -210,13 +216,22 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
                     assert!(w.alarm && b == 0, "noise at 0.8 is caught: {w:?}");
                 }
             }
-            "ks:correction=fdr" => {
+            "ks:correction=fdr" | "cvm" => {
                 let columns: Vec<Vec<f64>> = (0..512)
                     .map(|f| rows.iter().map(|r| r.2[f]).collect())
                     .collect();
-                let outcome = ks_window(&reference_sorted, &columns, 0.05, Correction::Fdr);
-                let max_d = outcome.statistics.iter().copied().fold(0.0, f64::max);
-                assert_eq!(max_d, w.statistic);
+                let (test, correction): (FeatureTest, _) = if w.detector == "cvm" {
+                    (cvm_test, Correction::Bonferroni)
+                } else {
+                    (ks_test, Correction::Fdr)
+                };
+                let outcome = feature_tests(&reference_sorted, &columns, 0.05, correction, test);
+                let largest = outcome
+                    .statistics
+                    .iter()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max);
+                assert_eq!(largest, w.statistic);
                 assert_eq!(outcome.alarm, w.alarm);
                 if noisy {
                     assert!(w.alarm, "{w:?}");
@@ -227,8 +242,8 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
     }
     let clean_alarms = windows.iter().filter(|w| w.first < 80 && w.alarm).count();
     assert!(
-        clean_alarms <= 2,
-        "{clean_alarms} false alarms in 8 clean windows"
+        clean_alarms <= 3,
+        "{clean_alarms} false alarms in 12 clean windows (4 per detector)"
     );
     // alarms.parquet lists each alarm at its window's last sample.
     let expected: Vec<(String, i64)> = windows
@@ -256,6 +271,8 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
             "mmd",
             "--detector",
             "ks:correction=fdr",
+            "--detector",
+            "cvm",
             "--seed",
             "4",
         ],
@@ -329,39 +346,41 @@ fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     fails(args, "holm");
     // Not an output folder at all.
     fails(base("in", &["clean"]), "drift.json");
-    // An output without embeddings.
-    let plain = streams.path("plain");
-    streams.setup.succeeds(&[
-        "generate",
-        "--input",
-        streams.setup.input.to_str().unwrap(),
-        "--output",
-        plain.to_str().unwrap(),
-        "--num-samples",
-        "20",
-        "--seed",
-        "123",
-        "--quiet",
-    ]);
+    // An output without embeddings, and one with other weights (continuing the scenario's
+    // stream, so that it shares no image with the reference).
+    let generate = |name: &str, extra: &[&str]| {
+        let output = streams.path(name);
+        let args = [
+            &[
+                "generate",
+                "--input",
+                streams.setup.input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--num-samples",
+                "20",
+                "--quiet",
+            ],
+            extra,
+        ]
+        .concat();
+        streams.setup.succeeds(&args);
+    };
+    generate("plain", &["--seed", "123"]);
     fails(base("ref", &["plain"]), "has no embeddings");
     // Embeddings of other weights.
     let other_weights = streams.path("other.safetensors");
     drift_embedder::write_synthetic_weights(99, &other_weights).unwrap();
-    let other = streams.path("other");
-    streams.setup.succeeds(&[
-        "generate",
-        "--input",
-        streams.setup.input.to_str().unwrap(),
-        "--output",
-        other.to_str().unwrap(),
-        "--num-samples",
-        "20",
-        "--embeddings",
-        "--weights",
-        other_weights.to_str().unwrap(),
-        "--continue-from",
-        streams.path("noisy").to_str().unwrap(),
-        "--quiet",
-    ]);
+    let noisy = streams.path("noisy");
+    generate(
+        "other",
+        &[
+            "--embeddings",
+            "--weights",
+            other_weights.to_str().unwrap(),
+            "--continue-from",
+            noisy.to_str().unwrap(),
+        ],
+    );
     fails(base("ref", &["other"]), "other weights");
 }

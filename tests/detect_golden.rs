@@ -1,10 +1,11 @@
 //! drift-detect against its references (tests/fixtures/golden/detectors, made by
-//! tools/golden/make_detector_golden.py): scipy 1.14's Kolmogorov distribution and two-sample
-//! KS, alibi-detect 0.13's KSDrift and MMDDrift (PyTorch, CPU) and frouros 0.9's MMD, the
-//! permutations they drew replayed here.
+//! tools/golden/make_detector_golden.py): scipy 1.14's Kolmogorov distribution, two-sample KS
+//! and Cramér-von Mises, alibi-detect 0.13's KSDrift, CVMDrift and MMDDrift (PyTorch, CPU) and
+//! frouros 0.9's MMD, the permutations they drew replayed here.
 
 use drift_detect::kolmogorov::kolmogorov_sf;
-use drift_detect::ks::{Correction, correct, ks_p_value, ks_statistic};
+use drift_detect::cvm::cvm_test;
+use drift_detect::ks::{Correction, correct, feature_columns, ks_test};
 use drift_detect::mmd::MmdReference;
 use serde_json::Value;
 
@@ -24,10 +25,6 @@ fn matrix(value: &Value) -> (Vec<f64>, usize) {
         .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
         .collect();
     (flat, features)
-}
-
-fn column(flat: &[f64], features: usize, f: usize) -> Vec<f64> {
-    flat.iter().skip(f).step_by(features).copied().collect()
 }
 
 fn floats(value: &Value) -> Vec<f64> {
@@ -78,28 +75,42 @@ fn kolmogorov_distribution_equals_scipy() {
     );
 }
 
-#[test]
-fn ks_equals_scipy_and_alibi() {
-    for case in golden()["ks"].as_array().unwrap() {
+/// A per-feature test's cases: statistics and p-values against scipy's (the statistic within
+/// `statistic_tolerance`, the p-value within `p_tolerance`, both relative), and alibi's f32
+/// p-values and statistics, decisions and thresholds under both corrections.
+fn check_per_feature(
+    key: &str,
+    test: drift_detect::ks::FeatureTest,
+    statistic_tolerance: f64,
+    p_tolerance: f64,
+) {
+    for (index, case) in golden()[key].as_array().unwrap().iter().enumerate() {
         let (reference, features) = matrix(&case["reference"]);
         let (window, _) = matrix(&case["window"]);
         let statistics = floats(&case["statistics"]);
         let p_values = floats(&case["p_values"]);
         let mut ours_p = Vec::new();
+        let mut ours_statistics = Vec::new();
+        let reference_columns = feature_columns(&reference, features);
+        let window_columns = feature_columns(&window, features);
         for f in 0..features {
-            let mut a = column(&reference, features, f);
-            let mut b = column(&window, features, f);
+            let mut a = reference_columns[f].clone();
+            let mut b = window_columns[f].clone();
             a.sort_by(f64::total_cmp);
             b.sort_by(f64::total_cmp);
-            let d = ks_statistic(&a, &b);
-            assert_eq!(d, statistics[f], "feature {f}: D");
-            let p = ks_p_value(d, a.len(), b.len());
+            let (statistic, p) = test(&a, &b);
             assert!(
-                relative(p, p_values[f]) <= 1e-12,
-                "feature {f}: p {p:e} against scipy's {:e}",
+                relative(statistic, statistics[f]) <= statistic_tolerance,
+                "{key} case {index} feature {f}: statistic {statistic} against scipy's {}",
+                statistics[f]
+            );
+            assert!(
+                relative(p, p_values[f]) <= p_tolerance,
+                "{key} case {index} feature {f}: p {p:e} against scipy's {:e}",
                 p_values[f]
             );
             ours_p.push(p as f32);
+            ours_statistics.push(statistic as f32);
         }
         for (name, correction) in [
             ("bonferroni", Correction::Bonferroni),
@@ -107,22 +118,32 @@ fn ks_equals_scipy_and_alibi() {
         ] {
             let alibi = &case["alibi"][name];
             let alibi_p: Vec<f32> = floats(&alibi["p_val"]).iter().map(|&p| p as f32).collect();
-            assert_eq!(ours_p, alibi_p, "{name}: p-values as alibi stores them");
+            assert_eq!(ours_p, alibi_p, "{key} {name}: p-values as alibi stores them");
             let distances: Vec<f32> = floats(&alibi["distance"])
                 .iter()
                 .map(|&d| d as f32)
                 .collect();
-            let ours_d: Vec<f32> = statistics.iter().map(|&d| d as f32).collect();
-            assert_eq!(ours_d, distances);
+            assert_eq!(ours_statistics, distances, "{key} {name}: statistics");
             let (alarm, threshold, _) = correct(&ours_p, 0.05, correction);
-            assert_eq!(alarm, alibi["is_drift"].as_i64().unwrap() == 1, "{name}");
+            assert_eq!(alarm, alibi["is_drift"].as_i64().unwrap() == 1, "{key} {name}");
             let expected_threshold = match &alibi["threshold"] {
                 Value::Array(all) => all[0].as_f64().unwrap(),
                 one => one.as_f64().unwrap(),
             };
-            assert_eq!(threshold, expected_threshold, "{name}: threshold");
+            assert_eq!(threshold, expected_threshold, "{key} {name}: threshold");
         }
     }
+}
+
+#[test]
+fn ks_equals_scipy_and_alibi() {
+    // D is the same lattice value as scipy's, bit for bit.
+    check_per_feature("ks", ks_test, 0.0, 1e-12);
+}
+
+#[test]
+fn cvm_equals_scipy_and_alibi() {
+    check_per_feature("cvm", cvm_test, 1e-14, 1e-10);
 }
 
 fn permutations(value: &Value) -> Vec<Vec<usize>> {

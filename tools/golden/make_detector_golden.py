@@ -1,5 +1,5 @@
-"""Goldens for drift-detect: scipy's Kolmogorov distribution and two-sample KS, alibi-detect's
-KSDrift and MMDDrift (PyTorch backend, CPU) and frouros' MMD, with every permutation the
+"""Goldens for drift-detect: scipy's Kolmogorov distribution, two-sample KS and Cramér-von
+Mises, alibi-detect's KSDrift, CVMDrift and MMDDrift (PyTorch backend, CPU) and frouros' MMD, with every permutation the
 references drew recorded, so the Rust tests replay them and compare exactly.
 
     python -m venv venv && venv/bin/pip install -r tools/golden/requirements-detectors.txt
@@ -19,7 +19,7 @@ import torch
 
 import alibi_detect
 import frouros
-from alibi_detect.cd import KSDrift, MMDDrift
+from alibi_detect.cd import CVMDrift, KSDrift, MMDDrift
 from frouros.callbacks import PermutationTestDistanceBased
 from frouros.detectors.data_drift import MMD
 from frouros.utils.kernels import rbf_kernel
@@ -63,6 +63,28 @@ def ks_case(rng, r, w, d, shift):
         alibi[correction] = {
             "is_drift": int(pred["is_drift"]),
             # alibi 0.13 returns every q alpha i / n when no p-value is below its q.
+            "threshold": np.asarray(pred["threshold"], dtype=np.float64).tolist(),
+            "p_val": [float(p) for p in pred["p_val"]],
+            "distance": [float(v) for v in pred["distance"]],
+        }
+    return {"reference": x_ref.tolist(), "window": x.tolist(), "statistics": stats,
+            "p_values": ps, "alibi": alibi}
+
+
+def cvm_case(rng, r, w, d, shift):
+    x_ref = features(rng, r, d, 0.0)
+    x = features(rng, w, d, shift)
+    stats, ps = [], []
+    for f in range(d):
+        res = scipy.stats.cramervonmises_2samp(x_ref[:, f], x[:, f], method="asymptotic")
+        stats.append(float(res.statistic))
+        ps.append(float(res.pvalue))
+    alibi = {}
+    for correction in ["bonferroni", "fdr"]:
+        cd = CVMDrift(x_ref, p_val=0.05, correction=correction)
+        pred = cd.predict(x, return_p_val=True, return_distance=True)["data"]
+        alibi[correction] = {
+            "is_drift": int(pred["is_drift"]),
             "threshold": np.asarray(pred["threshold"], dtype=np.float64).tolist(),
             "p_val": [float(p) for p in pred["p_val"]],
             "distance": [float(v) for v in pred["distance"]],
@@ -138,6 +160,11 @@ def main():
                 mmd_case(rng, 80, 30, 5, 0.4, 100, 2),
                 mmd_case(rng, 50, 50, 16, 0.15, 200, 3)],
     }
+    # Drawn after the cases above, so that adding them changed none of those.
+    golden["cvm"] = [cvm_case(rng, 200, 100, 8, np.array([0, 0, 0.3, 0, 0, 0.6, 0, 0])),
+                     cvm_case(rng, 150, 150, 6, np.zeros(6)),
+                     cvm_case(rng, 1000, 500, 4, np.array([0, 0.1, 0, 0.2])),
+                     cvm_case(rng, 30, 12, 3, np.array([0.0, 1.0, 2.0]))]
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "detectors.json", "w") as f:
         json.dump(golden, f, separators=(",", ":"))

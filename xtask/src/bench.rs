@@ -203,6 +203,49 @@ fn imagecorruptions_rows(
     Ok(())
 }
 
+/// `detect`'s window tests at the issue's size (reference 1,000, window 500, 512 features, MMD
+/// with 100 permutations), in window tests per second on one thread, and, when
+/// `DRIFT_BENCH_DETECTORS_PYTHON` names a Python with tools/golden/requirements-detectors.txt,
+/// alibi-detect's and frouros' on two threads with our ratio to each.
+fn detector_rows(rows: &mut Rows) -> Result<()> {
+    let ours: std::collections::BTreeMap<&str, f64> =
+        drift_detect::speed::window_tests(3).into_iter().collect();
+    for (name, seconds) in &ours {
+        rows.add(
+            format!("detect {name}: window tests/s (1 thread; reference 1000, window 500, 512 features)"),
+            1.0 / seconds,
+        );
+    }
+    let Some(result) = run_peer(
+        "DRIFT_BENCH_DETECTORS_PYTHON",
+        "tools/bench/detector_speed.py",
+        "detector",
+        "tools/golden/requirements-detectors.txt to compare the detectors with alibi-detect's and \
+         frouros'",
+        &["--threads".to_owned(), "2".to_owned()],
+    )?
+    else {
+        return Ok(());
+    };
+    for (peer, seconds) in result["seconds"].as_object().into_iter().flatten() {
+        let seconds = seconds.as_f64().unwrap_or(f64::NAN);
+        let (library, detector) = peer.split_once('_').unwrap_or((peer, ""));
+        let version = match library {
+            "alibi" => result["alibi-detect"].as_str(),
+            other => result[other].as_str(),
+        }
+        .unwrap_or("?");
+        let ratio = ours
+            .get(detector)
+            .map_or_else(|| "-".to_owned(), |ours| format!("{:.1}", seconds / ours));
+        rows.add(
+            format!("{library} {version} {detector}: window tests/s (2 threads), for comparison; ours is {ratio}x"),
+            1.0 / seconds,
+        );
+    }
+    Ok(())
+}
+
 /// A Python peer that times its own ResNet18 and prints one JSON line.
 struct Peer {
     /// The variable naming the Python to run it with.
@@ -524,6 +567,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     albumentations_rows(&mut rows, &transform_rates)?;
     imagecorruptions_rows(&mut rows, &transform_rates)?;
+    detector_rows(&mut rows)?;
     for compression in PngCompression::ALL {
         let started = Instant::now();
         let mut bytes = 0;

@@ -83,10 +83,10 @@ pub(crate) enum Command {
     /// Measure how strong a drift is: the KL between drifted and clean embeddings, per batch,
     /// at each drift level; writes kl.parquet, summary.csv and two plots (PNG and SVG).
     Evaluate(EvaluateArgs),
-    /// Would a detector catch this drift: run drift detectors (KS per feature, MMD with a
-    /// permutation test; alibi-detect's definitions and defaults) over a stream's embeddings
-    /// against a clean reference output, window by window. Writes windows.parquet,
-    /// alarms.parquet and detect.json.
+    /// Would a detector catch this drift: run drift detectors (KS or Cramér-von Mises per
+    /// feature, MMD with a permutation test; alibi-detect's definitions and defaults) over a
+    /// stream's embeddings against a clean reference output, window by window. Writes
+    /// windows.parquet, alarms.parquet and detect.json.
     Detect(DetectArgs),
     /// ResNet18 weights for --embeddings: download them, or show what is cached.
     Weights {
@@ -269,7 +269,8 @@ pub(crate) struct DetectArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) output: PathBuf,
     /// A detector: `mmd` (settings `permutations=N`, `sigma=S`; default: 100 permutations, the
-    /// median heuristic) or `ks` (setting `correction=bonferroni|fdr`); repeat for several.
+    /// median heuristic), `ks` or `cvm` (a test per feature; setting
+    /// `correction=bonferroni|fdr`); repeat for several.
     #[arg(long = "detector", value_name = "SPEC", default_value = "mmd")]
     pub(crate) detectors: Vec<drift_detect::DetectorSpec>,
     /// Samples per test window.

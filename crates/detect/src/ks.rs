@@ -1,6 +1,7 @@
 //! The Kolmogorov-Smirnov detector as alibi-detect's `KSDrift` runs it: a two-sample test per
 //! feature (scipy's `ks_2samp(method='asymp')`), p-values kept as f32 as alibi keeps them, and
-//! one decision for the window by Bonferroni or Benjamini-Hochberg (FDR) correction.
+//! one decision for the window by Bonferroni or Benjamini-Hochberg (FDR) correction. The
+//! per-feature frame (`feature_tests`, `correct`) serves CvM (`cvm.rs`) too.
 
 use crate::kolmogorov::kolmogorov_sf;
 
@@ -51,10 +52,10 @@ pub fn ks_p_value(statistic: f64, m: usize, n: usize) -> f64 {
     kolmogorov_sf(effective as u64, statistic)
 }
 
-/// One window's KS outcome over all features.
+/// One window's outcome over all features of a per-feature test (KS, CvM).
 #[derive(Debug, Clone, PartialEq)]
-pub struct KsOutcome {
-    /// D per feature.
+pub struct FeatureOutcome {
+    /// The statistic per feature (KS: D; CvM: T).
     pub statistics: Vec<f64>,
     /// p per feature, as f32 (alibi's storage).
     pub p_values: Vec<f32>,
@@ -97,33 +98,61 @@ pub fn correct(p_values: &[f32], alpha: f64, correction: Correction) -> (bool, f
     }
 }
 
-/// KS of every feature of a window against the reference's sorted columns.
+/// Rows of `features` values (row-major) as one vector per feature.
+pub fn feature_columns(rows: &[f64], features: usize) -> Vec<Vec<f64>> {
+    (0..features)
+        .map(|f| rows.iter().skip(f).step_by(features).copied().collect())
+        .collect()
+}
+
+/// A two-sample test of one feature: (statistic, p-value) of two sorted samples.
+pub type FeatureTest = fn(&[f64], &[f64]) -> (f64, f64);
+
+/// The two-sample KS test of one feature (scipy's asymptotic method), as a [`FeatureTest`].
+pub fn ks_test(reference: &[f64], window: &[f64]) -> (f64, f64) {
+    let d = ks_statistic(reference, window);
+    (d, ks_p_value(d, reference.len(), window.len()))
+}
+
+/// `test` on every feature of a window against the reference's sorted columns, the p-values
+/// stored as f32 and corrected as alibi's univariate detectors (KSDrift, CVMDrift) do.
 ///
 /// `reference_sorted[f]` is feature f of the reference, sorted; `window[f]` feature f of the
 /// window (any order; sorted here).
-pub fn ks_window(
+pub fn feature_tests(
     reference_sorted: &[Vec<f64>],
     window: &[Vec<f64>],
     alpha: f64,
     correction: Correction,
-) -> KsOutcome {
+    test: FeatureTest,
+) -> FeatureOutcome {
     let mut statistics = Vec::with_capacity(window.len());
     let mut p_values = Vec::with_capacity(window.len());
     for (reference, column) in reference_sorted.iter().zip(window) {
         let mut column = column.clone();
         column.sort_by(f64::total_cmp);
-        let d = ks_statistic(reference, &column);
-        statistics.push(d);
-        p_values.push(ks_p_value(d, reference.len(), column.len()) as f32);
+        let (statistic, p) = test(reference, &column);
+        statistics.push(statistic);
+        p_values.push(p as f32);
     }
     let (alarm, threshold, features_drifted) = correct(&p_values, alpha, correction);
-    KsOutcome {
+    FeatureOutcome {
         statistics,
         p_values,
         threshold,
         alarm,
         features_drifted,
     }
+}
+
+/// KS of every feature of a window: [`feature_tests`] with [`ks_test`].
+pub fn ks_window(
+    reference_sorted: &[Vec<f64>],
+    window: &[Vec<f64>],
+    alpha: f64,
+    correction: Correction,
+) -> FeatureOutcome {
+    feature_tests(reference_sorted, window, alpha, correction, ks_test)
 }
 
 #[cfg(test)]

@@ -13,18 +13,47 @@ use drift_writer::{
 };
 use serde::Serialize;
 
-use crate::ks::{Correction, ks_window};
+use crate::cvm::{EXACT_UP_TO, cvm_test};
+use crate::ks::{Correction, FeatureTest, feature_columns, feature_tests, ks_test};
 use crate::mmd::{Bandwidth, MmdReference, draw_permutations};
 
 /// The files of a detection report; `detect.json`, the marker, is committed last.
 pub const DETECT_FILES: &[&str] = &["windows.parquet", "alarms.parquet", "detect.json"];
 
+/// A two-sample test run on each feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerFeature {
+    /// Kolmogorov-Smirnov (alibi's KSDrift).
+    Ks,
+    /// Cramér-von Mises (alibi's CVMDrift).
+    Cvm,
+}
+
+impl PerFeature {
+    /// The detector's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PerFeature::Ks => "ks",
+            PerFeature::Cvm => "cvm",
+        }
+    }
+
+    fn test(self) -> FeatureTest {
+        match self {
+            PerFeature::Ks => ks_test,
+            PerFeature::Cvm => cvm_test,
+        }
+    }
+}
+
 /// A detector and its settings, parsed from a spec such as `mmd`, `ks:correction=fdr` or
 /// `mmd:permutations=500,sigma=2.5`. Defaults are alibi-detect's.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DetectorSpec {
-    /// Two-sample KS per feature, corrected for the number of features.
-    Ks {
+    /// A two-sample test per feature (KS or CvM), corrected for the number of features.
+    PerFeature {
+        /// The test.
+        test: PerFeature,
         /// Bonferroni (default) or FDR.
         correction: Correction,
     },
@@ -64,7 +93,12 @@ impl FromStr for DetectorSpec {
         let unknown =
             |key: &str, known: &str| error(format!("unknown setting {key:?} (known: {known})"));
         match name.trim() {
-            "ks" => {
+            name @ ("ks" | "cvm") => {
+                let test = if name == "ks" {
+                    PerFeature::Ks
+                } else {
+                    PerFeature::Cvm
+                };
                 let mut correction = Correction::Bonferroni;
                 for (key, value) in pairs {
                     match key {
@@ -82,7 +116,7 @@ impl FromStr for DetectorSpec {
                         other => return Err(unknown(other, "correction")),
                     }
                 }
-                Ok(DetectorSpec::Ks { correction })
+                Ok(DetectorSpec::PerFeature { test, correction })
             }
             "mmd" => {
                 let (mut permutations, mut sigma) = (100, None);
@@ -116,7 +150,7 @@ impl FromStr for DetectorSpec {
                 })
             }
             other => Err(error(format!(
-                "unknown detector {other:?} (known: ks, mmd)"
+                "unknown detector {other:?} (known: ks, cvm, mmd)"
             ))),
         }
     }
@@ -126,12 +160,14 @@ impl DetectorSpec {
     /// The name in the report: the spec with its defaults left out.
     pub fn name(&self) -> String {
         match self {
-            DetectorSpec::Ks {
+            DetectorSpec::PerFeature {
+                test,
                 correction: Correction::Bonferroni,
-            } => "ks".to_owned(),
-            DetectorSpec::Ks {
+            } => test.name().to_owned(),
+            DetectorSpec::PerFeature {
+                test,
                 correction: Correction::Fdr,
-            } => "ks:correction=fdr".to_owned(),
+            } => format!("{}:correction=fdr", test.name()),
             DetectorSpec::Mmd {
                 permutations,
                 sigma,
@@ -328,9 +364,10 @@ fn embedding_identity(embeddings: &serde_json::Value) -> (serde_json::Value, ser
 }
 
 /// A detector set up on the reference.
-enum Prepared {
-    Ks {
-        reference_sorted: Vec<Vec<f64>>,
+enum Prepared<'a> {
+    PerFeature {
+        test: PerFeature,
+        reference_sorted: &'a [Vec<f64>],
         correction: Correction,
     },
     Mmd {
@@ -439,23 +476,45 @@ pub fn detect(
             reason: format!("holds {reference_count} samples; a reference needs at least 2"),
         });
     }
+    let exact_cvm = reference_count.max(window) <= EXACT_UP_TO;
+    if exact_cvm
+        && options.detectors.iter().any(|spec| {
+            matches!(
+                spec,
+                DetectorSpec::PerFeature {
+                    test: PerFeature::Cvm,
+                    ..
+                }
+            )
+        })
+    {
+        return Err(settings(format!(
+            "cvm with a reference of {reference_count} and windows of {window}: scipy (and alibi) \
+             test samples of at most {EXACT_UP_TO} by the exact distribution, which is not \
+             ported; use a reference or window of more than {EXACT_UP_TO}"
+        )));
+    }
+    // The reference's columns, sorted once for every per-feature detector.
+    let any_ks = options
+        .detectors
+        .iter()
+        .any(|spec| matches!(spec, DetectorSpec::PerFeature { .. }));
+    let reference_sorted: Vec<Vec<f64>> = if any_ks {
+        let mut columns = feature_columns(&reference_rows, EMBEDDING_DIM);
+        columns
+            .iter_mut()
+            .for_each(|column| column.sort_by(f64::total_cmp));
+        columns
+    } else {
+        Vec::new()
+    };
     let prepared: Vec<Prepared> = options
         .detectors
         .iter()
         .map(|spec| match spec {
-            DetectorSpec::Ks { correction } => Prepared::Ks {
-                reference_sorted: (0..EMBEDDING_DIM)
-                    .map(|f| {
-                        let mut column: Vec<f64> = reference_rows
-                            .iter()
-                            .skip(f)
-                            .step_by(EMBEDDING_DIM)
-                            .copied()
-                            .collect();
-                        column.sort_by(f64::total_cmp);
-                        column
-                    })
-                    .collect(),
+            DetectorSpec::PerFeature { test, correction } => Prepared::PerFeature {
+                test: *test,
+                reference_sorted: &reference_sorted,
                 correction: *correction,
             },
             DetectorSpec::Mmd {
@@ -523,14 +582,14 @@ pub fn detect(
             alarms: rows.iter().filter(|r| r.alarm).count(),
             bandwidth: match detector {
                 Prepared::Mmd { reference, .. } => Some(reference.bandwidth()),
-                Prepared::Ks { .. } => None,
+                Prepared::PerFeature { .. } => None,
             },
             permutations: match detector {
                 Prepared::Mmd { permutations, .. } => Some(*permutations),
-                Prepared::Ks { .. } => None,
+                Prepared::PerFeature { .. } => None,
             },
             correction: match detector {
-                Prepared::Ks { correction, .. } => Some(*correction),
+                Prepared::PerFeature { correction, .. } => Some(*correction),
                 Prepared::Mmd { .. } => None,
             },
         })
@@ -646,22 +705,19 @@ fn test_window(
         min_feature_p: None,
     };
     match detector {
-        Prepared::Ks {
+        Prepared::PerFeature {
+            test,
             reference_sorted,
             correction,
         } => {
-            let columns: Vec<Vec<f64>> = (0..EMBEDDING_DIM)
-                .map(|f| {
-                    window
-                        .values
-                        .iter()
-                        .skip(f)
-                        .step_by(EMBEDDING_DIM)
-                        .copied()
-                        .collect()
-                })
-                .collect();
-            let outcome = ks_window(reference_sorted, &columns, options.alpha, *correction);
+            let columns = feature_columns(&window.values, EMBEDDING_DIM);
+            let outcome = feature_tests(
+                reference_sorted,
+                &columns,
+                options.alpha,
+                *correction,
+                test.test(),
+            );
             let features = outcome.p_values.len() as f64;
             let mut sorted: Vec<f64> = outcome.p_values.iter().map(|&p| f64::from(p)).collect();
             sorted.sort_by(f64::total_cmp);
@@ -675,7 +731,11 @@ fn test_window(
                     .map(|(i, p)| features * p / (i + 1) as f64)
                     .fold(1.0, f64::min),
             };
-            row.statistic = outcome.statistics.iter().copied().fold(0.0, f64::max);
+            row.statistic = outcome
+                .statistics
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
             row.p_value = Some(p_value);
             row.threshold = outcome.threshold;
             row.alarm = outcome.alarm;
@@ -714,11 +774,20 @@ mod tests {
     fn specs_parse_and_name_themselves() {
         assert_eq!(
             "ks:correction=fdr".parse::<DetectorSpec>().unwrap(),
-            DetectorSpec::Ks {
+            DetectorSpec::PerFeature {
+                test: PerFeature::Ks,
                 correction: Correction::Fdr
             }
         );
         assert_eq!("ks".parse::<DetectorSpec>().unwrap().name(), "ks");
+        assert_eq!("cvm".parse::<DetectorSpec>().unwrap().name(), "cvm");
+        assert_eq!(
+            "cvm:correction=fdr".parse::<DetectorSpec>().unwrap(),
+            DetectorSpec::PerFeature {
+                test: PerFeature::Cvm,
+                correction: Correction::Fdr
+            }
+        );
         assert_eq!("mmd".parse::<DetectorSpec>().unwrap().name(), "mmd");
         assert_eq!(
             "mmd:permutations=500,sigma=2.5"

@@ -11,11 +11,9 @@ use arrow_array::{
     StringArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 
+use crate::report::parquet_bytes;
 use crate::{EMBEDDING_DIM, WriterError};
 
 /// Consecutive rows of `embeddings.parquet`.
@@ -132,7 +130,7 @@ pub struct WindowRow {
     pub n_reference: i64,
     /// Samples in the window.
     pub n_test: i64,
-    /// The detector's statistic (MMD^2; KS: the largest D over features).
+    /// The detector's statistic (MMD^2; KS and CvM: the largest per-feature statistic).
     pub statistic: f64,
     /// The window's p-value.
     pub p_value: Option<f64>,
@@ -140,14 +138,14 @@ pub struct WindowRow {
     pub perm_exceed: Option<i64>,
     /// B: permutations drawn.
     pub n_permutations: Option<i64>,
-    /// The threshold the decision used (MMD: alibi's distance threshold; KS: the corrected
-    /// per-feature level).
+    /// The threshold the decision used (MMD: alibi's distance threshold; KS and CvM: the
+    /// corrected per-feature level).
     pub threshold: f64,
     /// Whether the window raised an alarm.
     pub alarm: bool,
-    /// KS: features whose p-value is below the threshold.
+    /// KS and CvM: features whose p-value is below the threshold.
     pub features_drifted: Option<i64>,
-    /// KS: the smallest per-feature p-value.
+    /// KS and CvM: the smallest per-feature p-value.
     pub min_feature_p: Option<f64>,
 }
 
@@ -193,26 +191,6 @@ fn alarms_schema() -> SchemaRef {
     ]))
 }
 
-fn table_bytes(
-    schema: SchemaRef,
-    columns: Vec<ArrayRef>,
-    path_for_errors: &Path,
-) -> Result<Vec<u8>, WriterError> {
-    let parquet_error = |source: parquet::errors::ParquetError| WriterError::Parquet {
-        path: path_for_errors.to_owned(),
-        source: Box::new(source),
-    };
-    let batch =
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| parquet_error(e.into()))?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut writer =
-        ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(parquet_error)?;
-    writer.write(&batch).map_err(parquet_error)?;
-    writer.into_inner().map_err(parquet_error)
-}
-
 /// `windows.parquet` of `rows`, in memory (a row per detector and window: a million-sample
 /// stream in windows of 500 gives 2,000 per detector).
 pub fn windows_table(rows: &[WindowRow], path_for_errors: &Path) -> Result<Vec<u8>, WriterError> {
@@ -248,7 +226,7 @@ pub fn windows_table(rows: &[WindowRow], path_for_errors: &Path) -> Result<Vec<u
         optional_int(|r| r.features_drifted),
         optional_float(|r| r.min_feature_p),
     ];
-    table_bytes(windows_schema(), columns, path_for_errors)
+    parquet_bytes(windows_schema(), columns, path_for_errors)
 }
 
 /// `alarms.parquet` of `rows`, in memory.
@@ -264,5 +242,5 @@ pub fn alarms_table(rows: &[AlarmRow], path_for_errors: &Path) -> Result<Vec<u8>
             rows.iter().map(|r| r.timestamp),
         )),
     ];
-    table_bytes(alarms_schema(), columns, path_for_errors)
+    parquet_bytes(alarms_schema(), columns, path_for_errors)
 }
