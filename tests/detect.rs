@@ -155,8 +155,16 @@ fn read_alarms(folder: &Path) -> Vec<(String, i64)> {
     ];
     let mut rows = Vec::new();
     for batch in read_parquet(&folder.join("alarms.parquet"), &schema) {
-        let detectors = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-        let ids = batch.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        let detectors = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let ids = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         for i in 0..batch.num_rows() {
             rows.push((detectors.value(i).to_owned(), ids.value(i)));
         }
@@ -240,10 +248,28 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
             other => panic!("unexpected detector {other}"),
         }
     }
-    let clean_alarms = windows.iter().filter(|w| w.first < 80 && w.alarm).count();
+    let clean_alarms = windows
+        .iter()
+        .filter(|w| w.first < 80 && w.alarm && w.detector != "cvm")
+        .count();
     assert!(
-        clean_alarms <= 3,
-        "{clean_alarms} false alarms in 12 clean windows (4 per detector)"
+        clean_alarms <= 2,
+        "{clean_alarms} false alarms of mmd and ks in 8 clean windows"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("detect.json")).unwrap()).unwrap();
+    // The seeded test weights leave some features at 0 for every image. scipy's (and alibi's)
+    // Cramér-von Mises ranks those ties as if ordered and calls the feature drifted in every
+    // window: reproduced, counted in detect.json.
+    let constant = record["detectors"][2]["constant_features"]
+        .as_u64()
+        .unwrap();
+    assert!(constant > 0);
+    assert!(
+        windows
+            .iter()
+            .filter(|w| w.detector == "cvm")
+            .all(|w| w.alarm)
     );
     // alarms.parquet lists each alarm at its window's last sample.
     let expected: Vec<(String, i64)> = windows
@@ -252,8 +278,6 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
         .map(|w| (w.detector.clone(), w.last))
         .collect();
     assert_eq!(read_alarms(&out), expected);
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("detect.json")).unwrap()).unwrap();
     assert_eq!(record["detectors"][0]["detector"], "mmd");
     assert_eq!(
         record["detectors"][0]["bandwidth"]["gamma"]

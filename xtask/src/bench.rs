@@ -212,7 +212,9 @@ fn detector_rows(rows: &mut Rows) -> Result<()> {
         drift_detect::speed::window_tests(3).into_iter().collect();
     for (name, seconds) in &ours {
         rows.add(
-            format!("detect {name}: window tests/s (1 thread; reference 1000, window 500, 512 features)"),
+            format!(
+                "detect {name}: window tests/s (1 thread; reference 1000, window 500, 512 features)"
+            ),
             1.0 / seconds,
         );
     }

@@ -49,7 +49,10 @@ pub fn cvm_test(a: &[f64], b: &[f64]) -> (f64, f64) {
     let t = u / (k * n) as f64 - ratio(4 * k - 1, 6 * n);
     let et = (1.0 + 1.0 / n as f64) / 6.0;
     let squares = (nx * nx + ny * ny) as u128;
-    let vt = ratio((n + 1) * (4 * k * n - 3 * squares - 2 * k), 45 * n * n * 4 * k);
+    let vt = ratio(
+        (n + 1) * (4 * k * n - 3 * squares - 2 * k),
+        45 * n * n * 4 * k,
+    );
     let tn = 1.0 / 6.0 + (t - et) / (45.0 * vt).sqrt();
     let p = if tn < 0.003 {
         1.0
@@ -104,8 +107,8 @@ fn cdf_cvm_inf(x: f64) -> f64 {
 fn bessel_k_quarter(x: f64) -> f64 {
     const MU: f64 = 0.25;
     const EPS: f64 = 1e-16;
-    // 1/Gamma(1 + mu) and 1/Gamma(1 - mu).
-    const GAMMA_5_4: f64 = 0.906_402_477_055_477_1;
+    // Gamma(1 + mu) and Gamma(1 - mu), to the nearest f64.
+    const GAMMA_5_4: f64 = 0.906_402_477_055_477;
     const GAMMA_3_4: f64 = 1.225_416_702_465_177_6;
     if x <= 0.0 {
         return f64::INFINITY;
@@ -160,7 +163,7 @@ fn bessel_k_quarter(x: f64) -> f64 {
         q += c * q_next;
         b += 2.0;
         d = 1.0 / (b + a * d);
-        delh = (b * d - 1.0) * delh;
+        delh *= b * d - 1.0;
         let dels = q * delh;
         s += dels;
         if (dels / s).abs() < EPS {
@@ -185,17 +188,19 @@ mod tests {
 
     #[test]
     fn bessel_k_quarter_matches_known_values() {
-        // scipy.special.kv(0.25, x) for x = 0.1, 1, 2, 5.
+        // mpmath.besselk(0.25, x) at 30 digits (mpmath 1.3). scipy's kv (AMOS) is off by up to
+        // 7e-14 relative at these points (0.4307397744485814 at 1, 0.11537827684084918 at 2),
+        // which moves the CvM p-values far less than the 1e-10 they are held to.
         for (x, expected) in [
-            (0.1, 2.685_156_871_876_055_5),
-            (1.0, 0.430_739_774_448_581_4),
-            (2.0, 0.115_378_276_840_849_18),
-            (5.0, 0.003_712_302_732_031_840_3),
+            (0.1, 2.685_156_871_876_059),
+            (1.0, 0.430_739_774_448_585_5),
+            (2.0, 0.115_378_276_840_856_76),
+            (5.0, 0.003_712_302_732_031_840_7),
         ] {
             let ours = bessel_k_quarter(x);
             assert!(
                 ((ours - expected) / expected).abs() < 1e-14,
-                "K_1/4({x}) = {ours}, scipy {expected}"
+                "K_1/4({x}) = {ours}, mpmath {expected}"
             );
         }
     }

@@ -11,4 +11,3 @@ pub mod run;
 pub mod speed;
 
 pub use run::{DetectError, DetectOptions, DetectRecord, DetectorSpec, detect};
-

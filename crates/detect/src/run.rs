@@ -257,9 +257,15 @@ pub struct DetectorSummary {
     /// MMD: permutations per window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permutations: Option<usize>,
-    /// KS: the correction.
+    /// KS and CvM: the correction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correction: Option<Correction>,
+    /// KS and CvM: reference features holding one value only (a ReLU feature that is always
+    /// 0). scipy's Cramér-von Mises statistic ranks ties as if ordered, so it finds such a
+    /// feature drifted in every window where it stays constant (p about 5e-9 for 80 against 20
+    /// zeros), and so do alibi's CVMDrift and `cvm`; KS is unaffected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constant_features: Option<usize>,
 }
 
 /// One input folder as `detect.json` records it.
@@ -590,6 +596,17 @@ pub fn detect(
             },
             correction: match detector {
                 Prepared::PerFeature { correction, .. } => Some(*correction),
+                Prepared::Mmd { .. } => None,
+            },
+            constant_features: match detector {
+                Prepared::PerFeature {
+                    reference_sorted, ..
+                } => Some(
+                    reference_sorted
+                        .iter()
+                        .filter(|column| column.first() == column.last())
+                        .count(),
+                ),
                 Prepared::Mmd { .. } => None,
             },
         })

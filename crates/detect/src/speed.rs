@@ -18,7 +18,9 @@ pub fn window_tests(repeats: usize) -> Vec<(&'static str, f64)> {
     let (r, w, d, b) = SIZE;
     let mut rng = sample_rng(0, 0, Purpose::Permutation);
     let mut rows = |count: usize, shift: f64| -> Vec<f64> {
-        (0..count * d).map(|_| rng.random::<f64>() + shift).collect()
+        (0..count * d)
+            .map(|_| rng.random::<f64>() + shift)
+            .collect()
     };
     let reference = rows(r, 0.0);
     let window = rows(w, 0.05);

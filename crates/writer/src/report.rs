@@ -67,7 +67,8 @@ pub(crate) fn parquet_bytes(
         path: path_for_errors.to_owned(),
         source: Box::new(source),
     };
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| parquet_error(e.into()))?;
+    let batch =
+        RecordBatch::try_new(schema.clone(), columns).map_err(|e| parquet_error(e.into()))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();

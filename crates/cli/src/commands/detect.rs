@@ -28,6 +28,19 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
         record.stride,
         record.alpha
     );
+    for detector in &record.detectors {
+        if let Some(constant) = detector.constant_features.filter(|&n| n > 0)
+            && detector.detector.starts_with("cvm")
+        {
+            eprintln!(
+                "warning: {constant} of the reference's features hold one value only; \
+                 Cramér-von Mises (scipy's and alibi's statistic) treats tied values as ordered \
+                 and finds such a feature drifted in every window where it stays constant, so \
+                 {} alarms on clean windows too (see detect.json)",
+                detector.detector
+            );
+        }
+    }
     outln!("{:<32} {:>8} {:>8}", "detector", "windows", "alarms");
     for detector in &record.detectors {
         outln!(
