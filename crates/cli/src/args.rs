@@ -287,6 +287,9 @@ pub(crate) struct DetectArgs {
     /// The seed of every permutation (window w of detector d draws from (seed, w, d)).
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    /// Threads testing windows (default: one per core); the report is the same at any count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) threads: Option<u64>,
     /// Replace an existing report in the output folder.
     #[arg(long)]
     pub(crate) overwrite: bool,

@@ -205,6 +205,8 @@ pub struct DetectOptions {
     pub seed: u64,
     /// Replace an existing report.
     pub overwrite: bool,
+    /// Threads testing windows (the report does not depend on it).
+    pub threads: usize,
 }
 
 impl Default for DetectOptions {
@@ -219,6 +221,7 @@ impl Default for DetectOptions {
             alpha: 0.05,
             seed: 0,
             overwrite: false,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -538,29 +541,38 @@ pub fn detect(
         .collect();
 
     // The stream, a record batch at a time; a window is tested once its last sample is read.
+    // Windows are tested in groups of two per thread, each on one thread from its own draws,
+    // so the rows do not depend on the thread count.
+    let threads = options.threads.max(1);
     let mut rows: Vec<Vec<WindowRow>> = vec![Vec::new(); prepared.len()];
+    let mut pending = Vec::with_capacity(2 * threads);
     let mut buffer = WindowBuffer::new(window, stride);
     for input in &inputs {
         for batch in EmbeddingBatches::open(&input.folder)? {
             let batch = batch?;
             for (i, values) in batch.values.chunks_exact(EMBEDDING_DIM).enumerate() {
-                let Some(full) = buffer.push(batch.sample_ids[i], batch.timestamps[i], values)
-                else {
-                    continue;
-                };
-                for (d, detector) in prepared.iter().enumerate() {
-                    rows[d].push(test_window(
-                        detector,
-                        &names[d],
-                        d,
-                        &full,
+                if let Some(full) = buffer.push(batch.sample_ids[i], batch.timestamps[i], values) {
+                    pending.push(full);
+                }
+                if pending.len() == 2 * threads {
+                    let tested = Tested {
+                        prepared: &prepared,
+                        names: &names,
                         reference_count,
                         options,
-                    ));
+                    };
+                    tested.add(&mut pending, threads, &mut rows);
                 }
             }
         }
     }
+    let tested = Tested {
+        prepared: &prepared,
+        names: &names,
+        reference_count,
+        options,
+    };
+    tested.add(&mut pending, threads, &mut rows);
     if buffer.windows == 0 {
         return Err(settings(format!(
             "the stream holds {} samples, fewer than one window of {window}",
@@ -691,6 +703,63 @@ impl WindowBuffer {
             last: self.ids[self.ids.len() - 1],
             values: self.values.iter().copied().collect(),
         })
+    }
+}
+
+/// What testing a window needs besides the window.
+struct Tested<'a> {
+    prepared: &'a [Prepared<'a>],
+    names: &'a [String],
+    reference_count: usize,
+    options: &'a DetectOptions,
+}
+
+impl Tested<'_> {
+    /// Tests the `pending` windows on up to `threads` threads, each a contiguous share, and
+    /// appends each detector's rows in window order.
+    fn add(&self, pending: &mut Vec<FullWindow>, threads: usize, rows: &mut [Vec<WindowRow>]) {
+        let share = pending.len().div_ceil(threads).max(1);
+        let tested: Vec<Vec<Vec<WindowRow>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pending
+                .chunks(share)
+                .map(|windows| {
+                    scope.spawn(move || {
+                        windows
+                            .iter()
+                            .map(|window| self.test_all(window))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("a window test panicked"))
+                .collect()
+        });
+        for per_window in tested.into_iter().flatten() {
+            for (d, row) in per_window.into_iter().enumerate() {
+                rows[d].push(row);
+            }
+        }
+        pending.clear();
+    }
+
+    /// Every detector's row for one window.
+    fn test_all(&self, window: &FullWindow) -> Vec<WindowRow> {
+        self.prepared
+            .iter()
+            .enumerate()
+            .map(|(d, detector)| {
+                test_window(
+                    detector,
+                    &self.names[d],
+                    d,
+                    window,
+                    self.reference_count,
+                    self.options,
+                )
+            })
+            .collect()
     }
 }
 

@@ -14,6 +14,9 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
         alpha: args.alpha,
         seed: args.seed,
         overwrite: args.overwrite,
+        threads: args
+            .threads
+            .map_or_else(|| DetectOptions::default().threads, |n| n as usize),
     };
     let started = std::time::Instant::now();
     let record = drift_detect::detect(&args.reference, &args.stream, &args.output, &options)
