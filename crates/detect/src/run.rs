@@ -393,122 +393,35 @@ pub fn detect(
     output: &Path,
     options: &DetectOptions,
 ) -> Result<DetectRecord, DetectError> {
-    let settings = |reason: String| DetectError::Settings(reason);
-    if options.detectors.is_empty() {
-        return Err(settings("no detector given".into()));
-    }
-    if stream.is_empty() {
-        return Err(settings("no stream given".into()));
-    }
-    if !(options.alpha > 0.0 && options.alpha < 1.0) {
-        return Err(settings(format!(
-            "alpha {} is not between 0 and 1",
-            options.alpha
-        )));
-    }
+    let (names, stride) = check_settings(options, stream)?;
     let window = options.window;
-    let stride = options.stride.unwrap_or(window);
-    if window < 2 || stride < 1 {
-        return Err(settings(format!(
-            "window {window} and stride {stride}: a window needs at least 2 samples and the stride at least 1"
-        )));
-    }
-    let names: Vec<String> = options.detectors.iter().map(DetectorSpec::name).collect();
-    if let Some(twice) = names
-        .iter()
-        .enumerate()
-        .find(|(i, n)| names[..*i].contains(n))
-    {
-        return Err(settings(format!("detector {} is given twice", twice.1)));
-    }
     // Lock the report first: a failure below leaves any old report as it was.
     let mut report = ReportWriter::create(output, DETECT_FILES, "detect.json", options.overwrite)?;
-
-    let reference_input = read_input(reference)?;
-    if !reference_input.clean {
-        return Err(DetectError::Input {
-            folder: reference.to_owned(),
-            reason: "is not a clean output (some samples are drifted or label-shifted): a reference must hold no drift".into(),
-        });
-    }
-    let identity = embedding_identity(&reference_input.embeddings);
-    let mut inputs = Vec::new();
-    for folder in stream {
-        let input = read_input(folder)?;
-        if embedding_identity(&input.embeddings) != identity {
-            return Err(DetectError::Input {
-                folder: folder.clone(),
-                reason: format!(
-                    "its embeddings come from other weights or another normalization than the reference's ({} with {}, against {} with {})",
-                    input.embeddings["weights_sha256"],
-                    input.embeddings["normalize"],
-                    identity.0,
-                    identity.1
-                ),
-            });
-        }
-        if let Some(shared) = input.sources.intersection(&reference_input.sources).next() {
-            return Err(DetectError::Input {
-                folder: folder.clone(),
-                reason: format!(
-                    "shares the image {shared} with the reference {}: a test against a reference that holds stream images is biased",
-                    reference.display()
-                ),
-            });
-        }
-        if let Some(previous) = inputs.last() {
-            let previous: &Input = previous;
-            if input.record.samples > 0 && input.first_id != previous.last_id + 1 {
-                return Err(DetectError::Input {
-                    folder: folder.clone(),
-                    reason: format!(
-                        "starts at sample {} but {} ends at sample {}: the stream's folders must be consecutive, in stream order",
-                        input.first_id,
-                        previous.folder.display(),
-                        previous.last_id
-                    ),
-                });
-            }
-        }
-        inputs.push(input);
-    }
-
-    // The reference, whole (a few thousand rows).
-    let mut reference_rows = Vec::new();
-    for batch in EmbeddingBatches::open(reference)? {
-        reference_rows.extend(batch?.values);
-    }
+    let (reference_input, inputs) = read_inputs(reference, stream)?;
+    let reference_rows = read_reference_rows(reference)?;
     let reference_count = reference_rows.len() / EMBEDDING_DIM;
-    if reference_count < 2 {
-        return Err(DetectError::Input {
-            folder: reference.to_owned(),
-            reason: format!("holds {reference_count} samples; a reference needs at least 2"),
-        });
-    }
-    let exact_cvm = reference_count.max(window) <= EXACT_UP_TO;
-    if exact_cvm
-        && options.detectors.iter().any(|spec| {
-            matches!(
-                spec,
-                DetectorSpec::PerFeature {
-                    test: PerFeature::Cvm,
-                    ..
-                }
-            )
-        })
-    {
-        return Err(settings(format!(
+    let uses_cvm = options.detectors.iter().any(|spec| {
+        matches!(
+            spec,
+            DetectorSpec::PerFeature {
+                test: PerFeature::Cvm,
+                ..
+            }
+        )
+    });
+    if uses_cvm && reference_count.max(window) <= EXACT_UP_TO {
+        return Err(DetectError::Settings(format!(
             "cvm with a reference of {reference_count} and windows of {window}: scipy (and alibi) \
              test samples of at most {EXACT_UP_TO} by the exact distribution, which is not \
              ported; use a reference or window of more than {EXACT_UP_TO}"
         )));
     }
     // The reference's columns, sorted once for every per-feature detector.
-    let any_ks = options
+    let per_feature = options
         .detectors
         .iter()
         .any(|spec| matches!(spec, DetectorSpec::PerFeature { .. }));
-    let reference_sorted: Vec<Vec<f64>> = if any_ks {
+    let reference_sorted: Vec<Vec<f64>> = if per_feature {
         let mut columns = feature_columns(&reference_rows, EMBEDDING_DIM);
         columns
             .iter_mut()
@@ -539,46 +452,13 @@ pub fn detect(
             },
         })
         .collect();
-
-    // The stream, a record batch at a time; a window is tested once its last sample is read.
-    // Windows are tested in groups of two per thread, each on one thread from its own draws,
-    // so the rows do not depend on the thread count.
-    let threads = options.threads.max(1);
-    let mut rows: Vec<Vec<WindowRow>> = vec![Vec::new(); prepared.len()];
-    let mut pending = Vec::with_capacity(2 * threads);
-    let mut buffer = WindowBuffer::new(window, stride);
-    for input in &inputs {
-        for batch in EmbeddingBatches::open(&input.folder)? {
-            let batch = batch?;
-            for (i, values) in batch.values.chunks_exact(EMBEDDING_DIM).enumerate() {
-                if let Some(full) = buffer.push(batch.sample_ids[i], batch.timestamps[i], values) {
-                    pending.push(full);
-                }
-                if pending.len() == 2 * threads {
-                    let tested = Tested {
-                        prepared: &prepared,
-                        names: &names,
-                        reference_count,
-                        options,
-                    };
-                    tested.add(&mut pending, threads, &mut rows);
-                }
-            }
-        }
-    }
     let tested = Tested {
         prepared: &prepared,
         names: &names,
         reference_count,
         options,
     };
-    tested.add(&mut pending, threads, &mut rows);
-    if buffer.windows == 0 {
-        return Err(settings(format!(
-            "the stream holds {} samples, fewer than one window of {window}",
-            buffer.seen
-        )));
-    }
+    let rows = tested.stream(&inputs, WindowBuffer::new(window, stride))?;
 
     let alarms: Vec<AlarmRow> = rows
         .iter()
@@ -594,34 +474,7 @@ pub fn detect(
         .iter()
         .zip(&names)
         .zip(&rows)
-        .map(|((detector, name), rows)| DetectorSummary {
-            detector: name.clone(),
-            windows: rows.len(),
-            alarms: rows.iter().filter(|r| r.alarm).count(),
-            bandwidth: match detector {
-                Prepared::Mmd { reference, .. } => Some(reference.bandwidth()),
-                Prepared::PerFeature { .. } => None,
-            },
-            permutations: match detector {
-                Prepared::Mmd { permutations, .. } => Some(*permutations),
-                Prepared::PerFeature { .. } => None,
-            },
-            correction: match detector {
-                Prepared::PerFeature { correction, .. } => Some(*correction),
-                Prepared::Mmd { .. } => None,
-            },
-            constant_features: match detector {
-                Prepared::PerFeature {
-                    reference_sorted, ..
-                } => Some(
-                    reference_sorted
-                        .iter()
-                        .filter(|column| column.first() == column.last())
-                        .count(),
-                ),
-                Prepared::Mmd { .. } => None,
-            },
-        })
+        .map(|((detector, name), rows)| detector.summary(name, rows))
         .collect();
     let record = DetectRecord {
         tool: format!("drift-pipeline {}", env!("CARGO_PKG_VERSION")),
@@ -649,6 +502,142 @@ pub fn detect(
     report.add("detect.json", json.as_bytes())?;
     report.finish()?;
     Ok(record)
+}
+
+/// The checks of the settings alone; returns the detectors' names and the stride.
+fn check_settings(
+    options: &DetectOptions,
+    stream: &[PathBuf],
+) -> Result<(Vec<String>, usize), DetectError> {
+    let settings = |reason: String| Err(DetectError::Settings(reason));
+    if options.detectors.is_empty() {
+        return settings("no detector given".into());
+    }
+    if stream.is_empty() {
+        return settings("no stream given".into());
+    }
+    if !(options.alpha > 0.0 && options.alpha < 1.0) {
+        return settings(format!("alpha {} is not between 0 and 1", options.alpha));
+    }
+    let window = options.window;
+    let stride = options.stride.unwrap_or(window);
+    if window < 2 || stride < 1 {
+        return settings(format!(
+            "window {window} and stride {stride}: a window needs at least 2 samples and the stride at least 1"
+        ));
+    }
+    let names: Vec<String> = options.detectors.iter().map(DetectorSpec::name).collect();
+    if let Some(twice) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        return settings(format!("detector {} is given twice", twice.1));
+    }
+    Ok((names, stride))
+}
+
+/// The reference and the stream's folders, each read and checked: a clean reference, the same
+/// embeddings everywhere, no image shared with the reference, consecutive stream folders.
+fn read_inputs(reference: &Path, stream: &[PathBuf]) -> Result<(Input, Vec<Input>), DetectError> {
+    let reference_input = read_input(reference)?;
+    if !reference_input.clean {
+        return Err(DetectError::Input {
+            folder: reference.to_owned(),
+            reason: "is not a clean output (some samples are drifted or label-shifted): a reference must hold no drift".into(),
+        });
+    }
+    let identity = embedding_identity(&reference_input.embeddings);
+    let mut inputs: Vec<Input> = Vec::new();
+    for folder in stream {
+        let input = read_input(folder)?;
+        let refuse = |reason: String| {
+            Err(DetectError::Input {
+                folder: folder.clone(),
+                reason,
+            })
+        };
+        if embedding_identity(&input.embeddings) != identity {
+            return refuse(format!(
+                "its embeddings come from other weights or another normalization than the reference's ({} with {}, against {} with {})",
+                input.embeddings["weights_sha256"],
+                input.embeddings["normalize"],
+                identity.0,
+                identity.1
+            ));
+        }
+        if let Some(shared) = input.sources.intersection(&reference_input.sources).next() {
+            return refuse(format!(
+                "shares the image {shared} with the reference {}: a test against a reference that holds stream images is biased",
+                reference.display()
+            ));
+        }
+        if let Some(previous) = inputs.last()
+            && input.record.samples > 0
+            && input.first_id != previous.last_id + 1
+        {
+            return refuse(format!(
+                "starts at sample {} but {} ends at sample {}: the stream's folders must be consecutive, in stream order",
+                input.first_id,
+                previous.folder.display(),
+                previous.last_id
+            ));
+        }
+        inputs.push(input);
+    }
+    Ok((reference_input, inputs))
+}
+
+/// The reference's embeddings, whole (a few thousand rows), at least 2.
+fn read_reference_rows(reference: &Path) -> Result<Vec<f64>, DetectError> {
+    let mut rows = Vec::new();
+    for batch in EmbeddingBatches::open(reference)? {
+        rows.extend(batch?.values);
+    }
+    let count = rows.len() / EMBEDDING_DIM;
+    if count < 2 {
+        return Err(DetectError::Input {
+            folder: reference.to_owned(),
+            reason: format!("holds {count} samples; a reference needs at least 2"),
+        });
+    }
+    Ok(rows)
+}
+
+impl Prepared<'_> {
+    /// The detector's line of `detect.json`, from its rows.
+    fn summary(&self, name: &str, rows: &[WindowRow]) -> DetectorSummary {
+        let (bandwidth, permutations, correction, constant_features) = match self {
+            Prepared::Mmd {
+                reference,
+                permutations,
+            } => (Some(reference.bandwidth()), Some(*permutations), None, None),
+            Prepared::PerFeature {
+                reference_sorted,
+                correction,
+                ..
+            } => (
+                None,
+                None,
+                Some(*correction),
+                Some(
+                    reference_sorted
+                        .iter()
+                        .filter(|column| column.first() == column.last())
+                        .count(),
+                ),
+            ),
+        };
+        DetectorSummary {
+            detector: name.to_owned(),
+            windows: rows.len(),
+            alarms: rows.iter().filter(|r| r.alarm).count(),
+            bandwidth,
+            permutations,
+            correction,
+            constant_features,
+        }
+    }
 }
 
 /// The last `window` samples of the stream, and when a window is due.
@@ -715,6 +704,41 @@ struct Tested<'a> {
 }
 
 impl Tested<'_> {
+    /// Every detector's rows over the stream, read a record batch at a time; a window is
+    /// tested once its last sample is read. Windows are tested in groups of two per thread,
+    /// each on one thread from its own draws, so the rows do not depend on the thread count.
+    fn stream(
+        &self,
+        inputs: &[Input],
+        mut buffer: WindowBuffer,
+    ) -> Result<Vec<Vec<WindowRow>>, DetectError> {
+        let threads = self.options.threads.max(1);
+        let mut rows: Vec<Vec<WindowRow>> = vec![Vec::new(); self.prepared.len()];
+        let mut pending = Vec::with_capacity(2 * threads);
+        for input in inputs {
+            for batch in EmbeddingBatches::open(&input.folder)? {
+                let batch = batch?;
+                for (i, values) in batch.values.chunks_exact(EMBEDDING_DIM).enumerate() {
+                    let id = batch.sample_ids[i];
+                    if let Some(full) = buffer.push(id, batch.timestamps[i], values) {
+                        pending.push(full);
+                    }
+                    if pending.len() == 2 * threads {
+                        self.add(&mut pending, threads, &mut rows);
+                    }
+                }
+            }
+        }
+        self.add(&mut pending, threads, &mut rows);
+        if buffer.windows == 0 {
+            return Err(DetectError::Settings(format!(
+                "the stream holds {} samples, fewer than one window of {}",
+                buffer.seen, buffer.window
+            )));
+        }
+        Ok(rows)
+    }
+
     /// Tests the `pending` windows on up to `threads` threads, each a contiguous share, and
     /// appends each detector's rows in window order.
     fn add(&self, pending: &mut Vec<FullWindow>, threads: usize, rows: &mut [Vec<WindowRow>]) {
