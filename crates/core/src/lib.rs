@@ -32,6 +32,8 @@ use std::str::FromStr;
 pub struct LoggedSample {
     /// The sample.
     pub sample_id: u64,
+    /// Its timestamp (seconds since the Unix epoch).
+    pub timestamp: f64,
     /// Its segment.
     pub segment: String,
     /// Whether it was drifted.

@@ -8,6 +8,8 @@ pub mod kolmogorov;
 pub mod ks;
 pub mod mmd;
 pub mod run;
+pub mod score;
 pub mod speed;
 
 pub use run::{DetectError, DetectOptions, DetectRecord, DetectorSpec, detect};
+pub use score::{Baseline, ScoreInputs, ScoreOptions, ScoreRecord, score};

@@ -318,27 +318,55 @@ struct Input {
     clean: bool,
 }
 
+/// An output folder's `drift.json`, read and hashed.
+pub(crate) struct OutputRecord {
+    /// The folder as `detect.json` and `score.json` record it (samples: 0 until counted).
+    pub input: InputRecord,
+    /// The record.
+    pub json: serde_json::Value,
+}
+
+impl OutputRecord {
+    pub(crate) fn read(folder: &Path) -> Result<Self, DetectError> {
+        let input_error = |reason: String| DetectError::Input {
+            folder: folder.to_owned(),
+            reason,
+        };
+        let marker = folder.join(drift_writer::DRIFT_JSON);
+        let text =
+            drift_core::read_small_text(&marker, drift_core::METADATA_LIMIT).map_err(|e| {
+                input_error(format!(
+                    "cannot read drift.json ({e}): not an output folder?"
+                ))
+            })?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| input_error(format!("drift.json is not JSON: {e}")))?;
+        let hash =
+            drift_core::sha256_hex(text.as_bytes()).map_err(|e| input_error(e.to_string()))?;
+        let samples = json["samples"].as_u64().unwrap_or(0) as usize;
+        Ok(Self {
+            input: InputRecord {
+                folder: folder.display().to_string(),
+                drift_json_sha256: hash,
+                samples,
+            },
+            json,
+        })
+    }
+}
+
 fn read_input(folder: &Path) -> Result<Input, DetectError> {
-    let input_error = |reason: String| DetectError::Input {
-        folder: folder.to_owned(),
-        reason,
-    };
-    let marker = folder.join(drift_writer::DRIFT_JSON);
-    let text = drift_core::read_small_text(&marker, drift_core::METADATA_LIMIT).map_err(|e| {
-        input_error(format!(
-            "cannot read drift.json ({e}): not an output folder?"
-        ))
-    })?;
-    let record: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| input_error(format!("drift.json is not JSON: {e}")))?;
-    let embeddings = record
+    let OutputRecord { mut input, json } = OutputRecord::read(folder)?;
+    let embeddings = json
         .get("embeddings")
         .filter(|e| !e.is_null())
         .cloned()
-        .ok_or_else(|| {
-            input_error("has no embeddings (generate it with --embeddings)".to_owned())
+        .ok_or_else(|| DetectError::Input {
+            folder: folder.to_owned(),
+            reason: "has no embeddings (generate it with --embeddings)".to_owned(),
         })?;
     let samples = drift_writer::read_drift_log(folder)?;
+    input.samples = samples.len();
     let first_id = samples.first().map_or(0, |s| s.sample_id);
     let last_id = samples.last().map_or(0, |s| s.sample_id);
     let clean = samples
@@ -348,14 +376,9 @@ fn read_input(folder: &Path) -> Result<Input, DetectError> {
         .iter()
         .filter_map(|s| s.source_path.clone())
         .collect();
-    let hash = drift_core::sha256_hex(text.as_bytes()).map_err(|e| input_error(e.to_string()))?;
     Ok(Input {
         folder: folder.to_owned(),
-        record: InputRecord {
-            folder: folder.display().to_string(),
-            drift_json_sha256: hash,
-            samples: samples.len(),
-        },
+        record: input,
         embeddings,
         sources,
         first_id,

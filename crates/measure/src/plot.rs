@@ -15,7 +15,7 @@ use crate::stats::LevelSummary;
 /// Plot size in pixels (and SVG user units).
 pub const PLOT_SIZE: (u32, u32) = (1100, 650);
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 /// One drift level's batch KLs, in batch order.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,10 +87,11 @@ pub fn box_plot(labels: PlotLabels<'_>, series: &[LevelSeries]) -> Result<Plot, 
     render(&Boxes { labels, series })
 }
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+pub(crate) type DrawResult<DB> =
+    Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// A plot that can be drawn on any plotters backend.
-trait Figure {
+pub(crate) trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
 }
 
@@ -117,7 +118,7 @@ impl Figure for Boxes<'_> {
 }
 
 /// Draws `figure` on a bitmap and on an SVG backend.
-fn render(figure: &impl Figure) -> Result<Plot, MeasureError> {
+pub(crate) fn render(figure: &impl Figure) -> Result<Plot, MeasureError> {
     register_font();
     let (width, height) = PLOT_SIZE;
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
@@ -387,7 +388,7 @@ fn draw_boxes<DB: DrawingBackend>(
 }
 
 /// Colours of the transforms' levels and of the classes, in order.
-const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(230, 120, 20),
     RGBColor(40, 160, 60),
     RGBColor(200, 40, 40),
@@ -638,7 +639,7 @@ impl Timeline<'_> {
 const FRACTION_COLOR: RGBColor = RGBColor(40, 90, 200);
 
 /// One legend row: a line or a dot in `color`, then `label`.
-fn draw_entry<DB: DrawingBackend>(
+pub(crate) fn draw_entry<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     label: &str,
     color: RGBColor,

@@ -44,6 +44,7 @@ mod png_encode;
 mod read;
 mod report;
 mod samples;
+mod score;
 mod tables;
 mod transaction;
 
@@ -57,6 +58,10 @@ pub use png_encode::{PngCompression, encode_png};
 pub use read::read_drift_log;
 pub use report::{KlRow, ReportWriter, kl_table, read_kl_table};
 pub use samples::{SampleReader, StoredSample};
+pub use score::{
+    EpisodeRow, ExternalAlarm, ExternalWindow, PowerRow, ScoredWindowRow, episodes_table,
+    power_table, read_alarm_table, read_window_table, scored_windows_table,
+};
 pub use transaction::{
     ABORT_AT_ENV, FileRecord, LOCK_FILE, OutputFolder, Recovery, STAGING_DIR, Staging, commit_all,
     resolve_path, verify_output,

@@ -51,6 +51,8 @@ fn read_batch(
 ) -> Result<(), String> {
     let required = |name: &str| format!("no column {name}: not a drift log");
     let ids = column::<Int64Array>(batch, "sample_id")?.ok_or_else(|| required("sample_id"))?;
+    let timestamps =
+        column::<Float64Array>(batch, "timestamp")?.ok_or_else(|| required("timestamp"))?;
     let segments = column::<StringArray>(batch, "segment")?.ok_or_else(|| required("segment"))?;
     let drifted = column::<BooleanArray>(batch, "drifted")?.ok_or_else(|| required("drifted"))?;
     let probabilities = column::<Float64Array>(batch, "drift_probability")?
@@ -66,6 +68,7 @@ fn read_batch(
             .map_err(|_| format!("negative sample_id {}", ids.value(row)))?;
         samples.push(LoggedSample {
             sample_id,
+            timestamp: timestamps.value(row),
             segment: segments.value(row).to_owned(),
             drifted: drifted.value(row),
             probability: probabilities.value(row),

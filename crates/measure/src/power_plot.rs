@@ -1,0 +1,202 @@
+//! The power plot of a detector benchmark (`drift-pipeline score`): one panel per transform
+//! list, power over drift level, a line per detector with its confidence band, the level 0
+//! point being the size on clean windows, and alpha dashed.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::MeasureError;
+use crate::plot::{DrawResult, FONT, Figure, PALETTE, Plot, draw_entry, render};
+
+/// One detector's power at each level of one transform list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PowerLine {
+    /// The detector.
+    pub detector: String,
+    /// (level, power, interval low, interval high), by level.
+    pub points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// One transform list's lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PowerPanel {
+    /// The transform list.
+    pub transforms: String,
+    /// A line per detector.
+    pub lines: Vec<PowerLine>,
+}
+
+/// Power by level, a panel per transform list (at most 3 across), the bands at `confidence`,
+/// `alpha` as a dashed line.
+pub fn power_plot(
+    panels: &[PowerPanel],
+    alpha: f64,
+    confidence: f64,
+) -> Result<Plot, MeasureError> {
+    render(&Power {
+        panels,
+        alpha,
+        confidence,
+    })
+}
+
+struct Power<'a> {
+    panels: &'a [PowerPanel],
+    alpha: f64,
+    confidence: f64,
+}
+
+const LEGEND_WIDTH: u32 = 220;
+
+impl Power<'_> {
+    fn detectors(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for line in self.panels.iter().flat_map(|p| &p.lines) {
+            if !names.contains(&line.detector.as_str()) {
+                names.push(&line.detector);
+            }
+        }
+        names
+    }
+
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        panel: &PowerPanel,
+        detectors: &[&str],
+    ) -> DrawResult<DB> {
+        let top = panel
+            .lines
+            .iter()
+            .flat_map(|l| &l.points)
+            .map(|p| p.0)
+            .fold(1.0f64, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.transforms, (FONT, 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..top, 0.0..1.05)?;
+        chart
+            .configure_mesh()
+            .x_desc("drift level")
+            .y_desc("power (alarm share)")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart.draw_series(DashedLineSeries::new(
+            [(0.0, self.alpha), (top, self.alpha)],
+            6,
+            4,
+            BLACK.mix(0.6).stroke_width(1),
+        ))?;
+        for line in &panel.lines {
+            let index = detectors
+                .iter()
+                .position(|d| *d == line.detector)
+                .unwrap_or(0);
+            let color = PALETTE[index % PALETTE.len()];
+            let band: Vec<(f64, f64)> = line
+                .points
+                .iter()
+                .map(|p| (p.0, p.3))
+                .chain(line.points.iter().rev().map(|p| (p.0, p.2)))
+                .collect();
+            chart.draw_series(std::iter::once(Polygon::new(
+                band,
+                color.mix(0.15).filled(),
+            )))?;
+            chart.draw_series(LineSeries::new(
+                line.points.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(2),
+            ))?;
+            chart.draw_series(
+                line.points
+                    .iter()
+                    .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Figure for Power<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let title = format!(
+            "Power by drift level (share of drifted windows with an alarm; {:.0}% Clopper-Pearson bands; level 0: clean windows)",
+            self.confidence * 100.0
+        );
+        let below = root.titled(&title, (FONT, 18))?;
+        let (charts, legend) = below.split_horizontally(crate::PLOT_SIZE.0 - LEGEND_WIDTH);
+        let detectors = self.detectors();
+        if self.panels.is_empty() {
+            charts.draw(&Text::new(
+                "no drifted windows to plot: give windows (detect reports or --windows) on a drifted stream",
+                (40, 200),
+                (FONT, 16).into_font(),
+            ))?;
+        } else {
+            let columns = self.panels.len().min(3);
+            let rows = self.panels.len().div_ceil(columns);
+            let areas = charts.split_evenly((rows, columns));
+            for (panel, area) in self.panels.iter().zip(&areas) {
+                self.draw_panel(area, panel, &detectors)?;
+            }
+        }
+        for (index, detector) in detectors.iter().enumerate() {
+            draw_entry(
+                &legend,
+                detector,
+                PALETTE[index % PALETTE.len()],
+                false,
+                40 + 26 * index as i32,
+            )?;
+        }
+        let y = 40 + 26 * detectors.len() as i32;
+        legend.draw(&PathElement::new(
+            vec![(10, y), (38, y)],
+            BLACK.mix(0.6).stroke_width(1),
+        ))?;
+        legend.draw(&Text::new(
+            format!("alpha = {}", self.alpha),
+            (46, y - 8),
+            (FONT, 15).into_font(),
+        ))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_panels_and_the_empty_case() {
+        let line = |detector: &str, shift: f64| PowerLine {
+            detector: detector.into(),
+            points: (0..=5)
+                .map(|i| {
+                    let level = f64::from(i) / 5.0;
+                    let power = (level + shift).min(1.0);
+                    (level, power, (power - 0.1).max(0.0), (power + 0.1).min(1.0))
+                })
+                .collect(),
+        };
+        let panels: Vec<PowerPanel> = ["rotate", "gaussian_noise", "hue", "contrast"]
+            .iter()
+            .map(|t| PowerPanel {
+                transforms: (*t).into(),
+                lines: vec![line("mmd", 0.2), line("ks", 0.0)],
+            })
+            .collect();
+        let plot = power_plot(&panels, 0.05, 0.95).unwrap();
+        assert!(plot.svg.contains("gaussian_noise") && plot.svg.contains("alpha = 0.05"));
+        // Something besides white was drawn in the bitmap's charts.
+        let pixels = plot.rgb.pixels();
+        assert!(pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count() > 10_000);
+        let empty = power_plot(&[], 0.05, 0.95).unwrap();
+        assert!(empty.svg.contains("no drifted windows"));
+    }
+}
