@@ -88,6 +88,13 @@ pub(crate) enum Command {
     /// stream's embeddings against a clean reference output, window by window. Writes
     /// windows.parquet, alarms.parquet and detect.json.
     Detect(DetectArgs),
+    /// Grade detectors against the stream's ground truth: alarms (from detect reports or your
+    /// own files) matched to the drift episodes its drift logs record, with delay, precision,
+    /// recall, false-alarm rate and run length beside always/periodic baselines; windows
+    /// judged by what their samples were, for the size and the power per transform and level
+    /// (Clopper-Pearson). Writes episodes.parquet, windows_scored.parquet, power.parquet,
+    /// summary.csv, power_by_level.png/.svg and score.json.
+    Score(ScoreArgs),
     /// ResNet18 weights for --embeddings: download them, or show what is cached.
     Weights {
         #[command(subcommand)]
@@ -461,4 +468,63 @@ pub(crate) fn unit_f64(text: &str) -> Result<f64, String> {
         value if (0.0..=1.0).contains(&value) => Ok(value),
         _ => Err(format!("drift level '{text}' is outside [0, 1]")),
     }
+}
+
+#[derive(Args)]
+pub(crate) struct ScoreArgs {
+    /// The stream: output folders (generate outputs or a scenario's segments), consecutive, in
+    /// stream order; embeddings are not needed.
+    #[arg(long, value_name = "DIR", required = true, num_args = 1..)]
+    pub(crate) stream: Vec<PathBuf>,
+    /// A detect report run on this stream (its alarms and windows); repeat for several.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) detections: Vec<PathBuf>,
+    /// Your detector's alarms, .parquet or .csv: `sample_id` (or `timestamp`: the last sample at
+    /// or before it), optional `detector` (default: the file's name); repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) alarms: Vec<PathBuf>,
+    /// Your batch detector's windows, .parquet or .csv: `first_sample_id`, `last_sample_id`,
+    /// `alarm`, optional `p_value` and `detector` (for power curves); repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) windows: Vec<PathBuf>,
+    /// The report folder (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: PathBuf,
+    /// Samples after a drift episode's end within which an alarm still detects it.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub(crate) max_delay: u64,
+    /// Samples before an episode's onset from which an alarm counts for it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) max_early: u64,
+    /// The false-alarm rate `far` counts false alarms per this many samples.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) rate_unit: u64,
+    /// A window counts as drifted (for power) when at least this share of its samples is; a
+    /// window with fewer (but some) drifted samples is mixed and left out.
+    #[arg(long, value_name = "SHARE", default_value_t = 1.0)]
+    pub(crate) drifted_min: f64,
+    /// The power the minimum detectable level must reach.
+    #[arg(long, value_name = "P", default_value_t = 0.8)]
+    pub(crate) power_target: f64,
+    /// The confidence of the Clopper-Pearson intervals.
+    #[arg(long, value_name = "C", default_value_t = 0.95)]
+    pub(crate) confidence: f64,
+    /// Bin levels into N equal bins over [0, 1] (incremental drift) [default: each distinct
+    /// level is a bin, as in an abrupt sweep].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) level_bins: Option<u64>,
+    /// A baseline scored beside the detectors: `always` (an alarm at every window's end) or
+    /// `periodic:P` (one every P samples); repeat for several [default: always and
+    /// periodic:10W, W the detect report's window].
+    #[arg(long = "baseline", value_name = "SPEC")]
+    pub(crate) baselines: Vec<drift_detect::Baseline>,
+    /// The window (and stride) of the `always` baseline without a detect report.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) window: u64,
+    /// The significance level drawn in the power plot without a detect report.
+    #[arg(long, value_name = "P", default_value_t = 0.05)]
+    pub(crate) alpha: f64,
+    /// Replace an existing report in the output folder.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
 }

@@ -31,7 +31,8 @@ use drift_pipeline::{FrontEnd, PipelineError, ReaderError, ShardError, WriterErr
 
 use crate::args::{Cli, Command};
 use crate::commands::{
-    demo as demo_command, detect, evaluate, generate, index, inspect, merge, run, timeline, weights,
+    demo as demo_command, detect, evaluate, generate, index, inspect, merge, run, score, timeline,
+    weights,
 };
 
 /// The command line's spelling of the run's keys: flags, for errors the run spec reports.
@@ -228,6 +229,7 @@ fn dispatch(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
         }
         Command::Evaluate(args) => evaluate::evaluate(args, cancel),
         Command::Detect(args) => detect::detect(args),
+        Command::Score(args) => score::score(&args),
         Command::Weights { command } => weights::weights(command),
         Command::Run {
             scenario,

@@ -9,5 +9,6 @@ pub(crate) mod index;
 pub(crate) mod inspect;
 pub(crate) mod merge;
 pub(crate) mod run;
+pub(crate) mod score;
 pub(crate) mod timeline;
 pub(crate) mod weights;
