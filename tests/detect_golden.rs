@@ -249,3 +249,49 @@ fn mmd_equals_frouros_given_its_permutations() {
         );
     }
 }
+
+/// The power table's Clopper-Pearson bands against their definition (binomial sums at 60
+/// digits in mpmath) and against scipy's `binomtest(k, n).proportion_ci(method="exact")`
+/// (tools/golden/make_score_golden.py).
+#[test]
+fn clopper_pearson_equals_its_definition_and_scipy() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/golden/detectors/clopper_pearson.json"
+    );
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let (mut worst_exact, mut worst_scipy, mut exact_cases) = (0f64, 0f64, 0);
+    for case in golden["cases"].as_array().unwrap() {
+        let case = case.as_array().unwrap();
+        let number = |i: usize| case[i].as_f64();
+        let (k, n, confidence) = (
+            number(0).unwrap() as u64,
+            number(1).unwrap() as u64,
+            number(2).unwrap(),
+        );
+        let (low, high) = drift_detect::score::power::clopper_pearson(k, n, confidence);
+        for (ours, scipy, exact) in [(low, number(3), number(5)), (high, number(4), number(6))] {
+            let scipy = scipy.unwrap();
+            // scipy's beta quantiles are themselves off in the far tails: k 1, n 100,000 at
+            // 0.95 gives a low end 1.5e-6 (relative) from 1 - 0.975^(1/n), where ours is 1e-16.
+            worst_scipy = worst_scipy.max(relative(ours, scipy));
+            assert!(
+                relative(ours, scipy) < 1e-5,
+                "k {k}, n {n}, {confidence}: {ours} against scipy's {scipy}"
+            );
+            if let Some(exact) = exact {
+                exact_cases += 1;
+                worst_exact = worst_exact.max(relative(ours, exact));
+                assert!(
+                    relative(ours, exact) < 1e-10,
+                    "k {k}, n {n}, {confidence}: {ours} against {exact}"
+                );
+            }
+        }
+    }
+    assert!(exact_cases > 400);
+    eprintln!(
+        "Clopper-Pearson: largest relative difference {worst_exact:e} from the definition \
+         ({exact_cases} ends), {worst_scipy:e} from scipy"
+    );
+}
