@@ -42,7 +42,11 @@ __all__ = [
     "ImageTransform",
     "SampleResult",
     "TransformInfo",
+    "DetectionResult",
+    "ScoreResult",
+    "detect",
     "evaluate",
+    "score",
     "inspect",
     "errors",
     "run_scenario",
@@ -623,6 +627,147 @@ def _read_evaluation(folder: Path) -> EvaluationResult:
         summary=pl.read_csv(folder / "summary.csv"),
         plots=plots,
         record=json.loads((folder / "evaluation.json").read_text()),
+    )
+
+
+@dataclass
+class DetectionResult:
+    """A ``detect`` report, read back."""
+
+    output_path: Path
+    #: One row per detector and window: statistic, p-value, b and B, threshold, alarm.
+    windows: pl.DataFrame
+    #: One row per alarm: ``detector``, ``sample_id``, ``timestamp`` (what ``score`` reads).
+    alarms: pl.DataFrame
+    #: ``detect.json``: inputs, settings and each detector's resolved parameters.
+    record: dict = field(repr=False)
+
+
+def _paths(value: os.PathLike | str | Sequence[os.PathLike | str] | None) -> list[str]:
+    """One path or several, as strings."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(v) for v in value]
+
+
+def detect(
+    reference: os.PathLike | str,
+    stream: os.PathLike | str | Sequence[os.PathLike | str],
+    output_path: os.PathLike | str,
+    detectors: Sequence[str] = ("mmd",),
+    *,
+    window: int = 100,
+    stride: int | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    threads: int | None = None,
+    overwrite: bool = False,
+) -> DetectionResult:
+    """Would a detector catch this drift: drift detectors (``"mmd"``, ``"ks:correction=fdr"``,
+    ``"cvm"``; alibi-detect's definitions and defaults) over the stream's embeddings
+    (``stream``: output folders in stream order) against a clean ``reference`` output, window
+    by window (``drift-pipeline detect``)."""
+    if isinstance(detectors, str):
+        detectors = [detectors]
+    folder = _native.detect(
+        os.fspath(reference),
+        _paths(stream),
+        os.fspath(output_path),
+        [str(d) for d in detectors],
+        window,
+        stride,
+        alpha,
+        seed,
+        threads,
+        overwrite,
+    )
+    folder = Path(folder)
+    return DetectionResult(
+        output_path=folder,
+        windows=pl.read_parquet(folder / "windows.parquet"),
+        alarms=pl.read_parquet(folder / "alarms.parquet"),
+        record=json.loads((folder / "detect.json").read_text()),
+    )
+
+
+@dataclass
+class ScoreResult:
+    """A ``score`` report, read back."""
+
+    output_path: Path
+    #: One row per detector and metric set: precision, episode_recall, mdt, far, fpr, power...
+    summary: pl.DataFrame
+    #: One row per detector and drift episode: its window, first alarm and delay.
+    episodes: pl.DataFrame
+    #: One row per detector and tested window, with its ground truth (h0, h1, mixed).
+    windows: pl.DataFrame
+    #: Per detector, transform list and level: windows, alarms, power, Clopper-Pearson band.
+    power: pl.DataFrame
+    #: ``power_by_level``, PNG and SVG.
+    plots: dict[str, Path]
+    #: ``score.json``: inputs, settings, calibration, minimum detectable levels.
+    record: dict = field(repr=False)
+
+
+def score(
+    stream: os.PathLike | str | Sequence[os.PathLike | str],
+    output_path: os.PathLike | str,
+    *,
+    detections: os.PathLike | str | Sequence[os.PathLike | str] | None = None,
+    alarms: os.PathLike | str | Sequence[os.PathLike | str] | None = None,
+    windows: os.PathLike | str | Sequence[os.PathLike | str] | None = None,
+    max_delay: int | None = None,
+    max_early: int | None = None,
+    rate_unit: int | None = None,
+    drifted_min: float | None = None,
+    power_target: float | None = None,
+    confidence: float | None = None,
+    level_bins: int | None = None,
+    baselines: Sequence[str] | None = None,
+    window: int | None = None,
+    alpha: float | None = None,
+    overwrite: bool = False,
+) -> ScoreResult:
+    """Grades detectors against the stream's ground truth (``drift-pipeline score``): the
+    alarms of ``detect`` reports (``detections``) or of your own files (``alarms``: Parquet or
+    CSV with ``sample_id`` or ``timestamp``; ``windows``: ``first_sample_id``,
+    ``last_sample_id``, ``alarm``, optional ``p_value``) matched to the drift episodes, beside
+    the ``always`` and ``periodic`` baselines; power per transform and level. Keywords left
+    out take the command line's defaults."""
+    settings = {
+        "max_delay": max_delay,
+        "max_early": max_early,
+        "rate_unit": rate_unit,
+        "drifted_min": drifted_min,
+        "power_target": power_target,
+        "confidence": confidence,
+        "level_bins": level_bins,
+        "baselines": None if baselines is None else [str(b) for b in baselines],
+        "window": window,
+        "alpha": alpha,
+    }
+    folder = Path(
+        _native.score(
+            _paths(stream),
+            os.fspath(output_path),
+            _paths(detections),
+            _paths(alarms),
+            _paths(windows),
+            json.dumps(settings),
+            overwrite,
+        )
+    )
+    return ScoreResult(
+        output_path=folder,
+        # Empty fields are ratios without a denominator (no alarm, no episode): null.
+        summary=pl.read_csv(folder / "summary.csv", infer_schema_length=None),
+        episodes=pl.read_parquet(folder / "episodes.parquet"),
+        windows=pl.read_parquet(folder / "windows_scored.parquet"),
+        power=pl.read_parquet(folder / "power.parquet"),
+        plots={f"power_by_level.{ext}": folder / f"power_by_level.{ext}" for ext in ("png", "svg")},
+        record=json.loads((folder / "score.json").read_text()),
     )
 
 

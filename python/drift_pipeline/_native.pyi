@@ -48,6 +48,27 @@ def evaluate(
     progress: Progress = None,
     shard: Optional[str] = None,
 ) -> str: ...
+def detect(
+    reference: str,
+    stream: list[str],
+    output: str,
+    detectors: list[str],
+    window: int,
+    stride: Optional[int] = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    threads: Optional[int] = None,
+    overwrite: bool = False,
+) -> str: ...
+def score(
+    stream: list[str],
+    output: str,
+    detections: list[str],
+    alarms: list[str],
+    windows: list[str],
+    settings: str,
+    overwrite: bool = False,
+) -> str: ...
 def index(
     input: str, output: str, verify: bool = False, threads: int = 0
 ) -> tuple[int, list[tuple[str, str]]]: ...

@@ -387,6 +387,53 @@ def test_scenarios_from_a_file_and_a_dict(dataset, tmp_path):
         drift_pipeline.run_scenario(bad)
 
 
+def test_detect_and_score_return_their_tables(dataset, test_weights, tmp_path):
+    segments = [("ref", None), ("clean", None), ("noisy", ["gaussian_noise=0.9"])]
+    drift_pipeline.run_scenario({
+        "input": str(dataset), "seed": 3, "size": "32", "embeddings": True,
+        "weights": str(test_weights),
+        "segment": [
+            {"name": name, "samples": 8, "output": str(tmp_path / name),
+             **({"transforms": t} if t else {})}
+            for name, t in segments
+        ],
+    })
+    stream = [tmp_path / "clean", tmp_path / "noisy"]
+    detection = drift_pipeline.detect(
+        tmp_path / "ref", stream, tmp_path / "detect", ["mmd", "ks:correction=fdr"], window=4,
+        seed=1,
+    )
+    assert detection.windows.equals(pl.read_parquet(tmp_path / "detect" / "windows.parquet"))
+    assert detection.windows["detector"].unique(maintain_order=True).to_list() == [
+        "mmd", "ks:correction=fdr"]
+    assert detection.windows.height == 2 * 4
+    assert detection.record["window"] == 4
+    report = drift_pipeline.score(
+        stream, tmp_path / "score", detections=tmp_path / "detect", max_delay=4
+    )
+    assert report.summary["detector"].to_list() == [
+        "mmd", "ks:correction=fdr", "always", "periodic:40"]
+    # One abrupt episode (noisy's first sample) per detector.
+    assert report.episodes.height == 4
+    assert set(report.episodes["start_sample_id"].to_list()) == {16}
+    always = report.summary.filter(pl.col("detector") == "always").row(0, named=True)
+    assert always["n_alarms"] == 4 and always["detected"] == 1 and always["mdt"] == 3
+    assert report.power.filter(pl.col("transforms") == "none")["n_windows"].to_list() == [2, 2]
+    assert all(path.exists() for path in report.plots.values())
+    # A user's alarms in CSV, named by the file.
+    (tmp_path / "mine.csv").write_text("sample_id\n17\n")
+    mine = drift_pipeline.score(stream, tmp_path / "mine", alarms=tmp_path / "mine.csv")
+    row = mine.summary.filter(pl.col("detector") == "mine").row(0, named=True)
+    assert (row["tp_alarms"], row["mdt"], row["source"]) == (1, 1.0, "file")
+    (tmp_path / "far.csv").write_text("sample_id\n999\n")
+    with pytest.raises(drift_pipeline.errors.DataError, match="alarm 0 is at sample 999"):
+        drift_pipeline.score(stream, tmp_path / "far", alarms=tmp_path / "far.csv")
+    with pytest.raises(drift_pipeline.errors.InvalidRunError, match="unknown detector"):
+        drift_pipeline.detect(tmp_path / "ref", stream, tmp_path / "bad", ["nope"])
+    with pytest.raises(drift_pipeline.errors.OutputExistsError):
+        drift_pipeline.score(stream, tmp_path / "mine", alarms=tmp_path / "mine.csv")
+
+
 def test_evaluate_returns_the_kl_table_and_inspect_the_classes(dataset, test_weights, tmp_path):
     report = drift_pipeline.evaluate(
         dataset, tmp_path / "report", transforms=[ImageTransform.GAUSSIAN_BLUR],

@@ -3,6 +3,7 @@
 //! before). The matches are exhaustive, with no catch-all: a new error variant does not
 //! compile until it is given its exception.
 
+use drift_detect::DetectError;
 use drift_evaluate::{EvaluateError, ReportMergeError};
 use drift_merge::MergeError;
 use drift_pipeline::{EmbedderError, PipelineError, ReaderError, SpecError, WriterError};
@@ -198,5 +199,13 @@ pub(crate) fn merge(error: &MergeError) -> Kind {
         | MergeError::Missing { .. }
         | MergeError::OtherRun { .. }
         | MergeError::Embeddings { .. } => Kind::Data,
+    }
+}
+
+pub(crate) fn detect(error: &DetectError) -> Kind {
+    match error {
+        DetectError::Writer(error) => writer(error),
+        DetectError::Input { .. } => Kind::Data,
+        DetectError::Settings(_) => Kind::InvalidRun,
     }
 }

@@ -249,6 +249,109 @@ fn evaluate<'py>(
     Ok(evaluation.output)
 }
 
+/// Runs drift detectors over a stream's embeddings (`drift-pipeline detect`). Returns the
+/// report folder.
+#[pyfunction]
+#[pyo3(signature = (reference, stream, output, detectors, window, stride=None, alpha=0.05, seed=0, threads=None, overwrite=false))]
+#[allow(clippy::too_many_arguments)] // one per keyword of the Python function
+fn detect(
+    py: Python<'_>,
+    reference: PathBuf,
+    stream: Vec<PathBuf>,
+    output: PathBuf,
+    detectors: Vec<String>,
+    window: usize,
+    stride: Option<usize>,
+    alpha: f64,
+    seed: u64,
+    threads: Option<usize>,
+    overwrite: bool,
+) -> PyResult<PathBuf> {
+    use drift_detect::{DetectOptions, DetectorSpec};
+    let detectors = detectors
+        .iter()
+        .map(|spec| spec.parse::<DetectorSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| value_error(format!("keyword 'detectors': {e}")))?;
+    let options = DetectOptions {
+        detectors,
+        window,
+        stride,
+        alpha,
+        seed,
+        overwrite,
+        threads: threads.unwrap_or_else(|| DetectOptions::default().threads),
+    };
+    py.detach(|| drift_detect::detect(&reference, &stream, &output, &options))
+        .map_err(|e| errors::raise(&e, errors::detect(&e)))?;
+    Ok(output)
+}
+
+/// Grades detectors against a stream's ground truth (`drift-pipeline score`): `settings` holds
+/// the options as JSON (`max_delay`, `baselines`, ...). Returns the report folder.
+#[pyfunction]
+#[pyo3(signature = (stream, output, detections, alarms, windows, settings, overwrite=false))]
+#[allow(clippy::too_many_arguments)] // one per keyword of the Python function
+fn score(
+    py: Python<'_>,
+    stream: Vec<PathBuf>,
+    output: PathBuf,
+    detections: Vec<PathBuf>,
+    alarms: Vec<PathBuf>,
+    windows: Vec<PathBuf>,
+    settings: &str,
+    overwrite: bool,
+) -> PyResult<PathBuf> {
+    use drift_detect::{Baseline, ScoreInputs, ScoreOptions};
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Settings {
+        max_delay: Option<u64>,
+        max_early: Option<u64>,
+        rate_unit: Option<u64>,
+        drifted_min: Option<f64>,
+        power_target: Option<f64>,
+        confidence: Option<f64>,
+        level_bins: Option<usize>,
+        baselines: Option<Vec<String>>,
+        window: Option<u64>,
+        alpha: Option<f64>,
+    }
+    let settings: Settings =
+        serde_json::from_str(settings).map_err(|e| value_error(e.to_string()))?;
+    let defaults = ScoreOptions::default();
+    let baselines = settings
+        .baselines
+        .map(|list| {
+            list.iter()
+                .map(|b| b.parse::<Baseline>())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(|e| value_error(format!("keyword 'baselines': {e}")))?;
+    let options = ScoreOptions {
+        max_delay: settings.max_delay.unwrap_or(defaults.max_delay),
+        max_early: settings.max_early.unwrap_or(defaults.max_early),
+        rate_unit: settings.rate_unit.unwrap_or(defaults.rate_unit),
+        drifted_min: settings.drifted_min.unwrap_or(defaults.drifted_min),
+        power_target: settings.power_target.unwrap_or(defaults.power_target),
+        confidence: settings.confidence.unwrap_or(defaults.confidence),
+        level_bins: settings.level_bins,
+        baselines,
+        window: settings.window.unwrap_or(defaults.window),
+        alpha: settings.alpha.unwrap_or(defaults.alpha),
+        overwrite,
+    };
+    let inputs = ScoreInputs {
+        detections,
+        alarms,
+        windows,
+    };
+    py.detach(|| drift_detect::score(&stream, &inputs, &output, &options))
+        .map_err(|e| errors::raise(&e, errors::detect(&e)))?;
+    Ok(output)
+}
+
 /// `(name, label, images)` of each class, the ignored count and every ignored path.
 type DatasetListing = (Vec<(String, usize, usize)>, usize, Vec<String>);
 
@@ -584,6 +687,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Generator>()?;
     module.add_function(wrap_pyfunction!(run_scenario, module)?)?;
     module.add_function(wrap_pyfunction!(evaluate, module)?)?;
+    module.add_function(wrap_pyfunction!(detect, module)?)?;
+    module.add_function(wrap_pyfunction!(score, module)?)?;
     module.add_function(wrap_pyfunction!(inspect, module)?)?;
     module.add_function(wrap_pyfunction!(index, module)?)?;
     module.add_function(wrap_pyfunction!(merge, module)?)?;

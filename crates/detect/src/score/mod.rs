@@ -480,22 +480,161 @@ pub fn score(
     options: &ScoreOptions,
 ) -> Result<ScoreRecord, DetectError> {
     check_options(options, stream, inputs)?;
+    // Lock the report first: a failure below leaves any old report as it was.
     let mut report = ReportWriter::create(output, SCORE_FILES, "score.json", options.overwrite)?;
     let truth = truth::read_stream(stream)?;
     if truth.samples.is_empty() {
         return Err(settings_error("the stream holds no samples".into()));
     }
-    let mut warnings = Vec::new();
-    let mut scored: Vec<Scored> = Vec::new();
-    let mut detections = Vec::new();
-    let (mut window, mut stride, mut alpha) = (options.window, options.window, options.alpha);
-    for (index, folder) in inputs.detections.iter().enumerate() {
-        let detect = read_detect_report(folder, &truth)?;
-        if index == 0 {
-            (window, stride, alpha) = (detect.window, detect.stride, detect.alpha);
+    let collected = Collected::read(inputs, &truth, options)?;
+    let judge = Judge::new(&truth, options);
+    let mut tables = Tables::default();
+    let scores: Vec<DetectorScore> = collected
+        .scored
+        .iter()
+        .map(|detector| judge.score(detector, &mut tables))
+        .collect();
+    let windowed: Vec<String> = collected
+        .scored
+        .iter()
+        .filter(|s| s.windows.is_some())
+        .map(|s| s.name.clone())
+        .collect();
+    let bins = options
+        .level_bins
+        .map_or(LevelBins::Distinct, LevelBins::Equal);
+    let power_rows = power::power_rows(&windowed, &tables.windows, bins, options.confidence);
+    let detectable = power::detectable_levels(&power_rows, options.power_target);
+
+    let path = |name: &str| output.join(name);
+    report.add(
+        "episodes.parquet",
+        &episodes_table(&tables.episodes, &path("episodes.parquet"))?,
+    )?;
+    report.add(
+        "windows_scored.parquet",
+        &scored_windows_table(&tables.windows, &path("windows_scored.parquet"))?,
+    )?;
+    report.add(
+        "power.parquet",
+        &power_table(&power_rows, &path("power.parquet"))?,
+    )?;
+    report.add("summary.csv", summary_csv(&scores).as_bytes())?;
+    let plot = power_plot(&power_rows, collected.alpha, options.confidence)?;
+    report.add(
+        "power_by_level.png",
+        &drift_writer::encode_png(&plot.rgb, drift_writer::PngCompression::High)?,
+    )?;
+    report.add("power_by_level.svg", plot.svg.as_bytes())?;
+    let record = ScoreRecord {
+        tool: format!("drift-pipeline {}", env!("CARGO_PKG_VERSION")),
+        stream: truth.inputs.clone(),
+        detections: collected.detections,
+        files: collected.files,
+        settings: serde_json::json!({
+            "max_delay": options.max_delay,
+            "max_early": options.max_early,
+            "rate_unit": options.rate_unit,
+            "drifted_min": options.drifted_min,
+            "power_target": options.power_target,
+            "confidence": options.confidence,
+            "level_bins": options.level_bins,
+            "baselines": collected.baselines.iter().map(|b| b.name()).collect::<Vec<_>>(),
+            "baseline_window": collected.window,
+            "baseline_stride": collected.stride,
+            "alpha": collected.alpha,
+        }),
+        episode_rules: EPISODE_RULES.into(),
+        episodes: truth.episodes.len(),
+        warnings: collected.warnings,
+        detectors: scores,
+        minimum_detectable_levels: detectable,
+    };
+    let json = serde_json::to_string_pretty(&record).expect("the record serializes") + "\n";
+    report.add("score.json", json.as_bytes())?;
+    report.finish()?;
+    Ok(record)
+}
+
+/// Every detector to score, read from the inputs, with what the inputs record.
+struct Collected {
+    scored: Vec<Scored>,
+    detections: Vec<FileInput>,
+    files: Vec<FileInput>,
+    baselines: Vec<Baseline>,
+    /// The window and stride of the `always` baseline, and the alpha of the plot: the first
+    /// detect report's, else the options'.
+    window: u64,
+    stride: u64,
+    alpha: f64,
+    warnings: Vec<String>,
+}
+
+impl Collected {
+    fn read(
+        inputs: &ScoreInputs,
+        truth: &StreamTruth,
+        options: &ScoreOptions,
+    ) -> Result<Self, DetectError> {
+        let mut collected = Collected {
+            scored: Vec::new(),
+            detections: Vec::new(),
+            files: Vec::new(),
+            baselines: Vec::new(),
+            window: options.window,
+            stride: options.window,
+            alpha: options.alpha,
+            warnings: Vec::new(),
+        };
+        for (index, folder) in inputs.detections.iter().enumerate() {
+            collected.add_detections(folder, index == 0, truth)?;
+        }
+        for path in &inputs.alarms {
+            for (name, ids) in read_alarm_file(path, truth)? {
+                collected.scored.push(Scored {
+                    name,
+                    source: "file",
+                    alarms: ids,
+                    windows: None,
+                });
+            }
+            collected.files.push(FileInput {
+                path: path.display().to_string(),
+                sha256: sha256_of(path)?,
+            });
+        }
+        for path in &inputs.windows {
+            collected.add_windows(path)?;
+        }
+        collected.baselines = options
+            .baselines
+            .clone()
+            .unwrap_or_else(|| vec![Baseline::Always, Baseline::Periodic(10 * collected.window)]);
+        for baseline in &collected.baselines {
+            collected.scored.push(Scored {
+                name: baseline.name(),
+                source: "baseline",
+                alarms: baseline_alarms(*baseline, truth, collected.window, collected.stride),
+                windows: None,
+            });
+        }
+        collected.check(truth)?;
+        Ok(collected)
+    }
+
+    /// A detect report's detectors, with their alarms and windows.
+    fn add_detections(
+        &mut self,
+        folder: &Path,
+        first: bool,
+        truth: &StreamTruth,
+    ) -> Result<(), DetectError> {
+        let detect = read_detect_report(folder, truth)?;
+        if first {
+            (self.window, self.stride, self.alpha) = (detect.window, detect.stride, detect.alpha);
         }
         if detect.stride < detect.window {
-            warnings.push(format!(
+            self.warnings.push(format!(
                 "{}: windows overlap (stride {} < window {}): their outcomes are correlated, so \
                  the clean windows' size and p-value calibration are not of independent tests",
                 folder.display(),
@@ -503,7 +642,7 @@ pub fn score(
                 detect.window
             ));
         }
-        let alarms = read_alarm_file(&folder.join("alarms.parquet"), &truth)?;
+        let alarms = read_alarm_file(&folder.join("alarms.parquet"), truth)?;
         let windows = drift_writer::read_window_table(&folder.join("windows.parquet"))?;
         for name in detect.detectors {
             let ids = alarms
@@ -516,38 +655,28 @@ pub fn score(
                 .filter(|w| w.detector.as_deref() == Some(name.as_str()))
                 .cloned()
                 .collect();
-            scored.push(Scored {
+            self.scored.push(Scored {
                 name,
                 source: "detect",
                 alarms: ids,
                 windows: Some(own),
             });
         }
-        detections.push(FileInput {
+        self.detections.push(FileInput {
             path: folder.display().to_string(),
             sha256: sha256_of(&folder.join("detect.json"))?,
         });
+        Ok(())
     }
-    let mut files = Vec::new();
-    for path in &inputs.alarms {
-        for (name, ids) in read_alarm_file(path, &truth)? {
-            scored.push(Scored {
-                name,
-                source: "file",
-                alarms: ids,
-                windows: None,
-            });
-        }
-        files.push(FileInput {
-            path: path.display().to_string(),
-            sha256: sha256_of(path)?,
-        });
-    }
-    for path in &inputs.windows {
+
+    /// A user's windows: each detector's (the file's name without a `detector` column); a
+    /// detector whose alarms came in an alarm file gets its windows.
+    fn add_windows(&mut self, path: &Path) -> Result<(), DetectError> {
         let windows = read_table(path, drift_writer::read_window_table, read_window_csv)?;
+        let name_of = |w: &ExternalWindow| w.detector.clone().unwrap_or_else(|| file_stem(path));
         let mut names: Vec<String> = Vec::new();
         for w in &windows {
-            let name = w.detector.clone().unwrap_or_else(|| file_stem(path));
+            let name = name_of(w);
             if !names.contains(&name) {
                 names.push(name);
             }
@@ -555,7 +684,7 @@ pub fn score(
         for name in names {
             let own: Vec<ExternalWindow> = windows
                 .iter()
-                .filter(|w| w.detector.clone().unwrap_or_else(|| file_stem(path)) == name)
+                .filter(|w| name_of(w) == name)
                 .cloned()
                 .collect();
             let alarms = own
@@ -563,13 +692,13 @@ pub fn score(
                 .filter(|w| w.alarm)
                 .map(|w| w.last_sample_id)
                 .collect();
-            // A windows file of a detector whose alarms came in an alarm file adds its windows.
-            match scored
+            match self
+                .scored
                 .iter_mut()
                 .find(|s| s.name == name && s.windows.is_none())
             {
                 Some(existing) => existing.windows = Some(own),
-                None => scored.push(Scored {
+                None => self.scored.push(Scored {
                     name,
                     source: "file",
                     alarms,
@@ -577,85 +706,105 @@ pub fn score(
                 }),
             }
         }
-        files.push(FileInput {
+        self.files.push(FileInput {
             path: path.display().to_string(),
             sha256: sha256_of(path)?,
         });
+        Ok(())
     }
-    let baselines = options
-        .baselines
-        .clone()
-        .unwrap_or_else(|| vec![Baseline::Always, Baseline::Periodic(10 * window)]);
-    for baseline in &baselines {
-        scored.push(Scored {
-            name: baseline.name(),
-            source: "baseline",
-            alarms: baseline_alarms(*baseline, &truth, window, stride),
-            windows: None,
-        });
-    }
-    if let Some(twice) = scored
-        .iter()
-        .enumerate()
-        .find(|(i, s)| scored[..*i].iter().any(|t| t.name == s.name))
-    {
-        return Err(settings_error(format!(
-            "detector {} comes from two inputs: give each file a detector column or its own name",
-            twice.1.name
-        )));
-    }
-    for s in &scored {
-        if let Some(windows) = &s.windows
-            && let Some(bad) = windows
-                .iter()
-                .find(|w| truth.range(w.first_sample_id, w.last_sample_id).is_none())
+
+    /// One name per detector, every window within the stream.
+    fn check(&self, truth: &StreamTruth) -> Result<(), DetectError> {
+        let scored = &self.scored;
+        if let Some(twice) = scored
+            .iter()
+            .enumerate()
+            .find(|(i, s)| scored[..*i].iter().any(|t| t.name == s.name))
         {
             return Err(settings_error(format!(
-                "detector {}: window {}..={} is not within the stream ({}..={})",
-                s.name,
-                bad.first_sample_id,
-                bad.last_sample_id,
-                truth.first_id(),
-                truth.last_id()
+                "detector {} comes from two inputs: give each file a detector column or its own name",
+                twice.1.name
             )));
+        }
+        for s in scored {
+            if let Some(windows) = &s.windows
+                && let Some(bad) = windows
+                    .iter()
+                    .find(|w| truth.range(w.first_sample_id, w.last_sample_id).is_none())
+            {
+                return Err(settings_error(format!(
+                    "detector {}: window {}..={} is not within the stream ({}..={})",
+                    s.name,
+                    bad.first_sample_id,
+                    bad.last_sample_id,
+                    truth.first_id(),
+                    truth.last_id()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows of the score's tables, detector after detector.
+#[derive(Default)]
+struct Tables {
+    episodes: Vec<EpisodeRow>,
+    windows: Vec<ScoredWindowRow>,
+}
+
+/// What every detector is scored against: the truth, its changes and in-control stretches.
+struct Judge<'a> {
+    truth: &'a StreamTruth,
+    options: &'a ScoreOptions,
+    changes: Vec<Change>,
+    tolerance: Tolerance,
+    extent: StreamExtent,
+    stretches: Vec<(i64, i64)>,
+}
+
+impl<'a> Judge<'a> {
+    fn new(truth: &'a StreamTruth, options: &'a ScoreOptions) -> Self {
+        let tolerance = Tolerance {
+            max_delay: options.max_delay as i64,
+            max_early: options.max_early as i64,
+        };
+        let changes: Vec<Change> = truth
+            .episodes
+            .iter()
+            .map(|e| Change {
+                start: e.start,
+                end: e.end,
+            })
+            .collect();
+        let stretches = in_control_stretches(truth, &changes, tolerance);
+        Self {
+            truth,
+            options,
+            extent: StreamExtent {
+                first: truth.first_id(),
+                samples: truth.samples.len(),
+                rate_unit: options.rate_unit as f64,
+            },
+            changes,
+            tolerance,
+            stretches,
         }
     }
 
-    let tolerance = Tolerance {
-        max_delay: options.max_delay as i64,
-        max_early: options.max_early as i64,
-    };
-    let changes: Vec<Change> = truth
-        .episodes
-        .iter()
-        .map(|e| Change {
-            start: e.start,
-            end: e.end,
-        })
-        .collect();
-    let extent = StreamExtent {
-        first: truth.first_id(),
-        samples: truth.samples.len(),
-        rate_unit: options.rate_unit as f64,
-    };
-    let stretches = in_control_stretches(&truth, &changes, tolerance);
-    let mut episode_rows = Vec::new();
-    let mut window_rows = Vec::new();
-    let mut scores = Vec::new();
-    for s in &scored {
+    /// One detector's score; its episode and window rows go to `tables`.
+    fn score(&self, detector: &Scored, tables: &mut Tables) -> DetectorScore {
+        let truth = self.truth;
         let (metrics, outcomes, false_alarms) =
-            stream_metrics(&changes, &s.alarms, tolerance, extent);
+            stream_metrics(&self.changes, &detector.alarms, self.tolerance, self.extent);
+        let timestamp = |id: i64| truth.sample(id).map_or(f64::NAN, |t| t.timestamp);
         let mut delays_seconds = Vec::new();
         for (k, (episode, outcome)) in truth.episodes.iter().zip(&outcomes).enumerate() {
-            let start_timestamp = truth
-                .sample(episode.start)
-                .map_or(f64::NAN, |t| t.timestamp);
-            let delay_seconds = outcome
-                .first_alarm
-                .map(|a| truth.sample(a).map_or(f64::NAN, |t| t.timestamp) - start_timestamp);
+            let start_timestamp = timestamp(episode.start);
+            let delay_seconds = outcome.first_alarm.map(|a| timestamp(a) - start_timestamp);
             delays_seconds.extend(delay_seconds);
-            episode_rows.push(EpisodeRow {
-                detector: s.name.clone(),
+            tables.episodes.push(EpisodeRow {
+                detector: detector.name.clone(),
                 episode: k as i64,
                 segment: episode.segment.clone(),
                 kind: episode.kind.clone(),
@@ -673,131 +822,80 @@ pub fn score(
                 alarms_in_window: outcome.alarms_in_window as i64,
             });
         }
-        let (runs, censored) = run_lengths(&stretches, &false_alarms);
-        let arl0 = if runs.is_empty() {
-            f64::NAN
-        } else {
-            runs.iter().sum::<i64>() as f64 / runs.len() as f64
+        let (runs, censored) = run_lengths(&self.stretches, &false_alarms);
+        let mean = |values: &[f64]| {
+            if values.is_empty() {
+                f64::NAN
+            } else {
+                values.iter().sum::<f64>() / values.len() as f64
+            }
         };
-        let mdt_seconds = if delays_seconds.is_empty() {
-            f64::NAN
-        } else {
-            delays_seconds.iter().sum::<f64>() / delays_seconds.len() as f64
-        };
+        let runs_f64: Vec<f64> = runs.iter().map(|&r| r as f64).collect();
         let mut score = DetectorScore {
-            detector: s.name.clone(),
-            source: s.source.to_owned(),
+            detector: detector.name.clone(),
+            source: detector.source.to_owned(),
             metrics,
-            mdt_seconds,
-            arl0: (arl0, runs.len(), censored),
+            mdt_seconds: mean(&delays_seconds),
+            arl0: (mean(&runs_f64), runs.len(), censored),
             window_counts: None,
             fpr: None,
             power: None,
             calibration: None,
         };
-        if let Some(windows) = &s.windows {
-            let start = window_rows.len();
-            for w in windows {
-                let samples = truth
-                    .range(w.first_sample_id, w.last_sample_id)
-                    .expect("windows were checked against the stream");
-                let judged = window_truth(samples);
-                let (class, key) = classify(&judged, options.drifted_min);
-                window_rows.push(ScoredWindowRow {
-                    detector: s.name.clone(),
-                    first_sample_id: w.first_sample_id,
-                    last_sample_id: w.last_sample_id,
-                    p_value: w.p_value,
-                    alarm: w.alarm,
-                    drifted_fraction: judged.drifted_fraction,
-                    label_shift: judged.any_label_shift,
-                    truth: class.to_owned(),
-                    transforms: key,
-                    level: judged.level,
-                });
-            }
-            let own = &window_rows[start..];
-            let count = |class: &str| own.iter().filter(|w| w.truth == class).count();
-            let alarms_in =
-                |class: &str| own.iter().filter(|w| w.truth == class && w.alarm).count();
-            let (h0, h1) = (count("h0"), count("h1"));
-            score.window_counts = Some([own.len(), h0, h1, count("mixed")]);
-            if h0 > 0 {
-                let (low, high) =
-                    power::clopper_pearson(alarms_in("h0") as u64, h0 as u64, options.confidence);
-                score.fpr = Some((alarms_in("h0") as f64 / h0 as f64, low, high));
-            }
-            if h1 > 0 {
-                score.power = Some(alarms_in("h1") as f64 / h1 as f64);
-            }
-            let clean_p: Vec<f64> = own
-                .iter()
-                .filter(|w| w.truth == "h0")
-                .filter_map(|w| w.p_value)
-                .collect();
-            score.calibration = power::calibration(&clean_p);
+        if let Some(windows) = &detector.windows {
+            let start = tables.windows.len();
+            tables
+                .windows
+                .extend(windows.iter().map(|w| self.judge_window(&detector.name, w)));
+            self.window_level(&tables.windows[start..], &mut score);
         }
-        scores.push(score);
+        score
     }
-    let windowed: Vec<String> = scored
-        .iter()
-        .filter(|s| s.windows.is_some())
-        .map(|s| s.name.clone())
-        .collect();
-    let bins = options
-        .level_bins
-        .map_or(LevelBins::Distinct, LevelBins::Equal);
-    let power_rows = power::power_rows(&windowed, &window_rows, bins, options.confidence);
-    let detectable = power::detectable_levels(&power_rows, options.power_target);
 
-    let path = |name: &str| output.join(name);
-    report.add(
-        "episodes.parquet",
-        &episodes_table(&episode_rows, &path("episodes.parquet"))?,
-    )?;
-    report.add(
-        "windows_scored.parquet",
-        &scored_windows_table(&window_rows, &path("windows_scored.parquet"))?,
-    )?;
-    report.add(
-        "power.parquet",
-        &power_table(&power_rows, &path("power.parquet"))?,
-    )?;
-    report.add("summary.csv", summary_csv(&scores).as_bytes())?;
-    let plot = power_plot(&power_rows, alpha, options.confidence)?;
-    report.add(
-        "power_by_level.png",
-        &drift_writer::encode_png(&plot.rgb, drift_writer::PngCompression::High)?,
-    )?;
-    report.add("power_by_level.svg", plot.svg.as_bytes())?;
-    let record = ScoreRecord {
-        tool: format!("drift-pipeline {}", env!("CARGO_PKG_VERSION")),
-        stream: truth.inputs.clone(),
-        detections,
-        files,
-        settings: serde_json::json!({
-            "max_delay": options.max_delay,
-            "max_early": options.max_early,
-            "rate_unit": options.rate_unit,
-            "drifted_min": options.drifted_min,
-            "power_target": options.power_target,
-            "confidence": options.confidence,
-            "level_bins": options.level_bins,
-            "baselines": baselines.iter().map(|b| b.name()).collect::<Vec<_>>(),
-            "baseline_window": window,
-            "baseline_stride": stride,
-            "alpha": alpha,
-        }),
-        episode_rules: EPISODE_RULES.into(),
-        episodes: truth.episodes.len(),
-        warnings,
-        detectors: scores,
-        minimum_detectable_levels: detectable,
-    };
-    let json = serde_json::to_string_pretty(&record).expect("the record serializes") + "\n";
-    report.add("score.json", json.as_bytes())?;
-    report.finish()?;
-    Ok(record)
+    /// A window with what its samples were.
+    fn judge_window(&self, detector: &str, window: &ExternalWindow) -> ScoredWindowRow {
+        let samples = self
+            .truth
+            .range(window.first_sample_id, window.last_sample_id)
+            .expect("windows were checked against the stream");
+        let judged = window_truth(samples);
+        let (class, key) = classify(&judged, self.options.drifted_min);
+        ScoredWindowRow {
+            detector: detector.to_owned(),
+            first_sample_id: window.first_sample_id,
+            last_sample_id: window.last_sample_id,
+            p_value: window.p_value,
+            alarm: window.alarm,
+            drifted_fraction: judged.drifted_fraction,
+            label_shift: judged.any_label_shift,
+            truth: class.to_owned(),
+            transforms: key,
+            level: judged.level,
+        }
+    }
+
+    /// The window-level numbers of one detector's judged windows.
+    fn window_level(&self, own: &[ScoredWindowRow], score: &mut DetectorScore) {
+        let count = |class: &str| own.iter().filter(|w| w.truth == class).count();
+        let alarms_in = |class: &str| own.iter().filter(|w| w.truth == class && w.alarm).count();
+        let (h0, h1) = (count("h0"), count("h1"));
+        score.window_counts = Some([own.len(), h0, h1, count("mixed")]);
+        if h0 > 0 {
+            let alarms = alarms_in("h0");
+            let (low, high) =
+                power::clopper_pearson(alarms as u64, h0 as u64, self.options.confidence);
+            score.fpr = Some((alarms as f64 / h0 as f64, low, high));
+        }
+        if h1 > 0 {
+            score.power = Some(alarms_in("h1") as f64 / h1 as f64);
+        }
+        let clean_p: Vec<f64> = own
+            .iter()
+            .filter(|w| w.truth == "h0")
+            .filter_map(|w| w.p_value)
+            .collect();
+        score.calibration = power::calibration(&clean_p);
+    }
 }
 
 /// The episode rules as `score.json` states them.
