@@ -203,11 +203,12 @@ pub fn stream_metrics(
     } else {
         mean(false_alarms.windows(2).map(|w| (w[1] - w[0]) as f64))
     };
-    let mdr = 1.0 - episode_recall;
+    // Counted, not 1 - episode_recall, so that 2 misses of 10 read 0.2, not 0.19999999999999996.
+    let mdr = ratio((episodes - detected) as f64, episodes as f64);
     let mtr = if mdt == 0.0 {
         f64::INFINITY
     } else {
-        mtfa / mdt * (1.0 - mdr)
+        mtfa / mdt * episode_recall
     };
     let metrics = StreamMetrics {
         samples: extent.samples,
