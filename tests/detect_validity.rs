@@ -1,0 +1,95 @@
+//! Validity under no drift: with both samples from one distribution, each test's p-values are
+//! uniform, checked by a Kolmogorov-Smirnov test against U(0, 1) at the 1% level over 500
+//! seeded replicates (the p-value of that check from Kolmogorov's exact distribution, ported
+//! from scipy and itself tested against it in detect_golden.rs).
+
+use drift_detect::cvm::cvm_test;
+use drift_detect::kolmogorov::kolmogorov_sf;
+use drift_detect::ks::ks_test;
+use drift_detect::mmd::{MmdReference, draw_permutations};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+const REPLICATES: usize = 500;
+
+/// The KS distance of `p` to U(0, 1) and its p-value.
+fn uniformity(mut p: Vec<f64>) -> (f64, f64) {
+    p.sort_by(f64::total_cmp);
+    let n = p.len() as f64;
+    let distance = p
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((i + 1) as f64 / n - v).max(v - i as f64 / n))
+        .fold(0.0, f64::max);
+    (distance, kolmogorov_sf(p.len() as u64, distance))
+}
+
+fn normal(rng: &mut ChaCha8Rng, count: usize) -> Vec<f64> {
+    (0..count).map(|_| StandardNormal.sample(rng)).collect()
+}
+
+fn check(name: &str, p: Vec<f64>) {
+    assert_eq!(p.len(), REPLICATES);
+    let (distance, p_uniform) = uniformity(p);
+    eprintln!("{name}: KS distance {distance:.4} to U(0,1), p = {p_uniform:.3}");
+    assert!(
+        p_uniform > 0.01,
+        "{name}: p-values not uniform (D {distance}, p {p_uniform})"
+    );
+}
+
+#[test]
+fn mmd_permutation_p_values_are_uniform_under_no_drift() {
+    // p = b/B with B = 100 lies on a grid of 101 values, uniform on it under no drift: its
+    // distance to U(0, 1) is at most 1/101, far below the 1% critical value for 500 (0.073).
+    let (features, reference, window) = (4, 40, 30);
+    let p: Vec<f64> = (0..REPLICATES as u64)
+        .map(|replicate| {
+            let mut rng = ChaCha8Rng::seed_from_u64(replicate);
+            let mmd = MmdReference::new(normal(&mut rng, reference * features), features, None);
+            let test = normal(&mut rng, window * features);
+            let permutations = draw_permutations(&mut rng, reference + window, 100);
+            mmd.test(&test, &permutations, 0.05).p_value()
+        })
+        .collect();
+    check("mmd", p);
+}
+
+#[test]
+fn ks_and_cvm_p_values_are_uniform_under_no_drift() {
+    // One feature, continuous: no ties. KS's asymptotic p lies on the lattice of D (steps of
+    // 1/2000 here, fine enough for the check); CvM's statistic is finer.
+    let (ks, cvm): (Vec<f64>, Vec<f64>) = (0..REPLICATES as u64)
+        .map(|replicate| {
+            let mut rng = ChaCha8Rng::seed_from_u64(1_000 + replicate);
+            let sorted = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let (a, b) = (normal(&mut rng, 2000), normal(&mut rng, 2000));
+            let cvm = cvm_test(&sorted(a[..300].to_vec()), &sorted(b[..200].to_vec())).1;
+            (ks_test(&sorted(a), &sorted(b)).1, cvm)
+        })
+        .unzip();
+    check("ks", ks);
+    check("cvm", cvm);
+}
+
+#[test]
+fn the_check_rejects_p_values_that_are_not_uniform() {
+    // The same check on a drifted window (shift 0.5 sd) must fail: a check that cannot fail
+    // proves nothing.
+    let p: Vec<f64> = (0..REPLICATES as u64)
+        .map(|replicate| {
+            let mut rng = ChaCha8Rng::seed_from_u64(2_000 + replicate);
+            let mut a = normal(&mut rng, 200);
+            let mut b: Vec<f64> = normal(&mut rng, 200).iter().map(|v| v + 0.5).collect();
+            a.sort_by(f64::total_cmp);
+            b.sort_by(f64::total_cmp);
+            ks_test(&a, &b).1
+        })
+        .collect();
+    let (distance, p_uniform) = uniformity(p);
+    assert!(p_uniform < 1e-6, "shifted: D {distance}, p {p_uniform}");
+}
