@@ -347,3 +347,102 @@ fn an_overwrite_killed_before_its_commit_keeps_the_old_report() {
     assert!(!staging.exists());
     assert_ne!(bytes_of(&report), before, "the new report");
 }
+
+/// The median KL of each level of a report, from its kl.parquet (read with the parquet crate).
+fn medians(report: &Path) -> Vec<(f64, f64)> {
+    let rows = read_kl(report);
+    let mut levels: Vec<f64> = rows.iter().map(|r| r.drift_level).collect();
+    levels.dedup();
+    levels
+        .iter()
+        .map(|&level| {
+            let kls: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.drift_level == level)
+                .map(|r| r.kl)
+                .collect();
+            (level, LevelSummary::new(level, &kls).unwrap().median)
+        })
+        .collect()
+}
+
+#[test]
+fn target_kl_finds_the_level_whose_median_reaches_it() {
+    let setup = setup();
+    // The target: the median KL of gaussian_blur at level 0.53, from a plain sweep.
+    let (plain, _) = setup.evaluate(
+        "plain",
+        &["--transform", "gaussian_blur", "--levels", "0.53"],
+    );
+    let target = medians(&plain)[0].1;
+    assert!(target > 0.0);
+    let (report, stdout) = setup.evaluate(
+        "search",
+        &[
+            "--transform",
+            "gaussian_blur",
+            "--levels",
+            "0.25,0.5,0.75,1",
+            "--target-kl",
+            &format!("{target:?}"),
+            "--target-tolerance",
+            "0.02",
+        ],
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("evaluation.json")).unwrap())
+            .unwrap();
+    let found = &record["target_kl"];
+    let (level, below) = (
+        found["level"].as_f64().unwrap(),
+        found["below"].as_f64().unwrap(),
+    );
+    assert!(
+        stdout.contains(&format!("level {level} reaches a median KL of")),
+        "{stdout}"
+    );
+    assert!(level - below <= 0.02 + 1e-12 && below < level, "{found}");
+    // Every level measured is in the report; the answer and the bracket's lower end among
+    // them, with the medians the record states, on either side of the target.
+    let measured = medians(&report);
+    assert!(measured.len() > 4, "{measured:?}");
+    let median_at = |l: f64| measured.iter().find(|m| m.0 == l).unwrap().1;
+    assert_eq!(median_at(level), found["median"].as_f64().unwrap());
+    assert!(median_at(level) >= target);
+    assert!(median_at(below) < target);
+    assert_eq!(median_at(below), found["below_median"].as_f64().unwrap());
+    // The record's levels list them all, ascending.
+    let levels: Vec<f64> = record["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_f64().unwrap())
+        .collect();
+    assert_eq!(levels, measured.iter().map(|m| m.0).collect::<Vec<_>>());
+    // Verified by a sweep of its own at the answer: the same median.
+    let (check, _) = setup.evaluate(
+        "check",
+        &[
+            "--transform",
+            "gaussian_blur",
+            "--levels",
+            &format!("{level}"),
+        ],
+    );
+    assert_eq!(medians(&check)[0].1, median_at(level));
+
+    // A target no level reaches, and settings that cannot search, are refused.
+    let (_, args) = setup.evaluate_args(
+        "unreached",
+        &["--transform", "gaussian_blur", "--target-kl", "1e9"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    setup.fails(&args, "no measured level reaches a median KL of 1000000000");
+    assert!(!setup.path("unreached").join("evaluation.json").exists());
+    let (_, args) = setup.evaluate_args(
+        "zero",
+        &["--transform", "gaussian_blur", "--target-kl", "0"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    setup.fails(&args, "is not a positive KL");
+}

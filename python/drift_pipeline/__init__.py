@@ -548,6 +548,12 @@ class EvaluationResult:
     #: ``evaluation.json``.
     record: dict = field(repr=False)
 
+    @property
+    def target_kl(self) -> dict | None:
+        """With ``target_kl=``: the level found (``level``, its ``median``, the bracket's
+        ``below`` and ``below_median``)."""
+        return self.record.get("target_kl")
+
 
 def evaluate(
     input_path: os.PathLike | str,
@@ -565,16 +571,23 @@ def evaluate(
     threads: int | None = None,
     overwrite: bool = False,
     progress: ProgressArg = None,
+    target_kl: float | None = None,
+    target_tolerance: float = 0.01,
 ) -> EvaluationResult:
     """How strong a drift is: the KL between drifted and clean ResNet18 embeddings, per batch,
     at each drift level (``drift-pipeline evaluate``). ``transforms`` are names or
     ``ImageTransform`` members, all applied at each level. Keywords left out take the shared
-    defaults (:data:`DEFAULTS`: levels 0.1 to 1.0, seed 42, 224x224, one thread per core)."""
+    defaults (:data:`DEFAULTS`: levels 0.1 to 1.0, seed 42, 224x224, one thread per core).
+    ``target_kl=X`` finds the level whose median KL reaches X (``result.target_kl``), to
+    ``target_tolerance`` in level."""
     args = _evaluate_args(
         input_path, output_path, transforms, levels, num_samples, seed, input_dim,
         batch_size, weights, normalize, device, threads, overwrite,
     )
-    return _read_evaluation(Path(_native.evaluate(*args, _progress(progress))))
+    folder = _native.evaluate(
+        *args, _progress(progress), target_kl=target_kl, target_tolerance=target_tolerance
+    )
+    return _read_evaluation(Path(folder))
 
 
 def _evaluate_args(

@@ -47,6 +47,8 @@ def evaluate(
     overwrite: bool = False,
     progress: Progress = None,
     shard: Optional[str] = None,
+    target_kl: Optional[float] = None,
+    target_tolerance: float = 0.01,
 ) -> str: ...
 def detect(
     reference: str,

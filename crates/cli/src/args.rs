@@ -334,6 +334,19 @@ pub(crate) struct EvaluateArgs {
     /// folder; `merge` joins the N shard reports into the report one process writes.
     #[arg(long, value_name = "K/N")]
     pub(crate) shard: Option<drift_pipeline::Shard>,
+    /// Find the level whose median KL reaches this: the levels are measured, then the bracket
+    /// below the first that reaches it is halved (each midpoint measured) down to
+    /// --target-tolerance; the report holds every level measured and evaluation.json the answer.
+    #[arg(long, value_name = "KL", conflicts_with = "shard")]
+    pub(crate) target_kl: Option<f64>,
+    /// The level precision of --target-kl's search.
+    #[arg(
+        long,
+        value_name = "STEP",
+        default_value_t = 0.01,
+        requires = "target_kl"
+    )]
+    pub(crate) target_tolerance: f64,
     #[command(flatten)]
     pub(crate) network: NetworkArgs,
     /// Threads for the embedder (default: one per core).

@@ -83,6 +83,9 @@ pub enum EvaluateError {
     /// Writing the report failed.
     #[error(transparent)]
     Writer(#[from] WriterError),
+    /// A target KL that cannot be searched for, or that no level reaches.
+    #[error("--target-kl: {0}")]
+    TargetKl(String),
     /// The run was interrupted; nothing was written.
     #[error("interrupted: the report folder was left as it was")]
     Cancelled,
@@ -179,12 +182,46 @@ pub struct EvaluationRecord {
     /// Which part of a sharded sweep this report is; absent for a whole sweep's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ReportShardRecord>,
+    /// With `--target-kl`: the level found and the search's bracket; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_kl: Option<TargetKlRecord>,
     /// Always `drift-pipeline`.
     pub tool: String,
     /// The transform list, in order.
     pub transforms: Vec<String>,
     /// The version that wrote it.
     pub version: String,
+}
+
+/// `evaluation.json`'s `target_kl`: the level whose median KL reaches the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetKlRecord {
+    /// The level found: its median KL reaches the target (measured in this report).
+    pub level: f64,
+    /// The median KL at `level`.
+    pub median: f64,
+    /// The highest measured level below `level` (0: the identity, KL 0), whose median KL is
+    /// below the target.
+    pub below: f64,
+    /// The median KL at `below` (0 at level 0).
+    pub below_median: f64,
+    /// How the level was found, in words.
+    pub search: String,
+    /// The median KL asked for.
+    pub target: f64,
+    /// The search stops once `level - below` is at most this.
+    pub tolerance: f64,
+}
+
+/// What `--target-kl` asks: the level of the transform list whose median KL reaches `target`,
+/// to within `tolerance` in level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetKl {
+    /// The median KL (> 0).
+    pub target: f64,
+    /// The level tolerance (> 0).
+    pub tolerance: f64,
 }
 
 /// `evaluation.json`'s `shard`: which batches of which sweep a shard report holds.
@@ -259,6 +296,9 @@ pub struct EvaluateOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Measure only this shard's batches (of every level): `merge` joins the shard reports.
     pub shard: Option<Shard>,
+    /// Find the level whose median KL reaches a target: the levels are measured, then the
+    /// bracket below the first level that reaches it is bisected.
+    pub target_kl: Option<TargetKl>,
 }
 
 impl Default for EvaluateOptions {
@@ -275,6 +315,7 @@ impl Default for EvaluateOptions {
             decode_limits: DecodeLimits::default(),
             cancel: None,
             shard: None,
+            target_kl: None,
         }
     }
 }
@@ -298,6 +339,8 @@ pub struct Evaluation {
     pub embedding_description: String,
     /// Wall time of the sweep, loading the weights included.
     pub elapsed: Duration,
+    /// With a target KL: the level found.
+    pub target_kl: Option<TargetKlRecord>,
 }
 
 impl Evaluation {
@@ -356,21 +399,30 @@ pub fn evaluate(
     let order: Vec<usize> = sampler.pending().take(images as usize).collect();
     let batches = order.len().div_ceil(stage.batch_size);
     let part = shard_batches(options.shard, batches)?;
-    let chains = level_chains(&options.transforms, &levels)?;
-    let sweep = Sweep {
-        dataset: &dataset,
-        decoder: Decoder::new(options.size).with_limits(options.decode_limits),
-        order: &order,
-        batch_size: stage.batch_size,
-        batches: part.clone(),
-        chains: &chains,
-        seed: options.seed,
+    let measure = |levels: &[f64]| -> Result<Vec<Vec<KlRow>>, EvaluateError> {
+        let chains = level_chains(&options.transforms, levels)?;
+        let sweep = Sweep {
+            dataset: &dataset,
+            decoder: Decoder::new(options.size).with_limits(options.decode_limits),
+            order: &order,
+            batch_size: stage.batch_size,
+            batches: part.clone(),
+            chains: &chains,
+            seed: options.seed,
+        };
+        let labels = (transforms.as_str(), levels, batches);
+        let kls = sweep.run(&stage, labels, options, progress)?;
+        if cancelled(options) {
+            return Err(EvaluateError::Cancelled);
+        }
+        Ok(kls)
     };
-    let labels = (transforms.as_str(), levels.as_slice(), batches);
-    let kls = sweep.run(&stage, labels, options, progress)?;
-    if cancelled(options) {
-        return Err(EvaluateError::Cancelled);
-    }
+    let mut levels = levels;
+    let mut kls = measure(&levels)?;
+    let target_kl = match options.target_kl {
+        Some(target) => Some(search_level(target, &mut levels, &mut kls, &measure)?),
+        None => None,
+    };
     let (series, summaries) = level_statistics(&kls, &levels);
     let evaluation = Evaluation {
         output: output.to_owned(),
@@ -381,6 +433,7 @@ pub fn evaluate(
         batches,
         embedding_description,
         elapsed: Duration::ZERO,
+        target_kl,
     };
     let facts = ReportFacts::of(&stage, options, input, &evaluation, &series);
     match options.shard {
@@ -593,7 +646,93 @@ fn checked_levels(options: &EvaluateOptions) -> Result<Vec<f64>, EvaluateError> 
     if let Some(pair) = levels.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(EvaluateError::LevelTwice(pair[0]));
     }
+    if let Some(target) = options.target_kl {
+        if !(target.target.is_finite() && target.target > 0.0) {
+            return Err(EvaluateError::TargetKl(format!(
+                "the target {} is not a positive KL (level 0, the identity, has KL 0)",
+                target.target
+            )));
+        }
+        if !(target.tolerance > 0.0 && target.tolerance < 1.0) {
+            return Err(EvaluateError::TargetKl(format!(
+                "the tolerance {} is not a level step in (0, 1)",
+                target.tolerance
+            )));
+        }
+        if options.shard.is_some() {
+            return Err(EvaluateError::TargetKl(
+                "a search needs every batch's KL at each step: it cannot run as a shard".into(),
+            ));
+        }
+    }
     Ok(levels)
+}
+
+/// How a target KL's level is found, in words (`evaluation.json`).
+const TARGET_SEARCH: &str = "the levels measured, then the bracket between the first level whose \
+median KL reaches the target and the level below it (0, the identity, with KL 0, below the \
+first) halved until it is no wider than the tolerance, each midpoint (rounded to 1e-4) measured \
+on the same images and draws; the level is the bracket's upper end, its median measured here. \
+A KL that does not rise with the level has several crossings: this is one of them";
+
+/// Measures the KL rows of the sweep's batches at each of some levels.
+type Measure<'a> = dyn Fn(&[f64]) -> Result<Vec<Vec<KlRow>>, EvaluateError> + 'a;
+
+/// Finds the level whose median KL reaches `target`: from the measured `levels` (ascending,
+/// with their `kls`), bisecting with `measure`; every level measured joins `levels` and `kls`.
+fn search_level(
+    target: TargetKl,
+    levels: &mut Vec<f64>,
+    kls: &mut Vec<Vec<KlRow>>,
+    measure: &Measure<'_>,
+) -> Result<TargetKlRecord, EvaluateError> {
+    let median = |rows: &[KlRow], level: f64| {
+        let values: Vec<f64> = rows.iter().map(|r| r.kl).collect();
+        LevelSummary::new(level, &values).map_or(f64::NAN, |s| s.median)
+    };
+    let medians: Vec<f64> = levels
+        .iter()
+        .zip(kls.iter())
+        .map(|(&level, rows)| median(rows, level))
+        .collect();
+    let Some(first) = medians.iter().position(|&m| m >= target.target) else {
+        let (level, reached) = (levels[levels.len() - 1], medians[medians.len() - 1]);
+        return Err(EvaluateError::TargetKl(format!(
+            "no measured level reaches a median KL of {}: at level {level} it is {reached} \
+             (a stronger transform list, or more levels up to 1, may)",
+            target.target
+        )));
+    };
+    let (mut high, mut high_median) = (levels[first], medians[first]);
+    let (mut low, mut low_median) = match first {
+        0 => (0.0, 0.0),
+        _ => (levels[first - 1], medians[first - 1]),
+    };
+    while high - low > target.tolerance {
+        let middle = ((low + high) / 2.0 * 1e4).round() / 1e4;
+        if middle <= low || middle >= high {
+            break;
+        }
+        let rows = measure(&[middle])?.pop().expect("one level measured");
+        let middle_median = median(&rows, middle);
+        let at = levels.partition_point(|&l| l < middle);
+        levels.insert(at, middle);
+        kls.insert(at, rows);
+        if middle_median >= target.target {
+            (high, high_median) = (middle, middle_median);
+        } else {
+            (low, low_median) = (middle, middle_median);
+        }
+    }
+    Ok(TargetKlRecord {
+        level: high,
+        median: high_median,
+        below: low,
+        below_median: low_median,
+        search: TARGET_SEARCH.to_owned(),
+        target: target.target,
+        tolerance: target.tolerance,
+    })
 }
 
 /// What a report's plots and record say beyond the KL rows: from the embedder that measured
@@ -646,6 +785,7 @@ impl ReportFacts {
                 .to_owned(),
             seed: options.seed,
             shard: None,
+            target_kl: evaluation.target_kl.clone(),
             tool: records::TOOL.to_owned(),
             transforms: options
                 .transforms
@@ -849,6 +989,7 @@ pub fn merge_reports(
         batches: first.record.batches_per_level,
         embedding_description: String::new(),
         elapsed: Duration::ZERO,
+        target_kl: None,
     };
     let mut report = ReportWriter::create(output, &REPORT_FILES, EVALUATION_JSON, overwrite)?;
     write_report(&mut report, &evaluation, &series, &facts)?;

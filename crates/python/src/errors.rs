@@ -162,7 +162,8 @@ pub(crate) fn evaluate(error: &EvaluateError) -> Kind {
         | EvaluateError::LevelTwice(_)
         | EvaluateError::TooFewBatches { .. }
         | EvaluateError::Sampler(_)
-        | EvaluateError::Transform(_) => Kind::InvalidRun,
+        | EvaluateError::Transform(_)
+        | EvaluateError::TargetKl(_) => Kind::InvalidRun,
         EvaluateError::Measure { .. } => Kind::Data,
     }
 }

@@ -190,7 +190,7 @@ fn run_scenario<'py>(
 /// Measures how strong a drift is (`drift-pipeline evaluate`): `run` holds the embedding keys
 /// (`weights`, `normalize`, `device`, `batch_size`, ...) as JSON. Returns the report folder.
 #[pyfunction]
-#[pyo3(signature = (input, output, transforms, levels, run, seed=None, size=None, num_samples=None, threads=None, overwrite=false, progress=None, shard=None))]
+#[pyo3(signature = (input, output, transforms, levels, run, seed=None, size=None, num_samples=None, threads=None, overwrite=false, progress=None, shard=None, target_kl=None, target_tolerance=0.01))]
 #[allow(clippy::too_many_arguments)] // one per keyword of the Python function
 fn evaluate<'py>(
     py: Python<'py>,
@@ -206,6 +206,8 @@ fn evaluate<'py>(
     overwrite: bool,
     progress: Option<Bound<'py, PyAny>>,
     shard: Option<String>,
+    target_kl: Option<f64>,
+    target_tolerance: f64,
 ) -> PyResult<PathBuf> {
     let shard = shard
         .map(|text| text.parse::<drift_pipeline::Shard>())
@@ -240,6 +242,10 @@ fn evaluate<'py>(
         overwrite,
         cancel: Some(cancel.clone()),
         shard,
+        target_kl: target_kl.map(|target| drift_evaluate::TargetKl {
+            target,
+            tolerance: target_tolerance,
+        }),
         ..defaults
     };
     let evaluation = interruptible(py, &cancel, progress.as_ref(), |reporter| {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
-use drift_evaluate::{EvaluateError, EvaluateOptions};
+use drift_evaluate::{EvaluateError, EvaluateOptions, TargetKl};
 
 use crate::args::EvaluateArgs;
 use crate::report::ProgressReport;
@@ -22,6 +22,10 @@ pub(crate) fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()
         overwrite: args.overwrite,
         cancel: Some(cancel),
         shard: args.shard,
+        target_kl: args.target_kl.map(|target| TargetKl {
+            target,
+            tolerance: args.target_tolerance,
+        }),
         ..EvaluateOptions::default()
     };
     let bar = ProgressReport::new(0, args.quiet, "embeddings", None);
@@ -71,6 +75,17 @@ pub(crate) fn evaluate(args: EvaluateArgs, cancel: Arc<AtomicBool>) -> Result<()
             kl(s.p75),
             kl(s.mean),
             s.sd.map_or("-".to_owned(), kl)
+        );
+    }
+    if let Some(found) = &evaluation.target_kl {
+        outln!(
+            "level {} reaches a median KL of {} ({}); at {} it is {} (tolerance {})",
+            found.level,
+            found.target,
+            kl(found.median),
+            found.below,
+            kl(found.below_median),
+            found.tolerance
         );
     }
     outln!(
