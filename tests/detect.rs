@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use common::{WeightsSetup, read_embeddings, read_parquet};
+use drift_core::{Purpose, sample_rng};
 use drift_detect::cvm::cvm_test;
 use drift_detect::ks::{Correction, FeatureTest, feature_tests, ks_test};
-use drift_detect::mmd::MmdReference;
+use drift_detect::lsdd::LsddReference;
+use drift_detect::mmd::{MmdReference, draw_permutations};
 
 struct Streams {
     setup: WeightsSetup,
@@ -102,6 +104,7 @@ fn read_windows(folder: &Path) -> Vec<Window> {
         ("alarm", DataType::Boolean),
         ("features_drifted", DataType::Int64),
         ("min_feature_p", DataType::Float64),
+        ("lambda", DataType::Float64),
     ];
     let mut rows = Vec::new();
     for batch in read_parquet(&folder.join("windows.parquet"), &schema) {
@@ -184,6 +187,8 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
             "ks:correction=fdr",
             "--detector",
             "cvm",
+            "--detector",
+            "lsdd",
             "--seed",
             "4",
             "--threads",
@@ -192,7 +197,7 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
     );
     let windows = read_windows(&out);
     // 80 stream samples in windows of 10: 8 windows per detector, ids 40..=119.
-    assert_eq!(windows.len(), 24);
+    assert_eq!(windows.len(), 32);
     let reference = read_embeddings(&streams.path("ref"));
     let stream: Vec<_> = [streams.path("clean"), streams.path("noisy")]
         .iter()
@@ -200,6 +205,11 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
         .collect();
     let reference_rows: Vec<f64> = reference.iter().flat_map(|r| r.2.clone()).collect();
     let mmd = MmdReference::new(reference_rows.clone(), 512, None);
+    // LSDD's draws, as detect.json says they are made: the centres' split from (seed, 0,
+    // setup of detector 3), each window's permutations from (seed, window, detector 3).
+    let split =
+        draw_permutations(&mut sample_rng(4, 0, Purpose::DetectorSetup(3)), 40, 1).remove(0);
+    let lsdd = LsddReference::new(&reference_rows, 512, None, &split, 2, 0.2);
     let reference_sorted: Vec<Vec<f64>> = (0..512)
         .map(|f| {
             let mut c: Vec<f64> = reference.iter().map(|r| r.2[f]).collect();
@@ -247,12 +257,22 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
                     assert!(w.alarm, "{w:?}");
                 }
             }
+            "lsdd" => {
+                let mut rng = sample_rng(4, w.window as u64, Purpose::DetectorPermutations(3));
+                let drawn = draw_permutations(&mut rng, 38 + 10, 100);
+                let outcome = lsdd.test(&values, &drawn, 0.05).unwrap();
+                assert_eq!(outcome.statistic, w.statistic, "{w:?}");
+                assert_eq!(Some(outcome.exceed as i64), w.exceed, "{w:?}");
+                assert_eq!(w.p_value, Some(outcome.exceed as f64 / 100.0));
+            }
             other => panic!("unexpected detector {other}"),
         }
     }
     let clean_alarms = windows
         .iter()
-        .filter(|w| w.first < 80 && w.alarm && w.detector != "cvm")
+        .filter(|w| {
+            w.first < 80 && w.alarm && (w.detector == "mmd" || w.detector.starts_with("ks"))
+        })
         .count();
     assert!(
         clean_alarms <= 2,
@@ -281,6 +301,16 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
         .collect();
     assert_eq!(read_alarms(&out), expected);
     assert_eq!(record["detectors"][0]["detector"], "mmd");
+    let lsdd_record = &record["detectors"][3]["lsdd"];
+    assert_eq!(lsdd_record["centers"], 2);
+    assert_eq!(lsdd_record["effective_reference"], 38);
+    let lambdas: u64 = lsdd_record["lambdas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(lambdas, 8);
     assert_eq!(
         record["detectors"][0]["bandwidth"]["gamma"]
             .as_f64()
@@ -300,6 +330,8 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
             "ks:correction=fdr",
             "--detector",
             "cvm",
+            "--detector",
+            "lsdd",
             "--seed",
             "4",
             "--threads",
@@ -368,7 +400,7 @@ fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     fails(args, "fewer than one window");
     // An unknown detector or setting.
     let mut args = base("ref", &["clean"]);
-    args.extend(["--detector".to_owned(), "lsdd".to_owned()]);
+    args.extend(["--detector".to_owned(), "wasserstein".to_owned()]);
     fails(args, "unknown detector");
     let mut args = base("ref", &["clean"]);
     args.extend(["--detector".to_owned(), "ks:correction=holm".to_owned()]);

@@ -295,3 +295,62 @@ fn clopper_pearson_equals_its_definition_and_scipy() {
          ({exact_cases} ends), {worst_scipy:e} from scipy"
     );
 }
+
+/// LSDD against alibi-detect's LSDDDrift (PyTorch, CPU) given the kernel centres' split and
+/// the permutations it drew (tools/golden/make_lsdd_golden.py): H, the statistic and threshold
+/// within 1e-8, the p-value (an f32 mean in alibi) and the decision equal.
+#[test]
+fn lsdd_equals_alibi_given_its_permutations() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/golden/detectors/lsdd.json"
+    );
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut worst: f64 = 0.0;
+    for case in golden["cases"].as_array().unwrap() {
+        let (x_ref, d) = matrix(&case["x_ref"]);
+        let (x, _) = matrix(&case["x"]);
+        let split: Vec<usize> =
+            permutations(&Value::Array(vec![case["center_permutation"].clone()])).remove(0);
+        let drawn = permutations(&case["permutations"]);
+        let centers = case["centers"].as_u64().unwrap() as usize;
+        let reference = drift_detect::lsdd::LsddReference::new(
+            &x_ref,
+            d,
+            case["sigma_given"].as_f64(),
+            &split,
+            centers,
+            0.2,
+        );
+        if case["sigma_given"].is_null() {
+            assert_eq!(
+                f64::from(reference.bandwidth().gamma),
+                case["gamma"].as_f64().unwrap()
+            );
+        }
+        let (h, _) = matrix(&case["H"]);
+        for (ours, theirs) in reference.h_matrix().iter().zip(&h) {
+            assert!(
+                relative(*ours, *theirs) < 1e-12,
+                "H: {ours} against {theirs}"
+            );
+        }
+        let outcome = reference.test(&x, &drawn, 0.05).unwrap();
+        let lsdd = case["lsdd"].as_f64().unwrap();
+        worst = worst.max(relative(outcome.statistic, lsdd));
+        assert!(
+            relative(outcome.statistic, lsdd) < 1e-8,
+            "LSDD {} against {lsdd}",
+            outcome.statistic
+        );
+        let threshold = case["distance_threshold"].as_f64().unwrap();
+        assert!(relative(outcome.threshold, threshold) < 1e-8);
+        let p = case["p_val"].as_f64().unwrap() as f32;
+        assert_eq!(outcome.exceed as f32 / outcome.permutations as f32, p);
+        assert_eq!(
+            i64::from((outcome.p_value() as f32) < 0.05),
+            case["is_drift"].as_i64().unwrap()
+        );
+    }
+    eprintln!("LSDD: largest relative difference from alibi {worst:e}");
+}

@@ -678,8 +678,8 @@ def detect(
     threads: int | None = None,
     overwrite: bool = False,
 ) -> DetectionResult:
-    """Would a detector catch this drift: drift detectors (``"mmd"``, ``"ks:correction=fdr"``,
-    ``"cvm"``; alibi-detect's definitions and defaults) over the stream's embeddings
+    """Would a detector catch this drift: drift detectors (``"mmd"``, ``"lsdd"``,
+    ``"ks:correction=fdr"``, ``"cvm"``; alibi-detect's definitions and defaults) over the stream's embeddings
     (``stream``: output folders in stream order) against a clean ``reference`` output, window
     by window (``drift-pipeline detect``)."""
     if isinstance(detectors, str):

@@ -84,7 +84,7 @@ pub(crate) enum Command {
     /// at each drift level; writes kl.parquet, summary.csv and two plots (PNG and SVG).
     Evaluate(EvaluateArgs),
     /// Would a detector catch this drift: run drift detectors (KS or Cramér-von Mises per
-    /// feature, MMD with a permutation test; alibi-detect's definitions and defaults) over a
+    /// feature, MMD or LSDD with a permutation test; alibi-detect's definitions and defaults) over a
     /// stream's embeddings against a clean reference output, window by window. Writes
     /// windows.parquet, alarms.parquet and detect.json.
     Detect(DetectArgs),
@@ -276,8 +276,9 @@ pub(crate) struct DetectArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) output: PathBuf,
     /// A detector: `mmd` (settings `permutations=N`, `sigma=S`; default: 100 permutations, the
-    /// median heuristic), `ks` or `cvm` (a test per feature; setting
-    /// `correction=bonferroni|fdr`); repeat for several.
+    /// median heuristic), `lsdd` (also `centers=C`, `lambda_rd_max=R`; default R/20 centres,
+    /// 0.2), `ks` or `cvm` (a test per feature; setting `correction=bonferroni|fdr`); repeat for
+    /// several.
     #[arg(long = "detector", value_name = "SPEC", default_value = "mmd")]
     pub(crate) detectors: Vec<drift_detect::DetectorSpec>,
     /// Samples per test window.

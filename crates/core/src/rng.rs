@@ -27,6 +27,9 @@ pub enum Purpose {
     /// The permutations a drift detector draws for a window (numbered by window, not sample
     /// id), for the detector at this position in `detect`'s list.
     DetectorPermutations(u32),
+    /// What a drift detector draws once on its reference (LSDD's kernel centres; with sample
+    /// id 0), for the detector at this position in `detect`'s list.
+    DetectorSetup(u32),
 }
 
 impl Purpose {
@@ -41,6 +44,7 @@ impl Purpose {
             Purpose::TransformParams(i) => (1 << 32) | u64::from(i),
             Purpose::TransformNoise(i) => (2 << 32) | u64::from(i),
             Purpose::DetectorPermutations(i) => (3 << 32) | u64::from(i),
+            Purpose::DetectorSetup(i) => (4 << 32) | u64::from(i),
         }
     }
 }

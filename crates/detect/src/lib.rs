@@ -1,11 +1,12 @@
 //! Reference drift detectors over a stream's embeddings (`drift-pipeline detect`): the
-//! statistics (`ks`, `kolmogorov`, `cvm`, `mmd`), pure computation, and the run over windows of
+//! statistics (`ks`, `kolmogorov`, `cvm`, `mmd`, `lsdd`), pure computation, and the run over windows of
 //! output folders (`run`), which reads the embeddings and writes the report through
 //! drift-writer's transaction.
 
 pub mod cvm;
 pub mod kolmogorov;
 pub mod ks;
+pub mod lsdd;
 pub mod mmd;
 pub mod run;
 pub mod score;

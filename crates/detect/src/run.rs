@@ -2,7 +2,7 @@
 //! each detector's outcome per window and its alarms, written as one report transaction
 //! (`windows.parquet`, `alarms.parquet`, `detect.json`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::cvm::{EXACT_UP_TO, cvm_test};
 use crate::ks::{Correction, FeatureTest, feature_columns, feature_tests, ks_test};
+use crate::lsdd::LsddReference;
 use crate::mmd::{Bandwidth, MmdReference, draw_permutations};
 
 /// The files of a detection report; `detect.json`, the marker, is committed last.
@@ -63,6 +64,17 @@ pub enum DetectorSpec {
         permutations: usize,
         /// The RBF bandwidth; the median heuristic on the reference when absent.
         sigma: Option<f64>,
+    },
+    /// The least-squares density difference with a permutation test.
+    Lsdd {
+        /// Permutations per window (default 100).
+        permutations: usize,
+        /// The RBF bandwidth on the standardised reference; the median heuristic when absent.
+        sigma: Option<f64>,
+        /// Kernel centres taken from the reference (default: max(R / 20, 1)).
+        centers: Option<usize>,
+        /// The largest mean relative difference a regularisation may cause (default 0.2).
+        lambda_rd_max: f64,
     },
 }
 
@@ -118,18 +130,23 @@ impl FromStr for DetectorSpec {
                 }
                 Ok(DetectorSpec::PerFeature { test, correction })
             }
-            "mmd" => {
+            name @ ("mmd" | "lsdd") => {
                 let (mut permutations, mut sigma) = (100, None);
+                let (mut centers, mut lambda_rd_max) = (None, 0.2);
+                let whole = |key: &str, value: &str| {
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &usize| n >= 1)
+                        .ok_or_else(|| {
+                            error(format!(
+                                "{key} {value:?} is not a whole number of at least 1"
+                            ))
+                        })
+                };
                 for (key, value) in pairs {
                     match key {
-                        "permutations" => {
-                            permutations =
-                                value.parse().ok().filter(|&b| b >= 1).ok_or_else(|| {
-                                    error(format!(
-                                        "permutations {value:?} is not a whole number of at least 1"
-                                    ))
-                                })?;
-                        }
+                        "permutations" => permutations = whole(key, value)?,
                         "sigma" => {
                             sigma = Some(
                                 value
@@ -141,16 +158,41 @@ impl FromStr for DetectorSpec {
                                     })?,
                             );
                         }
+                        "centers" if name == "lsdd" => centers = Some(whole(key, value)?),
+                        "lambda_rd_max" if name == "lsdd" => {
+                            lambda_rd_max = value
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|r| *r > 0.0 && *r < 1.0)
+                                .ok_or_else(|| {
+                                    error(format!("lambda_rd_max {value:?} is not in (0, 1)"))
+                                })?;
+                        }
+                        other if name == "lsdd" => {
+                            return Err(unknown(
+                                other,
+                                "permutations, sigma, centers, lambda_rd_max",
+                            ));
+                        }
                         other => return Err(unknown(other, "permutations, sigma")),
                     }
                 }
-                Ok(DetectorSpec::Mmd {
-                    permutations,
-                    sigma,
+                Ok(if name == "mmd" {
+                    DetectorSpec::Mmd {
+                        permutations,
+                        sigma,
+                    }
+                } else {
+                    DetectorSpec::Lsdd {
+                        permutations,
+                        sigma,
+                        centers,
+                        lambda_rd_max,
+                    }
                 })
             }
             other => Err(error(format!(
-                "unknown detector {other:?} (known: ks, cvm, mmd)"
+                "unknown detector {other:?} (known: ks, cvm, mmd, lsdd)"
             ))),
         }
     }
@@ -183,6 +225,31 @@ impl DetectorSpec {
                     "mmd".to_owned()
                 } else {
                     format!("mmd:{}", settings.join(","))
+                }
+            }
+            DetectorSpec::Lsdd {
+                permutations,
+                sigma,
+                centers,
+                lambda_rd_max,
+            } => {
+                let mut settings = Vec::new();
+                if *permutations != 100 {
+                    settings.push(format!("permutations={permutations}"));
+                }
+                if let Some(sigma) = sigma {
+                    settings.push(format!("sigma={sigma}"));
+                }
+                if let Some(centers) = centers {
+                    settings.push(format!("centers={centers}"));
+                }
+                if *lambda_rd_max != 0.2 {
+                    settings.push(format!("lambda_rd_max={lambda_rd_max}"));
+                }
+                if settings.is_empty() {
+                    "lsdd".to_owned()
+                } else {
+                    format!("lsdd:{}", settings.join(","))
                 }
             }
         }
@@ -269,6 +336,23 @@ pub struct DetectorSummary {
     /// zeros), and so do alibi's CVMDrift and `cvm`; KS is unaffected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub constant_features: Option<usize>,
+    /// LSDD: its centres and regularisations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lsdd: Option<LsddSummary>,
+}
+
+/// What `detect.json` records of an LSDD detector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LsddSummary {
+    /// Kernel centres split off the reference.
+    pub centers: usize,
+    /// The reference rows left to compare with (the reference less its centres).
+    pub effective_reference: usize,
+    /// The largest mean relative difference a regularisation may cause.
+    pub lambda_rd_max: f64,
+    /// Windows per regularisation chosen (alibi chooses lambda per window, from its
+    /// permutations; `windows.parquet` has each window's).
+    pub lambdas: BTreeMap<String, usize>,
 }
 
 /// One input folder as `detect.json` records it.
@@ -406,6 +490,11 @@ enum Prepared<'a> {
         reference: Box<MmdReference>,
         permutations: usize,
     },
+    Lsdd {
+        reference: Box<LsddReference>,
+        permutations: usize,
+        lambda_rd_max: f64,
+    },
 }
 
 /// Runs `options.detectors` over `stream` (output folders in stream order) against the clean
@@ -456,7 +545,8 @@ pub fn detect(
     let prepared: Vec<Prepared> = options
         .detectors
         .iter()
-        .map(|spec| match spec {
+        .enumerate()
+        .map(|(index, spec)| match spec {
             DetectorSpec::PerFeature { test, correction } => Prepared::PerFeature {
                 test: *test,
                 reference_sorted: &reference_sorted,
@@ -473,6 +563,31 @@ pub fn detect(
                 )),
                 permutations: *permutations,
             },
+            DetectorSpec::Lsdd {
+                permutations,
+                sigma,
+                centers,
+                lambda_rd_max,
+            } => {
+                // The reference's split into kernel centres and the rest, drawn once per run
+                // from (seed, 0, the detector's setup purpose), as alibi's `torch.randperm`.
+                let count = reference_count;
+                let centers = centers.unwrap_or((count / 20).max(1)).min(count - 1);
+                let mut rng = sample_rng(options.seed, 0, Purpose::DetectorSetup(index as u32));
+                let split = draw_permutations(&mut rng, count, 1).remove(0);
+                Prepared::Lsdd {
+                    reference: Box::new(LsddReference::new(
+                        &reference_rows,
+                        EMBEDDING_DIM,
+                        *sigma,
+                        &split,
+                        centers,
+                        *lambda_rd_max,
+                    )),
+                    permutations: *permutations,
+                    lambda_rd_max: *lambda_rd_max,
+                }
+            }
         })
         .collect();
     let tested = Tested {
@@ -635,6 +750,11 @@ impl Prepared<'_> {
                 reference,
                 permutations,
             } => (Some(reference.bandwidth()), Some(*permutations), None, None),
+            Prepared::Lsdd {
+                reference,
+                permutations,
+                ..
+            } => (Some(reference.bandwidth()), Some(*permutations), None, None),
             Prepared::PerFeature {
                 reference_sorted,
                 correction,
@@ -651,6 +771,25 @@ impl Prepared<'_> {
                 ),
             ),
         };
+        let lsdd = match self {
+            Prepared::Lsdd {
+                reference,
+                lambda_rd_max,
+                ..
+            } => {
+                let mut lambdas: BTreeMap<String, usize> = BTreeMap::new();
+                for lambda in rows.iter().filter_map(|r| r.lambda) {
+                    *lambdas.entry(format!("{lambda:e}")).or_default() += 1;
+                }
+                Some(LsddSummary {
+                    centers: reference.centers(),
+                    effective_reference: reference.effective_len(),
+                    lambda_rd_max: *lambda_rd_max,
+                    lambdas,
+                })
+            }
+            _ => None,
+        };
         DetectorSummary {
             detector: name.to_owned(),
             windows: rows.len(),
@@ -659,6 +798,7 @@ impl Prepared<'_> {
             permutations,
             correction,
             constant_features,
+            lsdd,
         }
     }
 }
@@ -747,12 +887,12 @@ impl Tested<'_> {
                         pending.push(full);
                     }
                     if pending.len() == 2 * threads {
-                        self.add(&mut pending, threads, &mut rows);
+                        self.add(&mut pending, threads, &mut rows)?;
                     }
                 }
             }
         }
-        self.add(&mut pending, threads, &mut rows);
+        self.add(&mut pending, threads, &mut rows)?;
         if buffer.windows == 0 {
             return Err(DetectError::Settings(format!(
                 "the stream holds {} samples, fewer than one window of {}",
@@ -764,9 +904,14 @@ impl Tested<'_> {
 
     /// Tests the `pending` windows on up to `threads` threads, each a contiguous share, and
     /// appends each detector's rows in window order.
-    fn add(&self, pending: &mut Vec<FullWindow>, threads: usize, rows: &mut [Vec<WindowRow>]) {
+    fn add(
+        &self,
+        pending: &mut Vec<FullWindow>,
+        threads: usize,
+        rows: &mut [Vec<WindowRow>],
+    ) -> Result<(), DetectError> {
         let share = pending.len().div_ceil(threads).max(1);
-        let tested: Vec<Vec<Vec<WindowRow>>> = std::thread::scope(|scope| {
+        let tested: Vec<Vec<Result<Vec<WindowRow>, DetectError>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = pending
                 .chunks(share)
                 .map(|windows| {
@@ -783,16 +928,17 @@ impl Tested<'_> {
                 .map(|handle| handle.join().expect("a window test panicked"))
                 .collect()
         });
+        pending.clear();
         for per_window in tested.into_iter().flatten() {
-            for (d, row) in per_window.into_iter().enumerate() {
+            for (d, row) in per_window?.into_iter().enumerate() {
                 rows[d].push(row);
             }
         }
-        pending.clear();
+        Ok(())
     }
 
     /// Every detector's row for one window.
-    fn test_all(&self, window: &FullWindow) -> Vec<WindowRow> {
+    fn test_all(&self, window: &FullWindow) -> Result<Vec<WindowRow>, DetectError> {
         self.prepared
             .iter()
             .enumerate()
@@ -817,7 +963,7 @@ fn test_window(
     window: &FullWindow,
     reference_count: usize,
     options: &DetectOptions,
-) -> WindowRow {
+) -> Result<WindowRow, DetectError> {
     let n_test = window.values.len() / EMBEDDING_DIM;
     let mut row = WindowRow {
         detector: name.to_owned(),
@@ -836,6 +982,7 @@ fn test_window(
         alarm: false,
         features_drifted: None,
         min_feature_p: None,
+        lambda: None,
     };
     match detector {
         Prepared::PerFeature {
@@ -895,8 +1042,39 @@ fn test_window(
             // alibi: drift iff p < alpha, compared in f32 (its p-value is an f32).
             row.alarm = (p_value as f32) < options.alpha as f32;
         }
+        Prepared::Lsdd {
+            reference,
+            permutations,
+            ..
+        } => {
+            let effective = reference.effective_len();
+            let mut rng = sample_rng(
+                options.seed,
+                window.index as u64,
+                Purpose::DetectorPermutations(detector_index as u32),
+            );
+            let drawn = draw_permutations(&mut rng, effective + n_test, *permutations);
+            let outcome = reference
+                .test(&window.values, &drawn, options.alpha)
+                .map_err(|e| {
+                    DetectError::Settings(format!(
+                        "{name}: window {} (samples {}..={}): {e}",
+                        window.index, window.first.0, window.last.0
+                    ))
+                })?;
+            let p_value = outcome.p_value();
+            row.n_reference = effective as i64;
+            row.statistic = outcome.statistic;
+            row.p_value = Some(p_value);
+            row.perm_exceed = Some(outcome.exceed as i64);
+            row.n_permutations = Some(outcome.permutations as i64);
+            row.threshold = outcome.threshold;
+            row.lambda = Some(outcome.lambda);
+            // alibi's LSDD p-value is an f32 mean too.
+            row.alarm = (p_value as f32) < options.alpha as f32;
+        }
     }
-    row
+    Ok(row)
 }
 
 #[cfg(test)]
@@ -929,8 +1107,30 @@ mod tests {
                 .name(),
             "mmd:permutations=500,sigma=2.5"
         );
+        assert_eq!("lsdd".parse::<DetectorSpec>().unwrap().name(), "lsdd");
+        assert_eq!(
+            "lsdd:lambda_rd_max=0.2,centers=12,permutations=50"
+                .parse::<DetectorSpec>()
+                .unwrap(),
+            DetectorSpec::Lsdd {
+                permutations: 50,
+                sigma: None,
+                centers: Some(12),
+                lambda_rd_max: 0.2
+            }
+        );
+        assert_eq!(
+            "lsdd:lambda_rd_max=0.1,centers=12"
+                .parse::<DetectorSpec>()
+                .unwrap()
+                .name(),
+            "lsdd:centers=12,lambda_rd_max=0.1"
+        );
         for bad in [
-            "lsdd",
+            "wasserstein",
+            "mmd:centers=3",
+            "lsdd:lambda_rd_max=1.5",
+            "lsdd:centers=0",
             "ks:correction=holm",
             "mmd:permutations=0",
             "mmd:sigma=-1",

@@ -147,6 +147,8 @@ pub struct WindowRow {
     pub features_drifted: Option<i64>,
     /// KS and CvM: the smallest per-feature p-value.
     pub min_feature_p: Option<f64>,
+    /// LSDD: the regularisation chosen for the window.
+    pub lambda: Option<f64>,
 }
 
 /// An alarm: a row of `alarms.parquet`.
@@ -180,6 +182,7 @@ fn windows_schema() -> SchemaRef {
         field("alarm", DataType::Boolean, false),
         field("features_drifted", DataType::Int64, true),
         field("min_feature_p", DataType::Float64, true),
+        field("lambda", DataType::Float64, true),
     ]))
 }
 
@@ -225,6 +228,7 @@ pub fn windows_table(rows: &[WindowRow], path_for_errors: &Path) -> Result<Vec<u
         Arc::new(rows.iter().map(|r| Some(r.alarm)).collect::<BooleanArray>()),
         optional_int(|r| r.features_drifted),
         optional_float(|r| r.min_feature_p),
+        optional_float(|r| r.lambda),
     ];
     parquet_bytes(windows_schema(), columns, path_for_errors)
 }
