@@ -157,7 +157,8 @@ fn harmonic(a: f64, b: f64) -> f64 {
     }
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> f64 {
+/// The mean of `values`, NaN without any.
+pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, count) = values.fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
     ratio(sum, count as f64)
 }

@@ -823,20 +823,16 @@ impl<'a> Judge<'a> {
             });
         }
         let (runs, censored) = run_lengths(&self.stretches, &false_alarms);
-        let mean = |values: &[f64]| {
-            if values.is_empty() {
-                f64::NAN
-            } else {
-                values.iter().sum::<f64>() / values.len() as f64
-            }
-        };
-        let runs_f64: Vec<f64> = runs.iter().map(|&r| r as f64).collect();
         let mut score = DetectorScore {
             detector: detector.name.clone(),
             source: detector.source.to_owned(),
             metrics,
-            mdt_seconds: mean(&delays_seconds),
-            arl0: (mean(&runs_f64), runs.len(), censored),
+            mdt_seconds: matching::mean(delays_seconds.into_iter()),
+            arl0: (
+                matching::mean(runs.iter().map(|&r| r as f64)),
+                runs.len(),
+                censored,
+            ),
             window_counts: None,
             fpr: None,
             power: None,
