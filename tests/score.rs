@@ -711,6 +711,11 @@ fn a_detect_report_is_scored_for_size_and_power() {
         // Two episodes: noisy's onset at 80 and softer's at 120 (other level).
         assert_eq!(number(&summary, detector, "episodes"), 2.0);
     }
+    // The calibration plot of the clean windows' p-values decodes, and names each detector.
+    let png = image::open(out.join("pvalue_calibration.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (1100, 650));
+    let svg = std::fs::read_to_string(out.join("pvalue_calibration.svg")).unwrap();
+    assert!(svg.contains("mmd (4 windows)") && svg.contains("ks (4 windows)"));
     // always: an alarm at every window's end, 11 of them; both episodes caught at delay 9.
     assert_eq!(number(&summary, "always", "n_alarms"), 11.0);
     assert_eq!(number(&summary, "always", "detected"), 2.0);

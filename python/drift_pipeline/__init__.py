@@ -718,7 +718,7 @@ class ScoreResult:
     windows: pl.DataFrame
     #: Per detector, transform list and level: windows, alarms, power, Clopper-Pearson band.
     power: pl.DataFrame
-    #: ``power_by_level``, PNG and SVG.
+    #: ``power_by_level`` and ``pvalue_calibration``, PNG and SVG.
     plots: dict[str, Path]
     #: ``score.json``: inputs, settings, calibration, minimum detectable levels.
     record: dict = field(repr=False)
@@ -779,7 +779,11 @@ def score(
         episodes=pl.read_parquet(folder / "episodes.parquet"),
         windows=pl.read_parquet(folder / "windows_scored.parquet"),
         power=pl.read_parquet(folder / "power.parquet"),
-        plots={f"power_by_level.{ext}": folder / f"power_by_level.{ext}" for ext in ("png", "svg")},
+        plots={
+            f"{stem}.{ext}": folder / f"{stem}.{ext}"
+            for stem in ("power_by_level", "pvalue_calibration")
+            for ext in ("png", "svg")
+        },
         record=json.loads((folder / "score.json").read_text()),
     )
 

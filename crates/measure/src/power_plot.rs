@@ -1,6 +1,7 @@
-//! The power plot of a detector benchmark (`drift-pipeline score`): one panel per transform
-//! list, power over drift level, a line per detector with its confidence band, the level 0
-//! point being the size on clean windows, and alpha dashed.
+//! The plots of a detector benchmark (`drift-pipeline score`): power over drift level (one
+//! panel per transform list, a line per detector with its confidence band, the level 0 point
+//! being the size on clean windows, alpha dashed), and the calibration of p-values on clean
+//! windows (their quantiles against the uniform's).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -168,6 +169,77 @@ impl Figure for Power<'_> {
     }
 }
 
+/// The p-values of clean windows against U(0, 1): per detector, its sorted p-values over the
+/// uniform quantiles (i - 1/2)/n, with the diagonal a calibrated test follows.
+pub fn calibration_plot(series: &[(String, Vec<f64>)]) -> Result<Plot, MeasureError> {
+    render(&Calibration { series })
+}
+
+struct Calibration<'a> {
+    series: &'a [(String, Vec<f64>)],
+}
+
+impl Figure for Calibration<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let below = root.titled(
+            "p-values on clean windows against U(0, 1) (calibrated: on the diagonal; below it: too many small p-values)",
+            (FONT, 18),
+        )?;
+        let (chart_area, legend) = below.split_horizontally(crate::PLOT_SIZE.0 - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&chart_area)
+            .margin(16)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("uniform quantile")
+            .y_desc("p-value")
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart.draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            6,
+            4,
+            BLACK.mix(0.6).stroke_width(1),
+        ))?;
+        for (index, (detector, p_values)) in self.series.iter().enumerate() {
+            let color = PALETTE[index % PALETTE.len()];
+            let mut sorted = p_values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let n = sorted.len() as f64;
+            let points: Vec<(f64, f64)> = sorted
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| ((i as f64 + 0.5) / n, p))
+                .collect();
+            chart.draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?;
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))?;
+            draw_entry(
+                &legend,
+                &format!("{detector} ({} windows)", p_values.len()),
+                color,
+                false,
+                40 + 26 * index as i32,
+            )?;
+        }
+        if self.series.is_empty() {
+            chart_area.draw(&Text::new(
+                "no clean windows with p-values",
+                (80, 200),
+                (FONT, 16).into_font(),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +270,21 @@ mod tests {
         assert!(pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count() > 10_000);
         let empty = power_plot(&[], 0.05, 0.95).unwrap();
         assert!(empty.svg.contains("no drifted windows"));
+    }
+
+    #[test]
+    fn draws_the_calibration_plot() {
+        let uniform: Vec<f64> = (0..40).map(|i| (f64::from(i) + 0.5) / 40.0).collect();
+        let small: Vec<f64> = uniform.iter().map(|p| p * p).collect();
+        let plot = calibration_plot(&[("mmd".into(), uniform), ("ks".into(), small)]).unwrap();
+        assert!(plot.svg.contains("mmd (40 windows)") && plot.svg.contains("ks (40 windows)"));
+        let pixels = plot.rgb.pixels();
+        assert!(pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count() > 5_000);
+        assert!(
+            calibration_plot(&[])
+                .unwrap()
+                .svg
+                .contains("no clean windows")
+        );
     }
 }

@@ -30,6 +30,8 @@ pub const SCORE_FILES: &[&str] = &[
     "summary.csv",
     "power_by_level.png",
     "power_by_level.svg",
+    "pvalue_calibration.png",
+    "pvalue_calibration.svg",
     "score.json",
 ];
 
@@ -526,6 +528,26 @@ pub fn score(
         &drift_writer::encode_png(&plot.rgb, drift_writer::PngCompression::High)?,
     )?;
     report.add("power_by_level.svg", plot.svg.as_bytes())?;
+    let clean_p_values: Vec<(String, Vec<f64>)> = windowed
+        .iter()
+        .map(|detector| {
+            let p_values = tables
+                .windows
+                .iter()
+                .filter(|w| &w.detector == detector && w.truth == "h0")
+                .filter_map(|w| w.p_value)
+                .collect();
+            (detector.clone(), p_values)
+        })
+        .filter(|(_, p): &(String, Vec<f64>)| !p.is_empty())
+        .collect();
+    let plot = drift_measure::calibration_plot(&clean_p_values)
+        .map_err(|e| settings_error(format!("cannot draw the calibration plot: {e}")))?;
+    report.add(
+        "pvalue_calibration.png",
+        &drift_writer::encode_png(&plot.rgb, drift_writer::PngCompression::High)?,
+    )?;
+    report.add("pvalue_calibration.svg", plot.svg.as_bytes())?;
     let record = ScoreRecord {
         tool: format!("drift-pipeline {}", env!("CARGO_PKG_VERSION")),
         stream: truth.inputs.clone(),
