@@ -21,7 +21,8 @@ struct Streams {
 }
 
 impl Streams {
-    /// A scenario of three segments with embeddings: ref (40 clean), clean (40), noisy (40).
+    /// A scenario of four segments with embeddings: ref (40 clean), clean (40), noisy (40),
+    /// tail (5, clean).
     fn new() -> Self {
         let setup = WeightsSetup::new(40, 5, 11);
         let scenario = setup.path("scenario.toml");
@@ -32,12 +33,14 @@ impl Streams {
                  [[segment]]\nname = \"ref\"\noutput = {:?}\nsamples = 40\n\n\
                  [[segment]]\nname = \"clean\"\noutput = {:?}\nsamples = 40\n\n\
                  [[segment]]\nname = \"noisy\"\noutput = {:?}\nsamples = 40\n\
-                 transforms = [\"gaussian_noise=0.8\"]\n",
+                 transforms = [\"gaussian_noise=0.8\"]\n\n\
+                 [[segment]]\nname = \"tail\"\noutput = {:?}\nsamples = 5\n",
                 setup.input,
                 setup.weights,
                 setup.path("ref"),
                 setup.path("clean"),
-                setup.path("noisy")
+                setup.path("noisy"),
+                setup.path("tail")
             ),
         )
         .unwrap();
@@ -394,10 +397,11 @@ fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     fails(base("clean", &["clean"]), "shares the image");
     // Folders out of stream order.
     fails(base("ref", &["noisy", "clean"]), "consecutive");
-    // A window larger than the stream.
-    let mut args = without_window("ref", &["clean"]);
+    // A window larger than the stream (5 samples), or than the reference (40).
+    fails(base("ref", &["tail"]), "fewer than one window");
+    let mut args = without_window("ref", &["clean", "noisy"]);
     args.extend(["--window".to_owned(), "50".to_owned()]);
-    fails(args, "fewer than one window");
+    fails(args, "fewer than a window of 50");
     // An unknown detector or setting.
     let mut args = base("ref", &["clean"]);
     args.extend(["--detector".to_owned(), "wasserstein".to_owned()]);

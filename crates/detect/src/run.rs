@@ -512,6 +512,16 @@ pub fn detect(
     let (reference_input, inputs) = read_inputs(reference, stream)?;
     let reference_rows = read_reference_rows(reference)?;
     let reference_count = reference_rows.len() / EMBEDDING_DIM;
+    if window > reference_count {
+        return Err(DetectError::Input {
+            folder: reference.to_owned(),
+            reason: format!(
+                "holds {reference_count} samples, fewer than a window of {window}: a window is \
+                 tested against at least as many reference samples (a larger reference, or a \
+                 smaller --window)"
+            ),
+        });
+    }
     let uses_cvm = options.detectors.iter().any(|spec| {
         matches!(
             spec,
