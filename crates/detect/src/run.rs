@@ -213,46 +213,38 @@ impl DetectorSpec {
             DetectorSpec::Mmd {
                 permutations,
                 sigma,
-            } => {
-                let mut settings = Vec::new();
-                if *permutations != 100 {
-                    settings.push(format!("permutations={permutations}"));
-                }
-                if let Some(sigma) = sigma {
-                    settings.push(format!("sigma={sigma}"));
-                }
-                if settings.is_empty() {
-                    "mmd".to_owned()
-                } else {
-                    format!("mmd:{}", settings.join(","))
-                }
-            }
+            } => named(
+                "mmd",
+                [
+                    (*permutations != 100).then(|| format!("permutations={permutations}")),
+                    sigma.map(|sigma| format!("sigma={sigma}")),
+                ],
+            ),
             DetectorSpec::Lsdd {
                 permutations,
                 sigma,
                 centers,
                 lambda_rd_max,
-            } => {
-                let mut settings = Vec::new();
-                if *permutations != 100 {
-                    settings.push(format!("permutations={permutations}"));
-                }
-                if let Some(sigma) = sigma {
-                    settings.push(format!("sigma={sigma}"));
-                }
-                if let Some(centers) = centers {
-                    settings.push(format!("centers={centers}"));
-                }
-                if *lambda_rd_max != 0.2 {
-                    settings.push(format!("lambda_rd_max={lambda_rd_max}"));
-                }
-                if settings.is_empty() {
-                    "lsdd".to_owned()
-                } else {
-                    format!("lsdd:{}", settings.join(","))
-                }
-            }
+            } => named(
+                "lsdd",
+                [
+                    (*permutations != 100).then(|| format!("permutations={permutations}")),
+                    sigma.map(|sigma| format!("sigma={sigma}")),
+                    centers.map(|centers| format!("centers={centers}")),
+                    (*lambda_rd_max != 0.2).then(|| format!("lambda_rd_max={lambda_rd_max}")),
+                ],
+            ),
         }
+    }
+}
+
+/// `name`, or `name:a,b` with the settings that differ from the defaults (None: a default).
+fn named<const N: usize>(name: &str, settings: [Option<String>; N]) -> String {
+    let settings: Vec<String> = settings.into_iter().flatten().collect();
+    if settings.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}:{}", settings.join(","))
     }
 }
 
