@@ -6,6 +6,7 @@
 use drift_detect::cvm::cvm_test;
 use drift_detect::kolmogorov::kolmogorov_sf;
 use drift_detect::ks::ks_test;
+use drift_detect::lsdd::LsddReference;
 use drift_detect::mmd::{MmdReference, draw_permutations};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -54,6 +55,24 @@ fn mmd_permutation_p_values_are_uniform_under_no_drift() {
         })
         .collect();
     check("mmd", p);
+}
+
+#[test]
+fn lsdd_permutation_p_values_are_uniform_under_no_drift() {
+    // As MMD's: b/B on a grid of 101 values. Reference 60 (3 kernel centres, alibi's R/20).
+    let (features, reference, window) = (4, 60, 30);
+    let p: Vec<f64> = (0..REPLICATES as u64)
+        .map(|replicate| {
+            let mut rng = ChaCha8Rng::seed_from_u64(3_000 + replicate);
+            let rows = normal(&mut rng, reference * features);
+            let split = draw_permutations(&mut rng, reference, 1).remove(0);
+            let lsdd = LsddReference::new(&rows, features, None, &split, 3, 0.2);
+            let test = normal(&mut rng, window * features);
+            let permutations = draw_permutations(&mut rng, reference - 3 + window, 100);
+            lsdd.test(&test, &permutations, 0.05).unwrap().p_value()
+        })
+        .collect();
+    check("lsdd", p);
 }
 
 #[test]
