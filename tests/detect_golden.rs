@@ -354,3 +354,83 @@ fn lsdd_equals_alibi_given_its_permutations() {
     }
     eprintln!("LSDD: largest relative difference from alibi {worst:e}");
 }
+
+/// Online MMD against alibi-detect 0.13's MMDDriftOnline (PyTorch, CPU) given the permutations
+/// it drew (tools/golden/make_online_golden.py): every threshold, each step's threshold and
+/// statistic within 1e-10 relative, each step's decision equal (alibi's detector is not
+/// reset after an alarm, so neither is the monitor here).
+#[test]
+fn mmd_online_equals_alibi_given_its_permutations() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/golden/detectors/mmd_online.json"
+    );
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut worst: f64 = 0.0;
+    for (index, case) in golden["cases"].as_array().unwrap().iter().enumerate() {
+        let (x_ref, d) = matrix(&case["x_ref"]);
+        let (stream, _) = matrix(&case["stream"]);
+        let reference = MmdReference::new(x_ref, d, case["sigma_given"].as_f64());
+        assert_eq!(
+            f64::from(reference.bandwidth().gamma),
+            case["gamma"].as_f64().unwrap(),
+            "case {index}: gamma"
+        );
+        let mut splits = permutations(&case["split_permutations"]).into_iter();
+        let detector = drift_detect::mmd_online::MmdOnline::configure(
+            &reference,
+            case["ert"].as_f64().unwrap(),
+            case["window"].as_u64().unwrap() as usize,
+            &permutations(&case["bootstrap_permutations"]),
+            || splits.next().expect("alibi's splits suffice"),
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            detector.splits_tried(),
+            case["split_permutations"].as_array().unwrap().len()
+        );
+        let thresholds = floats(&case["thresholds"]);
+        assert_eq!(detector.thresholds().len(), thresholds.len());
+        for (step, (ours, theirs)) in detector.thresholds().iter().zip(&thresholds).enumerate() {
+            worst = worst.max(relative(*ours, *theirs));
+            assert!(
+                relative(*ours, *theirs) <= 1e-10,
+                "case {index}: threshold {step}: {ours} against alibi's {theirs}"
+            );
+        }
+        // Fed in uneven blocks: the steps do not depend on how the stream is cut.
+        let mut monitor = detector.monitor(false);
+        let mut steps = Vec::new();
+        for block in stream.chunks(7 * d) {
+            steps.extend(monitor.observe(block));
+        }
+        let statistics = floats(&case["statistics"]);
+        let step_thresholds = floats(&case["step_thresholds"]);
+        let alarms: Vec<bool> = case["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_i64().unwrap() == 1)
+            .collect();
+        assert_eq!(steps.len(), statistics.len());
+        for (t, step) in steps.iter().enumerate() {
+            worst = worst.max(relative(step.statistic, statistics[t]));
+            assert!(
+                relative(step.statistic, statistics[t]) <= 1e-10,
+                "case {index}: step {t}: {} against alibi's {}",
+                step.statistic,
+                statistics[t]
+            );
+            assert!(
+                relative(step.threshold, step_thresholds[t]) <= 1e-10,
+                "case {index}: step {t}: threshold {} against alibi's {}",
+                step.threshold,
+                step_thresholds[t]
+            );
+            assert_eq!(step.alarm, alarms[t], "case {index}: step {t}");
+        }
+        assert!(alarms.contains(&true), "case {index}: the fixture drifts");
+    }
+    eprintln!("online MMD: largest relative difference from alibi {worst:e}");
+}

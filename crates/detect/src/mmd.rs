@@ -66,7 +66,7 @@ impl Bandwidth {
     }
 
     /// exp(-gamma d): the kernel of a squared distance.
-    fn kernel(self, dist: f64) -> f64 {
+    pub(crate) fn kernel(self, dist: f64) -> f64 {
         (-(f64::from(self.gamma) * dist)).exp()
     }
 }
@@ -129,6 +129,21 @@ impl MmdReference {
     /// The bandwidth in use.
     pub fn bandwidth(&self) -> Bandwidth {
         self.bandwidth
+    }
+
+    /// Features per row.
+    pub fn features(&self) -> usize {
+        self.features
+    }
+
+    /// Row `i` of the reference.
+    pub(crate) fn row(&self, i: usize) -> &[f64] {
+        &self.rows[i * self.features..(i + 1) * self.features]
+    }
+
+    /// k(x_i, x_j) of the reference, diagonal zero, row-major.
+    pub(crate) fn kernel_xx(&self) -> &[f64] {
+        &self.kernel_xx
     }
 
     /// Rows in the reference.
