@@ -362,6 +362,175 @@ fn detectors_flag_the_noisy_segment_and_their_tables_read_back() {
     );
 }
 
+/// A row of online.parquet, read with the parquet crate.
+#[derive(Debug)]
+struct Step {
+    detector: String,
+    sample_id: i64,
+    t: i64,
+    statistic: f64,
+    threshold: f64,
+    alarm: bool,
+}
+
+fn read_online(folder: &Path) -> Vec<Step> {
+    let schema = [
+        ("detector", DataType::Utf8),
+        ("sample_id", DataType::Int64),
+        ("timestamp", DataType::Float64),
+        ("t", DataType::Int64),
+        ("statistic", DataType::Float64),
+        ("threshold", DataType::Float64),
+        ("alarm", DataType::Boolean),
+    ];
+    let mut rows = Vec::new();
+    for batch in read_parquet(&folder.join("online.parquet"), &schema) {
+        let column = |i: usize| batch.column(i).clone();
+        let (detector, ids, t, statistic, threshold, alarm) = (
+            column(0),
+            column(1),
+            column(3),
+            column(4),
+            column(5),
+            column(6),
+        );
+        let detector = detector.as_any().downcast_ref::<StringArray>().unwrap();
+        let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+        let t = t.as_any().downcast_ref::<Int64Array>().unwrap();
+        let statistic = statistic.as_any().downcast_ref::<Float64Array>().unwrap();
+        let threshold = threshold.as_any().downcast_ref::<Float64Array>().unwrap();
+        let alarm = alarm.as_any().downcast_ref::<BooleanArray>().unwrap();
+        for i in 0..batch.num_rows() {
+            rows.push(Step {
+                detector: detector.value(i).to_owned(),
+                sample_id: ids.value(i),
+                t: t.value(i),
+                statistic: statistic.value(i),
+                threshold: threshold.value(i),
+                alarm: alarm.value(i),
+            });
+        }
+    }
+    rows
+}
+
+#[test]
+fn online_mmd_steps_once_per_sample_resets_after_alarms_and_reads_back() {
+    let streams = Streams::new();
+    let spec = "mmd-online:ert=20,window=5,bootstraps=400";
+    let run = |name: &str, threads: &str| {
+        streams.detect(
+            name,
+            &[
+                "--detector",
+                spec,
+                "--detector",
+                "mmd",
+                "--seed",
+                "4",
+                "--threads",
+                threads,
+            ],
+        )
+    };
+    let out = run("online", "1");
+    let steps = read_online(&out);
+    // One step per stream sample (ids 40..=119), in order.
+    assert_eq!(
+        steps.iter().map(|s| s.sample_id).collect::<Vec<_>>(),
+        (40..120).collect::<Vec<_>>()
+    );
+    assert!(steps.iter().all(|s| s.detector == spec));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("detect.json")).unwrap()).unwrap();
+    let online = &record["detectors"][0]["online"];
+    assert_eq!(online["sub_reference"], 40 - 9);
+    assert_eq!(online["steps"], 80);
+    let thresholds: Vec<f64> = online["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect();
+    assert_eq!(thresholds.len(), 5);
+    // t counts from the last reset; each step's threshold is thresholds[min(t, W - 1)], its
+    // alarm statistic > threshold, and an alarm resets t.
+    let mut t = 0;
+    for step in &steps {
+        t += 1;
+        assert_eq!(step.t, t, "{step:?}");
+        assert_eq!(step.threshold, thresholds[(t as usize).min(4)], "{step:?}");
+        assert_eq!(step.alarm, step.statistic > step.threshold, "{step:?}");
+        if step.alarm {
+            t = 0;
+        }
+    }
+    // The noise is caught within a window of its start; the clean stream raises few alarms.
+    let first_noisy_alarm = steps
+        .iter()
+        .find(|s| s.alarm && s.sample_id >= 80)
+        .unwrap()
+        .sample_id;
+    assert!(first_noisy_alarm < 85, "first alarm at {first_noisy_alarm}");
+    let clean_alarms = steps.iter().filter(|s| s.alarm && s.sample_id < 80).count();
+    assert!(clean_alarms <= 8, "{clean_alarms} alarms in 40 clean samples");
+    // The steps recomputed sample by sample from the draws detect.json names: the bootstraps
+    // and then the splits from (seed, 0, setup of detector 0).
+    let reference: Vec<f64> = read_embeddings(&streams.path("ref"))
+        .into_iter()
+        .flat_map(|r| r.2)
+        .collect();
+    let stream: Vec<f64> = [streams.path("clean"), streams.path("noisy")]
+        .iter()
+        .flat_map(|f| read_embeddings(f))
+        .flat_map(|r| r.2)
+        .collect();
+    let mmd = MmdReference::new(reference, 512, None);
+    let mut rng = sample_rng(4, 0, Purpose::DetectorSetup(0));
+    let drawn = draw_permutations(&mut rng, 40, 400);
+    let detector = drift_detect::mmd_online::MmdOnline::configure(
+        &mmd,
+        20.0,
+        5,
+        &drawn,
+        || draw_permutations(&mut rng, 40, 1).remove(0),
+        1,
+    )
+    .unwrap();
+    assert_eq!(detector.thresholds(), &thresholds[..]);
+    let mut monitor = detector.monitor(true);
+    for (step, row) in steps.iter().zip(stream.chunks(512)) {
+        let ours = monitor.observe(row)[0];
+        // MMD^2 is a difference of kernel means of order 1: to the rounding of those (the
+        // matrix products' blocking follows their shapes, here one sample at a time).
+        assert!(
+            (ours.statistic - step.statistic).abs() <= 1e-12,
+            "{step:?} against {ours:?}"
+        );
+        assert_eq!(ours.alarm, step.alarm, "{step:?}");
+    }
+    // alarms.parquet: the online alarms at their samples, then mmd's windows.
+    let alarms = read_alarms(&out);
+    let online_alarms: Vec<(String, i64)> = steps
+        .iter()
+        .filter(|s| s.alarm)
+        .map(|s| (spec.to_owned(), s.sample_id))
+        .collect();
+    assert_eq!(alarms[..online_alarms.len()], online_alarms[..]);
+    assert!(alarms[online_alarms.len()..].iter().all(|a| a.0 == "mmd"));
+    assert_eq!(record["detectors"][0]["windows"], 0);
+    assert_eq!(read_windows(&out).len(), 8, "mmd's windows only");
+    // The same bytes at any thread count.
+    let again = run("online-again", "3");
+    for name in ["online.parquet", "windows.parquet", "alarms.parquet"] {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(again.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     let streams = Streams::new();
@@ -409,6 +578,17 @@ fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     let mut args = base("ref", &["clean"]);
     args.extend(["--detector".to_owned(), "ks:correction=holm".to_owned()]);
     fails(args, "holm");
+    // Online MMD without its ERT, with too few bootstraps for it, and with a window whose
+    // extended test window (2W - 1 = 39) leaves too little of the 40-sample reference.
+    for (spec, needle) in [
+        ("mmd-online:window=5", "needs its expected run time and window"),
+        ("mmd-online:ert=500,window=5,bootstraps=400", "400 bootstraps cannot estimate"),
+        ("mmd-online:ert=20,window=20,bootstraps=400", "too small for windows of 20"),
+    ] {
+        let mut args = base("ref", &["clean"]);
+        args.extend(["--detector".to_owned(), spec.to_owned()]);
+        fails(args, needle);
+    }
     // Not an output folder at all.
     fails(base("in", &["clean"]), "drift.json");
     // An output without embeddings, and one with other weights (continuing the scenario's

@@ -198,20 +198,20 @@ fn read_episodes(folder: &Path) -> Vec<EpisodeRecord> {
 
 /// summary.csv as detector -> column -> field.
 fn read_summary(folder: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(folder.join("summary.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut reader = csv::Reader::from_path(folder.join("summary.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(header[..3], ["detector", "source", "samples"]);
-    lines
-        .map(|line| {
-            let fields: Vec<&str> = line.split(',').collect();
-            assert_eq!(fields.len(), header.len(), "{line}");
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            assert_eq!(record.len(), header.len(), "{record:?}");
             (
-                fields[0].to_owned(),
+                record[0].to_owned(),
                 header
                     .iter()
-                    .zip(&fields)
-                    .map(|(h, f)| ((*h).to_owned(), (*f).to_owned()))
+                    .zip(record.iter())
+                    .map(|(h, f)| (h.clone(), f.to_owned()))
                     .collect(),
             )
         })
@@ -603,6 +603,8 @@ fn a_detect_report_is_scored_for_size_and_power() {
         "mmd",
         "--detector",
         "ks",
+        "--detector",
+        "mmd-online:ert=20,window=5,bootstraps=400",
         "--stream",
     ];
     args.extend(stream.iter().map(String::as_str));
@@ -696,8 +698,28 @@ fn a_detect_report_is_scored_for_size_and_power() {
     let summary = read_summary(&out);
     assert_eq!(
         summary.keys().cloned().collect::<Vec<_>>(),
-        ["always", "ks", "mmd", "periodic:100"]
+        [
+            "always",
+            "ks",
+            "mmd",
+            "mmd-online:ert=20,window=5,bootstraps=400",
+            "periodic:100"
+        ]
     );
+    // The online detector is scored on its alarms (one per step that crossed its threshold);
+    // it has no windows, so no power rows.
+    let online = "mmd-online:ert=20,window=5,bootstraps=400";
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(detections.join("detect.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        number(&summary, online, "n_alarms"),
+        record["detectors"][2]["alarms"].as_f64().unwrap()
+    );
+    assert_eq!(number(&summary, online, "windows"), 0.0);
+    assert_eq!(number(&summary, online, "episodes"), 2.0);
+    assert!(power.iter().all(|r| r.detector != online));
     for detector in ["mmd", "ks"] {
         assert_eq!(summary[detector]["source"], "detect");
         assert_eq!(number(&summary, detector, "windows"), 11.0);

@@ -8,8 +8,8 @@ use std::str::FromStr;
 
 use drift_core::{Purpose, sample_rng};
 use drift_writer::{
-    AlarmRow, EMBEDDING_DIM, EmbeddingBatches, ReportWriter, WindowRow, WriterError, alarms_table,
-    windows_table,
+    AlarmRow, EMBEDDING_DIM, EmbeddingBatches, OnlineRow, ReportWriter, WindowRow, WriterError,
+    alarms_table, online_table, windows_table,
 };
 use serde::Serialize;
 
@@ -17,9 +17,19 @@ use crate::cvm::{EXACT_UP_TO, cvm_test};
 use crate::ks::{Correction, FeatureTest, feature_columns, feature_tests, ks_test};
 use crate::lsdd::LsddReference;
 use crate::mmd::{Bandwidth, MmdReference, draw_permutations};
+use crate::mmd_online::{MmdOnline, OnlineMonitor};
 
 /// The files of a detection report; `detect.json`, the marker, is committed last.
-pub const DETECT_FILES: &[&str] = &["windows.parquet", "alarms.parquet", "detect.json"];
+pub const DETECT_FILES: &[&str] = &[
+    "windows.parquet",
+    "online.parquet",
+    "alarms.parquet",
+    "detect.json",
+];
+
+/// Stream samples an online detector takes at once (its kernel columns as one matrix product);
+/// fixed, so its steps do not depend on how the stream's files are cut.
+const ONLINE_BLOCK: usize = 256;
 
 /// A two-sample test run on each feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +85,19 @@ pub enum DetectorSpec {
         centers: Option<usize>,
         /// The largest mean relative difference a regularisation may cause (default 0.2).
         lambda_rd_max: f64,
+    },
+    /// Online MMD (alibi's MMDDriftOnline): one statistic per stream sample over its own
+    /// sliding window, thresholds configured on the reference for an expected run time; reset
+    /// after each alarm.
+    MmdOnline {
+        /// The expected run time under no drift, in samples (required).
+        ert: f64,
+        /// The sliding window (required).
+        window: usize,
+        /// Bootstraps configuring the thresholds (default 1000, alibi's).
+        bootstraps: usize,
+        /// The RBF bandwidth; the median heuristic on the reference when absent.
+        sigma: Option<f64>,
     },
 }
 
@@ -147,17 +170,7 @@ impl FromStr for DetectorSpec {
                 for (key, value) in pairs {
                     match key {
                         "permutations" => permutations = whole(key, value)?,
-                        "sigma" => {
-                            sigma = Some(
-                                value
-                                    .parse::<f64>()
-                                    .ok()
-                                    .filter(|s| s.is_finite() && *s > 0.0)
-                                    .ok_or_else(|| {
-                                        error(format!("sigma {value:?} is not a positive number"))
-                                    })?,
-                            );
-                        }
+                        "sigma" => sigma = Some(positive_sigma(value).map_err(error)?),
                         "centers" if name == "lsdd" => centers = Some(whole(key, value)?),
                         "lambda_rd_max" if name == "lsdd" => {
                             lambda_rd_max = value
@@ -191,14 +204,80 @@ impl FromStr for DetectorSpec {
                     }
                 })
             }
+            "mmd-online" => {
+                let (mut ert, mut window, mut bootstraps, mut sigma) = (None, None, 1000, None);
+                for (key, value) in pairs {
+                    let whole = |least: usize| {
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|&n: &usize| n >= least)
+                            .ok_or_else(|| {
+                                error(format!(
+                                    "{key} {value:?} is not a whole number of at least {least}"
+                                ))
+                            })
+                    };
+                    match key {
+                        "ert" => {
+                            ert = Some(
+                                value
+                                    .parse::<f64>()
+                                    .ok()
+                                    .filter(|e| e.is_finite() && *e > 1.0)
+                                    .ok_or_else(|| {
+                                        error(format!("ert {value:?} is not a number above 1"))
+                                    })?,
+                            );
+                        }
+                        "window" => window = Some(whole(2)?),
+                        "bootstraps" => bootstraps = whole(2)?,
+                        "sigma" => sigma = Some(positive_sigma(value).map_err(error)?),
+                        other => return Err(unknown(other, "ert, window, bootstraps, sigma")),
+                    }
+                }
+                let (Some(ert), Some(window)) = (ert, window) else {
+                    return Err(error(
+                        "mmd-online needs its expected run time and window, as in \
+                         mmd-online:ert=500,window=50"
+                            .into(),
+                    ));
+                };
+                if (bootstraps as f64) < ert {
+                    return Err(error(format!(
+                        "{bootstraps} bootstraps cannot estimate the 1 - 1/ERT quantile for an \
+                         ERT of {ert} (alibi: ideally ten times the ERT)"
+                    )));
+                }
+                Ok(DetectorSpec::MmdOnline {
+                    ert,
+                    window,
+                    bootstraps,
+                    sigma,
+                })
+            }
             other => Err(error(format!(
-                "unknown detector {other:?} (known: ks, cvm, mmd, lsdd)"
+                "unknown detector {other:?} (known: ks, cvm, mmd, lsdd, mmd-online)"
             ))),
         }
     }
 }
 
+/// A bandwidth setting's value.
+fn positive_sigma(value: &str) -> Result<f64, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| format!("sigma {value:?} is not a positive number"))
+}
+
 impl DetectorSpec {
+    /// Whether the detector decides per stream sample (online) rather than per window.
+    pub fn is_online(&self) -> bool {
+        matches!(self, DetectorSpec::MmdOnline { .. })
+    }
+
     /// The name in the report: the spec with its defaults left out.
     pub fn name(&self) -> String {
         match self {
@@ -232,6 +311,20 @@ impl DetectorSpec {
                     sigma.map(|sigma| format!("sigma={sigma}")),
                     centers.map(|centers| format!("centers={centers}")),
                     (*lambda_rd_max != 0.2).then(|| format!("lambda_rd_max={lambda_rd_max}")),
+                ],
+            ),
+            DetectorSpec::MmdOnline {
+                ert,
+                window,
+                bootstraps,
+                sigma,
+            } => named(
+                "mmd-online",
+                [
+                    Some(format!("ert={ert}")),
+                    Some(format!("window={window}")),
+                    (*bootstraps != 1000).then(|| format!("bootstraps={bootstraps}")),
+                    sigma.map(|sigma| format!("sigma={sigma}")),
                 ],
             ),
         }
@@ -331,6 +424,31 @@ pub struct DetectorSummary {
     /// LSDD: its centres and regularisations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lsdd: Option<LsddSummary>,
+    /// Online detectors: the configuration and every threshold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineSummary>,
+}
+
+/// What `detect.json` records of an online detector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OnlineSummary {
+    /// The expected run time the thresholds target.
+    pub ert: f64,
+    /// The sliding window.
+    pub window: usize,
+    /// Bootstraps that configured the thresholds.
+    pub bootstraps: usize,
+    /// The sub-reference the stream is compared with (the reference less 2W - 1 samples).
+    pub sub_reference: usize,
+    /// Reference splits drawn until the initial window started below the first threshold.
+    pub splits_tried: usize,
+    /// Stream samples seen (rows of `online.parquet`).
+    pub steps: usize,
+    /// The threshold of steps t = 1..W (alibi's `thresholds`; a later step uses the last).
+    pub thresholds: Vec<f64>,
+    /// After an alarm the detector resets to t = 0 (the initial window), as alibi's
+    /// `reset_state()`, so each alarm starts a new run.
+    pub reset_after_alarm: bool,
 }
 
 /// What `detect.json` records of an LSDD detector.
@@ -487,6 +605,10 @@ enum Prepared<'a> {
         permutations: usize,
         lambda_rd_max: f64,
     },
+    MmdOnline {
+        detector: Box<MmdOnline>,
+        bootstraps: usize,
+    },
 }
 
 /// Runs `options.detectors` over `stream` (output folders in stream order) against the clean
@@ -548,73 +670,109 @@ pub fn detect(
         .detectors
         .iter()
         .enumerate()
-        .map(|(index, spec)| match spec {
-            DetectorSpec::PerFeature { test, correction } => Prepared::PerFeature {
-                test: *test,
-                reference_sorted: &reference_sorted,
-                correction: *correction,
-            },
-            DetectorSpec::Mmd {
-                permutations,
-                sigma,
-            } => Prepared::Mmd {
-                reference: Box::new(MmdReference::new(
-                    reference_rows.clone(),
-                    EMBEDDING_DIM,
-                    *sigma,
-                )),
-                permutations: *permutations,
-            },
-            DetectorSpec::Lsdd {
-                permutations,
-                sigma,
-                centers,
-                lambda_rd_max,
-            } => {
-                // The reference's split into kernel centres and the rest, drawn once per run
-                // from (seed, 0, the detector's setup purpose), as alibi's `torch.randperm`.
-                let count = reference_count;
-                let centers = centers.unwrap_or((count / 20).max(1)).min(count - 1);
-                let mut rng = sample_rng(options.seed, 0, Purpose::DetectorSetup(index as u32));
-                let split = draw_permutations(&mut rng, count, 1).remove(0);
-                Prepared::Lsdd {
-                    reference: Box::new(LsddReference::new(
-                        &reference_rows,
+        .map(|(index, spec)| {
+            Ok(match spec {
+                DetectorSpec::PerFeature { test, correction } => Prepared::PerFeature {
+                    test: *test,
+                    reference_sorted: &reference_sorted,
+                    correction: *correction,
+                },
+                DetectorSpec::Mmd {
+                    permutations,
+                    sigma,
+                } => Prepared::Mmd {
+                    reference: Box::new(MmdReference::new(
+                        reference_rows.clone(),
                         EMBEDDING_DIM,
                         *sigma,
-                        &split,
-                        centers,
-                        *lambda_rd_max,
                     )),
                     permutations: *permutations,
-                    lambda_rd_max: *lambda_rd_max,
+                },
+                DetectorSpec::Lsdd {
+                    permutations,
+                    sigma,
+                    centers,
+                    lambda_rd_max,
+                } => {
+                    // The reference's split into kernel centres and the rest, drawn once per run
+                    // from (seed, 0, the detector's setup purpose), as alibi's `torch.randperm`.
+                    let count = reference_count;
+                    let centers = centers.unwrap_or((count / 20).max(1)).min(count - 1);
+                    let mut rng = sample_rng(options.seed, 0, Purpose::DetectorSetup(index as u32));
+                    let split = draw_permutations(&mut rng, count, 1).remove(0);
+                    Prepared::Lsdd {
+                        reference: Box::new(LsddReference::new(
+                            &reference_rows,
+                            EMBEDDING_DIM,
+                            *sigma,
+                            &split,
+                            centers,
+                            *lambda_rd_max,
+                        )),
+                        permutations: *permutations,
+                        lambda_rd_max: *lambda_rd_max,
+                    }
                 }
-            }
+                DetectorSpec::MmdOnline {
+                    ert,
+                    window,
+                    bootstraps,
+                    sigma,
+                } => {
+                    // The bootstraps, then the reference splits, from (seed, 0, the detector's setup
+                    // purpose), in the order alibi's `torch.randperm` draws them.
+                    let reference =
+                        MmdReference::new(reference_rows.clone(), EMBEDDING_DIM, *sigma);
+                    let mut rng = sample_rng(options.seed, 0, Purpose::DetectorSetup(index as u32));
+                    let drawn = draw_permutations(&mut rng, reference_count, *bootstraps);
+                    let detector = MmdOnline::configure(
+                        &reference,
+                        *ert,
+                        *window,
+                        &drawn,
+                        || draw_permutations(&mut rng, reference_count, 1).remove(0),
+                        options.threads,
+                    )
+                    .map_err(|e| DetectError::Settings(format!("{}: {e}", names[index])))?;
+                    Prepared::MmdOnline {
+                        detector: Box::new(detector),
+                        bootstraps: *bootstraps,
+                    }
+                }
+            })
         })
-        .collect();
+        .collect::<Result<_, DetectError>>()?;
     let tested = Tested {
         prepared: &prepared,
         names: &names,
         reference_count,
         options,
     };
-    let rows = tested.stream(&inputs, WindowBuffer::new(window, stride))?;
+    let (rows, online) = tested.stream(&inputs, WindowBuffer::new(window, stride))?;
 
+    // Each detector's alarms, in detector order: a window's last sample, an online step's.
     let alarms: Vec<AlarmRow> = rows
         .iter()
-        .flatten()
-        .filter(|r| r.alarm)
-        .map(|r| AlarmRow {
-            detector: r.detector.clone(),
-            sample_id: r.last_sample_id,
-            timestamp: r.last_timestamp,
+        .zip(&online)
+        .flat_map(|(windows, steps)| {
+            let from_windows = windows.iter().filter(|r| r.alarm).map(|r| AlarmRow {
+                detector: r.detector.clone(),
+                sample_id: r.last_sample_id,
+                timestamp: r.last_timestamp,
+            });
+            let from_steps = steps.iter().filter(|r| r.alarm).map(|r| AlarmRow {
+                detector: r.detector.clone(),
+                sample_id: r.sample_id,
+                timestamp: r.timestamp,
+            });
+            from_windows.chain(from_steps).collect::<Vec<_>>()
         })
         .collect();
     let summaries = prepared
         .iter()
         .zip(&names)
-        .zip(&rows)
-        .map(|((detector, name), rows)| detector.summary(name, rows))
+        .zip(rows.iter().zip(&online))
+        .map(|((detector, name), (rows, steps))| detector.summary(name, rows, steps))
         .collect();
     let record = DetectRecord {
         tool: format!("drift-pipeline {}", env!("CARGO_PKG_VERSION")),
@@ -629,10 +787,15 @@ pub fn detect(
         detectors: summaries,
     };
     let all_rows: Vec<WindowRow> = rows.into_iter().flatten().collect();
+    let all_steps: Vec<OnlineRow> = online.into_iter().flatten().collect();
     let path = |name: &str| output.join(name);
     report.add(
         "windows.parquet",
         &windows_table(&all_rows, &path("windows.parquet"))?,
+    )?;
+    report.add(
+        "online.parquet",
+        &online_table(&all_steps, &path("online.parquet"))?,
     )?;
     report.add(
         "alarms.parquet",
@@ -746,8 +909,9 @@ fn read_reference_rows(reference: &Path) -> Result<Vec<f64>, DetectError> {
 
 impl Prepared<'_> {
     /// The detector's line of `detect.json`, from its rows.
-    fn summary(&self, name: &str, rows: &[WindowRow]) -> DetectorSummary {
+    fn summary(&self, name: &str, rows: &[WindowRow], steps: &[OnlineRow]) -> DetectorSummary {
         let (bandwidth, permutations, correction, constant_features) = match self {
+            Prepared::MmdOnline { detector, .. } => (Some(detector.bandwidth()), None, None, None),
             Prepared::Mmd {
                 reference,
                 permutations,
@@ -792,15 +956,33 @@ impl Prepared<'_> {
             }
             _ => None,
         };
+        let online = match self {
+            Prepared::MmdOnline {
+                detector,
+                bootstraps,
+            } => Some(OnlineSummary {
+                ert: detector.ert(),
+                window: detector.window(),
+                bootstraps: *bootstraps,
+                sub_reference: detector.sub_reference_len(),
+                splits_tried: detector.splits_tried(),
+                steps: steps.len(),
+                thresholds: detector.thresholds().to_vec(),
+                reset_after_alarm: true,
+            }),
+            _ => None,
+        };
         DetectorSummary {
             detector: name.to_owned(),
             windows: rows.len(),
-            alarms: rows.iter().filter(|r| r.alarm).count(),
+            alarms: rows.iter().filter(|r| r.alarm).count()
+                + steps.iter().filter(|r| r.alarm).count(),
             bandwidth,
             permutations,
             correction,
             constant_features,
             lsdd,
+            online,
         }
     }
 }
@@ -872,19 +1054,29 @@ impl Tested<'_> {
     /// Every detector's rows over the stream, read a record batch at a time; a window is
     /// tested once its last sample is read. Windows are tested in groups of two per thread,
     /// each on one thread from its own draws, so the rows do not depend on the thread count.
+    #[allow(clippy::type_complexity)]
     fn stream(
         &self,
         inputs: &[Input],
         mut buffer: WindowBuffer,
-    ) -> Result<Vec<Vec<WindowRow>>, DetectError> {
+    ) -> Result<(Vec<Vec<WindowRow>>, Vec<Vec<OnlineRow>>), DetectError> {
         let threads = self.options.threads.max(1);
         let mut rows: Vec<Vec<WindowRow>> = vec![Vec::new(); self.prepared.len()];
         let mut pending = Vec::with_capacity(2 * threads);
+        let batch_detectors = self
+            .prepared
+            .iter()
+            .any(|p| !matches!(p, Prepared::MmdOnline { .. }));
+        let mut online = OnlineRun::new(self.prepared, self.names);
         for input in inputs {
             for batch in EmbeddingBatches::open(&input.folder)? {
                 let batch = batch?;
                 for (i, values) in batch.values.chunks_exact(EMBEDDING_DIM).enumerate() {
                     let id = batch.sample_ids[i];
+                    online.push(id, batch.timestamps[i], values);
+                    if !batch_detectors {
+                        continue;
+                    }
                     if let Some(full) = buffer.push(id, batch.timestamps[i], values) {
                         pending.push(full);
                     }
@@ -895,13 +1087,14 @@ impl Tested<'_> {
             }
         }
         self.add(&mut pending, threads, &mut rows)?;
-        if buffer.windows == 0 {
+        let online = online.finish();
+        if batch_detectors && buffer.windows == 0 {
             return Err(DetectError::Settings(format!(
                 "the stream holds {} samples, fewer than one window of {}",
                 buffer.seen, buffer.window
             )));
         }
-        Ok(rows)
+        Ok((rows, online))
     }
 
     /// Tests the `pending` windows on up to `threads` threads, each a contiguous share, and
@@ -913,7 +1106,7 @@ impl Tested<'_> {
         rows: &mut [Vec<WindowRow>],
     ) -> Result<(), DetectError> {
         let share = pending.len().div_ceil(threads).max(1);
-        let tested: Vec<Vec<Result<Vec<WindowRow>, DetectError>>> = std::thread::scope(|scope| {
+        let tested: Vec<Vec<Result<Vec<Option<WindowRow>>, DetectError>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = pending
                 .chunks(share)
                 .map(|windows| {
@@ -933,14 +1126,14 @@ impl Tested<'_> {
         pending.clear();
         for per_window in tested.into_iter().flatten() {
             for (d, row) in per_window?.into_iter().enumerate() {
-                rows[d].push(row);
+                rows[d].extend(row);
             }
         }
         Ok(())
     }
 
     /// Every detector's row for one window.
-    fn test_all(&self, window: &FullWindow) -> Result<Vec<WindowRow>, DetectError> {
+    fn test_all(&self, window: &FullWindow) -> Result<Vec<Option<WindowRow>>, DetectError> {
         self.prepared
             .iter()
             .enumerate()
@@ -965,7 +1158,7 @@ fn test_window(
     window: &FullWindow,
     reference_count: usize,
     options: &DetectOptions,
-) -> Result<WindowRow, DetectError> {
+) -> Result<Option<WindowRow>, DetectError> {
     let n_test = window.values.len() / EMBEDDING_DIM;
     let mut row = WindowRow {
         detector: name.to_owned(),
@@ -1075,8 +1268,94 @@ fn test_window(
             // alibi's LSDD p-value is an f32 mean too.
             row.alarm = (p_value as f32) < options.alpha as f32;
         }
+        // Online detectors decide per sample (`OnlineRun`), not per window.
+        Prepared::MmdOnline { .. } => return Ok(None),
     }
-    Ok(row)
+    Ok(Some(row))
+}
+
+/// The online detectors over the stream: samples gathered into blocks of [`ONLINE_BLOCK`], each
+/// block fed to every online detector (one thread each).
+struct OnlineRun<'a> {
+    /// Per detector (in report order): its monitor if it is online, and its steps.
+    monitors: Vec<Option<(&'a str, OnlineMonitor<'a>)>>,
+    steps: Vec<Vec<OnlineRow>>,
+    ids: Vec<(i64, f64)>,
+    values: Vec<f64>,
+}
+
+impl<'a> OnlineRun<'a> {
+    fn new(prepared: &'a [Prepared<'a>], names: &'a [String]) -> Self {
+        let monitors: Vec<_> = prepared
+            .iter()
+            .zip(names)
+            .map(|(p, name)| match p {
+                Prepared::MmdOnline { detector, .. } => {
+                    Some((name.as_str(), detector.monitor(true)))
+                }
+                _ => None,
+            })
+            .collect();
+        let steps = vec![Vec::new(); monitors.len()];
+        Self {
+            monitors,
+            steps,
+            ids: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, id: i64, timestamp: f64, values: &[f64]) {
+        if self.monitors.iter().all(Option::is_none) {
+            return;
+        }
+        self.ids.push((id, timestamp));
+        self.values.extend_from_slice(values);
+        if self.ids.len() == ONLINE_BLOCK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let (ids, values) = (&self.ids, &self.values);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .monitors
+                .iter_mut()
+                .zip(&mut self.steps)
+                .filter_map(|(monitor, steps)| Some((monitor.as_mut()?, steps)))
+                .map(|((name, monitor), steps)| {
+                    scope.spawn(move || {
+                        let observed = monitor.observe(values);
+                        steps.extend(ids.iter().zip(observed).map(|(&(id, timestamp), step)| {
+                            OnlineRow {
+                                detector: (*name).to_owned(),
+                                sample_id: id,
+                                timestamp,
+                                t: step.t as i64,
+                                statistic: step.statistic,
+                                threshold: step.threshold,
+                                alarm: step.alarm,
+                            }
+                        }));
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().expect("an online detector panicked");
+            }
+        });
+        self.ids.clear();
+        self.values.clear();
+    }
+
+    /// The steps per detector (empty for batch detectors), the last partial block included.
+    fn finish(mut self) -> Vec<Vec<OnlineRow>> {
+        if !self.ids.is_empty() {
+            self.flush();
+        }
+        self.steps
+    }
 }
 
 #[cfg(test)]
@@ -1128,7 +1407,28 @@ mod tests {
                 .name(),
             "lsdd:centers=12,lambda_rd_max=0.1"
         );
+        assert_eq!(
+            "mmd-online:window=50,ert=500"
+                .parse::<DetectorSpec>()
+                .unwrap()
+                .name(),
+            "mmd-online:ert=500,window=50"
+        );
+        assert_eq!(
+            "mmd-online:ert=100,window=20,bootstraps=2000,sigma=1.5"
+                .parse::<DetectorSpec>()
+                .unwrap(),
+            DetectorSpec::MmdOnline {
+                ert: 100.0,
+                window: 20,
+                bootstraps: 2000,
+                sigma: Some(1.5)
+            }
+        );
         for bad in [
+            "mmd-online:ert=1,window=5",
+            "mmd-online:ert=50,window=1",
+            "mmd-online:ert=50,window=5,permutations=3",
             "wasserstein",
             "mmd:centers=3",
             "lsdd:lambda_rd_max=1.5",

@@ -1,6 +1,7 @@
 //! What `drift-pipeline detect` reads and writes: an output's embeddings by record batches (so a
 //! long stream is never held whole), and the report's tables, `windows.parquet` (one row per
-//! detector and window) and `alarms.parquet` (one row per alarm, the exchange format `score`
+//! detector and window), `online.parquet` (one row per online detector and sample) and
+//! `alarms.parquet` (one row per alarm, the exchange format `score`
 //! takes from users too).
 
 use std::path::{Path, PathBuf};
@@ -162,6 +163,25 @@ pub struct AlarmRow {
     pub timestamp: f64,
 }
 
+/// One step of an online detector: a row of `online.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineRow {
+    /// The detector.
+    pub detector: String,
+    /// The sample just added to the detector's window.
+    pub sample_id: i64,
+    /// That sample's timestamp.
+    pub timestamp: f64,
+    /// Steps since the detector started or was last reset, this one included (alibi's `t`).
+    pub t: i64,
+    /// The statistic on the detector's window.
+    pub statistic: f64,
+    /// The threshold of step t.
+    pub threshold: f64,
+    /// statistic > threshold.
+    pub alarm: bool,
+}
+
 fn windows_schema() -> SchemaRef {
     let field =
         |name: &str, data_type: DataType, nullable: bool| Field::new(name, data_type, nullable);
@@ -192,6 +212,42 @@ fn alarms_schema() -> SchemaRef {
         Field::new("sample_id", DataType::Int64, false),
         Field::new("timestamp", DataType::Float64, false),
     ]))
+}
+
+fn online_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("detector", DataType::Utf8, false),
+        Field::new("sample_id", DataType::Int64, false),
+        Field::new("timestamp", DataType::Float64, false),
+        Field::new("t", DataType::Int64, false),
+        Field::new("statistic", DataType::Float64, false),
+        Field::new("threshold", DataType::Float64, false),
+        Field::new("alarm", DataType::Boolean, false),
+    ]))
+}
+
+/// `online.parquet` of `rows`, in memory (a row per online detector and stream sample).
+pub fn online_table(rows: &[OnlineRow], path_for_errors: &Path) -> Result<Vec<u8>, WriterError> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.detector.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.sample_id),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.timestamp),
+        )),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.t))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.statistic),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.threshold),
+        )),
+        Arc::new(rows.iter().map(|r| Some(r.alarm)).collect::<BooleanArray>()),
+    ];
+    parquet_bytes(online_schema(), columns, path_for_errors)
 }
 
 /// `windows.parquet` of `rows`, in memory (a row per detector and window: a million-sample

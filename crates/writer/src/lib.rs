@@ -49,7 +49,8 @@ mod tables;
 mod transaction;
 
 pub use detect::{
-    AlarmRow, EmbeddingBatch, EmbeddingBatches, WindowRow, alarms_table, windows_table,
+    AlarmRow, EmbeddingBatch, EmbeddingBatches, OnlineRow, WindowRow, alarms_table, online_table,
+    windows_table,
 };
 pub use drift_core::LoggedSample;
 pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
