@@ -652,6 +652,8 @@ class DetectionResult:
     windows: pl.DataFrame
     #: One row per alarm: ``detector``, ``sample_id``, ``timestamp`` (what ``score`` reads).
     alarms: pl.DataFrame
+    #: One row per online detector and stream sample: ``t``, statistic, threshold, alarm.
+    online: pl.DataFrame
     #: ``detect.json``: inputs, settings and each detector's resolved parameters.
     record: dict = field(repr=False)
 
@@ -679,9 +681,10 @@ def detect(
     overwrite: bool = False,
 ) -> DetectionResult:
     """Would a detector catch this drift: drift detectors (``"mmd"``, ``"lsdd"``,
-    ``"ks:correction=fdr"``, ``"cvm"``; alibi-detect's definitions and defaults) over the stream's embeddings
-    (``stream``: output folders in stream order) against a clean ``reference`` output, window
-    by window (``drift-pipeline detect``)."""
+    ``"ks:correction=fdr"``, ``"cvm"``, ``"mmd-online:ert=500,window=50"``; alibi-detect's
+    definitions and defaults) over the stream's embeddings (``stream``: output folders in stream
+    order) against a clean ``reference`` output, window by window, or sample by sample for online
+    detectors (``drift-pipeline detect``)."""
     if isinstance(detectors, str):
         detectors = [detectors]
     folder = _native.detect(
@@ -701,6 +704,7 @@ def detect(
         output_path=folder,
         windows=pl.read_parquet(folder / "windows.parquet"),
         alarms=pl.read_parquet(folder / "alarms.parquet"),
+        online=pl.read_parquet(folder / "online.parquet"),
         record=json.loads((folder / "detect.json").read_text()),
     )
 

@@ -408,6 +408,17 @@ def test_detect_and_score_return_their_tables(dataset, test_weights, tmp_path):
         "mmd", "ks:correction=fdr"]
     assert detection.windows.height == 2 * 4
     assert detection.record["window"] == 4
+    assert detection.online.height == 0
+    # An online detector: one row per stream sample, its alarms in the alarms table.
+    online = drift_pipeline.detect(
+        tmp_path / "ref", stream, tmp_path / "online", "mmd-online:ert=4,window=2,bootstraps=100",
+        seed=1,
+    )
+    assert online.online["sample_id"].to_list() == list(range(8, 24))
+    assert online.windows.height == 0
+    assert online.alarms["sample_id"].to_list() == (
+        online.online.filter(pl.col("alarm"))["sample_id"].to_list())
+    assert len(online.record["detectors"][0]["online"]["thresholds"]) == 2
     report = drift_pipeline.score(
         stream, tmp_path / "score", detections=tmp_path / "detect", max_delay=4
     )

@@ -626,7 +626,8 @@ pub fn detect(
     let (reference_input, inputs) = read_inputs(reference, stream)?;
     let reference_rows = read_reference_rows(reference)?;
     let reference_count = reference_rows.len() / EMBEDDING_DIM;
-    if window > reference_count {
+    let batch_detectors = options.detectors.iter().any(|spec| !spec.is_online());
+    if batch_detectors && window > reference_count {
         return Err(DetectError::Input {
             folder: reference.to_owned(),
             reason: format!(
