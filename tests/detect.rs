@@ -473,7 +473,10 @@ fn online_mmd_steps_once_per_sample_resets_after_alarms_and_reads_back() {
         .sample_id;
     assert!(first_noisy_alarm < 85, "first alarm at {first_noisy_alarm}");
     let clean_alarms = steps.iter().filter(|s| s.alarm && s.sample_id < 80).count();
-    assert!(clean_alarms <= 8, "{clean_alarms} alarms in 40 clean samples");
+    assert!(
+        clean_alarms <= 8,
+        "{clean_alarms} alarms in 40 clean samples"
+    );
     // The steps recomputed sample by sample from the draws detect.json names: the bootstraps
     // and then the splits from (seed, 0, setup of detector 0).
     let reference: Vec<f64> = read_embeddings(&streams.path("ref"))
@@ -532,6 +535,96 @@ fn online_mmd_steps_once_per_sample_resets_after_alarms_and_reads_back() {
 }
 
 #[test]
+fn long_stream_modes_of_mmd_recompute_from_their_draws() {
+    let streams = Streams::new();
+    let calibrated_spec = "mmd:null=calibrated,draws=200";
+    let linear_spec = "mmd:estimator=linear";
+    let out = streams.detect(
+        "long",
+        &[
+            "--detector",
+            calibrated_spec,
+            "--detector",
+            linear_spec,
+            "--seed",
+            "4",
+        ],
+    );
+    let windows = read_windows(&out);
+    assert_eq!(windows.len(), 16);
+    let reference: Vec<f64> = read_embeddings(&streams.path("ref"))
+        .into_iter()
+        .flat_map(|r| r.2)
+        .collect();
+    let stream: Vec<f64> = [streams.path("clean"), streams.path("noisy")]
+        .iter()
+        .flat_map(|f| read_embeddings(f))
+        .flat_map(|r| r.2)
+        .collect();
+    let mmd = MmdReference::new(reference.clone(), 512, None);
+    // The calibrated null's draws as detect.json says: the split, then 200 windows of the
+    // pool (half the reference), from (seed, 0, setup of detector 0).
+    let mut rng = sample_rng(4, 0, Purpose::DetectorSetup(0));
+    let split = draw_permutations(&mut rng, 40, 1).remove(0);
+    let null_windows: Vec<Vec<usize>> = (0..200)
+        .map(|_| rand::seq::index::sample(&mut rng, 20, 10).into_vec())
+        .collect();
+    let calibrated = drift_detect::mmd_long::CalibratedMmd::new(&mmd, &split, 20, &null_windows, 1);
+    for w in &windows {
+        let start = (w.window * 10) as usize;
+        let values = &stream[start * 512..(start + 10) * 512];
+        let noisy = w.first >= 80;
+        if w.detector == calibrated_spec {
+            let outcome = calibrated.test(values, 0.05);
+            assert!((outcome.statistic - w.statistic).abs() <= 1e-12, "{w:?}");
+            assert_eq!(Some(outcome.exceed as i64), w.exceed, "{w:?}");
+            assert_eq!(w.p_value, Some((1 + outcome.exceed) as f64 / 201.0));
+            if noisy {
+                assert!(w.alarm && w.exceed == Some(0), "{w:?}");
+            }
+        } else {
+            assert_eq!(w.detector, linear_spec);
+            let mut rng = sample_rng(4, w.window as u64, Purpose::DetectorPermutations(1));
+            let drawn = rand::seq::index::sample(&mut rng, 40, 10);
+            let rows: Vec<f64> = drawn
+                .iter()
+                .flat_map(|i| reference[i * 512..(i + 1) * 512].to_vec())
+                .collect();
+            let outcome =
+                drift_detect::mmd_long::linear_mmd(&rows, values, 512, mmd.bandwidth(), 0.05);
+            assert_eq!(outcome.statistic, w.statistic, "{w:?}");
+            assert_eq!(Some(outcome.p_value), w.p_value, "{w:?}");
+            assert_eq!(w.exceed, None);
+        }
+    }
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("detect.json")).unwrap()).unwrap();
+    let calibration = &record["detectors"][0]["calibration"];
+    assert_eq!(calibration["sub_reference"], 20);
+    assert_eq!(calibration["pool"], 20);
+    assert_eq!(calibration["draws"], 200);
+    // A pool that cannot hold two windows is refused.
+    let refused = streams.path("refused");
+    streams.setup.fails(
+        &[
+            "detect",
+            "--reference",
+            streams.path("ref").to_str().unwrap(),
+            "--stream",
+            streams.path("clean").to_str().unwrap(),
+            "--output",
+            refused.to_str().unwrap(),
+            "--window",
+            "10",
+            "--detector",
+            "mmd:null=calibrated,pool=15",
+        ],
+        "must hold at least two windows (20)",
+    );
+    assert!(!refused.join("detect.json").exists());
+}
+
+#[test]
 fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     let streams = Streams::new();
     let p = |name: &str| streams.path(name).to_str().unwrap().to_owned();
@@ -581,9 +674,18 @@ fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     // Online MMD without its ERT, with too few bootstraps for it, and with a window whose
     // extended test window (2W - 1 = 39) leaves too little of the 40-sample reference.
     for (spec, needle) in [
-        ("mmd-online:window=5", "needs its expected run time and window"),
-        ("mmd-online:ert=500,window=5,bootstraps=400", "400 bootstraps cannot estimate"),
-        ("mmd-online:ert=20,window=20,bootstraps=400", "too small for windows of 20"),
+        (
+            "mmd-online:window=5",
+            "needs its expected run time and window",
+        ),
+        (
+            "mmd-online:ert=500,window=5,bootstraps=400",
+            "400 bootstraps cannot estimate",
+        ),
+        (
+            "mmd-online:ert=20,window=20,bootstraps=400",
+            "too small for windows of 20",
+        ),
     ] {
         let mut args = base("ref", &["clean"]);
         args.extend(["--detector".to_owned(), spec.to_owned()]);

@@ -156,3 +156,49 @@ fn mmd_online_run_lengths_average_the_expected_run_time() {
         "mean run length {mean} is not within 15% of the ERT {ert}"
     );
 }
+
+/// The calibrated null (`mmd:null=calibrated`): a sub-reference of 200 and a pool of 200 (ten
+/// windows of 20), 500 null draws from the pool, and a fresh window per replicate. Its p-values
+/// (1 + b) / (1 + B) are uniform when the pool is much larger than the window.
+#[test]
+fn mmd_calibrated_null_p_values_are_uniform_under_no_drift() {
+    use drift_detect::mmd_long::CalibratedMmd;
+    let (features, reference, window, pool, draws) = (4, 400, 20, 200, 500);
+    let p: Vec<f64> = (0..REPLICATES as u64)
+        .map(|replicate| {
+            let mut rng = ChaCha8Rng::seed_from_u64(5000 + replicate);
+            let mmd = MmdReference::new(normal(&mut rng, reference * features), features, None);
+            let split = draw_permutations(&mut rng, reference, 1).remove(0);
+            let null_windows: Vec<Vec<usize>> = (0..draws)
+                .map(|_| rand::seq::index::sample(&mut rng, pool, window).into_vec())
+                .collect();
+            let calibrated = CalibratedMmd::new(&mmd, &split, pool, &null_windows, 1);
+            let test = normal(&mut rng, window * features);
+            calibrated.test(&test, 0.05).p_value()
+        })
+        .collect();
+    check("mmd null=calibrated", p);
+}
+
+/// The linear-time estimator (`mmd:estimator=linear`): 50 pairs per window, p from the normal
+/// approximation.
+#[test]
+fn mmd_linear_p_values_are_uniform_under_no_drift() {
+    use drift_detect::mmd_long::linear_mmd;
+    let (features, reference, window) = (4, 300, 100);
+    let p: Vec<f64> = (0..REPLICATES as u64)
+        .map(|replicate| {
+            let mut rng = ChaCha8Rng::seed_from_u64(7000 + replicate);
+            let mmd = MmdReference::new(normal(&mut rng, reference * features), features, None);
+            let rows = normal(&mut rng, reference * features);
+            let drawn = rand::seq::index::sample(&mut rng, reference, window);
+            let x: Vec<f64> = drawn
+                .iter()
+                .flat_map(|i| rows[i * features..(i + 1) * features].to_vec())
+                .collect();
+            let test = normal(&mut rng, window * features);
+            linear_mmd(&x, &test, features, mmd.bandwidth(), 0.05).p_value
+        })
+        .collect();
+    check("mmd estimator=linear", p);
+}

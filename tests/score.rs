@@ -199,7 +199,12 @@ fn read_episodes(folder: &Path) -> Vec<EpisodeRecord> {
 /// summary.csv as detector -> column -> field.
 fn read_summary(folder: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_path(folder.join("summary.csv")).unwrap();
-    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(header[..3], ["detector", "source", "samples"]);
     reader
         .records()
@@ -709,10 +714,9 @@ fn a_detect_report_is_scored_for_size_and_power() {
     // The online detector is scored on its alarms (one per step that crossed its threshold);
     // it has no windows, so no power rows.
     let online = "mmd-online:ert=20,window=5,bootstraps=400";
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(detections.join("detect.json")).unwrap(),
-    )
-    .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(detections.join("detect.json")).unwrap())
+            .unwrap();
     assert_eq!(
         number(&summary, online, "n_alarms"),
         record["detectors"][2]["alarms"].as_f64().unwrap()

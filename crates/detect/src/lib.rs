@@ -8,6 +8,7 @@ pub mod kolmogorov;
 pub mod ks;
 pub mod lsdd;
 pub mod mmd;
+pub mod mmd_long;
 pub mod mmd_online;
 pub mod run;
 pub mod score;

@@ -17,6 +17,7 @@ use crate::cvm::{EXACT_UP_TO, cvm_test};
 use crate::ks::{Correction, FeatureTest, feature_columns, feature_tests, ks_test};
 use crate::lsdd::LsddReference;
 use crate::mmd::{Bandwidth, MmdReference, draw_permutations};
+use crate::mmd_long::{CalibratedMmd, linear_mmd};
 use crate::mmd_online::{MmdOnline, OnlineMonitor};
 
 /// The files of a detection report; `detect.json`, the marker, is committed last.
@@ -72,6 +73,21 @@ pub enum DetectorSpec {
     Mmd {
         /// Permutations per window (default 100).
         permutations: usize,
+        /// The RBF bandwidth; the median heuristic on the reference when absent.
+        sigma: Option<f64>,
+    },
+    /// MMD^2 against a fixed sub-reference, its null drawn once from a calibration pool split
+    /// off the reference (`mmd:null=calibrated`): the long-stream mode.
+    MmdCalibrated {
+        /// Null statistics drawn (default 1000).
+        draws: usize,
+        /// Reference samples set aside as the calibration pool (default: half the reference).
+        pool: Option<usize>,
+        /// The RBF bandwidth; the median heuristic on the reference when absent.
+        sigma: Option<f64>,
+    },
+    /// The linear-time MMD estimator with its normal null (`mmd:estimator=linear`).
+    MmdLinear {
         /// The RBF bandwidth; the median heuristic on the reference when absent.
         sigma: Option<f64>,
     },
@@ -156,6 +172,9 @@ impl FromStr for DetectorSpec {
             name @ ("mmd" | "lsdd") => {
                 let (mut permutations, mut sigma) = (100, None);
                 let (mut centers, mut lambda_rd_max) = (None, 0.2);
+                // mmd's long-stream modes.
+                let (mut null, mut estimator, mut draws, mut pool) = (None, None, None, None);
+                let mut permutations_given = false;
                 let whole = |key: &str, value: &str| {
                     value
                         .parse()
@@ -169,7 +188,10 @@ impl FromStr for DetectorSpec {
                 };
                 for (key, value) in pairs {
                     match key {
-                        "permutations" => permutations = whole(key, value)?,
+                        "permutations" => {
+                            permutations = whole(key, value)?;
+                            permutations_given = true;
+                        }
                         "sigma" => sigma = Some(positive_sigma(value).map_err(error)?),
                         "centers" if name == "lsdd" => centers = Some(whole(key, value)?),
                         "lambda_rd_max" if name == "lsdd" => {
@@ -181,19 +203,74 @@ impl FromStr for DetectorSpec {
                                     error(format!("lambda_rd_max {value:?} is not in (0, 1)"))
                                 })?;
                         }
+                        "null" if name == "mmd" => null = Some(value),
+                        "estimator" if name == "mmd" => estimator = Some(value),
+                        "draws" if name == "mmd" => draws = Some(whole(key, value)?),
+                        "pool" if name == "mmd" => pool = Some(whole(key, value)?),
                         other if name == "lsdd" => {
                             return Err(unknown(
                                 other,
                                 "permutations, sigma, centers, lambda_rd_max",
                             ));
                         }
-                        other => return Err(unknown(other, "permutations, sigma")),
+                        other => {
+                            return Err(unknown(
+                                other,
+                                "permutations, sigma, null, draws, pool, estimator",
+                            ));
+                        }
                     }
                 }
                 Ok(if name == "mmd" {
-                    DetectorSpec::Mmd {
-                        permutations,
-                        sigma,
+                    match (null, estimator) {
+                        (None | Some("permutation"), None | Some("quadratic")) => {
+                            if draws.is_some() || pool.is_some() {
+                                return Err(error(
+                                    "draws and pool belong to null=calibrated".into(),
+                                ));
+                            }
+                            DetectorSpec::Mmd {
+                                permutations,
+                                sigma,
+                            }
+                        }
+                        (Some("calibrated"), None | Some("quadratic")) => {
+                            if permutations_given {
+                                return Err(error(
+                                    "a calibrated null draws no permutations (its draws: draws=N)"
+                                        .into(),
+                                ));
+                            }
+                            DetectorSpec::MmdCalibrated {
+                                draws: draws.unwrap_or(1000),
+                                pool,
+                                sigma,
+                            }
+                        }
+                        (None, Some("linear")) => {
+                            if permutations_given || draws.is_some() || pool.is_some() {
+                                return Err(error(
+                                    "the linear estimator's null is normal: no permutations, draws or pool"
+                                        .into(),
+                                ));
+                            }
+                            DetectorSpec::MmdLinear { sigma }
+                        }
+                        (_, Some(other)) if other != "linear" && other != "quadratic" => {
+                            return Err(error(format!(
+                                "estimator {other:?} is neither quadratic nor linear"
+                            )));
+                        }
+                        (Some(other), _) if other != "permutation" && other != "calibrated" => {
+                            return Err(error(format!(
+                                "null {other:?} is neither permutation nor calibrated"
+                            )));
+                        }
+                        _ => {
+                            return Err(error(
+                                "the linear estimator has its own (normal) null".into(),
+                            ));
+                        }
                     }
                 } else {
                     DetectorSpec::Lsdd {
@@ -296,6 +373,22 @@ impl DetectorSpec {
                 "mmd",
                 [
                     (*permutations != 100).then(|| format!("permutations={permutations}")),
+                    sigma.map(|sigma| format!("sigma={sigma}")),
+                ],
+            ),
+            DetectorSpec::MmdCalibrated { draws, pool, sigma } => named(
+                "mmd",
+                [
+                    Some("null=calibrated".to_owned()),
+                    (*draws != 1000).then(|| format!("draws={draws}")),
+                    pool.map(|pool| format!("pool={pool}")),
+                    sigma.map(|sigma| format!("sigma={sigma}")),
+                ],
+            ),
+            DetectorSpec::MmdLinear { sigma } => named(
+                "mmd",
+                [
+                    Some("estimator=linear".to_owned()),
                     sigma.map(|sigma| format!("sigma={sigma}")),
                 ],
             ),
@@ -427,6 +520,27 @@ pub struct DetectorSummary {
     /// Online detectors: the configuration and every threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online: Option<OnlineSummary>,
+    /// MMD with a calibrated null: the split and the null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationSummary>,
+}
+
+/// What `detect.json` records of a calibrated null (`mmd:null=calibrated`); p-values are
+/// (1 + b) / (1 + B), b the null statistics at least the window's, B the draws.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationSummary {
+    /// The sub-reference every window is compared with.
+    pub sub_reference: usize,
+    /// Reference samples set aside; each null window is W of them.
+    pub pool: usize,
+    /// Null statistics drawn.
+    pub draws: usize,
+    /// The null's median, 95th and 99th percentiles (lower order statistics).
+    pub null_median: f64,
+    /// See `null_median`.
+    pub null_q95: f64,
+    /// See `null_median`.
+    pub null_q99: f64,
 }
 
 /// What `detect.json` records of an online detector.
@@ -609,6 +723,12 @@ enum Prepared<'a> {
         detector: Box<MmdOnline>,
         bootstraps: usize,
     },
+    MmdCalibrated {
+        detector: Box<CalibratedMmd>,
+    },
+    MmdLinear {
+        reference: Box<MmdReference>,
+    },
 }
 
 /// Runs `options.detectors` over `stream` (output folders in stream order) against the clean
@@ -714,6 +834,44 @@ pub fn detect(
                         lambda_rd_max: *lambda_rd_max,
                     }
                 }
+                DetectorSpec::MmdCalibrated { draws, pool, sigma } => {
+                    let pool = pool.unwrap_or(reference_count / 2);
+                    if pool < 2 * window || pool + 2 > reference_count {
+                        return Err(DetectError::Settings(format!(
+                            "{}: a calibration pool of {pool} of the reference's {reference_count} \
+                         samples: the pool must hold at least two windows ({}) and leave at \
+                         least 2 samples (ten windows or more keep the null's spread; a larger \
+                         reference or a smaller --window)",
+                            names[index],
+                            2 * window
+                        )));
+                    }
+                    // The split, then each null window, from (seed, 0, the detector's setup
+                    // purpose).
+                    let reference =
+                        MmdReference::new(reference_rows.clone(), EMBEDDING_DIM, *sigma);
+                    let mut rng = sample_rng(options.seed, 0, Purpose::DetectorSetup(index as u32));
+                    let split = draw_permutations(&mut rng, reference_count, 1).remove(0);
+                    let null_windows: Vec<Vec<usize>> = (0..*draws)
+                        .map(|_| rand::seq::index::sample(&mut rng, pool, window).into_vec())
+                        .collect();
+                    Prepared::MmdCalibrated {
+                        detector: Box::new(CalibratedMmd::new(
+                            &reference,
+                            &split,
+                            pool,
+                            &null_windows,
+                            options.threads,
+                        )),
+                    }
+                }
+                DetectorSpec::MmdLinear { sigma } => Prepared::MmdLinear {
+                    reference: Box::new(MmdReference::new(
+                        reference_rows.clone(),
+                        EMBEDDING_DIM,
+                        *sigma,
+                    )),
+                },
                 DetectorSpec::MmdOnline {
                     ert,
                     window,
@@ -913,6 +1071,8 @@ impl Prepared<'_> {
     fn summary(&self, name: &str, rows: &[WindowRow], steps: &[OnlineRow]) -> DetectorSummary {
         let (bandwidth, permutations, correction, constant_features) = match self {
             Prepared::MmdOnline { detector, .. } => (Some(detector.bandwidth()), None, None, None),
+            Prepared::MmdCalibrated { detector } => (Some(detector.bandwidth()), None, None, None),
+            Prepared::MmdLinear { reference } => (Some(reference.bandwidth()), None, None, None),
             Prepared::Mmd {
                 reference,
                 permutations,
@@ -973,6 +1133,22 @@ impl Prepared<'_> {
             }),
             _ => None,
         };
+        let calibration = match self {
+            Prepared::MmdCalibrated { detector } => {
+                let null = detector.null();
+                let quantile =
+                    |q: f64| null[((q * null.len() as f64) as usize).min(null.len() - 1)];
+                Some(CalibrationSummary {
+                    sub_reference: detector.sub_reference_len(),
+                    pool: detector.pool(),
+                    draws: null.len(),
+                    null_median: quantile(0.5),
+                    null_q95: quantile(0.95),
+                    null_q99: quantile(0.99),
+                })
+            }
+            _ => None,
+        };
         DetectorSummary {
             detector: name.to_owned(),
             windows: rows.len(),
@@ -984,6 +1160,7 @@ impl Prepared<'_> {
             constant_features,
             lsdd,
             online,
+            calibration,
         }
     }
 }
@@ -1107,23 +1284,24 @@ impl Tested<'_> {
         rows: &mut [Vec<WindowRow>],
     ) -> Result<(), DetectError> {
         let share = pending.len().div_ceil(threads).max(1);
-        let tested: Vec<Vec<Result<Vec<Option<WindowRow>>, DetectError>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = pending
-                .chunks(share)
-                .map(|windows| {
-                    scope.spawn(move || {
-                        windows
-                            .iter()
-                            .map(|window| self.test_all(window))
-                            .collect::<Vec<_>>()
+        let tested: Vec<Vec<Result<Vec<Option<WindowRow>>, DetectError>>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = pending
+                    .chunks(share)
+                    .map(|windows| {
+                        scope.spawn(move || {
+                            windows
+                                .iter()
+                                .map(|window| self.test_all(window))
+                                .collect::<Vec<_>>()
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().expect("a window test panicked"))
-                .collect()
-        });
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().expect("a window test panicked"))
+                    .collect()
+            });
         pending.clear();
         for per_window in tested.into_iter().flatten() {
             for (d, row) in per_window?.into_iter().enumerate() {
@@ -1268,6 +1446,42 @@ fn test_window(
             row.lambda = Some(outcome.lambda);
             // alibi's LSDD p-value is an f32 mean too.
             row.alarm = (p_value as f32) < options.alpha as f32;
+        }
+        Prepared::MmdCalibrated { detector } => {
+            let outcome = detector.test(&window.values, options.alpha);
+            let p_value = outcome.p_value();
+            row.n_reference = detector.sub_reference_len() as i64;
+            row.statistic = outcome.statistic;
+            row.p_value = Some(p_value);
+            row.perm_exceed = Some(outcome.exceed as i64);
+            row.n_permutations = Some(outcome.draws as i64);
+            row.threshold = outcome.threshold;
+            row.alarm = p_value < options.alpha;
+        }
+        Prepared::MmdLinear { reference } => {
+            // The window's reference samples, drawn from (seed, window, detector).
+            let mut rng = sample_rng(
+                options.seed,
+                window.index as u64,
+                Purpose::DetectorPermutations(detector_index as u32),
+            );
+            let drawn = rand::seq::index::sample(&mut rng, reference_count, n_test);
+            let rows: Vec<f64> = drawn
+                .iter()
+                .flat_map(|i| reference.row(i).iter().copied())
+                .collect();
+            let outcome = linear_mmd(
+                &rows,
+                &window.values,
+                EMBEDDING_DIM,
+                reference.bandwidth(),
+                options.alpha,
+            );
+            row.n_reference = n_test as i64;
+            row.statistic = outcome.statistic;
+            row.p_value = Some(outcome.p_value);
+            row.threshold = outcome.threshold;
+            row.alarm = outcome.p_value < options.alpha;
         }
         // Online detectors decide per sample (`OnlineRun`), not per window.
         Prepared::MmdOnline { .. } => return Ok(None),
@@ -1426,7 +1640,42 @@ mod tests {
                 sigma: Some(1.5)
             }
         );
+        assert_eq!(
+            "mmd:null=calibrated".parse::<DetectorSpec>().unwrap(),
+            DetectorSpec::MmdCalibrated {
+                draws: 1000,
+                pool: None,
+                sigma: None
+            }
+        );
+        assert_eq!(
+            "mmd:pool=300,null=calibrated,draws=500"
+                .parse::<DetectorSpec>()
+                .unwrap()
+                .name(),
+            "mmd:null=calibrated,draws=500,pool=300"
+        );
+        assert_eq!(
+            "mmd:estimator=linear"
+                .parse::<DetectorSpec>()
+                .unwrap()
+                .name(),
+            "mmd:estimator=linear"
+        );
+        assert_eq!(
+            "mmd:null=permutation,estimator=quadratic"
+                .parse::<DetectorSpec>()
+                .unwrap()
+                .name(),
+            "mmd"
+        );
         for bad in [
+            "mmd:null=calibrated,permutations=50",
+            "mmd:estimator=linear,permutations=50",
+            "mmd:estimator=linear,null=calibrated",
+            "mmd:estimator=cubic",
+            "mmd:null=bootstrap",
+            "mmd:draws=50",
             "mmd-online:ert=1,window=5",
             "mmd-online:ert=50,window=1",
             "mmd-online:ert=50,window=5,permutations=3",
