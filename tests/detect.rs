@@ -625,6 +625,106 @@ fn long_stream_modes_of_mmd_recompute_from_their_draws() {
 }
 
 #[test]
+fn shard_reports_merge_into_the_single_process_report() {
+    let streams = Streams::new();
+    let detectors = [
+        "--detector",
+        "mmd",
+        "--detector",
+        "ks",
+        "--detector",
+        "lsdd",
+        "--detector",
+        "mmd:null=calibrated,draws=100",
+        "--detector",
+        "mmd:estimator=linear",
+        "--seed",
+        "3",
+    ];
+    let one = streams.detect("one", &detectors);
+    // 8 windows in 3 shards: 2, 3 and 3 windows.
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let shard = format!("{k}/3");
+            let args = [&detectors[..], &["--shard", shard.as_str()]].concat();
+            streams.detect(&format!("shard-{k}"), &args)
+        })
+        .collect();
+    let first = read_windows(&shards[0]);
+    assert_eq!(first.len(), 5 * 2);
+    assert!(first.iter().all(|w| w.window < 2));
+    let merged = streams.path("merged");
+    let merge = |output: &Path, shards: &[&PathBuf]| -> Vec<String> {
+        let mut args = vec!["merge".to_owned()];
+        args.extend(shards.iter().map(|s| s.to_str().unwrap().to_owned()));
+        args.extend(["--output".to_owned(), output.to_str().unwrap().to_owned()]);
+        args
+    };
+    let args = merge(&merged, &[&shards[2], &shards[0], &shards[1]]);
+    streams
+        .setup
+        .succeeds(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for name in drift_detect::run::DETECT_FILES {
+        assert_eq!(
+            std::fs::read(one.join(name)).unwrap(),
+            std::fs::read(merged.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // A missing shard, a shard twice, a report of another run: refused, nothing written.
+    let refused = streams.path("refused");
+    let fails = |shards: &[&PathBuf], needle: &str| {
+        let args = merge(&refused, shards);
+        streams
+            .setup
+            .fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), needle);
+        assert!(!refused.join("detect.json").exists());
+    };
+    fails(&[&shards[0], &shards[2]], "shard 1/3 is missing");
+    fails(
+        &[&shards[0], &shards[1], &shards[1], &shards[2]],
+        "given twice",
+    );
+    let other = streams.detect("other", &["--seed", "9", "--shard", "1/3"]);
+    fails(
+        &[&shards[0], &other, &shards[2]],
+        "not of the same detect run",
+    );
+    fails(&[&shards[0], &one, &shards[2]], "not a shard report");
+    // Online detectors read the stream in order; more shards than windows.
+    let reference = streams.path("ref");
+    let clean = streams.path("clean");
+    let base = [
+        "detect",
+        "--reference",
+        reference.to_str().unwrap(),
+        "--stream",
+        clean.to_str().unwrap(),
+        "--output",
+        refused.to_str().unwrap(),
+        "--window",
+        "10",
+    ];
+    streams.setup.fails(
+        &[
+            &base[..],
+            &[
+                "--detector",
+                "mmd-online:ert=20,window=5,bootstraps=400",
+                "--shard",
+                "0/2",
+            ],
+        ]
+        .concat(),
+        "online detector",
+    );
+    streams.setup.fails(
+        &[&base[..], &["--shard", "0/5"]].concat(),
+        "4 windows, fewer than the 5 shards",
+    );
+}
+
+#[test]
 fn bad_inputs_are_refused_by_name_and_leave_no_report() {
     let streams = Streams::new();
     let p = |name: &str| streams.path(name).to_str().unwrap().to_owned();

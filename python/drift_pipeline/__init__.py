@@ -679,12 +679,14 @@ def detect(
     seed: int = 0,
     threads: int | None = None,
     overwrite: bool = False,
+    shard: str | None = None,
 ) -> DetectionResult:
     """Would a detector catch this drift: drift detectors (``"mmd"``, ``"lsdd"``,
     ``"ks:correction=fdr"``, ``"cvm"``, ``"mmd-online:ert=500,window=50"``; alibi-detect's
     definitions and defaults) over the stream's embeddings (``stream``: output folders in stream
     order) against a clean ``reference`` output, window by window, or sample by sample for online
-    detectors (``drift-pipeline detect``)."""
+    detectors (``drift-pipeline detect``). ``shard="K/N"`` tests only shard K's contiguous range
+    of the windows (:func:`drift_pipeline.ray.detect` runs every shard and merges them)."""
     if isinstance(detectors, str):
         detectors = [detectors]
     folder = _native.detect(
@@ -698,8 +700,13 @@ def detect(
         seed,
         threads,
         overwrite,
+        shard,
     )
-    folder = Path(folder)
+    return _read_detection(Path(folder))
+
+
+def _read_detection(folder: Path) -> DetectionResult:
+    """A detect report folder, read back."""
     return DetectionResult(
         output_path=folder,
         windows=pl.read_parquet(folder / "windows.parquet"),

@@ -28,10 +28,10 @@ except ImportError as error:  # pragma: no cover - the tests have Ray
         "drift_pipeline.ray needs Ray: pip install 'drift-pipeline[ray]'"
     ) from error
 
-from . import EvaluationResult, SampleResult, TransformArg, sharding
+from . import DetectionResult, EvaluationResult, SampleResult, TransformArg, sharding
 from .errors import InvalidRunError
 
-__all__ = ["evaluate", "generate", "run_scenario"]
+__all__ = ["detect", "evaluate", "generate", "run_scenario"]
 
 
 def _check_num_shards(num_shards: Any) -> None:
@@ -229,6 +229,51 @@ def evaluate(
     ]
     _ray.get(pending)
     result = sharding.merge_reports(folders, output, overwrite)
+    if not keep_shards:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def detect(
+    reference: os.PathLike | str,
+    stream: os.PathLike | str | Sequence[os.PathLike | str],
+    output_path: os.PathLike | str,
+    detectors: Sequence[str] = ("mmd",),
+    num_shards: int = 2,
+    *,
+    window: int = 100,
+    stride: int | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    threads: int | None = None,
+    overwrite: bool = False,
+    shard_dir: os.PathLike | str | None = None,
+    num_cpus: float = 1,
+    max_retries: int = 3,
+    keep_shards: bool = False,
+) -> DetectionResult:
+    """:func:`drift_pipeline.detect` as ``num_shards`` Ray tasks, each testing a contiguous
+    range of the stream's windows, merged on the driver into the report one process writes,
+    byte for byte (window detectors only: an online detector reads the stream in order).
+    ``shard_dir`` (default: ``.drift-shards`` beside the report) holds the shard reports until
+    the merge."""
+    _check_num_shards(num_shards)
+    output = Path(output_path).absolute()
+    root = _shard_root(shard_dir, output)
+    task = _shard_task(sharding.detect_shard, num_cpus, 0, max_retries)
+    folders = [root / f"detect-{k}-of-{num_shards}" for k in range(num_shards)]
+    pending = [
+        task.remote(
+            sharding.detect_arguments(
+                reference, stream, folder, detectors, window=window, stride=stride,
+                alpha=alpha, seed=seed, threads=threads, overwrite=True,
+            ),
+            f"{k}/{num_shards}",
+        )
+        for k, folder in enumerate(folders)
+    ]
+    _ray.get(pending)
+    result = sharding.merge_detect_reports(folders, output, overwrite)
     if not keep_shards:
         shutil.rmtree(root, ignore_errors=True)
     return result

@@ -2,9 +2,9 @@
 
 ``drift_pipeline.ray`` is one engine on top of these; Dask, SLURM array jobs or a shell loop can
 be others. A run is planned on the driver (:func:`plan_scenario`, :func:`index_dataset`), each
-shard is made by a worker (:func:`make_shard`, :func:`evaluate_shard`) into its own folder,
-and the driver merges the shard folders into what one process writes, byte for byte
-(:func:`merge_shards`, :func:`merge_reports`). Shards are deterministic and idempotent: a
+shard is made by a worker (:func:`make_shard`, :func:`evaluate_shard`, :func:`detect_shard`)
+into its own folder, and the driver merges the shard folders into what one process writes, byte
+for byte (:func:`merge_shards`, :func:`merge_reports`, :func:`merge_detect_reports`). Shards are deterministic and idempotent: a
 retried shard replaces a half-made attempt, so any engine's retries are safe.
 """
 
@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from drift_pipeline import (
+    DetectionResult,
     EvaluationResult,
     SampleResult,
     TransformArg,
     _evaluate_args,
     _native,
+    _paths,
+    _read_detection,
     _read_evaluation,
     _run_keys,
     _scenario_text,
@@ -30,11 +33,14 @@ from drift_pipeline import (
 __all__ = [
     "ABORT_ENV",
     "ScenarioPlan",
+    "detect_arguments",
+    "detect_shard",
     "evaluate_arguments",
     "evaluate_shard",
     "generate_scenario",
     "index_dataset",
     "make_shard",
+    "merge_detect_reports",
     "merge_reports",
     "merge_shards",
     "plan_scenario",
@@ -186,3 +192,42 @@ def merge_reports(
         [os.fspath(f) for f in folders], os.fspath(output_path), overwrite
     )
     return _read_evaluation(Path(folder))
+
+
+def detect_arguments(
+    reference: os.PathLike | str,
+    stream: os.PathLike | str | Sequence[os.PathLike | str],
+    output_path: os.PathLike | str,
+    detectors: Sequence[str] = ("mmd",),
+    *,
+    window: int = 100,
+    stride: int | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    threads: int | None = None,
+    overwrite: bool = False,
+) -> tuple:
+    """:func:`drift_pipeline.detect`'s keywords as the opaque arguments of
+    :func:`detect_shard` (picklable, for any engine)."""
+    if isinstance(detectors, str):
+        detectors = [detectors]
+    return (
+        os.fspath(reference), _paths(stream), os.fspath(output_path),
+        [str(d) for d in detectors], window, stride, alpha, seed, threads, overwrite,
+    )
+
+
+def detect_shard(arguments: tuple, shard: str) -> str:
+    """Tests shard ``shard`` (``"K/N"``) of a stream's windows into the report folder the
+    arguments name; returns that folder."""
+    return _native.detect(*arguments, shard)
+
+
+def merge_detect_reports(
+    folders: Sequence[os.PathLike | str], output_path: os.PathLike | str, overwrite: bool
+) -> DetectionResult:
+    """Joins a detect run's shard reports into the report one process writes, read back."""
+    folder = _native.merge_detect_reports(
+        [os.fspath(f) for f in folders], os.fspath(output_path), overwrite
+    )
+    return _read_detection(Path(folder))

@@ -184,3 +184,34 @@ def test_evaluate_sharded_on_ray_is_the_single_process_report(
     sharded = dray.evaluate(clean, tmp_path / "ray", num_shards=3, **keywords)
     assert sharded.kl.height == 2 * 4
     assert digests(sharded.output_path) == digests(one.output_path)
+
+
+def test_detect_sharded_on_ray_is_the_single_process_report(
+    cluster, dataset, test_weights, tmp_path
+):
+    clean = tmp_path / "clean"
+    subprocess.run(["cp", "-r", str(dataset), str(clean)], check=True)
+    (clean / "forest" / "zz_unreadable.png").unlink()
+    drift_pipeline.run_scenario({
+        "input": str(clean), "seed": 5, "size": "32", "embeddings": True,
+        "weights": str(test_weights), "threads": 1,
+        "segment": [
+            {"name": "ref", "samples": 12, "output": str(tmp_path / "ref")},
+            {"name": "noisy", "samples": 18, "output": str(tmp_path / "noisy"),
+             "transforms": ["gaussian_noise=0.8"]},
+        ],
+    })
+    keywords = dict(detectors=["mmd", "ks", "mmd:null=calibrated,draws=50"], window=3, seed=7)
+    one = drift_pipeline.detect(tmp_path / "ref", tmp_path / "noisy", tmp_path / "one", **keywords)
+    sharded = dray.detect(
+        tmp_path / "ref", tmp_path / "noisy", tmp_path / "ray", num_shards=4, **keywords
+    )
+    assert sharded.windows.height == 3 * 6
+    assert "shard" not in sharded.record
+    assert digests(sharded.output_path) == digests(one.output_path)
+    # An online detector reads the stream in order: it cannot be sharded.
+    with pytest.raises(drift_pipeline.errors.InvalidRunError, match="online detector"):
+        dray.detect(
+            tmp_path / "ref", tmp_path / "noisy", tmp_path / "bad", num_shards=2,
+            detectors=["mmd-online:ert=4,window=2,bootstraps=50"], max_retries=0,
+        )

@@ -33,7 +33,7 @@ struct Options {
 }
 
 /// `--flag value` pairs; every flag here takes a value.
-fn flag_values(args: &[String]) -> Result<Vec<(&str, &str)>> {
+pub(crate) fn flag_values(args: &[String]) -> Result<Vec<(&str, &str)>> {
     args.chunks(2)
         .map(|pair| match pair {
             [flag, value] => Ok((flag.as_str(), value.as_str())),
@@ -813,7 +813,7 @@ pub fn generate_child(args: &[String]) -> Result<()> {
 
 /// This process's CPU time (user + system, all threads) and peak resident set size, from
 /// Linux's /proc (`utime`/`stime` count in USER_HZ ticks, 100 per second on Linux).
-fn process_usage() -> Result<(f64, u64)> {
+pub(crate) fn process_usage() -> Result<(f64, u64)> {
     let stat =
         std::fs::read_to_string("/proc/self/stat").context("/proc/self/stat (Linux only)")?;
     // Fields after the command name, which is in parentheses and may contain spaces.

@@ -22,6 +22,7 @@
 //!   torchvision's names), the input of `tools/golden/make_embedding_golden.py`.
 
 mod bench;
+mod long_stream;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask tidy | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask bench-dataset DIR [IMAGES] | cargo xtask test-weights FILE [--seed N]";
+const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask tidy | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask bench-dataset DIR [IMAGES] | cargo xtask test-weights FILE [--seed N] | cargo xtask long-stream [--samples N] [--reference N] [--window N] [--detector SPEC]... [--threads N] [--dir DIR]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,6 +59,23 @@ fn main() -> Result<()> {
         ])
         .args(&args[1..])),
         Some("bench-release") => bench::run(&args[1..]),
+        // The long-stream detect run, in release (see long_stream.rs).
+        Some("long-stream") => run(Command::new(
+            std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        )
+        .current_dir(workspace_root())
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "xtask",
+            "--",
+            "long-stream-release",
+        ])
+        .args(&args[1..])),
+        Some("long-stream-release") => long_stream::run(&args[1..], &workspace_root()),
+        Some("long-stream-detect") => long_stream::detect_child(&args[1..]),
         // One end-to-end run in its own process (started by `bench`, for its RSS and CPU time).
         Some("bench-generate") => bench::generate_child(&args[1..]),
         Some("bench-dataset") => {

@@ -63,8 +63,8 @@ pub(crate) enum Command {
     },
     /// Join the shard folders of a run (made with --shard K/N) into the output one process
     /// writes, byte for byte: a one-segment run into --output, a scenario's segments into their
-    /// own folders; `evaluate --shard` reports into the report --output names. Refuses missing,
-    /// duplicated or foreign shards. Reads the shards only.
+    /// own folders; `evaluate --shard` and `detect --shard` reports into the report --output
+    /// names. Refuses missing, duplicated or foreign shards. Reads the shards only.
     Merge {
         /// The shard folders, in any order.
         #[arg(required = true, value_name = "SHARD_DIR")]
@@ -276,8 +276,10 @@ pub(crate) struct DetectArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) output: PathBuf,
     /// A detector: `mmd` (settings `permutations=N`, `sigma=S`; default: 100 permutations, the
-    /// median heuristic), `lsdd` (also `centers=C`, `lambda_rd_max=R`; default R/20 centres,
-    /// 0.2), `ks` or `cvm` (a test per feature; setting `correction=bonferroni|fdr`); repeat for
+    /// median heuristic; for long streams `null=calibrated` with `draws=B`, `pool=P`, or
+    /// `estimator=linear`), `lsdd` (also `centers=C`, `lambda_rd_max=R`; default R/20 centres,
+    /// 0.2), `ks` or `cvm` (a test per feature; setting `correction=bonferroni|fdr`),
+    /// `mmd-online:ert=E,window=W` (per sample; also `bootstraps=B`, `sigma=S`); repeat for
     /// several.
     #[arg(long = "detector", value_name = "SPEC", default_value = "mmd")]
     pub(crate) detectors: Vec<drift_detect::DetectorSpec>,
@@ -301,6 +303,11 @@ pub(crate) struct DetectArgs {
     /// Replace an existing report in the output folder.
     #[arg(long)]
     pub(crate) overwrite: bool,
+    /// Test only shard K (from 0) of N: a contiguous range of the stream's windows, with the
+    /// draws one process makes for them; `merge --output DIR` joins the N shard reports into
+    /// the report one process writes, byte for byte (not with online detectors).
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<String>,
 }
 
 #[derive(Args)]

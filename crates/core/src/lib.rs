@@ -15,12 +15,14 @@
 
 mod files;
 mod rng;
+mod shard;
 
 pub use files::{
     METADATA_LIMIT, describe_file_type, hex, is_plain_name, open_lock_file, open_regular,
     read_small_text, sha256_hex,
 };
 pub use rng::{Purpose, SampleRng, sample_rng};
+pub use shard::Shard;
 
 use std::fmt;
 use std::path::PathBuf;

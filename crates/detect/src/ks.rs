@@ -6,7 +6,7 @@
 use crate::kolmogorov::kolmogorov_sf;
 
 /// How the per-feature p-values become one decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Correction {
     /// Drift iff some p < alpha / features (alibi's default).

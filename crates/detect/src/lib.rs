@@ -7,6 +7,7 @@ pub mod cvm;
 pub mod kolmogorov;
 pub mod ks;
 pub mod lsdd;
+pub mod merge;
 pub mod mmd;
 pub mod mmd_long;
 pub mod mmd_online;
@@ -14,5 +15,6 @@ pub mod run;
 pub mod score;
 pub mod speed;
 
+pub use merge::merge_reports;
 pub use run::{DetectError, DetectOptions, DetectRecord, DetectorSpec, detect};
 pub use score::{Baseline, ScoreInputs, ScoreOptions, ScoreRecord, score};

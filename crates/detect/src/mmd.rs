@@ -38,7 +38,7 @@ fn squared_norms(x: &[f64], d: usize) -> Vec<f64> {
 
 /// The kernel's bandwidth: sigma, and gamma = 1/(2 sigma^2) as alibi's `GaussianRBF` computes it
 /// (log sigma stored in an f32 parameter, sigma and gamma in f32).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bandwidth {
     /// sigma in f64, as the median heuristic (or the user) gave it.
     pub sigma: f64,

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use drift_core::{Purpose, sample_rng};
+use drift_core::{Purpose, Shard, sample_rng};
 use drift_writer::{
     AlarmRow, EMBEDDING_DIM, EmbeddingBatches, OnlineRow, ReportWriter, WindowRow, WriterError,
     alarms_table, online_table, windows_table,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cvm::{EXACT_UP_TO, cvm_test};
 use crate::ks::{Correction, FeatureTest, feature_columns, feature_tests, ks_test};
@@ -452,6 +452,9 @@ pub struct DetectOptions {
     pub overwrite: bool,
     /// Threads testing windows (the report does not depend on it).
     pub threads: usize,
+    /// Test only this shard's contiguous range of the stream's windows (`merge` joins the
+    /// shard reports into the report one process writes).
+    pub shard: Option<Shard>,
 }
 
 impl Default for DetectOptions {
@@ -467,6 +470,7 @@ impl Default for DetectOptions {
             seed: 0,
             overwrite: false,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            shard: None,
         }
     }
 }
@@ -491,7 +495,7 @@ pub enum DetectError {
 }
 
 /// What a detection found, per detector.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectorSummary {
     /// The detector's name in the report.
     pub detector: String,
@@ -527,7 +531,7 @@ pub struct DetectorSummary {
 
 /// What `detect.json` records of a calibrated null (`mmd:null=calibrated`); p-values are
 /// (1 + b) / (1 + B), b the null statistics at least the window's, B the draws.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationSummary {
     /// The sub-reference every window is compared with.
     pub sub_reference: usize,
@@ -544,7 +548,7 @@ pub struct CalibrationSummary {
 }
 
 /// What `detect.json` records of an online detector.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OnlineSummary {
     /// The expected run time the thresholds target.
     pub ert: f64,
@@ -566,7 +570,7 @@ pub struct OnlineSummary {
 }
 
 /// What `detect.json` records of an LSDD detector.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LsddSummary {
     /// Kernel centres split off the reference.
     pub centers: usize,
@@ -580,7 +584,7 @@ pub struct LsddSummary {
 }
 
 /// One input folder as `detect.json` records it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputRecord {
     /// The folder, as given.
     pub folder: String,
@@ -591,7 +595,7 @@ pub struct InputRecord {
 }
 
 /// `detect.json`: every input and resolved parameter, so the report can be reproduced.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectRecord {
     /// The tool and version.
     pub tool: String,
@@ -613,6 +617,24 @@ pub struct DetectRecord {
     pub embeddings: serde_json::Value,
     /// Per detector.
     pub detectors: Vec<DetectorSummary>,
+    /// A shard report's part of the stream's windows; absent for a whole report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<DetectShardRecord>,
+}
+
+/// `detect.json`'s `shard`: which of the stream's windows a shard report holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectShardRecord {
+    /// The shard, from 0.
+    pub index: u64,
+    /// Shards in all.
+    pub count: u64,
+    /// Its first window.
+    pub first_window: u64,
+    /// The window after its last.
+    pub end_window: u64,
+    /// The stream's windows.
+    pub windows: u64,
 }
 
 /// An input folder, checked: its record's embeddings and its drift log.
@@ -620,7 +642,10 @@ struct Input {
     folder: PathBuf,
     record: InputRecord,
     embeddings: serde_json::Value,
+    /// The reference's image sources (empty for a stream folder).
     sources: BTreeSet<String>,
+    /// A stream folder's first image that the reference holds too.
+    shared: Option<String>,
     first_id: u64,
     last_id: u64,
     clean: bool,
@@ -663,8 +688,14 @@ impl OutputRecord {
     }
 }
 
-fn read_input(folder: &Path) -> Result<Input, DetectError> {
+/// Reads and checks `folder`; a stream folder (`reference_sources` given) is checked for images
+/// it shares with the reference.
+fn read_input(
+    folder: &Path,
+    reference_sources: Option<&BTreeSet<String>>,
+) -> Result<Input, DetectError> {
     let OutputRecord { mut input, json } = OutputRecord::read(folder)?;
+    input.samples = 0;
     let embeddings = json
         .get("embeddings")
         .filter(|e| !e.is_null())
@@ -673,23 +704,38 @@ fn read_input(folder: &Path) -> Result<Input, DetectError> {
             folder: folder.to_owned(),
             reason: "has no embeddings (generate it with --embeddings)".to_owned(),
         })?;
-    let samples = drift_writer::read_drift_log(folder)?;
-    input.samples = samples.len();
-    let first_id = samples.first().map_or(0, |s| s.sample_id);
-    let last_id = samples.last().map_or(0, |s| s.sample_id);
-    let clean = samples
-        .iter()
-        .all(|s| !s.drifted && s.class_prior.is_none());
-    let sources = samples
-        .iter()
-        .filter_map(|s| s.source_path.clone())
-        .collect();
+    // The log a batch at a time: a stream folder may hold millions of samples. The reference's
+    // sources are kept; a stream folder's are only looked up in them.
+    let (mut first_id, mut last_id, mut clean) = (None, 0, true);
+    let mut sources = BTreeSet::new();
+    let mut shared = None;
+    for batch in drift_writer::DriftLogBatches::open(folder)? {
+        for sample in batch? {
+            input.samples += 1;
+            first_id.get_or_insert(sample.sample_id);
+            last_id = sample.sample_id;
+            clean &= !sample.drifted && sample.class_prior.is_none();
+            if let Some(source) = sample.source_path {
+                match reference_sources {
+                    None => {
+                        sources.insert(source);
+                    }
+                    Some(reference) => {
+                        if shared.is_none() && reference.contains(&source) {
+                            shared = Some(source);
+                        }
+                    }
+                }
+            }
+        }
+    }
     Ok(Input {
         folder: folder.to_owned(),
         record: input,
         embeddings,
         sources,
-        first_id,
+        shared,
+        first_id: first_id.unwrap_or(0),
         last_id,
         clean,
     })
@@ -742,8 +788,44 @@ pub fn detect(
     let (names, stride) = check_settings(options, stream)?;
     let window = options.window;
     // Lock the report first: a failure below leaves any old report as it was.
-    let mut report = ReportWriter::create(output, DETECT_FILES, "detect.json", options.overwrite)?;
+    let report = ReportWriter::create(output, DETECT_FILES, "detect.json", options.overwrite)?;
     let (reference_input, inputs) = read_inputs(reference, stream)?;
+    let total: usize = inputs.iter().map(|i| i.record.samples).sum();
+    let windows = if total >= window {
+        ((total - window) / stride + 1) as u64
+    } else {
+        0
+    };
+    let shard = match options.shard {
+        None => None,
+        Some(shard) => {
+            if let Some(online) = options.detectors.iter().find(|d| d.is_online()) {
+                return Err(DetectError::Settings(format!(
+                    "--shard {shard}: {} is an online detector, which reads the stream in order \
+                     from its start; run it without --shard",
+                    online.name()
+                )));
+            }
+            if windows < shard.count {
+                return Err(DetectError::Settings(format!(
+                    "--shard {shard}: the stream has {windows} windows, fewer than the {} \
+                     shards: every shard needs one",
+                    shard.count
+                )));
+            }
+            let (first_window, end_window) = shard.range(windows);
+            Some(DetectShardRecord {
+                index: shard.index,
+                count: shard.count,
+                first_window,
+                end_window,
+                windows,
+            })
+        }
+    };
+    let tested_windows = shard
+        .as_ref()
+        .map_or((0, windows), |s| (s.first_window, s.end_window));
     let reference_rows = read_reference_rows(reference)?;
     let reference_count = reference_rows.len() / EMBEDDING_DIM;
     let batch_detectors = options.detectors.iter().any(|spec| !spec.is_online());
@@ -906,6 +988,7 @@ pub fn detect(
         names: &names,
         reference_count,
         options,
+        windows: tested_windows,
     };
     let (rows, online) = tested.stream(&inputs, WindowBuffer::new(window, stride))?;
 
@@ -944,26 +1027,40 @@ pub fn detect(
         p_value_convention: "permutation tests: p = b/B with b the permuted statistics at least the observed one (alibi-detect's; the observed statistic is not counted), both in windows.parquet, so (b+1)/(B+1) can be derived".into(),
         embeddings: reference_input.embeddings,
         detectors: summaries,
+        shard,
     };
     let all_rows: Vec<WindowRow> = rows.into_iter().flatten().collect();
     let all_steps: Vec<OnlineRow> = online.into_iter().flatten().collect();
+    write_report(report, output, &all_rows, &all_steps, &alarms, &record)?;
+    Ok(record)
+}
+
+/// Stages the report's files and commits them, `detect.json` last.
+pub(crate) fn write_report(
+    mut report: ReportWriter,
+    output: &Path,
+    windows: &[WindowRow],
+    steps: &[OnlineRow],
+    alarms: &[AlarmRow],
+    record: &DetectRecord,
+) -> Result<(), DetectError> {
     let path = |name: &str| output.join(name);
     report.add(
         "windows.parquet",
-        &windows_table(&all_rows, &path("windows.parquet"))?,
+        &windows_table(windows, &path("windows.parquet"))?,
     )?;
     report.add(
         "online.parquet",
-        &online_table(&all_steps, &path("online.parquet"))?,
+        &online_table(steps, &path("online.parquet"))?,
     )?;
     report.add(
         "alarms.parquet",
-        &alarms_table(&alarms, &path("alarms.parquet"))?,
+        &alarms_table(alarms, &path("alarms.parquet"))?,
     )?;
-    let json = serde_json::to_string_pretty(&record).expect("the record serializes") + "\n";
+    let json = serde_json::to_string_pretty(record).expect("the record serializes") + "\n";
     report.add("detect.json", json.as_bytes())?;
     report.finish()?;
-    Ok(record)
+    Ok(())
 }
 
 /// The checks of the settings alone; returns the detectors' names and the stride.
@@ -1002,7 +1099,7 @@ fn check_settings(
 /// The reference and the stream's folders, each read and checked: a clean reference, the same
 /// embeddings everywhere, no image shared with the reference, consecutive stream folders.
 fn read_inputs(reference: &Path, stream: &[PathBuf]) -> Result<(Input, Vec<Input>), DetectError> {
-    let reference_input = read_input(reference)?;
+    let reference_input = read_input(reference, None)?;
     if !reference_input.clean {
         return Err(DetectError::Input {
             folder: reference.to_owned(),
@@ -1012,7 +1109,7 @@ fn read_inputs(reference: &Path, stream: &[PathBuf]) -> Result<(Input, Vec<Input
     let identity = embedding_identity(&reference_input.embeddings);
     let mut inputs: Vec<Input> = Vec::new();
     for folder in stream {
-        let input = read_input(folder)?;
+        let input = read_input(folder, Some(&reference_input.sources))?;
         let refuse = |reason: String| {
             Err(DetectError::Input {
                 folder: folder.clone(),
@@ -1028,7 +1125,7 @@ fn read_inputs(reference: &Path, stream: &[PathBuf]) -> Result<(Input, Vec<Input
                 identity.1
             ));
         }
-        if let Some(shared) = input.sources.intersection(&reference_input.sources).next() {
+        if let Some(shared) = &input.shared {
             return refuse(format!(
                 "shares the image {shared} with the reference {}: a test against a reference that holds stream images is biased",
                 reference.display()
@@ -1226,6 +1323,8 @@ struct Tested<'a> {
     names: &'a [String],
     reference_count: usize,
     options: &'a DetectOptions,
+    /// The windows to test, `start..end` (a shard's; else all).
+    windows: (u64, u64),
 }
 
 impl Tested<'_> {
@@ -1246,7 +1345,12 @@ impl Tested<'_> {
             .iter()
             .any(|p| !matches!(p, Prepared::MmdOnline { .. }));
         let mut online = OnlineRun::new(self.prepared, self.names);
-        for input in inputs {
+        let online_detectors = self
+            .prepared
+            .iter()
+            .any(|p| matches!(p, Prepared::MmdOnline { .. }));
+        let (first_window, end_window) = self.windows;
+        'stream: for input in inputs {
             for batch in EmbeddingBatches::open(&input.folder)? {
                 let batch = batch?;
                 for (i, values) in batch.values.chunks_exact(EMBEDDING_DIM).enumerate() {
@@ -1255,7 +1359,13 @@ impl Tested<'_> {
                     if !batch_detectors {
                         continue;
                     }
-                    if let Some(full) = buffer.push(id, batch.timestamps[i], values) {
+                    // A shard's windows all tested, the rest of the stream is not read.
+                    if !online_detectors && buffer.windows as u64 >= end_window {
+                        break 'stream;
+                    }
+                    if let Some(full) = buffer.push(id, batch.timestamps[i], values)
+                        && full.index as u64 >= first_window
+                    {
                         pending.push(full);
                     }
                     if pending.len() == 2 * threads {

@@ -8,64 +8,13 @@
 //! Each segment's shard is a complete output with a `shard` record in its `drift.json`;
 //! `drift-merge` joins them into what one process writes, byte for byte.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-/// Shard `index` (from 0) of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// Which shard, from 0.
-    pub index: u64,
-    /// How many shards.
-    pub count: u64,
-}
+pub use drift_core::Shard;
 
-impl Shard {
-    /// The samples of a segment of `samples` this shard makes, as offsets from its first:
-    /// `start..end`.
-    pub fn range(&self, samples: u64) -> (u64, u64) {
-        let at = |k: u64| (u128::from(k) * u128::from(samples) / u128::from(self.count)) as u64;
-        (at(self.index), at(self.index + 1))
-    }
-
-    /// The folder a run's segment `index` (from 0) gets inside the shard's folder.
-    pub fn segment_folder(index: usize) -> String {
-        format!("segment-{}", index + 1)
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl FromStr for Shard {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let usage = || {
-            format!(
-                "expected K/N, shard K (from 0) of N, e.g. 0/4 to 3/4 (SLURM: \
-                 $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)); got '{text}'"
-            )
-        };
-        let (k, n) = text.split_once('/').ok_or_else(usage)?;
-        let index: u64 = k.trim().parse().map_err(|_| usage())?;
-        let count: u64 = n.trim().parse().map_err(|_| usage())?;
-        if count == 0 {
-            return Err(format!("the shard count must be at least 1, got '{text}'"));
-        }
-        if index >= count {
-            return Err(format!(
-                "shard {index} does not exist among {count} (shards count from 0 to {})",
-                count - 1
-            ));
-        }
-        Ok(Self { index, count })
-    }
+/// The folder a run's segment `index` (from 0) gets inside a shard's folder.
+pub fn segment_folder(index: usize) -> String {
+    format!("segment-{}", index + 1)
 }
 
 /// A shard that cannot be made as asked.

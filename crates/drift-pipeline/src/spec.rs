@@ -665,7 +665,7 @@ impl RunSpec {
         for (index, segment) in self.segments.iter().enumerate() {
             let place = self.front_end.segment_key(index, &segment.name, "output");
             let path = match &self.shard {
-                Some((_, folder)) => folder.join(crate::Shard::segment_folder(index)),
+                Some((_, folder)) => folder.join(crate::shard::segment_folder(index)),
                 None => segment.output.clone(),
             };
             let folder = generator

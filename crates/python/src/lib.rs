@@ -258,7 +258,7 @@ fn evaluate<'py>(
 /// Runs drift detectors over a stream's embeddings (`drift-pipeline detect`). Returns the
 /// report folder.
 #[pyfunction]
-#[pyo3(signature = (reference, stream, output, detectors, window, stride=None, alpha=0.05, seed=0, threads=None, overwrite=false))]
+#[pyo3(signature = (reference, stream, output, detectors, window, stride=None, alpha=0.05, seed=0, threads=None, overwrite=false, shard=None))]
 #[allow(clippy::too_many_arguments)] // one per keyword of the Python function
 fn detect(
     py: Python<'_>,
@@ -272,8 +272,13 @@ fn detect(
     seed: u64,
     threads: Option<usize>,
     overwrite: bool,
+    shard: Option<String>,
 ) -> PyResult<PathBuf> {
     use drift_detect::{DetectOptions, DetectorSpec};
+    let shard = shard
+        .map(|text| text.parse::<drift_pipeline::Shard>())
+        .transpose()
+        .map_err(|e| value_error(format!("keyword 'shard': {e}")))?;
     let detectors = detectors
         .iter()
         .map(|spec| spec.parse::<DetectorSpec>())
@@ -287,6 +292,7 @@ fn detect(
         seed,
         overwrite,
         threads: threads.unwrap_or_else(|| DetectOptions::default().threads),
+        shard,
     };
     py.detach(|| drift_detect::detect(&reference, &stream, &output, &options))
         .map_err(|e| errors::raise(&e, errors::detect(&e)))?;
@@ -454,6 +460,20 @@ fn merge_reports(
     py.detach(|| drift_evaluate::merge_reports(&shards, &output, overwrite))
         .map(|evaluation| evaluation.output)
         .map_err(|e| errors::raise(&e, errors::report_merge(&e)))
+}
+
+/// Joins `detect` shard reports into one report (`drift-pipeline merge` of detect reports).
+#[pyfunction]
+#[pyo3(signature = (shards, output, overwrite=false))]
+fn merge_detect_reports(
+    py: Python<'_>,
+    shards: Vec<PathBuf>,
+    output: PathBuf,
+    overwrite: bool,
+) -> PyResult<PathBuf> {
+    py.detach(|| drift_detect::merge_reports(&shards, &output, overwrite))
+        .map(|_| output)
+        .map_err(|e| errors::raise(&e, errors::detect(&e)))
 }
 
 /// The registered transforms: `(name, bare alias or None, family, description)` each, in
@@ -699,6 +719,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(index, module)?)?;
     module.add_function(wrap_pyfunction!(merge, module)?)?;
     module.add_function(wrap_pyfunction!(merge_reports, module)?)?;
+    module.add_function(wrap_pyfunction!(merge_detect_reports, module)?)?;
     module.add_function(wrap_pyfunction!(cpu_kind, module)?)?;
     module.add_function(wrap_pyfunction!(scenario_facts, module)?)?;
     module.add_function(wrap_pyfunction!(transforms, module)?)?;

@@ -304,3 +304,90 @@ pub fn alarms_table(rows: &[AlarmRow], path_for_errors: &Path) -> Result<Vec<u8>
     ];
     parquet_bytes(alarms_schema(), columns, path_for_errors)
 }
+
+/// A detect report's `windows.parquet` read back (its own schema only), for `merge`.
+pub fn read_report_windows(path: &Path) -> Result<Vec<WindowRow>, WriterError> {
+    let mut rows = Vec::new();
+    for batch in read_report_table(path, &windows_schema())? {
+        let column = |i: usize| batch.column(i);
+        let string = |i: usize| column(i).as_any().downcast_ref::<StringArray>();
+        let int = |i: usize| column(i).as_any().downcast_ref::<Int64Array>();
+        let float = |i: usize| column(i).as_any().downcast_ref::<Float64Array>();
+        let boolean = |i: usize| column(i).as_any().downcast_ref::<BooleanArray>();
+        let (Some(detector), Some(alarm)) = (string(0), boolean(13)) else {
+            unreachable!("the schema was checked");
+        };
+        let int = |i: usize| int(i).expect("the schema was checked");
+        let float = |i: usize| float(i).expect("the schema was checked");
+        let optional_int = |i: usize, row: usize| int(i).is_valid(row).then(|| int(i).value(row));
+        let optional_float =
+            |i: usize, row: usize| float(i).is_valid(row).then(|| float(i).value(row));
+        for row in 0..batch.num_rows() {
+            rows.push(WindowRow {
+                detector: detector.value(row).to_owned(),
+                window: int(1).value(row),
+                first_sample_id: int(2).value(row),
+                last_sample_id: int(3).value(row),
+                first_timestamp: float(4).value(row),
+                last_timestamp: float(5).value(row),
+                n_reference: int(6).value(row),
+                n_test: int(7).value(row),
+                statistic: float(8).value(row),
+                p_value: optional_float(9, row),
+                perm_exceed: optional_int(10, row),
+                n_permutations: optional_int(11, row),
+                threshold: float(12).value(row),
+                alarm: alarm.value(row),
+                features_drifted: optional_int(14, row),
+                min_feature_p: optional_float(15, row),
+                lambda: optional_float(16, row),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// A detect report's `alarms.parquet` read back (its own schema only), for `merge`.
+pub fn read_report_alarms(path: &Path) -> Result<Vec<AlarmRow>, WriterError> {
+    let mut rows = Vec::new();
+    for batch in read_report_table(path, &alarms_schema())? {
+        let detector = batch.column(0).as_any().downcast_ref::<StringArray>();
+        let ids = batch.column(1).as_any().downcast_ref::<Int64Array>();
+        let times = batch.column(2).as_any().downcast_ref::<Float64Array>();
+        let (Some(detector), Some(ids), Some(times)) = (detector, ids, times) else {
+            unreachable!("the schema was checked");
+        };
+        for row in 0..batch.num_rows() {
+            rows.push(AlarmRow {
+                detector: detector.value(row).to_owned(),
+                sample_id: ids.value(row),
+                timestamp: times.value(row),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// A table's record batches, refused unless its schema is `expected` exactly.
+fn read_report_table(path: &Path, expected: &SchemaRef) -> Result<Vec<RecordBatch>, WriterError> {
+    let bad = |reason: String| WriterError::BadTable {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = drift_core::open_regular(path).map_err(|e| bad(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
+    let found = builder.schema();
+    let same = found.fields().len() == expected.fields().len()
+        && found
+            .fields()
+            .iter()
+            .zip(expected.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same {
+        return Err(bad("not a table of a detect report (another schema)".into()));
+    }
+    let reader = builder.build().map_err(|e| bad(e.to_string()))?;
+    reader
+        .map(|batch| batch.map_err(|e| bad(e.to_string())))
+        .collect()
+}

@@ -50,13 +50,13 @@ mod transaction;
 
 pub use detect::{
     AlarmRow, EmbeddingBatch, EmbeddingBatches, OnlineRow, WindowRow, alarms_table, online_table,
-    windows_table,
+    read_report_alarms, read_report_windows, windows_table,
 };
 pub use drift_core::LoggedSample;
 pub use drift_core::{DriftLogRow, EMBEDDING_DIM};
 pub use manifest::{ManifestEntry, read_manifest, write_manifest};
 pub use png_encode::{PngCompression, encode_png};
-pub use read::read_drift_log;
+pub use read::{DriftLogBatches, read_drift_log};
 pub use report::{KlRow, ReportWriter, kl_table, read_kl_table};
 pub use samples::{SampleReader, StoredSample};
 pub use score::{

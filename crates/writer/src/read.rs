@@ -5,7 +5,7 @@ use std::path::Path;
 
 use arrow_array::RecordBatch;
 use arrow_array::{Array, BooleanArray, Float64Array, Int64Array, MapArray, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use drift_core::LoggedSample;
 
@@ -13,24 +13,58 @@ use crate::WriterError;
 
 /// Reads `folder/drift_log.parquet`.
 pub fn read_drift_log(folder: &Path) -> Result<Vec<LoggedSample>, WriterError> {
-    let path = folder.join("drift_log.parquet");
-    let bad = |reason: String| WriterError::BadTable {
-        path: path.clone(),
-        reason,
-    };
-    let file = drift_core::open_regular(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => bad("no drift log here (not an output folder?)".into()),
-        _ => bad(e.to_string()),
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|builder| builder.build())
-        .map_err(|e| bad(e.to_string()))?;
     let mut samples = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(e.to_string()))?;
-        read_batch(&path, &batch, &mut samples).map_err(bad)?;
+    for batch in DriftLogBatches::open(folder)? {
+        samples.extend(batch?);
     }
     Ok(samples)
+}
+
+/// `folder/drift_log.parquet` a record batch (1,024 rows) at a time, so a long stream's log is
+/// never held whole.
+pub struct DriftLogBatches {
+    path: std::path::PathBuf,
+    reader: ParquetRecordBatchReader,
+}
+
+impl DriftLogBatches {
+    /// Opens `folder/drift_log.parquet`.
+    pub fn open(folder: &Path) -> Result<Self, WriterError> {
+        let path = folder.join("drift_log.parquet");
+        let bad = |reason: String| WriterError::BadTable {
+            path: path.clone(),
+            reason,
+        };
+        let file = drift_core::open_regular(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => bad("no drift log here (not an output folder?)".into()),
+            _ => bad(e.to_string()),
+        })?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|builder| builder.build())
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Self { path, reader })
+    }
+}
+
+impl Iterator for DriftLogBatches {
+    type Item = Result<Vec<LoggedSample>, WriterError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bad = |reason: String| WriterError::BadTable {
+            path: self.path.clone(),
+            reason,
+        };
+        let batch = match self.reader.next()? {
+            Ok(batch) => batch,
+            Err(e) => return Some(Err(bad(e.to_string()))),
+        };
+        let mut samples = Vec::with_capacity(batch.num_rows());
+        Some(
+            read_batch(&self.path, &batch, &mut samples)
+                .map(|()| samples)
+                .map_err(bad),
+        )
+    }
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<Option<&'a T>, String> {

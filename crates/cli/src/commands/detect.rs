@@ -17,6 +17,12 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
         threads: args
             .threads
             .map_or_else(|| DetectOptions::default().threads, |n| n as usize),
+        shard: args
+            .shard
+            .as_deref()
+            .map(str::parse::<drift_core::Shard>)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--shard: {e}"))?,
     };
     let started = std::time::Instant::now();
     let record = drift_detect::detect(&args.reference, &args.stream, &args.output, &options)
@@ -53,8 +59,18 @@ pub(crate) fn detect(args: DetectArgs) -> Result<()> {
             detector.alarms
         );
     }
+    if let Some(shard) = &record.shard {
+        outln!(
+            "shard {}/{}: windows {}..{} of {} (drift-pipeline merge joins the shards)",
+            shard.index,
+            shard.count,
+            shard.first_window,
+            shard.end_window,
+            shard.windows
+        );
+    }
     outln!(
-        "wrote windows.parquet, alarms.parquet and detect.json to {} in {:.1} s",
+        "wrote windows.parquet, online.parquet, alarms.parquet and detect.json to {} in {:.1} s",
         args.output.display(),
         started.elapsed().as_secs_f64()
     );

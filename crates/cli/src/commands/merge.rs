@@ -30,6 +30,20 @@ pub(crate) fn merge(
         );
         return Ok(());
     }
+    if shards.iter().any(|s| s.join("detect.json").exists()) {
+        let output = output.ok_or_else(|| {
+            anyhow::anyhow!("merging detect shards: give the report folder with --output")
+        })?;
+        let record = drift_detect::merge_reports(shards, output, overwrite)?;
+        outln!(
+            "merged {} shard reports into {}: {} detectors x {} windows",
+            shards.len(),
+            output.display(),
+            record.detectors.len(),
+            record.detectors.first().map_or(0, |d| d.windows)
+        );
+        return Ok(());
+    }
     let bar = ProgressReport::new(0, quiet, "samples", None);
     let result = drift_merge::merge(shards, output, overwrite, &|done, total| {
         bar.bar.set_length(total);
