@@ -523,6 +523,24 @@ fn online_mmd_steps_once_per_sample_resets_after_alarms_and_reads_back() {
     assert!(alarms[online_alarms.len()..].iter().all(|a| a.0 == "mmd"));
     assert_eq!(record["detectors"][0]["windows"], 0);
     assert_eq!(read_windows(&out).len(), 8, "mmd's windows only");
+    // The timeline with the report: a panel per detector under the drift, named with its
+    // alarm count.
+    let plot = streams.path("timeline");
+    streams.setup.succeeds(&[
+        "timeline",
+        streams.path("clean").to_str().unwrap(),
+        streams.path("noisy").to_str().unwrap(),
+        "--detections",
+        out.to_str().unwrap(),
+        "--output",
+        plot.to_str().unwrap(),
+    ]);
+    let png = image::open(plot.with_extension("png")).unwrap();
+    assert_eq!((png.width(), png.height()), (1100, 650 + 2 * 190));
+    let svg = std::fs::read_to_string(plot.with_extension("svg")).unwrap();
+    let mmd_alarms = alarms.len() - online_alarms.len();
+    assert!(svg.contains(&format!("{spec} ({} alarms)", online_alarms.len())));
+    assert!(svg.contains(&format!("mmd ({mmd_alarms} alarms)")));
     // The same bytes at any thread count.
     let again = run("online-again", "3");
     for name in ["online.parquet", "windows.parquet", "alarms.parquet"] {

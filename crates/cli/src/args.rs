@@ -260,6 +260,11 @@ pub(crate) struct TimelineArgs {
     /// Draw the class-share panel even without label shift.
     #[arg(long)]
     pub(crate) class_mix: bool,
+    /// A detect report on this stream: a panel per detector under the drift, with its
+    /// statistic at each decision, its threshold (where it is on the statistic's scale; KS and
+    /// CvM decide on p-values) and its alarms as red ticks.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) detections: Option<PathBuf>,
 }
 
 #[derive(Args)]

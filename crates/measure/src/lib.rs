@@ -12,7 +12,9 @@ mod power_plot;
 mod stats;
 
 pub use kl::{batch_kl, kl_divergence};
-pub use plot::{LevelSeries, PLOT_SIZE, Plot, PlotLabels, box_plot, line_plot, timeline_plot};
+pub use plot::{
+    DetectorTrace, LevelSeries, PLOT_SIZE, Plot, PlotLabels, box_plot, line_plot, timeline_plot,
+};
 pub use power_plot::{PowerLine, PowerPanel, calibration_plot, power_plot};
 pub use stats::{LevelSummary, quantile_sorted, summary_csv};
 

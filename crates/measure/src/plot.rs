@@ -119,17 +119,24 @@ impl Figure for Boxes<'_> {
 
 /// Draws `figure` on a bitmap and on an SVG backend.
 pub(crate) fn render(figure: &impl Figure) -> Result<Plot, MeasureError> {
+    render_sized(figure, PLOT_SIZE)
+}
+
+/// [`render`] at `(width, height)`.
+pub(crate) fn render_sized(
+    figure: &impl Figure,
+    (width, height): (u32, u32),
+) -> Result<Plot, MeasureError> {
     register_font();
-    let (width, height) = PLOT_SIZE;
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, PLOT_SIZE).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
         figure.draw(&root).map_err(plot_error)?;
         root.present().map_err(plot_error)?;
     }
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         figure.draw(&root).map_err(plot_error)?;
         root.present().map_err(plot_error)?;
     }
@@ -399,15 +406,34 @@ pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(110, 110, 110),
 ];
 
+/// A detector's decisions over a stream, for the timeline: its statistic at each decision (a
+/// window's last sample, or every sample of an online detector), the threshold it was
+/// compared with when that is on the statistic's scale, and where it raised alarms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorTrace {
+    /// The detector's name.
+    pub name: String,
+    /// (sample_id, statistic, threshold) at each decision, in stream order.
+    pub decisions: Vec<(u64, f64, Option<f64>)>,
+    /// The sample ids of its alarms.
+    pub alarms: Vec<u64>,
+}
+
+/// Height of one detector's panel under the timeline.
+const TRACE_HEIGHT: u32 = 190;
+
 /// A drift log over time: the drift probability p, the drifted fraction over a sliding window
 /// of `window` samples, and each transform's level on each drifted sample (one colour per
 /// transform), with the segments marked; with `class_mix`, a panel below with each class's
-/// share over the same window (label shift), the 7 largest classes and the rest as `other`.
+/// share over the same window (label shift), the 7 largest classes and the rest as `other`;
+/// under those, a panel per detector in `traces` (its statistic, threshold and alarms on the
+/// same sample axis), each making the plot taller.
 pub fn timeline_plot(
     title: &str,
     points: &[LoggedSample],
     window: usize,
     class_mix: bool,
+    traces: &[DetectorTrace],
 ) -> Result<Plot, MeasureError> {
     let mut transforms: Vec<&str> = Vec::new();
     for point in points {
@@ -422,14 +448,19 @@ pub fn timeline_plot(
     } else {
         Vec::new()
     };
-    render(&Timeline {
-        title,
-        points,
-        window: window.max(1),
-        transforms,
-        classes,
-        class_mix,
-    })
+    let height = PLOT_SIZE.1 + TRACE_HEIGHT * traces.len() as u32;
+    render_sized(
+        &Timeline {
+            title,
+            points,
+            window: window.max(1),
+            transforms,
+            classes,
+            class_mix,
+            traces,
+        },
+        (PLOT_SIZE.0, height),
+    )
 }
 
 /// The `keep` most frequent classes (ties by name).
@@ -456,9 +487,97 @@ struct Timeline<'a> {
     transforms: Vec<&'a str>,
     classes: Vec<String>,
     class_mix: bool,
+    traces: &'a [DetectorTrace],
 }
 
 impl Timeline<'_> {
+    /// One detector's panel: its statistic (a line, dots where decisions are sparse), its
+    /// threshold (dashed), its alarms as red ticks along the bottom, the segments marked.
+    fn draw_trace<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        trace: &DetectorTrace,
+    ) -> DrawResult<DB> {
+        // Only what falls on the plotted samples (a report may cover more of the stream).
+        let x = self.x_range();
+        let shown = |id: u64| x.contains(&(id as f64)) || id as f64 == x.end;
+        let decisions: Vec<&(u64, f64, Option<f64>)> =
+            trace.decisions.iter().filter(|d| shown(d.0)).collect();
+        let alarms: Vec<u64> = trace
+            .alarms
+            .iter()
+            .copied()
+            .filter(|&id| shown(id))
+            .collect();
+        let values = decisions
+            .iter()
+            .flat_map(|(_, statistic, threshold)| std::iter::once(*statistic).chain(*threshold))
+            .filter(|v| v.is_finite());
+        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let (low, high) = if low.is_finite() {
+            let pad = ((high - low) * 0.08).max(1e-12);
+            (low - pad, high + pad)
+        } else {
+            (0.0, 1.0)
+        };
+        let mut chart = ChartBuilder::on(area)
+            .margin(16)
+            .margin_top(4)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(self.x_range(), low..high)?;
+        chart
+            .configure_mesh()
+            .x_desc("sample_id")
+            .y_desc("statistic")
+            .y_labels(5)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.2e}"))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (start, _) in self.segments() {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(start, low), (start, high)],
+                BLACK.mix(0.35).stroke_width(1),
+            )))?;
+        }
+        let statistic: Vec<(f64, f64)> = decisions
+            .iter()
+            .map(|(id, s, _)| (*id as f64, *s))
+            .collect();
+        chart.draw_series(LineSeries::new(
+            statistic.iter().copied(),
+            FRACTION_COLOR.stroke_width(1),
+        ))?;
+        if decisions.len() <= 400 {
+            chart.draw_series(
+                statistic
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 2, FRACTION_COLOR.filled())),
+            )?;
+        }
+        chart.draw_series(decisions.iter().filter_map(|(id, _, threshold)| {
+            threshold.map(|t| Circle::new((*id as f64, t), 1, BLACK.filled()))
+        }))?;
+        let tick = (high - low) * 0.07;
+        chart.draw_series(alarms.iter().map(|&id| {
+            PathElement::new(
+                vec![(id as f64, low), (id as f64, low + tick)],
+                ALARM_COLOR.stroke_width(2),
+            )
+        }))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{} ({} alarms)", trace.name, alarms.len()),
+            (x.start, high - (high - low) * 0.02),
+            (FONT, 14).into_font(),
+        )))?;
+        Ok(())
+    }
+
     /// The x range: first to last sample id (at least one wide).
     fn x_range(&self) -> Range<f64> {
         let first = self.points.first().map_or(0, |p| p.sample_id) as f64;
@@ -637,6 +756,7 @@ impl Timeline<'_> {
 }
 
 const FRACTION_COLOR: RGBColor = RGBColor(40, 90, 200);
+const ALARM_COLOR: RGBColor = RGBColor(210, 30, 30);
 
 /// One legend row: a line or a dot in `color`, then `label`.
 pub(crate) fn draw_entry<DB: DrawingBackend>(
@@ -665,7 +785,15 @@ pub(crate) fn draw_entry<DB: DrawingBackend>(
 impl Figure for Timeline<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
-        let (chart_area, legend_area) = root.split_horizontally(PLOT_SIZE.0 - 190);
+        let (top, traces_area) = root.split_vertically(PLOT_SIZE.1);
+        if !self.traces.is_empty() {
+            let panels = traces_area.split_evenly((self.traces.len(), 1));
+            for (panel, trace) in panels.iter().zip(self.traces) {
+                let (chart, _) = panel.split_horizontally(PLOT_SIZE.0 - 190);
+                self.draw_trace(&chart, trace)?;
+            }
+        }
+        let (chart_area, legend_area) = top.split_horizontally(PLOT_SIZE.0 - 190);
         if self.class_mix {
             let (drift_area, class_area) = chart_area.split_vertically(420);
             self.draw_drift(&drift_area)?;

@@ -368,6 +368,46 @@ pub fn read_report_alarms(path: &Path) -> Result<Vec<AlarmRow>, WriterError> {
     Ok(rows)
 }
 
+/// A detect report's `online.parquet` read back (its own schema only).
+pub fn read_report_online(path: &Path) -> Result<Vec<OnlineRow>, WriterError> {
+    let mut rows = Vec::new();
+    for batch in read_report_table(path, &online_schema())? {
+        let column = |i: usize| batch.column(i);
+        let (
+            Some(detector),
+            Some(ids),
+            Some(times),
+            Some(t),
+            Some(statistic),
+            Some(threshold),
+            Some(alarm),
+        ) = (
+            column(0).as_any().downcast_ref::<StringArray>(),
+            column(1).as_any().downcast_ref::<Int64Array>(),
+            column(2).as_any().downcast_ref::<Float64Array>(),
+            column(3).as_any().downcast_ref::<Int64Array>(),
+            column(4).as_any().downcast_ref::<Float64Array>(),
+            column(5).as_any().downcast_ref::<Float64Array>(),
+            column(6).as_any().downcast_ref::<BooleanArray>(),
+        )
+        else {
+            unreachable!("the schema was checked");
+        };
+        for row in 0..batch.num_rows() {
+            rows.push(OnlineRow {
+                detector: detector.value(row).to_owned(),
+                sample_id: ids.value(row),
+                timestamp: times.value(row),
+                t: t.value(row),
+                statistic: statistic.value(row),
+                threshold: threshold.value(row),
+                alarm: alarm.value(row),
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// A table's record batches, refused unless its schema is `expected` exactly.
 fn read_report_table(path: &Path, expected: &SchemaRef) -> Result<Vec<RecordBatch>, WriterError> {
     let bad = |reason: String| WriterError::BadTable {

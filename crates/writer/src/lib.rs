@@ -50,7 +50,7 @@ mod transaction;
 
 pub use detect::{
     AlarmRow, EmbeddingBatch, EmbeddingBatches, OnlineRow, WindowRow, alarms_table, online_table,
-    read_report_alarms, read_report_windows, windows_table,
+    read_report_alarms, read_report_online, read_report_windows, windows_table,
 };
 pub use drift_core::LoggedSample;
 pub use drift_core::{DriftLogRow, EMBEDDING_DIM};

@@ -53,11 +53,17 @@ pub(crate) fn timeline(args: &TimelineArgs) -> Result<()> {
             .collect();
         format!("Drift over time: {}", names.join(", "))
     });
+    let traces = match &args.detections {
+        Some(report) => detector_traces(report)
+            .with_context(|| format!("cannot plot the detections in {}", report.display()))?,
+        None => Vec::new(),
+    };
     let plot = drift_measure::timeline_plot(
         &title,
         &points,
         args.window as usize,
         label_shift || args.class_mix,
+        &traces,
     )
     .context("cannot draw the timeline")?;
     let png = drift_pipeline::encode_png(&plot.rgb, PngCompression::High)?;
@@ -74,4 +80,51 @@ pub(crate) fn timeline(args: &TimelineArgs) -> Result<()> {
         args.dirs.len()
     );
     Ok(())
+}
+
+/// Each detector of a detect report, in its order, as a timeline panel: window detectors at each
+/// window's last sample, online detectors at every sample.
+fn detector_traces(report: &std::path::Path) -> Result<Vec<drift_measure::DetectorTrace>> {
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report.join("detect.json"))
+            .context("cannot read detect.json: not a detect report?")?,
+    )
+    .context("detect.json is not JSON")?;
+    let windows = drift_writer::read_report_windows(&report.join("windows.parquet"))?;
+    let online = drift_writer::read_report_online(&report.join("online.parquet"))?;
+    let names: Vec<String> = record["detectors"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(|d| d["detector"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let id = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let mut decisions = Vec::new();
+            let mut alarms = Vec::new();
+            for w in windows.iter().filter(|w| w.detector == name) {
+                // KS and CvM compare p-values with a corrected level, not the statistic.
+                let threshold = w.features_drifted.is_none().then_some(w.threshold);
+                decisions.push((id(w.last_sample_id), w.statistic, threshold));
+                if w.alarm {
+                    alarms.push(id(w.last_sample_id));
+                }
+            }
+            for step in online.iter().filter(|s| s.detector == name) {
+                decisions.push((id(step.sample_id), step.statistic, Some(step.threshold)));
+                if step.alarm {
+                    alarms.push(id(step.sample_id));
+                }
+            }
+            drift_measure::DetectorTrace {
+                name,
+                decisions,
+                alarms,
+            }
+        })
+        .collect())
 }
