@@ -738,6 +738,18 @@ fn a_detect_report_is_scored_for_size_and_power() {
         assert_eq!(number(&summary, detector, "episodes"), 2.0);
     }
     // The calibration plot of the clean windows' p-values decodes, and names each detector.
+    // The delay plots decode; the delay plot names each detector that detected an episode
+    // with a level, the trade-off plot every detector.
+    for name in ["delay_by_level.png", "delay_vs_far.png"] {
+        let png = image::open(out.join(name)).unwrap();
+        assert_eq!((png.width(), png.height()), (1100, 650), "{name}");
+    }
+    let svg = std::fs::read_to_string(out.join("delay_vs_far.svg")).unwrap();
+    for detector in summary.keys() {
+        assert!(svg.contains(detector.as_str()), "{detector}");
+    }
+    let svg = std::fs::read_to_string(out.join("delay_by_level.svg")).unwrap();
+    assert!(svg.contains("gaussian_noise") && svg.contains("max delay = 20"));
     let png = image::open(out.join("pvalue_calibration.png")).unwrap();
     assert_eq!((png.width(), png.height()), (1100, 650));
     let svg = std::fs::read_to_string(out.join("pvalue_calibration.svg")).unwrap();

@@ -729,7 +729,8 @@ class ScoreResult:
     windows: pl.DataFrame
     #: Per detector, transform list and level: windows, alarms, power, Clopper-Pearson band.
     power: pl.DataFrame
-    #: ``power_by_level`` and ``pvalue_calibration``, PNG and SVG.
+    #: ``power_by_level``, ``pvalue_calibration``, ``delay_by_level`` and ``delay_vs_far``,
+    #: PNG and SVG.
     plots: dict[str, Path]
     #: ``score.json``: inputs, settings, calibration, minimum detectable levels.
     record: dict = field(repr=False)
@@ -792,7 +793,7 @@ def score(
         power=pl.read_parquet(folder / "power.parquet"),
         plots={
             f"{stem}.{ext}": folder / f"{stem}.{ext}"
-            for stem in ("power_by_level", "pvalue_calibration")
+            for stem in ("power_by_level", "pvalue_calibration", "delay_by_level", "delay_vs_far")
             for ext in ("png", "svg")
         },
         record=json.loads((folder / "score.json").read_text()),

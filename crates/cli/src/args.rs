@@ -93,7 +93,8 @@ pub(crate) enum Command {
     /// recall, false-alarm rate and run length beside always/periodic baselines; windows
     /// judged by what their samples were, for the size and the power per transform and level
     /// (Clopper-Pearson). Writes episodes.parquet, windows_scored.parquet, power.parquet,
-    /// summary.csv, power_by_level.png/.svg, pvalue_calibration.png/.svg and score.json.
+    /// summary.csv, power_by_level.png/.svg, pvalue_calibration.png/.svg,
+    /// delay_by_level.png/.svg, delay_vs_far.png/.svg and score.json.
     Score(ScoreArgs),
     /// ResNet18 weights for --embeddings: download them, or show what is cached.
     Weights {

@@ -15,7 +15,9 @@ pub use kl::{batch_kl, kl_divergence};
 pub use plot::{
     DetectorTrace, LevelSeries, PLOT_SIZE, Plot, PlotLabels, box_plot, line_plot, timeline_plot,
 };
-pub use power_plot::{PowerLine, PowerPanel, calibration_plot, power_plot};
+pub use power_plot::{
+    LevelLine, LevelPanel, calibration_plot, delay_far_plot, delay_plot, power_plot,
+};
 pub use stats::{LevelSummary, quantile_sorted, summary_csv};
 
 /// Why a KL or a plot could not be computed.

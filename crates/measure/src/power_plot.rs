@@ -1,6 +1,8 @@
 //! The plots of a detector benchmark (`drift-pipeline score`): power over drift level (one
 //! panel per transform list, a line per detector with its confidence band, the level 0 point
-//! being the size on clean windows, alpha dashed), and the calibration of p-values on clean
+//! being the size on clean windows, alpha dashed), detection delay over drift level (the same
+//! panels, each detector's median delay over the detected episodes with its range), delay
+//! against false-alarm rate (a point per detector), and the calibration of p-values on clean
 //! windows (their quantiles against the uniform's).
 
 use plotters::coord::Shift;
@@ -9,42 +11,57 @@ use plotters::prelude::*;
 use crate::MeasureError;
 use crate::plot::{DrawResult, FONT, Figure, PALETTE, Plot, draw_entry, render};
 
-/// One detector's power at each level of one transform list.
+/// One detector's value at each level of one transform list (power, or delay).
 #[derive(Debug, Clone, PartialEq)]
-pub struct PowerLine {
+pub struct LevelLine {
     /// The detector.
     pub detector: String,
-    /// (level, power, interval low, interval high), by level.
+    /// (level, value, band low, band high), by level.
     pub points: Vec<(f64, f64, f64, f64)>,
 }
 
 /// One transform list's lines.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PowerPanel {
+pub struct LevelPanel {
     /// The transform list.
     pub transforms: String,
     /// A line per detector.
-    pub lines: Vec<PowerLine>,
+    pub lines: Vec<LevelLine>,
 }
 
 /// Power by level, a panel per transform list (at most 3 across), the bands at `confidence`,
 /// `alpha` as a dashed line.
 pub fn power_plot(
-    panels: &[PowerPanel],
+    panels: &[LevelPanel],
     alpha: f64,
     confidence: f64,
 ) -> Result<Plot, MeasureError> {
     render(&Power {
         panels,
-        alpha,
-        confidence,
+        measure: Measure::Power { alpha, confidence },
     })
 }
 
+/// Detection delay by level, a panel per transform list: per detector the median delay (in
+/// samples) of its detected episodes at each level, the band from the shortest to the longest,
+/// `max_delay` (the longest delay that counts) dashed.
+pub fn delay_plot(panels: &[LevelPanel], max_delay: f64) -> Result<Plot, MeasureError> {
+    render(&Power {
+        panels,
+        measure: Measure::Delay { max_delay },
+    })
+}
+
+/// What a level plot shows.
+#[derive(Clone, Copy)]
+enum Measure {
+    Power { alpha: f64, confidence: f64 },
+    Delay { max_delay: f64 },
+}
+
 struct Power<'a> {
-    panels: &'a [PowerPanel],
-    alpha: f64,
-    confidence: f64,
+    panels: &'a [LevelPanel],
+    measure: Measure,
 }
 
 const LEGEND_WIDTH: u32 = 220;
@@ -63,7 +80,7 @@ impl Power<'_> {
     fn draw_panel<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
-        panel: &PowerPanel,
+        panel: &LevelPanel,
         detectors: &[&str],
     ) -> DrawResult<DB> {
         let top = panel
@@ -72,22 +89,34 @@ impl Power<'_> {
             .flat_map(|l| &l.points)
             .map(|p| p.0)
             .fold(1.0f64, f64::max);
+        let (y_top, y_desc, dashed) = match self.measure {
+            Measure::Power { alpha, .. } => (1.05, "power (alarm share)", alpha),
+            Measure::Delay { max_delay } => {
+                let longest = panel
+                    .lines
+                    .iter()
+                    .flat_map(|l| &l.points)
+                    .map(|p| p.3)
+                    .fold(max_delay, f64::max);
+                (longest.max(1.0) * 1.05, "delay (samples)", max_delay)
+            }
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.transforms, (FONT, 18))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0.0..top, 0.0..1.05)?;
+            .build_cartesian_2d(0.0..top, 0.0..y_top)?;
         chart
             .configure_mesh()
             .x_desc("drift level")
-            .y_desc("power (alarm share)")
+            .y_desc(y_desc)
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         chart.draw_series(DashedLineSeries::new(
-            [(0.0, self.alpha), (top, self.alpha)],
+            [(0.0, dashed), (top, dashed)],
             6,
             4,
             BLACK.mix(0.6).stroke_width(1),
@@ -125,19 +154,24 @@ impl Power<'_> {
 impl Figure for Power<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
-        let title = format!(
-            "Power by drift level (share of drifted windows with an alarm; {:.0}% Clopper-Pearson bands; level 0: clean windows)",
-            self.confidence * 100.0
-        );
+        let title = match self.measure {
+            Measure::Power { confidence, .. } => format!(
+                "Power by drift level (share of drifted windows with an alarm; {:.0}% Clopper-Pearson bands; level 0: clean windows)",
+                confidence * 100.0
+            ),
+            Measure::Delay { .. } => "Detection delay by drift level (median over detected episodes; band: shortest to longest)".to_owned(),
+        };
         let below = root.titled(&title, (FONT, 18))?;
         let (charts, legend) = below.split_horizontally(crate::PLOT_SIZE.0 - LEGEND_WIDTH);
         let detectors = self.detectors();
         if self.panels.is_empty() {
-            charts.draw(&Text::new(
-                "no drifted windows to plot: give windows (detect reports or --windows) on a drifted stream",
-                (40, 200),
-                (FONT, 16).into_font(),
-            ))?;
+            let empty = match self.measure {
+                Measure::Power { .. } => {
+                    "no drifted windows to plot: give windows (detect reports or --windows) on a drifted stream"
+                }
+                Measure::Delay { .. } => "no detected episode with a drift level to plot",
+            };
+            charts.draw(&Text::new(empty, (40, 200), (FONT, 16).into_font()))?;
         } else {
             let columns = self.panels.len().min(3);
             let rows = self.panels.len().div_ceil(columns);
@@ -160,11 +194,11 @@ impl Figure for Power<'_> {
             vec![(10, y), (38, y)],
             BLACK.mix(0.6).stroke_width(1),
         ))?;
-        legend.draw(&Text::new(
-            format!("alpha = {}", self.alpha),
-            (46, y - 8),
-            (FONT, 15).into_font(),
-        ))?;
+        let dashed = match self.measure {
+            Measure::Power { alpha, .. } => format!("alpha = {alpha}"),
+            Measure::Delay { max_delay } => format!("max delay = {max_delay}"),
+        };
+        legend.draw(&Text::new(dashed, (46, y - 8), (FONT, 15).into_font()))?;
         Ok(())
     }
 }
@@ -246,7 +280,7 @@ mod tests {
 
     #[test]
     fn draws_panels_and_the_empty_case() {
-        let line = |detector: &str, shift: f64| PowerLine {
+        let line = |detector: &str, shift: f64| LevelLine {
             detector: detector.into(),
             points: (0..=5)
                 .map(|i| {
@@ -256,9 +290,9 @@ mod tests {
                 })
                 .collect(),
         };
-        let panels: Vec<PowerPanel> = ["rotate", "gaussian_noise", "hue", "contrast"]
+        let panels: Vec<LevelPanel> = ["rotate", "gaussian_noise", "hue", "contrast"]
             .iter()
-            .map(|t| PowerPanel {
+            .map(|t| LevelPanel {
                 transforms: (*t).into(),
                 lines: vec![line("mmd", 0.2), line("ks", 0.0)],
             })
@@ -286,5 +320,72 @@ mod tests {
                 .svg
                 .contains("no clean windows")
         );
+    }
+}
+
+/// Delay against false alarms, a point per detector: its false-alarm rate (per `rate_unit`
+/// samples) and its mean delay over detected episodes (detectors that detected nothing or
+/// raised no alarm are listed, not drawn). The trade-off of a detector's configurations.
+pub fn delay_far_plot(points: &[(String, f64, f64)], rate_unit: f64) -> Result<Plot, MeasureError> {
+    render(&DelayFar { points, rate_unit })
+}
+
+struct DelayFar<'a> {
+    points: &'a [(String, f64, f64)],
+    rate_unit: f64,
+}
+
+impl Figure for DelayFar<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let below = root.titled(
+            "Mean detection delay against false-alarm rate (a point per detector)",
+            (FONT, 18),
+        )?;
+        let (chart_area, legend) = below.split_horizontally(crate::PLOT_SIZE.0 - LEGEND_WIDTH);
+        let drawn: Vec<(usize, &(String, f64, f64))> = self
+            .points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.1.is_finite() && p.2.is_finite())
+            .collect();
+        let x_top = drawn.iter().map(|(_, p)| p.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+        let y_top = drawn.iter().map(|(_, p)| p.2).fold(0.0, f64::max).max(1.0) * 1.1;
+        let mut chart = ChartBuilder::on(&chart_area)
+            .margin(16)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_top, 0.0..y_top)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("false alarms per {} samples", self.rate_unit))
+            .y_desc("mean delay (samples)")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (index, (_, far, delay)) in &drawn {
+            let color = PALETTE[index % PALETTE.len()];
+            chart.draw_series(std::iter::once(Circle::new(
+                (*far, *delay),
+                6,
+                color.filled(),
+            )))?;
+        }
+        for (index, (name, far, delay)) in self.points.iter().enumerate() {
+            let label = if far.is_finite() && delay.is_finite() {
+                name.clone()
+            } else {
+                format!("{name} (not drawn)")
+            };
+            draw_entry(
+                &legend,
+                &label,
+                PALETTE[index % PALETTE.len()],
+                true,
+                40 + 26 * index as i32,
+            )?;
+        }
+        Ok(())
     }
 }

@@ -83,7 +83,8 @@ pub(crate) fn score(args: &ScoreArgs) -> Result<()> {
     }
     outln!(
         "wrote episodes.parquet, windows_scored.parquet, power.parquet, summary.csv, \
-         power_by_level.png/.svg, pvalue_calibration.png/.svg and score.json to {}",
+         power_by_level.png/.svg, pvalue_calibration.png/.svg, delay_by_level.png/.svg, \
+         delay_vs_far.png/.svg and score.json to {}",
         args.output.display()
     );
     Ok(())

@@ -32,6 +32,10 @@ pub const SCORE_FILES: &[&str] = &[
     "power_by_level.svg",
     "pvalue_calibration.png",
     "pvalue_calibration.svg",
+    "delay_by_level.png",
+    "delay_by_level.svg",
+    "delay_vs_far.png",
+    "delay_vs_far.svg",
     "score.json",
 ];
 
@@ -548,6 +552,23 @@ pub fn score(
         &drift_writer::encode_png(&plot.rgb, drift_writer::PngCompression::High)?,
     )?;
     report.add("pvalue_calibration.svg", plot.svg.as_bytes())?;
+    let plot = delay_plot(&tables.episodes, options.max_delay as f64)?;
+    report.add(
+        "delay_by_level.png",
+        &drift_writer::encode_png(&plot.rgb, drift_writer::PngCompression::High)?,
+    )?;
+    report.add("delay_by_level.svg", plot.svg.as_bytes())?;
+    let points: Vec<(String, f64, f64)> = scores
+        .iter()
+        .map(|s| (s.detector.clone(), s.metrics.far, s.metrics.mdt))
+        .collect();
+    let plot = drift_measure::delay_far_plot(&points, options.rate_unit as f64)
+        .map_err(|e| settings_error(format!("cannot draw the delay plot: {e}")))?;
+    report.add(
+        "delay_vs_far.png",
+        &drift_writer::encode_png(&plot.rgb, drift_writer::PngCompression::High)?,
+    )?;
+    report.add("delay_vs_far.svg", plot.svg.as_bytes())?;
     let record = ScoreRecord {
         tool: format!("drift-pipeline {}", env!("CARGO_PKG_VERSION")),
         stream: truth.inputs.clone(),
@@ -1128,13 +1149,73 @@ fn summary_csv(scores: &[DetectorScore]) -> String {
         .expect("the fields are UTF-8")
 }
 
+/// The delay plot: a panel per transform list, per detector the median delay of its detected
+/// episodes at each level, with the shortest and the longest.
+fn delay_plot(episodes: &[EpisodeRow], max_delay: f64) -> Result<drift_measure::Plot, DetectError> {
+    let mut delays: BTreeMap<(&str, &str), BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    let mut detectors: Vec<&str> = Vec::new();
+    for episode in episodes {
+        let (Some(level), Some(delay), false) =
+            (episode.level, episode.delay, episode.transforms.is_empty())
+        else {
+            continue;
+        };
+        if !order.contains(&episode.transforms.as_str()) {
+            order.push(&episode.transforms);
+        }
+        if !detectors.contains(&episode.detector.as_str()) {
+            detectors.push(&episode.detector);
+        }
+        delays
+            .entry((&episode.transforms, &episode.detector))
+            .or_default()
+            .entry(level.to_bits())
+            .or_default()
+            .push(delay as f64);
+    }
+    let panels: Vec<drift_measure::LevelPanel> = order
+        .iter()
+        .map(|transforms| drift_measure::LevelPanel {
+            transforms: (*transforms).to_owned(),
+            lines: detectors
+                .iter()
+                .filter_map(|detector| {
+                    let by_level = delays.get(&(transforms, detector))?;
+                    let mut points: Vec<(f64, f64, f64, f64)> = by_level
+                        .iter()
+                        .map(|(level, values)| {
+                            let mut values = values.clone();
+                            values.sort_by(f64::total_cmp);
+                            let n = values.len();
+                            let median = if n % 2 == 1 {
+                                values[n / 2]
+                            } else {
+                                0.5 * (values[n / 2 - 1] + values[n / 2])
+                            };
+                            (f64::from_bits(*level), median, values[0], values[n - 1])
+                        })
+                        .collect();
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Some(drift_measure::LevelLine {
+                        detector: (*detector).to_owned(),
+                        points,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    drift_measure::delay_plot(&panels, max_delay)
+        .map_err(|e| settings_error(format!("cannot draw the delay plot: {e}")))
+}
+
 /// The power plot: a panel per transform list, a line per detector with its interval.
 fn power_plot(
     rows: &[PowerRow],
     alpha: f64,
     confidence: f64,
 ) -> Result<drift_measure::Plot, DetectError> {
-    let mut panels: BTreeMap<&str, Vec<drift_measure::PowerLine>> = BTreeMap::new();
+    let mut panels: BTreeMap<&str, Vec<drift_measure::LevelLine>> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
     for row in rows.iter().filter(|r| r.transforms != "none") {
         let Some(level) = row.level else { continue };
@@ -1148,7 +1229,7 @@ fn power_plot(
                 let size = rows
                     .iter()
                     .find(|r| r.detector == row.detector && r.transforms == "none");
-                lines.push(drift_measure::PowerLine {
+                lines.push(drift_measure::LevelLine {
                     detector: row.detector.clone(),
                     points: size
                         .map(|s| (0.0, s.power, s.ci_low, s.ci_high))
@@ -1161,9 +1242,9 @@ fn power_plot(
         line.points
             .push((level, row.power, row.ci_low, row.ci_high));
     }
-    let panels: Vec<drift_measure::PowerPanel> = order
+    let panels: Vec<drift_measure::LevelPanel> = order
         .into_iter()
-        .map(|t| drift_measure::PowerPanel {
+        .map(|t| drift_measure::LevelPanel {
             transforms: t.to_owned(),
             lines: panels.remove(t).unwrap_or_default(),
         })
