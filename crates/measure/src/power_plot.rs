@@ -274,55 +274,6 @@ impl Figure for Calibration<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn draws_panels_and_the_empty_case() {
-        let line = |detector: &str, shift: f64| LevelLine {
-            detector: detector.into(),
-            points: (0..=5)
-                .map(|i| {
-                    let level = f64::from(i) / 5.0;
-                    let power = (level + shift).min(1.0);
-                    (level, power, (power - 0.1).max(0.0), (power + 0.1).min(1.0))
-                })
-                .collect(),
-        };
-        let panels: Vec<LevelPanel> = ["rotate", "gaussian_noise", "hue", "contrast"]
-            .iter()
-            .map(|t| LevelPanel {
-                transforms: (*t).into(),
-                lines: vec![line("mmd", 0.2), line("ks", 0.0)],
-            })
-            .collect();
-        let plot = power_plot(&panels, 0.05, 0.95).unwrap();
-        assert!(plot.svg.contains("gaussian_noise") && plot.svg.contains("alpha = 0.05"));
-        // Something besides white was drawn in the bitmap's charts.
-        let pixels = plot.rgb.pixels();
-        assert!(pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count() > 10_000);
-        let empty = power_plot(&[], 0.05, 0.95).unwrap();
-        assert!(empty.svg.contains("no drifted windows"));
-    }
-
-    #[test]
-    fn draws_the_calibration_plot() {
-        let uniform: Vec<f64> = (0..40).map(|i| (f64::from(i) + 0.5) / 40.0).collect();
-        let small: Vec<f64> = uniform.iter().map(|p| p * p).collect();
-        let plot = calibration_plot(&[("mmd".into(), uniform), ("ks".into(), small)]).unwrap();
-        assert!(plot.svg.contains("mmd (40 windows)") && plot.svg.contains("ks (40 windows)"));
-        let pixels = plot.rgb.pixels();
-        assert!(pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count() > 5_000);
-        assert!(
-            calibration_plot(&[])
-                .unwrap()
-                .svg
-                .contains("no clean windows")
-        );
-    }
-}
-
 /// Delay against false alarms, a point per detector: its false-alarm rate (per `rate_unit`
 /// samples) and its mean delay over detected episodes (detectors that detected nothing or
 /// raised no alarm are listed, not drawn). The trade-off of a detector's configurations.
@@ -387,5 +338,54 @@ impl Figure for DelayFar<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_panels_and_the_empty_case() {
+        let line = |detector: &str, shift: f64| LevelLine {
+            detector: detector.into(),
+            points: (0..=5)
+                .map(|i| {
+                    let level = f64::from(i) / 5.0;
+                    let power = (level + shift).min(1.0);
+                    (level, power, (power - 0.1).max(0.0), (power + 0.1).min(1.0))
+                })
+                .collect(),
+        };
+        let panels: Vec<LevelPanel> = ["rotate", "gaussian_noise", "hue", "contrast"]
+            .iter()
+            .map(|t| LevelPanel {
+                transforms: (*t).into(),
+                lines: vec![line("mmd", 0.2), line("ks", 0.0)],
+            })
+            .collect();
+        let plot = power_plot(&panels, 0.05, 0.95).unwrap();
+        assert!(plot.svg.contains("gaussian_noise") && plot.svg.contains("alpha = 0.05"));
+        // Something besides white was drawn in the bitmap's charts.
+        let pixels = plot.rgb.pixels();
+        assert!(pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count() > 10_000);
+        let empty = power_plot(&[], 0.05, 0.95).unwrap();
+        assert!(empty.svg.contains("no drifted windows"));
+    }
+
+    #[test]
+    fn draws_the_calibration_plot() {
+        let uniform: Vec<f64> = (0..40).map(|i| (f64::from(i) + 0.5) / 40.0).collect();
+        let small: Vec<f64> = uniform.iter().map(|p| p * p).collect();
+        let plot = calibration_plot(&[("mmd".into(), uniform), ("ks".into(), small)]).unwrap();
+        assert!(plot.svg.contains("mmd (40 windows)") && plot.svg.contains("ks (40 windows)"));
+        let pixels = plot.rgb.pixels();
+        assert!(pixels.chunks(3).filter(|p| p != &[255, 255, 255]).count() > 5_000);
+        assert!(
+            calibration_plot(&[])
+                .unwrap()
+                .svg
+                .contains("no clean windows")
+        );
     }
 }
