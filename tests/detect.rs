@@ -621,6 +621,23 @@ fn long_stream_modes_of_mmd_recompute_from_their_draws() {
     assert_eq!(calibration["sub_reference"], 20);
     assert_eq!(calibration["pool"], 20);
     assert_eq!(calibration["draws"], 200);
+    // A pool of two windows: the command warns that the null is too narrow.
+    let warned = streams.setup.run(&[
+        "detect",
+        "--reference",
+        streams.path("ref").to_str().unwrap(),
+        "--stream",
+        streams.path("clean").to_str().unwrap(),
+        "--output",
+        streams.path("warned").to_str().unwrap(),
+        "--window",
+        "10",
+        "--detector",
+        calibrated_spec,
+    ]);
+    assert!(warned.status.success());
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(stderr.contains("2.0 windows of 10"), "{stderr}");
     // A pool that cannot hold two windows is refused.
     let refused = streams.path("refused");
     streams.setup.fails(
