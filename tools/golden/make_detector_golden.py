@@ -16,6 +16,7 @@ import numpy as np
 import scipy
 import scipy.stats
 import torch
+from torch_record import recorded_randperm
 
 import alibi_detect
 import frouros
@@ -98,20 +99,9 @@ def mmd_case(rng, r, w, d, shift, permutations, seed):
     x = rng.normal(size=(w, d)) + shift
     # alibi, with torch.randperm recorded.
     torch.manual_seed(seed)
-    recorded = []
-    original = torch.randperm
-
-    def recording_randperm(*args, **kwargs):
-        p = original(*args, **kwargs)
-        recorded.append(p.tolist())
-        return p
-
-    torch.randperm = recording_randperm
-    try:
+    with recorded_randperm() as recorded:
         cd = MMDDrift(x_ref, backend="pytorch", p_val=0.05, n_permutations=permutations)
         pred = cd.predict(x, return_p_val=True, return_distance=True)["data"]
-    finally:
-        torch.randperm = original
     kernel = cd._detector.kernel
     sigma32 = kernel.sigma.detach()
     gamma = (1.0 / (2.0 * sigma32 ** 2)).item()

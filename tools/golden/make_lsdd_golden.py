@@ -13,6 +13,7 @@ import pathlib
 
 import numpy as np
 import torch
+from torch_record import recorded_randperm
 
 import alibi_detect
 from alibi_detect.cd import LSDDDrift
@@ -27,22 +28,11 @@ def lsdd_case(rng, r, w, d, shift, permutations, seed, sigma=None):
     x = rng.normal(size=(w, d)) + shift
     x[:, 0] = np.maximum(x[:, 0], 0.0)
     torch.manual_seed(seed)
-    recorded = []
-    original = torch.randperm
-
-    def recording_randperm(*args, **kwargs):
-        p = original(*args, **kwargs)
-        recorded.append(p.tolist())
-        return p
-
-    torch.randperm = recording_randperm
-    try:
+    with recorded_randperm() as recorded:
         kwargs = {} if sigma is None else {"sigma": np.array([sigma])}
         cd = LSDDDrift(x_ref, backend="pytorch", p_val=0.05, n_permutations=permutations,
                        **kwargs)
         pred = cd.predict(x, return_p_val=True, return_distance=True)["data"]
-    finally:
-        torch.randperm = original
     det = cd._detector
     sigma32 = det.kernel.sigma.detach()
     return {

@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 import torch
+from torch_record import recorded_randperm
 
 import alibi_detect
 from alibi_detect.cd import MMDDriftOnline
@@ -28,21 +29,10 @@ def online_case(rng, r, d, window, ert, bootstraps, clean, drifted, shift, seed,
     stream = np.concatenate([rng.normal(size=(clean, d)), rng.normal(size=(drifted, d)) + shift])
     stream[:, 0] = np.maximum(stream[:, 0], 0.0)
     torch.manual_seed(seed)
-    recorded = []
-    original = torch.randperm
-
-    def recording_randperm(*args, **kwargs):
-        p = original(*args, **kwargs)
-        recorded.append(p.tolist())
-        return p
-
-    torch.randperm = recording_randperm
-    try:
+    with recorded_randperm() as recorded:
         kwargs = {} if sigma is None else {"sigma": np.array([sigma])}
         cd = MMDDriftOnline(x_ref, ert=ert, window_size=window, backend="pytorch",
                             n_bootstraps=bootstraps, verbose=False, **kwargs)
-    finally:
-        torch.randperm = original
     det = cd._detector
     sigma32 = det.kernel.sigma.detach()
     statistics, thresholds, alarms = [], [], []

@@ -88,17 +88,7 @@ impl CalibratedMmd {
             let cross: f64 = draw.iter().map(|&q| to_sub[q]).sum();
             sub_kernel_mean + pairs / (w * (w - 1.0)) - 2.0 * (cross / (sub * w))
         };
-        let share = draws.len().div_ceil(threads.max(1)).max(1);
-        let mut null: Vec<f64> = std::thread::scope(|scope| {
-            let handles: Vec<_> = draws
-                .chunks(share)
-                .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a null draw panicked"))
-                .collect()
-        });
+        let mut null = crate::map_on_threads(draws, threads, one);
         null.sort_by(f64::total_cmp);
         let sub_reference = kept
             .iter()

@@ -284,17 +284,7 @@ fn bootstrap_statistics(
             })
             .collect()
     };
-    let share = bootstraps.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = bootstraps
-            .chunks(share)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a bootstrap panicked"))
-            .collect()
-    })
+    crate::map_on_threads(bootstraps, threads, one)
 }
 
 /// Thresholds step by step, each bootstrap at or above a step's threshold dropped before the

@@ -175,17 +175,7 @@ impl FromStr for DetectorSpec {
                 // mmd's long-stream modes.
                 let (mut null, mut estimator, mut draws, mut pool) = (None, None, None, None);
                 let mut permutations_given = false;
-                let whole = |key: &str, value: &str| {
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|&n: &usize| n >= 1)
-                        .ok_or_else(|| {
-                            error(format!(
-                                "{key} {value:?} is not a whole number of at least 1"
-                            ))
-                        })
-                };
+                let whole = |key: &str, value: &str| whole_number(key, value, 1).map_err(error);
                 for (key, value) in pairs {
                     match key {
                         "permutations" => {
@@ -284,17 +274,7 @@ impl FromStr for DetectorSpec {
             "mmd-online" => {
                 let (mut ert, mut window, mut bootstraps, mut sigma) = (None, None, 1000, None);
                 for (key, value) in pairs {
-                    let whole = |least: usize| {
-                        value
-                            .parse()
-                            .ok()
-                            .filter(|&n: &usize| n >= least)
-                            .ok_or_else(|| {
-                                error(format!(
-                                    "{key} {value:?} is not a whole number of at least {least}"
-                                ))
-                            })
-                    };
+                    let whole = |least: usize| whole_number(key, value, least).map_err(error);
                     match key {
                         "ert" => {
                             ert = Some(
@@ -338,6 +318,15 @@ impl FromStr for DetectorSpec {
             ))),
         }
     }
+}
+
+/// A count setting's value, at least `least`.
+fn whole_number(key: &str, value: &str, least: usize) -> Result<usize, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|&n: &usize| n >= least)
+        .ok_or_else(|| format!("{key} {value:?} is not a whole number of at least {least}"))
 }
 
 /// A bandwidth setting's value.
@@ -1393,27 +1382,9 @@ impl Tested<'_> {
         threads: usize,
         rows: &mut [Vec<WindowRow>],
     ) -> Result<(), DetectError> {
-        let share = pending.len().div_ceil(threads).max(1);
-        let tested: Vec<Vec<Result<Vec<Option<WindowRow>>, DetectError>>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = pending
-                    .chunks(share)
-                    .map(|windows| {
-                        scope.spawn(move || {
-                            windows
-                                .iter()
-                                .map(|window| self.test_all(window))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|handle| handle.join().expect("a window test panicked"))
-                    .collect()
-            });
+        let tested = crate::map_on_threads(pending, threads, |window| self.test_all(window));
         pending.clear();
-        for per_window in tested.into_iter().flatten() {
+        for per_window in tested {
             for (d, row) in per_window?.into_iter().enumerate() {
                 rows[d].extend(row);
             }
