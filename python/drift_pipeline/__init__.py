@@ -687,22 +687,32 @@ def detect(
     order) against a clean ``reference`` output, window by window, or sample by sample for online
     detectors (``drift-pipeline detect``). ``shard="K/N"`` tests only shard K's contiguous range
     of the windows (:func:`drift_pipeline.ray.detect` runs every shard and merges them)."""
+    arguments = _detect_args(
+        reference, stream, output_path, detectors, window, stride, alpha, seed, threads,
+        overwrite,
+    )
+    return _read_detection(Path(_native.detect(*arguments, shard)))
+
+
+def _detect_args(
+    reference: os.PathLike | str,
+    stream: os.PathLike | str | Sequence[os.PathLike | str],
+    output_path: os.PathLike | str,
+    detectors: str | Sequence[str],
+    window: int,
+    stride: int | None,
+    alpha: float,
+    seed: int,
+    threads: int | None,
+    overwrite: bool,
+) -> tuple:
+    """:func:`detect`'s arguments as ``_native.detect`` takes them (all but ``shard``)."""
     if isinstance(detectors, str):
         detectors = [detectors]
-    folder = _native.detect(
-        os.fspath(reference),
-        _paths(stream),
-        os.fspath(output_path),
-        [str(d) for d in detectors],
-        window,
-        stride,
-        alpha,
-        seed,
-        threads,
-        overwrite,
-        shard,
+    return (
+        os.fspath(reference), _paths(stream), os.fspath(output_path),
+        [str(d) for d in detectors], window, stride, alpha, seed, threads, overwrite,
     )
-    return _read_detection(Path(folder))
 
 
 def _read_detection(folder: Path) -> DetectionResult:

@@ -22,7 +22,7 @@ from drift_pipeline import (
     TransformArg,
     _evaluate_args,
     _native,
-    _paths,
+    _detect_args,
     _read_detection,
     _read_evaluation,
     _run_keys,
@@ -209,11 +209,9 @@ def detect_arguments(
 ) -> tuple:
     """:func:`drift_pipeline.detect`'s keywords as the opaque arguments of
     :func:`detect_shard` (picklable, for any engine)."""
-    if isinstance(detectors, str):
-        detectors = [detectors]
-    return (
-        os.fspath(reference), _paths(stream), os.fspath(output_path),
-        [str(d) for d in detectors], window, stride, alpha, seed, threads, overwrite,
+    return _detect_args(
+        reference, stream, output_path, detectors, window, stride, alpha, seed, threads,
+        overwrite,
     )
 
 

@@ -43,37 +43,11 @@ fn main() -> Result<()> {
     }
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        // Re-run this binary in release so that the timed code is optimised.
-        Some("bench") => run(Command::new(
-            std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        )
-        .current_dir(workspace_root())
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "xtask",
-            "--",
-            "bench-release",
-        ])
-        .args(&args[1..])),
+        // Timed commands re-run this binary in release so that the timed code is optimised.
+        Some("bench") => in_release("bench-release", &args[1..]),
         Some("bench-release") => bench::run(&args[1..]),
-        // The long-stream detect run, in release (see long_stream.rs).
-        Some("long-stream") => run(Command::new(
-            std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        )
-        .current_dir(workspace_root())
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "xtask",
-            "--",
-            "long-stream-release",
-        ])
-        .args(&args[1..])),
+        // The long-stream detect run (see long_stream.rs).
+        Some("long-stream") => in_release("long-stream-release", &args[1..]),
         Some("long-stream-release") => long_stream::run(&args[1..], &workspace_root()),
         Some("long-stream-detect") => long_stream::detect_child(&args[1..]),
         // One end-to-end run in its own process (started by `bench`, for its RSS and CPU time).
@@ -92,6 +66,17 @@ fn main() -> Result<()> {
             std::process::exit(2);
         }
     }
+}
+
+/// Runs `command` of this binary, built in release, with `args`.
+fn in_release(command: &str, args: &[String]) -> Result<()> {
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
+            .arg(command)
+            .args(args),
+    )
 }
 
 /// The seed of the weights the embedding golden fixtures were made with.
