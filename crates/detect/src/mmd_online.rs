@@ -235,7 +235,6 @@ impl MmdOnline {
             since_exact: 0,
             history: VecDeque::new(),
             seen: 0,
-            threads: 1,
         };
         monitor.reset();
         monitor
@@ -328,9 +327,6 @@ struct Slot {
     to_sub: f64,
 }
 
-/// New samples whose kernel sums over the sub-reference one thread computes as one product.
-const COLUMN_SHARE: usize = 64;
-
 /// A running online detector: feed it the stream in blocks.
 #[derive(Debug, Clone)]
 pub struct OnlineMonitor<'a> {
@@ -346,17 +342,9 @@ pub struct OnlineMonitor<'a> {
     /// The last W - 1 stream rows, with their positions.
     history: VecDeque<(usize, Vec<f64>)>,
     seen: usize,
-    threads: usize,
 }
 
 impl OnlineMonitor<'_> {
-    /// Computes the new samples' kernel sums over the sub-reference on up to `threads` threads
-    /// (1 by default); the steps do not depend on it.
-    pub fn with_threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
-        self
-    }
-
     /// Back to t = 0: the window is the initial window again.
     pub fn reset(&mut self) {
         let w = self.detector.window;
@@ -384,19 +372,14 @@ impl OnlineMonitor<'_> {
         let kernel = |dist: f64| detector.bandwidth.kernel(dist);
         // Each new sample's kernel sum over the sub-reference.
         let sub_len = detector.sub_reference_len();
-        // In shares of a fixed size, so the sums do not depend on the thread count.
-        let shares: Vec<&[f64]> = rows.chunks(COLUMN_SHARE * d).collect();
-        let to_sub: Vec<f64> = crate::map_on_threads(&shares, self.threads, |share| {
-            let count = share.len() / d;
-            let mut sums = vec![0.0; count];
-            for row in squared_distances(&detector.sub_reference, share, d).chunks_exact(count) {
-                for (sum, &dist) in sums.iter_mut().zip(row) {
-                    *sum += kernel(dist);
-                }
+        let to_sub_dist = squared_distances(&detector.sub_reference, rows, d);
+        let mut to_sub = vec![0.0; block];
+        for row in to_sub_dist.chunks_exact(block) {
+            for (sum, &dist) in to_sub.iter_mut().zip(row) {
+                *sum += kernel(dist);
             }
-            sums
-        })
-        .concat();
+        }
+        debug_assert_eq!(to_sub_dist.len(), sub_len * block);
         // Distances of the new samples to the stream samples before them (history, then block).
         let first_history = self.history.front().map_or(self.seen, |(p, _)| *p);
         let mut recent: Vec<f64> = self

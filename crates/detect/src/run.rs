@@ -1333,7 +1333,7 @@ impl Tested<'_> {
             .prepared
             .iter()
             .any(|p| !matches!(p, Prepared::MmdOnline { .. }));
-        let mut online = OnlineRun::new(self.prepared, self.names, threads);
+        let mut online = OnlineRun::new(self.prepared, self.names);
         let online_detectors = self
             .prepared
             .iter()
@@ -1581,19 +1581,13 @@ struct OnlineRun<'a> {
 }
 
 impl<'a> OnlineRun<'a> {
-    fn new(prepared: &'a [Prepared<'a>], names: &'a [String], threads: usize) -> Self {
-        // The threads shared among the online detectors, each running on its own.
-        let online = prepared
-            .iter()
-            .filter(|p| matches!(p, Prepared::MmdOnline { .. }))
-            .count();
-        let each = (threads / online.max(1)).max(1);
+    fn new(prepared: &'a [Prepared<'a>], names: &'a [String]) -> Self {
         let monitors: Vec<_> = prepared
             .iter()
             .zip(names)
             .map(|(p, name)| match p {
                 Prepared::MmdOnline { detector, .. } => {
-                    Some((name.as_str(), detector.monitor(true).with_threads(each)))
+                    Some((name.as_str(), detector.monitor(true)))
                 }
                 _ => None,
             })
