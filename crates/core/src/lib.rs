@@ -16,6 +16,7 @@
 mod files;
 mod rng;
 mod shard;
+mod transaction;
 
 pub use files::{
     METADATA_LIMIT, describe_file_type, hex, is_plain_name, open_lock_file, open_regular,
@@ -23,6 +24,7 @@ pub use files::{
 };
 pub use rng::{Purpose, SampleRng, sample_rng};
 pub use shard::Shard;
+pub use transaction::{Recovery, host_name};
 
 use std::fmt;
 use std::path::PathBuf;

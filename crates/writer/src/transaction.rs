@@ -42,34 +42,7 @@ fn fault_point(name: &str) {
     }
 }
 
-/// What the lock found left by a run that died in this folder, and did about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovery {
-    /// The run died before its commit was decided: its staged files were removed; the
-    /// folder's output is the one that was there before it.
-    RemovedStaging {
-        /// Files removed (staged files and leftovers of older versions).
-        files: usize,
-    },
-    /// The run died while committing: the commit was completed, so the folder holds its output.
-    CompletedCommit,
-}
-
-impl std::fmt::Display for Recovery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Recovery::RemovedStaging { files } => write!(
-                f,
-                "removed {files} staged file(s) of an earlier run that did not finish; the \
-                 output it would have replaced was left as it was"
-            ),
-            Recovery::CompletedCommit => write!(
-                f,
-                "completed the commit of an earlier run that died while committing"
-            ),
-        }
-    }
-}
+pub use drift_core::Recovery;
 
 /// One file of a committed output, as the marker file records it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -134,7 +107,7 @@ impl OutputFolder {
             Err(std::fs::TryLockError::Error(source)) => return Err(io_error(&lock_path, source)),
         }
         // Who holds it, for the message a second writer gets.
-        let holder = format!("pid {} on host {}", std::process::id(), host_name());
+        let holder = format!("pid {} on host {}", std::process::id(), drift_core::host_name());
         lock.set_len(0)
             .and_then(|()| lock.rewind())
             .and_then(|()| lock.write_all(holder.as_bytes()))
@@ -224,15 +197,6 @@ fn is_legacy_partial(name: &str, output_files: &[String]) -> bool {
             .and_then(|pid| pid.strip_prefix('.'))
             .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
     })
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// What a decided commit does: written as `COMMIT` in the staging folder, so that a commit

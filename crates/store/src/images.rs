@@ -1,0 +1,92 @@
+//! A dataset's images read from object storage with many requests in flight: one request takes
+//! tens of milliseconds, so the pipeline's few decode threads would wait on the network if each
+//! read one image at a time.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::ObjectStoreExt as _;
+
+use crate::{RemoteLocation, StoreError, block_on, runtime};
+
+/// The images of a dataset below a remote root, fetched concurrently.
+#[derive(Clone)]
+pub struct RemoteImages {
+    root: RemoteLocation,
+    keys: Arc<[String]>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl RemoteImages {
+    /// `keys[i]` is image `i`'s key relative to `root`; at most `concurrency` requests run at
+    /// once.
+    pub fn new(root: RemoteLocation, keys: Vec<String>, concurrency: usize) -> Self {
+        Self {
+            root,
+            keys: keys.into(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Starts reading image `index` and returns; `deliver` gets its bytes (or the error)
+    /// on an I/O thread. Blocks while as many requests as allowed are in flight, so the caller's
+    /// pace is the store's.
+    pub fn fetch(
+        &self,
+        index: usize,
+        deliver: impl FnOnce(Result<Bytes, StoreError>) + Send + 'static,
+    ) {
+        let permit = block_on(self.in_flight.clone().acquire_owned())
+            .expect("the semaphore is never closed");
+        let root = self.root.clone();
+        let keys = self.keys.clone();
+        runtime().spawn(async move {
+            let key = &keys[index];
+            let path = root.path(key);
+            let result = async { root.store.get(&path).await?.bytes().await }.await;
+            drop(permit);
+            deliver(result.map_err(|error| root.error(key, error)));
+        });
+    }
+
+    /// Reads image `index` and waits for it.
+    pub fn read(&self, index: usize) -> Result<Bytes, StoreError> {
+        self.root.get(&self.keys[index])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_image_arrives_once_whatever_the_order() {
+        let root = RemoteLocation::open("memory://images/data").unwrap();
+        let keys: Vec<String> = (0..200).map(|i| format!("c/{i:03}.png")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            root.put(key, vec![i as u8; i + 1]).unwrap();
+        }
+        let images = RemoteImages::new(root, keys.clone(), 7);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        for index in 0..keys.len() {
+            let sender = sender.clone();
+            images.fetch(index, move |bytes| sender.send((index, bytes)).unwrap());
+        }
+        drop(sender);
+        let mut seen: Vec<_> = receiver.iter().collect();
+        seen.sort_by_key(|(index, _)| *index);
+        assert_eq!(seen.len(), keys.len());
+        for (index, bytes) in seen {
+            assert_eq!(bytes.unwrap().to_vec(), vec![index as u8; index + 1]);
+        }
+        let missing = RemoteImages::new(
+            RemoteLocation::open("memory://images/data").unwrap(),
+            vec!["c/none.png".into()],
+            1,
+        );
+        assert_eq!(
+            missing.read(0).unwrap_err().to_string(),
+            "memory://images/data/c/none.png does not exist"
+        );
+    }
+}

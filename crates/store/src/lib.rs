@@ -1,0 +1,691 @@
+//! Object storage for datasets and outputs: `s3://`, `gs://` and `az://` URLs (and
+//! `memory://` for tests), configured from the environment the way each cloud's users expect,
+//! behind blocking calls.
+//!
+//! [`Location::parse`] tells a URL from a local path; a [`RemoteLocation`] is a store and a
+//! prefix in it, with [`RemoteLocation::list`], [`RemoteLocation::get`], uploads and downloads
+//! of local files, and the few conditional writes [`transaction`] builds an output transaction
+//! on. Async is confined here: one small runtime runs every request, and callers (the pipeline's
+//! threads, Python) block on it.
+//!
+//! Credentials come only from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`), never from a
+//! URL, and never appear in what this crate writes or reports: URLs with a user, password or
+//! query are refused, and errors pass through [`redact`].
+
+mod images;
+pub mod transaction;
+
+pub use images::RemoteImages;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
+
+/// What went wrong with object storage. Messages name the URL, never a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The text looked like a URL but is not one this tool can use.
+    #[error("{url}: {reason}")]
+    BadUrl {
+        /// The URL as given (credentials are refused before they could be echoed).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The object (or the bucket) does not exist.
+    #[error("{url} does not exist{hint}")]
+    NotFound {
+        /// The object's URL.
+        url: String,
+        /// More words when the bucket itself is missing.
+        hint: String,
+    },
+    /// The store refused the credentials, or they lack a permission.
+    #[error("{url}: access denied ({reason}); check the credentials in the environment")]
+    Denied {
+        /// The object's URL.
+        url: String,
+        /// The store's words, credentials removed.
+        reason: String,
+    },
+    /// Any other failure of a request (after the client's retries with backoff).
+    #[error("{url}: {reason}")]
+    Request {
+        /// The object's URL.
+        url: String,
+        /// The store's words, credentials removed.
+        reason: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Local {
+        /// The local file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Where a dataset or an output is: a local path or an object-store prefix.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A path on a local (or shared) file system.
+    Local(PathBuf),
+    /// A prefix in an object store.
+    Remote(RemoteLocation),
+}
+
+/// The URL schemes taken as object storage.
+pub const SCHEMES: [&str; 7] = ["s3", "s3a", "gs", "az", "abfs", "abfss", "memory"];
+
+impl Location {
+    /// A URL with one of [`SCHEMES`] is remote, `file://` names a local path, anything without
+    /// a scheme is a local path; any other scheme is refused.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        match url_scheme(text) {
+            None => Ok(Location::Local(PathBuf::from(text))),
+            Some("file") => {
+                let url = url::Url::parse(text).map_err(|e| bad_url(text, e.to_string()))?;
+                url.to_file_path()
+                    .map(Location::Local)
+                    .map_err(|()| bad_url(text, "not a local file path".into()))
+            }
+            Some(_) => RemoteLocation::open(text).map(Location::Remote),
+        }
+    }
+
+    /// [`Location::parse`] of a path given as a `Path` (a URL travels through path-typed
+    /// fields unchanged).
+    pub fn from_path(path: &Path) -> Result<Self, StoreError> {
+        match path.to_str() {
+            Some(text) if url_scheme(text).is_some() => Self::parse(text),
+            _ => Ok(Location::Local(path.to_owned())),
+        }
+    }
+
+    /// The remote location, if it is one.
+    pub fn remote(&self) -> Option<&RemoteLocation> {
+        match self {
+            Location::Remote(remote) => Some(remote),
+            Location::Local(_) => None,
+        }
+    }
+}
+
+/// Whether `path` is spelled as a URL (`scheme://...`) rather than a file path.
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().and_then(url_scheme).is_some()
+}
+
+/// The lowercase scheme of `scheme://...` text (RFC 3986 scheme characters), if it has one.
+fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+fn bad_url(url: &str, reason: String) -> StoreError {
+    StoreError::BadUrl {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+/// A prefix ("folder") in an object store.
+#[derive(Clone)]
+pub struct RemoteLocation {
+    /// `scheme://bucket/prefix`, without a trailing slash.
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+}
+
+impl std::fmt::Debug for RemoteLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl std::fmt::Display for RemoteLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl RemoteLocation {
+    /// Opens the store named by `text` (configured from the environment) at its prefix.
+    pub fn open(text: &str) -> Result<Self, StoreError> {
+        let url = url::Url::parse(text).map_err(|e| bad_url(text, e.to_string()))?;
+        let scheme = url.scheme().to_ascii_lowercase();
+        if !SCHEMES.contains(&scheme.as_str()) {
+            return Err(bad_url(
+                text,
+                format!(
+                    "unsupported scheme {scheme}:// (object storage is s3://, gs:// or az://; a \
+                     local path needs no scheme)"
+                ),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Echoing the URL would echo the secret: name the scheme and host only.
+            return Err(bad_url(
+                &format!("{scheme}://{}", url.host_str().unwrap_or_default()),
+                "credentials in a URL are refused; set them in the environment (AWS_*, \
+                 GOOGLE_*, AZURE_*)"
+                    .into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad_url(
+                text,
+                "a query or fragment is refused (it could carry a credential); configure the \
+                 store through the environment"
+                    .into(),
+            ));
+        }
+        let bucket = url.host_str().unwrap_or_default().to_owned();
+        if bucket.is_empty() {
+            return Err(bad_url(text, "names no bucket or container".into()));
+        }
+        let prefix = ObjectPath::parse(url.path().trim_matches('/'))
+            .map_err(|e| bad_url(text, format!("not a valid object path ({e})")))?;
+        let store = open_store(&scheme, &url, &bucket)?;
+        let url = match prefix.as_ref() {
+            "" => format!("{scheme}://{bucket}"),
+            path => format!("{scheme}://{bucket}/{path}"),
+        };
+        Ok(Self { url, store, prefix })
+    }
+
+    /// `scheme://bucket/prefix`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The location `relative` (`/`-separated) below this one.
+    pub fn join(&self, relative: &str) -> Self {
+        let mut joined = self.clone();
+        joined.prefix = self.path(relative);
+        joined.url = format!("{}/{}", self.url, relative.trim_matches('/'));
+        joined
+    }
+
+    fn path(&self, relative: &str) -> ObjectPath {
+        relative
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .fold(self.prefix.clone(), |path, part| path.clone().join(part))
+    }
+
+    fn url_of(&self, relative: &str) -> String {
+        match relative {
+            "" => self.url.clone(),
+            relative => format!("{}/{relative}", self.url),
+        }
+    }
+
+    /// Every object below this prefix: its key relative to the prefix, and its size, sorted
+    /// by key. One listing (paged by the store).
+    pub fn list(&self) -> Result<Vec<RemoteObject>, StoreError> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let store = self.store.clone();
+        let listed: Vec<_> = block_on(async move { store.list(prefix).collect::<Vec<_>>().await });
+        let mut objects = Vec::with_capacity(listed.len());
+        for meta in listed {
+            let meta = meta.map_err(|e| self.error("", e))?;
+            let key = meta.location.as_ref();
+            let relative = match self.prefix.as_ref() {
+                "" => key,
+                prefix => key
+                    .strip_prefix(prefix)
+                    .and_then(|k| k.strip_prefix('/'))
+                    .unwrap_or(key),
+            };
+            objects.push(RemoteObject {
+                key: relative.to_owned(),
+                bytes: meta.size,
+            });
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// The bytes of object `relative`.
+    pub fn get(&self, relative: &str) -> Result<Bytes, StoreError> {
+        self.get_versioned(relative).map(|(bytes, _)| bytes)
+    }
+
+    /// The bytes of object `relative`, `None` when there is none.
+    pub fn get_if_present(&self, relative: &str) -> Result<Option<Bytes>, StoreError> {
+        match self.get(relative) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The bytes of object `relative` with its version (for a compare-and-swap).
+    fn get_versioned(&self, relative: &str) -> Result<(Bytes, Version), StoreError> {
+        let path = self.path(relative);
+        let store = self.store.clone();
+        block_on(async move {
+            let result = store.get(&path).await?;
+            let version = Version {
+                e_tag: result.meta.e_tag.clone(),
+                version: result.meta.version.clone(),
+            };
+            Ok((result.bytes().await?, version))
+        })
+        .map_err(|e| self.error(relative, e))
+    }
+
+    /// Writes object `relative` whole, overwriting.
+    pub fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.put_conditional(relative, bytes, PutMode::Overwrite)
+            .map(drop)
+            .map_err(|e| e.into_store_error(self, relative))
+    }
+
+    /// Writes object `relative` whole under `mode`; [`Conditional::Lost`] when the condition
+    /// does not hold (it exists, or changed since `version`).
+    fn put_conditional(
+        &self,
+        relative: &str,
+        bytes: Vec<u8>,
+        mode: PutMode,
+    ) -> Result<Version, Conditional> {
+        let path = self.path(relative);
+        let store = self.store.clone();
+        let options = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        block_on(async move {
+            store
+                .put_opts(&path, PutPayload::from(bytes), options)
+                .await
+        })
+        .map(|result| Version {
+            e_tag: result.e_tag,
+            version: result.version,
+        })
+        .map_err(|error| match error {
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+                Conditional::Lost
+            }
+            error => Conditional::Failed(self.error(relative, error)),
+        })
+    }
+
+    /// Uploads the local file `local` as object `relative`, in parts of 8 MiB (a few in
+    /// flight), so memory stays bounded whatever the file's size.
+    pub fn upload_file(&self, local: &Path, relative: &str) -> Result<(), StoreError> {
+        use std::io::Read as _;
+        const PART: usize = 8 << 20;
+        let local_error = |source| StoreError::Local {
+            path: local.to_owned(),
+            source,
+        };
+        let mut file = drift_core::open_regular(local).map_err(local_error)?;
+        let size = file.metadata().map_err(local_error)?.len();
+        if size <= PART as u64 {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).map_err(local_error)?;
+            return self.put(relative, bytes);
+        }
+        let path = self.path(relative);
+        let store = self.store.clone();
+        block_on(async move {
+            let upload = store.put_multipart(&path).await.map_err(Upload::Store)?;
+            let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+            let mut buffer = vec![0u8; PART];
+            loop {
+                let read = match file.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(read) => read,
+                    Err(error) => {
+                        let _ = writer.abort().await;
+                        return Err(Upload::Local(error));
+                    }
+                };
+                if let Err(error) = writer.wait_for_capacity(4).await {
+                    let _ = writer.abort().await;
+                    return Err(Upload::Store(error));
+                }
+                writer.write(&buffer[..read]);
+            }
+            writer.finish().await.map(drop).map_err(Upload::Store)
+        })
+        .map_err(|error| match error {
+            Upload::Local(source) => local_error(source),
+            Upload::Store(error) => self.error(relative, error),
+        })
+    }
+
+    /// Downloads object `relative` into the new local file `local`, streamed.
+    pub fn download_file(&self, relative: &str, local: &Path) -> Result<u64, StoreError> {
+        use std::io::Write as _;
+        let local_error = |source| StoreError::Local {
+            path: local.to_owned(),
+            source,
+        };
+        let mut file = std::fs::File::create_new(local).map_err(local_error)?;
+        let path = self.path(relative);
+        let store = self.store.clone();
+        let written = block_on(async move {
+            let mut stream = store.get(&path).await.map_err(Upload::Store)?.into_stream();
+            let mut written = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(Upload::Store)?;
+                file.write_all(&chunk).map_err(Upload::Local)?;
+                written += chunk.len() as u64;
+            }
+            file.sync_all().map_err(Upload::Local)?;
+            Ok(written)
+        });
+        written.map_err(|error| match error {
+            Upload::Local(source) => local_error(source),
+            Upload::Store(error) => self.error(relative, error),
+        })
+    }
+
+    /// Copies object `from` to `to` inside the store (no bytes pass through this machine).
+    pub fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let (source, target) = (self.path(from), self.path(to));
+        let store = self.store.clone();
+        block_on(async move { store.copy(&source, &target).await }).map_err(|e| self.error(from, e))
+    }
+
+    /// Deletes object `relative`; a missing one is not an error.
+    pub fn delete(&self, relative: &str) -> Result<(), StoreError> {
+        let path = self.path(relative);
+        let store = self.store.clone();
+        match block_on(async move { store.delete(&path).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(self.error(relative, error)),
+        }
+    }
+
+    /// Whether object `relative` exists.
+    pub fn exists(&self, relative: &str) -> Result<bool, StoreError> {
+        let path = self.path(relative);
+        let store = self.store.clone();
+        match block_on(async move { store.head(&path).await }) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(self.error(relative, error)),
+        }
+    }
+
+    /// `error` in this crate's words, naming the object's URL and no credential.
+    fn error(&self, relative: &str, error: object_store::Error) -> StoreError {
+        let url = self.url_of(relative);
+        match error {
+            object_store::Error::NotFound { source, .. } => {
+                let reason = source.to_string();
+                let hint = if reason.contains("NoSuchBucket") {
+                    ": the bucket does not exist".to_owned()
+                } else {
+                    String::new()
+                };
+                StoreError::NotFound { url, hint }
+            }
+            object_store::Error::PermissionDenied { source, .. }
+            | object_store::Error::Unauthenticated { source, .. } => StoreError::Denied {
+                url,
+                reason: redact(&source.to_string()),
+            },
+            error => {
+                let reason = redact(&error.to_string());
+                if reason.contains("NoSuchBucket") {
+                    return StoreError::NotFound {
+                        url,
+                        hint: ": the bucket does not exist".into(),
+                    };
+                }
+                StoreError::Request { url, reason }
+            }
+        }
+    }
+}
+
+enum Upload {
+    Local(std::io::Error),
+    Store(object_store::Error),
+}
+
+/// An object's version as a compare-and-swap needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Version {
+    e_tag: Option<String>,
+    version: Option<String>,
+}
+
+impl Version {
+    fn mode(&self) -> PutMode {
+        PutMode::Update(object_store::UpdateVersion {
+            e_tag: self.e_tag.clone(),
+            version: self.version.clone(),
+        })
+    }
+}
+
+/// A conditional write that did not happen.
+#[derive(Debug)]
+enum Conditional {
+    /// Its condition did not hold (someone else wrote first).
+    Lost,
+    /// The request failed.
+    Failed(StoreError),
+}
+
+impl Conditional {
+    fn into_store_error(self, location: &RemoteLocation, relative: &str) -> StoreError {
+        match self {
+            Conditional::Lost => StoreError::Request {
+                url: location.url_of(relative),
+                reason: "changed by another writer".into(),
+            },
+            Conditional::Failed(error) => error,
+        }
+    }
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteObject {
+    /// Its key relative to the listed prefix, `/`-separated.
+    pub key: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+fn open_store(
+    scheme: &str,
+    url: &url::Url,
+    bucket: &str,
+) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    install_tls_provider();
+    let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match scheme {
+        "s3" | "s3a" => object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map(|store| Arc::new(store) as _),
+        "gs" => object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map(|store| Arc::new(store) as _),
+        "az" | "abfs" | "abfss" => object_store::azure::MicrosoftAzureBuilder::from_env()
+            .with_url(url.as_str())
+            .build()
+            .map(|store| Arc::new(store) as _),
+        "memory" => Ok(memory_store(bucket)),
+        _ => unreachable!("schemes are checked before"),
+    };
+    built.map_err(|error| {
+        bad_url(
+            &format!("{scheme}://{bucket}"),
+            format!(
+                "cannot configure the store from the environment: {}",
+                redact(&error.to_string())
+            ),
+        )
+    })
+}
+
+/// `memory://NAME`: one in-memory store per name for the life of the process (tests).
+fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let mut stores = STORES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    stores
+        .entry(name.to_owned())
+        .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
+        .clone()
+}
+
+/// reqwest is built without a crypto provider (no aws-lc C build): ring's, once per process.
+fn install_tls_provider() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        // Err means another part of the process installed one first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The runtime every request runs on: two I/O threads; requests overlap as tasks.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("drift-store-io")
+            .enable_all()
+            .build()
+            .expect("a tokio runtime starts")
+    })
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
+}
+
+/// The environment variables that hold secrets.
+const SECRET_VARIABLES: [&str; 8] = [
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_CLIENT_SECRET",
+];
+
+/// `text` with every secret the environment holds replaced by `***`: errors from the HTTP
+/// layer are passed on only through here.
+pub fn redact(text: &str) -> String {
+    let mut text = text.to_owned();
+    for name in SECRET_VARIABLES {
+        if let Ok(secret) = std::env::var(name)
+            && secret.len() >= 4
+        {
+            text = text.replace(&secret, "***");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_paths_are_told_apart() {
+        assert!(matches!(
+            Location::parse("data/x").unwrap(),
+            Location::Local(p) if p == Path::new("data/x")
+        ));
+        assert!(matches!(
+            Location::parse("file:///tmp/x").unwrap(),
+            Location::Local(p) if p == Path::new("/tmp/x")
+        ));
+        let remote = Location::parse("memory://bucket/a/b/").unwrap();
+        assert_eq!(remote.remote().unwrap().url(), "memory://bucket/a/b");
+        let error = Location::parse("ftp://host/x").unwrap_err().to_string();
+        assert!(error.contains("unsupported scheme ftp://"), "{error}");
+        let error = Location::parse("s3://key:secret@bucket/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("secret"), "{error}");
+        assert!(error.contains("credentials in a URL are refused"), "{error}");
+        let error = Location::parse("s3://bucket/x?X-Amz-Signature=abc")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("query"), "{error}");
+        assert!(is_url(Path::new("gs://b/x")));
+        assert!(!is_url(Path::new("/a/b:c")));
+    }
+
+    #[test]
+    fn objects_round_trip_through_a_store() {
+        let root = RemoteLocation::open("memory://round-trip/run").unwrap();
+        root.put("a/b.txt", b"hello".to_vec()).unwrap();
+        root.put("c.txt", b"hi".to_vec()).unwrap();
+        assert_eq!(&root.get("a/b.txt").unwrap()[..], b"hello");
+        assert!(root.exists("c.txt").unwrap());
+        let listed = root.list().unwrap();
+        let keys: Vec<_> = listed.iter().map(|o| (o.key.as_str(), o.bytes)).collect();
+        assert_eq!(keys, [("a/b.txt", 5), ("c.txt", 2)]);
+        let missing = root.get("nope").unwrap_err().to_string();
+        assert_eq!(missing, "memory://round-trip/run/nope does not exist");
+        assert!(root.get_if_present("nope").unwrap().is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..20_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let local = dir.path().join("big");
+        std::fs::write(&local, &big).unwrap();
+        root.upload_file(&local, "big.bin").unwrap();
+        let back = dir.path().join("back");
+        assert_eq!(root.download_file("big.bin", &back).unwrap(), big.len() as u64);
+        assert_eq!(std::fs::read(&back).unwrap(), big);
+        root.copy("c.txt", "d.txt").unwrap();
+        root.delete("c.txt").unwrap();
+        root.delete("c.txt").unwrap();
+        assert!(!root.exists("c.txt").unwrap());
+        assert_eq!(&root.get("d.txt").unwrap()[..], b"hi");
+    }
+
+    #[test]
+    fn conditional_writes_have_one_winner() {
+        let root = RemoteLocation::open("memory://conditional").unwrap();
+        let first = root
+            .put_conditional("k", b"1".to_vec(), PutMode::Create)
+            .unwrap();
+        assert!(matches!(
+            root.put_conditional("k", b"2".to_vec(), PutMode::Create),
+            Err(Conditional::Lost)
+        ));
+        let second = root
+            .put_conditional("k", b"3".to_vec(), first.mode())
+            .unwrap();
+        assert!(matches!(
+            root.put_conditional("k", b"4".to_vec(), first.mode()),
+            Err(Conditional::Lost)
+        ));
+        root.put_conditional("k", b"5".to_vec(), second.mode())
+            .unwrap();
+        assert_eq!(&root.get("k").unwrap()[..], b"5");
+    }
+}
