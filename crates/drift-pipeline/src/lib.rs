@@ -49,6 +49,7 @@ mod label_shift;
 mod manifest;
 mod pipeline;
 pub mod records;
+mod remote;
 mod scenario;
 mod shard;
 mod spec;
@@ -71,6 +72,7 @@ pub use drift_writer::{
 };
 pub use label_shift::{ClassPriors, LabelShift, LabelShiftError};
 pub use manifest::{DatasetManifest, UndecodableImage};
+pub use remote::SCRATCH_ENV;
 pub use scenario::{Scenario, ScenarioError};
 pub use shard::{Shard, ShardError, cpu_kind};
 pub use spec::{
@@ -100,6 +102,12 @@ pub enum PipelineError {
     /// Writing the output failed.
     #[error(transparent)]
     Writer(#[from] WriterError),
+    /// Object storage failed (listing or reading a dataset there).
+    #[error(transparent)]
+    Store(#[from] drift_store::StoreError),
+    /// An output on object storage could not be locked or committed.
+    #[error(transparent)]
+    RemoteOutput(#[from] drift_store::transaction::TransactionError),
     /// The class mapping file was refused.
     #[error(transparent)]
     ClassMapping(#[from] ClassMappingError),
@@ -201,6 +209,9 @@ pub const MAX_THREADS: usize = 1024;
 /// is a symlink to somewhere else (writing there writes into the dataset). Paths are compared
 /// resolved, so `..`, symlinks and relative spellings cannot hide it.
 pub fn check_output_location(output: &Path, input: &Path) -> Result<(), PipelineError> {
+    if drift_store::is_url(output) || drift_store::is_url(input) {
+        return check_url_location(output, input);
+    }
     let resolve = |path: &Path| {
         drift_writer::resolve_path(path).map_err(|source| WriterError::Io {
             path: path.to_owned(),
@@ -245,6 +256,41 @@ pub fn check_output_location(output: &Path, input: &Path) -> Result<(), Pipeline
                 "writing there would write into the dataset",
             );
         }
+    }
+    Ok(())
+}
+
+/// [`check_output_location`] where either side is a URL: only a URL can lie inside a URL,
+/// and the comparison is of the normalised `scheme://bucket/prefix` spellings.
+fn check_url_location(output: &Path, input: &Path) -> Result<(), PipelineError> {
+    let spelled = |path: &Path| -> Result<Option<String>, PipelineError> {
+        Ok(match drift_store::Location::from_path(path)? {
+            drift_store::Location::Remote(remote) => Some(remote.url().to_owned()),
+            drift_store::Location::Local(_) => None,
+        })
+    };
+    let (Some(out), Some(inp)) = (spelled(output)?, spelled(input)?) else {
+        return Ok(());
+    };
+    let refuse = |relation, consequence| {
+        Err(PipelineError::OutputInInput {
+            output: output.to_owned(),
+            input: input.to_owned(),
+            relation,
+            consequence,
+        })
+    };
+    if out == inp {
+        return refuse(
+            "is",
+            "outputs cannot be written into the dataset they sample",
+        );
+    }
+    if out.starts_with(&format!("{inp}/")) {
+        return refuse(
+            "is inside",
+            "it would become an image-less class that breaks every later run on the dataset",
+        );
     }
     Ok(())
 }
@@ -479,6 +525,8 @@ pub struct SkippedImage {
 /// A seeded sample stream over one dataset. See the crate docs for an example.
 pub struct DriftGenerator {
     dataset: Dataset,
+    /// Where the images are read from when the dataset is on object storage.
+    remote_images: Option<drift_store::RemoteImages>,
     sampler: Sampler,
     decoder: Decoder,
     class_mapping: ClassMapping,
@@ -510,13 +558,29 @@ impl DriftGenerator {
     /// embeddings on, loads and checks the weights once, here.
     pub fn new(seed: u64, input: &Path, options: GeneratorOptions) -> Result<Self, PipelineError> {
         options.validate()?;
-        let (dataset, known_decodes) = match &options.manifest {
-            Some(path) => {
+        let remote_root = match drift_store::Location::from_path(input)? {
+            drift_store::Location::Remote(remote) => Some(remote),
+            drift_store::Location::Local(_) => None,
+        };
+        let (dataset, known_decodes) = match (&options.manifest, &remote_root) {
+            (Some(path), _) => {
                 let manifest = DatasetManifest::read(path)?;
                 (manifest.dataset(input)?, manifest.decodes())
             }
-            None => (Dataset::scan(input)?, None),
+            (None, Some(remote)) => {
+                let objects = remote.list()?.into_iter().map(|o| (o.key, o.bytes));
+                (Dataset::from_objects(input, objects)?, None)
+            }
+            (None, None) => (Dataset::scan(input)?, None),
         };
+        let remote_images = remote_root.map(|root| {
+            let keys = dataset
+                .images()
+                .iter()
+                .map(|image| pipeline::relative_to(&image.path, dataset.root()))
+                .collect();
+            drift_store::RemoteImages::new(root, keys, pipeline::REMOTE_READS_IN_FLIGHT)
+        });
         let class_mapping = match &options.class_mapping {
             Some(path) => ClassMapping::load(path, dataset.classes())?,
             None => ClassMapping::identity(dataset.classes()),
@@ -540,6 +604,7 @@ impl DriftGenerator {
                 .with_limits(options.decode_limits)
                 .with_alpha(options.alpha),
             dataset,
+            remote_images,
             class_mapping,
             drift: Drift::none(),
             segment: None,
@@ -752,6 +817,7 @@ impl DriftGenerator {
             .unwrap_or_else(|| format!("segment {}", self.history.len() + 1));
         let job = pipeline::Job {
             dataset: &self.dataset,
+            remote_images: self.remote_images.as_ref(),
             sampler: part.sampler,
             segment_first: self.sampler.next_sample_id(),
             segment_samples: part.segment_samples,

@@ -66,6 +66,8 @@ impl<'a> Part<'a> {
 #[derive(Clone, Copy)]
 pub(crate) struct Job<'a> {
     pub dataset: &'a Dataset,
+    /// Set when the dataset is on object storage: images are fetched, many at once.
+    pub remote_images: Option<&'a drift_store::RemoteImages>,
     /// The sampler at the first sample this run makes (a shard's, or the call's).
     pub sampler: &'a Sampler,
     /// The call's first sample id and samples: the segment its drift shape runs over.
@@ -100,9 +102,15 @@ pub(crate) struct Outcome {
     pub positions_used: usize,
 }
 
+/// Requests in flight when a dataset is read from object storage: one takes tens of
+/// milliseconds, so the reads overlap far more than the decoders do.
+pub(crate) const REMOTE_READS_IN_FLIGHT: usize = 32;
+
 struct Candidate {
     position: usize,
     dataset_index: usize,
+    /// The image's bytes when fetched from object storage (else it is read from its path).
+    fetched: Option<Result<drift_store::Bytes, drift_store::StoreError>>,
 }
 
 struct Decoded {
@@ -183,10 +191,11 @@ impl Sizing {
         // An embedding batch needs all its samples in flight at once; twice that lets the next
         // batch be decoded while one is embedded.
         let batch = job.embedding.map_or(0, |stage| stage.batch_size);
+        let in_flight = job.remote_images.map_or(0, |_| 2 * REMOTE_READS_IN_FLIGHT);
         Self {
             threads,
             capacity: 2 * threads,
-            window: (8 * threads).max(16).max(2 * batch),
+            window: (8 * threads).max(16).max(2 * batch).max(in_flight),
         }
     }
 }
@@ -268,6 +277,15 @@ fn run_stages(
     // Set once the sequencer has all it needs: decoders skip what is still queued.
     let enough = &AtomicBool::new(false);
     thread::scope(|scope| {
+        let candidate_rx = match job.remote_images {
+            Some(images) => {
+                // Fetched candidates wait unbounded: the credits bound how many there are.
+                let (fetched_tx, fetched_rx) = crossbeam_channel::unbounded::<Candidate>();
+                scope.spawn(move || fetch_stage(images, candidate_rx, fetched_tx));
+                fetched_rx
+            }
+            None => candidate_rx,
+        };
         scope.spawn(|| feed(job, credit_rx, writer_done_rx, candidate_tx));
         for _ in 0..threads {
             let (rx, tx) = (candidate_rx.clone(), decoded_tx.clone());
@@ -365,7 +383,7 @@ fn encode_stage(
 }
 
 /// `path` relative to the dataset root, as text (the whole path if it is not under the root).
-fn relative_to(path: &Path, root: &Path) -> String {
+pub(crate) fn relative_to(path: &Path, root: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .to_string_lossy()
@@ -402,6 +420,7 @@ fn feed(
                 .send(Candidate {
                     position,
                     dataset_index,
+                    fetched: None,
                 })
                 .is_err()
         {
@@ -422,8 +441,20 @@ fn decode_stage(
         if enough.load(Ordering::Relaxed) {
             return;
         }
-        let path = &job.dataset.images()[candidate.dataset_index].path;
-        let image = StageClock::time(&clock.decode, || job.decoder.decode(path));
+        let entry = &job.dataset.images()[candidate.dataset_index];
+        let path = &entry.path;
+        let image = StageClock::time(&clock.decode, || match candidate.fetched {
+            None => job.decoder.decode(path),
+            Some(Err(error)) => Err(ReaderError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(error.to_string()),
+            }),
+            Some(Ok(bytes)) if bytes.len() as u64 != entry.bytes => Err(ReaderError::Changed {
+                path: path.clone(),
+                reason: format!("{} bytes listed, {} read", entry.bytes, bytes.len()),
+            }),
+            Some(Ok(bytes)) => job.decoder.decode_bytes(&bytes, path),
+        });
         let message = Decoded {
             position: candidate.position,
             dataset_index: candidate.dataset_index,
@@ -432,6 +463,23 @@ fn decode_stage(
         if decoded.send(message).is_err() {
             return;
         }
+    }
+}
+
+/// Starts each candidate's read from object storage and passes it on once its bytes arrive
+/// (in whatever order they arrive: the sequencer restores the order).
+fn fetch_stage(
+    images: &drift_store::RemoteImages,
+    candidates: Receiver<Candidate>,
+    fetched: Sender<Candidate>,
+) {
+    for mut candidate in candidates {
+        let fetched = fetched.clone();
+        images.fetch(candidate.dataset_index, move |bytes| {
+            candidate.fetched = Some(bytes);
+            // A closed channel means the run is over; the bytes are not needed.
+            let _ = fetched.send(candidate);
+        });
     }
 }
 
@@ -746,10 +794,13 @@ fn stream_record(job: &Job<'_>, positions_used: usize) -> StreamRecord {
         dataset_fingerprint: job.dataset.fingerprint().to_owned(),
         dataset_images: job.dataset.images().len(),
         delta_timestamp: clock.delta,
-        input: std::path::absolute(root)
-            .unwrap_or_else(|_| root.to_owned())
-            .to_string_lossy()
-            .into_owned(),
+        input: match drift_store::is_url(root) {
+            true => root.to_string_lossy().into_owned(),
+            false => std::path::absolute(root)
+                .unwrap_or_else(|_| root.to_owned())
+                .to_string_lossy()
+                .into_owned(),
+        },
         start_timestamp: clock.start,
     }
 }

@@ -248,6 +248,25 @@ impl RunSpec {
     /// `sample`): no segment is needed here; each later one goes through
     /// [`RunSpec::segment`].
     pub fn build_stream(raw: RawRun, front_end: FrontEnd, base: &Path) -> Result<Self, SpecError> {
+        // Datasets and segment outputs take URLs; these do not yet.
+        for (key, path) in [
+            ("continue_from", &raw.continue_from),
+            ("manifest", &raw.manifest),
+            ("shard_output", &raw.shard_output),
+        ] {
+            if let Some(path) = path
+                && drift_store::is_url(path)
+            {
+                return Err(SpecError::Invalid {
+                    place: front_end.key(key),
+                    reason: format!(
+                        "{} is a URL: object storage is read and written for the input and \
+                         the outputs, not yet here (use a local or shared path)",
+                        path.display()
+                    ),
+                });
+            }
+        }
         let continues = match &raw.continue_from {
             Some(folder) => Some(crate::StreamState::read(&base.join(folder)).map_err(|e| {
                 SpecError::Invalid {
@@ -381,6 +400,14 @@ fn generator_options(
     Ok(options)
 }
 
+/// `path` relative to the front end's base folder, unless it is a URL (object storage).
+fn at_base(base: &Path, path: &Path) -> PathBuf {
+    match drift_store::is_url(path) {
+        true => path.to_owned(),
+        false => base.join(path),
+    }
+}
+
 /// The seed and the input folder: given, the continued stream's, or the defaults.
 fn seed_and_input(
     raw: &RawRun,
@@ -401,7 +428,7 @@ fn seed_and_input(
         (None, None) => DEFAULT_SEED,
     };
     let input = match (&raw.input, continues) {
-        (Some(input), _) => base.join(input),
+        (Some(input), _) => at_base(base, input),
         (None, Some(stream)) => stream.input().to_owned(),
         (None, None) => {
             return Err(invalid(
@@ -410,6 +437,8 @@ fn seed_and_input(
             ));
         }
     };
+    // A URL is checked (scheme, no credentials) before anything runs.
+    drift_store::Location::from_path(&input).map_err(|e| invalid("input", e.to_string()))?;
     Ok((seed, input))
 }
 
@@ -619,7 +648,9 @@ fn segment_output(
     if output.as_os_str().is_empty() {
         return Err("is empty: name a folder for the segment's output".into());
     }
-    let output = base.join(output);
+    let output = at_base(base, output);
+    // A URL is checked (scheme, no credentials) before anything runs.
+    drift_store::Location::from_path(&output).map_err(|e| e.to_string())?;
     let resolved =
         drift_writer::resolve_path(&output).map_err(|e| format!("{}: {e}", output.display()))?;
     if let Some(earlier) = earlier
@@ -660,18 +691,45 @@ impl RunSpec {
         }
         // Every folder is locked before any segment runs, so that no other writer can slip in
         // between segments, and an alias the paths did not show (a bind mount) is refused too.
+        // A segment whose output is on object storage is written to a local scratch folder
+        // under its remote lock, then published by the remote transaction.
+        let mut scratch = None;
+        let mut remotes = Vec::new();
         let mut folders = Vec::with_capacity(self.segments.len());
         let mut reporters = Vec::with_capacity(self.segments.len());
         for (index, segment) in self.segments.iter().enumerate() {
             let place = self.front_end.segment_key(index, &segment.name, "output");
+            let reporter = progress(segment);
             let path = match &self.shard {
                 Some((_, folder)) => folder.join(crate::shard::segment_folder(index)),
+                None if drift_store::is_url(&segment.output) => {
+                    let remote = crate::remote::lock(&segment.output)
+                        .map_err(|e| run_error(place.clone(), e))?;
+                    if let Some(recovery) = remote.recovery() {
+                        reporter.recovered(&segment.output, recovery);
+                    }
+                    let existing = remote
+                        .existing_output()
+                        .map_err(|e| run_error(place.clone(), e.into()))?;
+                    if !self.options.overwrite
+                        && let Some(existing) = existing
+                    {
+                        return Err(SpecError::OutputExists {
+                            place,
+                            existing: existing.into(),
+                            hint: self.front_end.overwrite_hint,
+                        });
+                    }
+                    let local = crate::remote::scratch_folder(&mut scratch, index)
+                        .map_err(|e| run_error(place.clone(), e))?;
+                    remotes.push((index, remote, local.clone()));
+                    local
+                }
                 None => segment.output.clone(),
             };
             let folder = generator
                 .lock_output(&path)
                 .map_err(|e| run_error(place.clone(), e))?;
-            let reporter = progress(segment);
             if let Some(recovery) = folder.recovery() {
                 reporter.recovered(folder.path(), recovery);
             }
@@ -717,6 +775,12 @@ impl RunSpec {
             summaries.push(summary);
         }
         drift_writer::commit_outputs(staged).map_err(|e| run_error("commit".into(), e.into()))?;
+        if !remotes.is_empty() {
+            for (index, _, _) in &remotes {
+                summaries[*index].output = self.segments[*index].output.clone();
+            }
+            crate::remote::publish(remotes).map_err(|e| run_error("commit".into(), e))?;
+        }
         for (segment, summary) in self.segments.iter().zip(&summaries) {
             finished(segment, summary, generator.dataset());
         }

@@ -154,6 +154,97 @@ impl Dataset {
         dataset
     }
 
+    /// A dataset from an object store's listing below `root` (each object's key relative to
+    /// it, `/`-separated, and its size), with the same `ImageFolder` semantics as
+    /// [`Dataset::scan`]: classes are the first key components, sorted; hidden components and
+    /// unrecognised extensions are ignored; images are ordered folder by folder, files sorted
+    /// within a folder. So a bucket holding a copy of a folder gives the same images in the same
+    /// order, and the same fingerprint. Keys ending in `/` (folder markers) are not files.
+    pub fn from_objects(
+        root: &Path,
+        objects: impl IntoIterator<Item = (String, u64)>,
+    ) -> Result<Self, ReaderError> {
+        let mut classes: BTreeMap<String, BTreeMap<String, Vec<(String, u64)>>> = BTreeMap::new();
+        let mut ignored = Vec::new();
+        let mut ignored_units = std::collections::HashSet::new();
+        let mut any = false;
+        for (key, bytes) in objects {
+            any = true;
+            let parts: Vec<&str> = key.split('/').collect();
+            let is_folder_marker = key.ends_with('/');
+            // What is ignored is the first hidden component and what is below it, as one path.
+            let hidden = parts
+                .iter()
+                .position(|part| part.starts_with('.'))
+                .map(|at| parts[..=at].join("/"));
+            let unit = match (&hidden, parts.len()) {
+                (Some(unit), _) => Some(unit.clone()),
+                (None, 1) => Some(key.clone()),
+                (None, _) if is_folder_marker => None,
+                (None, _) if !is_image_extension(Path::new(&key)) => Some(key.clone()),
+                _ => None,
+            };
+            if hidden.is_none() && parts.len() > 1 {
+                classes.entry(parts[0].to_owned()).or_default();
+            }
+            if let Some(unit) = unit {
+                if ignored_units.insert(unit.clone()) {
+                    ignored.push(
+                        unit.split('/')
+                            .fold(root.to_owned(), |p, part| p.join(part)),
+                    );
+                }
+                continue;
+            }
+            if is_folder_marker {
+                continue;
+            }
+            let (folder, name) = key.rsplit_once('/').expect("a key below a class folder");
+            classes
+                .entry(parts[0].to_owned())
+                .or_default()
+                .entry(folder.to_owned())
+                .or_default()
+                .push((name.to_owned(), bytes));
+        }
+        if !any {
+            return Err(ReaderError::MissingRoot {
+                path: root.to_owned(),
+            });
+        }
+        if classes.is_empty() {
+            return Err(ReaderError::NoClasses {
+                path: root.to_owned(),
+            });
+        }
+        let empty: Vec<_> = classes
+            .iter()
+            .filter(|(_, folders)| folders.is_empty())
+            .map(|(name, _)| root.join(name))
+            .collect();
+        if let Some(first) = empty.first() {
+            return Err(ReaderError::EmptyClass {
+                path: first.clone(),
+                others: empty.len() - 1,
+            });
+        }
+        let names: Vec<String> = classes.keys().cloned().collect();
+        let mut images = Vec::new();
+        for (label, folders) in classes.into_values().enumerate() {
+            for (folder, mut files) in folders {
+                files.sort();
+                images.extend(
+                    files
+                        .into_iter()
+                        .map(|(name, bytes)| (format!("{folder}/{name}"), label, bytes)),
+                );
+            }
+        }
+        let mut dataset = Self::from_listing(root, names, images);
+        dataset.ignored = ignored;
+        Ok(dataset)
+    }
+
     /// Checks that the images at `indices` are still regular files of the listed sizes.
     pub fn check_unchanged(
         &self,
@@ -352,5 +443,80 @@ fn io_error(path: &Path, source: std::io::Error) -> ReaderError {
     ReaderError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder and a bucket holding the same files list the same images, in the same order,
+    /// with the same fingerprint and the same ignored paths.
+    #[test]
+    fn an_object_listing_is_scanned_like_the_folder_it_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            "b_class/z.png",
+            "b_class/a.jpg",
+            "b_class/sub/m.png",
+            "b_class/sub.x/k.png",
+            "b_class/.hidden/q.png",
+            "b_class/notes.txt",
+            "a_class/1.PNG",
+            "a_class/deep/er/2.webp",
+            ".git/config.png",
+            "README.md",
+        ];
+        for (i, file) in files.iter().enumerate() {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, vec![0u8; i + 3]).unwrap();
+        }
+        let scanned = Dataset::scan(dir.path()).unwrap();
+        let root = Path::new("s3://bucket/data");
+        let mut objects: Vec<(String, u64)> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| ((*f).to_owned(), i as u64 + 3))
+            .collect();
+        objects.push(("a_class/".into(), 0));
+        objects.sort();
+        let listed = Dataset::from_objects(root, objects).unwrap();
+        let relative = |d: &Dataset| -> Vec<(String, usize, u64)> {
+            d.images()
+                .iter()
+                .map(|i| {
+                    let r = i.path.strip_prefix(d.root()).unwrap();
+                    (r.to_string_lossy().into_owned(), i.label, i.bytes)
+                })
+                .collect()
+        };
+        assert_eq!(relative(&listed), relative(&scanned));
+        assert_eq!(listed.fingerprint(), scanned.fingerprint());
+        assert_eq!(listed.classes().names(), scanned.classes().names());
+        assert_eq!(
+            listed.images()[0].path,
+            Path::new("s3://bucket/data/a_class/1.PNG")
+        );
+        let ignored = |d: &Dataset| {
+            let mut paths: Vec<_> = d
+                .ignored()
+                .iter()
+                .map(|p| p.strip_prefix(d.root()).unwrap().to_owned())
+                .collect();
+            paths.sort();
+            paths
+        };
+        assert_eq!(ignored(&listed), ignored(&scanned));
+
+        let error = Dataset::from_objects(root, [("c/readme.txt".to_owned(), 4)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("class folder s3://bucket/data/c has no images"),
+            "{error}"
+        );
+        let error = Dataset::from_objects(root, []).unwrap_err().to_string();
+        assert_eq!(error, "input folder s3://bucket/data does not exist");
     }
 }

@@ -15,12 +15,12 @@
 mod images;
 pub mod transaction;
 
+pub use bytes::Bytes;
 pub use images::RemoteImages;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
 use futures_util::StreamExt as _;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
@@ -317,9 +317,8 @@ impl RemoteLocation {
             version: result.version,
         })
         .map_err(|error| match error {
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-                Conditional::Lost
-            }
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => Conditional::Lost,
             error => Conditional::Failed(self.error(relative, error)),
         })
     }
@@ -629,7 +628,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!error.contains("secret"), "{error}");
-        assert!(error.contains("credentials in a URL are refused"), "{error}");
+        assert!(
+            error.contains("credentials in a URL are refused"),
+            "{error}"
+        );
         let error = Location::parse("s3://bucket/x?X-Amz-Signature=abc")
             .unwrap_err()
             .to_string();
@@ -658,7 +660,10 @@ mod tests {
         std::fs::write(&local, &big).unwrap();
         root.upload_file(&local, "big.bin").unwrap();
         let back = dir.path().join("back");
-        assert_eq!(root.download_file("big.bin", &back).unwrap(), big.len() as u64);
+        assert_eq!(
+            root.download_file("big.bin", &back).unwrap(),
+            big.len() as u64
+        );
         assert_eq!(std::fs::read(&back).unwrap(), big);
         root.copy("c.txt", "d.txt").unwrap();
         root.delete("c.txt").unwrap();

@@ -207,7 +207,10 @@ impl RemoteOutput {
     /// Takes `location`'s lock (failing at once, naming the holder, when a live writer has it)
     /// and recovers what a dead writer left. `output_files` are the names that make up an
     /// output there.
-    pub fn lock(location: &RemoteLocation, output_files: &[&str]) -> Result<Self, TransactionError> {
+    pub fn lock(
+        location: &RemoteLocation,
+        output_files: &[&str],
+    ) -> Result<Self, TransactionError> {
         let host = drift_core::host_name();
         let lease_ms = lease().as_millis() as u64;
         let txid = format!(
@@ -312,7 +315,10 @@ impl RemoteOutput {
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
-        self.lease.held.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lease
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn staged_key(txid: &str, name: &str) -> String {
@@ -320,7 +326,11 @@ impl RemoteOutput {
     }
 
     /// Uploads the local file `local` as staged file `name` (one of the output files).
-    pub fn stage_file(&mut self, local: &std::path::Path, name: &str) -> Result<(), TransactionError> {
+    pub fn stage_file(
+        &mut self,
+        local: &std::path::Path,
+        name: &str,
+    ) -> Result<(), TransactionError> {
         self.check_lease()?;
         let key = Self::staged_key(&self.txid(), name);
         self.location.upload_file(local, &key)?;
@@ -639,8 +649,7 @@ mod tests {
                 ("marker.json".into(), "two:marker.json".into())
             ]
         );
-        let lock: LockRecord =
-            serde_json::from_slice(&location.get(LOCK_OBJECT).unwrap()).unwrap();
+        let lock: LockRecord = serde_json::from_slice(&location.get(LOCK_OBJECT).unwrap()).unwrap();
         assert_eq!(lock.state, LockState::Free);
     }
 
@@ -650,9 +659,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         local_output(dir.path(), "x", &FILES);
         let mut first = RemoteOutput::lock(&location, &FILES).unwrap();
-        first.stage_file(&dir.path().join("a.bin"), "a.bin").unwrap();
-        let error = RemoteOutput::lock(&location, &FILES).unwrap_err().to_string();
-        assert!(error.contains("is being written by another run (pid"), "{error}");
+        first
+            .stage_file(&dir.path().join("a.bin"), "a.bin")
+            .unwrap();
+        let error = RemoteOutput::lock(&location, &FILES)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is being written by another run (pid"),
+            "{error}"
+        );
         drop(first);
         // Dropped undecided: staging is gone and the lock is free.
         assert!(contents(&location).is_empty());
@@ -711,7 +727,10 @@ mod tests {
         expire(&dying);
         std::mem::forget(dying);
         let next = RemoteOutput::lock(&location, &FILES).unwrap();
-        assert_eq!(next.recovery(), Some(&Recovery::RemovedStaging { files: 3 }));
+        assert_eq!(
+            next.recovery(),
+            Some(&Recovery::RemovedStaging { files: 3 })
+        );
         drop(next);
         assert_eq!(contents(&location), old);
 
@@ -769,7 +788,11 @@ mod tests {
         assert!(error.contains("another writer took over"), "{error}");
         drop(slow);
         drop(taker);
-        assert!(contents(&location).iter().all(|(key, _)| !key.ends_with(".bin")));
+        assert!(
+            contents(&location)
+                .iter()
+                .all(|(key, _)| !key.ends_with(".bin"))
+        );
     }
 
     #[test]
@@ -791,10 +814,14 @@ mod tests {
         location
             .put(LOCK_OBJECT, serde_json::to_vec(&record).unwrap())
             .unwrap();
-        let error = RemoteOutput::lock(&location, &FILES).unwrap_err().to_string();
+        let error = RemoteOutput::lock(&location, &FILES)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a lock this tool wrote"), "{error}");
         location.put(LOCK_OBJECT, b"garbage".to_vec()).unwrap();
-        let error = RemoteOutput::lock(&location, &FILES).unwrap_err().to_string();
+        let error = RemoteOutput::lock(&location, &FILES)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a lock this tool wrote"), "{error}");
     }
 }

@@ -107,7 +107,11 @@ impl OutputFolder {
             Err(std::fs::TryLockError::Error(source)) => return Err(io_error(&lock_path, source)),
         }
         // Who holds it, for the message a second writer gets.
-        let holder = format!("pid {} on host {}", std::process::id(), drift_core::host_name());
+        let holder = format!(
+            "pid {} on host {}",
+            std::process::id(),
+            drift_core::host_name()
+        );
         lock.set_len(0)
             .and_then(|()| lock.rewind())
             .and_then(|()| lock.write_all(holder.as_bytes()))

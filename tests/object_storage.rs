@@ -1,0 +1,156 @@
+//! Datasets and outputs on object storage, in process against `memory://` stores (the same
+//! code paths as `s3://`, whose tests against a real S3 API server are in
+//! `python/tests/test_object_storage.py`): a run from and to a store equals a local run byte
+//! for byte, a second run refuses to replace the output unless asked, and nothing staged stays.
+
+mod common;
+
+use std::path::Path;
+
+use drift_store::RemoteLocation;
+
+fn generate(input: &str, output: &str, extra: &[&str]) -> u8 {
+    let mut args = vec![
+        "drift-pipeline",
+        "generate",
+        "--input",
+        input,
+        "--output",
+        output,
+        "--num-samples",
+        "14",
+        "--seed",
+        "5",
+        "--size",
+        "20",
+        "--transform",
+        "gaussian_noise=0.7",
+        "--drift",
+        "gradual:width=8",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    drift_pipeline_cli::main_with(args)
+}
+
+/// Uploads every file below `folder` to `location` with its relative key.
+fn upload(folder: &Path, location: &RemoteLocation) {
+    for entry in walkdir::WalkDir::new(folder) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let key = entry.path().strip_prefix(folder).unwrap().to_str().unwrap();
+            location.upload_file(entry.path(), key).unwrap();
+        }
+    }
+}
+
+fn remote_files(location: &RemoteLocation) -> Vec<(String, Vec<u8>)> {
+    location
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|object| {
+            let bytes = location.get(&object.key).unwrap().to_vec();
+            (object.key, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_from_and_to_a_store_equals_a_local_run() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 5, 3, (24, 40)).unwrap();
+    // A file the scan ignores, so the listing's ignoring is exercised too.
+    std::fs::write(input.join("README.txt"), "not an image").unwrap();
+    let local = scratch.path().join("local");
+    assert_eq!(
+        generate(input.to_str().unwrap(), local.to_str().unwrap(), &[]),
+        0
+    );
+
+    let dataset = RemoteLocation::open("memory://datasets/demo").unwrap();
+    upload(&input, &dataset);
+    assert_eq!(
+        generate("memory://datasets/demo", "memory://outputs/run/", &[]),
+        0
+    );
+    let output = RemoteLocation::open("memory://outputs/run").unwrap();
+    let mut remote = remote_files(&output);
+    // The lock object stays (set free); nothing staged does.
+    let lock = remote
+        .iter()
+        .position(|(key, _)| key == ".drift-pipeline.lock")
+        .unwrap();
+    let lock = remote.remove(lock).1;
+    let lock: serde_json::Value = serde_json::from_slice(&lock).unwrap();
+    assert_eq!(lock["state"], "free");
+
+    let mut local_files = common::bytes_of(&local);
+    local_files.retain(|(name, _)| !name.starts_with(".drift-pipeline"));
+    let names = |files: &[(String, Vec<u8>)]| files.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&remote), names(&local_files));
+    for ((name, remote), (_, local)) in remote.iter().zip(&local_files) {
+        if name == "drift.json" {
+            // Only the input's spelling differs.
+            let text = String::from_utf8(local.clone()).unwrap();
+            let text = text.replace(
+                &format!("\"{}\"", std::path::absolute(&input).unwrap().display()),
+                "\"memory://datasets/demo\"",
+            );
+            let as_json =
+                |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+            assert_eq!(as_json(remote), as_json(text.as_bytes()), "drift.json");
+        } else {
+            assert!(remote == local, "{name} differs");
+        }
+    }
+
+    // Without --overwrite the output is refused and left as it was; with it, replaced.
+    assert_ne!(
+        generate("memory://datasets/demo", "memory://outputs/run", &[]),
+        0
+    );
+    assert_eq!(remote_files(&output).len(), local_files.len() + 1);
+    assert_eq!(
+        generate(
+            "memory://datasets/demo",
+            "memory://outputs/run",
+            &["--overwrite"]
+        ),
+        0
+    );
+    assert_eq!(remote_files(&output).len(), local_files.len() + 1);
+
+    // A local output from a remote dataset, and the reverse, give the same bytes too.
+    let from_remote = scratch.path().join("from-remote");
+    assert_eq!(
+        generate("memory://datasets/demo", from_remote.to_str().unwrap(), &[]),
+        0
+    );
+    for ((name, a), (_, b)) in common::bytes_of(&from_remote).iter().zip(&local_files) {
+        if name != "drift.json" {
+            assert!(a == b, "{name} differs");
+        }
+    }
+}
+
+#[test]
+fn bad_urls_and_outputs_inside_the_input_are_refused() {
+    assert_ne!(
+        generate("memory://datasets/none", "memory://outputs/x", &[]),
+        0
+    );
+    let dataset = RemoteLocation::open("memory://inside/data").unwrap();
+    dataset.put("a/x.png", vec![1]).unwrap();
+    assert_ne!(
+        generate("memory://inside/data", "memory://inside/data/out", &[]),
+        0
+    );
+    assert!(!dataset.exists("out/drift.json").unwrap());
+    assert_ne!(generate("ftp://host/data", "memory://outputs/y", &[]), 0);
+    assert_ne!(
+        generate("s3://key:secret@bucket/data", "memory://outputs/y", &[]),
+        0
+    );
+}
