@@ -63,6 +63,8 @@ pub use drift_reader::{
     Alpha, Dataset, DecodeLimits, Decoder, IGNORED_EXAMPLES, ReaderError, Transparency,
 };
 pub use drift_sampler::StreamClock;
+pub use drift_store::StoreError;
+pub use drift_store::transaction::TransactionError as RemoteOutputError;
 pub use drift_transformer::{
     Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
 };
@@ -765,6 +767,9 @@ impl DriftGenerator {
     ) -> Result<SampleSummary, PipelineError> {
         // Checks that need no output come first, so that a refused call creates nothing.
         let class_plan = self.check_call(n)?;
+        if drift_store::is_url(output) {
+            return self.sample_to_store(n, &class_plan, output, progress);
+        }
         let folder = self.lock_output(output)?;
         if let Some(recovery) = folder.recovery() {
             progress.recovered(folder.path(), recovery);
@@ -773,6 +778,40 @@ impl DriftGenerator {
         outcome.staged.commit()?;
         self.advance(&class_plan, outcome.positions_used, n);
         Ok(outcome.summary)
+    }
+
+    /// [`DriftGenerator::sample_with_progress`] into an object-store prefix: under its remote
+    /// lock, through a local scratch folder, published by the remote transaction.
+    fn sample_to_store(
+        &mut self,
+        n: u64,
+        class_plan: &drift_sampler::ClassPlan,
+        output: &Path,
+        progress: &dyn Progress,
+    ) -> Result<SampleSummary, PipelineError> {
+        check_output_location(output, self.dataset.root())?;
+        let remote = remote::lock(output)?;
+        if let Some(recovery) = remote.recovery() {
+            progress.recovered(output, recovery);
+        }
+        if !self.options.overwrite
+            && let Some(existing) = remote.existing_output()?
+        {
+            return Err(WriterError::OutputExists {
+                path: existing.into(),
+            }
+            .into());
+        }
+        let mut scratch = None;
+        let local = remote::scratch_folder(&mut scratch, 0)?;
+        let folder = OutputFolder::lock(&local, &OUTPUT_FILES)?;
+        let outcome = self.stage(n, class_plan, folder, progress)?;
+        outcome.staged.commit()?;
+        remote::publish(vec![(0, remote, local)])?;
+        self.advance(class_plan, outcome.positions_used, n);
+        let mut summary = outcome.summary;
+        summary.output = output.to_owned();
+        Ok(summary)
     }
 
     /// Checks that `output` may be written (not the input or inside it) and takes its lock.

@@ -79,6 +79,11 @@ pub(crate) fn pipeline(error: &PipelineError) -> Kind {
         PipelineError::Embedder(error) => embedder(error),
         PipelineError::Cancelled => Kind::Interrupted,
         PipelineError::NoWeights => Kind::InputNotFound,
+        PipelineError::Store(error) => store(error),
+        PipelineError::RemoteOutput(error) => match error {
+            drift_pipeline::RemoteOutputError::Store(error) => store(error),
+            _ => Kind::Storage,
+        },
         PipelineError::Sampler(_)
         | PipelineError::Transform(_)
         | PipelineError::LabelShift(_)
@@ -90,6 +95,14 @@ pub(crate) fn pipeline(error: &PipelineError) -> Kind {
         PipelineError::RanOut { .. }
         | PipelineError::Continuation { .. }
         | PipelineError::Manifest { .. } => Kind::Data,
+    }
+}
+
+fn store(error: &drift_pipeline::StoreError) -> Kind {
+    match error {
+        drift_pipeline::StoreError::NotFound { .. } => Kind::InputNotFound,
+        drift_pipeline::StoreError::BadUrl { .. } => Kind::InvalidRun,
+        _ => Kind::Storage,
     }
 }
 

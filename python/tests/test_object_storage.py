@@ -1,0 +1,197 @@
+"""Datasets and outputs on a real S3 API: moto's server on 127.0.0.1 at a free port, started
+here and stopped afterwards. The binary reads and writes through its own S3 client; this test
+reads back with boto3, independently, and compares bytes and SHA-256 with hashlib."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+BUCKET = "drift-test"
+SECRET = "s3cr3t-value-that-must-not-leak"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT=f"http://{host}:{port}",
+        AWS_ALLOW_HTTP="true",
+        AWS_ACCESS_KEY_ID="testing-key-id",
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        AWS_REGION="us-east-1",
+    )
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        aws_access_key_id="testing-key-id",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    yield client, env
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    cli("demo", str(root), "--images-per-class", "4", "--quiet")
+    return root / "dataset"
+
+
+def cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("drift-pipeline")
+    return subprocess.run(
+        [str(script), *args], env=env, check=check, capture_output=True, text=True
+    )
+
+
+def generate_args(input_path: str, output: str, seed: int = 4) -> list[str]:
+    return [
+        "generate", "--input", input_path, "--output", output, "--num-samples", "10",
+        "--seed", str(seed), "--size", "24", "--transform", "rotate=0.4", "--quiet",
+    ]
+
+
+def upload(client, folder: Path, prefix: str) -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            client.put_object(
+                Bucket=BUCKET, Key=f"{prefix}/{path.relative_to(folder)}", Body=path.read_bytes()
+            )
+
+
+def objects(client, prefix: str) -> dict[str, bytes]:
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])
+    return {
+        o["Key"][len(prefix) + 1 :]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+
+
+def complete_output(client, prefix: str) -> dict[str, bytes]:
+    """The prefix's output files, checked against its drift.json (sizes and SHA-256)."""
+    files = {k: v for k, v in objects(client, prefix).items() if not k.startswith(".drift")}
+    record = json.loads(files["drift.json"])
+    listed = {f["name"] for f in record["files"]} | {"drift.json"}
+    assert set(files) == listed, (sorted(files), sorted(listed))
+    for entry in record["files"]:
+        data = files[entry["name"]]
+        assert len(data) == entry["bytes"], entry["name"]
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["name"]
+    return files
+
+
+def test_generate_to_and_from_s3_equals_a_local_run(s3, dataset, tmp_path):
+    client, env = s3
+    cli(*generate_args(str(dataset), str(tmp_path / "local")), env=env)
+    upload(client, dataset, "datasets/demo")
+    run = cli(*generate_args(f"s3://{BUCKET}/datasets/demo", f"s3://{BUCKET}/runs/one"), env=env)
+    remote = complete_output(client, "runs/one")
+    local = {p.name: p.read_bytes() for p in (tmp_path / "local").iterdir() if p.is_file()}
+    local = {k: v for k, v in local.items() if not k.startswith(".")}
+    assert sorted(remote) == sorted(local)
+    for name in local:
+        if name != "drift.json":
+            assert remote[name] == local[name], name
+    # drift.json differs only in the input's spelling.
+    remote_record, local_record = json.loads(remote["drift.json"]), json.loads(local["drift.json"])
+    assert remote_record["stream"]["input"] == f"s3://{BUCKET}/datasets/demo"
+    local_record["stream"]["input"] = remote_record["stream"]["input"]
+    assert remote_record == local_record
+    # Nothing staged is left; the lock stays, free.
+    keys = objects(client, "runs/one")
+    assert not [k for k in keys if k.startswith(".drift-pipeline.staging")]
+    assert json.loads(keys[".drift-pipeline.lock"])["state"] == "free"
+    # The secret is nowhere: not in an object, not in what the binary printed.
+    assert all(SECRET.encode() not in data for data in keys.values())
+    assert SECRET not in run.stderr + run.stdout
+
+
+def test_errors_name_the_url_and_never_the_secret(s3, dataset):
+    client, env = s3
+    missing = cli(
+        *generate_args(f"s3://{BUCKET}/no/such/dataset", f"s3://{BUCKET}/runs/x"),
+        env=env, check=False,
+    )
+    assert missing.returncode != 0
+    assert f"s3://{BUCKET}/no/such/dataset does not exist" in missing.stderr, missing.stderr
+    no_bucket = cli(
+        *generate_args(str(dataset), "s3://no-such-bucket/run"), env=env, check=False
+    )
+    assert no_bucket.returncode != 0
+    assert "s3://no-such-bucket" in no_bucket.stderr, no_bucket.stderr
+    for result in (missing, no_bucket):
+        assert SECRET not in result.stderr + result.stdout
+        assert "panicked" not in result.stderr
+
+
+def test_of_concurrent_writers_exactly_one_wins_every_time(s3, dataset):
+    client, env = s3
+    for attempt in range(20):
+        prefix = f"race/{attempt}"
+        script = Path(sys.executable).with_name("drift-pipeline")
+        racers = [
+            subprocess.Popen(
+                [str(script), *generate_args(str(dataset), f"s3://{BUCKET}/{prefix}", seed)],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for seed in (1, 2, 3)
+        ]
+        results = [(p.wait(), p.stderr.read()) for p in racers]
+        winners = [seed for seed, (code, _) in zip((1, 2, 3), results) if code == 0]
+        assert len(winners) == 1, (attempt, results)
+        for code, stderr in results:
+            if code != 0:
+                assert "being written by another run" in stderr or "already exists" in stderr, (
+                    stderr
+                )
+        files = complete_output(client, prefix)
+        assert json.loads(files["drift.json"])["seed"] == winners[0]
+
+
+def test_a_writer_killed_while_publishing_leaves_the_old_output_or_the_new(s3, dataset):
+    client, env = s3
+    prefix = "killed/run"
+    url = f"s3://{BUCKET}/{prefix}"
+    cli(*generate_args(str(dataset), url, seed=1), env=env)
+    old = complete_output(client, prefix)
+
+    # Killed with its files staged but the commit undecided: the old output stays whole, and
+    # the next writer removes what the dead one staged.
+    dying = cli(
+        *generate_args(str(dataset), url, seed=2), "--overwrite",
+        env=dict(env, DRIFT_PIPELINE_TEST_ABORT_AT="remote-staged"), check=False,
+    )
+    assert dying.returncode != 0
+    assert complete_output(client, prefix) == old
+    assert [k for k in objects(client, prefix) if k.startswith(".drift-pipeline.staging")]
+    again = cli(*generate_args(str(dataset), url, seed=2), "--overwrite", env=env)
+    assert "removed" in again.stderr and "staged file(s)" in again.stderr, again.stderr
+    new = complete_output(client, prefix)
+    assert new != old
+
+    # Killed half-way through the commit: the next writer completes it first.
+    dying = cli(
+        *generate_args(str(dataset), url, seed=3), "--overwrite",
+        env=dict(env, DRIFT_PIPELINE_TEST_ABORT_AT="remote-mid-commit"), check=False,
+    )
+    assert dying.returncode != 0
+    assert "drift.json" not in objects(client, prefix), "the marker goes first"
+    verify = cli(*generate_args(str(dataset), url, seed=3), "--overwrite", env=env)
+    assert "completed the commit" in verify.stderr, verify.stderr
+    final = complete_output(client, prefix)
+    assert json.loads(final["drift.json"])["seed"] == 3
+    assert not [k for k in objects(client, prefix) if k.startswith(".drift-pipeline.staging")]
