@@ -154,3 +154,41 @@ fn bad_urls_and_outputs_inside_the_input_are_refused() {
         0
     );
 }
+
+/// A sharded run whose manifest, shard folders and merged output are all on a store merges to
+/// the one-process bytes (all of them: the dataset is local, so drift.json is equal too).
+#[test]
+fn shards_on_a_store_merge_to_the_one_process_bytes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 5, 3, (24, 40)).unwrap();
+    let input = input.to_str().unwrap();
+    let local = scratch.path().join("local");
+    assert_eq!(generate(input, local.to_str().unwrap(), &[]), 0);
+    let manifest = "memory://sharded/run/manifest.parquet";
+    assert_eq!(
+        drift_pipeline_cli::main_with(["drift-pipeline", "index", input, "--output", manifest, "-q"]),
+        0
+    );
+    let shards: Vec<String> = (0..3)
+        .map(|k| format!("memory://sharded/run/shard-{k}"))
+        .collect();
+    for (k, shard) in shards.iter().enumerate() {
+        let part = format!("{k}/3");
+        let code = generate(input, shard, &["--shard", &part, "--manifest", manifest]);
+        assert_eq!(code, 0, "shard {part}");
+    }
+    let mut args = vec!["drift-pipeline", "merge", "-q", "--output", "memory://sharded/merged"];
+    args.extend(shards.iter().rev().map(String::as_str));
+    assert_eq!(drift_pipeline_cli::main_with(args), 0);
+    let merged = RemoteLocation::open("memory://sharded/merged").unwrap();
+    let mut remote = remote_files(&merged);
+    remote.retain(|(key, _)| !key.starts_with(".drift-pipeline"));
+    let mut local_files = common::bytes_of(&local);
+    local_files.retain(|(name, _)| !name.starts_with(".drift-pipeline"));
+    assert_eq!(remote.len(), local_files.len());
+    for ((name, got), (want_name, want)) in remote.iter().zip(&local_files) {
+        assert_eq!(name, want_name);
+        assert!(got == want, "{name} differs from the one-process output");
+    }
+}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import io
 import json
 import os
 import sys
@@ -176,6 +177,15 @@ class _LineProgress:
         sys.stderr.flush()
 
 
+def _is_url(value: os.PathLike | str) -> bool:
+    """Whether ``value`` is an object-store URL (``s3://``, ``gs://``, ``az://``...) rather
+    than a path."""
+    if not isinstance(value, str):
+        return False
+    scheme, separator, _ = value.partition("://")
+    return bool(separator) and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
+
+
 class SampleResult:
     """What ``sample`` wrote. The original tool's fields (``input_folder``, ``input_mapping``,
     ``target``, ``input_embedding_file_path``) plus ours (``drift_log``, ``embeddings``,
@@ -183,18 +193,38 @@ class SampleResult:
     call that only writes pays nothing for them."""
 
     def __init__(self, output_path: os.PathLike | str, summary: dict | None = None) -> None:
-        folder = Path(output_path)
-        #: The output folder.
-        self.output_path: Path = folder
-        #: The zip of PNGs (the original tool's name for it).
-        self.input_folder: str = str(folder / "sampled_images.zip")
-        embeddings = folder / "embeddings.parquet"
+        #: The output folder (a ``str`` URL for an output on object storage).
+        self.output_path: Path | str
+        if _is_url(output_path):
+            url = os.fspath(output_path).rstrip("/")
+            self.output_path = url
+            #: The zip of PNGs (the original tool's name for it).
+            self.input_folder: str = f"{url}/sampled_images.zip"
+            listed = {entry["name"] for entry in self.record["files"]}
+            embeddings: str | None = (
+                f"{url}/embeddings.parquet" if "embeddings.parquet" in listed else None
+            )
+        else:
+            folder = Path(output_path)
+            self.output_path = folder
+            self.input_folder = str(folder / "sampled_images.zip")
+            local = folder / "embeddings.parquet"
+            embeddings = str(local) if local.exists() else None
         #: ``embeddings.parquet``, or None without embeddings.
-        self.input_embedding_file_path: str | None = (
-            str(embeddings) if embeddings.exists() else None
-        )
+        self.input_embedding_file_path: str | None = embeddings
         #: Samples, first sample id, timestamps, images skipped, zip bytes, time taken.
         self.summary: dict = dict(summary or {})
+
+    def _bytes(self, name: str) -> bytes:
+        """File ``name`` of the output, from disk or from object storage."""
+        if isinstance(self.output_path, str):
+            return _native.read_object(f"{self.output_path}/{name}")
+        return (self.output_path / name).read_bytes()
+
+    def _table(self, name: str) -> pl.DataFrame:
+        if isinstance(self.output_path, str):
+            return pl.read_parquet(io.BytesIO(self._bytes(name)))
+        return pl.read_parquet(self.output_path / name)
 
     @classmethod
     def read(cls, output_path: os.PathLike | str, summary: dict | None = None) -> "SampleResult":
@@ -204,12 +234,12 @@ class SampleResult:
     @functools.cached_property
     def input_mapping(self) -> pl.DataFrame:
         """``input_mapping.parquet``: sample_id, timestamp, file_name."""
-        return pl.read_parquet(self.output_path / "input_mapping.parquet")
+        return self._table("input_mapping.parquet")
 
     @functools.cached_property
     def target(self) -> pl.DataFrame:
         """``target.parquet``: sample_id, timestamp, label."""
-        return pl.read_parquet(self.output_path / "target.parquet")
+        return self._table("target.parquet")
 
     @functools.cached_property
     def drift_log(self) -> pl.DataFrame:
@@ -219,19 +249,19 @@ class SampleResult:
         value): ``log.filter(pl.col("levels").map.get("imagenet_c:zoom_blur") > 0.3)`` (polars 2;
         polars 1 reads them as lists of key-value structs).
         """
-        return pl.read_parquet(self.output_path / "drift_log.parquet")
+        return self._table("drift_log.parquet")
 
     @functools.cached_property
     def embeddings(self) -> pl.DataFrame | None:
         """``embeddings.parquet`` (sample_id, timestamp, embedding), or None without it."""
         if self.input_embedding_file_path is None:
             return None
-        return pl.read_parquet(self.input_embedding_file_path)
+        return self._table("embeddings.parquet")
 
     @functools.cached_property
     def record(self) -> dict:
         """``drift.json``."""
-        return json.loads((self.output_path / "drift.json").read_text())
+        return json.loads(self._bytes("drift.json"))
 
     def __repr__(self) -> str:
         return f"SampleResult({str(self.output_path)!r}, samples={self.summary.get('samples')})"

@@ -7,9 +7,14 @@ attempt). The driver then merges the shards (``drift-pipeline merge``) into the 
 process would have written, byte for byte. Embeddings are byte-identical only when every
 shard ran on the same CPU kind; the merge warns otherwise.
 
-Every worker must see the input, the shard folders and the outputs at the same paths (a shared
-file system). The steps are :mod:`drift_pipeline.sharding`'s, which any other engine can use. Object storage (S3, GCS) is not supported yet: a worker would write its shard
-locally and upload it, and the driver would download the shards before merging.
+Every worker must see the input, the shard folders and the outputs at the same places: paths
+on a shared file system, or object-store URLs (``s3://``, ``gs://``, ``az://``), which need
+no shared file system at all. With URLs a worker writes its shard to local scratch space and
+publishes it to the store; the driver downloads the shards to its scratch space, merges them
+and publishes the outputs (a server-side merge that moves no images through the driver is not
+built yet). Workers read their store's configuration from the environment: pass it with
+``ray.init(runtime_env={"env_vars": {...}})`` or the cluster's own (IAM roles, IRSA). The
+steps are :mod:`drift_pipeline.sharding`'s, which any other engine can use.
 
 ``import drift_pipeline.ray`` needs the ``ray`` package (``pip install "drift-pipeline[ray]"``).
 """
@@ -28,7 +33,7 @@ except ImportError as error:  # pragma: no cover - the tests have Ray
         "drift_pipeline.ray needs Ray: pip install 'drift-pipeline[ray]'"
     ) from error
 
-from . import DetectionResult, EvaluationResult, SampleResult, TransformArg, sharding
+from . import DetectionResult, EvaluationResult, SampleResult, TransformArg, _is_url, _native, sharding
 from .errors import InvalidRunError
 
 __all__ = ["detect", "evaluate", "generate", "run_scenario"]
@@ -41,11 +46,35 @@ def _check_num_shards(num_shards: Any) -> None:
         )
 
 
-def _shard_root(shard_dir: os.PathLike | str | None, output: Path) -> Path:
-    """Where the shards go: ``shard_dir``, or ``.drift-shards`` beside ``output``; created."""
-    root = Path(shard_dir or output.parent / ".drift-shards").absolute()
-    root.mkdir(parents=True, exist_ok=True)
+def _place(path: os.PathLike | str) -> Path | str:
+    """A local path made absolute, or an object-store URL as it is (without a trailing /)."""
+    text = os.fspath(path)
+    return text.rstrip("/") if _is_url(text) else Path(text).absolute()
+
+
+def _join(root: Path | str, name: str) -> Path | str:
+    return f"{root}/{name}" if isinstance(root, str) else root / name
+
+
+def _shard_root(shard_dir: os.PathLike | str | None, output: Path | str) -> Path | str:
+    """Where the shards go: ``shard_dir``, or ``.drift-shards`` beside ``output``; a local one
+    is created."""
+    if shard_dir is not None:
+        root = _place(shard_dir)
+    elif isinstance(output, str):
+        root = f"{output.rsplit('/', 1)[0]}/.drift-shards"
+    else:
+        root = output.parent / ".drift-shards"
+    if isinstance(root, Path):
+        root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def _remove_shards(root: Path | str) -> None:
+    if isinstance(root, str):
+        _native.delete_remote_folder(root)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _shard_task(function: Any, num_cpus: float, num_gpus: float, max_retries: int) -> Any:
@@ -104,24 +133,24 @@ def run_scenario(
     plan = sharding.plan_scenario(scenario)
     segments = plan.segments
     num_shards = min(num_shards, min(samples for _, samples, _ in segments))
-    first_output = Path(output_path or segments[0][2]).absolute()
+    first_output = _place(output_path or segments[0][2])
     shards_root = _shard_root(shard_dir, first_output)
     if manifest is None:
-        manifest_path = shards_root / "manifest.parquet"
+        manifest_path = _join(shards_root, "manifest.parquet")
         sharding.index_dataset(plan.input, manifest_path, plan.skip_bad_images)
     else:
-        manifest_path = Path(manifest).absolute()
+        manifest_path = _place(manifest)
     if num_gpus is None:
         num_gpus = 1 if plan.embeddings and plan.device == "gpu" else 0
     task = _shard_task(_make_shard, num_cpus, num_gpus, max_retries)
-    folders = [shards_root / f"shard-{k}-of-{num_shards}" for k in range(num_shards)]
+    folders = [_join(shards_root, f"shard-{k}-of-{num_shards}") for k in range(num_shards)]
     pending = [
         task.remote(
             plan,
             f"{k}/{num_shards}",
             os.fspath(folder),
             os.fspath(manifest_path),
-            os.fspath(shards_root / f".fail-once-{k}") if k in _fail_once else None,
+            os.fspath(_join(shards_root, f".fail-once-{k}")) if k in _fail_once else None,
         )
         for k, folder in enumerate(folders)
     ]
@@ -133,7 +162,7 @@ def run_scenario(
 
         _warnings.warn(warning, UserWarning, stacklevel=2)
     if not keep_shards:
-        shutil.rmtree(shards_root, ignore_errors=True)
+        _remove_shards(shards_root)
     return results
 
 

@@ -21,6 +21,7 @@ from drift_pipeline import (
     SampleResult,
     TransformArg,
     _evaluate_args,
+    _is_url,
     _native,
     _detect_args,
     _read_detection,
@@ -104,12 +105,18 @@ def generate_scenario(
         {
             "name": segment,
             "samples": num_samples,
-            "output": os.fspath(Path(output_path).absolute()),
+            "output": _absolute(output_path),
             "transforms": _transform_specs(transforms),
             "drift": drift,
         }
     ]
     return {k: v for k, v in run.items() if v is not None}
+
+
+def _absolute(path: os.PathLike | str) -> str:
+    """``path`` made absolute, or a URL as it is."""
+    text = os.fspath(path)
+    return text if _is_url(text) else os.fspath(Path(text).absolute())
 
 
 def index_dataset(input_path: os.PathLike | str, manifest: os.PathLike | str, verify: bool) -> None:
@@ -150,7 +157,14 @@ def merge_shards(
         None if output_path is None else os.fspath(output_path),
         overwrite,
     )
-    results = [SampleResult.read(folder) for folder, _samples in merged["outputs"]]
+    moved = {
+        "merge_zip_bytes": merged["zip_bytes"],
+        "merge_downloaded_bytes": merged["downloaded_bytes"],
+    }
+    results = [
+        SampleResult.read(folder, {"samples": samples, **moved})
+        for folder, samples in merged["outputs"]
+    ]
     return results, list(merged["warnings"])
 
 

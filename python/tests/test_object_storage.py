@@ -195,3 +195,55 @@ def test_a_writer_killed_while_publishing_leaves_the_old_output_or_the_new(s3, d
     final = complete_output(client, prefix)
     assert json.loads(final["drift.json"])["seed"] == 3
     assert not [k for k in objects(client, prefix) if k.startswith(".drift-pipeline.staging")]
+
+
+AWS_KEYS = ("AWS_ENDPOINT", "AWS_ALLOW_HTTP", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+
+
+def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, monkeypatch):
+    """Input, shards and output all on S3: no path is shared between the driver and the two
+    workers (each writes to its own private temporary folder), and the merged output is the
+    one process's bytes."""
+    import ray
+
+    import drift_pipeline
+    import drift_pipeline.ray as dray
+
+    client, env = s3
+    for key in AWS_KEYS:
+        monkeypatch.setenv(key, env[key])
+    upload(client, dataset, "ray/dataset")
+    transforms = ["rotate=0.5", "gaussian_blur=0.3"]
+    reference = drift_pipeline.ImageDatasetGenerator(5, dataset, input_dim=24)
+    reference.add_drift(transforms, "gradual:width=4")
+    reference.sample(12, tmp_path / "one")
+
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False,
+        runtime_env={"env_vars": {key: env[key] for key in AWS_KEYS}},
+    )
+    try:
+        result = dray.generate(
+            input_path=f"s3://{BUCKET}/ray/dataset",
+            output_path=f"s3://{BUCKET}/ray/out",
+            num_samples=12, seed=5, transforms=transforms, drift="gradual:width=4",
+            num_shards=2, input_dim=24,
+        )
+    finally:
+        ray.shutdown()
+    remote = complete_output(client, "ray/out")
+    local = {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir() if p.is_file()}
+    local = {k: v for k, v in local.items() if not k.startswith(".")}
+    assert sorted(remote) == sorted(local)
+    for name in local:
+        if name != "drift.json":
+            assert remote[name] == local[name], name
+    assert not objects(client, "ray/.drift-shards"), "shards removed after the merge"
+    # The result reads its tables from the store.
+    assert result.output_path == f"s3://{BUCKET}/ray/out"
+    assert result.input_mapping.height == 12
+    assert result.record["samples"] == 12
+    # The driver downloaded the shards: their zips, tables and records, nothing else.
+    downloaded = result.summary["merge_downloaded_bytes"]
+    assert result.summary["merge_zip_bytes"] < downloaded < 2 * len(remote["sampled_images.zip"]) + 200_000

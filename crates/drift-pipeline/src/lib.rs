@@ -49,7 +49,7 @@ mod label_shift;
 mod manifest;
 mod pipeline;
 pub mod records;
-mod remote;
+pub mod remote;
 mod scenario;
 mod shard;
 mod spec;
@@ -260,6 +260,42 @@ pub fn check_output_location(output: &Path, input: &Path) -> Result<(), Pipeline
         }
     }
     Ok(())
+}
+
+/// Lists the dataset at `input`, a folder or an object-store URL (one listing, `ImageFolder`
+/// semantics either way); for a URL, also how its images are read.
+pub fn open_dataset(
+    input: &Path,
+) -> Result<(Dataset, Option<drift_store::RemoteImages>), PipelineError> {
+    match drift_store::Location::from_path(input)? {
+        drift_store::Location::Local(_) => Ok((Dataset::scan(input)?, None)),
+        drift_store::Location::Remote(remote) => {
+            let objects = remote.list()?.into_iter().map(|o| (o.key, o.bytes));
+            let dataset = Dataset::from_objects(input, objects)?;
+            let images = remote_images(input, &dataset)?;
+            Ok((dataset, images))
+        }
+    }
+}
+
+/// How the images of `dataset` (listed at `input`) are read when `input` is a URL.
+fn remote_images(
+    input: &Path,
+    dataset: &Dataset,
+) -> Result<Option<drift_store::RemoteImages>, PipelineError> {
+    let drift_store::Location::Remote(root) = drift_store::Location::from_path(input)? else {
+        return Ok(None);
+    };
+    let keys = dataset
+        .images()
+        .iter()
+        .map(|image| pipeline::relative_to(&image.path, dataset.root()))
+        .collect();
+    Ok(Some(drift_store::RemoteImages::new(
+        root,
+        keys,
+        pipeline::REMOTE_READS_IN_FLIGHT,
+    )))
 }
 
 /// [`check_output_location`] where either side is a URL: only a URL can lie inside a URL,
@@ -560,29 +596,18 @@ impl DriftGenerator {
     /// embeddings on, loads and checks the weights once, here.
     pub fn new(seed: u64, input: &Path, options: GeneratorOptions) -> Result<Self, PipelineError> {
         options.validate()?;
-        let remote_root = match drift_store::Location::from_path(input)? {
-            drift_store::Location::Remote(remote) => Some(remote),
-            drift_store::Location::Local(_) => None,
-        };
-        let (dataset, known_decodes) = match (&options.manifest, &remote_root) {
-            (Some(path), _) => {
+        let (dataset, remote_images, known_decodes) = match &options.manifest {
+            Some(path) => {
                 let manifest = DatasetManifest::read(path)?;
-                (manifest.dataset(input)?, manifest.decodes())
+                let dataset = manifest.dataset(input)?;
+                let remote_images = remote_images(input, &dataset)?;
+                (dataset, remote_images, manifest.decodes())
             }
-            (None, Some(remote)) => {
-                let objects = remote.list()?.into_iter().map(|o| (o.key, o.bytes));
-                (Dataset::from_objects(input, objects)?, None)
+            None => {
+                let (dataset, remote_images) = open_dataset(input)?;
+                (dataset, remote_images, None)
             }
-            (None, None) => (Dataset::scan(input)?, None),
         };
-        let remote_images = remote_root.map(|root| {
-            let keys = dataset
-                .images()
-                .iter()
-                .map(|image| pipeline::relative_to(&image.path, dataset.root()))
-                .collect();
-            drift_store::RemoteImages::new(root, keys, pipeline::REMOTE_READS_IN_FLIGHT)
-        });
         let class_mapping = match &options.class_mapping {
             Some(path) => ClassMapping::load(path, dataset.classes())?,
             None => ClassMapping::identity(dataset.classes()),
@@ -807,7 +832,7 @@ impl DriftGenerator {
         let folder = OutputFolder::lock(&local, &OUTPUT_FILES)?;
         let outcome = self.stage(n, class_plan, folder, progress)?;
         outcome.staged.commit()?;
-        remote::publish(vec![(0, remote, local)])?;
+        remote::publish(vec![(remote, local)])?;
         self.advance(class_plan, outcome.positions_used, n);
         let mut summary = outcome.summary;
         summary.output = output.to_owned();
@@ -950,7 +975,9 @@ impl DriftGenerator {
         plan: &drift_sampler::ClassPlan,
         candidates: usize,
     ) -> Result<(), PipelineError> {
-        if self.options.manifest.is_none() {
+        // On object storage each read is checked against the listed size as it arrives
+        // (`pipeline::decode_stage`): asking first would cost one request per image more.
+        if self.options.manifest.is_none() || self.remote_images.is_some() {
             return Ok(());
         }
         let indices: Vec<usize> = sampler

@@ -46,6 +46,7 @@ impl DatasetManifest {
     /// by `decoder`, the decoder `generate` uses; `progress` is told how many are done.
     pub fn index(
         dataset: &Dataset,
+        remote: Option<&drift_store::RemoteImages>,
         verify: Option<&Decoder>,
         threads: usize,
         progress: &(dyn Fn(usize) + Sync),
@@ -61,7 +62,7 @@ impl DatasetManifest {
         };
         let decoded: Vec<Option<Result<(), String>>> = match verify {
             None => vec![None; dataset.images().len()],
-            Some(decoder) => decode_all(dataset, decoder, threads, progress),
+            Some(decoder) => decode_all(dataset, remote, decoder, threads, progress),
         };
         let mut undecodable = Vec::new();
         let entries = dataset
@@ -85,7 +86,10 @@ impl DatasetManifest {
                 }
             })
             .collect();
-        let root = std::path::absolute(dataset.root()).unwrap_or_else(|_| dataset.root().into());
+        let root = match drift_store::is_url(dataset.root()) {
+            true => dataset.root().to_owned(),
+            false => std::path::absolute(dataset.root()).unwrap_or_else(|_| dataset.root().into()),
+        };
         let manifest = Self {
             path: PathBuf::new(),
             root,
@@ -112,7 +116,18 @@ impl DatasetManifest {
             (KEY_VERIFIED.to_owned(), self.verified.to_string()),
             (KEY_VERSION.to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
         ]);
-        drift_writer::write_manifest(path, &self.entries, &metadata)?;
+        match drift_store::Location::from_path(path)? {
+            drift_store::Location::Local(_) => {
+                drift_writer::write_manifest(path, &self.entries, &metadata)?
+            }
+            // One object, written whole by one request: readers see the old or the new one.
+            drift_store::Location::Remote(remote) => {
+                let scratch = scratch_file()?;
+                drift_writer::write_manifest(&scratch.path().join("m"), &self.entries, &metadata)?;
+                let (parent, name) = split_url(&remote)?;
+                parent.upload_file(&scratch.path().join("m"), &name)?;
+            }
+        }
         Ok(())
     }
 
@@ -122,7 +137,17 @@ impl DatasetManifest {
             path: path.to_owned(),
             reason,
         };
-        let (entries, metadata) = drift_writer::read_manifest(path).map_err(|e| match e {
+        let scratch;
+        let local = match drift_store::Location::from_path(path)? {
+            drift_store::Location::Local(_) => path,
+            drift_store::Location::Remote(remote) => {
+                scratch = scratch_file()?;
+                let (parent, name) = split_url(&remote)?;
+                parent.download_file(&name, &scratch.path().join("m"))?;
+                &scratch.path().join("m")
+            }
+        };
+        let (entries, metadata) = drift_writer::read_manifest(local).map_err(|e| match e {
             drift_writer::WriterError::BadTable { reason, .. } => refuse(reason),
             other => refuse(other.to_string()),
         })?;
@@ -204,13 +229,58 @@ impl DatasetManifest {
     }
 }
 
+/// A scratch folder for a manifest on its way to or from object storage.
+fn scratch_file() -> Result<tempfile::TempDir, PipelineError> {
+    let parent = std::env::var_os(crate::SCRATCH_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new()
+        .prefix("drift-pipeline-manifest-")
+        .tempdir_in(&parent)
+        .map_err(|source| drift_writer::WriterError::Io {
+            path: parent,
+            source,
+        })
+        .map_err(PipelineError::from)
+}
+
+/// A manifest URL as its parent prefix and its object name.
+fn split_url(
+    object: &drift_store::RemoteLocation,
+) -> Result<(drift_store::RemoteLocation, String), PipelineError> {
+    object
+        .parent_and_name()
+        .ok_or_else(|| PipelineError::Manifest {
+            path: object.url().into(),
+            reason: "names a bucket, not a file in it".into(),
+        })
+}
+
 /// Decodes every image of `dataset` on `threads` threads, each taking the next undone index.
 fn decode_all(
     dataset: &Dataset,
+    remote: Option<&drift_store::RemoteImages>,
     decoder: &Decoder,
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<Option<Result<(), String>>> {
+    // Reads from object storage wait on the network: many threads keep requests in flight.
+    let threads = match remote {
+        Some(_) => threads.max(crate::pipeline::REMOTE_READS_IN_FLIGHT),
+        None => threads,
+    };
+    let decode = |index: usize, path: &Path| match remote {
+        None => decoder.decode(path).map(drop).map_err(|e| e.to_string()),
+        Some(remote) => remote
+            .read(index)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                decoder
+                    .decode_bytes(&bytes, path)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }),
+    };
     let images = dataset.images();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -225,8 +295,7 @@ fn decode_all(
                         let Some(image) = images.get(index) else {
                             return mine;
                         };
-                        let result = decoder.decode(&image.path).map(drop);
-                        mine.push((index, result.map_err(|e| e.to_string())));
+                        mine.push((index, decode(index, &image.path)));
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                     }
                 })

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use drift_store::is_url;
 use drift_store::transaction::RemoteOutput;
 
 use crate::PipelineError;
@@ -14,16 +15,22 @@ use crate::PipelineError;
 pub const SCRATCH_ENV: &str = "DRIFT_PIPELINE_SCRATCH";
 
 /// Takes the remote output's lock (recovering what a dead writer left).
-pub(crate) fn lock(url: &Path) -> Result<RemoteOutput, PipelineError> {
+pub fn lock(url: &Path) -> Result<RemoteOutput, PipelineError> {
     let location = match drift_store::Location::from_path(url)? {
         drift_store::Location::Remote(location) => location,
-        drift_store::Location::Local(_) => unreachable!("only URLs are locked remotely"),
+        drift_store::Location::Local(path) => {
+            return Err(drift_store::StoreError::BadUrl {
+                url: path.display().to_string(),
+                reason: "is a local path, not an object-store URL".into(),
+            }
+            .into());
+        }
     };
     Ok(RemoteOutput::lock(&location, &drift_writer::OUTPUT_FILES)?)
 }
 
 /// Segment `index`'s scratch folder, in the run's scratch directory (made on first use).
-pub(crate) fn scratch_folder(
+pub fn scratch_folder(
     scratch: &mut Option<tempfile::TempDir>,
     index: usize,
 ) -> Result<PathBuf, PipelineError> {
@@ -46,9 +53,9 @@ pub(crate) fn scratch_folder(
 
 /// Uploads every committed scratch output (verified against its `drift.json` first) to its
 /// prefix's staging area, then commits them all together.
-pub(crate) fn publish(remotes: Vec<(usize, RemoteOutput, PathBuf)>) -> Result<(), PipelineError> {
+pub fn publish(remotes: Vec<(RemoteOutput, PathBuf)>) -> Result<(), PipelineError> {
     let mut commits = Vec::with_capacity(remotes.len());
-    for (_, mut remote, local) in remotes {
+    for (mut remote, local) in remotes {
         let records = drift_writer::verify(&local)?;
         for record in &records {
             remote.stage_file(&local.join(&record.name), &record.name)?;
@@ -58,4 +65,71 @@ pub(crate) fn publish(remotes: Vec<(usize, RemoteOutput, PathBuf)>) -> Result<()
         commits.push((remote, marker.to_owned()));
     }
     Ok(drift_store::transaction::commit_all(commits)?)
+}
+
+/// Downloads the remote folder `url` (every object below it but this tool's lock and staging)
+/// into `local`, keeping relative keys as paths; returns the bytes downloaded.
+pub fn download_folder(url: &Path, local: &Path) -> Result<u64, PipelineError> {
+    let drift_store::Location::Remote(remote) = drift_store::Location::from_path(url)? else {
+        return Err(drift_store::StoreError::BadUrl {
+            url: url.display().to_string(),
+            reason: "is a local path, not an object-store URL".into(),
+        }
+        .into());
+    };
+    let mut bytes = 0;
+    for object in remote.list()? {
+        let parts: Vec<&str> = object.key.split('/').collect();
+        if parts.iter().any(|p| p.starts_with(".drift-pipeline")) || object.key.ends_with('/') {
+            continue;
+        }
+        // A key is made a path only if each of its parts is a plain name: a planted
+        // `../x` cannot reach outside `local`.
+        if let Some(part) = parts.iter().find(|p| !drift_core::is_plain_name(p)) {
+            return Err(drift_store::StoreError::BadUrl {
+                url: format!("{}/{}", remote.url(), object.key),
+                reason: format!("holds the path part {part:?}, which names no file"),
+            }
+            .into());
+        }
+        let target = parts.iter().fold(local.to_owned(), |p, part| p.join(part));
+        let parent = target.parent().unwrap_or(local);
+        std::fs::create_dir_all(parent).map_err(|source| drift_writer::WriterError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+        bytes += remote.download_file(&object.key, &target)?;
+    }
+    Ok(bytes)
+}
+
+/// Deletes the remote folder `url` (every object below it); returns how many objects.
+pub fn delete_folder(url: &Path) -> Result<usize, PipelineError> {
+    match drift_store::Location::from_path(url)? {
+        drift_store::Location::Remote(remote) => Ok(remote.delete_all()?),
+        drift_store::Location::Local(path) => Err(drift_store::StoreError::BadUrl {
+            url: path.display().to_string(),
+            reason: "is a local path, not an object-store URL".into(),
+        }
+        .into()),
+    }
+}
+
+/// The bytes of the object at `url` (a file of an output on object storage).
+pub fn read_object(url: &Path) -> Result<drift_store::Bytes, PipelineError> {
+    let drift_store::Location::Remote(remote) = drift_store::Location::from_path(url)? else {
+        return Err(drift_store::StoreError::BadUrl {
+            url: url.display().to_string(),
+            reason: "is a local path, not an object-store URL".into(),
+        }
+        .into());
+    };
+    let (parent, name) =
+        remote
+            .parent_and_name()
+            .ok_or_else(|| drift_store::StoreError::BadUrl {
+                url: remote.url().to_owned(),
+                reason: "names a bucket, not a file in it".into(),
+            })?;
+    Ok(parent.get(&name)?)
 }

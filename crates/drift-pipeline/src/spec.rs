@@ -249,11 +249,7 @@ impl RunSpec {
     /// [`RunSpec::segment`].
     pub fn build_stream(raw: RawRun, front_end: FrontEnd, base: &Path) -> Result<Self, SpecError> {
         // Datasets and segment outputs take URLs; these do not yet.
-        for (key, path) in [
-            ("continue_from", &raw.continue_from),
-            ("manifest", &raw.manifest),
-            ("shard_output", &raw.shard_output),
-        ] {
+        for (key, path) in [("continue_from", &raw.continue_from)] {
             if let Some(path) = path
                 && drift_store::is_url(path)
             {
@@ -286,7 +282,7 @@ impl RunSpec {
                         place: front_end.key("shard"),
                         reason,
                     })?,
-                base.join(folder),
+                at_base(base, folder),
             )),
             (Some(_), None) => {
                 return Err(SpecError::Invalid {
@@ -371,7 +367,7 @@ fn generator_options(
         threads: raw.threads.unwrap_or(0),
         clock: clock(raw, continues, front_end)?,
         embeddings: embedding_options(raw, front_end, base)?,
-        manifest: raw.manifest.as_ref().map(|p| base.join(p)),
+        manifest: raw.manifest.as_ref().map(|p| at_base(base, p)),
         ..GeneratorOptions::default()
     };
     if let Some(size) = &raw.size {
@@ -702,11 +698,14 @@ impl RunSpec {
             let reporter = progress(segment);
             let path = match &self.shard {
                 Some((_, folder)) => folder.join(crate::shard::segment_folder(index)),
-                None if drift_store::is_url(&segment.output) => {
-                    let remote = crate::remote::lock(&segment.output)
-                        .map_err(|e| run_error(place.clone(), e))?;
+                None => segment.output.clone(),
+            };
+            let path = match path {
+                url if drift_store::is_url(&url) => {
+                    let remote =
+                        crate::remote::lock(&url).map_err(|e| run_error(place.clone(), e))?;
                     if let Some(recovery) = remote.recovery() {
-                        reporter.recovered(&segment.output, recovery);
+                        reporter.recovered(&url, recovery);
                     }
                     let existing = remote
                         .existing_output()
@@ -722,10 +721,10 @@ impl RunSpec {
                     }
                     let local = crate::remote::scratch_folder(&mut scratch, index)
                         .map_err(|e| run_error(place.clone(), e))?;
-                    remotes.push((index, remote, local.clone()));
+                    remotes.push((index, remote, local.clone(), url));
                     local
                 }
-                None => segment.output.clone(),
+                path => path,
             };
             let folder = generator
                 .lock_output(&path)
@@ -776,9 +775,13 @@ impl RunSpec {
         }
         drift_writer::commit_outputs(staged).map_err(|e| run_error("commit".into(), e.into()))?;
         if !remotes.is_empty() {
-            for (index, _, _) in &remotes {
-                summaries[*index].output = self.segments[*index].output.clone();
+            for (index, _, _, url) in &remotes {
+                summaries[*index].output = url.clone();
             }
+            let remotes = remotes
+                .into_iter()
+                .map(|(_, r, local, _)| (r, local))
+                .collect();
             crate::remote::publish(remotes).map_err(|e| run_error("commit".into(), e))?;
         }
         for (segment, summary) in self.segments.iter().zip(&summaries) {

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use drift_core::ClassTable;
-use drift_pipeline::Shard;
 use drift_pipeline::records::{self, DriftRecord, RecordError, ShardRecord};
+use drift_pipeline::{Shard, remote};
 use drift_writer::{
     FileRecord, OutputFolder, OutputWriter, SampleReader, StagedOutput, WriterError, WriterOptions,
 };
@@ -174,6 +174,9 @@ pub enum MergeError {
     /// Reading the shards or writing the merged output failed.
     #[error(transparent)]
     Writer(#[from] WriterError),
+    /// Shards or outputs on object storage could not be read or committed.
+    #[error(transparent)]
+    Remote(#[from] drift_pipeline::PipelineError),
 }
 
 /// What a merge wrote.
@@ -187,6 +190,8 @@ pub struct MergeSummary {
     pub elapsed: Duration,
     /// What is allowed but worth knowing (shards embedded on different CPU kinds).
     pub warnings: Vec<String>,
+    /// Bytes downloaded from object storage (shards given as URLs).
+    pub downloaded_bytes: u64,
 }
 
 /// One segment's shard output, read and checked.
@@ -206,13 +211,40 @@ pub fn merge(
     progress: &dyn Fn(u64, u64),
 ) -> Result<MergeSummary, MergeError> {
     let started = Instant::now();
-    let segments = read_shards(shards)?;
+    // Shards and outputs on object storage go through a local scratch folder: shards are
+    // downloaded, outputs written there and published by the remote transaction.
+    let mut scratch = None;
+    let mut downloaded_bytes = 0;
+    let mut local_shards = Vec::with_capacity(shards.len());
+    for (index, shard) in shards.iter().enumerate() {
+        if remote::is_url(shard) {
+            let local = remote::scratch_folder(&mut scratch, index)?;
+            downloaded_bytes += remote::download_folder(shard, &local)?;
+            local_shards.push(local);
+        } else {
+            local_shards.push(shard.clone());
+        }
+    }
+    let segments = read_shards(&local_shards)?;
     let outputs = output_folders(&segments, output, shards)?;
     let warnings = warnings(&segments);
     let total: u64 = segments.iter().map(|s| s[0].shard.segment_samples).sum();
     let mut folders = Vec::with_capacity(outputs.len());
-    for output in &outputs {
-        let folder = OutputFolder::lock(output, &drift_writer::OUTPUT_FILES)?;
+    let mut remotes = Vec::new();
+    for (index, output) in outputs.iter().enumerate() {
+        let output = match remote::is_url(output) {
+            false => output.clone(),
+            true => {
+                let remote = remote::lock(output)?;
+                if !overwrite && let Some(url) = remote.existing_output().map_err(to_merge)? {
+                    return Err(WriterError::OutputExists { path: url.into() }.into());
+                }
+                let local = remote::scratch_folder(&mut scratch, shards.len() + index)?;
+                remotes.push((remote, local.clone()));
+                local
+            }
+        };
+        let folder = OutputFolder::lock(&output, &drift_writer::OUTPUT_FILES)?;
         if !overwrite && let Some(path) = folder.existing_output() {
             return Err(WriterError::OutputExists { path }.into());
         }
@@ -229,15 +261,22 @@ pub fn merge(
         staged.push(output);
     }
     let summaries = drift_writer::commit_outputs(staged)?;
+    remote::publish(remotes)?;
     Ok(MergeSummary {
         outputs: summaries
             .into_iter()
-            .map(|s| (s.folder, s.samples))
+            .zip(&outputs)
+            .map(|(s, output)| (output.clone(), s.samples))
             .collect(),
         zip_bytes,
         elapsed: started.elapsed(),
         warnings,
+        downloaded_bytes,
     })
+}
+
+fn to_merge(error: drift_pipeline::RemoteOutputError) -> MergeError {
+    MergeError::Remote(error.into())
 }
 
 /// Copies one segment's shards, in order, into `folder`'s staging area.

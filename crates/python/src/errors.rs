@@ -198,6 +198,7 @@ pub(crate) fn report_merge(error: &ReportMergeError) -> Kind {
 pub(crate) fn merge(error: &MergeError) -> Kind {
     match error {
         MergeError::Writer(error) => writer(error),
+        MergeError::Remote(error) => pipeline(error),
         MergeError::List { .. } => Kind::Storage,
         MergeError::NoShards
         | MergeError::OutputForSegments { .. }

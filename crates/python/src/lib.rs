@@ -400,11 +400,12 @@ fn index(
     threads: usize,
 ) -> PyResult<(usize, Vec<(String, String)>)> {
     py.detach(|| {
-        let dataset = drift_pipeline::Dataset::scan(&input).map_err(PipelineError::Reader)?;
+        let (dataset, remote) = drift_pipeline::open_dataset(&input)?;
         let decoder = drift_pipeline::Decoder::new(drift_pipeline::ImageSize::default());
         let threads = drift_pipeline::worker_threads(threads);
         let (manifest, undecodable) = drift_pipeline::DatasetManifest::index(
             &dataset,
+            remote.as_ref(),
             verify.then_some(&decoder),
             threads,
             &|_| {},
@@ -445,7 +446,24 @@ fn merge<'py>(
     dict.set_item("zip_bytes", summary.zip_bytes)?;
     dict.set_item("seconds", summary.elapsed.as_secs_f64())?;
     dict.set_item("warnings", summary.warnings)?;
+    dict.set_item("downloaded_bytes", summary.downloaded_bytes)?;
     Ok(dict)
+}
+
+/// The bytes of one object (a file of an output on object storage).
+#[pyfunction]
+fn read_object<'py>(py: Python<'py>, url: PathBuf) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let bytes = py
+        .detach(|| drift_pipeline::remote::read_object(&url))
+        .map_err(|e| errors::raise(&e, errors::pipeline(&e)))?;
+    Ok(pyo3::types::PyBytes::new(py, &bytes))
+}
+
+/// Deletes every object below an object-store URL (the Ray driver's shards after the merge).
+#[pyfunction]
+fn delete_remote_folder(py: Python<'_>, url: PathBuf) -> PyResult<usize> {
+    py.detach(|| drift_pipeline::remote::delete_folder(&url))
+        .map_err(|e| errors::raise(&e, errors::pipeline(&e)))
 }
 
 /// Joins `evaluate` shard reports into one report (`drift-pipeline merge` of reports).
@@ -718,6 +736,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(inspect, module)?)?;
     module.add_function(wrap_pyfunction!(index, module)?)?;
     module.add_function(wrap_pyfunction!(merge, module)?)?;
+    module.add_function(wrap_pyfunction!(delete_remote_folder, module)?)?;
+    module.add_function(wrap_pyfunction!(read_object, module)?)?;
     module.add_function(wrap_pyfunction!(merge_reports, module)?)?;
     module.add_function(wrap_pyfunction!(merge_detect_reports, module)?)?;
     module.add_function(wrap_pyfunction!(cpu_kind, module)?)?;

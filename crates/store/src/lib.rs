@@ -217,6 +217,20 @@ impl RemoteLocation {
         joined
     }
 
+    /// This location as an object: its parent prefix and its name (`None` at a bucket's root).
+    pub fn parent_and_name(&self) -> Option<(Self, String)> {
+        let prefix = self.prefix.as_ref();
+        let (parent, name) = match prefix.rsplit_once('/') {
+            Some((parent, name)) => (parent, name),
+            None if prefix.is_empty() => return None,
+            None => ("", prefix),
+        };
+        let mut location = self.clone();
+        location.prefix = ObjectPath::from(parent);
+        location.url = self.url[..self.url.len() - name.len() - 1].to_owned();
+        Some((location, name.to_owned()))
+    }
+
     fn path(&self, relative: &str) -> ObjectPath {
         relative
             .split('/')
@@ -410,6 +424,15 @@ impl RemoteLocation {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(self.error(relative, error)),
         }
+    }
+
+    /// Deletes every object below this prefix; returns how many.
+    pub fn delete_all(&self) -> Result<usize, StoreError> {
+        let objects = self.list()?;
+        for object in &objects {
+            self.delete(&object.key)?;
+        }
+        Ok(objects.len())
     }
 
     /// Whether object `relative` exists.
@@ -650,6 +673,24 @@ mod tests {
         let listed = root.list().unwrap();
         let keys: Vec<_> = listed.iter().map(|o| (o.key.as_str(), o.bytes)).collect();
         assert_eq!(keys, [("a/b.txt", 5), ("c.txt", 2)]);
+        let (parent, name) = root.join("a/b.txt").parent_and_name().unwrap();
+        assert_eq!(
+            (parent.url(), name.as_str()),
+            ("memory://round-trip/run/a", "b.txt")
+        );
+        assert_eq!(&parent.get(&name).unwrap()[..], b"hello");
+        let top = RemoteLocation::open("memory://round-trip/x.txt").unwrap();
+        let (parent, name) = top.parent_and_name().unwrap();
+        assert_eq!(
+            (parent.url(), name.as_str()),
+            ("memory://round-trip", "x.txt")
+        );
+        assert!(
+            RemoteLocation::open("memory://round-trip")
+                .unwrap()
+                .parent_and_name()
+                .is_none()
+        );
         let missing = root.get("nope").unwrap_err().to_string();
         assert_eq!(missing, "memory://round-trip/run/nope does not exist");
         assert!(root.get_if_present("nope").unwrap().is_none());

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use drift_pipeline::{Dataset, ImageSize};
+use drift_pipeline::ImageSize;
 
 use crate::report::ProgressReport;
 
@@ -14,7 +14,8 @@ pub(crate) fn index(
     threads: usize,
     quiet: bool,
 ) -> Result<()> {
-    let dataset = Dataset::scan(dir).with_context(|| format!("cannot index {}", dir.display()))?;
+    let (dataset, remote) = drift_pipeline::open_dataset(dir)
+        .with_context(|| format!("cannot index {}", dir.display()))?;
     let decoder = drift_pipeline::Decoder::new(ImageSize::default());
     let bar = ProgressReport::new(
         dataset.images().len() as u64,
@@ -24,6 +25,7 @@ pub(crate) fn index(
     );
     let (manifest, undecodable) = drift_pipeline::DatasetManifest::index(
         &dataset,
+        remote.as_ref(),
         verify.then_some(&decoder),
         drift_pipeline::worker_threads(threads),
         &|done| bar.bar.set_position(done as u64),

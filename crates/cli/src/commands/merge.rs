@@ -64,5 +64,11 @@ pub(crate) fn merge(
         summary.zip_bytes as f64 / 1e6,
         summary.zip_bytes as f64 / 1e6 / seconds.max(1e-9)
     );
+    if summary.downloaded_bytes > 0 {
+        outln!(
+            "{:.1} MB downloaded from object storage",
+            summary.downloaded_bytes as f64 / 1e6
+        );
+    }
     Ok(())
 }
