@@ -167,7 +167,14 @@ fn shards_on_a_store_merge_to_the_one_process_bytes() {
     assert_eq!(generate(input, local.to_str().unwrap(), &[]), 0);
     let manifest = "memory://sharded/run/manifest.parquet";
     assert_eq!(
-        drift_pipeline_cli::main_with(["drift-pipeline", "index", input, "--output", manifest, "-q"]),
+        drift_pipeline_cli::main_with([
+            "drift-pipeline",
+            "index",
+            input,
+            "--output",
+            manifest,
+            "-q"
+        ]),
         0
     );
     let shards: Vec<String> = (0..3)
@@ -178,7 +185,13 @@ fn shards_on_a_store_merge_to_the_one_process_bytes() {
         let code = generate(input, shard, &["--shard", &part, "--manifest", manifest]);
         assert_eq!(code, 0, "shard {part}");
     }
-    let mut args = vec!["drift-pipeline", "merge", "-q", "--output", "memory://sharded/merged"];
+    let mut args = vec![
+        "drift-pipeline",
+        "merge",
+        "-q",
+        "--output",
+        "memory://sharded/merged",
+    ];
     args.extend(shards.iter().rev().map(String::as_str));
     assert_eq!(drift_pipeline_cli::main_with(args), 0);
     let merged = RemoteLocation::open("memory://sharded/merged").unwrap();
@@ -191,4 +204,76 @@ fn shards_on_a_store_merge_to_the_one_process_bytes() {
         assert_eq!(name, want_name);
         assert!(got == want, "{name} differs from the one-process output");
     }
+}
+
+/// A stream continued from an output on a store, into a store, equals the local continuation;
+/// `verify` checks an output on a store and finds a file edited there.
+#[test]
+fn a_stream_continues_from_a_store_and_verify_checks_one() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("in");
+    drift_pipeline_cli::demo::write_dataset_sized(&input, 5, 3, (24, 40)).unwrap();
+    let input = input.to_str().unwrap();
+    let run = |output: &str, from: Option<&str>| {
+        let mut args = vec![
+            "drift-pipeline",
+            "generate",
+            "--input",
+            input,
+            "--output",
+            output,
+            "--num-samples",
+            "6",
+            "--seed",
+            "8",
+            "--size",
+            "20",
+            "-q",
+        ];
+        if let Some(from) = from {
+            args.extend(["--continue-from", from]);
+        }
+        drift_pipeline_cli::main_with(args)
+    };
+    let (a, b) = (scratch.path().join("a"), scratch.path().join("b"));
+    assert_eq!(run(a.to_str().unwrap(), None), 0);
+    assert_eq!(run(b.to_str().unwrap(), Some(a.to_str().unwrap())), 0);
+    assert_eq!(run("memory://streams/a", None), 0);
+    assert_eq!(run("memory://streams/b", Some("memory://streams/a")), 0);
+    let store = RemoteLocation::open("memory://streams/b").unwrap();
+    let mut remote = remote_files(&store);
+    remote.retain(|(key, _)| !key.starts_with(".drift-pipeline"));
+    let mut local = common::bytes_of(&b);
+    local.retain(|(name, _)| !name.starts_with(".drift-pipeline"));
+    assert_eq!(remote.len(), local.len());
+    for ((name, got), (_, want)) in remote.iter().zip(&local) {
+        if name != "drift.json" {
+            assert!(got == want, "{name} differs from the local continuation");
+        }
+    }
+    let as_json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+    let remote_record = as_json(&remote.iter().find(|f| f.0 == "drift.json").unwrap().1);
+    let local_record = as_json(&local.iter().find(|f| f.0 == "drift.json").unwrap().1);
+    assert_eq!(remote_record["sample_id"], local_record["sample_id"]);
+    assert_eq!(remote_record["sample_id"]["first"], 6);
+
+    // The timeline of the two remote outputs is the local one's.
+    let plot = |dirs: [&str; 2], name: &str| {
+        let output = scratch.path().join(name);
+        let args = ["drift-pipeline", "timeline", dirs[0], dirs[1], "--output"];
+        let mut args = args.map(str::to_owned).to_vec();
+        args.extend([output.to_str().unwrap().to_owned(), "--title".into(), "t".into()]);
+        assert_eq!(drift_pipeline_cli::main_with(args), 0);
+        std::fs::read(output.with_extension("svg")).unwrap()
+    };
+    assert_eq!(
+        plot(["memory://streams/a", "memory://streams/b"], "remote.png"),
+        plot([a.to_str().unwrap(), b.to_str().unwrap()], "local.png")
+    );
+
+    let verify = |url: &str| drift_pipeline_cli::main_with(["drift-pipeline", "verify", url]);
+    assert_eq!(verify("memory://streams/b"), 0);
+    store.put("target.parquet", b"edited".to_vec()).unwrap();
+    assert_ne!(verify("memory://streams/b"), 0);
+    assert_ne!(verify("memory://streams/none"), 0);
 }

@@ -218,7 +218,12 @@ fn dispatch(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
         Command::Inspect { dir, all } => inspect::inspect(&dir, all),
         Command::Timeline(args) => timeline::timeline(&args),
         Command::Verify { dir } => {
-            let files = drift_pipeline::verify(&dir)?;
+            // On object storage the output is downloaded (to scratch space) and checked whole.
+            let copy = match drift_pipeline::remote::is_url(&dir) {
+                true => Some(drift_pipeline::remote::fetch_output(&dir, &[])?),
+                false => None,
+            };
+            let files = drift_pipeline::verify(copy.as_ref().map_or(&*dir, |c| c.path()))?;
             let bytes: u64 = files.iter().map(|file| file.bytes).sum();
             outln!(
                 "{}: complete output, {} files and drift.json verified ({bytes} bytes)",

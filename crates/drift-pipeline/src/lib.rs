@@ -69,8 +69,8 @@ pub use drift_transformer::{
     Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
 };
 pub use drift_writer::{
-    ABORT_AT_ENV, FileRecord, LoggedSample, OUTPUT_FILES, PngCompression, Recovery, WriterError,
-    encode_png, existing_output, read_drift_log, verify,
+    ABORT_AT_ENV, FileRecord, LoggedSample, OUTPUT_FILES, PngCompression, Recovery, SAMPLED_IMAGES,
+    WriterError, encode_png, existing_output, read_drift_log, verify,
 };
 pub use label_shift::{ClassPriors, LabelShift, LabelShiftError};
 pub use manifest::{DatasetManifest, UndecodableImage};

@@ -248,28 +248,13 @@ impl RunSpec {
     /// `sample`): no segment is needed here; each later one goes through
     /// [`RunSpec::segment`].
     pub fn build_stream(raw: RawRun, front_end: FrontEnd, base: &Path) -> Result<Self, SpecError> {
-        // Datasets and segment outputs take URLs; these do not yet.
-        for (key, path) in [("continue_from", &raw.continue_from)] {
-            if let Some(path) = path
-                && drift_store::is_url(path)
-            {
-                return Err(SpecError::Invalid {
-                    place: front_end.key(key),
-                    reason: format!(
-                        "{} is a URL: object storage is read and written for the input and \
-                         the outputs, not yet here (use a local or shared path)",
-                        path.display()
-                    ),
-                });
-            }
-        }
         let continues = match &raw.continue_from {
-            Some(folder) => Some(crate::StreamState::read(&base.join(folder)).map_err(|e| {
-                SpecError::Invalid {
+            Some(folder) => Some(crate::StreamState::read(&at_base(base, folder)).map_err(
+                |e| SpecError::Invalid {
                     place: front_end.key("continue_from"),
                     reason: e.to_string(),
-                }
-            })?),
+                },
+            )?),
             None => None,
         };
         let options = generator_options(&raw, continues.as_ref(), front_end, base)?;

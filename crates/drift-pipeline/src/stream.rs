@@ -111,10 +111,26 @@ impl StreamState {
             folder: folder.to_owned(),
             reason,
         };
-        drift_writer::verify(folder)
-            .map_err(|e| refuse(format!("it is not a complete output ({e})")))?;
+        // On object storage: the record and the drift log, checked against the record's
+        // hashes (the images are not needed to continue).
+        let copy;
+        let local = match drift_store::is_url(folder) {
+            true => {
+                copy = crate::remote::fetch_output(
+                    folder,
+                    &[drift_writer::SAMPLED_IMAGES, "embeddings.parquet"],
+                )
+                .map_err(|e| refuse(format!("it is not a complete output ({e})")))?;
+                copy.path()
+            }
+            false => {
+                drift_writer::verify(folder)
+                    .map_err(|e| refuse(format!("it is not a complete output ({e})")))?;
+                folder
+            }
+        };
         let text =
-            drift_core::read_small_text(&folder.join("drift.json"), drift_core::METADATA_LIMIT)
+            drift_core::read_small_text(&local.join("drift.json"), drift_core::METADATA_LIMIT)
                 .map_err(|e| refuse(format!("drift.json: {e}")))?;
         let fields: ContinuationFields =
             serde_json::from_str(&text).map_err(|e| refuse(format!("drift.json: {e}")))?;
@@ -136,7 +152,7 @@ impl StreamState {
             .image_size
             .parse()
             .map_err(|e| refuse(format!("drift.json: image_size: {e}")))?;
-        let logged = drift_writer::read_drift_log(folder)
+        let logged = drift_writer::read_drift_log(local)
             .map_err(|e| refuse(e.to_string()))?
             .into_iter()
             .map(|sample| (sample.sample_id, sample.source_path))

@@ -19,7 +19,19 @@ pub(crate) fn timeline(args: &TimelineArgs) -> Result<()> {
     let mut ranges = Vec::new();
     let mut label_shift = false;
     for dir in &args.dirs {
-        let samples = drift_pipeline::read_drift_log(dir)
+        // An output on object storage: its drift log (and record) fetched and checked.
+        let copy = match drift_pipeline::remote::is_url(dir) {
+            true => Some(
+                drift_pipeline::remote::fetch_output(
+                    dir,
+                    &[drift_pipeline::SAMPLED_IMAGES, "embeddings.parquet"],
+                )
+                .with_context(|| format!("cannot plot {}", dir.display()))?,
+            ),
+            false => None,
+        };
+        let local = copy.as_ref().map_or(dir.as_path(), |c| c.path());
+        let samples = drift_pipeline::read_drift_log(local)
             .with_context(|| format!("cannot plot {}", dir.display()))?;
         if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
             ranges.push((first.sample_id, last.sample_id, dir));
