@@ -262,7 +262,11 @@ fn a_stream_continues_from_a_store_and_verify_checks_one() {
         let output = scratch.path().join(name);
         let args = ["drift-pipeline", "timeline", dirs[0], dirs[1], "--output"];
         let mut args = args.map(str::to_owned).to_vec();
-        args.extend([output.to_str().unwrap().to_owned(), "--title".into(), "t".into()]);
+        args.extend([
+            output.to_str().unwrap().to_owned(),
+            "--title".into(),
+            "t".into(),
+        ]);
         assert_eq!(drift_pipeline_cli::main_with(args), 0);
         std::fs::read(output.with_extension("svg")).unwrap()
     };
@@ -276,4 +280,92 @@ fn a_stream_continues_from_a_store_and_verify_checks_one() {
     store.put("target.parquet", b"edited".to_vec()).unwrap();
     assert_ne!(verify("memory://streams/b"), 0);
     assert_ne!(verify("memory://streams/none"), 0);
+}
+
+/// `detect` and `score` read their reference and stream outputs from a store (records, drift
+/// logs and embeddings fetched and checked; no images): the same windows, alarms and scores as
+/// from local copies of those outputs.
+#[test]
+fn detect_and_score_read_outputs_on_a_store() {
+    let setup = common::WeightsSetup::new(12, 5, 11);
+    let scenario = |root: &str, name: &str| {
+        let path = setup.path(name);
+        std::fs::write(
+            &path,
+            format!(
+                "input = {:?}\nseed = 9\nembeddings = true\nweights = {:?}\nsize = \"32\"\n\n\
+                 [[segment]]\nname = \"ref\"\noutput = \"{root}/ref\"\nsamples = 16\n\n\
+                 [[segment]]\nname = \"noisy\"\noutput = \"{root}/noisy\"\nsamples = 16\n\
+                 transforms = [\"gaussian_noise=0.8\"]\n",
+                setup.input, setup.weights,
+            ),
+        )
+        .unwrap();
+        let args = ["drift-pipeline", "run", path.to_str().unwrap(), "--quiet"];
+        assert_eq!(drift_pipeline_cli::main_with(args), 0);
+    };
+    let local = setup.path("local");
+    scenario(local.to_str().unwrap(), "local.toml");
+    scenario("memory://detect/outputs", "remote.toml");
+    let detect = |root: &str, report: &Path| {
+        let (reference, stream) = (format!("{root}/ref"), format!("{root}/noisy"));
+        let args = [
+            "drift-pipeline",
+            "detect",
+            "--reference",
+            &reference,
+            "--stream",
+            &stream,
+            "--output",
+            report.to_str().unwrap(),
+            "--window",
+            "8",
+            "--detector",
+            "mmd",
+            "--detector",
+            "ks",
+        ];
+        assert_eq!(drift_pipeline_cli::main_with(args), 0, "detect from {root}");
+        let score = report.with_file_name(format!(
+            "{}-score",
+            report.file_name().unwrap().to_str().unwrap()
+        ));
+        let args = [
+            "drift-pipeline",
+            "score",
+            "--detections",
+            report.to_str().unwrap(),
+            "--output",
+            score.to_str().unwrap(),
+            "--stream",
+            &stream,
+        ];
+        assert_eq!(drift_pipeline_cli::main_with(args), 0, "score from {root}");
+        (report.to_owned(), score)
+    };
+    let (local_report, local_score) = detect(local.to_str().unwrap(), &setup.path("local-report"));
+    let (remote_report, remote_score) =
+        detect("memory://detect/outputs", &setup.path("remote-report"));
+    // Every table and plot is the same; the JSON records differ in the folders' names only.
+    for (a, b) in [
+        (&local_report, &remote_report),
+        (&local_score, &remote_score),
+    ] {
+        let mut compared = 0;
+        for (name, bytes) in common::bytes_of(a) {
+            if !name.starts_with('.') && !name.ends_with(".json") {
+                assert!(
+                    std::fs::read(b.join(&name)).unwrap() == bytes,
+                    "{name} differs"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 2, "{} holds the tables", a.display());
+    }
+    let record = std::fs::read_to_string(remote_report.join("detect.json")).unwrap();
+    assert!(
+        record.contains("memory://detect/outputs/ref"),
+        "the reference is named by its URL"
+    );
 }

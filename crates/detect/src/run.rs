@@ -470,6 +470,9 @@ pub enum DetectError {
     /// An input folder or the report folder failed.
     #[error(transparent)]
     Writer(#[from] WriterError),
+    /// An input on object storage could not be read.
+    #[error(transparent)]
+    Store(#[from] drift_store::StoreError),
     /// An input folder is not usable for detection.
     #[error("{folder}: {reason}")]
     Input {
@@ -629,6 +632,8 @@ pub struct DetectShardRecord {
 /// An input folder, checked: its record's embeddings and its drift log.
 struct Input {
     folder: PathBuf,
+    /// Where its files are read: the folder, or a local copy of an output on object storage.
+    files: InputFiles,
     record: InputRecord,
     embeddings: serde_json::Value,
     /// The reference's image sources (empty for a stream folder).
@@ -640,6 +645,30 @@ struct Input {
     clean: bool,
 }
 
+/// An input output folder's files: the folder itself, or, for an output on object storage, a
+/// local copy of its record, drift log and embeddings (each checked against the record's
+/// SHA-256; the images are not needed).
+pub(crate) struct InputFiles {
+    folder: PathBuf,
+    copy: Option<drift_store::LocalCopy>,
+}
+
+impl InputFiles {
+    pub(crate) fn open(folder: &Path) -> Result<Self, DetectError> {
+        let skip = [drift_writer::SAMPLED_IMAGES];
+        let copy = drift_store::fetch_if_remote(folder, drift_writer::DRIFT_JSON, &skip)?;
+        Ok(Self {
+            folder: folder.to_owned(),
+            copy,
+        })
+    }
+
+    /// Where the files are.
+    pub(crate) fn path(&self) -> &Path {
+        self.copy.as_ref().map_or(&self.folder, |copy| copy.path())
+    }
+}
+
 /// An output folder's `drift.json`, read and hashed.
 pub(crate) struct OutputRecord {
     /// The folder as `detect.json` and `score.json` record it (samples: 0 until counted).
@@ -649,12 +678,13 @@ pub(crate) struct OutputRecord {
 }
 
 impl OutputRecord {
-    pub(crate) fn read(folder: &Path) -> Result<Self, DetectError> {
+    pub(crate) fn read(files: &InputFiles) -> Result<Self, DetectError> {
+        let folder = &files.folder;
         let input_error = |reason: String| DetectError::Input {
             folder: folder.to_owned(),
             reason,
         };
-        let marker = folder.join(drift_writer::DRIFT_JSON);
+        let marker = files.path().join(drift_writer::DRIFT_JSON);
         let text =
             drift_core::read_small_text(&marker, drift_core::METADATA_LIMIT).map_err(|e| {
                 input_error(format!(
@@ -683,7 +713,8 @@ fn read_input(
     folder: &Path,
     reference_sources: Option<&BTreeSet<String>>,
 ) -> Result<Input, DetectError> {
-    let OutputRecord { mut input, json } = OutputRecord::read(folder)?;
+    let files = InputFiles::open(folder)?;
+    let OutputRecord { mut input, json } = OutputRecord::read(&files)?;
     input.samples = 0;
     let embeddings = json
         .get("embeddings")
@@ -698,7 +729,7 @@ fn read_input(
     let (mut first_id, mut last_id, mut clean) = (None, 0, true);
     let mut sources = BTreeSet::new();
     let mut shared = None;
-    for batch in drift_writer::DriftLogBatches::open(folder)? {
+    for batch in drift_writer::DriftLogBatches::open(files.path())? {
         for sample in batch? {
             input.samples += 1;
             first_id.get_or_insert(sample.sample_id);
@@ -720,6 +751,7 @@ fn read_input(
     }
     Ok(Input {
         folder: folder.to_owned(),
+        files,
         record: input,
         embeddings,
         sources,
@@ -815,7 +847,7 @@ pub fn detect(
     let tested_windows = shard
         .as_ref()
         .map_or((0, windows), |s| (s.first_window, s.end_window));
-    let reference_rows = read_reference_rows(reference)?;
+    let reference_rows = read_reference_rows(reference_input.files.path())?;
     let reference_count = reference_rows.len() / EMBEDDING_DIM;
     let batch_detectors = options.detectors.iter().any(|spec| !spec.is_online());
     if batch_detectors && window > reference_count {
@@ -1340,7 +1372,7 @@ impl Tested<'_> {
             .any(|p| matches!(p, Prepared::MmdOnline { .. }));
         let (first_window, end_window) = self.windows;
         'stream: for input in inputs {
-            for batch in EmbeddingBatches::open(&input.folder)? {
+            for batch in EmbeddingBatches::open(input.files.path())? {
                 let batch = batch?;
                 for (i, values) in batch.values.chunks_exact(EMBEDDING_DIM).enumerate() {
                     let id = batch.sample_ids[i];

@@ -231,17 +231,7 @@ impl DatasetManifest {
 
 /// A scratch folder for a manifest on its way to or from object storage.
 fn scratch_file() -> Result<tempfile::TempDir, PipelineError> {
-    let parent = std::env::var_os(crate::SCRATCH_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
-        .prefix("drift-pipeline-manifest-")
-        .tempdir_in(&parent)
-        .map_err(|source| drift_writer::WriterError::Io {
-            path: parent,
-            source,
-        })
-        .map_err(PipelineError::from)
+    Ok(drift_store::scratch_dir("drift-pipeline-manifest-")?)
 }
 
 /// A manifest URL as its parent prefix and its object name.

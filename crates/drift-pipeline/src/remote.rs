@@ -11,8 +11,7 @@ use drift_store::transaction::RemoteOutput;
 
 use crate::PipelineError;
 
-/// Where scratch folders go when set (default: the system's temporary folder).
-pub const SCRATCH_ENV: &str = "DRIFT_PIPELINE_SCRATCH";
+pub use drift_store::SCRATCH_ENV;
 
 /// Takes the remote output's lock (recovering what a dead writer left).
 pub fn lock(url: &Path) -> Result<RemoteOutput, PipelineError> {
@@ -35,17 +34,7 @@ pub fn scratch_folder(
     index: usize,
 ) -> Result<PathBuf, PipelineError> {
     if scratch.is_none() {
-        let parent = std::env::var_os(SCRATCH_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let dir = tempfile::Builder::new()
-            .prefix("drift-pipeline-scratch-")
-            .tempdir_in(&parent)
-            .map_err(|source| drift_writer::WriterError::Io {
-                path: parent.clone(),
-                source,
-            })?;
-        *scratch = Some(dir);
+        *scratch = Some(drift_store::scratch_dir("drift-pipeline-scratch-")?);
     }
     let dir = scratch.as_ref().expect("made above");
     Ok(dir.path().join(format!("segment-{index}")))
@@ -134,72 +123,17 @@ pub fn read_object(url: &Path) -> Result<drift_store::Bytes, PipelineError> {
     Ok(parent.get(&name)?)
 }
 
-/// A local copy of (part of) an output on object storage, removed when dropped.
-#[derive(Debug)]
-pub struct LocalCopy {
-    dir: tempfile::TempDir,
-}
-
-impl LocalCopy {
-    /// The copy's folder.
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
+pub use drift_store::LocalCopy;
 
 /// Downloads the output at `url` into a local scratch folder: its `drift.json` and every file
 /// it lists but those named in `skip`, each checked against the size and SHA-256 the marker
-/// records. A prefix without `drift.json` holds no complete output (the remote transaction
-/// puts the marker last).
+/// records (see `drift_store::RemoteLocation::fetch_output`).
 pub fn fetch_output(url: &Path, skip: &[&str]) -> Result<LocalCopy, PipelineError> {
-    let unverified = |reason: String| drift_writer::WriterError::Unverified {
-        path: url.to_owned(),
-        reason,
-    };
-    let drift_store::Location::Remote(remote) = drift_store::Location::from_path(url)? else {
-        return Err(unverified("is a local path, not an object-store URL".into()).into());
-    };
-    let marker = drift_writer::DRIFT_JSON;
-    let bytes = remote
-        .get_if_present(marker)?
-        .ok_or_else(|| unverified(format!("no {marker}: it holds no complete output")))?;
-    #[derive(serde::Deserialize)]
-    struct Listing {
-        files: Vec<drift_writer::FileRecord>,
-    }
-    let listing: Listing = serde_json::from_slice(&bytes)
-        .map_err(|e| unverified(format!("{marker} does not list the output's files ({e})")))?;
-    let mut scratch = None;
-    scratch_folder(&mut scratch, 0)?;
-    let dir = scratch.expect("made by scratch_folder");
-    let local_error = |path: &Path, source| drift_writer::WriterError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let target = dir.path().join(marker);
-    std::fs::write(&target, &bytes).map_err(|e| local_error(&target, e))?;
-    for record in &listing.files {
-        if !drift_core::is_plain_name(&record.name) || record.name == marker {
-            return Err(
-                unverified(format!("{marker} lists {:?}, not a file name", record.name)).into(),
-            );
+    drift_store::fetch_if_remote(url, drift_writer::DRIFT_JSON, skip)?.ok_or_else(|| {
+        drift_store::StoreError::BadUrl {
+            url: url.display().to_string(),
+            reason: "is a local path, not an object-store URL".into(),
         }
-        if skip.contains(&record.name.as_str()) {
-            continue;
-        }
-        let target = dir.path().join(&record.name);
-        remote.download_file(&record.name, &target)?;
-        let file = std::fs::File::open(&target).map_err(|e| local_error(&target, e))?;
-        let size = file.metadata().map_err(|e| local_error(&target, e))?.len();
-        let sha256 = drift_core::sha256_hex(file).map_err(|e| local_error(&target, e))?;
-        if size != record.bytes || sha256 != record.sha256 {
-            return Err(unverified(format!(
-                "{} has {size} bytes with sha256 {sha256}, but {marker} records {} bytes with \
-                 sha256 {}: it is not the file of this output",
-                record.name, record.bytes, record.sha256
-            ))
-            .into());
-        }
-    }
-    Ok(LocalCopy { dir })
+        .into()
+    })
 }

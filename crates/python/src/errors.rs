@@ -220,6 +220,7 @@ pub(crate) fn merge(error: &MergeError) -> Kind {
 pub(crate) fn detect(error: &DetectError) -> Kind {
     match error {
         DetectError::Writer(error) => writer(error),
+        DetectError::Store(error) => store(error),
         DetectError::Input { .. } => Kind::Data,
         DetectError::Settings(_) => Kind::InvalidRun,
     }

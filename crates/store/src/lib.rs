@@ -478,6 +478,108 @@ impl RemoteLocation {
     }
 }
 
+/// A local copy of (part of) an output on object storage, removed when dropped.
+#[derive(Debug)]
+pub struct LocalCopy {
+    dir: tempfile::TempDir,
+}
+
+impl LocalCopy {
+    /// The copy's folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Where local copies and scratch folders go when set (default: the system's temporary folder).
+pub const SCRATCH_ENV: &str = "DRIFT_PIPELINE_SCRATCH";
+
+/// A new scratch folder named `prefix...`, under [`SCRATCH_ENV`] or the temporary folder.
+pub fn scratch_dir(prefix: &str) -> Result<tempfile::TempDir, StoreError> {
+    let parent = std::env::var_os(SCRATCH_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&parent)
+        .map_err(|source| StoreError::Local {
+            path: parent,
+            source,
+        })
+}
+
+impl RemoteLocation {
+    /// Downloads the output below this prefix into a local scratch folder: its `marker` (a
+    /// JSON record whose `files` array lists each file's `name`, `bytes` and `sha256`) and every
+    /// file it lists but those in `skip`, each checked against the recorded size and SHA-256.
+    /// Without the marker the prefix holds no complete output (outputs put it last).
+    pub fn fetch_output(&self, marker: &str, skip: &[&str]) -> Result<LocalCopy, StoreError> {
+        let unverified = |reason: String| StoreError::Request {
+            url: self.url.clone(),
+            reason,
+        };
+        let bytes = self
+            .get_if_present(marker)?
+            .ok_or_else(|| unverified(format!("no {marker}: it holds no complete output")))?;
+        #[derive(serde::Deserialize)]
+        struct Record {
+            name: String,
+            bytes: u64,
+            sha256: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            files: Vec<Record>,
+        }
+        let listing: Listing = serde_json::from_slice(&bytes)
+            .map_err(|e| unverified(format!("{marker} does not list the output's files ({e})")))?;
+        let dir = scratch_dir("drift-pipeline-copy-")?;
+        let local = |path: &Path, source| StoreError::Local {
+            path: path.to_owned(),
+            source,
+        };
+        let target = dir.path().join(marker);
+        std::fs::write(&target, &bytes).map_err(|e| local(&target, e))?;
+        for record in &listing.files {
+            if !drift_core::is_plain_name(&record.name) || record.name == marker {
+                return Err(unverified(format!(
+                    "{marker} lists {:?}, not a file name",
+                    record.name
+                )));
+            }
+            if skip.contains(&record.name.as_str()) {
+                continue;
+            }
+            let target = dir.path().join(&record.name);
+            self.download_file(&record.name, &target)?;
+            let file = std::fs::File::open(&target).map_err(|e| local(&target, e))?;
+            let size = file.metadata().map_err(|e| local(&target, e))?.len();
+            let sha256 = drift_core::sha256_hex(file).map_err(|e| local(&target, e))?;
+            if size != record.bytes || sha256 != record.sha256 {
+                return Err(unverified(format!(
+                    "{} has {size} bytes with sha256 {sha256}, but {marker} records {} bytes \
+                     with sha256 {}: it is not the file of this output",
+                    record.name, record.bytes, record.sha256
+                )));
+            }
+        }
+        Ok(LocalCopy { dir })
+    }
+}
+
+/// Downloads the output at `url` (see [`RemoteLocation::fetch_output`]); `None` for a local
+/// path, which is read where it is.
+pub fn fetch_if_remote(
+    url: &Path,
+    marker: &str,
+    skip: &[&str],
+) -> Result<Option<LocalCopy>, StoreError> {
+    match Location::from_path(url)? {
+        Location::Local(_) => Ok(None),
+        Location::Remote(remote) => remote.fetch_output(marker, skip).map(Some),
+    }
+}
+
 enum Upload {
     Local(std::io::Error),
     Store(object_store::Error),

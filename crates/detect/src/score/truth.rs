@@ -150,12 +150,13 @@ pub fn read_stream(folders: &[PathBuf]) -> Result<StreamTruth, DetectError> {
     let mut episodes: BTreeMap<i64, Episode> = BTreeMap::new();
     let mut previous: Option<(SegmentRecord, PathBuf)> = None;
     for folder in folders {
-        let output = OutputRecord::read(folder)?;
+        let files = crate::run::InputFiles::open(folder)?;
+        let output = OutputRecord::read(&files)?;
         let refuse = |reason: String| DetectError::Input {
             folder: folder.clone(),
             reason,
         };
-        let log = drift_writer::read_drift_log(folder)?;
+        let log = drift_writer::read_drift_log(files.path())?;
         let start = samples.len();
         for logged in log {
             let id = i64::try_from(logged.sample_id)
