@@ -368,4 +368,95 @@ fn detect_and_score_read_outputs_on_a_store() {
         record.contains("memory://detect/outputs/ref"),
         "the reference is named by its URL"
     );
+
+    // The reports themselves written to a store: the same files, committed as a transaction.
+    let args = [
+        "drift-pipeline",
+        "detect",
+        "--reference",
+        "memory://detect/outputs/ref",
+        "--stream",
+        "memory://detect/outputs/noisy",
+        "--output",
+        "memory://detect/report",
+        "--window",
+        "8",
+        "--detector",
+        "mmd",
+        "--detector",
+        "ks",
+    ];
+    assert_eq!(drift_pipeline_cli::main_with(args), 0);
+    assert_ne!(
+        drift_pipeline_cli::main_with(args),
+        0,
+        "an existing report is not replaced"
+    );
+    let stored = RemoteLocation::open("memory://detect/report").unwrap();
+    let mut files = remote_files(&stored);
+    files.retain(|(key, _)| !key.starts_with(".drift-pipeline"));
+    let local_files: Vec<(String, Vec<u8>)> = common::bytes_of(&remote_report)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    assert_eq!(files, local_files);
+}
+
+/// `evaluate` sweeps a dataset on a store into a report on a store: the same report as a local
+/// sweep of a local copy.
+#[test]
+fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
+    let setup = common::WeightsSetup::new(4, 6, 12);
+    let dataset = RemoteLocation::open("memory://evaluate/dataset").unwrap();
+    upload(&setup.input, &dataset);
+    let sweep = |input: &str, output: &str| {
+        let args = [
+            "drift-pipeline",
+            "evaluate",
+            "--input",
+            input,
+            "--output",
+            output,
+            "--weights",
+            setup.weights.to_str().unwrap(),
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--seed",
+            "3",
+            "--transform",
+            "rotate",
+            "--levels",
+            "0.3,0.9",
+            "--quiet",
+        ];
+        assert_eq!(
+            drift_pipeline_cli::main_with(args),
+            0,
+            "evaluate {input} -> {output}"
+        );
+    };
+    let local = setup.path("local-report");
+    sweep(setup.input.to_str().unwrap(), local.to_str().unwrap());
+    sweep("memory://evaluate/dataset", "memory://evaluate/report");
+    let stored = RemoteLocation::open("memory://evaluate/report").unwrap();
+    let stored: std::collections::BTreeMap<String, Vec<u8>> = remote_files(&stored)
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with(".drift-pipeline"))
+        .collect();
+    let mut compared = 0;
+    for (name, bytes) in common::bytes_of(&local) {
+        if name.starts_with('.')
+            || name.ends_with(".json")
+            || name.ends_with(".png")
+            || name.ends_with(".svg")
+        {
+            assert!(stored.contains_key(&name), "{name} is in the stored report");
+            continue;
+        }
+        assert!(stored[&name] == bytes, "{name} differs");
+        compared += 1;
+    }
+    assert!(compared >= 2, "kl.parquet and summary.csv compared");
 }

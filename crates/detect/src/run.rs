@@ -473,6 +473,9 @@ pub enum DetectError {
     /// An input on object storage could not be read.
     #[error(transparent)]
     Store(#[from] drift_store::StoreError),
+    /// A report on object storage could not be locked or committed.
+    #[error(transparent)]
+    RemoteReport(#[from] drift_store::transaction::TransactionError),
     /// An input folder is not usable for detection.
     #[error("{folder}: {reason}")]
     Input {
@@ -801,6 +804,22 @@ enum Prepared<'a> {
 /// Runs `options.detectors` over `stream` (output folders in stream order) against the clean
 /// output `reference`, and commits the report into `output`.
 pub fn detect(
+    reference: &Path,
+    stream: &[PathBuf],
+    output: &Path,
+    options: &DetectOptions,
+) -> Result<DetectRecord, DetectError> {
+    drift_store::transaction::write_folder(
+        output,
+        DETECT_FILES,
+        "detect.json",
+        options.overwrite,
+        |folder| detect_into(reference, stream, folder, options),
+    )
+}
+
+/// [`detect`] into the local folder `output`.
+fn detect_into(
     reference: &Path,
     stream: &[PathBuf],
     output: &Path,

@@ -63,8 +63,8 @@ pub use drift_reader::{
     Alpha, Dataset, DecodeLimits, Decoder, IGNORED_EXAMPLES, ReaderError, Transparency,
 };
 pub use drift_sampler::StreamClock;
-pub use drift_store::StoreError;
 pub use drift_store::transaction::TransactionError as RemoteOutputError;
+pub use drift_store::{RemoteImages, StoreError};
 pub use drift_transformer::{
     Drift, DriftShape, Ramp, TransformChain, TransformError, TransformKind, TransformSpec,
 };

@@ -69,6 +69,12 @@ pub enum EvaluateError {
     /// Loading the network, or an output folder inside the dataset.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// A report on object storage could not be locked or committed.
+    #[error(transparent)]
+    RemoteReport(#[from] drift_store::transaction::TransactionError),
+    /// Object storage failed.
+    #[error(transparent)]
+    Store(#[from] drift_store::StoreError),
     /// Embedding a batch failed.
     #[error(transparent)]
     Embedder(#[from] drift_embedder::EmbedderError),
@@ -365,6 +371,31 @@ pub fn evaluate(
     options: &EvaluateOptions,
     progress: &dyn Progress,
 ) -> Result<Evaluation, EvaluateError> {
+    drift_pipeline::check_output_location(output, input)?;
+    let names: &'static [&'static str] = match options.shard {
+        Some(_) => &SHARD_REPORT_FILES,
+        None => &REPORT_FILES,
+    };
+    let written = drift_store::transaction::write_folder(
+        output,
+        names,
+        EVALUATION_JSON,
+        options.overwrite,
+        |folder| evaluate_into(input, folder, options, progress),
+    );
+    written.map(|evaluation| Evaluation {
+        output: output.to_owned(),
+        ..evaluation
+    })
+}
+
+/// [`evaluate`] into the local folder `output`.
+fn evaluate_into(
+    input: &Path,
+    output: &Path,
+    options: &EvaluateOptions,
+    progress: &dyn Progress,
+) -> Result<Evaluation, EvaluateError> {
     let started = Instant::now();
     let levels = checked_levels(options)?;
     let transforms = options
@@ -373,7 +404,7 @@ pub fn evaluate(
         .map(|kind| kind.name())
         .collect::<Vec<_>>()
         .join("+");
-    let dataset = Dataset::scan(input)?;
+    let (dataset, remote_images) = drift_pipeline::open_dataset(input)?;
     let sampler = Sampler::new(dataset.images().len(), options.seed, StreamClock::default());
     let images = options.num_samples.unwrap_or(dataset.images().len() as u64);
     sampler.check(images, &drift_sampler::ClassPlan::AsInDataset)?;
@@ -403,6 +434,7 @@ pub fn evaluate(
         let chains = level_chains(&options.transforms, levels)?;
         let sweep = Sweep {
             dataset: &dataset,
+            remote_images: remote_images.as_ref(),
             decoder: Decoder::new(options.size).with_limits(options.decode_limits),
             order: &order,
             batch_size: stage.batch_size,
@@ -499,6 +531,8 @@ fn level_statistics(kls: &[Vec<KlRow>], levels: &[f64]) -> (Vec<LevelSeries>, Ve
 /// What the unit-making thread needs: the images in order and the chains at every level.
 struct Sweep<'a> {
     dataset: &'a Dataset,
+    /// Set when the dataset is on object storage: a batch's images are fetched together.
+    remote_images: Option<&'a drift_pipeline::RemoteImages>,
     decoder: Decoder,
     order: &'a [usize],
     batch_size: usize,
@@ -540,10 +574,21 @@ impl Sweep<'_> {
         let batches = self.order.chunks(self.batch_size).enumerate();
         for (batch, indices) in batches.skip(self.batches.start).take(self.batches.len()) {
             let first_id = (batch * self.batch_size) as u64;
-            let clean: Result<Vec<RgbImage8>, EvaluateError> = indices
-                .iter()
-                .map(|&i| Ok(self.decoder.decode(&self.dataset.images()[i].path)?))
-                .collect();
+            let clean: Result<Vec<RgbImage8>, EvaluateError> = match self.remote_images {
+                None => indices
+                    .iter()
+                    .map(|&i| Ok(self.decoder.decode(&self.dataset.images()[i].path)?))
+                    .collect(),
+                Some(remote) => indices
+                    .iter()
+                    .zip(remote.read_many(indices))
+                    .map(|(&i, bytes)| {
+                        let path = &self.dataset.images()[i].path;
+                        let bytes = bytes.map_err(drift_pipeline::PipelineError::from)?;
+                        Ok(self.decoder.decode_bytes(&bytes, path)?)
+                    })
+                    .collect(),
+            };
             let clean = match clean {
                 Ok(clean) => clean,
                 Err(error) => {

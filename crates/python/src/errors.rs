@@ -80,10 +80,7 @@ pub(crate) fn pipeline(error: &PipelineError) -> Kind {
         PipelineError::Cancelled => Kind::Interrupted,
         PipelineError::NoWeights => Kind::InputNotFound,
         PipelineError::Store(error) => store(error),
-        PipelineError::RemoteOutput(error) => match error {
-            drift_pipeline::RemoteOutputError::Store(error) => store(error),
-            _ => Kind::Storage,
-        },
+        PipelineError::RemoteOutput(error) => remote_output(error),
         PipelineError::Sampler(_)
         | PipelineError::Transform(_)
         | PipelineError::LabelShift(_)
@@ -95,6 +92,14 @@ pub(crate) fn pipeline(error: &PipelineError) -> Kind {
         PipelineError::RanOut { .. }
         | PipelineError::Continuation { .. }
         | PipelineError::Manifest { .. } => Kind::Data,
+    }
+}
+
+fn remote_output(error: &drift_pipeline::RemoteOutputError) -> Kind {
+    match error {
+        drift_pipeline::RemoteOutputError::Store(error) => store(error),
+        drift_pipeline::RemoteOutputError::OutputExists { .. } => Kind::OutputExists,
+        _ => Kind::Storage,
     }
 }
 
@@ -167,6 +172,8 @@ pub(crate) fn evaluate(error: &EvaluateError) -> Kind {
         EvaluateError::Reader(error) => reader(error),
         EvaluateError::Writer(error) => writer(error),
         EvaluateError::Pipeline(error) => pipeline(error),
+        EvaluateError::RemoteReport(error) => remote_output(error),
+        EvaluateError::Store(error) => store(error),
         EvaluateError::Embedder(error) => embedder(error),
         EvaluateError::Cancelled => Kind::Interrupted,
         EvaluateError::NoTransform
@@ -221,6 +228,7 @@ pub(crate) fn detect(error: &DetectError) -> Kind {
     match error {
         DetectError::Writer(error) => writer(error),
         DetectError::Store(error) => store(error),
+        DetectError::RemoteReport(error) => remote_output(error),
         DetectError::Input { .. } => Kind::Data,
         DetectError::Settings(_) => Kind::InvalidRun,
     }

@@ -49,6 +49,23 @@ impl RemoteImages {
         });
     }
 
+    /// Reads the images at `indices`, concurrently (as many at once as allowed), and returns
+    /// their bytes in the order asked.
+    pub fn read_many(&self, indices: &[usize]) -> Vec<Result<Bytes, StoreError>> {
+        let reads = indices.iter().map(|&index| {
+            let (root, keys, in_flight) =
+                (self.root.clone(), self.keys.clone(), self.in_flight.clone());
+            async move {
+                let _permit = in_flight.acquire_owned().await.expect("never closed");
+                let key = &keys[index];
+                let path = root.path(key);
+                let result = async { root.store.get(&path).await?.bytes().await }.await;
+                result.map_err(|error| root.error(key, error))
+            }
+        });
+        block_on(futures_util::future::join_all(reads))
+    }
+
     /// Reads image `index` and waits for it.
     pub fn read(&self, index: usize) -> Result<Bytes, StoreError> {
         self.root.get(&self.keys[index])
@@ -79,6 +96,9 @@ mod tests {
         for (index, bytes) in seen {
             assert_eq!(bytes.unwrap().to_vec(), vec![index as u8; index + 1]);
         }
+        let many = images.read_many(&[5, 0, 199, 5]);
+        let sizes: Vec<usize> = many.into_iter().map(|b| b.unwrap().len()).collect();
+        assert_eq!(sizes, [6, 1, 200, 6]);
         let missing = RemoteImages::new(
             RemoteLocation::open("memory://images/data").unwrap(),
             vec!["c/none.png".into()],

@@ -87,9 +87,61 @@ pub enum TransactionError {
         /// Why it does not parse.
         reason: String,
     },
+    /// The prefix holds an output and replacing it was not asked for.
+    #[error("output {url} already exists, and replacing it was not asked for")]
+    OutputExists {
+        /// The first output file found.
+        url: String,
+    },
     /// A request failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Writes a folder-shaped output (a report) at `output`. For a local path, `write` writes it
+/// there itself. For an object-store URL, `write` writes it into a fresh local scratch folder
+/// while this process holds the prefix's lock, and the files it committed there are then
+/// published by the remote transaction, `marker` last. `output_files` are the names an output
+/// there may hold (those of an old output that the new one lacks are removed); `overwrite`
+/// allows replacing an output the prefix holds.
+pub fn write_folder<T, E>(
+    output: &std::path::Path,
+    output_files: &[&str],
+    marker: &str,
+    overwrite: bool,
+    write: impl FnOnce(&std::path::Path) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError> + From<TransactionError>,
+{
+    let crate::Location::Remote(location) = crate::Location::from_path(output)? else {
+        return write(output);
+    };
+    let remote = RemoteOutput::lock(&location, output_files)?;
+    if !overwrite && let Some(url) = remote.existing_output()? {
+        return Err(TransactionError::OutputExists { url }.into());
+    }
+    let scratch = crate::scratch_dir("drift-pipeline-report-")?;
+    let local = scratch.path().join("report");
+    let value = write(&local)?;
+    let mut files = Vec::new();
+    let listed = std::fs::read_dir(&local).map_err(|source| StoreError::Local {
+        path: local.clone(),
+        source,
+    })?;
+    for entry in listed {
+        let entry = entry.map_err(|source| StoreError::Local {
+            path: local.clone(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && entry.path().is_file() {
+            files.push(name);
+        }
+    }
+    files.sort();
+    remote.commit(&local, &files, marker)?;
+    Ok(value)
 }
 
 /// The lock object's content.

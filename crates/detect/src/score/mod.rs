@@ -485,6 +485,22 @@ pub fn score(
     output: &Path,
     options: &ScoreOptions,
 ) -> Result<ScoreRecord, DetectError> {
+    drift_store::transaction::write_folder(
+        output,
+        SCORE_FILES,
+        "score.json",
+        options.overwrite,
+        |folder| score_into(stream, inputs, folder, options),
+    )
+}
+
+/// [`score`] into the local folder `output`.
+fn score_into(
+    stream: &[PathBuf],
+    inputs: &ScoreInputs,
+    output: &Path,
+    options: &ScoreOptions,
+) -> Result<ScoreRecord, DetectError> {
     check_options(options, stream, inputs)?;
     // Lock the report first: a failure below leaves any old report as it was.
     let mut report = ReportWriter::create(output, SCORE_FILES, "score.json", options.overwrite)?;
