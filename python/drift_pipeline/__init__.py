@@ -186,6 +186,12 @@ def _is_url(value: os.PathLike | str) -> bool:
     return bool(separator) and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
 
 
+def _place(path: os.PathLike | str) -> Path | str:
+    """A local path made absolute, or an object-store URL as it is (without a trailing /)."""
+    text = os.fspath(path)
+    return text.rstrip("/") if _is_url(text) else Path(text).absolute()
+
+
 class SampleResult:
     """What ``sample`` wrote. The original tool's fields (``input_folder``, ``input_mapping``,
     ``target``, ``input_embedding_file_path``) plus ours (``drift_log``, ``embeddings``,

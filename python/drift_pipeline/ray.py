@@ -33,7 +33,7 @@ except ImportError as error:  # pragma: no cover - the tests have Ray
         "drift_pipeline.ray needs Ray: pip install 'drift-pipeline[ray]'"
     ) from error
 
-from . import DetectionResult, EvaluationResult, SampleResult, TransformArg, _is_url, _native, sharding
+from . import DetectionResult, EvaluationResult, SampleResult, TransformArg, _native, _place, sharding
 from .errors import InvalidRunError
 
 __all__ = ["detect", "evaluate", "generate", "run_scenario"]
@@ -44,12 +44,6 @@ def _check_num_shards(num_shards: Any) -> None:
         raise InvalidRunError(
             f"keyword 'num_shards': must be an int of at least 1, got {num_shards!r}"
         )
-
-
-def _place(path: os.PathLike | str) -> Path | str:
-    """A local path made absolute, or an object-store URL as it is (without a trailing /)."""
-    text = os.fspath(path)
-    return text.rstrip("/") if _is_url(text) else Path(text).absolute()
 
 
 def _join(root: Path | str, name: str) -> Path | str:

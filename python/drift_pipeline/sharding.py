@@ -21,7 +21,7 @@ from drift_pipeline import (
     SampleResult,
     TransformArg,
     _evaluate_args,
-    _is_url,
+    _place,
     _native,
     _detect_args,
     _read_detection,
@@ -105,18 +105,12 @@ def generate_scenario(
         {
             "name": segment,
             "samples": num_samples,
-            "output": _absolute(output_path),
+            "output": os.fspath(_place(output_path)),
             "transforms": _transform_specs(transforms),
             "drift": drift,
         }
     ]
     return {k: v for k, v in run.items() if v is not None}
-
-
-def _absolute(path: os.PathLike | str) -> str:
-    """``path`` made absolute, or a URL as it is."""
-    text = os.fspath(path)
-    return text if _is_url(text) else os.fspath(Path(text).absolute())
 
 
 def index_dataset(input_path: os.PathLike | str, manifest: os.PathLike | str, verify: bool) -> None:

@@ -124,7 +124,7 @@ impl DatasetManifest {
             drift_store::Location::Remote(remote) => {
                 let scratch = scratch_file()?;
                 drift_writer::write_manifest(&scratch.path().join("m"), &self.entries, &metadata)?;
-                let (parent, name) = split_url(&remote)?;
+                let (parent, name) = remote.parent_and_name()?;
                 parent.upload_file(&scratch.path().join("m"), &name)?;
             }
         }
@@ -142,7 +142,7 @@ impl DatasetManifest {
             drift_store::Location::Local(_) => path,
             drift_store::Location::Remote(remote) => {
                 scratch = scratch_file()?;
-                let (parent, name) = split_url(&remote)?;
+                let (parent, name) = remote.parent_and_name()?;
                 parent.download_file(&name, &scratch.path().join("m"))?;
                 &scratch.path().join("m")
             }
@@ -232,18 +232,6 @@ impl DatasetManifest {
 /// A scratch folder for a manifest on its way to or from object storage.
 fn scratch_file() -> Result<tempfile::TempDir, PipelineError> {
     Ok(drift_store::scratch_dir("drift-pipeline-manifest-")?)
-}
-
-/// A manifest URL as its parent prefix and its object name.
-fn split_url(
-    object: &drift_store::RemoteLocation,
-) -> Result<(drift_store::RemoteLocation, String), PipelineError> {
-    object
-        .parent_and_name()
-        .ok_or_else(|| PipelineError::Manifest {
-            path: object.url().into(),
-            reason: "names a bucket, not a file in it".into(),
-        })
 }
 
 /// Decodes every image of `dataset` on `threads` threads, each taking the next undone index.

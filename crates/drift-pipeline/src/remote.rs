@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use drift_store::RemoteLocation;
 pub use drift_store::is_url;
 use drift_store::transaction::RemoteOutput;
 
@@ -15,16 +16,7 @@ pub use drift_store::SCRATCH_ENV;
 
 /// Takes the remote output's lock (recovering what a dead writer left).
 pub fn lock(url: &Path) -> Result<RemoteOutput, PipelineError> {
-    let location = match drift_store::Location::from_path(url)? {
-        drift_store::Location::Remote(location) => location,
-        drift_store::Location::Local(path) => {
-            return Err(drift_store::StoreError::BadUrl {
-                url: path.display().to_string(),
-                reason: "is a local path, not an object-store URL".into(),
-            }
-            .into());
-        }
-    };
+    let location = RemoteLocation::from_url_path(url)?;
     Ok(RemoteOutput::lock(&location, &drift_writer::OUTPUT_FILES)?)
 }
 
@@ -59,13 +51,7 @@ pub fn publish(remotes: Vec<(RemoteOutput, PathBuf)>) -> Result<(), PipelineErro
 /// Downloads the remote folder `url` (every object below it but this tool's lock and staging)
 /// into `local`, keeping relative keys as paths; returns the bytes downloaded.
 pub fn download_folder(url: &Path, local: &Path) -> Result<u64, PipelineError> {
-    let drift_store::Location::Remote(remote) = drift_store::Location::from_path(url)? else {
-        return Err(drift_store::StoreError::BadUrl {
-            url: url.display().to_string(),
-            reason: "is a local path, not an object-store URL".into(),
-        }
-        .into());
-    };
+    let remote = RemoteLocation::from_url_path(url)?;
     let mut bytes = 0;
     for object in remote.list()? {
         let parts: Vec<&str> = object.key.split('/').collect();
@@ -94,32 +80,12 @@ pub fn download_folder(url: &Path, local: &Path) -> Result<u64, PipelineError> {
 
 /// Deletes the remote folder `url` (every object below it); returns how many objects.
 pub fn delete_folder(url: &Path) -> Result<usize, PipelineError> {
-    match drift_store::Location::from_path(url)? {
-        drift_store::Location::Remote(remote) => Ok(remote.delete_all()?),
-        drift_store::Location::Local(path) => Err(drift_store::StoreError::BadUrl {
-            url: path.display().to_string(),
-            reason: "is a local path, not an object-store URL".into(),
-        }
-        .into()),
-    }
+    Ok(RemoteLocation::from_url_path(url)?.delete_all()?)
 }
 
 /// The bytes of the object at `url` (a file of an output on object storage).
 pub fn read_object(url: &Path) -> Result<drift_store::Bytes, PipelineError> {
-    let drift_store::Location::Remote(remote) = drift_store::Location::from_path(url)? else {
-        return Err(drift_store::StoreError::BadUrl {
-            url: url.display().to_string(),
-            reason: "is a local path, not an object-store URL".into(),
-        }
-        .into());
-    };
-    let (parent, name) =
-        remote
-            .parent_and_name()
-            .ok_or_else(|| drift_store::StoreError::BadUrl {
-                url: remote.url().to_owned(),
-                reason: "names a bucket, not a file in it".into(),
-            })?;
+    let (parent, name) = RemoteLocation::from_url_path(url)?.parent_and_name()?;
     Ok(parent.get(&name)?)
 }
 
@@ -129,11 +95,6 @@ pub use drift_store::LocalCopy;
 /// it lists but those named in `skip`, each checked against the size and SHA-256 the marker
 /// records (see `drift_store::RemoteLocation::fetch_output`).
 pub fn fetch_output(url: &Path, skip: &[&str]) -> Result<LocalCopy, PipelineError> {
-    drift_store::fetch_if_remote(url, drift_writer::DRIFT_JSON, skip)?.ok_or_else(|| {
-        drift_store::StoreError::BadUrl {
-            url: url.display().to_string(),
-            reason: "is a local path, not an object-store URL".into(),
-        }
-        .into()
-    })
+    let remote = RemoteLocation::from_url_path(url)?;
+    Ok(remote.fetch_output(drift_writer::DRIFT_JSON, skip)?)
 }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::ObjectStoreExt as _;
 
 use crate::{RemoteLocation, StoreError, block_on, runtime};
 
@@ -41,11 +40,9 @@ impl RemoteImages {
         let root = self.root.clone();
         let keys = self.keys.clone();
         runtime().spawn(async move {
-            let key = &keys[index];
-            let path = root.path(key);
-            let result = async { root.store.get(&path).await?.bytes().await }.await;
+            let result = root.get_async(&keys[index]).await;
             drop(permit);
-            deliver(result.map_err(|error| root.error(key, error)));
+            deliver(result);
         });
     }
 
@@ -57,10 +54,7 @@ impl RemoteImages {
                 (self.root.clone(), self.keys.clone(), self.in_flight.clone());
             async move {
                 let _permit = in_flight.acquire_owned().await.expect("never closed");
-                let key = &keys[index];
-                let path = root.path(key);
-                let result = async { root.store.get(&path).await?.bytes().await }.await;
-                result.map_err(|error| root.error(key, error))
+                root.get_async(&keys[index]).await
             }
         });
         block_on(futures_util::future::join_all(reads))

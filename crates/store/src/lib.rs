@@ -217,18 +217,35 @@ impl RemoteLocation {
         joined
     }
 
-    /// This location as an object: its parent prefix and its name (`None` at a bucket's root).
-    pub fn parent_and_name(&self) -> Option<(Self, String)> {
+    /// The location `path` names, which must be an object-store URL (not a local path).
+    pub fn from_url_path(path: &Path) -> Result<Self, StoreError> {
+        match Location::from_path(path)? {
+            Location::Remote(remote) => Ok(remote),
+            Location::Local(_) => Err(bad_url(
+                &path.display().to_string(),
+                "is a local path, not an object-store URL".into(),
+            )),
+        }
+    }
+
+    /// This location as an object: its parent prefix and its name (refused at a bucket's
+    /// root, which names no object).
+    pub fn parent_and_name(&self) -> Result<(Self, String), StoreError> {
         let prefix = self.prefix.as_ref();
         let (parent, name) = match prefix.rsplit_once('/') {
             Some((parent, name)) => (parent, name),
-            None if prefix.is_empty() => return None,
+            None if prefix.is_empty() => {
+                return Err(bad_url(
+                    &self.url,
+                    "names a bucket, not a file in it".into(),
+                ));
+            }
             None => ("", prefix),
         };
         let mut location = self.clone();
         location.prefix = ObjectPath::from(parent);
         location.url = self.url[..self.url.len() - name.len() - 1].to_owned();
-        Some((location, name.to_owned()))
+        Ok((location, name.to_owned()))
     }
 
     fn path(&self, relative: &str) -> ObjectPath {
@@ -283,6 +300,12 @@ impl RemoteLocation {
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// The bytes of object `relative`, for callers already in async code (the image reads).
+    async fn get_async(&self, relative: &str) -> Result<Bytes, StoreError> {
+        let read = async { self.store.get(&self.path(relative)).await?.bytes().await };
+        read.await.map_err(|error| self.error(relative, error))
     }
 
     /// The bytes of object `relative` with its version (for a compare-and-swap).
@@ -791,7 +814,7 @@ mod tests {
             RemoteLocation::open("memory://round-trip")
                 .unwrap()
                 .parent_and_name()
-                .is_none()
+                .is_err()
         );
         let missing = root.get("nope").unwrap_err().to_string();
         assert_eq!(missing, "memory://round-trip/run/nope does not exist");
