@@ -211,9 +211,34 @@ pub const MAX_THREADS: usize = 1024;
 /// is a symlink to somewhere else (writing there writes into the dataset). Paths are compared
 /// resolved, so `..`, symlinks and relative spellings cannot hide it.
 pub fn check_output_location(output: &Path, input: &Path) -> Result<(), PipelineError> {
-    if drift_store::is_url(output) || drift_store::is_url(input) {
-        return check_url_location(output, input);
+    let relation = match drift_store::is_url(output) || drift_store::is_url(input) {
+        true => url_relation(output, input)?,
+        false => path_relation(output, input)?,
+    };
+    match relation {
+        Some((relation, consequence)) => Err(PipelineError::OutputInInput {
+            output: output.to_owned(),
+            input: input.to_owned(),
+            relation,
+            consequence,
+        }),
+        None => Ok(()),
     }
+}
+
+/// How an output can lie in its input, and why that is refused.
+type Relation = Option<(&'static str, &'static str)>;
+const IS_THE_INPUT: (&str, &str) = (
+    "is",
+    "outputs cannot be written into the dataset they sample",
+);
+const INSIDE_THE_INPUT: (&str, &str) = (
+    "is inside",
+    "it would become an image-less class that breaks every later run on the dataset",
+);
+
+/// Where the local folder `output` lies in the local dataset `input`, compared resolved.
+fn path_relation(output: &Path, input: &Path) -> Result<Relation, PipelineError> {
     let resolve = |path: &Path| {
         drift_writer::resolve_path(path).map_err(|source| WriterError::Io {
             path: path.to_owned(),
@@ -221,25 +246,11 @@ pub fn check_output_location(output: &Path, input: &Path) -> Result<(), Pipeline
         })
     };
     let (resolved_output, resolved_input) = (resolve(output)?, resolve(input)?);
-    let refuse = |relation, consequence| {
-        Err(PipelineError::OutputInInput {
-            output: output.to_owned(),
-            input: input.to_owned(),
-            relation,
-            consequence,
-        })
-    };
     if resolved_output == resolved_input {
-        return refuse(
-            "is",
-            "outputs cannot be written into the dataset they sample",
-        );
+        return Ok(Some(IS_THE_INPUT));
     }
     if resolved_output.starts_with(&resolved_input) {
-        return refuse(
-            "is inside",
-            "it would become an image-less class that breaks every later run on the dataset",
-        );
+        return Ok(Some(INSIDE_THE_INPUT));
     }
     // A class folder may be a symlink to a folder elsewhere: that folder is the dataset too.
     for entry in std::fs::read_dir(&resolved_input)
@@ -253,13 +264,34 @@ pub fn check_output_location(output: &Path, input: &Path) -> Result<(), Pipeline
             && class.is_dir()
             && resolved_output.starts_with(&class)
         {
-            return refuse(
+            return Ok(Some((
                 "is inside a class folder (a symlink) of",
                 "writing there would write into the dataset",
-            );
+            )));
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Where `output` lies in `input` when either is a URL: only a URL can lie inside a URL, and
+/// the comparison is of the normalised `scheme://bucket/prefix` spellings.
+fn url_relation(output: &Path, input: &Path) -> Result<Relation, PipelineError> {
+    let spelled = |path: &Path| -> Result<Option<String>, PipelineError> {
+        Ok(match drift_store::Location::from_path(path)? {
+            drift_store::Location::Remote(remote) => Some(remote.url().to_owned()),
+            drift_store::Location::Local(_) => None,
+        })
+    };
+    let (Some(out), Some(inp)) = (spelled(output)?, spelled(input)?) else {
+        return Ok(None);
+    };
+    Ok(if out == inp {
+        Some(IS_THE_INPUT)
+    } else if out.starts_with(&format!("{inp}/")) {
+        Some(INSIDE_THE_INPUT)
+    } else {
+        None
+    })
 }
 
 /// Lists the dataset at `input`, a folder or an object-store URL (one listing, `ImageFolder`
@@ -296,41 +328,6 @@ fn remote_images(
         keys,
         pipeline::REMOTE_READS_IN_FLIGHT,
     )))
-}
-
-/// [`check_output_location`] where either side is a URL: only a URL can lie inside a URL,
-/// and the comparison is of the normalised `scheme://bucket/prefix` spellings.
-fn check_url_location(output: &Path, input: &Path) -> Result<(), PipelineError> {
-    let spelled = |path: &Path| -> Result<Option<String>, PipelineError> {
-        Ok(match drift_store::Location::from_path(path)? {
-            drift_store::Location::Remote(remote) => Some(remote.url().to_owned()),
-            drift_store::Location::Local(_) => None,
-        })
-    };
-    let (Some(out), Some(inp)) = (spelled(output)?, spelled(input)?) else {
-        return Ok(());
-    };
-    let refuse = |relation, consequence| {
-        Err(PipelineError::OutputInInput {
-            output: output.to_owned(),
-            input: input.to_owned(),
-            relation,
-            consequence,
-        })
-    };
-    if out == inp {
-        return refuse(
-            "is",
-            "outputs cannot be written into the dataset they sample",
-        );
-    }
-    if out.starts_with(&format!("{inp}/")) {
-        return refuse(
-            "is inside",
-            "it would become an image-less class that breaks every later run on the dataset",
-        );
-    }
-    Ok(())
 }
 
 /// How samples are made and written. `Default` gives SPEC's defaults.
