@@ -94,18 +94,25 @@ def complete_output(client, prefix: str) -> dict[str, bytes]:
     return files
 
 
+def assert_equal_but_drift_json(remote: dict[str, bytes], folder: Path) -> dict[str, bytes]:
+    """Checks that ``remote`` holds the local output ``folder``'s files, each byte for byte
+    but drift.json (it names the input); returns the local files."""
+    local = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    local = {k: v for k, v in local.items() if not k.startswith(".")}
+    assert sorted(remote) == sorted(local)
+    for name in local:
+        if name != "drift.json":
+            assert remote[name] == local[name], name
+    return local
+
+
 def test_generate_to_and_from_s3_equals_a_local_run(s3, dataset, tmp_path):
     client, env = s3
     cli(*generate_args(str(dataset), str(tmp_path / "local")), env=env)
     upload(client, dataset, "datasets/demo")
     run = cli(*generate_args(f"s3://{BUCKET}/datasets/demo", f"s3://{BUCKET}/runs/one"), env=env)
     remote = complete_output(client, "runs/one")
-    local = {p.name: p.read_bytes() for p in (tmp_path / "local").iterdir() if p.is_file()}
-    local = {k: v for k, v in local.items() if not k.startswith(".")}
-    assert sorted(remote) == sorted(local)
-    for name in local:
-        if name != "drift.json":
-            assert remote[name] == local[name], name
+    local = assert_equal_but_drift_json(remote, tmp_path / "local")
     # drift.json differs only in the input's spelling.
     remote_record, local_record = json.loads(remote["drift.json"]), json.loads(local["drift.json"])
     assert remote_record["stream"]["input"] == f"s3://{BUCKET}/datasets/demo"
@@ -233,12 +240,7 @@ def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, m
     finally:
         ray.shutdown()
     remote = complete_output(client, "ray/out")
-    local = {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir() if p.is_file()}
-    local = {k: v for k, v in local.items() if not k.startswith(".")}
-    assert sorted(remote) == sorted(local)
-    for name in local:
-        if name != "drift.json":
-            assert remote[name] == local[name], name
+    assert_equal_but_drift_json(remote, tmp_path / "one")
     assert not objects(client, "ray/.drift-shards"), "shards removed after the merge"
     # The result reads its tables from the store.
     assert result.output_path == f"s3://{BUCKET}/ray/out"
