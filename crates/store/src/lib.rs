@@ -12,8 +12,11 @@
 //! URL, and never appear in what this crate writes or reports: URLs with a user, password or
 //! query are refused, and errors pass through [`redact`].
 
+mod assemble;
 mod images;
 pub mod transaction;
+
+pub use assemble::{AssemblyStats, Piece};
 
 pub use bytes::Bytes;
 pub use images::RemoteImages;
@@ -144,7 +147,16 @@ pub struct RemoteLocation {
     /// `scheme://bucket/prefix`, without a trailing slash.
     url: String,
     store: Arc<dyn ObjectStore>,
+    backend: Arc<Backend>,
     prefix: ObjectPath,
+}
+
+/// What a store offers beyond [`ObjectStore`]: the low-level multipart API (every back end has
+/// it) and, on S3, ranged part copies (`UploadPartCopy`, which object_store does not expose:
+/// see `assemble`).
+struct Backend {
+    multipart: Arc<dyn object_store::multipart::MultipartStore>,
+    s3: Option<assemble::S3PartCopy>,
 }
 
 impl std::fmt::Debug for RemoteLocation {
@@ -196,12 +208,17 @@ impl RemoteLocation {
         }
         let prefix = ObjectPath::parse(url.path().trim_matches('/'))
             .map_err(|e| bad_url(text, format!("not a valid object path ({e})")))?;
-        let store = open_store(&scheme, &url, &bucket)?;
+        let (store, backend) = open_store(&scheme, &url, &bucket)?;
         let url = match prefix.as_ref() {
             "" => format!("{scheme}://{bucket}"),
             path => format!("{scheme}://{bucket}/{path}"),
         };
-        Ok(Self { url, store, prefix })
+        Ok(Self {
+            url,
+            store,
+            backend,
+            prefix,
+        })
     }
 
     /// `scheme://bucket/prefix`.
@@ -654,25 +671,46 @@ pub struct RemoteObject {
     pub bytes: u64,
 }
 
+/// The store and what it offers beyond [`ObjectStore`], one concrete store behind both.
+fn opened<S>(store: S, s3: Option<assemble::S3PartCopy>) -> (Arc<dyn ObjectStore>, Arc<Backend>)
+where
+    S: ObjectStore + object_store::multipart::MultipartStore,
+{
+    let store = Arc::new(store);
+    let backend = Backend {
+        multipart: store.clone(),
+        s3,
+    };
+    (store, Arc::new(backend))
+}
+
 fn open_store(
     scheme: &str,
     url: &url::Url,
     bucket: &str,
-) -> Result<Arc<dyn ObjectStore>, StoreError> {
+) -> Result<(Arc<dyn ObjectStore>, Arc<Backend>), StoreError> {
     install_tls_provider();
-    let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match scheme {
+    let built = match scheme {
         "s3" | "s3a" => object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .build()
-            .map(|store| Arc::new(store) as _),
+            .map(|store| {
+                let store = Arc::new(store);
+                let s3 = assemble::S3PartCopy::new(store.clone(), bucket);
+                let backend = Backend {
+                    multipart: store.clone(),
+                    s3: Some(s3),
+                };
+                (store as Arc<dyn ObjectStore>, Arc::new(backend))
+            }),
         "gs" => object_store::gcp::GoogleCloudStorageBuilder::from_env()
             .with_bucket_name(bucket)
             .build()
-            .map(|store| Arc::new(store) as _),
+            .map(|store| opened(store, None)),
         "az" | "abfs" | "abfss" => object_store::azure::MicrosoftAzureBuilder::from_env()
             .with_url(url.as_str())
             .build()
-            .map(|store| Arc::new(store) as _),
+            .map(|store| opened(store, None)),
         "memory" => Ok(memory_store(bucket)),
         _ => unreachable!("schemes are checked before"),
     };
@@ -688,18 +726,24 @@ fn open_store(
 }
 
 /// `memory://NAME`: one in-memory store per name for the life of the process (tests).
-fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+fn memory_store(name: &str) -> (Arc<dyn ObjectStore>, Arc<Backend>) {
+    use object_store::memory::InMemory;
     use std::collections::HashMap;
     use std::sync::Mutex;
-    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
     let mut stores = STORES
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    stores
+    let store = stores
         .entry(name.to_owned())
-        .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
-        .clone()
+        .or_insert_with(|| Arc::new(InMemory::new()))
+        .clone();
+    let backend = Backend {
+        multipart: store.clone(),
+        s3: None,
+    };
+    (store, Arc::new(backend))
 }
 
 /// reqwest is built without a crypto provider (no aws-lc C build): ring's, once per process.
