@@ -47,6 +47,7 @@ mod samples;
 mod score;
 mod tables;
 mod transaction;
+pub mod zip_directory;
 
 pub use detect::{
     AlarmRow, EmbeddingBatch, EmbeddingBatches, OnlineRow, WindowRow, alarms_table, online_table,
