@@ -204,6 +204,66 @@ fn shards_on_a_store_merge_to_the_one_process_bytes() {
         assert_eq!(name, want_name);
         assert!(got == want, "{name} differs from the one-process output");
     }
+
+    // The merged zip was assembled in the store from the shards' zips and hashed once; with a
+    // hasher given (as the Ray driver gives a task), this process reads nothing of it.
+    let shard_paths: Vec<std::path::PathBuf> = shards.iter().map(Into::into).collect();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let hasher = |job: &drift_merge::ZipHashJob| {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(job.shards.len(), 3);
+        drift_merge::hash_assembled_zip(job)
+            .map(|hash| hash.sha256)
+            .map_err(|e| e.to_string())
+    };
+    let summary = drift_merge::merge_with(
+        &shard_paths,
+        Some(Path::new("memory://sharded/merged-2")),
+        false,
+        &|_, _| {},
+        Some(&hasher),
+    )
+    .unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(summary.hashed_bytes, 0);
+    // A memory store copies no ranges: the shards' zip sections pass through this process.
+    assert_eq!(summary.copied_bytes, 0);
+    assert!(summary.downloaded_bytes >= summary.zip_bytes);
+    let again = RemoteLocation::open("memory://sharded/merged-2").unwrap();
+    for name in ["sampled_images.zip", "drift.json", "drift_log.parquet"] {
+        let want = &local_files.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(
+            again.get(name).unwrap().as_ref() == want.as_slice(),
+            "{name}"
+        );
+    }
+
+    // A shard zip edited in the store (same size, one byte changed) is caught by the hash
+    // pass, and the output prefix is left with no output and nothing staged.
+    let shard = RemoteLocation::open("memory://sharded/run/shard-1/segment-1").unwrap();
+    let mut zip = shard.get("sampled_images.zip").unwrap().to_vec();
+    zip[100] ^= 0xff;
+    shard.put("sampled_images.zip", zip).unwrap();
+    let error = drift_merge::merge(
+        &shard_paths,
+        Some(Path::new("memory://sharded/merged-3")),
+        false,
+        &|_, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, drift_merge::MergeError::ShardZipChanged { url, .. }
+            if url.contains("shard-1")),
+        "{error}"
+    );
+    let left = RemoteLocation::open("memory://sharded/merged-3")
+        .unwrap()
+        .list()
+        .unwrap();
+    assert!(
+        left.iter().all(|o| o.key == ".drift-pipeline.lock"),
+        "{left:?}"
+    );
 }
 
 /// A stream continued from an output on a store, into a store, equals the local continuation;

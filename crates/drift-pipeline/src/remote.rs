@@ -35,10 +35,26 @@ pub fn scratch_folder(
 /// Uploads every committed scratch output (verified against its `drift.json` first) to its
 /// prefix's staging area, then commits them all together.
 pub fn publish(remotes: Vec<(RemoteOutput, PathBuf)>) -> Result<(), PipelineError> {
+    publish_staged(remotes, &[])
+}
+
+/// As [`publish`], for outputs whose files named in `staged` are already in their staging
+/// area (a zip assembled there): the scratch folder holds every other file and `drift.json`,
+/// which records them all.
+pub fn publish_staged(
+    remotes: Vec<(RemoteOutput, PathBuf)>,
+    staged: &[&str],
+) -> Result<(), PipelineError> {
     let mut commits = Vec::with_capacity(remotes.len());
     for (mut remote, local) in remotes {
-        let records = drift_writer::verify(&local)?;
-        for record in &records {
+        let records = match staged {
+            [] => drift_writer::verify(&local)?,
+            _ => listed_files(&local)?,
+        };
+        for record in records
+            .iter()
+            .filter(|r| !staged.contains(&r.name.as_str()))
+        {
             remote.stage_file(&local.join(&record.name), &record.name)?;
         }
         let marker = drift_writer::DRIFT_JSON;
@@ -46,6 +62,23 @@ pub fn publish(remotes: Vec<(RemoteOutput, PathBuf)>) -> Result<(), PipelineErro
         commits.push((remote, marker.to_owned()));
     }
     Ok(drift_store::transaction::commit_all(commits)?)
+}
+
+/// The files the `drift.json` in the local folder `local` lists (written by this process).
+fn listed_files(local: &Path) -> Result<Vec<drift_writer::FileRecord>, PipelineError> {
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        files: Vec<drift_writer::FileRecord>,
+    }
+    let path = local.join(drift_writer::DRIFT_JSON);
+    let unverified = |reason: String| drift_writer::WriterError::Unverified {
+        path: path.clone(),
+        reason,
+    };
+    let text = drift_core::read_small_text(&path, drift_core::METADATA_LIMIT)
+        .map_err(|e| unverified(e.to_string()))?;
+    let listing: Listing = serde_json::from_str(&text).map_err(|e| unverified(e.to_string()))?;
+    Ok(listing.files)
 }
 
 /// Downloads the remote folder `url` (every object below it but this tool's lock and staging)

@@ -9,6 +9,11 @@
 //! same settings hash), ranges as the shard plan ([`Shard::range`]) gives them. The merged
 //! outputs are one transaction.
 
+mod on_store;
+
+pub use on_store::{ShardZip, ZipHash, ZipHashJob, hash_assembled_zip};
+
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -177,6 +182,22 @@ pub enum MergeError {
     /// Shards or outputs on object storage could not be read or committed.
     #[error(transparent)]
     Remote(#[from] drift_pipeline::PipelineError),
+    /// A shard's zip on object storage whose bytes are not those its record hashed.
+    #[error(
+        "{url} hashes to {sha256}, but its drift.json records {recorded}: it changed after it \
+         was written"
+    )]
+    ShardZipChanged {
+        /// The shard's zip.
+        url: String,
+        /// What it hashes to.
+        sha256: String,
+        /// What its record says.
+        recorded: String,
+    },
+    /// The hasher given for an assembled zip failed (a task elsewhere).
+    #[error("hashing the merged zip failed: {0}")]
+    Hasher(String),
 }
 
 /// What a merge wrote.
@@ -190,55 +211,97 @@ pub struct MergeSummary {
     pub elapsed: Duration,
     /// What is allowed but worth knowing (shards embedded on different CPU kinds).
     pub warnings: Vec<String>,
-    /// Bytes downloaded from object storage (shards given as URLs).
+    /// Bytes downloaded from object storage (shards given as URLs) by this process to merge:
+    /// whole shards, or, merging on the store, their tables, records and directories.
     pub downloaded_bytes: u64,
+    /// Bytes of shard zips the store copied into the merged zips itself (merging on the store).
+    pub copied_bytes: u64,
+    /// Bytes this process read to hash the merged zips (merging on the store, when no hasher
+    /// elsewhere was given).
+    pub hashed_bytes: u64,
 }
+
+/// Hashes an assembled zip somewhere else than this process (a Ray task beside the store):
+/// given the job, returns the zip's SHA-256 as lowercase hex, or why not.
+pub type ZipHasher<'a> = &'a (dyn Fn(&ZipHashJob) -> Result<String, String> + Sync);
 
 /// One segment's shard output, read and checked.
 struct ShardOutput {
+    /// The shard output as given (a URL on object storage).
     folder: PathBuf,
+    /// Where its tables are read: the folder itself, or a local copy of them.
+    local: PathBuf,
     record: DriftRecord,
     shard: ShardRecord,
+    /// Its zip on object storage, when merging there.
+    zip: Option<on_store::StoredZip>,
+    local_copy: Option<remote::LocalCopy>,
 }
 
 /// Merges the shard folders `shards` (each holding a sharded run's `segment-N` folders, or
-/// such a `segment-N` folder itself) into `output` (a one-segment run) or each segment's own output folder, committed together.
-/// `progress` is told the samples copied so far and the total.
+/// such a `segment-N` folder itself) into `output` (a one-segment run) or each segment's own
+/// output folder, committed together. `progress` is told the samples copied so far and the
+/// total.
 pub fn merge(
     shards: &[PathBuf],
     output: Option<&Path>,
     overwrite: bool,
     progress: &dyn Fn(u64, u64),
 ) -> Result<MergeSummary, MergeError> {
+    merge_with(shards, output, overwrite, progress, None)
+}
+
+/// [`merge`], with the merged zips' hashing sent to `zip_hasher` when shards and outputs are
+/// all on object storage (see `on_store`); without one, this process reads them.
+pub fn merge_with(
+    shards: &[PathBuf],
+    output: Option<&Path>,
+    overwrite: bool,
+    progress: &dyn Fn(u64, u64),
+    zip_hasher: Option<ZipHasher<'_>>,
+) -> Result<MergeSummary, MergeError> {
     let started = Instant::now();
-    // Shards and outputs on object storage go through a local scratch folder: shards are
-    // downloaded, outputs written there and published by the remote transaction.
+    // Shards on object storage are read where they are: their records and tables downloaded,
+    // their zips read at the end only. Whole shards are downloaded only for a local output.
+    let on_store = !shards.is_empty() && shards.iter().all(|s| remote::is_url(s));
     let mut scratch = None;
-    let mut downloaded_bytes = 0;
-    let mut local_shards = Vec::with_capacity(shards.len());
-    for (index, shard) in shards.iter().enumerate() {
-        if remote::is_url(shard) {
-            let local = remote::scratch_folder(&mut scratch, index)?;
-            downloaded_bytes += remote::download_folder(shard, &local)?;
-            local_shards.push(local);
-        } else {
-            local_shards.push(shard.clone());
+    let (mut downloaded_bytes, mut fetched) = (0, 0);
+    let mut segments = read_shards(shards, &mut |shard| match on_store {
+        true => {
+            let (parts, bytes) = on_store::read_shard_folder(shard)?;
+            downloaded_bytes += bytes;
+            Ok(parts)
         }
-    }
-    let segments = read_shards(&local_shards)?;
+        false if remote::is_url(shard) => {
+            let local = remote::scratch_folder(&mut scratch, fetched)?;
+            fetched += 1;
+            downloaded_bytes += remote::download_folder(shard, &local)?;
+            let mut parts = read_local_shard_folder(&local)?;
+            for part in &mut parts {
+                part.folder = PathBuf::from(shard)
+                    .join(part.local.strip_prefix(&local).unwrap_or(Path::new("")));
+            }
+            Ok(parts)
+        }
+        false => read_local_shard_folder(shard),
+    })?;
     let outputs = output_folders(&segments, output, shards)?;
     let warnings = warnings(&segments);
     let total: u64 = segments.iter().map(|s| s[0].shard.segment_samples).sum();
+    let assemble = on_store && outputs.iter().all(|o| remote::is_url(o));
+    if on_store && !assemble {
+        // A local output needs the images: the shards' zips come down after all.
+        for part in segments.iter_mut().flatten() {
+            downloaded_bytes += on_store::download_zip(part)?;
+        }
+    }
     let mut folders = Vec::with_capacity(outputs.len());
     let mut remotes = Vec::new();
     for (index, output) in outputs.iter().enumerate() {
         let output = match remote::is_url(output) {
             false => output.clone(),
             true => {
-                let remote = remote::lock(output)?;
-                if !overwrite && let Some(url) = remote.existing_output().map_err(to_merge)? {
-                    return Err(WriterError::OutputExists { path: url.into() }.into());
-                }
+                let remote = on_store::lock_output(output, overwrite)?;
                 let local = remote::scratch_folder(&mut scratch, shards.len() + index)?;
                 remotes.push((remote, local.clone()));
                 local
@@ -251,17 +314,42 @@ pub fn merge(
         folders.push(folder);
     }
     let mut staged = Vec::with_capacity(outputs.len());
-    let (mut copied, mut zip_bytes) = (0u64, 0u64);
-    for (parts, folder) in segments.iter().zip(folders) {
-        let (output, bytes) = merge_segment(parts, folder, overwrite, &mut |n| {
+    let (mut copied, mut zip_bytes, mut copied_bytes) = (0u64, 0u64, 0u64);
+    let hashed_bytes = Cell::new(0u64);
+    let hash_here = |job: &ZipHashJob| {
+        let hash = hash_assembled_zip(job)?;
+        hashed_bytes.set(hashed_bytes.get() + hash.read_bytes);
+        Ok(hash.sha256)
+    };
+    let hash_elsewhere =
+        |job: &ZipHashJob| zip_hasher.expect("checked below")(job).map_err(MergeError::Hasher);
+    let hasher: &dyn Fn(&ZipHashJob) -> Result<String, MergeError> = match zip_hasher {
+        Some(_) => &hash_elsewhere,
+        None => &hash_here,
+    };
+    for (index, (parts, folder)) in segments.iter().zip(folders).enumerate() {
+        let mut count = |n| {
             copied += n;
             progress(copied, total);
-        })?;
+        };
+        let (output, bytes) = match assemble {
+            false => merge_segment(parts, folder, overwrite, &mut count)?,
+            true => {
+                let remote = &mut remotes[index].0;
+                let assembled = on_store::assemble_zip(parts, remote, hasher)?;
+                downloaded_bytes += assembled.stats.downloaded_bytes;
+                copied_bytes += assembled.stats.copied_bytes;
+                merge_rows(parts, folder, overwrite, assembled.zip, &mut count)?
+            }
+        };
         zip_bytes += bytes;
         staged.push(output);
     }
     let summaries = drift_writer::commit_outputs(staged)?;
-    remote::publish(remotes)?;
+    match assemble {
+        true => remote::publish_staged(remotes, &[drift_writer::SAMPLED_IMAGES])?,
+        false => remote::publish(remotes)?,
+    }
     Ok(MergeSummary {
         outputs: summaries
             .into_iter()
@@ -272,11 +360,9 @@ pub fn merge(
         elapsed: started.elapsed(),
         warnings,
         downloaded_bytes,
+        copied_bytes,
+        hashed_bytes: hashed_bytes.get(),
     })
-}
-
-fn to_merge(error: drift_pipeline::RemoteOutputError) -> MergeError {
-    MergeError::Remote(error.into())
 }
 
 /// Copies one segment's shards, in order, into `folder`'s staging area.
@@ -295,13 +381,13 @@ fn merge_segment(
     let mut writer = OutputWriter::create(folder, options, ClassTable::default())?;
     let mut zip_bytes = 0;
     for part in parts {
-        let reader = SampleReader::open(&part.folder)?;
+        let reader = SampleReader::open(&part.local)?;
         if reader.has_embeddings() != embeddings {
             return Err(MergeError::Embeddings {
                 folder: part.folder.clone(),
             });
         }
-        zip_bytes += std::fs::metadata(part.folder.join(drift_writer::SAMPLED_IMAGES))
+        zip_bytes += std::fs::metadata(part.local.join(drift_writer::SAMPLED_IMAGES))
             .map(|m| m.len())
             .unwrap_or(0);
         let mut samples = 0u64;
@@ -315,6 +401,45 @@ fn merge_segment(
         copied(samples % 256);
     }
     let staged = writer.finish(|files| merged_record(parts, files))?;
+    Ok((staged, zip_bytes))
+}
+
+/// Writes one segment's tables into `folder`'s staging area from its shards' rows, the merged
+/// zip (assembled on object storage) recorded as `zip`.
+fn merge_rows(
+    parts: &[ShardOutput],
+    folder: OutputFolder,
+    overwrite: bool,
+    zip: FileRecord,
+    copied: &mut dyn FnMut(u64),
+) -> Result<(StagedOutput, u64), MergeError> {
+    let embeddings = parts[0].record.embeddings.is_some();
+    let options = WriterOptions {
+        overwrite,
+        embeddings,
+        ..WriterOptions::default()
+    };
+    let mut writer = OutputWriter::create_rows_only(folder, options)?;
+    for part in parts {
+        let names = part.zip.as_ref().map(|z| z.names()).unwrap_or_default();
+        let reader = SampleReader::open_rows_only(&part.local, names)?;
+        if reader.has_embeddings() != embeddings {
+            return Err(MergeError::Embeddings {
+                folder: part.folder.clone(),
+            });
+        }
+        let mut samples = 0u64;
+        for sample in reader {
+            writer.append(&sample?)?;
+            samples += 1;
+            if samples.is_multiple_of(256) {
+                copied(256);
+            }
+        }
+        copied(samples % 256);
+    }
+    let zip_bytes = zip.bytes;
+    let staged = writer.finish_with_zip(zip, |files| merged_record(parts, files))?;
     Ok((staged, zip_bytes))
 }
 
@@ -342,15 +467,18 @@ fn merged_record(parts: &[ShardOutput], files: &[FileRecord]) -> String {
 
 /// Reads every shard folder's segment outputs and checks them: the result has one entry per
 /// segment of the run, each its shards in order.
-fn read_shards(shards: &[PathBuf]) -> Result<Vec<Vec<ShardOutput>>, MergeError> {
+fn read_shards(
+    shards: &[PathBuf],
+    read: &mut dyn FnMut(&Path) -> Result<Vec<ShardOutput>, MergeError>,
+) -> Result<Vec<Vec<ShardOutput>>, MergeError> {
     if shards.is_empty() {
         return Err(MergeError::NoShards);
     }
     let mut found: BTreeMap<(usize, u64), ShardOutput> = BTreeMap::new();
     let mut plan: Option<(usize, u64, PathBuf)> = None;
     for shard_folder in shards {
-        for folder in segment_folders(shard_folder)? {
-            let part = read_shard_output(&folder)?;
+        for part in read(shard_folder)? {
+            let folder = part.folder.clone();
             let (segments, count) = (part.shard.segments, part.shard.count);
             match &plan {
                 None => plan = Some((segments, count, folder.clone())),
@@ -426,12 +554,26 @@ fn segment_folders(shard_folder: &Path) -> Result<Vec<PathBuf>, MergeError> {
     Ok(numbered.into_iter().map(|(_, path)| path).collect())
 }
 
+/// The shard outputs of a local shard folder, each verified.
+fn read_local_shard_folder(shard_folder: &Path) -> Result<Vec<ShardOutput>, MergeError> {
+    segment_folders(shard_folder)?
+        .iter()
+        .map(|folder| read_shard_output(folder))
+        .collect()
+}
+
 fn read_shard_output(folder: &Path) -> Result<ShardOutput, MergeError> {
     drift_writer::verify(folder).map_err(|source| MergeError::Incomplete {
         folder: folder.to_owned(),
         source,
     })?;
-    let record: DriftRecord = records::read(&folder.join(drift_writer::DRIFT_JSON))?;
+    check_shard_output(folder, folder)
+}
+
+/// Reads the record of the shard output `folder` from `local` (the folder, or a verified local
+/// copy of its record and tables) and checks it is a shard of a run, as the shard plan says.
+fn check_shard_output(folder: &Path, local: &Path) -> Result<ShardOutput, MergeError> {
+    let record: DriftRecord = records::read(&local.join(drift_writer::DRIFT_JSON))?;
     let Some(shard) = record.shard.clone() else {
         return Err(MergeError::NotAShard {
             folder: folder.to_owned(),
@@ -462,8 +604,11 @@ fn read_shard_output(folder: &Path) -> Result<ShardOutput, MergeError> {
     }
     Ok(ShardOutput {
         folder: folder.to_owned(),
+        local: local.to_owned(),
         record,
         shard,
+        zip: None,
+        local_copy: None,
     })
 }
 

@@ -206,7 +206,7 @@ pub(crate) fn merge(error: &MergeError) -> Kind {
     match error {
         MergeError::Writer(error) => writer(error),
         MergeError::Remote(error) => pipeline(error),
-        MergeError::List { .. } => Kind::Storage,
+        MergeError::List { .. } | MergeError::Hasher(_) => Kind::Storage,
         MergeError::NoShards
         | MergeError::OutputForSegments { .. }
         | MergeError::OutputInShard { .. } => Kind::InvalidRun,
@@ -220,6 +220,7 @@ pub(crate) fn merge(error: &MergeError) -> Kind {
         | MergeError::Twice { .. }
         | MergeError::Missing { .. }
         | MergeError::OtherRun { .. }
+        | MergeError::ShardZipChanged { .. }
         | MergeError::Embeddings { .. } => Kind::Data,
     }
 }

@@ -424,17 +424,34 @@ fn index(
 
 /// Merges shard folders (`drift-pipeline merge`) into `output` (a one-segment run) or each
 /// segment's own folder. Returns the merged folders with their samples, the zip bytes copied,
-/// the seconds taken and any warnings.
+/// the seconds taken, any warnings and the bytes moved from and within object storage.
+/// `zip_hasher`, when shards and outputs are all on object storage, is called with each merged
+/// zip's hash job (JSON) and returns its SHA-256 (the Ray driver runs the job as a task, see
+/// `hash_assembled_zip`); without it this process reads the merged zips.
 #[pyfunction]
-#[pyo3(signature = (shards, output=None, overwrite=false))]
+#[pyo3(signature = (shards, output=None, overwrite=false, zip_hasher=None))]
 fn merge<'py>(
     py: Python<'py>,
     shards: Vec<PathBuf>,
     output: Option<PathBuf>,
     overwrite: bool,
+    zip_hasher: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let call_hasher = |job: &drift_merge::ZipHashJob| -> Result<String, String> {
+        let hasher = zip_hasher.as_ref().expect("only given with a hasher");
+        let job = serde_json::to_string(job).map_err(|e| e.to_string())?;
+        Python::attach(|py| {
+            hasher
+                .call1(py, (job,))
+                .and_then(|sha| sha.extract::<String>(py))
+                .map_err(|e| e.to_string())
+        })
+    };
+    let hasher: Option<drift_merge::ZipHasher<'_>> = zip_hasher.as_ref().map(|_| &call_hasher as _);
     let summary = py
-        .detach(|| drift_merge::merge(&shards, output.as_deref(), overwrite, &|_, _| {}))
+        .detach(|| {
+            drift_merge::merge_with(&shards, output.as_deref(), overwrite, &|_, _| {}, hasher)
+        })
         .map_err(|e| errors::raise(&e, errors::merge(&e)))?;
     let dict = PyDict::new(py);
     let outputs: Vec<(String, u64)> = summary
@@ -447,7 +464,22 @@ fn merge<'py>(
     dict.set_item("seconds", summary.elapsed.as_secs_f64())?;
     dict.set_item("warnings", summary.warnings)?;
     dict.set_item("downloaded_bytes", summary.downloaded_bytes)?;
+    dict.set_item("copied_bytes", summary.copied_bytes)?;
+    dict.set_item("hashed_bytes", summary.hashed_bytes)?;
     Ok(dict)
+}
+
+/// Runs a merged zip's hash job (JSON, as `merge` hands it to its `zip_hasher`): reads the
+/// assembled zip once, checking each shard's zip against its record. Returns the SHA-256 and
+/// the bytes read.
+#[pyfunction]
+fn hash_assembled_zip(py: Python<'_>, job: String) -> PyResult<(String, u64)> {
+    let job: drift_merge::ZipHashJob = serde_json::from_str(&job)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("not a hash job: {e}")))?;
+    let hash = py
+        .detach(|| drift_merge::hash_assembled_zip(&job))
+        .map_err(|e| errors::raise(&e, errors::merge(&e)))?;
+    Ok((hash.sha256, hash.read_bytes))
 }
 
 /// The bytes of one object (a file of an output on object storage).
@@ -736,6 +768,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(inspect, module)?)?;
     module.add_function(wrap_pyfunction!(index, module)?)?;
     module.add_function(wrap_pyfunction!(merge, module)?)?;
+    module.add_function(wrap_pyfunction!(hash_assembled_zip, module)?)?;
     module.add_function(wrap_pyfunction!(delete_remote_folder, module)?)?;
     module.add_function(wrap_pyfunction!(read_object, module)?)?;
     module.add_function(wrap_pyfunction!(merge_reports, module)?)?;

@@ -451,6 +451,18 @@ impl RemoteLocation {
 
     /// Copies object `from` to `to` inside the store (no bytes pass through this machine).
     pub fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        // S3 copies at most 5 GiB in one request; a bigger object is copied in ranged parts.
+        if self.backend.s3.is_some() {
+            let size = self.size(from)?;
+            if size > assemble::MAX_PART {
+                let piece = Piece::Range {
+                    source: self.clone(),
+                    key: from.to_owned(),
+                    range: 0..size,
+                };
+                return self.assemble(to, vec![piece], &mut |_| Ok(())).map(drop);
+            }
+        }
         let (source, target) = (self.path(from), self.path(to));
         let store = self.store.clone();
         block_on(async move { store.copy(&source, &target).await }).map_err(|e| self.error(from, e))

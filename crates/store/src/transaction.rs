@@ -157,6 +157,10 @@ struct LockRecord {
     /// The decided commit, in state `committing`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     plan: Option<Plan>,
+    /// Multipart uploads begun by the holder (staged key, upload id): a writer that finds the
+    /// holder dead aborts them, so their parts stop costing storage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    uploads: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -194,6 +198,16 @@ impl LockRecord {
     }
 
     fn check_names(&self, url: &str) -> Result<(), TransactionError> {
+        if let Some((key, _)) = self.uploads.iter().find(|(key, _)| {
+            key.strip_prefix(STAGING_PREFIX)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_none_or(|rest| !rest.split('/').all(drift_core::is_plain_name))
+        }) {
+            return Err(TransactionError::ForeignLock {
+                url: url.to_owned(),
+                reason: format!("it names the upload {key:?}, not one of a staged file"),
+            });
+        }
         let Some(plan) = &self.plan else {
             return Ok(());
         };
@@ -279,6 +293,7 @@ impl RemoteOutput {
             renewed_unix_ms: now_ms(),
             lease_ms,
             plan: None,
+            uploads: Vec::new(),
         };
         let url = location.url().to_owned();
         // Every round either takes the lock, finds a live holder, or saw another writer
@@ -390,6 +405,45 @@ impl RemoteOutput {
             self.staged.push(name.to_owned());
         }
         Ok(())
+    }
+
+    /// Writes staged file `name` as the concatenation of `pieces` (ranges of other objects,
+    /// copied by the store where it can: see [`RemoteLocation::assemble`]). The upload's id is
+    /// put in the lock first, so a writer killed half-way leaves no upload behind for long.
+    pub fn stage_assembled(
+        &mut self,
+        name: &str,
+        pieces: Vec<crate::Piece>,
+    ) -> Result<crate::AssemblyStats, TransactionError> {
+        self.check_lease()?;
+        let key = Self::staged_key(&self.txid(), name);
+        let mut lost = None;
+        let stats = self.location.assemble(&key, pieces, &mut |id| {
+            let upload = (key.clone(), id.to_owned());
+            self.swap(|record| record.uploads.push(upload))
+                .map_err(|error| {
+                    let reason = error.to_string();
+                    lost = Some(error);
+                    StoreError::Request {
+                        url: self.location.url_of(&key),
+                        reason,
+                    }
+                })
+        });
+        let stats = match (stats, lost) {
+            (Ok(stats), _) => stats,
+            (Err(_), Some(error)) => return Err(error),
+            (Err(error), None) => return Err(error.into()),
+        };
+        if !self.staged.iter().any(|n| n == name) {
+            self.staged.push(name.to_owned());
+        }
+        Ok(stats)
+    }
+
+    /// The URL of staged file `name` (to be read before the commit, e.g. to hash it).
+    pub fn staged_url(&self, name: &str) -> String {
+        self.location.url_of(&Self::staged_key(&self.txid(), name))
     }
 
     fn check_lease(&self) -> Result<(), TransactionError> {
@@ -507,6 +561,7 @@ impl RemoteOutput {
         self.swap(|record| {
             record.state = LockState::Free;
             record.plan = None;
+            record.uploads.clear();
         })
     }
 
@@ -548,6 +603,12 @@ impl RemoteOutput {
     /// Finishes a dead writer's decided commit, or removes what it staged.
     fn recover(&self, previous: Option<&LockRecord>) -> Result<Option<Recovery>, TransactionError> {
         let mut recovery = None;
+        if let Some(previous) = previous {
+            // Aborting an upload that was completed (or already aborted) is a no-op.
+            for (key, id) in &previous.uploads {
+                self.location.abort_upload(key, id)?;
+            }
+        }
         if let Some(previous) = previous
             && previous.state == LockState::Committing
             && let Some(plan) = &previous.plan
@@ -622,6 +683,7 @@ impl Drop for RemoteOutput {
             let _ = self.swap(|record| {
                 record.state = LockState::Free;
                 record.plan = None;
+                record.uploads.clear();
             });
         }
     }
@@ -862,6 +924,7 @@ mod tests {
                 marker: "marker.json".into(),
                 remove: vec![],
             }),
+            uploads: Vec::new(),
         };
         location
             .put(LOCK_OBJECT, serde_json::to_vec(&record).unwrap())
@@ -870,6 +933,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("not a lock this tool wrote"), "{error}");
+        // An upload to abort outside the staging area is refused the same way.
+        let record = LockRecord {
+            plan: None,
+            uploads: vec![("../elsewhere/x".into(), "id".into())],
+            ..record
+        };
+        location
+            .put(LOCK_OBJECT, serde_json::to_vec(&record).unwrap())
+            .unwrap();
+        let error = RemoteOutput::lock(&location, &FILES)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("names the upload"), "{error}");
         location.put(LOCK_OBJECT, b"garbage".to_vec()).unwrap();
         let error = RemoteOutput::lock(&location, &FILES)
             .unwrap_err()

@@ -392,12 +392,34 @@ impl OutputWriter {
                 check_zip_folder(class)?;
             }
         }
+        Self::begin(folder, options, classes, true)
+    }
+
+    /// Starts a new output in `folder` whose zip is made elsewhere: samples are appended
+    /// ([`OutputWriter::append`]) for their rows only, and [`OutputWriter::finish_with_zip`]
+    /// records the zip as it was made (a merge on object storage assembles it there).
+    pub fn create_rows_only(
+        folder: OutputFolder,
+        options: WriterOptions,
+    ) -> Result<Self, WriterError> {
+        Self::begin(folder, options, ClassTable::default(), false)
+    }
+
+    fn begin(
+        folder: OutputFolder,
+        options: WriterOptions,
+        classes: ClassTable,
+        with_zip: bool,
+    ) -> Result<Self, WriterError> {
         let mut staging = Staging::begin(folder, DRIFT_JSON, options.overwrite)?;
         let zip_abandoned = Arc::new(AtomicBool::new(false));
-        let zip = zip::ZipWriter::new(ZipSink::new(
-            staging.create(SAMPLED_IMAGES)?,
-            zip_abandoned.clone(),
-        ));
+        let zip = match with_zip {
+            true => Some(zip::ZipWriter::new(ZipSink::new(
+                staging.create(SAMPLED_IMAGES)?,
+                zip_abandoned.clone(),
+            ))),
+            false => None,
+        };
         let tables = Table::of_output(options.embeddings)
             .into_iter()
             .map(|table| {
@@ -411,7 +433,7 @@ impl OutputWriter {
             options,
             classes,
             archive: Archive {
-                zip: Some(zip),
+                zip,
                 abandoned: zip_abandoned,
             },
             tables,
@@ -541,17 +563,18 @@ impl OutputWriter {
     fn push(&mut self, row: &Row<'_>, png: &[u8]) -> Result<(), WriterError> {
         let zip_path = self.zip_path();
         let zip_path = &zip_path;
-        let zip = self.archive.zip.as_mut().expect("zip is open until finish");
         // PNG data is already deflated: store it. A fixed entry time keeps the archive
         // byte-identical between runs.
-        let entry_options = SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored)
-            .last_modified_time(zip::DateTime::default())
-            .unix_permissions(0o644);
-        zip.start_file(row.zip_entry, entry_options)
-            .map_err(|source| zip_error(zip_path, source))?;
-        zip.write_all(png)
-            .map_err(|source| io_error(zip_path, source))?;
+        if let Some(zip) = self.archive.zip.as_mut() {
+            let entry_options = SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored)
+                .last_modified_time(zip::DateTime::default())
+                .unix_permissions(0o644);
+            zip.start_file(row.zip_entry, entry_options)
+                .map_err(|source| zip_error(zip_path, source))?;
+            zip.write_all(png)
+                .map_err(|source| io_error(zip_path, source))?;
+        }
         for table in &mut self.tables {
             table.push(row)?;
         }
@@ -562,28 +585,40 @@ impl OutputWriter {
     /// Closes and syncs every file, then stages `drift.json`, made by `record` from the size
     /// and SHA-256 of every other file. Nothing is in place until the result is committed.
     pub fn finish(
+        self,
+        record: impl FnOnce(&[FileRecord]) -> String,
+    ) -> Result<StagedOutput, WriterError> {
+        self.finish_with(None, record)
+    }
+
+    /// Finishes an output made by [`OutputWriter::create_rows_only`]: `zip` is the record of
+    /// its zip, made elsewhere, listed first as a writer of the zip lists it.
+    pub fn finish_with_zip(
+        self,
+        zip: FileRecord,
+        record: impl FnOnce(&[FileRecord]) -> String,
+    ) -> Result<StagedOutput, WriterError> {
+        self.finish_with(Some(zip), record)
+    }
+
+    fn finish_with(
         mut self,
+        external_zip: Option<FileRecord>,
         record: impl FnOnce(&[FileRecord]) -> String,
     ) -> Result<StagedOutput, WriterError> {
         let zip_path = self.zip_path();
-        let zip = self.archive.zip.take().expect("zip is open until finish");
-        let sink = zip
-            .finish()
-            .map_err(|source| zip_error(&zip_path, source))?;
-        let file = sink
-            .file
-            .into_inner()
-            .map_err(|e| io_error(&zip_path, e.into_error()))?;
-        file.sync_all()
-            .map_err(|source| io_error(&zip_path, source))?;
-        let zip_bytes = file
-            .metadata()
-            .map_err(|source| io_error(&zip_path, source))?
-            .len();
+        let zip_bytes = match (self.archive.zip.take(), &external_zip) {
+            (Some(zip), None) => finish_zip(zip, &zip_path)?,
+            (None, Some(external)) => external.bytes,
+            _ => panic!("finish_with_zip is for an output created rows only, and only for it"),
+        };
         for table in &mut self.tables {
             table.finish()?;
         }
-        let records = self.staging.records()?;
+        let mut records = self.staging.records()?;
+        if let Some(external) = external_zip {
+            records.insert(0, external);
+        }
         self.staging
             .write(DRIFT_JSON, record(&records).as_bytes())?;
         Ok(StagedOutput {
@@ -595,6 +630,21 @@ impl OutputWriter {
             staging: self.staging,
         })
     }
+}
+
+/// Finishes and syncs the zip; returns its size.
+fn finish_zip(zip: zip::ZipWriter<ZipSink>, zip_path: &Path) -> Result<u64, WriterError> {
+    let sink = zip.finish().map_err(|source| zip_error(zip_path, source))?;
+    let file = sink
+        .file
+        .into_inner()
+        .map_err(|e| io_error(zip_path, e.into_error()))?;
+    file.sync_all()
+        .map_err(|source| io_error(zip_path, source))?;
+    Ok(file
+        .metadata()
+        .map_err(|source| io_error(zip_path, source))?
+        .len())
 }
 
 /// The archive being written; dropped unfinished, it abandons its sink first (see ZipSink).

@@ -128,10 +128,26 @@ fn column<'a, T: 'static>(
         .ok_or_else(|| bad(path, format!("column {name} is missing or of another type")))
 }
 
+/// The zip entries a reader checks the tables against: the zip itself, or (when the zip is
+/// elsewhere) its entries' names.
+enum Entries {
+    Zip(zip::ZipArchive<File>),
+    Names(Vec<String>),
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        match self {
+            Entries::Zip(zip) => zip.len(),
+            Entries::Names(names) => names.len(),
+        }
+    }
+}
+
 /// Reads an output folder's samples in order: [`SampleReader::open`], then iterate.
 pub struct SampleReader {
     folder: PathBuf,
-    zip: zip::ZipArchive<File>,
+    entries: Entries,
     entry: usize,
     input_mapping: TableCursor,
     target: TableCursor,
@@ -147,6 +163,17 @@ impl SampleReader {
         let file =
             drift_core::open_regular(&zip_path).map_err(|e| bad(&zip_path, e.to_string()))?;
         let zip = zip::ZipArchive::new(file).map_err(|e| bad(&zip_path, e.to_string()))?;
+        Self::open_with(folder, Entries::Zip(zip))
+    }
+
+    /// Opens the tables of the output in `folder` whose zip is elsewhere, its entries named
+    /// `entry_names` in order (its central directory's): samples come with their rows and no
+    /// PNG, each checked to be the entry the zip has in its place.
+    pub fn open_rows_only(folder: &Path, entry_names: Vec<String>) -> Result<Self, WriterError> {
+        Self::open_with(folder, Entries::Names(entry_names))
+    }
+
+    fn open_with(folder: &Path, entries: Entries) -> Result<Self, WriterError> {
         let drift_log = TableCursor::open(folder, crate::DRIFT_LOG)?;
         let schema = drift_log.reader.schema();
         if schema.fields() != crate::tables::drift_log_schema().fields() {
@@ -166,7 +193,7 @@ impl SampleReader {
         };
         Ok(Self {
             folder: folder.to_owned(),
-            zip,
+            entries,
             entry: 0,
             input_mapping: TableCursor::open(folder, crate::INPUT_MAPPING)?,
             target: TableCursor::open(folder, crate::TARGET)?,
@@ -182,12 +209,12 @@ impl SampleReader {
 
     /// Samples in the output (entries of its zip).
     pub fn len(&self) -> usize {
-        self.zip.len()
+        self.entries.len()
     }
 
     /// Whether it holds no sample.
     pub fn is_empty(&self) -> bool {
-        self.zip.is_empty()
+        self.len() == 0
     }
 
     fn read_next(&mut self) -> Result<Option<StoredSample>, WriterError> {
@@ -252,11 +279,26 @@ impl SampleReader {
     /// The bytes of the next zip entry, which must be named `name`.
     fn read_entry(&mut self, name: &str) -> Result<Vec<u8>, WriterError> {
         let zip_path = self.folder.join(crate::SAMPLED_IMAGES);
-        if self.entry >= self.zip.len() {
+        if self.entry >= self.entries.len() {
             return Err(bad(&zip_path, format!("has no entry {name}")));
         }
-        let mut file = self
-            .zip
+        let zip = match &mut self.entries {
+            Entries::Zip(zip) => zip,
+            Entries::Names(names) => {
+                if names[self.entry] != name {
+                    return Err(bad(
+                        &zip_path,
+                        format!(
+                            "entry {} is {}, where the drift log has {name}",
+                            self.entry, names[self.entry]
+                        ),
+                    ));
+                }
+                self.entry += 1;
+                return Ok(Vec::new());
+            }
+        };
+        let mut file = zip
             .by_index(self.entry)
             .map_err(|e| bad(&zip_path, e.to_string()))?;
         let entry_name = file
@@ -281,12 +323,12 @@ impl SampleReader {
     }
 
     fn check_end(&mut self) -> Result<(), WriterError> {
-        if self.entry != self.zip.len() {
+        if self.entry != self.entries.len() {
             return Err(bad(
                 &self.folder.join(crate::SAMPLED_IMAGES),
                 format!(
                     "has {} entries, the drift log {} rows",
-                    self.zip.len(),
+                    self.entries.len(),
                     self.entry
                 ),
             ));

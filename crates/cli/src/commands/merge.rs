@@ -64,10 +64,17 @@ pub(crate) fn merge(
         summary.zip_bytes as f64 / 1e6,
         summary.zip_bytes as f64 / 1e6 / seconds.max(1e-9)
     );
-    if summary.downloaded_bytes > 0 {
+    if summary.downloaded_bytes > 0 || summary.copied_bytes > 0 {
         outln!(
-            "{:.1} MB downloaded from object storage",
+            "{:.1} MB downloaded from object storage to merge",
             summary.downloaded_bytes as f64 / 1e6
+        );
+    }
+    if summary.copied_bytes > 0 {
+        outln!(
+            "{:.1} MB of images copied by the store itself; {:.1} MB read to hash the merged zip",
+            summary.copied_bytes as f64 / 1e6,
+            summary.hashed_bytes as f64 / 1e6
         );
     }
     Ok(())
