@@ -10,9 +10,10 @@ shard ran on the same CPU kind; the merge warns otherwise.
 Every worker must see the input, the shard folders and the outputs at the same places: paths
 on a shared file system, or object-store URLs (``s3://``, ``gs://``, ``az://``), which need
 no shared file system at all. With URLs a worker writes its shard to local scratch space and
-publishes it to the store; the driver downloads the shards to its scratch space, merges them
-and publishes the outputs (a server-side merge that moves no images through the driver is not
-built yet). Workers read their store's configuration from the environment: pass it with
+publishes it to the store; the driver merges without downloading the images: the store
+assembles each merged zip from the shards' zips (ranged part copies, plus the rebuilt central
+directory), the driver re-encodes the tables, and one more task reads the merged zip beside
+the store to hash it for ``drift.json`` (checking every shard's zip on the way). Workers read their store's configuration from the environment: pass it with
 ``ray.init(runtime_env={"env_vars": {...}})`` or the cluster's own (IAM roles, IRSA). The
 steps are :mod:`drift_pipeline.sharding`'s, which any other engine can use.
 
@@ -98,6 +99,14 @@ def _make_shard(
         os.environ.pop(sharding.ABORT_ENV, None)
 
 
+def _zip_hasher(num_cpus: float, max_retries: int) -> Any:
+    """Hashes merged zips in a Ray task: the driver moves no image bytes."""
+    task = _ray.remote(
+        num_cpus=num_cpus, max_retries=max_retries, retry_exceptions=True
+    )(sharding.hash_zip)
+    return lambda job: _ray.get(task.remote(job))
+
+
 def run_scenario(
     scenario: os.PathLike | str | Mapping[str, Any],
     num_shards: int,
@@ -150,7 +159,12 @@ def run_scenario(
     ]
     _ray.get(pending)
     single = output_path is not None and len(segments) == 1
-    results, warnings = sharding.merge_shards(folders, output_path if single else None, overwrite)
+    results, warnings = sharding.merge_shards(
+        folders,
+        output_path if single else None,
+        overwrite,
+        _zip_hasher(num_cpus, max_retries),
+    )
     for warning in warnings:
         import warnings as _warnings
 

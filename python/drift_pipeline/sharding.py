@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from drift_pipeline import (
     DetectionResult,
@@ -143,23 +143,40 @@ def merge_shards(
     folders: Sequence[os.PathLike | str],
     output_path: os.PathLike | str | None,
     overwrite: bool,
+    zip_hasher: Callable[[str], str] | None = None,
 ) -> tuple[list[SampleResult], list[str]]:
     """Merges shard folders into ``output_path`` (a one-segment run) or each segment's own
-    folder; returns the merged outputs, read back, and the merge's warnings."""
+    folder; returns the merged outputs, read back, and the merge's warnings.
+
+    With shards and outputs on object storage the merged zip is assembled by the store and
+    only its SHA-256 needs its bytes read: ``zip_hasher`` is then given each merged zip's hash
+    job (a JSON string) and returns the hash, e.g. by running :func:`hash_zip` elsewhere (the
+    Ray driver runs it as a task); without one this process reads the zip."""
     merged = _native.merge(
         [os.fspath(f) for f in folders],
         None if output_path is None else os.fspath(output_path),
         overwrite,
+        zip_hasher,
     )
     moved = {
         "merge_zip_bytes": merged["zip_bytes"],
         "merge_downloaded_bytes": merged["downloaded_bytes"],
+        "merge_copied_bytes": merged["copied_bytes"],
+        "merge_hashed_bytes": merged["hashed_bytes"],
     }
     results = [
         SampleResult.read(folder, {"samples": samples, **moved})
         for folder, samples in merged["outputs"]
     ]
     return results, list(merged["warnings"])
+
+
+def hash_zip(job: str) -> str:
+    """Runs a merged zip's hash job (from :func:`merge_shards`'s ``zip_hasher``): reads the
+    zip assembled on object storage once, checks each shard's zip against its record on the
+    way, and returns the zip's SHA-256."""
+    sha256, _read = _native.hash_assembled_zip(job)
+    return sha256
 
 
 def evaluate_arguments(

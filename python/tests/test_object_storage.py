@@ -220,10 +220,12 @@ def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, m
     for key in AWS_KEYS:
         monkeypatch.setenv(key, env[key])
     upload(client, dataset, "ray/dataset")
-    transforms = ["rotate=0.5", "gaussian_blur=0.3"]
-    reference = drift_pipeline.ImageDatasetGenerator(5, dataset, input_dim=24)
-    reference.add_drift(transforms, "gradual:width=4")
-    reference.sample(12, tmp_path / "one")
+    # Noisy 1024-pixel images: each shard's zip is over S3's 5 MiB part minimum, so the merge
+    # copies every image in the store, as it does at scale.
+    transforms = ["gaussian_noise=1.0", "brightness=0.3"]
+    reference = drift_pipeline.ImageDatasetGenerator(5, dataset, input_dim=1024)
+    reference.add_drift(transforms, "abrupt")
+    reference.sample(16, tmp_path / "one")
 
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     ray.init(
@@ -234,8 +236,8 @@ def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, m
         result = dray.generate(
             input_path=f"s3://{BUCKET}/ray/dataset",
             output_path=f"s3://{BUCKET}/ray/out",
-            num_samples=12, seed=5, transforms=transforms, drift="gradual:width=4",
-            num_shards=2, input_dim=24,
+            num_samples=16, seed=5, transforms=transforms, drift="abrupt",
+            num_shards=2, input_dim=1024,
         )
     finally:
         ray.shutdown()
@@ -244,9 +246,19 @@ def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, m
     assert not objects(client, "ray/.drift-shards"), "shards removed after the merge"
     # The result reads its tables from the store.
     assert result.output_path == f"s3://{BUCKET}/ray/out"
-    assert result.input_mapping.height == 12
-    assert result.record["samples"] == 12
-    # The driver downloaded the shards: their zips, tables and records, nothing else.
+    assert result.input_mapping.height == 16
+    assert result.record["samples"] == 16
+    # The store copied the images; the driver downloaded the shards' tables, records and zip
+    # directories only, and a task hashed the merged zip.
+    zip_bytes = len(remote["sampled_images.zip"])
+    tables = sum(len(v) for k, v in remote.items() if k != "sampled_images.zip")
     downloaded = result.summary["merge_downloaded_bytes"]
-    print(f"driver downloaded {downloaded} bytes for a {len(remote['sampled_images.zip'])}-byte zip")
-    assert result.summary["merge_zip_bytes"] < downloaded < 2 * len(remote["sampled_images.zip"]) + 200_000
+    copied = result.summary["merge_copied_bytes"]
+    print(
+        f"driver downloaded {downloaded} bytes for a {zip_bytes}-byte zip (tables and record "
+        f"{tables} bytes); the store copied {copied}"
+    )
+    assert zip_bytes > 2 * 5 * 2**20
+    assert copied > 0.99 * zip_bytes
+    assert result.summary["merge_hashed_bytes"] == 0
+    assert downloaded <= 0.02 * zip_bytes + 2 * tables
