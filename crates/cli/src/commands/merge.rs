@@ -66,8 +66,9 @@ pub(crate) fn merge(
     );
     if summary.downloaded_bytes > 0 || summary.copied_bytes > 0 {
         outln!(
-            "{:.1} MB downloaded from object storage to merge",
-            summary.downloaded_bytes as f64 / 1e6
+            "{:.1} MB ({} bytes) downloaded from object storage to merge",
+            summary.downloaded_bytes as f64 / 1e6,
+            summary.downloaded_bytes
         );
     }
     if summary.copied_bytes > 0 {
