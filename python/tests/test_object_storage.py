@@ -204,6 +204,32 @@ def test_a_writer_killed_while_publishing_leaves_the_old_output_or_the_new(s3, d
     assert not [k for k in objects(client, prefix) if k.startswith(".drift-pipeline.staging")]
 
 
+def test_a_merge_killed_while_assembling_leaves_no_upload_behind(s3, dataset, tmp_path):
+    """The merged zip is a multipart upload assembled in the output's staging area; a merge
+    killed before completing it leaves the upload open, and the next writer aborts it (its id
+    is in the lock) and merges to the one-process bytes."""
+    client, env = s3
+    cli(*generate_args(str(dataset), str(tmp_path / "one"), seed=6), env=env)
+    shards = [f"s3://{BUCKET}/assembling/shard-{k}" for k in range(2)]
+    for k, shard in enumerate(shards):
+        cli(*generate_args(str(dataset), shard, seed=6), "--shard", f"{k}/2", env=env)
+    out = f"s3://{BUCKET}/assembling/out"
+    uploads = lambda: client.list_multipart_uploads(
+        Bucket=BUCKET, Prefix="assembling/out/"
+    ).get("Uploads", [])
+    dying = cli(
+        "merge", "--output", out, *shards,
+        env=dict(env, DRIFT_PIPELINE_TEST_ABORT_AT="remote-assembling"), check=False,
+    )
+    assert dying.returncode != 0
+    assert "drift.json" not in objects(client, "assembling/out")
+    left = uploads()
+    assert len(left) == 1 and left[0]["Key"].endswith("/sampled_images.zip"), left
+    merged = cli("merge", "--output", out, *shards, env=env)
+    assert uploads() == [], "the dead merge's upload was aborted"
+    assert_equal_but_drift_json(complete_output(client, "assembling/out"), tmp_path / "one")
+
+
 AWS_KEYS = ("AWS_ENDPOINT", "AWS_ALLOW_HTTP", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
 
 

@@ -193,6 +193,7 @@ impl RemoteLocation {
                     .await
             });
             let ids = uploaded.into_iter().collect::<Result<Vec<_>, _>>()?;
+            crate::transaction::fault_point("remote-assembling");
             block_on(multipart.complete_multipart(&path, &id, ids))
                 .map_err(|e| self.error(relative, e))
         });

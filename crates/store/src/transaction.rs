@@ -44,11 +44,12 @@ pub const STAGING_PREFIX: &str = ".drift-pipeline.staging";
 pub const LEASE_ENV: &str = "DRIFT_PIPELINE_LOCK_LEASE_SECS";
 const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 
-/// Set to a fault point's name (`remote-staged`, `remote-mid-commit`, `remote-committed`) to
-/// abort the process there, as a kill would (tests only).
+/// Set to a fault point's name (`remote-staged`, `remote-mid-commit`, `remote-committed`, and
+/// `remote-assembling`: an assembled file's parts uploaded, the upload not completed) to abort
+/// the process there, as a kill would (tests only).
 const ABORT_AT_ENV: &str = "DRIFT_PIPELINE_TEST_ABORT_AT";
 
-fn fault_point(name: &str) {
+pub(crate) fn fault_point(name: &str) {
     if std::env::var_os(ABORT_AT_ENV).is_some_and(|value| value == name) {
         std::process::abort();
     }
