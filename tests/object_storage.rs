@@ -238,6 +238,40 @@ fn shards_on_a_store_merge_to_the_one_process_bytes() {
         );
     }
 
+    // The no-merge layout: the shards listed in order, with their records' sizes and hashes,
+    // which are those of the objects in the store.
+    let mut args = vec!["drift-pipeline", "merge", "--index", "-q", "--output"];
+    args.push("memory://sharded/index");
+    args.extend(shards.iter().rev().map(String::as_str));
+    assert_eq!(drift_pipeline_cli::main_with(args.clone()), 0);
+    let index_location = RemoteLocation::open("memory://sharded/index").unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&index_location.get("shard-index.json").unwrap()).unwrap();
+    let listed = index["segments"][0]["shards"].as_array().unwrap();
+    assert_eq!(index["segments"][0]["samples"], 14);
+    let mut next_id = 0;
+    for (k, shard) in listed.iter().enumerate() {
+        assert_eq!(shard["shard"], format!("{k}/3"));
+        let output = shard["output"].as_str().unwrap();
+        assert_eq!(output, format!("{}/segment-1", shards[k]));
+        assert_eq!(shard["first_sample_id"], next_id);
+        next_id = shard["last_sample_id"].as_u64().unwrap() + 1;
+        let location = RemoteLocation::open(output).unwrap();
+        for file in shard["files"].as_array().unwrap() {
+            let bytes = location.get(file["name"].as_str().unwrap()).unwrap();
+            let sha: String =
+                sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes))
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+            assert_eq!(file["sha256"], sha);
+            assert_eq!(file["bytes"], bytes.len());
+        }
+    }
+    assert_eq!(next_id, 14);
+    // Written once: a second index refuses to replace it.
+    assert_ne!(drift_pipeline_cli::main_with(args), 0);
+
     // A shard zip edited in the store (same size, one byte changed) is caught by the hash
     // pass, and the output prefix is left with no output and nothing staged.
     let shard = RemoteLocation::open("memory://sharded/run/shard-1/segment-1").unwrap();

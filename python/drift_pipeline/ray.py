@@ -119,8 +119,9 @@ def run_scenario(
     max_retries: int = 3,
     overwrite: bool = False,
     keep_shards: bool = False,
+    merge: bool = True,
     _fail_once: Sequence[int] = (),
-) -> list[SampleResult]:
+) -> list[SampleResult] | dict[str, Any]:
     """Runs a scenario (a TOML file or a dict, as :func:`drift_pipeline.run_scenario`) as
     ``num_shards`` Ray tasks and merges them; returns each segment's merged output, read back.
 
@@ -131,6 +132,9 @@ def run_scenario(
     driver, verified when the run skips bad images, so no worker lists the dataset again).
     Each task asks Ray for ``num_cpus`` CPUs and, when the scenario's device is ``gpu``,
     ``num_gpus`` GPUs (default 1). ``num_shards`` is lowered to the smallest segment's size.
+    ``merge=False`` keeps the shards and commits ``shard-index.json`` listing them into
+    ``output_path`` (default: the first segment's output) instead, and returns that index (the
+    no-merge layout: see :func:`drift_pipeline.sharding.index_shards`).
     """
     _check_num_shards(num_shards)
     plan = sharding.plan_scenario(scenario)
@@ -158,6 +162,8 @@ def run_scenario(
         for k, folder in enumerate(folders)
     ]
     _ray.get(pending)
+    if not merge:
+        return sharding.index_shards(folders, first_output, overwrite)
     single = output_path is not None and len(segments) == 1
     results, warnings = sharding.merge_shards(
         folders,
@@ -190,14 +196,17 @@ def generate(
     num_gpus: float | None = None,
     max_retries: int = 3,
     keep_shards: bool = False,
+    merge: bool = True,
     _fail_once: Sequence[int] = (),
     **keywords: Any,
-) -> SampleResult:
+) -> SampleResult | dict[str, Any]:
     """``drift-pipeline generate`` as ``num_shards`` Ray tasks, merged: the same bytes as
     ``ImageDatasetGenerator(seed, input_path, **keywords)`` with ``transforms`` (strings such
     as ``"gaussian_blur=0.3"`` or :class:`TransformInfo`) and ``drift`` (a shape) sampling
     ``num_samples`` into ``output_path``. ``keywords`` are the generator's (``input_dim``,
-    ``compute_embeddings``, ``weights``, ``skip_bad_images``, ``overwrite``, ...)."""
+    ``compute_embeddings``, ``weights``, ``skip_bad_images``, ``overwrite``, ...).
+    ``merge=False``: the shards stay and ``output_path`` gets ``shard-index.json`` listing
+    them; the index is returned (see :func:`run_scenario`)."""
     overwrite = bool(keywords.get("overwrite", False))
     scenario = sharding.generate_scenario(
         input_path, output_path, num_samples, seed, transforms,
@@ -214,9 +223,10 @@ def generate(
         max_retries=max_retries,
         overwrite=overwrite,
         keep_shards=keep_shards,
+        merge=merge,
         _fail_once=_fail_once,
     )
-    return results[0]
+    return results[0] if merge else results
 
 
 def evaluate(

@@ -10,6 +10,7 @@ retried shard replaces a half-made attempt, so any engine's retries are safe.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from drift_pipeline import (
     SampleResult,
     TransformArg,
     _evaluate_args,
+    _is_url,
     _place,
     _native,
     _detect_args,
@@ -39,12 +41,15 @@ __all__ = [
     "evaluate_arguments",
     "evaluate_shard",
     "generate_scenario",
+    "hash_zip",
     "index_dataset",
+    "index_shards",
     "make_shard",
     "merge_detect_reports",
     "merge_reports",
     "merge_shards",
     "plan_scenario",
+    "read_shard_index",
 ]
 
 #: The writer's test hook (``DRIFT_PIPELINE_TEST_ABORT_AT``): tests kill a worker mid-shard.
@@ -169,6 +174,35 @@ def merge_shards(
         for folder, samples in merged["outputs"]
     ]
     return results, list(merged["warnings"])
+
+
+def index_shards(
+    folders: Sequence[os.PathLike | str],
+    output_path: os.PathLike | str,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """The no-merge layout: checks the shard folders as a merge would and commits
+    ``shard-index.json`` into ``output_path`` (a folder or an object-store prefix), listing the
+    shard outputs in sample order with their files' sizes and SHA-256; returns the index.
+    Read the run as one dataset from it, e.g. with polars::
+
+        index = drift_pipeline.sharding.read_shard_index("s3://bucket/run")
+        outputs = [s["output"] for s in index["segments"][0]["shards"]]
+        rows = pl.concat([pl.read_parquet(f"{o}/input_mapping.parquet") for o in outputs])
+    """
+    text = _native.write_shard_index(
+        [os.fspath(f) for f in folders], os.fspath(output_path), overwrite
+    )
+    return json.loads(text)
+
+
+def read_shard_index(location: os.PathLike | str) -> dict[str, Any]:
+    """The ``shard-index.json`` that :func:`index_shards` committed into ``location`` (a folder
+    or an object-store prefix)."""
+    place = os.fspath(location)
+    if _is_url(place):
+        return json.loads(_native.read_object(place.rstrip("/") + "/shard-index.json"))
+    return json.loads(Path(place, "shard-index.json").read_text())
 
 
 def hash_zip(job: str) -> str:

@@ -288,3 +288,51 @@ def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, m
     assert copied > 0.99 * zip_bytes
     assert result.summary["merge_hashed_bytes"] == 0
     assert downloaded <= 0.02 * zip_bytes + 2 * tables
+
+
+def test_the_no_merge_layout_reads_as_one_dataset(s3, dataset, tmp_path, monkeypatch):
+    """Ray with ``merge=False``: the shards stay on S3 and ``shard-index.json`` lists them;
+    reading the shards' tables in the index's order with polars gives one process's tables,
+    and each listed hash is the object's."""
+    import polars as pl
+    import ray
+
+    import drift_pipeline.ray as dray
+    from drift_pipeline import sharding
+
+    client, env = s3
+    for key in AWS_KEYS:
+        monkeypatch.setenv(key, env[key])
+    cli(*generate_args(str(dataset), str(tmp_path / "one"), seed=8), env=env)
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False,
+        runtime_env={"env_vars": {key: env[key] for key in AWS_KEYS}},
+    )
+    try:
+        returned = dray.generate(
+            input_path=str(dataset), output_path=f"s3://{BUCKET}/nomerge/out",
+            num_samples=10, seed=8, transforms=["rotate=0.4"], num_shards=3, input_dim=24,
+            shard_dir=f"s3://{BUCKET}/nomerge/shards", merge=False,
+        )
+    finally:
+        ray.shutdown()
+    index = sharding.read_shard_index(f"s3://{BUCKET}/nomerge/out")
+    assert index == returned
+    listed = index["segments"][0]["shards"]
+    assert [s["shard"] for s in listed] == ["0/3", "1/3", "2/3"]
+    for shard in listed:
+        prefix = shard["output"][len(f"s3://{BUCKET}/"):]
+        for file in shard["files"]:
+            body = client.get_object(Bucket=BUCKET, Key=f"{prefix}/{file['name']}")["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == file["sha256"]
+    # The README's recipe: the run as one table, in sample order.
+    storage = {"aws_endpoint_url": env["AWS_ENDPOINT"], "aws_allow_http": "true",
+               "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+               "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"], "aws_region": "us-east-1"}
+    for table in ("input_mapping", "target"):
+        rows = pl.concat([
+            pl.read_parquet(f"{s['output']}/{table}.parquet", storage_options=storage)
+            for s in listed
+        ])
+        assert rows.equals(pl.read_parquet(tmp_path / "one" / f"{table}.parquet")), table

@@ -73,6 +73,11 @@ pub(crate) enum Command {
         /// segments go where it says).
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// Do not merge: check the shards as a merge would and write shard-index.json into
+        /// --output, listing them in sample order with their files' sizes and SHA-256 (the
+        /// no-merge layout, for loaders that read shards).
+        #[arg(long)]
+        index: bool,
         /// Replace existing outputs.
         #[arg(long)]
         overwrite: bool,

@@ -253,6 +253,14 @@ fn dispatch(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
         Command::Merge {
             shards,
             output,
+            index: true,
+            overwrite,
+            quiet: _,
+        } => merge::index(&shards, output.as_deref(), overwrite),
+        Command::Merge {
+            shards,
+            output,
+            index: false,
             overwrite,
             quiet,
         } => merge::merge(&shards, output.as_deref(), overwrite, quiet),

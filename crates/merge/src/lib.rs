@@ -9,8 +9,10 @@
 //! same settings hash), ranges as the shard plan ([`Shard::range`]) gives them. The merged
 //! outputs are one transaction.
 
+mod index;
 mod on_store;
 
+pub use index::{IndexedSegment, IndexedShard, SHARD_INDEX, ShardIndex, write_index};
 pub use on_store::{ShardZip, ZipHash, ZipHashJob, hash_assembled_zip};
 
 use std::cell::Cell;

@@ -159,38 +159,10 @@ fn hex(bytes: &[u8]) -> String {
 /// the record) into local copies, its zips read at their ends only. Returns the outputs and
 /// the bytes downloaded.
 pub(crate) fn read_shard_folder(url: &Path) -> Result<(Vec<ShardOutput>, u64), MergeError> {
-    let location = RemoteLocation::from_url_path(url).map_err(PipelineError::from)?;
-    let segments = match location
-        .exists(drift_writer::DRIFT_JSON)
-        .map_err(PipelineError::from)?
-    {
-        true => vec![location],
-        false => {
-            let mut numbered: Vec<(usize, String)> = location
-                .list()
-                .map_err(PipelineError::from)?
-                .into_iter()
-                .filter_map(|object| {
-                    let (segment, name) = object.key.split_once('/')?;
-                    let n = segment.strip_prefix("segment-")?.parse().ok()?;
-                    (name == drift_writer::DRIFT_JSON).then(|| (n, segment.to_owned()))
-                })
-                .collect();
-            if numbered.is_empty() {
-                return Err(MergeError::NoShardOutput {
-                    folder: url.to_owned(),
-                });
-            }
-            numbered.sort();
-            numbered
-                .into_iter()
-                .map(|(_, segment)| location.join(&segment))
-                .collect()
-        }
-    };
+    let (segments, _) = remote_segments(url)?;
     let mut outputs = Vec::with_capacity(segments.len());
     let mut downloaded = 0;
-    for segment in segments {
+    for (_, segment) in segments {
         let copy = segment
             .fetch_output(drift_writer::DRIFT_JSON, &[SAMPLED_IMAGES])
             .map_err(|source| MergeError::Incomplete {
@@ -237,6 +209,44 @@ pub(crate) fn read_shard_folder(url: &Path) -> Result<(Vec<ShardOutput>, u64), M
         outputs.push(part);
     }
     Ok((outputs, downloaded))
+}
+
+/// The segment outputs below the shard URL `url` (itself, when it holds a `drift.json`, else
+/// its `segment-N` prefixes in order), each with its keys' prefix in the listing (`""` or
+/// `"segment-N/"`), and that listing (one request).
+pub(crate) fn remote_segments(
+    url: &Path,
+) -> Result<
+    (
+        Vec<(String, RemoteLocation)>,
+        Vec<drift_store::RemoteObject>,
+    ),
+    MergeError,
+> {
+    let location = RemoteLocation::from_url_path(url).map_err(PipelineError::from)?;
+    let listing = location.list().map_err(PipelineError::from)?;
+    if listing.iter().any(|o| o.key == drift_writer::DRIFT_JSON) {
+        return Ok((vec![(String::new(), location)], listing));
+    }
+    let mut numbered: Vec<(usize, String)> = listing
+        .iter()
+        .filter_map(|object| {
+            let (segment, name) = object.key.split_once('/')?;
+            let n = segment.strip_prefix("segment-")?.parse().ok()?;
+            (name == drift_writer::DRIFT_JSON).then(|| (n, segment.to_owned()))
+        })
+        .collect();
+    if numbered.is_empty() {
+        return Err(MergeError::NoShardOutput {
+            folder: url.to_owned(),
+        });
+    }
+    numbered.sort();
+    let segments = numbered
+        .into_iter()
+        .map(|(_, segment)| (format!("{segment}/"), location.join(&segment)))
+        .collect();
+    Ok((segments, listing))
 }
 
 fn zip_error(segment: &RemoteLocation, reason: String) -> MergeError {

@@ -469,6 +469,22 @@ fn merge<'py>(
     Ok(dict)
 }
 
+/// Checks shard folders as `merge` would and commits `shard-index.json` listing them into
+/// `output` (`drift-pipeline merge --index`, the no-merge layout); returns the index as JSON.
+#[pyfunction]
+#[pyo3(signature = (shards, output, overwrite=false))]
+fn write_shard_index(
+    py: Python<'_>,
+    shards: Vec<PathBuf>,
+    output: PathBuf,
+    overwrite: bool,
+) -> PyResult<String> {
+    let index = py
+        .detach(|| drift_merge::write_index(&shards, &output, overwrite))
+        .map_err(|e| errors::raise(&e, errors::merge(&e)))?;
+    Ok(serde_json::to_string(&index).expect("an index serialises"))
+}
+
 /// Runs a merged zip's hash job (JSON, as `merge` hands it to its `zip_hasher`): reads the
 /// assembled zip once, checking each shard's zip against its record. Returns the SHA-256 and
 /// the bytes read.
@@ -769,6 +785,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(index, module)?)?;
     module.add_function(wrap_pyfunction!(merge, module)?)?;
     module.add_function(wrap_pyfunction!(hash_assembled_zip, module)?)?;
+    module.add_function(wrap_pyfunction!(write_shard_index, module)?)?;
     module.add_function(wrap_pyfunction!(delete_remote_folder, module)?)?;
     module.add_function(wrap_pyfunction!(read_object, module)?)?;
     module.add_function(wrap_pyfunction!(merge_reports, module)?)?;

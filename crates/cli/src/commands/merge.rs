@@ -7,6 +7,28 @@ use anyhow::Result;
 
 use crate::report::ProgressReport;
 
+/// `merge --index`: the shards checked and listed in `shard-index.json`, not merged.
+pub(crate) fn index(shards: &[PathBuf], output: Option<&Path>, overwrite: bool) -> Result<()> {
+    let output = output.ok_or_else(|| {
+        anyhow::anyhow!("merge --index: give the folder for shard-index.json with --output")
+    })?;
+    let index = drift_merge::write_index(shards, output, overwrite)?;
+    for segment in &index.segments {
+        outln!(
+            "segment {}: {} samples in {} shards",
+            segment.segment,
+            segment.samples,
+            segment.shards.len()
+        );
+    }
+    outln!(
+        "wrote {} listing {} shard outputs",
+        Path::new(&output).join(drift_merge::SHARD_INDEX).display(),
+        index.segments.iter().map(|s| s.shards.len()).sum::<usize>()
+    );
+    Ok(())
+}
+
 pub(crate) fn merge(
     shards: &[PathBuf],
     output: Option<&Path>,
