@@ -211,18 +211,16 @@ pub(crate) fn read_shard_folder(url: &Path) -> Result<(Vec<ShardOutput>, u64), M
     Ok((outputs, downloaded))
 }
 
+/// Segment outputs below a shard URL, with their keys' prefix, and the shard's listing.
+pub(crate) type RemoteSegments = (
+    Vec<(String, RemoteLocation)>,
+    Vec<drift_store::RemoteObject>,
+);
+
 /// The segment outputs below the shard URL `url` (itself, when it holds a `drift.json`, else
 /// its `segment-N` prefixes in order), each with its keys' prefix in the listing (`""` or
 /// `"segment-N/"`), and that listing (one request).
-pub(crate) fn remote_segments(
-    url: &Path,
-) -> Result<
-    (
-        Vec<(String, RemoteLocation)>,
-        Vec<drift_store::RemoteObject>,
-    ),
-    MergeError,
-> {
+pub(crate) fn remote_segments(url: &Path) -> Result<RemoteSegments, MergeError> {
     let location = RemoteLocation::from_url_path(url).map_err(PipelineError::from)?;
     let listing = location.list().map_err(PipelineError::from)?;
     if listing.iter().any(|o| o.key == drift_writer::DRIFT_JSON) {
