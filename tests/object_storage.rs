@@ -494,6 +494,77 @@ fn detect_and_score_read_outputs_on_a_store() {
         .filter(|(name, _)| !name.starts_with('.'))
         .collect();
     assert_eq!(files, local_files);
+
+    // `score --detections` reads a report on a store: the tables of the local score.
+    let args = [
+        "drift-pipeline",
+        "score",
+        "--detections",
+        "memory://detect/report",
+        "--output",
+        "memory://detect/score",
+        "--stream",
+        "memory://detect/outputs/noisy",
+    ];
+    assert_eq!(drift_pipeline_cli::main_with(args), 0);
+    let scored: std::collections::BTreeMap<String, Vec<u8>> =
+        remote_files(&RemoteLocation::open("memory://detect/score").unwrap())
+            .into_iter()
+            .collect();
+    for (name, bytes) in common::bytes_of(&remote_score) {
+        if name.ends_with(".parquet") {
+            assert!(scored[&name] == bytes, "{name} differs");
+        }
+    }
+    let record = String::from_utf8(scored["score.json"].clone()).unwrap();
+    assert!(record.contains("memory://detect/report"), "{record}");
+
+    // Shard reports on a store merge into the one-process report, on the store.
+    let mut shards = Vec::new();
+    for k in 0..2 {
+        let shard = format!("memory://detect/shards/{k}");
+        let part = format!("{k}/2");
+        let mut args = args_of_detect("memory://detect/outputs", &shard);
+        args.extend(["--shard".to_owned(), part]);
+        assert_eq!(drift_pipeline_cli::main_with(args), 0);
+        shards.push(shard);
+    }
+    let mut args = vec![
+        "drift-pipeline",
+        "merge",
+        "--output",
+        "memory://detect/merged",
+    ];
+    args.extend(shards.iter().rev().map(String::as_str));
+    assert_eq!(drift_pipeline_cli::main_with(args), 0);
+    let mut merged = remote_files(&RemoteLocation::open("memory://detect/merged").unwrap());
+    merged.retain(|(key, _)| !key.starts_with(".drift-pipeline"));
+    assert!(
+        merged == files,
+        "the merged report is the one-process report"
+    );
+}
+
+/// `detect`'s arguments for the outputs below `root`, into `output`.
+fn args_of_detect(root: &str, output: &str) -> Vec<String> {
+    [
+        "drift-pipeline",
+        "detect",
+        "--reference",
+        &format!("{root}/ref"),
+        "--stream",
+        &format!("{root}/noisy"),
+        "--output",
+        output,
+        "--window",
+        "8",
+        "--detector",
+        "mmd",
+        "--detector",
+        "ks",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// `evaluate` sweeps a dataset on a store into a report on a store: the same report as a local
@@ -553,4 +624,60 @@ fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
         compared += 1;
     }
     assert!(compared >= 2, "kl.parquet and summary.csv compared");
+
+    // A sweep's shard reports on a store merge into the one-process report, on the store.
+    let shard_sweep = |k: usize| {
+        let output = format!("memory://evaluate/shards/{k}");
+        let part = format!("{k}/2");
+        let args = [
+            "drift-pipeline",
+            "evaluate",
+            "--input",
+            "memory://evaluate/dataset",
+            "--output",
+            &output,
+            "--weights",
+            setup.weights.to_str().unwrap(),
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--seed",
+            "3",
+            "--transform",
+            "rotate",
+            "--levels",
+            "0.3,0.9",
+            "--shard",
+            &part,
+            "--quiet",
+        ];
+        assert_eq!(drift_pipeline_cli::main_with(args), 0, "shard {part}");
+        output
+    };
+    let shards = [shard_sweep(0), shard_sweep(1)];
+    let args = [
+        "drift-pipeline",
+        "merge",
+        "--output",
+        "memory://evaluate/merged",
+        &shards[1],
+        &shards[0],
+    ];
+    assert_eq!(drift_pipeline_cli::main_with(args), 0);
+    let merged: std::collections::BTreeMap<String, Vec<u8>> =
+        remote_files(&RemoteLocation::open("memory://evaluate/merged").unwrap())
+            .into_iter()
+            .filter(|(key, _)| !key.starts_with(".drift-pipeline"))
+            .collect();
+    assert_eq!(
+        merged.keys().collect::<Vec<_>>(),
+        stored.keys().collect::<Vec<_>>()
+    );
+    for name in ["kl.parquet", "summary.csv", "evaluation.json"] {
+        assert!(
+            merged[name] == stored[name],
+            "{name} differs from one process's"
+        );
+    }
 }

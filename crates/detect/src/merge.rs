@@ -12,16 +12,18 @@ use crate::run::{DETECT_FILES, DetectError, DetectRecord, DetectShardRecord, wri
 /// A shard report: its folder, record and shard.
 struct Part {
     folder: PathBuf,
+    local: PathBuf,
     record: DetectRecord,
     shard: DetectShardRecord,
 }
 
-fn read_part(folder: &Path) -> Result<Part, DetectError> {
+/// Reads the shard report `folder` from `local` (the folder, or a local copy of it).
+fn read_part(folder: &Path, local: &Path) -> Result<Part, DetectError> {
     let input = |reason: String| DetectError::Input {
         folder: folder.to_owned(),
         reason,
     };
-    let path = folder.join("detect.json");
+    let path = local.join("detect.json");
     let text = drift_core::read_small_text(&path, drift_core::METADATA_LIMIT).map_err(|e| {
         input(format!(
             "cannot read detect.json ({e}): not a detect report?"
@@ -35,6 +37,7 @@ fn read_part(folder: &Path) -> Result<Part, DetectError> {
         .ok_or_else(|| input("not a shard report (detect --shard K/N makes one)".into()))?;
     Ok(Part {
         folder: folder.to_owned(),
+        local: local.to_owned(),
         record,
         shard,
     })
@@ -65,11 +68,29 @@ pub fn merge_reports(
     if shards.is_empty() {
         return Err(DetectError::Settings("merge: no shard given".into()));
     }
-    let report = ReportWriter::create(output, DETECT_FILES, "detect.json", overwrite)?;
+    // Shard reports on object storage are read from local copies; an output there is written
+    // by the remote transaction.
+    let copies = shards
+        .iter()
+        .map(|shard| drift_store::fetch_report_if_remote(shard, "detect.json", DETECT_FILES))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut parts = shards
         .iter()
-        .map(|folder| read_part(folder))
+        .zip(&copies)
+        .map(|(folder, copy)| read_part(folder, copy.as_ref().map_or(folder, |c| c.path())))
         .collect::<Result<Vec<_>, _>>()?;
+    drift_store::transaction::write_folder(output, DETECT_FILES, "detect.json", overwrite, |out| {
+        merge_parts(&mut parts, out, overwrite)
+    })
+}
+
+/// Joins the shard reports `parts` into the local folder `output`.
+fn merge_parts(
+    parts: &mut [Part],
+    output: &Path,
+    overwrite: bool,
+) -> Result<DetectRecord, DetectError> {
+    let report = ReportWriter::create(output, DETECT_FILES, "detect.json", overwrite)?;
     parts.sort_by_key(|part| part.shard.index);
     let first = &parts[0];
     let identity = run_identity(&first.record);
@@ -127,11 +148,11 @@ pub fn merge_reports(
     // Each shard's rows are by detector, then window; the report's are too.
     let windows: Vec<_> = parts
         .iter()
-        .map(|part| read_report_windows(&part.folder.join("windows.parquet")))
+        .map(|part| read_report_windows(&part.local.join("windows.parquet")))
         .collect::<Result<_, _>>()?;
     let alarms: Vec<_> = parts
         .iter()
-        .map(|part| read_report_alarms(&part.folder.join("alarms.parquet")))
+        .map(|part| read_report_alarms(&part.local.join("alarms.parquet")))
         .collect::<Result<_, _>>()?;
     let mut record = first.record.clone();
     record.shard = None;

@@ -111,6 +111,14 @@ pub fn download_folder(url: &Path, local: &Path) -> Result<u64, PipelineError> {
     Ok(bytes)
 }
 
+/// Whether the folder or object-store prefix `folder` holds the file `name`.
+pub fn holds(folder: &Path, name: &str) -> Result<bool, PipelineError> {
+    match is_url(folder) {
+        false => Ok(folder.join(name).exists()),
+        true => Ok(RemoteLocation::from_url_path(folder)?.exists(name)?),
+    }
+}
+
 /// Deletes the remote folder `url` (every object below it); returns how many objects.
 pub fn delete_folder(url: &Path) -> Result<usize, PipelineError> {
     Ok(RemoteLocation::from_url_path(url)?.delete_all()?)

@@ -162,6 +162,19 @@ pub enum ReportMergeError {
     Writer(#[from] WriterError),
 }
 
+// Shard reports and merged reports on object storage fail as a report's writing does.
+impl From<drift_store::StoreError> for ReportMergeError {
+    fn from(error: drift_store::StoreError) -> Self {
+        ReportMergeError::Report(error.into())
+    }
+}
+
+impl From<drift_store::transaction::TransactionError> for ReportMergeError {
+    fn from(error: drift_store::transaction::TransactionError) -> Self {
+        ReportMergeError::Report(error.into())
+    }
+}
+
 /// `evaluation.json`: how an `evaluate` report was made. Fields in alphabetical order, as
 /// every record (see [`drift_pipeline::records`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -911,14 +924,15 @@ struct ShardReport {
     rows: Vec<KlRow>,
 }
 
-fn read_shard_report(folder: &Path) -> Result<ShardReport, ReportMergeError> {
-    let record: EvaluationRecord = records::read(&folder.join(EVALUATION_JSON))?;
+/// Reads the shard report `folder` from `local` (the folder, or a local copy of it).
+fn read_shard_report(folder: &Path, local: &Path) -> Result<ShardReport, ReportMergeError> {
+    let record: EvaluationRecord = records::read(&local.join(EVALUATION_JSON))?;
     let Some(shard) = record.shard.clone() else {
         return Err(ReportMergeError::NotAShardReport {
             folder: folder.to_owned(),
         });
     };
-    let rows = drift_writer::read_kl_table(&folder.join(KL_TABLE))?;
+    let rows = drift_writer::read_kl_table(&local.join(KL_TABLE))?;
     Ok(ShardReport {
         folder: folder.to_owned(),
         record,
@@ -996,10 +1010,39 @@ pub fn merge_reports(
     overwrite: bool,
 ) -> Result<Evaluation, ReportMergeError> {
     let started = Instant::now();
+    // Shard reports on object storage are read from local copies; an output there is written
+    // by the remote transaction.
+    let copies = shards
+        .iter()
+        .map(|shard| {
+            drift_store::fetch_report_if_remote(shard, EVALUATION_JSON, &SHARD_REPORT_FILES)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut parts = shards
         .iter()
-        .map(|folder| read_shard_report(folder))
+        .zip(&copies)
+        .map(|(folder, copy)| read_shard_report(folder, copy.as_ref().map_or(folder, |c| c.path())))
         .collect::<Result<Vec<_>, _>>()?;
+    let written = drift_store::transaction::write_folder(
+        output,
+        &REPORT_FILES,
+        EVALUATION_JSON,
+        overwrite,
+        |folder| merge_shard_reports(&mut parts, folder, overwrite),
+    );
+    written.map(|evaluation| Evaluation {
+        output: output.to_owned(),
+        elapsed: started.elapsed(),
+        ..evaluation
+    })
+}
+
+/// Joins the shard reports `parts` into the local folder `output`.
+fn merge_shard_reports(
+    parts: &mut [ShardReport],
+    output: &Path,
+    overwrite: bool,
+) -> Result<Evaluation, ReportMergeError> {
     parts.sort_by_key(|part| part.shard.index);
     check_report_set(&parts)?;
     let first = &parts[0];
@@ -1039,8 +1082,5 @@ pub fn merge_reports(
     let mut report = ReportWriter::create(output, &REPORT_FILES, EVALUATION_JSON, overwrite)?;
     write_report(&mut report, &evaluation, &series, &facts)?;
     report.finish()?;
-    Ok(Evaluation {
-        elapsed: started.elapsed(),
-        ..evaluation
-    })
+    Ok(evaluation)
 }

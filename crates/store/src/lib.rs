@@ -619,6 +619,38 @@ impl RemoteLocation {
     }
 }
 
+/// Downloads the report at `url` (a folder-shaped output without file hashes, such as a
+/// `detect` report) into a local scratch folder: its `marker`, which must be there (reports put
+/// it last), and each of `names` that is there. `None` for a local path, which is read where
+/// it is.
+pub fn fetch_report_if_remote(
+    url: &Path,
+    marker: &str,
+    names: &[&str],
+) -> Result<Option<LocalCopy>, StoreError> {
+    let Location::Remote(remote) = Location::from_path(url)? else {
+        return Ok(None);
+    };
+    let bytes = remote
+        .get_if_present(marker)?
+        .ok_or_else(|| StoreError::Request {
+            url: remote.url.clone(),
+            reason: format!("no {marker}: it holds no complete report"),
+        })?;
+    let dir = scratch_dir("drift-pipeline-copy-")?;
+    let target = dir.path().join(marker);
+    std::fs::write(&target, &bytes).map_err(|source| StoreError::Local {
+        path: target.clone(),
+        source,
+    })?;
+    for name in names.iter().filter(|n| **n != marker) {
+        if remote.exists(name)? {
+            remote.download_file(name, &dir.path().join(name))?;
+        }
+    }
+    Ok(Some(LocalCopy { dir }))
+}
+
 /// Downloads the output at `url` (see [`RemoteLocation::fetch_output`]); `None` for a local
 /// path, which is read where it is.
 pub fn fetch_if_remote(

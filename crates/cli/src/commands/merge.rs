@@ -35,10 +35,13 @@ pub(crate) fn merge(
     overwrite: bool,
     quiet: bool,
 ) -> Result<()> {
-    if shards
-        .iter()
-        .any(|s| s.join(drift_evaluate::EVALUATION_JSON).exists())
-    {
+    // A store that cannot be asked here fails again, with its reason, in the merge below.
+    let holds = |name: &str| {
+        shards
+            .iter()
+            .any(|s| drift_pipeline::remote::holds(s, name).unwrap_or(false))
+    };
+    if holds(drift_evaluate::EVALUATION_JSON) {
         let output = output.ok_or_else(|| {
             anyhow::anyhow!("merging evaluate shards: give the report folder with --output")
         })?;
@@ -52,7 +55,7 @@ pub(crate) fn merge(
         );
         return Ok(());
     }
-    if shards.iter().any(|s| s.join("detect.json").exists()) {
+    if holds("detect.json") {
         let output = output.ok_or_else(|| {
             anyhow::anyhow!("merging detect shards: give the report folder with --output")
         })?;

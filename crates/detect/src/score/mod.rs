@@ -688,7 +688,11 @@ impl Collected {
         first: bool,
         truth: &StreamTruth,
     ) -> Result<(), DetectError> {
-        let detect = read_detect_report(folder, truth)?;
+        // A report on object storage is read from a local copy; messages name its URL.
+        let copy =
+            drift_store::fetch_report_if_remote(folder, "detect.json", crate::run::DETECT_FILES)?;
+        let local = copy.as_ref().map_or(folder, |c| c.path());
+        let detect = read_detect_report(local, truth)?;
         if first {
             (self.window, self.stride, self.alpha) = (detect.window, detect.stride, detect.alpha);
         }
@@ -701,8 +705,8 @@ impl Collected {
                 detect.window
             ));
         }
-        let alarms = read_alarm_file(&folder.join("alarms.parquet"), truth)?;
-        let windows = drift_writer::read_window_table(&folder.join("windows.parquet"))?;
+        let alarms = read_alarm_file(&local.join("alarms.parquet"), truth)?;
+        let windows = drift_writer::read_window_table(&local.join("windows.parquet"))?;
         for name in detect.detectors {
             let ids = alarms
                 .iter()
@@ -723,7 +727,7 @@ impl Collected {
         }
         self.detections.push(FileInput {
             path: folder.display().to_string(),
-            sha256: sha256_of(&folder.join("detect.json"))?,
+            sha256: sha256_of(&local.join("detect.json"))?,
         });
         Ok(())
     }
