@@ -1044,7 +1044,7 @@ fn merge_shard_reports(
     overwrite: bool,
 ) -> Result<Evaluation, ReportMergeError> {
     parts.sort_by_key(|part| part.shard.index);
-    check_report_set(&parts)?;
+    check_report_set(parts)?;
     let first = &parts[0];
     let levels = &first.record.levels;
     // Each shard's rows are by level then batch; a level's rows are every shard's in order.
