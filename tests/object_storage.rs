@@ -574,7 +574,17 @@ fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
     let setup = common::WeightsSetup::new(4, 6, 12);
     let dataset = RemoteLocation::open("memory://evaluate/dataset").unwrap();
     upload(&setup.input, &dataset);
+    // The weights too are read from a store in the stored sweep.
+    let weights = RemoteLocation::open("memory://evaluate/weights").unwrap();
+    weights
+        .upload_file(&setup.weights, "test-weights.safetensors")
+        .unwrap();
+    let weights_url = "memory://evaluate/weights/test-weights.safetensors";
     let sweep = |input: &str, output: &str| {
+        let weights = match output.starts_with("memory://") {
+            true => weights_url,
+            false => setup.weights.to_str().unwrap(),
+        };
         let args = [
             "drift-pipeline",
             "evaluate",
@@ -583,7 +593,7 @@ fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
             "--output",
             output,
             "--weights",
-            setup.weights.to_str().unwrap(),
+            weights,
             "--size",
             "32",
             "--batch-size",
@@ -624,6 +634,8 @@ fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
         compared += 1;
     }
     assert!(compared >= 2, "kl.parquet and summary.csv compared");
+    let record = String::from_utf8(stored["evaluation.json"].clone()).unwrap();
+    assert!(record.contains("test-weights.safetensors"), "{record}");
 
     // A sweep's shard reports on a store merge into the one-process report, on the store.
     let shard_sweep = |k: usize| {

@@ -1101,6 +1101,23 @@ fn embedding_record(stage: &EmbeddingStage) -> records::EmbeddingRecord {
     }
 }
 
+/// Loads the weights at `path`, a file or an object-store URL (downloaded to scratch space, read,
+/// and removed; the source then names the URL).
+pub fn load_weights(
+    path: &Path,
+) -> Result<(StateDict, drift_embedder::weights::WeightsSource), PipelineError> {
+    if !drift_store::is_url(path) {
+        return Ok(StateDict::load(path)?);
+    }
+    let (parent, name) = drift_store::RemoteLocation::from_url_path(path)?.parent_and_name()?;
+    let scratch = drift_store::scratch_dir("drift-pipeline-weights-")?;
+    let local = scratch.path().join(&name);
+    parent.download_file(&name, &local)?;
+    let (weights, mut source) = StateDict::load(&local)?;
+    source.path = path.to_owned();
+    Ok((weights, source))
+}
+
 fn load_embedder(
     options: &EmbeddingOptions,
     threads: usize,
@@ -1112,7 +1129,7 @@ fn load_embedder(
         Some(path) => path.clone(),
         None => drift_embedder::weights::find_cached().ok_or(PipelineError::NoWeights)?,
     };
-    let (weights, source) = StateDict::load(&path)?;
+    let (weights, source) = load_weights(&path)?;
     let embedder = Embedder::new(
         &weights,
         EmbedderOptions {

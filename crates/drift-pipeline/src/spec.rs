@@ -519,7 +519,7 @@ pub fn embedding_options(
         };
     }
     let mut embedding = EmbeddingOptions {
-        weights: raw.weights.as_ref().map(|p| base.join(p)),
+        weights: raw.weights.as_ref().map(|p| at_base(base, p)),
         ..EmbeddingOptions::default()
     };
     if let Some(normalize) = &raw.normalize {
