@@ -519,6 +519,47 @@ fn detect_and_score_read_outputs_on_a_store() {
     let record = String::from_utf8(scored["score.json"].clone()).unwrap();
     assert!(record.contains("memory://detect/report"), "{record}");
 
+    // A user's alarm file on a store scores as the same file read locally.
+    let files_location = RemoteLocation::open("memory://detect/files").unwrap();
+    files_location
+        .upload_file(&local_report.join("alarms.parquet"), "alarms.parquet")
+        .unwrap();
+    let score_alarms = |alarms: &str, output: &str| {
+        let args = [
+            "drift-pipeline",
+            "score",
+            "--alarms",
+            alarms,
+            "--output",
+            output,
+            "--stream",
+            "memory://detect/outputs/noisy",
+        ];
+        assert_eq!(
+            drift_pipeline_cli::main_with(args),
+            0,
+            "score --alarms {alarms}"
+        );
+    };
+    let from_file = setup.path("score-from-file");
+    score_alarms(
+        local_report.join("alarms.parquet").to_str().unwrap(),
+        from_file.to_str().unwrap(),
+    );
+    let from_store = setup.path("score-from-store");
+    score_alarms(
+        "memory://detect/files/alarms.parquet",
+        from_store.to_str().unwrap(),
+    );
+    for (name, bytes) in common::bytes_of(&from_file) {
+        if name.ends_with(".parquet") {
+            assert!(
+                std::fs::read(from_store.join(&name)).unwrap() == bytes,
+                "{name}"
+            );
+        }
+    }
+
     // Shard reports on a store merge into the one-process report, on the store.
     let mut shards = Vec::new();
     for k in 0..2 {

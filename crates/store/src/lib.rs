@@ -619,6 +619,19 @@ impl RemoteLocation {
     }
 }
 
+/// Downloads the object at `url` (a single file, such as a user's alarm table) into a local
+/// scratch folder under its own name; `None` for a local path. Returns the copy and the file.
+pub fn fetch_file_if_remote(url: &Path) -> Result<Option<(LocalCopy, PathBuf)>, StoreError> {
+    let Location::Remote(remote) = Location::from_path(url)? else {
+        return Ok(None);
+    };
+    let (parent, name) = remote.parent_and_name()?;
+    let dir = scratch_dir("drift-pipeline-copy-")?;
+    let target = dir.path().join(&name);
+    parent.download_file(&name, &target)?;
+    Ok(Some((LocalCopy { dir }, target)))
+}
+
 /// Downloads the report at `url` (a folder-shaped output without file hashes, such as a
 /// `detect` report) into a local scratch folder: its `marker`, which must be there (reports put
 /// it last), and each of `names` that is there. `None` for a local path, which is read where

@@ -217,6 +217,8 @@ fn file_error(path: &Path, reason: String) -> DetectError {
 }
 
 fn sha256_of(path: &Path) -> Result<String, DetectError> {
+    let copy = drift_store::fetch_file_if_remote(path)?;
+    let path = copy.as_ref().map_or(path, |(_, file)| file);
     drift_core::open_regular(path)
         .and_then(drift_core::sha256_hex)
         .map_err(|e| file_error(path, e.to_string()))
@@ -339,6 +341,9 @@ fn read_table<T>(
     parquet: fn(&Path) -> Result<Vec<T>, drift_writer::WriterError>,
     csv: fn(&Path) -> Result<Vec<T>, DetectError>,
 ) -> Result<Vec<T>, DetectError> {
+    // A file on object storage is read from a local copy.
+    let copy = drift_store::fetch_file_if_remote(path)?;
+    let path = copy.as_ref().map_or(path, |(_, file)| file);
     match path.extension().and_then(|e| e.to_str()) {
         Some("parquet") => Ok(parquet(path)?),
         Some("csv") => csv(path),
