@@ -106,6 +106,12 @@ fn a_run_from_and_to_a_store_equals_a_local_run() {
         }
     }
 
+    // `inspect` lists a dataset on a store (and reads its images for their alpha); a prefix
+    // that holds no class folder is refused.
+    let inspect = |dir: &str| drift_pipeline_cli::main_with(["drift-pipeline", "inspect", dir]);
+    assert_eq!(inspect("memory://datasets/demo"), 0);
+    assert_ne!(inspect("memory://datasets/nothing-here"), 0);
+
     // Without --overwrite the output is refused and left as it was; with it, replaced.
     assert_ne!(
         generate("memory://datasets/demo", "memory://outputs/run", &[]),
@@ -558,6 +564,40 @@ fn detect_and_score_read_outputs_on_a_store() {
                 "{name}"
             );
         }
+    }
+
+    // `timeline` of outputs and a detect report on a store, plotted to a store: the plots of
+    // the local outputs and report.
+    let plot = |root: &str, report: &str, output: &str| {
+        let (reference, stream) = (format!("{root}/ref"), format!("{root}/noisy"));
+        let args = [
+            "drift-pipeline",
+            "timeline",
+            &reference,
+            &stream,
+            "--detections",
+            report,
+            "--output",
+            output,
+        ];
+        assert_eq!(drift_pipeline_cli::main_with(args), 0, "timeline of {root}");
+    };
+    let local_plot = setup.path("timeline");
+    plot(
+        local.to_str().unwrap(),
+        local_report.to_str().unwrap(),
+        local_plot.to_str().unwrap(),
+    );
+    plot(
+        "memory://detect/outputs",
+        "memory://detect/report",
+        "memory://detect/plots/timeline",
+    );
+    let plots = RemoteLocation::open("memory://detect/plots").unwrap();
+    for extension in ["png", "svg"] {
+        let stored = plots.get(&format!("timeline.{extension}")).unwrap();
+        let want = std::fs::read(local_plot.with_extension(extension)).unwrap();
+        assert!(stored.as_ref() == want.as_slice(), "timeline.{extension}");
     }
 
     // Shard reports on a store merge into the one-process report, on the store.

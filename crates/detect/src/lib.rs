@@ -16,7 +16,7 @@ pub mod score;
 pub mod speed;
 
 pub use merge::merge_reports;
-pub use run::{DetectError, DetectOptions, DetectRecord, DetectorSpec, detect};
+pub use run::{DETECT_FILES, DetectError, DetectOptions, DetectRecord, DetectorSpec, detect};
 pub use score::{Baseline, ScoreInputs, ScoreOptions, ScoreRecord, score};
 
 /// `f` of each item, in order, on up to `threads` scoped threads each taking a contiguous share:

@@ -130,7 +130,13 @@ pub fn read_object(url: &Path) -> Result<drift_store::Bytes, PipelineError> {
     Ok(parent.get(&name)?)
 }
 
-pub use drift_store::LocalCopy;
+pub use drift_store::{LocalCopy, fetch_report_if_remote};
+
+/// Writes `bytes` as the object `url` whole (one request: it appears complete or not at all).
+pub fn write_object(url: &Path, bytes: Vec<u8>) -> Result<(), PipelineError> {
+    let (parent, name) = RemoteLocation::from_url_path(url)?.parent_and_name()?;
+    Ok(parent.put(&name, bytes)?)
+}
 
 /// Downloads the output at `url` into a local scratch folder: its `drift.json` and every file
 /// it lists but those named in `skip`, each checked against the size and SHA-256 the marker

@@ -370,8 +370,8 @@ type DatasetListing = (Vec<(String, usize, usize)>, usize, Vec<String>);
 /// A dataset's classes and what was ignored.
 #[pyfunction]
 fn inspect(path: PathBuf) -> PyResult<DatasetListing> {
-    let dataset = drift_pipeline::Dataset::scan(&path)
-        .map_err(|e| pipeline_error(&PipelineError::Reader(e)))?;
+    // A dataset on object storage is listed as a local one is scanned.
+    let (dataset, _) = drift_pipeline::open_dataset(&path).map_err(|e| pipeline_error(&e))?;
     let counts = dataset.counts_per_class();
     let classes = dataset
         .classes()

@@ -218,15 +218,33 @@ impl Decoder {
     /// fully transparent (its colours would be invisible in any viewer). Reads the header
     /// only, unless there is an alpha channel to look at.
     pub fn transparency(&self, path: &Path) -> Result<Transparency, ReaderError> {
-        let decode_error = |reason: String| ReaderError::Decode {
-            path: path.to_owned(),
-            reason,
-        };
         let file = drift_core::open_regular(path).map_err(|source| ReaderError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let decoder = ImageReader::new(std::io::BufReader::new(file))
+        self.transparency_of(std::io::BufReader::new(file), path)
+    }
+
+    /// As [`Decoder::transparency`], of an image's bytes already in memory (an image on object
+    /// storage); `path` is only used in errors.
+    pub fn transparency_bytes(
+        &self,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<Transparency, ReaderError> {
+        self.transparency_of(Cursor::new(bytes), path)
+    }
+
+    fn transparency_of<R: std::io::BufRead + std::io::Seek>(
+        &self,
+        reader: R,
+        path: &Path,
+    ) -> Result<Transparency, ReaderError> {
+        let decode_error = |reason: String| ReaderError::Decode {
+            path: path.to_owned(),
+            reason,
+        };
+        let decoder = ImageReader::new(reader)
             .with_guessed_format()
             .map_err(|e| decode_error(e.to_string()))?
             .into_decoder()

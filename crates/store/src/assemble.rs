@@ -48,12 +48,19 @@ pub enum Piece {
     },
     /// These bytes.
     Bytes(Bytes),
+    /// Bytes `range` of the local file `path` (read when its part is uploaded).
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The bytes of it.
+        range: Range<u64>,
+    },
 }
 
 impl Piece {
     fn len(&self) -> u64 {
         match self {
-            Piece::Range { range, .. } => range.end - range.start,
+            Piece::Range { range, .. } | Piece::File { range, .. } => range.end - range.start,
             Piece::Bytes(bytes) => bytes.len() as u64,
         }
     }
@@ -97,6 +104,23 @@ fn plan(pieces: Vec<Piece>, can_copy: &dyn Fn(&RemoteLocation) -> bool) -> Vec<P
         let (source, key, range) = match piece {
             Piece::Bytes(bytes) => {
                 buffer.push(Piece::Bytes(bytes));
+                continue;
+            }
+            Piece::File { path, range } => {
+                // Read in upload parts: memory stays bounded whatever the file's size.
+                let mut start = range.start;
+                while start < range.end {
+                    let room = UPLOAD_PART.saturating_sub(buffered(&buffer)).max(1);
+                    let end = (start + room).min(range.end);
+                    buffer.push(Piece::File {
+                        path: path.clone(),
+                        range: start..end,
+                    });
+                    start = end;
+                    if buffered(&buffer) >= UPLOAD_PART {
+                        parts.push(Part::Upload(std::mem::take(&mut buffer)));
+                    }
+                }
                 continue;
             }
             Piece::Range { source, key, range } => (source, key, range),
@@ -255,6 +279,10 @@ impl RemoteLocation {
                 for piece in pieces {
                     match piece {
                         Piece::Bytes(piece) => bytes.extend_from_slice(&piece),
+                        Piece::File { path, range } => {
+                            read_file_range(&path, range, &mut bytes)
+                                .map_err(|source| StoreError::Local { path, source })?;
+                        }
                         Piece::Range { source, key, range } => {
                             let from = source.path(&key);
                             let read = source
@@ -322,6 +350,20 @@ impl RemoteLocation {
             Ok(read)
         })
     }
+}
+
+/// Appends bytes `range` of the file `path` to `bytes`.
+fn read_file_range(
+    path: &std::path::Path,
+    range: Range<u64>,
+    bytes: &mut BytesMut,
+) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = drift_core::open_regular(path)?;
+    file.seek(std::io::SeekFrom::Start(range.start))?;
+    let start = bytes.len();
+    bytes.resize(start + (range.end - range.start) as usize, 0);
+    file.read_exact(&mut bytes[start..])
 }
 
 /// Ranged part copies on S3: `UploadPartCopy` with `x-amz-copy-source-range`, presigned by the
@@ -518,6 +560,15 @@ mod tests {
         assert_eq!(
             sizes(&parts),
             [('u', 8 << 20), ('u', 8 << 20), ('u', (4 << 20) + 7)]
+        );
+        // A local file is uploaded in upload parts.
+        let file = Piece::File {
+            path: "f".into(),
+            range: 0..(17 << 20),
+        };
+        assert_eq!(
+            sizes(&plan(vec![file], &copy)),
+            [('u', 8 << 20), ('u', 8 << 20), ('u', 1 << 20)]
         );
         // Nothing at all is one empty part (an empty object).
         assert_eq!(sizes(&plan(Vec::new(), &copy)), [('u', 0)]);

@@ -380,46 +380,34 @@ impl RemoteLocation {
     /// Uploads the local file `local` as object `relative`, in parts of 8 MiB (a few in
     /// flight), so memory stays bounded whatever the file's size.
     pub fn upload_file(&self, local: &Path, relative: &str) -> Result<(), StoreError> {
+        self.upload_file_with(local, relative, &mut |_| Ok(()))
+    }
+
+    /// [`RemoteLocation::upload_file`], telling `on_upload` the multipart upload's id first
+    /// when the file takes several parts (see [`RemoteLocation::assemble`]).
+    pub fn upload_file_with(
+        &self,
+        local: &Path,
+        relative: &str,
+        on_upload: &mut dyn FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         use std::io::Read as _;
-        const PART: usize = 8 << 20;
         let local_error = |source| StoreError::Local {
             path: local.to_owned(),
             source,
         };
         let mut file = drift_core::open_regular(local).map_err(local_error)?;
         let size = file.metadata().map_err(local_error)?.len();
-        if size <= PART as u64 {
+        if size <= 8 << 20 {
             let mut bytes = Vec::with_capacity(size as usize);
             file.read_to_end(&mut bytes).map_err(local_error)?;
             return self.put(relative, bytes);
         }
-        let path = self.path(relative);
-        let store = self.store.clone();
-        block_on(async move {
-            let upload = store.put_multipart(&path).await.map_err(Upload::Store)?;
-            let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
-            let mut buffer = vec![0u8; PART];
-            loop {
-                let read = match file.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(read) => read,
-                    Err(error) => {
-                        let _ = writer.abort().await;
-                        return Err(Upload::Local(error));
-                    }
-                };
-                if let Err(error) = writer.wait_for_capacity(4).await {
-                    let _ = writer.abort().await;
-                    return Err(Upload::Store(error));
-                }
-                writer.write(&buffer[..read]);
-            }
-            writer.finish().await.map(drop).map_err(Upload::Store)
-        })
-        .map_err(|error| match error {
-            Upload::Local(source) => local_error(source),
-            Upload::Store(error) => self.error(relative, error),
-        })
+        let piece = Piece::File {
+            path: local.to_owned(),
+            range: 0..size,
+        };
+        self.assemble(relative, vec![piece], on_upload).map(drop)
     }
 
     /// Downloads object `relative` into the new local file `local`, streamed.

@@ -401,7 +401,15 @@ impl RemoteOutput {
     ) -> Result<(), TransactionError> {
         self.check_lease()?;
         let key = Self::staged_key(&self.txid(), name);
-        self.location.upload_file(local, &key)?;
+        let mut lost = None;
+        let uploaded = self.location.upload_file_with(local, &key, &mut |id| {
+            self.record_upload(&key, id, &mut lost)
+        });
+        match (uploaded, lost) {
+            (Ok(()), _) => {}
+            (Err(_), Some(error)) => return Err(error),
+            (Err(error), None) => return Err(error.into()),
+        }
         if !self.staged.iter().any(|n| n == name) {
             self.staged.push(name.to_owned());
         }
@@ -420,16 +428,7 @@ impl RemoteOutput {
         let key = Self::staged_key(&self.txid(), name);
         let mut lost = None;
         let stats = self.location.assemble(&key, pieces, &mut |id| {
-            let upload = (key.clone(), id.to_owned());
-            self.swap(|record| record.uploads.push(upload))
-                .map_err(|error| {
-                    let reason = error.to_string();
-                    lost = Some(error);
-                    StoreError::Request {
-                        url: self.location.url_of(&key),
-                        reason,
-                    }
-                })
+            self.record_upload(&key, id, &mut lost)
         });
         let stats = match (stats, lost) {
             (Ok(stats), _) => stats,
@@ -440,6 +439,26 @@ impl RemoteOutput {
             self.staged.push(name.to_owned());
         }
         Ok(stats)
+    }
+
+    /// Puts the multipart upload `id` of staged key `key` in the lock, so that whoever takes
+    /// the lock from a dead holder aborts it; a failed swap is kept in `lost`.
+    fn record_upload(
+        &self,
+        key: &str,
+        id: &str,
+        lost: &mut Option<TransactionError>,
+    ) -> Result<(), StoreError> {
+        let upload = (key.to_owned(), id.to_owned());
+        self.swap(|record| record.uploads.push(upload))
+            .map_err(|error| {
+                let reason = error.to_string();
+                *lost = Some(error);
+                StoreError::Request {
+                    url: self.location.url_of(key),
+                    reason,
+                }
+            })
     }
 
     /// The URL of staged file `name` (to be read before the commit, e.g. to hash it).

@@ -8,8 +8,9 @@ use drift_pipeline::{Dataset, ImageSize};
 use crate::StdoutClosed;
 
 pub(crate) fn inspect(dir: &Path, all: bool) -> Result<()> {
-    let dataset =
-        Dataset::scan(dir).with_context(|| format!("cannot inspect {}", dir.display()))?;
+    // A dataset on object storage is listed once; its images are read whole for their alpha.
+    let (dataset, remote) = drift_pipeline::open_dataset(dir)
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
     let counts = dataset.counts_per_class();
     let width = dataset
         .classes()
@@ -31,7 +32,7 @@ pub(crate) fn inspect(dir: &Path, all: bool) -> Result<()> {
         dataset.ignored_count()
     );
     report_ignored(&dataset, all)?;
-    report_transparency(&dataset)?;
+    report_transparency(&dataset, remote.as_ref())?;
     Ok(())
 }
 
@@ -65,20 +66,64 @@ pub(crate) fn report_ignored(dataset: &Dataset, all: bool) -> Result<(), StdoutC
 
 /// How many images have an alpha channel and how many are fully transparent, with what
 /// `generate` does about them.
-pub(crate) fn report_transparency(dataset: &Dataset) -> Result<(), StdoutClosed> {
+pub(crate) fn report_transparency(
+    dataset: &Dataset,
+    remote: Option<&drift_pipeline::RemoteImages>,
+) -> Result<(), StdoutClosed> {
     let decoder = drift_pipeline::Decoder::new(ImageSize::default());
     let (mut with_alpha, mut invisible, mut unreadable) = (0usize, Vec::new(), 0usize);
-    for image in dataset.images() {
-        match decoder.transparency(&image.path) {
-            Ok(drift_pipeline::Transparency::Opaque) => {}
-            Ok(drift_pipeline::Transparency::Alpha) => with_alpha += 1,
-            Ok(drift_pipeline::Transparency::FullyTransparent) => {
-                with_alpha += 1;
-                invisible.push(&image.path);
-            }
-            Err(_) => unreadable += 1,
+    let images = dataset.images();
+    let indices: Vec<usize> = (0..images.len()).collect();
+    for chunk in indices.chunks(256) {
+        let fetched = remote.map(|remote| remote.read_many(chunk));
+        for (k, &index) in chunk.iter().enumerate() {
+            let image = &images[index];
+            let found = match &fetched {
+                None => decoder.transparency(&image.path),
+                Some(fetched) => match &fetched[k] {
+                    Ok(bytes) => decoder.transparency_bytes(bytes, &image.path),
+                    Err(_) => {
+                        unreadable += 1;
+                        continue;
+                    }
+                },
+            };
+            tally(
+                found,
+                &image.path,
+                &mut with_alpha,
+                &mut invisible,
+                &mut unreadable,
+            );
         }
     }
+    summarize_transparency(with_alpha, &invisible, unreadable)
+}
+
+/// Counts one image's transparency.
+fn tally<'a>(
+    found: Result<drift_pipeline::Transparency, drift_pipeline::ReaderError>,
+    path: &'a Path,
+    with_alpha: &mut usize,
+    invisible: &mut Vec<&'a Path>,
+    unreadable: &mut usize,
+) {
+    match found {
+        Ok(drift_pipeline::Transparency::Opaque) => {}
+        Ok(drift_pipeline::Transparency::Alpha) => *with_alpha += 1,
+        Ok(drift_pipeline::Transparency::FullyTransparent) => {
+            *with_alpha += 1;
+            invisible.push(path);
+        }
+        Err(_) => *unreadable += 1,
+    }
+}
+
+fn summarize_transparency(
+    with_alpha: usize,
+    invisible: &[&Path],
+    unreadable: usize,
+) -> Result<(), StdoutClosed> {
     if with_alpha == 0 {
         outln!("alpha: no image has an alpha channel");
     } else {

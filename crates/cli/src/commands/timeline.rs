@@ -80,9 +80,16 @@ pub(crate) fn timeline(args: &TimelineArgs) -> Result<()> {
     .context("cannot draw the timeline")?;
     let png = drift_pipeline::encode_png(&plot.rgb, PngCompression::High)?;
     let (png_path, svg_path) = (stem.with_extension("png"), stem.with_extension("svg"));
-    std::fs::write(&png_path, png)
-        .with_context(|| format!("cannot write {}", png_path.display()))?;
-    std::fs::write(&svg_path, plot.svg)
+    // On object storage each plot is one object, written whole.
+    let write = |path: &std::path::Path, bytes: Vec<u8>| -> Result<()> {
+        match drift_pipeline::remote::is_url(path) {
+            true => drift_pipeline::remote::write_object(path, bytes)?,
+            false => std::fs::write(path, bytes)?,
+        }
+        Ok(())
+    };
+    write(&png_path, png).with_context(|| format!("cannot write {}", png_path.display()))?;
+    write(&svg_path, plot.svg.into_bytes())
         .with_context(|| format!("cannot write {}", svg_path.display()))?;
     outln!(
         "wrote {} and {}: {} samples from {} folders",
@@ -97,6 +104,13 @@ pub(crate) fn timeline(args: &TimelineArgs) -> Result<()> {
 /// Each detector of a detect report, in its order, as a timeline panel: window detectors at each
 /// window's last sample, online detectors at every sample.
 fn detector_traces(report: &std::path::Path) -> Result<Vec<drift_measure::DetectorTrace>> {
+    // A report on object storage is read from a local copy.
+    let copy = drift_pipeline::remote::fetch_report_if_remote(
+        report,
+        "detect.json",
+        drift_detect::DETECT_FILES,
+    )?;
+    let report = copy.as_ref().map_or(report, |c| c.path());
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(report.join("detect.json"))
             .context("cannot read detect.json: not a detect report?")?,
