@@ -408,23 +408,8 @@ fn detect_and_score_read_outputs_on_a_store() {
     scenario(local.to_str().unwrap(), "local.toml");
     scenario("memory://detect/outputs", "remote.toml");
     let detect = |root: &str, report: &Path| {
-        let (reference, stream) = (format!("{root}/ref"), format!("{root}/noisy"));
-        let args = [
-            "drift-pipeline",
-            "detect",
-            "--reference",
-            &reference,
-            "--stream",
-            &stream,
-            "--output",
-            report.to_str().unwrap(),
-            "--window",
-            "8",
-            "--detector",
-            "mmd",
-            "--detector",
-            "ks",
-        ];
+        let stream = format!("{root}/noisy");
+        let args = args_of_detect(root, report.to_str().unwrap());
         assert_eq!(drift_pipeline_cli::main_with(args), 0, "detect from {root}");
         let score = report.with_file_name(format!(
             "{}-score",
@@ -470,23 +455,8 @@ fn detect_and_score_read_outputs_on_a_store() {
     );
 
     // The reports themselves written to a store: the same files, committed as a transaction.
-    let args = [
-        "drift-pipeline",
-        "detect",
-        "--reference",
-        "memory://detect/outputs/ref",
-        "--stream",
-        "memory://detect/outputs/noisy",
-        "--output",
-        "memory://detect/report",
-        "--window",
-        "8",
-        "--detector",
-        "mmd",
-        "--detector",
-        "ks",
-    ];
-    assert_eq!(drift_pipeline_cli::main_with(args), 0);
+    let args = args_of_detect("memory://detect/outputs", "memory://detect/report");
+    assert_eq!(drift_pipeline_cli::main_with(args.clone()), 0);
     assert_ne!(
         drift_pipeline_cli::main_with(args),
         0,

@@ -4,6 +4,7 @@ reads back with boto3, independently, and compares bytes and SHA-256 with hashli
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -230,6 +231,22 @@ def test_a_merge_killed_while_assembling_leaves_no_upload_behind(s3, dataset, tm
     assert_equal_but_drift_json(complete_output(client, "assembling/out"), tmp_path / "one")
 
 
+@contextlib.contextmanager
+def ray_cluster(env: dict):
+    """A local Ray with 2 CPUs whose workers get the store's configuration, shut down after."""
+    import ray
+
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False,
+        runtime_env={"env_vars": {key: env[key] for key in AWS_KEYS}},
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 AWS_KEYS = ("AWS_ENDPOINT", "AWS_ALLOW_HTTP", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
 
 
@@ -237,8 +254,6 @@ def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, m
     """Input, shards and output all on S3: no path is shared between the driver and the two
     workers (each writes to its own private temporary folder), and the merged output is the
     one process's bytes."""
-    import ray
-
     import drift_pipeline
     import drift_pipeline.ray as dray
 
@@ -253,20 +268,13 @@ def test_ray_without_a_shared_folder_equals_one_process(s3, dataset, tmp_path, m
     reference.add_drift(transforms, "abrupt")
     reference.sample(16, tmp_path / "one")
 
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False,
-        runtime_env={"env_vars": {key: env[key] for key in AWS_KEYS}},
-    )
-    try:
+    with ray_cluster(env):
         result = dray.generate(
             input_path=f"s3://{BUCKET}/ray/dataset",
             output_path=f"s3://{BUCKET}/ray/out",
             num_samples=16, seed=5, transforms=transforms, drift="abrupt",
             num_shards=2, input_dim=1024,
         )
-    finally:
-        ray.shutdown()
     remote = complete_output(client, "ray/out")
     assert_equal_but_drift_json(remote, tmp_path / "one")
     assert not objects(client, "ray/.drift-shards"), "shards removed after the merge"
@@ -295,7 +303,6 @@ def test_the_no_merge_layout_reads_as_one_dataset(s3, dataset, tmp_path, monkeyp
     reading the shards' tables in the index's order with polars gives one process's tables,
     and each listed hash is the object's."""
     import polars as pl
-    import ray
 
     import drift_pipeline.ray as dray
     from drift_pipeline import sharding
@@ -304,19 +311,12 @@ def test_the_no_merge_layout_reads_as_one_dataset(s3, dataset, tmp_path, monkeyp
     for key in AWS_KEYS:
         monkeypatch.setenv(key, env[key])
     cli(*generate_args(str(dataset), str(tmp_path / "one"), seed=8), env=env)
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    ray.init(
-        num_cpus=2, include_dashboard=False, log_to_driver=False,
-        runtime_env={"env_vars": {key: env[key] for key in AWS_KEYS}},
-    )
-    try:
+    with ray_cluster(env):
         returned = dray.generate(
             input_path=str(dataset), output_path=f"s3://{BUCKET}/nomerge/out",
             num_samples=10, seed=8, transforms=["rotate=0.4"], num_shards=3, input_dim=24,
             shard_dir=f"s3://{BUCKET}/nomerge/shards", merge=False,
         )
-    finally:
-        ray.shutdown()
     index = sharding.read_shard_index(f"s3://{BUCKET}/nomerge/out")
     assert index == returned
     listed = index["segments"][0]["shards"]

@@ -334,16 +334,17 @@ pub fn merge_with(
             copied += n;
             progress(copied, total);
         };
-        let (output, bytes) = match assemble {
-            false => merge_segment(parts, folder, overwrite, &mut count)?,
+        let zip = match assemble {
+            false => None,
             true => {
                 let remote = &mut remotes[index].0;
                 let assembled = on_store::assemble_zip(parts, remote, hasher)?;
                 downloaded_bytes += assembled.stats.downloaded_bytes;
                 copied_bytes += assembled.stats.copied_bytes;
-                merge_rows(parts, folder, overwrite, assembled.zip, &mut count)?
+                Some(assembled.zip)
             }
         };
+        let (output, bytes) = merge_segment(parts, folder, overwrite, zip, &mut count)?;
         zip_bytes += bytes;
         staged.push(output);
     }
@@ -367,11 +368,14 @@ pub fn merge_with(
     })
 }
 
-/// Copies one segment's shards, in order, into `folder`'s staging area.
+/// Copies one segment's shards, in order, into `folder`'s staging area: every sample's rows and
+/// zip entry, or, when the merged zip was assembled on object storage (`zip`, its record), the
+/// rows only. Returns the staged output and the zip bytes.
 fn merge_segment(
     parts: &[ShardOutput],
     folder: OutputFolder,
     overwrite: bool,
+    zip: Option<FileRecord>,
     copied: &mut dyn FnMut(u64),
 ) -> Result<(StagedOutput, u64), MergeError> {
     let embeddings = parts[0].record.embeddings.is_some();
@@ -380,18 +384,28 @@ fn merge_segment(
         embeddings,
         ..WriterOptions::default()
     };
-    let mut writer = OutputWriter::create(folder, options, ClassTable::default())?;
+    let mut writer = match zip {
+        None => OutputWriter::create(folder, options, ClassTable::default())?,
+        Some(_) => OutputWriter::create_rows_only(folder, options)?,
+    };
     let mut zip_bytes = 0;
     for part in parts {
-        let reader = SampleReader::open(&part.local)?;
+        let reader = match &part.zip {
+            Some(stored) if zip.is_some() => {
+                SampleReader::open_rows_only(&part.local, stored.names())?
+            }
+            _ => {
+                zip_bytes += std::fs::metadata(part.local.join(drift_writer::SAMPLED_IMAGES))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                SampleReader::open(&part.local)?
+            }
+        };
         if reader.has_embeddings() != embeddings {
             return Err(MergeError::Embeddings {
                 folder: part.folder.clone(),
             });
         }
-        zip_bytes += std::fs::metadata(part.local.join(drift_writer::SAMPLED_IMAGES))
-            .map(|m| m.len())
-            .unwrap_or(0);
         let mut samples = 0u64;
         for sample in reader {
             writer.append(&sample?)?;
@@ -402,46 +416,13 @@ fn merge_segment(
         }
         copied(samples % 256);
     }
-    let staged = writer.finish(|files| merged_record(parts, files))?;
-    Ok((staged, zip_bytes))
-}
-
-/// Writes one segment's tables into `folder`'s staging area from its shards' rows, the merged
-/// zip (assembled on object storage) recorded as `zip`.
-fn merge_rows(
-    parts: &[ShardOutput],
-    folder: OutputFolder,
-    overwrite: bool,
-    zip: FileRecord,
-    copied: &mut dyn FnMut(u64),
-) -> Result<(StagedOutput, u64), MergeError> {
-    let embeddings = parts[0].record.embeddings.is_some();
-    let options = WriterOptions {
-        overwrite,
-        embeddings,
-        ..WriterOptions::default()
+    let staged = match zip {
+        None => writer.finish(|files| merged_record(parts, files))?,
+        Some(zip) => {
+            zip_bytes = zip.bytes;
+            writer.finish_with_zip(zip, |files| merged_record(parts, files))?
+        }
     };
-    let mut writer = OutputWriter::create_rows_only(folder, options)?;
-    for part in parts {
-        let names = part.zip.as_ref().map(|z| z.names()).unwrap_or_default();
-        let reader = SampleReader::open_rows_only(&part.local, names)?;
-        if reader.has_embeddings() != embeddings {
-            return Err(MergeError::Embeddings {
-                folder: part.folder.clone(),
-            });
-        }
-        let mut samples = 0u64;
-        for sample in reader {
-            writer.append(&sample?)?;
-            samples += 1;
-            if samples.is_multiple_of(256) {
-                copied(256);
-            }
-        }
-        copied(samples % 256);
-    }
-    let zip_bytes = zip.bytes;
-    let staged = writer.finish_with_zip(zip, |files| merged_record(parts, files))?;
     Ok((staged, zip_bytes))
 }
 
