@@ -631,12 +631,13 @@ fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
         .upload_file(&setup.weights, "test-weights.safetensors")
         .unwrap();
     let weights_url = "memory://evaluate/weights/test-weights.safetensors";
-    let sweep = |input: &str, output: &str| {
+    // A sweep (a shard of one with `shard`); outputs on the store read the weights there too.
+    let sweep_shard = |input: &str, output: &str, shard: Option<&str>| {
         let weights = match output.starts_with("memory://") {
             true => weights_url,
             false => setup.weights.to_str().unwrap(),
         };
-        let args = [
+        let mut args = vec![
             "drift-pipeline",
             "evaluate",
             "--input",
@@ -657,12 +658,16 @@ fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
             "0.3,0.9",
             "--quiet",
         ];
+        if let Some(shard) = shard {
+            args.extend(["--shard", shard]);
+        }
         assert_eq!(
             drift_pipeline_cli::main_with(args),
             0,
             "evaluate {input} -> {output}"
         );
     };
+    let sweep = |input: &str, output: &str| sweep_shard(input, output, None);
     let local = setup.path("local-report");
     sweep(setup.input.to_str().unwrap(), local.to_str().unwrap());
     sweep("memory://evaluate/dataset", "memory://evaluate/report");
@@ -692,30 +697,7 @@ fn evaluate_from_and_to_a_store_equals_a_local_sweep() {
     let shard_sweep = |k: usize| {
         let output = format!("memory://evaluate/shards/{k}");
         let part = format!("{k}/2");
-        let args = [
-            "drift-pipeline",
-            "evaluate",
-            "--input",
-            "memory://evaluate/dataset",
-            "--output",
-            &output,
-            "--weights",
-            setup.weights.to_str().unwrap(),
-            "--size",
-            "32",
-            "--batch-size",
-            "4",
-            "--seed",
-            "3",
-            "--transform",
-            "rotate",
-            "--levels",
-            "0.3,0.9",
-            "--shard",
-            &part,
-            "--quiet",
-        ];
-        assert_eq!(drift_pipeline_cli::main_with(args), 0, "shard {part}");
+        sweep_shard("memory://evaluate/dataset", &output, Some(&part));
         output
     };
     let shards = [shard_sweep(0), shard_sweep(1)];

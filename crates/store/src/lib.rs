@@ -644,9 +644,14 @@ pub fn fetch_report_if_remote(
         path: target.clone(),
         source,
     })?;
+    // One request per file: a missing one is simply not part of the report.
     for name in names.iter().filter(|n| **n != marker) {
-        if remote.exists(name)? {
-            remote.download_file(name, &dir.path().join(name))?;
+        if let Some(bytes) = remote.get_if_present(name)? {
+            let target = dir.path().join(name);
+            std::fs::write(&target, &bytes).map_err(|source| StoreError::Local {
+                path: target,
+                source,
+            })?;
         }
     }
     Ok(Some(LocalCopy { dir }))

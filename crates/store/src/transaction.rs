@@ -946,12 +946,14 @@ mod tests {
             }),
             uploads: Vec::new(),
         };
-        location
-            .put(LOCK_OBJECT, serde_json::to_vec(&record).unwrap())
-            .unwrap();
-        let error = RemoteOutput::lock(&location, &FILES)
-            .unwrap_err()
-            .to_string();
+        // The lock refused with `bytes` planted as the lock object, as a message.
+        let refusal = |bytes: Vec<u8>| {
+            location.put(LOCK_OBJECT, bytes).unwrap();
+            RemoteOutput::lock(&location, &FILES)
+                .unwrap_err()
+                .to_string()
+        };
+        let error = refusal(serde_json::to_vec(&record).unwrap());
         assert!(error.contains("not a lock this tool wrote"), "{error}");
         // An upload to abort outside the staging area is refused the same way.
         let record = LockRecord {
@@ -959,17 +961,9 @@ mod tests {
             uploads: vec![("../elsewhere/x".into(), "id".into())],
             ..record
         };
-        location
-            .put(LOCK_OBJECT, serde_json::to_vec(&record).unwrap())
-            .unwrap();
-        let error = RemoteOutput::lock(&location, &FILES)
-            .unwrap_err()
-            .to_string();
+        let error = refusal(serde_json::to_vec(&record).unwrap());
         assert!(error.contains("names the upload"), "{error}");
-        location.put(LOCK_OBJECT, b"garbage".to_vec()).unwrap();
-        let error = RemoteOutput::lock(&location, &FILES)
-            .unwrap_err()
-            .to_string();
+        let error = refusal(b"garbage".to_vec());
         assert!(error.contains("not a lock this tool wrote"), "{error}");
     }
 }
