@@ -261,6 +261,17 @@ impl Unit {
         }
     }
 
+    /// [`Unit::unit`] computed instead of looked up (`k / 255` by a division), for SIMD lanes,
+    /// where a table lookup is a gather: the same value.
+    #[inline(always)]
+    pub(crate) fn unit_lanes(self, x: f32) -> f64 {
+        if self.bytes {
+            ((x * 255.0 + 8_388_608.0).to_bits() & 0xFF) as f64 / 255.0
+        } else {
+            f64::from(x)
+        }
+    }
+
     /// The 8-bit scale: `k`, or `255 x`.
     #[inline(always)]
     pub(crate) fn byte(self, x: f32) -> f64 {
@@ -373,7 +384,7 @@ pub(crate) enum Scale {
 
 /// [`stored`] of every value, compiled for the widest SIMD the CPU has: the nearest f32 of each
 /// clipped value, and [`stored`]'s nudge only for the values whose rounding it changes (checked
-/// 64 at a time, so one tie costs a few values, not a pass). The same f32 values as [`stored`].
+/// 64 at a time in SIMD, then value by value in a block that has one). The same f32 values as [`stored`].
 pub(crate) fn store_values(out: &mut [f32], values: &[f64], scale: Scale) {
     pulp::Arch::new().dispatch(StoreValues { out, values, scale });
 }
@@ -405,10 +416,14 @@ impl pulp::WithSimd for StoreValues<'_> {
             }
             if nudge {
                 for (o, &v) in out.iter_mut().zip(values) {
-                    *o = stored(match self.scale {
+                    let v = match self.scale {
                         Scale::Unit => v,
                         Scale::Bytes => v / 255.0,
-                    });
+                    };
+                    let want = (v.max(0.0).min(1.0) * 255.0 + 0.5).floor();
+                    if f64::from(crate::planar::to_byte(*o)) != want {
+                        *o = stored(v);
+                    }
                 }
             }
         }

@@ -2,8 +2,8 @@
 //! kept; unlike SPEC's `brightness`, black becomes grey.
 
 use crate::PlanarImage;
-use crate::imagenet_c::hsv::{hsv_to_rgb, rgb_to_hsv};
-use crate::imagenet_c::{Corruption, Draws, store_unit, unit_values};
+use crate::imagenet_c::hsv::map_hsv;
+use crate::imagenet_c::{Corruption, Draws};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The rise c of the HSV value at severities 0 (identity) to 5.
@@ -44,16 +44,4 @@ impl Corruption for Brightness {
         let delta = params.value(0);
         map_hsv(image, |[h, s, v]| [h, s, (v + delta).clamp(0.0, 1.0)]);
     }
-}
-
-/// Applies `f` to every pixel in scikit-image's HSV and stores the clipped RGB.
-pub(super) fn map_hsv(image: &mut PlanarImage, f: impl Fn([f64; 3]) -> [f64; 3]) {
-    let n = image.size().pixel_count();
-    let mut values = unit_values(image);
-    let (r, rest) = values.split_at_mut(n);
-    let (g, b) = rest.split_at_mut(n);
-    for ((r, g), b) in r.iter_mut().zip(g).zip(b) {
-        [*r, *g, *b] = hsv_to_rgb(f(rgb_to_hsv([*r, *g, *b])));
-    }
-    store_unit(image, &values);
 }

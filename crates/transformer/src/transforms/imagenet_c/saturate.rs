@@ -6,7 +6,7 @@ use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws};
 use crate::registry::{ParamColumn, Params, severity_value};
 
-use super::brightness::map_hsv;
+use crate::imagenet_c::hsv::map_hsv;
 
 /// The saturation's scale a at severities 0 (identity) to 5.
 const SCALE: [f64; 6] = [1.0, 0.3, 0.1, 2.0, 5.0, 20.0];
