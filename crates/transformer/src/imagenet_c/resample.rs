@@ -40,28 +40,61 @@ pub(crate) struct Window {
 }
 
 /// `scipy.ndimage.zoom(window, (factor, factor), order=1)` cut to its top-left `keep` (width,
-/// height): `sink(i, value)` for each output value `i` (row-major in `keep`'s width).
+/// height): `sink(y, row)` for each output row, compiled for the widest SIMD the CPU has.
 pub(crate) fn zoom_window(
     plane: &[f64],
     stride: usize,
     window: Window,
     factor: f64,
     keep: (usize, usize),
-    mut sink: impl FnMut(usize, f64),
+    sink: impl FnMut(usize, &[f64]),
 ) {
-    let rows = zoom_taps(window.height, zoomed_len(window.height, factor), keep.1);
-    let columns = zoom_taps(window.width, zoomed_len(window.width, factor), keep.0);
-    let row_of = |y: usize| &plane[(window.top + y) * stride + window.left..][..window.width];
-    let out_width = columns.len();
-    for (y, &(a, b, wy0, wy1)) in rows.iter().enumerate() {
-        let (row0, row1) = (row_of(a), row_of(b));
-        for (x, &(c, d, wx0, wx1)) in columns.iter().enumerate() {
-            // scipy's order: the four neighbours, rows outer, each value times both weights.
-            let value = row0[c] * wy0 * wx0
-                + row0[d] * wy0 * wx1
-                + row1[c] * wy1 * wx0
-                + row1[d] * wy1 * wx1;
-            sink(y * out_width + x, value);
+    pulp::Arch::new().dispatch(ZoomWindow {
+        plane,
+        stride,
+        window,
+        rows: zoom_taps(window.height, zoomed_len(window.height, factor), keep.1),
+        columns: zoom_taps(window.width, zoomed_len(window.width, factor), keep.0),
+        sink,
+    });
+}
+
+struct ZoomWindow<'a, F> {
+    plane: &'a [f64],
+    stride: usize,
+    window: Window,
+    rows: Vec<(usize, usize, f64, f64)>,
+    columns: Vec<(usize, usize, f64, f64)>,
+    sink: F,
+}
+
+impl<F: FnMut(usize, &[f64])> pulp::WithSimd for ZoomWindow<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(mut self, _simd: S) {
+        let window = self.window;
+        let row_of =
+            |y: usize| &self.plane[(window.top + y) * self.stride + window.left..][..window.width];
+        // Each source row times its row weight once per output row (the products scipy forms
+        // first), then the column taps of those.
+        let mut above = vec![0.0; window.width];
+        let mut below = vec![0.0; window.width];
+        let mut out = vec![0.0; self.columns.len()];
+        for (y, &(a, b, wy0, wy1)) in self.rows.iter().enumerate() {
+            for ((t, &v), (u, &w)) in above
+                .iter_mut()
+                .zip(row_of(a))
+                .zip(below.iter_mut().zip(row_of(b)))
+            {
+                *t = v * wy0;
+                *u = w * wy1;
+            }
+            for (o, &(c, d, wx0, wx1)) in out.iter_mut().zip(&self.columns) {
+                // scipy's order: the four neighbours, rows outer, each value times both weights.
+                *o = above[c] * wx0 + above[d] * wx1 + below[c] * wx0 + below[d] * wx1;
+            }
+            (self.sink)(y, &out);
         }
     }
 }
@@ -78,7 +111,9 @@ pub(crate) fn zoom(plane: &[f64], (width, height): (usize, usize), factor: f64) 
         width,
         height,
     };
-    zoom_window(plane, width, window, factor, keep, |i, v| out[i] = v);
+    zoom_window(plane, width, window, factor, keep, |y, row| {
+        out[y * keep.0..][..keep.0].copy_from_slice(row);
+    });
     out
 }
 

@@ -74,7 +74,11 @@ impl Corruption for ZoomBlur {
                 height: ch,
             };
             for (plane, sum) in wide.chunks_exact(w * h).zip(out.chunks_exact_mut(w * h)) {
-                zoom_window(plane, w, window, factor, (w, h), |i, v| sum[i] += v as f32);
+                zoom_window(plane, w, window, factor, (w, h), |y, row| {
+                    for (s, &v) in sum[y * w..][..w].iter_mut().zip(row) {
+                        *s += v as f32;
+                    }
+                });
             }
         }
         let count = (factors.len() + 1) as f32;
