@@ -100,8 +100,9 @@ impl pulp::WithSimd for GaussianPasses<'_> {
                 }
                 for j in (1..w.len()).rev() {
                     let (above, below) = (row(yi - j as isize), row(yi + j as isize));
+                    let tap = w[j];
                     for ((o, a), b) in out.iter_mut().zip(above).zip(below) {
-                        *o += (a + b) * w[j];
+                        *o += (a + b) * tap;
                     }
                 }
                 round_row(out, self.store_f32);
@@ -122,8 +123,10 @@ impl pulp::WithSimd for GaussianPasses<'_> {
                 for j in (1..=radius).rev() {
                     let left = &padded[radius - j..][..width];
                     let right = &padded[radius + j..][..width];
+                    // The tap in a local: read through `w` in the loop, it kept the loop scalar.
+                    let tap = w[j];
                     for ((o, a), b) in out.iter_mut().zip(left).zip(right) {
-                        *o += (a + b) * w[j];
+                        *o += (a + b) * tap;
                     }
                 }
                 round_row(out, self.store_f32);

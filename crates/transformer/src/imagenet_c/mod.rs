@@ -342,10 +342,26 @@ pub(crate) fn apply_field(
     }
 }
 
-/// The 8-bit scale of every value (what the package's uint8 arrays hold).
-pub(crate) fn byte_values(image: &PlanarImage) -> Vec<f64> {
+/// Filters each plane's values (in `scale`'s units: `k / 255` or `k` for an image holding
+/// bytes) in place with `filter`, and stores them clipped, one plane at a time (a buffer of one
+/// plane, not of the image).
+pub(crate) fn filter_planes(
+    image: &mut PlanarImage,
+    scale: Scale,
+    mut filter: impl FnMut(&mut [f64]),
+) {
     let unit = Unit::of(image);
-    image.data().iter().map(|&x| unit.byte(x)).collect()
+    let mut values = vec![0.0; image.size().pixel_count()];
+    for plane in image.planes_mut() {
+        for (v, &x) in values.iter_mut().zip(plane.iter()) {
+            *v = match scale {
+                Scale::Unit => unit.unit(x),
+                Scale::Bytes => unit.byte(x),
+            };
+        }
+        filter(&mut values);
+        store_values(plane, &values, scale);
+    }
 }
 
 /// `v` (in [0, 1] units) as the f32 our planes hold, chosen among the nearest f32 values so
@@ -377,11 +393,6 @@ pub(crate) fn stored(v: f64) -> f32 {
 /// Stores `np.clip(values, 0, 1)` (planar, in [0, 1] units) into the image.
 pub(crate) fn store_unit(image: &mut PlanarImage, values: &[f64]) {
     store_values(image.data_mut(), values, Scale::Unit);
-}
-
-/// Stores `np.clip(values, 0, 255)` (planar, in 8-bit units) into the image.
-pub(crate) fn store_bytes(image: &mut PlanarImage, values: &[f64]) {
-    store_values(image.data_mut(), values, Scale::Bytes);
 }
 
 /// The units of values to store.

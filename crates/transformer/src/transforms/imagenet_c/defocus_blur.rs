@@ -3,7 +3,7 @@
 
 use crate::PlanarImage;
 use crate::imagenet_c::disk::{disk, filter_2d};
-use crate::imagenet_c::{Corruption, Draws, store_unit, unit_values};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The disk's radius in pixels at severities 0 (identity) to 5.
@@ -55,11 +55,9 @@ impl Corruption for DefocusBlur {
         let (kernel, side) = disk(params.value(0), params.value(1));
         let size = image.size();
         let shape = (size.width as usize, size.height as usize);
-        let values = unit_values(image);
-        let blurred: Vec<f64> = values
-            .chunks_exact(size.pixel_count())
-            .flat_map(|plane| filter_2d(plane, shape, &kernel, side))
-            .collect();
-        store_unit(image, &blurred);
+        filter_planes(image, Scale::Unit, |plane| {
+            let blurred = filter_2d(plane, shape, &kernel, side);
+            plane.copy_from_slice(&blurred);
+        });
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
-use crate::imagenet_c::{Corruption, Draws, store_unit, unit_values};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The blur's sigma in pixels at severities 0 (identity) to 5.
@@ -44,10 +44,8 @@ impl Corruption for GaussianBlur {
         let sigma = params.value(0);
         let size = image.size();
         let shape = (size.width as usize, size.height as usize);
-        let mut values = unit_values(image);
-        for plane in values.chunks_exact_mut(size.pixel_count()) {
+        filter_planes(image, Scale::Unit, |plane| {
             gaussian_filter(plane, shape, (sigma, sigma), 4.0, Border::Nearest, false);
-        }
-        store_unit(image, &values);
+        });
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::PlanarImage;
 use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
-use crate::imagenet_c::{Corruption, Draws, byte_values, store_bytes, uniform_one};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, uniform_one};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The blur's radius in pixels at severities 0 (identity) to 5.
@@ -64,12 +64,10 @@ impl Corruption for MotionBlur {
         let size = image.size();
         let shape = (size.width as usize, size.height as usize);
         let shifts = shifts(width, params.value(2), shape);
-        let values = byte_values(image);
-        let blurred: Vec<f64> = values
-            .chunks_exact(size.pixel_count())
-            .flat_map(|plane| motion_blur(plane, shape, &taps, &shifts))
-            .collect();
-        store_bytes(image, &blurred);
+        filter_planes(image, Scale::Bytes, |plane| {
+            let blurred = motion_blur(plane, shape, &taps, &shifts);
+            plane.copy_from_slice(&blurred);
+        });
     }
 }
 
