@@ -197,23 +197,25 @@ impl pulp::WithSimd for Correlate<'_> {
             let out = &mut self.out[y * width..][..width];
             for run in self.runs {
                 let row = y + run.row;
+                // The tap in a local: read through `run` in the loops, it can keep them scalar.
+                let k = run.k;
                 if let Some(mirror) = run.mirror {
                     let source = &self.padded[row * pw + run.column..][..width];
                     let other = &self.padded[row * pw + mirror..][..width];
                     for ((o, s), t) in out.iter_mut().zip(source).zip(other) {
-                        *o += run.k * (s + t);
+                        *o += k * (s + t);
                     }
                 } else if run.len == 1 {
                     let source = &self.padded[row * pw + run.column..][..width];
                     for (o, s) in out.iter_mut().zip(source) {
-                        *o += run.k * s;
+                        *o += k * s;
                     }
                 } else {
                     let sums = &self.prefix[row * (pw + 1)..][..pw + 1];
                     let after = &sums[run.column + run.len..][..width];
                     let before = &sums[run.column..][..width];
                     for ((o, a), b) in out.iter_mut().zip(after).zip(before) {
-                        *o += run.k * (a - b);
+                        *o += k * (a - b);
                     }
                 }
             }

@@ -23,6 +23,8 @@ impl Border {
         let n = len as isize;
         match self {
             Border::Nearest => i.clamp(0, n - 1) as usize,
+            // Most reads are inside: no division for them.
+            Border::Reflect if (0..n).contains(&i) => i as usize,
             Border::Reflect => {
                 let period = 2 * n;
                 let m = i.rem_euclid(period);

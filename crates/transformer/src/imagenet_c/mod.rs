@@ -364,6 +364,13 @@ pub(crate) fn filter_planes(
     }
 }
 
+/// `np.clip(v, 0, 1)`, NaN to 0 (the byte `to_byte` gives NaN), where `clamp` keeps a NaN.
+#[inline(always)]
+#[allow(clippy::manual_clamp)]
+fn clip_unit(v: f64) -> f64 {
+    v.max(0.0).min(1.0)
+}
+
 /// `v` (in [0, 1] units) as the f32 our planes hold, chosen among the nearest f32 values so
 /// that the chain's final rounding (half up, in f32, `PlanarImage::to_rgb8`) gives the byte the
 /// package's f64 output rounds to. The package's floats often sit on exact halves (v + 0.1 is
@@ -371,8 +378,7 @@ pub(crate) fn filter_planes(
 /// a few ulps at most, far below any transform's own float error.
 #[inline]
 pub(crate) fn stored(v: f64) -> f32 {
-    // `max` then `min`, as `clamp` but NaN to 0 (the byte `to_byte` gives NaN).
-    let v = v.max(0.0).min(1.0);
+    let v = clip_unit(v);
     let want = floor_fast(v * 255.0 + 0.5);
     let mut stored = v as f32;
     for _ in 0..4 {
@@ -430,7 +436,7 @@ impl pulp::WithSimd for StoreValues<'_> {
                     Scale::Unit => v,
                     Scale::Bytes => v / 255.0,
                 };
-                let v = v.max(0.0).min(1.0);
+                let v = clip_unit(v);
                 let s = v as f32;
                 let want = (v * 255.0 + 0.5).floor();
                 nudge |= f64::from(crate::planar::to_byte(s)) != want;
@@ -442,7 +448,7 @@ impl pulp::WithSimd for StoreValues<'_> {
                         Scale::Unit => v,
                         Scale::Bytes => v / 255.0,
                     };
-                    let want = (v.max(0.0).min(1.0) * 255.0 + 0.5).floor();
+                    let want = (clip_unit(v) * 255.0 + 0.5).floor();
                     if f64::from(crate::planar::to_byte(*o)) != want {
                         *o = stored(v);
                     }
