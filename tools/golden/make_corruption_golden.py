@@ -85,6 +85,9 @@ FLOAT_CORRUPTIONS = [
     "saturate",
 ]
 CORRUPTIONS = PIL_CORRUPTIONS + FLOAT_CORRUPTIONS
+# The weather corruptions (part 2), float results too: their cases come after all of the
+# above, so that the earlier cases keep their seeds and files.
+WEATHER_CORRUPTIONS = ["fog"]
 
 # The 224-px photo runs the float corruptions at this severity only (fixture size).
 PHOTO = "city_224x224"
@@ -169,10 +172,15 @@ def main() -> None:
         "cases": [],
     }
     seed = 1000
-    for source_name, path in SOURCES.items():
+    passes = [(CORRUPTIONS, FLOAT_CORRUPTIONS), (WEATHER_CORRUPTIONS, WEATHER_CORRUPTIONS)]
+    for source_name, path, names, floats in [
+        (source_name, path, names, floats)
+        for names, floats in passes
+        for source_name, path in SOURCES.items()
+    ]:
         image = Image.open(path).convert("RGB")
-        for name in CORRUPTIONS:
-            photo = source_name == PHOTO and name in FLOAT_CORRUPTIONS
+        for name in names:
+            photo = source_name == PHOTO and name in floats
             for severity in PHOTO_SEVERITIES if photo else range(1, 6):
                 seed += 1
                 pixels, draws = run_case(name, image, severity, seed)

@@ -30,10 +30,6 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// The binary's allocator (see the workspace's Cargo.toml), so the bench measures what it runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: cargo xtask test [extra cargo test arguments] | cargo xtask tidy | cargo xtask bench [--images N] [--input DIR] [--json FILE] | cargo xtask bench-dataset DIR [IMAGES] | cargo xtask test-weights FILE [--seed N] | cargo xtask long-stream [--samples N] [--reference N] [--window N] [--detector SPEC]... [--threads N] [--dir DIR]";
 
 fn main() -> Result<()> {

@@ -2,10 +2,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc, for the reason given in the workspace's Cargo.toml (the per-image buffers).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     ExitCode::from(drift_pipeline_cli::main_with(std::env::args_os()))
 }

@@ -15,10 +15,6 @@ use std::time::Duration;
 
 mod errors;
 
-/// mimalloc, for the reason given in the workspace's Cargo.toml (the per-image buffers).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use drift_pipeline::{
     DriftGenerator, FrontEnd, PipelineError, Progress, RawRun, RawSegment, RunSpec, SampleSummary,
     SpecError, TransformKind,

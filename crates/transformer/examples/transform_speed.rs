@@ -10,10 +10,6 @@ use drift_core::{ImageSize, RgbImage8};
 use drift_transformer::{TransformChain, TransformKind};
 use rand::{RngExt, SeedableRng};
 
-/// The binary's allocator (see the workspace's Cargo.toml), so the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let size = ImageSize::new(224, 224).expect("a valid size");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);

@@ -12,6 +12,7 @@ pub(crate) mod disk;
 pub(crate) mod gaussian;
 pub(crate) mod hsv;
 pub(crate) mod motion;
+pub(crate) mod plasma;
 pub(crate) mod resample;
 
 use std::collections::HashMap;

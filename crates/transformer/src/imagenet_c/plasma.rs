@@ -1,0 +1,126 @@
+//! The package's `plasma_fractal` (fog's height map): diamond-square on a torus of
+//! `size x size` (a power of two), in f64, operation by operation. Each level fills the squares'
+//! centres, then the diamonds' (first those on the corner rows, then those on the corner
+//! columns), each value `sum / 4 + wibble * U(-wibble, wibble)` with one `uniform` draw per
+//! level and kind, in C order: `size^2 - 1` draws in all. `wibble` starts at 100 and is divided
+//! by `decay` after each level; the map is then shifted to a minimum of 0 and divided by its
+//! maximum.
+
+use super::Draws;
+
+/// `plasma_fractal(mapsize=size, wibbledecay=decay)`: `size x size` values, row-major.
+pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> Vec<f64> {
+    assert!(size.is_power_of_two(), "the map's side is a power of two");
+    let mut map = vec![0.0; size * size];
+    let mut step = size;
+    let mut wibble = 100.0;
+    let mut noise = Vec::new();
+    // The K x K grid of values `step` apart, starting at (row, column) `(top, left)`.
+    let at = |top: usize, left: usize, i: usize, j: usize, step: usize| {
+        (top + i * step) * size + left + j * step
+    };
+    while step >= 2 {
+        let half = step / 2;
+        let k = size / step;
+        let wrap = |i: usize, d: isize| (i as isize + d).rem_euclid(k as isize) as usize;
+        noise.resize(k * k, 0.0);
+        // Squares: the four corners, `c + roll(c, -1, 0)` then that plus its roll along axis 1.
+        let corner = |map: &[f64], i: usize, j: usize| map[at(0, 0, i, j, step)];
+        let rows: Vec<f64> = (0..k * k)
+            .map(|n| {
+                let (i, j) = (n / k, n % k);
+                corner(&map, i, j) + corner(&map, wrap(i, 1), j)
+            })
+            .collect();
+        draws.uniform(-wibble, wibble, &mut noise);
+        for (n, &u) in noise.iter().enumerate() {
+            let (i, j) = (n / k, n % k);
+            let sum = rows[n] + rows[i * k + wrap(j, 1)];
+            map[at(half, half, i, j, step)] = sum / 4.0 + wibble * u;
+        }
+        // Diamonds on the corner rows: `dr + roll(dr, 1, 0)` plus `ul + roll(ul, -1, 1)`.
+        let centre = |map: &[f64], i: usize, j: usize| map[at(half, half, i, j, step)];
+        draws.uniform(-wibble, wibble, &mut noise);
+        for (n, &u) in noise.iter().enumerate() {
+            let (i, j) = (n / k, n % k);
+            let down = centre(&map, i, j) + centre(&map, wrap(i, -1), j);
+            let across = corner(&map, i, j) + corner(&map, i, wrap(j, 1));
+            map[at(0, half, i, j, step)] = (down + across) / 4.0 + wibble * u;
+        }
+        // Diamonds on the corner columns: `dr + roll(dr, 1, 1)` plus `ul + roll(ul, -1, 0)`.
+        draws.uniform(-wibble, wibble, &mut noise);
+        for (n, &u) in noise.iter().enumerate() {
+            let (i, j) = (n / k, n % k);
+            let across = centre(&map, i, j) + centre(&map, i, wrap(j, -1));
+            let down = corner(&map, i, j) + corner(&map, wrap(i, 1), j);
+            map[at(half, 0, i, j, step)] = (across + down) / 4.0 + wibble * u;
+        }
+        step /= 2;
+        wibble /= decay;
+    }
+    let min = map.iter().copied().fold(f64::INFINITY, f64::min);
+    for v in &mut map {
+        *v -= min;
+    }
+    let max = map.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    for v in &mut map {
+        *v /= max;
+    }
+    map
+}
+
+/// numpy's reading of `next_power_of_2(x)` in the package: 1 for 0, else `2 ** (x - 1).bit_length()`.
+pub(crate) fn next_power_of_two(x: usize) -> usize {
+    x.max(1).next_power_of_two()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imagenet_c::RngDraws;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_map_spans_zero_to_one_and_draws_size_squared_minus_one() {
+        struct Counting<'a>(RngDraws<'a, crate::NoiseRng>, usize);
+        impl Draws for Counting<'_> {
+            fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]) {
+                self.0.normal(loc, scale, out);
+            }
+            fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
+                self.1 += out.len();
+                self.0.uniform(low, high, out);
+            }
+            fn integers(&mut self, low: i64, high: i64, out: &mut [i64]) {
+                self.0.integers(low, high, out);
+            }
+            fn poisson(&mut self, lam: &[f64], out: &mut [f64]) {
+                self.0.poisson(lam, out);
+            }
+            fn unit(&mut self, out: &mut [f64]) {
+                self.0.unit(out);
+            }
+        }
+        let mut rng = crate::NoiseRng::seed_from_u64(4);
+        let mut draws = Counting(RngDraws::new(&mut rng), 0);
+        let map = plasma_fractal(64, 2.0, &mut draws);
+        assert_eq!(draws.1, 64 * 64 - 1);
+        assert_eq!(map.len(), 64 * 64);
+        let min = map.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = map.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!((min, max), (0.0, 1.0));
+        // Smooth: neighbours are closer than random pairs on average.
+        let neighbours: f64 = map.windows(2).map(|w| (w[0] - w[1]).abs()).sum::<f64>();
+        let far: f64 = (0..map.len() - 2048)
+            .map(|i| (map[i] - map[i + 2048]).abs())
+            .sum::<f64>();
+        assert!(neighbours / 4095.0 < far / 2048.0, "{neighbours} {far}");
+    }
+
+    #[test]
+    fn map_sides_follow_the_package() {
+        for (side, map) in [(224, 256), (256, 256), (257, 512), (3, 4), (1, 1), (0, 1)] {
+            assert_eq!(next_power_of_two(side), map, "{side}");
+        }
+    }
+}

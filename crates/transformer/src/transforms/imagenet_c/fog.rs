@@ -1,0 +1,81 @@
+//! `imagenet_c:fog`: a plasma fractal (diamond-square) of strength k added to every channel,
+//! the image then scaled by `max / (max + k)`, `max` its brightest value over all channels.
+
+use crate::PlanarImage;
+use crate::imagenet_c::plasma::{next_power_of_two, plasma_fractal};
+use crate::imagenet_c::{Corruption, Draws, Scale, Unit, store_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The fog's strength k at severities 0 (identity, CCC's row) to 5.
+const STRENGTH: [f64; 6] = [0.0, 1.5, 2.0, 2.5, 2.5, 3.0];
+/// The plasma's roughness decay at severities 0 to 5 (lower is rougher).
+const DECAY: [f64; 6] = [2.0, 2.0, 2.0, 1.7, 1.5, 1.4];
+
+pub(crate) struct Fog;
+
+impl Corruption for Fog {
+    fn name(&self) -> &'static str {
+        "imagenet_c:fog"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C fog at severity 5L: + k x a plasma fractal of roughness decay d, then x max / \
+         (max + k); (k, d) = (0, 2), (1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4) at \
+         severities 0-5"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[
+            ParamColumn {
+                name: "strength",
+                meaning: "the fog's strength k",
+            },
+            ParamColumn {
+                name: "decay",
+                meaning: "the plasma's roughness decay d, lower is rougher",
+            },
+        ]
+    }
+
+    fn differences(&self) -> &'static str {
+        "none (the map is the next power of two of the longest side, cut from its top left, as \
+         in the package: its feature scale jumps at powers of two)"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact given numpy's draws"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::new(&[
+            Some(severity_value(level, &STRENGTH)),
+            Some(severity_value(level, &DECAY)),
+        ])
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
+        let (strength, decay) = (params.value(0), params.value(1));
+        let size = image.size();
+        let (w, h) = (size.width as usize, size.height as usize);
+        // `np.max(shape)` of an H x W x 3 array: a side below 3 gives a map of 4.
+        let side = next_power_of_two(w.max(h).max(3));
+        let plasma = plasma_fractal(side, decay, draws);
+        let unit = Unit::of(image);
+        let max = image
+            .data()
+            .iter()
+            .map(|&x| unit.unit(x))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let scale = max + strength;
+        let mut row = vec![0.0; w];
+        for plane in image.planes_mut() {
+            for (y, values) in plane.chunks_exact_mut(w).enumerate() {
+                let fog = &plasma[y * side..][..w];
+                for ((out, &x), &f) in row.iter_mut().zip(values.iter()).zip(fog) {
+                    *out = (unit.unit(x) + strength * f) * max / scale;
+                }
+                store_values(values, &row, Scale::Unit);
+            }
+        }
+    }
+}
