@@ -41,8 +41,9 @@ def _gaussian(image, sigma=1, multichannel=None, **kwargs):
 corruptions.gaussian = _gaussian
 
 NAMES = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-         "motion_blur", "zoom_blur", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-         "jpeg_compression", "speckle_noise", "gaussian_blur", "saturate"]
+         "motion_blur", "zoom_blur", "snow", "fog", "brightness", "contrast",
+         "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "gaussian_blur",
+         "saturate"]
 
 
 def images(count):

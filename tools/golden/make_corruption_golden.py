@@ -85,9 +85,10 @@ FLOAT_CORRUPTIONS = [
     "saturate",
 ]
 CORRUPTIONS = PIL_CORRUPTIONS + FLOAT_CORRUPTIONS
-# The weather corruptions (part 2), float results too: their cases come after all of the
-# above, so that the earlier cases keep their seeds and files.
-WEATHER_CORRUPTIONS = ["fog"]
+# The weather corruptions (part 2), float results too: each one's cases come after all of the
+# cases before it, in the order they were added, so that earlier cases keep their seeds and
+# files.
+WEATHER_CORRUPTIONS = ["fog", "snow"]
 
 # The 224-px photo runs the float corruptions at this severity only (fixture size).
 PHOTO = "city_224x224"
@@ -172,7 +173,7 @@ def main() -> None:
         "cases": [],
     }
     seed = 1000
-    passes = [(CORRUPTIONS, FLOAT_CORRUPTIONS), (WEATHER_CORRUPTIONS, WEATHER_CORRUPTIONS)]
+    passes = [(CORRUPTIONS, FLOAT_CORRUPTIONS)] + [([name], [name]) for name in WEATHER_CORRUPTIONS]
     for source_name, path, names, floats in [
         (source_name, path, names, floats)
         for names, floats in passes

@@ -22,5 +22,6 @@ pub(crate) mod motion_blur;
 pub(crate) mod pixelate;
 pub(crate) mod saturate;
 pub(crate) mod shot_noise;
+pub(crate) mod snow;
 pub(crate) mod speckle_noise;
 pub(crate) mod zoom_blur;

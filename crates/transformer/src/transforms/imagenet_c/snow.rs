@@ -1,0 +1,196 @@
+//! `imagenet_c:snow`: a layer of flakes (a normal field, zoomed, thresholded, blurred along a
+//! drawn angle, rounded to 8 bits) added to the image and to itself turned half a turn, over the
+//! image blended towards its brightened grey.
+
+use crate::PlanarImage;
+use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
+use crate::imagenet_c::resample::{Window, zoom_window, zoomed_len};
+use crate::imagenet_c::{Corruption, Draws, Scale, round_half_even, store_values, uniform_one};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The field's mean at severities 0 (CCC's row) to 5.
+const LOC: [f64; 6] = [0.1, 0.1, 0.2, 0.55, 0.55, 0.55];
+/// The field's standard deviation.
+const SCALE: [f64; 6] = [0.3; 6];
+/// The zoom of the field's centre (the flakes' size).
+const ZOOM: [f64; 6] = [3.0, 3.0, 2.0, 4.0, 4.5, 2.5];
+/// Field values below the threshold are no flake.
+const THRESHOLD: [f64; 6] = [1.0, 0.5, 0.5, 0.9, 0.85, 0.85];
+/// The motion blur's radius in pixels.
+const RADIUS: [f64; 6] = [10.0, 10.0, 12.0, 12.0, 12.0, 12.0];
+/// The motion blur's sigma.
+const SIGMA: [f64; 6] = [4.0, 4.0, 4.0, 8.0, 8.0, 12.0];
+/// The image's share in its blend with its brightened grey.
+const BLEND: [f64; 6] = [1.0, 0.8, 0.7, 0.7, 0.65, 0.55];
+
+/// The flakes' strength: CCC's row at severity 0 still makes flakes, so below severity 1 they
+/// also fade by s (a multiplication by 1 from severity 1 up).
+const FADE: [f64; 6] = [0.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+
+/// OpenCV's `RGB2GRAY` weights in f32.
+const GRAY: [f32; 3] = [0.299, 0.587, 0.114];
+
+pub(crate) struct Snow;
+
+impl Corruption for Snow {
+    fn name(&self) -> &'static str {
+        "imagenet_c:snow"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C snow at severity 5L: flakes where a N(loc, .3) field zoomed by z passes a \
+         threshold t, motion-blurred (radius r, sigma) along an angle ~ U(-135, -45) degrees, over \
+         the image blended b : 1 - b with its brightened grey; (loc, z, t, r, sigma, b) = (.1, 3, \
+         .5, 10, 4, .8), (.2, 2, .5, 12, 4, .7), (.55, 4, .9, 12, 8, .7), (.55, 4.5, .85, 12, 8, \
+         .65), (.55, 2.5, .85, 12, 12, .55) at severities 1-5, CCC's (.1, 3, 1, 10, 4, 1) at 0, \
+         where the flakes also fade"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[
+            ParamColumn {
+                name: "loc",
+                meaning: "the flake field's mean",
+            },
+            ParamColumn {
+                name: "scale",
+                meaning: "the flake field's standard deviation",
+            },
+            ParamColumn {
+                name: "zoom",
+                meaning: "the field's zoom z, the flakes' size",
+            },
+            ParamColumn {
+                name: "threshold",
+                meaning: "field values below t are no flake",
+            },
+            ParamColumn {
+                name: "radius",
+                meaning: "the flakes' motion blur radius in pixels",
+            },
+            ParamColumn {
+                name: "sigma",
+                meaning: "the flakes' motion blur sigma",
+            },
+            ParamColumn {
+                name: "blend",
+                meaning: "the image's share b against its brightened grey",
+            },
+            ParamColumn {
+                name: "fade",
+                meaning: "the flakes' strength, s below severity 1",
+            },
+        ]
+    }
+
+    fn differences(&self) -> &'static str {
+        "level 0 is the identity: CCC's row there (threshold 1, blend 1) still leaves flakes on \
+         about 0.1% of pixels, so below severity 1 the flake layer is also scaled by s (the \
+         lowest levels give few, faint flakes); the angle is drawn after the field, as in the \
+         package, so it is not logged"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact given numpy's draws (the grey as OpenCV's vector loop computes it; its scalar tail, at some widths, can differ by an ulp)"
+    }
+
+    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+        Params::new(&[
+            Some(severity_value(level, &LOC)),
+            Some(severity_value(level, &SCALE)),
+            Some(severity_value(level, &ZOOM)),
+            Some(severity_value(level, &THRESHOLD)),
+            Some(severity_value(level, &RADIUS)),
+            Some(severity_value(level, &SIGMA)),
+            Some(severity_value(level, &BLEND)),
+            Some(severity_value(level, &FADE)),
+        ])
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
+        let [loc, scale, zoom, threshold, radius, sigma, blend, fade] =
+            std::array::from_fn(|i| params.value(i));
+        let size = image.size();
+        let (w, h) = (size.width as usize, size.height as usize);
+        let mut field = vec![0.0; w * h];
+        draws.normal(loc, scale, &mut field);
+        let layer = flake_layer(&field, (w, h), zoom, threshold, fade);
+        let (lw, lh) = layer.shape;
+        let width = 2 * radius.ceil() as usize + 1;
+        let angle = uniform_one(draws, -135.0, -45.0);
+        let blurred = motion_blur(
+            &layer.values,
+            (lw, lh),
+            &kernel(width, sigma),
+            &shifts(width, angle, (lw, lh)),
+        );
+        // `np.round(L * 255).astype(np.uint8) / 255.`, cut to the image.
+        let flake = |y: usize, x: usize| round_half_even(blurred[y * lw + x] * 255.0) / 255.0;
+        // `c6 * x + (1 - c6) * max(x, grey * 1.5 + 0.5)` in f32 (numpy keeps an f32 array f32
+        // against a Python float), grey as OpenCV's vector loop computes it.
+        let (b, rest) = (blend as f32, (1.0 - blend) as f32);
+        let n = w * h;
+        let data = image.data_mut();
+        let grey: Vec<f32> = (0..n)
+            .map(|i| {
+                let (r, g, bl) = (data[i], data[n + i], data[2 * n + i]);
+                bl.mul_add(GRAY[2], r.mul_add(GRAY[0], g * GRAY[1]))
+            })
+            .collect();
+        let mut row = vec![0.0; w];
+        for plane in data.chunks_exact_mut(n) {
+            for (y, values) in plane.chunks_exact_mut(w).enumerate() {
+                for (x, (out, value)) in row.iter_mut().zip(values.iter()).enumerate() {
+                    let i = y * w + x;
+                    let lit = value.max(grey[i] * 1.5 + 0.5);
+                    let blended = b * value + rest * lit;
+                    // `x + L + rot90(L, 2)` in f64: the f32 image, the layer, the layer turned
+                    // half a turn.
+                    *out = f64::from(blended) + flake(y, x) + flake(h - 1 - y, w - 1 - x);
+                }
+                store_values(values, &row, Scale::Unit);
+            }
+        }
+    }
+}
+
+/// The layer before its blur: `values` row-major in `shape` (width, height).
+struct Layer {
+    values: Vec<f64>,
+    shape: (usize, usize),
+}
+
+/// `clipped_zoom(field, z)` without a crop (the package keeps the larger layer), then values
+/// below the threshold set to 0, `np.clip(layer, 0, 1)`, and the fade below severity 1.
+fn flake_layer(
+    field: &[f64],
+    (w, h): (usize, usize),
+    zoom: f64,
+    threshold: f64,
+    fade: f64,
+) -> Layer {
+    // `ceil(side / z)` about the centre, `(side - kept) // 2` from the top left.
+    let (cw, ch) = (
+        (w as f64 / zoom).ceil() as usize,
+        (h as f64 / zoom).ceil() as usize,
+    );
+    let window = Window {
+        left: (w - cw) / 2,
+        top: (h - ch) / 2,
+        width: cw,
+        height: ch,
+    };
+    let shape = (zoomed_len(cw, zoom), zoomed_len(ch, zoom));
+    let mut values = vec![0.0; shape.0 * shape.1];
+    zoom_window(field, w, window, zoom, shape, |y, row| {
+        for (out, &v) in values[y * shape.0..][..shape.0].iter_mut().zip(row) {
+            let v = if v < threshold {
+                0.0
+            } else {
+                v.clamp(0.0, 1.0)
+            };
+            *out = v * fade;
+        }
+    });
+    Layer { values, shape }
+}
