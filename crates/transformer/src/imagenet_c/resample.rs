@@ -39,6 +39,23 @@ pub(crate) struct Window {
     pub(crate) height: usize,
 }
 
+impl Window {
+    /// The window `clipped_zoom` (zoom_blur's and snow's) zooms: `ceil(side / factor)` per
+    /// axis, from `(side - kept) // 2`.
+    pub(crate) fn clipped_zoom((width, height): (usize, usize), factor: f64) -> Self {
+        let (kept_width, kept_height) = (
+            (width as f64 / factor).ceil() as usize,
+            (height as f64 / factor).ceil() as usize,
+        );
+        Self {
+            left: (width - kept_width) / 2,
+            top: (height - kept_height) / 2,
+            width: kept_width,
+            height: kept_height,
+        }
+    }
+}
+
 /// `scipy.ndimage.zoom(window, (factor, factor), order=1)` cut to its top-left `keep` (width,
 /// height): `sink(y, row)` for each output row, compiled for the widest SIMD the CPU has.
 pub(crate) fn zoom_window(

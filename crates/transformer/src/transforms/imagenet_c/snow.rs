@@ -169,18 +169,11 @@ fn flake_layer(
     threshold: f64,
     fade: f64,
 ) -> Layer {
-    // `ceil(side / z)` about the centre, `(side - kept) // 2` from the top left.
-    let (cw, ch) = (
-        (w as f64 / zoom).ceil() as usize,
-        (h as f64 / zoom).ceil() as usize,
+    let window = Window::clipped_zoom((w, h), zoom);
+    let shape = (
+        zoomed_len(window.width, zoom),
+        zoomed_len(window.height, zoom),
     );
-    let window = Window {
-        left: (w - cw) / 2,
-        top: (h - ch) / 2,
-        width: cw,
-        height: ch,
-    };
-    let shape = (zoomed_len(cw, zoom), zoomed_len(ch, zoom));
     let mut values = vec![0.0; shape.0 * shape.1];
     zoom_window(field, w, window, zoom, shape, |y, row| {
         for (out, &v) in values[y * shape.0..][..shape.0].iter_mut().zip(row) {

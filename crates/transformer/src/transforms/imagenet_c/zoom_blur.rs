@@ -62,17 +62,8 @@ impl Corruption for ZoomBlur {
         let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let mut out = vec![0.0f32; x.len()];
         for &factor in &factors {
-            // The centred crop of ceil(side / factor) per axis, zoomed, cut from the top left.
-            let (cw, ch) = (
-                (w as f64 / factor).ceil() as usize,
-                (h as f64 / factor).ceil() as usize,
-            );
-            let window = Window {
-                left: (w - cw) / 2,
-                top: (h - ch) / 2,
-                width: cw,
-                height: ch,
-            };
+            // The centred crop, zoomed, cut from the top left.
+            let window = Window::clipped_zoom((w, h), factor);
             for (plane, sum) in wide.chunks_exact(w * h).zip(out.chunks_exact_mut(w * h)) {
                 zoom_window(plane, w, window, factor, (w, h), |y, row| {
                     for (s, &v) in sum[y * w..][..w].iter_mut().zip(row) {
