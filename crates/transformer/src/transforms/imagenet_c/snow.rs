@@ -124,8 +124,11 @@ impl Corruption for Snow {
             &kernel(width, sigma),
             &shifts(width, angle, (lw, lh)),
         );
-        // `np.round(L * 255).astype(np.uint8) / 255.`, cut to the image.
-        let flake = |y: usize, x: usize| round_half_even(blurred[y * lw + x] * 255.0) / 255.0;
+        // `np.round(L * 255).astype(np.uint8) / 255.`, cut to the image, once per pixel.
+        let flakes: Vec<f64> = (0..h)
+            .flat_map(|y| &blurred[y * lw..][..w])
+            .map(|&v| round_half_even(v * 255.0) / 255.0)
+            .collect();
         // `c6 * x + (1 - c6) * max(x, grey * 1.5 + 0.5)` in f32 (numpy keeps an f32 array f32
         // against a Python float), grey as OpenCV's vector loop computes it.
         let (b, rest) = (blend as f32, (1.0 - blend) as f32);
@@ -146,7 +149,7 @@ impl Corruption for Snow {
                     let blended = b * value + rest * lit;
                     // `x + L + rot90(L, 2)` in f64: the f32 image, the layer, the layer turned
                     // half a turn.
-                    *out = f64::from(blended) + flake(y, x) + flake(h - 1 - y, w - 1 - x);
+                    *out = f64::from(blended) + flakes[i] + flakes[n - 1 - i];
                 }
                 store_values(values, &row, Scale::Unit);
             }
