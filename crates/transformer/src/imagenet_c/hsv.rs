@@ -64,15 +64,12 @@ fn hsv_to_rgb([h, s, v]: [f64; 3]) -> [f64; 3] {
 /// instead of branches so that they run in SIMD lanes, compiled for the widest SIMD the CPU has,
 /// 1024 pixels at a time.
 pub(crate) fn map_hsv(image: &mut PlanarImage, f: impl Fn([f64; 3]) -> [f64; 3] + Copy) {
-    let n = image.size().pixel_count();
     let unit = Unit::of(image);
-    let [r, g, b] = image.planes_mut();
     pulp::Arch::new().dispatch(MapHsv {
-        planes: [r, g, b],
+        planes: image.planes_mut(),
         unit,
         f,
     });
-    debug_assert_eq!(image.size().pixel_count(), n);
 }
 
 struct MapHsv<'a, F> {

@@ -102,7 +102,8 @@ enum PoissonSampler {
     /// Always 0 (rate 0, or not a rate).
     Zero,
     /// `cdf[k]` = P(X <= k), up to where it reaches 1 in f64 (`len` entries), then padded
-    /// with infinities to a multiple of 8 so that the count below runs in whole SIMD lanes.
+    /// with infinities, which count nothing, to a multiple of 8: the count below then has no
+    /// remainder loop (shot_noise 283 -> 310 images/s).
     Table {
         cdf: Vec<f64>,
         len: usize,
@@ -278,7 +279,7 @@ impl Unit {
     #[inline(always)]
     pub(crate) fn unit_lanes(self, x: f32) -> f64 {
         if self.bytes {
-            ((x * 255.0 + 8_388_608.0).to_bits() & 0xFF) as f64 / 255.0
+            byte(x) as f64 / 255.0
         } else {
             f64::from(x)
         }
@@ -411,9 +412,21 @@ pub(crate) enum Scale {
     Bytes,
 }
 
+impl Scale {
+    /// `v` in [0, 1] units.
+    #[inline(always)]
+    fn to_unit(self, v: f64) -> f64 {
+        match self {
+            Scale::Unit => v,
+            Scale::Bytes => v / 255.0,
+        }
+    }
+}
+
 /// [`stored`] of every value, compiled for the widest SIMD the CPU has: the nearest f32 of each
 /// clipped value, and [`stored`]'s nudge only for the values whose rounding it changes (checked
-/// 64 at a time in SIMD, then value by value in a block that has one). The same f32 values as [`stored`].
+/// 64 at a time in SIMD, then value by value in a block that has one). The same f32 values as
+/// [`stored`].
 pub(crate) fn store_values(out: &mut [f32], values: &[f64], scale: Scale) {
     pulp::Arch::new().dispatch(StoreValues { out, values, scale });
 }
@@ -433,11 +446,7 @@ impl pulp::WithSimd for StoreValues<'_> {
         for (out, values) in self.out.chunks_mut(BLOCK).zip(self.values.chunks(BLOCK)) {
             let mut nudge = false;
             for (o, &v) in out.iter_mut().zip(values) {
-                let v = match self.scale {
-                    Scale::Unit => v,
-                    Scale::Bytes => v / 255.0,
-                };
-                let v = clip_unit(v);
+                let v = clip_unit(self.scale.to_unit(v));
                 let s = v as f32;
                 let want = (v * 255.0 + 0.5).floor();
                 nudge |= f64::from(crate::planar::to_byte(s)) != want;
@@ -445,10 +454,7 @@ impl pulp::WithSimd for StoreValues<'_> {
             }
             if nudge {
                 for (o, &v) in out.iter_mut().zip(values) {
-                    let v = match self.scale {
-                        Scale::Unit => v,
-                        Scale::Bytes => v / 255.0,
-                    };
+                    let v = self.scale.to_unit(v);
                     let want = (clip_unit(v) * 255.0 + 0.5).floor();
                     if f64::from(crate::planar::to_byte(*o)) != want {
                         *o = stored(v);

@@ -96,10 +96,8 @@ impl pulp::WithSimd for ContrastOnBytes<'_> {
                 })
                 .sum();
             let mean = total / n as f64;
-            let table: Vec<f32> = (0..256)
-                .map(|k| stored((Unit::of_byte(k) - mean) * c + mean))
-                .collect();
-            let table: &[f32; 256] = table.as_slice().try_into().expect("256 values");
+            let table: [f32; 256] =
+                std::array::from_fn(|k| stored((Unit::of_byte(k) - mean) * c + mean));
             for x in plane.iter_mut() {
                 *x = table[Unit::byte_and_unit(*x).0];
             }
