@@ -57,7 +57,7 @@ fn differences(corruption: &str) -> Vec<Difference> {
         let severity = case["severity"].as_u64().unwrap();
         let level = severity as f64 / 5.0;
         let mut rng = sample_rng(0, 0, Purpose::TransformParams(0));
-        let params = kind.draw(level, &mut rng);
+        let params = kind.draw(level, source.size(), &mut rng);
         let mut image = PlanarImage::from_rgb8(&source);
         kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(0));
         let ours = image.to_rgb8();
@@ -118,6 +118,7 @@ fn jpeg_compression_agrees_with_pil_within_the_stated_bound() {
 
 #[test]
 fn severities_are_the_package_tables() {
+    let size224 = ImageSize::new(224, 224).unwrap();
     let mut rng = sample_rng(0, 0, Purpose::TransformParams(0));
     let pixelate = TransformKind::named("pixelate").unwrap();
     let jpeg = TransformKind::named("jpeg_compression").unwrap();
@@ -132,18 +133,18 @@ fn severities_are_the_package_tables() {
     .enumerate()
     {
         let level = (k + 1) as f64 / 5.0;
-        assert_eq!(pixelate.draw(level, &mut rng).get(0), Some(factor));
-        assert_eq!(jpeg.draw(level, &mut rng).get(0), Some(quality));
+        assert_eq!(pixelate.draw(level, size224, &mut rng).get(0), Some(factor));
+        assert_eq!(jpeg.draw(level, size224, &mut rng).get(0), Some(quality));
     }
     // Between severities: linear, quality rounded; level 0 draws nothing.
-    assert_eq!(pixelate.draw(0.1, &mut rng).get(0), Some(0.8));
-    assert_eq!(jpeg.draw(0.1, &mut rng).get(0), Some(63.0));
-    assert!(pixelate.draw(0.0, &mut rng).is_identity());
+    assert_eq!(pixelate.draw(0.1, size224, &mut rng).get(0), Some(0.8));
+    assert_eq!(jpeg.draw(0.1, size224, &mut rng).get(0), Some(63.0));
+    assert!(pixelate.draw(0.0, size224, &mut rng).is_identity());
 }
 
 /// The corruptions whose float output the golden stores rounded: every one of them must give
 /// the package's bytes exactly, given numpy's own draws.
-const FLOAT_CORRUPTIONS: [&str; 15] = [
+const FLOAT_CORRUPTIONS: [&str; 16] = [
     "gaussian_noise",
     "shot_noise",
     "impulse_noise",
@@ -152,6 +153,7 @@ const FLOAT_CORRUPTIONS: [&str; 15] = [
     "motion_blur",
     "zoom_blur",
     "snow",
+    "frost",
     "fog",
     "brightness",
     "contrast",
@@ -176,7 +178,7 @@ fn float_case(case: &serde_json::Value) -> (f64, u8) {
     let source = load(&Path::new(ROOT).join(case["source"].as_str().unwrap()));
     let level = case["severity"].as_f64().unwrap() / 5.0;
     let mut numpy = numpy_random::NumpyRandom::new(case["seed"].as_u64().unwrap() as u32);
-    let params = corruption.params(level, &mut numpy);
+    let params = corruption.params(level, source.size(), &mut numpy);
     let mut image = PlanarImage::from_rgb8(&source);
     corruption.corrupt(&params, &mut image, &mut numpy);
     let file = case["file"].as_str().unwrap();
@@ -233,8 +235,15 @@ fn the_float_corruptions_match_imagecorruptions_exactly_given_numpys_draws() {
         };
         *seen.entry(known).or_default() += 1;
         let (off, max) = float_case(case);
-        // Exact: every value the byte the package's float output rounds to (half up).
-        if max > 0 {
+        // Exact: every value the byte the package's float output rounds to (half up). But
+        // frost's texture is resized by OpenCV through Intel's IPP, whose sums are its own: a
+        // resized byte of ours is one level off on about 1e-4 of them.
+        let (max_allowed, off_allowed) = if name == "frost" {
+            (1, 1e-3)
+        } else {
+            (0, 0.0)
+        };
+        if max > max_allowed || off > off_allowed {
             failures.push(format!(
                 "{}: max {max} levels, {off:.6} of values off",
                 case["file"]
@@ -275,7 +284,7 @@ fn every_corruption_runs_at_any_size_and_level_and_fades_to_the_identity() {
             };
             for &level in levels {
                 let mut rng = sample_rng(3, index as u64, Purpose::TransformParams(0));
-                let params = kind.draw(level, &mut rng);
+                let params = kind.draw(level, size, &mut rng);
                 let mut image = PlanarImage::from_rgb8(&source);
                 kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(4));
                 assert_eq!(image.size(), size, "{kind} at {level} on {w}x{h}");
@@ -295,7 +304,7 @@ fn every_corruption_runs_at_any_size_and_level_and_fades_to_the_identity() {
         let smooth: Vec<u8> = (0..48 * 40 * 3).map(|i| (i / 3 % 48 * 5) as u8).collect();
         let source = RgbImage8::from_pixels(size, smooth).unwrap();
         let mut rng = sample_rng(3, 0, Purpose::TransformParams(0));
-        let params = kind.draw(1e-5, &mut rng);
+        let params = kind.draw(1e-5, size, &mut rng);
         let mut image = PlanarImage::from_rgb8(&source);
         kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(4));
         let out = image.to_rgb8();

@@ -41,7 +41,7 @@ def _gaussian(image, sigma=1, multichannel=None, **kwargs):
 corruptions.gaussian = _gaussian
 
 NAMES = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-         "motion_blur", "zoom_blur", "snow", "fog", "brightness", "contrast",
+         "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
          "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "gaussian_blur",
          "saturate"]
 

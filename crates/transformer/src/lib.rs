@@ -313,12 +313,15 @@ impl TransformChain {
             return (image, Vec::new());
         }
         let last = self.specs.iter().rposition(|s| s.drift_level != 0.0);
+        let image_size = image.size();
         let mut working = Working::Bytes(image);
         let mut applied = Vec::with_capacity(self.specs.len());
         for (index, spec) in self.specs.iter().enumerate() {
             let index = index as u32;
             let mut params_rng = sample_rng(seed, sample_id, Purpose::TransformParams(index));
-            let params = spec.kind.draw(spec.drift_level, &mut params_rng);
+            let params = spec
+                .kind
+                .draw(spec.drift_level, image_size, &mut params_rng);
             // Per-pixel noise needs about a megabyte of random bits per image. xoshiro256++
             // (statistically excellent, not cryptographic, which noise does not need), seeded
             // from the sample's own ChaCha20 noise stream, makes them several times faster than
@@ -381,6 +384,7 @@ impl fmt::Display for TransformChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use drift_core::ImageSize;
 
     #[test]
     fn parses_and_refuses_specs() {
@@ -442,22 +446,26 @@ mod tests {
     #[test]
     fn draws_stay_in_spec_ranges() {
         let mut rng = sample_rng(1, 2, Purpose::TransformParams(0));
+        let size = ImageSize::new(64, 48).unwrap();
         for _ in 0..1000 {
-            let angle = kind("rotate").draw(0.5, &mut rng).value(0);
+            let angle = kind("rotate").draw(0.5, size, &mut rng).value(0);
             assert!(angle.abs() <= 45.0);
-            let factor = kind("saturation").draw(0.1, &mut rng).value(0);
+            let factor = kind("saturation").draw(0.1, size, &mut rng).value(0);
             assert!((0.0..=2.5).contains(&factor));
-            let factor = kind("brightness").draw(0.2, &mut rng).value(0);
+            let factor = kind("brightness").draw(0.2, size, &mut rng).value(0);
             assert!((0.4..=1.6).contains(&factor));
         }
         assert_eq!(
-            kind("default").draw(0.5, &mut rng),
+            kind("default").draw(0.5, size, &mut rng),
             Params::new(&[Some(1.5), None])
         );
-        let noise = kind("default").draw(0.9, &mut rng);
+        let noise = kind("default").draw(0.9, size, &mut rng);
         assert_eq!(noise.get(0), None, "default above 0.5 is noise");
         assert!((noise.value(1) - 0.25).abs() < 1e-12);
-        assert_eq!(kind("gaussian_noise").draw(0.0, &mut rng), Params::IDENTITY);
+        assert_eq!(
+            kind("gaussian_noise").draw(0.0, size, &mut rng),
+            Params::IDENTITY
+        );
     }
 
     #[test]

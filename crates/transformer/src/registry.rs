@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use drift_core::RgbImage8;
+use drift_core::{ImageSize, RgbImage8};
 
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, RngDraws};
@@ -70,9 +70,10 @@ pub trait Transform: Sync + 'static {
     fn description(&self) -> &'static str;
     /// The parameters logged per sample, in order; at most [`MAX_PARAMS`].
     fn columns(&self) -> &'static [ParamColumn];
-    /// Draws the parameters for one image at `level` in (0, 1], one value per column (`None`
-    /// for a column this draw does not use).
-    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params;
+    /// Draws the parameters for one image of `size` at `level` in (0, 1], one value per column
+    /// (`None` for a column this draw does not use). Transforms keep the size, so it is the size
+    /// `apply` will see (a crop offset can be drawn and logged here).
+    fn draw(&self, level: f64, size: ImageSize, rng: &mut dyn rand::Rng) -> Params;
     /// Applies drawn parameters; `noise` feeds per-pixel noise and is untouched otherwise.
     fn apply(&self, params: &Params, image: &mut PlanarImage, noise: &mut NoiseRng);
     /// Applies drawn parameters to 8-bit pixels directly, where this transform has such a path
@@ -109,8 +110,8 @@ impl<C: Corruption> Transform for C {
         Corruption::columns(self)
     }
 
-    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
-        self.params(level, &mut RngDraws::new(rng))
+    fn draw(&self, level: f64, size: ImageSize, rng: &mut dyn rand::Rng) -> Params {
+        self.params(level, size, &mut RngDraws::new(rng))
     }
 
     fn apply(&self, params: &Params, image: &mut PlanarImage, noise: &mut NoiseRng) {
@@ -226,13 +227,13 @@ impl TransformKind {
         self.0.columns()
     }
 
-    /// Draws this transform's parameters at `drift_level` (already checked to be in [0, 1]);
-    /// level 0 draws nothing.
-    pub fn draw(self, drift_level: f64, rng: &mut dyn rand::Rng) -> Params {
+    /// Draws this transform's parameters for an image of `size` at `drift_level` (already
+    /// checked to be in [0, 1]); level 0 draws nothing.
+    pub fn draw(self, drift_level: f64, size: ImageSize, rng: &mut dyn rand::Rng) -> Params {
         if drift_level == 0.0 {
             Params::IDENTITY
         } else {
-            self.0.draw(drift_level, rng)
+            self.0.draw(drift_level, size, rng)
         }
     }
 

@@ -8,6 +8,7 @@
 //! corruption exactly the fields numpy drew and compare bit for bit; production draws come from
 //! the sample's own generators through [`RngDraws`].
 
+pub(crate) mod cubic;
 pub(crate) mod disk;
 pub(crate) mod gaussian;
 pub(crate) mod hsv;
@@ -16,6 +17,8 @@ pub(crate) mod plasma;
 pub(crate) mod resample;
 
 use std::collections::HashMap;
+
+use drift_core::ImageSize;
 
 use rand::RngExt;
 use rand_distr::{Distribution, Poisson, StandardNormal};
@@ -199,9 +202,9 @@ pub trait Corruption: Sync + 'static {
     fn differences(&self) -> &'static str;
     /// How far from the package the golden test holds it, in words.
     fn parity(&self) -> &'static str;
-    /// The parameters at `level` in (0, 1]: the severity row at s = 5 level and the per-image
-    /// scalars the package draws before its fields.
-    fn params(&self, level: f64, draws: &mut dyn Draws) -> Params;
+    /// The parameters at `level` in (0, 1] for an image of `size`: the severity row at s = 5
+    /// level and the per-image scalars the package draws before its fields.
+    fn params(&self, level: f64, size: ImageSize, draws: &mut dyn Draws) -> Params;
     /// Corrupts `image` with `params`, drawing its random fields from `draws`.
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws);
 }

@@ -1,5 +1,6 @@
 //! `brightness`: torchvision's `adjust_brightness` at a drawn factor.
 
+use drift_core::ImageSize;
 use drift_core::RgbImage8;
 
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
@@ -23,7 +24,7 @@ impl Transform for Brightness {
         }]
     }
 
-    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+    fn draw(&self, level: f64, _size: ImageSize, rng: &mut dyn rand::Rng) -> Params {
         Params::one(super::factor(3.0, level, rng))
     }
 

@@ -1,6 +1,7 @@
 //! `default`: one knob from no drift to strong drift, whose level maps monotonically onto the
 //! KL divergence of embeddings: blur up to L = 0.5, noise above.
 
+use drift_core::ImageSize;
 use drift_core::RgbImage8;
 
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
@@ -30,7 +31,7 @@ impl Transform for Default {
         ]
     }
 
-    fn draw(&self, level: f64, _rng: &mut dyn rand::Rng) -> Params {
+    fn draw(&self, level: f64, _size: ImageSize, _rng: &mut dyn rand::Rng) -> Params {
         if level <= 0.5 {
             Params::new(&[Some(3.0 * level), None])
         } else {

@@ -1,5 +1,6 @@
 //! `gaussian_blur`: torchvision's `gaussian_blur` with a 5x5 kernel.
 
+use drift_core::ImageSize;
 use drift_core::RgbImage8;
 
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
@@ -23,7 +24,7 @@ impl Transform for GaussianBlur {
         }]
     }
 
-    fn draw(&self, level: f64, _rng: &mut dyn rand::Rng) -> Params {
+    fn draw(&self, level: f64, _size: ImageSize, _rng: &mut dyn rand::Rng) -> Params {
         Params::one(3.0 * level)
     }
 

@@ -1,5 +1,6 @@
 //! `gaussian_noise`: additive Gaussian noise per pixel and channel, clamped.
 
+use drift_core::ImageSize;
 use drift_core::RgbImage8;
 
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
@@ -26,7 +27,7 @@ impl Transform for GaussianNoise {
         }]
     }
 
-    fn draw(&self, level: f64, _rng: &mut dyn rand::Rng) -> Params {
+    fn draw(&self, level: f64, _size: ImageSize, _rng: &mut dyn rand::Rng) -> Params {
         Params::one(0.5 * level)
     }
 

@@ -1,5 +1,6 @@
 //! `hue`: torchvision's `adjust_hue` at a drawn shift.
 
+use drift_core::ImageSize;
 use rand::RngExt;
 
 use drift_core::RgbImage8;
@@ -25,7 +26,7 @@ impl Transform for Hue {
         }]
     }
 
-    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+    fn draw(&self, level: f64, _size: ImageSize, rng: &mut dyn rand::Rng) -> Params {
         Params::one(rng.random_range(-0.5 * level..=0.5 * level))
     }
 

@@ -32,6 +32,7 @@ pub(crate) static ALL: &[TransformKind] = &[
     TransformKind(&imagenet_c::motion_blur::MotionBlur),
     TransformKind(&imagenet_c::zoom_blur::ZoomBlur),
     TransformKind(&imagenet_c::snow::Snow),
+    TransformKind(&imagenet_c::frost::Frost),
     TransformKind(&imagenet_c::fog::Fog),
     TransformKind(&imagenet_c::brightness::Brightness),
     TransformKind(&imagenet_c::contrast::Contrast),

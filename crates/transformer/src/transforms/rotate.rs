@@ -1,5 +1,6 @@
 //! `rotate`: torchvision's `rotate` with nearest-neighbour sampling and black fill.
 
+use drift_core::ImageSize;
 use rand::RngExt;
 
 use drift_core::RgbImage8;
@@ -25,7 +26,7 @@ impl Transform for Rotate {
         }]
     }
 
-    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+    fn draw(&self, level: f64, _size: ImageSize, rng: &mut dyn rand::Rng) -> Params {
         Params::one(rng.random_range(-90.0 * level..=90.0 * level))
     }
 

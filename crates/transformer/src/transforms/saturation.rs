@@ -1,5 +1,6 @@
 //! `saturation`: torchvision's `adjust_saturation` at a drawn factor.
 
+use drift_core::ImageSize;
 use drift_core::RgbImage8;
 
 use crate::registry::{NoiseRng, ParamColumn, Params, Transform};
@@ -23,7 +24,7 @@ impl Transform for Saturation {
         }]
     }
 
-    fn draw(&self, level: f64, rng: &mut dyn rand::Rng) -> Params {
+    fn draw(&self, level: f64, _size: ImageSize, rng: &mut dyn rand::Rng) -> Params {
         Params::one(super::factor(15.0, level, rng))
     }
 

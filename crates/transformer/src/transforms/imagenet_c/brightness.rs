@@ -1,6 +1,8 @@
 //! `imagenet_c:brightness`: the HSV value raised by c (scikit-image's HSV), hue and saturation
 //! kept; unlike SPEC's `brightness`, black becomes grey.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::hsv::map_hsv;
 use crate::imagenet_c::{Corruption, Draws};
@@ -36,7 +38,7 @@ impl Corruption for Brightness {
         "exact"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &DELTA))
     }
 

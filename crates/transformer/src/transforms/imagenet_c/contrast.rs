@@ -1,6 +1,8 @@
 //! `imagenet_c:contrast`: each channel pulled towards its own mean, `(x - m) c + m` (per-channel
 //! means; SPEC's `contrast` blends with the grey mean instead).
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws, Unit, numpy_sum, store_unit, stored, unit_values};
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -35,7 +37,7 @@ impl Corruption for Contrast {
         "exact after rounding"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &FACTOR))
     }
 

@@ -1,6 +1,8 @@
 //! `imagenet_c:defocus_blur`: a correlation with an anti-aliased disk (the package's `disk` and
 //! `cv2.filter2D`, edges mirrored without repeating).
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::disk::{disk, filter_2d};
 use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes};
@@ -44,7 +46,7 @@ impl Corruption for DefocusBlur {
         "exact after rounding (cv2 sums large kernels by DFT: float differences far below a half level)"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::new(&[
             Some(severity_value(level, &RADIUS)),
             Some(severity_value(level, &ALIAS_BLUR)),

@@ -2,6 +2,8 @@
 //! each pixel sampled at a displacement, two uniform fields smoothed by a Gaussian of sigma 1%
 //! of the image's sides and scaled by alpha; bilinear, mirrored at the edges.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::resample::ReflectTap;
@@ -39,7 +41,7 @@ impl Corruption for ElasticTransform {
         "exact given numpy's draws"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &ALPHA))
     }
 

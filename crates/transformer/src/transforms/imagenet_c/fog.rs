@@ -1,6 +1,8 @@
 //! `imagenet_c:fog`: a plasma fractal (diamond-square) of strength k added to every channel,
 //! the image then scaled by `max / (max + k)`, `max` its brightest value over all channels.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::plasma::{next_power_of_two, plasma_fractal};
 use crate::imagenet_c::{Corruption, Draws, Scale, Unit, store_values};
@@ -46,7 +48,7 @@ impl Corruption for Fog {
         "exact given numpy's draws"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::new(&[
             Some(severity_value(level, &STRENGTH)),
             Some(severity_value(level, &DECAY)),

@@ -1,6 +1,8 @@
 //! `imagenet_c:gaussian_blur`: scikit-image's `gaussian` (scipy's Gaussian, edges repeated,
 //! truncated at 4 sigma) per channel.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes};
@@ -36,7 +38,7 @@ impl Corruption for GaussianBlur {
         "exact"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &SIGMA))
     }
 

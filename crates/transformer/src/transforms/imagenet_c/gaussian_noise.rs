@@ -1,5 +1,7 @@
 //! `imagenet_c:gaussian_noise`: `clip(x + N(0, c^2))` per pixel and channel.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws, apply_field};
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -34,7 +36,7 @@ impl Corruption for GaussianNoise {
         "exact given numpy's draws"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &SIGMA))
     }
 

@@ -3,6 +3,8 @@
 //! within `max_delta` (the package's "swap" is a copy on a numpy image, and later pixels see
 //! earlier copies); then the blur again.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::{Corruption, Draws, round_half_even, store_unit, unit_values};
@@ -54,7 +56,7 @@ impl Corruption for GlassBlur {
         "exact given numpy's draws, the 8-bit truncation inside included"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::new(&[
             Some(severity_value(level, &SIGMA)),
             Some(round_half_even(severity_value(level, &MAX_DELTA).max(1.0))),

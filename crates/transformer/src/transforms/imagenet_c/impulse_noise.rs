@@ -1,6 +1,8 @@
 //! `imagenet_c:impulse_noise`: salt and pepper per pixel and channel (scikit-image's
 //! `random_noise(mode='s&p')`): a share p of the values flip, half of them to 1, half to 0.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, planar_index};
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -35,7 +37,7 @@ impl Corruption for ImpulseNoise {
         "exact given the generator's draws"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &AMOUNT))
     }
 
@@ -78,7 +80,7 @@ mod tests {
         let size = ImageSize::new(200, 100).unwrap();
         let grey = RgbImage8::from_pixels(size, vec![128; 60_000]).unwrap();
         let mut image = PlanarImage::from_rgb8(&grey);
-        let params = kind.draw(0.6, &mut NoiseRng::seed_from_u64(0));
+        let params = kind.draw(0.6, size, &mut NoiseRng::seed_from_u64(0));
         assert_eq!(params.get(0), Some(0.09));
         kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(5));
         let out = image.to_rgb8();

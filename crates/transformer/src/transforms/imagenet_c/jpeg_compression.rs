@@ -1,6 +1,7 @@
 //! `imagenet_c:jpeg_compression`: ImageNet-C's JPEG corruption (the `imagecorruptions` package): the image
 //! saved as a baseline JPEG at a quality (4:2:0 chroma, PIL's defaults) and decoded again.
 
+use drift_core::ImageSize;
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
@@ -42,7 +43,7 @@ impl Corruption for JpegCompression {
         "mean difference under 2 levels, at most 12% of values beyond 8"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &QUALITY).round())
     }
 

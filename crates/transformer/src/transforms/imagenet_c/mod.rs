@@ -13,6 +13,7 @@ pub(crate) mod contrast;
 pub(crate) mod defocus_blur;
 pub(crate) mod elastic_transform;
 pub(crate) mod fog;
+pub(crate) mod frost;
 pub(crate) mod gaussian_blur;
 pub(crate) mod gaussian_noise;
 pub(crate) mod glass_blur;

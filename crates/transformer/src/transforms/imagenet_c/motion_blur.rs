@@ -1,6 +1,8 @@
 //! `imagenet_c:motion_blur`: the package's own motion blur (numpy, not ImageMagick) along an
 //! angle drawn per image, U(-45, 45) degrees.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
 use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, uniform_one};
@@ -49,7 +51,7 @@ impl Corruption for MotionBlur {
         "exact given numpy's angle"
     }
 
-    fn params(&self, level: f64, draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, draws: &mut dyn Draws) -> Params {
         Params::new(&[
             Some(severity_value(level, &RADIUS)),
             Some(severity_value(level, &SIGMA)),
@@ -82,7 +84,9 @@ mod tests {
         let mut angles: Vec<f64> = (0..4000)
             .map(|id| {
                 let mut rng = sample_rng(9, id, Purpose::TransformParams(0));
-                kind.draw(0.6, &mut rng).get(2).unwrap()
+                kind.draw(0.6, drift_core::ImageSize::new(224, 224).unwrap(), &mut rng)
+                    .get(2)
+                    .unwrap()
             })
             .collect();
         assert!(angles.iter().all(|a| (-45.0..45.0).contains(a)));

@@ -39,7 +39,7 @@ impl Corruption for Pixelate {
         "within one level"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &FACTOR))
     }
 

@@ -2,6 +2,8 @@
 //! Not monotone in the level: severities 1-2 desaturate, 3-5 oversaturate, and the offset
 //! b tints grey pixels red (hue 0), as in the package.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws};
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -46,7 +48,7 @@ impl Corruption for Saturate {
         "exact"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::new(&[
             Some(severity_value(level, &SCALE)),
             Some(severity_value(level, &OFFSET)),

@@ -1,6 +1,8 @@
 //! `imagenet_c:shot_noise`: Poisson (photon) noise, `clip(Poisson(x c) / c)` per pixel and
 //! channel.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, Unit, apply_field};
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -49,7 +51,7 @@ impl Corruption for ShotNoise {
         "exact given numpy's draws"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(photons(level))
     }
 

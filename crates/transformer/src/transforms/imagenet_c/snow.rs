@@ -2,6 +2,8 @@
 //! drawn angle, rounded to 8 bits) added to the image and to itself turned half a turn, over the
 //! image blended towards its brightened grey.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
 use crate::imagenet_c::resample::{Window, zoom_window, zoomed_len};
@@ -94,7 +96,7 @@ impl Corruption for Snow {
         "exact given numpy's draws (the grey as OpenCV's vector loop computes it; its scalar tail, at some widths, can differ by an ulp)"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::new(&[
             Some(severity_value(level, &LOC)),
             Some(severity_value(level, &SCALE)),

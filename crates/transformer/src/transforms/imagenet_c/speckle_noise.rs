@@ -1,6 +1,8 @@
 //! `imagenet_c:speckle_noise`: multiplicative noise, `clip(x + x N(0, c^2))` per pixel and
 //! channel (dark pixels get little).
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::{Corruption, Draws, apply_field};
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -35,7 +37,7 @@ impl Corruption for SpeckleNoise {
         "exact given numpy's draws"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::one(severity_value(level, &SIGMA))
     }
 

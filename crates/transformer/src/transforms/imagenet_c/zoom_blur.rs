@@ -2,6 +2,8 @@
 //! `max_zoom` (each a centred crop scaled up by scipy's corner-aligned bilinear `zoom`, then
 //! cut to the image's size from the top left, as the package cuts it), in f32.
 
+use drift_core::ImageSize;
+
 use crate::PlanarImage;
 use crate::imagenet_c::resample::{Window, zoom_window};
 use crate::imagenet_c::{Corruption, Draws, numpy_arange, unit_values};
@@ -46,7 +48,7 @@ impl Corruption for ZoomBlur {
         "exact (f32 sums, as the package's)"
     }
 
-    fn params(&self, level: f64, _draws: &mut dyn Draws) -> Params {
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
         Params::new(&[
             Some(severity_value(level, &STOP)),
             Some(severity_value(level, &STEP)),
