@@ -43,7 +43,7 @@ corruptions.gaussian = _gaussian
 NAMES = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
          "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
          "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "gaussian_blur",
-         "saturate"]
+         "spatter", "saturate"]
 
 
 def images(count):

@@ -88,7 +88,7 @@ CORRUPTIONS = PIL_CORRUPTIONS + FLOAT_CORRUPTIONS
 # The weather corruptions (part 2), float results too: each one's cases come after all of the
 # cases before it, in the order they were added, so that earlier cases keep their seeds and
 # files.
-WEATHER_CORRUPTIONS = ["fog", "snow", "frost"]
+WEATHER_CORRUPTIONS = ["fog", "snow", "frost", "spatter"]
 
 # The 224-px photo runs the float corruptions at this severity only (fixture size).
 PHOTO = "city_224x224"

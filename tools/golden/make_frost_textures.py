@@ -1,7 +1,7 @@
 """Writes the frost textures `imagenet_c:frost` embeds (crates/transformer/assets/frost/).
 
 The textures are imagecorruptions 1.1.2's `frost1.png` .. `frost5.jpg` (frost6 is never chosen
-by 1.1.2), decoded as the package decodes them (`cv2.imread`: BGR, alpha dropped, JPEG through
+by 1.1.2; frost3 holds frost2's pixels, so it is checked, not written), decoded as the package decodes them (`cv2.imread`: BGR, alpha dropped, JPEG through
 OpenCV's libjpeg-turbo) and stored as lossless RGB PNG, so that every decoder reads the pixels
 the package blends in. (The image crate's JPEG decoder differs from libjpeg-turbo by up to 3
 levels on frost4 and frost5.)
@@ -30,6 +30,10 @@ def main() -> None:
         with importlib.resources.as_file(package / "frost" / name) as path:
             bgr = cv2.imread(str(path))
         rgb = bgr[..., ::-1]
+        if name == "frost3.png":
+            assert (rgb == previous).all(), "frost3 no longer holds frost2's pixels"
+            continue
+        previous = rgb
         out = OUT / f"frost{index}.png"
         Image.fromarray(rgb, "RGB").save(out, optimize=True)
         print(f"{out.relative_to(ROOT)}: {rgb.shape[1]}x{rgb.shape[0]}, {out.stat().st_size} bytes")

@@ -91,7 +91,11 @@ mod tests {
     #[test]
     fn a_constant_plane_stays_constant_and_the_same_size_is_a_copy() {
         let flat = vec![77u8; 9 * 5];
-        assert!(resize_cubic(&flat, (9, 5), (13, 8)).iter().all(|&v| v == 77));
+        assert!(
+            resize_cubic(&flat, (9, 5), (13, 8))
+                .iter()
+                .all(|&v| v == 77)
+        );
         let ramp: Vec<u8> = (0..9 * 5).map(|i| (i * 5) as u8).collect();
         assert_eq!(resize_cubic(&ramp, (9, 5), (9, 5)), ramp);
     }

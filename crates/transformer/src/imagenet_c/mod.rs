@@ -13,6 +13,7 @@ pub(crate) mod disk;
 pub(crate) mod gaussian;
 pub(crate) mod hsv;
 pub(crate) mod motion;
+pub(crate) mod opencv;
 pub(crate) mod plasma;
 pub(crate) mod resample;
 

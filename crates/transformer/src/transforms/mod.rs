@@ -41,6 +41,7 @@ pub(crate) static ALL: &[TransformKind] = &[
     TransformKind(&imagenet_c::jpeg_compression::JpegCompression),
     TransformKind(&imagenet_c::speckle_noise::SpeckleNoise),
     TransformKind(&imagenet_c::gaussian_blur::GaussianBlur),
+    TransformKind(&imagenet_c::spatter::Spatter),
     TransformKind(&imagenet_c::saturate::Saturate),
 ];
 

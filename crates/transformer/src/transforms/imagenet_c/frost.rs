@@ -155,7 +155,9 @@ fn decode(png_bytes: &[u8]) -> Texture {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
     let mut reader = decoder.read_info().expect("an embedded frost texture");
     let mut rgb = vec![0; reader.output_buffer_size().expect("a texture's size")];
-    let info = reader.next_frame(&mut rgb).expect("an embedded frost texture");
+    let info = reader
+        .next_frame(&mut rgb)
+        .expect("an embedded frost texture");
     assert_eq!(info.color_type, png::ColorType::Rgb, "an RGB frost texture");
     let (width, height) = (info.width as usize, info.height as usize);
     let n = width * height;
@@ -193,8 +195,10 @@ fn resized_size((width, height): (usize, usize), size: ImageSize) -> (usize, usi
 /// resized now and kept.
 fn resized(index: usize, (width, height): (usize, usize)) -> Arc<Texture> {
     const KEPT: usize = 10;
-    static RESIZED: Mutex<Vec<(usize, usize, usize, Arc<Texture>)>> = Mutex::new(Vec::new());
-    let lookup = |kept: &Vec<(usize, usize, usize, Arc<Texture>)>| {
+    /// (texture, width, height) and the texture so resized, oldest first.
+    type Kept = Vec<(usize, usize, usize, Arc<Texture>)>;
+    static RESIZED: Mutex<Kept> = Mutex::new(Vec::new());
+    let lookup = |kept: &Kept| {
         kept.iter()
             .find(|(i, w, h, _)| (*i, *w, *h) == (index, width, height))
             .map(|(.., t)| Arc::clone(t))

@@ -24,5 +24,6 @@ pub(crate) mod pixelate;
 pub(crate) mod saturate;
 pub(crate) mod shot_noise;
 pub(crate) mod snow;
+pub(crate) mod spatter;
 pub(crate) mod speckle_noise;
 pub(crate) mod zoom_blur;

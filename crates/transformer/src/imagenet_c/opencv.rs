@@ -1,0 +1,348 @@
+//! The OpenCV 5 operations `spatter` makes, ported to give OpenCV's bytes and floats exactly:
+//! `Canny` (3 x 3 Sobel, L1 magnitude), `distanceTransform(DIST_L2, 5)` (Borgefors' 5 x 5
+//! chamfer in f32), the 3 x 3 `blur` of f32 and of bytes, `equalizeHist` and `filter2D` of
+//! bytes with an integer kernel. `imageproc`'s namesakes differ in each (a Gaussian before its
+//! Canny, an L2 magnitude, truncating equalisation, other distances).
+//!
+//! Every plane is row-major, `width x height`.
+
+/// OpenCV's `BORDER_REFLECT_101` (its filters' default) for reads one past either end of a line
+/// of `len`: `dcb|abcd|cba`.
+#[inline(always)]
+fn reflect_101(i: isize, len: usize) -> usize {
+    let n = len as isize;
+    if n == 1 {
+        0
+    } else if i < 0 {
+        (-i) as usize
+    } else if i >= n {
+        (2 * n - 2 - i) as usize
+    } else {
+        i as usize
+    }
+}
+
+/// The 3 x 3 neighbourhood sums of a plane under `BORDER_REFLECT_101`, of `read(value)` summed
+/// in `T`: rows of three, then three rows, the order OpenCV's box filter sums in (its sums are
+/// exact for the values `spatter` gives it, so the order does not change them).
+fn box_sums<V: Copy, T: Copy + Default + std::ops::Add<Output = T>>(
+    plane: &[V],
+    (width, height): (usize, usize),
+    read: impl Fn(V) -> T,
+) -> Vec<T> {
+    let mut across = vec![T::default(); width * height];
+    for (row, out) in plane
+        .chunks_exact(width)
+        .zip(across.chunks_exact_mut(width))
+    {
+        for (x, o) in out.iter_mut().enumerate() {
+            let xi = x as isize;
+            *o = read(row[reflect_101(xi - 1, width)])
+                + read(row[x])
+                + read(row[reflect_101(xi + 1, width)]);
+        }
+    }
+    let mut out = vec![T::default(); width * height];
+    for (y, line) in out.chunks_exact_mut(width).enumerate() {
+        let yi = y as isize;
+        let rows = [reflect_101(yi - 1, height), y, reflect_101(yi + 1, height)]
+            .map(|r| &across[r * width..][..width]);
+        for (x, o) in line.iter_mut().enumerate() {
+            *o = rows[0][x] + rows[1][x] + rows[2][x];
+        }
+    }
+    out
+}
+
+/// `cv2.blur(plane, (3, 3))` of an f32 plane: the sum in f64 times 1/9, to f32.
+pub(crate) fn box_blur_f32(plane: &[f32], shape: (usize, usize)) -> Vec<f32> {
+    box_sums(plane, shape, f64::from)
+        .into_iter()
+        .map(|sum| (sum * (1.0 / 9.0)) as f32)
+        .collect()
+}
+
+/// `cv2.blur(plane, (3, 3))` of a byte plane: the sum divided by 9, rounded (never a tie).
+pub(crate) fn box_blur_u8(plane: &[u8], shape: (usize, usize)) -> Vec<u8> {
+    box_sums(plane, shape, u32::from)
+        .into_iter()
+        .map(|sum| ((sum + 4) / 9) as u8)
+        .collect()
+}
+
+/// `cv2.filter2D(plane, CV_8U, kernel)` with an integer 3 x 3 kernel (a correlation, anchored
+/// at the centre, `BORDER_REFLECT_101`): the exact sum, saturated to a byte.
+pub(crate) fn filter_3x3_u8(
+    plane: &[u8],
+    (width, height): (usize, usize),
+    kernel: [[i32; 3]; 3],
+) -> Vec<u8> {
+    let mut out = vec![0u8; width * height];
+    for (y, line) in out.chunks_exact_mut(width).enumerate() {
+        let rows: [&[u8]; 3] = std::array::from_fn(|k| {
+            let r = reflect_101(y as isize + k as isize - 1, height);
+            &plane[r * width..][..width]
+        });
+        for (x, o) in line.iter_mut().enumerate() {
+            let columns: [usize; 3] =
+                std::array::from_fn(|k| reflect_101(x as isize + k as isize - 1, width));
+            let mut sum = 0;
+            for (row, weights) in rows.iter().zip(&kernel) {
+                for (&c, &w) in columns.iter().zip(weights) {
+                    sum += w * i32::from(row[c]);
+                }
+            }
+            *o = sum.clamp(0, 255) as u8;
+        }
+    }
+    out
+}
+
+/// `cv2.equalizeHist` in place: the first occupied level maps to 0, each level above it to its
+/// cumulative count (past the first level's) times `255 / (n - count of the first)` in f32,
+/// rounded half to even; an image of one level keeps it.
+pub(crate) fn equalize_histogram(plane: &mut [u8]) {
+    let mut histogram = [0u32; 256];
+    for &v in plane.iter() {
+        histogram[v as usize] += 1;
+    }
+    let Some(first) = histogram.iter().position(|&c| c > 0) else {
+        return;
+    };
+    let total = plane.len() as u32;
+    if histogram[first] == total {
+        return;
+    }
+    let scale = 255.0f32 / (total - histogram[first]) as f32;
+    let mut table = [0u8; 256];
+    let mut sum = 0u32;
+    for level in first + 1..256 {
+        sum += histogram[level];
+        table[level] = (sum as f32 * scale).round_ties_even().clamp(0.0, 255.0) as u8;
+    }
+    for v in plane.iter_mut() {
+        *v = table[*v as usize];
+    }
+}
+
+/// `cv2.Canny(plane, low, high)` with its defaults (3 x 3 Sobel of the edge-replicated plane,
+/// L1 magnitude): 255 on edges, 0 elsewhere. A pixel is a candidate where its magnitude passes
+/// `low` and is a maximum across the gradient (OpenCV's integer direction test); edges are the
+/// candidates 8-connected to one whose magnitude passes `high`.
+pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, high: i32) -> Vec<u8> {
+    let (w, h) = (width as isize, height as isize);
+    let at =
+        |y: isize, x: isize| i32::from(plane[(y.clamp(0, h - 1) * w + x.clamp(0, w - 1)) as usize]);
+    let n = width * height;
+    let mut dx = vec![0i32; n];
+    let mut dy = vec![0i32; n];
+    // Magnitudes with a frame of zeros (OpenCV reads 0 outside the image).
+    let stride = width + 2;
+    let mut magnitude = vec![0i32; stride * (height + 2)];
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) as usize;
+            let gx = (at(y - 1, x + 1) - at(y - 1, x - 1))
+                + 2 * (at(y, x + 1) - at(y, x - 1))
+                + (at(y + 1, x + 1) - at(y + 1, x - 1));
+            let gy = (at(y + 1, x - 1) - at(y - 1, x - 1))
+                + 2 * (at(y + 1, x) - at(y - 1, x))
+                + (at(y + 1, x + 1) - at(y - 1, x + 1));
+            dx[i] = gx;
+            dy[i] = gy;
+            magnitude[(y as usize + 1) * stride + x as usize + 1] = gx.abs() + gy.abs();
+        }
+    }
+    // tan(22.5 degrees) in OpenCV's 15-bit fixed point.
+    const TG22: i64 = 13573;
+    let mut state = vec![Edge::No; n];
+    let mut stack = Vec::new();
+    for y in 0..height {
+        for x in 0..width {
+            let i = y * width + x;
+            let m = magnitude[(y + 1) * stride + x + 1];
+            if m <= low {
+                continue;
+            }
+            let at_m = |dy: isize, dx: isize| {
+                magnitude
+                    [((y as isize + 1 + dy) as usize) * stride + (x as isize + 1 + dx) as usize]
+            };
+            let (gx, gy) = (dx[i], dy[i]);
+            let ax = i64::from(gx.abs());
+            let ay = i64::from(gy.abs()) << 15;
+            let tg22x = ax * TG22;
+            let maximum = if ay < tg22x {
+                m > at_m(0, -1) && m >= at_m(0, 1)
+            } else if ay > tg22x + (ax << 16) {
+                m > at_m(-1, 0) && m >= at_m(1, 0)
+            } else {
+                let s = if (gx ^ gy) < 0 { -1 } else { 1 };
+                m > at_m(-1, -s) && m > at_m(1, s)
+            };
+            if !maximum {
+                continue;
+            }
+            if m > high {
+                state[i] = Edge::Yes;
+                stack.push(i);
+            } else {
+                state[i] = Edge::Candidate;
+            }
+        }
+    }
+    while let Some(i) = stack.pop() {
+        let (y, x) = ((i / width) as isize, (i % width) as isize);
+        for (ny, nx) in (-1..=1).flat_map(|a| (-1..=1).map(move |b| (y + a, x + b))) {
+            if ny < 0 || nx < 0 || ny >= h || nx >= w {
+                continue;
+            }
+            let j = (ny * w + nx) as usize;
+            if state[j] == Edge::Candidate {
+                state[j] = Edge::Yes;
+                stack.push(j);
+            }
+        }
+    }
+    state
+        .into_iter()
+        .map(|s| if s == Edge::Yes { 255 } else { 0 })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    No,
+    Candidate,
+    Yes,
+}
+
+/// `cv2.distanceTransform(plane, DIST_L2, 5)`: each pixel's distance to the nearest zero pixel
+/// along a path of steps of 1 (across), 1.4 (diagonal) and 2.1969 (a knight's move), in f32,
+/// by a forward and a backward pass. Without a zero pixel every distance is infinite.
+pub(crate) fn distance_transform(plane: &[u8], (width, height): (usize, usize)) -> Vec<f32> {
+    const ACROSS: f32 = 1.0;
+    const DIAGONAL: f32 = 1.4;
+    const KNIGHT: f32 = 2.1969;
+    // A frame of two rows and columns at infinity.
+    let stride = width + 4;
+    let mut d = vec![f32::INFINITY; stride * (height + 4)];
+    let idx = |y: usize, x: usize| (y + 2) * stride + x + 2;
+    for y in 0..height {
+        for x in 0..width {
+            let i = idx(y, x);
+            if plane[y * width + x] == 0 {
+                d[i] = 0.0;
+                continue;
+            }
+            let up = i - stride;
+            let up2 = i - 2 * stride;
+            let candidates = [
+                d[up2 - 1] + KNIGHT,
+                d[up2 + 1] + KNIGHT,
+                d[up - 2] + KNIGHT,
+                d[up - 1] + DIAGONAL,
+                d[up] + ACROSS,
+                d[up + 1] + DIAGONAL,
+                d[up + 2] + KNIGHT,
+                d[i - 1] + ACROSS,
+            ];
+            d[i] = candidates.into_iter().fold(f32::INFINITY, f32::min);
+        }
+    }
+    let mut out = vec![0.0f32; width * height];
+    for y in (0..height).rev() {
+        for x in (0..width).rev() {
+            let i = idx(y, x);
+            let mut best = d[i];
+            if best > ACROSS {
+                let down = i + stride;
+                let down2 = i + 2 * stride;
+                let candidates = [
+                    d[down2 + 1] + KNIGHT,
+                    d[down2 - 1] + KNIGHT,
+                    d[down + 2] + KNIGHT,
+                    d[down + 1] + DIAGONAL,
+                    d[down] + ACROSS,
+                    d[down - 1] + DIAGONAL,
+                    d[down - 2] + KNIGHT,
+                    d[i + 1] + ACROSS,
+                ];
+                best = candidates.into_iter().fold(best, f32::min);
+                d[i] = best;
+            }
+            out[y * width + x] = best;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflect_101_mirrors_without_repeating_the_edge() {
+        assert_eq!(reflect_101(-1, 5), 1);
+        assert_eq!(reflect_101(5, 5), 3);
+        assert_eq!(reflect_101(2, 5), 2);
+        assert_eq!(reflect_101(-1, 1), 0);
+    }
+
+    #[test]
+    fn distances_are_chamfer_steps_from_the_nearest_zero() {
+        let mut plane = vec![255u8; 7 * 7];
+        plane[3 * 7 + 3] = 0;
+        let d = distance_transform(&plane, (7, 7));
+        assert_eq!(d[3 * 7 + 3], 0.0);
+        assert_eq!(d[3 * 7 + 4], 1.0);
+        assert_eq!(d[4 * 7 + 4], 1.4);
+        assert_eq!(d[5 * 7 + 4], 2.1969);
+        assert_eq!(d[3 * 7 + 6], 3.0);
+        assert!(
+            distance_transform(&[9u8; 4], (2, 2))
+                .iter()
+                .all(|d| d.is_infinite())
+        );
+    }
+
+    #[test]
+    fn equalisation_spreads_levels_and_keeps_a_flat_image() {
+        let mut plane = vec![10u8, 10, 20, 30];
+        equalize_histogram(&mut plane);
+        assert_eq!(plane, [0, 0, 128, 255]);
+        let mut flat = vec![7u8; 5];
+        equalize_histogram(&mut flat);
+        assert_eq!(flat, [7; 5]);
+    }
+
+    #[test]
+    fn canny_finds_a_step_edge_once() {
+        // A vertical step: one column of edges where the gradient peaks.
+        let (w, h) = (8, 6);
+        let plane: Vec<u8> = (0..w * h)
+            .map(|i| if i % w < 4 { 0 } else { 200 })
+            .collect();
+        let edges = canny(&plane, (w, h), 50, 150);
+        for y in 0..h {
+            let row = &edges[y * w..][..w];
+            assert_eq!(row.iter().filter(|&&e| e == 255).count(), 1, "{row:?}");
+        }
+        assert!(canny(&[90u8; 25], (5, 5), 50, 150).iter().all(|&e| e == 0));
+    }
+
+    #[test]
+    fn box_blurs_average_and_the_emboss_saturates() {
+        let plane: Vec<u8> = (0..16).map(|i| (i * 16) as u8).collect();
+        let blurred = box_blur_u8(&plane, (4, 4));
+        // Inside: the mean of the 3 x 3 neighbourhood, rounded.
+        let inside: u32 = [0, 1, 2, 4, 5, 6, 8, 9, 10].iter().map(|&i| i * 16).sum();
+        assert_eq!(u32::from(blurred[5]), (inside + 4) / 9);
+        let floats: Vec<f32> = plane.iter().map(|&v| f32::from(v)).collect();
+        let f = box_blur_f32(&floats, (4, 4));
+        assert_eq!(f[5], (f64::from(inside) * (1.0 / 9.0)) as f32);
+        let emboss = [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]];
+        let out = filter_3x3_u8(&[255u8; 9], (3, 3), emboss);
+        assert_eq!(out, [255; 9]);
+    }
+}

@@ -1,0 +1,296 @@
+//! `imagenet_c:spatter`: a liquid layer (a normal field, blurred, thresholded) splashed on the
+//! image as water (severities 1-3: embossed pale turquoise drops) or mud (4-5: brown blots).
+//!
+//! Between severities 3 and 4 the package switches branch. Our levels cross-fade: at s in
+//! (3, 4) the image is `(4 - s) water(3) + (s - 3) mud(4)` (both from the same field, which
+//! severities 3 and 4 draw alike), so the drift grows continuously from water to mud.
+
+use drift_core::ImageSize;
+
+use crate::PlanarImage;
+use crate::imagenet_c::gaussian::{Border, gaussian_filter};
+use crate::imagenet_c::opencv::{
+    box_blur_f32, box_blur_u8, canny, distance_transform, equalize_histogram, filter_3x3_u8,
+};
+use crate::imagenet_c::{Corruption, Draws, Scale, store_values};
+use crate::registry::{ParamColumn, Params, severity_value};
+
+/// The field's mean at severities 0 (identity) to 5.
+const LOC: [f64; 6] = [0.65, 0.65, 0.65, 0.65, 0.65, 0.67];
+/// The field's standard deviation.
+const SCALE: [f64; 6] = [0.3, 0.3, 0.3, 0.3, 0.3, 0.4];
+/// The water's field blur (its value at 3 holds through the cross-fade).
+const WATER_SIGMA: [f64; 6] = [4.0, 4.0, 3.0, 2.0, 2.0, 2.0];
+/// The water's threshold on the blurred field.
+const WATER_THRESHOLD: [f64; 6] = [0.69, 0.69, 0.68, 0.68, 0.68, 0.68];
+/// The water's intensity: 0 at severity 0 makes no water (the package's row at 1 with it).
+const INTENSITY: [f64; 6] = [0.0, 0.6, 0.6, 0.5, 0.5, 0.5];
+/// The mud's share of the image: 0 through severity 3, 1 from 4.
+const MUD_SHARE: [f64; 6] = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+
+/// The mud's field blur, threshold and blot blur: the same at severities 4 and 5.
+const MUD_SIGMA: f64 = 1.0;
+const MUD_THRESHOLD: f64 = 0.65;
+const MUD_BLUR: f64 = 1.5;
+
+/// Water's pale turquoise and mud's brown, in bytes (RGB).
+const WATER: [f64; 3] = [175.0, 238.0, 238.0];
+const MUD: [f64; 3] = [63.0, 42.0, 20.0];
+
+/// The emboss kernel the water's distance map goes through.
+const EMBOSS: [[i32; 3]; 3] = [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]];
+
+pub(crate) struct Spatter;
+
+impl Corruption for Spatter {
+    fn name(&self) -> &'static str {
+        "imagenet_c:spatter"
+    }
+
+    fn description(&self) -> &'static str {
+        "ImageNet-C spatter at severity 5L: a N(loc, scale) field blurred by sigma; water (s <= 3) \
+         where it passes t, embossed turquoise at intensity i; mud (s >= 4) where the sigma-1 \
+         blur passes .65, blurred by 1.5, brown; cross-faded for s in (3, 4); (loc, scale, \
+         sigma, t, i) = (.65, .3, 4, .69, .6), (.65, .3, 3, .68, .6), (.65, .3, 2, .68, .5) at \
+         severities 1-3 (i = 0 at 0), (loc, scale) = (.65, .3), (.67, .4) at 4, 5"
+    }
+
+    fn columns(&self) -> &'static [ParamColumn] {
+        &[
+            ParamColumn {
+                name: "loc",
+                meaning: "the liquid field's mean",
+            },
+            ParamColumn {
+                name: "scale",
+                meaning: "the liquid field's standard deviation",
+            },
+            ParamColumn {
+                name: "sigma",
+                meaning: "the water's field blur (null for mud alone)",
+            },
+            ParamColumn {
+                name: "threshold",
+                meaning: "the water's threshold on the blurred field (null for mud alone)",
+            },
+            ParamColumn {
+                name: "intensity",
+                meaning: "the water's intensity (null for mud alone)",
+            },
+            ParamColumn {
+                name: "mud",
+                meaning: "the mud's share against the water, 0 to 1",
+            },
+        ]
+    }
+
+    fn differences(&self) -> &'static str {
+        "level 0 is the identity (water of intensity 0); between severities 3 and 4 water fades \
+         into mud where the package switches; a water layer with no drop (possible on tiny \
+         images) adds nothing where the package divides 0 by 0"
+    }
+
+    fn parity(&self) -> &'static str {
+        "exact given numpy's draws (OpenCV's Canny, distance transform, blurs, equalisation and \
+         emboss ported step by step)"
+    }
+
+    fn params(&self, level: f64, _size: ImageSize, _draws: &mut dyn Draws) -> Params {
+        let mud = severity_value(level, &MUD_SHARE);
+        let water = |table: &[f64; 6]| (mud < 1.0).then(|| severity_value(level, table));
+        Params::new(&[
+            Some(severity_value(level, &LOC)),
+            Some(severity_value(level, &SCALE)),
+            water(&WATER_SIGMA),
+            water(&WATER_THRESHOLD),
+            water(&INTENSITY),
+            Some(mud),
+        ])
+    }
+
+    fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
+        let (loc, scale, mud) = (params.value(0), params.value(1), params.value(5));
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        let n = shape.0 * shape.1;
+        let mut field = vec![0.0; n];
+        draws.normal(loc, scale, &mut field);
+        let water = (mud < 1.0).then(|| {
+            let layer = water_layer(
+                &field,
+                shape,
+                params.value(2),
+                params.value(3),
+                params.value(4),
+            );
+            (layer, 1.0 - mud)
+        });
+        let blots = (mud > 0.0).then(|| mud_layer(&field, shape));
+        let mut row = vec![0.0; shape.0];
+        for (channel, plane) in image.data_mut().chunks_exact_mut(n).enumerate() {
+            // `np.float32(k) / 255.`: the f32 the plane holds.
+            let water_colour = (WATER[channel] / 255.0) as f32;
+            let mud_colour = MUD[channel] / 255.0;
+            for (y, values) in plane.chunks_exact_mut(shape.0).enumerate() {
+                for (x, (out, &v)) in row.iter_mut().zip(values.iter()).enumerate() {
+                    let i = y * shape.0 + x;
+                    let mut sum = 0.0;
+                    if let Some((layer, share)) = &water {
+                        // `clip(x + m color, 0, 1) * 255` in f32.
+                        let wet = (v + layer[i] * water_colour).clamp(0.0, 1.0) * 255.0;
+                        sum += share * f64::from(wet);
+                    }
+                    if let Some(blots) = &blots {
+                        // `x *= 1 - m` in f32, `+ colour m` in f64.
+                        let m = blots[i];
+                        let kept = f64::from(v * (1.0 - m));
+                        let muddy = (kept + mud_colour * f64::from(m)).clamp(0.0, 1.0) * 255.0;
+                        sum += mud * muddy;
+                    }
+                    *out = sum;
+                }
+                store_values(values, &row, Scale::Bytes);
+            }
+        }
+    }
+}
+
+/// The water's `m`: the field blurred and thresholded, in bytes; its edges' distance map
+/// (capped at 20, blurred, equalised, embossed, blurred); their product scaled to a maximum of
+/// `intensity`, in f32 as the package computes it.
+fn water_layer(
+    field: &[f64],
+    shape: (usize, usize),
+    sigma: f64,
+    threshold: f64,
+    intensity: f64,
+) -> Vec<f32> {
+    let mut liquid = field.to_vec();
+    gaussian_filter(
+        &mut liquid,
+        shape,
+        (sigma, sigma),
+        4.0,
+        Border::Nearest,
+        false,
+    );
+    // `liquid[liquid < t] = 0`, then `(liquid * 255).astype(np.uint8)`: truncation.
+    let bytes: Vec<u8> = liquid
+        .iter()
+        .map(|&v| if v < threshold { 0 } else { (v * 255.0) as u8 })
+        .collect();
+    let edges = canny(&bytes, shape, 50, 150);
+    let away: Vec<u8> = edges.iter().map(|&e| 255 - e).collect();
+    let distance: Vec<f32> = distance_transform(&away, shape)
+        .into_iter()
+        .map(|d| if d > 20.0 { 20.0 } else { d })
+        .collect();
+    let mut map: Vec<u8> = box_blur_f32(&distance, shape)
+        .into_iter()
+        .map(|d| d as u8)
+        .collect();
+    equalize_histogram(&mut map);
+    let map = box_blur_u8(&filter_3x3_u8(&map, shape, EMBOSS), shape);
+    let product: Vec<f32> = bytes
+        .iter()
+        .zip(&map)
+        .map(|(&l, &d)| f32::from(l) * f32::from(d))
+        .collect();
+    let max = product.iter().copied().fold(0.0f32, f32::max);
+    if max == 0.0 {
+        // The package divides 0 by 0 here (NaN); no drop adds nothing.
+        return vec![0.0; product.len()];
+    }
+    let intensity = intensity as f32;
+    product.into_iter().map(|m| m / max * intensity).collect()
+}
+
+/// The mud's `m`: where the field blurred by 1 passes .65, blurred by 1.5 in f32, kept where it
+/// reaches .8.
+fn mud_layer(field: &[f64], shape: (usize, usize)) -> Vec<f32> {
+    let mut liquid = field.to_vec();
+    gaussian_filter(
+        &mut liquid,
+        shape,
+        (MUD_SIGMA, MUD_SIGMA),
+        4.0,
+        Border::Nearest,
+        false,
+    );
+    // `liquid[liquid < t] = 0`, then `liquid > t` as f32 (a value equal to t is no mud).
+    let mut blots: Vec<f64> = liquid
+        .iter()
+        .map(|&v| if v > MUD_THRESHOLD { 1.0 } else { 0.0 })
+        .collect();
+    gaussian_filter(
+        &mut blots,
+        shape,
+        (MUD_BLUR, MUD_BLUR),
+        4.0,
+        Border::Nearest,
+        true,
+    );
+    blots
+        .into_iter()
+        .map(|m| {
+            let m = m as f32;
+            if m < 0.8 { 0.0 } else { m }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NoiseRng, TransformKind};
+    use drift_core::{Purpose, RgbImage8, sample_rng};
+    use rand::SeedableRng;
+
+    fn spattered(level: f64) -> Vec<u8> {
+        let size = ImageSize::new(48, 40).unwrap();
+        let pixels: Vec<u8> = (0..48 * 40 * 3).map(|i| (i % 151 + 50) as u8).collect();
+        let source = RgbImage8::from_pixels(size, pixels).unwrap();
+        let kind = TransformKind::named("imagenet_c:spatter").unwrap();
+        let params = kind.draw(
+            level,
+            size,
+            &mut sample_rng(5, 1, Purpose::TransformParams(0)),
+        );
+        let mut image = PlanarImage::from_rgb8(&source);
+        kind.apply(&params, &mut image, &mut NoiseRng::seed_from_u64(8));
+        image.to_rgb8().pixels().to_vec()
+    }
+
+    fn mean_difference(a: &[u8], b: &[u8]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(x.abs_diff(*y)))
+            .sum::<f64>()
+            / a.len() as f64
+    }
+
+    #[test]
+    fn water_fades_into_mud_without_a_jump() {
+        // Severity 3 is water, 4 mud; between them the share moves the image step by step.
+        let water = spattered(0.6);
+        let mud = spattered(0.8);
+        let apart = mean_difference(&water, &mud);
+        assert!(apart > 1.0, "water and mud differ: {apart}");
+        let mut previous = water.clone();
+        for step in 1..=10 {
+            let level = 0.6 + 0.02 * f64::from(step);
+            let now = spattered(level);
+            let moved = mean_difference(&previous, &now);
+            assert!(moved <= apart / 5.0, "a jump of {moved} at level {level}");
+            previous = now;
+        }
+        assert_eq!(previous, mud);
+        let kind = TransformKind::named("imagenet_c:spatter").unwrap();
+        let size = ImageSize::new(48, 40).unwrap();
+        let mut rng = sample_rng(0, 0, Purpose::TransformParams(0));
+        let between = kind.draw(0.7, size, &mut rng);
+        assert_eq!(between.get(5), Some(0.5));
+        assert_eq!(between.get(4), Some(0.5), "water at severity 3's intensity");
+        assert_eq!(kind.draw(0.9, size, &mut rng).get(4), None, "mud alone");
+    }
+}
