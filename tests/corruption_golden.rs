@@ -318,3 +318,39 @@ fn every_corruption_runs_at_any_size_and_level_and_fades_to_the_identity() {
         );
     }
 }
+
+#[test]
+fn byte_paths_give_the_planar_paths_bytes() {
+    // A corruption with a byte path (taken when it ends a chain) must leave what its planar
+    // path and the final rounding leave, at every level and size, with the same draws.
+    for kind in TransformKind::all() {
+        if kind.corruption().is_none() {
+            continue;
+        }
+        for (index, (w, h)) in [(1, 1), (37, 29), (224, 224), (500, 333)]
+            .into_iter()
+            .enumerate()
+        {
+            let size = ImageSize::new(w, h).unwrap();
+            let pixels: Vec<u8> = (0..w * h * 3)
+                .map(|i| ((i * 7 + i / (3 * w) * 5 + index as u32 * 13) % 256) as u8)
+                .collect();
+            let source = RgbImage8::from_pixels(size, pixels).unwrap();
+            for level in [0.05, 0.37, 0.6, 0.7, 1.0] {
+                let mut rng = sample_rng(3, index as u64, Purpose::TransformParams(0));
+                let params = kind.draw(level, size, &mut rng);
+                let mut bytes = source.clone();
+                if !kind.apply_rgb8(&params, &mut bytes, &mut NoiseRng::seed_from_u64(4)) {
+                    assert_eq!(bytes, source, "{kind}: a refused byte path touched nothing");
+                    continue;
+                }
+                let mut planes = PlanarImage::from_rgb8(&source);
+                kind.apply(&params, &mut planes, &mut NoiseRng::seed_from_u64(4));
+                assert!(
+                    planes.to_rgb8() == bytes,
+                    "{kind} at {level} on {w}x{h}: the byte path differs"
+                );
+            }
+        }
+    }
+}

@@ -118,6 +118,10 @@ impl<C: Corruption> Transform for C {
         self.corrupt(params, image, &mut RngDraws::new(noise));
     }
 
+    fn apply_rgb8(&self, params: &Params, image: &mut RgbImage8, noise: &mut NoiseRng) -> bool {
+        self.corrupt_rgb8(params, image, &mut RngDraws::new(noise))
+    }
+
     fn corruption(&self) -> Option<&dyn Corruption> {
         Some(self)
     }

@@ -208,6 +208,18 @@ pub trait Corruption: Sync + 'static {
     fn params(&self, level: f64, size: ImageSize, draws: &mut dyn Draws) -> Params;
     /// Corrupts `image` with `params`, drawing its random fields from `draws`.
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws);
+    /// Corrupts 8-bit pixels directly, where the corruption has such a path (the chain takes
+    /// it when the corruption is its last transform): returns true, leaving the bytes that
+    /// [`Corruption::corrupt`] on `PlanarImage::from_rgb8(image)` and then `to_rgb8` would
+    /// give, bit for bit; returns false, touching nothing, where it has none.
+    fn corrupt_rgb8(
+        &self,
+        _params: &Params,
+        _image: &mut drift_core::RgbImage8,
+        _draws: &mut dyn Draws,
+    ) -> bool {
+        false
+    }
 }
 
 /// `v.floor()` for |v| < 2^52 without a library call (baseline x86-64 has no rounding
@@ -368,6 +380,13 @@ pub(crate) fn filter_planes(
         filter(&mut values);
         store_values(plane, &values, scale);
     }
+}
+
+/// The byte the chain ends with for a value `v` in `scale`'s units: what `to_rgb8` makes of
+/// [`stored`]`(v)` (the package's f64 value rounded half up, clipped), without the f32 between.
+#[inline(always)]
+pub(crate) fn rounded_byte(v: f64, scale: Scale) -> u8 {
+    floor_fast(clip_unit(scale.to_unit(v)) * 255.0 + 0.5) as u8
 }
 
 /// `np.clip(v, 0, 1)`, NaN to 0 (the byte `to_byte` gives NaN), where `clamp` keeps a NaN.
@@ -684,6 +703,31 @@ mod tests {
         store_values(&mut out, &bytes, Scale::Bytes);
         for (o, &v) in out.iter().zip(&bytes) {
             assert_eq!(o.to_bits(), stored(v / 255.0).to_bits(), "{v}");
+        }
+    }
+
+    #[test]
+    fn rounded_bytes_are_the_stored_values_bytes() {
+        // Ties, values off them, both scales, beyond the clip, NaN: the byte path's rounding is
+        // the planar path's stored value through `to_rgb8`'s rounding.
+        let mut values: Vec<f64> = (0..=255)
+            .flat_map(|k| {
+                let k = f64::from(k);
+                [k + 0.5, k + 0.5 - 1e-13, k * 0.7 + 25.5, k / 3.0]
+            })
+            .collect();
+        values.extend([-3.0, 300.0, f64::NAN, 255.0, 0.0]);
+        for &v in &values {
+            assert_eq!(
+                rounded_byte(v, Scale::Bytes),
+                crate::planar::to_byte(stored(v / 255.0)),
+                "{v}"
+            );
+            assert_eq!(
+                rounded_byte(v / 255.0, Scale::Unit),
+                crate::planar::to_byte(stored(v / 255.0)),
+                "{v}"
+            );
         }
     }
 
