@@ -1281,3 +1281,110 @@ fn timeline_plots_drift_logs_with_levels_classes_and_segments() {
         "{help}"
     );
 }
+
+#[test]
+fn preview_draws_each_transform_at_each_level_as_generate_would() {
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("photo.png");
+    write_png(
+        &source,
+        50,
+        30,
+        image::ExtendedColorType::Rgb8,
+        &pattern(50, 30, 3),
+    );
+    let output = scratch.path().join("sheet.png");
+    let out = drift_pipeline(&[
+        "preview",
+        source.to_str().unwrap(),
+        "--transform",
+        "imagenet_c:frost",
+        "--transform",
+        "rotate",
+        "--transform",
+        "spatter",
+        "--levels",
+        "0.3,0.7,1",
+        "--size",
+        "40x32",
+        "--seed",
+        "5",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The sheet read back by another decoder: its size follows from the grid, 3 rows of 4
+    // cells of 40x32 (the original, then each level), under a title and the levels' labels.
+    let sheet = image::open(&output).unwrap().into_rgb8();
+    let (rows, columns, (cell_w, cell_h)) = (3u32, 4u32, (40u32, 32u32));
+    let gap = drift_measure::SHEET_GAP;
+    assert_eq!(sheet.height(), 60 + rows * (cell_h + gap));
+    let label_width = sheet.width() - columns * (cell_w + gap) - gap;
+    assert!(
+        (80..200).contains(&label_width),
+        "a margin for the row labels: {label_width}"
+    );
+    // Each cell is what the transform gives at its level for sample 0 of seed 5, on the image
+    // decoded and resized as generate does.
+    let size = ImageSize::new(cell_w, cell_h).unwrap();
+    let original = Decoder::new(size).decode(&source).unwrap();
+    for (row, name) in ["imagenet_c:frost", "rotate", "imagenet_c:spatter"]
+        .iter()
+        .enumerate()
+    {
+        for (column, level) in [None, Some(0.3), Some(0.7), Some(1.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let expected = match level {
+                None => original.clone(),
+                Some(level) => {
+                    let chain: drift_transformer::TransformChain =
+                        format!("{name}={level}").parse().unwrap();
+                    chain.apply(original.clone(), 5, 0).0
+                }
+            };
+            let left = label_width + gap + column as u32 * (cell_w + gap);
+            let top = 60 + row as u32 * (cell_h + gap);
+            let cell: Vec<u8> = (0..cell_h)
+                .flat_map(|y| (0..cell_w).map(move |x| (x, y)))
+                .flat_map(|(x, y)| sheet.get_pixel(left + x, top + y).0)
+                .collect();
+            assert!(
+                cell == expected.pixels(),
+                "{name} at {level:?}: the cell is not the transform's output"
+            );
+        }
+    }
+    // Text in the margins: the row labels are drawn left of the grid.
+    let dark = (0..sheet.height())
+        .flat_map(|y| (0..label_width).map(move |x| (x, y)))
+        .filter(|&(x, y)| sheet.get_pixel(x, y).0[0] < 100)
+        .count();
+    assert!(dark > 50, "{dark} dark pixels of labels");
+    // Bad input: a clear error naming the flag, nothing written.
+    let missing = scratch.path().join("none.png");
+    let out = drift_pipeline(&[
+        "preview",
+        source.to_str().unwrap(),
+        "--transform",
+        "fog",
+        "--levels",
+        "0.5,1.5",
+        "--output",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1.5"), "{stderr}");
+    assert!(!missing.exists());
+    assert_eq!(
+        std::fs::read_dir(scratch.path()).unwrap().count(),
+        2,
+        "no partial file left"
+    );
+}

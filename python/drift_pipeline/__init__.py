@@ -45,10 +45,12 @@ __all__ = [
     "TransformInfo",
     "DetectionResult",
     "ScoreResult",
+    "PreviewResult",
     "detect",
     "evaluate",
     "score",
     "inspect",
+    "preview",
     "errors",
     "run_scenario",
     "sharding",
@@ -677,6 +679,61 @@ def _read_evaluation(folder: Path) -> EvaluationResult:
         plots=plots,
         record=json.loads((folder / "evaluation.json").read_text()),
     )
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """A contact sheet written by :func:`preview`."""
+
+    #: The PNG file.
+    path: Path
+    #: The sheet as a ``PIL.Image.Image`` when Pillow is installed, else ``None``.
+    image: Any = field(default=None, repr=False)
+
+
+def preview(
+    image: os.PathLike | str | None = None,
+    output_path: os.PathLike | str = "preview.png",
+    transforms: Sequence[Any] | None = None,
+    levels: Sequence[float] | None = None,
+    *,
+    input_path: os.PathLike | str | None = None,
+    samples: int = 1,
+    input_dim: int | tuple[int, int] | str | None = None,
+    seed: int | None = None,
+) -> PreviewResult:
+    """What a drift looks like (``drift-pipeline preview``): a contact sheet with a row per
+    transform and a column per drift level, the original first, each cell what a generator
+    with the same ``seed`` and ``input_dim`` writes for that image (sample 0, 1, ...).
+
+    Give an ``image`` file, or a dataset as ``input_path`` and how many of its images as
+    ``samples``. ``transforms`` are names or ``ImageTransform`` members; ``None`` draws the
+    whole catalog (every registered transform). ``levels`` default to 0.2, 0.4, ..., 1.0.
+    Returns the PNG's path, and the sheet as a PIL image when Pillow is installed."""
+    names = [] if transforms is None else [
+        t.value if isinstance(t, ImageTransform) else str(t) for t in transforms
+    ]
+    if transforms is not None and not names:
+        raise errors.InvalidRunError("invalid preview: no transform (name one, or pass None)")
+    path = Path(
+        _native.preview(
+            os.fspath(output_path),
+            names,
+            None if levels is None else [float(level) for level in levels],
+            image=_path(image),
+            input=_path(input_path),
+            samples=int(samples),
+            size=_size(input_dim),
+            seed=seed,
+        )
+    )
+    try:
+        from PIL import Image  # optional: the sheet as an image in notebooks
+    except ImportError:
+        return PreviewResult(path)
+    with Image.open(path) as sheet:
+        sheet.load()
+        return PreviewResult(path, sheet.copy())
 
 
 @dataclass

@@ -50,6 +50,16 @@ def evaluate(
     target_kl: Optional[float] = None,
     target_tolerance: float = 0.01,
 ) -> str: ...
+def preview(
+    output: str,
+    transforms: list[str],
+    levels: Optional[list[float]],
+    image: Optional[str] = None,
+    input: Optional[str] = None,
+    samples: int = 1,
+    size: Optional[str] = None,
+    seed: Optional[int] = None,
+) -> str: ...
 def detect(
     reference: str,
     stream: list[str],

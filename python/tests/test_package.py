@@ -471,3 +471,42 @@ def test_every_registered_transform_is_an_image_transform():
     assert "ROTATE" in ImageTransform.__doc__
     assert "seed" in ImageDatasetGenerator.__doc__
     assert SampleResult is drift_pipeline.DataCategory
+
+
+def test_preview_writes_the_sheet_the_cli_writes(dataset, tmp_path):
+    import struct
+
+    result = drift_pipeline.preview(
+        output_path=tmp_path / "sheet.png",
+        transforms=["imagenet_c:fog", ImageTransform.ROTATE],
+        levels=[0.5, 1.0],
+        input_path=dataset,
+        samples=2,
+        input_dim=48,
+        seed=3,
+    )
+    data = result.path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    # 2 transforms x 2 images = 4 rows of 48-px cells, 3 columns (the original, 2 levels).
+    assert height == 60 + 4 * (48 + 6)
+    assert width > 3 * (48 + 6)
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        assert result.image is None
+    else:
+        assert result.image.size == (width, height)
+    cli_sheet = tmp_path / "cli.png"
+    run_cli(
+        "preview", "--input", str(dataset), "--samples", "2", "--transform", "fog",
+        "--transform", "rotate", "--levels", "0.5,1", "--size", "48", "--seed", "3",
+        "--output", str(cli_sheet),
+    )
+    assert cli_sheet.read_bytes() == data
+    with pytest.raises(drift_pipeline.errors.InvalidRunError, match="1.5"):
+        drift_pipeline.preview(
+            output_path=tmp_path / "bad.png", transforms=["fog"], levels=[1.5],
+            input_path=dataset,
+        )
+    assert not (tmp_path / "bad.png").exists()

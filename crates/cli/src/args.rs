@@ -110,6 +110,10 @@ pub(crate) enum Command {
     /// transform's level per sample, segments marked, and each class's share when a segment
     /// has label shift. Writes FILE.png and FILE.svg.
     Timeline(TimelineArgs),
+    /// Draw what a drift looks like: a contact sheet with a row per transform and a column per
+    /// drift level (the original first), each cell what generate would write for that image,
+    /// transform and level. Writes one PNG.
+    Preview(PreviewArgs),
     /// Check that an output folder holds one complete output: every file its drift.json lists,
     /// with the recorded size and SHA-256, and nothing else. Reads only.
     Verify {
@@ -271,6 +275,53 @@ pub(crate) struct TimelineArgs {
     /// CvM decide on p-values) and its alarms as red ticks.
     #[arg(long, value_name = "DIR")]
     pub(crate) detections: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct PreviewArgs {
+    /// The image to preview the transforms on (or --input for a dataset's images).
+    #[arg(
+        value_name = "IMAGE",
+        required_unless_present = "input",
+        conflicts_with = "input"
+    )]
+    pub(crate) image: Option<PathBuf>,
+    /// A dataset (one sub-folder per class, local or on object storage): preview on --samples
+    /// of its images, spread evenly over its listing, a row per transform and image.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) input: Option<PathBuf>,
+    /// Images of --input.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "input", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub(crate) samples: u64,
+    /// A transform to show, a row each (repeat the flag): any name --transform takes, without
+    /// a level.
+    #[arg(
+        long = "transform",
+        value_name = "NAME",
+        required_unless_present = "catalog"
+    )]
+    pub(crate) transforms: Vec<String>,
+    /// Every registered transform: SPEC's eight and the 19 ImageNet-C corruptions.
+    #[arg(long, conflicts_with = "transforms")]
+    pub(crate) catalog: bool,
+    /// The columns' drift levels, comma-separated [default: 0.2,0.4,0.6,0.8,1.0].
+    #[arg(
+        long,
+        value_name = "L,...",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub(crate) levels: Vec<f64>,
+    /// Image size, as generate's --size [default: 224x224].
+    #[arg(long, value_name = "WxH")]
+    pub(crate) size: Option<String>,
+    /// Seed of every draw, as generate's --seed (image i of the sheet is sample_id i) [default:
+    /// 42].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) seed: Option<u64>,
+    /// Where to write the sheet: FILE.png (or FILE, to which .png is added).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
 }
 
 #[derive(Args)]

@@ -31,8 +31,8 @@ use drift_pipeline::{FrontEnd, PipelineError, ReaderError, ShardError, WriterErr
 
 use crate::args::{Cli, Command};
 use crate::commands::{
-    demo as demo_command, detect, evaluate, generate, index, inspect, merge, run, score, timeline,
-    weights,
+    demo as demo_command, detect, evaluate, generate, index, inspect, merge, preview, run, score,
+    timeline, weights,
 };
 
 /// The command line's spelling of the run's keys: flags, for errors the run spec reports.
@@ -217,6 +217,7 @@ fn dispatch(cli: Cli, cancel: Arc<AtomicBool>) -> Result<()> {
         Command::Generate(args) => generate::generate(*args, cancel),
         Command::Inspect { dir, all } => inspect::inspect(&dir, all),
         Command::Timeline(args) => timeline::timeline(&args),
+        Command::Preview(args) => preview::preview(&args),
         Command::Verify { dir } => {
             // On object storage the output is downloaded (to scratch space) and checked whole.
             let copy = match drift_pipeline::remote::is_url(&dir) {

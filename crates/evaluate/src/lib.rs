@@ -8,6 +8,13 @@
 //! version at a level is exactly what `generate --transform` would write as sample i with the
 //! same seed and size.
 
+mod preview;
+
+pub use preview::{
+    PREVIEW_LEVELS, PreviewError, PreviewOptions, PreviewSheet, PreviewSource, preview,
+    write_preview,
+};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

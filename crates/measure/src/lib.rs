@@ -1,7 +1,8 @@
 //! How strong is a drift? SPEC's measure: the KL divergence between the softmax of drifted and
 //! clean ResNet18 embeddings, averaged over a batch ([`batch_kl`]); per-level statistics of the
 //! batch KLs ([`LevelSummary`], `summary.csv`); the two plots of a sweep ([`line_plot`],
-//! [`box_plot`]) and a drift log over time ([`timeline_plot`]), as RGB pixels and SVG.
+//! [`box_plot`]) and a drift log over time ([`timeline_plot`]), as RGB pixels and SVG; a contact
+//! sheet of images ([`contact_sheet`]).
 //!
 //! Pure computation: no files, no threads. The sweep itself (decode, transform, embed) is
 //! `drift-pipeline`'s `evaluate`.
@@ -9,6 +10,7 @@
 mod kl;
 mod plot;
 mod power_plot;
+mod sheet;
 mod stats;
 
 pub use kl::{batch_kl, kl_divergence};
@@ -18,6 +20,7 @@ pub use plot::{
 pub use power_plot::{
     LevelLine, LevelPanel, calibration_plot, delay_far_plot, delay_plot, power_plot,
 };
+pub use sheet::{SHEET_GAP, SheetLayout, contact_sheet};
 pub use stats::{LevelSummary, quantile_sorted, summary_csv};
 
 /// Why a KL or a plot could not be computed.

@@ -145,13 +145,15 @@ pub(crate) fn render_sized(
     Ok(Plot { rgb, svg })
 }
 
-fn plot_error<E: std::error::Error + Send + Sync>(error: DrawingAreaErrorKind<E>) -> MeasureError {
+pub(crate) fn plot_error<E: std::error::Error + Send + Sync>(
+    error: DrawingAreaErrorKind<E>,
+) -> MeasureError {
     MeasureError::Plot(error.to_string())
 }
 
 /// plotters draws text with ab_glyph from fonts registered by name: DejaVu Sans, embedded, so
 /// plots look the same everywhere and need no system fonts.
-fn register_font() {
+pub(crate) fn register_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())

@@ -4,7 +4,7 @@
 //! compile until it is given its exception.
 
 use drift_detect::DetectError;
-use drift_evaluate::{EvaluateError, ReportMergeError};
+use drift_evaluate::{EvaluateError, PreviewError, ReportMergeError};
 use drift_merge::MergeError;
 use drift_pipeline::{EmbedderError, PipelineError, ReaderError, SpecError, WriterError};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
@@ -185,6 +185,20 @@ pub(crate) fn evaluate(error: &EvaluateError) -> Kind {
         | EvaluateError::Transform(_)
         | EvaluateError::TargetKl(_) => Kind::InvalidRun,
         EvaluateError::Measure { .. } => Kind::Data,
+    }
+}
+
+pub(crate) fn preview(error: &PreviewError) -> Kind {
+    match error {
+        PreviewError::NoTransform
+        | PreviewError::NoLevel
+        | PreviewError::Level(_)
+        | PreviewError::NoSample => Kind::InvalidRun,
+        PreviewError::EmptyDataset(_) | PreviewError::Sheet(_) => Kind::Data,
+        PreviewError::Pipeline(error) => pipeline(error),
+        PreviewError::Reader(error) => reader(error),
+        PreviewError::Writer(error) => writer(error),
+        PreviewError::Write { .. } => Kind::Storage,
     }
 }
 

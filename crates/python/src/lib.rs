@@ -255,6 +255,58 @@ fn evaluate<'py>(
     Ok(evaluation.output)
 }
 
+/// Draws a contact sheet of transforms at drift levels (`drift-pipeline preview`) into
+/// `output` (a PNG). `image` or `input` (a dataset, with `samples`) gives the images; an empty
+/// `transforms` means the whole catalog. Returns the file.
+#[pyfunction]
+#[pyo3(signature = (output, transforms, levels, image=None, input=None, samples=1, size=None, seed=None))]
+#[allow(clippy::too_many_arguments)] // one per keyword of the Python function
+fn preview(
+    py: Python<'_>,
+    output: PathBuf,
+    transforms: Vec<String>,
+    levels: Option<Vec<f64>>,
+    image: Option<PathBuf>,
+    input: Option<PathBuf>,
+    samples: usize,
+    size: Option<&str>,
+    seed: Option<u64>,
+) -> PyResult<PathBuf> {
+    use drift_evaluate::{PREVIEW_LEVELS, PreviewOptions, PreviewSource};
+    let source = match (image, input) {
+        (Some(image), None) => PreviewSource::Image(image),
+        (None, Some(root)) => PreviewSource::Dataset { root, samples },
+        _ => return Err(value_error("give one of 'image' and 'input'".into())),
+    };
+    let transforms = match transforms.is_empty() {
+        true => TransformKind::all().to_vec(),
+        false => transforms
+            .iter()
+            .map(|name| name.parse::<TransformKind>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| value_error(format!("keyword 'transforms': {e}")))?,
+    };
+    let size = match size {
+        Some(text) => text
+            .parse()
+            .map_err(|e| value_error(format!("keyword 'input_dim': {e}")))?,
+        None => drift_pipeline::ImageSize::new(224, 224).expect("a valid size"),
+    };
+    let options = PreviewOptions {
+        source,
+        transforms,
+        levels: levels.unwrap_or_else(|| PREVIEW_LEVELS.to_vec()),
+        size,
+        seed: seed.unwrap_or(drift_pipeline::DEFAULT_SEED),
+    };
+    py.detach(|| {
+        let sheet = drift_evaluate::preview(&options)?;
+        drift_evaluate::write_preview(&sheet, &output)
+    })
+    .map_err(|e| errors::raise(&e, errors::preview(&e)))?;
+    Ok(output)
+}
+
 /// Runs drift detectors over a stream's embeddings (`drift-pipeline detect`). Returns the
 /// report folder.
 #[pyfunction]
@@ -780,6 +832,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(run_scenario, module)?)?;
     module.add_function(wrap_pyfunction!(evaluate, module)?)?;
     module.add_function(wrap_pyfunction!(detect, module)?)?;
+    module.add_function(wrap_pyfunction!(preview, module)?)?;
     module.add_function(wrap_pyfunction!(score, module)?)?;
     module.add_function(wrap_pyfunction!(inspect, module)?)?;
     module.add_function(wrap_pyfunction!(index, module)?)?;

@@ -8,6 +8,7 @@ pub(crate) mod generate;
 pub(crate) mod index;
 pub(crate) mod inspect;
 pub(crate) mod merge;
+pub(crate) mod preview;
 pub(crate) mod run;
 pub(crate) mod score;
 pub(crate) mod timeline;
