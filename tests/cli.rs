@@ -1360,6 +1360,36 @@ fn preview_draws_each_transform_at_each_level_as_generate_would() {
             );
         }
     }
+    // The SVG beside it: each cell an embedded PNG, at the bitmap's place, equal to the
+    // bitmap's cell once decoded; the labels as text.
+    let svg = std::fs::read_to_string(output.with_extension("svg")).unwrap();
+    assert!(
+        svg.contains("imagenet_c:spatter") && svg.contains("0.7"),
+        "labels as text"
+    );
+    let cells: Vec<&str> = svg.split("<image ").skip(1).collect();
+    assert_eq!(cells.len(), 12);
+    let (left, top) = (
+        label_width + gap + 3 * (cell_w + gap),
+        60 + 2 * (cell_h + gap),
+    );
+    let last = cells
+        .iter()
+        .find(|c| c.starts_with(&format!("x=\"{left}\" y=\"{top}\" ")))
+        .expect("the last cell at its place");
+    let data = last
+        .split("href=\"data:image/png;base64,")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    use base64::Engine;
+    let png = base64::prelude::BASE64_STANDARD.decode(data).unwrap();
+    let embedded = image::load_from_memory(&png).unwrap().into_rgb8();
+    let chain: drift_transformer::TransformChain = "imagenet_c:spatter=1".parse().unwrap();
+    assert_eq!(
+        embedded.as_raw(),
+        chain.apply(original.clone(), 5, 0).0.pixels()
+    );
     // Text in the margins: the row labels are drawn left of the grid.
     let dark = (0..sheet.height())
         .flat_map(|y| (0..label_width).map(move |x| (x, y)))
@@ -1384,7 +1414,7 @@ fn preview_draws_each_transform_at_each_level_as_generate_would() {
     assert!(!missing.exists());
     assert_eq!(
         std::fs::read_dir(scratch.path()).unwrap().count(),
-        2,
-        "no partial file left"
+        3,
+        "the image, the sheet's PNG and SVG: no partial file left"
     );
 }

@@ -690,6 +690,11 @@ class PreviewResult:
     #: The sheet as a ``PIL.Image.Image`` when Pillow is installed, else ``None``.
     image: Any = field(default=None, repr=False)
 
+    @property
+    def svg_path(self) -> Path:
+        """The SVG file beside the PNG (each cell an embedded PNG, the labels text)."""
+        return self.path.with_suffix(".svg")
+
 
 def preview(
     image: os.PathLike | str | None = None,
@@ -709,7 +714,8 @@ def preview(
     Give an ``image`` file, or a dataset as ``input_path`` and how many of its images as
     ``samples``. ``transforms`` are names or ``ImageTransform`` members; ``None`` draws the
     whole catalog (every registered transform). ``levels`` default to 0.2, 0.4, ..., 1.0.
-    Returns the PNG's path, and the sheet as a PIL image when Pillow is installed."""
+    Writes ``output_path`` as PNG and SVG (``result.svg_path``); returns the PNG's path, and the
+    sheet as a PIL image when Pillow is installed."""
     names = [] if transforms is None else [
         t.value if isinstance(t, ImageTransform) else str(t) for t in transforms
     ]

@@ -487,6 +487,8 @@ def test_preview_writes_the_sheet_the_cli_writes(dataset, tmp_path):
     )
     data = result.path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = result.svg_path.read_text()
+    assert svg.count("<image ") == 4 * 3 and svg.rstrip().endswith("</svg>")
     width, height = struct.unpack(">II", data[16:24])
     # 2 transforms x 2 images = 4 rows of 48-px cells, 3 columns (the original, 2 levels).
     assert height == 60 + 4 * (48 + 6)
@@ -504,6 +506,7 @@ def test_preview_writes_the_sheet_the_cli_writes(dataset, tmp_path):
         "--output", str(cli_sheet),
     )
     assert cli_sheet.read_bytes() == data
+    assert (tmp_path / "cli.svg").read_text() == svg
     with pytest.raises(drift_pipeline.errors.InvalidRunError, match="1.5"):
         drift_pipeline.preview(
             output_path=tmp_path / "bad.png", transforms=["fog"], levels=[1.5],

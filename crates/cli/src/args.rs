@@ -112,7 +112,7 @@ pub(crate) enum Command {
     Timeline(TimelineArgs),
     /// Draw what a drift looks like: a contact sheet with a row per transform and a column per
     /// drift level (the original first), each cell what generate would write for that image,
-    /// transform and level. Writes one PNG.
+    /// transform and level. Writes FILE.png and FILE.svg.
     Preview(PreviewArgs),
     /// Check that an output folder holds one complete output: every file its drift.json lists,
     /// with the recorded size and SHA-256, and nothing else. Reads only.
@@ -319,7 +319,7 @@ pub(crate) struct PreviewArgs {
     /// 42].
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) seed: Option<u64>,
-    /// Where to write the sheet: FILE.png (or FILE, to which .png is added).
+    /// Where to write the sheet: FILE.png and FILE.svg (name either one, or no extension).
     #[arg(long, value_name = "FILE")]
     pub(crate) output: PathBuf,
 }

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use drift_core::{ImageSize, RgbImage8};
 use drift_measure::{MeasureError, SheetLayout, contact_sheet};
 use drift_reader::{Decoder, ReaderError};
@@ -89,6 +91,8 @@ pub enum PreviewError {
 pub struct PreviewSheet {
     /// The sheet's pixels.
     pub image: RgbImage8,
+    /// The sheet as SVG: each cell an embedded PNG, the labels text.
+    pub svg: String,
     /// Where each cell is: row r, column c (column 0 the original, column k level k - 1).
     pub layout: SheetLayout,
     /// Each row's transform and the index of its image among the preview's images.
@@ -146,9 +150,16 @@ pub fn preview(options: &PreviewOptions) -> Result<PreviewSheet, PreviewError> {
         columns[1..].join(", "),
         options.seed
     );
-    let (image, layout) = contact_sheet(&title, &columns, &labels)?;
+    // Each cell's PNG (fast compression: the bitmap sheet is the compact copy) as a data URI.
+    let href = |cell: &RgbImage8| match encode_png(cell, PngCompression::Fast) {
+        Ok(png) => format!("data:image/png;base64,{}", BASE64_STANDARD.encode(png)),
+        // Encoding pixels in memory does not fail; were it to, the SVG shows an empty cell.
+        Err(_) => String::new(),
+    };
+    let (plot, layout) = contact_sheet(&title, &columns, &labels, &href)?;
     Ok(PreviewSheet {
-        image,
+        image: plot.rgb,
+        svg: plot.svg,
         layout,
         rows,
     })
@@ -201,10 +212,16 @@ fn images(options: &PreviewOptions) -> Result<Vec<(String, RgbImage8)>, PreviewE
     }
 }
 
-/// Writes `sheet` as a PNG at `path`: to a temporary file beside it, then renamed over it, so
-/// a failed write leaves the old file or none, never half of one.
-pub fn write_preview(sheet: &PreviewSheet, path: &Path) -> Result<(), PreviewError> {
+/// Writes `sheet` as `stem.png` and `stem.svg`, each to a temporary file beside it, then
+/// renamed over it, so a failed write leaves the old file or none, never half of one.
+pub fn write_preview(sheet: &PreviewSheet, stem: &Path) -> Result<(), PreviewError> {
     let png = encode_png(&sheet.image, PngCompression::High)?;
+    write_whole(&stem.with_extension("png"), &png)?;
+    write_whole(&stem.with_extension("svg"), sheet.svg.as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), PreviewError> {
     let write_error = |source| PreviewError::Write {
         path: path.to_owned(),
         source,
@@ -215,7 +232,7 @@ pub fn write_preview(sheet: &PreviewSheet, path: &Path) -> Result<(), PreviewErr
     let mut temporary = name.to_owned();
     temporary.push(format!(".{}.partial", std::process::id()));
     let temporary = path.with_file_name(temporary);
-    std::fs::write(&temporary, png)
+    std::fs::write(&temporary, bytes)
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&temporary);

@@ -1,13 +1,15 @@
 //! A contact sheet: images in a grid, a label over each column and beside each row, so that a
-//! user can choose drift levels by looking (`drift-pipeline preview`). The cells are copied
-//! pixel for pixel; only the margins hold text.
+//! user can choose drift levels by looking (`drift-pipeline preview`). In the bitmap the cells
+//! are copied pixel for pixel and only the margins hold text; the SVG embeds each cell as an
+//! image and the labels as text.
 
 use drift_core::{ImageSize, RgbImage8};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor;
 
 use crate::MeasureError;
-use crate::plot::{FONT, plot_error, register_font};
+use crate::plot::{DrawResult, FONT, Plot, plot_error, register_font};
 
 /// Pixels between cells and around the grid.
 pub const SHEET_GAP: u32 = 6;
@@ -47,12 +49,15 @@ impl SheetLayout {
 }
 
 /// Draws a contact sheet: `title` on top, `column_labels` over the columns, each row's label on
-/// its left and its cells (all of one size, one per column) in order.
+/// its left and its cells (all of one size, one per column) in order. The bitmap holds the
+/// cells' pixels; the SVG holds each cell as an `<image>` whose `href` is `cell_href(cell)` (a
+/// `data:` URI of its PNG, say) and the labels as text.
 pub fn contact_sheet(
     title: &str,
     column_labels: &[String],
     rows: &[(String, Vec<RgbImage8>)],
-) -> Result<(RgbImage8, SheetLayout), MeasureError> {
+    cell_href: &dyn Fn(&RgbImage8) -> String,
+) -> Result<(Plot, SheetLayout), MeasureError> {
     let cell = rows
         .first()
         .and_then(|(_, cells)| cells.first())
@@ -81,6 +86,8 @@ pub fn contact_sheet(
         label_width: SHEET_GAP + (longest * 17).div_ceil(2),
     };
     let (width, height) = layout.size();
+    let size = ImageSize::new(width, height)
+        .map_err(|e| MeasureError::Plot(format!("the sheet is too large: {e}")))?;
     let mut pixels = vec![255u8; width as usize * height as usize * 3];
     for (r, (_, cells)) in rows.iter().enumerate() {
         for (c, image) in cells.iter().enumerate() {
@@ -93,48 +100,90 @@ pub fn contact_sheet(
         }
     }
     register_font();
+    let labels = Labels {
+        title,
+        columns: column_labels,
+        rows,
+        layout,
+    };
     {
+        // The buffer already holds the white ground and the cells: only text is drawn on it.
         let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        labels.draw(&root).map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        labels.draw(&root).map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+    }
+    let mut images = String::new();
+    for (r, (_, cells)) in rows.iter().enumerate() {
+        for (c, image) in cells.iter().enumerate() {
+            let (left, top) = layout.cell_origin(r as u32, c as u32);
+            images.push_str(&format!(
+                "<image x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{}\" \
+                 style=\"image-rendering:pixelated\" href=\"{}\"/>\n",
+                cell.width,
+                cell.height,
+                cell_href(image)
+            ));
+        }
+    }
+    let end = svg
+        .rfind("</svg>")
+        .ok_or_else(|| MeasureError::Plot("the SVG backend wrote no </svg>".into()))?;
+    svg.insert_str(end, &images);
+    let rgb = RgbImage8::from_pixels(size, pixels).expect("the buffer matches the size");
+    Ok((Plot { rgb, svg }, layout))
+}
+
+/// A sheet's text: the title, the columns' labels, the rows' labels.
+struct Labels<'a> {
+    title: &'a str,
+    columns: &'a [String],
+    rows: &'a [(String, Vec<RgbImage8>)],
+    layout: SheetLayout,
+}
+
+impl Labels<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let cell = self.layout.cell;
         let style = (FONT, TEXT).into_font().color(&BLACK);
         let centred = style.pos(text_anchor::Pos::new(
             text_anchor::HPos::Center,
             text_anchor::VPos::Center,
         ));
         root.draw(&Text::new(
-            title.to_owned(),
+            self.title.to_owned(),
             (SHEET_GAP as i32, (BAND / 2) as i32 - 8),
             (FONT, 17).into_font().color(&BLACK),
-        ))
-        .map_err(plot_error)?;
-        for (c, label) in column_labels.iter().enumerate() {
-            let (left, top) = layout.cell_origin(0, c as u32);
+        ))?;
+        for (c, label) in self.columns.iter().enumerate() {
+            let (left, top) = self.layout.cell_origin(0, c as u32);
             let centre = (left + cell.width / 2) as i32;
             root.draw(&Text::new(
                 label.clone(),
                 (centre, (top - BAND / 2) as i32),
                 centred.clone(),
-            ))
-            .map_err(plot_error)?;
+            ))?;
         }
         let left_aligned = style.pos(text_anchor::Pos::new(
             text_anchor::HPos::Left,
             text_anchor::VPos::Center,
         ));
-        for (r, (label, _)) in rows.iter().enumerate() {
-            let (_, top) = layout.cell_origin(r as u32, 0);
+        for (r, (label, _)) in self.rows.iter().enumerate() {
+            let (_, top) = self.layout.cell_origin(r as u32, 0);
             root.draw(&Text::new(
                 label.clone(),
                 (SHEET_GAP as i32, (top + cell.height / 2) as i32),
                 left_aligned.clone(),
-            ))
-            .map_err(plot_error)?;
+            ))?;
         }
-        root.present().map_err(plot_error)?;
+        Ok(())
     }
-    let size = ImageSize::new(width, height)
-        .map_err(|e| MeasureError::Plot(format!("the sheet is too large: {e}")))?;
-    let rgb = RgbImage8::from_pixels(size, pixels).expect("the buffer matches the size");
-    Ok((rgb, layout))
 }
 
 #[cfg(test)]
@@ -159,7 +208,19 @@ mod tests {
             ),
         ];
         let labels = vec!["original".to_owned(), "0.5".to_owned()];
-        let (sheet, layout) = contact_sheet("preview", &labels, &rows).unwrap();
+        let href = |image: &RgbImage8| format!("cell:{}", image.pixels()[0]);
+        let (plot, layout) = contact_sheet("preview", &labels, &rows, &href).unwrap();
+        let sheet = plot.rgb;
+        // The SVG places each cell at the bitmap's position, and writes the labels as text.
+        let (left, top) = layout.cell_origin(1, 1);
+        assert!(
+            plot.svg.contains(&format!(
+                "<image x=\"{left}\" y=\"{top}\" width=\"20\" height=\"10\""
+            )) && plot.svg.contains("href=\"cell:40\""),
+            "{}",
+            plot.svg
+        );
+        assert!(plot.svg.contains("imagenet_c:fog") && plot.svg.trim_end().ends_with("</svg>"));
         let (width, height) = layout.size();
         assert_eq!((sheet.size().width, sheet.size().height), (width, height));
         for (r, (_, cells)) in rows.iter().enumerate() {
@@ -179,6 +240,6 @@ mod tests {
             .count();
         assert!(dark > 20, "row labels drawn: {dark} dark pixels");
         let ragged = vec![("a".to_owned(), vec![filled(size, 1)])];
-        assert!(contact_sheet("t", &labels, &ragged).is_err());
+        assert!(contact_sheet("t", &labels, &ragged, &href).is_err());
     }
 }

@@ -256,8 +256,9 @@ fn evaluate<'py>(
 }
 
 /// Draws a contact sheet of transforms at drift levels (`drift-pipeline preview`) into
-/// `output` (a PNG). `image` or `input` (a dataset, with `samples`) gives the images; an empty
-/// `transforms` means the whole catalog. Returns the file.
+/// `output` (FILE.png and FILE.svg; name either, or no extension). `image` or `input` (a
+/// dataset, with `samples`) gives the images; an empty `transforms` means the whole catalog.
+/// Returns the PNG.
 #[pyfunction]
 #[pyo3(signature = (output, transforms, levels, image=None, input=None, samples=1, size=None, seed=None))]
 #[allow(clippy::too_many_arguments)] // one per keyword of the Python function
@@ -273,6 +274,16 @@ fn preview(
     seed: Option<u64>,
 ) -> PyResult<PathBuf> {
     use drift_evaluate::{PREVIEW_LEVELS, PreviewOptions, PreviewSource};
+    let stem = match output.extension().and_then(|e| e.to_str()) {
+        None => output.clone(),
+        Some("png" | "svg") => output.with_extension(""),
+        Some(other) => {
+            return Err(value_error(format!(
+                "keyword 'output_path': the sheet is written as PNG and SVG; name it FILE.png, \
+                 FILE.svg or FILE, not .{other}"
+            )));
+        }
+    };
     let source = match (image, input) {
         (Some(image), None) => PreviewSource::Image(image),
         (None, Some(root)) => PreviewSource::Dataset { root, samples },
@@ -301,10 +312,10 @@ fn preview(
     };
     py.detach(|| {
         let sheet = drift_evaluate::preview(&options)?;
-        drift_evaluate::write_preview(&sheet, &output)
+        drift_evaluate::write_preview(&sheet, &stem)
     })
     .map_err(|e| errors::raise(&e, errors::preview(&e)))?;
-    Ok(output)
+    Ok(stem.with_extension("png"))
 }
 
 /// Runs drift detectors over a stream's embeddings (`drift-pipeline detect`). Returns the

@@ -1,4 +1,4 @@
-//! `drift-pipeline preview`: a contact sheet of transforms at drift levels (PNG).
+//! `drift-pipeline preview`: a contact sheet of transforms at drift levels (PNG and SVG).
 
 use anyhow::{Context, Result};
 use drift_evaluate::{PREVIEW_LEVELS, PreviewOptions, PreviewSource};
@@ -7,11 +7,12 @@ use drift_pipeline::{DEFAULT_SEED, ImageSize, PngCompression, TransformKind};
 use crate::args::PreviewArgs;
 
 pub(crate) fn preview(args: &PreviewArgs) -> Result<()> {
-    let output = match args.output.extension().and_then(|e| e.to_str()) {
-        None => args.output.with_extension("png"),
-        Some("png") => args.output.clone(),
+    let stem = match args.output.extension().and_then(|e| e.to_str()) {
+        None => args.output.clone(),
+        Some("png" | "svg") => args.output.with_extension(""),
         Some(other) => anyhow::bail!(
-            "--output {}: the sheet is a PNG; name it FILE.png or FILE, not .{other}",
+            "--output {}: the sheet is written as PNG and SVG; name it FILE.png, FILE.svg or \
+             FILE, not .{other}",
             args.output.display()
         ),
     };
@@ -51,18 +52,25 @@ pub(crate) fn preview(args: &PreviewArgs) -> Result<()> {
         seed: args.seed.unwrap_or(DEFAULT_SEED),
     };
     let sheet = drift_evaluate::preview(&options).context("cannot draw the preview")?;
-    // On object storage the sheet is one object, written whole.
-    if drift_pipeline::remote::is_url(&output) {
+    let (png_path, svg_path) = (stem.with_extension("png"), stem.with_extension("svg"));
+    // On object storage each file is one object, written whole.
+    if drift_pipeline::remote::is_url(&stem) {
         let png = drift_pipeline::encode_png(&sheet.image, PngCompression::High)?;
-        drift_pipeline::remote::write_object(&output, png)
-            .with_context(|| format!("cannot write {}", output.display()))?;
+        for (path, bytes) in [
+            (&png_path, png),
+            (&svg_path, sheet.svg.clone().into_bytes()),
+        ] {
+            drift_pipeline::remote::write_object(path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
     } else {
-        drift_evaluate::write_preview(&sheet, &output)?;
+        drift_evaluate::write_preview(&sheet, &stem)?;
     }
     let size = sheet.image.size();
     outln!(
-        "wrote {}: {} rows x {} levels and the original, {}x{} px",
-        output.display(),
+        "wrote {} and {}: {} rows x {} levels and the original, {}x{} px",
+        png_path.display(),
+        svg_path.display(),
         sheet.rows.len(),
         options.levels.len(),
         size.width,
