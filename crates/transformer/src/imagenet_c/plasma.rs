@@ -22,21 +22,23 @@ pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> 
     while step >= 2 {
         let half = step / 2;
         let k = size / step;
+        // k is a power of two: (n / k, n % k) by a shift and a mask, not two divisions.
+        let shift = k.trailing_zeros();
         // The neighbour on the torus (a remainder would divide per value).
         let next = |i: usize| if i + 1 == k { 0 } else { i + 1 };
         let previous = |i: usize| if i == 0 { k - 1 } else { i - 1 };
         noise.resize(k * k, 0.0);
         // Squares: the four corners, `c + roll(c, -1, 0)` then that plus its roll along axis 1.
         let corner = |map: &[f64], i: usize, j: usize| map[at(0, 0, i, j, step)];
-        let rows: Vec<f64> = (0..k * k)
-            .map(|n| {
-                let (i, j) = (n / k, n % k);
-                corner(&map, i, j) + corner(&map, next(i), j)
-            })
-            .collect();
+        let mut rows = Vec::with_capacity(k * k);
+        for i in 0..k {
+            for j in 0..k {
+                rows.push(corner(&map, i, j) + corner(&map, next(i), j));
+            }
+        }
         draws.uniform(-wibble, wibble, &mut noise);
         for (n, &u) in noise.iter().enumerate() {
-            let (i, j) = (n / k, n % k);
+            let (i, j) = (n >> shift, n & (k - 1));
             let sum = rows[n] + rows[i * k + next(j)];
             map[at(half, half, i, j, step)] = sum / 4.0 + wibble * u;
         }
@@ -44,7 +46,7 @@ pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> 
         let centre = |map: &[f64], i: usize, j: usize| map[at(half, half, i, j, step)];
         draws.uniform(-wibble, wibble, &mut noise);
         for (n, &u) in noise.iter().enumerate() {
-            let (i, j) = (n / k, n % k);
+            let (i, j) = (n >> shift, n & (k - 1));
             let down = centre(&map, i, j) + centre(&map, previous(i), j);
             let across = corner(&map, i, j) + corner(&map, i, next(j));
             map[at(0, half, i, j, step)] = (down + across) / 4.0 + wibble * u;
@@ -52,7 +54,7 @@ pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> 
         // Diamonds on the corner columns: `dr + roll(dr, 1, 1)` plus `ul + roll(ul, -1, 0)`.
         draws.uniform(-wibble, wibble, &mut noise);
         for (n, &u) in noise.iter().enumerate() {
-            let (i, j) = (n / k, n % k);
+            let (i, j) = (n >> shift, n & (k - 1));
             let across = centre(&map, i, j) + centre(&map, i, previous(j));
             let down = corner(&map, i, j) + corner(&map, next(i), j);
             map[at(half, 0, i, j, step)] = (across + down) / 4.0 + wibble * u;
