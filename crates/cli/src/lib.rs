@@ -193,6 +193,21 @@ fn hint(error: &anyhow::Error) -> &'static str {
     ""
 }
 
+/// The stem of a figure written as PNG and SVG (`timeline`, `preview`): `FILE.png`, `FILE.svg`
+/// and `FILE` all name `FILE`. Another extension is refused, in words every front end uses
+/// after naming its flag or keyword.
+pub fn figure_stem(output: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    match output.extension().and_then(|e| e.to_str()) {
+        None => Ok(output.to_owned()),
+        Some("png" | "svg") => Ok(output.with_extension("")),
+        Some(other) => Err(format!(
+            "{}: the figure is written as PNG and SVG; name it FILE.png, FILE.svg or FILE, not \
+             .{other}",
+            output.display()
+        )),
+    }
+}
+
 /// The error and its causes on one line, each cause once: libraries often show their source
 /// in their own message too (`... (os error 28): No space left on device (os error 28)`).
 /// Every front end reports errors in these words.

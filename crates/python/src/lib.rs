@@ -274,16 +274,8 @@ fn preview(
     seed: Option<u64>,
 ) -> PyResult<PathBuf> {
     use drift_evaluate::{PREVIEW_LEVELS, PreviewOptions, PreviewSource};
-    let stem = match output.extension().and_then(|e| e.to_str()) {
-        None => output.clone(),
-        Some("png" | "svg") => output.with_extension(""),
-        Some(other) => {
-            return Err(value_error(format!(
-                "keyword 'output_path': the sheet is written as PNG and SVG; name it FILE.png, \
-                 FILE.svg or FILE, not .{other}"
-            )));
-        }
-    };
+    let stem = drift_pipeline_cli::figure_stem(&output)
+        .map_err(|e| value_error(format!("keyword 'output_path': {e}")))?;
     let source = match (image, input) {
         (Some(image), None) => PreviewSource::Image(image),
         (None, Some(root)) => PreviewSource::Dataset { root, samples },

@@ -7,15 +7,7 @@ use drift_pipeline::{DEFAULT_SEED, ImageSize, PngCompression, TransformKind};
 use crate::args::PreviewArgs;
 
 pub(crate) fn preview(args: &PreviewArgs) -> Result<()> {
-    let stem = match args.output.extension().and_then(|e| e.to_str()) {
-        None => args.output.clone(),
-        Some("png" | "svg") => args.output.with_extension(""),
-        Some(other) => anyhow::bail!(
-            "--output {}: the sheet is written as PNG and SVG; name it FILE.png, FILE.svg or \
-             FILE, not .{other}",
-            args.output.display()
-        ),
-    };
+    let stem = crate::figure_stem(&args.output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
     let transforms = if args.catalog {
         TransformKind::all().to_vec()
     } else {

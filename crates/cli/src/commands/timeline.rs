@@ -6,15 +6,7 @@ use drift_pipeline::PngCompression;
 use crate::args::TimelineArgs;
 
 pub(crate) fn timeline(args: &TimelineArgs) -> Result<()> {
-    let stem = match args.output.extension().and_then(|e| e.to_str()) {
-        None => args.output.clone(),
-        Some("png" | "svg") => args.output.with_extension(""),
-        Some(other) => anyhow::bail!(
-            "--output {}: the plot is written as PNG and SVG; name it FILE.png, FILE.svg or \
-             FILE, not .{other}",
-            args.output.display()
-        ),
-    };
+    let stem = crate::figure_stem(&args.output).map_err(|e| anyhow::anyhow!("--output {e}"))?;
     let mut points = Vec::new();
     let mut ranges = Vec::new();
     let mut label_shift = false;

@@ -201,7 +201,22 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
             }
         }
     }
-    let (w, h) = (width as isize, height as isize);
+    hysteresis(state, stack, width)
+}
+
+/// A pixel's state in Canny: not an edge, a candidate (a maximum past the low threshold), or an
+/// edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edge {
+    No,
+    Candidate,
+    Yes,
+}
+
+/// Canny's hysteresis: from the edges on `stack`, every 8-connected candidate becomes an edge;
+/// then 255 on edges, 0 elsewhere.
+fn hysteresis(mut state: Vec<Edge>, mut stack: Vec<usize>, width: usize) -> Vec<u8> {
+    let (w, h) = (width as isize, (state.len() / width) as isize);
     while let Some(i) = stack.pop() {
         let (y, x) = ((i / width) as isize, (i % width) as isize);
         for (ny, nx) in (-1..=1).flat_map(|a| (-1..=1).map(move |b| (y + a, x + b))) {
@@ -219,13 +234,6 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
         .into_iter()
         .map(|s| if s == Edge::Yes { 255 } else { 0 })
         .collect()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Edge {
-    No,
-    Candidate,
-    Yes,
 }
 
 /// The chamfer steps of `DIST_L2` with a 5 x 5 mask: across, diagonal, a knight's move.
@@ -370,23 +378,7 @@ mod tests {
                 }
             }
         }
-        while let Some(i) = stack.pop() {
-            let (y, x) = ((i / width) as isize, (i % width) as isize);
-            for (ny, nx) in (-1..=1).flat_map(|a| (-1..=1).map(move |b| (y + a, x + b))) {
-                if ny < 0 || nx < 0 || ny >= h || nx >= w {
-                    continue;
-                }
-                let j = (ny * w + nx) as usize;
-                if state[j] == Edge::Candidate {
-                    state[j] = Edge::Yes;
-                    stack.push(j);
-                }
-            }
-        }
-        state
-            .into_iter()
-            .map(|s| if s == Edge::Yes { 255 } else { 0 })
-            .collect()
+        hysteresis(state, stack, width)
     }
 
     /// [`distance_transform`] pixel by pixel, as OpenCV's loop runs: the form first checked against
