@@ -142,27 +142,15 @@ impl Corruption for Frost {
 /// frost`), rounded as the chain rounds: 65,536 blends where a 224-px image has 150,528 values.
 /// The weights are the same for every image at one level, so the last few tables are kept.
 fn blend_table((a, b): (f64, f64)) -> Arc<[u8]> {
-    const KEPT: usize = 4;
-    type Kept = Vec<((u64, u64), Arc<[u8]>)>;
-    static TABLES: Mutex<Kept> = Mutex::new(Vec::new());
-    let key = (a.to_bits(), b.to_bits());
-    let kept = TABLES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, table)) = kept.iter().find(|(k, _)| *k == key) {
-        return Arc::clone(table);
-    }
-    drop(kept);
-    let mut table = vec![0u8; 1 << 16];
-    pulp::Arch::new().dispatch(BlendTable {
-        table: &mut table,
-        weights: (a, b),
-    });
-    let table: Arc<[u8]> = table.into();
-    let mut kept = TABLES.lock().unwrap_or_else(|e| e.into_inner());
-    if kept.len() == KEPT {
-        kept.remove(0);
-    }
-    kept.push((key, Arc::clone(&table)));
-    table
+    static TABLES: Kept<(u64, u64), [u8]> = Mutex::new(Vec::new());
+    kept(&TABLES, (a.to_bits(), b.to_bits()), 4, || {
+        let mut table = vec![0u8; 1 << 16];
+        pulp::Arch::new().dispatch(BlendTable {
+            table: &mut table,
+            weights: (a, b),
+        });
+        table.into()
+    })
 }
 
 /// [`blend_table`]'s values, compiled for the widest SIMD the CPU has.
@@ -275,35 +263,48 @@ fn resized_size((width, height): (usize, usize), size: ImageSize) -> (usize, usi
 /// Texture `index` resized to `(width, height)`: from the last few resizes if there, else
 /// resized now and kept.
 fn resized(index: usize, (width, height): (usize, usize)) -> Arc<Resized> {
-    const KEPT: usize = 10;
-    /// (texture, width, height) and the texture so resized, oldest first.
-    type Kept = Vec<(usize, usize, usize, Arc<Resized>)>;
-    static RESIZED: Mutex<Kept> = Mutex::new(Vec::new());
-    let lookup = |kept: &Kept| {
-        kept.iter()
-            .find(|(i, w, h, _)| (*i, *w, *h) == (index, width, height))
-            .map(|(.., t)| Arc::clone(t))
+    static RESIZED: Kept<(usize, usize, usize), Resized> = Mutex::new(Vec::new());
+    kept(&RESIZED, (index, width, height), 10, || {
+        let source = texture(index);
+        let planes: Vec<Vec<u8>> = source
+            .values
+            .chunks_exact(source.width * source.height)
+            .map(|plane| resize_cubic(plane, (source.width, source.height), (width, height)))
+            .collect();
+        let rgb = (0..width * height)
+            .flat_map(|i| [planes[0][i], planes[1][i], planes[2][i]])
+            .collect();
+        Arc::new(Resized { width, rgb })
+    })
+}
+
+/// Values kept by key, oldest first.
+type Kept<K, V> = Mutex<Vec<(K, Arc<V>)>>;
+
+/// The value kept under `key`, or `make()`'s, then kept (the oldest dropped past `capacity`).
+/// The lock is not held while making: two threads may make the same value, and one is kept.
+fn kept<K: PartialEq + Copy, V: ?Sized>(
+    list: &Kept<K, V>,
+    key: K,
+    capacity: usize,
+    make: impl FnOnce() -> Arc<V>,
+) -> Arc<V> {
+    let lookup = |list: &Vec<(K, Arc<V>)>| {
+        list.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| Arc::clone(v))
     };
     // A panic elsewhere while holding the lock leaves a usable list: entries are whole.
-    if let Some(found) = lookup(&RESIZED.lock().unwrap_or_else(|e| e.into_inner())) {
+    if let Some(found) = lookup(&list.lock().unwrap_or_else(|e| e.into_inner())) {
         return found;
     }
-    let source = texture(index);
-    let planes: Vec<Vec<u8>> = source
-        .values
-        .chunks_exact(source.width * source.height)
-        .map(|plane| resize_cubic(plane, (source.width, source.height), (width, height)))
-        .collect();
-    let rgb = (0..width * height)
-        .flat_map(|i| [planes[0][i], planes[1][i], planes[2][i]])
-        .collect();
-    let made = Arc::new(Resized { width, rgb });
-    let mut kept = RESIZED.lock().unwrap_or_else(|e| e.into_inner());
-    if lookup(&kept).is_none() {
-        if kept.len() == KEPT {
-            kept.remove(0);
+    let made = make();
+    let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+    if lookup(&list).is_none() {
+        if list.len() == capacity {
+            list.remove(0);
         }
-        kept.push((index, width, height, Arc::clone(&made)));
+        list.push((key, Arc::clone(&made)));
     }
     made
 }
