@@ -12,6 +12,7 @@ pub(crate) mod cubic;
 pub(crate) mod disk;
 pub(crate) mod gaussian;
 pub(crate) mod hsv;
+pub(crate) mod lanes;
 pub(crate) mod motion;
 pub(crate) mod opencv;
 pub(crate) mod plasma;
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use drift_core::ImageSize;
 
 use rand::RngExt;
-use rand_distr::{Distribution, Poisson, StandardNormal};
+use rand_distr::{Distribution, Poisson};
 
 use crate::PlanarImage;
 use crate::registry::Params;
@@ -44,11 +45,18 @@ pub trait Draws {
 }
 
 /// [`Draws`] from one of our generators (a sample's parameter or noise stream): the same
-/// distributions as numpy's, not its values.
+/// distributions as numpy's, not its values. Normal and uniform fields come from eight
+/// generators in SIMD lanes seeded from it ([`lanes`]), the rest from it directly.
 pub struct RngDraws<'a, R: rand::Rng + ?Sized> {
     rng: &'a mut R,
     /// Poisson samplers by rate, set up once per image (at most 256 rates for 8-bit input).
     poisson: HashMap<u64, PoissonSampler, BitsHash>,
+    /// The lanes, seeded from `rng` when a field first needs them.
+    lanes: Option<lanes::Lanes>,
+    /// The values of a step not yet handed out, so that a stream of draws does not depend on
+    /// how the calls cut it.
+    spare_normals: Spare<{ lanes::NORMALS_PER_STEP }>,
+    spare_units: Spare<{ lanes::UNITS_PER_STEP }>,
 }
 
 impl<'a, R: rand::Rng + ?Sized> RngDraws<'a, R> {
@@ -57,22 +65,90 @@ impl<'a, R: rand::Rng + ?Sized> RngDraws<'a, R> {
         Self {
             rng,
             poisson: HashMap::default(),
+            lanes: None,
+            spare_normals: Spare::default(),
+            spare_units: Spare::default(),
         }
+    }
+
+    fn lanes(&mut self) -> &mut lanes::Lanes {
+        self.lanes
+            .get_or_insert_with(|| lanes::Lanes::seeded_from(self.rng))
+    }
+
+    /// Fills `out` from a stream whose steps give `N` values each (`fill` makes whole steps).
+    fn fill_in_steps<const N: usize>(
+        &mut self,
+        out: &mut [f64],
+        spare: fn(&mut Self) -> &mut Spare<N>,
+        fill: fn(&mut lanes::Lanes, &mut [f64]),
+    ) {
+        let taken = spare(self).take(out);
+        let out = &mut out[taken..];
+        let whole = out.len() / N * N;
+        let (steps, rest) = out.split_at_mut(whole);
+        fill(self.lanes(), steps);
+        if !rest.is_empty() {
+            let mut step = [0.0; N];
+            fill(self.lanes(), &mut step);
+            *spare(self) = Spare {
+                values: step,
+                next: 0,
+            };
+            spare(self).take(rest);
+        }
+    }
+}
+
+/// Values of one step of the lanes, handed out from `next`.
+struct Spare<const N: usize> {
+    values: [f64; N],
+    next: usize,
+}
+
+impl<const N: usize> Default for Spare<N> {
+    fn default() -> Self {
+        Self {
+            values: [0.0; N],
+            next: N,
+        }
+    }
+}
+
+impl<const N: usize> Spare<N> {
+    /// Moves as many spare values as fit to the start of `out`; returns how many.
+    fn take(&mut self, out: &mut [f64]) -> usize {
+        let count = (N - self.next).min(out.len());
+        out[..count].copy_from_slice(&self.values[self.next..][..count]);
+        self.next += count;
+        count
     }
 }
 
 impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]) {
-        for value in out {
-            let z: f64 = StandardNormal.sample(self.rng);
-            *value = loc + scale * z;
+        let taken = self.spare_normals.take(out);
+        for value in &mut out[..taken] {
+            *value = loc + scale * *value;
+        }
+        let out = &mut out[taken..];
+        let whole = out.len() / lanes::NORMALS_PER_STEP * lanes::NORMALS_PER_STEP;
+        let (steps, rest) = out.split_at_mut(whole);
+        // loc + scale z in the lanes' own loop, not in another pass.
+        self.lanes().fill_scaled_normals(steps, loc, scale);
+        if !rest.is_empty() {
+            self.fill_in_steps(rest, |d| &mut d.spare_normals, lanes::Lanes::fill_normals);
+            for value in rest {
+                *value = loc + scale * *value;
+            }
         }
     }
 
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
+        self.fill_in_steps(out, |d| &mut d.spare_units, lanes::Lanes::fill_units);
         let range = high - low;
         for value in out {
-            *value = low + range * self.rng.random::<f64>();
+            *value = low + range * *value;
         }
     }
 
@@ -93,9 +169,7 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     }
 
     fn unit(&mut self, out: &mut [f64]) {
-        for value in out {
-            *value = self.rng.random::<f64>();
-        }
+        self.fill_in_steps(out, |d| &mut d.spare_units, lanes::Lanes::fill_units);
     }
 }
 
@@ -360,6 +434,64 @@ pub(crate) fn apply_field(
     }
 }
 
+/// [`apply_field`] on 8-bit pixels, whose interleaved layout is numpy's field order (pixel
+/// after pixel, channel fastest): the same draws, and the bytes `to_rgb8` makes of
+/// `apply_field`'s values on `PlanarImage::from_rgb8(image)`, without the planes.
+pub(crate) fn apply_field_rgb8(
+    image: &mut drift_core::RgbImage8,
+    mut draw: impl FnMut(&mut [f64], std::ops::Range<usize>),
+    combine: impl Fn(f64, f64) -> f64,
+) {
+    let mut field = [0.0; 3 * FIELD_CHUNK];
+    for (index, bytes) in image.pixels_mut().chunks_mut(3 * FIELD_CHUNK).enumerate() {
+        let start = index * FIELD_CHUNK;
+        let field = &mut field[..bytes.len()];
+        draw(field, start..start + bytes.len() / 3);
+        pulp::Arch::new().dispatch(CombineBytes {
+            bytes,
+            field,
+            combine: &combine,
+        });
+    }
+}
+
+struct CombineBytes<'a, F> {
+    bytes: &'a mut [u8],
+    field: &'a [f64],
+    combine: &'a F,
+}
+
+impl<F: Fn(f64, f64) -> f64> pulp::WithSimd for CombineBytes<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (byte, &z) in self.bytes.iter_mut().zip(self.field) {
+            // `k / 255` computed, not looked up: the same value, and no gather in the lanes.
+            let x = f64::from(*byte) / 255.0;
+            *byte = rounded_unit_byte_lanes((self.combine)(x, z));
+        }
+    }
+}
+
+/// Runs `f` inside a `with_simd` of the width `pulp` picks at run time, so that the loops of a
+/// closure called once (which LLVM inlines there) are compiled for that width.
+#[inline(always)]
+pub(crate) fn in_lanes<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(InLanes(f))
+}
+
+struct InLanes<F>(F);
+
+impl<R, F: FnOnce() -> R> pulp::WithSimd for InLanes<F> {
+    type Output = R;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> R {
+        (self.0)()
+    }
+}
+
 /// Filters each plane's values (in `scale`'s units: `k / 255` or `k` for an image holding
 /// bytes) in place with `filter`, and stores them clipped, one plane at a time (a buffer of one
 /// plane, not of the image).
@@ -387,6 +519,22 @@ pub(crate) fn filter_planes(
 #[inline(always)]
 pub(crate) fn rounded_byte(v: f64, scale: Scale) -> u8 {
     floor_fast(clip_unit(scale.to_unit(v)) * 255.0 + 0.5) as u8
+}
+
+/// [`rounded_byte`] of a value in [`Scale::Unit`], as compares, selects and bit operations,
+/// which SIMD lanes have (`f64::max` and Rust's saturating float-to-integer casts keep a loop
+/// scalar on x86-64): the same byte for every value, NaN included.
+#[inline(always)]
+pub(crate) fn rounded_unit_byte_lanes(v: f64) -> u8 {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let v = if v > 0.0 { v } else { 0.0 };
+    let v = if v < 1.0 { v } else { 1.0 };
+    let t = v * 255.0 + 0.5;
+    // t + 2^52 rounds t to the nearest integer r, held in the low mantissa bits; the floor is
+    // r, or r - 1 where r rounded up.
+    let big = t + TWO_52;
+    let r = big - TWO_52;
+    (big.to_bits() - u64::from(r > t)) as u8
 }
 
 /// `np.clip(v, 0, 1)`, NaN to 0 (the byte `to_byte` gives NaN), where `clamp` keeps a NaN.
@@ -580,6 +728,33 @@ mod tests {
 
     // Our own draws, through the production seam, at fixed seeds and 5-sigma (or alpha 1e-4)
     // bounds: the distributions the package draws from, not its values.
+
+    #[test]
+    fn the_lanes_rounding_gives_rounded_bytes_byte() {
+        let mut values = vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            0.0,
+            1.0,
+            2.0,
+        ];
+        for k in 0..=255 {
+            // Each rounding boundary and its neighbours.
+            let edge = (f64::from(k) + 0.5) / 255.0;
+            values.extend([edge, edge.next_up(), edge.next_down(), f64::from(k) / 255.0]);
+        }
+        let mut rng = crate::NoiseRng::seed_from_u64(1);
+        values.extend((0..100_000).map(|_| rng.random_range(-0.5..1.5)));
+        for v in values {
+            assert_eq!(
+                rounded_unit_byte_lanes(v),
+                rounded_byte(v, Scale::Unit),
+                "{v}"
+            );
+        }
+    }
 
     #[test]
     fn normal_fields_have_the_packages_distribution() {

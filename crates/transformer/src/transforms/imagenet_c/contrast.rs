@@ -4,7 +4,10 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, Unit, numpy_sum, store_unit, stored, unit_values};
+use crate::imagenet_c::{
+    Corruption, Draws, Scale, Unit, in_lanes, numpy_sum, rounded_byte, store_unit, stored,
+    unit_values,
+};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The factor c at severities 0 (identity) to 5.
@@ -46,8 +49,7 @@ impl Corruption for Contrast {
         let n = image.size().pixel_count();
         if Unit::of(image).holds_bytes() {
             // Each value is a function of its byte once the channel's mean is known: the mean
-            // from the channel's histogram (the package sums pairwise; the two differ by float
-            // rounding, ~1e-16), the values from a table of 256.
+            // from the channel's histogram (see `mean_of`), the values from a table of 256.
             pulp::Arch::new().dispatch(ContrastOnBytes {
                 planes: image.data_mut(),
                 n,
@@ -64,6 +66,67 @@ impl Corruption for Contrast {
         }
         store_unit(image, &values);
     }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        _draws: &mut dyn Draws,
+    ) -> bool {
+        let c = params.value(0);
+        let bytes = image.pixels_mut();
+        let n = bytes.len() / 3;
+        let sums = in_lanes(|| channel_sums(bytes));
+        let tables: [[u8; 256]; 3] = std::array::from_fn(|channel| {
+            let mean = mean_of(sums[channel], n);
+            std::array::from_fn(|k| rounded_byte((Unit::of_byte(k) - mean) * c + mean, Scale::Unit))
+        });
+        for pixel in bytes.chunks_exact_mut(3) {
+            for (value, table) in pixel.iter_mut().zip(&tables) {
+                *value = table[usize::from(*value)];
+            }
+        }
+        true
+    }
+}
+
+/// A channel's mean in [0, 1] from the sum of its `n` bytes: the exact mean (sum / 255 n),
+/// rounded once. The package's pairwise float sum is within ~1e-16 of it; a mean from the
+/// values' float sum would be too, but would differ between the planar and byte paths.
+fn mean_of(byte_sum: u64, n: usize) -> f64 {
+    byte_sum as f64 / (255.0 * n as f64)
+}
+
+/// The sums of each channel's bytes of interleaved RGB: 48 running sums (16 pixels) a block,
+/// which vectorise, folded by channel.
+#[inline(always)]
+fn channel_sums(bytes: &[u8]) -> [u64; 3] {
+    const BLOCK: usize = 48;
+    // u32 sums of at most 2^20 blocks each (255 * 2^20 < 2^32), then added into u64s.
+    const BLOCKS_PER_FOLD: usize = 1 << 20;
+    let mut sums = [0u64; 3];
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    let remainder = blocks.remainder();
+    loop {
+        let mut running = [0u32; BLOCK];
+        let mut any = false;
+        for block in blocks.by_ref().take(BLOCKS_PER_FOLD) {
+            any = true;
+            for (sum, &b) in running.iter_mut().zip(block) {
+                *sum += u32::from(b);
+            }
+        }
+        for (j, &sum) in running.iter().enumerate() {
+            sums[j % 3] += u64::from(sum);
+        }
+        if !any {
+            break;
+        }
+    }
+    for (j, &b) in remainder.iter().enumerate() {
+        sums[j % 3] += u64::from(b);
+    }
+    sums
 }
 
 /// Contrast of an image holding bytes, compiled for the widest SIMD the CPU has.
@@ -91,13 +154,13 @@ impl pulp::WithSimd for ContrastOnBytes<'_> {
             for &x in quads.remainder() {
                 counts[0][Unit::byte_and_unit(x).0] += 1;
             }
-            let total: f64 = (0..256)
+            let byte_sum: u64 = (0..256)
                 .map(|k| {
                     let count: u32 = counts.iter().map(|histogram| histogram[k]).sum();
-                    f64::from(count) * Unit::of_byte(k)
+                    u64::from(count) * k as u64
                 })
                 .sum();
-            let mean = total / n as f64;
+            let mean = mean_of(byte_sum, n);
             let table: [f32; 256] =
                 std::array::from_fn(|k| stored((Unit::of_byte(k) - mean) * c + mean));
             for x in plane.iter_mut() {

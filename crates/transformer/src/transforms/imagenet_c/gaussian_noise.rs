@@ -3,7 +3,7 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, apply_field};
+use crate::imagenet_c::{Corruption, Draws, apply_field, apply_field_rgb8};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The noise's standard deviation c at severities 0 (identity) to 5.
@@ -43,5 +43,16 @@ impl Corruption for GaussianNoise {
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
         let sigma = params.value(0);
         apply_field(image, |z, _| draws.normal(0.0, sigma, z), |x, z| x + z);
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        draws: &mut dyn Draws,
+    ) -> bool {
+        let sigma = params.value(0);
+        apply_field_rgb8(image, |z, _| draws.normal(0.0, sigma, z), |x, z| x + z);
+        true
     }
 }

@@ -4,7 +4,7 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, planar_index};
+use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, in_lanes, planar_index};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The share p of flipped values at severities 0 (identity) to 5.
@@ -64,6 +64,52 @@ impl Corruption for ImpulseNoise {
                 }
             }
         }
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        draws: &mut dyn Draws,
+    ) -> bool {
+        let amount = params.value(0);
+        // The same two fields in the same order; the bytes are in numpy's order already, and
+        // a flipped value is 1 or 0, which the chain stores as 255 or 0.
+        let bytes = image.pixels_mut();
+        let mut chunk = [0.0; 3 * FIELD_CHUNK];
+        // One bit per value (19 KB for 224 px, which the allocator keeps, where a flag per
+        // value is a fresh mapping to fault in for every image).
+        let mut flipped = vec![0u64; bytes.len().div_ceil(64)];
+        for (index, words) in flipped.chunks_mut(chunk.len() / 64).enumerate() {
+            let start = index * chunk.len();
+            let part = &mut chunk[..(bytes.len() - start).min(3 * FIELD_CHUNK)];
+            draws.unit(part);
+            in_lanes(|| {
+                for (word, units) in words.iter_mut().zip(part.chunks(64)) {
+                    *word = units
+                        .iter()
+                        .enumerate()
+                        .fold(0, |w, (bit, &u)| w | u64::from(u <= amount) << bit);
+                }
+            });
+        }
+        for (bytes, words) in bytes
+            .chunks_mut(chunk.len())
+            .zip(flipped.chunks(chunk.len() / 64))
+        {
+            let part = &mut chunk[..bytes.len()];
+            draws.unit(part);
+            in_lanes(|| {
+                for ((bytes, salts), &word) in bytes.chunks_mut(64).zip(part.chunks(64)).zip(words)
+                {
+                    for (bit, (byte, &salt)) in bytes.iter_mut().zip(salts).enumerate() {
+                        let salted = if salt <= 0.5 { 255 } else { 0 };
+                        *byte = if word >> bit & 1 == 1 { salted } else { *byte };
+                    }
+                }
+            });
+        }
+        true
     }
 }
 
