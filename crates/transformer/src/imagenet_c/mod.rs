@@ -475,7 +475,9 @@ impl<F: Fn(f64, f64) -> f64> pulp::WithSimd for CombineBytes<'_, F> {
 }
 
 /// Runs `f` inside a `with_simd` of the width `pulp` picks at run time, so that the loops of a
-/// closure called once (which LLVM inlines there) are compiled for that width.
+/// small closure called once are compiled for that width where LLVM inlines it there (check
+/// the profile: a `{{closure}}` symbol of its own means it did not, and a struct implementing
+/// `pulp::WithSimd` is the sure way).
 #[inline(always)]
 pub(crate) fn in_lanes<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(InLanes(f))
