@@ -19,6 +19,7 @@ pub(crate) mod plasma;
 pub(crate) mod resample;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use drift_core::ImageSize;
 
@@ -42,6 +43,13 @@ pub trait Draws {
     fn poisson(&mut self, lam: &[f64], out: &mut [f64]);
     /// `Generator.random(size)`: u in [0, 1) (what scikit-image's noise draws from).
     fn unit(&mut self, out: &mut [f64]);
+    /// [`Draws::poisson`] at the rates `rates[k]` for each byte k of `bytes` (one of 256 rates
+    /// per value, as an 8-bit image has): the same values, where a generator can prepare each
+    /// rate once instead of finding it per value.
+    fn poisson_of_bytes(&mut self, rates: &[f64; 256], bytes: &[u8], out: &mut [f64]) {
+        let lam: Vec<f64> = bytes.iter().map(|&k| rates[usize::from(k)]).collect();
+        self.poisson(&lam, out);
+    }
 }
 
 /// [`Draws`] from one of our generators (a sample's parameter or noise stream): the same
@@ -51,6 +59,10 @@ pub struct RngDraws<'a, R: rand::Rng + ?Sized> {
     rng: &'a mut R,
     /// Poisson samplers by rate, set up once per image (at most 256 rates for 8-bit input).
     poisson: HashMap<u64, PoissonSampler, BitsHash>,
+    /// The samplers of the last 256 rates [`Draws::poisson_of_bytes`] was given, by byte.
+    byte_samplers: Option<ByteSamplers>,
+    /// The uniforms of a chunk of Poisson draws.
+    poisson_units: Vec<f64>,
     /// The lanes, seeded from `rng` when a field first needs them.
     lanes: Option<lanes::Lanes>,
     /// The values of a step not yet handed out, so that a stream of draws does not depend on
@@ -65,6 +77,8 @@ impl<'a, R: rand::Rng + ?Sized> RngDraws<'a, R> {
         Self {
             rng,
             poisson: HashMap::default(),
+            byte_samplers: None,
+            poisson_units: Vec::new(),
             lanes: None,
             spare_normals: Spare::default(),
             spare_units: Spare::default(),
@@ -159,13 +173,36 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     }
 
     fn poisson(&mut self, lam: &[f64], out: &mut [f64]) {
-        for (value, &lam) in out.iter_mut().zip(lam) {
+        let mut units = std::mem::take(&mut self.poisson_units);
+        units.resize(out.len(), 0.0);
+        self.unit(&mut units);
+        for ((value, &lam), &u) in out.iter_mut().zip(lam).zip(&units) {
             let sampler = self
                 .poisson
                 .entry(lam.to_bits())
                 .or_insert_with(|| PoissonSampler::new(lam));
-            *value = sampler.sample(self.rng);
+            *value = sampler.sample(u, self.rng);
         }
+        self.poisson_units = units;
+    }
+
+    fn poisson_of_bytes(&mut self, rates: &[f64; 256], bytes: &[u8], out: &mut [f64]) {
+        let bits: [u64; 256] = std::array::from_fn(|k| rates[k].to_bits());
+        if self.byte_samplers.as_ref().is_none_or(|(b, _)| *b != bits) {
+            // Kept across images: the rates depend only on the level (a quarter of shot_noise's
+            // time went to making them for each image).
+            static KEPT: Kept<[u64; 256], ByteTables> = Mutex::new(Vec::new());
+            let tables = kept(&KEPT, bits, 4, || Arc::new(ByteTables::new(rates)));
+            self.byte_samplers = Some((bits, tables));
+        }
+        let mut units = std::mem::take(&mut self.poisson_units);
+        units.resize(out.len(), 0.0);
+        self.unit(&mut units);
+        let (_, tables) = self.byte_samplers.as_ref().expect("set above");
+        for ((value, &k), &u) in out.iter_mut().zip(bytes).zip(&units) {
+            *value = tables.sample(usize::from(k), u, self.rng);
+        }
+        self.poisson_units = units;
     }
 
     fn unit(&mut self, out: &mut [f64]) {
@@ -173,24 +210,93 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     }
 }
 
+/// The samplers of 256 rates, by byte, and the rates' bits.
+type ByteSamplers = ([u64; 256], Arc<ByteTables>);
+
+/// [`PoissonSampler`]s of 256 rates laid flat, for a draw per value of an 8-bit image: the
+/// guides and tables of all in two arrays, found by byte without a pointer to follow or a
+/// variant to match (a rate 0 is a table of one entry). Each draw is the sampler's own.
+struct ByteTables {
+    /// `GUIDE` cells per byte.
+    guides: Vec<u8>,
+    /// The tables, one after another, each ending in an infinity.
+    cdfs: Vec<f64>,
+    /// Where each byte's table starts in `cdfs`, and its length without the infinity.
+    starts: [u32; 256],
+    lens: [u32; 256],
+    /// The rejection samplers of bytes whose rates take one.
+    rejection: Vec<Option<Poisson<f64>>>,
+}
+
+impl ByteTables {
+    fn new(rates: &[f64; 256]) -> Self {
+        let mut tables = Self {
+            guides: vec![0; 256 * PoissonSampler::GUIDE],
+            cdfs: Vec::new(),
+            starts: [0; 256],
+            lens: [0; 256],
+            rejection: vec![None; 256],
+        };
+        for (k, &rate) in rates.iter().enumerate() {
+            tables.starts[k] = tables.cdfs.len() as u32;
+            match PoissonSampler::new(rate) {
+                PoissonSampler::Zero => {
+                    // Every u < 1 counts no entry: always 0, as the sampler gives.
+                    tables.cdfs.extend([1.0, f64::INFINITY]);
+                    tables.lens[k] = 1;
+                }
+                PoissonSampler::Table { cdf, len, guide } => {
+                    tables.cdfs.extend(&cdf);
+                    tables.lens[k] = len as u32;
+                    tables.guides[k * PoissonSampler::GUIDE..][..PoissonSampler::GUIDE]
+                        .copy_from_slice(&guide);
+                }
+                PoissonSampler::Rejection(poisson) => {
+                    tables.cdfs.extend([1.0, f64::INFINITY]);
+                    tables.lens[k] = 1;
+                    tables.rejection[k] = Some(poisson);
+                }
+            }
+        }
+        tables
+    }
+
+    /// [`PoissonSampler::sample`] of byte `k`'s sampler.
+    #[inline(always)]
+    fn sample<R: rand::Rng + ?Sized>(&self, k: usize, u: f64, rng: &mut R) -> f64 {
+        if let Some(poisson) = &self.rejection[k] {
+            return poisson.sample(rng);
+        }
+        let cdf = &self.cdfs[self.starts[k] as usize..];
+        let g = (u * PoissonSampler::GUIDE as f64) as usize;
+        PoissonSampler::walk(cdf, self.guides[k * PoissonSampler::GUIDE + g], u)
+            .min(self.lens[k] as usize - 1) as f64
+    }
+}
+
 /// Poisson draws at one rate: by inversion of its cumulative table below a rate of 12 (one
 /// uniform per draw, where multiplying uniforms takes about rate + 1 of them), by rand_distr's
-/// rejection sampler above.
+/// rejection sampler above. Every draw is handed one uniform, which only the table uses, so
+/// that a field of draws takes one uniform per value whatever its rates.
 enum PoissonSampler {
     /// Always 0 (rate 0, or not a rate).
     Zero,
-    /// `cdf[k]` = P(X <= k), up to where it reaches 1 in f64 (`len` entries), then padded
-    /// with infinities, which count nothing, to a multiple of 8: the count below then has no
-    /// remainder loop (shot_noise 283 -> 310 images/s).
+    /// `cdf[k]` = P(X <= k), up to where it reaches 1 in f64 (`len` entries), then one
+    /// infinity, which stops every walk; `guide[g]` is the first k with `cdf[k] > g / GUIDE`,
+    /// where the walk for a u in [g / GUIDE, (g + 1) / GUIDE) starts (at most a step or two
+    /// short of its end).
     Table {
         cdf: Vec<f64>,
         len: usize,
+        guide: [u8; PoissonSampler::GUIDE],
     },
     Rejection(Poisson<f64>),
 }
 
 impl PoissonSampler {
     const TABLE_BELOW: f64 = 12.0;
+    /// Cells of the guide table (a power of two, so that g / GUIDE is exact).
+    const GUIDE: usize = 256;
 
     fn new(lam: f64) -> Self {
         if lam.is_nan() || lam <= 0.0 || lam.is_infinite() {
@@ -210,26 +316,79 @@ impl PoissonSampler {
             p *= lam / f64::from(k);
         }
         let len = cdf.len();
-        cdf.resize(len.next_multiple_of(8), f64::INFINITY);
-        Self::Table { cdf, len }
+        cdf.push(f64::INFINITY);
+        let mut guide = [0u8; Self::GUIDE];
+        let mut k = 0;
+        for (g, start) in guide.iter_mut().enumerate() {
+            let floor = g as f64 / Self::GUIDE as f64;
+            while cdf[k] <= floor {
+                k += 1;
+            }
+            *start = k as u8;
+        }
+        Self::Table { cdf, len, guide }
     }
 
+    /// The first k from `start` on with u < cdf[k]: two steps without a branch (a guide cell
+    /// rarely holds more than two entries), then a walk that almost never runs (a walk alone
+    /// mispredicts its end once a draw or so).
     #[inline(always)]
-    fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+    fn walk(cdf: &[f64], start: u8, u: f64) -> usize {
+        let mut k = usize::from(start);
+        k += usize::from(cdf[k] <= u);
+        k += usize::from(cdf[k] <= u);
+        while cdf[k] <= u {
+            k += 1;
+        }
+        k
+    }
+
+    /// A draw from the uniform `u` in [0, 1) (the table) or from `rng` (the rejection sampler).
+    #[inline(always)]
+    fn sample<R: rand::Rng + ?Sized>(&self, u: f64, rng: &mut R) -> f64 {
         match self {
             Self::Zero => 0.0,
             Self::Rejection(poisson) => poisson.sample(rng),
-            Self::Table { cdf, len } => {
-                let u = rng.random::<f64>();
-                // The first k with u < cdf[k] is the count of entries at most u (the table
-                // rises), counted without a branch per entry: a search mispredicts about once
-                // per draw. The last entry is within 1e-15 of 1: a draw beyond it is counted
-                // there.
-                let below = cdf.iter().map(|&c| u64::from(c <= u)).sum::<u64>() as usize;
-                below.min(len - 1) as f64
+            Self::Table { cdf, len, guide } => {
+                // The first k with u < cdf[k] (the count of entries at most u: the table
+                // rises), walked to from the guide. The last entry is within 1e-15 of 1: a
+                // draw beyond it is counted there.
+                let start = guide[(u * Self::GUIDE as f64) as usize];
+                Self::walk(cdf, start, u).min(len - 1) as f64
             }
         }
     }
+}
+
+/// Values kept by key, oldest first.
+pub(crate) type Kept<K, V> = Mutex<Vec<(K, Arc<V>)>>;
+
+/// The value kept under `key`, or `make()`'s, then kept (the oldest dropped past `capacity`).
+/// The lock is not held while making: two threads may make the same value, and one is kept.
+pub(crate) fn kept<K: PartialEq + Copy, V: ?Sized>(
+    list: &Kept<K, V>,
+    key: K,
+    capacity: usize,
+    make: impl FnOnce() -> Arc<V>,
+) -> Arc<V> {
+    let lookup = |list: &Vec<(K, Arc<V>)>| {
+        list.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| Arc::clone(v))
+    };
+    // A panic elsewhere while holding the lock leaves a usable list: entries are whole.
+    if let Some(found) = lookup(&list.lock().unwrap_or_else(|e| e.into_inner())) {
+        return found;
+    }
+    let made = make();
+    let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+    if lookup(&list).is_none() {
+        if list.len() == capacity {
+            list.remove(0);
+        }
+        list.push((key, Arc::clone(&made)));
+    }
+    made
 }
 
 /// Hashes an f64's bits with one multiplication (the default SipHash costs more than the
@@ -349,6 +508,12 @@ impl Unit {
         (k, UNIT[k])
     }
 
+    /// The byte of a value of an image that holds bytes.
+    #[inline(always)]
+    pub(crate) fn byte_of(x: f32) -> u8 {
+        byte(x) as u8
+    }
+
     /// `k / 255` in f64 for byte `k`.
     pub(crate) fn of_byte(k: usize) -> f64 {
         UNIT[k]
@@ -436,17 +601,17 @@ pub(crate) fn apply_field(
 
 /// [`apply_field`] on 8-bit pixels, whose interleaved layout is numpy's field order (pixel
 /// after pixel, channel fastest): the same draws, and the bytes `to_rgb8` makes of
-/// `apply_field`'s values on `PlanarImage::from_rgb8(image)`, without the planes.
+/// `apply_field`'s values on `PlanarImage::from_rgb8(image)`, without the planes. `draw` fills
+/// a chunk's field and sees the chunk's bytes as they are.
 pub(crate) fn apply_field_rgb8(
     image: &mut drift_core::RgbImage8,
-    mut draw: impl FnMut(&mut [f64], std::ops::Range<usize>),
+    mut draw: impl FnMut(&mut [f64], &[u8]),
     combine: impl Fn(f64, f64) -> f64,
 ) {
     let mut field = [0.0; 3 * FIELD_CHUNK];
-    for (index, bytes) in image.pixels_mut().chunks_mut(3 * FIELD_CHUNK).enumerate() {
-        let start = index * FIELD_CHUNK;
+    for bytes in image.pixels_mut().chunks_mut(3 * FIELD_CHUNK) {
         let field = &mut field[..bytes.len()];
-        draw(field, start..start + bytes.len() / 3);
+        draw(field, bytes);
         pulp::Arch::new().dispatch(CombineBytes {
             bytes,
             field,
@@ -823,6 +988,43 @@ mod tests {
         let mut zero = [1.0];
         RngDraws::new(&mut noise).poisson(&[0.0], &mut zero);
         assert_eq!(zero, [0.0]);
+    }
+
+    #[test]
+    fn poisson_of_bytes_gives_poissons_draws_and_the_exact_distribution() {
+        // The flat byte tables and the per-rate samplers walk the same tables from the same
+        // uniforms: the same counts, the rejection sampler's included (c = 60).
+        let bytes: Vec<u8> = (0..30_000).map(|i| (i * 7 % 256) as u8).collect();
+        for c in [60.0, 12.0, 3.0] {
+            let rates: [f64; 256] = std::array::from_fn(|k| Unit::of_byte(k) * c);
+            let lam: Vec<f64> = bytes.iter().map(|&k| rates[usize::from(k)]).collect();
+            let (mut a, mut b) = (vec![0.0; bytes.len()], vec![0.0; bytes.len()]);
+            RngDraws::new(&mut NoiseRng::seed_from_u64(9)).poisson(&lam, &mut a);
+            RngDraws::new(&mut NoiseRng::seed_from_u64(9)).poisson_of_bytes(&rates, &bytes, &mut b);
+            assert_eq!(a, b, "c = {c}");
+        }
+        // The guide's walk: chi-squared of 200,000 draws at rate 3 against the pmf (counts
+        // 0-9 and 10 or more: 10 degrees of freedom, 35.6 is alpha 1e-4).
+        let n = 200_000;
+        let mut counts = vec![0.0; n];
+        RngDraws::new(&mut NoiseRng::seed_from_u64(10)).poisson(&vec![3.0; n], &mut counts);
+        let mut observed = [0f64; 11];
+        for &k in &counts {
+            observed[(k as usize).min(10)] += 1.0;
+        }
+        let mut pmf = [0f64; 11];
+        let mut p = (-3.0f64).exp();
+        for (k, slot) in pmf.iter_mut().enumerate().take(10) {
+            *slot = p;
+            p *= 3.0 / (k + 1) as f64;
+        }
+        pmf[10] = 1.0 - pmf[..10].iter().sum::<f64>();
+        let chi2: f64 = observed
+            .iter()
+            .zip(pmf)
+            .map(|(o, p)| (o - p * n as f64).powi(2) / (p * n as f64))
+            .sum();
+        assert!(chi2 < 35.6, "chi2 {chi2}");
     }
 
     #[test]

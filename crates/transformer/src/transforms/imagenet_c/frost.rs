@@ -12,7 +12,7 @@ use drift_core::ImageSize;
 
 use crate::PlanarImage;
 use crate::imagenet_c::cubic::resize_cubic;
-use crate::imagenet_c::{Corruption, Draws, Scale, Unit, rounded_byte, store_values};
+use crate::imagenet_c::{Corruption, Draws, Kept, Scale, Unit, kept, rounded_byte, store_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The image's weight a at severities 0 (identity) to 5.
@@ -276,37 +276,6 @@ fn resized(index: usize, (width, height): (usize, usize)) -> Arc<Resized> {
             .collect();
         Arc::new(Resized { width, rgb })
     })
-}
-
-/// Values kept by key, oldest first.
-type Kept<K, V> = Mutex<Vec<(K, Arc<V>)>>;
-
-/// The value kept under `key`, or `make()`'s, then kept (the oldest dropped past `capacity`).
-/// The lock is not held while making: two threads may make the same value, and one is kept.
-fn kept<K: PartialEq + Copy, V: ?Sized>(
-    list: &Kept<K, V>,
-    key: K,
-    capacity: usize,
-    make: impl FnOnce() -> Arc<V>,
-) -> Arc<V> {
-    let lookup = |list: &Vec<(K, Arc<V>)>| {
-        list.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| Arc::clone(v))
-    };
-    // A panic elsewhere while holding the lock leaves a usable list: entries are whole.
-    if let Some(found) = lookup(&list.lock().unwrap_or_else(|e| e.into_inner())) {
-        return found;
-    }
-    let made = make();
-    let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
-    if lookup(&list).is_none() {
-        if list.len() == capacity {
-            list.remove(0);
-        }
-        list.push((key, Arc::clone(&made)));
-    }
-    made
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, Unit, apply_field};
+use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, Unit, apply_field, apply_field_rgb8};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The photon count c at severities 1 to 5.
@@ -61,6 +61,22 @@ impl Corruption for ShotNoise {
         // The rates x c of each chunk, in numpy's order, from the image as it was.
         let source = image.data().to_vec();
         let unit = Unit::of(image);
+        if unit.holds_bytes() {
+            // One of 256 rates per value: drawn as the byte path draws them.
+            let rates = byte_rates(c);
+            let mut bytes = [0u8; 3 * FIELD_CHUNK];
+            let draw = |counts: &mut [f64], pixels: std::ops::Range<usize>| {
+                let bytes = &mut bytes[..counts.len()];
+                for (p, pixel) in pixels.enumerate() {
+                    for channel in 0..3 {
+                        bytes[3 * p + channel] = Unit::byte_of(source[channel * n + pixel]);
+                    }
+                }
+                draws.poisson_of_bytes(&rates, bytes, counts);
+            };
+            apply_field(image, draw, |_, k| k / c);
+            return;
+        }
         let mut rates = [0.0; 3 * FIELD_CHUNK];
         let draw = |counts: &mut [f64], pixels: std::ops::Range<usize>| {
             let rates = &mut rates[..counts.len()];
@@ -73,6 +89,27 @@ impl Corruption for ShotNoise {
         };
         apply_field(image, draw, |_, k| k / c);
     }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        draws: &mut dyn Draws,
+    ) -> bool {
+        let c = params.value(0);
+        let rates = byte_rates(c);
+        apply_field_rgb8(
+            image,
+            |counts, bytes| draws.poisson_of_bytes(&rates, bytes, counts),
+            |_, k| k / c,
+        );
+        true
+    }
+}
+
+/// The rate `k / 255 c` of each byte k, as the planar path computes it.
+fn byte_rates(c: f64) -> [f64; 256] {
+    std::array::from_fn(|k| Unit::of_byte(k) * c)
 }
 
 #[cfg(test)]
