@@ -116,6 +116,72 @@ impl<F: FnMut(usize, &[f64])> pulp::WithSimd for ZoomWindow<'_, F> {
     }
 }
 
+/// [`zoom_window`] of three planes at once (an image's), which share every tap: the window's
+/// values of each source row held as `[r, g, b, 0]` per column, so that one output column of
+/// all three is one vector of four lanes (each lane the one plane's arithmetic, in scipy's
+/// order, bit for bit). `sink(y, row)` gets output row y as `[r, g, b, _]` per column.
+pub(crate) fn zoom_window_rgb(
+    planes: [&[f64]; 3],
+    stride: usize,
+    window: Window,
+    factor: f64,
+    keep: (usize, usize),
+    sink: impl FnMut(usize, &[[f64; 4]]),
+) {
+    pulp::Arch::new().dispatch(ZoomWindowRgb {
+        planes,
+        stride,
+        window,
+        rows: zoom_taps(window.height, zoomed_len(window.height, factor), keep.1),
+        columns: zoom_taps(window.width, zoomed_len(window.width, factor), keep.0),
+        sink,
+    });
+}
+
+struct ZoomWindowRgb<'a, F> {
+    planes: [&'a [f64]; 3],
+    stride: usize,
+    window: Window,
+    rows: Vec<(usize, usize, f64, f64)>,
+    columns: Vec<(usize, usize, f64, f64)>,
+    sink: F,
+}
+
+impl<F: FnMut(usize, &[[f64; 4]])> pulp::WithSimd for ZoomWindowRgb<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(mut self, _simd: S) {
+        let window = self.window;
+        let (stride, planes) = (self.stride, self.planes);
+        let row_of = |plane: usize, y: usize| {
+            &planes[plane][(window.top + y) * stride + window.left..][..window.width]
+        };
+        let mut above = vec![[0.0; 4]; window.width];
+        let mut below = vec![[0.0; 4]; window.width];
+        let mut out = vec![[0.0; 4]; self.columns.len()];
+        for (y, &(a, b, wy0, wy1)) in self.rows.iter().enumerate() {
+            let (r, g, b_) = (row_of(0, a), row_of(1, a), row_of(2, a));
+            for (((t, &r), &g), &b_) in above.iter_mut().zip(r).zip(g).zip(b_) {
+                *t = [r * wy0, g * wy0, b_ * wy0, 0.0];
+            }
+            let (r, g, b_) = (row_of(0, b), row_of(1, b), row_of(2, b));
+            for (((u, &r), &g), &b_) in below.iter_mut().zip(r).zip(g).zip(b_) {
+                *u = [r * wy1, g * wy1, b_ * wy1, 0.0];
+            }
+            for (o, &(c, d, wx0, wx1)) in out.iter_mut().zip(&self.columns) {
+                // scipy's order: the four neighbours, rows outer, each value times both
+                // weights; lane by lane.
+                let (ac, ad, bc, bd) = (above[c], above[d], below[c], below[d]);
+                for lane in 0..4 {
+                    o[lane] = ac[lane] * wx0 + ad[lane] * wx1 + bc[lane] * wx0 + bd[lane] * wx1;
+                }
+            }
+            (self.sink)(y, &out);
+        }
+    }
+}
+
 /// `scipy.ndimage.zoom(plane, (factor, factor), order=1)` of a `width x height` plane: a
 /// `zoomed_len(width) x zoomed_len(height)` plane.
 #[cfg(test)]
@@ -181,6 +247,44 @@ impl ReflectTap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_three_plane_zoom_gives_each_planes_bits() {
+        let (w, h) = (37, 23);
+        let planes: Vec<Vec<f64>> = (0..3)
+            .map(|p| {
+                (0..w * h)
+                    .map(|i| ((i * 7919 + p * 131) % 1000) as f64 / 997.0)
+                    .collect()
+            })
+            .collect();
+        for factor in [1.03, 1.2, 1.31] {
+            let window = Window::clipped_zoom((w, h), factor);
+            let mut together = vec![vec![0.0; w * h]; 3];
+            zoom_window_rgb(
+                [&planes[0], &planes[1], &planes[2]],
+                w,
+                window,
+                factor,
+                (w, h),
+                |y, row| {
+                    for (plane, out) in together.iter_mut().enumerate() {
+                        for (o, v) in out[y * w..][..w].iter_mut().zip(row) {
+                            *o = v[plane];
+                        }
+                    }
+                },
+            );
+            for (plane, values) in planes.iter().enumerate() {
+                let mut alone = vec![0.0; w * h];
+                zoom_window(values, w, window, factor, (w, h), |y, row| {
+                    alone[y * w..][..w].copy_from_slice(row);
+                });
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&alone), bits(&together[plane]), "{factor} {plane}");
+            }
+        }
+    }
 
     #[test]
     fn zoom_keeps_corners_and_interpolates_linearly() {

@@ -5,7 +5,7 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::resample::{Window, zoom_window};
+use crate::imagenet_c::resample::{Window, zoom_window_rgb};
 use crate::imagenet_c::{Corruption, Draws, numpy_arange, unit_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -72,15 +72,16 @@ impl Corruption for ZoomBlur {
                 }
                 continue;
             }
-            // The centred crop, zoomed, cut from the top left.
+            // The centred crop, zoomed, cut from the top left, the three planes together.
             let window = Window::clipped_zoom((w, h), factor);
-            for (plane, sum) in wide.chunks_exact(w * h).zip(out.chunks_exact_mut(w * h)) {
-                zoom_window(plane, w, window, factor, (w, h), |y, row| {
-                    for (s, &v) in sum[y * w..][..w].iter_mut().zip(row) {
-                        *s += v as f32;
+            let planes = [&wide[..w * h], &wide[w * h..2 * w * h], &wide[2 * w * h..]];
+            zoom_window_rgb(planes, w, window, factor, (w, h), |y, row| {
+                for (plane, sum) in out.chunks_exact_mut(w * h).enumerate() {
+                    for (s, v) in sum[y * w..][..w].iter_mut().zip(row) {
+                        *s += v[plane] as f32;
                     }
-                });
-            }
+                }
+            });
         }
         let count = (factors.len() + 1) as f32;
         for ((pixel, x), sum) in image.data_mut().iter_mut().zip(&x).zip(&out) {
