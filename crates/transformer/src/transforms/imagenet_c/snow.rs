@@ -7,7 +7,10 @@ use drift_core::ImageSize;
 use crate::PlanarImage;
 use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
 use crate::imagenet_c::resample::{Window, zoom_window, zoomed_len};
-use crate::imagenet_c::{Corruption, Draws, Scale, round_half_even, store_values, uniform_one};
+use crate::imagenet_c::{
+    Corruption, Draws, Scale, round_half_even, rounded_unit_byte_lanes, store_values, uniform_one,
+};
+use crate::planar::to_unit;
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The field's mean at severities 0 (CCC's row) to 5.
@@ -110,37 +113,123 @@ impl Corruption for Snow {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
-        let [loc, scale, zoom, threshold, radius, sigma, blend, fade] =
-            std::array::from_fn(|i| params.value(i));
         let size = image.size();
-        let (w, h) = (size.width as usize, size.height as usize);
-        let mut field = vec![0.0; w * h];
-        draws.normal(loc, scale, &mut field);
-        let layer = flake_layer(&field, (w, h), zoom, threshold, fade);
-        let (lw, lh) = layer.shape;
-        let width = 2 * radius.ceil() as usize + 1;
-        let angle = uniform_one(draws, -135.0, -45.0);
-        let blurred = motion_blur(
-            &layer.values,
-            (lw, lh),
-            &kernel(width, sigma),
-            &shifts(width, angle, (lw, lh)),
-        );
+        let (blurred, layer_width, blend) = blurred_layer(params, size, draws);
         let [r, g, b] = image.planes_mut();
         pulp::Arch::new().dispatch(AddFlakes {
             planes: [r, g, b],
-            width: w,
+            width: size.width as usize,
             blurred: &blurred,
-            layer_width: lw,
+            layer_width,
             blend,
         });
     }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        draws: &mut dyn Draws,
+    ) -> bool {
+        let size = image.size();
+        let (blurred, layer_width, blend) = blurred_layer(params, size, draws);
+        pulp::Arch::new().dispatch(AddFlakesToBytes {
+            pixels: image.pixels_mut(),
+            width: size.width as usize,
+            blurred: &blurred,
+            layer_width,
+            blend,
+        });
+        true
+    }
 }
 
-/// The image blended with its brightened grey, plus the flakes and the flakes turned half a
-/// turn, a row at a time, compiled for the widest SIMD the CPU has (the grey's fused
-/// multiply-adds and the flakes' rounding are instructions there, library calls on baseline
-/// x86-64; the values are the same).
+/// The snow layer, drawn, zoomed, thresholded and motion-blurred (the layer's values and row
+/// length), and the image's share in its blend with its brightened grey.
+fn blurred_layer(
+    params: &Params,
+    size: ImageSize,
+    draws: &mut dyn Draws,
+) -> (Vec<f64>, usize, f64) {
+    let [loc, scale, zoom, threshold, radius, sigma, blend, fade] =
+        std::array::from_fn(|i| params.value(i));
+    let (w, h) = (size.width as usize, size.height as usize);
+    let mut field = vec![0.0; w * h];
+    draws.normal(loc, scale, &mut field);
+    let layer = flake_layer(&field, (w, h), zoom, threshold, fade);
+    let (lw, lh) = layer.shape;
+    let width = 2 * radius.ceil() as usize + 1;
+    let angle = uniform_one(draws, -135.0, -45.0);
+    let blurred = motion_blur(
+        &layer.values,
+        (lw, lh),
+        &kernel(width, sigma),
+        &shifts(width, angle, (lw, lh)),
+    );
+    (blurred, lw, blend)
+}
+
+/// `np.round(L * 255).astype(np.uint8) / 255.` of row y of the blurred layer, cut to the
+/// image's width.
+#[inline(always)]
+fn flake_row(blurred: &[f64], layer_width: usize, y: usize, out: &mut [f64]) {
+    let layer = &blurred[y * layer_width..][..out.len()];
+    for (o, &v) in out.iter_mut().zip(layer) {
+        *o = round_half_even(v * 255.0) / 255.0;
+    }
+}
+
+/// The grey of a pixel, as OpenCV's vector loop computes it.
+#[inline(always)]
+fn grey_of(red: f32, green: f32, blue: f32) -> f32 {
+    blue.mul_add(GRAY[2], red.mul_add(GRAY[0], green * GRAY[1]))
+}
+
+/// A value of the snowy image in f64 before it is stored: `c6 x + (1 - c6) max(x, 1.5 grey +
+/// 0.5)` in f32 (numpy keeps an f32 array f32 against a Python float), then `+ L +
+/// rot90(L, 2)` in f64.
+#[inline(always)]
+fn snowy(value: f32, grey: f32, (b, rest): (f32, f32), flake: f64, turned: f64) -> f64 {
+    let lit = value.max(grey * 1.5 + 0.5);
+    let blended = b * value + rest * lit;
+    f64::from(blended) + flake + turned
+}
+
+/// [`AddFlakes`] on interleaved bytes: each value read as `from_rgb8` reads it, each result
+/// rounded as the stored value would be by `to_rgb8`.
+struct AddFlakesToBytes<'a> {
+    pixels: &'a mut [u8],
+    width: usize,
+    blurred: &'a [f64],
+    layer_width: usize,
+    blend: f64,
+}
+
+impl pulp::WithSimd for AddFlakesToBytes<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let w = self.width;
+        let h = self.pixels.len() / (3 * w);
+        let weights = (self.blend as f32, (1.0 - self.blend) as f32);
+        let (mut here, mut turned) = (vec![0.0; w], vec![0.0; w]);
+        for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
+            flake_row(self.blurred, self.layer_width, y, &mut here);
+            // `rot90(L, 2)` at (y, x) is L at (h - 1 - y, w - 1 - x): that row, reversed.
+            flake_row(self.blurred, self.layer_width, h - 1 - y, &mut turned);
+            turned.reverse();
+            for ((pixel, &flake), &turned) in row.chunks_exact_mut(3).zip(&here).zip(&turned) {
+                let [red, green, blue] = [0, 1, 2].map(|c| to_unit(pixel[c]));
+                let grey = grey_of(red, green, blue);
+                for (byte, value) in pixel.iter_mut().zip([red, green, blue]) {
+                    *byte = rounded_unit_byte_lanes(snowy(value, grey, weights, flake, turned));
+                }
+            }
+        }
+    }
+}
+
 struct AddFlakes<'a> {
     planes: [&'a mut [f32]; 3],
     width: usize,
@@ -157,16 +246,7 @@ impl pulp::WithSimd for AddFlakes<'_> {
         let w = self.width;
         let [r, g, bl] = self.planes;
         let h = r.len() / w;
-        // `np.round(L * 255).astype(np.uint8) / 255.` of the layer's row y, cut to the image.
-        let flakes = |y: usize, out: &mut [f64]| {
-            let layer = &self.blurred[y * self.layer_width..][..w];
-            for (o, &v) in out.iter_mut().zip(layer) {
-                *o = round_half_even(v * 255.0) / 255.0;
-            }
-        };
-        // `c6 * x + (1 - c6) * max(x, grey * 1.5 + 0.5)` in f32 (numpy keeps an f32 array f32
-        // against a Python float), grey as OpenCV's vector loop computes it.
-        let (b, rest) = (self.blend as f32, (1.0 - self.blend) as f32);
+        let weights = (self.blend as f32, (1.0 - self.blend) as f32);
         let (mut grey, mut here, mut turned) = (vec![0.0f32; w], vec![0.0; w], vec![0.0; w]);
         let mut row = vec![0.0; w];
         for y in 0..h {
@@ -177,11 +257,11 @@ impl pulp::WithSimd for AddFlakes<'_> {
                 .zip(&g[at.clone()])
                 .zip(&bl[at.clone()])
             {
-                *o = blue.mul_add(GRAY[2], red.mul_add(GRAY[0], green * GRAY[1]));
+                *o = grey_of(red, green, blue);
             }
-            flakes(y, &mut here);
+            flake_row(self.blurred, self.layer_width, y, &mut here);
             // `rot90(L, 2)` at (y, x) is L at (h - 1 - y, w - 1 - x): that row, reversed.
-            flakes(h - 1 - y, &mut turned);
+            flake_row(self.blurred, self.layer_width, h - 1 - y, &mut turned);
             turned.reverse();
             for plane in [&mut *r, &mut *g, &mut *bl] {
                 let values = &mut plane[at.clone()];
@@ -192,11 +272,7 @@ impl pulp::WithSimd for AddFlakes<'_> {
                     .zip(&here)
                     .zip(&turned)
                 {
-                    let lit = value.max(grey * 1.5 + 0.5);
-                    let blended = b * value + rest * lit;
-                    // `x + L + rot90(L, 2)` in f64: the f32 image, the layer, the layer turned
-                    // half a turn.
-                    *out = f64::from(blended) + flake + turned;
+                    *out = snowy(value, grey, weights, flake, turned);
                 }
                 store_values(values, &row, Scale::Unit);
             }
@@ -204,7 +280,6 @@ impl pulp::WithSimd for AddFlakes<'_> {
     }
 }
 
-/// The layer before its blur: `values` row-major in `shape` (width, height).
 struct Layer {
     values: Vec<f64>,
     shape: (usize, usize),
