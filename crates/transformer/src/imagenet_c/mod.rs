@@ -639,6 +639,25 @@ impl<F: Fn(f64, f64) -> f64> pulp::WithSimd for CombineBytes<'_, F> {
     }
 }
 
+/// A buffer of `len` f64s kept per thread in `slot` (a `thread_local!` of the caller's), holding
+/// whatever the last user left; hand it back with [`keep_scratch`]. A fresh buffer of a
+/// plane's size is a mapping that glibc returns after each image and faults in again for the
+/// next, which costs more than the work that fills it (docs/MEASUREMENTS.md, 2026-12-07 third).
+/// Taken, not borrowed, so that the caller's loops stay in its own (SIMD-compiled) function.
+pub(crate) fn take_scratch(slot: &'static ScratchSlot, len: usize) -> Vec<f64> {
+    let mut buffer = slot.with(|kept| std::mem::take(&mut *kept.borrow_mut()));
+    buffer.resize(len, 0.0);
+    buffer
+}
+
+/// Gives a buffer from [`take_scratch`] back to its slot.
+pub(crate) fn keep_scratch(slot: &'static ScratchSlot, buffer: Vec<f64>) {
+    slot.with(|kept| *kept.borrow_mut() = buffer);
+}
+
+/// Where a thread keeps a scratch buffer.
+pub(crate) type ScratchSlot = std::thread::LocalKey<std::cell::RefCell<Vec<f64>>>;
+
 /// Runs `f` inside a `with_simd` of the width `pulp` picks at run time, so that the loops of a
 /// small closure called once are compiled for that width where LLVM inlines it there (check
 /// the profile: a `{{closure}}` symbol of its own means it did not, and a struct implementing
@@ -667,8 +686,11 @@ pub(crate) fn filter_planes(
     scale: Scale,
     mut filter: impl FnMut(&mut [f64]),
 ) {
+    thread_local! {
+        static VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let unit = Unit::of(image);
-    let mut values = vec![0.0; image.size().pixel_count()];
+    let mut values = take_scratch(&VALUES, image.size().pixel_count());
     for plane in image.planes_mut() {
         for (v, &x) in values.iter_mut().zip(plane.iter()) {
             *v = match scale {
@@ -679,6 +701,7 @@ pub(crate) fn filter_planes(
         filter(&mut values);
         store_values(plane, &values, scale);
     }
+    keep_scratch(&VALUES, values);
 }
 
 /// The byte the chain ends with for a value `v` in `scale`'s units: what `to_rgb8` makes of

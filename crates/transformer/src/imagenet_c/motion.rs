@@ -4,7 +4,7 @@
 //! in f64 in tap order. A shift that reaches a side ends the sum without renormalising, as the
 //! package does (small images get darker: its issues 5 and 13).
 
-use super::numpy_sum;
+use super::{keep_scratch, numpy_sum, take_scratch};
 
 /// The normalised taps `exp(-i^2 / 2 sigma^2) / (sqrt(2 pi) sigma)` for `i = 0..width`
 /// (`getMotionBlurKernel`).
@@ -100,14 +100,11 @@ impl pulp::WithSimd for Shifts<'_> {
         // row's own outputs are kept.
         let blocks_width = width.next_multiple_of(BLOCK);
         let padded_width = blocks_width + 2 * pad;
-        // The padded copy lives in a buffer kept per thread: a fresh one of this size is a
-        // mapping glibc returns after each image, and faulting it in again cost more than
-        // the copy (snow, whose layer goes through here, ran at half speed).
+        // The padded copy lives in a buffer kept per thread (see `with_scratch`).
         thread_local! {
             static PADDED: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let mut padded = PADDED.with(|kept| std::mem::take(&mut *kept.borrow_mut()));
-        padded.resize(padded_width * height, 0.0);
+        let mut padded = take_scratch(&PADDED, padded_width * height);
         for (padded, source) in padded
             .chunks_exact_mut(padded_width)
             .zip(self.plane.chunks_exact(width))
@@ -141,8 +138,7 @@ impl pulp::WithSimd for Shifts<'_> {
             }
             self.out[y * width..][..width].copy_from_slice(&sums_row[..width]);
         }
-        rows.clear();
-        PADDED.with(|kept| *kept.borrow_mut() = padded);
+        keep_scratch(&PADDED, padded);
     }
 }
 

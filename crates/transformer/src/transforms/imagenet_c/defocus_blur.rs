@@ -58,8 +58,7 @@ impl Corruption for DefocusBlur {
         let size = image.size();
         let shape = (size.width as usize, size.height as usize);
         filter_planes(image, Scale::Unit, |plane| {
-            let blurred = filter_2d(plane, shape, &kernel, side);
-            plane.copy_from_slice(&blurred);
+            filter_2d(plane, shape, &kernel, side)
         });
     }
 }
