@@ -6,12 +6,23 @@
 //! by `decay` after each level; the map is then shifted to a minimum of 0 and divided by its
 //! maximum.
 
-use super::Draws;
+use super::{Draws, keep_scratch, take_scratch};
+
+thread_local! {
+    static MAP: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Gives a map from [`plasma_fractal`] back to the thread's buffer (see `take_scratch`).
+pub(crate) fn keep_plasma(map: Vec<f64>) {
+    keep_scratch(&MAP, map);
+}
 
 /// `plasma_fractal(mapsize=size, wibbledecay=decay)`: `size x size` values, row-major.
+/// The map is a buffer kept per thread: give it back with [`keep_plasma`].
 pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> Vec<f64> {
     assert!(size.is_power_of_two(), "the map's side is a power of two");
-    let mut map = vec![0.0; size * size];
+    let mut map = take_scratch(&MAP, size * size);
+    map.fill(0.0);
     let mut step = size;
     let mut wibble = 100.0;
     let mut noise = Vec::new();

@@ -4,8 +4,8 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::plasma::{next_power_of_two, plasma_fractal};
-use crate::imagenet_c::{Corruption, Draws, Scale, Unit, store_values};
+use crate::imagenet_c::plasma::{keep_plasma, next_power_of_two, plasma_fractal};
+use crate::imagenet_c::{Corruption, Draws, Scale, Unit, rounded_unit_byte_lanes, store_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The fog's strength k at severities 0 (identity, CCC's row) to 5.
@@ -80,6 +80,62 @@ impl Corruption for Fog {
             strength,
             max,
         });
+        keep_plasma(plasma);
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        draws: &mut dyn Draws,
+    ) -> bool {
+        let (strength, decay) = (params.value(0), params.value(1));
+        let size = image.size();
+        let w = size.width as usize;
+        let side = next_power_of_two(w.max(size.height as usize).max(3));
+        let plasma = plasma_fractal(side, decay, draws);
+        let brightest = image.pixels().iter().copied().max().unwrap_or(0);
+        pulp::Arch::new().dispatch(AddFogToBytes {
+            pixels: image.pixels_mut(),
+            plasma: &plasma,
+            side,
+            width: w,
+            strength,
+            max: Unit::of_byte(usize::from(brightest)),
+        });
+        keep_plasma(plasma);
+        true
+    }
+}
+
+/// [`AddFog`] on interleaved bytes: the same value of each, rounded as the stored value would
+/// be by `to_rgb8`.
+struct AddFogToBytes<'a> {
+    pixels: &'a mut [u8],
+    plasma: &'a [f64],
+    side: usize,
+    width: usize,
+    strength: f64,
+    max: f64,
+}
+
+impl pulp::WithSimd for AddFogToBytes<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (strength, max) = (self.strength, self.max);
+        let scale = max + strength;
+        for (y, row) in self.pixels.chunks_exact_mut(3 * self.width).enumerate() {
+            let fog = &self.plasma[y * self.side..][..self.width];
+            for (pixel, &f) in row.chunks_exact_mut(3).zip(fog) {
+                for byte in pixel {
+                    // `k / 255` computed, as `Unit::unit_lanes` computes it: the same value.
+                    let x = f64::from(*byte) / 255.0;
+                    *byte = rounded_unit_byte_lanes((x + strength * f) * max / scale);
+                }
+            }
+        }
     }
 }
 
