@@ -704,6 +704,75 @@ pub(crate) fn filter_planes(
     keep_scratch(&VALUES, values);
 }
 
+/// [`filter_planes`] on 8-bit pixels: each channel's values read as `filter_planes` reads
+/// those of `PlanarImage::from_rgb8(image)`, filtered, and written back as the bytes
+/// `to_rgb8` makes of what it stores, without the planes.
+pub(crate) fn filter_planes_rgb8(
+    image: &mut drift_core::RgbImage8,
+    scale: Scale,
+    mut filter: impl FnMut(&mut [f64]),
+) {
+    thread_local! {
+        static VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut values = take_scratch(&VALUES, image.size().pixel_count());
+    let pixels = image.pixels_mut();
+    for channel in 0..3 {
+        pulp::Arch::new().dispatch(ChannelValues {
+            pixels,
+            channel,
+            scale,
+            values: &mut values,
+            read: true,
+        });
+        filter(&mut values);
+        pulp::Arch::new().dispatch(ChannelValues {
+            pixels,
+            channel,
+            scale,
+            values: &mut values,
+            read: false,
+        });
+    }
+    keep_scratch(&VALUES, values);
+}
+
+/// One channel of interleaved bytes read into values in `scale`'s units (`k / 255`, computed
+/// as `Unit::unit_lanes` computes it, or `k`), or values written back as bytes.
+struct ChannelValues<'a> {
+    pixels: &'a mut [u8],
+    channel: usize,
+    scale: Scale,
+    values: &'a mut [f64],
+    read: bool,
+}
+
+impl pulp::WithSimd for ChannelValues<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let bytes = self.pixels.iter_mut().skip(self.channel).step_by(3);
+        match (self.read, self.scale) {
+            (true, Scale::Unit) => {
+                for (v, b) in self.values.iter_mut().zip(bytes) {
+                    *v = f64::from(*b) / 255.0;
+                }
+            }
+            (true, Scale::Bytes) => {
+                for (v, b) in self.values.iter_mut().zip(bytes) {
+                    *v = f64::from(*b);
+                }
+            }
+            (false, scale) => {
+                for (&v, b) in self.values.iter().zip(bytes) {
+                    *b = rounded_unit_byte_lanes(scale.to_unit(v));
+                }
+            }
+        }
+    }
+}
+
 /// The byte the chain ends with for a value `v` in `scale`'s units: what `to_rgb8` makes of
 /// [`stored`]`(v)` (the package's f64 value rounded half up, clipped), without the f32 between.
 #[inline(always)]
@@ -776,7 +845,7 @@ pub(crate) enum Scale {
 impl Scale {
     /// `v` in [0, 1] units.
     #[inline(always)]
-    fn to_unit(self, v: f64) -> f64 {
+    pub(crate) fn to_unit(self, v: f64) -> f64 {
         match self {
             Scale::Unit => v,
             Scale::Bytes => v / 255.0,

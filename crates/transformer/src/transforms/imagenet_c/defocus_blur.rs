@@ -5,7 +5,7 @@ use drift_core::ImageSize;
 
 use crate::PlanarImage;
 use crate::imagenet_c::disk::{disk, filter_2d};
-use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, filter_planes_rgb8};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The disk's radius in pixels at severities 0 (identity) to 5.
@@ -60,5 +60,20 @@ impl Corruption for DefocusBlur {
         filter_planes(image, Scale::Unit, |plane| {
             filter_2d(plane, shape, &kernel, side)
         });
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        _draws: &mut dyn Draws,
+    ) -> bool {
+        let (kernel, side) = disk(params.value(0), params.value(1));
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        filter_planes_rgb8(image, Scale::Unit, |plane| {
+            filter_2d(plane, shape, &kernel, side)
+        });
+        true
     }
 }

@@ -5,7 +5,7 @@ use drift_core::ImageSize;
 
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
-use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, filter_planes_rgb8};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The blur's sigma in pixels at severities 0 (identity) to 5.
@@ -49,5 +49,20 @@ impl Corruption for GaussianBlur {
         filter_planes(image, Scale::Unit, |plane| {
             gaussian_filter(plane, shape, (sigma, sigma), 4.0, Border::Nearest, false);
         });
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        _draws: &mut dyn Draws,
+    ) -> bool {
+        let sigma = params.value(0);
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        filter_planes_rgb8(image, Scale::Unit, |plane| {
+            gaussian_filter(plane, shape, (sigma, sigma), 4.0, Border::Nearest, false);
+        });
+        true
     }
 }

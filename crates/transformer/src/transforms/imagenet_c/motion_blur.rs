@@ -5,7 +5,7 @@ use drift_core::ImageSize;
 
 use crate::PlanarImage;
 use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
-use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, uniform_one};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, filter_planes_rgb8, uniform_one};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The blur's radius in pixels at severities 0 (identity) to 5.
@@ -70,6 +70,24 @@ impl Corruption for MotionBlur {
             let blurred = motion_blur(plane, shape, &taps, &shifts);
             plane.copy_from_slice(&blurred);
         });
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        _draws: &mut dyn Draws,
+    ) -> bool {
+        let width = 2 * params.value(0).ceil() as usize + 1;
+        let taps = kernel(width, params.value(1));
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        let shifts = shifts(width, params.value(2), shape);
+        filter_planes_rgb8(image, Scale::Bytes, |plane| {
+            let blurred = motion_blur(plane, shape, &taps, &shifts);
+            plane.copy_from_slice(&blurred);
+        });
+        true
     }
 }
 
