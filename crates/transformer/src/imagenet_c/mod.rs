@@ -644,19 +644,19 @@ impl<F: Fn(f64, f64) -> f64> pulp::WithSimd for CombineBytes<'_, F> {
 /// plane's size is a mapping that glibc returns after each image and faults in again for the
 /// next, which costs more than the work that fills it (docs/MEASUREMENTS.md, 2026-12-07 third).
 /// Taken, not borrowed, so that the caller's loops stay in its own (SIMD-compiled) function.
-pub(crate) fn take_scratch(slot: &'static ScratchSlot, len: usize) -> Vec<f64> {
+pub(crate) fn take_scratch<T: Copy + Default>(slot: &'static ScratchSlot<T>, len: usize) -> Vec<T> {
     let mut buffer = slot.with(|kept| std::mem::take(&mut *kept.borrow_mut()));
-    buffer.resize(len, 0.0);
+    buffer.resize(len, T::default());
     buffer
 }
 
 /// Gives a buffer from [`take_scratch`] back to its slot.
-pub(crate) fn keep_scratch(slot: &'static ScratchSlot, buffer: Vec<f64>) {
+pub(crate) fn keep_scratch<T>(slot: &'static ScratchSlot<T>, buffer: Vec<T>) {
     slot.with(|kept| *kept.borrow_mut() = buffer);
 }
 
 /// Where a thread keeps a scratch buffer.
-pub(crate) type ScratchSlot = std::thread::LocalKey<std::cell::RefCell<Vec<f64>>>;
+pub(crate) type ScratchSlot<T> = std::thread::LocalKey<std::cell::RefCell<Vec<T>>>;
 
 /// Runs `f` inside a `with_simd` of the width `pulp` picks at run time, so that the loops of a
 /// small closure called once are compiled for that width where LLVM inlines it there (check
