@@ -7,7 +7,8 @@ use drift_core::ImageSize;
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::resample::ReflectTap;
-use crate::imagenet_c::{Corruption, Draws};
+use crate::imagenet_c::{Corruption, Draws, keep_scratch, take_scratch};
+use crate::planar::{to_byte, to_unit};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The displacement's scale alpha at severities 0 (identity) to 5.
@@ -46,36 +47,94 @@ impl Corruption for ElasticTransform {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
-        let alpha = params.value(0);
         let size = image.size();
-        let (w, h) = (size.width as usize, size.height as usize);
-        let sigma = (h as f64 * 0.01, w as f64 * 0.01);
-        // The package takes the height for both axes' largest displacement.
-        let max_d = h as f64 * 0.005;
-        let field = |draws: &mut dyn Draws| -> Vec<f64> {
-            let mut values = vec![0.0; w * h];
-            draws.uniform(-max_d, max_d, &mut values);
-            gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
-            // `(gaussian(...) * alpha).astype(np.float32)`.
-            values
-                .iter()
-                .map(|v| f64::from((v * alpha) as f32))
-                .collect()
-        };
-        let dx = field(draws);
-        let dy = field(draws);
         // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold.
-        let source: Vec<f64> = image.data().iter().map(|&v| f64::from(v)).collect();
-        let n = w * h;
+        let mut source = take_scratch(&SOURCE, image.data().len());
+        for (s, &v) in source.iter_mut().zip(image.data()) {
+            *s = f64::from(v);
+        }
+        let n = size.pixel_count();
         let out = image.data_mut();
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                let tap = ReflectTap::new((w, h), y as f64 + dy[i], x as f64 + dx[i]);
-                for channel in 0..3 {
-                    let value = tap.sample(&source[channel * n..][..n]) as f32;
-                    out[channel * n + i] = value.clamp(0.0, 1.0);
-                }
+        displace(
+            params.value(0),
+            size,
+            &source,
+            draws,
+            |i, channel, value| {
+                out[channel * n + i] = value;
+            },
+        );
+        keep_scratch(&SOURCE, source);
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        draws: &mut dyn Draws,
+    ) -> bool {
+        let size = image.size();
+        let n = size.pixel_count();
+        // The planes `PlanarImage::from_rgb8(image)` holds, widened.
+        let mut source = take_scratch(&SOURCE, 3 * n);
+        for (i, pixel) in image.pixels().chunks_exact(3).enumerate() {
+            for (channel, &k) in pixel.iter().enumerate() {
+                source[channel * n + i] = f64::from(to_unit(k));
+            }
+        }
+        let out = image.pixels_mut();
+        displace(
+            params.value(0),
+            size,
+            &source,
+            draws,
+            |i, channel, value| {
+                out[3 * i + channel] = to_byte(value);
+            },
+        );
+        keep_scratch(&SOURCE, source);
+        true
+    }
+}
+
+thread_local! {
+    /// The image's planes in f64, kept per thread (see `take_scratch`).
+    static SOURCE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Draws the two displacement fields and samples the planes `source` (f64, C x H x W) at each
+/// displaced point: `put(i, channel, value)` gets each output value, clipped, in f32.
+fn displace(
+    alpha: f64,
+    size: ImageSize,
+    source: &[f64],
+    draws: &mut dyn Draws,
+    mut put: impl FnMut(usize, usize, f32),
+) {
+    let (w, h) = (size.width as usize, size.height as usize);
+    let sigma = (h as f64 * 0.01, w as f64 * 0.01);
+    // The package takes the height for both axes' largest displacement.
+    let max_d = h as f64 * 0.005;
+    let field = |draws: &mut dyn Draws| -> Vec<f64> {
+        let mut values = vec![0.0; w * h];
+        draws.uniform(-max_d, max_d, &mut values);
+        gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
+        // `(gaussian(...) * alpha).astype(np.float32)`.
+        for v in &mut values {
+            *v = f64::from((*v * alpha) as f32);
+        }
+        values
+    };
+    let dx = field(draws);
+    let dy = field(draws);
+    let n = w * h;
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let tap = ReflectTap::new((w, h), y as f64 + dy[i], x as f64 + dx[i]);
+            for channel in 0..3 {
+                let value = tap.sample(&source[channel * n..][..n]) as f32;
+                put(i, channel, value.clamp(0.0, 1.0));
             }
         }
     }
