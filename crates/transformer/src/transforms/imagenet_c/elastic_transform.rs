@@ -8,7 +8,6 @@ use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::resample::ReflectTap;
 use crate::imagenet_c::{Corruption, Draws, keep_scratch, take_scratch};
-use crate::planar::{to_byte, to_unit};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The displacement's scale alpha at severities 0 (identity) to 5.
@@ -65,35 +64,6 @@ impl Corruption for ElasticTransform {
             },
         );
         keep_scratch(&SOURCE, source);
-    }
-
-    fn corrupt_rgb8(
-        &self,
-        params: &Params,
-        image: &mut drift_core::RgbImage8,
-        draws: &mut dyn Draws,
-    ) -> bool {
-        let size = image.size();
-        let n = size.pixel_count();
-        // The planes `PlanarImage::from_rgb8(image)` holds, widened.
-        let mut source = take_scratch(&SOURCE, 3 * n);
-        for (i, pixel) in image.pixels().chunks_exact(3).enumerate() {
-            for (channel, &k) in pixel.iter().enumerate() {
-                source[channel * n + i] = f64::from(to_unit(k));
-            }
-        }
-        let out = image.pixels_mut();
-        displace(
-            params.value(0),
-            size,
-            &source,
-            draws,
-            |i, channel, value| {
-                out[3 * i + channel] = to_byte(value);
-            },
-        );
-        keep_scratch(&SOURCE, source);
-        true
     }
 }
 
