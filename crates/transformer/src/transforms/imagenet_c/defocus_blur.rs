@@ -54,12 +54,7 @@ impl Corruption for DefocusBlur {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
-        let (kernel, side) = disk(params.value(0), params.value(1));
-        let size = image.size();
-        let shape = (size.width as usize, size.height as usize);
-        filter_planes(image, Scale::Unit, |plane| {
-            filter_2d(plane, shape, &kernel, side)
-        });
+        filter_planes(image, Scale::Unit, plane_filter(params, image.size()));
     }
 
     fn corrupt_rgb8(
@@ -68,12 +63,14 @@ impl Corruption for DefocusBlur {
         image: &mut drift_core::RgbImage8,
         _draws: &mut dyn Draws,
     ) -> bool {
-        let (kernel, side) = disk(params.value(0), params.value(1));
-        let size = image.size();
-        let shape = (size.width as usize, size.height as usize);
-        filter_planes_rgb8(image, Scale::Unit, |plane| {
-            filter_2d(plane, shape, &kernel, side)
-        });
+        filter_planes_rgb8(image, Scale::Unit, plane_filter(params, image.size()));
         true
     }
+}
+
+/// The blur of one plane of an image of `size`, for both paths.
+fn plane_filter(params: &Params, size: ImageSize) -> impl FnMut(&mut [f64]) {
+    let (kernel, side) = disk(params.value(0), params.value(1));
+    let shape = (size.width as usize, size.height as usize);
+    move |plane: &mut [f64]| filter_2d(plane, shape, &kernel, side)
 }

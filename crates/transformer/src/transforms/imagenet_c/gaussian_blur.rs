@@ -43,12 +43,7 @@ impl Corruption for GaussianBlur {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
-        let sigma = params.value(0);
-        let size = image.size();
-        let shape = (size.width as usize, size.height as usize);
-        filter_planes(image, Scale::Unit, |plane| {
-            gaussian_filter(plane, shape, (sigma, sigma), 4.0, Border::Nearest, false);
-        });
+        filter_planes(image, Scale::Unit, plane_filter(params, image.size()));
     }
 
     fn corrupt_rgb8(
@@ -57,12 +52,16 @@ impl Corruption for GaussianBlur {
         image: &mut drift_core::RgbImage8,
         _draws: &mut dyn Draws,
     ) -> bool {
-        let sigma = params.value(0);
-        let size = image.size();
-        let shape = (size.width as usize, size.height as usize);
-        filter_planes_rgb8(image, Scale::Unit, |plane| {
-            gaussian_filter(plane, shape, (sigma, sigma), 4.0, Border::Nearest, false);
-        });
+        filter_planes_rgb8(image, Scale::Unit, plane_filter(params, image.size()));
         true
+    }
+}
+
+/// The blur of one plane of an image of `size`, for both paths.
+fn plane_filter(params: &Params, size: ImageSize) -> impl FnMut(&mut [f64]) {
+    let sigma = params.value(0);
+    let shape = (size.width as usize, size.height as usize);
+    move |plane: &mut [f64]| {
+        gaussian_filter(plane, shape, (sigma, sigma), 4.0, Border::Nearest, false);
     }
 }

@@ -60,16 +60,7 @@ impl Corruption for MotionBlur {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
-        // ImageMagick's width for a fractional radius (CCC's rule), 2r + 1 at whole radii.
-        let width = 2 * params.value(0).ceil() as usize + 1;
-        let taps = kernel(width, params.value(1));
-        let size = image.size();
-        let shape = (size.width as usize, size.height as usize);
-        let shifts = shifts(width, params.value(2), shape);
-        filter_planes(image, Scale::Bytes, |plane| {
-            let blurred = motion_blur(plane, shape, &taps, &shifts);
-            plane.copy_from_slice(&blurred);
-        });
+        filter_planes(image, Scale::Bytes, plane_filter(params, image.size()));
     }
 
     fn corrupt_rgb8(
@@ -78,16 +69,21 @@ impl Corruption for MotionBlur {
         image: &mut drift_core::RgbImage8,
         _draws: &mut dyn Draws,
     ) -> bool {
-        let width = 2 * params.value(0).ceil() as usize + 1;
-        let taps = kernel(width, params.value(1));
-        let size = image.size();
-        let shape = (size.width as usize, size.height as usize);
-        let shifts = shifts(width, params.value(2), shape);
-        filter_planes_rgb8(image, Scale::Bytes, |plane| {
-            let blurred = motion_blur(plane, shape, &taps, &shifts);
-            plane.copy_from_slice(&blurred);
-        });
+        filter_planes_rgb8(image, Scale::Bytes, plane_filter(params, image.size()));
         true
+    }
+}
+
+/// The blur of one plane (in bytes' units) of an image of `size`, for both paths.
+fn plane_filter(params: &Params, size: ImageSize) -> impl FnMut(&mut [f64]) {
+    // ImageMagick's width for a fractional radius (CCC's rule), 2r + 1 at whole radii.
+    let width = 2 * params.value(0).ceil() as usize + 1;
+    let taps = kernel(width, params.value(1));
+    let shape = (size.width as usize, size.height as usize);
+    let shifts = shifts(width, params.value(2), shape);
+    move |plane: &mut [f64]| {
+        let blurred = motion_blur(plane, shape, &taps, &shifts);
+        plane.copy_from_slice(&blurred);
     }
 }
 
