@@ -191,16 +191,18 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
         if self.byte_samplers.as_ref().is_none_or(|(b, _)| *b != bits) {
             // Kept across images: the rates depend only on the level (a quarter of shot_noise's
             // time went to making them for each image).
-            static KEPT: Kept<[u64; 256], ByteTables> = Mutex::new(Vec::new());
-            let tables = kept(&KEPT, bits, 4, || Arc::new(ByteTables::new(rates)));
-            self.byte_samplers = Some((bits, tables));
+            static KEPT: Kept<[u64; 256], [PoissonSampler]> = Mutex::new(Vec::new());
+            let samplers = kept(&KEPT, bits, 4, || {
+                rates.iter().map(|&r| PoissonSampler::new(r)).collect()
+            });
+            self.byte_samplers = Some((bits, samplers));
         }
         let mut units = std::mem::take(&mut self.poisson_units);
         units.resize(out.len(), 0.0);
         self.unit(&mut units);
-        let (_, tables) = self.byte_samplers.as_ref().expect("set above");
+        let (_, samplers) = self.byte_samplers.as_ref().expect("set above");
         for ((value, &k), &u) in out.iter_mut().zip(bytes).zip(&units) {
-            *value = tables.sample(usize::from(k), u, self.rng);
+            *value = samplers[usize::from(k)].sample(u, self.rng);
         }
         self.poisson_units = units;
     }
@@ -211,68 +213,7 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
 }
 
 /// The samplers of 256 rates, by byte, and the rates' bits.
-type ByteSamplers = ([u64; 256], Arc<ByteTables>);
-
-/// [`PoissonSampler`]s of 256 rates laid flat, for a draw per value of an 8-bit image: the
-/// guides and tables of all in two arrays, found by byte without a pointer to follow or a
-/// variant to match (a rate 0 is a table of one entry). Each draw is the sampler's own.
-struct ByteTables {
-    /// `GUIDE` cells per byte.
-    guides: Vec<u8>,
-    /// The tables, one after another, each ending in an infinity.
-    cdfs: Vec<f64>,
-    /// Where each byte's table starts in `cdfs`, and its length without the infinity.
-    starts: [u32; 256],
-    lens: [u32; 256],
-    /// The rejection samplers of bytes whose rates take one.
-    rejection: Vec<Option<Poisson<f64>>>,
-}
-
-impl ByteTables {
-    fn new(rates: &[f64; 256]) -> Self {
-        let mut tables = Self {
-            guides: vec![0; 256 * PoissonSampler::GUIDE],
-            cdfs: Vec::new(),
-            starts: [0; 256],
-            lens: [0; 256],
-            rejection: vec![None; 256],
-        };
-        for (k, &rate) in rates.iter().enumerate() {
-            tables.starts[k] = tables.cdfs.len() as u32;
-            match PoissonSampler::new(rate) {
-                PoissonSampler::Zero => {
-                    // Every u < 1 counts no entry: always 0, as the sampler gives.
-                    tables.cdfs.extend([1.0, f64::INFINITY]);
-                    tables.lens[k] = 1;
-                }
-                PoissonSampler::Table { cdf, len, guide } => {
-                    tables.cdfs.extend(&cdf);
-                    tables.lens[k] = len as u32;
-                    tables.guides[k * PoissonSampler::GUIDE..][..PoissonSampler::GUIDE]
-                        .copy_from_slice(&guide);
-                }
-                PoissonSampler::Rejection(poisson) => {
-                    tables.cdfs.extend([1.0, f64::INFINITY]);
-                    tables.lens[k] = 1;
-                    tables.rejection[k] = Some(poisson);
-                }
-            }
-        }
-        tables
-    }
-
-    /// [`PoissonSampler::sample`] of byte `k`'s sampler.
-    #[inline(always)]
-    fn sample<R: rand::Rng + ?Sized>(&self, k: usize, u: f64, rng: &mut R) -> f64 {
-        if let Some(poisson) = &self.rejection[k] {
-            return poisson.sample(rng);
-        }
-        let cdf = &self.cdfs[self.starts[k] as usize..];
-        let g = (u * PoissonSampler::GUIDE as f64) as usize;
-        PoissonSampler::walk(cdf, self.guides[k * PoissonSampler::GUIDE + g], u)
-            .min(self.lens[k] as usize - 1) as f64
-    }
-}
+type ByteSamplers = ([u64; 256], Arc<[PoissonSampler]>);
 
 /// Poisson draws at one rate: by inversion of its cumulative table below a rate of 12 (one
 /// uniform per draw, where multiplying uniforms takes about rate + 1 of them), by rand_distr's
