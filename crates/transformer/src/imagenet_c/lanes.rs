@@ -1,11 +1,12 @@
-//! Random fields in SIMD lanes: eight xoshiro256++ generators side by side, and normals from
+//! Random fields in SIMD lanes: sixteen xoshiro256++ generators side by side, and normals from
 //! them by Box-Muller, for the corruptions whose cost is drawing a value per pixel and channel
 //! (`gaussian_noise`, `speckle_noise`, `impulse_noise`, `snow`, `spatter`, `elastic_transform`,
 //! `fog`).
 //!
 //! One value at a time, a ziggurat normal costs ~2.3 ns here and a uniform ~1 ns: more than
-//! the package's 20x allows for the whole corruption. Eight generators advance together in one
-//! u64x8 (or two u64x4), and the normals' logarithm, sine and cosine are f32 polynomials of
+//! the package's 20x allows for the whole corruption. Sixteen generators advance together in
+//! two u64x8 (or four u64x4: two chains or more, which hide a step's latency; with eight,
+//! uniforms were 10% slower), and the normals' logarithm, sine and cosine are f32 polynomials of
 //! adds, multiplies, a division and a square root, which SIMD lanes and scalar code compute
 //! alike (IEEE-754 rounds each of them exactly, and Rust never fuses a multiply and an add).
 //! The values are therefore the same bits on every CPU and at every SIMD width; a test compares
@@ -13,19 +14,18 @@
 //! fast as f64 and far finer than the 1/255 steps the noise ends in: each normal is within
 //! ~1e-6 of the exact transform of its two uniforms, and |z| reaches 6.56.
 //!
-//! Eight is fixed, not the machine's width, so that the stream does not depend on it.
+//! Sixteen is fixed, not the machine's width, so that the stream does not depend on it.
 
 use rand::Rng;
 
 /// Generators side by side.
-pub(crate) const LANES: usize = 8;
+pub(crate) const LANES: usize = 16;
 /// Uniforms one step gives (one per generator).
 pub(crate) const UNITS_PER_STEP: usize = LANES;
-/// Normals one block of two steps gives (a Box-Muller pair per generator and step: 16 f32
-/// lanes).
-pub(crate) const NORMALS_PER_STEP: usize = 4 * LANES;
+/// Normals one step gives (a Box-Muller pair per generator: 16 f32 lanes).
+pub(crate) const NORMALS_PER_STEP: usize = 2 * LANES;
 
-/// Eight xoshiro256++ states, as structure of arrays (`s[word][lane]`), so that one step is a
+/// Sixteen xoshiro256++ states, as structure of arrays (`s[word][lane]`), so that one step is a
 /// few instructions on whole vectors.
 #[derive(Clone)]
 pub(crate) struct Lanes {
@@ -33,7 +33,7 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
-    /// Eight generators seeded with 32 values of `rng` (the corruption's noise stream). An
+    /// Sixteen generators seeded with 64 values of `rng` (the corruption's noise stream). An
     /// all-zero state, the one xoshiro cannot leave, is replaced.
     pub(crate) fn seeded_from<R: Rng + ?Sized>(rng: &mut R) -> Self {
         let mut s = [[0u64; LANES]; 4];
@@ -61,9 +61,8 @@ impl Lanes {
         pulp::Arch::new().dispatch(FillUnits { lanes: self, out });
     }
 
-    /// Fills `out` (a multiple of [`NORMALS_PER_STEP`] long) with standard normals: in block
-    /// k, value j of its two steps' sixteen gives `r cos t` at 32k + j and `r sin t` at
-    /// 32k + 16 + j.
+    /// Fills `out` (a multiple of [`NORMALS_PER_STEP`] long) with standard normals: step k's
+    /// generator j gives `r cos t` at 32k + j and `r sin t` at 32k + 16 + j.
     pub(crate) fn fill_normals(&mut self, out: &mut [f64]) {
         self.fill_scaled_normals(out, 0.0, 1.0);
     }
@@ -118,20 +117,16 @@ impl pulp::WithSimd for FillNormals<'_> {
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let mut state = self.lanes.s;
         for block in self.out.chunks_exact_mut(NORMALS_PER_STEP) {
-            let first = step(&mut state);
-            let second = step(&mut state);
+            let bits = step(&mut state);
             // Plain loops over arrays: `array::from_fn` hands its closure to a function that
             // is not inlined here, and so is compiled for the baseline, one value at a time.
-            let mut bits = [0u64; 2 * LANES];
-            bits[..LANES].copy_from_slice(&first);
-            bits[LANES..].copy_from_slice(&second);
-            let mut cosines = [0f32; 2 * LANES];
-            let mut sines = [0f32; 2 * LANES];
-            for j in 0..2 * LANES {
+            let mut cosines = [0f32; LANES];
+            let mut sines = [0f32; LANES];
+            for j in 0..LANES {
                 (cosines[j], sines[j]) = box_muller(bits[j]);
             }
-            let (cos_out, sin_out) = block.split_at_mut(2 * LANES);
-            for j in 0..2 * LANES {
+            let (cos_out, sin_out) = block.split_at_mut(LANES);
+            for j in 0..LANES {
                 cos_out[j] = self.loc + self.scale * f64::from(cosines[j]);
                 sin_out[j] = self.loc + self.scale * f64::from(sines[j]);
             }

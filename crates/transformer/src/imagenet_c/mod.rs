@@ -53,7 +53,7 @@ pub trait Draws {
 }
 
 /// [`Draws`] from one of our generators (a sample's parameter or noise stream): the same
-/// distributions as numpy's, not its values. Normal and uniform fields come from eight
+/// distributions as numpy's, not its values. Normal and uniform fields come from sixteen
 /// generators in SIMD lanes seeded from it ([`lanes`]), the rest from it directly.
 pub struct RngDraws<'a, R: rand::Rng + ?Sized> {
     rng: &'a mut R,
