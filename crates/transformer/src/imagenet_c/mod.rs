@@ -591,10 +591,17 @@ pub(crate) fn take_scratch<T: Copy + Default>(slot: &'static ScratchSlot<T>, len
     buffer
 }
 
-/// Gives a buffer from [`take_scratch`] back to its slot.
+/// Gives a buffer from [`take_scratch`] back to its slot, unless it is larger than
+/// [`KEEP_AT_MOST`]: one large image must not leave a thread holding its buffers for good.
 pub(crate) fn keep_scratch<T>(slot: &'static ScratchSlot<T>, buffer: Vec<T>) {
-    slot.with(|kept| *kept.borrow_mut() = buffer);
+    if buffer.capacity() * std::mem::size_of::<T>() <= KEEP_AT_MOST {
+        slot.with(|kept| *kept.borrow_mut() = buffer);
+    }
 }
+
+/// The largest buffer a thread keeps, in bytes: a plane of f64 of about 2000 x 2000 (fog's map
+/// of a 2048-pixel image is exactly this), beyond what page faults cost next to the work.
+const KEEP_AT_MOST: usize = 32 << 20;
 
 /// Where a thread keeps a scratch buffer.
 pub(crate) type ScratchSlot<T> = std::thread::LocalKey<std::cell::RefCell<Vec<T>>>;
@@ -1058,6 +1065,28 @@ mod tests {
             .map(|(o, p)| (o - p * n as f64).powi(2) / (p * n as f64))
             .sum();
         assert!(chi2 < 35.6, "chi2 {chi2}");
+    }
+
+    #[test]
+    fn kept_buffers_are_handed_back_up_to_the_limit() {
+        thread_local! {
+            static SLOT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let small = take_scratch(&SLOT, 1000);
+        assert_eq!(small.len(), 1000);
+        keep_scratch(&SLOT, small);
+        assert!(SLOT.with(|kept| kept.borrow().capacity()) >= 1000);
+        // Taken while in use: a second taker gets a buffer of its own.
+        let first = take_scratch(&SLOT, 10);
+        assert_eq!(SLOT.with(|kept| kept.borrow().capacity()), 0);
+        keep_scratch(&SLOT, first);
+        let large = take_scratch(&SLOT, KEEP_AT_MOST + 1);
+        keep_scratch(&SLOT, large);
+        assert_eq!(
+            SLOT.with(|kept| kept.borrow().capacity()),
+            0,
+            "too large to keep"
+        );
     }
 
     #[test]
