@@ -46,66 +46,47 @@ impl Corruption for ElasticTransform {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
+        let alpha = params.value(0);
         let size = image.size();
-        // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold.
+        let (w, h) = (size.width as usize, size.height as usize);
+        let sigma = (h as f64 * 0.01, w as f64 * 0.01);
+        // The package takes the height for both axes' largest displacement.
+        let max_d = h as f64 * 0.005;
+        let field = |draws: &mut dyn Draws| -> Vec<f64> {
+            let mut values = vec![0.0; w * h];
+            draws.uniform(-max_d, max_d, &mut values);
+            gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
+            // `(gaussian(...) * alpha).astype(np.float32)`.
+            for v in &mut values {
+                *v = f64::from((*v * alpha) as f32);
+            }
+            values
+        };
+        let dx = field(draws);
+        let dy = field(draws);
+        // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold;
+        // widened in a buffer kept per thread (see `take_scratch`).
         let mut source = take_scratch(&SOURCE, image.data().len());
         for (s, &v) in source.iter_mut().zip(image.data()) {
             *s = f64::from(v);
         }
-        let n = size.pixel_count();
+        let n = w * h;
         let out = image.data_mut();
-        displace(
-            params.value(0),
-            size,
-            &source,
-            draws,
-            |i, channel, value| {
-                out[channel * n + i] = value;
-            },
-        );
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                let tap = ReflectTap::new((w, h), y as f64 + dy[i], x as f64 + dx[i]);
+                for channel in 0..3 {
+                    let value = tap.sample(&source[channel * n..][..n]) as f32;
+                    out[channel * n + i] = value.clamp(0.0, 1.0);
+                }
+            }
+        }
         keep_scratch(&SOURCE, source);
     }
 }
 
 thread_local! {
-    /// The image's planes in f64, kept per thread (see `take_scratch`).
+    /// The image's planes in f64.
     static SOURCE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Draws the two displacement fields and samples the planes `source` (f64, C x H x W) at each
-/// displaced point: `put(i, channel, value)` gets each output value, clipped, in f32.
-fn displace(
-    alpha: f64,
-    size: ImageSize,
-    source: &[f64],
-    draws: &mut dyn Draws,
-    mut put: impl FnMut(usize, usize, f32),
-) {
-    let (w, h) = (size.width as usize, size.height as usize);
-    let sigma = (h as f64 * 0.01, w as f64 * 0.01);
-    // The package takes the height for both axes' largest displacement.
-    let max_d = h as f64 * 0.005;
-    let field = |draws: &mut dyn Draws| -> Vec<f64> {
-        let mut values = vec![0.0; w * h];
-        draws.uniform(-max_d, max_d, &mut values);
-        gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
-        // `(gaussian(...) * alpha).astype(np.float32)`.
-        for v in &mut values {
-            *v = f64::from((*v * alpha) as f32);
-        }
-        values
-    };
-    let dx = field(draws);
-    let dy = field(draws);
-    let n = w * h;
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let tap = ReflectTap::new((w, h), y as f64 + dy[i], x as f64 + dx[i]);
-            for channel in 0..3 {
-                let value = tap.sample(&source[channel * n..][..n]) as f32;
-                put(i, channel, value.clamp(0.0, 1.0));
-            }
-        }
-    }
 }
