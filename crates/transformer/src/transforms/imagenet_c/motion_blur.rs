@@ -4,8 +4,8 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
-use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, filter_planes_rgb8, uniform_one};
+use crate::imagenet_c::motion::{kernel, motion_blur, motion_blur_rgb8, shifts};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, uniform_one};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The blur's radius in pixels at severities 0 (identity) to 5.
@@ -69,22 +69,33 @@ impl Corruption for MotionBlur {
         image: &mut drift_core::RgbImage8,
         _draws: &mut dyn Draws,
     ) -> bool {
-        filter_planes_rgb8(image, Scale::Bytes, plane_filter(params, image.size()));
+        let (taps, shifts) = taps_and_shifts(params, image.size());
+        motion_blur_rgb8(image, &taps, &shifts);
         true
     }
 }
 
 /// The blur of one plane (in bytes' units) of an image of `size`, for both paths.
 fn plane_filter(params: &Params, size: ImageSize) -> impl FnMut(&mut [f64]) {
-    // ImageMagick's width for a fractional radius (CCC's rule), 2r + 1 at whole radii.
-    let width = 2 * params.value(0).ceil() as usize + 1;
-    let taps = kernel(width, params.value(1));
+    let (taps, shifts) = taps_and_shifts(params, size);
     let shape = (size.width as usize, size.height as usize);
-    let shifts = shifts(width, params.value(2), shape);
     move |plane: &mut [f64]| {
         let blurred = motion_blur(plane, shape, &taps, &shifts);
         plane.copy_from_slice(&blurred);
     }
+}
+
+/// The kernel's taps and their shifts on an image of `size`.
+fn taps_and_shifts(params: &Params, size: ImageSize) -> (Vec<f64>, Vec<(isize, isize)>) {
+    // ImageMagick's width for a fractional radius (CCC's rule), 2r + 1 at whole radii.
+    let width = 2 * params.value(0).ceil() as usize + 1;
+    let taps = kernel(width, params.value(1));
+    let shifts = shifts(
+        width,
+        params.value(2),
+        (size.width as usize, size.height as usize),
+    );
+    (taps, shifts)
 }
 
 #[cfg(test)]

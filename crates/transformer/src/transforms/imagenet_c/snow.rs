@@ -5,10 +5,10 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::motion::{kernel, motion_blur, shifts};
+use crate::imagenet_c::motion::{kernel, motion_blur_unit_to_bytes, shifts};
 use crate::imagenet_c::resample::{Window, zoom_window, zoomed_len};
 use crate::imagenet_c::{
-    Corruption, Draws, Scale, round_half_even, rounded_unit_byte_lanes, store_values, uniform_one,
+    Corruption, Draws, Scale, rounded_unit_byte_lanes, store_values, uniform_one,
 };
 use crate::planar::to_unit;
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -144,13 +144,10 @@ impl Corruption for Snow {
     }
 }
 
-/// The snow layer, drawn, zoomed, thresholded and motion-blurred (the layer's values and row
-/// length), and the image's share in its blend with its brightened grey.
-fn blurred_layer(
-    params: &Params,
-    size: ImageSize,
-    draws: &mut dyn Draws,
-) -> (Vec<f64>, usize, f64) {
+/// The snow layer, drawn, zoomed, thresholded and motion-blurred (the layer's values rounded to
+/// bytes, `np.round(L * 255)`, and its row length), and the image's share in its blend with its
+/// brightened grey.
+fn blurred_layer(params: &Params, size: ImageSize, draws: &mut dyn Draws) -> (Vec<u8>, usize, f64) {
     let [loc, scale, zoom, threshold, radius, sigma, blend, fade] =
         std::array::from_fn(|i| params.value(i));
     let (w, h) = (size.width as usize, size.height as usize);
@@ -160,7 +157,7 @@ fn blurred_layer(
     let (lw, lh) = layer.shape;
     let width = 2 * radius.ceil() as usize + 1;
     let angle = uniform_one(draws, -135.0, -45.0);
-    let blurred = motion_blur(
+    let blurred = motion_blur_unit_to_bytes(
         &layer.values,
         (lw, lh),
         &kernel(width, sigma),
@@ -169,13 +166,13 @@ fn blurred_layer(
     (blurred, lw, blend)
 }
 
-/// `np.round(L * 255).astype(np.uint8) / 255.` of row y of the blurred layer, cut to the
-/// image's width.
+/// `np.round(L * 255).astype(np.uint8) / 255.` of row y of the blurred layer (given as its
+/// bytes `np.round(L * 255)`), cut to the image's width.
 #[inline(always)]
-fn flake_row(blurred: &[f64], layer_width: usize, y: usize, out: &mut [f64]) {
+fn flake_row(blurred: &[u8], layer_width: usize, y: usize, out: &mut [f64]) {
     let layer = &blurred[y * layer_width..][..out.len()];
     for (o, &v) in out.iter_mut().zip(layer) {
-        *o = round_half_even(v * 255.0) / 255.0;
+        *o = f64::from(v) / 255.0;
     }
 }
 
@@ -200,7 +197,7 @@ fn snowy(value: f32, grey: f32, (b, rest): (f32, f32), flake: f64, turned: f64) 
 struct AddFlakesToBytes<'a> {
     pixels: &'a mut [u8],
     width: usize,
-    blurred: &'a [f64],
+    blurred: &'a [u8],
     layer_width: usize,
     blend: f64,
 }
@@ -233,7 +230,7 @@ impl pulp::WithSimd for AddFlakesToBytes<'_> {
 struct AddFlakes<'a> {
     planes: [&'a mut [f32]; 3],
     width: usize,
-    blurred: &'a [f64],
+    blurred: &'a [u8],
     layer_width: usize,
     blend: f64,
 }
