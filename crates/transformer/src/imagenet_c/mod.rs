@@ -35,6 +35,27 @@ use crate::registry::Params;
 pub trait Draws {
     /// `np.random.normal(loc, scale, size)`: `loc + scale z`, z standard normal.
     fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]);
+    /// [`Draws::normal`] of a `width x height` field of which only `rows x columns` is read:
+    /// `out` gets that window, row by row. numpy draws the whole field, and so does a replay of
+    /// its stream; a generator of its own may draw only the window's values (snow reads a
+    /// sixteenth of its field).
+    fn normal_window(
+        &mut self,
+        loc: f64,
+        scale: f64,
+        (width, height): (usize, usize),
+        (rows, columns): (std::ops::Range<usize>, std::ops::Range<usize>),
+        out: &mut [f64],
+    ) {
+        let mut field = vec![0.0; width * height];
+        self.normal(loc, scale, &mut field);
+        for (row, out) in field[rows.start * width..rows.end * width]
+            .chunks_exact(width)
+            .zip(out.chunks_exact_mut(columns.len()))
+        {
+            out.copy_from_slice(&row[columns.clone()]);
+        }
+    }
     /// `np.random.uniform(low, high, size)`: `low + (high - low) u`, u in [0, 1).
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]);
     /// `np.random.randint(low, high, size)`: integers in [low, high).
@@ -156,6 +177,18 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
                 *value = loc + scale * *value;
             }
         }
+    }
+
+    /// Only the window's values: ours are not numpy's stream, and the rest would go unread.
+    fn normal_window(
+        &mut self,
+        loc: f64,
+        scale: f64,
+        _shape: (usize, usize),
+        _window: (std::ops::Range<usize>, std::ops::Range<usize>),
+        out: &mut [f64],
+    ) {
+        self.normal(loc, scale, out);
     }
 
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {

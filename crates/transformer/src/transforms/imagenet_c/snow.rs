@@ -151,9 +151,20 @@ fn blurred_layer(params: &Params, size: ImageSize, draws: &mut dyn Draws) -> (Ve
     let [loc, scale, zoom, threshold, radius, sigma, blend, fade] =
         std::array::from_fn(|i| params.value(i));
     let (w, h) = (size.width as usize, size.height as usize);
-    let mut field = vec![0.0; w * h];
-    draws.normal(loc, scale, &mut field);
-    let layer = flake_layer(&field, (w, h), zoom, threshold, fade);
+    // The package draws the whole field and zooms its centre.
+    let window = Window::clipped_zoom((w, h), zoom);
+    let mut field = vec![0.0; window.width * window.height];
+    draws.normal_window(
+        loc,
+        scale,
+        (w, h),
+        (
+            window.top..window.top + window.height,
+            window.left..window.left + window.width,
+        ),
+        &mut field,
+    );
+    let layer = flake_layer(&field, window, zoom, threshold, fade);
     let (lw, lh) = layer.shape;
     let width = 2 * radius.ceil() as usize + 1;
     let angle = uniform_one(draws, -135.0, -45.0);
@@ -282,22 +293,21 @@ struct Layer {
     shape: (usize, usize),
 }
 
-/// `clipped_zoom(field, z)` without a crop (the package keeps the larger layer), then values
-/// below the threshold set to 0, `np.clip(layer, 0, 1)`, and the fade below severity 1.
-fn flake_layer(
-    field: &[f64],
-    (w, h): (usize, usize),
-    zoom: f64,
-    threshold: f64,
-    fade: f64,
-) -> Layer {
-    let window = Window::clipped_zoom((w, h), zoom);
+/// `clipped_zoom(field, z)` without a crop (the package keeps the larger layer), given the
+/// window of the field it zooms, then values below the threshold set to 0,
+/// `np.clip(layer, 0, 1)`, and the fade below severity 1.
+fn flake_layer(field: &[f64], window: Window, zoom: f64, threshold: f64, fade: f64) -> Layer {
     let shape = (
         zoomed_len(window.width, zoom),
         zoomed_len(window.height, zoom),
     );
     let mut values = vec![0.0; shape.0 * shape.1];
-    zoom_window(field, w, window, zoom, shape, |y, row| {
+    let whole = Window {
+        left: 0,
+        top: 0,
+        ..window
+    };
+    zoom_window(field, window.width, whole, zoom, shape, |y, row| {
         for (out, &v) in values[y * shape.0..][..shape.0].iter_mut().zip(row) {
             let v = if v < threshold {
                 0.0
