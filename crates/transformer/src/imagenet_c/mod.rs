@@ -35,6 +35,13 @@ use crate::registry::Params;
 pub trait Draws {
     /// `np.random.normal(loc, scale, size)`: `loc + scale z`, z standard normal.
     fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]);
+    /// Standard normals as f32, where the generator makes them as f32 (ours, [`RngDraws`]):
+    /// exactly the values `normal(0, 1, out)` would give at this place in the stream. `false`,
+    /// drawing nothing, where it does not (numpy's are f64); a caller asks with an empty `out`.
+    fn standard_normals_f32(&mut self, out: &mut [f32]) -> bool {
+        let _ = out;
+        false
+    }
     /// [`Draws::normal`] of a `width x height` field of which only `rows x columns` is read:
     /// `out` gets that window, row by row. numpy draws the whole field, and so does a replay of
     /// its stream; a generator of its own may draw only the window's values (snow reads a
@@ -177,6 +184,33 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
                 *value = loc + scale * *value;
             }
         }
+    }
+
+    fn standard_normals_f32(&mut self, out: &mut [f32]) -> bool {
+        let spare = &mut self.spare_normals;
+        let taken = (spare.values.len() - spare.next).min(out.len());
+        for (to, &z) in out.iter_mut().zip(&spare.values[spare.next..][..taken]) {
+            *to = z as f32;
+        }
+        spare.next += taken;
+        let out = &mut out[taken..];
+        let whole = out.len() / lanes::NORMALS_PER_STEP * lanes::NORMALS_PER_STEP;
+        let (steps, rest) = out.split_at_mut(whole);
+        self.lanes().fill_normals_f32(steps);
+        if !rest.is_empty() {
+            let mut step = [0.0; lanes::NORMALS_PER_STEP];
+            self.lanes().fill_normals(&mut step);
+            self.spare_normals = Spare {
+                values: step,
+                next: 0,
+            };
+            let mut values = [0.0; lanes::NORMALS_PER_STEP];
+            self.spare_normals.take(&mut values[..rest.len()]);
+            for (to, z) in rest.iter_mut().zip(values) {
+                *to = z as f32;
+            }
+        }
+        true
     }
 
     /// Only the window's values: ours are not numpy's stream, and the rest would go unread.
@@ -594,6 +628,105 @@ pub(crate) fn apply_field_rgb8(
     }
 }
 
+/// [`apply_field_rgb8`] of a field `normal(0, sigma)` from a generator whose normals are f32
+/// ([`Draws::standard_normals_f32`]), mostly in f32: `perturbed(k, sz)` is the result in byte
+/// units from byte `k` and the f32 draw `sz = sigma z`, and its rounding is the byte wherever
+/// it lies farther from a rounding edge (a half) than its error bound; elsewhere (about one
+/// value in ten thousand) `combine(k / 255, 0 + sigma z)` in f64, the value the planar path
+/// computes, gives the byte. The bytes are those of [`apply_field_rgb8`] with `normal(0, sigma)`
+/// (a test holds them to it), at half the cost: f32 lanes are twice as many, and no division.
+/// `perturbed` may round each of its operations once, at most three in all. `false`, touching
+/// nothing, where the generator has no f32 normals.
+pub(crate) fn apply_normals_rgb8(
+    image: &mut drift_core::RgbImage8,
+    draws: &mut dyn Draws,
+    sigma: f64,
+    perturbed: impl Fn(f32, f32) -> f32,
+    combine: impl Fn(f64, f64) -> f64,
+) -> bool {
+    if !draws.standard_normals_f32(&mut []) {
+        return false;
+    }
+    let mut field = [0.0f32; 3 * FIELD_CHUNK];
+    for bytes in image.pixels_mut().chunks_mut(3 * FIELD_CHUNK) {
+        let field = &mut field[..bytes.len()];
+        draws.standard_normals_f32(field);
+        pulp::Arch::new().dispatch(CombineNormalBytes {
+            bytes,
+            field,
+            sigma,
+            perturbed: &perturbed,
+            combine: &combine,
+        });
+    }
+    true
+}
+
+struct CombineNormalBytes<'a, P, C> {
+    bytes: &'a mut [u8],
+    field: &'a [f32],
+    sigma: f64,
+    perturbed: &'a P,
+    combine: &'a C,
+}
+
+impl<P: Fn(f32, f32) -> f32, C: Fn(f64, f64) -> f64> pulp::WithSimd
+    for CombineNormalBytes<'_, P, C>
+{
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        const BLOCK: usize = 64;
+        const TWO_23: f32 = 8_388_608.0;
+        // The f32 result is within (|t| + |t - k|) 2^-22 of the f64 one: sigma's f32, the draw's
+        // product and `perturbed`'s three roundings are each within 2^-24 of the perturbation
+        // or of the result, and the f64 path's own errors are some 2^29 times smaller. Doubled.
+        const ERROR: f32 = 1.0 / 2_097_152.0;
+        let sigma32 = self.sigma as f32;
+        let edge = |t: f32, k: f32| 0.5 - (t.abs() + (t - k).abs()) * ERROR;
+        for (bytes, field) in self.bytes.chunks_mut(BLOCK).zip(self.field.chunks(BLOCK)) {
+            let mut rounded = [0u8; BLOCK];
+            let mut results = [0.0f32; BLOCK];
+            let mut near = 0u32;
+            for (((out, t_out), &k), &z) in rounded
+                .iter_mut()
+                .zip(results.iter_mut())
+                .zip(bytes.iter())
+                .zip(field)
+            {
+                let k = f32::from(k);
+                let t = (self.perturbed)(k, sigma32 * z);
+                *t_out = t;
+                // Clamped to [0, 255] (the edges of the clamp are no rounding edges), then
+                // rounded to the nearest integer by the bits of 2^23 + t.
+                let clamped = if t > 0.0 { t } else { 0.0 };
+                let clamped = if clamped < 255.0 { clamped } else { 255.0 };
+                let big = clamped + TWO_23;
+                *out = big.to_bits() as u8;
+                near += u32::from((clamped - (big - TWO_23)).abs() > edge(t, k));
+            }
+            if near > 0 {
+                for (i, out) in rounded[..bytes.len()].iter_mut().enumerate() {
+                    let (t, k) = (results[i], f32::from(bytes[i]));
+                    let clamped = t.clamp(0.0, 255.0);
+                    if (clamped - clamped.round()).abs() > edge(t, k) {
+                        let x = f64::from(bytes[i]) / 255.0;
+                        let z = 0.0 + self.sigma * f64::from(field[i]);
+                        *out = rounded_unit_byte_lanes((self.combine)(x, z));
+                    }
+                }
+            }
+            if bytes.len() == BLOCK {
+                bytes.copy_from_slice(&rounded);
+            } else {
+                let count = bytes.len();
+                bytes.copy_from_slice(&rounded[..count]);
+            }
+        }
+    }
+}
+
 struct CombineBytes<'a, F> {
     bytes: &'a mut [u8],
     field: &'a [f64],
@@ -994,6 +1127,34 @@ mod tests {
                 "{v}"
             );
         }
+    }
+
+    #[test]
+    fn f32_normals_are_the_stream_normal_gives() {
+        // The same values, drawn as f64 or as f32, in calls cut anywhere (a step is 32).
+        let mut a = NoiseRng::seed_from_u64(8);
+        let mut b = NoiseRng::seed_from_u64(8);
+        let mut f64_draws = RngDraws::new(&mut a);
+        let mut f32_draws = RngDraws::new(&mut b);
+        assert!(f32_draws.standard_normals_f32(&mut []));
+        for len in [5, 64, 1, 3000, 31, 33, 0, 7] {
+            let mut want = vec![0.0; len];
+            f64_draws.normal(0.0, 1.0, &mut want);
+            let mut got = vec![0.0f32; len];
+            assert!(f32_draws.standard_normals_f32(&mut got));
+            let got: Vec<f64> = got.into_iter().map(f64::from).collect();
+            assert_eq!(got, want, "a call of {len}");
+        }
+        // numpy's replay has none.
+        struct Numpy;
+        impl Draws for Numpy {
+            fn normal(&mut self, _: f64, _: f64, _: &mut [f64]) {}
+            fn uniform(&mut self, _: f64, _: f64, _: &mut [f64]) {}
+            fn integers(&mut self, _: i64, _: i64, _: &mut [i64]) {}
+            fn poisson(&mut self, _: &[f64], _: &mut [f64]) {}
+            fn unit(&mut self, _: &mut [f64]) {}
+        }
+        assert!(!Numpy.standard_normals_f32(&mut [0.0; 4]));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, apply_field, apply_field_rgb8};
+use crate::imagenet_c::{Corruption, Draws, apply_field, apply_field_rgb8, apply_normals_rgb8};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The noise's standard deviation c at severities 0 (identity) to 5.
@@ -52,7 +52,9 @@ impl Corruption for GaussianNoise {
         draws: &mut dyn Draws,
     ) -> bool {
         let sigma = params.value(0);
-        apply_field_rgb8(image, |z, _| draws.normal(0.0, sigma, z), |x, z| x + z);
-        true
+        apply_normals_rgb8(image, draws, sigma, |k, sz| k + 255.0 * sz, |x, z| x + z) || {
+            apply_field_rgb8(image, |z, _| draws.normal(0.0, sigma, z), |x, z| x + z);
+            true
+        }
     }
 }
