@@ -203,6 +203,7 @@ impl pulp::WithSimd for NormalsOfBits<'_> {
 /// One xoshiro256++ step of every generator of `s` (a local copy of [`Lanes::s`], which the
 /// loops keep in registers).
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // index loops over whole arrays are what vectorizes
 fn step(s: &mut [[u64; LANES]; 4]) -> [u64; LANES] {
     // Each operation a loop over whole local arrays, which LLVM compiles to vector
     // instructions: with `array::from_fn` closures, uniforms took twice the time.
