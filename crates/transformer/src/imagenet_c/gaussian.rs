@@ -5,7 +5,7 @@
 //! symmetric order of scipy's `NI_Correlate1D`. A naive sum differs by ~1e-13, which flips
 //! the 8-bit truncation `glass_blur` makes after it.
 
-use super::numpy_sum;
+use super::{keep_scratch, numpy_sum, take_scratch};
 
 /// How a filter reads past the edge (scipy's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +91,13 @@ impl pulp::WithSimd for GaussianPasses<'_> {
         let (width, height) = self.shape;
         let (plane, border) = (self.plane, self.border);
         if let Some(w) = &self.rows {
-            // Along axis 0: each output row from whole input rows.
-            let source = plane.to_vec();
+            // Along axis 0: each output row from whole input rows, read from a copy in a
+            // buffer kept per thread (see `take_scratch`).
+            thread_local! {
+                static SOURCE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            let mut source = take_scratch(&SOURCE, plane.len());
+            source.copy_from_slice(plane);
             let row = |i: isize| &source[border.index(i, height) * width..][..width];
             for y in 0..height {
                 let out = &mut plane[y * width..][..width];
@@ -109,6 +114,7 @@ impl pulp::WithSimd for GaussianPasses<'_> {
                 }
                 round_row(out, self.store_f32);
             }
+            keep_scratch(&SOURCE, source);
         }
         if let Some(w) = &self.columns {
             // Along axis 1: each row padded once, then shifted slices of it.

@@ -52,8 +52,9 @@ impl Corruption for ElasticTransform {
         let sigma = (h as f64 * 0.01, w as f64 * 0.01);
         // The package takes the height for both axes' largest displacement.
         let max_d = h as f64 * 0.005;
-        let field = |draws: &mut dyn Draws| -> Vec<f64> {
-            let mut values = vec![0.0; w * h];
+        // The fields in buffers kept per thread (see `take_scratch`).
+        let field = |draws: &mut dyn Draws, slot| -> Vec<f64> {
+            let mut values = take_scratch(slot, w * h);
             draws.uniform(-max_d, max_d, &mut values);
             gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
             // `(gaussian(...) * alpha).astype(np.float32)`.
@@ -62,8 +63,8 @@ impl Corruption for ElasticTransform {
             }
             values
         };
-        let dx = field(draws);
-        let dy = field(draws);
+        let dx = field(draws, &DX);
+        let dy = field(draws, &DY);
         // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold;
         // widened in a buffer kept per thread (see `take_scratch`).
         let mut source = take_scratch(&SOURCE, image.data().len());
@@ -83,10 +84,15 @@ impl Corruption for ElasticTransform {
             }
         }
         keep_scratch(&SOURCE, source);
+        keep_scratch(&DX, dx);
+        keep_scratch(&DY, dy);
     }
 }
 
 thread_local! {
+    /// The displacement fields.
+    static DX: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    static DY: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The image's planes in f64.
     static SOURCE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
