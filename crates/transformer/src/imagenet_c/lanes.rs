@@ -7,8 +7,9 @@
 //! the package's 20x allows for the whole corruption. Sixteen generators advance together in
 //! two u64x8 (or four u64x4: two chains or more, which hide a step's latency; with eight,
 //! uniforms were 10% slower), and the normals' logarithm, sine and cosine are f32 polynomials of
-//! adds, multiplies, a division and a square root, which SIMD lanes and scalar code compute
-//! alike (IEEE-754 rounds each of them exactly, and Rust never fuses a multiply and an add).
+//! fused multiply-adds (written as `mul_add`, which every path computes fused: FMA instructions
+//! in SIMD, `fmaf` in scalar code), multiplies, a division and a square root, which SIMD lanes
+//! and scalar code compute alike (IEEE-754 rounds each of them exactly).
 //! The values are therefore the same bits on every CPU and at every SIMD width; a test compares
 //! the dispatched path with pulp's scalar one. f32 (16 lanes to a 512-bit vector) is twice as
 //! fast as f64 and far finer than the 1/255 steps the noise ends in: each normal is within
@@ -278,8 +279,8 @@ fn ln(x: f32) -> f32 {
     let e = if above { e + 1.0 } else { e };
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
-    let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0)));
-    e * std::f32::consts::LN_2 + 2.0 * s * series
+    let series = s2.mul_add(s2.mul_add(s2.mul_add(1.0 / 7.0, 1.0 / 5.0), 1.0 / 3.0), 1.0);
+    (2.0 * s).mul_add(series, e * std::f32::consts::LN_2)
 }
 
 /// (cos, sin) of 2 pi v, v = `k` / 2^32: the octant from k's top three bits, an angle a in
@@ -299,8 +300,17 @@ fn cos_sin_turn(k: u32) -> (f32, f32) {
     };
     let a = small_int_to_f32(steps) * (std::f32::consts::FRAC_PI_4 / (1u32 << OCTANT_BITS) as f32);
     let a2 = a * a;
-    let sin_a = a * (1.0 + a2 * (-1.0 / 6.0 + a2 * (1.0 / 120.0 + a2 * (-1.0 / 5040.0))));
-    let cos_a = 1.0 + a2 * (-0.5 + a2 * (1.0 / 24.0 + a2 * (-1.0 / 720.0 + a2 * (1.0 / 40320.0))));
+    let sin_a = a * a2.mul_add(
+        a2.mul_add(a2.mul_add(-1.0 / 5040.0, 1.0 / 120.0), -1.0 / 6.0),
+        1.0,
+    );
+    let cos_a = a2.mul_add(
+        a2.mul_add(
+            a2.mul_add(a2.mul_add(1.0 / 40320.0, -1.0 / 720.0), 1.0 / 24.0),
+            -0.5,
+        ),
+        1.0,
+    );
     // The angle from the quadrant's start is a (even octant) or pi/2 - a (odd).
     let (c, s) = if odd { (sin_a, cos_a) } else { (cos_a, sin_a) };
     // Turned by the quadrant: (c, s), (-s, c), (-c, -s), (s, -c).
