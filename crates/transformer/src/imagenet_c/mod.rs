@@ -685,43 +685,44 @@ impl<P: Fn(f32, f32) -> f32, C: Fn(f64, f64) -> f64> pulp::WithSimd
         const ERROR: f32 = 1.0 / 2_097_152.0;
         let sigma32 = self.sigma as f32;
         let edge = |t: f32, k: f32| 0.5 - (t.abs() + (t - k).abs()) * ERROR;
-        for (bytes, field) in self.bytes.chunks_mut(BLOCK).zip(self.field.chunks(BLOCK)) {
-            let mut rounded = [0u8; BLOCK];
-            let mut results = [0.0f32; BLOCK];
+        // The byte of each value, and the count of values within their bound of a half.
+        let round = |bytes: &mut [u8], field: &[f32]| -> u32 {
             let mut near = 0u32;
-            for (((out, t_out), &k), &z) in rounded
-                .iter_mut()
-                .zip(results.iter_mut())
-                .zip(bytes.iter())
-                .zip(field)
-            {
-                let k = f32::from(k);
+            for (byte, &z) in bytes.iter_mut().zip(field) {
+                let k = f32::from(*byte);
                 let t = (self.perturbed)(k, sigma32 * z);
-                *t_out = t;
                 // Clamped to [0, 255] (the edges of the clamp are no rounding edges), then
                 // rounded to the nearest integer by the bits of 2^23 + t.
                 let clamped = if t > 0.0 { t } else { 0.0 };
                 let clamped = if clamped < 255.0 { clamped } else { 255.0 };
                 let big = clamped + TWO_23;
-                *out = big.to_bits() as u8;
+                *byte = big.to_bits() as u8;
                 near += u32::from((clamped - (big - TWO_23)).abs() > edge(t, k));
             }
+            near
+        };
+        let mut kept = [0u8; BLOCK];
+        for (bytes, field) in self.bytes.chunks_mut(BLOCK).zip(self.field.chunks(BLOCK)) {
+            kept[..bytes.len()].copy_from_slice(bytes);
+            // Whole blocks as arrays, whose loop LLVM vectorizes without a remainder.
+            let near = match (
+                <&mut [u8; BLOCK]>::try_from(&mut *bytes),
+                <&[f32; BLOCK]>::try_from(field),
+            ) {
+                (Ok(bytes), Ok(field)) => round(bytes, field),
+                _ => round(bytes, field),
+            };
             if near > 0 {
-                for (i, out) in rounded[..bytes.len()].iter_mut().enumerate() {
-                    let (t, k) = (results[i], f32::from(bytes[i]));
+                for (i, byte) in bytes.iter_mut().enumerate() {
+                    let k = f32::from(kept[i]);
+                    let t = (self.perturbed)(k, sigma32 * field[i]);
                     let clamped = t.clamp(0.0, 255.0);
                     if (clamped - clamped.round()).abs() > edge(t, k) {
-                        let x = f64::from(bytes[i]) / 255.0;
+                        let x = f64::from(kept[i]) / 255.0;
                         let z = 0.0 + self.sigma * f64::from(field[i]);
-                        *out = rounded_unit_byte_lanes((self.combine)(x, z));
+                        *byte = rounded_unit_byte_lanes((self.combine)(x, z));
                     }
                 }
-            }
-            if bytes.len() == BLOCK {
-                bytes.copy_from_slice(&rounded);
-            } else {
-                let count = bytes.len();
-                bytes.copy_from_slice(&rounded[..count]);
             }
         }
     }
