@@ -283,38 +283,29 @@ fn ln(x: f32) -> f32 {
     (2.0 * s).mul_add(series, e * std::f32::consts::LN_2)
 }
 
-/// (cos, sin) of 2 pi v, v = `k` / 2^32: the octant from k's top three bits, an angle a in
-/// [0, pi/4] from the rest (measured in integers), and Taylor series of a to a^8 and a^7
-/// (error below 4e-7).
+/// (cos, sin) of 2 pi v, v = `k` / 2^32: the nearest quarter turn q from k's top bits, the
+/// angle a in [-pi/4, pi/4) from there (measured in integers), Taylor series of a to a^8 and
+/// a^7 (error below 4e-7), turned by q.
 #[inline(always)]
 fn cos_sin_turn(k: u32) -> (f32, f32) {
-    const OCTANT_BITS: u32 = 29;
-    let octant = k >> OCTANT_BITS;
-    let within = k & ((1 << OCTANT_BITS) - 1);
-    let odd = octant & 1 == 1;
-    // In an odd octant the angle is measured back from the octant's end.
-    let steps = if odd {
-        (1 << OCTANT_BITS) - within
-    } else {
-        within
-    };
-    let a = small_int_to_f32(steps) * (std::f32::consts::FRAC_PI_4 / (1u32 << OCTANT_BITS) as f32);
+    const QUARTER_BITS: u32 = 30;
+    let quadrant = k.wrapping_add(1 << (QUARTER_BITS - 1)) >> QUARTER_BITS;
+    // k - q 2^30 as a signed offset in [-2^29, 2^29).
+    let offset = k.wrapping_sub(quadrant << QUARTER_BITS) as i32;
+    let a = offset as f32 * (std::f32::consts::FRAC_PI_2 / (1u32 << QUARTER_BITS) as f32);
     let a2 = a * a;
-    let sin_a = a * a2.mul_add(
+    let s = a * a2.mul_add(
         a2.mul_add(a2.mul_add(-1.0 / 5040.0, 1.0 / 120.0), -1.0 / 6.0),
         1.0,
     );
-    let cos_a = a2.mul_add(
+    let c = a2.mul_add(
         a2.mul_add(
             a2.mul_add(a2.mul_add(1.0 / 40320.0, -1.0 / 720.0), 1.0 / 24.0),
             -0.5,
         ),
         1.0,
     );
-    // The angle from the quadrant's start is a (even octant) or pi/2 - a (odd).
-    let (c, s) = if odd { (sin_a, cos_a) } else { (cos_a, sin_a) };
     // Turned by the quadrant: (c, s), (-s, c), (-c, -s), (s, -c).
-    let quadrant = octant >> 1;
     let swap = quadrant & 1 == 1;
     let (c, s) = if swap { (s, c) } else { (c, s) };
     let negate_cos = quadrant == 1 || quadrant == 2;
