@@ -78,6 +78,28 @@ pub trait Draws {
         let lam: Vec<f64> = bytes.iter().map(|&k| rates[usize::from(k)]).collect();
         self.poisson(&lam, out);
     }
+    /// Each byte k of `bytes` (an image's values in numpy's order) replaced by `map(n)`, n
+    /// the [`Draws::poisson_of_bytes`] draw at `rates[k]`: the same bytes as those draws,
+    /// chunk by chunk, and `map`. `map` gives the same byte for every count from `saturate_at`
+    /// on, which a generator may use to find most draws by counting the entries of a short
+    /// table that a uniform passes.
+    fn poisson_of_bytes_mapped(
+        &mut self,
+        rates: &[f64; 256],
+        bytes: &mut [u8],
+        saturate_at: usize,
+        map: &dyn Fn(f64) -> u8,
+    ) {
+        let _ = saturate_at;
+        let mut counts = [0.0; 3 * FIELD_CHUNK];
+        for chunk in bytes.chunks_mut(3 * FIELD_CHUNK) {
+            let counts = &mut counts[..chunk.len()];
+            self.poisson_of_bytes(rates, chunk, counts);
+            for (byte, &n) in chunk.iter_mut().zip(counts.iter()) {
+                *byte = map(n);
+            }
+        }
+    }
 }
 
 /// [`Draws`] from one of our generators (a sample's parameter or noise stream): the same
@@ -254,16 +276,7 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     }
 
     fn poisson_of_bytes(&mut self, rates: &[f64; 256], bytes: &[u8], out: &mut [f64]) {
-        let bits: [u64; 256] = std::array::from_fn(|k| rates[k].to_bits());
-        if self.byte_samplers.as_ref().is_none_or(|(b, _)| *b != bits) {
-            // Kept across images: the rates depend only on the level (a quarter of shot_noise's
-            // time went to making them for each image).
-            static KEPT: Kept<[u64; 256], [PoissonSampler]> = Mutex::new(Vec::new());
-            let samplers = kept(&KEPT, bits, 4, || {
-                rates.iter().map(|&r| PoissonSampler::new(r)).collect()
-            });
-            self.byte_samplers = Some((bits, samplers));
-        }
+        self.prepare_byte_samplers(rates);
         let mut units = std::mem::take(&mut self.poisson_units);
         units.resize(out.len(), 0.0);
         self.unit(&mut units);
@@ -274,8 +287,196 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
         self.poisson_units = units;
     }
 
+    fn poisson_of_bytes_mapped(
+        &mut self,
+        rates: &[f64; 256],
+        bytes: &mut [u8],
+        saturate_at: usize,
+        map: &dyn Fn(f64) -> u8,
+    ) {
+        // Rows of 8, 16, 32 or 64 entries, enough to reach the saturation.
+        let width = (saturate_at + 1).next_power_of_two().max(8);
+        if width > 64 {
+            let mut counts = [0.0; 3 * FIELD_CHUNK];
+            for chunk in bytes.chunks_mut(3 * FIELD_CHUNK) {
+                let counts = &mut counts[..chunk.len()];
+                self.poisson_of_bytes(rates, chunk, counts);
+                for (byte, &n) in chunk.iter_mut().zip(counts.iter()) {
+                    *byte = map(n);
+                }
+            }
+            return;
+        }
+        self.prepare_byte_samplers(rates);
+        let (_, samplers) = self.byte_samplers.as_ref().expect("set above");
+        let samplers = Arc::clone(samplers);
+        let table = CountTable::new(&samplers, width, map);
+        let mut units = std::mem::take(&mut self.poisson_units);
+        for chunk in bytes.chunks_mut(3 * FIELD_CHUNK) {
+            units.resize(chunk.len(), 0.0);
+            self.unit(&mut units);
+            pulp::Arch::new().dispatch(CountBytes {
+                table: &table,
+                chunk,
+                units: &units,
+                samplers: &samplers,
+                rng: &mut *self.rng,
+                map,
+            });
+        }
+        self.poisson_units = units;
+    }
+
     fn unit(&mut self, out: &mut [f64]) {
         self.fill_in_steps(out, |d| &mut d.spare_units, lanes::Lanes::fill_units);
+    }
+}
+
+impl<R: rand::Rng + ?Sized> RngDraws<'_, R> {
+    /// The samplers of `rates`, by byte, unless they are those of the last call.
+    fn prepare_byte_samplers(&mut self, rates: &[f64; 256]) {
+        let bits: [u64; 256] = std::array::from_fn(|k| rates[k].to_bits());
+        if self.byte_samplers.as_ref().is_none_or(|(b, _)| *b != bits) {
+            // Kept across images: the rates depend only on the level (a quarter of shot_noise's
+            // time went to making them for each image).
+            static KEPT: Kept<[u64; 256], [PoissonSampler]> = Mutex::new(Vec::new());
+            let samplers = kept(&KEPT, bits, 4, || {
+                rates.iter().map(|&r| PoissonSampler::new(r)).collect()
+            });
+            self.byte_samplers = Some((bits, samplers));
+        }
+    }
+}
+
+/// [`CountTable::apply`] compiled for the widest SIMD the CPU has (a count is a compare of a
+/// row's vectors and a population count).
+struct CountBytes<'a, R: ?Sized> {
+    table: &'a CountTable,
+    chunk: &'a mut [u8],
+    units: &'a [f64],
+    samplers: &'a [PoissonSampler],
+    rng: &'a mut R,
+    map: &'a dyn Fn(f64) -> u8,
+}
+
+impl<R: rand::Rng + ?Sized> pulp::WithSimd for CountBytes<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self {
+            table,
+            chunk,
+            units,
+            samplers,
+            rng,
+            map,
+        } = self;
+        match table.width {
+            8 => table.apply::<S, 8, R>(simd, chunk, units, samplers, rng, map),
+            16 => table.apply::<S, 16, R>(simd, chunk, units, samplers, rng, map),
+            32 => table.apply::<S, 32, R>(simd, chunk, units, samplers, rng, map),
+            _ => table.apply::<S, 64, R>(simd, chunk, units, samplers, rng, map),
+        }
+    }
+}
+
+/// How many lanes of `mask` are true: a bit each where masks are bits (AVX-512; a scalar
+/// `bool` is one byte too), all of a lane's bits where they are lanes (AVX2, NEON).
+#[inline(always)]
+fn passed<S: pulp::Simd>(_simd: S, mask: S::m64s) -> u32 {
+    if const { std::mem::size_of::<S::m64s>() == 1 } {
+        bytemuck::cast::<S::m64s, u8>(mask).count_ones()
+    } else if const { std::mem::size_of::<S::m64s>() == std::mem::size_of::<S::u64s>() } {
+        let lanes: S::u64s = bytemuck::cast(mask);
+        bytemuck::cast_slice::<S::u64s, u64>(std::slice::from_ref(&lanes))
+            .iter()
+            .map(|&lane| u32::from(lane != 0))
+            .sum()
+    } else {
+        unreachable!("pulp's masks are bits or lanes")
+    }
+}
+
+/// The inversion tables of 256 byte samplers cut to `width` entries, for
+/// [`Draws::poisson_of_bytes_mapped`]: a table sampler's draw from u is the count of its table's
+/// entries at most u, up to its last entry ([`PoissonSampler::sample`]); counted over the first
+/// `width` entries only (the rest padded with infinities), it is the same below `width`, and
+/// at `width` (every entry counted) the draw is at least `width`, past the saturation, whose
+/// byte the table holds.
+struct CountTable {
+    /// Per byte, `width` entries.
+    entries: Vec<f64>,
+    /// Per byte, `width + 1` bytes: `map(min(count, len - 1))`.
+    bytes: Vec<u8>,
+    /// Bytes whose sampler is not a table (rejection), drawn one by one.
+    rejection: [bool; 256],
+    width: usize,
+}
+
+impl CountTable {
+    fn new(samplers: &[PoissonSampler], width: usize, map: &dyn Fn(f64) -> u8) -> Self {
+        let mut entries = vec![f64::INFINITY; 256 * width];
+        let mut bytes = vec![0u8; 256 * (width + 1)];
+        let mut rejection = [false; 256];
+        for (k, sampler) in samplers.iter().enumerate() {
+            // The last count a draw can give (the table's last entry; 0 for no rate).
+            let last = match sampler {
+                PoissonSampler::Zero => 0,
+                PoissonSampler::Rejection(_) => {
+                    rejection[k] = true;
+                    0
+                }
+                PoissonSampler::Table { cdf, len, .. } => {
+                    let row = &mut entries[k * width..][..width];
+                    let kept = (*len).min(width);
+                    row[..kept].copy_from_slice(&cdf[..kept]);
+                    len - 1
+                }
+            };
+            for (count, byte) in bytes[k * (width + 1)..][..width + 1].iter_mut().enumerate() {
+                *byte = map(count.min(last) as f64);
+            }
+        }
+        Self {
+            entries,
+            bytes,
+            rejection,
+            width,
+        }
+    }
+
+    /// Each byte of `chunk` replaced by its draw's byte, from the uniforms `units` (one per
+    /// byte), rejection draws from `rng` in order.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn apply<S: pulp::Simd, const W: usize, R: rand::Rng + ?Sized>(
+        &self,
+        simd: S,
+        chunk: &mut [u8],
+        units: &[f64],
+        samplers: &[PoissonSampler],
+        rng: &mut R,
+        map: &dyn Fn(f64) -> u8,
+    ) {
+        debug_assert_eq!(W, self.width);
+        let entries = self.entries.as_chunks::<W>().0;
+        for (byte, &u) in chunk.iter_mut().zip(units) {
+            let k = usize::from(*byte);
+            *byte = if self.rejection[k] {
+                map(samplers[k].sample(u, rng))
+            } else {
+                // The compares a vector at a time, their masks counted (as loops of scalar
+                // compares, LLVM extracted and added a bit at a time).
+                let (rows, _) = S::as_simd_f64s(&entries[k]);
+                let u = simd.splat_f64s(u);
+                let count: u32 = rows
+                    .iter()
+                    .map(|&row| passed(simd, simd.less_than_or_equal_f64s(row, u)))
+                    .sum();
+                self.bytes[k * (W + 1) + count as usize]
+            };
+        }
     }
 }
 
@@ -1127,6 +1328,38 @@ mod tests {
                 rounded_byte(v, Scale::Unit),
                 "{v}"
             );
+        }
+    }
+
+    #[test]
+    fn masks_are_counted_at_every_width() {
+        use pulp::WithSimd;
+        struct Count(f64);
+        impl pulp::WithSimd for Count {
+            type Output = u32;
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, simd: S) -> u32 {
+                let entries: Vec<f64> = (0..64).map(f64::from).collect();
+                let (rows, _) = S::as_simd_f64s(&entries);
+                let u = simd.splat_f64s(self.0);
+                rows.iter()
+                    .map(|&row| passed(simd, simd.less_than_or_equal_f64s(row, u)))
+                    .sum()
+            }
+        }
+        for (u, want) in [(-1.0, 0), (0.0, 1), (12.5, 13), (63.0, 64), (99.0, 64)] {
+            assert_eq!(Count(u).with_simd(pulp::Scalar::new()), want);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(simd) = pulp::x86::V3::try_new() {
+                    let got = simd.vectorize(|| Count(u).with_simd(simd));
+                    assert_eq!(got, want, "AVX2 at {u}");
+                }
+                if let Some(simd) = pulp::x86::V4::try_new() {
+                    let got = simd.vectorize(|| Count(u).with_simd(simd));
+                    assert_eq!(got, want, "AVX-512 at {u}");
+                }
+            }
         }
     }
 

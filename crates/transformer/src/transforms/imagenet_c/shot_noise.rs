@@ -4,7 +4,9 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::{Corruption, Draws, FIELD_CHUNK, Unit, apply_field, apply_field_rgb8};
+use crate::imagenet_c::{
+    Corruption, Draws, FIELD_CHUNK, Unit, apply_field, rounded_unit_byte_lanes,
+};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The photon count c at severities 1 to 5.
@@ -98,11 +100,16 @@ impl Corruption for ShotNoise {
     ) -> bool {
         let c = params.value(0);
         let rates = byte_rates(c);
-        apply_field_rgb8(
-            image,
-            |counts, bytes| draws.poisson_of_bytes(&rates, bytes, counts),
-            |_, k| k / c,
-        );
+        // From c photons on, a count gives 255 (k / c clipped to 1); past any count the table
+        // can hold (or at level 0, where c is infinite), no saturation is used.
+        let saturate_at = if c < 1e6 {
+            c.ceil() as usize
+        } else {
+            usize::MAX / 2
+        };
+        draws.poisson_of_bytes_mapped(&rates, image.pixels_mut(), saturate_at, &|n| {
+            rounded_unit_byte_lanes(n / c)
+        });
         true
     }
 }
