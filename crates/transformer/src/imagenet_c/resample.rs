@@ -2,8 +2,6 @@
 //! `map_coordinates` with `mode='reflect'`. scipy sums the neighbours' products in the order
 //! of its filter loop (rows, then columns), each product `value * w_row * w_column`, in f64.
 
-use super::gaussian::Border;
-
 /// The output length `scipy.ndimage.zoom` gives an axis of `len` at `factor`:
 /// `int(round(len * factor))`, Python's half-to-even round.
 pub(crate) fn zoomed_len(len: usize, factor: f64) -> usize {
@@ -203,12 +201,18 @@ pub(crate) fn zoom(plane: &[f64], (width, height): (usize, usize), factor: f64) 
 /// `map_coordinates(..., order=1, mode='reflect')` at one point of a `width x height` plane,
 /// prepared once for every plane sampled there: the four neighbours' indices (each axis
 /// folded half-sample-symmetrically) and weights.
+/// The reference for elastic_transform's row-at-a-time remap.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReflectTap {
     indices: [usize; 4],
     weights: (f64, f64, f64, f64),
 }
 
+#[cfg(test)]
+use super::gaussian::Border;
+
+#[cfg(test)]
 impl ReflectTap {
     /// The tap at `(row, column)`.
     #[inline]
