@@ -98,20 +98,19 @@ impl pulp::WithSimd for GaussianPasses<'_> {
             }
             let mut source = take_scratch(&SOURCE, plane.len());
             source.copy_from_slice(plane);
-            let row = |i: isize| &source[border.index(i, height) * width..][..width];
+            // Where row i starts in the copy.
+            let row = |i: isize| border.index(i, height) * width;
+            let mut pairs = Vec::with_capacity(w.len());
             for y in 0..height {
                 let out = &mut plane[y * width..][..width];
                 let yi = y as isize;
-                for (o, &v) in out.iter_mut().zip(row(yi)) {
-                    *o = v * w[0];
-                }
-                for j in (1..w.len()).rev() {
-                    let (above, below) = (row(yi - j as isize), row(yi + j as isize));
-                    let tap = w[j];
-                    for ((o, a), b) in out.iter_mut().zip(above).zip(below) {
-                        *o += (a + b) * tap;
-                    }
-                }
+                pairs.clear();
+                pairs.extend(
+                    (1..w.len())
+                        .rev()
+                        .map(|j| (row(yi - j as isize), row(yi + j as isize), w[j])),
+                );
+                symmetric_sums(out, &source, row(yi), w[0], &pairs);
                 round_row(out, self.store_f32);
             }
             keep_scratch(&SOURCE, source);
@@ -120,25 +119,65 @@ impl pulp::WithSimd for GaussianPasses<'_> {
             // Along axis 1: each row padded once, then shifted slices of it.
             let radius = w.len() - 1;
             let mut padded = vec![0.0; width + 2 * radius];
+            // The shifted slices of the padded row: where they start, and their tap.
+            let pairs: Vec<(usize, usize, f64)> = (1..=radius)
+                .rev()
+                .map(|j| (radius - j, radius + j, w[j]))
+                .collect();
             for out in plane.chunks_exact_mut(width) {
                 for (i, p) in padded.iter_mut().enumerate() {
                     *p = out[border.index(i as isize - radius as isize, width)];
                 }
-                let centre = &padded[radius..][..width];
-                for (o, &v) in out.iter_mut().zip(centre) {
-                    *o = v * w[0];
-                }
-                for j in (1..=radius).rev() {
-                    let left = &padded[radius - j..][..width];
-                    let right = &padded[radius + j..][..width];
-                    // The tap in a local: read through `w` in the loop, it kept the loop scalar.
-                    let tap = w[j];
-                    for ((o, a), b) in out.iter_mut().zip(left).zip(right) {
-                        *o += (a + b) * tap;
-                    }
-                }
+                symmetric_sums(out, &padded, radius, w[0], &pairs);
                 round_row(out, self.store_f32);
             }
+        }
+    }
+}
+
+/// `out[x] = data[centre + x] w0`, then `out[x] += (data[low + x] + data[high + x]) w` for each
+/// pair `(low, high, w)` in order (scipy's order: the outermost taps first): blocks of outputs
+/// kept in registers through all the taps and stored once (a pass per tap loaded and stored
+/// the row once per tap).
+#[inline(always)]
+fn symmetric_sums(
+    out: &mut [f64],
+    data: &[f64],
+    centre: usize,
+    w0: f64,
+    pairs: &[(usize, usize, f64)],
+) {
+    const BLOCK: usize = 64;
+    let len = out.len();
+    let whole = len / BLOCK * BLOCK;
+    for x in (0..whole).step_by(BLOCK) {
+        let mut sums = [0.0f64; BLOCK];
+        for (sum, &v) in sums.iter_mut().zip(&data[centre + x..][..BLOCK]) {
+            *sum = v * w0;
+        }
+        for &(low, high, tap) in pairs {
+            for ((sum, &a), &b) in sums
+                .iter_mut()
+                .zip(&data[low + x..][..BLOCK])
+                .zip(&data[high + x..][..BLOCK])
+            {
+                *sum += (a + b) * tap;
+            }
+        }
+        out[x..x + BLOCK].copy_from_slice(&sums);
+    }
+    let rest = &mut out[whole..];
+    let tail = len - whole;
+    for (o, &v) in rest.iter_mut().zip(&data[centre + whole..][..tail]) {
+        *o = v * w0;
+    }
+    for &(low, high, tap) in pairs {
+        for ((o, &a), &b) in rest
+            .iter_mut()
+            .zip(&data[low + whole..][..tail])
+            .zip(&data[high + whole..][..tail])
+        {
+            *o += (a + b) * tap;
         }
     }
 }
