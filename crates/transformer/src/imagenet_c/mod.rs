@@ -91,13 +91,24 @@ pub trait Draws {
         map: &dyn Fn(f64) -> u8,
     ) {
         let _ = saturate_at;
-        let mut counts = [0.0; 3 * FIELD_CHUNK];
-        for chunk in bytes.chunks_mut(3 * FIELD_CHUNK) {
-            let counts = &mut counts[..chunk.len()];
-            self.poisson_of_bytes(rates, chunk, counts);
-            for (byte, &n) in chunk.iter_mut().zip(counts.iter()) {
-                *byte = map(n);
-            }
+        poisson_bytes_by_draws(self, rates, bytes, map);
+    }
+}
+
+/// [`Draws::poisson_of_bytes_mapped`] from whole draws: `poisson_of_bytes` a chunk at a time,
+/// then `map`.
+fn poisson_bytes_by_draws<D: Draws + ?Sized>(
+    draws: &mut D,
+    rates: &[f64; 256],
+    bytes: &mut [u8],
+    map: &dyn Fn(f64) -> u8,
+) {
+    let mut counts = [0.0; 3 * FIELD_CHUNK];
+    for chunk in bytes.chunks_mut(3 * FIELD_CHUNK) {
+        let counts = &mut counts[..chunk.len()];
+        draws.poisson_of_bytes(rates, chunk, counts);
+        for (byte, &n) in chunk.iter_mut().zip(counts.iter()) {
+            *byte = map(n);
         }
     }
 }
@@ -297,14 +308,7 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
         // Rows of 8, 16, 32 or 64 entries, enough to reach the saturation.
         let width = (saturate_at + 1).next_power_of_two().max(8);
         if width > 64 {
-            let mut counts = [0.0; 3 * FIELD_CHUNK];
-            for chunk in bytes.chunks_mut(3 * FIELD_CHUNK) {
-                let counts = &mut counts[..chunk.len()];
-                self.poisson_of_bytes(rates, chunk, counts);
-                for (byte, &n) in chunk.iter_mut().zip(counts.iter()) {
-                    *byte = map(n);
-                }
-            }
+            poisson_bytes_by_draws(self, rates, bytes, map);
             return;
         }
         self.prepare_byte_samplers(rates);
