@@ -64,6 +64,15 @@ pub(crate) fn motion_blur(
     out
 }
 
+/// The end values a padded row repeats on each side: the largest horizontal shift.
+fn padding(shifts: &[(isize, isize)]) -> usize {
+    shifts
+        .iter()
+        .map(|&(dx, _)| dx.unsigned_abs())
+        .max()
+        .unwrap_or(0)
+}
+
 /// The shifted sums, compiled for the widest SIMD the CPU has: a shifted row is a contiguous
 /// slice of the source row between the two edges, which repeat their end value.
 struct Shifts<'a> {
@@ -90,12 +99,7 @@ impl pulp::WithSimd for Shifts<'_> {
         if width == 0 {
             return;
         }
-        let pad = self
-            .shifts
-            .iter()
-            .map(|&(dx, _)| dx.unsigned_abs())
-            .max()
-            .unwrap_or(0);
+        let pad = padding(self.shifts);
         // Whole blocks: the last one runs past the row into more end values, and only the
         // row's own outputs are kept.
         let blocks_width = width.next_multiple_of(BLOCK);
@@ -239,12 +243,7 @@ impl pulp::WithSimd for BlurToBytes<'_> {
             Source::Rgb8(pixels) => (Some(pixels), None),
             Source::Unit(plane, out) => (None, Some((plane, out))),
         };
-        let pad = self
-            .shifts
-            .iter()
-            .map(|&(dx, _)| dx.unsigned_abs())
-            .max()
-            .unwrap_or(0);
+        let pad = padding(self.shifts);
         // Whole blocks of two vectors (of at most 16 lanes).
         let blocks_width = width.next_multiple_of(32);
         let padded_width = blocks_width + 2 * pad;
