@@ -2,9 +2,11 @@
 //! square grid, normalised in f32, then `cv2.GaussianBlur` with a 3x3 or 5x5 kernel and
 //! OpenCV's default `BORDER_REFLECT_101` applied to the kernel image itself) and
 //! `cv2.filter2D` (a correlation over the non-zero taps, anchor at the centre,
-//! `BORDER_REFLECT_101`) on an f64 plane.
+//! `BORDER_REFLECT_101`). Where the blur stays inside the grid (radius below 7, severities 0
+//! to 3 and the levels between), [`DiskBlur`] sums the disk and the blur apart; beyond, the
+//! kernel's taps are summed in runs ([`filter_2d`]).
 
-use super::{keep_scratch, take_scratch};
+use super::{in_lanes, keep_scratch, rounded_unit_byte_lanes, take_scratch};
 use crate::ops::reflect as reflect_101;
 
 /// `cv2.getGaussianKernel(ksize, sigma, CV_32F)`: weights computed in f64, scaled by the
@@ -27,55 +29,414 @@ fn gaussian_kernel_f32(ksize: usize, sigma: f64) -> Vec<f32> {
     raw.iter().map(|w| (w * inverse) as f32).collect()
 }
 
-/// The package's `disk(radius, alias_blur)` as a `side x side` kernel (row-major), widened to
-/// f64 as `filter2D` widens it for an f64 image. The grid is `-8..=8` up to radius 8 (3x3 blur)
-/// and `-ceil(r)..=ceil(r)` above (5x5 blur); for a fractional radius above 8 the package's
-/// `arange(-r, r + 1)` would make a half-integer grid of even length whose centre is half a
-/// pixel off, so the grid stays on whole pixels (at whole radii the two are the same).
-pub(crate) fn disk(radius: f64, alias_blur: f64) -> (Vec<f64>, usize) {
-    let (half, ksize) = if radius <= 8.0 {
+/// The package's grid for `radius`: its half side, and the size of the anti-aliasing blur.
+/// The grid is `-8..=8` up to radius 8 (3x3 blur) and `-ceil(r)..=ceil(r)` above (5x5 blur);
+/// for a fractional radius above 8 the package's `arange(-r, r + 1)` would make a
+/// half-integer grid of even length whose centre is half a pixel off, so the grid stays on
+/// whole pixels (at whole radii the two are the same).
+fn grid(radius: f64) -> (isize, usize) {
+    if radius <= 8.0 {
         (8, 3)
     } else {
         (radius.ceil() as isize, 5)
-    };
+    }
+}
+
+/// Whether grid cell (x, y) is in the aliased disk (`X**2 + Y**2 <= radius**2`).
+fn inside(x: isize, y: isize, radius: f64) -> bool {
+    ((x * x + y * y) as f64) <= radius * radius
+}
+
+/// The package's `disk(radius, alias_blur)` as a `side x side` kernel (row-major), widened to
+/// f64 as `filter2D` widens it for an f64 image.
+pub(crate) fn disk(radius: f64, alias_blur: f64) -> (Vec<f64>, usize) {
+    kernel(radius, alias_blur, |v| f64::from(v as f32))
+}
+
+/// The package's `disk` with each operation's result passed through `round`: rounding to f32
+/// gives the package's kernel (an f32 operation is the f64 one rounded to f32), the identity
+/// the exact kernel that [`DiskBlur`] splits.
+fn kernel(radius: f64, alias_blur: f64, round: impl Fn(f64) -> f64) -> (Vec<f64>, usize) {
+    let (half, ksize) = grid(radius);
     let side = (2 * half + 1) as usize;
-    let mut aliased: Vec<f32> = Vec::with_capacity(side * side);
+    let mut aliased: Vec<f64> = Vec::with_capacity(side * side);
     for y in -half..=half {
         for x in -half..=half {
-            let inside = ((x * x + y * y) as f64) <= radius * radius;
-            aliased.push(if inside { 1.0 } else { 0.0 });
+            aliased.push(if inside(x, y, radius) { 1.0 } else { 0.0 });
         }
     }
-    // `aliased /= np.sum(aliased)` in f32 (the count is exact).
-    let count: f32 = aliased.iter().sum();
+    // `aliased /= np.sum(aliased)` in f32 (the count is exact), in both kernels: the weight
+    // every disk cell has.
+    let count: f64 = aliased.iter().sum();
     for a in &mut aliased {
-        *a /= count;
+        *a = f64::from((*a / count) as f32);
     }
-    let g = gaussian_kernel_f32(ksize, alias_blur);
+    let g: Vec<f64> = gaussian_kernel_f32(ksize, alias_blur)
+        .into_iter()
+        .map(f64::from)
+        .collect();
     let r = (ksize / 2) as isize;
-    // Separable, in f32: rows, then columns (OpenCV's sepFilter2D), symmetric taps paired.
-    let symmetric = |values: &dyn Fn(isize) -> f32| -> f32 {
-        let mut acc = values(0) * g[r as usize];
+    // Separable: rows, then columns (OpenCV's sepFilter2D), symmetric taps paired.
+    let symmetric = |values: &dyn Fn(isize) -> f64| -> f64 {
+        let mut acc = round(values(0) * g[r as usize]);
         for j in 1..=r {
-            acc += (values(-j) + values(j)) * g[(r - j) as usize];
+            acc = round(acc + round(round(values(-j) + values(j)) * g[(r - j) as usize]));
         }
         acc
     };
-    let mut rows = vec![0.0f32; side * side];
+    let mut rows = vec![0.0; side * side];
     for y in 0..side {
         for x in 0..side {
             rows[y * side + x] =
                 symmetric(&|d| aliased[y * side + reflect_101(x as isize + d, side)]);
         }
     }
-    let mut kernel = vec![0.0f64; side * side];
+    let mut kernel = vec![0.0; side * side];
     for y in 0..side {
         for x in 0..side {
-            let value = symmetric(&|d| rows[reflect_101(y as isize + d, side) * side + x]);
-            kernel[y * side + x] = f64::from(value);
+            kernel[y * side + x] =
+                symmetric(&|d| rows[reflect_101(y as isize + d, side) * side + x]);
         }
     }
     (kernel, side)
+}
+
+/// How `defocus_blur` filters a plane: as a blurred disk where the package's kernel is one,
+/// else tap by tap.
+pub(crate) enum DefocusFilter {
+    Disk(DiskBlur),
+    Taps { kernel: Vec<f64>, side: usize },
+}
+
+impl DefocusFilter {
+    pub(crate) fn new(radius: f64, alias_blur: f64) -> Self {
+        match DiskBlur::new(radius, alias_blur) {
+            Some(blur) => DefocusFilter::Disk(blur),
+            None => {
+                let (kernel, side) = disk(radius, alias_blur);
+                DefocusFilter::Taps { kernel, side }
+            }
+        }
+    }
+}
+
+/// A kernel of the package's `disk` taken apart: `weight` (the f32 `1 / count` of each disk
+/// cell) times a disk of whole cells, blurred by the anti-aliasing Gaussian, plus
+/// `corrections` where the package's kernel differs from that (where the blur meets the
+/// grid's edge, which the package mirrors and cuts). A disk's sum is two reads of a column
+/// prefix sum per column of the disk, whatever its radius, where the kernel has ~170 taps at
+/// radius 6; on 8-bit images the sums are exact integers. The package's kernel is f32 and its
+/// `filter2D` sums by DFT: both differ from these sums by float rounding, ~1e-5 levels.
+pub(crate) struct DiskBlur {
+    /// The disk's largest |dx| (and |dy|).
+    reach: usize,
+    /// For dx = -reach..=reach, the disk's rows -h..=h in column dx.
+    heights: Vec<usize>,
+    /// The anti-aliasing Gaussian, `-kr..=kr` (the package's f32 taps, widened).
+    gauss: Vec<f64>,
+    /// `weight` over 255 (levels in, [0, 1] units out).
+    weight: f64,
+    /// (dy, dx, w): taps added to the blurred disk's (also over 255).
+    corrections: Vec<(isize, isize, f64)>,
+    /// The padding each side that the farthest tap reads.
+    pad: usize,
+}
+
+/// The most corrections for which the split disk beats the package's taps summed in runs
+/// (where the blur crosses the grid's edge, from radius 8 on, there are dozens).
+const MOST_CORRECTIONS: usize = 8;
+
+impl DiskBlur {
+    /// The split of `disk(radius, alias_blur)`, if it needs at most [`MOST_CORRECTIONS`].
+    fn new(radius: f64, alias_blur: f64) -> Option<Self> {
+        let (half, ksize) = grid(radius);
+        let kr = (ksize / 2) as isize;
+        let reach = (0..=half).filter(|&x| inside(x, 0, radius)).max()?;
+        let heights: Vec<usize> = (-reach..=reach)
+            .map(|x| {
+                (0..=half)
+                    .filter(|&y| inside(x, y, radius))
+                    .max()
+                    .unwrap_or(0) as usize
+            })
+            .collect();
+        let count: usize = heights.iter().map(|h| 2 * h + 1).sum();
+        let weight = f64::from(1.0 / count as f32);
+        let gauss: Vec<f64> = gaussian_kernel_f32(ksize, alias_blur)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let in_disk = |x: isize, y: isize| {
+            x.abs() <= reach && y.unsigned_abs() <= heights[(x + reach) as usize]
+        };
+        let (exact, side) = kernel(radius, alias_blur, |v| v);
+        let mut corrections = Vec::new();
+        let e = half + kr;
+        for y in -e..=e {
+            for x in -e..=e {
+                let mut blurred = 0.0;
+                for i in -kr..=kr {
+                    for j in -kr..=kr {
+                        if in_disk(x - j, y - i) {
+                            blurred += gauss[(i + kr) as usize] * gauss[(j + kr) as usize];
+                        }
+                    }
+                }
+                let package = if x.abs() <= half && y.abs() <= half {
+                    exact[(y + half) as usize * side + (x + half) as usize]
+                } else {
+                    0.0
+                };
+                let difference = package - blurred * weight;
+                // Beside the corrections, the two differ by f64 rounding (~1e-18).
+                if difference.abs() > 1e-15 {
+                    corrections.push((y, x, difference));
+                }
+            }
+        }
+        if corrections.len() > MOST_CORRECTIONS {
+            return None;
+        }
+        let farthest = corrections
+            .iter()
+            .map(|&(y, x, _)| y.unsigned_abs().max(x.unsigned_abs()))
+            .max()
+            .unwrap_or(0);
+        // Levels in, [0, 1] units out.
+        for correction in &mut corrections {
+            correction.2 /= 255.0;
+        }
+        Some(DiskBlur {
+            reach: reach as usize,
+            heights,
+            gauss,
+            weight: weight / 255.0,
+            corrections,
+            pad: ((reach + kr) as usize).max(farthest),
+        })
+    }
+}
+
+/// A value the disk's sums add: an 8-bit level (exact in `i32`) or any value (`f64`).
+trait Level: Copy + Default + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> {
+    fn wide(self) -> f64;
+}
+
+impl Level for i32 {
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Level for f64 {
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self
+    }
+}
+
+thread_local! {
+    static PADDED_LEVELS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PREFIX_LEVELS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PADDED_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PREFIX_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ROWS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl DiskBlur {
+    /// Filters a `width x height` plane in place: 8-bit levels in, values in [0, 1] units out
+    /// (reflect-101 at the edges).
+    pub(crate) fn filter_plane(&self, plane: &mut [f64], (width, height): (usize, usize)) {
+        let (rows, columns) = self.folds(width, height);
+        let mut padded = take_scratch(&PADDED_VALUES, rows.len() * columns.len());
+        for (out, &y) in padded.chunks_exact_mut(columns.len()).zip(&rows) {
+            let row = &plane[y * width..][..width];
+            for (o, &x) in out.iter_mut().zip(&columns) {
+                *o = row[x];
+            }
+        }
+        let mut prefix = take_scratch(&PREFIX_VALUES, (rows.len() + 1) * columns.len());
+        pulp::Arch::new().dispatch(SumDisk {
+            blur: self,
+            padded: &padded,
+            prefix: &mut prefix,
+            shape: (width, height),
+            channels: 1,
+            emit: |y: usize, values: &[f64]| plane[y * width..][..width].copy_from_slice(values),
+        });
+        keep_scratch(&PADDED_VALUES, padded);
+        keep_scratch(&PREFIX_VALUES, prefix);
+    }
+
+    /// Filters interleaved 8-bit RGB pixels in place, all three channels in each pass along a
+    /// row: each byte the one [`DiskBlur::filter_plane`] gives its channel, rounded as
+    /// `to_rgb8` rounds.
+    pub(crate) fn filter_bytes(&self, pixels: &mut [u8], (width, height): (usize, usize)) {
+        let (rows, columns) = self.folds(width, height);
+        let pw = 3 * columns.len();
+        let mut padded = take_scratch(&PADDED_LEVELS, rows.len() * pw);
+        in_lanes(|| {
+            for (out, &y) in padded.chunks_exact_mut(pw).zip(&rows) {
+                let row = &pixels[3 * y * width..][..3 * width];
+                let (left, rest) = out.split_at_mut(3 * self.pad);
+                let (middle, right) = rest.split_at_mut(3 * width);
+                for (o, &b) in middle.iter_mut().zip(row) {
+                    *o = i32::from(b);
+                }
+                let edges = left
+                    .chunks_exact_mut(3)
+                    .zip(&columns)
+                    .chain(right.chunks_exact_mut(3).zip(&columns[self.pad + width..]));
+                for (o, &x) in edges {
+                    for (o, &b) in o.iter_mut().zip(&row[3 * x..3 * x + 3]) {
+                        *o = i32::from(b);
+                    }
+                }
+            }
+        });
+        let mut prefix = take_scratch(&PREFIX_LEVELS, (rows.len() + 1) * pw);
+        pulp::Arch::new().dispatch(SumDisk {
+            blur: self,
+            padded: &padded,
+            prefix: &mut prefix,
+            shape: (width, height),
+            channels: 3,
+            emit: |y: usize, values: &[f64]| {
+                let row = &mut pixels[3 * y * width..][..3 * width];
+                for (p, &v) in row.iter_mut().zip(values) {
+                    *p = rounded_unit_byte_lanes(v);
+                }
+            },
+        });
+        keep_scratch(&PADDED_LEVELS, padded);
+        keep_scratch(&PREFIX_LEVELS, prefix);
+    }
+
+    /// The rows and columns of the plane that the padded copy's rows and columns read.
+    fn folds(&self, width: usize, height: usize) -> (Vec<usize>, Vec<usize>) {
+        let fold = |len: usize| -> Vec<usize> {
+            (0..len + 2 * self.pad)
+                .map(|i| reflect_101(i as isize - self.pad as isize, len))
+                .collect()
+        };
+        (fold(height), fold(width))
+    }
+}
+
+/// The disk's sums, the Gaussian's and the corrections over a padded image of `channels`
+/// interleaved planes, compiled for the widest SIMD the CPU has; each output row goes to
+/// `emit`. Every value's operations are the same, in the same order, for any `channels`.
+struct SumDisk<'a, T, E> {
+    blur: &'a DiskBlur,
+    padded: &'a [T],
+    prefix: &'a mut [T],
+    shape: (usize, usize),
+    channels: usize,
+    emit: E,
+}
+
+impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let SumDisk {
+            blur,
+            padded,
+            prefix,
+            shape: (width, height),
+            channels: c,
+            mut emit,
+        } = self;
+        let pad = blur.pad;
+        // Widths in values.
+        let pw = (width + 2 * pad) * c;
+        let ph = height + 2 * pad;
+        let ow = width * c;
+        // prefix row y: the sum of the padded rows above y, value by value.
+        prefix[..pw].fill(T::default());
+        for y in 0..ph {
+            let (done, next) = prefix.split_at_mut((y + 1) * pw);
+            let above = &done[y * pw..];
+            for ((p, &a), &v) in next[..pw]
+                .iter_mut()
+                .zip(above)
+                .zip(&padded[y * pw..][..pw])
+            {
+                *p = a + v;
+            }
+        }
+        let ksize = blur.gauss.len();
+        let kr = ksize / 2;
+        let sw = (width + 2 * kr) * c;
+        let mut rows = take_scratch(&ROWS, (ksize + 2) * sw);
+        let (ring, rest) = rows.split_at_mut(ksize * sw);
+        let (sums, out) = rest.split_at_mut(sw);
+        let mut disk = vec![T::default(); sw];
+        // The taps in locals: read through `blur` in the loops, they can keep them scalar.
+        let mut g = [0.0; 3];
+        g[..=kr].copy_from_slice(&blur.gauss[kr..]);
+        let weight = blur.weight;
+        for oy in 0..height + 2 * kr {
+            // The disk's sum at padded row `oy + pad - kr`, from padded column `pad - kr` on.
+            let centre = oy + pad - kr;
+            disk.fill(T::default());
+            for (column, &h) in blur.heights.iter().enumerate() {
+                let x0 = (pad - kr + column - blur.reach) * c;
+                let high = &prefix[(centre + h + 1) * pw + x0..][..sw];
+                let low = &prefix[(centre - h) * pw + x0..][..sw];
+                for ((d, &a), &b) in disk.iter_mut().zip(high).zip(low) {
+                    *d = *d + (a - b);
+                }
+            }
+            for (s, &d) in sums.iter_mut().zip(&disk) {
+                *s = d.wide();
+            }
+            // The Gaussian along the row, symmetric taps paired, a tap at a time over the
+            // row (a loop over the taps inside one over the row stays scalar).
+            let row = &mut ring[(oy % ksize) * sw..][..ow];
+            let g0 = g[0];
+            for (r, &s) in row.iter_mut().zip(&sums[kr * c..]) {
+                *r = g0 * s;
+            }
+            for (j, &gj) in g.iter().enumerate().take(kr + 1).skip(1) {
+                let (a, b) = (&sums[(kr - j) * c..], &sums[(kr + j) * c..]);
+                for ((r, &a), &b) in row.iter_mut().zip(a).zip(b) {
+                    *r += gj * (a + b);
+                }
+            }
+            if oy < 2 * kr {
+                continue;
+            }
+            // Output row y = oy - 2 kr reads ring rows oy - 2 kr ..= oy.
+            let y = oy - 2 * kr;
+            let at = |i: usize| &ring[((y + i) % ksize) * sw..][..ow];
+            let out = &mut out[..ow];
+            for (o, &m) in out.iter_mut().zip(at(kr)) {
+                *o = g0 * m;
+            }
+            for (j, &gj) in g.iter().enumerate().take(kr + 1).skip(1) {
+                let (above, below) = (at(kr - j), at(kr + j));
+                for ((o, &a), &b) in out.iter_mut().zip(above).zip(below) {
+                    *o += gj * (a + b);
+                }
+            }
+            for o in out.iter_mut() {
+                *o *= weight;
+            }
+            for &(dy, dx, w) in &blur.corrections {
+                let start =
+                    (y + pad).wrapping_add_signed(dy) * pw + pad.wrapping_add_signed(dx) * c;
+                for (o, &v) in out.iter_mut().zip(&padded[start..][..ow]) {
+                    *o += w * v.wide();
+                }
+            }
+            emit(y, out);
+        }
+        drop(disk);
+        keep_scratch(&ROWS, rows);
+    }
 }
 
 /// `cv2.filter2D(plane, -1, kernel)` of an f64 `width x height` plane with a `side x side`
@@ -284,6 +645,71 @@ mod tests {
         }
         let taps = kernel.iter().filter(|k| **k != 0.0).count();
         assert!(runs(&kernel, side).len() < taps / 2, "{taps} taps");
+    }
+
+    /// Direct correlation of a plane with a `side x side` kernel, reflect-101 at the edges.
+    fn correlate(plane: &[f64], (w, h): (usize, usize), kernel: &[f64], side: usize) -> Vec<f64> {
+        let c = (side / 2) as isize;
+        let mut out = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                for (i, k) in kernel.iter().enumerate() {
+                    let sy = reflect_101(y as isize + (i / side) as isize - c, h);
+                    let sx = reflect_101(x as isize + (i % side) as isize - c, w);
+                    out[y * w + x] += k * plane[sy * w + sx];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_split_disk_sums_the_packages_taps() {
+        // Up to radius 7 the blur stays inside the package's grid: the split needs no
+        // corrections. From 7 on it needs dozens, and the taps are summed as they are.
+        for (radius, blur) in [
+            (0.0, 0.0),
+            (0.6, 0.02),
+            (3.0, 0.1),
+            (4.0, 0.5),
+            (5.3, 0.42),
+            (6.0, 0.5),
+        ] {
+            let split = DiskBlur::new(radius, blur).expect("a disk inside its grid");
+            assert!(split.corrections.is_empty(), "{radius}");
+            for (w, h) in [(23, 19), (5, 4), (1, 1), (40, 3)] {
+                let levels: Vec<u8> = (0..w * h * 3).map(|v| (v * 37 % 251) as u8).collect();
+                let mut bytes = levels.clone();
+                split.filter_bytes(&mut bytes, (w, h));
+                for channel in 0..3 {
+                    let plane: Vec<f64> = levels
+                        .iter()
+                        .skip(channel)
+                        .step_by(3)
+                        .map(|&b| f64::from(b))
+                        .collect();
+                    let mut ours = plane.clone();
+                    split.filter_plane(&mut ours, (w, h));
+                    let (exact, side) = kernel(radius, blur, |v| v);
+                    let (package, _) = disk(radius, blur);
+                    let exact = correlate(&plane, (w, h), &exact, side);
+                    let package = correlate(&plane, (w, h), &package, side);
+                    for (i, &v) in ours.iter().enumerate() {
+                        // Levels in, units out; f64 rounding from the exact kernel's sums, f32
+                        // rounding of the kernel from the package's.
+                        assert!((v - exact[i] / 255.0).abs() < 1e-13, "{radius} {w}x{h} {i}");
+                        assert!(
+                            (v - package[i] / 255.0).abs() < 1e-6,
+                            "{radius} {w}x{h} {i}"
+                        );
+                        assert_eq!(bytes[3 * i + channel], rounded_unit_byte_lanes(v));
+                    }
+                }
+            }
+        }
+        for radius in [7.0, 7.5, 8.0, 9.2, 10.0] {
+            assert!(DiskBlur::new(radius, 0.5).is_none(), "{radius}");
+        }
     }
 
     #[test]

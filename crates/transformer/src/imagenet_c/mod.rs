@@ -1001,9 +1001,15 @@ impl<R, F: FnOnce() -> R> pulp::WithSimd for InLanes<F> {
 /// Filters each plane's values (in `scale`'s units: `k / 255` or `k` for an image holding
 /// bytes) in place with `filter`, and stores them clipped, one plane at a time (a buffer of one
 /// plane, not of the image).
-pub(crate) fn filter_planes(
+pub(crate) fn filter_planes(image: &mut PlanarImage, scale: Scale, filter: impl FnMut(&mut [f64])) {
+    filter_planes_between(image, (scale, scale), filter);
+}
+
+/// [`filter_planes`] with a filter that reads values in `read`'s units and writes them in
+/// `write`'s.
+pub(crate) fn filter_planes_between(
     image: &mut PlanarImage,
-    scale: Scale,
+    (read, write): (Scale, Scale),
     mut filter: impl FnMut(&mut [f64]),
 ) {
     thread_local! {
@@ -1013,13 +1019,13 @@ pub(crate) fn filter_planes(
     let mut values = take_scratch(&VALUES, image.size().pixel_count());
     for plane in image.planes_mut() {
         for (v, &x) in values.iter_mut().zip(plane.iter()) {
-            *v = match scale {
+            *v = match read {
                 Scale::Unit => unit.unit(x),
                 Scale::Bytes => unit.byte(x),
             };
         }
         filter(&mut values);
-        store_values(plane, &values, scale);
+        store_values(plane, &values, write);
     }
     keep_scratch(&VALUES, values);
 }

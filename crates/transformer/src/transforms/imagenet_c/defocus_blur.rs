@@ -4,8 +4,10 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::disk::{disk, filter_2d};
-use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, filter_planes_rgb8};
+use crate::imagenet_c::disk::{DefocusFilter, filter_2d};
+use crate::imagenet_c::{
+    Corruption, Draws, Scale, filter_planes, filter_planes_between, filter_planes_rgb8,
+};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The disk's radius in pixels at severities 0 (identity) to 5.
@@ -54,7 +56,21 @@ impl Corruption for DefocusBlur {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
-        filter_planes(image, Scale::Unit, plane_filter(params, image.size()));
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        match DefocusFilter::new(params.value(0), params.value(1)) {
+            // 8-bit levels in (on an image of bytes, the disk's sums are whole numbers).
+            DefocusFilter::Disk(blur) => {
+                filter_planes_between(image, (Scale::Bytes, Scale::Unit), |plane| {
+                    blur.filter_plane(plane, shape)
+                });
+            }
+            DefocusFilter::Taps { kernel, side } => {
+                filter_planes(image, Scale::Unit, |plane| {
+                    filter_2d(plane, shape, &kernel, side)
+                });
+            }
+        }
     }
 
     fn corrupt_rgb8(
@@ -63,14 +79,16 @@ impl Corruption for DefocusBlur {
         image: &mut drift_core::RgbImage8,
         _draws: &mut dyn Draws,
     ) -> bool {
-        filter_planes_rgb8(image, Scale::Unit, plane_filter(params, image.size()));
+        let size = image.size();
+        let shape = (size.width as usize, size.height as usize);
+        match DefocusFilter::new(params.value(0), params.value(1)) {
+            DefocusFilter::Disk(blur) => blur.filter_bytes(image.pixels_mut(), shape),
+            DefocusFilter::Taps { kernel, side } => {
+                filter_planes_rgb8(image, Scale::Unit, |plane| {
+                    filter_2d(plane, shape, &kernel, side)
+                });
+            }
+        }
         true
     }
-}
-
-/// The blur of one plane of an image of `size`, for both paths.
-fn plane_filter(params: &Params, size: ImageSize) -> impl FnMut(&mut [f64]) {
-    let (kernel, side) = disk(params.value(0), params.value(1));
-    let shape = (size.width as usize, size.height as usize);
-    move |plane: &mut [f64]| filter_2d(plane, shape, &kernel, side)
 }
