@@ -220,12 +220,67 @@ impl DiskBlur {
 /// A value the disk's sums add: an 8-bit level (exact in `i32`) or any value (`f64`).
 trait Level: Copy + Default + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> {
     fn wide(self) -> f64;
+
+    /// `out[i] = sum over (high, low) in columns of prefix[high + i] - prefix[low + i]`.
+    #[inline(always)]
+    fn disk_sums<S: pulp::Simd>(
+        _simd: S,
+        prefix: &[Self],
+        columns: &[(usize, usize)],
+        out: &mut [Self],
+    ) {
+        out.fill(Self::default());
+        for &(high, low) in columns {
+            let (high, low) = (&prefix[high..][..out.len()], &prefix[low..][..out.len()]);
+            for ((d, &a), &b) in out.iter_mut().zip(high).zip(low) {
+                *d = *d + (a - b);
+            }
+        }
+    }
 }
 
 impl Level for i32 {
     #[inline(always)]
     fn wide(self) -> f64 {
         f64::from(self)
+    }
+
+    /// Blocks of four vectors kept in registers through all the columns (a pass per column
+    /// over the row loads and stores the sums each time).
+    #[inline(always)]
+    fn disk_sums<S: pulp::Simd>(
+        simd: S,
+        prefix: &[i32],
+        columns: &[(usize, usize)],
+        out: &mut [i32],
+    ) {
+        let n = 4 * S::I32_LANES;
+        if out.len() < n {
+            for (i, d) in out.iter_mut().enumerate() {
+                *d = columns
+                    .iter()
+                    .map(|&(high, low)| prefix[high + i] - prefix[low + i])
+                    .sum();
+            }
+            return;
+        }
+        // The last block ends at the row's end, overlapping the one before (its values
+        // computed twice, the same).
+        let starts = (0..out.len() - n).step_by(n).chain([out.len() - n]);
+        for x in starts {
+            let mut sums = [simd.splat_i32s(0); 4];
+            for &(high, low) in columns {
+                let (high, _) = S::as_simd_i32s(&prefix[high + x..][..n]);
+                let (low, _) = S::as_simd_i32s(&prefix[low + x..][..n]);
+                for ((sum, &a), &b) in sums.iter_mut().zip(high).zip(low) {
+                    *sum = simd.add_i32s(*sum, simd.sub_i32s(a, b));
+                }
+            }
+            let (to, _) = S::as_mut_simd_i32s(&mut out[x..x + n]);
+            for (to, sum) in to.iter_mut().zip(sums) {
+                *to = sum;
+            }
+        }
     }
 }
 
@@ -340,7 +395,7 @@ impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let SumDisk {
             blur,
             padded,
@@ -370,61 +425,42 @@ impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
         let ksize = blur.gauss.len();
         let kr = ksize / 2;
         let sw = (width + 2 * kr) * c;
-        let mut rows = take_scratch(&ROWS, (ksize + 2) * sw);
-        let (ring, rest) = rows.split_at_mut(ksize * sw);
-        let (sums, out) = rest.split_at_mut(sw);
+        let mut rows = take_scratch(&ROWS, (ksize + 1) * sw);
+        let (ring, out) = rows.split_at_mut(ksize * sw);
         let mut disk = vec![T::default(); sw];
-        // The taps in locals: read through `blur` in the loops, they can keep them scalar.
-        let mut g = [0.0; 3];
-        g[..=kr].copy_from_slice(&blur.gauss[kr..]);
+        let mut columns = vec![(0, 0); blur.heights.len()];
+        let g = {
+            let mut g = [0.0; 3];
+            g[..=kr].copy_from_slice(&blur.gauss[kr..]);
+            g
+        };
         let weight = blur.weight;
         for oy in 0..height + 2 * kr {
             // The disk's sum at padded row `oy + pad - kr`, from padded column `pad - kr` on.
             let centre = oy + pad - kr;
-            disk.fill(T::default());
-            for (column, &h) in blur.heights.iter().enumerate() {
+            for (column, (&h, at)) in blur.heights.iter().zip(&mut columns).enumerate() {
                 let x0 = (pad - kr + column - blur.reach) * c;
-                let high = &prefix[(centre + h + 1) * pw + x0..][..sw];
-                let low = &prefix[(centre - h) * pw + x0..][..sw];
-                for ((d, &a), &b) in disk.iter_mut().zip(high).zip(low) {
-                    *d = *d + (a - b);
-                }
+                *at = ((centre + h + 1) * pw + x0, (centre - h) * pw + x0);
             }
-            for (s, &d) in sums.iter_mut().zip(&disk) {
-                *s = d.wide();
-            }
-            // The Gaussian along the row, symmetric taps paired, a tap at a time over the
-            // row (a loop over the taps inside one over the row stays scalar).
+            T::disk_sums(simd, prefix, &columns, &mut disk);
+            // The Gaussian along the row, symmetric taps paired, in one pass over the row
+            // for each size (a loop over the taps inside it stays scalar).
             let row = &mut ring[(oy % ksize) * sw..][..ow];
-            let g0 = g[0];
-            for (r, &s) in row.iter_mut().zip(&sums[kr * c..]) {
-                *r = g0 * s;
-            }
-            for (j, &gj) in g.iter().enumerate().take(kr + 1).skip(1) {
-                let (a, b) = (&sums[(kr - j) * c..], &sums[(kr + j) * c..]);
-                for ((r, &a), &b) in row.iter_mut().zip(a).zip(b) {
-                    *r += gj * (a + b);
-                }
-            }
+            let disk = &disk;
+            symmetric_sums(
+                (g, kr, 1.0),
+                |j| &disk[(kr + j) * c..],
+                |j| &disk[(kr - j) * c..],
+                row,
+            );
             if oy < 2 * kr {
                 continue;
             }
             // Output row y = oy - 2 kr reads ring rows oy - 2 kr ..= oy.
             let y = oy - 2 * kr;
-            let at = |i: usize| &ring[((y + i) % ksize) * sw..][..ow];
             let out = &mut out[..ow];
-            for (o, &m) in out.iter_mut().zip(at(kr)) {
-                *o = g0 * m;
-            }
-            for (j, &gj) in g.iter().enumerate().take(kr + 1).skip(1) {
-                let (above, below) = (at(kr - j), at(kr + j));
-                for ((o, &a), &b) in out.iter_mut().zip(above).zip(below) {
-                    *o += gj * (a + b);
-                }
-            }
-            for o in out.iter_mut() {
-                *o *= weight;
-            }
+            let at = |i: usize| &ring[((y + i) % ksize) * sw..][..ow];
+            symmetric_sums((g, kr, weight), |j| at(kr + j), |j| at(kr - j), out);
             for &(dy, dx, w) in &blur.corrections {
                 let start =
                     (y + pad).wrapping_add_signed(dy) * pw + pad.wrapping_add_signed(dx) * c;
@@ -436,6 +472,45 @@ impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
         }
         drop(disk);
         keep_scratch(&ROWS, rows);
+    }
+}
+
+/// `out[i] = (g[0] after(0)[i] + sum over j = 1..=kr of g[j] (before(j)[i] + after(j)[i]))
+/// * scale`, in that order, for `kr` 0 to 2.
+#[inline(always)]
+fn symmetric_sums<'a, T: Level + 'a>(
+    (g, kr, scale): ([f64; 3], usize, f64),
+    after: impl Fn(usize) -> &'a [T],
+    before: impl Fn(usize) -> &'a [T],
+    out: &mut [f64],
+) {
+    let [g0, g1, g2] = g;
+    match kr {
+        0 => {
+            for (o, &m) in out.iter_mut().zip(after(0)) {
+                *o = g0 * m.wide() * scale;
+            }
+        }
+        1 => {
+            for (((o, &m), &a), &b) in out.iter_mut().zip(after(0)).zip(before(1)).zip(after(1)) {
+                *o = (g0 * m.wide() + g1 * (a.wide() + b.wide())) * scale;
+            }
+        }
+        _ => {
+            let (a2, b2) = (&before(2)[..out.len()], &after(2)[..out.len()]);
+            for (i, (((o, &m), &a), &b)) in out
+                .iter_mut()
+                .zip(after(0))
+                .zip(before(1))
+                .zip(after(1))
+                .enumerate()
+            {
+                *o = (g0 * m.wide()
+                    + g1 * (a.wide() + b.wide())
+                    + g2 * (a2[i].wide() + b2[i].wide()))
+                    * scale;
+            }
+        }
     }
 }
 
