@@ -120,37 +120,33 @@ impl DefocusFilter {
     }
 }
 
-/// A kernel of the package's `disk` taken apart: `weight` (the f32 `1 / count` of each disk
-/// cell) times a disk of whole cells, blurred by the anti-aliasing Gaussian, plus
-/// `corrections` where the package's kernel differs from that (where the blur meets the
-/// grid's edge, which the package mirrors and cuts). A disk's sum is two reads of a column
-/// prefix sum per column of the disk, whatever its radius, where the kernel has ~170 taps at
-/// radius 6; on 8-bit images the sums are exact integers. The package's kernel is f32 and its
-/// `filter2D` sums by DFT: both differ from these sums by float rounding, ~1e-5 levels.
+/// A kernel of the package's `disk` taken apart: a disk of whole cells, each of the package's
+/// f32 `1 / count`, blurred by the 3x3 anti-aliasing Gaussian `g`, where the package's kernel
+/// is exactly that (up to its f32 rounding: where the blur stays inside the package's grid,
+/// which it mirrors and cuts). A disk's sum is two reads of a column prefix sum per column of
+/// the disk, whatever its radius, where the kernel has ~120 taps at radius 6; the blur's nine
+/// taps take three values, which weigh three sums of disk sums. On 8-bit images all these
+/// sums are exact integers. The package's kernel is f32 and its `filter2D` sums by DFT: both
+/// differ from these sums by float rounding, ~1e-5 levels.
 pub(crate) struct DiskBlur {
     /// The disk's largest |dx| (and |dy|).
     reach: usize,
     /// For dx = -reach..=reach, the disk's rows -h..=h in column dx.
     heights: Vec<usize>,
-    /// The anti-aliasing Gaussian, `-kr..=kr` (the package's f32 taps, widened).
-    gauss: Vec<f64>,
-    /// `weight` over 255 (levels in, [0, 1] units out).
-    weight: f64,
-    /// (dy, dx, w): taps added to the blurred disk's (also over 255).
-    corrections: Vec<(isize, isize, f64)>,
-    /// The padding each side that the farthest tap reads.
-    pad: usize,
+    /// The kernel's values per disk cell at the blur's centre, beside it and at its corners
+    /// (`g0 g0 w`, `g0 g1 w`, `g1 g1 w`, w the cell's weight), over 255: levels in, [0, 1]
+    /// units out.
+    taps: [f64; 3],
 }
 
-/// The most corrections for which the split disk beats the package's taps summed in runs
-/// (where the blur crosses the grid's edge, from radius 8 on, there are dozens).
-const MOST_CORRECTIONS: usize = 8;
-
 impl DiskBlur {
-    /// The split of `disk(radius, alias_blur)`, if it needs at most [`MOST_CORRECTIONS`].
+    /// The split of `disk(radius, alias_blur)`, where the package's kernel is a blurred disk
+    /// and its sums of levels fit [`MOST_LEVELS`] (radius below 7).
     fn new(radius: f64, alias_blur: f64) -> Option<Self> {
         let (half, ksize) = grid(radius);
-        let kr = (ksize / 2) as isize;
+        if ksize != 3 {
+            return None;
+        }
         let reach = (0..=half).filter(|&x| inside(x, 0, radius)).max()?;
         let heights: Vec<usize> = (-reach..=reach)
             .map(|x| {
@@ -161,24 +157,28 @@ impl DiskBlur {
             })
             .collect();
         let count: usize = heights.iter().map(|h| 2 * h + 1).sum();
+        if count * 255 > MOST_LEVELS {
+            return None;
+        }
         let weight = f64::from(1.0 / count as f32);
-        let gauss: Vec<f64> = gaussian_kernel_f32(ksize, alias_blur)
+        let g: Vec<f64> = gaussian_kernel_f32(ksize, alias_blur)
             .into_iter()
             .map(f64::from)
             .collect();
         let in_disk = |x: isize, y: isize| {
             x.abs() <= reach && y.unsigned_abs() <= heights[(x + reach) as usize]
         };
+        // The package's kernel, with f64 arithmetic, against the blurred disk, cell by cell
+        // over the grid and one cell beyond.
         let (exact, side) = kernel(radius, alias_blur, |v| v);
-        let mut corrections = Vec::new();
-        let e = half + kr;
+        let e = half + 1;
         for y in -e..=e {
             for x in -e..=e {
                 let mut blurred = 0.0;
-                for i in -kr..=kr {
-                    for j in -kr..=kr {
+                for i in -1..=1 {
+                    for j in -1..=1 {
                         if in_disk(x - j, y - i) {
-                            blurred += gauss[(i + kr) as usize] * gauss[(j + kr) as usize];
+                            blurred += g[(i + 1) as usize] * g[(j + 1) as usize];
                         }
                     }
                 }
@@ -187,39 +187,32 @@ impl DiskBlur {
                 } else {
                     0.0
                 };
-                let difference = package - blurred * weight;
-                // Beside the corrections, the two differ by f64 rounding (~1e-18).
-                if difference.abs() > 1e-15 {
-                    corrections.push((y, x, difference));
+                // Besides f64 rounding (~1e-18): where the blur meets the grid's edge.
+                if (package - blurred * weight).abs() > 1e-15 {
+                    return None;
                 }
             }
         }
-        if corrections.len() > MOST_CORRECTIONS {
-            return None;
-        }
-        let farthest = corrections
-            .iter()
-            .map(|&(y, x, _)| y.unsigned_abs().max(x.unsigned_abs()))
-            .max()
-            .unwrap_or(0);
-        // Levels in, [0, 1] units out.
-        for correction in &mut corrections {
-            correction.2 /= 255.0;
-        }
+        let w = weight / 255.0;
         Some(DiskBlur {
             reach: reach as usize,
             heights,
-            gauss,
-            weight: weight / 255.0,
-            corrections,
-            pad: ((reach + kr) as usize).max(farthest),
+            taps: [g[1] * g[1] * w, g[1] * g[0] * w, g[0] * g[0] * w],
         })
     }
 }
 
-/// A value the disk's sums add: an 8-bit level (exact in `i32`) or any value (`f64`).
-trait Level: Copy + Default + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> {
+/// A value the disk's sums add: an 8-bit level or any value (`f64`). Levels add in `u16`,
+/// wrapping: a prefix sum wraps, but a difference of two, and a disk's sum (at most
+/// [`MOST_LEVELS`]), are exact.
+trait Level: Copy + Default {
+    /// What sums of a few of them are held in (`u32` for levels).
+    type Sum: Copy + Default + std::ops::Add<Output = Self::Sum>;
+    fn sum(self) -> Self::Sum;
+    fn sum_wide(sum: Self::Sum) -> f64;
     fn wide(self) -> f64;
+    fn plus(self, other: Self) -> Self;
+    fn minus(self, other: Self) -> Self;
 
     /// `out[i] = sum over (high, low) in columns of prefix[high + i] - prefix[low + i]`.
     #[inline(always)]
@@ -233,16 +226,41 @@ trait Level: Copy + Default + std::ops::Add<Output = Self> + std::ops::Sub<Outpu
         for &(high, low) in columns {
             let (high, low) = (&prefix[high..][..out.len()], &prefix[low..][..out.len()]);
             for ((d, &a), &b) in out.iter_mut().zip(high).zip(low) {
-                *d = *d + (a - b);
+                *d = d.plus(a.minus(b));
             }
         }
     }
 }
 
-impl Level for i32 {
+/// The largest sum of 8-bit levels a disk may have: `u16`'s.
+const MOST_LEVELS: usize = u16::MAX as usize;
+
+impl Level for u16 {
+    type Sum = u32;
+
+    #[inline(always)]
+    fn sum(self) -> u32 {
+        u32::from(self)
+    }
+
+    #[inline(always)]
+    fn sum_wide(sum: u32) -> f64 {
+        f64::from(sum)
+    }
+
     #[inline(always)]
     fn wide(self) -> f64 {
         f64::from(self)
+    }
+
+    #[inline(always)]
+    fn plus(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+
+    #[inline(always)]
+    fn minus(self, other: Self) -> Self {
+        self.wrapping_sub(other)
     }
 
     /// Blocks of four vectors kept in registers through all the columns (a pass per column
@@ -250,17 +268,16 @@ impl Level for i32 {
     #[inline(always)]
     fn disk_sums<S: pulp::Simd>(
         simd: S,
-        prefix: &[i32],
+        prefix: &[u16],
         columns: &[(usize, usize)],
-        out: &mut [i32],
+        out: &mut [u16],
     ) {
-        let n = 4 * S::I32_LANES;
+        let n = 4 * S::U16_LANES;
         if out.len() < n {
             for (i, d) in out.iter_mut().enumerate() {
-                *d = columns
-                    .iter()
-                    .map(|&(high, low)| prefix[high + i] - prefix[low + i])
-                    .sum();
+                *d = columns.iter().fold(0u16, |sum, &(high, low)| {
+                    sum.wrapping_add(prefix[high + i].wrapping_sub(prefix[low + i]))
+                });
             }
             return;
         }
@@ -268,15 +285,15 @@ impl Level for i32 {
         // computed twice, the same).
         let starts = (0..out.len() - n).step_by(n).chain([out.len() - n]);
         for x in starts {
-            let mut sums = [simd.splat_i32s(0); 4];
+            let mut sums = [simd.splat_u16s(0); 4];
             for &(high, low) in columns {
-                let (high, _) = S::as_simd_i32s(&prefix[high + x..][..n]);
-                let (low, _) = S::as_simd_i32s(&prefix[low + x..][..n]);
+                let (high, _) = S::as_simd_u16s(&prefix[high + x..][..n]);
+                let (low, _) = S::as_simd_u16s(&prefix[low + x..][..n]);
                 for ((sum, &a), &b) in sums.iter_mut().zip(high).zip(low) {
-                    *sum = simd.add_i32s(*sum, simd.sub_i32s(a, b));
+                    *sum = simd.add_u16s(*sum, simd.sub_u16s(a, b));
                 }
             }
-            let (to, _) = S::as_mut_simd_i32s(&mut out[x..x + n]);
+            let (to, _) = S::as_mut_simd_u16s(&mut out[x..x + n]);
             for (to, sum) in to.iter_mut().zip(sums) {
                 *to = sum;
             }
@@ -285,15 +302,37 @@ impl Level for i32 {
 }
 
 impl Level for f64 {
+    type Sum = f64;
+
+    #[inline(always)]
+    fn sum(self) -> f64 {
+        self
+    }
+
+    #[inline(always)]
+    fn sum_wide(sum: f64) -> f64 {
+        sum
+    }
+
     #[inline(always)]
     fn wide(self) -> f64 {
         self
     }
+
+    #[inline(always)]
+    fn plus(self, other: Self) -> Self {
+        self + other
+    }
+
+    #[inline(always)]
+    fn minus(self, other: Self) -> Self {
+        self - other
+    }
 }
 
 thread_local! {
-    static PADDED_LEVELS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
-    static PREFIX_LEVELS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PADDED_LEVELS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PREFIX_LEVELS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
     static PADDED_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     static PREFIX_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     static ROWS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -334,18 +373,19 @@ impl DiskBlur {
         in_lanes(|| {
             for (out, &y) in padded.chunks_exact_mut(pw).zip(&rows) {
                 let row = &pixels[3 * y * width..][..3 * width];
-                let (left, rest) = out.split_at_mut(3 * self.pad);
+                let (left, rest) = out.split_at_mut(3 * self.pad());
                 let (middle, right) = rest.split_at_mut(3 * width);
                 for (o, &b) in middle.iter_mut().zip(row) {
-                    *o = i32::from(b);
+                    *o = u16::from(b);
                 }
-                let edges = left
-                    .chunks_exact_mut(3)
-                    .zip(&columns)
-                    .chain(right.chunks_exact_mut(3).zip(&columns[self.pad + width..]));
+                let edges = left.chunks_exact_mut(3).zip(&columns).chain(
+                    right
+                        .chunks_exact_mut(3)
+                        .zip(&columns[self.pad() + width..]),
+                );
                 for (o, &x) in edges {
                     for (o, &b) in o.iter_mut().zip(&row[3 * x..3 * x + 3]) {
-                        *o = i32::from(b);
+                        *o = u16::from(b);
                     }
                 }
             }
@@ -368,18 +408,23 @@ impl DiskBlur {
         keep_scratch(&PREFIX_LEVELS, prefix);
     }
 
+    /// The padding each side: the disk's reach and the blur's.
+    fn pad(&self) -> usize {
+        self.reach + 1
+    }
+
     /// The rows and columns of the plane that the padded copy's rows and columns read.
     fn folds(&self, width: usize, height: usize) -> (Vec<usize>, Vec<usize>) {
         let fold = |len: usize| -> Vec<usize> {
-            (0..len + 2 * self.pad)
-                .map(|i| reflect_101(i as isize - self.pad as isize, len))
+            (0..len + 2 * self.pad())
+                .map(|i| reflect_101(i as isize - self.pad() as isize, len))
                 .collect()
         };
         (fold(height), fold(width))
     }
 }
 
-/// The disk's sums, the Gaussian's and the corrections over a padded image of `channels`
+/// The disk's sums and the blur's over a padded image of `channels`
 /// interleaved planes, compiled for the widest SIMD the CPU has; each output row goes to
 /// `emit`. Every value's operations are the same, in the same order, for any `channels`.
 struct SumDisk<'a, T, E> {
@@ -404,7 +449,7 @@ impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
             channels: c,
             mut emit,
         } = self;
-        let pad = blur.pad;
+        let pad = blur.pad();
         // Widths in values.
         let pw = (width + 2 * pad) * c;
         let ph = height + 2 * pad;
@@ -419,98 +464,52 @@ impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
                 .zip(above)
                 .zip(&padded[y * pw..][..pw])
             {
-                *p = a + v;
+                *p = a.plus(v);
             }
         }
-        let ksize = blur.gauss.len();
-        let kr = ksize / 2;
-        let sw = (width + 2 * kr) * c;
-        let mut rows = take_scratch(&ROWS, (ksize + 1) * sw);
-        let (ring, out) = rows.split_at_mut(ksize * sw);
-        let mut disk = vec![T::default(); sw];
+        // Rows of disk sums (from padded column `pad - 1` on) and of their neighbours' sums
+        // along the row (`beside[x] = disk[x] + disk[x + 2]`, channel by channel), three of
+        // each: an output row reads the rows above, at and below it.
+        let sw = (width + 2) * c;
+        let mut disks = vec![T::default(); 3 * sw];
+        let mut besides = vec![T::Sum::default(); 3 * ow];
+        let mut out = take_scratch(&ROWS, ow);
         let mut columns = vec![(0, 0); blur.heights.len()];
-        let g = {
-            let mut g = [0.0; 3];
-            g[..=kr].copy_from_slice(&blur.gauss[kr..]);
-            g
-        };
-        let weight = blur.weight;
-        for oy in 0..height + 2 * kr {
-            // The disk's sum at padded row `oy + pad - kr`, from padded column `pad - kr` on.
-            let centre = oy + pad - kr;
+        let [centre_tap, side_tap, corner_tap] = blur.taps;
+        for oy in 0..height + 2 {
+            // The disk's sums at padded row `oy + pad - 1`.
+            let centre = oy + pad - 1;
             for (column, (&h, at)) in blur.heights.iter().zip(&mut columns).enumerate() {
-                let x0 = (pad - kr + column - blur.reach) * c;
+                let x0 = (pad - 1 + column - blur.reach) * c;
                 *at = ((centre + h + 1) * pw + x0, (centre - h) * pw + x0);
             }
-            T::disk_sums(simd, prefix, &columns, &mut disk);
-            // The Gaussian along the row, symmetric taps paired, in one pass over the row
-            // for each size (a loop over the taps inside it stays scalar).
-            let row = &mut ring[(oy % ksize) * sw..][..ow];
-            let disk = &disk;
-            symmetric_sums(
-                (g, kr, 1.0),
-                |j| &disk[(kr + j) * c..],
-                |j| &disk[(kr - j) * c..],
-                row,
-            );
-            if oy < 2 * kr {
+            let slot = oy % 3;
+            let disk = &mut disks[slot * sw..][..sw];
+            T::disk_sums(simd, prefix, &columns, disk);
+            let beside = &mut besides[slot * ow..][..ow];
+            for ((b, &l), &r) in beside.iter_mut().zip(&*disk).zip(&disk[2 * c..]) {
+                *b = l.sum() + r.sum();
+            }
+            if oy < 2 {
                 continue;
             }
-            // Output row y = oy - 2 kr reads ring rows oy - 2 kr ..= oy.
-            let y = oy - 2 * kr;
+            // Output row y = oy - 2: disk rows y (above), y + 1 (at) and y + 2 (below).
+            let y = oy - 2;
+            let [above, at, below] = [y, y + 1, y + 2].map(|r| (r % 3) * sw);
+            let [beside_above, beside_at, beside_below] = [y, y + 1, y + 2].map(|r| (r % 3) * ow);
+            let (d, b) = (&disks, &besides);
             let out = &mut out[..ow];
-            let at = |i: usize| &ring[((y + i) % ksize) * sw..][..ow];
-            symmetric_sums((g, kr, weight), |j| at(kr + j), |j| at(kr - j), out);
-            for &(dy, dx, w) in &blur.corrections {
-                let start =
-                    (y + pad).wrapping_add_signed(dy) * pw + pad.wrapping_add_signed(dx) * c;
-                for (o, &v) in out.iter_mut().zip(&padded[start..][..ow]) {
-                    *o += w * v.wide();
-                }
+            for (x, o) in out.iter_mut().enumerate() {
+                let middle = d[at + c + x];
+                let sides = b[beside_at + x] + d[above + c + x].sum() + d[below + c + x].sum();
+                let corners = b[beside_above + x] + b[beside_below + x];
+                *o = centre_tap * middle.wide()
+                    + side_tap * T::sum_wide(sides)
+                    + corner_tap * T::sum_wide(corners);
             }
             emit(y, out);
         }
-        drop(disk);
-        keep_scratch(&ROWS, rows);
-    }
-}
-
-/// `out[i] = (g[0] after(0)[i] + sum over j = 1..=kr of g[j] (before(j)[i] + after(j)[i]))
-/// * scale`, in that order, for `kr` 0 to 2.
-#[inline(always)]
-fn symmetric_sums<'a, T: Level + 'a>(
-    (g, kr, scale): ([f64; 3], usize, f64),
-    after: impl Fn(usize) -> &'a [T],
-    before: impl Fn(usize) -> &'a [T],
-    out: &mut [f64],
-) {
-    let [g0, g1, g2] = g;
-    match kr {
-        0 => {
-            for (o, &m) in out.iter_mut().zip(after(0)) {
-                *o = g0 * m.wide() * scale;
-            }
-        }
-        1 => {
-            for (((o, &m), &a), &b) in out.iter_mut().zip(after(0)).zip(before(1)).zip(after(1)) {
-                *o = (g0 * m.wide() + g1 * (a.wide() + b.wide())) * scale;
-            }
-        }
-        _ => {
-            let (a2, b2) = (&before(2)[..out.len()], &after(2)[..out.len()]);
-            for (i, (((o, &m), &a), &b)) in out
-                .iter_mut()
-                .zip(after(0))
-                .zip(before(1))
-                .zip(after(1))
-                .enumerate()
-            {
-                *o = (g0 * m.wide()
-                    + g1 * (a.wide() + b.wide())
-                    + g2 * (a2[i].wide() + b2[i].wide()))
-                    * scale;
-            }
-        }
+        keep_scratch(&ROWS, out);
     }
 }
 
@@ -740,8 +739,8 @@ mod tests {
 
     #[test]
     fn the_split_disk_sums_the_packages_taps() {
-        // Up to radius 7 the blur stays inside the package's grid: the split needs no
-        // corrections. From 7 on it needs dozens, and the taps are summed as they are.
+        // Below radius 7 the blur stays inside the package's grid; from 7 on the package
+        // mirrors it at the grid's edge, and the taps are summed as they are.
         for (radius, blur) in [
             (0.0, 0.0),
             (0.6, 0.02),
@@ -751,7 +750,6 @@ mod tests {
             (6.0, 0.5),
         ] {
             let split = DiskBlur::new(radius, blur).expect("a disk inside its grid");
-            assert!(split.corrections.is_empty(), "{radius}");
             for (w, h) in [(23, 19), (5, 4), (1, 1), (40, 3)] {
                 let levels: Vec<u8> = (0..w * h * 3).map(|v| (v * 37 % 251) as u8).collect();
                 let mut bytes = levels.clone();
