@@ -109,14 +109,31 @@ pub(crate) enum DefocusFilter {
 }
 
 impl DefocusFilter {
-    pub(crate) fn new(radius: f64, alias_blur: f64) -> Self {
-        match DiskBlur::new(radius, alias_blur) {
-            Some(blur) => DefocusFilter::Disk(blur),
-            None => {
-                let (kernel, side) = disk(radius, alias_blur);
-                DefocusFilter::Taps { kernel, side }
-            }
+    /// The filter for `disk(radius, alias_blur)`, shared with the thread's last call of the
+    /// same parameters (a stream at one level builds it once, not per image).
+    pub(crate) fn new(radius: f64, alias_blur: f64) -> std::rc::Rc<Self> {
+        type Last = Option<((u64, u64), std::rc::Rc<DefocusFilter>)>;
+        thread_local! {
+            static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new(None) };
         }
+        let key = (radius.to_bits(), alias_blur.to_bits());
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some((k, filter)) if *k == key => filter.clone(),
+                _ => {
+                    let filter = std::rc::Rc::new(match DiskBlur::new(radius, alias_blur) {
+                        Some(blur) => DefocusFilter::Disk(blur),
+                        None => {
+                            let (kernel, side) = disk(radius, alias_blur);
+                            DefocusFilter::Taps { kernel, side }
+                        }
+                    });
+                    *last = Some((key, filter.clone()));
+                    filter
+                }
+            }
+        })
     }
 }
 

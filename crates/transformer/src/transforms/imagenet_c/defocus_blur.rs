@@ -58,7 +58,7 @@ impl Corruption for DefocusBlur {
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, _draws: &mut dyn Draws) {
         let size = image.size();
         let shape = (size.width as usize, size.height as usize);
-        match DefocusFilter::new(params.value(0), params.value(1)) {
+        match &*DefocusFilter::new(params.value(0), params.value(1)) {
             // 8-bit levels in (on an image of bytes, the disk's sums are whole numbers).
             DefocusFilter::Disk(blur) => {
                 filter_planes_between(image, (Scale::Bytes, Scale::Unit), |plane| {
@@ -67,7 +67,7 @@ impl Corruption for DefocusBlur {
             }
             DefocusFilter::Taps { kernel, side } => {
                 filter_planes(image, Scale::Unit, |plane| {
-                    filter_2d(plane, shape, &kernel, side)
+                    filter_2d(plane, shape, kernel, *side)
                 });
             }
         }
@@ -81,11 +81,11 @@ impl Corruption for DefocusBlur {
     ) -> bool {
         let size = image.size();
         let shape = (size.width as usize, size.height as usize);
-        match DefocusFilter::new(params.value(0), params.value(1)) {
+        match &*DefocusFilter::new(params.value(0), params.value(1)) {
             DefocusFilter::Disk(blur) => blur.filter_bytes(image.pixels_mut(), shape),
             DefocusFilter::Taps { kernel, side } => {
                 filter_planes_rgb8(image, Scale::Unit, |plane| {
-                    filter_2d(plane, shape, &kernel, side)
+                    filter_2d(plane, shape, kernel, *side)
                 });
             }
         }
