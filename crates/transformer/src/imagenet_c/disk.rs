@@ -154,6 +154,8 @@ pub(crate) struct DiskBlur {
     /// (`g0 g0 w`, `g0 g1 w`, `g1 g1 w`, w the cell's weight), over 255: levels in, [0, 1]
     /// units out.
     taps: [f64; 3],
+    /// How close to a half an f32 sum may round the other way (see [`ToBytes`]).
+    bound: f32,
 }
 
 impl DiskBlur {
@@ -215,6 +217,7 @@ impl DiskBlur {
             reach: reach as usize,
             heights,
             taps: [g[1] * g[1] * w, g[1] * g[0] * w, g[0] * g[0] * w],
+            bound: F32_BOUND,
         })
     }
 }
@@ -352,7 +355,6 @@ thread_local! {
     static PREFIX_LEVELS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
     static PADDED_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     static PREFIX_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-    static ROWS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl DiskBlur {
@@ -374,7 +376,7 @@ impl DiskBlur {
             prefix: &mut prefix,
             shape: (width, height),
             channels: 1,
-            emit: |y: usize, values: &[f64]| plane[y * width..][..width].copy_from_slice(values),
+            emit: ToPlane { plane, width },
         });
         keep_scratch(&PADDED_VALUES, padded);
         keep_scratch(&PREFIX_VALUES, prefix);
@@ -414,11 +416,10 @@ impl DiskBlur {
             prefix: &mut prefix,
             shape: (width, height),
             channels: 3,
-            emit: |y: usize, values: &[f64]| {
-                let row = &mut pixels[3 * y * width..][..3 * width];
-                for (p, &v) in row.iter_mut().zip(values) {
-                    *p = rounded_unit_byte_lanes(v);
-                }
+            emit: ToBytes {
+                pixels,
+                row_len: 3 * width,
+                bound: self.bound,
             },
         });
         keep_scratch(&PADDED_LEVELS, padded);
@@ -441,9 +442,9 @@ impl DiskBlur {
     }
 }
 
-/// The disk's sums and the blur's over a padded image of `channels`
-/// interleaved planes, compiled for the widest SIMD the CPU has; each output row goes to
-/// `emit`. Every value's operations are the same, in the same order, for any `channels`.
+/// The disk's sums and the blur's over a padded image of `channels` interleaved planes,
+/// compiled for the widest SIMD the CPU has; each output row goes to `emit`. Every value's
+/// operations are the same, in the same order, for any `channels`.
 struct SumDisk<'a, T, E> {
     blur: &'a DiskBlur,
     padded: &'a [T],
@@ -453,7 +454,7 @@ struct SumDisk<'a, T, E> {
     emit: E,
 }
 
-impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
+impl<T: Level, E: Emit<T>> pulp::WithSimd for SumDisk<'_, T, E> {
     type Output = ();
 
     #[inline(always)]
@@ -490,9 +491,7 @@ impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
         let sw = (width + 2) * c;
         let mut disks = vec![T::default(); 3 * sw];
         let mut besides = vec![T::Sum::default(); 3 * ow];
-        let mut out = take_scratch(&ROWS, ow);
         let mut columns = vec![(0, 0); blur.heights.len()];
-        let [centre_tap, side_tap, corner_tap] = blur.taps;
         for oy in 0..height + 2 {
             // The disk's sums at padded row `oy + pad - 1`.
             let centre = oy + pad - 1;
@@ -512,21 +511,120 @@ impl<T: Level, E: FnMut(usize, &[f64])> pulp::WithSimd for SumDisk<'_, T, E> {
             }
             // Output row y = oy - 2: disk rows y (above), y + 1 (at) and y + 2 (below).
             let y = oy - 2;
-            let [above, at, below] = [y, y + 1, y + 2].map(|r| (r % 3) * sw);
-            let [beside_above, beside_at, beside_below] = [y, y + 1, y + 2].map(|r| (r % 3) * ow);
-            let (d, b) = (&disks, &besides);
-            let out = &mut out[..ow];
-            for (x, o) in out.iter_mut().enumerate() {
-                let middle = d[at + c + x];
-                let sides = b[beside_at + x] + d[above + c + x].sum() + d[below + c + x].sum();
-                let corners = b[beside_above + x] + b[beside_below + x];
-                *o = centre_tap * middle.wide()
-                    + side_tap * T::sum_wide(sides)
-                    + corner_tap * T::sum_wide(corners);
-            }
-            emit(y, out);
+            let rows = [y, y + 1, y + 2].map(|r| &disks[(r % 3) * sw + c..][..ow]);
+            let besides = [y, y + 1, y + 2].map(|r| &besides[(r % 3) * ow..][..ow]);
+            emit.row(y, rows, besides, blur.taps);
         }
-        keep_scratch(&ROWS, out);
+    }
+}
+
+/// Where [`SumDisk`] writes output row `y`, given the disk sums of the rows above, at and
+/// below it (`disks`, from the row's first value on) and their neighbours' sums along the row
+/// (`besides`).
+trait Emit<T: Level> {
+    fn row(&mut self, y: usize, disks: [&[T]; 3], besides: [&[T::Sum]; 3], taps: [f64; 3]);
+}
+
+/// An output value, in [0, 1] units, from its disk sum and the sums beside it and at its
+/// corners.
+#[inline(always)]
+fn blurred<T: Level>(taps: [f64; 3], middle: T, (sides, corners): (T::Sum, T::Sum)) -> f64 {
+    taps[0] * middle.wide() + taps[1] * T::sum_wide(sides) + taps[2] * T::sum_wide(corners)
+}
+
+/// The sums beside and at the corners of a value, from the disk sums above and below it and
+/// the neighbours' sums above, at and below it.
+#[inline(always)]
+fn neighbours<T: Level>(
+    [above, below]: [T; 2],
+    [beside_above, beside_at, beside_below]: [T::Sum; 3],
+) -> (T::Sum, T::Sum) {
+    (
+        beside_at + above.sum() + below.sum(),
+        beside_above + beside_below,
+    )
+}
+
+/// The values of a plane.
+struct ToPlane<'a> {
+    plane: &'a mut [f64],
+    width: usize,
+}
+
+impl Emit<f64> for ToPlane<'_> {
+    #[inline(always)]
+    fn row(&mut self, y: usize, disks: [&[f64]; 3], besides: [&[f64]; 3], taps: [f64; 3]) {
+        let out = &mut self.plane[y * self.width..][..self.width];
+        let [above, at, below] = disks;
+        let [b_above, b_at, b_below] = besides;
+        let rows = above.iter().zip(at).zip(below);
+        let sums = b_above.iter().zip(b_at).zip(b_below);
+        for (o, (((&above, &middle), &below), ((&b_above, &b_at), &b_below))) in
+            out.iter_mut().zip(rows.zip(sums))
+        {
+            let around = neighbours::<f64>([above, below], [b_above, b_at, b_below]);
+            *o = blurred::<f64>(taps, middle, around);
+        }
+    }
+}
+
+/// The bytes of interleaved pixels: each value summed in f32 (16 lanes, and whole numbers
+/// below 2^24 in, so within 4 f32 ulps of 255 of the f64 value in levels), rounded, and where
+/// that lies within `bound` of a half, the f64 value rounded instead: the bytes of
+/// [`ToPlane`]'s values.
+struct ToBytes<'a> {
+    pixels: &'a mut [u8],
+    row_len: usize,
+    bound: f32,
+}
+
+/// [`ToBytes`]'s bound in levels: 2^-12, eight times the f32 sum's error.
+const F32_BOUND: f32 = 1.0 / 4096.0;
+
+impl ToBytes<'_> {
+    /// The f32 value in levels.
+    #[inline(always)]
+    fn levels(levels: [f32; 3], middle: u16, (sides, corners): (u32, u32)) -> f32 {
+        levels[0] * f32::from(middle) + levels[1] * sides as f32 + levels[2] * corners as f32
+    }
+}
+
+impl Emit<u16> for ToBytes<'_> {
+    #[inline(always)]
+    fn row(&mut self, y: usize, disks: [&[u16]; 3], besides: [&[u32]; 3], taps: [f64; 3]) {
+        const TWO_23: f32 = 8_388_608.0;
+        let out = &mut self.pixels[y * self.row_len..][..self.row_len];
+        let [above, at, below] = disks;
+        let [b_above, b_at, b_below] = besides;
+        let levels = taps.map(|t| (t * 255.0) as f32);
+        let edge = 0.5 - self.bound;
+        let mut near = 0u32;
+        let rows = above.iter().zip(at).zip(below);
+        let sums = b_above.iter().zip(b_at).zip(b_below);
+        for (o, (((&above, &middle), &below), ((&b_above, &b_at), &b_below))) in
+            out.iter_mut().zip(rows.zip(sums))
+        {
+            let around = neighbours::<u16>([above, below], [b_above, b_at, b_below]);
+            let t = Self::levels(levels, middle, around);
+            // t + 2^23 holds t's nearest integer in its low mantissa bits.
+            let big = t + TWO_23;
+            *o = (big.to_bits() & 0x1FF).min(255) as u8;
+            near += u32::from((t - (big - TWO_23)).abs() > edge);
+        }
+        if near == 0 {
+            return;
+        }
+        let rows = above.iter().zip(at).zip(below);
+        let sums = b_above.iter().zip(b_at).zip(b_below);
+        for (o, (((&above, &middle), &below), ((&b_above, &b_at), &b_below))) in
+            out.iter_mut().zip(rows.zip(sums))
+        {
+            let around = neighbours::<u16>([above, below], [b_above, b_at, b_below]);
+            let t = Self::levels(levels, middle, around);
+            if (t - ((t + TWO_23) - TWO_23)).abs() > edge {
+                *o = rounded_unit_byte_lanes(blurred::<u16>(taps, middle, around));
+            }
+        }
     }
 }
 
@@ -771,6 +869,15 @@ mod tests {
                 let levels: Vec<u8> = (0..w * h * 3).map(|v| (v * 37 % 251) as u8).collect();
                 let mut bytes = levels.clone();
                 split.filter_bytes(&mut bytes, (w, h));
+                // With every f32 sum "near a half", every byte comes from the f64 value.
+                let exact = DiskBlur {
+                    heights: split.heights.clone(),
+                    bound: 0.5,
+                    ..split
+                };
+                let mut exact_bytes = levels.clone();
+                exact.filter_bytes(&mut exact_bytes, (w, h));
+                assert_eq!(bytes, exact_bytes, "{radius} {w}x{h}");
                 for channel in 0..3 {
                     let plane: Vec<f64> = levels
                         .iter()
