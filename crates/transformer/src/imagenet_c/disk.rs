@@ -6,7 +6,7 @@
 //! to 3 and the levels between), [`DiskBlur`] sums the disk and the blur apart; beyond, the
 //! kernel's taps are summed in runs ([`filter_2d`]).
 
-use super::{in_lanes, keep_scratch, rounded_unit_byte_lanes, take_scratch};
+use super::{keep_scratch, rounded_unit_byte_lanes, take_scratch};
 use crate::ops::reflect as reflect_101;
 
 /// `cv2.getGaussianKernel(ksize, sigma, CV_32F)`: weights computed in f64, scaled by the
@@ -351,9 +351,7 @@ impl Level for f64 {
 }
 
 thread_local! {
-    static PADDED_LEVELS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
     static PREFIX_LEVELS: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
-    static PADDED_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     static PREFIX_VALUES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -362,23 +360,24 @@ impl DiskBlur {
     /// (reflect-101 at the edges).
     pub(crate) fn filter_plane(&self, plane: &mut [f64], (width, height): (usize, usize)) {
         let (rows, columns) = self.folds(width, height);
-        let mut padded = take_scratch(&PADDED_VALUES, rows.len() * columns.len());
-        for (out, &y) in padded.chunks_exact_mut(columns.len()).zip(&rows) {
-            let row = &plane[y * width..][..width];
-            for (o, &x) in out.iter_mut().zip(&columns) {
-                *o = row[x];
-            }
-        }
         let mut prefix = take_scratch(&PREFIX_VALUES, (rows.len() + 1) * columns.len());
+        pulp::Arch::new().dispatch(PrefixSums {
+            prefix: &mut prefix,
+            width: columns.len(),
+            padded_row: |y: usize, out: &mut [f64]| {
+                let row = &plane[rows[y] * width..][..width];
+                for (o, &x) in out.iter_mut().zip(&columns) {
+                    *o = row[x];
+                }
+            },
+        });
         pulp::Arch::new().dispatch(SumDisk {
             blur: self,
-            padded: &padded,
-            prefix: &mut prefix,
+            prefix: &prefix,
             shape: (width, height),
             channels: 1,
             emit: ToPlane { plane, width },
         });
-        keep_scratch(&PADDED_VALUES, padded);
         keep_scratch(&PREFIX_VALUES, prefix);
     }
 
@@ -388,32 +387,32 @@ impl DiskBlur {
     pub(crate) fn filter_bytes(&self, pixels: &mut [u8], (width, height): (usize, usize)) {
         let (rows, columns) = self.folds(width, height);
         let pw = 3 * columns.len();
-        let mut padded = take_scratch(&PADDED_LEVELS, rows.len() * pw);
-        in_lanes(|| {
-            for (out, &y) in padded.chunks_exact_mut(pw).zip(&rows) {
-                let row = &pixels[3 * y * width..][..3 * width];
-                let (left, rest) = out.split_at_mut(3 * self.pad());
+        let pad = self.pad();
+        let mut prefix = take_scratch(&PREFIX_LEVELS, (rows.len() + 1) * pw);
+        pulp::Arch::new().dispatch(PrefixSums {
+            prefix: &mut prefix,
+            width: pw,
+            padded_row: |y: usize, out: &mut [u16]| {
+                let row = &pixels[3 * rows[y] * width..][..3 * width];
+                let (left, rest) = out.split_at_mut(3 * pad);
                 let (middle, right) = rest.split_at_mut(3 * width);
                 for (o, &b) in middle.iter_mut().zip(row) {
                     *o = u16::from(b);
                 }
-                let edges = left.chunks_exact_mut(3).zip(&columns).chain(
-                    right
-                        .chunks_exact_mut(3)
-                        .zip(&columns[self.pad() + width..]),
-                );
+                let edges = left
+                    .chunks_exact_mut(3)
+                    .zip(&columns)
+                    .chain(right.chunks_exact_mut(3).zip(&columns[pad + width..]));
                 for (o, &x) in edges {
                     for (o, &b) in o.iter_mut().zip(&row[3 * x..3 * x + 3]) {
                         *o = u16::from(b);
                     }
                 }
-            }
+            },
         });
-        let mut prefix = take_scratch(&PREFIX_LEVELS, (rows.len() + 1) * pw);
         pulp::Arch::new().dispatch(SumDisk {
             blur: self,
-            padded: &padded,
-            prefix: &mut prefix,
+            prefix: &prefix,
             shape: (width, height),
             channels: 3,
             emit: ToBytes {
@@ -422,7 +421,6 @@ impl DiskBlur {
                 bound: self.bound,
             },
         });
-        keep_scratch(&PADDED_LEVELS, padded);
         keep_scratch(&PREFIX_LEVELS, prefix);
     }
 
@@ -442,13 +440,44 @@ impl DiskBlur {
     }
 }
 
+/// Row y of `prefix`: the sums of the padded image's rows above y (`padded_row(y, row)`
+/// writes row y), value by value, `width` values a row.
+struct PrefixSums<'a, T, F> {
+    prefix: &'a mut [T],
+    width: usize,
+    padded_row: F,
+}
+
+impl<T: Level, F: FnMut(usize, &mut [T])> pulp::WithSimd for PrefixSums<'_, T, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let PrefixSums {
+            prefix,
+            width,
+            mut padded_row,
+        } = self;
+        prefix[..width].fill(T::default());
+        let mut padded = vec![T::default(); width];
+        for y in 0..prefix.len() / width - 1 {
+            padded_row(y, &mut padded);
+            let (done, next) = prefix.split_at_mut((y + 1) * width);
+            let above = &done[y * width..];
+            for ((p, &a), &v) in next[..width].iter_mut().zip(above).zip(&padded) {
+                *p = a.plus(v);
+            }
+        }
+    }
+}
+
 /// The disk's sums and the blur's over a padded image of `channels` interleaved planes,
 /// compiled for the widest SIMD the CPU has; each output row goes to `emit`. Every value's
 /// operations are the same, in the same order, for any `channels`.
 struct SumDisk<'a, T, E> {
     blur: &'a DiskBlur,
-    padded: &'a [T],
-    prefix: &'a mut [T],
+    /// [`PrefixSums`] of the padded image.
+    prefix: &'a [T],
     shape: (usize, usize),
     channels: usize,
     emit: E,
@@ -461,7 +490,6 @@ impl<T: Level, E: Emit<T>> pulp::WithSimd for SumDisk<'_, T, E> {
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let SumDisk {
             blur,
-            padded,
             prefix,
             shape: (width, height),
             channels: c,
@@ -470,21 +498,7 @@ impl<T: Level, E: Emit<T>> pulp::WithSimd for SumDisk<'_, T, E> {
         let pad = blur.pad();
         // Widths in values.
         let pw = (width + 2 * pad) * c;
-        let ph = height + 2 * pad;
         let ow = width * c;
-        // prefix row y: the sum of the padded rows above y, value by value.
-        prefix[..pw].fill(T::default());
-        for y in 0..ph {
-            let (done, next) = prefix.split_at_mut((y + 1) * pw);
-            let above = &done[y * pw..];
-            for ((p, &a), &v) in next[..pw]
-                .iter_mut()
-                .zip(above)
-                .zip(&padded[y * pw..][..pw])
-            {
-                *p = a.plus(v);
-            }
-        }
         // Rows of disk sums (from padded column `pad - 1` on) and of their neighbours' sums
         // along the row (`beside[x] = disk[x] + disk[x + 2]`, channel by channel), three of
         // each: an output row reads the rows above, at and below it.
