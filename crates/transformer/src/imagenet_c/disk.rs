@@ -419,6 +419,7 @@ impl DiskBlur {
                 pixels,
                 row_len: 3 * width,
                 bound: self.bound,
+                near: vec![false; 3 * width],
             },
         });
         keep_scratch(&PREFIX_LEVELS, prefix);
@@ -590,6 +591,8 @@ struct ToBytes<'a> {
     pixels: &'a mut [u8],
     row_len: usize,
     bound: f32,
+    /// Per value of a row, whether its f32 sum lies within `bound` of a half.
+    near: Vec<bool>,
 }
 
 /// [`ToBytes`]'s bound in levels: 2^-12, eight times the f32 sum's error.
@@ -612,32 +615,32 @@ impl Emit<u16> for ToBytes<'_> {
         let [b_above, b_at, b_below] = besides;
         let levels = taps.map(|t| (t * 255.0) as f32);
         let edge = 0.5 - self.bound;
-        let mut near = 0u32;
+        let mut count = 0u32;
+        let near = &mut self.near[..out.len()];
         let rows = above.iter().zip(at).zip(below);
         let sums = b_above.iter().zip(b_at).zip(b_below);
-        for (o, (((&above, &middle), &below), ((&b_above, &b_at), &b_below))) in
-            out.iter_mut().zip(rows.zip(sums))
+        for ((o, n), (((&above, &middle), &below), ((&b_above, &b_at), &b_below))) in
+            out.iter_mut().zip(near.iter_mut()).zip(rows.zip(sums))
         {
             let around = neighbours::<u16>([above, below], [b_above, b_at, b_below]);
             let t = Self::levels(levels, middle, around);
             // t + 2^23 holds t's nearest integer in its low mantissa bits.
             let big = t + TWO_23;
             *o = (big.to_bits() & 0x1FF).min(255) as u8;
-            near += u32::from((t - (big - TWO_23)).abs() > edge);
+            *n = (t - (big - TWO_23)).abs() > edge;
+            count += u32::from(*n);
         }
-        if near == 0 {
+        if count == 0 {
             return;
         }
-        let rows = above.iter().zip(at).zip(below);
-        let sums = b_above.iter().zip(b_at).zip(b_below);
-        for (o, (((&above, &middle), &below), ((&b_above, &b_at), &b_below))) in
-            out.iter_mut().zip(rows.zip(sums))
+        for (x, (o, _)) in out
+            .iter_mut()
+            .zip(near.iter())
+            .enumerate()
+            .filter(|(_, (_, n))| **n)
         {
-            let around = neighbours::<u16>([above, below], [b_above, b_at, b_below]);
-            let t = Self::levels(levels, middle, around);
-            if (t - ((t + TWO_23) - TWO_23)).abs() > edge {
-                *o = rounded_unit_byte_lanes(blurred::<u16>(taps, middle, around));
-            }
+            let around = neighbours::<u16>([above[x], below[x]], [b_above[x], b_at[x], b_below[x]]);
+            *o = rounded_unit_byte_lanes(blurred::<u16>(taps, at[x], around));
         }
     }
 }
