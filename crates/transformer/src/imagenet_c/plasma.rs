@@ -19,60 +19,127 @@ pub(crate) fn keep_plasma(map: Vec<f64>) {
 
 /// `plasma_fractal(mapsize=size, wibbledecay=decay)`: `size x size` values, row-major.
 /// The map is a buffer kept per thread: give it back with [`keep_plasma`].
+///
+/// Each level works on compact grids, `k x k` values a row after another, so that its loops
+/// run over contiguous rows (SIMD lanes) instead of the map's strided cells: the corners `C`
+/// (every `step`-th cell), the centres `M`, the diamonds on the corner rows `R` and on the
+/// corner columns `Q`. The next level's corners interleave them: rows `C R C R ...` and
+/// `Q M Q M ...`. Each value's operations are the package's, in its order.
 pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> Vec<f64> {
     assert!(size.is_power_of_two(), "the map's side is a power of two");
+    thread_local! {
+        static GRIDS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let mut map = take_scratch(&MAP, size * size);
-    map.fill(0.0);
-    let mut step = size;
+    let quarter = (size / 2) * (size / 2);
+    // Corners (up to a quarter of the map: the last level writes its corners into `map`),
+    // centres, both diamonds, the corners' sums down the columns, and the draws.
+    let mut grids = take_scratch(&GRIDS, 6 * quarter.max(1));
+    let (corners, rest) = grids.split_at_mut(quarter.max(1));
+    let (centres, rest) = rest.split_at_mut(quarter.max(1));
+    let (row_diamonds, rest) = rest.split_at_mut(quarter.max(1));
+    let (column_diamonds, rest) = rest.split_at_mut(quarter.max(1));
+    let (sums, noise) = rest.split_at_mut(quarter.max(1));
+    corners[0] = 0.0;
+    if size == 1 {
+        map[0] = 0.0;
+    }
+    let mut k = 1;
     let mut wibble = 100.0;
-    let mut noise = Vec::new();
-    // The K x K grid of values `step` apart, starting at (row, column) `(top, left)`.
-    let at = |top: usize, left: usize, i: usize, j: usize, step: usize| {
-        (top + i * step) * size + left + j * step
-    };
-    while step >= 2 {
-        let half = step / 2;
-        let k = size / step;
-        // k is a power of two: (n / k, n % k) by a shift and a mask, not two divisions.
-        let shift = k.trailing_zeros();
-        // The neighbour on the torus (a remainder would divide per value).
-        let next = |i: usize| if i + 1 == k { 0 } else { i + 1 };
-        let previous = |i: usize| if i == 0 { k - 1 } else { i - 1 };
-        noise.resize(k * k, 0.0);
-        // Squares: the four corners, `c + roll(c, -1, 0)` then that plus its roll along axis 1.
-        let corner = |map: &[f64], i: usize, j: usize| map[at(0, 0, i, j, step)];
-        let mut rows = Vec::with_capacity(k * k);
-        for i in 0..k {
-            for j in 0..k {
-                rows.push(corner(&map, i, j) + corner(&map, next(i), j));
+    while k < size {
+        let n = k * k;
+        let (c, m) = (&corners[..n], &mut centres[..n]);
+        in_lanes(|| {
+            // `c + roll(c, -1, 0)`: each row plus the next (the last plus the first).
+            for i in 0..k {
+                let below = (i + 1) % k;
+                let (row, next) = (&c[i * k..][..k], &c[below * k..][..k]);
+                for ((s, &a), &b) in sums[i * k..][..k].iter_mut().zip(row).zip(next) {
+                    *s = a + b;
+                }
             }
+        });
+        // Squares: that plus its roll along axis 1, / 4, + wibble U(-wibble, wibble).
+        draws.uniform(-wibble, wibble, &mut noise[..n]);
+        in_lanes(|| {
+            for i in 0..k {
+                let (s, u, out) = (
+                    &sums[i * k..][..k],
+                    &noise[i * k..][..k],
+                    &mut m[i * k..][..k],
+                );
+                for j in 0..k - 1 {
+                    out[j] = (s[j] + s[j + 1]) / 4.0 + wibble * u[j];
+                }
+                out[k - 1] = (s[k - 1] + s[0]) / 4.0 + wibble * u[k - 1];
+            }
+        });
+        let m = &centres[..n];
+        // Diamonds on the corner rows: `(m + roll(m, 1, 0)) + (c + roll(c, -1, 1))`.
+        draws.uniform(-wibble, wibble, &mut noise[..n]);
+        let r = &mut row_diamonds[..n];
+        in_lanes(|| {
+            for i in 0..k {
+                let above = (i + k - 1) % k;
+                let (mi, ma) = (&m[i * k..][..k], &m[above * k..][..k]);
+                let (ci, u, out) = (&c[i * k..][..k], &noise[i * k..][..k], &mut r[i * k..][..k]);
+                for j in 0..k {
+                    let next = if j + 1 == k { 0 } else { j + 1 };
+                    let down = mi[j] + ma[j];
+                    let across = ci[j] + ci[next];
+                    out[j] = (down + across) / 4.0 + wibble * u[j];
+                }
+            }
+        });
+        // Diamonds on the corner columns: `(m + roll(m, 1, 1)) + (c + roll(c, -1, 0))`.
+        draws.uniform(-wibble, wibble, &mut noise[..n]);
+        let q = &mut column_diamonds[..n];
+        in_lanes(|| {
+            for i in 0..k {
+                let below = (i + 1) % k;
+                let (mi, ci, cb) = (&m[i * k..][..k], &c[i * k..][..k], &c[below * k..][..k]);
+                let (u, out) = (&noise[i * k..][..k], &mut q[i * k..][..k]);
+                for j in 0..k {
+                    let previous = if j == 0 { k - 1 } else { j - 1 };
+                    let across = mi[j] + mi[previous];
+                    let down = ci[j] + cb[j];
+                    out[j] = (across + down) / 4.0 + wibble * u[j];
+                }
+            }
+        });
+        // The next level's corners, 2k x 2k: into `map` at the last level.
+        let (r, q) = (&row_diamonds[..n], &column_diamonds[..n]);
+        let next: &mut [f64] = if 2 * k == size {
+            &mut map[..]
+        } else {
+            &mut sums[..4 * n]
+        };
+        in_lanes(|| {
+            for i in 0..k {
+                let (top, bottom) = next[4 * i * k..][..4 * k].split_at_mut(2 * k);
+                let pairs = top
+                    .chunks_exact_mut(2)
+                    .zip(&c[i * k..][..k])
+                    .zip(&r[i * k..][..k]);
+                for ((pair, &a), &b) in pairs {
+                    pair.copy_from_slice(&[a, b]);
+                }
+                let pairs = bottom
+                    .chunks_exact_mut(2)
+                    .zip(&q[i * k..][..k])
+                    .zip(&m[i * k..][..k]);
+                for ((pair, &a), &b) in pairs {
+                    pair.copy_from_slice(&[a, b]);
+                }
+            }
+        });
+        if 2 * k < size {
+            corners[..4 * n].copy_from_slice(&sums[..4 * n]);
         }
-        draws.uniform(-wibble, wibble, &mut noise);
-        for (n, &u) in noise.iter().enumerate() {
-            let (i, j) = (n >> shift, n & (k - 1));
-            let sum = rows[n] + rows[i * k + next(j)];
-            map[at(half, half, i, j, step)] = sum / 4.0 + wibble * u;
-        }
-        // Diamonds on the corner rows: `dr + roll(dr, 1, 0)` plus `ul + roll(ul, -1, 1)`.
-        let centre = |map: &[f64], i: usize, j: usize| map[at(half, half, i, j, step)];
-        draws.uniform(-wibble, wibble, &mut noise);
-        for (n, &u) in noise.iter().enumerate() {
-            let (i, j) = (n >> shift, n & (k - 1));
-            let down = centre(&map, i, j) + centre(&map, previous(i), j);
-            let across = corner(&map, i, j) + corner(&map, i, next(j));
-            map[at(0, half, i, j, step)] = (down + across) / 4.0 + wibble * u;
-        }
-        // Diamonds on the corner columns: `dr + roll(dr, 1, 1)` plus `ul + roll(ul, -1, 0)`.
-        draws.uniform(-wibble, wibble, &mut noise);
-        for (n, &u) in noise.iter().enumerate() {
-            let (i, j) = (n >> shift, n & (k - 1));
-            let across = centre(&map, i, j) + centre(&map, i, previous(j));
-            let down = corner(&map, i, j) + corner(&map, next(i), j);
-            map[at(half, 0, i, j, step)] = (across + down) / 4.0 + wibble * u;
-        }
-        step /= 2;
+        k *= 2;
         wibble /= decay;
     }
+    keep_scratch(&GRIDS, grids);
     normalise(&mut map);
     map
 }
