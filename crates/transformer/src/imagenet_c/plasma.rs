@@ -19,13 +19,40 @@ pub(crate) fn keep_plasma(map: Vec<f64>) {
 
 /// `plasma_fractal(mapsize=size, wibbledecay=decay)`: `size x size` values, row-major.
 /// The map is a buffer kept per thread: give it back with [`keep_plasma`].
+pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> Vec<f64> {
+    let (mut map, extremes) = raw_plasma(size, decay, draws);
+    in_lanes(|| {
+        for v in map.iter_mut() {
+            *v = extremes.normalised(*v);
+        }
+    });
+    map
+}
+
+/// The least value of a map and its largest difference from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Extremes {
+    pub(crate) min: f64,
+    pub(crate) range: f64,
+}
+
+impl Extremes {
+    /// A value of the map as `map -= map.min(); map /= map.max()` leaves it.
+    #[inline(always)]
+    pub(crate) fn normalised(self, v: f64) -> f64 {
+        (v - self.min) / self.range
+    }
+}
+
+/// [`plasma_fractal`]'s map before its last two lines, and what they would subtract and divide
+/// by (a caller may apply them only where it reads).
 ///
 /// Each level works on compact grids, `k x k` values a row after another, so that its loops
 /// run over contiguous rows (SIMD lanes) instead of the map's strided cells: the corners `C`
 /// (every `step`-th cell), the centres `M`, the diamonds on the corner rows `R` and on the
 /// corner columns `Q`. The next level's corners interleave them: rows `C R C R ...` and
 /// `Q M Q M ...`. Each value's operations are the package's, in its order.
-pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> Vec<f64> {
+pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec<f64>, Extremes) {
     assert!(size.is_power_of_two(), "the map's side is a power of two");
     thread_local! {
         static GRIDS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -140,14 +167,14 @@ pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> 
         wibble /= decay;
     }
     keep_scratch(&GRIDS, grids);
-    normalise(&mut map);
-    map
+    let extremes = extremes(&map);
+    (map, extremes)
 }
 
-/// `map -= map.min(); map /= map.max()`, in one pass for both extremes and one for the rest:
-/// a subtraction is monotonic, so the largest difference is the largest value's. In SIMD
-/// lanes (a fold with `f64::min` stays scalar); the values are those of the two numpy lines.
-fn normalise(map: &mut [f64]) {
+/// The extremes `map -= map.min(); map /= map.max()` use, in one pass for both: a subtraction
+/// is monotonic, so the largest difference is the largest value's. In SIMD lanes (a fold with
+/// `f64::min` stays scalar).
+fn extremes(map: &[f64]) -> Extremes {
     const LANES: usize = 8;
     in_lanes(|| {
         let (mut low, mut high) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
@@ -164,10 +191,8 @@ fn normalise(map: &mut [f64]) {
         }
         let min = low.into_iter().fold(f64::INFINITY, f64::min);
         let range = high.into_iter().fold(f64::NEG_INFINITY, f64::max) - min;
-        for v in map.iter_mut() {
-            *v = (*v - min) / range;
-        }
-    });
+        Extremes { min, range }
+    })
 }
 
 /// numpy's reading of `next_power_of_2(x)` in the package: 1 for 0, else `2 ** (x - 1).bit_length()`.
@@ -233,8 +258,8 @@ mod tests {
             for v in &mut want {
                 *v /= max;
             }
-            let mut got = values;
-            normalise(&mut got);
+            let extremes = extremes(&values);
+            let got: Vec<f64> = values.iter().map(|&v| extremes.normalised(v)).collect();
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{len}");
         }

@@ -4,7 +4,9 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::plasma::{keep_plasma, next_power_of_two, plasma_fractal};
+use crate::imagenet_c::plasma::{
+    Extremes, keep_plasma, next_power_of_two, plasma_fractal, raw_plasma,
+};
 use crate::imagenet_c::{Corruption, Draws, Scale, Unit, rounded_unit_byte_lanes, store_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -93,11 +95,12 @@ impl Corruption for Fog {
         let size = image.size();
         let w = size.width as usize;
         let side = next_power_of_two(w.max(size.height as usize).max(3));
-        let plasma = plasma_fractal(side, decay, draws);
+        let (plasma, extremes) = raw_plasma(side, decay, draws);
         let brightest = image.pixels().iter().copied().max().unwrap_or(0);
         pulp::Arch::new().dispatch(AddFogToBytes {
             pixels: image.pixels_mut(),
             plasma: &plasma,
+            extremes,
             side,
             width: w,
             strength,
@@ -116,7 +119,10 @@ impl Corruption for Fog {
 /// divisions.
 struct AddFogToBytes<'a> {
     pixels: &'a mut [u8],
+    /// The plasma before its normalisation by `extremes` (a third multiplication for the
+    /// package's third division).
     plasma: &'a [f64],
+    extremes: Extremes,
     side: usize,
     width: usize,
     strength: f64,
@@ -138,6 +144,7 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let (strength, max) = (self.strength, self.max);
         let scale = max + strength;
         let ratio = max / scale;
+        let inverse_range = 1.0 / self.extremes.range;
         let w = self.width;
         let mut fog = vec![0.0; 3 * w];
         let mut near = vec![false; 3 * w];
@@ -145,7 +152,7 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
             let plasma = &self.plasma[y * self.side..][..w];
             for (f, &p) in fog.chunks_exact_mut(3).zip(plasma) {
-                f.fill(strength * p);
+                f.fill(strength * ((p - self.extremes.min) * inverse_range));
             }
             kept.copy_from_slice(row);
             let mut count = 0u32;
@@ -165,7 +172,7 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
                 for (at, _) in near.iter().enumerate().filter(|(_, n)| **n) {
                     // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
                     let x = f64::from(kept[at]) / 255.0;
-                    let v = (x + strength * plasma[at / 3]) * max / scale;
+                    let v = (x + strength * self.extremes.normalised(plasma[at / 3])) * max / scale;
                     row[at] = rounded_unit_byte_lanes(v);
                 }
             }
@@ -215,16 +222,20 @@ mod tests {
         // bound, both against the package's formula value by value.
         let (w, h, side) = (37, 5, 64);
         let plasma: Vec<f64> = (0..side * side)
-            .map(|i| ((i * 7919) % 4099) as f64 / 4098.0)
+            .map(|i| ((i * 7919) % 4099) as f64 / 31.0 - 50.0)
             .collect();
+        let extremes = Extremes {
+            min: -50.0,
+            range: 4098.0 / 31.0,
+        };
         let pixels: Vec<u8> = (0..3 * w * h).map(|i| (i * 37 % 256) as u8).collect();
         for (strength, brightest) in [(1.5, 255), (2.5, 200), (3.0, 17)] {
             let max = Unit::of_byte(brightest);
             let mut want = pixels.clone();
             for (i, byte) in want.iter_mut().enumerate() {
                 let (y, x) = (i / (3 * w), i % (3 * w) / 3);
-                let v = (f64::from(*byte) / 255.0 + strength * plasma[y * side + x]) * max
-                    / (max + strength);
+                let f = extremes.normalised(plasma[y * side + x]);
+                let v = (f64::from(*byte) / 255.0 + strength * f) * max / (max + strength);
                 *byte = rounded_unit_byte_lanes(v);
             }
             for near_half in [NEAR_HALF, 1.0] {
@@ -232,6 +243,7 @@ mod tests {
                 pulp::Arch::new().dispatch(AddFogToBytes {
                     pixels: &mut got,
                     plasma: &plasma,
+                    extremes,
                     side,
                     width: w,
                     strength,
