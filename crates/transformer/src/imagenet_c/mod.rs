@@ -261,9 +261,11 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
         self.fill_in_steps(out, |d| &mut d.spare_units, lanes::Lanes::fill_units);
         let range = high - low;
-        for value in out {
-            *value = low + range * *value;
-        }
+        in_lanes(|| {
+            for value in out {
+                *value = low + range * *value;
+            }
+        });
     }
 
     fn integers(&mut self, low: i64, high: i64, out: &mut [i64]) {

@@ -110,12 +110,17 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
                 let above = (i + k - 1) % k;
                 let (mi, ma) = (&m[i * k..][..k], &m[above * k..][..k]);
                 let (ci, u, out) = (&c[i * k..][..k], &noise[i * k..][..k], &mut r[i * k..][..k]);
-                for j in 0..k {
-                    let next = if j + 1 == k { 0 } else { j + 1 };
+                let value = |j: usize, next: usize| {
                     let down = mi[j] + ma[j];
                     let across = ci[j] + ci[next];
-                    out[j] = (down + across) / 4.0 + wibble * u[j];
+                    (down + across) / 4.0 + wibble * u[j]
+                };
+                // The last column's neighbour is the first (a test inside the loop keeps it
+                // scalar).
+                for (j, o) in out[..k - 1].iter_mut().enumerate() {
+                    *o = value(j, j + 1);
                 }
+                out[k - 1] = value(k - 1, 0);
             }
         });
         // Diamonds on the corner columns: `(m + roll(m, 1, 1)) + (c + roll(c, -1, 0))`.
@@ -126,11 +131,14 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
                 let below = (i + 1) % k;
                 let (mi, ci, cb) = (&m[i * k..][..k], &c[i * k..][..k], &c[below * k..][..k]);
                 let (u, out) = (&noise[i * k..][..k], &mut q[i * k..][..k]);
-                for j in 0..k {
-                    let previous = if j == 0 { k - 1 } else { j - 1 };
+                let value = |j: usize, previous: usize| {
                     let across = mi[j] + mi[previous];
                     let down = ci[j] + cb[j];
-                    out[j] = (across + down) / 4.0 + wibble * u[j];
+                    (across + down) / 4.0 + wibble * u[j]
+                };
+                out[0] = value(0, k - 1);
+                for (j, o) in out.iter_mut().enumerate().skip(1) {
+                    *o = value(j, j - 1);
                 }
             }
         });

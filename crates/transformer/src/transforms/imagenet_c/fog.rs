@@ -145,6 +145,8 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let scale = max + strength;
         let ratio = max / scale;
         let inverse_range = 1.0 / self.extremes.range;
+        // In locals: read through `self` in the loops, they can keep them scalar.
+        let (near_half, min) = (self.near_half, self.extremes.min);
         let w = self.width;
         let mut fog = vec![0.0; 3 * w];
         let mut near = vec![false; 3 * w];
@@ -152,7 +154,7 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
             let plasma = &self.plasma[y * self.side..][..w];
             for (f, &p) in fog.chunks_exact_mut(3).zip(plasma) {
-                f.fill(strength * ((p - self.extremes.min) * inverse_range));
+                f.fill(strength * ((p - min) * inverse_range));
             }
             kept.copy_from_slice(row);
             let mut count = 0u32;
@@ -164,7 +166,7 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
                 let t = v * 255.0 + 0.5;
                 let big = t + TWO_52;
                 let r = big - TWO_52;
-                *n = (t - r).abs() < self.near_half;
+                *n = (t - r).abs() < near_half;
                 count += u32::from(*n);
                 *byte = (big.to_bits() - u64::from(r > t)) as u8;
             }
