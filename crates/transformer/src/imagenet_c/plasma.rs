@@ -75,73 +75,15 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
     let mut wibble = 100.0;
     while k < size {
         let n = k * k;
-        let (c, m) = (&corners[..n], &mut centres[..n]);
-        in_lanes(|| {
-            // `c + roll(c, -1, 0)`: each row plus the next (the last plus the first).
-            for i in 0..k {
-                let below = (i + 1) % k;
-                let (row, next) = (&c[i * k..][..k], &c[below * k..][..k]);
-                for ((s, &a), &b) in sums[i * k..][..k].iter_mut().zip(row).zip(next) {
-                    *s = a + b;
-                }
-            }
-        });
-        // Squares: that plus its roll along axis 1, / 4, + wibble U(-wibble, wibble).
+        let c = &corners[..n];
+        // Squares: `c + roll(c, -1, 0)`, plus its roll along axis 1, / 4, + wibble U.
         draws.uniform(-wibble, wibble, &mut noise[..n]);
-        in_lanes(|| {
-            for i in 0..k {
-                let (s, u, out) = (
-                    &sums[i * k..][..k],
-                    &noise[i * k..][..k],
-                    &mut m[i * k..][..k],
-                );
-                for j in 0..k - 1 {
-                    out[j] = (s[j] + s[j + 1]) / 4.0 + wibble * u[j];
-                }
-                out[k - 1] = (s[k - 1] + s[0]) / 4.0 + wibble * u[k - 1];
-            }
-        });
+        squares(k, wibble, c, &mut sums[..n], &noise[..n], &mut centres[..n]);
         let m = &centres[..n];
-        // Diamonds on the corner rows: `(m + roll(m, 1, 0)) + (c + roll(c, -1, 1))`.
         draws.uniform(-wibble, wibble, &mut noise[..n]);
-        let r = &mut row_diamonds[..n];
-        in_lanes(|| {
-            for i in 0..k {
-                let above = (i + k - 1) % k;
-                let (mi, ma) = (&m[i * k..][..k], &m[above * k..][..k]);
-                let (ci, u, out) = (&c[i * k..][..k], &noise[i * k..][..k], &mut r[i * k..][..k]);
-                let value = |j: usize, next: usize| {
-                    let down = mi[j] + ma[j];
-                    let across = ci[j] + ci[next];
-                    (down + across) / 4.0 + wibble * u[j]
-                };
-                // The last column's neighbour is the first (a test inside the loop keeps it
-                // scalar).
-                for (j, o) in out[..k - 1].iter_mut().enumerate() {
-                    *o = value(j, j + 1);
-                }
-                out[k - 1] = value(k - 1, 0);
-            }
-        });
-        // Diamonds on the corner columns: `(m + roll(m, 1, 1)) + (c + roll(c, -1, 0))`.
+        diamonds_on_rows(k, wibble, (c, m), &noise[..n], &mut row_diamonds[..n]);
         draws.uniform(-wibble, wibble, &mut noise[..n]);
-        let q = &mut column_diamonds[..n];
-        in_lanes(|| {
-            for i in 0..k {
-                let below = (i + 1) % k;
-                let (mi, ci, cb) = (&m[i * k..][..k], &c[i * k..][..k], &c[below * k..][..k]);
-                let (u, out) = (&noise[i * k..][..k], &mut q[i * k..][..k]);
-                let value = |j: usize, previous: usize| {
-                    let across = mi[j] + mi[previous];
-                    let down = ci[j] + cb[j];
-                    (across + down) / 4.0 + wibble * u[j]
-                };
-                out[0] = value(0, k - 1);
-                for (j, o) in out.iter_mut().enumerate().skip(1) {
-                    *o = value(j, j - 1);
-                }
-            }
-        });
+        diamonds_on_columns(k, wibble, (c, m), &noise[..n], &mut column_diamonds[..n]);
         // The next level's corners, 2k x 2k: into `map` at the last level.
         let (r, q) = (&row_diamonds[..n], &column_diamonds[..n]);
         let next: &mut [f64] = if 2 * k == size {
@@ -149,25 +91,7 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
         } else {
             &mut sums[..4 * n]
         };
-        in_lanes(|| {
-            for i in 0..k {
-                let (top, bottom) = next[4 * i * k..][..4 * k].split_at_mut(2 * k);
-                let pairs = top
-                    .chunks_exact_mut(2)
-                    .zip(&c[i * k..][..k])
-                    .zip(&r[i * k..][..k]);
-                for ((pair, &a), &b) in pairs {
-                    pair.copy_from_slice(&[a, b]);
-                }
-                let pairs = bottom
-                    .chunks_exact_mut(2)
-                    .zip(&q[i * k..][..k])
-                    .zip(&m[i * k..][..k]);
-                for ((pair, &a), &b) in pairs {
-                    pair.copy_from_slice(&[a, b]);
-                }
-            }
-        });
+        interleave(k, [c, r, q, m], next);
         if 2 * k < size {
             corners[..4 * n].copy_from_slice(&sums[..4 * n]);
         }
@@ -177,6 +101,96 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
     keep_scratch(&GRIDS, grids);
     let extremes = extremes(&map);
     (map, extremes)
+}
+
+/// The squares' centres of a level of `k x k` corners `c`: `c + roll(c, -1, 0)` (in `sums`),
+/// plus its roll along axis 1, / 4, + `wibble` times the draws `u`.
+fn squares(k: usize, wibble: f64, c: &[f64], sums: &mut [f64], u: &[f64], m: &mut [f64]) {
+    in_lanes(|| {
+        // Each row plus the next (the last plus the first).
+        for i in 0..k {
+            let below = (i + 1) % k;
+            let (row, next) = (&c[i * k..][..k], &c[below * k..][..k]);
+            for ((s, &a), &b) in sums[i * k..][..k].iter_mut().zip(row).zip(next) {
+                *s = a + b;
+            }
+        }
+        for i in 0..k {
+            let (s, u, out) = (&sums[i * k..][..k], &u[i * k..][..k], &mut m[i * k..][..k]);
+            // The last column's neighbour is the first (a test inside the loop keeps it
+            // scalar).
+            for j in 0..k - 1 {
+                out[j] = (s[j] + s[j + 1]) / 4.0 + wibble * u[j];
+            }
+            out[k - 1] = (s[k - 1] + s[0]) / 4.0 + wibble * u[k - 1];
+        }
+    });
+}
+
+/// The diamonds on the corner rows: `(m + roll(m, 1, 0)) + (c + roll(c, -1, 1))`, / 4, +
+/// `wibble` times the draws `u`.
+fn diamonds_on_rows(k: usize, wibble: f64, (c, m): (&[f64], &[f64]), u: &[f64], r: &mut [f64]) {
+    in_lanes(|| {
+        for i in 0..k {
+            let above = (i + k - 1) % k;
+            let (mi, ma) = (&m[i * k..][..k], &m[above * k..][..k]);
+            let (ci, u, out) = (&c[i * k..][..k], &u[i * k..][..k], &mut r[i * k..][..k]);
+            let value = |j: usize, next: usize| {
+                let down = mi[j] + ma[j];
+                let across = ci[j] + ci[next];
+                (down + across) / 4.0 + wibble * u[j]
+            };
+            for (j, o) in out[..k - 1].iter_mut().enumerate() {
+                *o = value(j, j + 1);
+            }
+            out[k - 1] = value(k - 1, 0);
+        }
+    });
+}
+
+/// The diamonds on the corner columns: `(m + roll(m, 1, 1)) + (c + roll(c, -1, 0))`, / 4, +
+/// `wibble` times the draws `u`.
+fn diamonds_on_columns(k: usize, wibble: f64, (c, m): (&[f64], &[f64]), u: &[f64], q: &mut [f64]) {
+    in_lanes(|| {
+        for i in 0..k {
+            let below = (i + 1) % k;
+            let (mi, ci, cb) = (&m[i * k..][..k], &c[i * k..][..k], &c[below * k..][..k]);
+            let (u, out) = (&u[i * k..][..k], &mut q[i * k..][..k]);
+            let value = |j: usize, previous: usize| {
+                let across = mi[j] + mi[previous];
+                let down = ci[j] + cb[j];
+                (across + down) / 4.0 + wibble * u[j]
+            };
+            out[0] = value(0, k - 1);
+            for (j, o) in out.iter_mut().enumerate().skip(1) {
+                *o = value(j, j - 1);
+            }
+        }
+    });
+}
+
+/// The next level's `2k x 2k` corners from a level's grids: rows `c r c r ...` and
+/// `q m q m ...`.
+fn interleave(k: usize, [c, r, q, m]: [&[f64]; 4], next: &mut [f64]) {
+    in_lanes(|| {
+        for i in 0..k {
+            let (top, bottom) = next[4 * i * k..][..4 * k].split_at_mut(2 * k);
+            let pairs = top
+                .chunks_exact_mut(2)
+                .zip(&c[i * k..][..k])
+                .zip(&r[i * k..][..k]);
+            for ((pair, &a), &b) in pairs {
+                pair.copy_from_slice(&[a, b]);
+            }
+            let pairs = bottom
+                .chunks_exact_mut(2)
+                .zip(&q[i * k..][..k])
+                .zip(&m[i * k..][..k]);
+            for ((pair, &a), &b) in pairs {
+                pair.copy_from_slice(&[a, b]);
+            }
+        }
+    });
 }
 
 /// The extremes `map -= map.min(); map /= map.max()` use, in one pass for both: a subtraction
