@@ -53,9 +53,9 @@ pub(crate) fn disk(radius: f64, alias_blur: f64) -> (Vec<f64>, usize) {
     kernel(radius, alias_blur, |v| f64::from(v as f32))
 }
 
-/// The package's `disk` with each operation's result passed through `round`: rounding to f32
-/// gives the package's kernel (an f32 operation is the f64 one rounded to f32), the identity
-/// the exact kernel that [`DiskBlur`] splits.
+/// The package's `disk` with its cells' f32 weight and each later operation's result passed
+/// through `round`: rounding to f32 gives the package's kernel (an f32 operation is the f64
+/// one rounded to f32), the identity the exact kernel that [`DiskBlur`] splits.
 fn kernel(radius: f64, alias_blur: f64, round: impl Fn(f64) -> f64) -> (Vec<f64>, usize) {
     let (half, ksize) = grid(radius);
     let side = (2 * half + 1) as usize;
@@ -230,7 +230,6 @@ trait Level: Copy + Default {
     type Sum: Copy + Default + std::ops::Add<Output = Self::Sum>;
     fn sum(self) -> Self::Sum;
     fn sum_wide(sum: Self::Sum) -> f64;
-    fn wide(self) -> f64;
     fn plus(self, other: Self) -> Self;
     fn minus(self, other: Self) -> Self;
 
@@ -266,11 +265,6 @@ impl Level for u16 {
     #[inline(always)]
     fn sum_wide(sum: u32) -> f64 {
         f64::from(sum)
-    }
-
-    #[inline(always)]
-    fn wide(self) -> f64 {
-        f64::from(self)
     }
 
     #[inline(always)]
@@ -332,11 +326,6 @@ impl Level for f64 {
     #[inline(always)]
     fn sum_wide(sum: f64) -> f64 {
         sum
-    }
-
-    #[inline(always)]
-    fn wide(self) -> f64 {
-        self
     }
 
     #[inline(always)]
@@ -544,7 +533,8 @@ trait Emit<T: Level> {
 /// corners.
 #[inline(always)]
 fn blurred<T: Level>(taps: [f64; 3], middle: T, (sides, corners): (T::Sum, T::Sum)) -> f64 {
-    taps[0] * middle.wide() + taps[1] * T::sum_wide(sides) + taps[2] * T::sum_wide(corners)
+    let wide = T::sum_wide;
+    taps[0] * wide(middle.sum()) + taps[1] * wide(sides) + taps[2] * wide(corners)
 }
 
 /// The sums beside and at the corners of a value, from the disk sums above and below it and

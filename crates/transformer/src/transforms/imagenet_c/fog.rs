@@ -7,7 +7,10 @@ use crate::PlanarImage;
 use crate::imagenet_c::plasma::{
     Extremes, keep_plasma, next_power_of_two, plasma_fractal, raw_plasma,
 };
-use crate::imagenet_c::{Corruption, Draws, Scale, Unit, rounded_unit_byte_lanes, store_values};
+use crate::imagenet_c::{
+    Corruption, Draws, Scale, Unit, rounded_unit_byte_and_margin, rounded_unit_byte_lanes,
+    store_values,
+};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The fog's strength k at severities 0 (identity, CCC's row) to 5.
@@ -140,7 +143,6 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        const TWO_52: f64 = 4_503_599_627_370_496.0;
         let (strength, max) = (self.strength, self.max);
         let scale = max + strength;
         let ratio = max / scale;
@@ -160,15 +162,10 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
             let mut count = 0u32;
             for ((byte, n), &f) in row.iter_mut().zip(near.iter_mut()).zip(&fog) {
                 let v = (f64::from(*byte) * (1.0 / 255.0) + f) * ratio;
-                // `rounded_unit_byte_lanes`, with the distance of v's level to a half.
-                let v = if v > 0.0 { v } else { 0.0 };
-                let v = if v < 1.0 { v } else { 1.0 };
-                let t = v * 255.0 + 0.5;
-                let big = t + TWO_52;
-                let r = big - TWO_52;
-                *n = (t - r).abs() < near_half;
+                let margin;
+                (*byte, margin) = rounded_unit_byte_and_margin(v);
+                *n = margin < near_half;
                 count += u32::from(*n);
-                *byte = (big.to_bits() - u64::from(r > t)) as u8;
             }
             if count > 0 {
                 for (at, _) in near.iter().enumerate().filter(|(_, n)| **n) {
