@@ -37,8 +37,6 @@ struct Difference {
     file: String,
     max: u8,
     mean: f64,
-    /// Share of values more than 8 levels off.
-    over_8: f64,
 }
 
 /// Per case: the absolute difference in 8-bit levels between ours and the reference.
@@ -65,15 +63,9 @@ fn differences(corruption: &str) -> Vec<Difference> {
         let diffs = level_differences(&ours, &reference, case["file"].as_str().unwrap());
         let max = diffs.iter().copied().max().unwrap();
         let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
-        let over_8 = diffs.iter().filter(|&&d| d > 8).count() as f64 / diffs.len() as f64;
         let file = case["file"].as_str().unwrap().to_owned();
-        eprintln!("{file}: max {max}, mean {mean:.4}, over 8 levels {over_8:.5}");
-        out.push(Difference {
-            file,
-            max,
-            mean,
-            over_8,
-        });
+        eprintln!("{file}: max {max}, mean {mean:.4}");
+        out.push(Difference { file, max, mean });
     }
     assert_eq!(out.len(), 15, "3 sources x 5 severities of {corruption}");
     out
@@ -92,27 +84,12 @@ fn pixelate_matches_imagecorruptions_within_one_level() {
     }
 }
 
-/// PIL encodes and decodes with libjpeg-turbo; we use jpeg-encoder (libjpeg's quantization
-/// tables and quality scaling, 4:2:0) and zune-jpeg. The tables agree, but DCT rounding,
-/// chroma downsampling and upsampling differ, and at these qualities one coefficient rounded
-/// the other way moves a whole 8x8 block: measured on the fixtures, the mean difference is
-/// 0.2-1.8 levels, 0-9.5% of values are more than 8 levels off, and single values up to 64
-/// levels. The bound held: mean <= 2 levels and at most 12% of values beyond 8 levels.
+/// PIL encodes and decodes with libjpeg-turbo, and so do we, with PIL's settings: the bytes
+/// are PIL's (the fixtures were written by PIL 12.0, which bundles libjpeg-turbo 3.1).
 #[test]
-fn jpeg_compression_agrees_with_pil_within_the_stated_bound() {
+fn jpeg_compression_gives_pils_bytes() {
     for d in differences("jpeg_compression") {
-        assert!(
-            d.mean <= 2.0,
-            "{}: mean difference {} levels",
-            d.file,
-            d.mean
-        );
-        assert!(
-            d.over_8 <= 0.12,
-            "{}: {} of values off by more than 8",
-            d.file,
-            d.over_8
-        );
+        assert_eq!(d.max, 0, "{}: max difference {} levels", d.file, d.max);
     }
 }
 
