@@ -65,19 +65,9 @@ impl Corruption for ElasticTransform {
         let dx = field(draws, &DX);
         let dy = field(draws, &DY);
         // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold;
-        // copied pixel by pixel (a pixel's three values side by side: a bilinear sample reads
-        // four pixels, not twelve scattered values, and the copy is half the size of f64
-        // planes, which did not fit the L2 cache), in a buffer kept per thread.
-        let mut source = take_scratch(&SOURCE, w * h);
-        {
-            let n = w * h;
-            let data = image.data();
-            let (red, rest) = data.split_at(n);
-            let (green, blue) = rest.split_at(n);
-            for (((s, &r), &g), &b) in source.iter_mut().zip(red).zip(green).zip(blue) {
-                *s = [r, g, b];
-            }
-        }
+        // copied (the remap cannot work in place), in a buffer kept per thread.
+        let mut source = take_scratch(&SOURCE, 3 * w * h);
+        source.copy_from_slice(image.data());
         pulp::Arch::new().dispatch(Remap {
             source: &source,
             out: image.data_mut(),
@@ -93,11 +83,16 @@ impl Corruption for ElasticTransform {
 
 /// `map_coordinates(plane, (y + dy, x + dx), order=1, mode='reflect')` of three planes, each
 /// value `as f32` clipped to [0, 1], compiled for the widest SIMD the CPU has, a row at a time:
-/// the coordinates' floors and fractions in one vector loop, the four neighbours' indices and
-/// values (gathers) in a scalar one, the sums in scipy's order in another vector loop. The same
-/// values as `resample::ReflectTap` per pixel (a test holds them to it).
+/// - the coordinates' floors and fractions, and the four neighbours' indices as if inside the
+///   plane, in one vector loop, which also marks the pixels with a neighbour outside;
+/// - the mirrored indices of those (few) pixels, in a scalar loop;
+/// - the neighbours' values (gathers), per channel into four rows, in a scalar loop;
+/// - the sums in scipy's order in a vector loop per channel.
+///
+/// The same values as `resample::ReflectTap` per pixel (a test holds them to it).
 struct Remap<'a> {
-    source: &'a [[f32; 3]],
+    /// The three planes, as `out` was.
+    source: &'a [f32],
     out: &'a mut [f32],
     shape: (usize, usize),
     dx: &'a [f64],
@@ -111,55 +106,96 @@ impl pulp::WithSimd for Remap<'_> {
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let (w, h) = self.shape;
         let n = w * h;
-        let (mut row_floor, mut row_t) = (vec![0.0; w], vec![0.0; w]);
-        let (mut column_floor, mut column_t) = (vec![0.0; w], vec![0.0; w]);
-        // Per channel, the four neighbours of each pixel of the row.
-        let mut values = vec![[0.0f64; 4]; 3 * w];
+        let (mut row_t, mut column_t) = (vec![0.0; w], vec![0.0; w]);
+        // The four neighbours' indices (top left, top right, bottom left, bottom right).
+        let mut corners = [vec![0usize; w], vec![0; w], vec![0; w], vec![0; w]];
+        let mut outside = vec![false; w];
+        // Per channel, the four neighbours' values of each pixel of the row.
+        let mut values: [[Vec<f32>; 4]; 3] =
+            std::array::from_fn(|_| [vec![0.0; w], vec![0.0; w], vec![0.0; w], vec![0.0; w]]);
+        // The last row and column a pixel's top-left neighbour can have inside the plane.
+        let (last_row, last_column) = ((h as f64) - 2.0, (w as f64) - 2.0);
         for y in 0..h {
             let (dy, dx) = (&self.dy[y * w..][..w], &self.dx[y * w..][..w]);
-            for (x, ((((rf, rt), cf), ct), (&dy, &dx))) in row_floor
+            let [top_left, top_right, bottom_left, bottom_right] = &mut corners;
+            let mut count = 0usize;
+            for (x, ((((((rt, ct), tl), tr), bl), br), out)) in row_t
                 .iter_mut()
-                .zip(&mut row_t)
-                .zip(&mut column_floor)
                 .zip(&mut column_t)
-                .zip(dy.iter().zip(dx))
+                .zip(top_left.iter_mut())
+                .zip(top_right.iter_mut())
+                .zip(bottom_left.iter_mut())
+                .zip(bottom_right.iter_mut())
+                .zip(&mut outside)
                 .enumerate()
             {
-                let (row, column) = (y as f64 + dy, x as f64 + dx);
+                let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
                 // `+ 0.0` makes a floor of -0.0 the +0.0 that `floor_fast` gives.
                 let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
-                (*rf, *rt, *cf, *ct) = (r0, row - r0, c0, column - c0);
+                (*rt, *ct) = (row - r0, column - c0);
+                let out_of_plane = !(r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column);
+                *out = out_of_plane;
+                count += usize::from(out_of_plane);
+                // Wrong (but unread) where outside; a NaN or huge coordinate saturates.
+                let i = (r0 * w as f64 + c0) as usize;
+                (*tl, *tr, *bl, *br) = (
+                    i,
+                    i.wrapping_add(1),
+                    i.wrapping_add(w),
+                    i.wrapping_add(w + 1),
+                );
             }
-            for ((&r0, &c0), pixel_values) in row_floor
-                .iter()
-                .zip(&column_floor)
-                .zip(values.chunks_exact_mut(3))
-            {
-                let (y0, x0) = (r0 as isize, c0 as isize);
-                let (ya, yb) = (
-                    Border::Reflect.index(y0, h),
-                    Border::Reflect.index(y0 + 1, h),
-                );
-                let (xa, xb) = (
-                    Border::Reflect.index(x0, w),
-                    Border::Reflect.index(x0 + 1, w),
-                );
-                let pixels =
-                    [ya * w + xa, ya * w + xb, yb * w + xa, yb * w + xb].map(|i| self.source[i]);
-                for (channel, out) in pixel_values.iter_mut().enumerate() {
-                    *out = pixels.map(|pixel| f64::from(pixel[channel]));
+            if count > 0 {
+                for x in (0..w).filter(|&x| outside[x]) {
+                    let row = y as f64 + dy[x];
+                    let column = x as f64 + dx[x];
+                    let (y0, x0) = (
+                        (row.floor() + 0.0) as isize,
+                        (column.floor() + 0.0) as isize,
+                    );
+                    let (ya, yb) = (
+                        Border::Reflect.index(y0, h),
+                        Border::Reflect.index(y0 + 1, h),
+                    );
+                    let (xa, xb) = (
+                        Border::Reflect.index(x0, w),
+                        Border::Reflect.index(x0 + 1, w),
+                    );
+                    top_left[x] = ya * w + xa;
+                    top_right[x] = ya * w + xb;
+                    bottom_left[x] = yb * w + xa;
+                    bottom_right[x] = yb * w + xb;
                 }
             }
-            for channel in 0..3 {
+            for (plane, [a, b, c, d]) in self.source.chunks_exact(n).zip(&mut values) {
+                // Slices, not the vectors: through a `&mut Vec` each store reloads its pointer.
+                let (a, b, c, d) = (&mut a[..w], &mut b[..w], &mut c[..w], &mut d[..w]);
+                let (tl, tr, bl, br) = (
+                    &top_left[..w],
+                    &top_right[..w],
+                    &bottom_left[..w],
+                    &bottom_right[..w],
+                );
+                for x in 0..w {
+                    a[x] = plane[tl[x]];
+                    b[x] = plane[tr[x]];
+                    c[x] = plane[bl[x]];
+                    d[x] = plane[br[x]];
+                }
+            }
+            for (channel, [a, b, c, d]) in values.iter().enumerate() {
                 let out = &mut self.out[channel * n + y * w..][..w];
-                for (((o, v), &ty), &tx) in out
+                for ((((((o, &a), &b), &c), &d), &ty), &tx) in out
                     .iter_mut()
-                    .zip(values.iter().skip(channel).step_by(3))
+                    .zip(a)
+                    .zip(b)
+                    .zip(c)
+                    .zip(d)
                     .zip(&row_t)
                     .zip(&column_t)
                 {
                     let (wy0, wy1, wx0, wx1) = (1.0 - ty, ty, 1.0 - tx, tx);
-                    let [a, b, c, d] = *v;
+                    let (a, b, c, d) = (f64::from(a), f64::from(b), f64::from(c), f64::from(d));
                     let value =
                         (a * wy0 * wx0 + b * wy0 * wx1 + c * wy1 * wx0 + d * wy1 * wx1) as f32;
                     *o = value.clamp(0.0, 1.0);
@@ -173,8 +209,8 @@ thread_local! {
     /// The displacement fields.
     static DX: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     static DY: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The image's pixels, three values side by side.
-    static SOURCE: std::cell::RefCell<Vec<[f32; 3]>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A copy of the image's planes.
+    static SOURCE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
@@ -199,9 +235,7 @@ mod tests {
             let planes: Vec<f32> = (0..3 * n).map(|_| (next() * 1.2 - 0.1) as f32).collect();
             let dx: Vec<f64> = (0..n).map(|_| (next() - 0.5) * 2.0 * reach).collect();
             let dy: Vec<f64> = (0..n).map(|_| (next() - 0.5) * 2.0 * reach).collect();
-            let source: Vec<[f32; 3]> = (0..n)
-                .map(|i| [planes[i], planes[n + i], planes[2 * n + i]])
-                .collect();
+            let source = planes.clone();
             let wide: Vec<f64> = planes.iter().map(|&v| f64::from(v)).collect();
             let mut want = vec![0.0f32; 3 * n];
             for y in 0..h {
