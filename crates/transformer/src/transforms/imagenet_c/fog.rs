@@ -7,10 +7,7 @@ use crate::PlanarImage;
 use crate::imagenet_c::plasma::{
     Extremes, keep_plasma, next_power_of_two, plasma_fractal, raw_plasma,
 };
-use crate::imagenet_c::{
-    Corruption, Draws, Scale, Unit, rounded_unit_byte_and_margin, rounded_unit_byte_lanes,
-    store_values,
-};
+use crate::imagenet_c::{Corruption, Draws, Scale, Unit, rounded_unit_byte_lanes, store_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The fog's strength k at severities 0 (identity, CCC's row) to 5.
@@ -116,14 +113,14 @@ impl Corruption for Fog {
 }
 
 /// [`AddFog`] on interleaved bytes: the same value of each, rounded as the stored value would
-/// be by `to_rgb8`. Each value is first computed with multiplications by `1 / 255` and
-/// `max / (max + k)` instead of the package's two divisions (a few f64 ulps off, vectorized);
-/// only where that lies within [`NEAR_HALF`] levels of a rounding edge is it computed with the
-/// divisions.
+/// be by `to_rgb8`: `255 v` is `b ratio + 255 f ratio` for a byte `b` and its pixel's fog `f`,
+/// the second term per pixel, then one fused multiply-add per value, in f32 (sixteen lanes),
+/// rounded to the nearest level. Only where that lies
+/// within [`NEAR_HALF`] levels of a rounding edge is the value computed as the package does,
+/// with its divisions in f64.
 struct AddFogToBytes<'a> {
     pixels: &'a mut [u8],
-    /// The plasma before its normalisation by `extremes` (a third multiplication for the
-    /// package's third division).
+    /// The plasma before its normalisation by `extremes`.
     plasma: &'a [f64],
     extremes: Extremes,
     side: usize,
@@ -131,12 +128,16 @@ struct AddFogToBytes<'a> {
     strength: f64,
     max: f64,
     /// [`NEAR_HALF`], but in tests.
-    near_half: f64,
+    near_half: f32,
 }
 
-/// How close to a half (in levels) a value computed by multiplications is computed again with
-/// the divisions: a million times the multiplications' error bound (~1e-13 levels).
-const NEAR_HALF: f64 = 1e-7;
+/// How close to a half (in levels) an f32 value is computed again in f64: four times the f32
+/// path's error bound where a rounding edge can lie (the sum's terms under 256 levels, each
+/// rounded once to f32, ~5e-5 levels).
+const NEAR_HALF: f32 = 2e-4;
+
+/// 2^23: an f32 in [0, 2^22] plus this holds its nearest integer in the low mantissa bits.
+const TWO_23: f32 = 8_388_608.0;
 
 impl pulp::WithSimd for AddFogToBytes<'_> {
     type Output = ();
@@ -149,22 +150,31 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let inverse_range = 1.0 / self.extremes.range;
         // In locals: read through `self` in the loops, they can keep them scalar.
         let (near_half, min) = (self.near_half, self.extremes.min);
+        let (ratio32, offset) = (ratio as f32, 255.0 * strength * ratio);
         let w = self.width;
-        let mut fog = vec![0.0; 3 * w];
+        let mut pixel_terms = vec![0.0f32; w];
+        let mut terms = vec![0.0f32; 3 * w];
         let mut near = vec![false; 3 * w];
         let mut kept = vec![0u8; 3 * w];
         for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
             let plasma = &self.plasma[y * self.side..][..w];
-            for (f, &p) in fog.chunks_exact_mut(3).zip(plasma) {
-                f.fill(strength * ((p - min) * inverse_range));
+            for (term, &p) in pixel_terms.iter_mut().zip(plasma) {
+                *term = (offset * ((p - min) * inverse_range)) as f32;
+            }
+            for (three, &term) in terms.chunks_exact_mut(3).zip(&pixel_terms) {
+                three.fill(term);
             }
             kept.copy_from_slice(row);
             let mut count = 0u32;
-            for ((byte, n), &f) in row.iter_mut().zip(near.iter_mut()).zip(&fog) {
-                let v = (f64::from(*byte) * (1.0 / 255.0) + f) * ratio;
-                let margin;
-                (*byte, margin) = rounded_unit_byte_and_margin(v);
-                *n = margin < near_half;
+            for ((byte, n), &term) in row.iter_mut().zip(near.iter_mut()).zip(&terms) {
+                let level = f32::from(*byte).mul_add(ratio32, term).clamp(0.0, 255.0);
+                // `level + 2^23` rounds it to the nearest integer r, held in the low mantissa
+                // bits (where it is a half, its rounding differs from the package's, but a half
+                // is near and computed again).
+                let big = level + TWO_23;
+                let r = big - TWO_23;
+                *byte = big.to_bits() as u8;
+                *n = (level - r).abs() > 0.5 - near_half;
                 count += u32::from(*n);
             }
             if count > 0 {
@@ -216,10 +226,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_multiplied_bytes_are_the_divided_ones() {
+    fn the_f32_bytes_are_the_divided_ones() {
         // Every value recomputed with the divisions (a bound of a whole level), and the usual
         // bound, both against the package's formula value by value.
-        let (w, h, side) = (37, 5, 64);
+        let (w, h, side) = (37, 41, 64);
         let plasma: Vec<f64> = (0..side * side)
             .map(|i| ((i * 7919) % 4099) as f64 / 31.0 - 50.0)
             .collect();
@@ -228,7 +238,7 @@ mod tests {
             range: 4098.0 / 31.0,
         };
         let pixels: Vec<u8> = (0..3 * w * h).map(|i| (i * 37 % 256) as u8).collect();
-        for (strength, brightest) in [(1.5, 255), (2.5, 200), (3.0, 17)] {
+        for (strength, brightest) in [(1.5, 255), (2.5, 200), (3.0, 17), (1.7, 254), (2.1, 131)] {
             let max = Unit::of_byte(brightest);
             let mut want = pixels.clone();
             for (i, byte) in want.iter_mut().enumerate() {
