@@ -7,6 +7,7 @@ use drift_core::ImageSize;
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::{Corruption, Draws, keep_scratch, take_scratch};
+use crate::planar::{to_byte, to_unit};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The displacement's scale alpha at severities 0 (identity) to 5.
@@ -45,25 +46,9 @@ impl Corruption for ElasticTransform {
     }
 
     fn corrupt(&self, params: &Params, image: &mut PlanarImage, draws: &mut dyn Draws) {
-        let alpha = params.value(0);
         let size = image.size();
         let (w, h) = (size.width as usize, size.height as usize);
-        let sigma = (h as f64 * 0.01, w as f64 * 0.01);
-        // The package takes the height for both axes' largest displacement.
-        let max_d = h as f64 * 0.005;
-        // The fields in buffers kept per thread (see `take_scratch`).
-        let field = |draws: &mut dyn Draws, slot| -> Vec<f64> {
-            let mut values = take_scratch(slot, w * h);
-            draws.uniform(-max_d, max_d, &mut values);
-            gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
-            // `(gaussian(...) * alpha).astype(np.float32)`.
-            for v in &mut values {
-                *v = f64::from((*v * alpha) as f32);
-            }
-            values
-        };
-        let dx = field(draws, &DX);
-        let dy = field(draws, &DY);
+        let (dx, dy) = displacements(params.value(0), (w, h), draws);
         // The package's image is `np.array(x, dtype=np.float32) / 255.`, which our planes hold;
         // copied (the remap cannot work in place), in a buffer kept per thread.
         let mut source = take_scratch(&SOURCE, 3 * w * h);
@@ -78,6 +63,216 @@ impl Corruption for ElasticTransform {
         keep_scratch(&SOURCE, source);
         keep_scratch(&DX, dx);
         keep_scratch(&DY, dy);
+    }
+
+    fn corrupt_rgb8(
+        &self,
+        params: &Params,
+        image: &mut drift_core::RgbImage8,
+        draws: &mut dyn Draws,
+    ) -> bool {
+        let size = image.size();
+        let (w, h) = (size.width as usize, size.height as usize);
+        let (dx, dy) = displacements(params.value(0), (w, h), draws);
+        // Each pixel as one word, read in one load where its values were three.
+        let mut source = take_scratch(&SOURCE_WORDS, w * h);
+        pulp::Arch::new().dispatch(ToWords {
+            pixels: image.pixels(),
+            words: &mut source,
+        });
+        pulp::Arch::new().dispatch(RemapBytes {
+            source: &source,
+            out: image.pixels_mut(),
+            shape: (w, h),
+            dx: &dx,
+            dy: &dy,
+        });
+        keep_scratch(&SOURCE_WORDS, source);
+        keep_scratch(&DX, dx);
+        keep_scratch(&DY, dy);
+        true
+    }
+}
+
+/// The displacement fields `(dx, dy)`, as the package draws them:
+/// `(gaussian(uniform(-H/200, H/200), sigma, mode='reflect', truncate=3) * alpha)
+/// .astype(np.float32)`, widened back to f64, in buffers kept per thread (see `take_scratch`).
+fn displacements(
+    alpha: f64,
+    (w, h): (usize, usize),
+    draws: &mut dyn Draws,
+) -> (Vec<f64>, Vec<f64>) {
+    let sigma = (h as f64 * 0.01, w as f64 * 0.01);
+    // The package takes the height for both axes' largest displacement.
+    let max_d = h as f64 * 0.005;
+    let field = |draws: &mut dyn Draws, slot| -> Vec<f64> {
+        let mut values = take_scratch(slot, w * h);
+        draws.uniform(-max_d, max_d, &mut values);
+        gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
+        for v in &mut values {
+            *v = f64::from((*v * alpha) as f32);
+        }
+        values
+    };
+    let dx = field(draws, &DX);
+    let dy = field(draws, &DY);
+    (dx, dy)
+}
+
+/// One row's bilinear taps: each pixel's fractions along both axes and its four neighbours'
+/// indices (top left, top right, bottom left, bottom right) in the plane, mirrored at the edges
+/// as `map_coordinates(mode='reflect')` reads them.
+struct RowTaps {
+    row_t: Vec<f64>,
+    column_t: Vec<f64>,
+    corners: [Vec<usize>; 4],
+    outside: Vec<bool>,
+}
+
+impl RowTaps {
+    fn new(w: usize) -> Self {
+        Self {
+            row_t: vec![0.0; w],
+            column_t: vec![0.0; w],
+            corners: [vec![0; w], vec![0; w], vec![0; w], vec![0; w]],
+            outside: vec![false; w],
+        }
+    }
+
+    /// The taps of row `y` of a `w x h` plane displaced by `dy` and `dx` (that row's): the
+    /// floors, fractions and in-plane indices in one vector loop, which also marks the pixels
+    /// with a neighbour outside; their mirrored indices in a scalar loop.
+    #[inline(always)]
+    fn fill(&mut self, y: usize, (w, h): (usize, usize), dy: &[f64], dx: &[f64]) {
+        // The last row and column a pixel's top-left neighbour can have inside the plane.
+        let (last_row, last_column) = ((h as f64) - 2.0, (w as f64) - 2.0);
+        let [top_left, top_right, bottom_left, bottom_right] = &mut self.corners;
+        let mut count = 0usize;
+        for (x, ((((((rt, ct), tl), tr), bl), br), out)) in self
+            .row_t
+            .iter_mut()
+            .zip(&mut self.column_t)
+            .zip(top_left.iter_mut())
+            .zip(top_right.iter_mut())
+            .zip(bottom_left.iter_mut())
+            .zip(bottom_right.iter_mut())
+            .zip(&mut self.outside)
+            .enumerate()
+        {
+            let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
+            // `+ 0.0` makes a floor of -0.0 the +0.0 that `floor_fast` gives.
+            let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
+            (*rt, *ct) = (row - r0, column - c0);
+            let out_of_plane = !(r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column);
+            *out = out_of_plane;
+            count += usize::from(out_of_plane);
+            // Wrong (but unread) where outside; a NaN or huge coordinate saturates.
+            let i = (r0 * w as f64 + c0) as usize;
+            (*tl, *tr, *bl, *br) = (
+                i,
+                i.wrapping_add(1),
+                i.wrapping_add(w),
+                i.wrapping_add(w + 1),
+            );
+        }
+        if count > 0 {
+            for x in (0..w).filter(|&x| self.outside[x]) {
+                let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
+                let (y0, x0) = (
+                    (row.floor() + 0.0) as isize,
+                    (column.floor() + 0.0) as isize,
+                );
+                let (ya, yb) = (
+                    Border::Reflect.index(y0, h),
+                    Border::Reflect.index(y0 + 1, h),
+                );
+                let (xa, xb) = (
+                    Border::Reflect.index(x0, w),
+                    Border::Reflect.index(x0 + 1, w),
+                );
+                top_left[x] = ya * w + xa;
+                top_right[x] = ya * w + xb;
+                bottom_left[x] = yb * w + xa;
+                bottom_right[x] = yb * w + xb;
+            }
+        }
+    }
+}
+
+/// `map_coordinates`' bilinear sum of one value in scipy's order, `as f32`, clipped to [0, 1].
+#[inline(always)]
+fn bilinear([a, b, c, d]: [f32; 4], ty: f64, tx: f64) -> f32 {
+    let (wy0, wy1, wx0, wx1) = (1.0 - ty, ty, 1.0 - tx, tx);
+    let (a, b, c, d) = (f64::from(a), f64::from(b), f64::from(c), f64::from(d));
+    let value = (a * wy0 * wx0 + b * wy0 * wx1 + c * wy1 * wx0 + d * wy1 * wx1) as f32;
+    value.clamp(0.0, 1.0)
+}
+
+/// Interleaved RGB bytes as one little-endian word per pixel (R, G, B, 0).
+struct ToWords<'a> {
+    pixels: &'a [u8],
+    words: &'a mut [u32],
+}
+
+impl pulp::WithSimd for ToWords<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (word, pixel) in self.words.iter_mut().zip(self.pixels.chunks_exact(3)) {
+            *word = u32::from(pixel[0]) | u32::from(pixel[1]) << 8 | u32::from(pixel[2]) << 16;
+        }
+    }
+}
+
+/// [`Remap`] on interleaved bytes: each neighbour's pixel read as one word, its values `k / 255`
+/// as `PlanarImage::from_rgb8` makes them, and each result rounded as `to_rgb8` rounds it:
+/// `Remap`'s bytes.
+struct RemapBytes<'a> {
+    /// The pixels as `out` was, a word each (see [`ToWords`]).
+    source: &'a [u32],
+    out: &'a mut [u8],
+    shape: (usize, usize),
+    dx: &'a [f64],
+    dy: &'a [f64],
+}
+
+impl pulp::WithSimd for RemapBytes<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (w, h) = self.shape;
+        let mut taps = RowTaps::new(w);
+        // The four neighbours' pixels, a word each.
+        let mut words = [vec![0u32; w], vec![0; w], vec![0; w], vec![0; w]];
+        let source = self.source;
+        for (y, out) in self.out.chunks_exact_mut(3 * w).enumerate() {
+            taps.fill(y, (w, h), &self.dy[y * w..][..w], &self.dx[y * w..][..w]);
+            for (corner, words) in taps.corners.iter().zip(&mut words) {
+                // Slices, not the vectors: through a `&mut Vec` each store reloads its pointer.
+                let (corner, words) = (&corner[..w], &mut words[..w]);
+                for x in 0..w {
+                    words[x] = source[corner[x]];
+                }
+            }
+            let [a, b, c, d] = &words;
+            for ((((((pixel, &a), &b), &c), &d), &ty), &tx) in out
+                .chunks_exact_mut(3)
+                .zip(a)
+                .zip(b)
+                .zip(c)
+                .zip(d)
+                .zip(&taps.row_t)
+                .zip(&taps.column_t)
+            {
+                let channel = |shift: u32| {
+                    let unit = |word: u32| to_unit((word >> shift) as u8);
+                    to_byte(bilinear([unit(a), unit(b), unit(c), unit(d)], ty, tx))
+                };
+                pixel.copy_from_slice(&[channel(0), channel(8), channel(16)]);
+            }
+        }
     }
 }
 
@@ -106,67 +301,13 @@ impl pulp::WithSimd for Remap<'_> {
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let (w, h) = self.shape;
         let n = w * h;
-        let (mut row_t, mut column_t) = (vec![0.0; w], vec![0.0; w]);
-        // The four neighbours' indices (top left, top right, bottom left, bottom right).
-        let mut corners = [vec![0usize; w], vec![0; w], vec![0; w], vec![0; w]];
-        let mut outside = vec![false; w];
+        let mut taps = RowTaps::new(w);
         // Per channel, the four neighbours' values of each pixel of the row.
         let mut values: [[Vec<f32>; 4]; 3] =
             std::array::from_fn(|_| [vec![0.0; w], vec![0.0; w], vec![0.0; w], vec![0.0; w]]);
-        // The last row and column a pixel's top-left neighbour can have inside the plane.
-        let (last_row, last_column) = ((h as f64) - 2.0, (w as f64) - 2.0);
         for y in 0..h {
-            let (dy, dx) = (&self.dy[y * w..][..w], &self.dx[y * w..][..w]);
-            let [top_left, top_right, bottom_left, bottom_right] = &mut corners;
-            let mut count = 0usize;
-            for (x, ((((((rt, ct), tl), tr), bl), br), out)) in row_t
-                .iter_mut()
-                .zip(&mut column_t)
-                .zip(top_left.iter_mut())
-                .zip(top_right.iter_mut())
-                .zip(bottom_left.iter_mut())
-                .zip(bottom_right.iter_mut())
-                .zip(&mut outside)
-                .enumerate()
-            {
-                let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
-                // `+ 0.0` makes a floor of -0.0 the +0.0 that `floor_fast` gives.
-                let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
-                (*rt, *ct) = (row - r0, column - c0);
-                let out_of_plane = !(r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column);
-                *out = out_of_plane;
-                count += usize::from(out_of_plane);
-                // Wrong (but unread) where outside; a NaN or huge coordinate saturates.
-                let i = (r0 * w as f64 + c0) as usize;
-                (*tl, *tr, *bl, *br) = (
-                    i,
-                    i.wrapping_add(1),
-                    i.wrapping_add(w),
-                    i.wrapping_add(w + 1),
-                );
-            }
-            if count > 0 {
-                for x in (0..w).filter(|&x| outside[x]) {
-                    let row = y as f64 + dy[x];
-                    let column = x as f64 + dx[x];
-                    let (y0, x0) = (
-                        (row.floor() + 0.0) as isize,
-                        (column.floor() + 0.0) as isize,
-                    );
-                    let (ya, yb) = (
-                        Border::Reflect.index(y0, h),
-                        Border::Reflect.index(y0 + 1, h),
-                    );
-                    let (xa, xb) = (
-                        Border::Reflect.index(x0, w),
-                        Border::Reflect.index(x0 + 1, w),
-                    );
-                    top_left[x] = ya * w + xa;
-                    top_right[x] = ya * w + xb;
-                    bottom_left[x] = yb * w + xa;
-                    bottom_right[x] = yb * w + xb;
-                }
-            }
+            taps.fill(y, (w, h), &self.dy[y * w..][..w], &self.dx[y * w..][..w]);
+            let [top_left, top_right, bottom_left, bottom_right] = &taps.corners;
             for (plane, [a, b, c, d]) in self.source.chunks_exact(n).zip(&mut values) {
                 // Slices, not the vectors: through a `&mut Vec` each store reloads its pointer.
                 let (a, b, c, d) = (&mut a[..w], &mut b[..w], &mut c[..w], &mut d[..w]);
@@ -191,14 +332,10 @@ impl pulp::WithSimd for Remap<'_> {
                     .zip(b)
                     .zip(c)
                     .zip(d)
-                    .zip(&row_t)
-                    .zip(&column_t)
+                    .zip(&taps.row_t)
+                    .zip(&taps.column_t)
                 {
-                    let (wy0, wy1, wx0, wx1) = (1.0 - ty, ty, 1.0 - tx, tx);
-                    let (a, b, c, d) = (f64::from(a), f64::from(b), f64::from(c), f64::from(d));
-                    let value =
-                        (a * wy0 * wx0 + b * wy0 * wx1 + c * wy1 * wx0 + d * wy1 * wx1) as f32;
-                    *o = value.clamp(0.0, 1.0);
+                    *o = bilinear([a, b, c, d], ty, tx);
                 }
             }
         }
@@ -211,6 +348,8 @@ thread_local! {
     static DY: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     /// A copy of the image's planes.
     static SOURCE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The image's pixels, a word each.
+    static SOURCE_WORDS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
