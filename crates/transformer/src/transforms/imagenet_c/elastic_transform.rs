@@ -120,13 +120,16 @@ fn displacements(
 }
 
 /// One row's bilinear taps: each pixel's fractions along both axes and its four neighbours'
-/// indices (top left, top right, bottom left, bottom right) in the plane, mirrored at the edges
-/// as `map_coordinates(mode='reflect')` reads them.
+/// indices in the plane, mirrored at the edges as `map_coordinates(mode='reflect')` reads them.
 struct RowTaps {
     row_t: Vec<f64>,
     column_t: Vec<f64>,
-    corners: [Vec<usize>; 4],
-    outside: Vec<bool>,
+    /// Each pixel's top-left neighbour's index; the other three are the next one along and the
+    /// two below them, but for the pixels in `mirrored` (whose entry here is 0).
+    top_left: Vec<usize>,
+    /// The pixels with a neighbour outside the plane, and their four neighbours' mirrored
+    /// indices (top left, top right, bottom left, bottom right).
+    mirrored: Vec<(usize, [usize; 4])>,
 }
 
 impl RowTaps {
@@ -134,67 +137,79 @@ impl RowTaps {
         Self {
             row_t: vec![0.0; w],
             column_t: vec![0.0; w],
-            corners: [vec![0; w], vec![0; w], vec![0; w], vec![0; w]],
-            outside: vec![false; w],
+            top_left: vec![0; w],
+            mirrored: Vec::new(),
         }
     }
 
     /// The taps of row `y` of a `w x h` plane displaced by `dy` and `dx` (that row's): the
-    /// floors, fractions and in-plane indices in one vector loop, which also marks the pixels
+    /// floors, fractions and top-left indices in one vector loop, which also counts the pixels
     /// with a neighbour outside; their mirrored indices in a scalar loop.
     #[inline(always)]
     fn fill(&mut self, y: usize, (w, h): (usize, usize), dy: &[f64], dx: &[f64]) {
         // The last row and column a pixel's top-left neighbour can have inside the plane.
         let (last_row, last_column) = ((h as f64) - 2.0, (w as f64) - 2.0);
-        let [top_left, top_right, bottom_left, bottom_right] = &mut self.corners;
         let mut count = 0usize;
-        for (x, ((((((rt, ct), tl), tr), bl), br), out)) in self
+        for (x, ((rt, ct), tl)) in self
             .row_t
             .iter_mut()
             .zip(&mut self.column_t)
-            .zip(top_left.iter_mut())
-            .zip(top_right.iter_mut())
-            .zip(bottom_left.iter_mut())
-            .zip(bottom_right.iter_mut())
-            .zip(&mut self.outside)
+            .zip(&mut self.top_left)
             .enumerate()
         {
             let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
             // `+ 0.0` makes a floor of -0.0 the +0.0 that `floor_fast` gives.
             let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
             (*rt, *ct) = (row - r0, column - c0);
-            let out_of_plane = !(r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column);
-            *out = out_of_plane;
-            count += usize::from(out_of_plane);
-            // Wrong (but unread) where outside; a NaN or huge coordinate saturates.
-            let i = (r0 * w as f64 + c0) as usize;
-            (*tl, *tr, *bl, *br) = (
-                i,
-                i.wrapping_add(1),
-                i.wrapping_add(w),
-                i.wrapping_add(w + 1),
-            );
+            let inside = r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column;
+            count += usize::from(!inside);
+            *tl = if inside {
+                (r0 * w as f64 + c0) as usize
+            } else {
+                0
+            };
         }
-        if count > 0 {
-            for x in (0..w).filter(|&x| self.outside[x]) {
-                let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
-                let (y0, x0) = (
-                    (row.floor() + 0.0) as isize,
-                    (column.floor() + 0.0) as isize,
-                );
-                let (ya, yb) = (
-                    Border::Reflect.index(y0, h),
-                    Border::Reflect.index(y0 + 1, h),
-                );
-                let (xa, xb) = (
-                    Border::Reflect.index(x0, w),
-                    Border::Reflect.index(x0 + 1, w),
-                );
-                top_left[x] = ya * w + xa;
-                top_right[x] = ya * w + xb;
-                bottom_left[x] = yb * w + xa;
-                bottom_right[x] = yb * w + xb;
+        self.mirrored.clear();
+        if count == 0 {
+            return;
+        }
+        for x in 0..w {
+            let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
+            let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
+            if r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column {
+                continue;
             }
+            let (y0, x0) = (r0 as isize, c0 as isize);
+            let (ya, yb) = (
+                Border::Reflect.index(y0, h),
+                Border::Reflect.index(y0 + 1, h),
+            );
+            let (xa, xb) = (
+                Border::Reflect.index(x0, w),
+                Border::Reflect.index(x0 + 1, w),
+            );
+            self.mirrored
+                .push((x, [ya * w + xa, ya * w + xb, yb * w + xa, yb * w + xb]));
+        }
+    }
+
+    /// The four neighbours' values of each pixel of the row, from `plane` (a value or a
+    /// pixel's word per index), into `values`.
+    #[inline(always)]
+    fn gather<T: Copy>(&self, plane: &[T], w: usize, values: &mut [Vec<T>; 4]) {
+        // Slices, not the vectors: through a `&mut Vec` each store reloads its pointer.
+        let [a, b, c, d] = values;
+        let (a, b, c, d) = (&mut a[..w], &mut b[..w], &mut c[..w], &mut d[..w]);
+        // Below two rows or columns every pixel is mirrored (and pairs would not fit).
+        if plane.len() >= w + 2 {
+            // Each pixel's neighbours as two pairs: two loads, not four.
+            for (x, &i) in self.top_left[..w].iter().enumerate() {
+                let (top, bottom) = (&plane[i..][..2], &plane[i + w..][..2]);
+                (a[x], b[x], c[x], d[x]) = (top[0], top[1], bottom[0], bottom[1]);
+            }
+        }
+        for &(x, [tl, tr, bl, br]) in &self.mirrored {
+            (a[x], b[x], c[x], d[x]) = (plane[tl], plane[tr], plane[bl], plane[br]);
         }
     }
 }
@@ -249,13 +264,7 @@ impl pulp::WithSimd for RemapBytes<'_> {
         let source = self.source;
         for (y, out) in self.out.chunks_exact_mut(3 * w).enumerate() {
             taps.fill(y, (w, h), &self.dy[y * w..][..w], &self.dx[y * w..][..w]);
-            for (corner, words) in taps.corners.iter().zip(&mut words) {
-                // Slices, not the vectors: through a `&mut Vec` each store reloads its pointer.
-                let (corner, words) = (&corner[..w], &mut words[..w]);
-                for x in 0..w {
-                    words[x] = source[corner[x]];
-                }
-            }
+            taps.gather(source, w, &mut words);
             let [a, b, c, d] = &words;
             for ((((((pixel, &a), &b), &c), &d), &ty), &tx) in out
                 .chunks_exact_mut(3)
@@ -307,22 +316,8 @@ impl pulp::WithSimd for Remap<'_> {
             std::array::from_fn(|_| [vec![0.0; w], vec![0.0; w], vec![0.0; w], vec![0.0; w]]);
         for y in 0..h {
             taps.fill(y, (w, h), &self.dy[y * w..][..w], &self.dx[y * w..][..w]);
-            let [top_left, top_right, bottom_left, bottom_right] = &taps.corners;
-            for (plane, [a, b, c, d]) in self.source.chunks_exact(n).zip(&mut values) {
-                // Slices, not the vectors: through a `&mut Vec` each store reloads its pointer.
-                let (a, b, c, d) = (&mut a[..w], &mut b[..w], &mut c[..w], &mut d[..w]);
-                let (tl, tr, bl, br) = (
-                    &top_left[..w],
-                    &top_right[..w],
-                    &bottom_left[..w],
-                    &bottom_right[..w],
-                );
-                for x in 0..w {
-                    a[x] = plane[tl[x]];
-                    b[x] = plane[tr[x]];
-                    c[x] = plane[bl[x]];
-                    d[x] = plane[br[x]];
-                }
+            for (plane, values) in self.source.chunks_exact(n).zip(&mut values) {
+                taps.gather(plane, w, values);
             }
             for (channel, [a, b, c, d]) in values.iter().enumerate() {
                 let out = &mut self.out[channel * n + y * w..][..w];
