@@ -22,79 +22,103 @@ fn reflect_101(i: isize, len: usize) -> usize {
     }
 }
 
+/// `row` with one value either side under `BORDER_REFLECT_101`, into `padded` (its length + 2),
+/// each value read through `read`.
+#[inline(always)]
+fn pad_reflect_101<V: Copy, T: Copy>(row: &[V], padded: &mut [T], read: impl Fn(V) -> T) {
+    let len = row.len();
+    for (p, &v) in padded[1..=len].iter_mut().zip(row) {
+        *p = read(v);
+    }
+    padded[0] = read(row[reflect_101(-1, len)]);
+    padded[len + 1] = read(row[reflect_101(len as isize, len)]);
+}
+
 /// The 3 x 3 neighbourhood sums of a plane under `BORDER_REFLECT_101`, of `read(value)` summed
 /// in `T`: rows of three, then three rows, the order OpenCV's box filter sums in (its sums are
-/// exact for the values `spatter` gives it, so the order does not change them).
+/// exact for the values `spatter` gives it, so the order does not change them); each row padded
+/// once, then shifted slices, in SIMD lanes.
 fn box_sums<V: Copy, T: Copy + Default + std::ops::Add<Output = T>>(
     plane: &[V],
     (width, height): (usize, usize),
     read: impl Fn(V) -> T,
 ) -> Vec<T> {
     let mut across = vec![T::default(); width * height];
-    for (row, out) in plane
-        .chunks_exact(width)
-        .zip(across.chunks_exact_mut(width))
-    {
-        for (x, o) in out.iter_mut().enumerate() {
-            let xi = x as isize;
-            *o = read(row[reflect_101(xi - 1, width)])
-                + read(row[x])
-                + read(row[reflect_101(xi + 1, width)]);
-        }
-    }
     let mut out = vec![T::default(); width * height];
-    for (y, line) in out.chunks_exact_mut(width).enumerate() {
-        let yi = y as isize;
-        let rows = [reflect_101(yi - 1, height), y, reflect_101(yi + 1, height)]
-            .map(|r| &across[r * width..][..width]);
-        for (x, o) in line.iter_mut().enumerate() {
-            *o = rows[0][x] + rows[1][x] + rows[2][x];
+    super::in_lanes(|| {
+        let mut padded = vec![T::default(); width + 2];
+        for (row, sums) in plane
+            .chunks_exact(width)
+            .zip(across.chunks_exact_mut(width))
+        {
+            pad_reflect_101(row, &mut padded, &read);
+            for (((o, &a), &b), &c) in sums
+                .iter_mut()
+                .zip(&padded[..width])
+                .zip(&padded[1..])
+                .zip(&padded[2..])
+            {
+                *o = a + b + c;
+            }
         }
-    }
+        for (y, line) in out.chunks_exact_mut(width).enumerate() {
+            let yi = y as isize;
+            let [a, b, c] = [reflect_101(yi - 1, height), y, reflect_101(yi + 1, height)]
+                .map(|r| &across[r * width..][..width]);
+            for (((o, &a), &b), &c) in line.iter_mut().zip(a).zip(b).zip(c) {
+                *o = a + b + c;
+            }
+        }
+    });
     out
 }
 
 /// `cv2.blur(plane, (3, 3))` of an f32 plane: the sum in f64 times 1/9, to f32.
 pub(crate) fn box_blur_f32(plane: &[f32], shape: (usize, usize)) -> Vec<f32> {
-    box_sums(plane, shape, f64::from)
-        .into_iter()
-        .map(|sum| (sum * (1.0 / 9.0)) as f32)
-        .collect()
+    let sums = box_sums(plane, shape, f64::from);
+    super::in_lanes(|| sums.iter().map(|&sum| (sum * (1.0 / 9.0)) as f32).collect())
 }
 
 /// `cv2.blur(plane, (3, 3))` of a byte plane: the sum divided by 9, rounded (never a tie).
 pub(crate) fn box_blur_u8(plane: &[u8], shape: (usize, usize)) -> Vec<u8> {
-    box_sums(plane, shape, u32::from)
-        .into_iter()
-        .map(|sum| ((sum + 4) / 9) as u8)
-        .collect()
+    let sums = box_sums(plane, shape, u32::from);
+    super::in_lanes(|| sums.iter().map(|&sum| ((sum + 4) / 9) as u8).collect())
 }
 
 /// `cv2.filter2D(plane, CV_8U, kernel)` with an integer 3 x 3 kernel (a correlation, anchored
-/// at the centre, `BORDER_REFLECT_101`): the exact sum, saturated to a byte.
+/// at the centre, `BORDER_REFLECT_101`): the exact sum, saturated to a byte; each row padded
+/// once, then shifted slices, in SIMD lanes.
 pub(crate) fn filter_3x3_u8(
     plane: &[u8],
     (width, height): (usize, usize),
     kernel: [[i32; 3]; 3],
 ) -> Vec<u8> {
+    let mut padded = vec![0i32; (width + 2) * height];
+    for (row, out) in plane
+        .chunks_exact(width)
+        .zip(padded.chunks_exact_mut(width + 2))
+    {
+        pad_reflect_101(row, out, i32::from);
+    }
     let mut out = vec![0u8; width * height];
-    for (y, line) in out.chunks_exact_mut(width).enumerate() {
-        let rows: [&[u8]; 3] = std::array::from_fn(|k| {
-            let r = reflect_101(y as isize + k as isize - 1, height);
-            &plane[r * width..][..width]
-        });
-        for (x, o) in line.iter_mut().enumerate() {
-            let columns: [usize; 3] =
-                std::array::from_fn(|k| reflect_101(x as isize + k as isize - 1, width));
-            let mut sum = 0;
-            for (row, weights) in rows.iter().zip(&kernel) {
-                for (&c, &w) in columns.iter().zip(weights) {
-                    sum += w * i32::from(row[c]);
+    let mut sums = vec![0i32; width];
+    super::in_lanes(|| {
+        for (y, line) in out.chunks_exact_mut(width).enumerate() {
+            sums.fill(0);
+            for (k, weights) in kernel.iter().enumerate() {
+                let r = reflect_101(y as isize + k as isize - 1, height);
+                let row = &padded[r * (width + 2)..][..width + 2];
+                for (shift, &w) in weights.iter().enumerate() {
+                    for (sum, &v) in sums.iter_mut().zip(&row[shift..][..width]) {
+                        *sum += w * v;
+                    }
                 }
             }
-            *o = sum.clamp(0, 255) as u8;
+            for (o, &sum) in line.iter_mut().zip(&sums) {
+                *o = sum.clamp(0, 255) as u8;
+            }
         }
-    }
+    });
     out
 }
 
@@ -437,6 +461,28 @@ mod tests {
         out
     }
 
+    /// Each pixel's 3 x 3 neighbourhood (`BORDER_REFLECT_101`) weighed by `kernel`, summed in
+    /// f64 pixel by pixel.
+    fn neighbourhood_by_pixel<V: Copy + Into<f64>>(
+        plane: &[V],
+        (width, height): (usize, usize),
+        kernel: &[[f64; 3]; 3],
+    ) -> Vec<f64> {
+        let mut out = vec![0.0; width * height];
+        for y in 0..height {
+            for x in 0..width {
+                for (dy, weights) in kernel.iter().enumerate() {
+                    let r = reflect_101(y as isize + dy as isize - 1, height);
+                    for (dx, &weight) in weights.iter().enumerate() {
+                        let c = reflect_101(x as isize + dx as isize - 1, width);
+                        out[y * width + x] += weight * plane[r * width + c].into();
+                    }
+                }
+            }
+        }
+        out
+    }
+
     #[test]
     fn row_wise_forms_are_the_pixel_by_pixel_forms() {
         // Thresholded smooth fields like spatter's (runs of zeros, ramps, plateaus), at odd
@@ -457,6 +503,25 @@ mod tests {
                 canny_by_pixel(&plane, (w, h), 50, 150),
                 "{w}x{h}"
             );
+            // The blurs and the emboss against their per-pixel sums.
+            let floats: Vec<f32> = plane.iter().map(|&v| f32::from(v) * 0.37).collect();
+            let blurred: Vec<f32> = neighbourhood_by_pixel(&floats, (w, h), &[[1.0; 3]; 3])
+                .iter()
+                .map(|&sum| (sum * (1.0 / 9.0)) as f32)
+                .collect();
+            assert_eq!(box_blur_f32(&floats, (w, h)), blurred, "{w}x{h}");
+            let blurred: Vec<u8> = neighbourhood_by_pixel(&plane, (w, h), &[[1.0; 3]; 3])
+                .iter()
+                .map(|&sum| ((sum as u32 + 4) / 9) as u8)
+                .collect();
+            assert_eq!(box_blur_u8(&plane, (w, h)), blurred, "{w}x{h}");
+            let emboss = [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]];
+            let weights = emboss.map(|row| row.map(f64::from));
+            let embossed: Vec<u8> = neighbourhood_by_pixel(&plane, (w, h), &weights)
+                .iter()
+                .map(|&sum| sum.clamp(0.0, 255.0) as u8)
+                .collect();
+            assert_eq!(filter_3x3_u8(&plane, (w, h), emboss), embossed, "{w}x{h}");
             let edges = canny(&plane, (w, h), 50, 150);
             if w * h > 1000 {
                 assert!(edges.contains(&255), "{w}x{h}: edges to compare");

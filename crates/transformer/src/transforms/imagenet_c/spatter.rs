@@ -12,7 +12,7 @@ use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::opencv::{
     box_blur_f32, box_blur_u8, canny, distance_transform, equalize_histogram, filter_3x3_u8,
 };
-use crate::imagenet_c::{Corruption, Draws, Scale, store_values};
+use crate::imagenet_c::{Corruption, Draws, Scale, in_lanes, store_values};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The field's mean at severities 0 (identity) to 5.
@@ -131,24 +131,38 @@ impl Corruption for Spatter {
             // `np.float32(k) / 255.`: the f32 the plane holds.
             let water_colour = (WATER[channel] / 255.0) as f32;
             let mud_colour = MUD[channel] / 255.0;
-            for (y, values) in plane.chunks_exact_mut(shape.0).enumerate() {
-                for (x, (out, &v)) in row.iter_mut().zip(values.iter()).enumerate() {
-                    let i = y * shape.0 + x;
-                    let mut sum = 0.0;
-                    if let Some((layer, share)) = &water {
-                        // `clip(x + m color, 0, 1) * 255` in f32.
-                        let wet = (v + layer[i] * water_colour).clamp(0.0, 1.0) * 255.0;
-                        sum += share * f64::from(wet);
+            // `clip(x + m color, 0, 1) * 255` in f32.
+            let wet = |v: f32, m: f32| f64::from((v + m * water_colour).clamp(0.0, 1.0) * 255.0);
+            // `x *= 1 - m` in f32, `+ colour m` in f64.
+            let muddy = |v: f32, m: f32| {
+                let kept = f64::from(v * (1.0 - m));
+                (kept + mud_colour * f64::from(m)).clamp(0.0, 1.0) * 255.0
+            };
+            for (values, at) in plane.chunks_exact_mut(shape.0).zip((0..n).step_by(shape.0)) {
+                // One loop per case, in SIMD lanes (a test per value kept them scalar).
+                in_lanes(|| match (&water, &blots) {
+                    (Some((layer, share)), None) => {
+                        for ((out, &v), &m) in row.iter_mut().zip(&*values).zip(&layer[at..]) {
+                            *out = share * wet(v, m);
+                        }
                     }
-                    if let Some(blots) = &blots {
-                        // `x *= 1 - m` in f32, `+ colour m` in f64.
-                        let m = blots[i];
-                        let kept = f64::from(v * (1.0 - m));
-                        let muddy = (kept + mud_colour * f64::from(m)).clamp(0.0, 1.0) * 255.0;
-                        sum += mud * muddy;
+                    (None, Some(blots)) => {
+                        for ((out, &v), &m) in row.iter_mut().zip(&*values).zip(&blots[at..]) {
+                            *out = mud * muddy(v, m);
+                        }
                     }
-                    *out = sum;
-                }
+                    (Some((layer, share)), Some(blots)) => {
+                        for (((out, &v), &m), &b) in row
+                            .iter_mut()
+                            .zip(&*values)
+                            .zip(&layer[at..])
+                            .zip(&blots[at..])
+                        {
+                            *out = share * wet(v, m) + mud * muddy(v, b);
+                        }
+                    }
+                    (None, None) => row.fill(0.0),
+                });
                 store_values(values, &row, Scale::Bytes);
             }
         }
