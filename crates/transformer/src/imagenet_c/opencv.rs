@@ -272,7 +272,20 @@ const KNIGHT: f32 = 2.1969;
 /// Each pass takes, per row, the minimum over the two rows before it (in SIMD-friendly slices),
 /// then runs along the row for the step from the previous pixel: the same sums and minima as
 /// OpenCV's pixel-by-pixel loop (a minimum does not depend on its order).
-pub(crate) fn distance_transform(plane: &[u8], (width, height): (usize, usize)) -> Vec<f32> {
+pub(crate) fn distance_transform(plane: &[u8], shape: (usize, usize)) -> Vec<f32> {
+    super::in_lanes(|| distance_passes(plane, shape))
+}
+
+/// The smaller of two distances (never NaN): one `minss`, where `f32::min`'s NaN rule takes
+/// three instructions on the pass's serial chain.
+#[inline(always)]
+fn smaller(a: f32, b: f32) -> f32 {
+    if a < b { a } else { b }
+}
+
+/// [`distance_transform`]'s two passes, inlined into its SIMD dispatch.
+#[inline(always)]
+fn distance_passes(plane: &[u8], (width, height): (usize, usize)) -> Vec<f32> {
     // A frame of two rows and columns at infinity.
     let stride = width + 4;
     let mut d = vec![f32::INFINITY; stride * (height + 4)];
@@ -284,13 +297,16 @@ pub(crate) fn distance_transform(plane: &[u8], (width, height): (usize, usize)) 
             let up = &d[row - stride..][..stride];
             // Column x of the image is x + 2 of the framed rows.
             for (x, b) in best.iter_mut().enumerate() {
-                *b = (up2[x + 1] + KNIGHT)
-                    .min(up2[x + 3] + KNIGHT)
-                    .min(up[x] + KNIGHT)
-                    .min(up[x + 1] + DIAGONAL)
-                    .min(up[x + 2] + ACROSS)
-                    .min(up[x + 3] + DIAGONAL)
-                    .min(up[x + 4] + KNIGHT);
+                *b = [
+                    up2[x + 3] + KNIGHT,
+                    up[x] + KNIGHT,
+                    up[x + 1] + DIAGONAL,
+                    up[x + 2] + ACROSS,
+                    up[x + 3] + DIAGONAL,
+                    up[x + 4] + KNIGHT,
+                ]
+                .into_iter()
+                .fold(up2[x + 1] + KNIGHT, smaller);
             }
         }
         let source = &plane[y * width..][..width];
@@ -299,7 +315,7 @@ pub(crate) fn distance_transform(plane: &[u8], (width, height): (usize, usize)) 
             out[x + 1] = if source[x] == 0 {
                 0.0
             } else {
-                best[x].min(out[x] + ACROSS)
+                smaller(best[x], out[x] + ACROSS)
             };
         }
     }
@@ -310,18 +326,21 @@ pub(crate) fn distance_transform(plane: &[u8], (width, height): (usize, usize)) 
             let down2 = &d[row + 2 * stride..][..stride];
             let down = &d[row + stride..][..stride];
             for (x, b) in best.iter_mut().enumerate() {
-                *b = (down2[x + 3] + KNIGHT)
-                    .min(down2[x + 1] + KNIGHT)
-                    .min(down[x + 4] + KNIGHT)
-                    .min(down[x + 3] + DIAGONAL)
-                    .min(down[x + 2] + ACROSS)
-                    .min(down[x + 1] + DIAGONAL)
-                    .min(down[x] + KNIGHT);
+                *b = [
+                    down2[x + 1] + KNIGHT,
+                    down[x + 4] + KNIGHT,
+                    down[x + 3] + DIAGONAL,
+                    down[x + 2] + ACROSS,
+                    down[x + 1] + DIAGONAL,
+                    down[x] + KNIGHT,
+                ]
+                .into_iter()
+                .fold(down2[x + 3] + KNIGHT, smaller);
             }
         }
         let out = &mut d[row + 2..][..width + 1];
         for x in (0..width).rev() {
-            out[x] = out[x].min(best[x]).min(out[x + 1] + ACROSS);
+            out[x] = smaller(smaller(out[x], best[x]), out[x + 1] + ACROSS);
         }
         result[y * width..][..width].copy_from_slice(&out[..width]);
     }
