@@ -6,7 +6,7 @@ use drift_core::ImageSize;
 
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter};
-use crate::imagenet_c::{Corruption, Draws, keep_scratch, take_scratch};
+use crate::imagenet_c::{Corruption, Draws, in_lanes, keep_scratch, take_scratch};
 use crate::planar::{to_byte, to_unit};
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -109,9 +109,11 @@ fn displacements(
         let mut values = take_scratch(slot, w * h);
         draws.uniform(-max_d, max_d, &mut values);
         gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
-        for v in &mut values {
-            *v = f64::from((*v * alpha) as f32);
-        }
+        in_lanes(|| {
+            for v in &mut values {
+                *v = f64::from((*v * alpha) as f32);
+            }
+        });
         values
     };
     let dx = field(draws, &DX);
@@ -130,6 +132,8 @@ struct RowTaps {
     /// The pixels with a neighbour outside the plane, and their four neighbours' mirrored
     /// indices (top left, top right, bottom left, bottom right).
     mirrored: Vec<(usize, [usize; 4])>,
+    /// Which pixels have a neighbour outside the plane.
+    outside: Vec<bool>,
 }
 
 impl RowTaps {
@@ -139,6 +143,7 @@ impl RowTaps {
             column_t: vec![0.0; w],
             top_left: vec![0; w],
             mirrored: Vec::new(),
+            outside: vec![false; w],
         }
     }
 
@@ -149,12 +154,13 @@ impl RowTaps {
     fn fill(&mut self, y: usize, (w, h): (usize, usize), dy: &[f64], dx: &[f64]) {
         // The last row and column a pixel's top-left neighbour can have inside the plane.
         let (last_row, last_column) = ((h as f64) - 2.0, (w as f64) - 2.0);
-        let mut count = 0usize;
-        for (x, ((rt, ct), tl)) in self
+        let mut count = 0u32;
+        for (x, (((rt, ct), tl), out)) in self
             .row_t
             .iter_mut()
             .zip(&mut self.column_t)
             .zip(&mut self.top_left)
+            .zip(&mut self.outside)
             .enumerate()
         {
             let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
@@ -162,7 +168,8 @@ impl RowTaps {
             let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
             (*rt, *ct) = (row - r0, column - c0);
             let inside = r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column;
-            count += usize::from(!inside);
+            *out = !inside;
+            count += u32::from(!inside);
             *tl = if inside {
                 (r0 * w as f64 + c0) as usize
             } else {
@@ -173,13 +180,12 @@ impl RowTaps {
         if count == 0 {
             return;
         }
-        for x in 0..w {
+        for x in (0..w).filter(|&x| self.outside[x]) {
             let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
-            let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
-            if r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column {
-                continue;
-            }
-            let (y0, x0) = (r0 as isize, c0 as isize);
+            let (y0, x0) = (
+                (row.floor() + 0.0) as isize,
+                (column.floor() + 0.0) as isize,
+            );
             let (ya, yb) = (
                 Border::Reflect.index(y0, h),
                 Border::Reflect.index(y0 + 1, h),
