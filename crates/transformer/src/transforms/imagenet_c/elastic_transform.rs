@@ -206,7 +206,9 @@ impl RowTaps {
         // Slices, not the vectors: through a `&mut Vec` each store reloads its pointer.
         let [a, b, c, d] = values;
         let (a, b, c, d) = (&mut a[..w], &mut b[..w], &mut c[..w], &mut d[..w]);
-        // Below two rows or columns every pixel is mirrored (and pairs would not fit).
+        // The pairs of an in-plane pixel (or of index 0, which a mirrored one holds) fit in a
+        // plane of a row and two values more; a smaller plane (one row, or one column of two)
+        // has only mirrored pixels.
         if plane.len() >= w + 2 {
             // Each pixel's neighbours as two pairs: two loads, not four.
             for (x, &i) in self.top_left[..w].iter().enumerate() {
@@ -293,11 +295,8 @@ impl pulp::WithSimd for RemapBytes<'_> {
 
 /// `map_coordinates(plane, (y + dy, x + dx), order=1, mode='reflect')` of three planes, each
 /// value `as f32` clipped to [0, 1], compiled for the widest SIMD the CPU has, a row at a time:
-/// - the coordinates' floors and fractions, and the four neighbours' indices as if inside the
-///   plane, in one vector loop, which also marks the pixels with a neighbour outside;
-/// - the mirrored indices of those (few) pixels, in a scalar loop;
-/// - the neighbours' values (gathers), per channel into four rows, in a scalar loop;
-/// - the sums in scipy's order in a vector loop per channel.
+/// the row's taps ([`RowTaps::fill`]), the neighbours' values per channel into four rows
+/// ([`RowTaps::gather`]), then the sums in scipy's order in a vector loop per channel.
 ///
 /// The same values as `resample::ReflectTap` per pixel (a test holds them to it).
 struct Remap<'a> {
