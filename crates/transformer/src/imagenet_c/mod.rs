@@ -1113,13 +1113,6 @@ pub(crate) fn rounded_byte(v: f64, scale: Scale) -> u8 {
 /// scalar on x86-64): the same byte for every value, NaN included.
 #[inline(always)]
 pub(crate) fn rounded_unit_byte_lanes(v: f64) -> u8 {
-    rounded_unit_byte_and_margin(v).0
-}
-
-/// [`rounded_unit_byte_lanes`] of `v`, and how far `v` lies from the nearest rounding edge,
-/// in levels (0 at a half, 0.5 at a whole level).
-#[inline(always)]
-pub(crate) fn rounded_unit_byte_and_margin(v: f64) -> (u8, f64) {
     const TWO_52: f64 = 4_503_599_627_370_496.0;
     let v = if v > 0.0 { v } else { 0.0 };
     let v = if v < 1.0 { v } else { 1.0 };
@@ -1128,7 +1121,7 @@ pub(crate) fn rounded_unit_byte_and_margin(v: f64) -> (u8, f64) {
     // r, or r - 1 where r rounded up.
     let big = t + TWO_52;
     let r = big - TWO_52;
-    ((big.to_bits() - u64::from(r > t)) as u8, (t - r).abs())
+    (big.to_bits() - u64::from(r > t)) as u8
 }
 
 /// `np.clip(v, 0, 1)`, NaN to 0 (the byte `to_byte` gives NaN), where `clamp` keeps a NaN.
