@@ -55,6 +55,28 @@ pub(crate) fn weights(sigma: f64, truncate: f64) -> Option<Vec<f64>> {
 /// next (scipy on a float32 array).
 pub(crate) fn gaussian_filter(
     plane: &mut [f64],
+    shape: (usize, usize),
+    sigmas: (f64, f64),
+    truncate: f64,
+    border: Border,
+    store_f32: bool,
+) {
+    // The pass along axis 0 reads whole rows around the one it writes: from a copy, in a
+    // buffer kept per thread (see `take_scratch`).
+    thread_local! {
+        static SOURCE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut source = take_scratch(&SOURCE, plane.len());
+    source.copy_from_slice(plane);
+    gaussian_filter_into(&source, plane, shape, sigmas, truncate, border, store_f32);
+    keep_scratch(&SOURCE, source);
+}
+
+/// [`gaussian_filter`] of `source` into `out` (of the same length), for a caller whose values
+/// are already apart from where the result goes: no copy of the plane.
+pub(crate) fn gaussian_filter_into(
+    source: &[f64],
+    out: &mut [f64],
     (width, height): (usize, usize),
     (sigma_rows, sigma_columns): (f64, f64),
     truncate: f64,
@@ -62,7 +84,8 @@ pub(crate) fn gaussian_filter(
     store_f32: bool,
 ) {
     pulp::Arch::new().dispatch(GaussianPasses {
-        plane,
+        source,
+        plane: out,
         shape: (width, height),
         rows: weights(sigma_rows, truncate),
         columns: weights(sigma_columns, truncate),
@@ -75,6 +98,8 @@ pub(crate) fn gaussian_filter(
 /// scipy's order whatever the width: the loops run over the taps outside and the values inside,
 /// so every lane does the same IEEE operations as the scalar code (no fused multiply-add).
 struct GaussianPasses<'a> {
+    source: &'a [f64],
+    /// The output; the pass along axis 1 works in place in it.
     plane: &'a mut [f64],
     shape: (usize, usize),
     rows: Option<Vec<f64>>,
@@ -90,15 +115,10 @@ impl pulp::WithSimd for GaussianPasses<'_> {
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let (width, height) = self.shape;
         let (plane, border) = (self.plane, self.border);
+        let source = self.source;
         if let Some(w) = &self.rows {
-            // Along axis 0: each output row from whole input rows, read from a copy in a
-            // buffer kept per thread (see `take_scratch`).
-            thread_local! {
-                static SOURCE: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-            }
-            let mut source = take_scratch(&SOURCE, plane.len());
-            source.copy_from_slice(plane);
-            // Where row i starts in the copy.
+            // Along axis 0: each output row from whole rows of the source.
+            // Where row i starts in the source.
             let row = |i: isize| border.index(i, height) * width;
             let mut pairs = Vec::with_capacity(w.len());
             for y in 0..height {
@@ -110,10 +130,11 @@ impl pulp::WithSimd for GaussianPasses<'_> {
                         .rev()
                         .map(|j| (row(yi - j as isize), row(yi + j as isize), w[j])),
                 );
-                symmetric_sums(out, &source, row(yi), w[0], &pairs);
+                symmetric_sums(out, source, row(yi), w[0], &pairs);
                 round_row(out, self.store_f32);
             }
-            keep_scratch(&SOURCE, source);
+        } else {
+            plane.copy_from_slice(source);
         }
         if let Some(w) = &self.columns {
             // Along axis 1: each row padded once, then shifted slices of it.

@@ -5,7 +5,7 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::gaussian::{Border, gaussian_filter};
+use crate::imagenet_c::gaussian::{Border, gaussian_filter_into};
 use crate::imagenet_c::{Corruption, Draws, in_lanes, keep_scratch, take_scratch};
 use crate::planar::{to_byte, to_unit};
 use crate::registry::{ParamColumn, Params, severity_value};
@@ -86,6 +86,7 @@ impl Corruption for ElasticTransform {
             shape: (w, h),
             dx: &dx,
             dy: &dy,
+            near_half: NEAR_HALF,
         });
         keep_scratch(&SOURCE_WORDS, source);
         keep_scratch(&DX, dx);
@@ -105,10 +106,21 @@ fn displacements(
     let sigma = (h as f64 * 0.01, w as f64 * 0.01);
     // The package takes the height for both axes' largest displacement.
     let max_d = h as f64 * 0.005;
-    let field = |draws: &mut dyn Draws, slot| -> Vec<f64> {
+    // The uniform draws, in a buffer of their own: the Gaussian reads them there and writes
+    // the field, no copy between.
+    let mut uniform = take_scratch(&UNIFORM, w * h);
+    let mut field = |draws: &mut dyn Draws, slot| -> Vec<f64> {
         let mut values = take_scratch(slot, w * h);
-        draws.uniform(-max_d, max_d, &mut values);
-        gaussian_filter(&mut values, (w, h), sigma, 3.0, Border::Reflect, false);
+        draws.uniform(-max_d, max_d, &mut uniform);
+        gaussian_filter_into(
+            &uniform,
+            &mut values,
+            (w, h),
+            sigma,
+            3.0,
+            Border::Reflect,
+            false,
+        );
         in_lanes(|| {
             for v in &mut values {
                 *v = f64::from((*v * alpha) as f32);
@@ -118,6 +130,7 @@ fn displacements(
     };
     let dx = field(draws, &DX);
     let dy = field(draws, &DY);
+    keep_scratch(&UNIFORM, uniform);
     (dx, dy)
 }
 
@@ -132,8 +145,9 @@ struct RowTaps {
     /// The pixels with a neighbour outside the plane, and their four neighbours' mirrored
     /// indices (top left, top right, bottom left, bottom right).
     mirrored: Vec<(usize, [usize; 4])>,
-    /// Which pixels have a neighbour outside the plane.
-    outside: Vec<bool>,
+    /// Which pixels have a neighbour outside the plane: 1 where one has, else 0 (bytes, not
+    /// bools, so that the scan for them reads eight at a time).
+    outside: Vec<u8>,
 }
 
 impl RowTaps {
@@ -143,7 +157,7 @@ impl RowTaps {
             column_t: vec![0.0; w],
             top_left: vec![0; w],
             mirrored: Vec::new(),
-            outside: vec![false; w],
+            outside: vec![0; w],
         }
     }
 
@@ -168,7 +182,7 @@ impl RowTaps {
             let (r0, c0) = (row.floor() + 0.0, column.floor() + 0.0);
             (*rt, *ct) = (row - r0, column - c0);
             let inside = r0 >= 0.0 && r0 <= last_row && c0 >= 0.0 && c0 <= last_column;
-            *out = !inside;
+            *out = u8::from(!inside);
             count += u32::from(!inside);
             *tl = if inside {
                 (r0 * w as f64 + c0) as usize
@@ -180,7 +194,9 @@ impl RowTaps {
         if count == 0 {
             return;
         }
-        for x in (0..w).filter(|&x| self.outside[x]) {
+        // Nearly every row has some (a pixel near either side reads past it), a few.
+        let places = set_places(&self.outside);
+        for x in places {
             let (row, column) = (y as f64 + dy[x], x as f64 + dx[x]);
             let (y0, x0) = (
                 (row.floor() + 0.0) as isize,
@@ -222,6 +238,22 @@ impl RowTaps {
     }
 }
 
+/// The places of the bytes set in `flags` (0 or 1 each), eight flags a word: most are 0.
+fn set_places(flags: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    flags.chunks(8).enumerate().flat_map(|(c, eight)| {
+        let mut word = [0u8; 8];
+        word[..eight.len()].copy_from_slice(eight);
+        let mut word = u64::from_le_bytes(word);
+        std::iter::from_fn(move || {
+            (word != 0).then(|| {
+                let place = c * 8 + word.trailing_zeros() as usize / 8;
+                word &= word - 1;
+                place
+            })
+        })
+    })
+}
+
 /// `map_coordinates`' bilinear sum of one value in scipy's order, `as f32`, clipped to [0, 1].
 #[inline(always)]
 fn bilinear([a, b, c, d]: [f32; 4], ty: f64, tx: f64) -> f32 {
@@ -248,9 +280,12 @@ impl pulp::WithSimd for ToWords<'_> {
     }
 }
 
-/// [`Remap`] on interleaved bytes: each neighbour's pixel read as one word, its values `k / 255`
-/// as `PlanarImage::from_rgb8` makes them, and each result rounded as `to_rgb8` rounds it:
-/// `Remap`'s bytes.
+/// [`Remap`] on interleaved bytes, each neighbour's pixel read as one word: `Remap`'s bytes.
+/// Each value is first summed in levels in f32 (sixteen lanes, the four weights shared by the
+/// three channels, a fused multiply-add per neighbour) and rounded to the nearest level; only
+/// where that lies within [`NEAR_HALF`] levels of a rounding edge is the pixel computed as
+/// `Remap` computes it (the values `k / 255` as `PlanarImage::from_rgb8` makes them, the sum in
+/// f64 in scipy's order, rounded as `to_rgb8` rounds).
 struct RemapBytes<'a> {
     /// The pixels as `out` was, a word each (see [`ToWords`]).
     source: &'a [u32],
@@ -258,7 +293,20 @@ struct RemapBytes<'a> {
     shape: (usize, usize),
     dx: &'a [f64],
     dy: &'a [f64],
+    /// [`NEAR_HALF`], but in tests.
+    near_half: f32,
 }
+
+/// How close to a half (in levels) a value summed in f32 is computed again in f64: over twice
+/// the two paths' bounds together. The f32 sum: four weights, each a product of two f32
+/// fractions, within 3 x 2^-25 of the exact one (at most 9.1e-5 levels over four neighbours
+/// of up to 255), and four roundings of partial sums under 256 (3e-5). `Remap`'s own roundings
+/// between the exact sum and its byte: `k / 255` to f32, the value to f32, `255 x` and `+ 0.5`
+/// in f32 (4.6e-5 together).
+const NEAR_HALF: f32 = 4e-4;
+
+/// 2^23: an f32 in [0, 2^22] plus this holds its nearest integer in the low mantissa bits.
+const TWO_23: f32 = 8_388_608.0;
 
 impl pulp::WithSimd for RemapBytes<'_> {
     type Output = ();
@@ -266,16 +314,21 @@ impl pulp::WithSimd for RemapBytes<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let (w, h) = self.shape;
+        let near_half = self.near_half;
         let mut taps = RowTaps::new(w);
         // The four neighbours' pixels, a word each.
         let mut words = [vec![0u32; w], vec![0; w], vec![0; w], vec![0; w]];
+        // Which pixels of the row have a value near a rounding edge (1) or not (0).
+        let mut near = vec![0u8; w];
         let source = self.source;
         for (y, out) in self.out.chunks_exact_mut(3 * w).enumerate() {
             taps.fill(y, (w, h), &self.dy[y * w..][..w], &self.dx[y * w..][..w]);
             taps.gather(source, w, &mut words);
             let [a, b, c, d] = &words;
-            for ((((((pixel, &a), &b), &c), &d), &ty), &tx) in out
+            let mut count = 0u32;
+            for (((((((pixel, near), &a), &b), &c), &d), &ty), &tx) in out
                 .chunks_exact_mut(3)
+                .zip(&mut near)
                 .zip(a)
                 .zip(b)
                 .zip(c)
@@ -283,11 +336,39 @@ impl pulp::WithSimd for RemapBytes<'_> {
                 .zip(&taps.row_t)
                 .zip(&taps.column_t)
             {
+                let (wy0, wy1) = ((1.0 - ty) as f32, ty as f32);
+                let (wx0, wx1) = ((1.0 - tx) as f32, tx as f32);
+                let (w00, w01, w10, w11) = (wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1);
+                let channel = |shift: u32| {
+                    let level = |word: u32| f32::from((word >> shift) as u8);
+                    let sum = level(a).mul_add(
+                        w00,
+                        level(b).mul_add(w01, level(c).mul_add(w10, level(d) * w11)),
+                    );
+                    let sum = if sum > 0.0 { sum } else { 0.0 };
+                    let sum = if sum < 255.0 { sum } else { 255.0 };
+                    // `sum + 2^23` rounds it to the nearest integer r, held in the low
+                    // mantissa bits (a half rounds to even here, but a half is near).
+                    let big = sum + TWO_23;
+                    let r = big - TWO_23;
+                    (big.to_bits() as u8, (sum - r).abs() > 0.5 - near_half)
+                };
+                let ((r, near_r), (g, near_g), (b, near_b)) = (channel(0), channel(8), channel(16));
+                pixel.copy_from_slice(&[r, g, b]);
+                *near = u8::from(near_r | near_g | near_b);
+                count += u32::from(*near);
+            }
+            if count == 0 {
+                continue;
+            }
+            for x in set_places(&near) {
+                let (ty, tx) = (taps.row_t[x], taps.column_t[x]);
+                let [a, b, c, d] = [a[x], b[x], c[x], d[x]];
                 let channel = |shift: u32| {
                     let unit = |word: u32| to_unit((word >> shift) as u8);
                     to_byte(bilinear([unit(a), unit(b), unit(c), unit(d)], ty, tx))
                 };
-                pixel.copy_from_slice(&[channel(0), channel(8), channel(16)]);
+                out[3 * x..][..3].copy_from_slice(&[channel(0), channel(8), channel(16)]);
             }
         }
     }
@@ -346,6 +427,8 @@ thread_local! {
     /// The displacement fields.
     static DX: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     static DY: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A field's uniform draws, before the Gaussian.
+    static UNIFORM: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     /// A copy of the image's planes.
     static SOURCE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The image's pixels, a word each.
@@ -357,6 +440,81 @@ mod tests {
     use super::*;
     use crate::imagenet_c::resample::ReflectTap;
     use pulp::WithSimd;
+
+    #[test]
+    fn the_f32_bytes_are_the_f64_remaps() {
+        // The byte path with the usual bound, and with every value recomputed (a bound of a
+        // whole level), against the planar remap and `to_rgb8`'s rounding, byte by byte; in
+        // the widest lanes and in scalar code.
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for (w, h, reach) in [(1, 1, 2.0), (5, 3, 9.0), (64, 48, 4.0), (224, 224, 5.0)] {
+            let n = w * h;
+            // Flat stretches (equal neighbours give sums on whole levels) and noise.
+            let pixels: Vec<u8> = (0..3 * n)
+                .map(|i| {
+                    if i % 97 < 40 {
+                        200
+                    } else {
+                        (next() * 256.0) as u8
+                    }
+                })
+                .collect();
+            let dx: Vec<f64> = (0..n).map(|_| (next() - 0.5) * 2.0 * reach).collect();
+            let dy: Vec<f64> = (0..n).map(|_| (next() - 0.5) * 2.0 * reach).collect();
+            let planes: Vec<f32> = (0..3)
+                .flat_map(|c| pixels.iter().skip(c).step_by(3).map(|&k| to_unit(k)))
+                .collect();
+            let mut remapped = vec![0.0f32; 3 * n];
+            pulp::Arch::new().dispatch(Remap {
+                source: &planes,
+                out: &mut remapped,
+                shape: (w, h),
+                dx: &dx,
+                dy: &dy,
+            });
+            let want: Vec<u8> = (0..3 * n)
+                .map(|i| to_byte(remapped[i % 3 * n + i / 3]))
+                .collect();
+            let mut words = vec![0u32; n];
+            pulp::Arch::new().dispatch(ToWords {
+                pixels: &pixels,
+                words: &mut words,
+            });
+            for near_half in [NEAR_HALF, 1.0] {
+                for scalar in [false, true] {
+                    let mut got = vec![0u8; 3 * n];
+                    let remap = RemapBytes {
+                        source: &words,
+                        out: &mut got,
+                        shape: (w, h),
+                        dx: &dx,
+                        dy: &dy,
+                        near_half,
+                    };
+                    if scalar {
+                        remap.with_simd(pulp::Scalar::new());
+                    } else {
+                        pulp::Arch::new().dispatch(remap);
+                    }
+                    assert!(got == want, "{w}x{h}, {near_half}, scalar {scalar}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn set_places_are_the_set_flags() {
+        let flags: Vec<u8> = (0..37).map(|i| u8::from(i % 5 == 0 || i == 36)).collect();
+        let want: Vec<usize> = (0..37).filter(|&i| flags[i] == 1).collect();
+        assert_eq!(set_places(&flags).collect::<Vec<_>>(), want);
+        assert_eq!(set_places(&[]).count(), 0);
+    }
 
     #[test]
     fn the_row_remap_gives_the_per_pixel_taps_values() {
