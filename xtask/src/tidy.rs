@@ -84,6 +84,7 @@ pub fn run(root: &Path) -> Result<()> {
     check_code_map(root, &mut problems)?;
     check_crate_graph(root, &metadata, &mut problems)?;
     check_module_docs(root, &metadata, &mut problems)?;
+    check_lanes_closures(root, &metadata, &mut problems)?;
     report_function_lengths(root, &metadata)?;
     if problems.is_empty() {
         println!("tidy: all checks passed");
@@ -445,6 +446,43 @@ fn check_module_docs(
         }
     }
     println!("tidy: {} source files have a module doc", files.len());
+    Ok(())
+}
+
+/// Every closure given to the transformer's `in_lanes` is marked `#[inline(always)]`: one that
+/// LLVM does not inline into the dispatched `with_simd` is compiled for the baseline CPU (SSE2),
+/// and fog's map ran its five steps that way unseen.
+fn check_lanes_closures(
+    root: &Path,
+    metadata: &serde_json::Value,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let mut calls = 0;
+    for (name, path) in source_files(root, metadata)? {
+        if name != "drift-transformer" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        for (at, _) in text.match_indices("in_lanes(") {
+            let before = &text[..at];
+            if before.ends_with("fn ") {
+                continue;
+            }
+            calls += 1;
+            if !text[at + "in_lanes(".len()..]
+                .trim_start()
+                .starts_with("#[inline(always)]")
+            {
+                let line = before.lines().count();
+                problems.push(format!(
+                    "{}:{line}: the closure given to `in_lanes` must be `#[inline(always)]` (else it \
+                     runs compiled for SSE2)",
+                    path.display()
+                ));
+            }
+        }
+    }
+    println!("tidy: {calls} closures given to in_lanes are #[inline(always)]");
     Ok(())
 }
 

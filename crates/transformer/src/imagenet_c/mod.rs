@@ -261,11 +261,14 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
         self.fill_in_steps(out, |d| &mut d.spare_units, lanes::Lanes::fill_units);
         let range = high - low;
-        in_lanes(|| {
-            for value in out {
-                *value = low + range * *value;
-            }
-        });
+        in_lanes(
+            #[inline(always)]
+            || {
+                for value in out {
+                    *value = low + range * *value;
+                }
+            },
+        );
     }
 
     fn integers(&mut self, low: i64, high: i64, out: &mut [i64]) {
@@ -981,9 +984,11 @@ const KEEP_AT_MOST: usize = 32 << 20;
 pub(crate) type ScratchSlot<T> = std::thread::LocalKey<std::cell::RefCell<Vec<T>>>;
 
 /// Runs `f` inside a `with_simd` of the width `pulp` picks at run time, so that the loops of a
-/// small closure called once are compiled for that width where LLVM inlines it there (check
-/// the profile: a `{{closure}}` symbol of its own means it did not, and a struct implementing
-/// `pulp::WithSimd` is the sure way).
+/// small closure called once are compiled for that width. Mark the closure
+/// `#[inline(always)]` (`cargo xtask tidy` checks): one LLVM does not inline there is compiled
+/// for SSE2 (a `{{closure}}` symbol of its own in a profile); and a library function it calls
+/// that is not inlined (an iterator's `fold`) is too. A struct implementing `pulp::WithSimd`
+/// with `pulp`'s vector operations is the sure way.
 #[inline(always)]
 pub(crate) fn in_lanes<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(InLanes(f))

@@ -45,44 +45,53 @@ fn box_sums<V: Copy, T: Copy + Default + std::ops::Add<Output = T>>(
 ) -> Vec<T> {
     let mut across = vec![T::default(); width * height];
     let mut out = vec![T::default(); width * height];
-    super::in_lanes(|| {
-        let mut padded = vec![T::default(); width + 2];
-        for (row, sums) in plane
-            .chunks_exact(width)
-            .zip(across.chunks_exact_mut(width))
-        {
-            pad_reflect_101(row, &mut padded, &read);
-            for (((o, &a), &b), &c) in sums
-                .iter_mut()
-                .zip(&padded[..width])
-                .zip(&padded[1..])
-                .zip(&padded[2..])
+    super::in_lanes(
+        #[inline(always)]
+        || {
+            let mut padded = vec![T::default(); width + 2];
+            for (row, sums) in plane
+                .chunks_exact(width)
+                .zip(across.chunks_exact_mut(width))
             {
-                *o = a + b + c;
+                pad_reflect_101(row, &mut padded, &read);
+                for (((o, &a), &b), &c) in sums
+                    .iter_mut()
+                    .zip(&padded[..width])
+                    .zip(&padded[1..])
+                    .zip(&padded[2..])
+                {
+                    *o = a + b + c;
+                }
             }
-        }
-        for (y, line) in out.chunks_exact_mut(width).enumerate() {
-            let yi = y as isize;
-            let [a, b, c] = [reflect_101(yi - 1, height), y, reflect_101(yi + 1, height)]
-                .map(|r| &across[r * width..][..width]);
-            for (((o, &a), &b), &c) in line.iter_mut().zip(a).zip(b).zip(c) {
-                *o = a + b + c;
+            for (y, line) in out.chunks_exact_mut(width).enumerate() {
+                let yi = y as isize;
+                let [a, b, c] = [reflect_101(yi - 1, height), y, reflect_101(yi + 1, height)]
+                    .map(|r| &across[r * width..][..width]);
+                for (((o, &a), &b), &c) in line.iter_mut().zip(a).zip(b).zip(c) {
+                    *o = a + b + c;
+                }
             }
-        }
-    });
+        },
+    );
     out
 }
 
 /// `cv2.blur(plane, (3, 3))` of an f32 plane: the sum in f64 times 1/9, to f32.
 pub(crate) fn box_blur_f32(plane: &[f32], shape: (usize, usize)) -> Vec<f32> {
     let sums = box_sums(plane, shape, f64::from);
-    super::in_lanes(|| sums.iter().map(|&sum| (sum * (1.0 / 9.0)) as f32).collect())
+    super::in_lanes(
+        #[inline(always)]
+        || sums.iter().map(|&sum| (sum * (1.0 / 9.0)) as f32).collect(),
+    )
 }
 
 /// `cv2.blur(plane, (3, 3))` of a byte plane: the sum divided by 9, rounded (never a tie).
 pub(crate) fn box_blur_u8(plane: &[u8], shape: (usize, usize)) -> Vec<u8> {
     let sums = box_sums(plane, shape, u32::from);
-    super::in_lanes(|| sums.iter().map(|&sum| ((sum + 4) / 9) as u8).collect())
+    super::in_lanes(
+        #[inline(always)]
+        || sums.iter().map(|&sum| ((sum + 4) / 9) as u8).collect(),
+    )
 }
 
 /// `cv2.filter2D(plane, CV_8U, kernel)` with an integer 3 x 3 kernel (a correlation, anchored
@@ -102,23 +111,26 @@ pub(crate) fn filter_3x3_u8(
     }
     let mut out = vec![0u8; width * height];
     let mut sums = vec![0i32; width];
-    super::in_lanes(|| {
-        for (y, line) in out.chunks_exact_mut(width).enumerate() {
-            sums.fill(0);
-            for (k, weights) in kernel.iter().enumerate() {
-                let r = reflect_101(y as isize + k as isize - 1, height);
-                let row = &padded[r * (width + 2)..][..width + 2];
-                for (shift, &w) in weights.iter().enumerate() {
-                    for (sum, &v) in sums.iter_mut().zip(&row[shift..][..width]) {
-                        *sum += w * v;
+    super::in_lanes(
+        #[inline(always)]
+        || {
+            for (y, line) in out.chunks_exact_mut(width).enumerate() {
+                sums.fill(0);
+                for (k, weights) in kernel.iter().enumerate() {
+                    let r = reflect_101(y as isize + k as isize - 1, height);
+                    let row = &padded[r * (width + 2)..][..width + 2];
+                    for (shift, &w) in weights.iter().enumerate() {
+                        for (sum, &v) in sums.iter_mut().zip(&row[shift..][..width]) {
+                            *sum += w * v;
+                        }
                     }
                 }
+                for (o, &sum) in line.iter_mut().zip(&sums) {
+                    *o = sum.clamp(0, 255) as u8;
+                }
             }
-            for (o, &sum) in line.iter_mut().zip(&sums) {
-                *o = sum.clamp(0, 255) as u8;
-            }
-        }
-    });
+        },
+    );
     out
 }
 
@@ -273,7 +285,10 @@ const KNIGHT: f32 = 2.1969;
 /// then runs along the row for the step from the previous pixel: the same sums and minima as
 /// OpenCV's pixel-by-pixel loop (a minimum does not depend on its order).
 pub(crate) fn distance_transform(plane: &[u8], shape: (usize, usize)) -> Vec<f32> {
-    super::in_lanes(|| distance_passes(plane, shape))
+    super::in_lanes(
+        #[inline(always)]
+        || distance_passes(plane, shape),
+    )
 }
 
 /// The smaller of two distances (never NaN): one `minss`, where `f32::min`'s NaN rule takes

@@ -21,11 +21,14 @@ pub(crate) fn keep_plasma(map: Vec<f64>) {
 /// The map is a buffer kept per thread: give it back with [`keep_plasma`].
 pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> Vec<f64> {
     let (mut map, extremes) = raw_plasma(size, decay, draws);
-    in_lanes(|| {
-        for v in map.iter_mut() {
-            *v = extremes.normalised(*v);
-        }
-    });
+    in_lanes(
+        #[inline(always)]
+        || {
+            for v in map.iter_mut() {
+                *v = extremes.normalised(*v);
+            }
+        },
+    );
     map
 }
 
@@ -106,115 +109,153 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
 /// The squares' centres of a level of `k x k` corners `c`: `c + roll(c, -1, 0)` (in `sums`),
 /// plus its roll along axis 1, / 4, + `wibble` times the draws `u`.
 fn squares(k: usize, wibble: f64, c: &[f64], sums: &mut [f64], u: &[f64], m: &mut [f64]) {
-    in_lanes(|| {
-        // Each row plus the next (the last plus the first).
-        for i in 0..k {
-            let below = (i + 1) % k;
-            let (row, next) = (&c[i * k..][..k], &c[below * k..][..k]);
-            for ((s, &a), &b) in sums[i * k..][..k].iter_mut().zip(row).zip(next) {
-                *s = a + b;
+    in_lanes(
+        #[inline(always)]
+        || {
+            // Each row plus the next (the last plus the first).
+            for i in 0..k {
+                let below = (i + 1) % k;
+                let (row, next) = (&c[i * k..][..k], &c[below * k..][..k]);
+                for ((s, &a), &b) in sums[i * k..][..k].iter_mut().zip(row).zip(next) {
+                    *s = a + b;
+                }
             }
-        }
-        for i in 0..k {
-            let (s, u, out) = (&sums[i * k..][..k], &u[i * k..][..k], &mut m[i * k..][..k]);
-            // The last column's neighbour is the first (a test inside the loop keeps it
-            // scalar).
-            for j in 0..k - 1 {
-                out[j] = (s[j] + s[j + 1]) / 4.0 + wibble * u[j];
+            for i in 0..k {
+                let (s, u, out) = (&sums[i * k..][..k], &u[i * k..][..k], &mut m[i * k..][..k]);
+                // The last column's neighbour is the first (a test inside the loop keeps it
+                // scalar).
+                for j in 0..k - 1 {
+                    out[j] = (s[j] + s[j + 1]) / 4.0 + wibble * u[j];
+                }
+                out[k - 1] = (s[k - 1] + s[0]) / 4.0 + wibble * u[k - 1];
             }
-            out[k - 1] = (s[k - 1] + s[0]) / 4.0 + wibble * u[k - 1];
-        }
-    });
+        },
+    );
 }
 
 /// The diamonds on the corner rows: `(m + roll(m, 1, 0)) + (c + roll(c, -1, 1))`, / 4, +
 /// `wibble` times the draws `u`.
 fn diamonds_on_rows(k: usize, wibble: f64, (c, m): (&[f64], &[f64]), u: &[f64], r: &mut [f64]) {
-    in_lanes(|| {
-        for i in 0..k {
-            let above = (i + k - 1) % k;
-            let (mi, ma) = (&m[i * k..][..k], &m[above * k..][..k]);
-            let (ci, u, out) = (&c[i * k..][..k], &u[i * k..][..k], &mut r[i * k..][..k]);
-            let value = |j: usize, next: usize| {
-                let down = mi[j] + ma[j];
-                let across = ci[j] + ci[next];
-                (down + across) / 4.0 + wibble * u[j]
-            };
-            for (j, o) in out[..k - 1].iter_mut().enumerate() {
-                *o = value(j, j + 1);
+    in_lanes(
+        #[inline(always)]
+        || {
+            for i in 0..k {
+                let above = (i + k - 1) % k;
+                let (mi, ma) = (&m[i * k..][..k], &m[above * k..][..k]);
+                let (ci, u, out) = (&c[i * k..][..k], &u[i * k..][..k], &mut r[i * k..][..k]);
+                let value = |j: usize, next: usize| {
+                    let down = mi[j] + ma[j];
+                    let across = ci[j] + ci[next];
+                    (down + across) / 4.0 + wibble * u[j]
+                };
+                for (j, o) in out[..k - 1].iter_mut().enumerate() {
+                    *o = value(j, j + 1);
+                }
+                out[k - 1] = value(k - 1, 0);
             }
-            out[k - 1] = value(k - 1, 0);
-        }
-    });
+        },
+    );
 }
 
 /// The diamonds on the corner columns: `(m + roll(m, 1, 1)) + (c + roll(c, -1, 0))`, / 4, +
 /// `wibble` times the draws `u`.
 fn diamonds_on_columns(k: usize, wibble: f64, (c, m): (&[f64], &[f64]), u: &[f64], q: &mut [f64]) {
-    in_lanes(|| {
-        for i in 0..k {
-            let below = (i + 1) % k;
-            let (mi, ci, cb) = (&m[i * k..][..k], &c[i * k..][..k], &c[below * k..][..k]);
-            let (u, out) = (&u[i * k..][..k], &mut q[i * k..][..k]);
-            let value = |j: usize, previous: usize| {
-                let across = mi[j] + mi[previous];
-                let down = ci[j] + cb[j];
-                (across + down) / 4.0 + wibble * u[j]
-            };
-            out[0] = value(0, k - 1);
-            for (j, o) in out.iter_mut().enumerate().skip(1) {
-                *o = value(j, j - 1);
+    in_lanes(
+        #[inline(always)]
+        || {
+            for i in 0..k {
+                let below = (i + 1) % k;
+                let (mi, ci, cb) = (&m[i * k..][..k], &c[i * k..][..k], &c[below * k..][..k]);
+                let (u, out) = (&u[i * k..][..k], &mut q[i * k..][..k]);
+                let value = |j: usize, previous: usize| {
+                    let across = mi[j] + mi[previous];
+                    let down = ci[j] + cb[j];
+                    (across + down) / 4.0 + wibble * u[j]
+                };
+                out[0] = value(0, k - 1);
+                for (j, o) in out.iter_mut().enumerate().skip(1) {
+                    *o = value(j, j - 1);
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// The next level's `2k x 2k` corners from a level's grids: rows `c r c r ...` and
 /// `q m q m ...`.
 fn interleave(k: usize, [c, r, q, m]: [&[f64]; 4], next: &mut [f64]) {
-    in_lanes(|| {
-        for i in 0..k {
-            let (top, bottom) = next[4 * i * k..][..4 * k].split_at_mut(2 * k);
-            let pairs = top
-                .chunks_exact_mut(2)
-                .zip(&c[i * k..][..k])
-                .zip(&r[i * k..][..k]);
-            for ((pair, &a), &b) in pairs {
-                pair.copy_from_slice(&[a, b]);
+    in_lanes(
+        #[inline(always)]
+        || {
+            for i in 0..k {
+                let (top, bottom) = next[4 * i * k..][..4 * k].split_at_mut(2 * k);
+                let pairs = top
+                    .chunks_exact_mut(2)
+                    .zip(&c[i * k..][..k])
+                    .zip(&r[i * k..][..k]);
+                for ((pair, &a), &b) in pairs {
+                    pair.copy_from_slice(&[a, b]);
+                }
+                let pairs = bottom
+                    .chunks_exact_mut(2)
+                    .zip(&q[i * k..][..k])
+                    .zip(&m[i * k..][..k]);
+                for ((pair, &a), &b) in pairs {
+                    pair.copy_from_slice(&[a, b]);
+                }
             }
-            let pairs = bottom
-                .chunks_exact_mut(2)
-                .zip(&q[i * k..][..k])
-                .zip(&m[i * k..][..k]);
-            for ((pair, &a), &b) in pairs {
-                pair.copy_from_slice(&[a, b]);
-            }
-        }
-    });
+        },
+    );
 }
 
 /// The extremes `map -= map.min(); map /= map.max()` use, in one pass for both: a subtraction
-/// is monotonic, so the largest difference is the largest value's. In SIMD lanes (a fold with
-/// `f64::min` stays scalar).
+/// is monotonic, so the largest difference is the largest value's.
 fn extremes(map: &[f64]) -> Extremes {
-    const LANES: usize = 8;
-    in_lanes(|| {
-        let (mut low, mut high) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
-        let mut chunks = map.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for ((l, h), &v) in low.iter_mut().zip(&mut high).zip(chunk) {
-                *l = if v < *l { v } else { *l };
-                *h = if v > *h { v } else { *h };
+    pulp::Arch::new().dispatch(FindExtremes(map))
+}
+
+/// [`extremes`] in SIMD vectors, four each way (one alone waits on its last compare), through
+/// `pulp`'s min and max (a fold with `f64::min` stays scalar, and arrays of lanes updated in
+/// place stayed on the stack). The map holds no NaN.
+struct FindExtremes<'a>(&'a [f64]);
+
+impl pulp::WithSimd for FindExtremes<'_> {
+    type Output = Extremes;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) -> Extremes {
+        let (vectors, rest) = S::as_simd_f64s(self.0);
+        let mut low = [simd.splat_f64s(f64::INFINITY); 4];
+        let mut high = [simd.splat_f64s(f64::NEG_INFINITY); 4];
+        let mut fours = vectors.chunks_exact(4);
+        for four in &mut fours {
+            for ((l, h), &v) in low.iter_mut().zip(&mut high).zip(four) {
+                *l = simd.min_f64s(*l, v);
+                *h = simd.max_f64s(*h, v);
             }
         }
-        for &v in chunks.remainder() {
-            low[0] = if v < low[0] { v } else { low[0] };
-            high[0] = if v > high[0] { v } else { high[0] };
+        for &v in fours.remainder() {
+            low[0] = simd.min_f64s(low[0], v);
+            high[0] = simd.max_f64s(high[0], v);
         }
-        let min = low.into_iter().fold(f64::INFINITY, f64::min);
-        let range = high.into_iter().fold(f64::NEG_INFINITY, f64::max) - min;
-        Extremes { min, range }
-    })
+        let low = simd.min_f64s(simd.min_f64s(low[0], low[1]), simd.min_f64s(low[2], low[3]));
+        let high = simd.max_f64s(
+            simd.max_f64s(high[0], high[1]),
+            simd.max_f64s(high[2], high[3]),
+        );
+        let min = rest
+            .iter()
+            .copied()
+            .fold(simd.reduce_min_f64s(low), f64::min);
+        let max = rest
+            .iter()
+            .copied()
+            .fold(simd.reduce_max_f64s(high), f64::max);
+        Extremes {
+            min,
+            range: max - min,
+        }
+    }
 }
 
 /// numpy's reading of `next_power_of_2(x)` in the package: 1 for 0, else `2 ** (x - 1).bit_length()`.

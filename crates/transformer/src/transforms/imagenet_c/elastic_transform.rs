@@ -121,11 +121,14 @@ fn displacements(
             Border::Reflect,
             false,
         );
-        in_lanes(|| {
-            for v in &mut values {
-                *v = f64::from((*v * alpha) as f32);
-            }
-        });
+        in_lanes(
+            #[inline(always)]
+            || {
+                for v in &mut values {
+                    *v = f64::from((*v * alpha) as f32);
+                }
+            },
+        );
         values
     };
     let dx = field(draws, &DX);

@@ -84,14 +84,17 @@ impl Corruption for ImpulseNoise {
             let start = index * chunk.len();
             let part = &mut chunk[..(bytes.len() - start).min(3 * FIELD_CHUNK)];
             draws.unit(part);
-            in_lanes(|| {
-                for (word, units) in words.iter_mut().zip(part.chunks(64)) {
-                    *word = units
-                        .iter()
-                        .enumerate()
-                        .fold(0, |w, (bit, &u)| w | u64::from(u <= amount) << bit);
-                }
-            });
+            in_lanes(
+                #[inline(always)]
+                || {
+                    for (word, units) in words.iter_mut().zip(part.chunks(64)) {
+                        *word = units
+                            .iter()
+                            .enumerate()
+                            .fold(0, |w, (bit, &u)| w | u64::from(u <= amount) << bit);
+                    }
+                },
+            );
         }
         for (bytes, words) in bytes
             .chunks_mut(chunk.len())
@@ -99,15 +102,19 @@ impl Corruption for ImpulseNoise {
         {
             let part = &mut chunk[..bytes.len()];
             draws.unit(part);
-            in_lanes(|| {
-                for ((bytes, salts), &word) in bytes.chunks_mut(64).zip(part.chunks(64)).zip(words)
-                {
-                    for (bit, (byte, &salt)) in bytes.iter_mut().zip(salts).enumerate() {
-                        let salted = if salt <= 0.5 { 255 } else { 0 };
-                        *byte = if word >> bit & 1 == 1 { salted } else { *byte };
+            in_lanes(
+                #[inline(always)]
+                || {
+                    for ((bytes, salts), &word) in
+                        bytes.chunks_mut(64).zip(part.chunks(64)).zip(words)
+                    {
+                        for (bit, (byte, &salt)) in bytes.iter_mut().zip(salts).enumerate() {
+                            let salted = if salt <= 0.5 { 255 } else { 0 };
+                            *byte = if word >> bit & 1 == 1 { salted } else { *byte };
+                        }
                     }
-                }
-            });
+                },
+            );
         }
         true
     }

@@ -140,29 +140,32 @@ impl Corruption for Spatter {
             };
             for (values, at) in plane.chunks_exact_mut(shape.0).zip((0..n).step_by(shape.0)) {
                 // One loop per case, in SIMD lanes (a test per value kept them scalar).
-                in_lanes(|| match (&water, &blots) {
-                    (Some((layer, share)), None) => {
-                        for ((out, &v), &m) in row.iter_mut().zip(&*values).zip(&layer[at..]) {
-                            *out = share * wet(v, m);
+                in_lanes(
+                    #[inline(always)]
+                    || match (&water, &blots) {
+                        (Some((layer, share)), None) => {
+                            for ((out, &v), &m) in row.iter_mut().zip(&*values).zip(&layer[at..]) {
+                                *out = share * wet(v, m);
+                            }
                         }
-                    }
-                    (None, Some(blots)) => {
-                        for ((out, &v), &m) in row.iter_mut().zip(&*values).zip(&blots[at..]) {
-                            *out = mud * muddy(v, m);
+                        (None, Some(blots)) => {
+                            for ((out, &v), &m) in row.iter_mut().zip(&*values).zip(&blots[at..]) {
+                                *out = mud * muddy(v, m);
+                            }
                         }
-                    }
-                    (Some((layer, share)), Some(blots)) => {
-                        for (((out, &v), &m), &b) in row
-                            .iter_mut()
-                            .zip(&*values)
-                            .zip(&layer[at..])
-                            .zip(&blots[at..])
-                        {
-                            *out = share * wet(v, m) + mud * muddy(v, b);
+                        (Some((layer, share)), Some(blots)) => {
+                            for (((out, &v), &m), &b) in row
+                                .iter_mut()
+                                .zip(&*values)
+                                .zip(&layer[at..])
+                                .zip(&blots[at..])
+                            {
+                                *out = share * wet(v, m) + mud * muddy(v, b);
+                            }
                         }
-                    }
-                    (None, None) => row.fill(0.0),
-                });
+                        (None, None) => row.fill(0.0),
+                    },
+                );
                 store_values(values, &row, Scale::Bytes);
             }
         }
