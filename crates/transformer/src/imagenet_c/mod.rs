@@ -983,6 +983,22 @@ const KEEP_AT_MOST: usize = 32 << 20;
 /// Where a thread keeps a scratch buffer.
 pub(crate) type ScratchSlot<T> = std::thread::LocalKey<std::cell::RefCell<Vec<T>>>;
 
+/// The places of the bytes set in `flags` (0 or 1 each), eight flags a word: most are 0.
+pub(crate) fn set_places(flags: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    flags.chunks(8).enumerate().flat_map(|(c, eight)| {
+        let mut word = [0u8; 8];
+        word[..eight.len()].copy_from_slice(eight);
+        let mut word = u64::from_le_bytes(word);
+        std::iter::from_fn(move || {
+            (word != 0).then(|| {
+                let place = c * 8 + word.trailing_zeros() as usize / 8;
+                word &= word - 1;
+                place
+            })
+        })
+    })
+}
+
 /// Runs `f` inside a `with_simd` of the width `pulp` picks at run time, so that the loops of a
 /// small closure called once are compiled for that width. Mark the closure
 /// `#[inline(always)]` (`cargo xtask tidy` checks): one LLVM does not inline there is compiled
@@ -1290,6 +1306,14 @@ pub(crate) fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_places_are_the_set_flags() {
+        let flags: Vec<u8> = (0..37).map(|i| u8::from(i % 5 == 0 || i == 36)).collect();
+        let want: Vec<usize> = (0..37).filter(|&i| flags[i] == 1).collect();
+        assert_eq!(set_places(&flags).collect::<Vec<_>>(), want);
+        assert_eq!(set_places(&[]).count(), 0);
+    }
     use crate::NoiseRng;
     use rand::SeedableRng;
 

@@ -65,11 +65,11 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
     // Corners (up to a quarter of the map: the last level writes its corners into `map`),
     // centres, both diamonds, the corners' sums down the columns, and the draws.
     let mut grids = take_scratch(&GRIDS, 6 * quarter.max(1));
-    let (corners, rest) = grids.split_at_mut(quarter.max(1));
+    let (mut corners, rest) = grids.split_at_mut(quarter.max(1));
     let (centres, rest) = rest.split_at_mut(quarter.max(1));
     let (row_diamonds, rest) = rest.split_at_mut(quarter.max(1));
     let (column_diamonds, rest) = rest.split_at_mut(quarter.max(1));
-    let (sums, noise) = rest.split_at_mut(quarter.max(1));
+    let (mut sums, noise) = rest.split_at_mut(quarter.max(1));
     corners[0] = 0.0;
     if size == 1 {
         map[0] = 0.0;
@@ -95,9 +95,8 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
             &mut sums[..4 * n]
         };
         interleave(k, [c, r, q, m], next);
-        if 2 * k < size {
-            corners[..4 * n].copy_from_slice(&sums[..4 * n]);
-        }
+        // The new corners are in `sums`; the old corners' buffer takes the next sums.
+        std::mem::swap(&mut corners, &mut sums);
         k *= 2;
         wibble /= decay;
     }
@@ -194,14 +193,14 @@ fn interleave(k: usize, [c, r, q, m]: [&[f64]; 4], next: &mut [f64]) {
                     .zip(&c[i * k..][..k])
                     .zip(&r[i * k..][..k]);
                 for ((pair, &a), &b) in pairs {
-                    pair.copy_from_slice(&[a, b]);
+                    (pair[0], pair[1]) = (a, b);
                 }
                 let pairs = bottom
                     .chunks_exact_mut(2)
                     .zip(&q[i * k..][..k])
                     .zip(&m[i * k..][..k]);
                 for ((pair, &a), &b) in pairs {
-                    pair.copy_from_slice(&[a, b]);
+                    (pair[0], pair[1]) = (a, b);
                 }
             }
         },

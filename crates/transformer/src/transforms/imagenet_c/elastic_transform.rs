@@ -6,7 +6,7 @@ use drift_core::ImageSize;
 
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter_into};
-use crate::imagenet_c::{Corruption, Draws, in_lanes, keep_scratch, take_scratch};
+use crate::imagenet_c::{Corruption, Draws, in_lanes, keep_scratch, set_places, take_scratch};
 use crate::planar::{to_byte, to_unit};
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -239,22 +239,6 @@ impl RowTaps {
             (a[x], b[x], c[x], d[x]) = (plane[tl], plane[tr], plane[bl], plane[br]);
         }
     }
-}
-
-/// The places of the bytes set in `flags` (0 or 1 each), eight flags a word: most are 0.
-fn set_places(flags: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    flags.chunks(8).enumerate().flat_map(|(c, eight)| {
-        let mut word = [0u8; 8];
-        word[..eight.len()].copy_from_slice(eight);
-        let mut word = u64::from_le_bytes(word);
-        std::iter::from_fn(move || {
-            (word != 0).then(|| {
-                let place = c * 8 + word.trailing_zeros() as usize / 8;
-                word &= word - 1;
-                place
-            })
-        })
-    })
 }
 
 /// `map_coordinates`' bilinear sum of one value in scipy's order, `as f32`, clipped to [0, 1].
@@ -509,14 +493,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn set_places_are_the_set_flags() {
-        let flags: Vec<u8> = (0..37).map(|i| u8::from(i % 5 == 0 || i == 36)).collect();
-        let want: Vec<usize> = (0..37).filter(|&i| flags[i] == 1).collect();
-        assert_eq!(set_places(&flags).collect::<Vec<_>>(), want);
-        assert_eq!(set_places(&[]).count(), 0);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use crate::PlanarImage;
 use crate::imagenet_c::plasma::{
     Extremes, keep_plasma, next_power_of_two, plasma_fractal, raw_plasma,
 };
-use crate::imagenet_c::{Corruption, Draws, Scale, Unit, rounded_unit_byte_lanes, store_values};
+use crate::imagenet_c::{
+    Corruption, Draws, Scale, Unit, rounded_unit_byte_lanes, set_places, store_values,
+};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The fog's strength k at severities 0 (identity, CCC's row) to 5.
@@ -154,7 +156,8 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let w = self.width;
         let mut pixel_terms = vec![0.0f32; w];
         let mut terms = vec![0.0f32; 3 * w];
-        let mut near = vec![false; 3 * w];
+        // Which values of the row are near a rounding edge (1) or not (0).
+        let mut near = vec![0u8; 3 * w];
         let mut kept = vec![0u8; 3 * w];
         for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
             let plasma = &self.plasma[y * self.side..][..w];
@@ -174,11 +177,11 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
                 let big = level + TWO_23;
                 let r = big - TWO_23;
                 *byte = big.to_bits() as u8;
-                *n = (level - r).abs() > 0.5 - near_half;
+                *n = u8::from((level - r).abs() > 0.5 - near_half);
                 count += u32::from(*n);
             }
             if count > 0 {
-                for (at, _) in near.iter().enumerate().filter(|(_, n)| **n) {
+                for at in set_places(&near) {
                     // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
                     let x = f64::from(kept[at]) / 255.0;
                     let v = (x + strength * self.extremes.normalised(plasma[at / 3])) * max / scale;
