@@ -80,12 +80,29 @@ impl Corruption for Contrast {
             let mean = mean_of(sums[channel], n);
             std::array::from_fn(|k| rounded_byte((Unit::of_byte(k) - mean) * c + mean, Scale::Unit))
         });
-        for pixel in bytes.chunks_exact_mut(3) {
-            for (value, table) in pixel.iter_mut().zip(&tables) {
-                *value = table[usize::from(*value)];
-            }
-        }
+        map_bytes(bytes, &tables);
         true
+    }
+}
+
+/// Each byte of interleaved RGB through its channel's table. Four pixels (twelve bytes) at a
+/// time, read and written as three words: a byte at a time, the loads and stores around each
+/// lookup cost more than the lookup.
+fn map_bytes(bytes: &mut [u8], tables: &[[u8; 256]; 3]) {
+    let mut quads = bytes.chunks_exact_mut(12);
+    for quad in &mut quads {
+        for (i, four) in quad.chunks_exact_mut(4).enumerate() {
+            let word = u32::from_le_bytes(four.try_into().expect("chunks of 4"));
+            // Byte j of word i is byte 4 i + j of the quad, of channel (4 i + j) % 3.
+            let mapped = (0..4).fold(0u32, |mapped, j| {
+                let byte = usize::from((word >> (8 * j)) as u8);
+                mapped | u32::from(tables[(4 * i + j) % 3][byte]) << (8 * j)
+            });
+            four.copy_from_slice(&mapped.to_le_bytes());
+        }
+    }
+    for (at, value) in quads.into_remainder().iter_mut().enumerate() {
+        *value = tables[at % 3][usize::from(*value)];
     }
 }
 
