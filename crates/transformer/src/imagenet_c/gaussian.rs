@@ -5,7 +5,7 @@
 //! symmetric order of scipy's `NI_Correlate1D`. A naive sum differs by ~1e-13, which flips
 //! the 8-bit truncation `glass_blur` makes after it.
 
-use super::{keep_scratch, numpy_sum, take_scratch};
+use super::{keep_scratch, numpy_sum, rounded_unit_byte_lanes, set_places, take_scratch};
 
 /// How a filter reads past the edge (scipy's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +219,249 @@ fn round_row(row: &mut [f64], store_f32: bool) {
     }
 }
 
+/// [`gaussian_filter`] of each channel of interleaved 8-bit RGB (`width x height` pixels), as
+/// `filter_planes_rgb8` would filter the channels' values `k / 255`, and the bytes written as
+/// it writes them (`rounded_unit_byte_lanes`): the same bytes, summed another way. Each value is
+/// summed in levels (0-255) in f32, sixteen lanes, a row at a time through both passes (the
+/// pass along axis 1 reads only its row of the first pass), then rounded to the nearest level;
+/// only a value within `near_half` levels (a quarter over the two passes' error bounds
+/// together, see [`f32_error_bound`]) of a rounding edge is computed again in f64 in scipy's
+/// order.
+pub(crate) fn gaussian_filter_rgb8(
+    pixels: &mut [u8],
+    (width, height): (usize, usize),
+    (sigma_rows, sigma_columns): (f64, f64),
+    truncate: f64,
+    border: Border,
+) {
+    // An axis scipy skips is a single tap of 1: `x * 1` and nothing added, the same value.
+    let rows = weights(sigma_rows, truncate).unwrap_or_else(|| vec![1.0]);
+    let columns = weights(sigma_columns, truncate).unwrap_or_else(|| vec![1.0]);
+    if rows.len() == 1 && columns.len() == 1 {
+        return;
+    }
+    // A quarter over the bound: the bound is already one.
+    let near_half = (1.25 * (f32_error_bound(&rows) + f32_error_bound(&columns))) as f32;
+    pulp::Arch::new().dispatch(GaussianBytes {
+        pixels,
+        shape: (width, height),
+        rows: &rows,
+        columns: &columns,
+        border,
+        near_half,
+    });
+}
+
+/// A bound, in levels, on how far one pass of [`GaussianBytes`] over values in [0, 255] (each
+/// within `e` of its exact value) ends from the exact weighted sum (within `e` plus this): the
+/// f32 weights (each within 2^-24 of itself relative, so 2^-24 x 255 in all), the pairs' sums
+/// (2^-24 of up to 510, weighted by half the mass at most), and each fused multiply-add's
+/// rounding, 2^-24 of its partial sum, which summed from the outermost taps in grows with the
+/// mass taken in so far.
+fn f32_error_bound(w: &[f64]) -> f64 {
+    const UNIT_ROUNDOFF: f64 = 1.0 / 16_777_216.0;
+    let mut mass = 0.0;
+    let mut partials = 0.0;
+    for &tap in w[1..].iter().rev() {
+        mass += 2.0 * tap;
+        partials += mass;
+    }
+    // The centre's step ends at the whole sum.
+    partials += 1.0;
+    UNIT_ROUNDOFF * 255.0 * (2.0 + partials) * 1.01
+}
+
+/// The passes of [`gaussian_filter_rgb8`], compiled for the widest SIMD the CPU has.
+struct GaussianBytes<'a> {
+    pixels: &'a mut [u8],
+    shape: (usize, usize),
+    rows: &'a [f64],
+    columns: &'a [f64],
+    border: Border,
+    near_half: f32,
+}
+
+/// 2^23: an f32 in [0, 2^22] plus this holds its nearest integer in the low mantissa bits.
+const TWO_23: f32 = 8_388_608.0;
+
+impl pulp::WithSimd for GaussianBytes<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (width, height) = self.shape;
+        let (border, near_half) = (self.border, self.near_half);
+        let line = 3 * width;
+        thread_local! {
+            static LEVELS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+            static SOURCE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        // The image as it was, which the f64 sums recompute from (rows are written as they
+        // are done), and in levels, which the first pass reads.
+        let mut source = take_scratch(&SOURCE, self.pixels.len());
+        source.copy_from_slice(self.pixels);
+        let mut levels = take_scratch(&LEVELS, self.pixels.len());
+        for (level, &byte) in levels.iter_mut().zip(&source) {
+            *level = f32::from(byte);
+        }
+        let row_taps: Vec<f32> = self.rows.iter().map(|&w| w as f32).collect();
+        let column_taps: Vec<f32> = self.columns.iter().map(|&w| w as f32).collect();
+        let (row_radius, column_radius) = (row_taps.len() - 1, column_taps.len() - 1);
+        // A row of the first pass, with `column_radius` pixels either side read past its ends.
+        let pad = 3 * column_radius;
+        let mut padded = vec![0.0f32; line + 2 * pad];
+        let mut sums = vec![0.0f32; line];
+        let mut near = vec![0u8; line];
+        let column_pairs: Vec<(usize, usize, f32)> = (1..=column_radius)
+            .rev()
+            .map(|j| (pad - 3 * j, pad + 3 * j, column_taps[j]))
+            .collect();
+        let mut row_pairs = Vec::with_capacity(row_radius);
+        let row = |i: isize| border.index(i, height) * line;
+        for (y, out) in self.pixels.chunks_exact_mut(line).enumerate() {
+            let yi = y as isize;
+            row_pairs.clear();
+            row_pairs.extend(
+                (1..=row_radius)
+                    .rev()
+                    .map(|j| (row(yi - j as isize), row(yi + j as isize), row_taps[j])),
+            );
+            {
+                let middle = &mut padded[pad..pad + line];
+                symmetric_sums_f32(middle, &levels, row(yi), row_taps[0], &row_pairs);
+            }
+            for p in 0..column_radius {
+                for (side, at) in [
+                    (p, p as isize - column_radius as isize),
+                    (column_radius + width + p, (width + p) as isize),
+                ] {
+                    let from = pad + 3 * border.index(at, width);
+                    padded.copy_within(from..from + 3, 3 * side);
+                }
+            }
+            symmetric_sums_f32(&mut sums, &padded, pad, column_taps[0], &column_pairs);
+            let mut count = 0u32;
+            for ((byte, n), &sum) in out.iter_mut().zip(near.iter_mut()).zip(&sums) {
+                let sum = if sum > 0.0 { sum } else { 0.0 };
+                let sum = if sum < 255.0 { sum } else { 255.0 };
+                // `sum + 2^23` rounds it to the nearest integer r, held in the low mantissa
+                // bits (a half rounds to even here, but a half is near).
+                let big = sum + TWO_23;
+                let r = big - TWO_23;
+                *byte = big.to_bits() as u8;
+                *n = u8::from((sum - r).abs() > 0.5 - near_half);
+                count += u32::from(*n);
+            }
+            if count > 0 {
+                for at in set_places(&near) {
+                    let value = exact_value(
+                        &source,
+                        self.shape,
+                        (y, at / 3, at % 3),
+                        (self.rows, self.columns),
+                        border,
+                    );
+                    out[at] = rounded_unit_byte_lanes(value);
+                }
+            }
+        }
+        keep_scratch(&LEVELS, levels);
+        keep_scratch(&SOURCE, source);
+    }
+}
+
+/// [`symmetric_sums`] in f32 with fused multiply-adds, the pairs (outermost first) before the
+/// centre, in blocks of outputs kept in registers through all the taps.
+#[inline(always)]
+fn symmetric_sums_f32(
+    out: &mut [f32],
+    data: &[f32],
+    centre: usize,
+    w0: f32,
+    pairs: &[(usize, usize, f32)],
+) {
+    let mut x = 0;
+    x = symmetric_blocks_f32::<64>(out, data, x, centre, w0, pairs);
+    x = symmetric_blocks_f32::<32>(out, data, x, centre, w0, pairs);
+    x = symmetric_blocks_f32::<16>(out, data, x, centre, w0, pairs);
+    symmetric_blocks_f32::<1>(out, data, x, centre, w0, pairs);
+}
+
+/// [`symmetric_sums_f32`] of the whole blocks of `BLOCK` outputs from `start` on; returns where
+/// they end.
+#[inline(always)]
+fn symmetric_blocks_f32<const BLOCK: usize>(
+    out: &mut [f32],
+    data: &[f32],
+    start: usize,
+    centre: usize,
+    w0: f32,
+    pairs: &[(usize, usize, f32)],
+) -> usize {
+    let end = start + (out.len() - start) / BLOCK * BLOCK;
+    for x in (start..end).step_by(BLOCK) {
+        let mut sums = [0.0f32; BLOCK];
+        for &(low, high, tap) in pairs {
+            for ((sum, &a), &b) in sums
+                .iter_mut()
+                .zip(&data[low + x..][..BLOCK])
+                .zip(&data[high + x..][..BLOCK])
+            {
+                *sum = (a + b).mul_add(tap, *sum);
+            }
+        }
+        for (sum, &v) in sums.iter_mut().zip(&data[centre + x..][..BLOCK]) {
+            *sum = v.mul_add(w0, *sum);
+        }
+        out[x..x + BLOCK].copy_from_slice(&sums);
+    }
+    end
+}
+
+/// `k / 255` for each level k, as `filter_planes_rgb8` divides.
+static UNITS: [f64; 256] = {
+    let mut units = [0.0; 256];
+    let mut k = 0;
+    while k < 256 {
+        units[k] = k as f64 / 255.0;
+        k += 1;
+    }
+    units
+};
+
+/// The value `gaussian_filter` gives channel `c` of pixel `(y, x)` of an 8-bit image (its
+/// interleaved `pixels`, each byte k read as `k / 255`), with per-axis weights, in
+/// scipy's order: the first pass's values of the pixels the second reads (summed side by side,
+/// each in its own order), then their sum.
+fn exact_value(
+    pixels: &[u8],
+    (width, height): (usize, usize),
+    (y, x, c): (usize, usize, usize),
+    (rows, columns): (&[f64], &[f64]),
+    border: Border,
+) -> f64 {
+    let radius = columns.len() - 1;
+    let read: Vec<usize> = (0..=2 * radius)
+        .map(|i| 3 * border.index(x as isize + i as isize - radius as isize, width) + c)
+        .collect();
+    let unit = |row: usize, at: usize| UNITS[usize::from(pixels[row * 3 * width + at])];
+    let mut first: Vec<f64> = read.iter().map(|&at| unit(y, at) * rows[0]).collect();
+    for j in (1..rows.len()).rev() {
+        let (above, below) = (
+            border.index(y as isize - j as isize, height),
+            border.index(y as isize + j as isize, height),
+        );
+        for (sum, &at) in first.iter_mut().zip(&read) {
+            *sum += (unit(above, at) + unit(below, at)) * rows[j];
+        }
+    }
+    let mut sum = first[radius] * columns[0];
+    for j in (1..=radius).rev() {
+        sum += (first[radius - j] + first[radius + j]) * columns[j];
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +483,73 @@ mod tests {
             assert!((total - 1.0).abs() < 1e-12);
         }
         assert!(weights(0.0, 4.0).is_none());
+    }
+
+    #[test]
+    fn the_f32_bytes_are_the_f64_filters() {
+        // The byte path with its bound, and with every value recomputed (a bound of a whole
+        // level), against the f64 filter of each channel and the byte path's rounding; in the
+        // widest lanes and in scalar code; sides shorter than the radius, both borders, and
+        // one axis skipped.
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        let cases = [
+            ((1, 1), (1.0, 1.0), Border::Nearest),
+            ((5, 3), (2.0, 0.7), Border::Reflect),
+            ((37, 29), (3.0, 3.0), Border::Nearest),
+            ((64, 48), (0.0, 2.5), Border::Nearest),
+            ((224, 224), (3.0, 3.0), Border::Nearest),
+            ((100, 70), (6.0, 6.0), Border::Reflect),
+        ];
+        for ((w, h), sigmas, border) in cases {
+            // Flat stretches (sums on whole levels) and noise.
+            let pixels: Vec<u8> = (0..3 * w * h)
+                .map(|i| if i % 89 < 30 { 77 } else { next() as u8 })
+                .collect();
+            let mut want = pixels.clone();
+            for c in 0..3 {
+                let mut plane: Vec<f64> = pixels
+                    .iter()
+                    .skip(c)
+                    .step_by(3)
+                    .map(|&k| f64::from(k) / 255.0)
+                    .collect();
+                gaussian_filter(&mut plane, (w, h), sigmas, 4.0, border, false);
+                for (byte, &v) in want.iter_mut().skip(c).step_by(3).zip(&plane) {
+                    *byte = rounded_unit_byte_lanes(v);
+                }
+            }
+            let mut got = pixels.clone();
+            gaussian_filter_rgb8(&mut got, (w, h), sigmas, 4.0, border);
+            assert!(got == want, "{w}x{h} {sigmas:?}");
+            let rows = weights(sigmas.0, 4.0).unwrap_or_else(|| vec![1.0]);
+            let columns = weights(sigmas.1, 4.0).unwrap_or_else(|| vec![1.0]);
+            for scalar in [false, true] {
+                let mut got = pixels.clone();
+                let bytes = GaussianBytes {
+                    pixels: &mut got,
+                    shape: (w, h),
+                    rows: &rows,
+                    columns: &columns,
+                    border,
+                    near_half: 1.0,
+                };
+                if scalar {
+                    pulp::WithSimd::with_simd(bytes, pulp::Scalar::new());
+                } else {
+                    pulp::Arch::new().dispatch(bytes);
+                }
+                assert!(
+                    got == want,
+                    "{w}x{h} {sigmas:?}, all recomputed, scalar {scalar}"
+                );
+            }
+        }
     }
 
     #[test]

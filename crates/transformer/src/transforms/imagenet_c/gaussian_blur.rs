@@ -4,8 +4,8 @@
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
-use crate::imagenet_c::gaussian::{Border, gaussian_filter};
-use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes, filter_planes_rgb8};
+use crate::imagenet_c::gaussian::{Border, gaussian_filter, gaussian_filter_rgb8};
+use crate::imagenet_c::{Corruption, Draws, Scale, filter_planes};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The blur's sigma in pixels at severities 0 (identity) to 5.
@@ -52,7 +52,15 @@ impl Corruption for GaussianBlur {
         image: &mut drift_core::RgbImage8,
         _draws: &mut dyn Draws,
     ) -> bool {
-        filter_planes_rgb8(image, Scale::Unit, plane_filter(params, image.size()));
+        let sigma = params.value(0);
+        let size = image.size();
+        gaussian_filter_rgb8(
+            image.pixels_mut(),
+            (size.width as usize, size.height as usize),
+            (sigma, sigma),
+            4.0,
+            Border::Nearest,
+        );
         true
     }
 }
