@@ -307,67 +307,169 @@ impl pulp::WithSimd for GaussianBytes<'_> {
         let row_taps: Vec<f32> = self.rows.iter().map(|&w| w as f32).collect();
         let column_taps: Vec<f32> = self.columns.iter().map(|&w| w as f32).collect();
         let (row_radius, column_radius) = (row_taps.len() - 1, column_taps.len() - 1);
-        // A row of the first pass, with `column_radius` pixels either side read past its ends.
+        // Two rows of the first pass, each with `column_radius` pixels either side read past
+        // its ends.
         let pad = 3 * column_radius;
-        let mut padded = vec![0.0f32; line + 2 * pad];
-        let mut sums = vec![0.0f32; line];
-        let mut near = vec![0u8; line];
-        let column_pairs: Vec<(usize, usize, f32)> = (1..=column_radius)
-            .rev()
-            .map(|j| (pad - 3 * j, pad + 3 * j, column_taps[j]))
-            .collect();
-        let mut row_pairs = Vec::with_capacity(row_radius);
+        let mut padded = [vec![0.0f32; line + 2 * pad], vec![0.0f32; line + 2 * pad]];
+        let mut second = SecondPass {
+            sums: vec![0.0f32; line],
+            near: vec![0u8; line],
+            pairs: (1..=column_radius)
+                .rev()
+                .map(|j| (pad - 3 * j, pad + 3 * j, column_taps[j]))
+                .collect(),
+            centre: column_taps[0],
+            width,
+            border,
+            near_half,
+        };
         let row = |i: isize| border.index(i, height) * line;
-        for (y, out) in self.pixels.chunks_exact_mut(line).enumerate() {
+        // Where rows y - j and y + 1 + j start, j = 0..=radius.
+        let (mut above, mut below) = (Vec::new(), Vec::new());
+        let mut y = 0;
+        for rows_out in self.pixels.chunks_mut(2 * line) {
             let yi = y as isize;
-            row_pairs.clear();
-            row_pairs.extend(
-                (1..=row_radius)
+            let [first, next] = &mut padded;
+            let (first, next) = (&mut first[pad..pad + line], &mut next[pad..pad + line]);
+            above.clear();
+            above.extend((0..=row_radius).map(|j| row(yi - j as isize)));
+            below.clear();
+            below.extend((0..=row_radius).map(|j| row(yi + 1 + j as isize)));
+            if rows_out.len() == 2 * line {
+                two_row_sums_f32([first, next], &levels, (&above, &below), &row_taps);
+            } else {
+                // The last row of an odd height: its pairs are row(y - j) and row(y + j).
+                let pairs: Vec<(usize, usize, f32)> = (1..=row_radius)
                     .rev()
-                    .map(|j| (row(yi - j as isize), row(yi + j as isize), row_taps[j])),
-            );
-            {
-                let middle = &mut padded[pad..pad + line];
-                symmetric_sums_f32(middle, &levels, row(yi), row_taps[0], &row_pairs);
+                    .map(|j| (above[j], below[j - 1], row_taps[j]))
+                    .collect();
+                symmetric_sums_f32(first, &levels, above[0], row_taps[0], &pairs);
             }
-            for p in 0..column_radius {
-                for (side, at) in [
-                    (p, p as isize - column_radius as isize),
-                    (column_radius + width + p, (width + p) as isize),
-                ] {
-                    let from = pad + 3 * border.index(at, width);
-                    padded.copy_within(from..from + 3, 3 * side);
-                }
-            }
-            symmetric_sums_f32(&mut sums, &padded, pad, column_taps[0], &column_pairs);
-            let mut count = 0u32;
-            for ((byte, n), &sum) in out.iter_mut().zip(near.iter_mut()).zip(&sums) {
-                let sum = if sum > 0.0 { sum } else { 0.0 };
-                let sum = if sum < 255.0 { sum } else { 255.0 };
-                // `sum + 2^23` rounds it to the nearest integer r, held in the low mantissa
-                // bits (a half rounds to even here, but a half is near).
-                let big = sum + TWO_23;
-                let r = big - TWO_23;
-                *byte = big.to_bits() as u8;
-                *n = u8::from((sum - r).abs() > 0.5 - near_half);
-                count += u32::from(*n);
-            }
-            if count > 0 {
-                for at in set_places(&near) {
+            for (k, out) in rows_out.chunks_exact_mut(line).enumerate() {
+                let flagged = second.row(&mut padded[k], out);
+                for at in flagged {
                     let value = exact_value(
                         &source,
                         self.shape,
-                        (y, at / 3, at % 3),
+                        (y + k, at / 3, at % 3),
                         (self.rows, self.columns),
                         border,
                     );
                     out[at] = rounded_unit_byte_lanes(value);
                 }
             }
+            y += 2;
         }
         keep_scratch(&LEVELS, levels);
         keep_scratch(&SOURCE, source);
     }
+}
+
+/// The pass along axis 1 of [`GaussianBytes`] and the rounding, a row at a time.
+struct SecondPass {
+    sums: Vec<f32>,
+    /// Which values of the row are near a rounding edge (1) or not (0).
+    near: Vec<u8>,
+    /// The pairs' offsets in a padded row and their taps, outermost first.
+    pairs: Vec<(usize, usize, f32)>,
+    centre: f32,
+    width: usize,
+    border: Border,
+    near_half: f32,
+}
+
+impl SecondPass {
+    /// Pads `padded` (a row of the first pass between `3 radius` values either side), sums it,
+    /// rounds each value into `out`, and returns the places of those to compute again.
+    #[inline(always)]
+    fn row(&mut self, padded: &mut [f32], out: &mut [u8]) -> Vec<usize> {
+        let (width, border, near_half) = (self.width, self.border, self.near_half);
+        let radius = self.pairs.len();
+        let pad = 3 * radius;
+        for p in 0..radius {
+            for (side, at) in [
+                (p, p as isize - radius as isize),
+                (radius + width + p, (width + p) as isize),
+            ] {
+                let from = pad + 3 * border.index(at, width);
+                padded.copy_within(from..from + 3, 3 * side);
+            }
+        }
+        symmetric_sums_f32(&mut self.sums, padded, pad, self.centre, &self.pairs);
+        let mut count = 0u32;
+        for ((byte, n), &sum) in out.iter_mut().zip(self.near.iter_mut()).zip(&self.sums) {
+            let sum = if sum > 0.0 { sum } else { 0.0 };
+            let sum = if sum < 255.0 { sum } else { 255.0 };
+            // `sum + 2^23` rounds it to the nearest integer r, held in the low mantissa bits
+            // (a half rounds to even here, but a half is near).
+            let big = sum + TWO_23;
+            let r = big - TWO_23;
+            *byte = big.to_bits() as u8;
+            *n = u8::from((sum - r).abs() > 0.5 - near_half);
+            count += u32::from(*n);
+        }
+        if count == 0 {
+            return Vec::new();
+        }
+        set_places(&self.near).collect()
+    }
+}
+
+/// The first pass of two neighbouring rows y and y + 1 at once, from the rows `above[j]` =
+/// y - j and `below[j]` = y + 1 + j (where they start in `data`): row y's pair j is
+/// `(above[j], below[j - 1])` and row y + 1's is `(above[j - 1], below[j])`, so each row read
+/// serves both (half the loads of a row at a time, which the loads bound). Each value is summed
+/// as [`symmetric_sums_f32`] sums it.
+#[inline(always)]
+fn two_row_sums_f32(
+    [first, next]: [&mut [f32]; 2],
+    data: &[f32],
+    (above, below): (&[usize], &[usize]),
+    taps: &[f32],
+) {
+    let mut x = 0;
+    x = two_row_blocks::<64>([first, next], data, x, (above, below), taps);
+    x = two_row_blocks::<16>([first, next], data, x, (above, below), taps);
+    two_row_blocks::<1>([first, next], data, x, (above, below), taps);
+}
+
+/// [`two_row_sums_f32`] of the whole blocks of `BLOCK` values from `start` on; returns where
+/// they end. The rows y - j + 1 and y + j read for pair j are kept (in registers) for pair
+/// j - 1, where they are the outer rows.
+#[inline(always)]
+fn two_row_blocks<const BLOCK: usize>(
+    [first, next]: [&mut [f32]; 2],
+    data: &[f32],
+    start: usize,
+    (above, below): (&[usize], &[usize]),
+    taps: &[f32],
+) -> usize {
+    let radius = taps.len() - 1;
+    let end = start + (first.len() - start) / BLOCK * BLOCK;
+    let block = |row: usize, x: usize| -> [f32; BLOCK] {
+        data[row + x..][..BLOCK].try_into().expect("a block")
+    };
+    for x in (start..end).step_by(BLOCK) {
+        let (mut a, mut b) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+        let (mut top, mut bottom) = (block(above[radius], x), block(below[radius], x));
+        for j in (1..=radius).rev() {
+            let tap = taps[j];
+            let (inner_top, inner_bottom) = (block(above[j - 1], x), block(below[j - 1], x));
+            for i in 0..BLOCK {
+                a[i] = (top[i] + inner_bottom[i]).mul_add(tap, a[i]);
+                b[i] = (inner_top[i] + bottom[i]).mul_add(tap, b[i]);
+            }
+            (top, bottom) = (inner_top, inner_bottom);
+        }
+        // Now rows y and y + 1, the centres.
+        for i in 0..BLOCK {
+            a[i] = top[i].mul_add(taps[0], a[i]);
+            b[i] = bottom[i].mul_add(taps[0], b[i]);
+        }
+        first[x..x + BLOCK].copy_from_slice(&a);
+        next[x..x + BLOCK].copy_from_slice(&b);
+    }
+    end
 }
 
 /// [`symmetric_sums`] in f32 with fused multiply-adds, the pairs (outermost first) before the
