@@ -188,7 +188,7 @@ impl RowTaps {
             *out = u8::from(!inside);
             count += u32::from(!inside);
             *tl = if inside {
-                (r0 * w as f64 + c0) as usize
+                whole_to_index(r0 * w as f64 + c0)
             } else {
                 0
             };
@@ -239,6 +239,14 @@ impl RowTaps {
             (a[x], b[x], c[x], d[x]) = (plane[tl], plane[tr], plane[bl], plane[br]);
         }
     }
+}
+
+/// A whole number in [0, 2^52) as an index, by the bits of 2^52 + v: a float-to-integer `as`
+/// (which saturates) kept the loop around it scalar.
+#[inline(always)]
+fn whole_to_index(v: f64) -> usize {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    ((v + TWO_52).to_bits() & ((1 << 52) - 1)) as usize
 }
 
 /// `map_coordinates`' bilinear sum of one value in scipy's order, `as f32`, clipped to [0, 1].
