@@ -6,7 +6,7 @@
 //! to 3 and the levels between), [`DiskBlur`] sums the disk and the blur apart; beyond, the
 //! kernel's taps are summed in runs ([`filter_2d`]).
 
-use super::{keep_scratch, rounded_unit_byte_lanes, take_scratch};
+use super::{keep_scratch, rounded_unit_byte_lanes, set_places, take_scratch};
 use crate::ops::reflect as reflect_101;
 
 /// `cv2.getGaussianKernel(ksize, sigma, CV_32F)`: weights computed in f64, scaled by the
@@ -408,7 +408,7 @@ impl DiskBlur {
                 pixels,
                 row_len: 3 * width,
                 bound: self.bound,
-                near: vec![false; 3 * width],
+                near: vec![0; 3 * width],
             },
         });
         keep_scratch(&PREFIX_LEVELS, prefix);
@@ -581,8 +581,8 @@ struct ToBytes<'a> {
     pixels: &'a mut [u8],
     row_len: usize,
     bound: f32,
-    /// Per value of a row, whether its f32 sum lies within `bound` of a half.
-    near: Vec<bool>,
+    /// Per value of a row, whether its f32 sum lies within `bound` of a half (1) or not (0).
+    near: Vec<u8>,
 }
 
 /// [`ToBytes`]'s bound in levels: 2^-12, eight times the f32 sum's error.
@@ -617,20 +617,15 @@ impl Emit<u16> for ToBytes<'_> {
             // t + 2^23 holds t's nearest integer in its low mantissa bits.
             let big = t + TWO_23;
             *o = (big.to_bits() & 0x1FF).min(255) as u8;
-            *n = (t - (big - TWO_23)).abs() > edge;
+            *n = u8::from((t - (big - TWO_23)).abs() > edge);
             count += u32::from(*n);
         }
         if count == 0 {
             return;
         }
-        for (x, (o, _)) in out
-            .iter_mut()
-            .zip(near.iter())
-            .enumerate()
-            .filter(|(_, (_, n))| **n)
-        {
+        for x in set_places(near) {
             let around = neighbours::<u16>([above[x], below[x]], [b_above[x], b_at[x], b_below[x]]);
-            *o = rounded_unit_byte_lanes(blurred::<u16>(taps, at[x], around));
+            out[x] = rounded_unit_byte_lanes(blurred::<u16>(taps, at[x], around));
         }
     }
 }
