@@ -7,7 +7,9 @@
 //! gives the same bytes from sums in f32, recomputing in that order only the values its error
 //! bound leaves near a rounding edge.
 
-use super::{keep_scratch, numpy_sum, rounded_unit_byte_lanes, set_places, take_scratch};
+use super::{
+    keep_scratch, numpy_sum, rounded_level, rounded_unit_byte_lanes, set_places, take_scratch,
+};
 
 /// How a filter reads past the edge (scipy's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,9 +285,6 @@ struct GaussianBytes<'a> {
     near_half: f32,
 }
 
-/// 2^23: an f32 in [0, 2^22] plus this holds its nearest integer in the low mantissa bits.
-const TWO_23: f32 = 8_388_608.0;
-
 impl pulp::WithSimd for GaussianBytes<'_> {
     type Output = ();
 
@@ -400,14 +399,9 @@ impl SecondPass {
         symmetric_sums_f32(&mut self.sums, padded, pad, self.centre, &self.pairs);
         let mut count = 0u32;
         for ((byte, n), &sum) in out.iter_mut().zip(self.near.iter_mut()).zip(&self.sums) {
-            let sum = if sum > 0.0 { sum } else { 0.0 };
-            let sum = if sum < 255.0 { sum } else { 255.0 };
-            // `sum + 2^23` rounds it to the nearest integer r, held in the low mantissa bits
-            // (a half rounds to even here, but a half is near).
-            let big = sum + TWO_23;
-            let r = big - TWO_23;
-            *byte = big.to_bits() as u8;
-            *n = u8::from((sum - r).abs() > 0.5 - near_half);
+            let (rounded, is_near) = rounded_level(sum, 0.5 - near_half);
+            *byte = rounded;
+            *n = u8::from(is_near);
             count += u32::from(*n);
         }
         if count == 0 {

@@ -888,7 +888,6 @@ impl<P: Fn(f32, f32) -> f32, C: Fn(f64, f64) -> f64> pulp::WithSimd
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         const BLOCK: usize = 64;
-        const TWO_23: f32 = 8_388_608.0;
         // The f32 result is within (|t| + |t - k|) 2^-22 of the f64 one: sigma's f32, the draw's
         // product and `perturbed`'s three roundings are each within 2^-24 of the perturbation
         // or of the result, and the f64 path's own errors are some 2^29 times smaller. Doubled.
@@ -901,13 +900,10 @@ impl<P: Fn(f32, f32) -> f32, C: Fn(f64, f64) -> f64> pulp::WithSimd
             for (byte, &z) in bytes.iter_mut().zip(field) {
                 let k = f32::from(*byte);
                 let t = (self.perturbed)(k, sigma32 * z);
-                // Clamped to [0, 255] (the edges of the clamp are no rounding edges), then
-                // rounded to the nearest integer by the bits of 2^23 + t.
-                let clamped = if t > 0.0 { t } else { 0.0 };
-                let clamped = if clamped < 255.0 { clamped } else { 255.0 };
-                let big = clamped + TWO_23;
-                *byte = big.to_bits() as u8;
-                near += u32::from((clamped - (big - TWO_23)).abs() > edge(t, k));
+                // The edges of the clamp are no rounding edges.
+                let (rounded, is_near) = rounded_level(t, edge(t, k));
+                *byte = rounded;
+                near += u32::from(is_near);
             }
             near
         };
@@ -982,6 +978,21 @@ const KEEP_AT_MOST: usize = 32 << 20;
 
 /// Where a thread keeps a scratch buffer.
 pub(crate) type ScratchSlot<T> = std::thread::LocalKey<std::cell::RefCell<Vec<T>>>;
+
+/// `level` (in levels) clamped to [0, 255] and rounded to the nearest whole level, as a byte,
+/// and whether it lies farther than `edge` from that level (so within `0.5 - edge` of a half:
+/// near enough to a rounding edge that the caller computes it again). Adding 2^23 rounds the
+/// clamped level to the nearest integer, held in the low mantissa bits; a half rounds to even
+/// there, but a half is near for any `edge` below 0.5. Selects and float operations only, which
+/// SIMD lanes have.
+#[inline(always)]
+pub(crate) fn rounded_level(level: f32, edge: f32) -> (u8, bool) {
+    const TWO_23: f32 = 8_388_608.0;
+    let clamped = if level > 0.0 { level } else { 0.0 };
+    let clamped = if clamped < 255.0 { clamped } else { 255.0 };
+    let big = clamped + TWO_23;
+    (big.to_bits() as u8, (clamped - (big - TWO_23)).abs() > edge)
+}
 
 /// The places of the bytes set in `flags` (0 or 1 each), eight flags a word: most are 0.
 pub(crate) fn set_places(flags: &[u8]) -> impl Iterator<Item = usize> + '_ {

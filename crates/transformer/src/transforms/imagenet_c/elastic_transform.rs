@@ -6,7 +6,9 @@ use drift_core::ImageSize;
 
 use crate::PlanarImage;
 use crate::imagenet_c::gaussian::{Border, gaussian_filter_into};
-use crate::imagenet_c::{Corruption, Draws, in_lanes, keep_scratch, set_places, take_scratch};
+use crate::imagenet_c::{
+    Corruption, Draws, in_lanes, keep_scratch, rounded_level, set_places, take_scratch,
+};
 use crate::planar::{to_byte, to_unit};
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -300,9 +302,6 @@ struct RemapBytes<'a> {
 /// in f32 (4.6e-5 together).
 const NEAR_HALF: f32 = 4e-4;
 
-/// 2^23: an f32 in [0, 2^22] plus this holds its nearest integer in the low mantissa bits.
-const TWO_23: f32 = 8_388_608.0;
-
 impl pulp::WithSimd for RemapBytes<'_> {
     type Output = ();
 
@@ -340,13 +339,7 @@ impl pulp::WithSimd for RemapBytes<'_> {
                         w00,
                         level(b).mul_add(w01, level(c).mul_add(w10, level(d) * w11)),
                     );
-                    let sum = if sum > 0.0 { sum } else { 0.0 };
-                    let sum = if sum < 255.0 { sum } else { 255.0 };
-                    // `sum + 2^23` rounds it to the nearest integer r, held in the low
-                    // mantissa bits (a half rounds to even here, but a half is near).
-                    let big = sum + TWO_23;
-                    let r = big - TWO_23;
-                    (big.to_bits() as u8, (sum - r).abs() > 0.5 - near_half)
+                    rounded_level(sum, 0.5 - near_half)
                 };
                 let ((r, near_r), (g, near_g), (b, near_b)) = (channel(0), channel(8), channel(16));
                 pixel.copy_from_slice(&[r, g, b]);

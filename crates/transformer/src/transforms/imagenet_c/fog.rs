@@ -8,7 +8,8 @@ use crate::imagenet_c::plasma::{
     Extremes, keep_plasma, next_power_of_two, plasma_fractal, raw_plasma,
 };
 use crate::imagenet_c::{
-    Corruption, Draws, Scale, Unit, rounded_unit_byte_lanes, set_places, store_values,
+    Corruption, Draws, Scale, Unit, rounded_level, rounded_unit_byte_lanes, set_places,
+    store_values,
 };
 use crate::registry::{ParamColumn, Params, severity_value};
 
@@ -138,9 +139,6 @@ struct AddFogToBytes<'a> {
 /// rounded once to f32, ~5e-5 levels).
 const NEAR_HALF: f32 = 2e-4;
 
-/// 2^23: an f32 in [0, 2^22] plus this holds its nearest integer in the low mantissa bits.
-const TWO_23: f32 = 8_388_608.0;
-
 impl pulp::WithSimd for AddFogToBytes<'_> {
     type Output = ();
 
@@ -170,14 +168,10 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
             kept.copy_from_slice(row);
             let mut count = 0u32;
             for ((byte, n), &term) in row.iter_mut().zip(near.iter_mut()).zip(&terms) {
-                let level = f32::from(*byte).mul_add(ratio32, term).clamp(0.0, 255.0);
-                // `level + 2^23` rounds it to the nearest integer r, held in the low mantissa
-                // bits (where it is a half, its rounding differs from the package's, but a half
-                // is near and computed again).
-                let big = level + TWO_23;
-                let r = big - TWO_23;
-                *byte = big.to_bits() as u8;
-                *n = u8::from((level - r).abs() > 0.5 - near_half);
+                let level = f32::from(*byte).mul_add(ratio32, term);
+                let (rounded, is_near) = rounded_level(level, 0.5 - near_half);
+                *byte = rounded;
+                *n = u8::from(is_near);
                 count += u32::from(*n);
             }
             if count > 0 {
