@@ -589,13 +589,8 @@ mod tests {
         // level), against the f64 filter of each channel and the byte path's rounding; in the
         // widest lanes and in scalar code; sides shorter than the radius, both borders, and
         // one axis skipped.
-        let mut seed = 11u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as u32
-        };
+        let mut words = crate::imagenet_c::test_words(11);
+        let mut next = || (words() >> 33) as u32;
         let cases = [
             ((1, 1), (1.0, 1.0), Border::Nearest),
             ((5, 3), (2.0, 0.7), Border::Reflect),

@@ -979,6 +979,25 @@ const KEEP_AT_MOST: usize = 32 << 20;
 /// Where a thread keeps a scratch buffer.
 pub(crate) type ScratchSlot<T> = std::thread::LocalKey<std::cell::RefCell<Vec<T>>>;
 
+/// A seeded stream of pseudo-random words for tests' inputs (Knuth's 64-bit LCG: each call
+/// returns the next state; its high bits are the random ones).
+#[cfg(test)]
+pub(crate) fn test_words(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed
+    }
+}
+
+/// [`test_words`] as values in [0, 1): each word's top 53 bits.
+#[cfg(test)]
+pub(crate) fn test_units(seed: u64) -> impl FnMut() -> f64 {
+    let mut words = test_words(seed);
+    move || (words() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// `level` (in levels) clamped to [0, 255] and rounded to the nearest whole level, as a byte,
 /// and whether it lies farther than `edge` from that level (so within `0.5 - edge` of a half:
 /// near enough to a rounding edge that the caller computes it again). Adding 2^23 rounds the

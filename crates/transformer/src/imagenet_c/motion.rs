@@ -463,16 +463,11 @@ mod tests {
 
     #[test]
     fn the_byte_path_gives_the_bytes_of_the_f64_sums() {
-        let mut seed = 12345u64;
+        let mut words = crate::imagenet_c::test_words(12345);
         let before = EXACT_SUMS.with(std::cell::Cell::get);
         for (width, height) in [(1, 1), (5, 3), (70, 9), (131, 40), (224, 224)] {
             let pixels: Vec<u8> = (0..width * height * 3)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (seed >> 56) as u8
-                })
+                .map(|_| (words() >> 56) as u8)
                 .collect();
             for (taps, sigma, angle) in [(21, 3.0, -40.0), (31, 8.0, 12.5), (41, 15.0, 44.0)] {
                 let k = kernel(taps, sigma);
@@ -507,18 +502,12 @@ mod tests {
 
     #[test]
     fn the_unit_path_gives_the_rounded_bytes_of_the_f64_sums() {
-        let mut seed = 777u64;
+        let mut units = crate::imagenet_c::test_units(777);
         let before = EXACT_SUMS.with(std::cell::Cell::get);
         for (width, height) in [(1, 1), (6, 2), (75, 11), (229, 230)] {
             // Snow's layer: zeros where the field is below the threshold, values up to 1.
             let plane: Vec<f64> = (0..width * height)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let v = (seed >> 11) as f64 / (1u64 << 53) as f64 * 1.4 - 0.3;
-                    v.clamp(0.0, 1.0)
-                })
+                .map(|_| (units() * 1.4 - 0.3).clamp(0.0, 1.0))
                 .collect();
             for (taps, sigma, angle) in [(21, 4.0, -60.0), (25, 8.0, -100.0), (25, 12.0, -135.0)] {
                 let k = kernel(taps, sigma);

@@ -427,6 +427,7 @@ thread_local! {
 mod tests {
     use super::*;
     use crate::imagenet_c::resample::ReflectTap;
+    use crate::imagenet_c::test_units;
     use pulp::WithSimd;
 
     #[test]
@@ -434,13 +435,7 @@ mod tests {
         // The byte path with the usual bound, and with every value recomputed (a bound of a
         // whole level), against the planar remap and `to_rgb8`'s rounding, byte by byte; in
         // the widest lanes and in scalar code.
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = test_units(7);
         for (w, h, reach) in [(1, 1, 2.0), (5, 3, 9.0), (64, 48, 4.0), (224, 224, 5.0)] {
             let n = w * h;
             // Flat stretches (equal neighbours give sums on whole levels) and noise.
@@ -498,13 +493,7 @@ mod tests {
 
     #[test]
     fn the_row_remap_gives_the_per_pixel_taps_values() {
-        let mut seed = 99u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = test_units(99);
         // Displacements up to several sides, so that reads fold at both ends, and values
         // beyond [0, 1] where the clip matters.
         for (w, h, reach) in [(1, 1, 3.0), (7, 5, 20.0), (40, 31, 3.0), (64, 64, 1.5)] {
