@@ -1013,20 +1013,28 @@ pub(crate) fn rounded_level(level: f32, edge: f32) -> (u8, bool) {
     (big.to_bits() as u8, (clamped - (big - TWO_23)).abs() > edge)
 }
 
-/// The places of the bytes set in `flags` (0 or 1 each), eight flags a word: most are 0.
+/// The places of the bytes set in `flags` (0 or 1 each), eight flags a word: most are 0. Whole
+/// words are read as they lie (a copy of each into a word was a `memcpy` call per eight flags);
+/// only the last, short one is copied.
 pub(crate) fn set_places(flags: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    flags.chunks(8).enumerate().flat_map(|(c, eight)| {
-        let mut word = [0u8; 8];
-        word[..eight.len()].copy_from_slice(eight);
-        let mut word = u64::from_le_bytes(word);
-        std::iter::from_fn(move || {
-            (word != 0).then(|| {
-                let place = c * 8 + word.trailing_zeros() as usize / 8;
-                word &= word - 1;
-                place
+    let words = flags.chunks_exact(8);
+    let tail = words.remainder();
+    let mut last = [0u8; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    let words = words.map(|eight| u64::from_le_bytes(eight.try_into().expect("eight bytes")));
+    words
+        .chain(std::iter::once(u64::from_le_bytes(last)))
+        .enumerate()
+        .filter(|&(_, word)| word != 0)
+        .flat_map(|(c, mut word)| {
+            std::iter::from_fn(move || {
+                (word != 0).then(|| {
+                    let place = c * 8 + word.trailing_zeros() as usize / 8;
+                    word &= word - 1;
+                    place
+                })
             })
         })
-    })
 }
 
 /// Runs `f` inside a `with_simd` of the width `pulp` picks at run time, so that the loops of a
