@@ -20,7 +20,23 @@ pub(crate) fn keep_plasma(map: Vec<f64>) {
 /// `plasma_fractal(mapsize=size, wibbledecay=decay)`: `size x size` values, row-major.
 /// The map is a buffer kept per thread: give it back with [`keep_plasma`].
 pub(crate) fn plasma_fractal(size: usize, decay: f64, draws: &mut dyn Draws) -> Vec<f64> {
-    let (mut map, extremes) = raw_plasma(size, decay, draws);
+    let mut map = take_scratch(&MAP, size * size);
+    let extremes = match raw_plasma(size, decay, draws) {
+        Some(plasma) => {
+            interleave(plasma.k, plasma.grids(), &mut map);
+            let extremes = plasma.extremes;
+            plasma.keep();
+            extremes
+        }
+        // One value, 0; normalised, 0 / 0 as in the package.
+        None => {
+            map[0] = 0.0;
+            Extremes {
+                min: 0.0,
+                range: 0.0,
+            }
+        }
+    };
     in_lanes(
         #[inline(always)]
         || {
@@ -47,38 +63,78 @@ impl Extremes {
     }
 }
 
-/// [`plasma_fractal`]'s map before its last two lines, and what they would subtract and divide
-/// by (a caller may apply them only where it reads).
+/// [`plasma_fractal`]'s map before its last two lines, held as its last level's four grids (the
+/// map's even rows are `C R C R ...`, its odd rows `Q M Q M ...`), with what those lines would
+/// subtract and divide by: a caller reads the values it needs where they lie, without the
+/// map's interleaved copy.
+pub(crate) struct RawPlasma {
+    /// Six `k x k` regions: two of corners (one is the level's), the centres, the diamonds on
+    /// the corner rows and on the corner columns, the draws.
+    buffer: Vec<f64>,
+    k: usize,
+    /// Which of regions 0 and 4 holds the corners.
+    corners: usize,
+    pub(crate) extremes: Extremes,
+}
+
+impl RawPlasma {
+    /// The corners `C`, the diamonds on their rows `R` and columns `Q`, the centres `M`.
+    fn grids(&self) -> [&[f64]; 4] {
+        let n = self.k * self.k;
+        let region = |r: usize| &self.buffer[r * n..][..n];
+        [region(self.corners), region(2), region(3), region(1)]
+    }
+
+    /// Row `y` of the map as two rows of half its width: its even columns, then its odd ones.
+    pub(crate) fn row(&self, y: usize) -> [&[f64]; 2] {
+        let [c, r, q, m] = self.grids();
+        let (i, k) = (y / 2, self.k);
+        let (even, odd) = if y.is_multiple_of(2) { (c, r) } else { (q, m) };
+        [&even[i * k..][..k], &odd[i * k..][..k]]
+    }
+
+    /// Gives the buffer back to the thread's scratch.
+    pub(crate) fn keep(self) {
+        keep_scratch(&GRIDS, self.buffer);
+    }
+}
+
+thread_local! {
+    static GRIDS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`plasma_fractal`]'s map before its last two lines, as its last level's grids; `None` for a
+/// map of one value (no level).
 ///
 /// Each level works on compact grids, `k x k` values a row after another, so that its loops
 /// run over contiguous rows (SIMD lanes) instead of the map's strided cells: the corners `C`
 /// (every `step`-th cell), the centres `M`, the diamonds on the corner rows `R` and on the
 /// corner columns `Q`. The next level's corners interleave them: rows `C R C R ...` and
 /// `Q M Q M ...`. Each value's operations are the package's, in its order.
-pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec<f64>, Extremes) {
+pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> Option<RawPlasma> {
     assert!(size.is_power_of_two(), "the map's side is a power of two");
-    thread_local! {
-        static GRIDS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let mut map = take_scratch(&MAP, size * size);
-    let quarter = (size / 2) * (size / 2);
-    // Corners (up to a quarter of the map: the last level writes its corners into `map`),
-    // centres, both diamonds, the corners' sums down the columns, and the draws.
-    let mut grids = take_scratch(&GRIDS, 6 * quarter.max(1));
-    let (mut corners, rest) = grids.split_at_mut(quarter.max(1));
-    let (centres, rest) = rest.split_at_mut(quarter.max(1));
-    let (row_diamonds, rest) = rest.split_at_mut(quarter.max(1));
-    let (column_diamonds, rest) = rest.split_at_mut(quarter.max(1));
-    let (mut sums, noise) = rest.split_at_mut(quarter.max(1));
-    corners[0] = 0.0;
     if size == 1 {
-        map[0] = 0.0;
+        return None;
     }
+    let last = size / 2;
+    let quarter = last * last;
+    let mut buffer = take_scratch(&GRIDS, 6 * quarter);
+    let mut corners_at = 0;
+    buffer[0] = 0.0;
     let mut k = 1;
     let mut wibble = 100.0;
-    while k < size {
+    loop {
         let n = k * k;
-        let c = &corners[..n];
+        let [first, centres, row_diamonds, column_diamonds, second, noise]: [&mut [f64]; 6] = {
+            let mut regions = buffer.chunks_exact_mut(quarter);
+            std::array::from_fn(|_| regions.next().expect("six regions"))
+        };
+        let (c, sums) = if corners_at == 0 {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        let c = &c[..n];
         // Squares: `c + roll(c, -1, 0)`, plus its roll along axis 1, / 4, + wibble U.
         draws.uniform(-wibble, wibble, &mut noise[..n]);
         squares(k, wibble, c, &mut sums[..n], &noise[..n], &mut centres[..n]);
@@ -87,22 +143,27 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> (Vec
         diamonds_on_rows(k, wibble, (c, m), &noise[..n], &mut row_diamonds[..n]);
         draws.uniform(-wibble, wibble, &mut noise[..n]);
         diamonds_on_columns(k, wibble, (c, m), &noise[..n], &mut column_diamonds[..n]);
-        // The next level's corners, 2k x 2k: into `map` at the last level.
+        if k == last {
+            break;
+        }
+        // The next level's corners, 2k x 2k, into the other corners' region.
         let (r, q) = (&row_diamonds[..n], &column_diamonds[..n]);
-        let next: &mut [f64] = if 2 * k == size {
-            &mut map[..]
-        } else {
-            &mut sums[..4 * n]
-        };
-        interleave(k, [c, r, q, m], next);
-        // The new corners are in `sums`; the old corners' buffer takes the next sums.
-        std::mem::swap(&mut corners, &mut sums);
+        interleave(k, [c, r, q, m], &mut sums[..4 * n]);
+        corners_at = 4 - corners_at;
         k *= 2;
         wibble /= decay;
     }
-    keep_scratch(&GRIDS, grids);
-    let extremes = extremes(&map);
-    (map, extremes)
+    let mut plasma = RawPlasma {
+        buffer,
+        k: last,
+        corners: corners_at,
+        extremes: Extremes {
+            min: 0.0,
+            range: 0.0,
+        },
+    };
+    plasma.extremes = extremes(plasma.grids());
+    Some(plasma)
 }
 
 /// The squares' centres of a level of `k x k` corners `c`: `c + roll(c, -1, 0)` (in `sums`),
@@ -207,10 +268,19 @@ fn interleave(k: usize, [c, r, q, m]: [&[f64]; 4], next: &mut [f64]) {
     );
 }
 
-/// The extremes `map -= map.min(); map /= map.max()` use, in one pass for both: a subtraction
-/// is monotonic, so the largest difference is the largest value's.
-fn extremes(map: &[f64]) -> Extremes {
-    pulp::Arch::new().dispatch(FindExtremes(map))
+/// The extremes `map -= map.min(); map /= map.max()` use, in one pass for both, over the map's
+/// values wherever they lie: a subtraction is monotonic, so the largest difference is the
+/// largest value's.
+fn extremes(parts: [&[f64]; 4]) -> Extremes {
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    for part in parts {
+        let (low, high) = pulp::Arch::new().dispatch(FindExtremes(part));
+        (min, max) = (min.min(low), max.max(high));
+    }
+    Extremes {
+        min,
+        range: max - min,
+    }
 }
 
 /// [`extremes`] in SIMD vectors, four each way (one alone waits on its last compare), through
@@ -219,10 +289,10 @@ fn extremes(map: &[f64]) -> Extremes {
 struct FindExtremes<'a>(&'a [f64]);
 
 impl pulp::WithSimd for FindExtremes<'_> {
-    type Output = Extremes;
+    type Output = (f64, f64);
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) -> Extremes {
+    fn with_simd<S: pulp::Simd>(self, simd: S) -> (f64, f64) {
         let (vectors, rest) = S::as_simd_f64s(self.0);
         let mut low = [simd.splat_f64s(f64::INFINITY); 4];
         let mut high = [simd.splat_f64s(f64::NEG_INFINITY); 4];
@@ -250,10 +320,7 @@ impl pulp::WithSimd for FindExtremes<'_> {
             .iter()
             .copied()
             .fold(simd.reduce_max_f64s(high), f64::max);
-        Extremes {
-            min,
-            range: max - min,
-        }
+        (min, max)
     }
 }
 
@@ -306,6 +373,27 @@ mod tests {
     }
 
     #[test]
+    fn the_raw_rows_are_the_maps_columns() {
+        for size in [2, 4, 32] {
+            // The same draws for both.
+            let mut rng = crate::NoiseRng::seed_from_u64(size as u64);
+            let map = plasma_fractal(size, 1.7, &mut RngDraws::new(&mut rng));
+            let mut rng = crate::NoiseRng::seed_from_u64(size as u64);
+            let raw = raw_plasma(size, 1.7, &mut RngDraws::new(&mut rng)).unwrap();
+            for y in 0..size {
+                let [even, odd] = raw.row(y);
+                for x in 0..size {
+                    let value = [even, odd][x % 2][x / 2];
+                    let got = raw.extremes.normalised(value);
+                    assert_eq!(got.to_bits(), map[y * size + x].to_bits(), "{size} {y} {x}");
+                }
+            }
+            raw.keep();
+            keep_plasma(map);
+        }
+    }
+
+    #[test]
     fn normalising_in_lanes_gives_the_two_passes_values() {
         for len in [1, 4, 16, 37, 4096] {
             let values: Vec<f64> = (0..len)
@@ -320,7 +408,7 @@ mod tests {
             for v in &mut want {
                 *v /= max;
             }
-            let extremes = extremes(&values);
+            let extremes = extremes([&values, &[], &[], &[]]);
             let got: Vec<f64> = values.iter().map(|&v| extremes.normalised(v)).collect();
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{len}");

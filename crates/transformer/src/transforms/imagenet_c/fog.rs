@@ -98,19 +98,18 @@ impl Corruption for Fog {
         let size = image.size();
         let w = size.width as usize;
         let side = next_power_of_two(w.max(size.height as usize).max(3));
-        let (plasma, extremes) = raw_plasma(side, decay, draws);
+        let plasma = raw_plasma(side, decay, draws).expect("a map of at least 4 x 4");
         let brightest = image.pixels().iter().copied().max().unwrap_or(0);
         pulp::Arch::new().dispatch(AddFogToBytes {
             pixels: image.pixels_mut(),
-            plasma: &plasma,
-            extremes,
-            side,
+            row: &|y| plasma.row(y),
+            extremes: plasma.extremes,
             width: w,
             strength,
             max: Unit::of_byte(usize::from(brightest)),
             near_half: NEAR_HALF,
         });
-        keep_plasma(plasma);
+        plasma.keep();
         true
     }
 }
@@ -123,10 +122,10 @@ impl Corruption for Fog {
 /// with its divisions in f64.
 struct AddFogToBytes<'a> {
     pixels: &'a mut [u8],
-    /// The plasma before its normalisation by `extremes`.
-    plasma: &'a [f64],
+    /// A row of the plasma before its normalisation by `extremes`, as its even columns and its
+    /// odd ones ([`RawPlasma::row`](crate::imagenet_c::plasma::RawPlasma::row)).
+    row: &'a dyn Fn(usize) -> [&'a [f64]; 2],
     extremes: Extremes,
-    side: usize,
     width: usize,
     strength: f64,
     max: f64,
@@ -152,19 +151,28 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let (near_half, min) = (self.near_half, self.extremes.min);
         let (ratio32, offset) = (ratio as f32, 255.0 * strength * ratio);
         let w = self.width;
-        let mut pixel_terms = vec![0.0f32; w];
+        let half = w.div_ceil(2);
+        let mut even_terms = vec![0.0f32; half];
+        let mut odd_terms = vec![0.0f32; half];
         let mut terms = vec![0.0f32; 3 * w];
         // Which values of the row are near a rounding edge (1) or not (0).
         let mut near = vec![0u8; 3 * w];
         let mut kept = vec![0u8; 3 * w];
         for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
-            let plasma = &self.plasma[y * self.side..][..w];
-            for (term, &p) in pixel_terms.iter_mut().zip(plasma) {
-                *term = (offset * ((p - min) * inverse_range)) as f32;
+            let plasma = (self.row)(y);
+            let term = |p: f64| (offset * ((p - min) * inverse_range)) as f32;
+            for (t, &p) in even_terms.iter_mut().zip(plasma[0]) {
+                *t = term(p);
             }
-            for (three, &term) in terms.chunks_exact_mut(3).zip(&pixel_terms) {
-                three.fill(term);
+            for (t, &p) in odd_terms.iter_mut().zip(plasma[1]) {
+                *t = term(p);
             }
+            let mut sixes = terms.chunks_exact_mut(6);
+            for ((six, &even), &odd) in (&mut sixes).zip(&even_terms).zip(&odd_terms) {
+                six[..3].fill(even);
+                six[3..].fill(odd);
+            }
+            sixes.into_remainder().fill(even_terms[half - 1]);
             kept.copy_from_slice(row);
             let mut count = 0u32;
             for ((byte, n), &term) in row.iter_mut().zip(near.iter_mut()).zip(&terms) {
@@ -178,7 +186,9 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
                 for at in set_places(&near) {
                     // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
                     let x = f64::from(kept[at]) / 255.0;
-                    let v = (x + strength * self.extremes.normalised(plasma[at / 3])) * max / scale;
+                    let column = at / 3;
+                    let p = plasma[column % 2][column / 2];
+                    let v = (x + strength * self.extremes.normalised(p)) * max / scale;
                     row[at] = rounded_unit_byte_lanes(v);
                 }
             }
@@ -234,6 +244,17 @@ mod tests {
             min: -50.0,
             range: 4098.0 / 31.0,
         };
+        // Each row's even and odd columns apart, as `RawPlasma::row` gives them.
+        let columns = |y: usize, parity: usize| -> Vec<f64> {
+            plasma[y * side..][..side]
+                .iter()
+                .copied()
+                .skip(parity)
+                .step_by(2)
+                .collect()
+        };
+        let evens: Vec<Vec<f64>> = (0..side).map(|y| columns(y, 0)).collect();
+        let odds: Vec<Vec<f64>> = (0..side).map(|y| columns(y, 1)).collect();
         let pixels: Vec<u8> = (0..3 * w * h).map(|i| (i * 37 % 256) as u8).collect();
         for (strength, brightest) in [(1.5, 255), (2.5, 200), (3.0, 17), (1.7, 254), (2.1, 131)] {
             let max = Unit::of_byte(brightest);
@@ -248,9 +269,8 @@ mod tests {
                 let mut got = pixels.clone();
                 pulp::Arch::new().dispatch(AddFogToBytes {
                     pixels: &mut got,
-                    plasma: &plasma,
+                    row: &|y| [&evens[y], &odds[y]],
                     extremes,
-                    side,
                     width: w,
                     strength,
                     max,
