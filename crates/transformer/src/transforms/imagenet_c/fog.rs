@@ -157,7 +157,6 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let mut terms = vec![0.0f32; 3 * w];
         // Which values of the row are near a rounding edge (1) or not (0).
         let mut near = vec![0u8; 3 * w];
-        let mut kept = vec![0u8; 3 * w];
         for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
             let plasma = (self.row)(y);
             let term = |p: f64| (offset * ((p - min) * inverse_range)) as f32;
@@ -173,19 +172,19 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
                 six[3..].fill(odd);
             }
             sixes.into_remainder().fill(even_terms[half - 1]);
-            kept.copy_from_slice(row);
             let mut count = 0u32;
             for ((byte, n), &term) in row.iter_mut().zip(near.iter_mut()).zip(&terms) {
                 let level = f32::from(*byte).mul_add(ratio32, term);
                 let (rounded, is_near) = rounded_level(level, 0.5 - near_half);
-                *byte = rounded;
+                // A near value keeps its byte for the recomputation below.
+                *byte = if is_near { *byte } else { rounded };
                 *n = u8::from(is_near);
                 count += u32::from(*n);
             }
             if count > 0 {
                 for at in set_places(&near) {
                     // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
-                    let x = f64::from(kept[at]) / 255.0;
+                    let x = f64::from(row[at]) / 255.0;
                     let column = at / 3;
                     let p = plasma[column % 2][column / 2];
                     let v = (x + strength * self.extremes.normalised(p)) * max / scale;
