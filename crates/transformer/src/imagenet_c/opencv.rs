@@ -6,6 +6,10 @@
 //!
 //! Every plane is row-major, `width x height`.
 
+use std::cell::RefCell;
+
+use super::{ScratchSlot, keep_scratch, take_scratch};
+
 /// OpenCV's `BORDER_REFLECT_101` (its filters' default) for reads one past either end of a line
 /// of `len`: `dcb|abcd|cba`.
 #[inline(always)]
@@ -38,13 +42,17 @@ fn pad_reflect_101<V: Copy, T: Copy>(row: &[V], padded: &mut [T], read: impl Fn(
 /// in `T`: rows of three, then three rows, the order OpenCV's box filter sums in (its sums are
 /// exact for the values `spatter` gives it, so the order does not change them); each row padded
 /// once, then shifted slices, in SIMD lanes.
+/// Both planes are buffers kept per thread in `slots` (row sums, then the result): give the
+/// result back to its slot when done with it.
 fn box_sums<V: Copy, T: Copy + Default + std::ops::Add<Output = T>>(
     plane: &[V],
     (width, height): (usize, usize),
     read: impl Fn(V) -> T,
+    slots: [&'static ScratchSlot<T>; 2],
 ) -> Vec<T> {
-    let mut across = vec![T::default(); width * height];
-    let mut out = vec![T::default(); width * height];
+    // Every value of both is written below.
+    let mut across = take_scratch(slots[0], width * height);
+    let mut out = take_scratch(slots[1], width * height);
     super::in_lanes(
         #[inline(always)]
         || {
@@ -73,25 +81,37 @@ fn box_sums<V: Copy, T: Copy + Default + std::ops::Add<Output = T>>(
             }
         },
     );
+    keep_scratch(slots[0], across);
     out
+}
+
+thread_local! {
+    static ACROSS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    static SUMS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    static ACROSS_U32: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static SUMS_U32: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `cv2.blur(plane, (3, 3))` of an f32 plane: the sum in f64 times 1/9, to f32.
 pub(crate) fn box_blur_f32(plane: &[f32], shape: (usize, usize)) -> Vec<f32> {
-    let sums = box_sums(plane, shape, f64::from);
-    super::in_lanes(
+    let sums = box_sums(plane, shape, f64::from, [&ACROSS_F64, &SUMS_F64]);
+    let out = super::in_lanes(
         #[inline(always)]
         || sums.iter().map(|&sum| (sum * (1.0 / 9.0)) as f32).collect(),
-    )
+    );
+    keep_scratch(&SUMS_F64, sums);
+    out
 }
 
 /// `cv2.blur(plane, (3, 3))` of a byte plane: the sum divided by 9, rounded (never a tie).
 pub(crate) fn box_blur_u8(plane: &[u8], shape: (usize, usize)) -> Vec<u8> {
-    let sums = box_sums(plane, shape, u32::from);
-    super::in_lanes(
+    let sums = box_sums(plane, shape, u32::from, [&ACROSS_U32, &SUMS_U32]);
+    let out = super::in_lanes(
         #[inline(always)]
         || sums.iter().map(|&sum| ((sum + 4) / 9) as u8).collect(),
-    )
+    );
+    keep_scratch(&SUMS_U32, sums);
+    out
 }
 
 /// `cv2.filter2D(plane, CV_8U, kernel)` with an integer 3 x 3 kernel (a correlation, anchored
@@ -168,9 +188,14 @@ pub(crate) fn equalize_histogram(plane: &mut [u8]) {
 pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, high: i32) -> Vec<u8> {
     let n = width * height;
     // The plane with a replicated frame, as i32 (the Sobel sums row by row, in SIMD-friendly
-    // slices).
+    // slices); the gradients; the magnitudes with a frame. In one buffer kept per thread:
+    // fresh ones cost more in page faults than the Sobel itself.
     let stride = width + 2;
-    let mut padded = vec![0i32; stride * (height + 2)];
+    let framed = stride * (height + 2);
+    let mut buffer = take_scratch(&CANNY, 2 * framed + 2 * n);
+    let (padded, rest) = buffer.split_at_mut(framed);
+    let (magnitude, rest) = rest.split_at_mut(framed);
+    let (dx, dy) = rest.split_at_mut(n);
     for y in 0..height + 2 {
         let source = &plane[y.saturating_sub(1).min(height - 1) * width..][..width];
         let row = &mut padded[y * stride..][..stride];
@@ -180,10 +205,13 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
             *p = i32::from(v);
         }
     }
-    let mut dx = vec![0i32; n];
-    let mut dy = vec![0i32; n];
     // Magnitudes with a frame of zeros (OpenCV reads 0 outside the image).
-    let mut magnitude = vec![0i32; stride * (height + 2)];
+    magnitude[..stride].fill(0);
+    magnitude[(height + 1) * stride..].fill(0);
+    for row in magnitude.chunks_exact_mut(stride) {
+        row[0] = 0;
+        row[stride - 1] = 0;
+    }
     for y in 0..height {
         let [above, here, below] = std::array::from_fn(|k| &padded[(y + k) * stride..][..stride]);
         let (gx_row, gy_row) = (&mut dx[y * width..][..width], &mut dy[y * width..][..width]);
@@ -201,8 +229,9 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
     }
     // tan(22.5 degrees) in OpenCV's 15-bit fixed point.
     const TG22: i64 = 13573;
-    let mut state = vec![Edge::No; n];
-    let mut stack = Vec::new();
+    let mut state = take_scratch(&STATES, n);
+    state.fill(Edge::No);
+    let mut stack = take_scratch(&STACK, 0);
     for y in 0..height {
         let [above, here, below] =
             std::array::from_fn(|k| &magnitude[(y + k) * stride..][..stride]);
@@ -237,13 +266,21 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
             }
         }
     }
+    keep_scratch(&CANNY, buffer);
     hysteresis(state, stack, width)
+}
+
+thread_local! {
+    static CANNY: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+    static STATES: RefCell<Vec<Edge>> = const { RefCell::new(Vec::new()) };
+    static STACK: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A pixel's state in Canny: not an edge, a candidate (a maximum past the low threshold), or an
 /// edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Edge {
+    #[default]
     No,
     Candidate,
     Yes,
@@ -266,10 +303,13 @@ fn hysteresis(mut state: Vec<Edge>, mut stack: Vec<usize>, width: usize) -> Vec<
             }
         }
     }
-    state
-        .into_iter()
-        .map(|s| if s == Edge::Yes { 255 } else { 0 })
-        .collect()
+    let edges = state
+        .iter()
+        .map(|&s| if s == Edge::Yes { 255 } else { 0 })
+        .collect();
+    keep_scratch(&STATES, state);
+    keep_scratch(&STACK, stack);
+    edges
 }
 
 /// The chamfer steps of `DIST_L2` with a 5 x 5 mask: across, diagonal, a knight's move.
@@ -277,17 +317,26 @@ const ACROSS: f32 = 1.0;
 const DIAGONAL: f32 = 1.4;
 const KNIGHT: f32 = 2.1969;
 
-/// `cv2.distanceTransform(plane, DIST_L2, 5)`: each pixel's distance to the nearest zero pixel
-/// along a path of steps of 1 (across), 1.4 (diagonal) and 2.1969 (a knight's move), in f32,
-/// by a forward and a backward pass. Without a zero pixel every distance is infinite.
+/// `min(cv2.distanceTransform(plane, DIST_L2, 5), cap)`: each pixel's distance to the nearest
+/// zero pixel along a path of steps of 1 (across), 1.4 (diagonal) and 2.1969 (a knight's move),
+/// in f32, by a forward and a backward pass, then at most `cap`. Without a zero pixel every
+/// distance is infinite (then `cap`).
 ///
 /// Each pass takes, per row, the minimum over the two rows before it (in SIMD-friendly slices),
 /// then runs along the row for the step from the previous pixel: the same sums and minima as
 /// OpenCV's pixel-by-pixel loop (a minimum does not depend on its order).
-pub(crate) fn distance_transform(plane: &[u8], shape: (usize, usize)) -> Vec<f32> {
+///
+/// Under a finite cap, the run along a row is not a serial chain of additions and minima (five
+/// cycles a pixel, twice) but a few passes over the row in lanes ([`chain_in_lanes`]). This is
+/// exact below the cap, and a value at or above it stays so: every step adds a positive length
+/// and rounding is monotonic, so a value at or above the cap only leads to values at or above
+/// it, and a minimum below the cap is one term's, which reads only values below the cap. A run
+/// of `k` steps of 1 adds at least `k - 1e-5`, so only the last `cap + 2` values of a run can
+/// give a value below the cap.
+pub(crate) fn distance_transform(plane: &[u8], shape: (usize, usize), cap: f32) -> Vec<f32> {
     super::in_lanes(
         #[inline(always)]
-        || distance_passes(plane, shape),
+        || distance_passes(plane, shape, cap),
     )
 }
 
@@ -298,13 +347,21 @@ fn smaller(a: f32, b: f32) -> f32 {
     if a < b { a } else { b }
 }
 
+/// How many of a run's last values [`chain_in_lanes`] reads for a cap (see
+/// [`distance_transform`]); `None` (the serial chain) past any row's length.
+fn chain_reach(cap: f32, width: usize) -> Option<usize> {
+    (cap.is_finite() && cap + 2.0 < width as f32).then(|| (cap.max(0.0) + 2.0).ceil() as usize)
+}
+
 /// [`distance_transform`]'s two passes, inlined into its SIMD dispatch.
 #[inline(always)]
-fn distance_passes(plane: &[u8], (width, height): (usize, usize)) -> Vec<f32> {
+fn distance_passes(plane: &[u8], (width, height): (usize, usize), cap: f32) -> Vec<f32> {
     // A frame of two rows and columns at infinity.
     let stride = width + 4;
+    let reach = chain_reach(cap, width);
     let mut d = vec![f32::INFINITY; stride * (height + 4)];
     let mut best = vec![0.0f32; width];
+    let mut spare = vec![0.0f32; width];
     for y in 0..height {
         let row = (y + 2) * stride;
         {
@@ -325,6 +382,15 @@ fn distance_passes(plane: &[u8], (width, height): (usize, usize)) -> Vec<f32> {
             }
         }
         let source = &plane[y * width..][..width];
+        if let Some(reach) = reach {
+            // A zero pixel is 0, below anything the run brings.
+            for (b, &s) in best.iter_mut().zip(source) {
+                *b = if s == 0 { 0.0 } else { *b };
+            }
+            chain_in_lanes(&mut best, &mut spare, reach, Direction::Right);
+            d[row + 2..][..width].copy_from_slice(&best);
+            continue;
+        }
         let out = &mut d[row + 1..][..width + 1];
         for x in 0..width {
             out[x + 1] = if source[x] == 0 {
@@ -340,8 +406,10 @@ fn distance_passes(plane: &[u8], (width, height): (usize, usize)) -> Vec<f32> {
         {
             let down2 = &d[row + 2 * stride..][..stride];
             let down = &d[row + stride..][..stride];
+            let here = &d[row + 2..][..width];
             for (x, b) in best.iter_mut().enumerate() {
                 *b = [
+                    here[x],
                     down2[x + 1] + KNIGHT,
                     down[x + 4] + KNIGHT,
                     down[x + 3] + DIAGONAL,
@@ -354,12 +422,81 @@ fn distance_passes(plane: &[u8], (width, height): (usize, usize)) -> Vec<f32> {
             }
         }
         let out = &mut d[row + 2..][..width + 1];
-        for x in (0..width).rev() {
-            out[x] = smaller(smaller(out[x], best[x]), out[x + 1] + ACROSS);
+        if let Some(reach) = reach {
+            chain_in_lanes(&mut best, &mut spare, reach, Direction::Left);
+            out[..width].copy_from_slice(&best);
+        } else {
+            for x in (0..width).rev() {
+                out[x] = smaller(best[x], out[x + 1] + ACROSS);
+            }
         }
-        result[y * width..][..width].copy_from_slice(&out[..width]);
+        for (r, &v) in result[y * width..][..width].iter_mut().zip(&out[..width]) {
+            *r = smaller(v, cap);
+        }
     }
     result
+}
+
+/// Which way a pass runs along a row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Right,
+    Left,
+}
+
+/// A pass's run along a row in lanes: `values[x] = min(values[x], values[x -+ 1] + 1)` from one
+/// end to the other, for the runs of at most `reach` values (see [`distance_transform`]).
+/// Doubling: after a step of `s` over a form that holds each value's best run of fewer than `r`
+/// values, `min(v[x], v[x -+ s] + 1 + ... + 1)` (`s` additions, as the chain rounds them; a
+/// minimum commutes with them, rounding being monotonic) holds the best of fewer than `r + s`.
+#[inline(always)]
+fn chain_in_lanes(values: &mut Vec<f32>, spare: &mut Vec<f32>, reach: usize, way: Direction) {
+    let mut covered = 1;
+    while covered < reach {
+        let step = covered.min(8);
+        match step {
+            1 => chain_step::<1>(values, spare, way),
+            2 => chain_step::<2>(values, spare, way),
+            4 => chain_step::<4>(values, spare, way),
+            _ => chain_step::<8>(values, spare, way),
+        }
+        std::mem::swap(values, spare);
+        covered += step;
+    }
+}
+
+/// One doubling step of [`chain_in_lanes`], from `values` into `next`.
+#[inline(always)]
+fn chain_step<const S: usize>(values: &[f32], next: &mut [f32], way: Direction) {
+    let w = values.len();
+    if S >= w {
+        next.copy_from_slice(values);
+        return;
+    }
+    let run = |from: f32| {
+        let mut v = from;
+        for _ in 0..S {
+            v += ACROSS;
+        }
+        v
+    };
+    let (kept, moved, here, from) = match way {
+        Direction::Right => {
+            let (kept, moved) = next.split_at_mut(S);
+            (kept, moved, &values[S..], &values[..w - S])
+        }
+        Direction::Left => {
+            let (moved, kept) = next.split_at_mut(w - S);
+            (kept, moved, &values[..w - S], &values[S..])
+        }
+    };
+    kept.copy_from_slice(match way {
+        Direction::Right => &values[..S],
+        Direction::Left => &values[w - S..],
+    });
+    for ((n, &h), &f) in moved.iter_mut().zip(here).zip(from) {
+        *n = smaller(h, run(f));
+    }
 }
 
 #[cfg(test)]
@@ -562,14 +699,65 @@ mod tests {
             }
             let away: Vec<u8> = edges.iter().map(|e| 255 - e).collect();
             for source in [&plane, &away] {
-                let fast = distance_transform(source, (w, h));
                 let reference = distance_by_pixel(source, (w, h));
-                assert!(
-                    fast.iter()
-                        .zip(&reference)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{w}x{h}"
-                );
+                // Uncapped (the serial chain), spatter's cap, and caps below, at and past a
+                // row's length (the runs in lanes, or the chain again).
+                for cap in [f32::INFINITY, 20.0, 0.5, 3.0, 7.3, 1000.0] {
+                    let fast = distance_transform(source, (w, h), cap);
+                    let want = reference.iter().map(|&d| if d > cap { cap } else { d });
+                    assert!(
+                        fast.iter()
+                            .zip(want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{w}x{h} {cap}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn runs_in_lanes_are_the_serial_chain_below_the_cap() {
+        // Small values with every mantissa bit in use, far apart, so that long runs from them
+        // cross powers of two and round there (a single `+ k`, or `+ 1 + 2 + 4`, rounds
+        // differently for about one start in a hundred); large ones, zeros and infinities as
+        // the passes have them.
+        let mut unit = crate::imagenet_c::test_units(11);
+        for row in 0..300 {
+            let values: Vec<f32> = (0..61)
+                .map(|_| {
+                    let u = unit();
+                    match (u * 100.0) as u32 {
+                        0 => 0.0,
+                        1..=10 => (u * 40.0) as f32,
+                        11..=40 => f32::INFINITY,
+                        _ => 20.0 + (u * 10.0) as f32,
+                    }
+                })
+                .collect();
+            for cap in [20.0f32, 2.5, 11.0] {
+                let reach = chain_reach(cap, values.len()).expect("a cap below the row");
+                for way in [Direction::Right, Direction::Left] {
+                    let mut serial = values.clone();
+                    let order: Vec<usize> = match way {
+                        Direction::Right => (1..serial.len()).collect(),
+                        Direction::Left => (0..serial.len() - 1).rev().collect(),
+                    };
+                    for x in order {
+                        let previous = if way == Direction::Right {
+                            x - 1
+                        } else {
+                            x + 1
+                        };
+                        serial[x] = smaller(serial[x], serial[previous] + ACROSS);
+                    }
+                    let mut lanes = values.clone();
+                    chain_in_lanes(&mut lanes, &mut vec![0.0; values.len()], reach, way);
+                    for (x, (&got, &want)) in lanes.iter().zip(&serial).enumerate() {
+                        let (got, want) = (smaller(got, cap), smaller(want, cap));
+                        assert_eq!(got.to_bits(), want.to_bits(), "row {row} x {x} cap {cap}");
+                    }
+                }
             }
         }
     }
@@ -586,14 +774,14 @@ mod tests {
     fn distances_are_chamfer_steps_from_the_nearest_zero() {
         let mut plane = vec![255u8; 7 * 7];
         plane[3 * 7 + 3] = 0;
-        let d = distance_transform(&plane, (7, 7));
+        let d = distance_transform(&plane, (7, 7), f32::INFINITY);
         assert_eq!(d[3 * 7 + 3], 0.0);
         assert_eq!(d[3 * 7 + 4], 1.0);
         assert_eq!(d[4 * 7 + 4], 1.4);
         assert_eq!(d[5 * 7 + 4], 2.1969);
         assert_eq!(d[3 * 7 + 6], 3.0);
         assert!(
-            distance_transform(&[9u8; 4], (2, 2))
+            distance_transform(&[9u8; 4], (2, 2), f32::INFINITY)
                 .iter()
                 .all(|d| d.is_infinite())
         );

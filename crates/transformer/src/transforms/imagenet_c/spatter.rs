@@ -5,6 +5,8 @@
 //! (3, 4) the image is `(4 - s) water(3) + (s - 3) mud(4)` (both from the same field, which
 //! severities 3 and 4 draw alike), so the drift grows continuously from water to mud.
 
+use std::cell::RefCell;
+
 use drift_core::ImageSize;
 
 use crate::PlanarImage;
@@ -12,7 +14,9 @@ use crate::imagenet_c::gaussian::{Border, gaussian_filter};
 use crate::imagenet_c::opencv::{
     box_blur_f32, box_blur_u8, canny, distance_transform, equalize_histogram, filter_3x3_u8,
 };
-use crate::imagenet_c::{Corruption, Draws, Scale, in_lanes, store_values};
+use crate::imagenet_c::{
+    Corruption, Draws, Scale, in_lanes, keep_scratch, store_values, take_scratch,
+};
 use crate::registry::{ParamColumn, Params, severity_value};
 
 /// The field's mean at severities 0 (identity) to 5.
@@ -113,7 +117,8 @@ impl Corruption for Spatter {
         let size = image.size();
         let shape = (size.width as usize, size.height as usize);
         let n = shape.0 * shape.1;
-        let mut field = vec![0.0; n];
+        // Planes of f64 kept per thread: fresh ones cost page faults on every image.
+        let mut field = take_scratch(&FIELD, n);
         draws.normal(loc, scale, &mut field);
         let water = (mud < 1.0).then(|| {
             let layer = water_layer(
@@ -126,6 +131,7 @@ impl Corruption for Spatter {
             (layer, 1.0 - mud)
         });
         let blots = (mud > 0.0).then(|| mud_layer(&field, shape));
+        keep_scratch(&FIELD, field);
         let mut row = vec![0.0; shape.0];
         for (channel, plane) in image.data_mut().chunks_exact_mut(n).enumerate() {
             // `np.float32(k) / 255.`: the f32 the plane holds.
@@ -182,7 +188,8 @@ fn water_layer(
     threshold: f64,
     intensity: f64,
 ) -> Vec<f32> {
-    let mut liquid = field.to_vec();
+    let mut liquid = take_scratch(&LIQUID, field.len());
+    liquid.copy_from_slice(field);
     gaussian_filter(
         &mut liquid,
         shape,
@@ -196,12 +203,11 @@ fn water_layer(
         .iter()
         .map(|&v| if v < threshold { 0 } else { (v * 255.0) as u8 })
         .collect();
+    keep_scratch(&LIQUID, liquid);
     let edges = canny(&bytes, shape, 50, 150);
     let away: Vec<u8> = edges.iter().map(|&e| 255 - e).collect();
-    let distance: Vec<f32> = distance_transform(&away, shape)
-        .into_iter()
-        .map(|d| if d > 20.0 { 20.0 } else { d })
-        .collect();
+    // `cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)`.
+    let distance = distance_transform(&away, shape, 20.0);
     let mut map: Vec<u8> = box_blur_f32(&distance, shape)
         .into_iter()
         .map(|d| d as u8)
@@ -225,7 +231,8 @@ fn water_layer(
 /// The mud's `m`: where the field blurred by 1 passes .65, blurred by 1.5 in f32, kept where it
 /// reaches .8.
 fn mud_layer(field: &[f64], shape: (usize, usize)) -> Vec<f32> {
-    let mut liquid = field.to_vec();
+    let mut liquid = take_scratch(&LIQUID, field.len());
+    liquid.copy_from_slice(field);
     gaussian_filter(
         &mut liquid,
         shape,
@@ -234,11 +241,12 @@ fn mud_layer(field: &[f64], shape: (usize, usize)) -> Vec<f32> {
         Border::Nearest,
         false,
     );
-    // `liquid[liquid < t] = 0`, then `liquid > t` as f32 (a value equal to t is no mud).
-    let mut blots: Vec<f64> = liquid
-        .iter()
-        .map(|&v| if v > MUD_THRESHOLD { 1.0 } else { 0.0 })
-        .collect();
+    // `liquid[liquid < t] = 0`, then `liquid > t` as f32 (a value equal to t is no mud), in
+    // place.
+    let mut blots = liquid;
+    for v in blots.iter_mut() {
+        *v = if *v > MUD_THRESHOLD { 1.0 } else { 0.0 };
+    }
     gaussian_filter(
         &mut blots,
         shape,
@@ -247,13 +255,20 @@ fn mud_layer(field: &[f64], shape: (usize, usize)) -> Vec<f32> {
         Border::Nearest,
         true,
     );
-    blots
-        .into_iter()
-        .map(|m| {
+    let blots_f32 = blots
+        .iter()
+        .map(|&m| {
             let m = m as f32;
             if m < 0.8 { 0.0 } else { m }
         })
-        .collect()
+        .collect();
+    keep_scratch(&LIQUID, blots);
+    blots_f32
+}
+
+thread_local! {
+    static FIELD: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    static LIQUID: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
