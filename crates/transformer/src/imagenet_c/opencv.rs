@@ -158,10 +158,20 @@ pub(crate) fn filter_3x3_u8(
 /// cumulative count (past the first level's) times `255 / (n - count of the first)` in f32,
 /// rounded half to even; an image of one level keeps it.
 pub(crate) fn equalize_histogram(plane: &mut [u8]) {
-    let mut histogram = [0u32; 256];
-    for &v in plane.iter() {
-        histogram[v as usize] += 1;
+    // Four histograms, a value each in turn, summed after: with one, a run of equal values
+    // waits on each count's store before the next increment.
+    let mut counts = [[0u32; 256]; 4];
+    let mut fours = plane.chunks_exact(4);
+    for four in &mut fours {
+        for (histogram, &v) in counts.iter_mut().zip(four) {
+            histogram[usize::from(v)] += 1;
+        }
     }
+    for &v in fours.remainder() {
+        counts[0][usize::from(v)] += 1;
+    }
+    let histogram: [u32; 256] =
+        std::array::from_fn(|level| counts.iter().map(|histogram| histogram[level]).sum());
     let Some(first) = histogram.iter().position(|&c| c > 0) else {
         return;
     };
