@@ -805,6 +805,11 @@ mod tests {
         let mut flat = vec![7u8; 5];
         equalize_histogram(&mut flat);
         assert_eq!(flat, [7; 5]);
+        // Counted four at a time with a remainder of three (the last value counts): the first
+        // level 0, the others their cumulative counts past it times 255 / 5.
+        let mut plane = vec![5u8, 9, 9, 5, 200, 9, 200];
+        equalize_histogram(&mut plane);
+        assert_eq!(plane, [0, 153, 153, 0, 255, 153, 255]);
     }
 
     #[test]
