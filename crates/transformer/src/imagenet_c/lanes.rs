@@ -58,8 +58,19 @@ impl Lanes {
     /// bits of each value over 2^52 (`rand` takes 53, which the exact conversion below cannot
     /// hold).
     pub(crate) fn fill_units(&mut self, out: &mut [f64]) {
+        self.fill_scaled_units(out, 0.0, 1.0);
+    }
+
+    /// `low + range u` of each uniform `u` of [`Lanes::fill_units`], in the same loop (`0 + 1 u`
+    /// is `u`).
+    pub(crate) fn fill_scaled_units(&mut self, out: &mut [f64], low: f64, range: f64) {
         debug_assert_eq!(out.len() % UNITS_PER_STEP, 0);
-        pulp::Arch::new().dispatch(FillUnits { lanes: self, out });
+        pulp::Arch::new().dispatch(FillUnits {
+            lanes: self,
+            out,
+            low,
+            range,
+        });
     }
 
     /// Fills `out` (a multiple of [`NORMALS_PER_STEP`] long) with standard normals: step k's
@@ -115,6 +126,8 @@ impl Lanes {
 struct FillUnits<'a> {
     lanes: &'a mut Lanes,
     out: &'a mut [f64],
+    low: f64,
+    range: f64,
 }
 
 impl pulp::WithSimd for FillUnits<'_> {
@@ -123,10 +136,13 @@ impl pulp::WithSimd for FillUnits<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let mut state = self.lanes.s;
+        // In locals: read through `self` in the loop, they can keep it scalar.
+        let (low, range) = (self.low, self.range);
         for block in self.out.chunks_exact_mut(UNITS_PER_STEP) {
             let bits = step(&mut state);
             for (value, bits) in block.iter_mut().zip(bits) {
-                *value = int_to_f64(bits >> 12) * (1.0 / 4_503_599_627_370_496.0);
+                let unit = int_to_f64(bits >> 12) * (1.0 / 4_503_599_627_370_496.0);
+                *value = low + range * unit;
             }
         }
         self.lanes.s = state;
@@ -410,10 +426,13 @@ mod tests {
             a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+        let mut scaled_lanes = simd.clone();
         simd.fill_units(&mut a);
         FillUnits {
             lanes: &mut scalar,
             out: &mut b,
+            low: 0.0,
+            range: 1.0,
         }
         .with_simd(pulp::Scalar::new());
         assert_eq!(
@@ -421,5 +440,11 @@ mod tests {
             b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
         assert!(a.iter().all(|u| (0.0..1.0).contains(u)));
+        // Scaled in the same loop: `low + range u` of the same uniforms.
+        let mut scaled = vec![0.0; a.len()];
+        scaled_lanes.fill_scaled_units(&mut scaled, -3.0, 7.5);
+        for (&s, &u) in scaled.iter().zip(&a) {
+            assert_eq!(s.to_bits(), (-3.0 + 7.5 * u).to_bits());
+        }
     }
 }

@@ -259,16 +259,22 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     }
 
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
-        self.fill_in_steps(out, |d| &mut d.spare_units, lanes::Lanes::fill_units);
         let range = high - low;
-        in_lanes(
-            #[inline(always)]
-            || {
-                for value in out {
-                    *value = low + range * *value;
-                }
-            },
-        );
+        let taken = self.spare_units.take(out);
+        for value in &mut out[..taken] {
+            *value = low + range * *value;
+        }
+        let out = &mut out[taken..];
+        let whole = out.len() / lanes::UNITS_PER_STEP * lanes::UNITS_PER_STEP;
+        let (steps, rest) = out.split_at_mut(whole);
+        // low + range u in the lanes' own loop, not in another pass.
+        self.lanes().fill_scaled_units(steps, low, range);
+        if !rest.is_empty() {
+            self.fill_in_steps(rest, |d| &mut d.spare_units, lanes::Lanes::fill_units);
+            for value in rest {
+                *value = low + range * *value;
+            }
+        }
     }
 
     fn integers(&mut self, low: i64, high: i64, out: &mut [i64]) {
@@ -1438,6 +1444,31 @@ mod tests {
                     let got = simd.vectorize(|| Count(u).with_simd(simd));
                     assert_eq!(got, want, "AVX-512 at {u}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn uniform_draws_are_one_stream_scaled_however_the_calls_cut_it() {
+        // The lanes scale whole steps in their loop, the spare values after: the same values
+        // as one call of units, each scaled by its call's bounds.
+        let lens = [5, 64, 1, 3000, 31, 33, 0, 7];
+        let mut a = NoiseRng::seed_from_u64(9);
+        let mut units = vec![0.0; lens.iter().sum()];
+        RngDraws::new(&mut a).uniform(0.0, 1.0, &mut units);
+        let mut b = NoiseRng::seed_from_u64(9);
+        let mut draws = RngDraws::new(&mut b);
+        let mut units = units.into_iter();
+        for (call, len) in lens.into_iter().enumerate() {
+            let (low, high) = (-(call as f64) * 1.5, 2.0 + call as f64);
+            let mut got = vec![0.0; len];
+            draws.uniform(low, high, &mut got);
+            for (g, u) in got.into_iter().zip(&mut units) {
+                assert_eq!(
+                    g.to_bits(),
+                    (low + (high - low) * u).to_bits(),
+                    "call {call}"
+                );
             }
         }
     }
