@@ -239,7 +239,9 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
     }
     // tan(22.5 degrees) in OpenCV's 15-bit fixed point.
     const TG22: i64 = 13573;
-    let mut state = take_scratch(&STATES, n);
+    // States with a frame (never a candidate), as the magnitudes: the hysteresis then visits a
+    // pixel's neighbours at fixed offsets, without a bounds test.
+    let mut state = take_scratch(&STATES, framed);
     state.fill(Edge::No);
     let mut stack = take_scratch(&STACK, 0);
     for y in 0..height {
@@ -252,6 +254,7 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
                 continue;
             }
             let i = y * width + x;
+            let framed_at = (y + 1) * stride + x + 1;
             let (gx, gy) = (dx[i], dy[i]);
             let ax = i64::from(gx.abs());
             let ay = i64::from(gy.abs()) << 15;
@@ -269,15 +272,15 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
                 continue;
             }
             if m > high {
-                state[i] = Edge::Yes;
-                stack.push(i);
+                state[framed_at] = Edge::Yes;
+                stack.push(framed_at);
             } else {
-                state[i] = Edge::Candidate;
+                state[framed_at] = Edge::Candidate;
             }
         }
     }
     keep_scratch(&CANNY, buffer);
-    hysteresis(state, stack, width)
+    hysteresis(state, stack, (width, height))
 }
 
 thread_local! {
@@ -296,27 +299,44 @@ enum Edge {
     Yes,
 }
 
-/// Canny's hysteresis: from the edges on `stack`, every 8-connected candidate becomes an edge;
-/// then 255 on edges, 0 elsewhere.
-fn hysteresis(mut state: Vec<Edge>, mut stack: Vec<usize>, width: usize) -> Vec<u8> {
-    let (w, h) = (width as isize, (state.len() / width) as isize);
+/// Canny's hysteresis on states with a frame of one pixel: from the edges on `stack` (framed
+/// places), every 8-connected candidate becomes an edge; then 255 on edges, 0 elsewhere, without
+/// the frame.
+fn hysteresis(
+    mut state: Vec<Edge>,
+    mut stack: Vec<usize>,
+    (width, height): (usize, usize),
+) -> Vec<u8> {
+    let stride = width + 2;
+    let neighbours = [
+        -(stride as isize) - 1,
+        -(stride as isize),
+        -(stride as isize) + 1,
+        -1,
+        1,
+        stride as isize - 1,
+        stride as isize,
+        stride as isize + 1,
+    ];
     while let Some(i) = stack.pop() {
-        let (y, x) = ((i / width) as isize, (i % width) as isize);
-        for (ny, nx) in (-1..=1).flat_map(|a| (-1..=1).map(move |b| (y + a, x + b))) {
-            if ny < 0 || nx < 0 || ny >= h || nx >= w {
-                continue;
-            }
-            let j = (ny * w + nx) as usize;
+        for offset in neighbours {
+            // Inside the frame: a framed place has every neighbour.
+            let j = i.wrapping_add_signed(offset);
             if state[j] == Edge::Candidate {
                 state[j] = Edge::Yes;
                 stack.push(j);
             }
         }
     }
-    let edges = state
-        .iter()
-        .map(|&s| if s == Edge::Yes { 255 } else { 0 })
-        .collect();
+    let mut edges = vec![0u8; width * height];
+    for (out, row) in edges
+        .chunks_exact_mut(width)
+        .zip(state[stride..].chunks_exact(stride))
+    {
+        for (e, &s) in out.iter_mut().zip(&row[1..]) {
+            *e = if s == Edge::Yes { 255 } else { 0 };
+        }
+    }
     keep_scratch(&STATES, state);
     keep_scratch(&STACK, stack);
     edges
@@ -583,7 +603,29 @@ mod tests {
                 }
             }
         }
-        hysteresis(state, stack, width)
+        hysteresis_by_pixel(state, stack, width)
+    }
+
+    /// The hysteresis on unframed states, each neighbour tested against the image's bounds.
+    fn hysteresis_by_pixel(mut state: Vec<Edge>, mut stack: Vec<usize>, width: usize) -> Vec<u8> {
+        let (w, h) = (width as isize, (state.len() / width) as isize);
+        while let Some(i) = stack.pop() {
+            let (y, x) = ((i / width) as isize, (i % width) as isize);
+            for (ny, nx) in (-1..=1).flat_map(|a| (-1..=1).map(move |b| (y + a, x + b))) {
+                if ny < 0 || nx < 0 || ny >= h || nx >= w {
+                    continue;
+                }
+                let j = (ny * w + nx) as usize;
+                if state[j] == Edge::Candidate {
+                    state[j] = Edge::Yes;
+                    stack.push(j);
+                }
+            }
+        }
+        state
+            .into_iter()
+            .map(|s| if s == Edge::Yes { 255 } else { 0 })
+            .collect()
     }
 
     /// [`distance_transform`] pixel by pixel, as OpenCV's loop runs: the form first checked against
