@@ -199,19 +199,32 @@ fn water_layer(
         false,
     );
     // `liquid[liquid < t] = 0`, then `(liquid * 255).astype(np.uint8)`: truncation.
-    let bytes: Vec<u8> = liquid
-        .iter()
-        .map(|&v| if v < threshold { 0 } else { (v * 255.0) as u8 })
-        .collect();
+    let bytes: Vec<u8> = in_lanes(
+        #[inline(always)]
+        || {
+            liquid
+                .iter()
+                .map(|&v| {
+                    if v < threshold {
+                        0
+                    } else {
+                        whole_byte(v * 255.0)
+                    }
+                })
+                .collect()
+        },
+    );
     keep_scratch(&LIQUID, liquid);
     let edges = canny(&bytes, shape, 50, 150);
     let away: Vec<u8> = edges.iter().map(|&e| 255 - e).collect();
     // `cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)`.
     let distance = distance_transform(&away, shape, 20.0);
-    let mut map: Vec<u8> = box_blur_f32(&distance, shape)
-        .into_iter()
-        .map(|d| d as u8)
-        .collect();
+    let blurred = box_blur_f32(&distance, shape);
+    // `.astype(np.uint8)`: the distances lie in [0, 20].
+    let mut map: Vec<u8> = in_lanes(
+        #[inline(always)]
+        || blurred.iter().map(|&d| whole_byte(f64::from(d))).collect(),
+    );
     equalize_histogram(&mut map);
     let map = box_blur_u8(&filter_3x3_u8(&map, shape, EMBOSS), shape);
     let product: Vec<f32> = bytes
@@ -226,6 +239,18 @@ fn water_layer(
     }
     let intensity = intensity as f32;
     product.into_iter().map(|m| m / max * intensity).collect()
+}
+
+/// The whole part of `v >= 0` as a byte, 255 from 255 up (`as u8`), by compares and adds
+/// that SIMD lanes have: Rust's saturating float-to-integer cast keeps a loop scalar. `v +
+/// 2^52` rounds `v` to the nearest whole number in its low mantissa bits; the whole part is
+/// that, or one less where it rounded up.
+#[inline(always)]
+fn whole_byte(v: f64) -> u8 {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let v = if v < 255.0 { v } else { 255.0 };
+    let big = v + TWO_52;
+    (big.to_bits() - u64::from(big - TWO_52 > v)) as u8
 }
 
 /// The mud's `m`: where the field blurred by 1 passes .65, blurred by 1.5 in f32, kept where it
@@ -299,6 +324,18 @@ mod tests {
             .map(|(x, y)| f64::from(x.abs_diff(*y)))
             .sum::<f64>()
             / a.len() as f64
+    }
+
+    #[test]
+    fn whole_bytes_are_the_truncating_casts() {
+        let mut unit = crate::imagenet_c::test_units(3);
+        let edges = [
+            0.0, 0.5, 1.0, 1.5, 2.5, 19.999_999, 20.0, 254.5, 254.999, 255.0, 255.5, 1e9,
+        ];
+        let values = edges.into_iter().chain((0..10_000).map(|_| unit() * 300.0));
+        for v in values {
+            assert_eq!(whole_byte(v), v as u8, "{v}");
+        }
     }
 
     #[test]
