@@ -151,6 +151,33 @@ impl<'a, R: rand::Rng + ?Sized> RngDraws<'a, R> {
             .get_or_insert_with(|| lanes::Lanes::seeded_from(self.rng))
     }
 
+    /// `a + b v` of each value `v` of a stream whose steps give `N` values: the spare values
+    /// scaled here, whole steps by `fill_scaled` in the lanes' own loop (not in another pass),
+    /// the rest from a spare step (`fill`).
+    fn fill_affine<const N: usize>(
+        &mut self,
+        out: &mut [f64],
+        (a, b): (f64, f64),
+        spare: fn(&mut Self) -> &mut Spare<N>,
+        fill_scaled: fn(&mut lanes::Lanes, &mut [f64], f64, f64),
+        fill: fn(&mut lanes::Lanes, &mut [f64]),
+    ) {
+        let taken = spare(self).take(out);
+        for value in &mut out[..taken] {
+            *value = a + b * *value;
+        }
+        let out = &mut out[taken..];
+        let whole = out.len() / N * N;
+        let (steps, rest) = out.split_at_mut(whole);
+        fill_scaled(self.lanes(), steps, a, b);
+        if !rest.is_empty() {
+            self.fill_in_steps(rest, spare, fill);
+            for value in rest {
+                *value = a + b * *value;
+            }
+        }
+    }
+
     /// Fills `out` from a stream whose steps give `N` values each (`fill` makes whole steps).
     fn fill_in_steps<const N: usize>(
         &mut self,
@@ -202,21 +229,13 @@ impl<const N: usize> Spare<N> {
 
 impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     fn normal(&mut self, loc: f64, scale: f64, out: &mut [f64]) {
-        let taken = self.spare_normals.take(out);
-        for value in &mut out[..taken] {
-            *value = loc + scale * *value;
-        }
-        let out = &mut out[taken..];
-        let whole = out.len() / lanes::NORMALS_PER_STEP * lanes::NORMALS_PER_STEP;
-        let (steps, rest) = out.split_at_mut(whole);
-        // loc + scale z in the lanes' own loop, not in another pass.
-        self.lanes().fill_scaled_normals(steps, loc, scale);
-        if !rest.is_empty() {
-            self.fill_in_steps(rest, |d| &mut d.spare_normals, lanes::Lanes::fill_normals);
-            for value in rest {
-                *value = loc + scale * *value;
-            }
-        }
+        self.fill_affine(
+            out,
+            (loc, scale),
+            |d| &mut d.spare_normals,
+            lanes::Lanes::fill_scaled_normals,
+            lanes::Lanes::fill_normals,
+        );
     }
 
     fn standard_normals_f32(&mut self, out: &mut [f32]) -> bool {
@@ -259,22 +278,13 @@ impl<R: rand::Rng + ?Sized> Draws for RngDraws<'_, R> {
     }
 
     fn uniform(&mut self, low: f64, high: f64, out: &mut [f64]) {
-        let range = high - low;
-        let taken = self.spare_units.take(out);
-        for value in &mut out[..taken] {
-            *value = low + range * *value;
-        }
-        let out = &mut out[taken..];
-        let whole = out.len() / lanes::UNITS_PER_STEP * lanes::UNITS_PER_STEP;
-        let (steps, rest) = out.split_at_mut(whole);
-        // low + range u in the lanes' own loop, not in another pass.
-        self.lanes().fill_scaled_units(steps, low, range);
-        if !rest.is_empty() {
-            self.fill_in_steps(rest, |d| &mut d.spare_units, lanes::Lanes::fill_units);
-            for value in rest {
-                *value = low + range * *value;
-            }
-        }
+        self.fill_affine(
+            out,
+            (low, high - low),
+            |d| &mut d.spare_units,
+            lanes::Lanes::fill_scaled_units,
+            lanes::Lanes::fill_units,
+        );
     }
 
     fn integers(&mut self, low: i64, high: i64, out: &mut [i64]) {
