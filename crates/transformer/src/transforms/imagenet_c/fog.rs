@@ -206,14 +206,15 @@ fn spread_pairs(even: &[f32], odd: &[f32], out: &mut [f32]) {
 }
 
 /// [`spread_pairs`] by sixteen pairs at a time with AVX-512 lane permutes (six `vpermt2ps` for
-/// 96 values, where scalar stores took 96): how many pairs it did, 0 without AVX-512. `pulp`
+/// 96 values, where scalar stores took 96), else [`spread_pairs_avx2`]: how many pairs it did.
+/// `pulp`
 /// offers no permute in its portable vectors, but its AVX-512 token calls the intrinsic safely,
 /// and `pulp::cast` moves the lanes in and out.
 #[cfg(target_arch = "x86_64")]
 fn spread_pairs_permuted(even: &[f32], odd: &[f32], out: &mut [f32]) -> usize {
     use core::arch::x86_64::{__m512, __m512i};
     let Some(simd) = pulp::x86::V4::try_new() else {
-        return 0;
+        return spread_pairs_avx2(even, odd, out);
     };
     // Output value j of a block is pixel j / 3's term: lane p / 2 of `even` (an even pixel p)
     // or of `odd` (index 16 + p / 2).
@@ -247,6 +248,60 @@ fn spread_pairs_permuted(even: &[f32], odd: &[f32], out: &mut [f32]) -> usize {
         },
     );
     16 * blocks
+}
+
+/// [`spread_pairs_permuted`] with AVX2 (eight pairs at a time: each output vector permutes
+/// both terms' vectors and blends them): how many pairs it did, 0 without AVX2.
+#[cfg(target_arch = "x86_64")]
+fn spread_pairs_avx2(even: &[f32], odd: &[f32], out: &mut [f32]) -> usize {
+    use core::arch::x86_64::{__m256, __m256i};
+    let Some(simd) = pulp::x86::V3::try_new() else {
+        return 0;
+    };
+    // Output value j of a block is pixel j / 3's term: lane p / 2 of `even` or of `odd`, the
+    // latter where the blend's mask has its sign bit (an odd pixel).
+    const INDICES: [[i32; 8]; 6] = {
+        let mut indices = [[0; 8]; 6];
+        let mut j = 0;
+        while j < 48 {
+            indices[j / 8][j % 8] = (j / 3 / 2) as i32;
+            j += 1;
+        }
+        indices
+    };
+    const FROM_ODD: [[f32; 8]; 6] = {
+        let mut masks = [[0.0; 8]; 6];
+        let mut j = 0;
+        while j < 48 {
+            masks[j / 8][j % 8] = if (j / 3) % 2 == 1 { -1.0 } else { 0.0 };
+            j += 1;
+        }
+        masks
+    };
+    let blocks = (out.len() / 48).min(even.len() / 8).min(odd.len() / 8);
+    simd.vectorize(
+        #[inline(always)]
+        || {
+            let indices: [__m256i; 6] = INDICES.map(pulp::cast);
+            let masks: [__m256; 6] = FROM_ODD.map(pulp::cast);
+            for b in 0..blocks {
+                let lanes = |values: &[f32]| -> __m256 {
+                    let eight: [f32; 8] = values[8 * b..][..8].try_into().expect("8");
+                    pulp::cast(eight)
+                };
+                let (e, o) = (lanes(even), lanes(odd));
+                let vectors = out[48 * b..][..48].chunks_exact_mut(8);
+                for ((chunk, &index), &mask) in vectors.zip(&indices).zip(&masks) {
+                    let from_even = simd.avx2._mm256_permutevar8x32_ps(e, index);
+                    let from_odd = simd.avx2._mm256_permutevar8x32_ps(o, index);
+                    let spread: [f32; 8] =
+                        pulp::cast(simd.avx._mm256_blendv_ps(from_even, from_odd, mask));
+                    chunk.copy_from_slice(&spread);
+                }
+            }
+        },
+    );
+    8 * blocks
 }
 
 /// Without x86-64, the scalar loop does it all.
@@ -303,6 +358,14 @@ mod tests {
             spread_pairs(&even, &odd, &mut out);
             let want: Vec<f32> = (0..3 * width).map(|j| (j / 3) as f32).collect();
             assert_eq!(out, want, "{width}");
+            // The AVX2 form alone (taken where AVX-512 is missing), on the pairs it does.
+            #[cfg(target_arch = "x86_64")]
+            {
+                let mut out = vec![-1.0f32; 3 * width];
+                let done = spread_pairs_avx2(&even, &odd, &mut out);
+                assert_eq!(out[..6 * done], want[..6 * done], "AVX2, {width}");
+                assert!(out[6 * done..].iter().all(|&v| v == -1.0), "AVX2, {width}");
+            }
         }
     }
 
