@@ -205,6 +205,15 @@ fn spread_pairs(even: &[f32], odd: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Where value `j` of a block of [`spread_pairs`] comes from: pixel `j / 3`'s term, lane
+/// `pixel / 2` of `even` (an even pixel) or of `odd` (`true`). The permutes' tables are built
+/// from it.
+#[cfg(target_arch = "x86_64")]
+const fn spread_source(j: usize) -> (usize, bool) {
+    let pixel = j / 3;
+    (pixel / 2, pixel % 2 == 1)
+}
+
 /// [`spread_pairs`] by sixteen pairs at a time with AVX-512 lane permutes (six `vpermt2ps` for
 /// 96 values, where scalar stores took 96), else [`spread_pairs_avx2`]: how many pairs it did.
 /// `pulp`
@@ -216,14 +225,13 @@ fn spread_pairs_permuted(even: &[f32], odd: &[f32], out: &mut [f32]) -> usize {
     let Some(simd) = pulp::x86::V4::try_new() else {
         return spread_pairs_avx2(even, odd, out);
     };
-    // Output value j of a block is pixel j / 3's term: lane p / 2 of `even` (an even pixel p)
-    // or of `odd` (index 16 + p / 2).
+    // `odd`'s lanes are 16 on in the two-source permute's index.
     const INDICES: [[i32; 16]; 6] = {
         let mut indices = [[0; 16]; 6];
         let mut j = 0;
         while j < 96 {
-            let pixel = j / 3;
-            indices[j / 16][j % 16] = (pixel / 2 + 16 * (pixel % 2)) as i32;
+            let (lane, from_odd) = spread_source(j);
+            indices[j / 16][j % 16] = (lane + if from_odd { 16 } else { 0 }) as i32;
             j += 1;
         }
         indices
@@ -258,13 +266,12 @@ fn spread_pairs_avx2(even: &[f32], odd: &[f32], out: &mut [f32]) -> usize {
     let Some(simd) = pulp::x86::V3::try_new() else {
         return 0;
     };
-    // Output value j of a block is pixel j / 3's term: lane p / 2 of `even` or of `odd`, the
-    // latter where the blend's mask has its sign bit (an odd pixel).
+    // Each value's lane in both permutes, and the blend's mask: its sign bit picks `odd`.
     const INDICES: [[i32; 8]; 6] = {
         let mut indices = [[0; 8]; 6];
         let mut j = 0;
         while j < 48 {
-            indices[j / 8][j % 8] = (j / 3 / 2) as i32;
+            indices[j / 8][j % 8] = spread_source(j).0 as i32;
             j += 1;
         }
         indices
@@ -273,7 +280,7 @@ fn spread_pairs_avx2(even: &[f32], odd: &[f32], out: &mut [f32]) -> usize {
         let mut masks = [[0.0; 8]; 6];
         let mut j = 0;
         while j < 48 {
-            masks[j / 8][j % 8] = if (j / 3) % 2 == 1 { -1.0 } else { 0.0 };
+            masks[j / 8][j % 8] = if spread_source(j).1 { -1.0 } else { 0.0 };
             j += 1;
         }
         masks
