@@ -80,9 +80,7 @@ pub(crate) struct RawPlasma {
 impl RawPlasma {
     /// The corners `C`, the diamonds on their rows `R` and columns `Q`, the centres `M`.
     fn grids(&self) -> [&[f64]; 4] {
-        let n = self.k * self.k;
-        let region = |r: usize| &self.buffer[r * n..][..n];
-        [region(self.corners), region(2), region(3), region(1)]
+        last_grids(&self.buffer, self.k, self.corners)
     }
 
     /// Row `y` of the map as two rows of half its width: its even columns, then its odd ones.
@@ -97,6 +95,14 @@ impl RawPlasma {
     pub(crate) fn keep(self) {
         keep_scratch(&GRIDS, self.buffer);
     }
+}
+
+/// The last level's grids in the six `k x k` regions of `buffer`, the corners in region
+/// `corners`: `C`, `R`, `Q`, `M`.
+fn last_grids(buffer: &[f64], k: usize, corners: usize) -> [&[f64]; 4] {
+    let n = k * k;
+    let region = |r: usize| &buffer[r * n..][..n];
+    [region(corners), region(2), region(3), region(1)]
 }
 
 thread_local! {
@@ -153,17 +159,13 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> Opti
         k *= 2;
         wibble /= decay;
     }
-    let mut plasma = RawPlasma {
+    let extremes = extremes(last_grids(&buffer, last, corners_at));
+    Some(RawPlasma {
         buffer,
         k: last,
         corners: corners_at,
-        extremes: Extremes {
-            min: 0.0,
-            range: 0.0,
-        },
-    };
-    plasma.extremes = extremes(plasma.grids());
-    Some(plasma)
+        extremes,
+    })
 }
 
 /// The squares' centres of a level of `k x k` corners `c`: `c + roll(c, -1, 0)` (in `sums`),
