@@ -124,18 +124,20 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> Opti
     }
     let last = size / 2;
     let quarter = last * last;
-    let mut buffer = take_scratch(&GRIDS, 6 * quarter);
+    // The six grids, then a row of `last + 1` values for the kernels' wrapped rows.
+    let mut buffer = take_scratch(&GRIDS, 6 * quarter + last + 1);
     let mut corners_at = 0;
     buffer[0] = 0.0;
     let mut k = 1;
     let mut wibble = 100.0;
     loop {
         let n = k * k;
+        let (grids, row) = buffer.split_at_mut(6 * quarter);
         let [first, centres, row_diamonds, column_diamonds, second, noise]: [&mut [f64]; 6] = {
-            let mut regions = buffer.chunks_exact_mut(quarter);
+            let mut regions = grids.chunks_exact_mut(quarter);
             std::array::from_fn(|_| regions.next().expect("six regions"))
         };
-        let (c, sums) = if corners_at == 0 {
+        let (c, next) = if corners_at == 0 {
             (first, second)
         } else {
             (second, first)
@@ -143,18 +145,25 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> Opti
         let c = &c[..n];
         // Squares: `c + roll(c, -1, 0)`, plus its roll along axis 1, / 4, + wibble U.
         draws.uniform(-wibble, wibble, &mut noise[..n]);
-        squares(k, wibble, c, &mut sums[..n], &noise[..n], &mut centres[..n]);
+        squares(k, wibble, c, row, &noise[..n], &mut centres[..n]);
         let m = &centres[..n];
         draws.uniform(-wibble, wibble, &mut noise[..n]);
-        diamonds_on_rows(k, wibble, (c, m), &noise[..n], &mut row_diamonds[..n]);
+        diamonds_on_rows(k, wibble, (c, m), row, &noise[..n], &mut row_diamonds[..n]);
         draws.uniform(-wibble, wibble, &mut noise[..n]);
-        diamonds_on_columns(k, wibble, (c, m), &noise[..n], &mut column_diamonds[..n]);
+        diamonds_on_columns(
+            k,
+            wibble,
+            (c, m),
+            row,
+            &noise[..n],
+            &mut column_diamonds[..n],
+        );
         if k == last {
             break;
         }
         // The next level's corners, 2k x 2k, into the other corners' region.
         let (r, q) = (&row_diamonds[..n], &column_diamonds[..n]);
-        interleave(k, [c, r, q, m], &mut sums[..4 * n]);
+        interleave(k, [c, r, q, m], &mut next[..4 * n]);
         corners_at = 4 - corners_at;
         k *= 2;
         wibble /= decay;
@@ -168,75 +177,102 @@ pub(crate) fn raw_plasma(size: usize, decay: f64, draws: &mut dyn Draws) -> Opti
     })
 }
 
-/// The squares' centres of a level of `k x k` corners `c`: `c + roll(c, -1, 0)` (in `sums`),
-/// plus its roll along axis 1, / 4, + `wibble` times the draws `u`.
-fn squares(k: usize, wibble: f64, c: &[f64], sums: &mut [f64], u: &[f64], m: &mut [f64]) {
+/// `row` then its first value again, in `wrapped` (`k + 1` values): a row's neighbour on the
+/// right of its last value is its first (`roll` along axis 1), and with the row wrapped so, each
+/// loop below runs over all `k` values, a multiple of the lanes from k = 8 on (a loop over
+/// `k - 1` left its last 31 values to a scalar remainder).
+#[inline(always)]
+fn wrap(row: &[f64], wrapped: &mut [f64]) {
+    let k = row.len();
+    wrapped[..k].copy_from_slice(row);
+    wrapped[k] = row[0];
+}
+
+/// The squares' centres of a level of `k x k` corners `c`: with `s = c + roll(c, -1, 0)`,
+/// `s + roll(s, -1, 1)`, / 4, + `wibble` times the draws `u`. `row` is scratch of `k + 1`
+/// values, where each row of `s` is wrapped.
+fn squares(k: usize, wibble: f64, c: &[f64], row: &mut [f64], u: &[f64], m: &mut [f64]) {
     in_lanes(
         #[inline(always)]
         || {
-            // Each row plus the next (the last plus the first).
             for i in 0..k {
                 let below = (i + 1) % k;
-                let (row, next) = (&c[i * k..][..k], &c[below * k..][..k]);
-                for ((s, &a), &b) in sums[i * k..][..k].iter_mut().zip(row).zip(next) {
+                let (top, bottom) = (&c[i * k..][..k], &c[below * k..][..k]);
+                let s = &mut row[..=k];
+                for ((s, &a), &b) in s.iter_mut().zip(top).zip(bottom) {
                     *s = a + b;
                 }
-            }
-            for i in 0..k {
-                let (s, u, out) = (&sums[i * k..][..k], &u[i * k..][..k], &mut m[i * k..][..k]);
-                // The last column's neighbour is the first (a test inside the loop keeps it
-                // scalar).
-                for j in 0..k - 1 {
-                    out[j] = (s[j] + s[j + 1]) / 4.0 + wibble * u[j];
+                s[k] = s[0];
+                let (u, out) = (&u[i * k..][..k], &mut m[i * k..][..k]);
+                let pairs = s[..k].iter().zip(&s[1..]);
+                for ((o, &u), (&left, &right)) in out.iter_mut().zip(u).zip(pairs) {
+                    *o = (left + right) / 4.0 + wibble * u;
                 }
-                out[k - 1] = (s[k - 1] + s[0]) / 4.0 + wibble * u[k - 1];
             }
         },
     );
 }
 
 /// The diamonds on the corner rows: `(m + roll(m, 1, 0)) + (c + roll(c, -1, 1))`, / 4, +
-/// `wibble` times the draws `u`.
-fn diamonds_on_rows(k: usize, wibble: f64, (c, m): (&[f64], &[f64]), u: &[f64], r: &mut [f64]) {
+/// `wibble` times the draws `u`. `row` is scratch of `k + 1` values.
+fn diamonds_on_rows(
+    k: usize,
+    wibble: f64,
+    (c, m): (&[f64], &[f64]),
+    row: &mut [f64],
+    u: &[f64],
+    r: &mut [f64],
+) {
     in_lanes(
         #[inline(always)]
         || {
             for i in 0..k {
                 let above = (i + k - 1) % k;
                 let (mi, ma) = (&m[i * k..][..k], &m[above * k..][..k]);
-                let (ci, u, out) = (&c[i * k..][..k], &u[i * k..][..k], &mut r[i * k..][..k]);
-                let value = |j: usize, next: usize| {
-                    let down = mi[j] + ma[j];
-                    let across = ci[j] + ci[next];
-                    (down + across) / 4.0 + wibble * u[j]
-                };
-                for (j, o) in out[..k - 1].iter_mut().enumerate() {
-                    *o = value(j, j + 1);
+                let ci = &mut row[..=k];
+                wrap(&c[i * k..][..k], ci);
+                let (u, out) = (&u[i * k..][..k], &mut r[i * k..][..k]);
+                let across = ci[..k].iter().zip(&ci[1..]);
+                let down = mi.iter().zip(ma);
+                for ((o, &u), ((&left, &right), (&here, &up))) in
+                    out.iter_mut().zip(u).zip(across.zip(down))
+                {
+                    *o = ((here + up) + (left + right)) / 4.0 + wibble * u;
                 }
-                out[k - 1] = value(k - 1, 0);
             }
         },
     );
 }
 
 /// The diamonds on the corner columns: `(m + roll(m, 1, 1)) + (c + roll(c, -1, 0))`, / 4, +
-/// `wibble` times the draws `u`.
-fn diamonds_on_columns(k: usize, wibble: f64, (c, m): (&[f64], &[f64]), u: &[f64], q: &mut [f64]) {
+/// `wibble` times the draws `u`. `row` is scratch of `k + 1` values.
+fn diamonds_on_columns(
+    k: usize,
+    wibble: f64,
+    (c, m): (&[f64], &[f64]),
+    row: &mut [f64],
+    u: &[f64],
+    q: &mut [f64],
+) {
     in_lanes(
         #[inline(always)]
         || {
             for i in 0..k {
                 let below = (i + 1) % k;
-                let (mi, ci, cb) = (&m[i * k..][..k], &c[i * k..][..k], &c[below * k..][..k]);
+                let (ci, cb) = (&c[i * k..][..k], &c[below * k..][..k]);
+                // `m + roll(m, 1, 1)`: each value plus the one on its left, the first's left
+                // the last; so the row wrapped the other way, its last value first.
+                let mi = &m[i * k..][..k];
+                let shifted = &mut row[..=k];
+                shifted[0] = mi[k - 1];
+                shifted[1..].copy_from_slice(mi);
                 let (u, out) = (&u[i * k..][..k], &mut q[i * k..][..k]);
-                let value = |j: usize, previous: usize| {
-                    let across = mi[j] + mi[previous];
-                    let down = ci[j] + cb[j];
-                    (across + down) / 4.0 + wibble * u[j]
-                };
-                out[0] = value(0, k - 1);
-                for (j, o) in out.iter_mut().enumerate().skip(1) {
-                    *o = value(j, j - 1);
+                let across = shifted[1..].iter().zip(&shifted[..k]);
+                let down = ci.iter().zip(cb);
+                for ((o, &u), ((&here, &left), (&a, &b))) in
+                    out.iter_mut().zip(u).zip(across.zip(down))
+                {
+                    *o = ((here + left) + (a + b)) / 4.0 + wibble * u;
                 }
             }
         },
