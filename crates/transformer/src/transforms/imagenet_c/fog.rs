@@ -151,12 +151,14 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let (near_half, min) = (self.near_half, self.extremes.min);
         let (ratio32, offset) = (ratio as f32, 255.0 * strength * ratio);
         let w = self.width;
+        // A value's level in f32 (`255 v`), rounded, and whether it lies near a rounding edge.
+        let level_of = |byte: u8, term: f32| {
+            rounded_level(f32::from(byte).mul_add(ratio32, term), 0.5 - near_half)
+        };
         let half = w.div_ceil(2);
         let mut even_terms = vec![0.0f32; half];
         let mut odd_terms = vec![0.0f32; half];
         let mut terms = vec![0.0f32; 3 * w];
-        // Which values of the row are near a rounding edge (1) or not (0).
-        let mut near = vec![0u8; 3 * w];
         for (y, row) in self.pixels.chunks_exact_mut(3 * w).enumerate() {
             let plasma = (self.row)(y);
             let term = |p: f64| (offset * ((p - min) * inverse_range)) as f32;
@@ -167,28 +169,42 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
                 *t = term(p);
             }
             spread_pairs(&even_terms, &odd_terms, &mut terms);
-            let mut count = 0u32;
-            for ((byte, n), &term) in row.iter_mut().zip(near.iter_mut()).zip(&terms) {
-                let level = f32::from(*byte).mul_add(ratio32, term);
-                let (rounded, is_near) = rounded_level(level, 0.5 - near_half);
-                // A near value keeps its byte for the recomputation below.
-                *byte = if is_near { *byte } else { rounded };
-                *n = u8::from(is_near);
-                count += u32::from(*n);
-            }
-            if count > 0 {
-                for at in set_places(&near) {
-                    // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
-                    let x = f64::from(row[at]) / 255.0;
-                    let column = at / 3;
-                    let p = plasma[column % 2][column / 2];
-                    let v = (x + strength * self.extremes.normalised(p)) * max / scale;
-                    row[at] = rounded_unit_byte_lanes(v);
+            // By chunks: each chunk's values into `rounded`, with whether any lies near a
+            // rounding edge (about one chunk in 40), then back into the row. A chunk with one
+            // finds which from its bytes, still in the row, and mends those in f64.
+            for (c, (bytes, terms)) in row.chunks_mut(CHUNK).zip(terms.chunks(CHUNK)).enumerate() {
+                let mut rounded = [0u8; CHUNK];
+                let rounded = &mut rounded[..bytes.len()];
+                let mut any_near = false;
+                for ((r, &byte), &term) in rounded.iter_mut().zip(&*bytes).zip(terms) {
+                    let (byte, is_near) = level_of(byte, term);
+                    *r = byte;
+                    any_near |= is_near;
                 }
+                if any_near {
+                    let mut near = [0u8; CHUNK];
+                    let near = &mut near[..bytes.len()];
+                    for ((n, &byte), &term) in near.iter_mut().zip(&*bytes).zip(terms) {
+                        *n = u8::from(level_of(byte, term).1);
+                    }
+                    for at in set_places(near) {
+                        // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
+                        let x = f64::from(bytes[at]) / 255.0;
+                        let column = (c * CHUNK + at) / 3;
+                        let p = plasma[column % 2][column / 2];
+                        let v = (x + strength * self.extremes.normalised(p)) * max / scale;
+                        rounded[at] = rounded_unit_byte_lanes(v);
+                    }
+                }
+                bytes.copy_from_slice(rounded);
             }
         }
     }
 }
+
+/// Values per chunk of [`AddFogToBytes`]: a few vectors, so that going over a chunk again where
+/// a value lies near a rounding edge costs little.
+const CHUNK: usize = 64;
 
 /// Each pixel's term over its three values: pixel `x`'s is `even[x / 2]` for an even `x`,
 /// `odd[x / 2]` for an odd one; `out` is three values a pixel.
