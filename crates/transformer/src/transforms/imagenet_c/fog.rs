@@ -151,9 +151,13 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
         let (near_half, min) = (self.near_half, self.extremes.min);
         let (ratio32, offset) = (ratio as f32, 255.0 * strength * ratio);
         let w = self.width;
-        // A value's level in f32 (`255 v`), rounded, and whether it lies near a rounding edge.
-        let level_of = |byte: u8, term: f32| {
-            rounded_level(f32::from(byte).mul_add(ratio32, term), 0.5 - near_half)
+        let values = FogValues {
+            ratio32,
+            near_half,
+            strength,
+            max,
+            scale,
+            extremes: self.extremes,
         };
         let half = w.div_ceil(2);
         let mut even_terms = vec![0.0f32; half];
@@ -169,36 +173,69 @@ impl pulp::WithSimd for AddFogToBytes<'_> {
                 *t = term(p);
             }
             spread_pairs(&even_terms, &odd_terms, &mut terms);
-            // By chunks: each chunk's values into `rounded`, with whether any lies near a
-            // rounding edge (about one chunk in 40), then back into the row. A chunk with one
-            // finds which from its bytes, still in the row, and mends those in f64.
-            for (c, (bytes, terms)) in row.chunks_mut(CHUNK).zip(terms.chunks(CHUNK)).enumerate() {
-                let mut rounded = [0u8; CHUNK];
-                let rounded = &mut rounded[..bytes.len()];
-                let mut any_near = false;
-                for ((r, &byte), &term) in rounded.iter_mut().zip(&*bytes).zip(terms) {
-                    let (byte, is_near) = level_of(byte, term);
-                    *r = byte;
-                    any_near |= is_near;
-                }
-                if any_near {
-                    let mut near = [0u8; CHUNK];
-                    let near = &mut near[..bytes.len()];
-                    for ((n, &byte), &term) in near.iter_mut().zip(&*bytes).zip(terms) {
-                        *n = u8::from(level_of(byte, term).1);
-                    }
-                    for at in set_places(near) {
-                        // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
-                        let x = f64::from(bytes[at]) / 255.0;
-                        let column = (c * CHUNK + at) / 3;
-                        let p = plasma[column % 2][column / 2];
-                        let v = (x + strength * self.extremes.normalised(p)) * max / scale;
-                        rounded[at] = rounded_unit_byte_lanes(v);
-                    }
-                }
-                bytes.copy_from_slice(rounded);
+            // Whole chunks apart from the last, short one: their length is known, and their
+            // copies are two vectors, not calls of `memcpy`.
+            let whole = row.len() / CHUNK * CHUNK;
+            let mut chunks = row.chunks_exact_mut(CHUNK);
+            for (c, (bytes, terms)) in (&mut chunks).zip(terms.chunks_exact(CHUNK)).enumerate() {
+                values.chunk(plasma, c * CHUNK, bytes, terms);
+            }
+            values.chunk(plasma, whole, chunks.into_remainder(), &terms[whole..]);
+        }
+    }
+}
+
+/// How [`AddFogToBytes`] finds a row's bytes, a chunk at a time.
+struct FogValues {
+    ratio32: f32,
+    near_half: f32,
+    strength: f64,
+    max: f64,
+    scale: f64,
+    extremes: Extremes,
+}
+
+impl FogValues {
+    /// A value's level in f32 (`255 v`) from its byte and its pixel's term, rounded, and whether
+    /// it lies near a rounding edge.
+    #[inline(always)]
+    fn level(&self, byte: u8, term: f32) -> (u8, bool) {
+        rounded_level(
+            f32::from(byte).mul_add(self.ratio32, term),
+            0.5 - self.near_half,
+        )
+    }
+
+    /// The values of a chunk of a row (`from` its first one's place in the row), into
+    /// `rounded`, with whether any lies near a rounding edge (about one chunk in 40), then back
+    /// into the row. A chunk with one finds which from its bytes, still in the row, and mends
+    /// those in f64.
+    #[inline(always)]
+    fn chunk(&self, plasma: [&[f64]; 2], from: usize, bytes: &mut [u8], terms: &[f32]) {
+        let mut rounded = [0u8; CHUNK];
+        let rounded = &mut rounded[..bytes.len()];
+        let mut any_near = false;
+        for ((r, &byte), &term) in rounded.iter_mut().zip(&*bytes).zip(terms) {
+            let (byte, is_near) = self.level(byte, term);
+            *r = byte;
+            any_near |= is_near;
+        }
+        if any_near {
+            let mut near = [0u8; CHUNK];
+            let near = &mut near[..bytes.len()];
+            for ((n, &byte), &term) in near.iter_mut().zip(&*bytes).zip(terms) {
+                *n = u8::from(self.level(byte, term).1);
+            }
+            for at in set_places(near) {
+                // `k / 255` as `Unit::unit_lanes` computes it, then the package's order.
+                let x = f64::from(bytes[at]) / 255.0;
+                let column = (from + at) / 3;
+                let p = plasma[column % 2][column / 2];
+                let v = (x + self.strength * self.extremes.normalised(p)) * self.max / self.scale;
+                rounded[at] = rounded_unit_byte_lanes(v);
             }
         }
+        bytes.copy_from_slice(rounded);
     }
 }
 
