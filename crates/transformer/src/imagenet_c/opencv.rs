@@ -237,73 +237,195 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
             m_row[x] = gx.abs() + gy.abs();
         }
     }
-    // tan(22.5 degrees) in OpenCV's 15-bit fixed point.
-    const TG22: i64 = 13573;
     // States with a frame (never a candidate), as the magnitudes: the hysteresis then visits a
     // pixel's neighbours at fixed offsets, without a bounds test.
     let mut state = take_scratch(&STATES, framed);
-    state.fill(Edge::No);
+    state.fill(edge::NO);
     let mut stack = take_scratch(&STACK, 0);
-    for y in 0..height {
-        let [above, here, below] =
-            std::array::from_fn(|k| &magnitude[(y + k) * stride..][..stride]);
-        for x in 0..width {
-            // Column x of the image is x + 1 of the framed rows.
-            let m = here[x + 1];
-            if m <= low {
-                continue;
-            }
-            let i = y * width + x;
-            let framed_at = (y + 1) * stride + x + 1;
-            let (gx, gy) = (dx[i], dy[i]);
-            let ax = i64::from(gx.abs());
-            let ay = i64::from(gy.abs()) << 15;
-            let tg22x = ax * TG22;
-            let maximum = if ay < tg22x {
-                m > here[x] && m >= here[x + 2]
-            } else if ay > tg22x + (ax << 16) {
-                m > above[x + 1] && m >= below[x + 1]
-            } else if (gx ^ gy) < 0 {
-                m > above[x + 2] && m > below[x]
-            } else {
-                m > above[x] && m > below[x + 2]
-            };
-            if !maximum {
-                continue;
-            }
-            if m > high {
-                state[framed_at] = Edge::Yes;
-                stack.push(framed_at);
-            } else {
-                state[framed_at] = Edge::Candidate;
-            }
-        }
-    }
+    pulp::Arch::new().dispatch(Suppress {
+        magnitude,
+        gradients: (dx, dy),
+        state: &mut state,
+        stack: &mut stack,
+        shape: (width, height),
+        thresholds: (low, high),
+    });
     keep_scratch(&CANNY, buffer);
     hysteresis(state, stack, (width, height))
 }
 
 thread_local! {
     static CANNY: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
-    static STATES: RefCell<Vec<Edge>> = const { RefCell::new(Vec::new()) };
+    static STATES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     static STACK: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A pixel's state in Canny: not an edge, a candidate (a maximum past the low threshold), or an
-/// edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Edge {
-    #[default]
-    No,
-    Candidate,
-    Yes,
+/// A pixel's state in Canny, one u32 lane each: not an edge, a candidate (a maximum past the
+/// low threshold), or an edge.
+mod edge {
+    pub(super) const NO: u32 = 0;
+    pub(super) const CANDIDATE: u32 = 1;
+    pub(super) const YES: u32 = 2;
+}
+
+/// tan(22.5 degrees) in OpenCV's 15-bit fixed point, and its test for 67.5 degrees
+/// (`tg22x + (ax << 16)`), in i32: a Sobel gradient is at most 4 x 255, and 1020 x 79,109 <
+/// 2^31.
+const TAN_22: i32 = 13_573;
+const TAN_67: i32 = TAN_22 + (1 << 16);
+
+/// OpenCV's direction test and thresholds in Canny: a pixel's state from its gradients and the
+/// framed magnitudes around it (`[above, here, below]`, each `[left, middle, right]`, its own in
+/// the middle). The gradient is across (within 22.5 degrees of the x axis), along (beyond 67.5),
+/// or diagonal, and the pixel is a candidate where its magnitude passes `low` and is a maximum
+/// against its two neighbours that way.
+#[inline(always)]
+fn pixel_state((gx, gy): (i32, i32), around: [[i32; 3]; 3], (low, high): (i32, i32)) -> u32 {
+    let [
+        [up_left, up, up_right],
+        [left, m, right],
+        [down_left, down, down_right],
+    ] = around;
+    if m <= low {
+        return edge::NO;
+    }
+    let (ax, ay) = (gx.abs(), gy.abs() * (1 << 15));
+    let maximum = if ay < ax * TAN_22 {
+        m > left && m >= right
+    } else if ay > ax * TAN_67 {
+        m > up && m >= down
+    } else if (gx ^ gy) < 0 {
+        m > up_right && m > down_left
+    } else {
+        m > up_left && m > down_right
+    };
+    match (maximum, m > high) {
+        (false, _) => edge::NO,
+        (true, false) => edge::CANDIDATE,
+        (true, true) => edge::YES,
+    }
+}
+
+/// Canny's non-maximum suppression and thresholds ([`pixel_state`]) over the image, a vector
+/// of pixels at a time: every way's test and both neighbours' compares in all lanes, then
+/// selects, where the loop by pixel branched on each (LLVM kept that loop, and branch-free
+/// forms of it, scalar). The edges go on `stack` in the image's order.
+struct Suppress<'a> {
+    /// Framed as the states.
+    magnitude: &'a [i32],
+    gradients: (&'a [i32], &'a [i32]),
+    state: &'a mut [u32],
+    stack: &'a mut Vec<usize>,
+    shape: (usize, usize),
+    thresholds: (i32, i32),
+}
+
+impl pulp::WithSimd for Suppress<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let (width, height) = self.shape;
+        let stride = width + 2;
+        let lanes = std::mem::size_of::<S::u32s>() / 4;
+        let (low, high) = self.thresholds;
+        let zero = simd.splat_i32s(0);
+        let [low_v, high_v] = [low, high].map(|t| simd.splat_i32s(t));
+        let [tan_22, tan_67, shift] = [TAN_22, TAN_67, 1 << 15].map(|t| simd.splat_i32s(t));
+        let (candidate, yes, no) = (
+            simd.splat_u32s(edge::CANDIDATE),
+            simd.splat_u32s(edge::YES),
+            simd.splat_u32s(edge::NO),
+        );
+        let ones = simd.splat_u32s(u32::MAX);
+        // Which vectors of a row hold an edge.
+        let mut with_edges = Vec::new();
+        for y in 0..height {
+            // Image row y is framed row y + 1, column x framed column x + 1.
+            let rows: [[&[i32]; 3]; 3] = std::array::from_fn(|k| {
+                std::array::from_fn(|j| &self.magnitude[(y + k) * stride + j..][..width])
+            });
+            let (gx, gy) = (
+                &self.gradients.0[y * width..][..width],
+                &self.gradients.1[y * width..][..width],
+            );
+            let around = rows.map(|row| row.map(|values| S::as_simd_i32s(values).0));
+            let (gx_v, gy_v) = (S::as_simd_i32s(gx).0, S::as_simd_i32s(gy).0);
+            let framed_row = (y + 1) * stride + 1;
+            let out = &mut self.state[framed_row..][..width];
+            let (out_vectors, _) = S::as_mut_simd_u32s(out);
+            let whole = out_vectors.len() * lanes;
+            with_edges.clear();
+            for (v, out) in out_vectors.iter_mut().enumerate() {
+                // Each read on its own: arrays of vectors built by `map` were `memcpy` calls.
+                let [above, here, below] = &around;
+                let (up_left, up, up_right) = (above[0][v], above[1][v], above[2][v]);
+                let (left, m, right) = (here[0][v], here[1][v], here[2][v]);
+                let (down_left, down, down_right) = (below[0][v], below[1][v], below[2][v]);
+                let (gx, gy) = (gx_v[v], gy_v[v]);
+                let ax = simd.max_i32s(gx, simd.sub_i32s(zero, gx));
+                let ay = simd.mul_i32s(simd.max_i32s(gy, simd.sub_i32s(zero, gy)), shift);
+                let across = simd.less_than_i32s(ay, simd.mul_i32s(ax, tan_22));
+                let along = simd.greater_than_i32s(ay, simd.mul_i32s(ax, tan_67));
+                let rising = simd.less_than_i32s(simd.xor_i32s(gx, gy), zero);
+                // All ones where `m` is past the neighbour before and past (or level with) the
+                // one after: masks are bits on some widths, so the choice of a way is made
+                // between lanes of ones and zeros.
+                let pair = |before: S::i32s, after: S::i32s, or_level: bool| {
+                    let past_after = if or_level {
+                        simd.greater_than_or_equal_i32s(m, after)
+                    } else {
+                        simd.greater_than_i32s(m, after)
+                    };
+                    let both = simd.and_m32s(simd.greater_than_i32s(m, before), past_after);
+                    simd.select_u32s(both, ones, no)
+                };
+                let diagonal = simd.select_u32s(
+                    rising,
+                    pair(up_right, down_left, false),
+                    pair(up_left, down_right, false),
+                );
+                let maximum = simd.select_u32s(
+                    across,
+                    pair(left, right, true),
+                    simd.select_u32s(along, pair(up, down, true), diagonal),
+                );
+                let past_low = simd.greater_than_i32s(m, low_v);
+                let past_high = simd.greater_than_i32s(m, high_v);
+                let level =
+                    simd.select_u32s(past_high, yes, simd.select_u32s(past_low, candidate, no));
+                *out = simd.and_u32s(maximum, level);
+                let is_edge = simd.equal_u32s(*out, yes);
+                if simd.first_true_m32s(is_edge) < lanes {
+                    with_edges.push(v);
+                }
+            }
+            // The pixels past the last whole vector, one by one.
+            for x in whole..width {
+                let around = rows.map(|row| row.map(|values| values[x]));
+                out[x] = pixel_state((gx[x], gy[x]), around, (low, high));
+            }
+            for &v in &with_edges {
+                for (x, &s) in out[v * lanes..][..lanes].iter().enumerate() {
+                    if s == edge::YES {
+                        self.stack.push(framed_row + v * lanes + x);
+                    }
+                }
+            }
+            for (x, &s) in out.iter().enumerate().skip(whole) {
+                if s == edge::YES {
+                    self.stack.push(framed_row + x);
+                }
+            }
+        }
+    }
 }
 
 /// Canny's hysteresis on states with a frame of one pixel: from the edges on `stack` (framed
 /// places), every 8-connected candidate becomes an edge; then 255 on edges, 0 elsewhere, without
 /// the frame.
 fn hysteresis(
-    mut state: Vec<Edge>,
+    mut state: Vec<u32>,
     mut stack: Vec<usize>,
     (width, height): (usize, usize),
 ) -> Vec<u8> {
@@ -322,8 +444,8 @@ fn hysteresis(
         for offset in neighbours {
             // Inside the frame: a framed place has every neighbour.
             let j = i.wrapping_add_signed(offset);
-            if state[j] == Edge::Candidate {
-                state[j] = Edge::Yes;
+            if state[j] == edge::CANDIDATE {
+                state[j] = edge::YES;
                 stack.push(j);
             }
         }
@@ -334,7 +456,7 @@ fn hysteresis(
         .zip(state[stride..].chunks_exact(stride))
     {
         for (e, &s) in out.iter_mut().zip(&row[1..]) {
-            *e = if s == Edge::Yes { 255 } else { 0 };
+            *e = if s == edge::YES { 255 } else { 0 };
         }
     }
     keep_scratch(&STATES, state);
@@ -533,6 +655,14 @@ fn chain_step<const S: usize>(values: &[f32], next: &mut [f32], way: Direction) 
 mod tests {
     use super::*;
 
+    /// A pixel's state in the reference: not an edge, a candidate, or an edge.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Edge {
+        No,
+        Candidate,
+        Yes,
+    }
+
     /// [`canny`] pixel by pixel, each read clamped: the form first checked against the package,
     /// now the reference of the row-wise one.
     fn canny_by_pixel(
@@ -704,6 +834,33 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn canny_in_lanes_is_canny_by_pixel_on_noise() {
+        // Noise turns every way and ties neighbours often; widths with and without a short
+        // last vector, thresholds low enough that most pixels are tested.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for (w, h) in [(37, 29), (64, 48), (5, 7), (130, 3)] {
+            for smooth in [1, 3] {
+                let plane: Vec<u8> = (0..w * h)
+                    .map(|i| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Coarser levels for the smoother planes: more equal neighbours.
+                        ((state >> 56) as u8) / smooth * smooth + (i % w) as u8 / 8
+                    })
+                    .collect();
+                for (low, high) in [(50, 150), (10, 30), (0, 400)] {
+                    assert_eq!(
+                        canny(&plane, (w, h), low, high),
+                        canny_by_pixel(&plane, (w, h), low, high),
+                        "{w}x{h} {smooth} {low} {high}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
