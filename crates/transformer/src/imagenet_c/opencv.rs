@@ -256,16 +256,16 @@ pub(crate) fn canny(plane: &[u8], (width, height): (usize, usize), low: i32, hig
 
 thread_local! {
     static CANNY: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
-    static STATES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static STATES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static STACK: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A pixel's state in Canny, one u32 lane each: not an edge, a candidate (a maximum past the
-/// low threshold), or an edge.
+/// A pixel's state in Canny, a byte (a u32 lane while the suppression computes it): not an
+/// edge, a candidate (a maximum past the low threshold), or an edge.
 mod edge {
-    pub(super) const NO: u32 = 0;
-    pub(super) const CANDIDATE: u32 = 1;
-    pub(super) const YES: u32 = 2;
+    pub(super) const NO: u8 = 0;
+    pub(super) const CANDIDATE: u8 = 1;
+    pub(super) const YES: u8 = 2;
 }
 
 /// tan(22.5 degrees) in OpenCV's 15-bit fixed point, and its test for 67.5 degrees
@@ -280,7 +280,7 @@ const TAN_67: i32 = TAN_22 + (1 << 16);
 /// or diagonal, and the pixel is a candidate where its magnitude passes `low` and is a maximum
 /// against its two neighbours that way.
 #[inline(always)]
-fn pixel_state((gx, gy): (i32, i32), around: [[i32; 3]; 3], (low, high): (i32, i32)) -> u32 {
+fn pixel_state((gx, gy): (i32, i32), around: [[i32; 3]; 3], (low, high): (i32, i32)) -> u8 {
     let [
         [up_left, up, up_right],
         [left, m, right],
@@ -314,7 +314,7 @@ struct Suppress<'a> {
     /// Framed as the states.
     magnitude: &'a [i32],
     gradients: (&'a [i32], &'a [i32]),
-    state: &'a mut [u32],
+    state: &'a mut [u8],
     stack: &'a mut Vec<usize>,
     shape: (usize, usize),
     thresholds: (i32, i32),
@@ -333,13 +333,14 @@ impl pulp::WithSimd for Suppress<'_> {
         let [low_v, high_v] = [low, high].map(|t| simd.splat_i32s(t));
         let [tan_22, tan_67, shift] = [TAN_22, TAN_67, 1 << 15].map(|t| simd.splat_i32s(t));
         let (candidate, yes, no) = (
-            simd.splat_u32s(edge::CANDIDATE),
-            simd.splat_u32s(edge::YES),
-            simd.splat_u32s(edge::NO),
+            simd.splat_u32s(edge::CANDIDATE.into()),
+            simd.splat_u32s(edge::YES.into()),
+            simd.splat_u32s(edge::NO.into()),
         );
         let ones = simd.splat_u32s(u32::MAX);
-        // Which vectors of a row hold an edge.
+        // Which vectors of a row hold an edge; the row's states in u32 lanes.
         let mut with_edges = Vec::new();
+        let mut lanes_of_row = vec![0u32; width];
         for y in 0..height {
             // Image row y is framed row y + 1, column x framed column x + 1.
             let rows: [[&[i32]; 3]; 3] = std::array::from_fn(|k| {
@@ -352,7 +353,7 @@ impl pulp::WithSimd for Suppress<'_> {
             let around = rows.map(|row| row.map(|values| S::as_simd_i32s(values).0));
             let (gx_v, gy_v) = (S::as_simd_i32s(gx).0, S::as_simd_i32s(gy).0);
             let framed_row = (y + 1) * stride + 1;
-            let out = &mut self.state[framed_row..][..width];
+            let out = &mut lanes_of_row[..];
             let (out_vectors, _) = S::as_mut_simd_u32s(out);
             let whole = out_vectors.len() * lanes;
             with_edges.clear();
@@ -403,17 +404,21 @@ impl pulp::WithSimd for Suppress<'_> {
             // The pixels past the last whole vector, one by one.
             for x in whole..width {
                 let around = rows.map(|row| row.map(|values| values[x]));
-                out[x] = pixel_state((gx[x], gy[x]), around, (low, high));
+                out[x] = pixel_state((gx[x], gy[x]), around, (low, high)).into();
+            }
+            // The states as bytes (a narrowing store per vector).
+            for (state, &lane) in self.state[framed_row..][..width].iter_mut().zip(&*out) {
+                *state = lane as u8;
             }
             for &v in &with_edges {
                 for (x, &s) in out[v * lanes..][..lanes].iter().enumerate() {
-                    if s == edge::YES {
+                    if s == u32::from(edge::YES) {
                         self.stack.push(framed_row + v * lanes + x);
                     }
                 }
             }
             for (x, &s) in out.iter().enumerate().skip(whole) {
-                if s == edge::YES {
+                if s == u32::from(edge::YES) {
                     self.stack.push(framed_row + x);
                 }
             }
@@ -425,7 +430,7 @@ impl pulp::WithSimd for Suppress<'_> {
 /// places), every 8-connected candidate becomes an edge; then 255 on edges, 0 elsewhere, without
 /// the frame.
 fn hysteresis(
-    mut state: Vec<u32>,
+    mut state: Vec<u8>,
     mut stack: Vec<usize>,
     (width, height): (usize, usize),
 ) -> Vec<u8> {
