@@ -854,7 +854,7 @@ mod tests {
                         state ^= state >> 7;
                         state ^= state << 17;
                         // Coarser levels for the smoother planes: more equal neighbours.
-                        ((state >> 56) as u8) / smooth * smooth + (i % w) as u8 / 8
+                        (((state >> 56) as u8) / smooth * smooth).wrapping_add((i % w) as u8 / 8)
                     })
                     .collect();
                 for (low, high) in [(50, 150), (10, 30), (0, 400)] {
